@@ -1,0 +1,3 @@
+module example.com/hello-ko
+
+go 1.22

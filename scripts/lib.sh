@@ -1,0 +1,68 @@
+# Shared helpers for the project's scripts. Source it: `. "$(dirname "$0")/lib.sh"`.
+# shellcheck shell=bash
+
+# Print a step header to stderr.
+step() {
+	printf '==> %s\n' "$*" >&2
+}
+
+die() {
+	printf 'error: %s\n' "$*" >&2
+	exit 1
+}
+
+# Run a command as root: directly when we are root, else through sudo.
+as_root() {
+	if [[ $(id -u) -eq 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "need root to run: $*"
+	fi
+}
+
+# True when the Debian package is installed.
+deb_installed() { # PACKAGE
+	[[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+# Install the Debian packages that are missing; calls apt-get only when something is
+# missing, and `apt-get update` only when the package lists are absent or stale.
+ensure_debs() { # PACKAGE...
+	local missing=() pkg
+	for pkg in "$@"; do
+		deb_installed "$pkg" || missing+=("$pkg")
+	done
+	[[ ${#missing[@]} -gt 0 ]] || return 0
+	command -v apt-get >/dev/null 2>&1 ||
+		die "missing packages (${missing[*]}) and no apt-get to install them"
+	step "installing ${missing[*]}"
+	local install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}")
+	if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	fi
+	if ! as_root "${install[@]}"; then
+		# The lists may be stale (a package moved to a new version): refresh once and retry.
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+		as_root "${install[@]}"
+	fi
+}
+
+# True when something accepts TCP connections on 127.0.0.1:PORT.
+port_in_use() { # PORT
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Print a free loopback port in [BASE, BASE+RANGE).
+free_port() { # [BASE] [RANGE]
+	local base=${1:-5000} range=${2:-1000} port i
+	for ((i = 0; i < 100; i++)); do
+		port=$((base + RANDOM % range))
+		if ! port_in_use "$port"; then
+			echo "$port"
+			return 0
+		fi
+	done
+	die "no free port found in $base..$((base + range - 1))"
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The project's one test command: lint, build, then run every test against real
+# services on 127.0.0.1 (a registry now; more services as the suite grows).
+#
+#   scripts/test.sh [ARGS FOR cargo test...]     e.g. scripts/test.sh -- --nocapture
+#
+# Installs what it needs (Debian packages, rustfmt/clippy) when missing. Honours
+# CARGO_TARGET_DIR. Exports for the tests:
+#   KO_TEST_REGISTRY   host:port of a plain-HTTP registry (distribution 2.8)
+#   KO_TEST_BIN_DIR    directory of the freshly built debug binaries
+set -euo pipefail
+
+# Resolve a relative CARGO_TARGET_DIR against the caller's directory before moving.
+if [[ -n "${CARGO_TARGET_DIR:-}" && "${CARGO_TARGET_DIR}" != /* ]]; then
+	CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
+	export CARGO_TARGET_DIR
+fi
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+# --- tools -----------------------------------------------------------------
+
+step "checking tools"
+# registry: the test registry; skopeo + umoci + runc: inspect and run built images
+# (see tests/it/util.rs); curl: readiness probes; git: the fixtures live in a worktree.
+ensure_debs docker-registry skopeo umoci runc curl git ca-certificates
+
+command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH (install Rust with rustup)"
+command -v go >/dev/null 2>&1 || die "go not found on PATH (the tests build Go apps; install Go >= 1.22)"
+
+if command -v rustup >/dev/null 2>&1; then
+	installed=$(rustup component list --installed 2>/dev/null || true)
+	for comp in rustfmt clippy; do
+		if ! grep -q "^$comp" <<<"$installed"; then
+			step "rustup component add $comp"
+			rustup component add "$comp"
+		fi
+	done
+else
+	cargo fmt --version >/dev/null 2>&1 || die "cargo fmt is missing (rustfmt)"
+	cargo clippy --version >/dev/null 2>&1 || die "cargo clippy is missing (clippy)"
+fi
+
+# --- services --------------------------------------------------------------
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-ko-test.XXXXXX")
+cleanup() {
+	local rc=$?
+	scripts/registry.sh stop "$WORK/registry" || true
+	rm -rf "$WORK"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step "starting registry"
+started=""
+for _ in 1 2 3; do
+	port=$(free_port 5000 1000)
+	if scripts/registry.sh start "$WORK/registry" "$port"; then
+		started=1
+		break
+	fi
+done
+[[ -n "$started" ]] || die "could not start the test registry"
+export KO_TEST_REGISTRY="127.0.0.1:$port"
+
+export KO_TEST_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+
+# --- checks ----------------------------------------------------------------
+
+step "cargo fmt --all --check"
+cargo fmt --all --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build --workspace --bins"
+cargo build --workspace --bins
+
+step "cargo test --workspace $* (KO_TEST_REGISTRY=$KO_TEST_REGISTRY)"
+cargo test --workspace "$@"

@@ -1,0 +1,289 @@
+//! Base images: the built-in static base or an image (or index) in a registry, resolved once
+//! per reference per run, and narrowed to the platforms the user asked for.
+
+pub mod builtin;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+
+use crate::cache::{Cache, CacheError};
+use crate::digest::Digest;
+use crate::image::layer::LayerError;
+use crate::image::manifest::{Descriptor, Index, Manifest, MediaFamily, is_index};
+use crate::image::{Blob, BlobSource};
+use crate::platform::{Platform, PlatformRequest};
+use crate::registry::{Reference, ReferenceError, RegistryClient, RegistryError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaseError {
+    #[error("base image {reference:?}: {source}")]
+    Reference { reference: String, source: ReferenceError },
+    #[error("base image {reference}: {source}")]
+    Registry { reference: String, source: RegistryError },
+    #[error("base image {reference}: {detail}")]
+    Invalid { reference: String, detail: String },
+    #[error("base image {reference} has no image for {wanted}; it offers: {offered}")]
+    NoPlatform { reference: String, wanted: String, offered: String },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("building the built-in base: {0}")]
+    Layer(#[from] LayerError),
+}
+
+/// One platform's base image.
+#[derive(Clone, Debug)]
+pub struct BaseImage {
+    /// The reference written into the base-name annotation.
+    pub name: String,
+    pub digest: Digest,
+    pub family: MediaFamily,
+    pub manifest: Manifest,
+    pub config: serde_json::Value,
+    pub layers: Vec<Blob>,
+    pub platform: Platform,
+    /// The base index's descriptor for this image, when the base is an index.
+    pub descriptor: Option<Descriptor>,
+}
+
+/// The base images to build on, one per platform, and whether they came from an index.
+#[derive(Clone, Debug)]
+pub struct BaseSet {
+    pub images: Vec<BaseImage>,
+    /// The base index's name, digest and media family, when several platforms were picked from one.
+    pub index: Option<(String, Digest, MediaFamily)>,
+}
+
+struct RemoteIndex {
+    name: String,
+    digest: Digest,
+    family: MediaFamily,
+    reference: Reference,
+    index: Index,
+}
+
+enum Resolved {
+    Builtin,
+    Image(Box<BaseImage>),
+    Index(Box<RemoteIndex>),
+}
+
+/// Resolves base references, each at most once per run.
+pub struct BaseResolver {
+    client: Arc<RegistryClient>,
+    cache: Cache,
+    memo: Mutex<HashMap<String, Arc<OnceCell<Arc<Resolved>>>>>,
+}
+
+fn display_name(reference: &Reference) -> String {
+    if reference.tag.is_none() && reference.digest.is_none() {
+        format!("{reference}:latest")
+    } else {
+        reference.to_string()
+    }
+}
+
+impl BaseResolver {
+    pub fn new(client: Arc<RegistryClient>, cache: Cache) -> Self {
+        BaseResolver { client, cache, memo: Mutex::new(HashMap::new()) }
+    }
+
+    async fn resolve(&self, reference: &str) -> Result<Arc<Resolved>, BaseError> {
+        let cell = self.memo.lock().expect("base memo lock").entry(reference.to_string()).or_default().clone();
+        cell.get_or_try_init(|| async {
+            if builtin::is_builtin(reference) {
+                return Ok(Arc::new(Resolved::Builtin));
+            }
+            let parsed = Reference::parse(reference)
+                .map_err(|source| BaseError::Reference { reference: reference.to_string(), source })?;
+            let name = display_name(&parsed);
+            let fetched = self
+                .client
+                .manifest(&parsed)
+                .await
+                .map_err(|source| BaseError::Registry { reference: name.clone(), source })?;
+            let invalid = |detail: String| BaseError::Invalid { reference: name.clone(), detail };
+            let family = MediaFamily::of_manifest(&fetched.media_type)
+                .ok_or_else(|| invalid(format!("unsupported manifest media type {:?}", fetched.media_type)))?;
+            if is_index(&fetched.media_type) {
+                let index: Index = serde_json::from_slice(&fetched.bytes).map_err(|e| invalid(e.to_string()))?;
+                return Ok(Arc::new(Resolved::Index(Box::new(RemoteIndex {
+                    name,
+                    digest: fetched.digest,
+                    family,
+                    reference: parsed,
+                    index,
+                }))));
+            }
+            let image = self.image_from_manifest(&parsed, &name, fetched.digest, &fetched.bytes, family, None).await?;
+            Ok(Arc::new(Resolved::Image(Box::new(image))))
+        })
+        .await
+        .cloned()
+    }
+
+    async fn image_from_manifest(
+        &self,
+        reference: &Reference,
+        name: &str,
+        digest: Digest,
+        bytes: &[u8],
+        family: MediaFamily,
+        descriptor: Option<Descriptor>,
+    ) -> Result<BaseImage, BaseError> {
+        let invalid = |detail: String| BaseError::Invalid { reference: name.to_string(), detail };
+        let manifest: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| invalid(format!("unreadable manifest: {e}")))?;
+        let repo = &reference.repository;
+        let config_digest = manifest.config.digest.clone();
+        if !self.cache.has_blob(&config_digest) {
+            let temp = self.cache.temp_file()?;
+            self.client
+                .fetch_blob(repo, &config_digest, temp.path())
+                .await
+                .map_err(|source| BaseError::Registry { reference: name.to_string(), source })?;
+            self.cache.commit_blob(temp, &config_digest)?;
+        }
+        let config_bytes = std::fs::read(self.cache.blob_path(&config_digest))
+            .map_err(|source| CacheError { path: self.cache.blob_path(&config_digest), source })?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&config_bytes).map_err(|e| invalid(format!("unreadable config: {e}")))?;
+        let text = |k: &str| config.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let platform = Platform {
+            os: text("os").unwrap_or_else(|| "linux".into()),
+            arch: text("architecture").unwrap_or_else(|| "amd64".into()),
+            variant: text("variant"),
+            os_version: text("os.version"),
+        };
+        let layers = manifest
+            .layers
+            .iter()
+            .map(|d| Blob {
+                descriptor: d.clone(),
+                source: if self.cache.has_blob(&d.digest) {
+                    BlobSource::Cache
+                } else {
+                    BlobSource::Remote(repo.clone())
+                },
+            })
+            .collect();
+        Ok(BaseImage { name: name.to_string(), digest, family, manifest, config, layers, platform, descriptor })
+    }
+
+    /// The base images for `reference` on the requested platforms. `None` means no platform
+    /// was asked for: a single-image base is used as it is, anything else means linux/amd64.
+    pub async fn images(&self, reference: &str, request: Option<&PlatformRequest>) -> Result<BaseSet, BaseError> {
+        let resolved = self.resolve(reference).await?;
+        match &*resolved {
+            Resolved::Builtin => {
+                let platforms = match request {
+                    None => vec![Platform::linux("amd64")],
+                    Some(PlatformRequest::All) => builtin::all_platforms(),
+                    Some(PlatformRequest::List(list)) => {
+                        list.iter().map(|p| complete_for_builtin(p, reference)).collect::<Result<_, _>>()?
+                    }
+                };
+                let images = platforms.iter().map(|p| builtin::image(&self.cache, p)).collect::<Result<Vec<_>, _>>()?;
+                Ok(BaseSet { images, index: None })
+            }
+            Resolved::Image(image) => {
+                let ok = match request {
+                    None | Some(PlatformRequest::All) => true,
+                    Some(PlatformRequest::List(list)) => list.iter().any(|p| p.matches(&image.platform)),
+                };
+                if !ok {
+                    return Err(BaseError::NoPlatform {
+                        reference: image.name.clone(),
+                        wanted: describe_request(request),
+                        offered: image.platform.to_string(),
+                    });
+                }
+                Ok(BaseSet { images: vec![(**image).clone()], index: None })
+            }
+            Resolved::Index(remote) => {
+                let RemoteIndex { name, digest, family, reference: parsed, index } = &**remote;
+                let default = PlatformRequest::List(vec![Platform::linux("amd64")]);
+                let request = request.unwrap_or(&default);
+                let offered: Vec<(&Descriptor, Platform)> =
+                    index.manifests.iter().map(|d| (d, d.platform.clone().unwrap_or_default())).collect();
+                for (d, _) in &offered {
+                    if is_index(&d.media_type) {
+                        return Err(BaseError::Invalid {
+                            reference: name.clone(),
+                            detail: format!("it nests another index ({}), which is not supported", d.digest),
+                        });
+                    }
+                }
+                let chosen: Vec<&Descriptor> = match request {
+                    PlatformRequest::All => offered
+                        .iter()
+                        .filter(|(_, p)| Platform::default().matches(p) && !p.os.is_empty())
+                        .map(|(d, _)| *d)
+                        .collect(),
+                    PlatformRequest::List(list) => {
+                        for want in list {
+                            if !offered.iter().any(|(_, p)| want.matches(p)) {
+                                return Err(BaseError::NoPlatform {
+                                    reference: name.clone(),
+                                    wanted: want.to_string(),
+                                    offered: offered
+                                        .iter()
+                                        .filter(|(_, p)| p.os != "unknown")
+                                        .map(|(_, p)| p.to_string())
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                });
+                            }
+                        }
+                        offered.iter().filter(|(_, p)| list.iter().any(|w| w.matches(p))).map(|(d, _)| *d).collect()
+                    }
+                };
+                let mut images = Vec::new();
+                for d in chosen {
+                    let child = Reference { digest: Some(d.digest.clone()), ..parsed.clone() };
+                    let fetched = self
+                        .client
+                        .manifest(&child)
+                        .await
+                        .map_err(|source| BaseError::Registry { reference: name.clone(), source })?;
+                    let mut image = self
+                        .image_from_manifest(parsed, name, fetched.digest, &fetched.bytes, *family, Some(d.clone()))
+                        .await?;
+                    if let Some(p) = &d.platform {
+                        image.platform = p.clone();
+                    }
+                    images.push(image);
+                }
+                let index = (images.len() > 1).then(|| (name.clone(), digest.clone(), *family));
+                Ok(BaseSet { images, index })
+            }
+        }
+    }
+}
+
+fn describe_request(request: Option<&PlatformRequest>) -> String {
+    match request {
+        Some(PlatformRequest::List(list)) => list.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+        _ => "all".into(),
+    }
+}
+
+/// The built-in base serves any Linux platform Go targets; a bare `linux` means amd64.
+fn complete_for_builtin(p: &Platform, reference: &str) -> Result<Platform, BaseError> {
+    if p.os != "linux" {
+        return Err(BaseError::NoPlatform {
+            reference: reference.to_string(),
+            wanted: p.to_string(),
+            offered: "any linux platform".into(),
+        });
+    }
+    let mut p = p.clone();
+    if p.arch.is_empty() {
+        p.arch = "amd64".into();
+    }
+    if p.arch == "arm" && p.variant.is_none() {
+        p.variant = Some("v7".into());
+    }
+    Ok(p)
+}

@@ -1,0 +1,159 @@
+//! One import path to one artifact: pick the base, build the kodata layer once, then for each
+//! platform run `go build`, wrap the binary in its layer and assemble the image; several
+//! platforms make an index. Shared by every command that builds.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::future::try_join_all;
+use tokio::sync::Semaphore;
+
+use crate::base::{BaseError, BaseResolver, BaseSet, builtin};
+use crate::cache::Cache;
+use crate::config::KoConfig;
+use crate::error::Error;
+use crate::gobuild::{BuildFlags, GoTool, Package};
+use crate::image::assemble::{self, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, AddedLayer, ImageSettings};
+use crate::image::{Artifact, app, kodata};
+use crate::output;
+use crate::platform::PlatformRequest;
+use crate::time::{epoch_from_env, rfc3339};
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Image settings from flags that apply to every image of the run.
+#[derive(Clone, Debug, Default)]
+pub struct ImageFlags {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub user: Option<String>,
+}
+
+pub struct Builder {
+    pub config: KoConfig,
+    pub go: GoTool,
+    pub cache: Cache,
+    pub bases: BaseResolver,
+    pub platforms: Option<PlatformRequest>,
+    pub flags: BuildFlags,
+    pub image: ImageFlags,
+    pub jobs: Arc<Semaphore>,
+    source_date: Option<i64>,
+    kodata_date: Option<i64>,
+}
+
+impl Builder {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: KoConfig,
+        go: GoTool,
+        cache: Cache,
+        bases: BaseResolver,
+        platforms: Option<PlatformRequest>,
+        flags: BuildFlags,
+        image: ImageFlags,
+        jobs: usize,
+    ) -> Result<Builder, Error> {
+        Ok(Builder {
+            config,
+            go,
+            cache,
+            bases,
+            platforms,
+            flags,
+            image,
+            jobs: Arc::new(Semaphore::new(jobs.max(1))),
+            source_date: epoch_from_env("SOURCE_DATE_EPOCH")?,
+            kodata_date: epoch_from_env("KO_DATA_DATE_EPOCH")?,
+        })
+    }
+
+    pub fn base_reference(&self, import_path: &str) -> String {
+        self.config.base_for(import_path).unwrap_or(builtin::BUILTIN_BASE).to_string()
+    }
+
+    /// Builds the artifact for one package.
+    pub async fn build(&self, package: &Package) -> Result<Artifact, Error> {
+        let base_ref = self.base_reference(&package.import_path);
+        let bases: BaseSet = self.bases.images(&base_ref, self.platforms.as_ref()).await?;
+        let first = bases
+            .images
+            .first()
+            .ok_or_else(|| BaseError::Invalid { reference: base_ref.clone(), detail: "no image matched".into() })?;
+        output::step(format!("Using base {}@{} for {}", first.name, first.digest, package.import_path));
+        if let Some(b) = &package.config {
+            output::detail(format!("Using build config {} for {}", b.id, package.import_path));
+        }
+
+        let kodata_mtime = self.kodata_date.unwrap_or(0).max(0) as u64;
+        let cache = self.cache.clone();
+        let dir = package.dir.clone();
+        let kodata = tokio::task::spawn_blocking(move || kodata::build_layer(&cache, &dir, kodata_mtime))
+            .await
+            .expect("kodata task")?;
+        let name = app::binary_name(&package.import_path);
+        let created_by = format!("kubectl-ko build ko://{}", package.import_path);
+        let settings = ImageSettings {
+            entrypoint: vec![app::entrypoint(&name)],
+            labels: self.image.labels.clone(),
+            annotations: self.image.annotations.clone(),
+            user: self.image.user.clone(),
+            created: self.source_date.map(rfc3339),
+        };
+
+        let images = try_join_all(bases.images.iter().map(|base| {
+            let kodata = kodata.clone();
+            let name = name.clone();
+            let created_by = created_by.clone();
+            let settings = settings.clone();
+            async move {
+                let plan = self.go.plan(package, &base.platform, &self.config, &self.flags).await?;
+                let binary = {
+                    let _permit = self.jobs.acquire().await.expect("semaphore open");
+                    output::step(format!("Building {} for {}", package.import_path, base.platform));
+                    let (binary, cmdline) = self.go.build(package, &base.platform, &plan, &self.cache).await?;
+                    output::detail(format!("ran {} in {}", cmdline.join(" "), plan.dir.display()));
+                    binary
+                };
+                let cache = self.cache.clone();
+                let layer_name = name.clone();
+                let record = tokio::task::spawn_blocking(move || app::binary_layer(&cache, &binary, &layer_name))
+                    .await
+                    .expect("layer task")?;
+                let layers = [
+                    AddedLayer {
+                        record: kodata,
+                        created_by: created_by.clone(),
+                        comment: format!("kodata contents, at $KO_DATA_PATH ({})", kodata::KO_DATA_PATH),
+                        created: self.kodata_date.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into()),
+                    },
+                    AddedLayer {
+                        record,
+                        created_by,
+                        comment: format!("go build output, at {}", app::entrypoint(&name)),
+                        created: self.source_date.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into()),
+                    },
+                ];
+                Ok::<_, Error>(assemble::assemble(&self.cache, base, &layers, &settings)?)
+            }
+        }))
+        .await?;
+
+        if images.len() == 1 {
+            return Ok(Artifact::Image(images.into_iter().next().expect("one image")));
+        }
+        let mut annotations = self.image.annotations.clone();
+        let family = first.family;
+        match &bases.index {
+            Some((name, digest, _)) => {
+                annotations.insert(ANNOTATION_BASE_NAME.into(), name.clone());
+                annotations.insert(ANNOTATION_BASE_DIGEST.into(), digest.to_string());
+            }
+            None => {
+                annotations.insert(ANNOTATION_BASE_NAME.into(), first.name.clone());
+            }
+        }
+        let descriptors: Vec<_> = bases.images.iter().map(|b| b.descriptor.clone()).collect();
+        Ok(Artifact::Index(assemble::index(family, images, annotations, &descriptors)))
+    }
+}

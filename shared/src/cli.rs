@@ -1,0 +1,111 @@
+//! Command-line flags shared by the plugins, spelled as ko spells them, so that `ko` can be
+//! aliased to `kubectl ko`. Boolean flags accept `--flag=false` like Go's pflag does.
+
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+
+/// Flags of every command.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct GlobalArgs {
+    /// Enable debug logs
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
+}
+
+/// Where and how images are published (ko's publish flags).
+#[derive(clap::Args, Clone, Debug)]
+pub struct PublishArgs {
+    /// Which tags to use for the produced image instead of the default 'latest' tag
+    #[arg(short = 't', long = "tags", value_delimiter = ',', default_value = "latest")]
+    pub tags: Vec<String>,
+    /// Include tags but not digests in resolved image references
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub tag_only: bool,
+    /// Push images to KO_DOCKER_REPO
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub push: bool,
+    /// Load into images to local docker daemon
+    #[arg(short = 'L', long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub local: bool,
+    /// Whether to skip TLS verification on the registry (and allow plain HTTP)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub insecure_registry: bool,
+    /// Path to save the OCI image layout of the built images
+    #[arg(long, value_name = "DIR")]
+    pub oci_layout_path: Option<PathBuf>,
+    /// File to save images tarballs
+    #[arg(long, value_name = "FILE")]
+    pub tarball: Option<PathBuf>,
+    /// Path to file where a list of the published image references will be written
+    #[arg(long, value_name = "FILE")]
+    pub image_refs: Option<PathBuf>,
+    /// Whether to preserve the full import path after KO_DOCKER_REPO
+    #[arg(short = 'P', long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub preserve_import_paths: bool,
+    /// Whether to use the base path without MD5 hash after KO_DOCKER_REPO
+    #[arg(short = 'B', long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub base_import_paths: bool,
+    /// Whether to just use KO_DOCKER_REPO without additional context
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub bare: bool,
+}
+
+/// How images are built (ko's build flags).
+#[derive(clap::Args, Clone, Debug)]
+pub struct BuildArgs {
+    /// The maximum number of concurrent builds (default: number of CPUs)
+    #[arg(short = 'j', long, default_value_t = 0)]
+    pub jobs: usize,
+    /// Disable optimizations when building Go code
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub disable_optimizations: bool,
+    /// ldflags to pass to go build (may be repeated)
+    #[arg(long, value_delimiter = ',')]
+    pub ldflags: Option<Vec<String>>,
+    /// The SBOM media type to use (none will disable SBOM synthesis and upload)
+    #[arg(long, default_value = "spdx")]
+    pub sbom: String,
+    /// Path to directory where the SBOM will be written
+    #[arg(long, value_name = "DIR")]
+    pub sbom_dir: Option<PathBuf>,
+    /// Which platform to use when pulling a multi-platform base. Format: all | <os>[/<arch>[/<variant>]][,platform]*
+    #[arg(long, value_delimiter = ',')]
+    pub platform: Vec<String>,
+    /// Which labels (key=value[,key=value]) to add to the image
+    #[arg(long, value_delimiter = ',')]
+    pub image_label: Vec<String>,
+    /// Which annotations (key=value[,key=value]) to add to the OCI manifest
+    #[arg(long, value_delimiter = ',')]
+    pub image_annotation: Vec<String>,
+    /// The default user the image should be run as
+    #[arg(long)]
+    pub image_user: Option<String>,
+    /// Include Delve debugger into image and wrap around ko-app
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub debug: bool,
+}
+
+/// `kubectl ko build IMPORTPATH...`
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "kubectl-ko-build",
+    bin_name = "kubectl ko build",
+    version,
+    about = "Build and publish container images from the given importpaths.",
+    long_about = "Builds the given Go import paths into binaries, puts each on a base image and publishes \
+the image to KO_DOCKER_REPO, printing one image reference per import path.\n\n\
+Import paths may be local (., ./cmd/app, ../app), fully qualified (example.com/app/cmd/app), \
+or prefixed with ko://."
+)]
+pub struct BuildCommand {
+    /// Import paths of `package main` packages (default: .)
+    #[arg(value_name = "IMPORTPATH")]
+    pub import_paths: Vec<String>,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}

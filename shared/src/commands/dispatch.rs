@@ -1,0 +1,78 @@
+//! The `kubectl-ko` dispatcher: `kubectl ko <command>` runs the sibling `kubectl-ko-<command>`
+//! binary found next to the dispatcher's own resolved path (krew links only the dispatcher
+//! onto PATH), and answers `version` and `help` itself.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Subcommands served by sibling binaries, and what each does.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("build", "Build and publish container images from the given importpaths (alias: publish)"),
+    ("resolve", "Print the input files with image references resolved to built/pushed image digests"),
+    ("apply", "Apply the input files with image references resolved to built/pushed image digests"),
+    ("delete", "Delete the objects named in the input files"),
+    ("login", "Log in to a registry"),
+    ("logout", "Log out of a registry"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("unknown command {0:?}; run `kubectl ko help` for the list")]
+    Unknown(String),
+    #[error(
+        "`kubectl ko {command}` needs {binary} next to {dispatcher}, but it is missing; reinstall kubectl-ko (for example `kubectl krew install ko`)"
+    )]
+    Missing { command: String, binary: PathBuf, dispatcher: PathBuf },
+    #[error("running {binary}: {source}")]
+    Exec { binary: PathBuf, source: std::io::Error },
+    #[error("cannot find the kubectl-ko binary's own location: {0}")]
+    SelfPath(std::io::Error),
+}
+
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+pub fn help() -> String {
+    let mut text = String::from(
+        "kubectl ko: build Go applications into container images and deploy them to Kubernetes.\n\nUsage:\n  kubectl ko <command> [flags]\n\nCommands:\n",
+    );
+    for (name, about) in COMMANDS {
+        text.push_str(&format!("  {name:<10} {about}\n"));
+    }
+    text.push_str("  version    Print the version\n  help       Show this help\n\n");
+    text.push_str("Run `kubectl ko <command> --help` for a command's flags.\n");
+    text
+}
+
+/// The directory the real dispatcher binary lives in (symlinks resolved).
+pub fn own_dir() -> Result<PathBuf, DispatchError> {
+    let exe = std::env::current_exe().map_err(DispatchError::SelfPath)?;
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    Ok(exe.parent().map(Path::to_path_buf).unwrap_or_default())
+}
+
+/// The sibling binary for a subcommand.
+pub fn sibling(command: &str) -> Result<PathBuf, DispatchError> {
+    let command = if command == "publish" { "build" } else { command };
+    if !COMMANDS.iter().any(|(name, _)| *name == command) {
+        return Err(DispatchError::Unknown(command.to_string()));
+    }
+    let dir = own_dir()?;
+    let binary = dir.join(format!("kubectl-ko-{command}"));
+    if !binary.is_file() {
+        return Err(DispatchError::Missing {
+            command: command.to_string(),
+            binary,
+            dispatcher: std::env::current_exe().unwrap_or_default(),
+        });
+    }
+    Ok(binary)
+}
+
+/// Replaces this process with the sibling (returns only on failure).
+pub fn exec(binary: &Path, args: Vec<OsString>) -> DispatchError {
+    use std::os::unix::process::CommandExt;
+    let error = std::process::Command::new(binary).args(args).exec();
+    DispatchError::Exec { binary: binary.to_path_buf(), source: error }
+}

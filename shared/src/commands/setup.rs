@@ -1,0 +1,144 @@
+//! Turning parsed flags, `.ko.yaml` and the environment into the pieces a building command
+//! needs: the builder and the publisher, with every bad setting reported before any work.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::auth::Keychain;
+use crate::base::BaseResolver;
+use crate::builder::{Builder, ImageFlags};
+use crate::cache::Cache;
+use crate::cli::{BuildArgs, PublishArgs};
+use crate::config::KoConfig;
+use crate::error::Error;
+use crate::gobuild::{BuildFlags, GoTool, PackageResolver};
+use crate::platform::{Platform, PlatformRequest};
+use crate::publish::{Naming, PublishOptions, Publisher};
+use crate::registry::{ClientOptions, RegistryClient};
+
+/// Everything one building command run needs.
+pub struct Session {
+    pub builder: Builder,
+    pub publisher: Publisher,
+    pub packages: PackageResolver,
+}
+
+fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    items
+        .iter()
+        .filter(|i| !i.is_empty())
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(Error::usage(flag, format!("{item:?} is not key=value"))),
+        })
+        .collect()
+}
+
+fn platforms(args: &BuildArgs, config: &KoConfig) -> Result<Option<PlatformRequest>, Error> {
+    let (values, source) = if !args.platform.is_empty() {
+        (args.platform.clone(), "--platform")
+    } else if !config.default_platforms.is_empty() {
+        (config.default_platforms.clone(), "defaultPlatforms")
+    } else {
+        (vec![], "")
+    };
+    let go_vars: Vec<String> = ["GOOS", "GOARCH", "GOARM"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()).map(|v| format!("{k}={v}")))
+        .collect();
+    if !values.is_empty() {
+        if !go_vars.is_empty() {
+            return Err(Error::usage(
+                source,
+                format!(
+                    "cannot be combined with {} in the environment; unset them or drop {source}",
+                    go_vars.join(" ")
+                ),
+            ));
+        }
+        return Ok(Some(PlatformRequest::parse(&values)?));
+    }
+    match (std::env::var("GOOS"), std::env::var("GOARCH")) {
+        (Ok(os), Ok(arch)) if !os.is_empty() && !arch.is_empty() => {
+            let mut spec = format!("{os}/{arch}");
+            if let Ok(arm) = std::env::var("GOARM")
+                && arch.contains("arm")
+                && !arm.is_empty()
+            {
+                spec.push_str(&format!("/v{arm}"));
+            }
+            Ok(Some(PlatformRequest::List(vec![Platform::parse(&spec)?])))
+        }
+        _ => Ok(None),
+    }
+}
+
+impl Session {
+    pub async fn new(publish: &PublishArgs, build: &BuildArgs) -> Result<Session, Error> {
+        let cwd = std::env::current_dir().map_err(|e| Error::usage("working directory", e.to_string()))?;
+        let config = KoConfig::load(&cwd)?;
+        let request = platforms(build, &config)?;
+        match build.sbom.as_str() {
+            "spdx" | "none" | "cyclonedx" => {}
+            other => {
+                return Err(Error::usage("--sbom", format!("unknown value {other:?}; use spdx, cyclonedx or none")));
+            }
+        }
+        let docker_repo = std::env::var("KO_DOCKER_REPO").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        if publish.local
+            || docker_repo.as_deref().is_some_and(|r| r.starts_with("ko.local") || r.starts_with("kind.local"))
+        {
+            return Err(Error::usage(
+                "KO_DOCKER_REPO",
+                "loading into a Docker daemon or kind cluster (ko.local, kind.local, --local) is not available in this version; push to a registry, or use --tarball and `docker load`",
+            ));
+        }
+        if build.debug {
+            return Err(Error::usage("--debug", "debug images are not available in this version"));
+        }
+        let jobs = if build.jobs == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        } else {
+            build.jobs
+        };
+        let naming = if publish.preserve_import_paths {
+            Naming::PreserveImportPaths
+        } else if publish.base_import_paths {
+            Naming::BaseImportPaths
+        } else if publish.bare {
+            Naming::Bare
+        } else {
+            Naming::Md5
+        };
+
+        let cache = Cache::from_env()?;
+        let keychain = Keychain::from_env()?;
+        let client = Arc::new(RegistryClient::new(keychain, ClientOptions { insecure: publish.insecure_registry }));
+        let publisher = Publisher::new(
+            PublishOptions {
+                docker_repo,
+                tags: publish.tags.clone(),
+                tag_only: publish.tag_only,
+                push: publish.push,
+                oci_layout_path: publish.oci_layout_path.clone(),
+                tarball: publish.tarball.clone(),
+                image_refs: publish.image_refs.clone(),
+                naming,
+                jobs: jobs.max(4),
+            },
+            client.clone(),
+            cache.clone(),
+        )?;
+        let image = ImageFlags {
+            labels: key_values("--image-label", &build.image_label)?,
+            annotations: key_values("--image-annotation", &build.image_annotation)?,
+            user: build.image_user.clone().filter(|u| !u.is_empty()),
+        };
+        let flags = BuildFlags { ldflags: build.ldflags.clone(), disable_optimizations: build.disable_optimizations };
+        let go = GoTool::from_env();
+        let packages = PackageResolver::new(go.clone(), cwd, &config).await?;
+        let bases = BaseResolver::new(client, cache.clone());
+        let builder = Builder::new(config, go, cache, bases, request, flags, image, jobs)?;
+        Ok(Session { builder, publisher, packages })
+    }
+}

@@ -1,0 +1,258 @@
+//! `.ko.yaml` (or `KO_CONFIG_PATH`) and the `KO_*` environment variables that override it.
+//! Parsing only: resolving `builds[]` entries to import paths is `gobuild`'s job.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("KO_CONFIG_PATH={path}: {detail}; point it at a .ko.yaml file or a directory holding one")]
+    Missing { path: PathBuf, detail: String },
+    #[error("reading config file {path}: {detail}")]
+    Read { path: PathBuf, detail: String },
+    #[error("config file {path}: {detail}")]
+    Invalid { path: PathBuf, detail: String },
+    #[error("{var}={value:?}: {detail}")]
+    Env { var: &'static str, value: String, detail: String },
+}
+
+/// A string or a list of strings, as ko accepts for most list fields.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// `split`: whether a single string is split on whitespace (`flags: -v -v`).
+    fn into_vec(self, split: bool) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) if split => s.split_whitespace().map(str::to_string).collect(),
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConfig {
+    #[serde(alias = "defaultbaseimage")]
+    default_base_image: Option<String>,
+    #[serde(default, alias = "baseimageoverrides")]
+    base_image_overrides: BTreeMap<String, String>,
+    #[serde(alias = "defaultplatforms")]
+    default_platforms: Option<OneOrMany>,
+    #[serde(alias = "defaultenv")]
+    default_env: Option<OneOrMany>,
+    #[serde(alias = "defaultflags")]
+    default_flags: Option<OneOrMany>,
+    #[serde(alias = "defaultldflags")]
+    default_ldflags: Option<OneOrMany>,
+    #[serde(default)]
+    builds: Vec<RawBuild>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawBuild {
+    id: Option<String>,
+    dir: Option<String>,
+    main: Option<String>,
+    env: Option<OneOrMany>,
+    flags: Option<OneOrMany>,
+    ldflags: Option<OneOrMany>,
+    linux_capabilities: Option<OneOrMany>,
+}
+
+/// One `builds[]` entry. `None` fields fall back to the `default*` settings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BuildConfig {
+    pub id: String,
+    pub dir: String,
+    pub main: String,
+    pub env: Option<Vec<String>>,
+    pub flags: Option<Vec<String>>,
+    pub ldflags: Option<Vec<String>>,
+    pub linux_capabilities: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct KoConfig {
+    /// The file the settings came from, if any.
+    pub path: Option<PathBuf>,
+    pub default_base_image: Option<String>,
+    /// Keys lowercased, without `ko://`.
+    pub base_image_overrides: BTreeMap<String, String>,
+    pub default_platforms: Vec<String>,
+    pub default_env: Vec<String>,
+    pub default_flags: Vec<String>,
+    pub default_ldflags: Vec<String>,
+    pub builds: Vec<BuildConfig>,
+}
+
+impl KoConfig {
+    /// Loads the config for a command run in `cwd`, then applies `KO_*` overrides.
+    pub fn load(cwd: &Path) -> Result<KoConfig, ConfigError> {
+        let path = Self::find(cwd)?;
+        let mut config = match &path {
+            Some(p) => Self::parse_file(p)?,
+            None => KoConfig::default(),
+        };
+        config.apply_env()?;
+        Ok(config)
+    }
+
+    fn find(cwd: &Path) -> Result<Option<PathBuf>, ConfigError> {
+        if let Some(value) = std::env::var_os("KO_CONFIG_PATH").filter(|v| !v.is_empty()) {
+            let path = cwd.join(value);
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| ConfigError::Missing { path: path.clone(), detail: e.to_string() })?;
+            if meta.is_file() {
+                return Ok(Some(path));
+            }
+            let inner = path.join(".ko.yaml");
+            return match std::fs::metadata(&inner) {
+                Ok(m) if m.is_file() => Ok(Some(inner)),
+                Ok(_) => Err(ConfigError::Missing { path: inner, detail: "is not a regular file".into() }),
+                Err(e) => Err(ConfigError::Missing { path: inner, detail: e.to_string() }),
+            };
+        }
+        Ok([".ko.yaml", ".ko.yml", ".ko.json"].iter().map(|n| cwd.join(n)).find(|p| p.is_file()))
+    }
+
+    pub fn parse_file(path: &Path) -> Result<KoConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.to_path_buf(), detail: e.to_string() })?;
+        let mut config =
+            Self::parse_str(&text).map_err(|detail| ConfigError::Read { path: path.to_path_buf(), detail })?;
+        config.path = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Parses YAML text; the error is one line with the position.
+    pub fn parse_str(text: &str) -> Result<KoConfig, String> {
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| one_line(&e.to_string()))?
+        };
+        let builds = raw
+            .builds
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| BuildConfig {
+                id: b.id.unwrap_or_else(|| format!("#{i}")),
+                dir: b.dir.unwrap_or_else(|| ".".into()),
+                main: b.main.unwrap_or_else(|| ".".into()),
+                env: b.env.map(|v| v.into_vec(false)),
+                flags: b.flags.map(|v| v.into_vec(true)),
+                ldflags: b.ldflags.map(|v| v.into_vec(false)),
+                linux_capabilities: b.linux_capabilities.map(|v| v.into_vec(true)),
+            })
+            .collect();
+        Ok(KoConfig {
+            path: None,
+            default_base_image: raw.default_base_image.filter(|s| !s.is_empty()),
+            base_image_overrides: raw
+                .base_image_overrides
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.trim_start_matches("ko://").to_lowercase(), v))
+                .collect(),
+            default_platforms: raw.default_platforms.map(|v| v.into_vec(false)).unwrap_or_default(),
+            default_env: raw.default_env.map(|v| v.into_vec(false)).unwrap_or_default(),
+            default_flags: raw.default_flags.map(|v| v.into_vec(false)).unwrap_or_default(),
+            default_ldflags: raw.default_ldflags.map(|v| v.into_vec(false)).unwrap_or_default(),
+            builds,
+        })
+    }
+
+    fn apply_env(&mut self) -> Result<(), ConfigError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("KO_DEFAULTBASEIMAGE") {
+            self.default_base_image = Some(v.trim().to_string());
+        }
+        if let Some(v) = var("KO_DEFAULTPLATFORMS") {
+            self.default_platforms = v.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
+        }
+        let split = |v: String| v.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        if let Some(v) = var("KO_DEFAULTENV") {
+            self.default_env = split(v);
+        }
+        if let Some(v) = var("KO_DEFAULTFLAGS") {
+            self.default_flags = split(v);
+        }
+        if let Some(v) = var("KO_DEFAULTLDFLAGS") {
+            self.default_ldflags = split(v);
+        }
+        Ok(())
+    }
+
+    /// Where errors about the settings should point.
+    pub fn origin(&self) -> String {
+        self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the environment".into())
+    }
+
+    /// The base image for an import path (without `ko://`), if configured.
+    pub fn base_for(&self, import_path: &str) -> Option<&str> {
+        self.base_image_overrides
+            .get(&import_path.to_lowercase())
+            .map(String::as_str)
+            .or(self.default_base_image.as_deref())
+    }
+}
+
+/// Keeps the first line of a parser message (the position and what is wrong), without the
+/// source snippet the parser draws under it.
+fn one_line(text: &str) -> String {
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or(text);
+    let first = first.split(" --> ").next().unwrap_or(first);
+    first.trim_start_matches("error: ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_scalar_and_list_forms() {
+        let c = KoConfig::parse_str(
+            "defaultPlatforms: all\ndefaultEnv: FOO=bar\ndefaultFlags: [-tags, netgo]\ndefaultLdflags: [-s -w]\n",
+        )
+        .unwrap();
+        assert_eq!(c.default_platforms, ["all"]);
+        assert_eq!(c.default_env, ["FOO=bar"]);
+        assert_eq!(c.default_flags, ["-tags", "netgo"]);
+        assert_eq!(c.default_ldflags, ["-s -w"]);
+    }
+
+    #[test]
+    fn parses_builds_with_ko_rules_for_strings() {
+        let c = KoConfig::parse_str(
+            "builds:\n- id: foo\n  dir: ./foo\n  main: ./cmd\n  flags: -v -v\n  ldflags: -s -w\n  env: [A=1]\n  goos: [linux]\n- dir: bar\n",
+        )
+        .unwrap();
+        assert_eq!(c.builds[0].flags.as_deref(), Some(&["-v".to_string(), "-v".to_string()][..]));
+        assert_eq!(c.builds[0].ldflags.as_deref(), Some(&["-s -w".to_string()][..]));
+        assert_eq!(c.builds[1].id, "#1");
+        assert_eq!(c.builds[1].main, ".");
+    }
+
+    #[test]
+    fn override_keys_are_lowercased_without_scheme() {
+        let c = KoConfig::parse_str("defaultBaseImage: a.io/b\nbaseImageOverrides:\n  ko://Example.com/App: c.io/d\n")
+            .unwrap();
+        assert_eq!(c.base_for("example.com/app"), Some("c.io/d"));
+        assert_eq!(c.base_for("example.com/other"), Some("a.io/b"));
+    }
+
+    #[test]
+    fn syntax_errors_are_one_line_with_a_position() {
+        let err = KoConfig::parse_str("builds:\n  - id: [unclosed\n").unwrap_err();
+        assert!(!err.contains('\n'));
+        assert!(err.contains('2') || err.contains("line"), "{err}");
+    }
+}

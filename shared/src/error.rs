@@ -1,0 +1,41 @@
+//! The library's top-level error: each variant wraps one module's error, whose message names
+//! the input at fault and how to fix it. Binaries print it as one line.
+
+use crate::{auth, base, cache, config, gobuild, image, platform, publish, registry, template, time};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Go(#[from] gobuild::GoBuildError),
+    #[error(transparent)]
+    Platform(#[from] platform::PlatformError),
+    #[error(transparent)]
+    Base(#[from] base::BaseError),
+    #[error(transparent)]
+    Kodata(#[from] image::kodata::KodataError),
+    #[error(transparent)]
+    Layer(#[from] image::layer::LayerError),
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
+    #[error(transparent)]
+    Publish(#[from] publish::PublishError),
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+    #[error(transparent)]
+    Epoch(#[from] time::EpochError),
+    /// A flag or argument that cannot be used as given.
+    #[error("{flag}: {detail}")]
+    Usage { flag: String, detail: String },
+}
+
+impl Error {
+    pub fn usage(flag: impl Into<String>, detail: impl Into<String>) -> Error {
+        Error::Usage { flag: flag.into(), detail: detail.into() }
+    }
+}

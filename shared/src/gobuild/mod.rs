@@ -1,0 +1,263 @@
+//! The Go toolchain driver: finding packages (`go list`), assembling each build's environment,
+//! flags and ldflags from `.ko.yaml` and the command line (with ko's templating and its
+//! refusal of `-toolexec`), and running `go build` into a stable path in the cache so Go
+//! itself skips relinking an unchanged binary.
+
+mod git;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sha2::Digest as _;
+use tokio::process::Command;
+
+pub use resolve::{Package, PackageResolver, SCHEME, is_local};
+
+use crate::cache::{Cache, CacheError};
+use crate::config::KoConfig;
+use crate::platform::Platform;
+use crate::template::{self, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GoBuildError {
+    #[error("cannot run {go}: {detail}; install Go or set KO_GO_PATH to the go binary")]
+    NoGo { go: String, detail: String },
+    #[error("importpath {path:?}: {detail}")]
+    NotFound { path: String, detail: String },
+    #[error("importpath {path:?} is `package {name}`, not `package main` ({import_path}); name a command's package")]
+    NotMain { path: String, import_path: String, name: String },
+    #[error("'builds' entry {index} (id {id}) in {origin}: {detail}")]
+    BuildEntry { index: usize, id: String, origin: String, detail: String },
+    #[error("cannot set {flag} ({place}): kubectl ko does not run other programs inside go build; remove it")]
+    Toolexec { flag: String, place: String },
+    #[error("{place}: {source}")]
+    Template { place: String, source: template::TemplateError },
+    #[error("building {import_path} for {platform}: go build failed ({status}); its output is above")]
+    Failed { import_path: String, platform: String, status: String },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Epoch(#[from] crate::time::EpochError),
+}
+
+/// The `go` binary (`KO_GO_PATH`, else `go` on PATH) and what it has told us.
+#[derive(Clone)]
+pub struct GoTool {
+    go: PathBuf,
+    go_env: Arc<tokio::sync::OnceCell<BTreeMap<String, String>>>,
+    git: Arc<Mutex<BTreeMap<PathBuf, Value>>>,
+}
+
+impl GoTool {
+    pub fn from_env() -> GoTool {
+        let go = std::env::var_os("KO_GO_PATH").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or("go".into());
+        GoTool { go, go_env: Default::default(), git: Default::default() }
+    }
+
+    fn command(&self, dir: &Path) -> Command {
+        let mut cmd = Command::new(&self.go);
+        cmd.current_dir(dir).kill_on_drop(true);
+        cmd
+    }
+
+    fn spawn_error(&self, e: std::io::Error) -> GoBuildError {
+        GoBuildError::NoGo { go: self.go.display().to_string(), detail: e.to_string() }
+    }
+
+    async fn go_env(&self, dir: &Path) -> Result<BTreeMap<String, String>, GoBuildError> {
+        self.go_env
+            .get_or_try_init(|| async {
+                let out = self.command(dir).args(["env", "-json"]).output().await.map_err(|e| self.spawn_error(e))?;
+                Ok(serde_json::from_slice(&out.stdout).unwrap_or_default())
+            })
+            .await
+            .cloned()
+    }
+
+    fn git(&self, dir: &Path) -> Value {
+        let mut cache = self.git.lock().expect("git cache lock");
+        cache.entry(dir.to_path_buf()).or_insert_with(|| git::git_value(dir)).clone()
+    }
+}
+
+/// Build settings that come from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct BuildFlags {
+    /// `--ldflags`; replaces every configured ldflags when set.
+    pub ldflags: Option<Vec<String>>,
+    pub disable_optimizations: bool,
+}
+
+/// Everything `go build` needs for one package on one platform.
+#[derive(Clone, Debug)]
+pub struct BuildPlan {
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+    pub dir: PathBuf,
+}
+
+fn check_toolexec(value: &str, place: impl Fn() -> String) -> Result<(), GoBuildError> {
+    for token in value.split_whitespace() {
+        let t = token.trim_start_matches('-');
+        if (token.starts_with('-') && (t == "toolexec" || t.starts_with("toolexec="))) && token.len() - t.len() <= 2 {
+            return Err(GoBuildError::Toolexec { flag: token.to_string(), place: place() });
+        }
+    }
+    Ok(())
+}
+
+impl GoTool {
+    /// Works out the environment and arguments of `go build`, templating flags and ldflags.
+    pub async fn plan(
+        &self,
+        package: &Package,
+        platform: &Platform,
+        config: &KoConfig,
+        flags: &BuildFlags,
+    ) -> Result<BuildPlan, GoBuildError> {
+        let build = package.config.as_ref();
+        let origin = config.origin();
+        let place = |what: &str| match build {
+            Some(b) => format!("{what} of build {} in {origin}", b.id),
+            None => format!("{what} in {origin}"),
+        };
+
+        let mut env: Vec<(String, String)> = vec![("CGO_ENABLED".into(), "0".into())];
+        env.extend(platform.go_env().unwrap_or_default());
+        env.extend(std::env::vars());
+        let build_env = build.and_then(|b| b.env.clone()).unwrap_or_else(|| config.default_env.clone());
+        for entry in &build_env {
+            check_toolexec(entry, || place("env"))?;
+            let (k, v) = entry.split_once('=').unwrap_or((entry, ""));
+            env.push((k.to_string(), v.to_string()));
+        }
+        let mut env_map: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in &env {
+            env_map.insert(k.clone(), v.clone());
+        }
+        if let Some(goflags) = env_map.get("GOFLAGS") {
+            check_toolexec(goflags, || "via the GOFLAGS environment variable".to_string())?;
+        }
+
+        let flag_list = build.and_then(|b| b.flags.clone()).unwrap_or_else(|| config.default_flags.clone());
+        let (ldflag_list, ldflag_place) = match (&flags.ldflags, build.and_then(|b| b.ldflags.clone())) {
+            (Some(cli), _) => (cli.clone(), "--ldflags".to_string()),
+            (None, Some(l)) => (l, place("ldflags")),
+            (None, None) => (config.default_ldflags.clone(), place("defaultLdflags")),
+        };
+
+        let needs_template = flag_list.iter().chain(&ldflag_list).any(|f| f.contains("{{"));
+        let data = if needs_template {
+            Some(self.template_data(&package.build_dir, &env_map, &build_env).await?)
+        } else {
+            None
+        };
+        let apply = |value: &str, where_: &str| -> Result<String, GoBuildError> {
+            match &data {
+                Some(d) if value.contains("{{") => template::render(value, d)
+                    .map_err(|source| GoBuildError::Template { place: where_.to_string(), source }),
+                _ => Ok(value.to_string()),
+            }
+        };
+
+        let mut args = vec!["build".to_string()];
+        for f in &flag_list {
+            let f = apply(f, &place("flags"))?;
+            check_toolexec(&f, || place("flags"))?;
+            args.push(f);
+        }
+        args.push("-trimpath".into());
+        if flags.disable_optimizations {
+            args.push("-gcflags=all=-N -l".into());
+        }
+        let ldflags: Vec<String> = ldflag_list.iter().map(|l| apply(l, &ldflag_place)).collect::<Result<_, _>>()?;
+        if !ldflags.is_empty() {
+            let joined = ldflags.join(" ");
+            check_toolexec(&joined, || ldflag_place.clone())?;
+            args.push(format!("-ldflags={joined}"));
+        }
+        Ok(BuildPlan { env, args, dir: package.build_dir.clone() })
+    }
+
+    async fn template_data(
+        &self,
+        dir: &Path,
+        env: &BTreeMap<String, String>,
+        build_env: &[String],
+    ) -> Result<Value, GoBuildError> {
+        let mut env_value: BTreeMap<String, Value> = BTreeMap::new();
+        env_value.insert("LDFLAGS".into(), Value::Str(String::new()));
+        for (k, v) in env {
+            env_value.insert(k.clone(), Value::Str(v.clone()));
+        }
+        let mut go_env: BTreeMap<String, Value> =
+            self.go_env(dir).await?.into_iter().map(|(k, v)| (k, Value::Str(v))).collect();
+        for entry in build_env {
+            if let Some((k, v)) = entry.split_once('=')
+                && go_env.contains_key(k)
+            {
+                go_env.insert(k.to_string(), Value::Str(v.to_string()));
+            }
+        }
+        let when = crate::time::epoch_from_env("SOURCE_DATE_EPOCH")?.unwrap_or_else(crate::time::now_unix);
+        Ok(Value::map([
+            ("Env", Value::Map(env_value)),
+            ("GoEnv", Value::Map(go_env)),
+            ("Date", Value::Str(crate::time::rfc3339(when))),
+            ("Timestamp", Value::Int(when)),
+            ("Git", self.git(dir)),
+        ]))
+    }
+
+    /// Runs `go build` into a stable place in the cache and returns the binary's path.
+    /// Go's own output is passed to `on_output` line by line when the build fails.
+    pub async fn build(
+        &self,
+        package: &Package,
+        platform: &Platform,
+        plan: &BuildPlan,
+        cache: &Cache,
+    ) -> Result<(PathBuf, Vec<String>), GoBuildError> {
+        let mut key = sha2::Sha256::new();
+        for part in [package.import_path.as_str(), &platform.to_string(), &plan.dir.to_string_lossy()] {
+            key.update(part.as_bytes());
+            key.update([0]);
+        }
+        let key = hex::encode(&key.finalize()[..12]);
+        let out = cache.bin_dir(&key)?.join("out");
+        let mut cmd = self.command(&plan.dir);
+        cmd.env_clear().envs(plan.env.iter().map(|(k, v)| (k, v)));
+        cmd.args(&plan.args).arg("-o").arg(&out).arg(&package.import_path);
+        let output = cmd.output().await.map_err(|e| self.spawn_error(e))?;
+        if !output.status.success() {
+            let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+            for line in text.lines() {
+                crate::output::step(line);
+            }
+            return Err(GoBuildError::Failed {
+                import_path: package.import_path.clone(),
+                platform: platform.to_string(),
+                status: output.status.to_string(),
+            });
+        }
+        let cmdline = std::iter::once("go".to_string()).chain(plan.args.iter().cloned()).collect();
+        Ok((out, cmdline))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_toolexec;
+
+    #[test]
+    fn toolexec_is_refused_in_every_spelling() {
+        for bad in ["-toolexec", "--toolexec", "-toolexec=go", "-v --toolexec=x", "-trimpath -toolexec=/bin/true"] {
+            assert!(check_toolexec(bad, || "t".into()).is_err(), "{bad}");
+        }
+        for fine in ["-v", "-ldflags=-X main.toolexec=1", "-tags=toolexec"] {
+            assert!(check_toolexec(fine, || "t".into()).is_ok(), "{fine}");
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Turning what the user typed (`.`, `./cmd/app`, `ko://example.com/app`) into a Go package,
+//! with `go list`, and choosing the `.ko.yaml` `builds[]` entry that applies to it.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{GoBuildError, GoTool};
+use crate::config::{BuildConfig, KoConfig};
+
+pub const SCHEME: &str = "ko://";
+
+/// A `package main` ready to build.
+#[derive(Clone, Debug)]
+pub struct Package {
+    /// The fully qualified import path, without `ko://`.
+    pub import_path: String,
+    /// Where the package's files are.
+    pub dir: PathBuf,
+    /// Where `go build` runs (`builds[].dir`, or the working directory).
+    pub build_dir: PathBuf,
+    /// The `builds[]` entry for this import path, if any.
+    pub config: Option<BuildConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Listed {
+    import_path: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    dir: PathBuf,
+    #[serde(default)]
+    error: Option<ListedError>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListedError {
+    err: String,
+}
+
+/// Resolves arguments to packages for one run.
+pub struct PackageResolver {
+    go: GoTool,
+    cwd: PathBuf,
+    /// `builds[]` entries with their absolute directory and import path.
+    builds: Vec<(BuildConfig, PathBuf, String)>,
+}
+
+pub fn is_local(path: &str) -> bool {
+    path == "." || path == ".." || path.starts_with("./") || path.starts_with("../") || Path::new(path).is_absolute()
+}
+
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+impl PackageResolver {
+    pub async fn new(go: GoTool, cwd: PathBuf, config: &KoConfig) -> Result<Self, GoBuildError> {
+        let mut builds = Vec::new();
+        for (i, build) in config.builds.iter().enumerate() {
+            let dir = normalize(&cwd.join(&build.dir));
+            let main = if build.main.starts_with('.') || build.main.starts_with('/') {
+                build.main.clone()
+            } else {
+                format!("./{}", build.main)
+            };
+            // `main` may name a file; its directory is the package.
+            let main = if dir.join(&main).is_file() {
+                Path::new(&main)
+                    .parent()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or(".".into())
+            } else {
+                main
+            };
+            let listed = go.list(&dir, &main).await.map_err(|e| GoBuildError::BuildEntry {
+                index: i,
+                id: build.id.clone(),
+                origin: config.origin(),
+                detail: e.to_string(),
+            })?;
+            builds.push((build.clone(), dir, listed.import_path));
+        }
+        Ok(PackageResolver { go, cwd, builds })
+    }
+
+    pub fn go(&self) -> &GoTool {
+        &self.go
+    }
+
+    /// Resolves one argument; the package must be `package main`.
+    pub async fn resolve(&self, arg: &str) -> Result<Package, GoBuildError> {
+        let path = arg.strip_prefix(SCHEME).unwrap_or(arg).trim();
+        if path.is_empty() {
+            return Err(GoBuildError::NotFound { path: arg.to_string(), detail: "the import path is empty".into() });
+        }
+        let (dir, pattern, config) = self.placement(path);
+        let listed = match self.go.list(&dir, &pattern).await {
+            Ok(l) => l,
+            Err(first) if !is_local(path) => {
+                // A full import path may belong to another module of a multi-module repository.
+                let mut found = None;
+                for (build, build_dir, _) in &self.builds {
+                    if let Ok(l) = self.go.list(build_dir, path).await {
+                        found = Some((l, build_dir.clone(), Some(build.clone())));
+                        break;
+                    }
+                }
+                let (l, d, c) = found.ok_or(first)?;
+                return self.finish(arg, l, d, c);
+            }
+            Err(e) => return Err(e),
+        };
+        self.finish(arg, listed, dir, config)
+    }
+
+    fn finish(
+        &self,
+        arg: &str,
+        listed: Listed,
+        build_dir: PathBuf,
+        config: Option<BuildConfig>,
+    ) -> Result<Package, GoBuildError> {
+        if listed.name != "main" {
+            return Err(GoBuildError::NotMain {
+                path: arg.to_string(),
+                import_path: listed.import_path,
+                name: listed.name,
+            });
+        }
+        let config = config
+            .or_else(|| self.builds.iter().find(|(_, _, ip)| ip == &listed.import_path).map(|(b, _, _)| b.clone()));
+        Ok(Package { import_path: listed.import_path, dir: listed.dir, build_dir, config })
+    }
+
+    /// Where to run `go list` for a path, and with which pattern.
+    fn placement(&self, path: &str) -> (PathBuf, String, Option<BuildConfig>) {
+        if let Some((b, dir, _)) = self.builds.iter().find(|(_, _, ip)| ip == path) {
+            return (dir.clone(), path.to_string(), Some(b.clone()));
+        }
+        if is_local(path) {
+            let abs = normalize(&self.cwd.join(path));
+            // The deepest builds[] directory that holds the path wins.
+            let best = self
+                .builds
+                .iter()
+                .filter(|(_, dir, _)| abs.starts_with(dir))
+                .max_by_key(|(_, dir, _)| dir.components().count());
+            if let Some((_, dir, _)) = best {
+                let rel = abs.strip_prefix(dir).unwrap_or(Path::new(""));
+                let pattern = if rel.as_os_str().is_empty() { ".".to_string() } else { format!("./{}", rel.display()) };
+                return (dir.clone(), pattern, None);
+            }
+        }
+        (self.cwd.clone(), path.to_string(), None)
+    }
+}
+
+impl GoTool {
+    /// `go list` of exactly one package.
+    async fn list(&self, dir: &Path, pattern: &str) -> Result<Listed, GoBuildError> {
+        if pattern.contains("...") {
+            return Err(GoBuildError::NotFound {
+                path: pattern.to_string(),
+                detail: "wildcards are not supported; name one package main".into(),
+            });
+        }
+        let output = self
+            .command(dir)
+            .args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--", pattern])
+            .output()
+            .await
+            .map_err(|e| self.spawn_error(e))?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: first_line(&stderr) });
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let mut packages = serde_json::Deserializer::from_str(&stdout).into_iter::<Listed>();
+        let listed = match (packages.next(), packages.next()) {
+            (Some(Ok(l)), None) => l,
+            (Some(Err(e)), _) => {
+                return Err(GoBuildError::NotFound {
+                    path: pattern.to_string(),
+                    detail: format!("unreadable go list output: {e}"),
+                });
+            }
+            (None, _) => {
+                return Err(GoBuildError::NotFound {
+                    path: pattern.to_string(),
+                    detail: "go list found no package".into(),
+                });
+            }
+            _ => {
+                return Err(GoBuildError::NotFound {
+                    path: pattern.to_string(),
+                    detail: "it names more than one package; name one package main".into(),
+                });
+            }
+        };
+        if let Some(err) = &listed.error {
+            return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: first_line(&err.err) });
+        }
+        if listed.name.is_empty() {
+            return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: "no Go files there".into() });
+        }
+        Ok(listed)
+    }
+}
+
+/// Go's message folded onto one line.
+fn first_line(text: &str) -> String {
+    let folded = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    if folded.is_empty() { "go list failed".to_string() } else { folded }
+}

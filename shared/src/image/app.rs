@@ -1,0 +1,50 @@
+//! The application layer: the Go binary at `/ko-app/<name>`, mode 0555, owner root, time 0.
+//! Cached by the binary's content, so an unchanged binary is never tarred or compressed again.
+
+use std::path::Path;
+
+use sha2::Digest as _;
+
+use super::layer::{EntryMeta, LayerError, LayerRecord, LayerWriter};
+use crate::cache::{Cache, CacheError};
+use crate::digest::digest_file;
+
+pub const APP_DIR: &str = "ko-app";
+const LAYOUT_VERSION: &str = "app-layer-v1";
+
+/// The binary's name in the image: the last element of the import path.
+pub fn binary_name(import_path: &str) -> String {
+    match import_path.rsplit('/').next() {
+        Some(b) if !b.is_empty() && b != "." => b.to_string(),
+        _ => "ko-app".to_string(),
+    }
+}
+
+pub fn entrypoint(name: &str) -> String {
+    format!("/{APP_DIR}/{name}")
+}
+
+/// Builds (or finds in the cache) the layer holding `binary` as `/ko-app/<name>`.
+pub fn binary_layer(cache: &Cache, binary: &Path, name: &str) -> Result<LayerRecord, LayerError> {
+    let io = |source| CacheError { path: binary.to_path_buf(), source };
+    let (content, size) = digest_file(binary).map_err(io)?;
+    let mut key = sha2::Sha256::new();
+    for part in [LAYOUT_VERSION, content.as_str(), name] {
+        key.update(part.as_bytes());
+        key.update([0]);
+    }
+    let key = hex::encode(key.finalize());
+    if let Some(record) = cache.read_record::<LayerRecord>("layers", &key)
+        && cache.has_blob(&record.digest)
+    {
+        return Ok(record);
+    }
+    let meta = EntryMeta::root(0o555, 0);
+    let mut layer = LayerWriter::new(cache)?;
+    layer.add_dir(APP_DIR, meta)?;
+    let file = std::fs::File::open(binary).map_err(io)?;
+    layer.add_file(&format!("{APP_DIR}/{name}"), meta, size, file)?;
+    let record = layer.finish()?;
+    cache.write_record("layers", &key, &record)?;
+    Ok(record)
+}

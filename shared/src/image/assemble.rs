@@ -1,0 +1,189 @@
+//! Putting ko's layers on a base: the config changes (entrypoint, `PATH`, `KO_DATA_PATH`,
+//! labels, user, creation time, history) and the manifest (media types follow the base;
+//! base name and digest annotations), serialised once so the digest is of the pushed bytes.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use super::kodata::KO_DATA_PATH;
+use super::layer::LayerRecord;
+use super::manifest::{self, Descriptor, Index, Manifest, MediaFamily};
+use super::{Blob, BlobSource, Image, IndexImage};
+use crate::base::BaseImage;
+use crate::cache::{Cache, CacheError};
+use crate::digest::Digest;
+
+pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+/// A layer added on top of the base, with its history entry.
+pub struct AddedLayer {
+    pub record: LayerRecord,
+    pub created_by: String,
+    pub comment: String,
+    pub created: String,
+}
+
+/// Image settings from flags (and, later, `.ko.yaml`).
+#[derive(Clone, Debug, Default)]
+pub struct ImageSettings {
+    pub entrypoint: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub user: Option<String>,
+    /// `SOURCE_DATE_EPOCH` as RFC 3339; otherwise the base's `created` is kept.
+    pub created: Option<String>,
+}
+
+fn object<'a>(value: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
+    let slot = value.as_object_mut().expect("configs are objects").entry(key).or_insert_with(|| json!({}));
+    if !slot.is_object() {
+        *slot = json!({});
+    }
+    slot.as_object_mut().expect("just made an object")
+}
+
+fn array<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
+    let slot = map.entry(key).or_insert_with(|| json!([]));
+    if !slot.is_array() {
+        *slot = json!([]);
+    }
+    slot.as_array_mut().expect("just made an array")
+}
+
+/// Applies ko's changes to a copy of the base config.
+fn config_for(base: &BaseImage, layers: &[AddedLayer], settings: &ImageSettings) -> Value {
+    let mut config = base.config.clone();
+    if !config.is_object() {
+        config = json!({});
+    }
+    {
+        let c = object(&mut config, "config");
+        c.insert("Entrypoint".into(), json!(settings.entrypoint));
+        c.remove("Cmd");
+        let env = array(c, "Env");
+        match env.iter().position(|e| e.as_str().is_some_and(|s| s.starts_with("PATH="))) {
+            Some(i) => {
+                let old = env[i].as_str().unwrap_or("PATH=").to_string();
+                env[i] = json!(format!("{old}:/ko-app"));
+            }
+            None => env.push(json!("PATH=/ko-app")),
+        }
+        env.push(json!(format!("KO_DATA_PATH={KO_DATA_PATH}")));
+        if !settings.labels.is_empty() {
+            let labels = c.entry("Labels").or_insert_with(|| json!({}));
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            let labels = labels.as_object_mut().expect("just made an object");
+            for (k, v) in &settings.labels {
+                labels.insert(k.clone(), json!(v));
+            }
+        }
+        if let Some(user) = &settings.user {
+            c.insert("User".into(), json!(user));
+        }
+    }
+    let top = config.as_object_mut().expect("configs are objects");
+    top.insert("author".into(), json!("kubectl-ko"));
+    if let Some(created) = &settings.created {
+        top.insert("created".into(), json!(created));
+    }
+    {
+        let rootfs = object(&mut config, "rootfs");
+        rootfs.insert("type".into(), json!("layers"));
+        let ids = array(rootfs, "diff_ids");
+        for l in layers {
+            ids.push(json!(l.record.diff_id.as_str()));
+        }
+    }
+    let top = config.as_object_mut().expect("configs are objects");
+    let history = array(top, "history");
+    for l in layers {
+        history.push(json!({
+            "created": l.created,
+            "created_by": l.created_by,
+            "author": "kubectl-ko",
+            "comment": l.comment,
+        }));
+    }
+    config
+}
+
+/// Builds the image for one platform and stores its config blob in the cache.
+pub fn assemble(
+    cache: &Cache,
+    base: &BaseImage,
+    layers: &[AddedLayer],
+    settings: &ImageSettings,
+) -> Result<Image, CacheError> {
+    let family = base.family;
+    let config_bytes = Bytes::from(serde_json::to_vec(&config_for(base, layers, settings)).expect("json"));
+    let config_digest = cache.put_blob_bytes(&config_bytes)?;
+    let config_desc = Descriptor::new(&base.manifest.config.media_type, config_digest, config_bytes.len() as u64);
+
+    let mut layer_blobs = base.layers.clone();
+    for l in layers {
+        layer_blobs.push(Blob {
+            descriptor: Descriptor::new(family.layer_gzip(), l.record.digest.clone(), l.record.size),
+            source: BlobSource::Cache,
+        });
+    }
+    let mut annotations = base.manifest.annotations.clone().unwrap_or_default();
+    annotations.extend(settings.annotations.clone());
+    annotations.insert(ANNOTATION_BASE_NAME.into(), base.name.clone());
+    annotations.insert(ANNOTATION_BASE_DIGEST.into(), base.digest.to_string());
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(family.manifest().to_string()),
+        artifact_type: None,
+        config: config_desc.clone(),
+        layers: layer_blobs.iter().map(|b| b.descriptor.clone()).collect(),
+        subject: None,
+        annotations: Some(annotations),
+    };
+    let manifest_bytes = Bytes::from(manifest::to_bytes(&manifest));
+    Ok(Image {
+        digest: Digest::of(&manifest_bytes),
+        manifest_bytes,
+        media_type: family.manifest().to_string(),
+        config_bytes,
+        config: Blob { descriptor: config_desc, source: BlobSource::Cache },
+        layers: layer_blobs,
+        platform: base.platform.clone(),
+    })
+}
+
+/// An index over several platform images, in the order given.
+pub fn index(
+    family: MediaFamily,
+    images: Vec<Image>,
+    annotations: BTreeMap<String, String>,
+    base_descriptors: &[Option<Descriptor>],
+) -> IndexImage {
+    let manifests = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| {
+            let mut d = img.descriptor();
+            if let Some(Some(base)) = base_descriptors.get(i) {
+                d.annotations = base.annotations.clone();
+                d.urls = base.urls.clone();
+                if base.platform.is_some() {
+                    d.platform = base.platform.clone();
+                }
+            }
+            d
+        })
+        .collect();
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(family.index().to_string()),
+        manifests,
+        annotations: (!annotations.is_empty()).then_some(annotations),
+    };
+    let bytes = Bytes::from(manifest::to_bytes(&index));
+    IndexImage { digest: Digest::of(&bytes), bytes, media_type: family.index().to_string(), images }
+}

@@ -1,0 +1,139 @@
+//! All user-facing output of the suite goes through here: results on stdout, and on stderr
+//! one plain line per step (progress bars instead when stderr is a terminal), detail with `-v`,
+//! warnings and the final error line. Nothing else in the library prints.
+
+use std::io::{self, IsTerminal, Write};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+struct Output {
+    verbose: bool,
+    bars: Option<MultiProgress>,
+}
+
+static OUTPUT: OnceLock<Output> = OnceLock::new();
+
+fn output() -> &'static Output {
+    OUTPUT.get_or_init(|| Output { verbose: false, bars: None })
+}
+
+/// Sets the verbosity and picks plain lines or progress bars. Call once, early in `main`.
+pub fn init(verbose: bool) {
+    let bars =
+        io::stderr().is_terminal().then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10)));
+    let _ = OUTPUT.set(Output { verbose, bars });
+}
+
+pub fn is_verbose() -> bool {
+    output().verbose
+}
+
+fn line(text: &str) {
+    match &output().bars {
+        Some(bars) => {
+            let _ = bars.println(text);
+        }
+        None => {
+            let _ = writeln!(io::stderr().lock(), "{text}");
+        }
+    }
+}
+
+/// One line per step of the work: "Building …", "Publishing …".
+pub fn step(text: impl AsRef<str>) {
+    line(text.as_ref());
+}
+
+/// Detail that only `-v` shows.
+pub fn detail(text: impl AsRef<str>) {
+    if is_verbose() {
+        line(text.as_ref());
+    }
+}
+
+pub fn warn(text: impl AsRef<str>) {
+    line(&format!("warning: {}", text.as_ref()));
+}
+
+/// The one line a failed command prints.
+pub fn error(text: impl AsRef<str>) {
+    if let Some(bars) = &output().bars {
+        let _ = bars.clear();
+    }
+    let _ = writeln!(io::stderr().lock(), "error: {}", text.as_ref());
+}
+
+/// Writes a result line to stdout. A closed pipe (`| head`) is not an error: it ends quietly.
+pub fn result(text: impl AsRef<str>) {
+    let mut out = io::stdout().lock();
+    let written = writeln!(out, "{}", text.as_ref()).and_then(|()| out.flush());
+    if let Err(e) = written
+        && e.kind() == io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// Writes raw bytes to stdout (resolved YAML), with the same closed-pipe rule.
+pub fn result_bytes(bytes: &[u8]) {
+    let mut out = io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush())
+        && e.kind() == io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+/// A byte counter shown as a bar on a terminal and not at all otherwise.
+pub struct Progress(Option<ProgressBar>);
+
+impl Progress {
+    pub fn bytes(label: &str, total: u64) -> Progress {
+        let Some(bars) = &output().bars else { return Progress(None) };
+        let bar = bars.add(ProgressBar::new(total));
+        bar.set_style(
+            ProgressStyle::with_template("{msg:40!} [{bar:30}] {bytes}/{total_bytes}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(label.to_string());
+        Progress(Some(bar))
+    }
+
+    pub fn spinner(label: &str) -> Progress {
+        let Some(bars) = &output().bars else { return Progress(None) };
+        let bar = bars.add(ProgressBar::new_spinner());
+        bar.set_message(label.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Progress(Some(bar))
+    }
+
+    /// A counter that can move into a stream that outlives this borrow.
+    pub fn incrementer(&self) -> impl Fn(u64) + Send + Sync + 'static {
+        let bar = self.0.clone();
+        move |n| {
+            if let Some(bar) = &bar {
+                bar.inc(n);
+            }
+        }
+    }
+
+    pub fn inc(&self, n: u64) {
+        if let Some(bar) = &self.0 {
+            bar.inc(n);
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+            if let Some(bars) = &output().bars {
+                bars.remove(&bar);
+            }
+        }
+    }
+}

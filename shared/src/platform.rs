@@ -1,0 +1,288 @@
+//! Target platforms: parsing `os[/arch[/variant]][:osversion]`, matching them against what a
+//! base image offers, and the Go environment (`GOOS`, `GOARCH`, `GOARM`, `GOAMD64`) each needs.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Every `GOOS/GOARCH` pair the Go toolchain can target (`go tool dist list`).
+const GO_TARGETS: &[&str] = &[
+    "aix/ppc64",
+    "android/386",
+    "android/amd64",
+    "android/arm",
+    "android/arm64",
+    "darwin/amd64",
+    "darwin/arm64",
+    "dragonfly/amd64",
+    "freebsd/386",
+    "freebsd/amd64",
+    "freebsd/arm",
+    "freebsd/arm64",
+    "freebsd/riscv64",
+    "illumos/amd64",
+    "ios/amd64",
+    "ios/arm64",
+    "js/wasm",
+    "linux/386",
+    "linux/amd64",
+    "linux/arm",
+    "linux/arm64",
+    "linux/loong64",
+    "linux/mips",
+    "linux/mips64",
+    "linux/mips64le",
+    "linux/mipsle",
+    "linux/ppc64",
+    "linux/ppc64le",
+    "linux/riscv64",
+    "linux/s390x",
+    "netbsd/386",
+    "netbsd/amd64",
+    "netbsd/arm",
+    "netbsd/arm64",
+    "openbsd/386",
+    "openbsd/amd64",
+    "openbsd/arm",
+    "openbsd/arm64",
+    "openbsd/ppc64",
+    "openbsd/riscv64",
+    "plan9/386",
+    "plan9/amd64",
+    "plan9/arm",
+    "solaris/amd64",
+    "wasip1/wasm",
+    "windows/386",
+    "windows/amd64",
+    "windows/arm64",
+];
+
+/// An OCI platform. Empty fields act as wildcards when the platform is used as a request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Platform {
+    pub os: String,
+    #[serde(rename = "architecture")]
+    pub arch: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error(
+        "invalid platform {value:?}: expected os[/arch[/variant]][:osversion], for example linux/arm64 or linux/arm/v7"
+    )]
+    Malformed { value: String },
+    #[error("unknown platform {value:?}: Go cannot build for it (see `go tool dist list` for the valid os/arch pairs)")]
+    Unknown { value: String },
+    #[error("invalid platform {value:?}: {reason}")]
+    BadVariant { value: String, reason: &'static str },
+}
+
+/// What the user asked for: every platform the base offers, or a list of specs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlatformRequest {
+    All,
+    List(Vec<Platform>),
+}
+
+impl PlatformRequest {
+    /// Parses `--platform` values: comma-separated and/or repeated, `all` only on its own.
+    pub fn parse(values: &[String]) -> Result<Self, PlatformError> {
+        let items: Vec<&str> =
+            values.iter().flat_map(|v| v.split([',', ' '])).map(str::trim).filter(|s| !s.is_empty()).collect();
+        if items.contains(&"all") {
+            if items.len() > 1 {
+                return Err(PlatformError::Malformed { value: items.join(",") });
+            }
+            return Ok(PlatformRequest::All);
+        }
+        let mut list = Vec::new();
+        for item in items {
+            let p = Platform::parse(item)?;
+            if !list.contains(&p) {
+                list.push(p);
+            }
+        }
+        Ok(PlatformRequest::List(list))
+    }
+}
+
+impl Platform {
+    pub fn linux(arch: &str) -> Self {
+        Platform { os: "linux".into(), arch: arch.into(), variant: None, os_version: None }
+    }
+
+    pub fn with_variant(mut self, variant: &str) -> Self {
+        self.variant = Some(variant.to_string());
+        self
+    }
+
+    /// Parses one spec and checks that Go can target it.
+    pub fn parse(value: &str) -> Result<Self, PlatformError> {
+        let malformed = || PlatformError::Malformed { value: value.to_string() };
+        let (main, os_version) = match value.split_once(':') {
+            Some((m, v)) if !v.is_empty() => (m, Some(v.to_string())),
+            Some(_) => return Err(malformed()),
+            None => (value, None),
+        };
+        let parts: Vec<&str> = main.split('/').collect();
+        if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+            return Err(malformed());
+        }
+        let valid_chars = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+        if !parts.iter().all(|p| valid_chars(p)) {
+            return Err(malformed());
+        }
+        let platform = Platform {
+            os: parts[0].to_string(),
+            arch: parts.get(1).map(|s| s.to_string()).unwrap_or_default(),
+            variant: parts.get(2).map(|s| s.to_string()),
+            os_version,
+        };
+        let known = if platform.arch.is_empty() {
+            GO_TARGETS.iter().any(|t| t.split('/').next() == Some(platform.os.as_str()))
+        } else {
+            GO_TARGETS.contains(&format!("{}/{}", platform.os, platform.arch).as_str())
+        };
+        if !known {
+            return Err(PlatformError::Unknown { value: value.to_string() });
+        }
+        platform.go_env().map_err(|reason| PlatformError::BadVariant { value: value.to_string(), reason })?;
+        Ok(platform)
+    }
+
+    /// Whether `self`, used as a request, accepts `candidate` (a platform a base offers).
+    /// Empty fields match anything; `unknown` entries (attestations) never match.
+    pub fn matches(&self, candidate: &Platform) -> bool {
+        if candidate.os == "unknown" || candidate.arch == "unknown" {
+            return false;
+        }
+        let field = |want: &str, have: &str| want.is_empty() || want == have;
+        let variant_ok = match (&self.variant, &candidate.variant) {
+            (None, _) => true,
+            (Some(want), Some(have)) => want == have,
+            // An unstated variant is the default one of its architecture.
+            (Some(want), None) => default_variant(&candidate.arch) == Some(want.as_str()),
+        };
+        let version_ok = match (&self.os_version, &candidate.os_version) {
+            (None, _) => true,
+            (Some(want), Some(have)) => want == have || (self.os == "windows" && have.starts_with(&format!("{want}."))),
+            (Some(_), None) => false,
+        };
+        field(&self.os, &candidate.os) && field(&self.arch, &candidate.arch) && variant_ok && version_ok
+    }
+
+    /// `GOOS`, `GOARCH` and, where the variant calls for it, `GOARM` or `GOAMD64`.
+    pub fn go_env(&self) -> Result<Vec<(String, String)>, &'static str> {
+        let mut env = vec![("GOOS".to_string(), self.os.clone()), ("GOARCH".to_string(), self.arch.clone())];
+        if let Some(variant) = &self.variant {
+            match self.arch.as_str() {
+                "arm" => {
+                    let n: u32 = variant
+                        .strip_prefix('v')
+                        .ok_or("an arm variant must look like v5, v6 or v7")?
+                        .parse()
+                        .map_err(|_| "an arm variant must look like v5, v6 or v7")?;
+                    if n >= 5 {
+                        env.push(("GOARM".to_string(), n.min(7).to_string()));
+                    }
+                }
+                "amd64" => {
+                    if !matches!(variant.as_str(), "v1" | "v2" | "v3" | "v4") {
+                        return Err("an amd64 variant must be one of v1, v2, v3, v4");
+                    }
+                    env.push(("GOAMD64".to_string(), variant.clone()));
+                }
+                _ => {}
+            }
+        }
+        Ok(env)
+    }
+
+    /// The platform written into file names: `/` and `:` become `-`.
+    pub fn file_stem(&self) -> String {
+        self.to_string().replace(['/', ':'], "-")
+    }
+}
+
+fn default_variant(arch: &str) -> Option<&'static str> {
+    match arch {
+        "arm64" => Some("v8"),
+        "amd64" => Some("v1"),
+        _ => None,
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.os)?;
+        if !self.arch.is_empty() {
+            write!(f, "/{}", self.arch)?;
+        }
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        if let Some(v) = &self.os_version {
+            write!(f, ":{v}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_full_and_partial_specs() {
+        let p = Platform::parse("linux/arm/v7").unwrap();
+        assert_eq!((p.os.as_str(), p.arch.as_str(), p.variant.as_deref()), ("linux", "arm", Some("v7")));
+        assert_eq!(Platform::parse("linux").unwrap().arch, "");
+        let w = Platform::parse("windows/amd64:10.0.20348").unwrap();
+        assert_eq!(w.os_version.as_deref(), Some("10.0.20348"));
+        assert_eq!(w.to_string(), "windows/amd64:10.0.20348");
+    }
+
+    #[test]
+    fn rejects_bad_specs() {
+        for bad in ["linux/arm64/v3/z5", "linux//amd64", "", "linux/amd64:", "lin ux"] {
+            assert!(matches!(Platform::parse(bad), Err(PlatformError::Malformed { .. })), "{bad}");
+        }
+        for unknown in ["linux/amd46", "plan10", "darwin/s390x"] {
+            assert!(matches!(Platform::parse(unknown), Err(PlatformError::Unknown { .. })), "{unknown}");
+        }
+        assert!(matches!(Platform::parse("linux/arm/x7"), Err(PlatformError::BadVariant { .. })));
+    }
+
+    #[test]
+    fn request_all_must_stand_alone() {
+        assert_eq!(PlatformRequest::parse(&["all".into()]).unwrap(), PlatformRequest::All);
+        assert!(PlatformRequest::parse(&["all,linux/amd64".into()]).is_err());
+        let list = PlatformRequest::parse(&["linux/amd64,linux/arm64".into(), "linux/amd64".into()]).unwrap();
+        assert_eq!(list, PlatformRequest::List(vec![Platform::linux("amd64"), Platform::linux("arm64")]));
+    }
+
+    #[test]
+    fn matching_treats_empty_fields_as_wildcards() {
+        let arm64v8 = Platform::linux("arm64").with_variant("v8");
+        assert!(Platform::parse("linux").unwrap().matches(&arm64v8));
+        assert!(Platform::linux("arm64").matches(&arm64v8));
+        assert!(Platform::parse("linux/arm64/v8").unwrap().matches(&Platform::linux("arm64")));
+        assert!(!Platform::parse("linux/arm/v6").unwrap().matches(&Platform::linux("arm").with_variant("v7")));
+        let attestation = Platform { os: "unknown".into(), arch: "unknown".into(), ..Default::default() };
+        assert!(!Platform::default().matches(&attestation));
+    }
+
+    #[test]
+    fn variants_drive_the_go_environment() {
+        let env = Platform::parse("linux/arm/v7").unwrap().go_env().unwrap();
+        assert!(env.contains(&("GOARM".into(), "7".into())));
+        let env = Platform::parse("linux/amd64/v3").unwrap().go_env().unwrap();
+        assert!(env.contains(&("GOAMD64".into(), "v3".into())));
+        let env = Platform::parse("linux/arm64/v8").unwrap().go_env().unwrap();
+        assert_eq!(env.len(), 2);
+    }
+}

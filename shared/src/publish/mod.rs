@@ -1,0 +1,180 @@
+//! Where built images go, chosen from `KO_DOCKER_REPO` and the publish flags as ko chooses:
+//! an OCI layout, a tarball and a registry (each optional, in that order; the last one's
+//! reference is printed), a no-push reference, or the local store when no repository is set.
+
+mod blobs;
+mod layout;
+pub mod naming;
+mod registry;
+mod tarball;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+pub use layout::Layout;
+pub use naming::Naming;
+
+use crate::cache::{Cache, CacheError};
+use crate::image::Artifact;
+use crate::output;
+use crate::registry::{ReferenceError, RegistryClient, RegistryError, Repository};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(
+        "KO_DOCKER_REPO={value:?} is not a valid repository ({source}); use registry/repository, for example ghcr.io/you/app"
+    )]
+    BadRepo { value: String, source: ReferenceError },
+    #[error("image name {name:?} is not a valid repository ({source}); check KO_DOCKER_REPO and the naming flags")]
+    BadName { name: String, source: ReferenceError },
+    #[error("--tag-only needs exactly one tag other than latest (got {tags:?}); pass one with -t")]
+    TagOnly { tags: Vec<String> },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("OCI layout {path}: unreadable index.json ({detail}); point --oci-layout-path at an empty directory")]
+    Layout { path: PathBuf, detail: String },
+    #[error("blob {digest} is missing from the cache at {path}; clear the cache and rebuild")]
+    MissingBlob { digest: String, path: PathBuf },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// Publishing settings from the command line and environment.
+#[derive(Clone, Debug, Default)]
+pub struct PublishOptions {
+    /// `KO_DOCKER_REPO`, trimmed; `None` when unset or empty.
+    pub docker_repo: Option<String>,
+    pub tags: Vec<String>,
+    pub tag_only: bool,
+    pub push: bool,
+    pub oci_layout_path: Option<PathBuf>,
+    pub tarball: Option<PathBuf>,
+    pub image_refs: Option<PathBuf>,
+    pub naming: Naming,
+    pub jobs: usize,
+}
+
+/// The publishers for one run.
+pub struct Publisher {
+    options: PublishOptions,
+    client: Arc<RegistryClient>,
+    cache: Cache,
+    layout: Option<Layout>,
+    tarball: Option<Mutex<tarball::Tarball>>,
+    /// The repository images are named under (for the local store, a placeholder).
+    repo: String,
+    registry: bool,
+    local_store: Option<Layout>,
+    refs: Mutex<Vec<String>>,
+}
+
+impl Publisher {
+    pub fn new(
+        mut options: PublishOptions,
+        client: Arc<RegistryClient>,
+        cache: Cache,
+    ) -> Result<Publisher, PublishError> {
+        let mut seen = std::collections::HashSet::new();
+        options.tags.retain(|t| !t.is_empty() && seen.insert(t.clone()));
+        let repo = options.docker_repo.clone().unwrap_or_default();
+        if !repo.is_empty() {
+            Repository::parse(&repo)
+                .or_else(|e| {
+                    // A bare registry (`ghcr.io`, `localhost:5000`) is a valid KO_DOCKER_REPO too.
+                    if !repo.contains('/') && (repo.contains('.') || repo.contains(':')) {
+                        Ok(Repository { registry: repo.clone(), path: String::new() })
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|source| PublishError::BadRepo { value: repo.clone(), source })?;
+        }
+        let registry = options.push && !repo.is_empty();
+        if registry && options.tag_only && (options.tags.len() != 1 || options.tags[0] == "latest") {
+            return Err(PublishError::TagOnly { tags: options.tags.clone() });
+        }
+        let layout = options.oci_layout_path.as_deref().map(Layout::open).transpose()?;
+        let local_store = (options.push && repo.is_empty()).then(|| Layout::open(&cache.image_store())).transpose()?;
+        let tarball = options.tarball.is_some().then(|| Mutex::new(tarball::Tarball::default()));
+        let repo = if repo.is_empty() { "ko.local".to_string() } else { repo };
+        Ok(Publisher { options, client, cache, layout, tarball, repo, registry, local_store, refs: Mutex::new(vec![]) })
+    }
+
+    /// The image name an import path gets.
+    pub fn name_for(&self, import_path: &str) -> String {
+        let lowered;
+        // Every publisher but the no-push one lowercases, as ko does.
+        let ip = if self.registry || self.layout.is_some() || self.tarball.is_some() || self.local_store.is_some() {
+            lowered = import_path.to_lowercase();
+            &lowered
+        } else {
+            import_path
+        };
+        naming::image_name(&self.repo, ip, self.options.naming)
+    }
+
+    /// Publishes one artifact everywhere it should go and returns the reference to print.
+    pub async fn publish(&self, import_path: &str, artifact: &Artifact) -> Result<String, PublishError> {
+        let name = self.name_for(import_path);
+        let digest = artifact.digest();
+        let tags = &self.options.tags;
+        let mut reference = naming::unpushed_reference(&name, tags, self.options.tag_only, digest);
+        if let Some(layout) = &self.layout {
+            output::step(format!("Saving {name} to {}", layout.root().display()));
+            layout.write(&self.client, &self.cache, artifact, None).await?;
+            reference = format!("{}@{digest}", layout.root().display());
+        }
+        if let Some(tarball) = &self.tarball {
+            let repo_tags = tags.iter().map(|t| format!("{name}:{t}")).collect();
+            tarball.lock().await.add(artifact.clone(), repo_tags);
+            reference = naming::registry_reference(&name, tags, self.options.tag_only, digest);
+        }
+        if self.registry {
+            let repo = crate::registry::Reference::parse(&name)
+                .map_err(|source| PublishError::BadName { name: name.clone(), source })?
+                .repository;
+            output::step(format!("Publishing {name}"));
+            registry::push(&self.client, &self.cache, &repo, artifact, tags, self.options.jobs).await?;
+            reference = naming::registry_reference(&name, tags, self.options.tag_only, digest);
+            output::step(format!("Published {reference}"));
+        }
+        if let Some(store) = &self.local_store {
+            let ref_name = format!("{name}:{}", tags.first().map(String::as_str).unwrap_or("latest"));
+            store.write(&self.client, &self.cache, artifact, Some(&ref_name)).await?;
+            reference = format!("{}@{digest}", store.root().display());
+        }
+        self.refs.lock().await.push(reference.clone());
+        Ok(reference)
+    }
+
+    /// Finishes what is written at the end of a run: the tarball and the `--image-refs` file.
+    pub async fn close(&self) -> Result<(), PublishError> {
+        if let (Some(tarball), Some(path)) = (&self.tarball, &self.options.tarball) {
+            let tarball = tarball.lock().await;
+            if !tarball.is_empty() {
+                output::step(format!("Saving {}", path.display()));
+                tarball.write(&self.client, &self.cache, path).await?;
+            }
+        }
+        if let Some(path) = &self.options.image_refs {
+            let refs = self.refs.lock().await;
+            let mut text = refs.join("\n");
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            crate::cache::write_atomic(path, text.as_bytes())
+                .map_err(|source| PublishError::Io { path: path.clone(), source })?;
+        }
+        if let Some(store) = &self.local_store {
+            output::step(format!(
+                "KO_DOCKER_REPO is not set, so the image was stored in the local OCI layout {}; set KO_DOCKER_REPO=<registry>/<repository> to push it",
+                store.root().display()
+            ));
+        }
+        Ok(())
+    }
+}

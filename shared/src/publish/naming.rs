@@ -1,0 +1,87 @@
+//! Image names: where in `KO_DOCKER_REPO` an import path's image goes, and the reference
+//! strings printed for each kind of publisher, exactly as ko spells them.
+
+use md5::{Digest as _, Md5};
+
+use crate::digest::Digest;
+
+/// How an import path becomes a repository name under `KO_DOCKER_REPO`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Naming {
+    /// `<repo>/<last element>-<md5 of the import path>` (ko's default).
+    #[default]
+    Md5,
+    /// `-P`: `<repo>/<import path>`.
+    PreserveImportPaths,
+    /// `-B`: `<repo>/<last element>`.
+    BaseImportPaths,
+    /// `--bare`: `<repo>`.
+    Bare,
+}
+
+/// The image name for an import path (without `ko://`).
+pub fn image_name(repo: &str, import_path: &str, naming: Naming) -> String {
+    let repo = repo.trim_end_matches('/');
+    let base = import_path.rsplit('/').next().filter(|b| !b.is_empty() && *b != ".").unwrap_or("ko-app");
+    let join = |tail: &str| if repo.is_empty() { tail.to_string() } else { format!("{repo}/{tail}") };
+    match naming {
+        Naming::Md5 => join(&format!("{base}-{}", hex::encode(Md5::digest(import_path.as_bytes())))),
+        Naming::PreserveImportPaths => join(import_path),
+        Naming::BaseImportPaths => join(base),
+        Naming::Bare => repo.to_string(),
+    }
+}
+
+/// What a registry (or tarball) publish prints: `name@digest`, `name:tag@digest` for one tag
+/// other than `latest`, or `name:tag` with `--tag-only`.
+pub fn registry_reference(name: &str, tags: &[String], tag_only: bool, digest: &Digest) -> String {
+    match tags {
+        [tag] if tag_only => format!("{name}:{tag}"),
+        [tag] if tag != "latest" => format!("{name}:{tag}@{digest}"),
+        _ => format!("{name}@{digest}"),
+    }
+}
+
+/// What `--push=false` prints: the first tag is always shown (`name:latest@digest`).
+pub fn unpushed_reference(name: &str, tags: &[String], tag_only: bool, digest: &Digest) -> String {
+    match tags.first() {
+        Some(tag) if tag_only => format!("{name}:{tag}"),
+        Some(tag) => format!("{name}:{tag}@{digest}"),
+        None => format!("{name}@{digest}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IP: &str = "example.org/sample/cmd/example";
+
+    #[test]
+    fn names_follow_ko() {
+        let repo = "registry.example.org/foo/bar";
+        assert_eq!(
+            image_name(repo, IP, Naming::Md5),
+            "registry.example.org/foo/bar/example-51d74b7127c5f7495a338df33ecdeb19"
+        );
+        assert_eq!(image_name(repo, IP, Naming::PreserveImportPaths), format!("{repo}/{IP}"));
+        assert_eq!(image_name(repo, IP, Naming::BaseImportPaths), "registry.example.org/foo/bar/example");
+        assert_eq!(image_name(repo, IP, Naming::Bare), repo);
+        assert_eq!(
+            image_name("r", "github.com/google/ko/test", Naming::Md5),
+            "r/test-46c4b272b3716c422d5ff6dfc7547fa9"
+        );
+    }
+
+    #[test]
+    fn references_follow_ko() {
+        let d = Digest::of(b"x");
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(registry_reference("n", &t(&["latest"]), false, &d), format!("n@{d}"));
+        assert_eq!(registry_reference("n", &t(&["v1"]), false, &d), format!("n:v1@{d}"));
+        assert_eq!(registry_reference("n", &t(&["v1", "v2"]), false, &d), format!("n@{d}"));
+        assert_eq!(registry_reference("n", &t(&["v1"]), true, &d), "n:v1");
+        assert_eq!(unpushed_reference("n", &t(&["latest"]), false, &d), format!("n:latest@{d}"));
+        assert_eq!(unpushed_reference("n", &[], false, &d), format!("n@{d}"));
+    }
+}

@@ -1,0 +1,71 @@
+//! Pushing to a registry: every blob is checked with HEAD and only the missing ones are
+//! mounted (from a base in the same registry) or uploaded from disk, concurrently; a manifest
+//! goes up only after all its blobs, an index after all its images, tags last.
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use crate::cache::Cache;
+use crate::image::{Artifact, Blob, BlobSource, Image};
+use crate::output;
+use crate::registry::{BlobBody, RegistryClient, Repository};
+
+use super::{PublishError, blobs};
+
+async fn push_blob(client: &RegistryClient, cache: &Cache, repo: &Repository, blob: &Blob) -> Result<(), PublishError> {
+    let digest = &blob.descriptor.digest;
+    if client.blob_exists(repo, digest).await? {
+        output::detail(format!("{digest} already in {repo}"));
+        return Ok(());
+    }
+    if let BlobSource::Remote(from) = &blob.source
+        && from.registry == repo.registry
+        && client.mount_blob(repo, from, digest).await?
+    {
+        output::detail(format!("mounted {digest} from {}", from.path));
+        return Ok(());
+    }
+    let path = blobs::local_path(client, cache, blob).await?;
+    client.upload_blob(repo, digest, blob.descriptor.size, BlobBody::File(&path)).await?;
+    output::detail(format!("uploaded {digest} ({} bytes)", blob.descriptor.size));
+    Ok(())
+}
+
+async fn push_image(
+    client: &RegistryClient,
+    cache: &Cache,
+    repo: &Repository,
+    image: &Image,
+    jobs: usize,
+) -> Result<(), PublishError> {
+    stream::iter(image.blobs())
+        .map(|blob| push_blob(client, cache, repo, blob))
+        .buffer_unordered(jobs.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    client.put_manifest(repo, image.digest.as_str(), &image.media_type, &image.manifest_bytes).await?;
+    Ok(())
+}
+
+/// Pushes an artifact and points every tag at it (by digest alone when there are no tags).
+pub async fn push(
+    client: &RegistryClient,
+    cache: &Cache,
+    repo: &Repository,
+    artifact: &Artifact,
+    tags: &[String],
+    jobs: usize,
+) -> Result<(), PublishError> {
+    match artifact {
+        Artifact::Image(image) => push_image(client, cache, repo, image, jobs).await?,
+        Artifact::Index(index) => {
+            for image in &index.images {
+                push_image(client, cache, repo, image, jobs).await?;
+            }
+            client.put_manifest(repo, index.digest.as_str(), &index.media_type, &index.bytes).await?;
+        }
+    }
+    for tag in tags {
+        client.put_manifest(repo, tag, artifact.media_type(), artifact.manifest_bytes()).await?;
+    }
+    Ok(())
+}

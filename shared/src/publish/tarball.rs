@@ -1,0 +1,122 @@
+//! `--tarball FILE`: one archive that is at once an OCI image layout and a `docker load`-able
+//! image (a `manifest.json` that points into the layout's blobs), written when the run ends.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::cache::Cache;
+use crate::image::manifest::{Descriptor, Index, OCI_INDEX};
+use crate::image::{Artifact, Image};
+use crate::registry::RegistryClient;
+
+use super::layout::REF_NAME;
+use super::{PublishError, blobs};
+
+/// Images collected for the archive, with the names `docker load` should tag them with.
+#[derive(Default)]
+pub struct Tarball {
+    entries: Vec<(Artifact, Vec<String>)>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
+    move |source| PublishError::Io { path: path.to_path_buf(), source }
+}
+
+impl Tarball {
+    pub fn add(&mut self, artifact: Artifact, repo_tags: Vec<String>) {
+        self.entries.push((artifact, repo_tags));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes the archive to `path` through a temporary file.
+    pub async fn write(&self, client: &RegistryClient, cache: &Cache, path: &Path) -> Result<(), PublishError> {
+        let mut files: Vec<(String, PathBuf)> = Vec::new();
+        let mut inline: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut docker_manifest = Vec::new();
+        let mut index =
+            Index { schema_version: 2, media_type: Some(OCI_INDEX.into()), manifests: vec![], annotations: None };
+        let blob_name = |d: &crate::digest::Digest| format!("blobs/sha256/{}", d.hex());
+
+        for (artifact, tags) in &self.entries {
+            let images: Vec<&Image> = artifact.images();
+            for image in &images {
+                for blob in image.blobs() {
+                    if seen.insert(blob.descriptor.digest.clone()) {
+                        files.push((blob_name(&blob.descriptor.digest), blobs::local_path(client, cache, blob).await?));
+                    }
+                }
+                if seen.insert(image.digest.clone()) {
+                    inline.push((blob_name(&image.digest), image.manifest_bytes.to_vec()));
+                }
+            }
+            if let Artifact::Index(i) = artifact
+                && seen.insert(i.digest.clone())
+            {
+                inline.push((blob_name(&i.digest), i.bytes.to_vec()));
+            }
+            for tag in tags.iter().map(Some).chain(tags.is_empty().then_some(None)) {
+                let mut d = Descriptor::new(
+                    artifact.media_type(),
+                    artifact.digest().clone(),
+                    artifact.manifest_bytes().len() as u64,
+                );
+                if let Some(tag) = tag {
+                    d.annotations = Some(
+                        [("io.containerd.image.name".to_string(), tag.clone()), (REF_NAME.to_string(), tag.clone())]
+                            .into(),
+                    );
+                }
+                index.manifests.push(d);
+            }
+            // docker load takes one image per entry; for an index, the first image stands for it.
+            if let Some(first) = images.first() {
+                docker_manifest.push(json!({
+                    "Config": blob_name(&first.config.descriptor.digest),
+                    "RepoTags": tags,
+                    "Layers": first.layers.iter().map(|l| blob_name(&l.descriptor.digest)).collect::<Vec<_>>(),
+                }));
+            }
+        }
+        inline.push(("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()));
+        inline.push(("index.json".into(), serde_json::to_vec(&index).expect("json")));
+        inline.push(("manifest.json".into(), serde_json::to_vec(&docker_manifest).expect("json")));
+
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        fs_err::create_dir_all(dir).map_err(io(dir))?;
+        let temp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+        let writer = std::io::BufWriter::new(temp.reopen().map_err(io(path))?);
+        let mut tar = tar::Builder::new(writer);
+        let header = |size: u64| {
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            h.set_size(size);
+            h.set_entry_type(tar::EntryType::Regular);
+            h
+        };
+        for dir_name in ["blobs/", "blobs/sha256/"] {
+            let mut h = header(0);
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            tar.append_data(&mut h, dir_name, std::io::empty()).map_err(io(path))?;
+        }
+        for (name, src) in &files {
+            let file = std::fs::File::open(src).map_err(io(src))?;
+            let size = file.metadata().map_err(io(src))?.len();
+            tar.append_data(&mut header(size), name, file).map_err(io(path))?;
+        }
+        for (name, bytes) in &inline {
+            tar.append_data(&mut header(bytes.len() as u64), name, bytes.as_slice()).map_err(io(path))?;
+        }
+        let writer = tar.into_inner().map_err(io(path))?;
+        writer.into_inner().map_err(|e| PublishError::Io { path: path.to_path_buf(), source: e.into_error() })?;
+        temp.persist(path).map_err(|e| PublishError::Io { path: path.to_path_buf(), source: e.error })?;
+        Ok(())
+    }
+}

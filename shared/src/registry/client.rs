@@ -1,0 +1,613 @@
+//! The registry client: endpoint discovery (`GET /v2/`), authentication, bounded retries, and
+//! the handful of distribution API calls ko needs: manifests, blob HEAD, mount, streamed upload
+//! and download. One client serves a whole run, so tokens are fetched once per scope.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use futures_util::StreamExt;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::OnceCell;
+
+use super::challenge::{Challenge, TokenResponse};
+use super::error::{RegistryError, body_message};
+use super::reference::{Reference, Repository, is_plain_http_by_default};
+use crate::auth::{Credential, FoundCredential, Keychain};
+use crate::digest::Digest;
+use crate::image::manifest::{ACCEPT_MANIFESTS, sniff_media_type};
+use crate::output::Progress;
+
+const MAX_ATTEMPTS: u32 = 4;
+
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    /// Allow plain HTTP and skip certificate checks for every registry.
+    pub insecure: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Pull,
+    Push,
+}
+
+/// Where a blob's bytes come from when uploading.
+pub enum BlobBody<'a> {
+    File(&'a Path),
+    Bytes(bytes::Bytes),
+}
+
+pub struct FetchedManifest {
+    pub bytes: bytes::Bytes,
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+struct Endpoint {
+    registry: String,
+    base: String,
+    insecure_tls: bool,
+    challenge: Challenge,
+    credential: Option<FoundCredential>,
+}
+
+pub struct RegistryClient {
+    secure: reqwest::Client,
+    insecure: reqwest::Client,
+    options: ClientOptions,
+    keychain: Keychain,
+    endpoints: Mutex<HashMap<String, Arc<OnceCell<Arc<Endpoint>>>>>,
+    tokens: Mutex<HashMap<(String, String), String>>,
+}
+
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn http_client(insecure: bool) -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .user_agent(concat!("kubectl-ko/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(15))
+        .danger_accept_invalid_certs(insecure)
+        .build()
+        .expect("the HTTP client configuration is valid")
+}
+
+fn location_of(base: &str, response: &reqwest::Response) -> Option<String> {
+    let loc = response.headers().get(LOCATION)?.to_str().ok()?;
+    Some(if loc.starts_with("http://") || loc.starts_with("https://") {
+        loc.to_string()
+    } else {
+        format!("{base}{loc}")
+    })
+}
+
+fn with_query(url: &str, key: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{key}={value}")
+}
+
+fn retry_delay(attempt: u32, response: Option<&reqwest::Response>) -> Duration {
+    let header = response
+        .and_then(|r| r.headers().get(RETRY_AFTER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match header {
+        Some(secs) => Duration::from_secs(secs.min(30)),
+        None => Duration::from_millis(250 * 2u64.pow(attempt.saturating_sub(1))),
+    }
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// The innermost cause of a transport error ("Connection refused (os error 111)"), which is
+/// what a user can act on, with the URL when there is one.
+fn describe(error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if error.is_timeout() {
+        return "timed out".to_string();
+    }
+    cause.to_string()
+}
+
+impl RegistryClient {
+    pub fn new(keychain: Keychain, options: ClientOptions) -> Self {
+        RegistryClient {
+            secure: http_client(false),
+            insecure: http_client(true),
+            options,
+            keychain,
+            endpoints: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, endpoint: &Endpoint) -> &reqwest::Client {
+        if endpoint.insecure_tls { &self.insecure } else { &self.secure }
+    }
+
+    async fn endpoint(&self, registry: &str) -> Result<Arc<Endpoint>, RegistryError> {
+        let cell = self.endpoints.lock().expect("endpoint lock").entry(registry.to_string()).or_default().clone();
+        cell.get_or_try_init(|| self.discover(registry)).await.cloned()
+    }
+
+    /// Finds the scheme that answers and what authentication `/v2/` asks for.
+    async fn discover(&self, registry: &str) -> Result<Arc<Endpoint>, RegistryError> {
+        let api_host = if registry == super::reference::DOCKER_HUB { "registry-1.docker.io" } else { registry };
+        let mut candidates = Vec::new();
+        if is_plain_http_by_default(registry) && !self.options.insecure {
+            candidates.push(("http", false));
+        } else if self.options.insecure {
+            candidates.push(("https", true));
+            candidates.push(("http", true));
+        } else {
+            candidates.push(("https", false));
+        }
+        let mut last_error = String::new();
+        let mut attempts = 0;
+        for (scheme, insecure_tls) in candidates {
+            let base = format!("{scheme}://{api_host}");
+            let client = if insecure_tls { &self.insecure } else { &self.secure };
+            for attempt in 1..=MAX_ATTEMPTS - 1 {
+                attempts += 1;
+                match client.get(format!("{base}/v2/")).send().await {
+                    Ok(response) => {
+                        let challenge = if response.status() == StatusCode::UNAUTHORIZED {
+                            response
+                                .headers()
+                                .get(WWW_AUTHENTICATE)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(Challenge::parse)
+                                .unwrap_or(Challenge::Basic)
+                        } else {
+                            Challenge::None
+                        };
+                        let credential = self.keychain.lookup(registry)?;
+                        return Ok(Arc::new(Endpoint {
+                            registry: registry.to_string(),
+                            base,
+                            insecure_tls,
+                            challenge,
+                            credential,
+                        }));
+                    }
+                    Err(e) => {
+                        last_error = describe(&e);
+                        if e.is_connect() && scheme == "https" && insecure_tls {
+                            break; // try plain HTTP next
+                        }
+                        tokio::time::sleep(retry_delay(attempt, None)).await;
+                    }
+                }
+            }
+        }
+        Err(RegistryError::Unreachable { registry: registry.to_string(), detail: last_error, attempts })
+    }
+
+    fn scope(repository: &Repository, access: Access, mount_from: Option<&Repository>) -> String {
+        let actions = match access {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        };
+        let mut scope = format!("repository:{}:{actions}", repository.path);
+        if let Some(from) = mount_from.filter(|f| f.path != repository.path) {
+            scope.push_str(&format!(" repository:{}:pull", from.path));
+        }
+        scope
+    }
+
+    async fn authorization(
+        &self,
+        endpoint: &Endpoint,
+        scope: &str,
+        refresh: bool,
+    ) -> Result<Option<String>, RegistryError> {
+        match &endpoint.challenge {
+            Challenge::None => Ok(None),
+            Challenge::Basic => Ok(match endpoint.credential.as_ref().map(|c| &c.credential) {
+                Some(Credential::Basic { username, password }) => {
+                    let raw = format!("{username}:{}", password.expose());
+                    Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)))
+                }
+                _ => None,
+            }),
+            Challenge::Bearer { realm, service } => {
+                let key = (endpoint.registry.clone(), scope.to_string());
+                if !refresh && let Some(token) = self.tokens.lock().expect("token lock").get(&key) {
+                    return Ok(Some(format!("Bearer {token}")));
+                }
+                let token = self.fetch_token(endpoint, realm, service.as_deref(), scope).await?;
+                self.tokens.lock().expect("token lock").insert(key, token.clone());
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        endpoint: &Endpoint,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<String, RegistryError> {
+        let fail = |detail: String| RegistryError::Token {
+            registry: endpoint.registry.clone(),
+            realm: realm.to_string(),
+            detail,
+        };
+        let realm_is_safe = realm.starts_with("https://")
+            || reqwest::Url::parse(realm)
+                .ok()
+                .and_then(|u| u.host_str().map(|h| endpoint.base.contains(&format!("://{h}"))))
+                .unwrap_or(false);
+        let client = self.client(endpoint);
+        let mut request = match endpoint.credential.as_ref().map(|c| &c.credential) {
+            Some(Credential::IdentityToken(token)) => {
+                if !realm_is_safe {
+                    return Err(fail(
+                        "refusing to send credentials to a token service over plain HTTP on another host".into(),
+                    ));
+                }
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.expose()),
+                    ("client_id", "kubectl-ko"),
+                    ("scope", scope),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                let body: String =
+                    form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
+                client.post(realm).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body)
+            }
+            other => {
+                let mut url = realm.to_string();
+                if let Some(s) = service {
+                    url = with_query(&url, "service", &urlencode(s));
+                }
+                for part in scope.split(' ') {
+                    url = with_query(&url, "scope", &urlencode(part));
+                }
+                let mut request = client.get(url);
+                if let Some(Credential::Basic { username, password }) = other {
+                    if !realm_is_safe {
+                        return Err(fail(
+                            "refusing to send credentials to a token service over plain HTTP on another host".into(),
+                        ));
+                    }
+                    request = request.basic_auth(username, Some(password.expose()));
+                }
+                request
+            }
+        };
+        request = request.header(ACCEPT, "application/json");
+        let response = request.send().await.map_err(|e| fail(describe(&e)))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| fail(describe(&e)))?;
+        if !status.is_success() {
+            let source = endpoint.credential.as_ref().map(|c| c.source.as_str()).unwrap_or("no credentials found");
+            return Err(fail(format!("{status}{} (credentials: {source})", body_message(&body))));
+        }
+        let parsed: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| fail(format!("unreadable token response: {e}")))?;
+        parsed.into_token().ok_or_else(|| fail("the token response holds no token".into()))
+    }
+
+    /// Sends a request built by `build` (called again for each attempt), with authentication and
+    /// retries on connection errors, 429 and 5xx. A 401 refreshes the token once.
+    async fn execute(
+        &self,
+        repository: &Repository,
+        scope: &str,
+        operation: &str,
+        build: &(dyn Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder + Sync),
+    ) -> Result<(reqwest::Response, u32), RegistryError> {
+        let endpoint = self.endpoint(&repository.registry).await?;
+        let client = self.client(&endpoint);
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = build(client, &endpoint.base);
+            if let Some(auth) = self.authorization(&endpoint, scope, false).await? {
+                request = request.header(AUTHORIZATION, auth);
+            }
+            match request.send().await {
+                Err(e) => {
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(RegistryError::Unreachable {
+                            registry: repository.registry.clone(),
+                            detail: format!("{operation}: {}", describe(&e)),
+                            attempts: attempt,
+                        });
+                    }
+                    tokio::time::sleep(retry_delay(attempt, None)).await;
+                }
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !refreshed => {
+                    if matches!(endpoint.challenge, Challenge::Bearer { .. }) {
+                        refreshed = true;
+                        self.authorization(&endpoint, scope, true).await?;
+                        continue;
+                    }
+                    return Ok((response, attempt));
+                }
+                Ok(response) if is_retryable(response.status()) && attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(retry_delay(attempt, Some(&response))).await;
+                }
+                Ok(response) => return Ok((response, attempt)),
+            }
+        }
+    }
+
+    async fn fail(
+        &self,
+        repository: &Repository,
+        operation: &str,
+        response: reqwest::Response,
+        attempts: u32,
+    ) -> RegistryError {
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap_or_default();
+        let message = body_message(&body);
+        if status == 401 || status == 403 {
+            let endpoint = self.endpoint(&repository.registry).await.ok();
+            let hint = match endpoint.as_ref().and_then(|e| e.credential.as_ref()) {
+                Some(c) => format!("the registry refused the credentials from {}", c.source),
+                None => format!(
+                    "no credentials found for {}; log in with `kubectl ko login {}`",
+                    repository.registry, repository.registry
+                ),
+            };
+            return RegistryError::Denied {
+                registry: repository.registry.clone(),
+                repository: repository.path.clone(),
+                operation: operation.to_string(),
+                status,
+                message,
+                hint,
+            };
+        }
+        RegistryError::Status {
+            registry: repository.registry.clone(),
+            repository: repository.path.clone(),
+            operation: operation.to_string(),
+            status,
+            message,
+            attempts,
+        }
+    }
+
+    /// Fetches a manifest or index, verifying its digest when asked for by digest.
+    pub async fn manifest(&self, reference: &Reference) -> Result<FetchedManifest, RegistryError> {
+        let repo = &reference.repository;
+        let identifier = reference.identifier();
+        let operation = format!("fetching manifest {identifier}");
+        let scope = Self::scope(repo, Access::Pull, None);
+        let path = format!("/v2/{}/manifests/{identifier}", repo.path);
+        let accept = ACCEPT_MANIFESTS.join(", ");
+        let (response, attempts) = self
+            .execute(repo, &scope, &operation, &|c, base| c.get(format!("{base}{path}")).header(ACCEPT, &accept))
+            .await?;
+        if !response.status().is_success() {
+            return Err(self.fail(repo, &operation, response, attempts).await);
+        }
+        let header_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let bytes = response.bytes().await.map_err(|e| RegistryError::Protocol {
+            registry: repo.registry.clone(),
+            repository: repo.path.clone(),
+            operation: operation.clone(),
+            detail: describe(&e),
+        })?;
+        let digest = Digest::of(&bytes);
+        if let Some(expected) = &reference.digest
+            && expected != &digest
+        {
+            return Err(RegistryError::Protocol {
+                registry: repo.registry.clone(),
+                repository: repo.path.clone(),
+                operation,
+                detail: format!("the registry sent a manifest with digest {digest}"),
+            });
+        }
+        let media_type = sniff_media_type(&bytes, header_type.as_deref()).unwrap_or_default();
+        Ok(FetchedManifest { bytes, media_type, digest })
+    }
+
+    pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
+        let operation = format!("checking blob {digest}");
+        let scope = Self::scope(repo, Access::Push, None);
+        let path = format!("/v2/{}/blobs/{digest}", repo.path);
+        let (response, attempts) =
+            self.execute(repo, &scope, &operation, &|c, base| c.head(format!("{base}{path}"))).await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.fail(repo, &operation, response, attempts).await),
+        }
+    }
+
+    /// Asks the registry to link a blob from another repository; `false` when it declined.
+    pub async fn mount_blob(
+        &self,
+        repo: &Repository,
+        from: &Repository,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        let operation = format!("mounting blob {digest} from {}", from.path);
+        let scope = Self::scope(repo, Access::Push, Some(from));
+        let path = format!("/v2/{}/blobs/uploads/?mount={digest}&from={}", repo.path, from.path);
+        let (response, attempts) =
+            self.execute(repo, &scope, &operation, &|c, base| c.post(format!("{base}{path}"))).await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => Ok(false), // an upload session we leave to expire
+            _ => Err(self.fail(repo, &operation, response, attempts).await),
+        }
+    }
+
+    /// Uploads one blob: open a session, stream the bytes, commit with the digest.
+    pub async fn upload_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        body: BlobBody<'_>,
+    ) -> Result<(), RegistryError> {
+        let operation = format!("uploading blob {digest}");
+        let scope = Self::scope(repo, Access::Push, None);
+        let start = format!("/v2/{}/blobs/uploads/", repo.path);
+        let (response, attempts) =
+            self.execute(repo, &scope, &operation, &|c, base| c.post(format!("{base}{start}"))).await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(self.fail(repo, &operation, response, attempts).await);
+        }
+        let endpoint = self.endpoint(&repo.registry).await?;
+        let location = location_of(&endpoint.base, &response).ok_or_else(|| RegistryError::Protocol {
+            registry: repo.registry.clone(),
+            repository: repo.path.clone(),
+            operation: operation.clone(),
+            detail: "the registry opened an upload session without a Location header".into(),
+        })?;
+
+        let progress = Progress::bytes(&format!("{} {}", &digest.hex()[..12], repo.path), size);
+        let file_error = |path: &Path, source| RegistryError::File {
+            registry: repo.registry.clone(),
+            operation: operation.clone(),
+            path: path.to_path_buf(),
+            source,
+        };
+        let std_file = match &body {
+            BlobBody::File(path) => Some(std::fs::File::open(path).map_err(|e| file_error(path, e))?),
+            BlobBody::Bytes(_) => None,
+        };
+        let progress_inc = std::sync::Arc::new(progress.incrementer());
+        let make_body = || -> reqwest::Body {
+            match (&body, &std_file) {
+                (BlobBody::Bytes(b), _) => reqwest::Body::from(b.clone()),
+                (BlobBody::File(_), Some(file)) => {
+                    let file = file.try_clone().expect("cloning an open file handle");
+                    let file = tokio::fs::File::from_std(file);
+                    let inc = progress_inc.clone();
+                    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
+                        if let Ok(bytes) = &chunk {
+                            inc(bytes.len() as u64);
+                        }
+                        chunk
+                    });
+                    reqwest::Body::wrap_stream(stream)
+                }
+                (BlobBody::File(_), None) => unreachable!("files are opened above"),
+            }
+        };
+        // Streams cannot be replayed, so the PATCH is sent once; a failure restarts the whole upload
+        // at the caller's level. Rewind the shared handle first in case of an earlier attempt.
+        if let Some(file) = &std_file {
+            use std::io::Seek;
+            let mut f = file.try_clone().expect("cloning an open file handle");
+            f.seek(std::io::SeekFrom::Start(0)).map_err(|e| file_error(Path::new("blob"), e))?;
+        }
+        let patch_location = location.clone();
+        let (response, attempts) = self
+            .execute(repo, &scope, &operation, &|c, _| {
+                c.request(Method::PATCH, &patch_location)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, size)
+                    .body(make_body())
+            })
+            .await?;
+        if response.status() != StatusCode::ACCEPTED
+            && response.status() != StatusCode::NO_CONTENT
+            && response.status() != StatusCode::CREATED
+        {
+            return Err(self.fail(repo, &operation, response, attempts).await);
+        }
+        let commit = with_query(&location_of(&endpoint.base, &response).unwrap_or(location), "digest", digest.as_str());
+        let (response, attempts) =
+            self.execute(repo, &scope, &operation, &|c, _| c.put(&commit).header(CONTENT_LENGTH, 0)).await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(self.fail(repo, &operation, response, attempts).await);
+        }
+        Ok(())
+    }
+
+    pub async fn put_manifest(
+        &self,
+        repo: &Repository,
+        identifier: &str,
+        media_type: &str,
+        bytes: &bytes::Bytes,
+    ) -> Result<(), RegistryError> {
+        let operation = format!("pushing manifest {identifier}");
+        let scope = Self::scope(repo, Access::Push, None);
+        let path = format!("/v2/{}/manifests/{identifier}", repo.path);
+        let (response, attempts) = self
+            .execute(repo, &scope, &operation, &|c, base| {
+                c.put(format!("{base}{path}")).header(CONTENT_TYPE, media_type).body(bytes.clone())
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED && !response.status().is_success() {
+            return Err(self.fail(repo, &operation, response, attempts).await);
+        }
+        Ok(())
+    }
+
+    /// Downloads a blob into `dest`, checking its digest as it streams.
+    pub async fn fetch_blob(&self, repo: &Repository, digest: &Digest, dest: &Path) -> Result<(), RegistryError> {
+        let operation = format!("downloading blob {digest}");
+        let scope = Self::scope(repo, Access::Pull, None);
+        let path = format!("/v2/{}/blobs/{digest}", repo.path);
+        let (response, attempts) =
+            self.execute(repo, &scope, &operation, &|c, base| c.get(format!("{base}{path}"))).await?;
+        if !response.status().is_success() {
+            return Err(self.fail(repo, &operation, response, attempts).await);
+        }
+        let protocol = |detail: String| RegistryError::Protocol {
+            registry: repo.registry.clone(),
+            repository: repo.path.clone(),
+            operation: operation.clone(),
+            detail,
+        };
+        let file_error = |source| RegistryError::File {
+            registry: repo.registry.clone(),
+            operation: operation.clone(),
+            path: dest.to_path_buf(),
+            source,
+        };
+        let mut file = tokio::fs::File::create(dest).await.map_err(file_error)?;
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| protocol(describe(&e)))?;
+            sha2::Digest::update(&mut hasher, &chunk);
+            file.write_all(&chunk).await.map_err(file_error)?;
+        }
+        file.flush().await.map_err(file_error)?;
+        let got = Digest::from_hasher(hasher);
+        if &got != digest {
+            return Err(protocol(format!("the registry sent content with digest {got}")));
+        }
+        Ok(())
+    }
+}
+
+fn urlencode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

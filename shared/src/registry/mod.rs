@@ -1,0 +1,10 @@
+//! Talking to OCI registries: references, authentication challenges and the client.
+
+mod challenge;
+mod client;
+mod error;
+mod reference;
+
+pub use client::{Access, BlobBody, ClientOptions, FetchedManifest, RegistryClient};
+pub use error::RegistryError;
+pub use reference::{DOCKER_HUB, Reference, ReferenceError, Repository, is_plain_http_by_default};

@@ -1,0 +1,220 @@
+//! Image references as Docker spells them: `[registry[:port]/]path[:tag][@digest]`.
+//! Parsing validates every part; the user's spelling is kept for printing while the
+//! normalised registry and repository are used to talk to the registry.
+
+use std::fmt;
+
+use crate::digest::Digest;
+
+pub const DOCKER_HUB: &str = "index.docker.io";
+
+#[derive(Debug, thiserror::Error)]
+#[error("{value:?} is not a valid image reference: {reason}")]
+pub struct ReferenceError {
+    pub value: String,
+    pub reason: String,
+}
+
+/// A repository: where images live in a registry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Repository {
+    /// Normalised host (and port): `docker.io` becomes `index.docker.io`.
+    pub registry: String,
+    /// Normalised path: Docker Hub's one-element names gain `library/`.
+    pub path: String,
+}
+
+impl Repository {
+    pub fn parse(value: &str) -> Result<Repository, ReferenceError> {
+        let reference = Reference::parse(value)?;
+        if reference.tag.is_some() || reference.digest.is_some() {
+            return Err(ReferenceError {
+                value: value.to_string(),
+                reason: "a repository has no tag or digest".into(),
+            });
+        }
+        Ok(reference.repository)
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.path)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference {
+    pub repository: Repository,
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+impl Reference {
+    pub fn parse(value: &str) -> Result<Reference, ReferenceError> {
+        let fail = |reason: &str| ReferenceError { value: value.to_string(), reason: reason.to_string() };
+        if value.is_empty() {
+            return Err(fail("it is empty"));
+        }
+        let (rest, digest) = match value.split_once('@') {
+            Some((r, d)) => (r, Some(Digest::parse(d).map_err(|e| fail(&e.to_string()))?)),
+            None => (value, None),
+        };
+        let (name, tag) = match rest.rfind(':') {
+            Some(i) if !rest[i + 1..].contains('/') => (&rest[..i], Some(rest[i + 1..].to_string())),
+            _ => (rest, None),
+        };
+        if let Some(tag) = &tag {
+            let ok = !tag.is_empty()
+                && tag.len() <= 128
+                && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !ok {
+                return Err(fail(&format!("tag {tag:?} may only hold letters, digits, '_', '.' and '-'")));
+            }
+        }
+        let (registry, path) = split_registry(name);
+        if registry.is_empty() && name.contains("://") {
+            return Err(fail("leave out the scheme (http:// or https://)"));
+        }
+        validate_host(registry).map_err(|r| fail(&r))?;
+        validate_path(path).map_err(|r| fail(&r))?;
+        let (registry, path) = normalise(registry, path);
+        Ok(Reference { repository: Repository { registry, path }, tag, digest })
+    }
+
+    /// The tag or digest to ask the registry for (`latest` when neither is given).
+    pub fn identifier(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits off the registry: the first element names a host when it has a `.` or `:` or is `localhost`.
+fn split_registry(name: &str) -> (&str, &str) {
+    match name.split_once('/') {
+        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => (first, rest),
+        _ => ("", name),
+    }
+}
+
+fn normalise(registry: &str, path: &str) -> (String, String) {
+    let registry = match registry {
+        "" | "docker.io" | "registry-1.docker.io" | "index.docker.io" => DOCKER_HUB,
+        other => other,
+    };
+    let path = if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path.to_string() };
+    (registry.to_string(), path)
+}
+
+fn validate_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Ok(());
+    }
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.ends_with(']') || host.starts_with('[') => (n, Some(p)),
+        _ => (host, None),
+    };
+    if let Some(port) = port
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("registry port {port:?} is not a number"));
+    }
+    let ok = !name.is_empty()
+        && (name.starts_with('[') && name.ends_with(']')
+            || name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+    if ok { Ok(()) } else { Err(format!("registry host {name:?} is not a valid host name")) }
+}
+
+fn validate_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("the repository path is empty".into());
+    }
+    for component in path.split('/') {
+        let ok = !component.is_empty()
+            && component.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && component.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && component.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
+        if !ok {
+            return Err(format!(
+                "repository path element {component:?} must be lowercase letters and digits, separated by '.', '_' or '-'"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether ko (and so we) talk plain HTTP to this registry by default: loopback and private addresses.
+pub fn is_plain_http_by_default(registry: &str) -> bool {
+    let host = match registry.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => registry,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private(),
+        Ok(std::net::IpAddr::V6(ip)) => ip.is_loopback(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_docker_hub_short_names() {
+        let r = Reference::parse("golang:1.22").unwrap();
+        assert_eq!(r.repository.registry, DOCKER_HUB);
+        assert_eq!(r.repository.path, "library/golang");
+        assert_eq!(r.tag.as_deref(), Some("1.22"));
+    }
+
+    #[test]
+    fn parses_registry_with_port_tag_and_digest() {
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let r = Reference::parse(&format!("127.0.0.1:5000/a/b:v1@{d}")).unwrap();
+        assert_eq!(r.repository.registry, "127.0.0.1:5000");
+        assert_eq!(r.repository.path, "a/b");
+        assert_eq!(r.tag.as_deref(), Some("v1"));
+        assert_eq!(r.identifier(), d);
+        assert_eq!(Reference::parse("localhost/x").unwrap().repository.registry, "localhost");
+    }
+
+    #[test]
+    fn rejects_bad_references() {
+        for bad in ["", "UPPER/case", "ghcr.io/", "ghcr.io/a//b", "ghcr.io/a:bad tag", "http://ghcr.io/a", "a b"] {
+            assert!(Reference::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Repository::parse("ghcr.io/a:v1").is_err());
+    }
+
+    #[test]
+    fn loopback_and_private_registries_use_plain_http() {
+        assert!(is_plain_http_by_default("127.0.0.1:5000"));
+        assert!(is_plain_http_by_default("localhost:5000"));
+        assert!(is_plain_http_by_default("registry.localhost"));
+        assert!(is_plain_http_by_default("[::1]:5000"));
+        assert!(is_plain_http_by_default("192.168.1.4"));
+        assert!(!is_plain_http_by_default("ghcr.io"));
+    }
+}

@@ -1,0 +1,235 @@
+//! `kubectl ko build`: images that run, are reproducible, and are named and printed as ko does.
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn hello() -> std::path::PathBuf {
+    fixture("hello")
+}
+
+fn digest_of(reference: &str) -> &str {
+    reference.rsplit_once('@').map(|(_, d)| d).unwrap_or_else(|| panic!("no digest in {reference}"))
+}
+
+#[test]
+fn builds_pushes_and_runs_the_app_on_the_builtin_base() {
+    let repo = unique_repo("hello");
+    let run = ko(&["build", ".", "--ldflags=-X main.version=1.2.3"]).cwd(hello()).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_success();
+    let lines = run.stdout_lines();
+    assert_eq!(lines.len(), 1, "{run}");
+    let reference = lines[0];
+    // md5("example.com/hello") names the image, as ko does.
+    assert!(reference.starts_with(&format!("{repo}/hello-124ec4359fcc3b362d8aa16b0f28dd36@sha256:")), "{reference}");
+
+    let manifest = skopeo_inspect(reference, true);
+    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.name"], "ko.builtin/static:v1");
+    assert!(manifest["annotations"]["org.opencontainers.image.base.digest"].as_str().unwrap().starts_with("sha256:"));
+    let config = skopeo_inspect_config(reference);
+    assert_eq!(config["config"]["Entrypoint"], serde_json::json!(["/ko-app/hello"]));
+    assert_eq!(config["config"]["User"], "65532");
+    let env: Vec<&str> = config["config"]["Env"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(env.contains(&"KO_DATA_PATH=/var/run/ko"), "{env:?}");
+    assert!(env.iter().any(|e| e.starts_with("PATH=") && e.ends_with(":/ko-app")), "{env:?}");
+
+    let out = run_image(reference);
+    out.assert_success();
+    assert_eq!(out.value("version"), Some("1.2.3"), "{out}");
+    assert_eq!(out.value("uid"), Some("65532"), "{out}");
+    assert_eq!(out.value("kodata"), Some("hello from kodata"), "{out}");
+    assert_eq!(out.value("nested"), Some("nested file"), "{out}");
+    assert_eq!(out.value("linked"), Some("linked file"), "{out}");
+    assert_eq!(out.value("tz"), Some("1969-12-31 19:00 EST"), "{out}");
+    let certs: usize = out.value("certs").unwrap_or("0").parse().unwrap_or(0);
+    assert!(certs > 100, "{out}");
+}
+
+#[test]
+fn the_binary_and_kodata_layers_are_deterministic() {
+    let layout = tempfile::tempdir().unwrap();
+    let path = layout.path().to_str().unwrap();
+    let run = ko(&["build", ".", "--push=false", "--oci-layout-path", path]).cwd(hello()).run();
+    run.assert_success();
+    let layers = umoci_list(layout.path(), digest_of(&run.stdout_lines()[0]));
+    assert!(layers.iter().any(|l| l.contains("ko-app/hello") && l.starts_with("-r-xr-xr-x")), "{layers:?}");
+    assert!(layers.iter().any(|l| l.contains("var/run/ko/greeting.txt") && l.starts_with("-r-xr-xr-x")), "{layers:?}");
+}
+
+/// `tar tv`-style listing of the last two layers of an image in a layout.
+fn umoci_list(layout: &std::path::Path, digest: &str) -> Vec<String> {
+    let blobs = layout.join("blobs/sha256");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(blobs.join(digest.trim_start_matches("sha256:"))).unwrap()).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    let mut out = Vec::new();
+    for layer in &layers[layers.len() - 2..] {
+        let hex = layer["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let listing = std::process::Command::new("tar")
+            .args(["tvzf", blobs.join(hex).to_str().unwrap(), "--numeric-owner", "--full-time"])
+            .output()
+            .unwrap();
+        out.extend(String::from_utf8_lossy(&listing.stdout).lines().map(str::to_string));
+    }
+    out
+}
+
+#[test]
+fn rebuilding_gives_the_same_digest_even_with_an_empty_cache() {
+    let repo = unique_repo("repro");
+    let first = ko(&["build", "."]).cwd(hello()).env("KO_DOCKER_REPO", &repo).run();
+    first.assert_success();
+    // A fresh KoCmd has a fresh HOME and cache: like another machine.
+    let second = ko(&["build", "."]).cwd(hello()).env("KO_DOCKER_REPO", &repo).run();
+    second.assert_success();
+    assert_eq!(first.stdout, second.stdout);
+    let epoch =
+        ko(&["build", "."]).cwd(hello()).env("KO_DOCKER_REPO", &repo).env("SOURCE_DATE_EPOCH", "1700000000").run();
+    epoch.assert_success();
+    assert_ne!(first.stdout, epoch.stdout, "SOURCE_DATE_EPOCH changes the config");
+    let config = skopeo_inspect_config(epoch.stdout.trim());
+    assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+}
+
+#[test]
+fn tags_naming_flags_and_printed_references_follow_ko() {
+    let repo = unique_repo("names");
+    let build = |args: &[&str]| {
+        let mut all = vec!["build", "."];
+        all.extend_from_slice(args);
+        let run = ko(&all).cwd(hello()).env("KO_DOCKER_REPO", &repo).run();
+        run.assert_success();
+        run.stdout.trim().to_string()
+    };
+    let md5 = "hello-124ec4359fcc3b362d8aa16b0f28dd36";
+    let tagged = build(&["-t", "v1"]);
+    assert!(tagged.starts_with(&format!("{repo}/{md5}:v1@sha256:")), "{tagged}");
+    assert_eq!(build(&["--tag-only", "-t", "v2"]), format!("{repo}/{md5}:v2"));
+    let tags = skopeo(&["list-tags", "--tls-verify=false", &format!("docker://{repo}/{md5}")]);
+    tags.assert_success();
+    for t in ["v1", "v2"] {
+        assert!(tags.stdout.contains(&format!("\"{t}\"")), "{tags}");
+    }
+    let several = build(&["-t", "a,b"]);
+    assert!(several.starts_with(&format!("{repo}/{md5}@sha256:")), "{several}");
+    assert!(build(&["-B"]).starts_with(&format!("{repo}/hello@sha256:")));
+    assert!(build(&["--bare"]).starts_with(&format!("{repo}@sha256:")));
+    assert!(build(&["-P"]).starts_with(&format!("{repo}/example.com/hello@sha256:")));
+    let unpushed = build(&["--push=false"]);
+    assert!(unpushed.starts_with(&format!("{repo}/{md5}:latest@sha256:")), "{unpushed}");
+}
+
+#[test]
+fn several_import_paths_print_in_argument_order_and_image_refs_are_written() {
+    let repo = unique_repo("order");
+    let refs = tempfile::NamedTempFile::new().unwrap();
+    let run = ko(&["build", "./cmd/greeter", "ko://example.com/hello", "--image-refs", refs.path().to_str().unwrap()])
+        .cwd(hello())
+        .env("KO_DOCKER_REPO", &repo)
+        .run();
+    run.assert_success();
+    let lines = run.stdout_lines();
+    assert_eq!(lines.len(), 2, "{run}");
+    assert!(lines[0].starts_with(&format!("{repo}/greeter-")), "{run}");
+    assert!(lines[1].starts_with(&format!("{repo}/hello-")), "{run}");
+    assert_eq!(std::fs::read_to_string(refs.path()).unwrap(), run.stdout);
+    let out = run_image(lines[0]);
+    assert_eq!(out.stdout.trim(), "greeter", "{out}");
+}
+
+#[test]
+fn oci_layout_and_tarball_outputs_are_readable_by_other_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let tarball = dir.path().join("image.tar");
+    let run = ko(&[
+        "build",
+        ".",
+        "--push=false",
+        "--oci-layout-path",
+        layout.to_str().unwrap(),
+        "--tarball",
+        tarball.to_str().unwrap(),
+        "-t",
+        "v3",
+    ])
+    .cwd(hello())
+    .env("KO_DOCKER_REPO", "example.test/app")
+    .run();
+    run.assert_success();
+    let reference = run.stdout.trim();
+    // The tarball publisher is later in the chain, so its reference is printed.
+    assert!(reference.starts_with("example.test/app/hello-124ec4359fcc3b362d8aa16b0f28dd36:v3@sha256:"), "{run}");
+    let out = run_layout_image(&layout, digest_of(reference));
+    assert_eq!(out.value("kodata"), Some("hello from kodata"), "{out}");
+
+    let archive = skopeo(&["inspect", &format!("docker-archive:{}", tarball.display())]);
+    archive.assert_success();
+    let parsed: Value = serde_json::from_str(&archive.stdout).unwrap();
+    assert_eq!(parsed["Architecture"], "amd64");
+    let oci = skopeo(&["inspect", &format!("oci-archive:{}", tarball.display())]);
+    oci.assert_success();
+}
+
+#[test]
+fn without_ko_docker_repo_the_image_goes_to_the_local_store() {
+    let cmd = ko(&["build", "."]).cwd(hello());
+    let run = cmd.run();
+    run.assert_success();
+    let reference = run.stdout.trim();
+    let (store, digest) = reference.split_once('@').unwrap();
+    assert!(store.ends_with("kubectl-ko/images"), "{run}");
+    assert!(run.stderr.contains("KO_DOCKER_REPO"), "{run}");
+    let out = run_layout_image(std::path::Path::new(store), digest);
+    assert_eq!(out.value("kodata"), Some("hello from kodata"), "{out}");
+}
+
+#[test]
+fn builds_entries_pick_the_module_directory_env_and_ldflags() {
+    let repo = unique_repo("multimod");
+    let run = ko(&["build", "./foo/cmd/foo", "./bar"]).cwd(fixture("multimod")).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_success();
+    let lines = run.stdout_lines();
+    assert_eq!(lines.len(), 2, "{run}");
+    assert!(lines[0].starts_with(&format!("{repo}/foo-")), "{run}");
+    assert_eq!(run_image(lines[0]).stdout.trim(), "foo version=1.2.3");
+    assert_eq!(run_image(lines[1]).stdout.trim(), "bar");
+}
+
+#[test]
+fn a_registry_image_can_be_the_base_in_either_media_type_family() {
+    let repo = unique_repo("base");
+    // Publish a base of our own, then copy it as a Docker schema 2 image.
+    let base = ko(&["build", "./cmd/greeter", "-B"]).cwd(hello()).env("KO_DOCKER_REPO", &repo).run();
+    base.assert_success();
+    let oci_base = format!("{repo}/greeter:latest");
+    let docker_base = format!("{repo}/docker-base:latest");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &format!("docker://{oci_base}"),
+        &format!("docker://{docker_base}"),
+    ])
+    .assert_success();
+
+    for (base_ref, media_type) in [
+        (&oci_base, "application/vnd.oci.image.manifest.v1+json"),
+        (&docker_base, "application/vnd.docker.distribution.manifest.v2+json"),
+    ] {
+        let run =
+            ko(&["build", "."]).cwd(hello()).env("KO_DOCKER_REPO", &repo).env("KO_DEFAULTBASEIMAGE", base_ref).run();
+        run.assert_success();
+        let manifest = skopeo_inspect(run.stdout.trim(), true);
+        assert_eq!(manifest["mediaType"], media_type);
+        assert_eq!(manifest["annotations"]["org.opencontainers.image.base.name"], base_ref.as_str());
+        let layer_types: Vec<&str> =
+            manifest["layers"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap()).collect();
+        assert!(layer_types.iter().all(|t| t.contains(if media_type.contains("docker") { "docker" } else { "oci" })));
+        let out = run_image(run.stdout.trim());
+        assert_eq!(out.value("kodata"), Some("hello from kodata"), "{out}");
+    }
+}

@@ -1,0 +1,132 @@
+//! Bad input to `kubectl ko build`: one clear error line naming the input, a non-zero exit,
+//! nothing on stdout and nothing pushed.
+
+use crate::util::*;
+
+/// Asserts a failed run whose last stderr line is the error and contains every `needle`.
+fn assert_clear_error(run: &Run, needles: &[&str]) {
+    run.assert_failure();
+    assert!(run.stdout.is_empty(), "nothing may reach stdout: {run}");
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: "), "{run}");
+    for needle in needles {
+        assert!(last.contains(needle), "expected {needle:?} in the error line: {run}");
+    }
+}
+
+fn assert_repo_empty(repo: &str) {
+    let catalog = std::process::Command::new("curl")
+        .args(["-fsS", &format!("http://{}/v2/_catalog?n=10000", registry())])
+        .output()
+        .unwrap();
+    let name = repo.split_once('/').unwrap().1;
+    assert!(!String::from_utf8_lossy(&catalog.stdout).contains(name), "{repo} was pushed to");
+}
+
+#[test]
+fn a_package_that_is_not_main_is_refused() {
+    let repo = unique_repo("notmain");
+    let run = ko(&["build", "./lib"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
+    assert_clear_error(&run, &["./lib", "package lib", "package main"]);
+    assert_repo_empty(&repo);
+}
+
+#[test]
+fn a_path_that_does_not_exist_is_refused() {
+    let run = ko(&["build", "./nope"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", unique_repo("x")).run();
+    assert_clear_error(&run, &["./nope"]);
+}
+
+#[test]
+fn one_bad_path_among_good_ones_publishes_nothing() {
+    let repo = unique_repo("allornothing");
+    let run = ko(&["build", ".", "./lib"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
+    assert_clear_error(&run, &["./lib"]);
+    assert_repo_empty(&repo);
+}
+
+#[test]
+fn an_unparsable_ko_docker_repo_is_refused() {
+    let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", "Not A/Repo!").run();
+    assert_clear_error(&run, &["KO_DOCKER_REPO", "Not A/Repo!"]);
+}
+
+#[test]
+fn an_unreachable_registry_is_named() {
+    let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", "127.0.0.1:9/nothing-here").run();
+    assert_clear_error(&run, &["127.0.0.1:9", "attempts"]);
+}
+
+#[test]
+fn toolexec_is_refused_wherever_it_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("toolexec.ko.yaml");
+    std::fs::write(&config, "defaultFlags: [-toolexec=/bin/true]\n").unwrap();
+    let run = ko(&["build", "."])
+        .cwd(fixture("hello"))
+        .env("KO_CONFIG_PATH", &config)
+        .env("KO_DOCKER_REPO", unique_repo("t"))
+        .run();
+    assert_clear_error(&run, &["-toolexec=/bin/true", "toolexec.ko.yaml"]);
+
+    let run = ko(&["build", "."]).cwd(fixture("hello")).env("GOFLAGS", "-toolexec=/bin/true").run();
+    assert_clear_error(&run, &["GOFLAGS"]);
+
+    let run = ko(&["build", ".", "--ldflags=-s -toolexec x"]).cwd(fixture("hello")).run();
+    assert_clear_error(&run, &["-toolexec", "--ldflags"]);
+
+    std::fs::write(&config, "defaultEnv: [GOFLAGS=--toolexec]\n").unwrap();
+    let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_CONFIG_PATH", &config).run();
+    assert_clear_error(&run, &["--toolexec"]);
+}
+
+#[test]
+fn an_unknown_platform_is_refused() {
+    let run = ko(&["build", ".", "--platform=linux/amd46"]).cwd(fixture("hello")).run();
+    assert_clear_error(&run, &["linux/amd46"]);
+    let run = ko(&["build", ".", "--platform=linux/arm64"]).cwd(fixture("hello")).env("GOOS", "linux").run();
+    assert_clear_error(&run, &["--platform", "GOOS=linux"]);
+}
+
+#[test]
+fn a_broken_config_file_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join(".ko.yaml");
+    std::fs::write(&config, "defaultBaseImage: ok\nbuilds:\n  - id: [unclosed\n").unwrap();
+    let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_CONFIG_PATH", dir.path()).run();
+    assert_clear_error(&run, &[".ko.yaml", "3"]);
+    let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_CONFIG_PATH", dir.path().join("missing.yaml")).run();
+    assert_clear_error(&run, &["KO_CONFIG_PATH", "missing.yaml"]);
+}
+
+#[test]
+fn a_template_naming_a_missing_variable_is_refused() {
+    let run = ko(&["build", ".", "--ldflags=-X main.version={{.Env.KO_TEST_NOT_SET}}"]).cwd(fixture("hello")).run();
+    assert_clear_error(&run, &["KO_TEST_NOT_SET", "--ldflags"]);
+}
+
+#[test]
+fn a_kodata_symlink_leaving_the_allowed_root_is_refused() {
+    let run = ko(&["build", "."]).cwd(fixture("badsymlink")).run();
+    assert_clear_error(&run, &["kodata symlink", "escape.txt", "outside the allowed root"]);
+}
+
+#[test]
+fn a_registry_that_refuses_the_push_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_loopback_port();
+    let started = std::process::Command::new(workspace().join("scripts/registry.sh"))
+        .args(["start", dir.path().to_str().unwrap(), &port.to_string(), "--readonly"])
+        .status()
+        .unwrap();
+    assert!(started.success());
+    let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", format!("127.0.0.1:{port}/ro")).run();
+    let _ = std::process::Command::new(workspace().join("scripts/registry.sh"))
+        .args(["stop", dir.path().to_str().unwrap()])
+        .status();
+    assert_clear_error(&run, &[&format!("127.0.0.1:{port}"), "ro/hello-"]);
+}
+
+fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

@@ -1,0 +1,1 @@
+//! Helpers live in it/ ; this crate exists only for its integration tests.

@@ -52,9 +52,21 @@ fn the_binary_and_kodata_layers_are_deterministic() {
     let path = layout.path().to_str().unwrap();
     let run = ko(&["build", ".", "--push=false", "--oci-layout-path", path]).cwd(hello()).run();
     run.assert_success();
-    let layers = umoci_list(layout.path(), digest_of(&run.stdout_lines()[0]));
+    let layers = umoci_list(layout.path(), digest_of(run.stdout_lines()[0]));
     assert!(layers.iter().any(|l| l.contains("ko-app/hello") && l.starts_with("-r-xr-xr-x")), "{layers:?}");
     assert!(layers.iter().any(|l| l.contains("var/run/ko/greeting.txt") && l.starts_with("-r-xr-xr-x")), "{layers:?}");
+    assert!(layers.iter().all(|l| l.contains(" 0/0 ") && l.contains("1970-01-01")), "{layers:?}");
+
+    // KO_DATA_DATE_EPOCH dates the kodata files, and nothing else.
+    let dated = tempfile::tempdir().unwrap();
+    let run = ko(&["build", ".", "--push=false", "--oci-layout-path", dated.path().to_str().unwrap()])
+        .cwd(hello())
+        .env("KO_DATA_DATE_EPOCH", "1700000000")
+        .run();
+    run.assert_success();
+    let layers = umoci_list(dated.path(), digest_of(run.stdout_lines()[0]));
+    assert!(layers.iter().any(|l| l.contains("greeting.txt") && l.contains("2023-11-14")), "{layers:?}");
+    assert!(layers.iter().any(|l| l.contains("ko-app/hello") && l.contains("1970-01-01")), "{layers:?}");
 }
 
 /// `tar tv`-style listing of the last two layers of an image in a layout.

@@ -202,6 +202,19 @@ impl Platform {
         Ok(env)
     }
 
+    /// The platform this program runs on, in Go's spelling.
+    pub fn host() -> Platform {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+            "loongarch64" => "loong64",
+            other => other,
+        };
+        Platform { os: std::env::consts::OS.to_string(), arch: arch.to_string(), variant: None, os_version: None }
+    }
+
     /// The platform written into file names: `/` and `:` become `-`.
     pub fn file_stem(&self) -> String {
         self.to_string().replace(['/', ':'], "-")

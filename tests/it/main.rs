@@ -4,4 +4,5 @@
 mod build;
 mod build_errors;
 mod dispatch;
+mod platforms;
 mod util;

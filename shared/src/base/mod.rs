@@ -2,6 +2,7 @@
 //! per reference per run, and narrowed to the platforms the user asked for.
 
 pub mod builtin;
+mod manifests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -98,9 +99,7 @@ impl BaseResolver {
             let parsed = Reference::parse(reference)
                 .map_err(|source| BaseError::Reference { reference: reference.to_string(), source })?;
             let name = display_name(&parsed);
-            let fetched = self
-                .client
-                .manifest(&parsed)
+            let fetched = manifests::fetch(&self.client, &self.cache, &parsed)
                 .await
                 .map_err(|source| BaseError::Registry { reference: name.clone(), source })?;
             let invalid = |detail: String| BaseError::Invalid { reference: name.clone(), detail };
@@ -242,9 +241,7 @@ impl BaseResolver {
                 let mut images = Vec::new();
                 for d in chosen {
                     let child = Reference { digest: Some(d.digest.clone()), ..parsed.clone() };
-                    let fetched = self
-                        .client
-                        .manifest(&child)
+                    let fetched = manifests::fetch(&self.client, &self.cache, &child)
                         .await
                         .map_err(|source| BaseError::Registry { reference: name.clone(), source })?;
                     let mut image = self

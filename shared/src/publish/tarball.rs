@@ -74,8 +74,11 @@ impl Tarball {
                 }
                 index.manifests.push(d);
             }
-            // docker load takes one image per entry; for an index, the first image stands for it.
-            if let Some(first) = images.first() {
+            // docker load takes one image per name; for an index, the one for this machine's
+            // platform stands for it (the first one when none matches).
+            let host = crate::platform::Platform::host();
+            let pick = images.iter().find(|i| host.matches(&i.platform)).or(images.first());
+            if let Some(first) = pick {
                 docker_manifest.push(json!({
                     "Config": blob_name(&first.config.descriptor.digest),
                     "RepoTags": tags,

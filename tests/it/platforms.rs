@@ -1,0 +1,178 @@
+//! Several platforms: indexes from the built-in base and from registry bases (an OCI index and
+//! a Docker manifest list), variants, the missing-platform error, and offline rebuilds.
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// ELF `e_machine` of the app binary in an image's last layer, read from the registry.
+fn elf_machine(reference: &str) -> u16 {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("l");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{reference}"),
+        &format!("oci:{}:img", layout.display()),
+    ])
+    .assert_success();
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &str| layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let last = manifest["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
+    let out = dir.path().join("x");
+    std::fs::create_dir(&out).unwrap();
+    let status = std::process::Command::new("tar")
+        .args(["xzf", blob(&last).to_str().unwrap(), "-C", out.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bin = std::fs::read_dir(out.join("ko-app")).unwrap().next().unwrap().unwrap().path();
+    let bytes = std::fs::read(bin).unwrap();
+    assert_eq!(&bytes[..4], b"\x7fELF");
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+const EM_X86_64: u16 = 62;
+const EM_ARM: u16 = 40;
+const EM_AARCH64: u16 = 183;
+
+fn platforms_of(index: &Value) -> Vec<String> {
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            let mut s = format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap());
+            if let Some(v) = p["variant"].as_str() {
+                s.push_str(&format!("/{v}"));
+            }
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn registry_index_bases_give_indexes_of_the_same_media_type() {
+    let repo = unique_repo("multi");
+    // A three-platform base of our own (an OCI index), and the same as a Docker manifest list.
+    let base = ko(&["build", "./cmd/greeter", "-B", "--platform=linux/amd64,linux/arm64,linux/arm/v7"])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", &repo)
+        .run();
+    base.assert_success();
+    let oci_base = format!("{repo}/greeter:latest");
+    let docker_base = format!("{repo}/docker-list:latest");
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &format!("docker://{oci_base}"),
+        &format!("docker://{docker_base}"),
+    ])
+    .assert_success();
+
+    for (base_ref, index_type) in [
+        (&oci_base, "application/vnd.oci.image.index.v1+json"),
+        (&docker_base, "application/vnd.docker.distribution.manifest.list.v2+json"),
+    ] {
+        let run = ko(&["build", ".", "--platform=linux/amd64,linux/arm/v7,linux/arm64"])
+            .cwd(fixture("hello"))
+            .env("KO_DOCKER_REPO", &repo)
+            .env("KO_DEFAULTBASEIMAGE", base_ref)
+            .run();
+        run.assert_success();
+        let reference = run.stdout.trim();
+        let index = skopeo_inspect(reference, true);
+        assert_eq!(index["mediaType"], index_type, "{index}");
+        // Base order, not request order.
+        assert_eq!(platforms_of(&index), ["linux/amd64", "linux/arm64", "linux/arm/v7"]);
+        assert_eq!(index["annotations"]["org.opencontainers.image.base.name"], base_ref.as_str());
+        let name = reference.split('@').next().unwrap();
+        let child = |i: usize| format!("{name}@{}", index["manifests"][i]["digest"].as_str().unwrap());
+        assert_eq!(elf_machine(&child(0)), EM_X86_64);
+        assert_eq!(elf_machine(&child(1)), EM_AARCH64);
+        assert_eq!(elf_machine(&child(2)), EM_ARM);
+        let out = run_image(&child(0));
+        assert_eq!(out.value("kodata"), Some("hello from kodata"), "{out}");
+
+        // One matching platform gives a plain image; a missing one is named with what exists.
+        let one = ko(&["build", ".", "--platform=linux/arm64"])
+            .cwd(fixture("hello"))
+            .env("KO_DOCKER_REPO", &repo)
+            .env("KO_DEFAULTBASEIMAGE", base_ref)
+            .run();
+        one.assert_success();
+        let manifest = skopeo_inspect(one.stdout.trim(), true);
+        assert!(manifest["layers"].is_array(), "{manifest}");
+        let missing = ko(&["build", ".", "--platform=linux/s390x"])
+            .cwd(fixture("hello"))
+            .env("KO_DOCKER_REPO", &repo)
+            .env("KO_DEFAULTBASEIMAGE", base_ref)
+            .run();
+        missing.assert_failure();
+        assert!(missing.stdout.is_empty());
+        let last = missing.stderr.lines().last().unwrap_or_default();
+        assert!(last.contains("linux/s390x") && last.contains("linux/arm/v7"), "{missing}");
+    }
+}
+
+#[test]
+fn the_builtin_base_serves_all_platforms_reproducibly() {
+    let repo = unique_repo("all");
+    let build = || {
+        let run = ko(&["build", ".", "--platform=all"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
+        run.assert_success();
+        run.stdout.trim().to_string()
+    };
+    let first = build();
+    let index = skopeo_inspect(&first, true);
+    let platforms = platforms_of(&index);
+    for want in ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/ppc64le", "linux/s390x"] {
+        assert!(platforms.iter().any(|p| p == want), "{platforms:?}");
+    }
+    assert_eq!(build(), first, "the index digest is reproducible");
+}
+
+#[test]
+fn a_tag_resolved_before_is_used_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let registry = workspace().join("scripts/registry.sh");
+    let regdir = dir.path().join("reg");
+    let start = || {
+        assert!(
+            std::process::Command::new(&registry)
+                .args(["start", regdir.to_str().unwrap(), &port.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    start();
+    let repo = format!("127.0.0.1:{port}/offline");
+    let base = ko(&["build", "./cmd/greeter", "-B"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
+    base.assert_success();
+    let cache = dir.path().join("cache");
+    let layout = dir.path().join("layout");
+    let build = || {
+        ko(&["build", ".", "--push=false", "--oci-layout-path", layout.to_str().unwrap()])
+            .cwd(fixture("hello"))
+            .env("KOCACHE", &cache)
+            .env("KO_DEFAULTBASEIMAGE", format!("{repo}/greeter"))
+            .run()
+    };
+    let online = build();
+    online.assert_success();
+    std::process::Command::new(&registry).args(["stop", regdir.to_str().unwrap()]).status().unwrap();
+    let offline = build();
+    offline.assert_success();
+    assert_eq!(online.stdout, offline.stdout);
+    assert!(offline.stderr.contains("unreachable") && offline.stderr.contains("ago"), "{offline}");
+}

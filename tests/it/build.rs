@@ -217,16 +217,7 @@ fn a_registry_image_can_be_the_base_in_either_media_type_family() {
     base.assert_success();
     let oci_base = format!("{repo}/greeter:latest");
     let docker_base = format!("{repo}/docker-base:latest");
-    skopeo(&[
-        "copy",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        "--format",
-        "v2s2",
-        &format!("docker://{oci_base}"),
-        &format!("docker://{docker_base}"),
-    ])
-    .assert_success();
+    copy_as_docker_v2s2(&oci_base, &docker_base);
 
     for (base_ref, media_type) in [
         (&oci_base, "application/vnd.oci.image.manifest.v1+json"),

@@ -66,17 +66,7 @@ fn registry_index_bases_give_indexes_of_the_same_media_type() {
     base.assert_success();
     let oci_base = format!("{repo}/greeter:latest");
     let docker_base = format!("{repo}/docker-list:latest");
-    skopeo(&[
-        "copy",
-        "--all",
-        "--src-tls-verify=false",
-        "--dest-tls-verify=false",
-        "--format",
-        "v2s2",
-        &format!("docker://{oci_base}"),
-        &format!("docker://{docker_base}"),
-    ])
-    .assert_success();
+    copy_as_docker_v2s2(&oci_base, &docker_base);
 
     for (base_ref, index_type) in [
         (&oci_base, "application/vnd.oci.image.index.v1+json"),

@@ -497,6 +497,22 @@ fn skopeo_json(flag: Option<&str>, reference: &str) -> Value {
         .unwrap_or_else(|e| panic!("skopeo {} printed invalid JSON ({e}):\n{run}", args.join(" ")))
 }
 
+/// Copies an image or index between test registry references, converting it to Docker
+/// schema 2 media types (every platform of an index).
+pub fn copy_as_docker_v2s2(from: &str, to: &str) {
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &skopeo_name(from),
+        &skopeo_name(to),
+    ])
+    .assert_success();
+}
+
 /// `skopeo inspect [--raw]` of an image: with `raw`, the manifest or index exactly as
 /// stored; without, skopeo's summary (Digest, Layers, Env, Architecture...). Plain
 /// registry references get `docker://` and `--tls-verify=false`. Panics on failure.

@@ -488,36 +488,32 @@ impl RegistryClient {
             path: path.to_path_buf(),
             source,
         };
-        let std_file = match &body {
-            BlobBody::File(path) => Some(std::fs::File::open(path).map_err(|e| file_error(path, e))?),
-            BlobBody::Bytes(_) => None,
-        };
         let progress_inc = std::sync::Arc::new(progress.incrementer());
+        if let BlobBody::File(path) = &body {
+            std::fs::metadata(path).map_err(|e| file_error(path, e))?;
+        }
+        // Each attempt reads the file afresh from its start, so a retried PATCH sends it whole.
         let make_body = || -> reqwest::Body {
-            match (&body, &std_file) {
-                (BlobBody::Bytes(b), _) => reqwest::Body::from(b.clone()),
-                (BlobBody::File(_), Some(file)) => {
-                    let file = file.try_clone().expect("cloning an open file handle");
-                    let file = tokio::fs::File::from_std(file);
-                    let inc = progress_inc.clone();
-                    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
-                        if let Ok(bytes) = &chunk {
-                            inc(bytes.len() as u64);
-                        }
-                        chunk
-                    });
-                    reqwest::Body::wrap_stream(stream)
-                }
-                (BlobBody::File(_), None) => unreachable!("files are opened above"),
+            match &body {
+                BlobBody::Bytes(b) => reqwest::Body::from(b.clone()),
+                BlobBody::File(path) => match std::fs::File::open(path) {
+                    Ok(file) => {
+                        let inc = progress_inc.clone();
+                        let file = tokio::fs::File::from_std(file);
+                        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
+                            if let Ok(bytes) = &chunk {
+                                inc(bytes.len() as u64);
+                            }
+                            chunk
+                        });
+                        reqwest::Body::wrap_stream(stream)
+                    }
+                    Err(e) => reqwest::Body::wrap_stream(futures_util::stream::once(async move {
+                        Err::<bytes::Bytes, std::io::Error>(e)
+                    })),
+                },
             }
         };
-        // Streams cannot be replayed, so the PATCH is sent once; a failure restarts the whole upload
-        // at the caller's level. Rewind the shared handle first in case of an earlier attempt.
-        if let Some(file) = &std_file {
-            use std::io::Seek;
-            let mut f = file.try_clone().expect("cloning an open file handle");
-            f.seek(std::io::SeekFrom::Start(0)).map_err(|e| file_error(Path::new("blob"), e))?;
-        }
         let patch_location = location.clone();
         let (response, attempts) = self
             .execute(repo, &scope, &operation, &|c, _| {

@@ -72,11 +72,14 @@ fn registry_index_bases_give_indexes_of_the_same_media_type() {
         (&oci_base, "application/vnd.oci.image.index.v1+json"),
         (&docker_base, "application/vnd.docker.distribution.manifest.list.v2+json"),
     ] {
-        let run = ko(&["build", ".", "--platform=linux/amd64,linux/arm/v7,linux/arm64"])
-            .cwd(fixture("hello"))
-            .env("KO_DOCKER_REPO", &repo)
-            .env("KO_DEFAULTBASEIMAGE", base_ref)
-            .run();
+        let build_on_base = |platforms: &str| {
+            ko(&["build", ".", platforms])
+                .cwd(fixture("hello"))
+                .env("KO_DOCKER_REPO", &repo)
+                .env("KO_DEFAULTBASEIMAGE", base_ref)
+                .run()
+        };
+        let run = build_on_base("--platform=linux/amd64,linux/arm/v7,linux/arm64");
         run.assert_success();
         let reference = run.stdout.trim();
         let index = skopeo_inspect(reference, true);
@@ -93,19 +96,11 @@ fn registry_index_bases_give_indexes_of_the_same_media_type() {
         assert_eq!(out.value("kodata"), Some("hello from kodata"), "{out}");
 
         // One matching platform gives a plain image; a missing one is named with what exists.
-        let one = ko(&["build", ".", "--platform=linux/arm64"])
-            .cwd(fixture("hello"))
-            .env("KO_DOCKER_REPO", &repo)
-            .env("KO_DEFAULTBASEIMAGE", base_ref)
-            .run();
+        let one = build_on_base("--platform=linux/arm64");
         one.assert_success();
         let manifest = skopeo_inspect(one.stdout.trim(), true);
         assert!(manifest["layers"].is_array(), "{manifest}");
-        let missing = ko(&["build", ".", "--platform=linux/s390x"])
-            .cwd(fixture("hello"))
-            .env("KO_DOCKER_REPO", &repo)
-            .env("KO_DEFAULTBASEIMAGE", base_ref)
-            .run();
+        let missing = build_on_base("--platform=linux/s390x");
         missing.assert_failure();
         assert!(missing.stdout.is_empty());
         let last = missing.stderr.lines().last().unwrap_or_default();

@@ -109,3 +109,39 @@ pub struct BuildCommand {
     #[command(flatten)]
     pub global: GlobalArgs,
 }
+
+/// Which files to read and which objects in them to keep (ko's `-f`, `-R`, `-l`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct FileArgs {
+    /// Filename, directory, or - for stdin, of the YAML or JSON to use (may be repeated)
+    #[arg(short = 'f', long = "filename", value_delimiter = ',', value_name = "FILE")]
+    pub filenames: Vec<String>,
+    /// Process the directories given with -f recursively
+    #[arg(short = 'R', long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub recursive: bool,
+    /// Selector (label query) to filter on, supports '=', '==', '!=', 'in', 'notin' and existence (e.g. -l key1=value1,key2=value2)
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+}
+
+/// `kubectl ko resolve -f FILE...`
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "kubectl-ko-resolve",
+    bin_name = "kubectl ko resolve",
+    version,
+    about = "Print the input files with image references resolved to built/pushed image digests.",
+    long_about = "Builds and publishes every ko://<import path> string found in the given Kubernetes YAML \
+or JSON, then prints the input with each of those strings replaced by the published image reference. \
+Everything else is printed byte for byte as written: comments, quoting, key order and layout."
+)]
+pub struct ResolveCommand {
+    #[command(flatten)]
+    pub files: FileArgs,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}

@@ -1,7 +1,7 @@
 //! The library's top-level error: each variant wraps one module's error, whose message names
 //! the input at fault and how to fix it. Binaries print it as one line.
 
-use crate::{auth, base, cache, config, gobuild, image, platform, publish, registry, template, time};
+use crate::{auth, base, cache, config, gobuild, image, platform, publish, registry, template, time, yaml};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,6 +29,11 @@ pub enum Error {
     Template(#[from] template::TemplateError),
     #[error(transparent)]
     Epoch(#[from] time::EpochError),
+    #[error(transparent)]
+    Manifest(#[from] yaml::ManifestError),
+    /// A `ko://` string in an input file that could not be built or published.
+    #[error("{file}:{line}: {value}: {source}")]
+    Reference { file: String, line: usize, value: String, source: Box<Error> },
     /// A flag or argument that cannot be used as given.
     #[error("{flag}: {detail}")]
     Usage { flag: String, detail: String },

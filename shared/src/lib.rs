@@ -24,6 +24,7 @@ pub mod publish;
 pub mod registry;
 pub mod template;
 pub mod time;
+pub mod yaml;
 
 pub use error::Error;
 

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod dispatch;
+pub mod resolve;
 mod setup;
 
 pub use setup::Session;

@@ -1,0 +1,114 @@
+//! `kubectl ko resolve`: read the `-f` inputs, build and publish every distinct `ko://` string
+//! once (all in parallel, bounded by `-j`), and print the inputs with those strings replaced.
+//! `apply` shares all of this.
+
+use std::collections::HashMap;
+
+use futures_util::future::try_join_all;
+
+use crate::cli::{BuildArgs, FileArgs, PublishArgs, ResolveCommand};
+use crate::error::Error;
+use crate::output;
+use crate::yaml::{ManifestFile, Selector, read_inputs};
+
+use super::Session;
+
+/// Reads and parses every input, dropping what the selector does not match. Runs before any
+/// build so that a YAML mistake is reported at once.
+pub fn load(files: &FileArgs) -> Result<Vec<ManifestFile>, Error> {
+    if files.filenames.is_empty() {
+        return Err(Error::usage("-f", "no input given; pass -f FILE, -f DIRECTORY or -f - for stdin"));
+    }
+    let selector = match &files.selector {
+        Some(s) => Selector::parse(s).map_err(|e| Error::usage("--selector", e.to_string()))?,
+        None => Selector::default(),
+    };
+    let mut manifests = Vec::new();
+    for input in read_inputs(&files.filenames, files.recursive)? {
+        let mut manifest = ManifestFile::parse(input.name, input.text)?;
+        if files.selector.is_some() {
+            manifest.select(&selector)?;
+        }
+        manifests.push(manifest);
+    }
+    Ok(manifests)
+}
+
+/// Builds and publishes every `ko://` reference in the manifests, and returns each file's text
+/// with the references replaced. Nothing is returned unless every image was published.
+pub async fn resolve(
+    manifests: &[ManifestFile],
+    publish: &PublishArgs,
+    build: &BuildArgs,
+) -> Result<Vec<String>, Error> {
+    // Each distinct value once, remembered with where it first appeared.
+    let mut wanted: Vec<(String, String, usize)> = Vec::new();
+    for manifest in manifests {
+        for reference in manifest.references() {
+            if !wanted.iter().any(|(value, _, _)| *value == reference.value) {
+                wanted.push((reference.value, manifest.name.clone(), reference.line));
+            }
+        }
+    }
+    let mut replacements = HashMap::new();
+    if !wanted.is_empty() {
+        let session = Session::new(publish, build).await?;
+        let at = |index: usize, error: Error| {
+            let (value, file, line) = &wanted[index];
+            Error::Reference { file: file.clone(), line: *line, value: value.clone(), source: Box::new(error) }
+        };
+        let packages = try_join_all(wanted.iter().enumerate().map(|(i, (value, _, _))| {
+            let session = &session;
+            async move { session.packages.resolve(value).await.map_err(|e| at(i, e.into())) }
+        }))
+        .await?;
+        let artifacts = try_join_all(packages.iter().enumerate().map(|(i, p)| {
+            let session = &session;
+            async move { session.builder.build(p).await.map_err(|e| at(i, e)) }
+        }))
+        .await?;
+        for (i, (package, artifact)) in packages.iter().zip(&artifacts).enumerate() {
+            let reference =
+                session.publisher.publish(&package.import_path, artifact).await.map_err(|e| at(i, e.into()))?;
+            replacements.insert(wanted[i].0.clone(), reference);
+        }
+        session.publisher.close().await?;
+    }
+    manifests.iter().map(|m| m.render(&replacements).map_err(Error::from)).collect()
+}
+
+/// The resolved files as one stream: files are separated by `---` unless one already starts a
+/// document with it; files a selector emptied contribute nothing.
+pub fn join(texts: &[String]) -> String {
+    let mut stream = String::new();
+    for text in texts.iter().filter(|t| !t.trim().is_empty()) {
+        if !stream.is_empty() {
+            if !stream.ends_with('\n') {
+                stream.push('\n');
+            }
+            if !text.starts_with("---") {
+                stream.push_str("---\n");
+            }
+        }
+        stream.push_str(text);
+    }
+    stream
+}
+
+pub async fn run(command: ResolveCommand) -> Result<(), Error> {
+    let manifests = load(&command.files)?;
+    let texts = resolve(&manifests, &command.publish, &command.build).await?;
+    output::result_bytes(join(&texts).as_bytes());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join;
+
+    #[test]
+    fn files_are_joined_with_one_separator() {
+        let texts = ["a: 1".to_string(), "b: 2\n".into(), "".into(), "---\nc: 3\n".into()];
+        assert_eq!(join(&texts), "a: 1\n---\nb: 2\n---\nc: 3\n");
+    }
+}

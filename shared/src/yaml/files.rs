@@ -1,0 +1,114 @@
+//! The `-f` inputs: files (any extension), directories (`.yaml`, `.yml` and `.json` files in
+//! name order, sub-directories with `-R`) and `-` for stdin.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::ManifestError;
+
+/// One input file, read whole.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The path as found, or `stdin`.
+    pub name: String,
+    pub text: String,
+}
+
+fn read(path: &Path) -> Result<Input, ManifestError> {
+    let bytes = fs_err::read(path).map_err(|e| ManifestError::Read { path: path.to_path_buf(), source: e.into() })?;
+    let text = String::from_utf8(bytes).map_err(|_| ManifestError::NotText { path: path.to_path_buf() })?;
+    Ok(Input { name: path.display().to_string(), text })
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+}
+
+fn walk(dir: &Path, recursive: bool, found: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
+    let read_error = |e: std::io::Error| ManifestError::Read { path: dir.to_path_buf(), source: e };
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).map_err(read_error)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>().map_err(read_error)?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            if recursive {
+                walk(&path, recursive, found)?;
+            }
+        } else if is_manifest(&path) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads every input named by `-f`, in the order given (directory entries by name).
+pub fn read_inputs(filenames: &[String], recursive: bool) -> Result<Vec<Input>, ManifestError> {
+    let mut inputs = Vec::new();
+    let mut stdin_used = false;
+    for name in filenames {
+        if name == "-" {
+            if stdin_used {
+                continue;
+            }
+            stdin_used = true;
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| ManifestError::Read { path: PathBuf::from("stdin"), source: e })?;
+            inputs.push(Input { name: "stdin".into(), text });
+            continue;
+        }
+        if name.contains("://") {
+            return Err(ManifestError::Input {
+                path: name.into(),
+                detail: "URLs are not supported; download the file and pass its path".into(),
+            });
+        }
+        let path = Path::new(name);
+        if path.is_dir() {
+            let mut found = Vec::new();
+            walk(path, recursive, &mut found)?;
+            for file in found {
+                inputs.push(read(&file)?);
+            }
+        } else if path.exists() {
+            inputs.push(read(path)?);
+        } else {
+            return Err(ManifestError::Input {
+                path: name.into(),
+                detail: "no such file or directory (-f takes a file, a directory, or - for stdin)".into(),
+            });
+        }
+    }
+    Ok(inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_are_walked_in_name_order_and_recursively_only_with_r() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        for (name, text) in [("b.yaml", "b"), ("a.yml", "a"), ("c.json", "c"), ("notes.txt", "x"), ("sub/d.yaml", "d")] {
+            std::fs::write(root.join(name), text).unwrap();
+        }
+        let dir_arg = root.display().to_string();
+        let flat: Vec<_> = read_inputs(std::slice::from_ref(&dir_arg), false).unwrap().into_iter().map(|i| i.text).collect();
+        assert_eq!(flat, ["a", "b", "c"]);
+        let deep: Vec<_> = read_inputs(&[dir_arg], true).unwrap().into_iter().map(|i| i.text).collect();
+        assert_eq!(deep, ["a", "b", "c", "d"]);
+        let single = read_inputs(&[root.join("notes.txt").display().to_string()], false).unwrap();
+        assert_eq!(single[0].text, "x", "a named file is read whatever its extension");
+    }
+
+    #[test]
+    fn missing_files_and_urls_are_refused() {
+        let error = read_inputs(&["/nonexistent/app.yaml".into()], false).unwrap_err();
+        assert!(error.to_string().contains("/nonexistent/app.yaml"), "{error}");
+        let error = read_inputs(&["https://example.com/a.yaml".into()], false).unwrap_err();
+        assert!(error.to_string().contains("URLs are not supported"), "{error}");
+    }
+}

@@ -1,0 +1,35 @@
+//! Kubernetes YAML as users write it: reading `-f` inputs, selecting documents, finding the
+//! `ko://` strings and replacing them without disturbing anything else.
+
+mod files;
+mod manifest;
+mod selector;
+mod tree;
+
+pub use files::{Input, read_inputs};
+pub use manifest::{KO_PREFIX, KoReference, ManifestFile};
+pub use selector::{Selector, SelectorError};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{file}:{line}:{column}: invalid YAML: {message}")]
+    Syntax { file: String, line: usize, column: usize, message: String },
+    #[error(
+        "{file}:{line}: --selector needs every document to be a Kubernetes object (with apiVersion and kind), and this one is not"
+    )]
+    NotObject { file: String, line: usize },
+    #[error(
+        "{file}:{line}: cannot drop single items from a List written in flow style ([...]); write its items as a block sequence (- ...)"
+    )]
+    FlowList { file: String, line: usize },
+    #[error("{file}:{line}: replacing ko:// references went wrong ({detail}); please report this as a bug")]
+    Check { file: String, line: usize, detail: String },
+    #[error("-f {path}: {detail}")]
+    Input { path: PathBuf, detail: String },
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: the file is not UTF-8 text; Kubernetes YAML and JSON must be UTF-8")]
+    NotText { path: PathBuf },
+}

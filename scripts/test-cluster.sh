@@ -148,7 +148,7 @@ build() {
 # True when PID is alive and runs the program NAME (guards against a reused pid).
 pid_is() { # PID NAME
 	[[ -n "$1" ]] && kill -0 "$1" 2>/dev/null &&
-		[[ "$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" == *"/$2 "* ]]
+		[[ "$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline")" == *"/$2 "* ]]
 }
 
 # Stop the process whose pid is in FILE (TERM, then KILL after 10 s); remove FILE.
@@ -234,13 +234,24 @@ EOF
 	chmod 600 "$1"
 }
 
-# Three distinct free loopback ports: etcd client, etcd peer, API server.
+# Three distinct free loopback ports: etcd client, etcd peer, API server (below the
+# kernel's ephemeral range, which starts at 32768).
 pick_ports() {
 	local a b c
-	a=$(free_port 20000 5000)
-	b=$(free_port 25000 5000)
-	c=$(free_port 30000 5000)
+	a=$(free_port 20000 4000)
+	b=$(free_port 24000 4000)
+	c=$(free_port 28000 4000)
 	echo "$a $b $c"
+}
+
+# EXIT trap of `up` until the cluster is ready: on failure show the logs and stop both.
+up_failed() {
+	local rc=$?
+	if [[ $rc -ne 0 ]]; then
+		show_logs "$UP_DIR"
+		down "$UP_DIR"
+	fi
+	exit "$rc"
 }
 
 up() {
@@ -257,12 +268,15 @@ up() {
 	fi
 	rm -rf "$dir/etcd" "$dir/pki"
 
-	# From here on, any failure stops what was started.
+	# From here on, any failure (or an interrupt) stops what was started.
 	UP_DIR=$dir
-	trap 'rc=$?; if [[ $rc -ne 0 ]]; then show_logs "$UP_DIR"; down "$UP_DIR"; fi' EXIT
+	trap up_failed EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
 
-	local etcd_port peer_port port
-	read -r etcd_port peer_port port < <(pick_ports)
+	local ports etcd_port peer_port port
+	ports=$(pick_ports)
+	read -r etcd_port peer_port port <<<"$ports"
 	echo "etcd=$etcd_port etcd-peer=$peer_port apiserver=$port" >"$dir/ports"
 
 	step "generating certificates and keys in $dir/pki"
@@ -283,7 +297,6 @@ up() {
 		--initial-cluster="ko-test=http://127.0.0.1:$peer_port" \
 		--initial-cluster-state=new \
 		--quota-backend-bytes=$((512 * 1024 * 1024)) \
-		--snapshot-count=5000 \
 		--unsafe-no-fsync \
 		--log-level=warn
 
@@ -301,7 +314,6 @@ up() {
 		--bind-address=127.0.0.1 \
 		--advertise-address=127.0.0.1 \
 		--secure-port="$port" \
-		--cert-dir="$pki" \
 		--tls-cert-file="$pki/apiserver.crt" \
 		--tls-private-key-file="$pki/apiserver.key" \
 		--client-ca-file="$pki/ca.crt" \
@@ -316,20 +328,23 @@ up() {
 		--disable-admission-plugins=ServiceAccount \
 		--endpoint-reconciler-type=none \
 		--allow-privileged=true \
-		--profiling=false \
-		--v=1
+		--profiling=false
 
 	local server=https://127.0.0.1:$port out
 	until out=$(curl -sS --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
 		"$server/readyz" 2>/dev/null) && [[ "$out" == ok ]]; do
 		pid_is "$(cat "$dir/kube-apiserver.pid")" kube-apiserver || die "kube-apiserver exited during start-up"
 		pid_is "$(cat "$dir/etcd.pid")" etcd || die "etcd exited during start-up"
-		((SECONDS < deadline)) || die "kube-apiserver did not answer ok on $server/readyz within $TIMEOUT s"
+		if ((SECONDS >= deadline)); then
+			curl -sS --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
+				"$server/readyz?verbose" 2>&1 | grep -v '^\[+\]' >&2 || true
+			die "kube-apiserver did not answer ok on $server/readyz within $TIMEOUT s"
+		fi
 		sleep 0.3
 	done
 
 	write_kubeconfig "$dir/kubeconfig" "$server" "$pki/ca.crt" "$token"
-	trap - EXIT
+	trap - EXIT INT TERM
 	step "cluster ready: $server (dir $dir)"
 	echo "$dir/kubeconfig"
 }

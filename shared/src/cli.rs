@@ -145,3 +145,74 @@ pub struct ResolveCommand {
     #[command(flatten)]
     pub global: GlobalArgs,
 }
+
+/// Which cluster to talk to, spelled as kubectl spells it.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct KubeArgs {
+    /// Path to the kubeconfig file to use (default: KUBECONFIG, else ~/.kube/config)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The name of the kubeconfig context to use
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The name of the kubeconfig cluster to use
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// The name of the kubeconfig user to use
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The namespace for objects that name none (default: the context's namespace)
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+}
+
+/// `kubectl ko apply -f FILE...`
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "kubectl-ko-apply",
+    bin_name = "kubectl ko apply",
+    version,
+    about = "Apply the input files with image references resolved to built/pushed image digests.",
+    long_about = "Resolves the input files as `kubectl ko resolve` does, then server-side applies every \
+object to the cluster (field manager kubectl-ko). Nothing is applied unless every image was built \
+and published. Namespaces and CustomResourceDefinitions are applied first."
+)]
+pub struct ApplyCommand {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Take ownership of fields another field manager owns, instead of failing on the conflict
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub force_conflicts: bool,
+    /// "server" to have the API server check the objects without persisting them; "none" to apply
+    #[arg(long, value_name = "none|server", num_args = 0..=1, require_equals = true, default_value = "none", default_missing_value = "server")]
+    pub dry_run: String,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// `kubectl ko delete -f FILE...`
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "kubectl-ko-delete",
+    bin_name = "kubectl ko delete",
+    version,
+    about = "Delete the objects named in the input files.",
+    long_about = "Deletes every object named in the input files from the cluster, without building anything."
+)]
+pub struct DeleteCommand {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Treat objects that do not exist as deleted
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub ignore_not_found: bool,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}

@@ -1,7 +1,7 @@
 //! The library's top-level error: each variant wraps one module's error, whose message names
 //! the input at fault and how to fix it. Binaries print it as one line.
 
-use crate::{auth, base, cache, config, gobuild, image, platform, publish, registry, template, time, yaml};
+use crate::{auth, base, cache, cluster, config, gobuild, image, platform, publish, registry, template, time, yaml};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,6 +29,8 @@ pub enum Error {
     Template(#[from] template::TemplateError),
     #[error(transparent)]
     Epoch(#[from] time::EpochError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
     #[error(transparent)]
     Manifest(#[from] yaml::ManifestError),
     /// A `ko://` string in an input file that could not be built or published.

@@ -12,6 +12,7 @@ pub mod base;
 mod builder;
 pub mod cache;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod digest;

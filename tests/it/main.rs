@@ -1,8 +1,10 @@
 //! End-to-end tests: the real binaries against the real Go toolchain, a real registry started
 //! by scripts/test.sh, and images checked with skopeo and run with umoci + runc.
 
+mod apply;
 mod build;
 mod build_errors;
 mod dispatch;
 mod platforms;
+mod resolve;
 mod util;

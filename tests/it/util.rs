@@ -106,6 +106,25 @@ pub fn registry() -> String {
     }
 }
 
+/// The kubeconfig of the test API server started by scripts/test.sh (scripts/test-cluster.sh).
+pub fn kubeconfig() -> String {
+    match env::var("KO_TEST_KUBECONFIG") {
+        Ok(k) if !k.is_empty() => k,
+        _ => panic!(
+            "KO_TEST_KUBECONFIG is not set: run the tests with scripts/test.sh, which starts \
+             kube-apiserver on 127.0.0.1 (scripts/test-cluster.sh) and exports its kubeconfig"
+        ),
+    }
+}
+
+/// The real kubectl against the test cluster (KO_TEST_KUBECTL, else kubectl on PATH).
+pub fn kubectl(args: &[&str]) -> Run {
+    let program = env::var("KO_TEST_KUBECTL").map(PathBuf::from).unwrap_or_else(|_| tool("kubectl"));
+    let mut cmd = Command::new(program);
+    cmd.arg("--kubeconfig").arg(kubeconfig()).args(args);
+    capture(cmd, Duration::from_secs(60))
+}
+
 /// A repository in the test registry that no other test (or earlier run) uses:
 /// `<registry>/<name>-<unique suffix>`, lower-cased. Use it as `KO_DOCKER_REPO`.
 pub fn unique_repo(name: &str) -> String {

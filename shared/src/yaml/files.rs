@@ -15,7 +15,7 @@ pub struct Input {
 }
 
 fn read(path: &Path) -> Result<Input, ManifestError> {
-    let bytes = fs_err::read(path).map_err(|e| ManifestError::Read { path: path.to_path_buf(), source: e.into() })?;
+    let bytes = fs_err::read(path).map_err(|e| ManifestError::Read { path: path.to_path_buf(), source: e })?;
     let text = String::from_utf8(bytes).map_err(|_| ManifestError::NotText { path: path.to_path_buf() })?;
     Ok(Input { name: path.display().to_string(), text })
 }
@@ -26,8 +26,11 @@ fn is_manifest(path: &Path) -> bool {
 
 fn walk(dir: &Path, recursive: bool, found: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
     let read_error = |e: std::io::Error| ManifestError::Read { path: dir.to_path_buf(), source: e };
-    let mut entries: Vec<PathBuf> =
-        std::fs::read_dir(dir).map_err(read_error)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>().map_err(read_error)?;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read_error)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read_error)?;
     entries.sort();
     for path in entries {
         if path.is_dir() {
@@ -92,11 +95,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir(root.join("sub")).unwrap();
-        for (name, text) in [("b.yaml", "b"), ("a.yml", "a"), ("c.json", "c"), ("notes.txt", "x"), ("sub/d.yaml", "d")] {
+        for (name, text) in [("b.yaml", "b"), ("a.yml", "a"), ("c.json", "c"), ("notes.txt", "x"), ("sub/d.yaml", "d")]
+        {
             std::fs::write(root.join(name), text).unwrap();
         }
         let dir_arg = root.display().to_string();
-        let flat: Vec<_> = read_inputs(std::slice::from_ref(&dir_arg), false).unwrap().into_iter().map(|i| i.text).collect();
+        let flat: Vec<_> =
+            read_inputs(std::slice::from_ref(&dir_arg), false).unwrap().into_iter().map(|i| i.text).collect();
         assert_eq!(flat, ["a", "b", "c"]);
         let deep: Vec<_> = read_inputs(&[dir_arg], true).unwrap().into_iter().map(|i| i.text).collect();
         assert_eq!(deep, ["a", "b", "c", "d"]);

@@ -6,9 +6,9 @@ use std::ops::Range;
 
 use granit_parser::ScalarStyle;
 
+use super::ManifestError;
 use super::selector::Selector;
 use super::tree::{self, Document, Node, NodeKind, line_start};
-use super::ManifestError;
 
 /// The prefix that marks a string as an import path to build.
 pub const KO_PREFIX: &str = "ko://";
@@ -65,6 +65,10 @@ impl ManifestFile {
             message: e.message,
         })?;
         Ok(ManifestFile { name, text, documents, removed: Vec::new() })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn text(&self) -> &str {
@@ -243,7 +247,10 @@ mod tests {
     #[test]
     fn block_scalars_keep_their_indicators() {
         let text = "a: |\n  ko://x\nb: >-\n    ko://y\nc: 1\n";
-        assert_eq!(render(text, None).unwrap(), "a: |\n  reg.example/x@sha256:abc\nb: >-\n    reg.example/y@sha256:abc\nc: 1\n");
+        assert_eq!(
+            render(text, None).unwrap(),
+            "a: |\n  reg.example/x@sha256:abc\nb: >-\n    reg.example/y@sha256:abc\nc: 1\n"
+        );
     }
 
     #[test]

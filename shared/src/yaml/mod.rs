@@ -9,6 +9,12 @@ mod tree;
 pub use files::{Input, read_inputs};
 pub use manifest::{KO_PREFIX, KoReference, ManifestFile};
 pub use selector::{Selector, SelectorError};
+pub use tree::SyntaxError;
+
+/// Each document of a stream as (line of its first node, its text).
+pub fn documents(text: &str) -> Result<Vec<(usize, &str)>, SyntaxError> {
+    Ok(tree::parse(text)?.into_iter().map(|d| (d.root.line, &text[d.region.clone()])).collect())
+}
 
 use std::path::PathBuf;
 

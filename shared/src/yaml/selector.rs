@@ -109,8 +109,7 @@ impl Selector {
             } else if cursor.eat(">") || cursor.eat("<") {
                 let greater = input[..input.len() - cursor.rest.len()].ends_with('>');
                 let raw = cursor.name();
-                let n: i64 =
-                    raw.parse().map_err(|_| fail(format!("{raw:?} after `>`/`<` must be an integer")))?;
+                let n: i64 = raw.parse().map_err(|_| fail(format!("{raw:?} after `>`/`<` must be an integer")))?;
                 if greater { Op::GreaterThan(n) } else { Op::LessThan(n) }
             } else if cursor.word("notin") {
                 Op::NotIn(Self::set(&mut cursor).map_err(fail)?)

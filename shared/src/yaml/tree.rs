@@ -132,11 +132,8 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
     let mut region_start = 0;
     let mut collection_anchors: Vec<usize> = Vec::new();
     while let Some(next) = parser.next_event() {
-        let (event, span) = next.map_err(|e| SyntaxError {
-            line: e.marker().line(),
-            column: e.marker().col() + 1,
-            message: e.info(),
-        })?;
+        let (event, span) =
+            next.map_err(|e| SyntaxError { line: e.marker().line(), column: e.marker().col() + 1, message: e.info() })?;
         let range = bytes(&span);
         let line = span.start.line();
         match event {

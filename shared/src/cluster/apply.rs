@@ -1,0 +1,241 @@
+//! Server-side apply and delete of objects, in the order that lets one `-f` of a mixed
+//! directory work: Namespaces, then CustomResourceDefinitions (waited on until established),
+//! then everything else in input order. Delete goes the other way round.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope, pinned_kind};
+
+use super::connect::describe;
+use super::{Cluster, ClusterError, Object};
+use crate::output;
+
+/// The field manager our applies own fields as.
+pub const FIELD_MANAGER: &str = "kubectl-ko";
+const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyOptions {
+    pub force_conflicts: bool,
+    pub dry_run: bool,
+}
+
+/// The resource behind each kind, looked up once per run.
+#[derive(Default)]
+pub struct KindCache {
+    known: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>,
+}
+
+fn is_missing(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Discovery(_) => true,
+        kube::Error::Api(status) => status.code == 404,
+        _ => false,
+    }
+}
+
+fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+impl KindCache {
+    /// The resource for a kind; `None` when the cluster does not serve it (yet).
+    async fn lookup(
+        &mut self,
+        cluster: &Cluster,
+        object: &Object,
+    ) -> Result<Option<(ApiResource, ApiCapabilities)>, ClusterError> {
+        if let Some(found) = self.known.get(&object.gvk) {
+            return Ok(Some(found.clone()));
+        }
+        match pinned_kind(&cluster.client, &object.gvk).await {
+            Ok(found) => {
+                self.known.insert(object.gvk.clone(), found.clone());
+                Ok(Some(found))
+            }
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(ClusterError::Api { name: object.display(), detail: describe(&e) }),
+        }
+    }
+}
+
+fn api_for(cluster: &Cluster, object: &Object, resource: &ApiResource, caps: &ApiCapabilities) -> Api<DynamicObject> {
+    match caps.scope {
+        Scope::Cluster => Api::all_with(cluster.client.clone(), resource),
+        Scope::Namespaced => {
+            let namespace = object.namespace.as_deref().unwrap_or(&cluster.namespace);
+            Api::namespaced_with(cluster.client.clone(), namespace, resource)
+        }
+    }
+}
+
+/// Checks every object against the cluster before anything is built or changed: its kind must
+/// be served (or defined by a CustomResourceDefinition among the objects), and its namespace
+/// must agree with `-n`.
+pub async fn prepare(cluster: &Cluster, objects: &[Object]) -> Result<KindCache, ClusterError> {
+    let defined: Vec<GroupVersionKind> = objects.iter().flat_map(Object::defined_kinds).collect();
+    let mut cache = KindCache::default();
+    for object in objects {
+        if let (Some(flag), Some(own)) = (&cluster.namespace_flag, &object.namespace)
+            && flag != own
+        {
+            return Err(ClusterError::NamespaceMismatch {
+                file: object.file.clone(),
+                line: object.line,
+                object: own.clone(),
+                flag: flag.clone(),
+            });
+        }
+        if cache.lookup(cluster, object).await?.is_none() && !defined.contains(&object.gvk) {
+            return Err(ClusterError::UnknownKind {
+                file: object.file.clone(),
+                line: object.line,
+                kind: object.gvk.kind.clone(),
+                api_version: object.gvk.api_version(),
+                server: cluster.server.clone(),
+            });
+        }
+    }
+    Ok(cache)
+}
+
+async fn apply_one(
+    cluster: &Cluster,
+    cache: &mut KindCache,
+    object: &Object,
+    options: ApplyOptions,
+) -> Result<bool, ClusterError> {
+    let Some((resource, caps)) = cache.lookup(cluster, object).await? else {
+        // Only possible in a dry run: the defining CustomResourceDefinition was not created.
+        output::warn(format!(
+            "{}: skipped in the dry run, since the cluster does not serve {} until its CustomResourceDefinition is applied",
+            object.display(),
+            object.gvk.kind
+        ));
+        return Ok(false);
+    };
+    let api = api_for(cluster, object, &resource, &caps);
+    let mut params = PatchParams::apply(FIELD_MANAGER);
+    if options.force_conflicts {
+        params = params.force();
+    }
+    if options.dry_run {
+        params = params.dry_run();
+    }
+    match api.patch(&object.name, &params, &Patch::Apply(&object.value)).await {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let mut detail = describe(&e);
+            if matches!(&e, kube::Error::Api(s) if s.code == 409) {
+                detail.push_str("; pass --force-conflicts to take ownership of those fields");
+            }
+            Err(ClusterError::Api { name: format!("{}:{}: {}", object.file, object.line, object.display()), detail })
+        }
+    }
+}
+
+async fn wait_established(cluster: &Cluster, cache: &mut KindCache, crd: &Object) -> Result<(), ClusterError> {
+    let Some((resource, caps)) = cache.lookup(cluster, crd).await? else { return Ok(()) };
+    let api = api_for(cluster, crd, &resource, &caps);
+    let deadline = tokio::time::Instant::now() + ESTABLISH_TIMEOUT;
+    loop {
+        let current =
+            api.get(&crd.name).await.map_err(|e| ClusterError::Api { name: crd.display(), detail: describe(&e) })?;
+        let established = current.data["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
+        if established {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(ClusterError::NotEstablished { name: crd.name.clone(), seconds: ESTABLISH_TIMEOUT.as_secs() });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Server-side applies every object, printing one line per object as kubectl does.
+pub async fn apply(
+    cluster: &Cluster,
+    cache: &mut KindCache,
+    objects: &[Object],
+    options: ApplyOptions,
+) -> Result<(), ClusterError> {
+    let namespaces: Vec<&Object> = objects.iter().filter(|o| o.is_namespace()).collect();
+    let crds: Vec<&Object> = objects.iter().filter(|o| o.is_crd()).collect();
+    let rest: Vec<&Object> = objects.iter().filter(|o| !o.is_namespace() && !o.is_crd()).collect();
+    let suffix = if options.dry_run { " (server dry run)" } else { "" };
+    let mut failures = 0;
+    for (phase, group) in [namespaces, crds, rest].into_iter().enumerate() {
+        let mut applied = Vec::new();
+        for object in group {
+            match apply_one(cluster, cache, object, options).await {
+                Ok(true) => {
+                    output::result(format!("{} serverside-applied{suffix}", object.display()));
+                    applied.push(object);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    output::error(e.to_string());
+                    failures += 1;
+                }
+            }
+        }
+        if phase == 1 && !options.dry_run {
+            for crd in applied {
+                wait_established(cluster, cache, crd).await?;
+            }
+        }
+    }
+    match failures {
+        0 => Ok(()),
+        count => Err(ClusterError::Failed { count, total: objects.len(), verb: "applied" }),
+    }
+}
+
+/// Deletes every object (everything else, then CustomResourceDefinitions, then Namespaces),
+/// printing one line per deleted object as kubectl does.
+pub async fn delete(
+    cluster: &Cluster,
+    cache: &mut KindCache,
+    objects: &[Object],
+    ignore_not_found: bool,
+) -> Result<(), ClusterError> {
+    let rest = objects.iter().filter(|o| !o.is_namespace() && !o.is_crd());
+    let ordered: Vec<&Object> =
+        rest.chain(objects.iter().filter(|o| o.is_crd())).chain(objects.iter().filter(|o| o.is_namespace())).collect();
+    let mut failures = 0;
+    for object in ordered {
+        let not_found = || format!("{} {:?} not found", object.kind_name(), object.name);
+        let result = match cache.lookup(cluster, object).await? {
+            None => Err(not_found()),
+            Some((resource, caps)) => {
+                let api = api_for(cluster, object, &resource, &caps);
+                match api.delete(&object.name, &DeleteParams::background()).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if is_not_found(&e) => Err(not_found()),
+                    Err(e) => {
+                        output::error(format!("{}: {}", object.display(), describe(&e)));
+                        failures += 1;
+                        continue;
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(()) => output::result(format!("{} {:?} deleted", object.kind_name(), object.name)),
+            Err(_) if ignore_not_found => {}
+            Err(message) => {
+                output::error(format!("{message} (pass --ignore-not-found to skip objects that do not exist)"));
+                failures += 1;
+            }
+        }
+    }
+    match failures {
+        0 => Ok(()),
+        count => Err(ClusterError::Failed { count, total: objects.len(), verb: "deleted" }),
+    }
+}

@@ -1,0 +1,106 @@
+//! A client for the cluster kubectl would talk to: `--kubeconfig` or `KUBECONFIG` (a path list,
+//! merged as kubectl merges it) or `~/.kube/config`, then `--context`, `--cluster`, `--user`,
+//! and `-n` over the context's namespace.
+
+use std::path::PathBuf;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use super::ClusterError;
+use crate::cli::KubeArgs;
+
+/// A connected cluster.
+pub struct Cluster {
+    pub client: Client,
+    /// The API server's URL, for messages.
+    pub server: String,
+    /// The namespace for namespaced objects that name none.
+    pub namespace: String,
+    /// Whether `-n` was given (then an object naming another namespace is an error).
+    pub namespace_flag: Option<String>,
+}
+
+fn default_kubeconfig() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    home.join(".kube").join("config")
+}
+
+fn read_kubeconfig(args: &KubeArgs) -> Result<(Kubeconfig, String), ClusterError> {
+    let fail =
+        |name: String, e: &dyn std::fmt::Display| ClusterError::Kubeconfig { source_name: name, detail: e.to_string() };
+    if let Some(path) = &args.kubeconfig {
+        if !path.exists() {
+            return Err(ClusterError::NoKubeconfig { path: path.clone() });
+        }
+        let name = path.display().to_string();
+        return Kubeconfig::read_from(path).map(|k| (k, name.clone())).map_err(|e| fail(name, &e));
+    }
+    if let Some(list) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        let name = format!("KUBECONFIG={}", list.to_string_lossy());
+        let paths: Vec<PathBuf> = std::env::split_paths(&list).filter(|p| p.exists()).collect();
+        if paths.is_empty() {
+            return Err(ClusterError::NoKubeconfig { path: PathBuf::from(list) });
+        }
+        return match Kubeconfig::from_env() {
+            Ok(Some(k)) => Ok((k, name)),
+            Ok(None) => Err(ClusterError::NoKubeconfig { path: PathBuf::from(list) }),
+            Err(e) => Err(fail(name, &e)),
+        };
+    }
+    let path = default_kubeconfig();
+    if !path.exists() {
+        return Err(ClusterError::NoKubeconfig { path });
+    }
+    let name = path.display().to_string();
+    Kubeconfig::read_from(&path).map(|k| (k, name.clone())).map_err(|e| fail(name, &e))
+}
+
+/// Connects and checks that the API server answers.
+pub async fn connect(args: &KubeArgs) -> Result<Cluster, ClusterError> {
+    // kube and reqwest share rustls; ring is the one provider compiled in.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (kubeconfig, source_name) = read_kubeconfig(args)?;
+    let context = args.context.clone().or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
+    let options =
+        KubeConfigOptions { context: args.context.clone(), cluster: args.cluster.clone(), user: args.user.clone() };
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| ClusterError::Kubeconfig { source_name, detail: e.to_string() })?;
+    if let Some(namespace) = &args.namespace {
+        config.default_namespace = namespace.clone();
+    }
+    let server = config.cluster_url.to_string();
+    let namespace = config.default_namespace.clone();
+    let client = Client::try_from(config).map_err(|e| ClusterError::Unreachable {
+        server: server.clone(),
+        context: context.clone(),
+        detail: e.to_string(),
+    })?;
+    if let Err(e) = client.apiserver_version().await {
+        return Err(ClusterError::Unreachable { server, context, detail: describe(&e) });
+    }
+    Ok(Cluster { client, server, namespace, namespace_flag: args.namespace.clone() })
+}
+
+/// A kube error as one line: the API's own message when there is one, else the causes.
+pub fn describe(error: &kube::Error) -> String {
+    if let kube::Error::Api(status) = error {
+        return if status.message.is_empty() {
+            format!("{} ({})", status.reason, status.code)
+        } else {
+            status.message.clone()
+        };
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,143 @@
+//! Kubernetes objects read from (resolved) YAML: one per document, `kind: List` expanded,
+//! each remembering the file and line it came from.
+
+use kube::core::GroupVersionKind;
+use serde_json::Value;
+
+use super::ClusterError;
+use crate::yaml::documents;
+
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub value: Value,
+    pub file: String,
+    pub line: usize,
+    pub gvk: GroupVersionKind,
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+impl Object {
+    fn new(value: Value, file: &str, line: usize) -> Result<Object, ClusterError> {
+        let fail = |detail: &str| ClusterError::NotObject { file: file.to_string(), line, detail: detail.to_string() };
+        let text = |key: &str| value.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+        let api_version = text("apiVersion")
+            .ok_or_else(|| fail("the document has no apiVersion; every object needs apiVersion and kind"))?;
+        let kind =
+            text("kind").ok_or_else(|| fail("the document has no kind; every object needs apiVersion and kind"))?;
+        let metadata = value.get("metadata");
+        let field = |key: &str| {
+            metadata.and_then(|m| m.get(key)).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+        };
+        let name = field("name").ok_or_else(|| fail(&format!("the {kind} has no metadata.name")))?;
+        let namespace = field("namespace");
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), api_version.clone()),
+        };
+        let gvk = GroupVersionKind { group, version, kind };
+        Ok(Object { value, file: file.to_string(), line, gvk, name, namespace })
+    }
+
+    /// How kubectl names the object in its output: `deployment.apps/hello`.
+    pub fn display(&self) -> String {
+        format!("{}/{}", self.kind_name(), self.name)
+    }
+
+    /// `deployment.apps`, `configmap`.
+    pub fn kind_name(&self) -> String {
+        let kind = self.gvk.kind.to_lowercase();
+        if self.gvk.group.is_empty() { kind } else { format!("{kind}.{}", self.gvk.group) }
+    }
+
+    pub fn is_namespace(&self) -> bool {
+        self.gvk.group.is_empty() && self.gvk.kind == "Namespace"
+    }
+
+    pub fn is_crd(&self) -> bool {
+        self.gvk.group == "apiextensions.k8s.io" && self.gvk.kind == "CustomResourceDefinition"
+    }
+
+    /// The kinds a CustomResourceDefinition object defines (one per served version).
+    pub fn defined_kinds(&self) -> Vec<GroupVersionKind> {
+        if !self.is_crd() {
+            return Vec::new();
+        }
+        let spec = &self.value["spec"];
+        let group = spec["group"].as_str().unwrap_or_default();
+        let kind = spec["names"]["kind"].as_str().unwrap_or_default();
+        let versions = spec["versions"].as_array().map(Vec::as_slice).unwrap_or_default();
+        versions
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .map(|version| GroupVersionKind { group: group.into(), version: version.into(), kind: kind.into() })
+            .collect()
+    }
+}
+
+/// The objects of one file, in order; null documents are skipped.
+pub fn objects(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
+    let mut found = Vec::new();
+    let parts = documents(text).map_err(|e| ClusterError::NotObject {
+        file: file.to_string(),
+        line: e.line,
+        detail: format!("invalid YAML: {}", e.message),
+    })?;
+    for (line, source) in parts {
+        let value: Value = serde_saphyr::from_str(source).map_err(|e| ClusterError::NotObject {
+            file: file.to_string(),
+            line,
+            detail: format!("invalid YAML: {e}"),
+        })?;
+        match value {
+            Value::Null => {}
+            Value::Object(_) if value.get("kind").and_then(Value::as_str) == Some("List") => {
+                let items = value.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+                for item in items {
+                    found.push(Object::new(item, file, line)?);
+                }
+            }
+            Value::Object(_) => found.push(Object::new(value, file, line)?),
+            _ => {
+                return Err(ClusterError::NotObject {
+                    file: file.to_string(),
+                    line,
+                    detail: "the document is not a mapping, so it is not a Kubernetes object".into(),
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_lists_and_nulls() {
+        let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\n---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a, namespace: x}}\n";
+        let found = objects("f.yaml", text).unwrap();
+        let names: Vec<_> = found.iter().map(Object::display).collect();
+        assert_eq!(names, ["deployment.apps/web", "configmap/a"]);
+        assert_eq!(found[1].namespace.as_deref(), Some("x"));
+        assert_eq!(found[1].line, 6);
+    }
+
+    #[test]
+    fn objects_need_a_kind_and_a_name() {
+        let error = objects("f.yaml", "a: 1\n---\napiVersion: v1\n").unwrap_err();
+        assert!(error.to_string().starts_with("f.yaml:1: the document has no apiVersion"), "{error}");
+        let error = objects("f.yaml", "apiVersion: v1\nkind: ConfigMap\n").unwrap_err();
+        assert!(error.to_string().contains("has no metadata.name"), "{error}");
+    }
+
+    #[test]
+    fn crds_name_the_kinds_they_define() {
+        let text = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\nspec:\n  group: example.com\n  names: {kind: Widget, plural: widgets}\n  versions: [{name: v1}, {name: v2}]\n";
+        let crd = &objects("c.yaml", text).unwrap()[0];
+        let kinds: Vec<_> =
+            crd.defined_kinds().into_iter().map(|g| format!("{}/{} {}", g.group, g.version, g.kind)).collect();
+        assert_eq!(kinds, ["example.com/v1 Widget", "example.com/v2 Widget"]);
+    }
+}

@@ -1,0 +1,46 @@
+//! `kubectl ko apply`: check the objects against the cluster, resolve (build and publish every
+//! `ko://` image), then server-side apply the resolved objects.
+
+use crate::cli::ApplyCommand;
+use crate::cluster::{self, ApplyOptions, Object};
+use crate::error::Error;
+use crate::yaml::ManifestFile;
+
+use super::resolve;
+
+/// The objects of every file, in order.
+pub fn objects_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Vec<Object>, Error> {
+    let mut all = Vec::new();
+    for (name, text) in files {
+        all.extend(cluster::objects(name, text)?);
+    }
+    Ok(all)
+}
+
+pub async fn run(command: ApplyCommand) -> Result<(), Error> {
+    let dry_run = match command.dry_run.as_str() {
+        "none" | "false" => false,
+        "server" => true,
+        other => {
+            return Err(Error::usage(
+                "--dry-run",
+                format!(
+                    "{other:?} is not supported; use --dry-run=server (the API server checks without persisting) or none"
+                ),
+            ));
+        }
+    };
+    let manifests = resolve::load(&command.files)?;
+    // The selected documents as they are now: enough to check kinds and reach the cluster
+    // before spending time on builds.
+    let unresolved: Vec<String> = manifests.iter().map(|m| m.render(&Default::default())).collect::<Result<_, _>>()?;
+    let planned = objects_of(manifests.iter().map(ManifestFile::name).zip(unresolved.iter().map(String::as_str)))?;
+    let cluster = cluster::connect(&command.kube).await?;
+    let mut kinds = cluster::prepare(&cluster, &planned).await?;
+
+    let texts = resolve::resolve(&manifests, &command.publish, &command.build).await?;
+    let objects = objects_of(manifests.iter().map(ManifestFile::name).zip(texts.iter().map(String::as_str)))?;
+    let options = ApplyOptions { force_conflicts: command.force_conflicts, dry_run };
+    cluster::apply(&cluster, &mut kinds, &objects, options).await?;
+    Ok(())
+}

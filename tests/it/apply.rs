@@ -1,0 +1,288 @@
+//! `kubectl ko apply` and `delete` against a real kube-apiserver (scripts/test-cluster.sh),
+//! checked with the real kubectl.
+
+use std::fs;
+use std::path::Path;
+
+use crate::util::*;
+
+/// A directory of manifests mixing a Namespace, a CRD and its object, a Deployment and a
+/// ConfigMap, all named after `id` so that tests never collide.
+fn mixed_config(dir: &Path, id: &str) {
+    let group = format!("{id}.example.com");
+    let files = [
+        (
+            "crd.yaml",
+            format!(
+                "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              image: {{type: string}}
+"
+            ),
+        ),
+        (
+            "deployment.yaml",
+            format!(
+                "# the app
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hello
+  namespace: {id}
+spec:
+  selector:
+    matchLabels: {{app: hello}}
+  template:
+    metadata:
+      labels: {{app: hello}}
+    spec:
+      containers:
+      - name: hello
+        image: ko://example.com/hello
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: {id}
+data:
+  greeter: ko://example.com/hello/cmd/greeter
+"
+            ),
+        ),
+        ("namespace.yaml", format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {id}\n")),
+        (
+            "widget.yaml",
+            format!(
+                "apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: gadget\n  namespace: {id}\nspec:\n  image: ko://example.com/hello\n"
+            ),
+        ),
+    ];
+    for (name, text) in files {
+        fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+fn get(args: &[&str], jsonpath: &str) -> String {
+    let mut all = vec!["get"];
+    all.extend(args);
+    let path = format!("jsonpath={jsonpath}");
+    all.extend(["-o", &path]);
+    let run = kubectl(&all);
+    run.assert_success();
+    run.stdout
+}
+
+fn apply(dir: &Path, extra: &[&str], repo: &str) -> Run {
+    let mut args = vec!["apply", "-f", dir.to_str().unwrap()];
+    args.extend(extra);
+    ko(&args).cwd(fixture("hello")).env("KUBECONFIG", kubeconfig()).env("KO_DOCKER_REPO", repo).run()
+}
+
+#[test]
+fn applies_a_mixed_directory_then_deletes_it() {
+    let id = unique_name("apply");
+    let repo = unique_repo("apply");
+    let dir = tempfile::tempdir().unwrap();
+    mixed_config(dir.path(), &id);
+
+    let run = apply(dir.path(), &[], &repo);
+    run.assert_success();
+    // Namespaces and CRDs first, then the rest in file order.
+    assert_eq!(
+        run.stdout_lines(),
+        [
+            format!("namespace/{id} serverside-applied"),
+            format!("customresourcedefinition.apiextensions.k8s.io/widgets.{id}.example.com serverside-applied"),
+            "deployment.apps/hello serverside-applied".to_string(),
+            "configmap/settings serverside-applied".to_string(),
+            format!("widget.{id}.example.com/gadget serverside-applied"),
+        ],
+        "{run}"
+    );
+
+    let image = get(&["deployment", "hello", "-n", &id], "{.spec.template.spec.containers[0].image}");
+    assert!(image.starts_with(&format!("{repo}/hello-124ec4359fcc3b362d8aa16b0f28dd36@sha256:")), "{image}");
+    assert_eq!(get(&["widgets", "gadget", "-n", &id], "{.spec.image}"), image);
+    let greeter = get(&["configmap", "settings", "-n", &id], "{.data.greeter}");
+    assert!(greeter.starts_with(&format!("{repo}/greeter-")), "{greeter}");
+    let managers =
+        get(&["deployment", "hello", "-n", &id, "--show-managed-fields"], "{.metadata.managedFields[*].manager}");
+    assert!(managers.split_whitespace().any(|m| m == "kubectl-ko"), "{managers}");
+    // The pushed image is the one that runs.
+    run_image(&image).assert_success();
+
+    // Applying again changes nothing.
+    let version = get(&["deployment", "hello", "-n", &id], "{.metadata.resourceVersion}");
+    let again = apply(dir.path(), &[], &repo);
+    again.assert_success();
+    assert_eq!(again.stdout_lines().len(), 5, "{again}");
+    assert_eq!(get(&["deployment", "hello", "-n", &id], "{.metadata.resourceVersion}"), version);
+
+    let run = ko(&["delete", "-f", dir.path().to_str().unwrap()]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_success();
+    assert_eq!(
+        run.stdout_lines(),
+        [
+            "deployment.apps \"hello\" deleted".to_string(),
+            "configmap \"settings\" deleted".to_string(),
+            format!("widget.{id}.example.com \"gadget\" deleted"),
+            format!("customresourcedefinition.apiextensions.k8s.io \"widgets.{id}.example.com\" deleted"),
+            format!("namespace \"{id}\" deleted"),
+        ],
+        "{run}"
+    );
+    let gone = kubectl(&["get", "deployment", "hello", "-n", &id]);
+    gone.assert_failure();
+    assert!(gone.stderr.contains("NotFound") || gone.stderr.contains("not found"), "{gone}");
+}
+
+/// One ConfigMap in the default namespace, in its own directory.
+fn configmap_dir(name: &str, value: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: {value}\n");
+    fs::write(dir.path().join("cm.yaml"), text).unwrap();
+    dir
+}
+
+#[test]
+fn conflicts_need_force_and_dry_runs_change_nothing() {
+    let name = unique_name("conflict");
+    let repo = unique_repo("conflict");
+    let theirs = configmap_dir(&name, "theirs");
+    let run =
+        kubectl(&["apply", "--server-side", "--field-manager=someone-else", "-f", theirs.path().to_str().unwrap()]);
+    run.assert_success();
+
+    let ours = configmap_dir(&name, "ours");
+    let run = apply(ours.path(), &[], &repo);
+    run.assert_failure();
+    assert!(run.stderr.contains(&format!("configmap/{name}")) && run.stderr.contains("--force-conflicts"), "{run}");
+    assert_eq!(get(&["configmap", &name], "{.data.key}"), "theirs");
+
+    let run = apply(ours.path(), &["--dry-run=server", "--force-conflicts"], &repo);
+    run.assert_success();
+    assert_eq!(run.stdout_lines(), [format!("configmap/{name} serverside-applied (server dry run)")], "{run}");
+    assert_eq!(get(&["configmap", &name], "{.data.key}"), "theirs");
+
+    apply(ours.path(), &["--force-conflicts"], &repo).assert_success();
+    assert_eq!(get(&["configmap", &name], "{.data.key}"), "ours");
+
+    let run = ko(&["delete", "-f", ours.path().to_str().unwrap()]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_success();
+    let run = ko(&["delete", "-f", ours.path().to_str().unwrap()]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_failure();
+    assert!(run.stderr.contains(&format!("configmap \"{name}\" not found")), "{run}");
+    let run = ko(&["delete", "--ignore-not-found", "-f", ours.path().to_str().unwrap()])
+        .env("KUBECONFIG", kubeconfig())
+        .run();
+    run.assert_success();
+    assert!(run.stdout.is_empty(), "{run}");
+}
+
+#[test]
+fn namespace_flag_and_context_flags_pick_where_objects_go() {
+    let name = unique_name("ns");
+    let namespace = unique_name("target");
+    kubectl(&["create", "namespace", &namespace]).assert_success();
+    let dir = configmap_dir(&name, "v");
+    let run = ko(&["apply", "-f", dir.path().to_str().unwrap(), "-n", &namespace, "--context", "ko-test"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .args(["--kubeconfig", &kubeconfig()])
+        .run();
+    run.assert_success();
+    assert_eq!(get(&["configmap", &name, "-n", &namespace], "{.data.key}"), "v");
+
+    let run = ko(&["apply", "-f", dir.path().to_str().unwrap(), "--context", "no-such-context"])
+        .env("KUBECONFIG", kubeconfig())
+        .run();
+    run.assert_failure();
+    assert!(run.stderr.contains("no-such-context"), "{run}");
+}
+
+#[test]
+fn kubectl_runs_apply_through_the_plugin_lookup() {
+    let Some(kubectl_path) = std::env::var_os("KO_TEST_KUBECTL").map(std::path::PathBuf::from).or_else(|| {
+        ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].iter().map(std::path::PathBuf::from).find(|p| p.exists())
+    }) else {
+        panic!("kubectl is needed for this test; scripts/test.sh provides it");
+    };
+    let name = unique_name("plugin");
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("cm.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata:\n  image: ko://example.com/hello\n"
+        ),
+    )
+    .unwrap();
+    let links = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(bin("kubectl-ko"), links.path().join("kubectl-ko")).unwrap();
+    let path = format!("{}:{}", links.path().display(), std::env::var("PATH").unwrap_or_default());
+    let run = KoCmd::program(kubectl_path)
+        .args(["ko", "apply", "-f", dir.path().to_str().unwrap()])
+        .cwd(fixture("hello"))
+        .env("PATH", path)
+        .env("KUBECONFIG", kubeconfig())
+        .env("KO_DOCKER_REPO", unique_repo("plugin"))
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout_lines(), [format!("configmap/{name} serverside-applied")], "{run}");
+    assert!(get(&["configmap", &name], "{.data.image}").contains("@sha256:"));
+}
+
+#[test]
+fn bad_clusters_and_kinds_fail_before_anything_is_built() {
+    let repo = unique_repo("apply-bad");
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("x.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {image: ko://example.com/hello}\n---\napiVersion: example.com/v1\nkind: Gizmo\nmetadata: {name: g}\n",
+    )
+    .unwrap();
+    let run = apply(dir.path(), &[], &repo);
+    run.assert_failure();
+    assert!(
+        run.stderr.contains("x.yaml:6: the cluster at") && run.stderr.contains("does not serve kind Gizmo"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("Building"), "nothing may be built before the kinds are checked: {run}");
+
+    let run = ko(&["apply", "-f", dir.path().to_str().unwrap()]).env("KUBECONFIG", "/nonexistent/config").run();
+    run.assert_failure();
+    assert!(run.stderr.contains("no kubeconfig found at /nonexistent/config"), "{run}");
+
+    let unreachable = dir.path().join("unreachable");
+    fs::write(
+        &unreachable,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\nusers:\n- name: u\n  user: {token: t}\ncontexts:\n- name: gone\n  context: {cluster: c, user: u}\ncurrent-context: gone\n",
+    )
+    .unwrap();
+    let run = ko(&["delete", "-f", dir.path().join("x.yaml").to_str().unwrap()]).env("KUBECONFIG", &unreachable).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("cannot reach the Kubernetes API server at https://127.0.0.1:9"), "{run}");
+
+    let other = tempfile::tempdir().unwrap();
+    fs::write(other.path().join("y.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y, namespace: a}\n")
+        .unwrap();
+    let run = ko(&["apply", "-f", other.path().to_str().unwrap(), "-n", "b"]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("y.yaml:1: the object's namespace \"a\" does not match --namespace \"b\""), "{run}");
+}

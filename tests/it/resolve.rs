@@ -1,0 +1,174 @@
+//! `kubectl ko resolve`: every `ko://` string is built once and replaced, and every other byte
+//! of the input comes back as written.
+
+use std::fs;
+
+use crate::util::*;
+
+fn manifest(name: &str) -> String {
+    fixture("manifests").join(name).display().to_string()
+}
+
+/// Builds the two fixture commands the manifests name, as `build` prints them.
+fn built_references(repo: &str) -> (String, String) {
+    let run = ko(&["build", "example.com/hello", "example.com/hello/cmd/greeter"])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", repo)
+        .run();
+    run.assert_success();
+    let lines = run.stdout_lines();
+    (lines[0].to_string(), lines[1].to_string())
+}
+
+#[test]
+fn replaces_each_reference_and_keeps_every_other_byte() {
+    let repo = unique_repo("resolve");
+    let path = manifest("app.yaml");
+    let run = ko(&["resolve", "-f", &path]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_success();
+
+    // The same images built directly have the same digests (builds are reproducible).
+    let (hello, greeter) = built_references(&repo);
+    let input = fs::read_to_string(&path).unwrap();
+    let expected =
+        input.replace("ko://example.com/hello/cmd/greeter", &greeter).replace("ko://example.com/hello", &hello);
+    assert_eq!(run.stdout, expected, "{run}");
+
+    // Each distinct reference was built once, however often it appears.
+    assert_eq!(run.stderr.matches("Building example.com/hello for").count(), 1, "{run}");
+    assert_eq!(run.stderr.matches("Building example.com/hello/cmd/greeter for").count(), 1, "{run}");
+
+    let out = run_image(&hello);
+    out.assert_success();
+    assert_eq!(out.value("uid"), Some("65532"), "{out}");
+}
+
+#[test]
+fn reads_stdin_and_json_and_joins_files_with_separators() {
+    let repo = unique_repo("resolve-stdin");
+    let json = manifest("configmap.json");
+    let run = ko(&["resolve", "-f", "-", "-f", &json])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", &repo)
+        .stdin("a: ko://example.com/hello # from stdin\n")
+        .run();
+    run.assert_success();
+    let (hello, _) = built_references(&repo);
+    let json_text = fs::read_to_string(&json).unwrap().replace("ko://example.com/hello", &hello);
+    assert_eq!(run.stdout, format!("a: {hello} # from stdin\n---\n{json_text}"), "{run}");
+    let parsed: serde_json::Value = serde_json::from_str(&json_text).expect("the JSON file stays JSON");
+    assert_eq!(parsed["data"]["image"], hello.as_str());
+}
+
+#[test]
+fn walks_directories_in_name_order_and_recurses_only_with_r() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir(root.join("sub")).unwrap();
+    for (name, text) in [
+        ("b.yaml", "b: 1\n"),
+        ("a.yml", "a: 1\n"),
+        ("c.json", "{\"c\": 1}\n"),
+        ("notes.txt", "not yaml: [\n"),
+        ("sub/d.yaml", "d: 1\n"),
+    ] {
+        fs::write(root.join(name), text).unwrap();
+    }
+    let dir_arg = root.display().to_string();
+    let run = ko(&["resolve", "-f", &dir_arg]).run();
+    run.assert_success();
+    assert_eq!(run.stdout, "a: 1\n---\nb: 1\n---\n{\"c\": 1}\n");
+    let run = ko(&["resolve", "-R", "-f", &dir_arg]).run();
+    run.assert_success();
+    assert_eq!(run.stdout, "a: 1\n---\nb: 1\n---\n{\"c\": 1}\n---\nd: 1\n");
+}
+
+#[test]
+fn selectors_keep_matching_documents_and_list_items() {
+    let path = manifest("select.yaml");
+    let run = ko(&["resolve", "-f", &path, "-l", "app=web"]).run();
+    run.assert_success();
+    let expected = "\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web
+  labels: {app: web, tier: front}
+data: {a: \"1\"}
+---
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata: {name: list-web, labels: {app: web}}
+";
+    assert_eq!(run.stdout, expected, "{run}");
+
+    let names = |selector: &str| {
+        let run = ko(&["resolve", "-f", &path, "-l", selector]).run();
+        run.assert_success();
+        run.stdout
+            .split("name: ")
+            .skip(1)
+            .map(|rest| rest.split([',', '}', '\n']).next().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names("app!=web"), ["db", "plain", "list-db"]);
+    assert_eq!(names("app in (db, web),tier"), ["web"]);
+    assert_eq!(names("app notin (web)"), ["db", "plain", "list-db"]);
+    assert_eq!(names("!app"), ["plain"]);
+}
+
+#[test]
+fn bad_input_names_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let cases = [
+        (write("broken.yaml", "a: 1\nb: [unclosed\n"), vec![], "broken.yaml:"),
+        (
+            write("missing.yaml", "kind: Pod\n\nimage: ko://example.com/nope\n"),
+            vec![],
+            "missing.yaml:3: ko://example.com/nope: ",
+        ),
+        (write("lib.yaml", "image: ko://example.com/hello/lib\n"), vec![], "not `package main`"),
+        (write("plain.yaml", "just: data\n"), vec!["-l", "app=web"], "plain.yaml:1: --selector needs every document"),
+        (write("sel.yaml", "a: 1\n"), vec!["-l", "app in (web"], "invalid selector"),
+    ];
+    for (path, extra, expected) in cases {
+        let mut args = vec!["resolve", "-f", path.as_str()];
+        args.extend(extra);
+        let run = ko(&args).cwd(fixture("hello")).env("KO_DOCKER_REPO", unique_repo("bad")).run();
+        run.assert_failure();
+        assert!(run.stdout.is_empty(), "nothing is printed on failure: {run}");
+        let error_line = run.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
+        assert!(error_line.contains(expected), "expected {expected:?} in:\n{run}");
+        if path.ends_with("broken.yaml") {
+            assert!(error_line.contains("invalid YAML"), "{run}");
+        }
+    }
+
+    let run = ko(&["resolve"]).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("error: -f: no input given"), "{run}");
+    let run = ko(&["resolve", "-f", "/nonexistent/config"]).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("-f /nonexistent/config: no such file or directory"), "{run}");
+}
+
+#[test]
+fn a_failed_build_publishes_nothing() {
+    let repo = unique_repo("resolve-half");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.yaml");
+    fs::write(&path, "a: ko://example.com/hello\n---\nb: ko://example.com/nope\n").unwrap();
+    let run = ko(&["resolve", "-f", path.to_str().unwrap()]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_failure();
+    assert!(run.stdout.is_empty(), "{run}");
+    let tags = skopeo(&["list-tags", &format!("docker://{repo}/hello-124ec4359fcc3b362d8aa16b0f28dd36")]);
+    assert!(!tags.success(), "the good image must not be pushed when another fails: {tags}");
+}

@@ -2,6 +2,9 @@
 
 pub mod build;
 pub mod dispatch;
+mod helper_link;
+pub mod login;
+pub mod logout;
 mod setup;
 
 pub use setup::Session;

@@ -3,9 +3,9 @@
 //! and download. One client serves a whole run, so tokens are fetched once per scope.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures_util::StreamExt;
@@ -20,7 +20,7 @@ use super::reference::{Reference, Repository, is_plain_http_by_default};
 use crate::auth::{Credential, FoundCredential, Keychain};
 use crate::digest::Digest;
 use crate::image::manifest::{ACCEPT_MANIFESTS, sniff_media_type};
-use crate::output::Progress;
+use crate::output::{self, Progress};
 
 const MAX_ATTEMPTS: u32 = 4;
 
@@ -28,6 +28,14 @@ const MAX_ATTEMPTS: u32 = 4;
 pub struct ClientOptions {
     /// Allow plain HTTP and skip certificate checks for every registry.
     pub insecure: bool,
+    /// PEM files of extra trusted roots (`--registry-ca-file`, `SSL_CERT_FILE`).
+    pub ca_files: Vec<PathBuf>,
+}
+
+/// A bearer token and when it stops being worth sending.
+struct CachedToken {
+    value: String,
+    renew_after: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,21 +70,24 @@ pub struct RegistryClient {
     options: ClientOptions,
     keychain: Keychain,
     endpoints: Mutex<HashMap<String, Arc<OnceCell<Arc<Endpoint>>>>>,
-    tokens: Mutex<HashMap<(String, String), String>>,
+    tokens: Mutex<HashMap<(String, String), CachedToken>>,
 }
 
 fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn http_client(insecure: bool) -> reqwest::Client {
+fn http_client(insecure: bool, extra_roots: Vec<reqwest::Certificate>) -> Result<reqwest::Client, RegistryError> {
     install_crypto_provider();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("kubectl-ko/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(15))
-        .danger_accept_invalid_certs(insecure)
-        .build()
-        .expect("the HTTP client configuration is valid")
+        .connect_timeout(Duration::from_secs(15));
+    builder = if insecure {
+        builder.tls_danger_accept_invalid_certs(true)
+    } else {
+        builder.tls_certs_merge(super::tls::builtin_roots().into_iter().chain(extra_roots))
+    };
+    builder.build().map_err(|e| RegistryError::Tls(describe(&e)))
 }
 
 fn location_of(base: &str, response: &reqwest::Response) -> Option<String> {
@@ -122,15 +133,20 @@ fn describe(error: &reqwest::Error) -> String {
 }
 
 impl RegistryClient {
-    pub fn new(keychain: Keychain, options: ClientOptions) -> Self {
-        RegistryClient {
-            secure: http_client(false),
-            insecure: http_client(true),
+    /// A client for a whole run. Fails when a CA file cannot be read.
+    pub fn new(keychain: Keychain, options: ClientOptions) -> Result<Self, RegistryError> {
+        let mut roots = Vec::new();
+        for file in &options.ca_files {
+            roots.extend(super::tls::load_pem(file)?);
+        }
+        Ok(RegistryClient {
+            secure: http_client(false, roots)?,
+            insecure: http_client(true, Vec::new())?,
             options,
             keychain,
             endpoints: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     fn client(&self, endpoint: &Endpoint) -> &reqwest::Client {
@@ -173,7 +189,20 @@ impl RegistryClient {
                         } else {
                             Challenge::None
                         };
-                        let credential = self.keychain.lookup(registry)?;
+                        // Helpers are only run for registries that ask for credentials.
+                        let credential = match challenge {
+                            Challenge::None => None,
+                            _ => self.keychain.lookup(registry).await?,
+                        };
+                        match &credential {
+                            Some(found) => {
+                                output::detail(format!("{registry}: using credentials from {}", found.source))
+                            }
+                            None if challenge != Challenge::None => {
+                                output::detail(format!("{registry}: no credentials found, trying anonymously"))
+                            }
+                            None => {}
+                        }
                         return Ok(Arc::new(Endpoint {
                             registry: registry.to_string(),
                             base,
@@ -225,11 +254,18 @@ impl RegistryClient {
             Challenge::Bearer { realm, service } => {
                 let key = (endpoint.registry.clone(), scope.to_string());
                 if !refresh && let Some(token) = self.tokens.lock().expect("token lock").get(&key) {
-                    return Ok(Some(format!("Bearer {token}")));
+                    let fresh = token.renew_after.is_none_or(|at| Instant::now() < at);
+                    if fresh {
+                        return Ok(Some(format!("Bearer {}", token.value)));
+                    }
                 }
-                let token = self.fetch_token(endpoint, realm, service.as_deref(), scope).await?;
-                self.tokens.lock().expect("token lock").insert(key, token.clone());
-                Ok(Some(format!("Bearer {token}")))
+                let fetched_at = Instant::now();
+                let (token, expires_in) = self.fetch_token(endpoint, realm, service.as_deref(), scope).await?;
+                // Renew a little before the service says the token expires.
+                let renew_after = expires_in.map(|secs| fetched_at + Duration::from_secs(secs.saturating_sub(10)));
+                let header = format!("Bearer {token}");
+                self.tokens.lock().expect("token lock").insert(key, CachedToken { value: token, renew_after });
+                Ok(Some(header))
             }
         }
     }
@@ -240,17 +276,13 @@ impl RegistryClient {
         realm: &str,
         service: Option<&str>,
         scope: &str,
-    ) -> Result<String, RegistryError> {
+    ) -> Result<(String, Option<u64>), RegistryError> {
         let fail = |detail: String| RegistryError::Token {
             registry: endpoint.registry.clone(),
             realm: realm.to_string(),
             detail,
         };
-        let realm_is_safe = realm.starts_with("https://")
-            || reqwest::Url::parse(realm)
-                .ok()
-                .and_then(|u| u.host_str().map(|h| endpoint.base.contains(&format!("://{h}"))))
-                .unwrap_or(false);
+        let realm_is_safe = realm_may_receive_credentials(realm, &endpoint.base);
         let client = self.client(endpoint);
         let mut request = match endpoint.credential.as_ref().map(|c| &c.credential) {
             Some(Credential::IdentityToken(token)) => {
@@ -263,8 +295,10 @@ impl RegistryClient {
                     ("grant_type", "refresh_token"),
                     ("refresh_token", token.expose()),
                     ("client_id", "kubectl-ko"),
-                    ("scope", scope),
                 ];
+                if !scope.is_empty() {
+                    form.push(("scope", scope));
+                }
                 if let Some(s) = service {
                     form.push(("service", s));
                 }
@@ -277,7 +311,7 @@ impl RegistryClient {
                 if let Some(s) = service {
                     url = with_query(&url, "service", &urlencode(s));
                 }
-                for part in scope.split(' ') {
+                for part in scope.split(' ').filter(|p| !p.is_empty()) {
                     url = with_query(&url, "scope", &urlencode(part));
                 }
                 let mut request = client.get(url);
@@ -296,13 +330,22 @@ impl RegistryClient {
         let response = request.send().await.map_err(|e| fail(describe(&e)))?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| fail(describe(&e)))?;
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(RegistryError::Unauthorized {
+                registry: endpoint.registry.clone(),
+                detail: format!("the token service {realm} answered {status}{}", body_message(&body)),
+                hint: credential_hint(&endpoint.registry, endpoint.credential.as_ref()),
+            });
+        }
         if !status.is_success() {
             let source = endpoint.credential.as_ref().map(|c| c.source.as_str()).unwrap_or("no credentials found");
             return Err(fail(format!("{status}{} (credentials: {source})", body_message(&body))));
         }
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|e| fail(format!("unreadable token response: {e}")))?;
-        parsed.into_token().ok_or_else(|| fail("the token response holds no token".into()))
+        let expires_in = parsed.expires_in;
+        let token = parsed.into_token().ok_or_else(|| fail("the token response holds no token".into()))?;
+        Ok((token, expires_in))
     }
 
     /// Sends a request built by `build` (called again for each attempt), with authentication and
@@ -363,13 +406,7 @@ impl RegistryClient {
         let message = body_message(&body);
         if status == 401 || status == 403 {
             let endpoint = self.endpoint(&repository.registry).await.ok();
-            let hint = match endpoint.as_ref().and_then(|e| e.credential.as_ref()) {
-                Some(c) => format!("the registry refused the credentials from {}", c.source),
-                None => format!(
-                    "no credentials found for {}; log in with `kubectl ko login {}`",
-                    repository.registry, repository.registry
-                ),
-            };
+            let hint = credential_hint(&repository.registry, endpoint.as_ref().and_then(|e| e.credential.as_ref()));
             return RegistryError::Denied {
                 registry: repository.registry.clone(),
                 repository: repository.path.clone(),
@@ -387,6 +424,49 @@ impl RegistryClient {
             message,
             attempts,
         }
+    }
+
+    /// Checks that the registry accepts the keychain's credentials (`GET /v2/` with them, after
+    /// a token exchange when the registry uses tokens). `false` when it asks for none.
+    pub async fn check_login(&self, registry: &str) -> Result<bool, RegistryError> {
+        let endpoint = self.endpoint(registry).await?;
+        let authorization = match &endpoint.challenge {
+            Challenge::None => return Ok(false),
+            Challenge::Basic => self.authorization(&endpoint, "", false).await?,
+            Challenge::Bearer { realm, service } => {
+                let (token, _) = self.fetch_token(&endpoint, realm, service.as_deref(), "").await?;
+                Some(format!("Bearer {token}"))
+            }
+        };
+        let mut request = self.client(&endpoint).get(format!("{}/v2/", endpoint.base));
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let response = request.send().await.map_err(|e| RegistryError::Unreachable {
+            registry: registry.to_string(),
+            detail: describe(&e),
+            attempts: 1,
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(true);
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(RegistryError::Unauthorized {
+                registry: registry.to_string(),
+                detail: format!("the registry answered {status}{}", body_message(&body)),
+                hint: credential_hint(registry, endpoint.credential.as_ref()),
+            });
+        }
+        Err(RegistryError::Status {
+            registry: registry.to_string(),
+            repository: String::new(),
+            operation: "checking credentials".into(),
+            status: status.as_u16(),
+            message: body_message(&body),
+            attempts: 1,
+        })
     }
 
     /// Fetches a manifest or index, verifying its digest when asked for by digest.
@@ -598,6 +678,22 @@ impl RegistryClient {
     }
 }
 
+/// What to tell a user whose credentials a registry refused, naming where they came from.
+fn credential_hint(registry: &str, credential: Option<&FoundCredential>) -> String {
+    match credential {
+        Some(c) => format!("the registry refused the credentials from {}", c.source),
+        None => format!("no credentials found for {registry}; log in with `kubectl ko login {registry}`"),
+    }
+}
+
+/// Credentials go to a token realm only over HTTPS, or to the registry's own host.
+fn realm_may_receive_credentials(realm: &str, registry_base: &str) -> bool {
+    let (Ok(realm), Ok(base)) = (reqwest::Url::parse(realm), reqwest::Url::parse(registry_base)) else {
+        return false;
+    };
+    realm.scheme() == "https" || (realm.host_str().is_some() && realm.host_str() == base.host_str())
+}
+
 fn urlencode(value: &str) -> String {
     value
         .bytes()
@@ -606,4 +702,30 @@ fn urlencode(value: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_go_to_token_realms_over_https_or_on_the_registry_host() {
+        assert!(realm_may_receive_credentials("https://auth.example/token", "http://127.0.0.1:5000"));
+        assert!(realm_may_receive_credentials("http://127.0.0.1:9000/token", "http://127.0.0.1:5000"));
+        assert!(!realm_may_receive_credentials("http://127.0.0.10:9000/token", "http://127.0.0.1:5000"));
+        assert!(!realm_may_receive_credentials("http://auth.example/token", "https://r.example"));
+        assert!(!realm_may_receive_credentials("not a url", "https://r.example"));
+    }
+
+    #[test]
+    fn scopes_ask_for_pull_on_a_mount_source() {
+        let repo = Repository::parse("r.example/app").unwrap();
+        let base = Repository::parse("r.example/base").unwrap();
+        assert_eq!(RegistryClient::scope(&repo, Access::Pull, None), "repository:app:pull");
+        assert_eq!(
+            RegistryClient::scope(&repo, Access::Push, Some(&base)),
+            "repository:app:pull,push repository:base:pull"
+        );
+        assert_eq!(RegistryClient::scope(&repo, Access::Push, Some(&repo)), "repository:app:pull,push");
+    }
 }

@@ -32,6 +32,8 @@ pub struct ClientOptions {
     pub ca_files: Vec<PathBuf>,
 }
 
+type TokenSlot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
+
 /// A bearer token and when it stops being worth sending.
 struct CachedToken {
     value: String,
@@ -70,7 +72,8 @@ pub struct RegistryClient {
     options: ClientOptions,
     keychain: Keychain,
     endpoints: Mutex<HashMap<String, Arc<OnceCell<Arc<Endpoint>>>>>,
-    tokens: Mutex<HashMap<(String, String), CachedToken>>,
+    /// One slot per (registry, scope): concurrent requests wait for one token fetch.
+    tokens: Mutex<HashMap<(String, String), TokenSlot>>,
 }
 
 fn install_crypto_provider() {
@@ -158,26 +161,35 @@ impl RegistryClient {
         cell.get_or_try_init(|| self.discover(registry)).await.cloned()
     }
 
-    /// Finds the scheme that answers and what authentication `/v2/` asks for.
+    /// Finds the scheme that answers and what authentication `/v2/` asks for. Loopback and
+    /// private registries, and every registry with `--insecure-registry`, are tried over
+    /// HTTPS first and then plain HTTP, as ko does; a candidate that fails moves on to the
+    /// next at once, and only the last one is retried.
     async fn discover(&self, registry: &str) -> Result<Arc<Endpoint>, RegistryError> {
         let api_host = if registry == super::reference::DOCKER_HUB { "registry-1.docker.io" } else { registry };
-        let mut candidates = Vec::new();
-        if is_plain_http_by_default(registry) && !self.options.insecure {
-            candidates.push(("http", false));
-        } else if self.options.insecure {
-            candidates.push(("https", true));
-            candidates.push(("http", true));
+        let insecure = self.options.insecure;
+        let candidates: &[(&str, bool)] = if insecure {
+            &[("https", true), ("http", true)]
+        } else if is_plain_http_by_default(registry) {
+            &[("https", false), ("http", false)]
         } else {
-            candidates.push(("https", false));
-        }
-        let mut last_error = String::new();
+            &[("https", false)]
+        };
+        let mut errors: Vec<String> = Vec::new();
         let mut attempts = 0;
-        for (scheme, insecure_tls) in candidates {
+        for (index, &(scheme, insecure_tls)) in candidates.iter().enumerate() {
+            let last_candidate = index + 1 == candidates.len();
             let base = format!("{scheme}://{api_host}");
             let client = if insecure_tls { &self.insecure } else { &self.secure };
-            for attempt in 1..=MAX_ATTEMPTS - 1 {
+            let tries = if last_candidate { MAX_ATTEMPTS - 1 } else { 1 };
+            for attempt in 1..=tries {
                 attempts += 1;
                 match client.get(format!("{base}/v2/")).send().await {
+                    Ok(response) if response.status() == StatusCode::BAD_REQUEST && scheme == "http" => {
+                        // An HTTPS server answering plain HTTP; the HTTPS error says why it failed.
+                        errors.push(format!("{base} answered 400 Bad Request (it speaks HTTPS)"));
+                        break;
+                    }
                     Ok(response) => {
                         let challenge = if response.status() == StatusCode::UNAUTHORIZED {
                             response
@@ -212,16 +224,23 @@ impl RegistryClient {
                         }));
                     }
                     Err(e) => {
-                        last_error = describe(&e);
-                        if e.is_connect() && scheme == "https" && insecure_tls {
-                            break; // try plain HTTP next
+                        let detail = format!("{base}: {}", describe(&e));
+                        if attempt == tries {
+                            errors.push(detail);
+                        } else {
+                            tokio::time::sleep(retry_delay(attempt, None)).await;
                         }
-                        tokio::time::sleep(retry_delay(attempt, None)).await;
                     }
                 }
             }
         }
-        Err(RegistryError::Unreachable { registry: registry.to_string(), detail: last_error, attempts })
+        let mut detail = errors.join("; ");
+        if !insecure && (detail.contains("certificate") || detail.contains("Certificate")) {
+            detail.push_str(
+                "; trust the registry's CA with --registry-ca-file or SSL_CERT_FILE, or skip the check with --insecure-registry",
+            );
+        }
+        Err(RegistryError::Unreachable { registry: registry.to_string(), detail, attempts })
     }
 
     fn scope(repository: &Repository, access: Access, mount_from: Option<&Repository>) -> String {
@@ -236,11 +255,13 @@ impl RegistryClient {
         scope
     }
 
+    /// The `Authorization` header for a request. `refused` is the header the registry just
+    /// answered 401 to: a bearer token is then fetched anew, unless another request already did.
     async fn authorization(
         &self,
         endpoint: &Endpoint,
         scope: &str,
-        refresh: bool,
+        refused: Option<&str>,
     ) -> Result<Option<String>, RegistryError> {
         match &endpoint.challenge {
             Challenge::None => Ok(None),
@@ -253,10 +274,13 @@ impl RegistryClient {
             }),
             Challenge::Bearer { realm, service } => {
                 let key = (endpoint.registry.clone(), scope.to_string());
-                if !refresh && let Some(token) = self.tokens.lock().expect("token lock").get(&key) {
+                let slot = self.tokens.lock().expect("token lock").entry(key).or_default().clone();
+                let mut cached = slot.lock().await;
+                if let Some(token) = cached.as_ref() {
+                    let header = format!("Bearer {}", token.value);
                     let fresh = token.renew_after.is_none_or(|at| Instant::now() < at);
-                    if fresh {
-                        return Ok(Some(format!("Bearer {}", token.value)));
+                    if fresh && refused != Some(header.as_str()) {
+                        return Ok(Some(header));
                     }
                 }
                 let fetched_at = Instant::now();
@@ -264,7 +288,7 @@ impl RegistryClient {
                 // Renew a little before the service says the token expires.
                 let renew_after = expires_in.map(|secs| fetched_at + Duration::from_secs(secs.saturating_sub(10)));
                 let header = format!("Bearer {token}");
-                self.tokens.lock().expect("token lock").insert(key, CachedToken { value: token, renew_after });
+                *cached = Some(CachedToken { value: token, renew_after });
                 Ok(Some(header))
             }
         }
@@ -359,13 +383,14 @@ impl RegistryClient {
     ) -> Result<(reqwest::Response, u32), RegistryError> {
         let endpoint = self.endpoint(&repository.registry).await?;
         let client = self.client(&endpoint);
-        let mut refreshed = false;
+        let mut refused: Option<String> = None;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut request = build(client, &endpoint.base);
-            if let Some(auth) = self.authorization(&endpoint, scope, false).await? {
-                request = request.header(AUTHORIZATION, auth);
+            let authorization = self.authorization(&endpoint, scope, refused.as_deref()).await?;
+            if let Some(value) = &authorization {
+                request = request.header(AUTHORIZATION, value);
             }
             match request.send().await {
                 Err(e) => {
@@ -378,10 +403,11 @@ impl RegistryClient {
                     }
                     tokio::time::sleep(retry_delay(attempt, None)).await;
                 }
-                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !refreshed => {
-                    if matches!(endpoint.challenge, Challenge::Bearer { .. }) {
-                        refreshed = true;
-                        self.authorization(&endpoint, scope, true).await?;
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && refused.is_none() => {
+                    // An expired or revoked token: fetch a new one, once.
+                    if matches!(endpoint.challenge, Challenge::Bearer { .. }) && authorization.is_some() {
+                        output::detail(format!("{}: token refused, fetching a new one", repository.registry));
+                        refused = authorization;
                         continue;
                     }
                     return Ok((response, attempt));
@@ -432,7 +458,7 @@ impl RegistryClient {
         let endpoint = self.endpoint(registry).await?;
         let authorization = match &endpoint.challenge {
             Challenge::None => return Ok(false),
-            Challenge::Basic => self.authorization(&endpoint, "", false).await?,
+            Challenge::Basic => self.authorization(&endpoint, "", None).await?,
             Challenge::Bearer { realm, service } => {
                 let (token, _) = self.fetch_token(&endpoint, realm, service.as_deref(), "").await?;
                 Some(format!("Bearer {token}"))

@@ -9,7 +9,7 @@ pub enum AuthError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(
-        "{source_desc} for {registry}, but {helper} is not installed (not found on PATH); install it, or remove the entry from {config}"
+        "credentials for {registry}: {source_desc}, but {helper} is not installed (not found on PATH); install it, or remove the entry from {config}"
     )]
     HelperMissing { registry: String, source_desc: String, helper: String, config: String },
     #[error("{helper} {action} for {registry} failed: {detail} ({source_desc})")]

@@ -51,7 +51,7 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
 
     let given = FoundCredential {
         credential: Credential::Basic { username: username.clone(), password: password.clone() },
-        source: format!("the user name and password given to `kubectl ko login` for {host}"),
+        source: format!("`kubectl ko login -u {username}`"),
     };
     let options =
         ClientOptions { insecure: command.insecure_registry, ca_files: ca_files_with_env(&command.registry_ca_file) };

@@ -1,8 +1,11 @@
 //! End-to-end tests: the real binaries against the real Go toolchain, a real registry started
 //! by scripts/test.sh, and images checked with skopeo and run with umoci + runc.
 
+mod auth;
 mod build;
 mod build_errors;
 mod dispatch;
 mod platforms;
+mod registries;
+mod token_server;
 mod util;

@@ -311,6 +311,17 @@ fn self_signed_tls_needs_the_ca_or_insecure_registry() {
         assert_eq!(manifest["annotations"]["org.opencontainers.image.base.name"], base.as_str(), "{manifest}");
     }
 
+    // login goes through the same TLS settings.
+    let login = |extra: &[&str]| {
+        KoCmd::new("kubectl-ko-login").args([registry.host.as_str(), "-u", USER, "-p", "pw"]).args(extra).run()
+    };
+    let run = login(&[]);
+    run.assert_failure();
+    assert!(run.stderr.contains("--registry-ca-file"), "{run}");
+    let run = login(&["--registry-ca-file", ca.to_str().unwrap()]);
+    run.assert_success();
+    assert!(run.stderr.contains("asks for no credentials"), "{run}");
+
     let bad = tempfile::tempdir().unwrap();
     let bad_ca = bad.path().join("not-a-ca.pem");
     std::fs::write(&bad_ca, "hello").unwrap();

@@ -18,11 +18,6 @@ pub fn normalise_host(key: &str) -> String {
     }
 }
 
-/// The same as [`normalise_host`]; the name reads better where a server URL is parsed.
-pub fn host_of(server: &str) -> String {
-    normalise_host(server)
-}
-
 /// The server string Docker passes to helpers and uses as a `config.json` key for a host:
 /// `https://index.docker.io/v1/` for Docker Hub, the host itself otherwise.
 pub fn helper_server(host: &str) -> String {

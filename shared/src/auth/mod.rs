@@ -24,7 +24,7 @@ pub use docker_config::{DockerConfig, config_dir, config_path};
 pub use environment::GithubToken;
 pub use error::AuthError;
 pub use helper::Helper;
-pub use keys::{helper_server, host_of, normalise_host};
+pub use keys::{helper_server, normalise_host};
 pub use podman::PodmanAuthFile;
 pub use protocol::{NOT_FOUND, serve};
 pub use store::{CredentialStore, StoredCredential};

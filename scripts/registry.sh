@@ -11,13 +11,16 @@
 # needs none):
 #   --htpasswd FILE        require basic auth against FILE (bcrypt entries, `htpasswd -B`)
 #   --tls CERT KEY         serve HTTPS with this certificate and key
+#   --token REALM SERVICE ISSUER BUNDLE
+#                          require bearer tokens from the token service at REALM, signed
+#                          by a key whose certificate chain ends in the PEM file BUNDLE
 #   --readonly             refuse every write (pushes fail), for error-path tests
 #
 # Readiness: waits (about 20 s) until GET /v2/ answers (401 counts when auth is on).
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 start DIR PORT [--htpasswd FILE] [--tls CERT KEY] | stop DIR" >&2
+	echo "usage: $0 start DIR PORT [--htpasswd FILE] [--tls CERT KEY] [--token REALM SERVICE ISSUER BUNDLE] [--readonly] | stop DIR" >&2
 	exit 2
 }
 
@@ -78,6 +81,18 @@ auth:
 EOF
 }
 
+# Bearer tokens from an external token service (distribution's `auth: token`).
+config_token() { # REALM SERVICE ISSUER BUNDLE
+	cat <<EOF
+auth:
+  token:
+    realm: $1
+    service: $2
+    issuer: $3
+    rootcertbundle: $4
+EOF
+}
+
 # TLS: appended after the http section, so it must be indented under it.
 config_tls() { # CERT KEY
 	cat <<EOF
@@ -101,7 +116,7 @@ start() {
 	[[ $# -ge 2 ]] || usage
 	local dir=$1 port=$2
 	shift 2
-	local htpasswd="" cert="" key="" readonly=false
+	local htpasswd="" cert="" key="" readonly=false token=()
 	while [[ $# -gt 0 ]]; do
 		case "$1" in
 		--htpasswd)
@@ -117,6 +132,11 @@ start() {
 		--readonly)
 			readonly=true
 			shift
+			;;
+		--token)
+			[[ $# -ge 5 ]] || usage
+			token=("$2" "$3" "$4" "$(realpath "$5")")
+			shift 5
 			;;
 		*) usage ;;
 		esac
@@ -140,6 +160,7 @@ start() {
 		config_base "$dir" "$port" "$readonly"
 		[[ -z "$cert" ]] || config_tls "$cert" "$key"
 		[[ -z "$htpasswd" ]] || config_htpasswd "$htpasswd"
+		[[ ${#token[@]} -eq 0 ]] || config_token "${token[@]}"
 	} >"$dir/config.yml"
 
 	local bin scheme=http curl_opts=(-sS -o /dev/null -w '%{http_code}' --max-time 2)
@@ -169,7 +190,7 @@ start() {
 			exit 1
 		fi
 		code=$(curl "${curl_opts[@]}" "$scheme://127.0.0.1:$port/v2/" 2>/dev/null || true)
-		if [[ "$code" == 200 || ("$code" == 401 && -n "$htpasswd") ]]; then
+		if [[ "$code" == 200 || ("$code" == 401 && (-n "$htpasswd" || ${#token[@]} -gt 0)) ]]; then
 			echo "registry.sh: registry on $scheme://127.0.0.1:$port (pid $pid, dir $dir)" >&2
 			return 0
 		fi

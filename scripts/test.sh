@@ -28,6 +28,11 @@ step "checking tools"
 # (see tests/it/util.rs); curl: readiness probes; git: the fixtures live in a worktree.
 ensure_debs docker-registry skopeo umoci runc curl git ca-certificates
 
+# auth tests (tests/it/auth.rs) start their own registries: apache2-utils for
+# `htpasswd -B` (distribution only takes bcrypt entries), openssl for the self-signed
+# CA and the token service's signing key.
+ensure_debs apache2-utils openssl
+
 command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH (install Rust with rustup)"
 command -v go >/dev/null 2>&1 || die "go not found on PATH (the tests build Go apps; install Go >= 1.22)"
 

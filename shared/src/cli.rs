@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 
+mod login;
+
+pub use login::{LoginCommand, LogoutCommand};
+
 /// Flags of every command.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct GlobalArgs {
@@ -31,6 +35,9 @@ pub struct PublishArgs {
     /// Whether to skip TLS verification on the registry (and allow plain HTTP)
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub insecure_registry: bool,
+    /// A PEM file of CA certificates to trust for registries, besides the system's (repeatable; SSL_CERT_FILE also works)
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca_file: Vec<PathBuf>,
     /// Path to save the OCI image layout of the built images
     #[arg(long, value_name = "DIR")]
     pub oci_layout_path: Option<PathBuf>,

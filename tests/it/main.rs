@@ -2,9 +2,12 @@
 //! by scripts/test.sh, and images checked with skopeo and run with umoci + runc.
 
 mod apply;
+mod auth;
 mod build;
 mod build_errors;
 mod dispatch;
 mod platforms;
+mod registries;
 mod resolve;
+mod token_server;
 mod util;

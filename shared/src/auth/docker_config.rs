@@ -1,20 +1,33 @@
-//! Docker's `config.json`: the `auths` map with base64 `user:password` or an identity token,
-//! and Docker Hub's several spellings of its own key.
+//! Docker's `config.json` as a credential source, with Docker CLI's precedence for a host:
+//! `credHelpers[host]` (that helper only), else `credsStore` (the native store), else
+//! `auths[host]` (`auth` as base64 `user:password`, or `identitytoken`). Docker Hub's keys are
+//! normalised. `DOCKER_AUTH_CONFIG` holds the same JSON in the environment (its `auths` only).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
-use super::{AuthError, Credential, FoundCredential, Secret};
+use super::keys::{helper_server, normalise_host};
+use super::{AuthError, Credential, FoundCredential, Helper, Secret, Source};
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct DockerConfig {
     #[serde(default)]
     auths: BTreeMap<String, AuthEntry>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: BTreeMap<String, String>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+    /// The file it came from, or `DOCKER_AUTH_CONFIG`.
     #[serde(skip)]
     origin: String,
+    /// `DOCKER_AUTH_CONFIG` only contributes `auths`.
+    #[serde(skip)]
+    auths_only: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -30,16 +43,23 @@ struct AuthEntry {
 }
 
 impl DockerConfig {
-    pub fn from_env() -> Result<Option<DockerConfig>, AuthError> {
-        if let Some(json) = std::env::var_os("DOCKER_AUTH_CONFIG").filter(|v| !v.is_empty()) {
-            let json = json.to_string_lossy().into_owned();
-            return DockerConfig::parse(json.as_bytes(), "DOCKER_AUTH_CONFIG").map(Some);
-        }
-        let path = config_dir().join("config.json");
-        match std::fs::read(&path) {
+    /// `DOCKER_AUTH_CONFIG`, when set and not empty.
+    pub fn from_auth_config_env() -> Result<Option<DockerConfig>, AuthError> {
+        let Some(json) = std::env::var_os("DOCKER_AUTH_CONFIG").filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let json = json.to_string_lossy().into_owned();
+        let mut config = DockerConfig::parse(json.as_bytes(), "DOCKER_AUTH_CONFIG")?;
+        config.auths_only = true;
+        Ok(Some(config))
+    }
+
+    /// A config file; `None` when it does not exist.
+    pub fn from_file(path: &Path) -> Result<Option<DockerConfig>, AuthError> {
+        match std::fs::read(path) {
             Ok(bytes) => DockerConfig::parse(&bytes, &path.display().to_string()).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(AuthError::BadConfig { path, detail: e.to_string() }),
+            Err(e) => Err(AuthError::BadConfig { path: path.to_path_buf(), detail: e.to_string() }),
         }
     }
 
@@ -50,9 +70,35 @@ impl DockerConfig {
         Ok(config)
     }
 
-    pub fn lookup(&self, registry: &str) -> Result<Option<FoundCredential>, AuthError> {
-        let wanted = normalise_key(registry);
-        let Some((key, entry)) = self.auths.iter().find(|(k, _)| normalise_key(k) == wanted) else {
+    /// The helper this config sends `registry` to, with how to describe it in messages.
+    fn helper_for(&self, registry: &str) -> Option<(Helper, String)> {
+        if self.auths_only {
+            return None;
+        }
+        if let Some((key, name)) =
+            self.cred_helpers.iter().find(|(k, v)| !v.is_empty() && normalise_host(k) == registry)
+        {
+            let helper = Helper::new(name);
+            let desc = format!("credHelpers[{key}] = {} in {}", helper.program(), self.origin);
+            return Some((helper, desc));
+        }
+        let store = self.creds_store.as_deref().filter(|s| !s.is_empty())?;
+        let helper = Helper::new(store);
+        let desc = format!("credsStore = {} in {}", helper.program(), self.origin);
+        Some((helper, desc))
+    }
+
+    pub async fn lookup(&self, registry: &str) -> Result<Option<FoundCredential>, AuthError> {
+        let registry = normalise_host(registry);
+        if let Some((helper, source)) = self.helper_for(&registry) {
+            let found = helper.get(&helper_server(&registry), &registry, &source, &self.origin).await?;
+            return Ok(found.map(|credential| FoundCredential { credential, source }));
+        }
+        self.lookup_auths(&registry)
+    }
+
+    fn lookup_auths(&self, registry: &str) -> Result<Option<FoundCredential>, AuthError> {
+        let Some((key, entry)) = self.auths.iter().find(|(k, _)| normalise_host(k) == registry) else {
             return Ok(None);
         };
         let source = format!("auths[{key}] in {}", self.origin);
@@ -81,6 +127,12 @@ impl DockerConfig {
     }
 }
 
+impl Source for DockerConfig {
+    fn lookup<'a>(&'a self, registry: &'a str) -> BoxFuture<'a, Result<Option<FoundCredential>, AuthError>> {
+        DockerConfig::lookup(self, registry).boxed()
+    }
+}
+
 /// `$DOCKER_CONFIG`, else `~/.docker`.
 pub fn config_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
@@ -90,41 +142,64 @@ pub fn config_dir() -> PathBuf {
     home.join(".docker")
 }
 
-/// Docker Hub is `docker.io`, `index.docker.io`, `registry-1.docker.io` or `https://index.docker.io/v1/`.
-fn normalise_key(key: &str) -> String {
-    let host = key.trim_start_matches("https://").trim_start_matches("http://");
-    let host = host.split('/').next().unwrap_or(host);
-    match host {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "index.docker.io".to_string(),
-        other => other.to_string(),
-    }
+/// `config.json` in [`config_dir`].
+pub fn config_path() -> PathBuf {
+    config_dir().join("config.json")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn finds_basic_auth_under_any_docker_hub_spelling() {
+    #[tokio::test]
+    async fn finds_basic_auth_under_any_docker_hub_spelling() {
         let json = br#"{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNz"}}}"#;
         let config = DockerConfig::parse(json, "test").unwrap();
-        let found = config.lookup("index.docker.io").unwrap().unwrap();
-        assert_eq!(found.credential, Credential::Basic { username: "user".into(), password: Secret::new("pass") });
-        assert!(config.lookup("ghcr.io").unwrap().is_none());
+        for name in ["index.docker.io", "docker.io"] {
+            let found = config.lookup(name).await.unwrap().unwrap();
+            assert_eq!(found.credential, Credential::Basic { username: "user".into(), password: Secret::new("pass") });
+        }
+        assert!(config.lookup("ghcr.io").await.unwrap().is_none());
     }
 
-    #[test]
-    fn identity_tokens_win_over_basic_auth() {
+    #[tokio::test]
+    async fn identity_tokens_win_over_basic_auth() {
         let json = br#"{"auths":{"r.example":{"auth":"dXNlcjpwYXNz","identitytoken":"tok"}}}"#;
-        let found = DockerConfig::parse(json, "t").unwrap().lookup("r.example").unwrap().unwrap();
+        let found = DockerConfig::parse(json, "t").unwrap().lookup("r.example").await.unwrap().unwrap();
         assert_eq!(found.credential, Credential::IdentityToken(Secret::new("tok")));
+        assert_eq!(found.source, "auths[r.example] in t");
     }
 
-    #[test]
-    fn malformed_files_name_themselves() {
+    #[tokio::test]
+    async fn malformed_files_name_themselves() {
         let err = DockerConfig::parse(b"{not json", "/x/config.json").unwrap_err();
         assert!(err.to_string().contains("/x/config.json"));
-        let err = DockerConfig::parse(br#"{"auths":{"r":{"auth":"!!"}}}"#, "/c.json").unwrap().lookup("r").unwrap_err();
-        assert!(err.to_string().contains("not base64"), "{err}");
+        let config = DockerConfig::parse(br#"{"auths":{"r":{"auth":"!!"}}}"#, "/c.json").unwrap();
+        let err = config.lookup("r").await.unwrap_err();
+        assert!(err.to_string().contains("not base64") && err.to_string().contains("/c.json"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_helper_that_is_not_installed_is_named() {
+        let json = br#"{"credHelpers":{"ghcr.io":"surely-missing-helper"},"auths":{"ghcr.io":{"auth":"dTpw"}}}"#;
+        let config = DockerConfig::parse(json, "/c.json").unwrap();
+        let err = config.lookup("ghcr.io").await.unwrap_err().to_string();
+        assert!(err.contains("docker-credential-surely-missing-helper"), "{err}");
+        assert!(err.contains("credHelpers[ghcr.io]") && err.contains("/c.json"), "{err}");
+        // Other hosts still use auths; credsStore would take them all.
+        assert!(config.lookup("r.example").await.unwrap().is_none());
+        let store = DockerConfig::parse(br#"{"credsStore":"surely-missing-store","auths":{"r":{"auth":"dTpw"}}}"#, "s")
+            .unwrap();
+        let err = store.lookup("r").await.unwrap_err().to_string();
+        assert!(err.contains("credsStore = docker-credential-surely-missing-store"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn docker_auth_config_uses_only_auths() {
+        let json = br#"{"credsStore":"surely-missing","auths":{"r":{"auth":"dTpw"}}}"#;
+        let mut config = DockerConfig::parse(json, "DOCKER_AUTH_CONFIG").unwrap();
+        config.auths_only = true;
+        let found = config.lookup("r").await.unwrap().unwrap();
+        assert_eq!(found.source, "auths[r] in DOCKER_AUTH_CONFIG");
     }
 }

@@ -4,6 +4,9 @@ pub mod apply;
 pub mod build;
 pub mod delete;
 pub mod dispatch;
+mod helper_link;
+pub mod login;
+pub mod logout;
 pub mod resolve;
 mod setup;
 

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::gobuild::{BuildFlags, GoTool, PackageResolver};
 use crate::platform::{Platform, PlatformRequest};
 use crate::publish::{Naming, PublishOptions, Publisher};
-use crate::registry::{ClientOptions, RegistryClient};
+use crate::registry::{ClientOptions, RegistryClient, ca_files_with_env};
 
 /// Everything one building command run needs.
 pub struct Session {
@@ -113,7 +113,11 @@ impl Session {
 
         let cache = Cache::from_env()?;
         let keychain = Keychain::from_env()?;
-        let client = Arc::new(RegistryClient::new(keychain, ClientOptions { insecure: publish.insecure_registry }));
+        let options = ClientOptions {
+            insecure: publish.insecure_registry,
+            ca_files: ca_files_with_env(&publish.registry_ca_file),
+        };
+        let client = Arc::new(RegistryClient::new(keychain, options)?);
         let publisher = Publisher::new(
             PublishOptions {
                 docker_repo,

@@ -75,6 +75,9 @@ pub struct TokenResponse {
     pub token: Option<String>,
     #[serde(default)]
     pub access_token: Option<String>,
+    /// Seconds the token is valid for, when the service says.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
 }
 
 impl TokenResponse {

@@ -3,9 +3,9 @@
 //! and download. One client serves a whole run, so tokens are fetched once per scope.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures_util::StreamExt;
@@ -20,7 +20,7 @@ use super::reference::{Reference, Repository, is_plain_http_by_default};
 use crate::auth::{Credential, FoundCredential, Keychain};
 use crate::digest::Digest;
 use crate::image::manifest::{ACCEPT_MANIFESTS, sniff_media_type};
-use crate::output::Progress;
+use crate::output::{self, Progress};
 
 const MAX_ATTEMPTS: u32 = 4;
 
@@ -28,6 +28,16 @@ const MAX_ATTEMPTS: u32 = 4;
 pub struct ClientOptions {
     /// Allow plain HTTP and skip certificate checks for every registry.
     pub insecure: bool,
+    /// PEM files of extra trusted roots (`--registry-ca-file`, `SSL_CERT_FILE`).
+    pub ca_files: Vec<PathBuf>,
+}
+
+type TokenSlot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
+
+/// A bearer token and when it stops being worth sending.
+struct CachedToken {
+    value: String,
+    renew_after: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,21 +72,25 @@ pub struct RegistryClient {
     options: ClientOptions,
     keychain: Keychain,
     endpoints: Mutex<HashMap<String, Arc<OnceCell<Arc<Endpoint>>>>>,
-    tokens: Mutex<HashMap<(String, String), String>>,
+    /// One slot per (registry, scope): concurrent requests wait for one token fetch.
+    tokens: Mutex<HashMap<(String, String), TokenSlot>>,
 }
 
 fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn http_client(insecure: bool) -> reqwest::Client {
+fn http_client(insecure: bool, extra_roots: Vec<reqwest::Certificate>) -> Result<reqwest::Client, RegistryError> {
     install_crypto_provider();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("kubectl-ko/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(15))
-        .danger_accept_invalid_certs(insecure)
-        .build()
-        .expect("the HTTP client configuration is valid")
+        .connect_timeout(Duration::from_secs(15));
+    builder = if insecure {
+        builder.tls_danger_accept_invalid_certs(true)
+    } else {
+        builder.tls_certs_merge(super::tls::builtin_roots().into_iter().chain(extra_roots))
+    };
+    builder.build().map_err(|e| RegistryError::Tls(describe(&e)))
 }
 
 fn location_of(base: &str, response: &reqwest::Response) -> Option<String> {
@@ -122,15 +136,20 @@ fn describe(error: &reqwest::Error) -> String {
 }
 
 impl RegistryClient {
-    pub fn new(keychain: Keychain, options: ClientOptions) -> Self {
-        RegistryClient {
-            secure: http_client(false),
-            insecure: http_client(true),
+    /// A client for a whole run. Fails when a CA file cannot be read.
+    pub fn new(keychain: Keychain, options: ClientOptions) -> Result<Self, RegistryError> {
+        let mut roots = Vec::new();
+        for file in &options.ca_files {
+            roots.extend(super::tls::load_pem(file)?);
+        }
+        Ok(RegistryClient {
+            secure: http_client(false, roots)?,
+            insecure: http_client(true, Vec::new())?,
             options,
             keychain,
             endpoints: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     fn client(&self, endpoint: &Endpoint) -> &reqwest::Client {
@@ -142,26 +161,35 @@ impl RegistryClient {
         cell.get_or_try_init(|| self.discover(registry)).await.cloned()
     }
 
-    /// Finds the scheme that answers and what authentication `/v2/` asks for.
+    /// Finds the scheme that answers and what authentication `/v2/` asks for. Loopback and
+    /// private registries, and every registry with `--insecure-registry`, are tried over
+    /// HTTPS first and then plain HTTP, as ko does; a candidate that fails moves on to the
+    /// next at once, and only the last one is retried.
     async fn discover(&self, registry: &str) -> Result<Arc<Endpoint>, RegistryError> {
         let api_host = if registry == super::reference::DOCKER_HUB { "registry-1.docker.io" } else { registry };
-        let mut candidates = Vec::new();
-        if is_plain_http_by_default(registry) && !self.options.insecure {
-            candidates.push(("http", false));
-        } else if self.options.insecure {
-            candidates.push(("https", true));
-            candidates.push(("http", true));
+        let insecure = self.options.insecure;
+        let candidates: &[(&str, bool)] = if insecure {
+            &[("https", true), ("http", true)]
+        } else if is_plain_http_by_default(registry) {
+            &[("https", false), ("http", false)]
         } else {
-            candidates.push(("https", false));
-        }
-        let mut last_error = String::new();
+            &[("https", false)]
+        };
+        let mut errors: Vec<String> = Vec::new();
         let mut attempts = 0;
-        for (scheme, insecure_tls) in candidates {
+        for (index, &(scheme, insecure_tls)) in candidates.iter().enumerate() {
+            let last_candidate = index + 1 == candidates.len();
             let base = format!("{scheme}://{api_host}");
             let client = if insecure_tls { &self.insecure } else { &self.secure };
-            for attempt in 1..=MAX_ATTEMPTS - 1 {
+            let tries = if last_candidate { MAX_ATTEMPTS - 1 } else { 1 };
+            for attempt in 1..=tries {
                 attempts += 1;
                 match client.get(format!("{base}/v2/")).send().await {
+                    Ok(response) if response.status() == StatusCode::BAD_REQUEST && scheme == "http" => {
+                        // An HTTPS server answering plain HTTP; the HTTPS error says why it failed.
+                        errors.push(format!("{base} answered 400 Bad Request (it speaks HTTPS)"));
+                        break;
+                    }
                     Ok(response) => {
                         let challenge = if response.status() == StatusCode::UNAUTHORIZED {
                             response
@@ -173,7 +201,20 @@ impl RegistryClient {
                         } else {
                             Challenge::None
                         };
-                        let credential = self.keychain.lookup(registry)?;
+                        // Helpers are only run for registries that ask for credentials.
+                        let credential = match challenge {
+                            Challenge::None => None,
+                            _ => self.keychain.lookup(registry).await?,
+                        };
+                        match &credential {
+                            Some(found) => {
+                                output::detail(format!("{registry}: using credentials from {}", found.source))
+                            }
+                            None if challenge != Challenge::None => {
+                                output::detail(format!("{registry}: no credentials found, trying anonymously"))
+                            }
+                            None => {}
+                        }
                         return Ok(Arc::new(Endpoint {
                             registry: registry.to_string(),
                             base,
@@ -183,16 +224,23 @@ impl RegistryClient {
                         }));
                     }
                     Err(e) => {
-                        last_error = describe(&e);
-                        if e.is_connect() && scheme == "https" && insecure_tls {
-                            break; // try plain HTTP next
+                        let detail = format!("{base}: {}", describe(&e));
+                        if attempt == tries {
+                            errors.push(detail);
+                        } else {
+                            tokio::time::sleep(retry_delay(attempt, None)).await;
                         }
-                        tokio::time::sleep(retry_delay(attempt, None)).await;
                     }
                 }
             }
         }
-        Err(RegistryError::Unreachable { registry: registry.to_string(), detail: last_error, attempts })
+        let mut detail = errors.join("; ");
+        if !insecure && (detail.contains("certificate") || detail.contains("Certificate")) {
+            detail.push_str(
+                "; trust the registry's CA with --registry-ca-file or SSL_CERT_FILE, or skip the check with --insecure-registry",
+            );
+        }
+        Err(RegistryError::Unreachable { registry: registry.to_string(), detail, attempts })
     }
 
     fn scope(repository: &Repository, access: Access, mount_from: Option<&Repository>) -> String {
@@ -207,11 +255,13 @@ impl RegistryClient {
         scope
     }
 
+    /// The `Authorization` header for a request. `refused` is the header the registry just
+    /// answered 401 to: a bearer token is then fetched anew, unless another request already did.
     async fn authorization(
         &self,
         endpoint: &Endpoint,
         scope: &str,
-        refresh: bool,
+        refused: Option<&str>,
     ) -> Result<Option<String>, RegistryError> {
         match &endpoint.challenge {
             Challenge::None => Ok(None),
@@ -224,12 +274,22 @@ impl RegistryClient {
             }),
             Challenge::Bearer { realm, service } => {
                 let key = (endpoint.registry.clone(), scope.to_string());
-                if !refresh && let Some(token) = self.tokens.lock().expect("token lock").get(&key) {
-                    return Ok(Some(format!("Bearer {token}")));
+                let slot = self.tokens.lock().expect("token lock").entry(key).or_default().clone();
+                let mut cached = slot.lock().await;
+                if let Some(token) = cached.as_ref() {
+                    let header = format!("Bearer {}", token.value);
+                    let fresh = token.renew_after.is_none_or(|at| Instant::now() < at);
+                    if fresh && refused != Some(header.as_str()) {
+                        return Ok(Some(header));
+                    }
                 }
-                let token = self.fetch_token(endpoint, realm, service.as_deref(), scope).await?;
-                self.tokens.lock().expect("token lock").insert(key, token.clone());
-                Ok(Some(format!("Bearer {token}")))
+                let fetched_at = Instant::now();
+                let (token, expires_in) = self.fetch_token(endpoint, realm, service.as_deref(), scope).await?;
+                // Renew a little before the service says the token expires.
+                let renew_after = expires_in.map(|secs| fetched_at + Duration::from_secs(secs.saturating_sub(10)));
+                let header = format!("Bearer {token}");
+                *cached = Some(CachedToken { value: token, renew_after });
+                Ok(Some(header))
             }
         }
     }
@@ -240,17 +300,13 @@ impl RegistryClient {
         realm: &str,
         service: Option<&str>,
         scope: &str,
-    ) -> Result<String, RegistryError> {
+    ) -> Result<(String, Option<u64>), RegistryError> {
         let fail = |detail: String| RegistryError::Token {
             registry: endpoint.registry.clone(),
             realm: realm.to_string(),
             detail,
         };
-        let realm_is_safe = realm.starts_with("https://")
-            || reqwest::Url::parse(realm)
-                .ok()
-                .and_then(|u| u.host_str().map(|h| endpoint.base.contains(&format!("://{h}"))))
-                .unwrap_or(false);
+        let realm_is_safe = realm_may_receive_credentials(realm, &endpoint.base);
         let client = self.client(endpoint);
         let mut request = match endpoint.credential.as_ref().map(|c| &c.credential) {
             Some(Credential::IdentityToken(token)) => {
@@ -263,8 +319,10 @@ impl RegistryClient {
                     ("grant_type", "refresh_token"),
                     ("refresh_token", token.expose()),
                     ("client_id", "kubectl-ko"),
-                    ("scope", scope),
                 ];
+                if !scope.is_empty() {
+                    form.push(("scope", scope));
+                }
                 if let Some(s) = service {
                     form.push(("service", s));
                 }
@@ -277,7 +335,7 @@ impl RegistryClient {
                 if let Some(s) = service {
                     url = with_query(&url, "service", &urlencode(s));
                 }
-                for part in scope.split(' ') {
+                for part in scope.split(' ').filter(|p| !p.is_empty()) {
                     url = with_query(&url, "scope", &urlencode(part));
                 }
                 let mut request = client.get(url);
@@ -296,13 +354,22 @@ impl RegistryClient {
         let response = request.send().await.map_err(|e| fail(describe(&e)))?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| fail(describe(&e)))?;
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(RegistryError::Unauthorized {
+                registry: endpoint.registry.clone(),
+                detail: format!("the token service {realm} answered {status}{}", body_message(&body)),
+                hint: credential_hint(&endpoint.registry, endpoint.credential.as_ref()),
+            });
+        }
         if !status.is_success() {
             let source = endpoint.credential.as_ref().map(|c| c.source.as_str()).unwrap_or("no credentials found");
             return Err(fail(format!("{status}{} (credentials: {source})", body_message(&body))));
         }
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|e| fail(format!("unreadable token response: {e}")))?;
-        parsed.into_token().ok_or_else(|| fail("the token response holds no token".into()))
+        let expires_in = parsed.expires_in;
+        let token = parsed.into_token().ok_or_else(|| fail("the token response holds no token".into()))?;
+        Ok((token, expires_in))
     }
 
     /// Sends a request built by `build` (called again for each attempt), with authentication and
@@ -316,13 +383,14 @@ impl RegistryClient {
     ) -> Result<(reqwest::Response, u32), RegistryError> {
         let endpoint = self.endpoint(&repository.registry).await?;
         let client = self.client(&endpoint);
-        let mut refreshed = false;
+        let mut refused: Option<String> = None;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut request = build(client, &endpoint.base);
-            if let Some(auth) = self.authorization(&endpoint, scope, false).await? {
-                request = request.header(AUTHORIZATION, auth);
+            let authorization = self.authorization(&endpoint, scope, refused.as_deref()).await?;
+            if let Some(value) = &authorization {
+                request = request.header(AUTHORIZATION, value);
             }
             match request.send().await {
                 Err(e) => {
@@ -335,10 +403,11 @@ impl RegistryClient {
                     }
                     tokio::time::sleep(retry_delay(attempt, None)).await;
                 }
-                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !refreshed => {
-                    if matches!(endpoint.challenge, Challenge::Bearer { .. }) {
-                        refreshed = true;
-                        self.authorization(&endpoint, scope, true).await?;
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && refused.is_none() => {
+                    // An expired or revoked token: fetch a new one, once.
+                    if matches!(endpoint.challenge, Challenge::Bearer { .. }) && authorization.is_some() {
+                        output::detail(format!("{}: token refused, fetching a new one", repository.registry));
+                        refused = authorization;
                         continue;
                     }
                     return Ok((response, attempt));
@@ -363,13 +432,7 @@ impl RegistryClient {
         let message = body_message(&body);
         if status == 401 || status == 403 {
             let endpoint = self.endpoint(&repository.registry).await.ok();
-            let hint = match endpoint.as_ref().and_then(|e| e.credential.as_ref()) {
-                Some(c) => format!("the registry refused the credentials from {}", c.source),
-                None => format!(
-                    "no credentials found for {}; log in with `kubectl ko login {}`",
-                    repository.registry, repository.registry
-                ),
-            };
+            let hint = credential_hint(&repository.registry, endpoint.as_ref().and_then(|e| e.credential.as_ref()));
             return RegistryError::Denied {
                 registry: repository.registry.clone(),
                 repository: repository.path.clone(),
@@ -387,6 +450,49 @@ impl RegistryClient {
             message,
             attempts,
         }
+    }
+
+    /// Checks that the registry accepts the keychain's credentials (`GET /v2/` with them, after
+    /// a token exchange when the registry uses tokens). `false` when it asks for none.
+    pub async fn check_login(&self, registry: &str) -> Result<bool, RegistryError> {
+        let endpoint = self.endpoint(registry).await?;
+        let authorization = match &endpoint.challenge {
+            Challenge::None => return Ok(false),
+            Challenge::Basic => self.authorization(&endpoint, "", None).await?,
+            Challenge::Bearer { realm, service } => {
+                let (token, _) = self.fetch_token(&endpoint, realm, service.as_deref(), "").await?;
+                Some(format!("Bearer {token}"))
+            }
+        };
+        let mut request = self.client(&endpoint).get(format!("{}/v2/", endpoint.base));
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let response = request.send().await.map_err(|e| RegistryError::Unreachable {
+            registry: registry.to_string(),
+            detail: describe(&e),
+            attempts: 1,
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(true);
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(RegistryError::Unauthorized {
+                registry: registry.to_string(),
+                detail: format!("the registry answered {status}{}", body_message(&body)),
+                hint: credential_hint(registry, endpoint.credential.as_ref()),
+            });
+        }
+        Err(RegistryError::Status {
+            registry: registry.to_string(),
+            repository: String::new(),
+            operation: "checking credentials".into(),
+            status: status.as_u16(),
+            message: body_message(&body),
+            attempts: 1,
+        })
     }
 
     /// Fetches a manifest or index, verifying its digest when asked for by digest.
@@ -598,6 +704,22 @@ impl RegistryClient {
     }
 }
 
+/// What to tell a user whose credentials a registry refused, naming where they came from.
+fn credential_hint(registry: &str, credential: Option<&FoundCredential>) -> String {
+    match credential {
+        Some(c) => format!("the registry refused the credentials from {}", c.source),
+        None => format!("no credentials found for {registry}; log in with `kubectl ko login {registry}`"),
+    }
+}
+
+/// Credentials go to a token realm only over HTTPS, or to the registry's own host.
+fn realm_may_receive_credentials(realm: &str, registry_base: &str) -> bool {
+    let (Ok(realm), Ok(base)) = (reqwest::Url::parse(realm), reqwest::Url::parse(registry_base)) else {
+        return false;
+    };
+    realm.scheme() == "https" || (realm.host_str().is_some() && realm.host_str() == base.host_str())
+}
+
 fn urlencode(value: &str) -> String {
     value
         .bytes()
@@ -606,4 +728,30 @@ fn urlencode(value: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_go_to_token_realms_over_https_or_on_the_registry_host() {
+        assert!(realm_may_receive_credentials("https://auth.example/token", "http://127.0.0.1:5000"));
+        assert!(realm_may_receive_credentials("http://127.0.0.1:9000/token", "http://127.0.0.1:5000"));
+        assert!(!realm_may_receive_credentials("http://127.0.0.10:9000/token", "http://127.0.0.1:5000"));
+        assert!(!realm_may_receive_credentials("http://auth.example/token", "https://r.example"));
+        assert!(!realm_may_receive_credentials("not a url", "https://r.example"));
+    }
+
+    #[test]
+    fn scopes_ask_for_pull_on_a_mount_source() {
+        let repo = Repository::parse("r.example/app").unwrap();
+        let base = Repository::parse("r.example/base").unwrap();
+        assert_eq!(RegistryClient::scope(&repo, Access::Pull, None), "repository:app:pull");
+        assert_eq!(
+            RegistryClient::scope(&repo, Access::Push, Some(&base)),
+            "repository:app:pull,push repository:base:pull"
+        );
+        assert_eq!(RegistryClient::scope(&repo, Access::Push, Some(&repo)), "repository:app:pull,push");
+    }
 }

@@ -14,10 +14,16 @@ pub enum RegistryError {
     Protocol { registry: String, repository: String, operation: String, detail: String },
     #[error("{operation} on {registry}: reading {path}: {source}")]
     File { registry: String, operation: String, path: std::path::PathBuf, source: std::io::Error },
+    #[error("{registry}: unauthorized: {detail}; {hint}")]
+    Unauthorized { registry: String, detail: String, hint: String },
     #[error("getting a token for {registry} from {realm}: {detail}")]
     Token { registry: String, realm: String, detail: String },
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    #[error("CA file {path}: {detail}; pass a PEM file with --registry-ca-file or SSL_CERT_FILE")]
+    CaFile { path: std::path::PathBuf, detail: String },
+    #[error("setting up TLS: {0}")]
+    Tls(String),
 }
 
 impl RegistryError {

@@ -4,7 +4,9 @@ mod challenge;
 mod client;
 mod error;
 mod reference;
+mod tls;
 
 pub use client::{Access, BlobBody, ClientOptions, FetchedManifest, RegistryClient};
 pub use error::RegistryError;
 pub use reference::{DOCKER_HUB, Reference, ReferenceError, Repository, is_plain_http_by_default};
+pub use tls::ca_files_with_env;

@@ -1,0 +1,145 @@
+//! The server side of Docker's credential-helper protocol, behind `docker-credential-ko`:
+//! `store`, `get`, `erase`, `list` and `version`, JSON on stdin and stdout, errors on stdout
+//! with exit status 1, and the literal [`NOT_FOUND`] for an unknown server (which Docker
+//! treats as anonymous). `get` answers from the suite's store, then from the environment
+//! (`GITHUB_TOKEN`), so Docker itself can use the helper. Never from Docker's own
+//! `config.json`: that names this helper, and would loop.
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use super::keys::normalise_host;
+use super::{AuthError, CredentialStore, GithubToken, Secret};
+
+/// What Docker's helpers say for an unknown server.
+pub const NOT_FOUND: &str = "credentials not found in native keychain";
+
+#[derive(Deserialize, Serialize)]
+struct Payload {
+    #[serde(rename = "ServerURL", default)]
+    server_url: String,
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
+}
+
+/// Runs one helper action with the user's store and environment. Everything goes to
+/// `output`, as the protocol wants; `false` means exit status 1.
+pub fn serve(action: &str, input: &mut dyn Read, output: &mut dyn Write) -> bool {
+    serve_with(action, input, output, &CredentialStore::from_env(), &GithubToken::from_env())
+}
+
+/// [`serve`] over a given store and environment source.
+pub fn serve_with(
+    action: &str,
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+    store: &CredentialStore,
+    env: &GithubToken,
+) -> bool {
+    let result = answer(action, input, store, env);
+    let (text, ok) = match result {
+        Ok(text) => (text, true),
+        Err(message) => (message, false),
+    };
+    let written = if text.is_empty() { Ok(()) } else { writeln!(output, "{text}") };
+    written.and_then(|()| output.flush()).is_ok() && ok
+}
+
+fn answer(action: &str, input: &mut dyn Read, store: &CredentialStore, env: &GithubToken) -> Result<String, String> {
+    let mut raw = String::new();
+    if action != "list" && action != "version" {
+        input.read_to_string(&mut raw).map_err(|e| format!("reading standard input: {e}"))?;
+    }
+    let server = raw.trim();
+    let describe = |e: AuthError| e.to_string();
+    match action {
+        "store" => {
+            let payload: Payload = serde_json::from_str(server)
+                .map_err(|e| format!("store expects {{\"ServerURL\",\"Username\",\"Secret\"}} on stdin: {e}"))?;
+            if payload.server_url.trim().is_empty() {
+                return Err("no server URL given (ServerURL is empty)".into());
+            }
+            if payload.secret.is_empty() {
+                return Err("no secret given (Secret is empty)".into());
+            }
+            store
+                .store(payload.server_url.trim(), &payload.username, &Secret::new(payload.secret))
+                .map_err(describe)?;
+            Ok(String::new())
+        }
+        "get" => {
+            if server.is_empty() {
+                return Err("no server URL given on stdin".into());
+            }
+            let (username, secret) = match store.get(server).map_err(describe)? {
+                Some(stored) => (stored.username, stored.secret),
+                None => match env.credential(&normalise_host(server)) {
+                    Some(found) => match found.credential {
+                        super::Credential::Basic { username, password } => (username, password),
+                        super::Credential::IdentityToken(token) => ("<token>".to_string(), token),
+                    },
+                    None => return Err(NOT_FOUND.into()),
+                },
+            };
+            let payload = Payload { server_url: server.to_string(), username, secret: secret.expose().to_string() };
+            Ok(serde_json::to_string(&payload).expect("the payload serialises"))
+        }
+        "erase" => {
+            if server.is_empty() {
+                return Err("no server URL given on stdin".into());
+            }
+            if store.erase(server).map_err(describe)? { Ok(String::new()) } else { Err(NOT_FOUND.into()) }
+        }
+        "list" => Ok(serde_json::to_string(&store.list().map_err(describe)?).expect("the list serialises")),
+        "version" => Ok(format!("docker-credential-ko (kubectl-ko) {}", env!("CARGO_PKG_VERSION"))),
+        other => Err(format!("unknown action {other:?}; usage: docker-credential-ko store|get|erase|list|version")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(action: &str, input: &str, store: &CredentialStore, env: &GithubToken) -> (bool, String) {
+        let mut out = Vec::new();
+        let ok = serve_with(action, &mut input.as_bytes(), &mut out, store, env);
+        (ok, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn store_get_list_erase_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredentialStore::at(dir.path().join("c.json"));
+        let env = GithubToken::default();
+        assert_eq!(run("get", "r.example\n", &store, &env), (false, format!("{NOT_FOUND}\n")));
+        let (ok, out) = run("store", r#"{"ServerURL":"r.example","Username":"alice","Secret":"pw"}"#, &store, &env);
+        assert!(ok && out.is_empty(), "{out}");
+        let (ok, out) = run("get", "r.example", &store, &env);
+        assert!(ok);
+        let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(got["Username"], "alice");
+        assert_eq!(got["Secret"], "pw");
+        assert_eq!(got["ServerURL"], "r.example");
+        let (ok, out) = run("list", "", &store, &env);
+        assert!(ok);
+        assert_eq!(out.trim(), r#"{"r.example":"alice"}"#);
+        assert_eq!(run("erase", "r.example", &store, &env), (true, String::new()));
+        assert!(!run("erase", "r.example", &store, &env).0);
+        assert!(!run("get", "r.example", &store, &env).0);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_on_stdout() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredentialStore::at(dir.path().join("c.json"));
+        let env = GithubToken::default();
+        let (ok, out) = run("store", "not json", &store, &env);
+        assert!(!ok && out.contains("store expects"), "{out}");
+        let (ok, out) = run("frobnicate", "", &store, &env);
+        assert!(!ok && out.contains("unknown action"), "{out}");
+        assert!(run("version", "", &store, &env).1.starts_with("docker-credential-ko"));
+    }
+}

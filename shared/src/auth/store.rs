@@ -1,0 +1,162 @@
+//! The suite's own credential store, behind `docker-credential-ko`: one JSON file under the
+//! user's config directory (`${XDG_CONFIG_HOME:-~/.config}/kubectl-ko/credentials.json`),
+//! mode 0600 in a 0700 directory, always replaced whole through a temp file and a rename.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::keys::normalise_host;
+use super::{AuthError, Credential, Secret};
+
+/// One stored entry, as the helper protocol sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCredential {
+    pub server_url: String,
+    pub username: String,
+    pub secret: Secret,
+}
+
+impl StoredCredential {
+    pub fn credential(&self) -> Credential {
+        Credential::from_helper(&self.username, self.secret.expose())
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct StoreFile {
+    #[serde(default)]
+    credentials: BTreeMap<String, Entry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    #[serde(rename = "serverURL")]
+    server_url: String,
+    username: String,
+    secret: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct CredentialStore {
+    path: PathBuf,
+}
+
+impl CredentialStore {
+    /// The user's store: `${XDG_CONFIG_HOME:-~/.config}/kubectl-ko/credentials.json`.
+    pub fn from_env() -> CredentialStore {
+        let config_home = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".config"));
+        CredentialStore::at(config_home.join("kubectl-ko").join("credentials.json"))
+    }
+
+    pub fn at(path: PathBuf) -> CredentialStore {
+        CredentialStore { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read(&self) -> Result<StoreFile, AuthError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| AuthError::BadStore { path: self.path.clone(), detail: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StoreFile::default()),
+            Err(source) => Err(AuthError::Io { path: self.path.clone(), source }),
+        }
+    }
+
+    fn write(&self, file: &StoreFile) -> Result<(), AuthError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| AuthError::Io { path, source }
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
+        let json = serde_json::to_vec_pretty(file).expect("the store serialises");
+        let mut temp = tempfile::Builder::new().prefix(".credentials").tempfile_in(dir).map_err(io(dir))?;
+        temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io(temp.path()))?;
+        temp.write_all(&json).and_then(|()| temp.as_file().sync_all()).map_err(io(temp.path()))?;
+        temp.persist(&self.path).map_err(|e| AuthError::Io { path: self.path.clone(), source: e.error })?;
+        Ok(())
+    }
+
+    pub fn get(&self, server: &str) -> Result<Option<StoredCredential>, AuthError> {
+        let file = self.read()?;
+        Ok(file.credentials.get(&normalise_host(server)).map(|e| StoredCredential {
+            server_url: e.server_url.clone(),
+            username: e.username.clone(),
+            secret: Secret::new(e.secret.clone()),
+        }))
+    }
+
+    pub fn store(&self, server_url: &str, username: &str, secret: &Secret) -> Result<(), AuthError> {
+        let mut file = self.read()?;
+        file.credentials.insert(
+            normalise_host(server_url),
+            Entry {
+                server_url: server_url.to_string(),
+                username: username.to_string(),
+                secret: secret.expose().into(),
+            },
+        );
+        self.write(&file)
+    }
+
+    /// Removes a server's entry; `false` when there was none.
+    pub fn erase(&self, server: &str) -> Result<bool, AuthError> {
+        let mut file = self.read()?;
+        if file.credentials.remove(&normalise_host(server)).is_none() {
+            return Ok(false);
+        }
+        self.write(&file)?;
+        Ok(true)
+    }
+
+    /// Server URL → username, for the helper's `list`.
+    pub fn list(&self) -> Result<BTreeMap<String, String>, AuthError> {
+        Ok(self.read()?.credentials.into_values().map(|e| (e.server_url, e.username)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_privately_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredentialStore::at(dir.path().join("sub/credentials.json"));
+        assert!(store.get("r.example").unwrap().is_none());
+        store.store("https://r.example/v2/", "alice", &Secret::new("s3cret")).unwrap();
+        store.store("other.example:5000", "bob", &Secret::new("x")).unwrap();
+        let got = store.get("r.example").unwrap().unwrap();
+        assert_eq!(got.username, "alice");
+        assert_eq!(got.secret.expose(), "s3cret");
+        let mode = std::fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir_mode = std::fs::metadata(dir.path().join("sub")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700);
+        assert_eq!(store.list().unwrap().get("other.example:5000").map(String::as_str), Some("bob"));
+        assert!(store.erase("r.example").unwrap());
+        assert!(!store.erase("r.example").unwrap());
+        assert!(store.get("r.example").unwrap().is_none());
+        // No temp files are left behind.
+        assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_malformed_store_names_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.json");
+        std::fs::write(&path, "{oops").unwrap();
+        let err = CredentialStore::at(path.clone()).get("r").unwrap_err().to_string();
+        assert!(err.contains(path.to_str().unwrap()), "{err}");
+    }
+}

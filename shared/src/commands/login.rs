@@ -1,0 +1,74 @@
+//! `kubectl ko login`: check the credentials against the registry, store them with
+//! docker-credential-ko, point Docker's `credHelpers[SERVER]` at it, and make sure the helper
+//! can be found on PATH. A refused password stores nothing.
+
+use std::io::Read;
+
+use crate::auth::{
+    Credential, CredentialStore, DockerConfigFile, FoundCredential, Keychain, Secret, config_path, helper_server,
+    normalise_host,
+};
+use crate::cli::LoginCommand;
+use crate::error::Error;
+use crate::output;
+use crate::registry::{ClientOptions, RegistryClient, ca_files_with_env};
+
+use super::helper_link;
+
+/// The suffix Docker config uses for our helper: `credHelpers[SERVER] = "ko"`.
+pub const HELPER: &str = "ko";
+
+fn password(command: &LoginCommand) -> Result<Secret, Error> {
+    match (&command.password, command.password_stdin) {
+        (Some(_), true) => Err(Error::usage("--password", "use either --password or --password-stdin, not both")),
+        (Some(p), false) => Ok(Secret::new(p.clone())),
+        (None, true) => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Error::usage("--password-stdin", format!("reading standard input: {e}")))?;
+            Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+        }
+        (None, false) => {
+            Err(Error::usage("--password", "username and password required (-u USER and -p or --password-stdin)"))
+        }
+    }
+}
+
+pub async fn run(command: LoginCommand) -> Result<(), Error> {
+    let username = command.username.clone().filter(|u| !u.is_empty()).ok_or_else(|| {
+        Error::usage("--username", "username and password required (-u USER and -p or --password-stdin)")
+    })?;
+    let password = password(&command)?;
+    if password.expose().is_empty() {
+        return Err(Error::usage("--password", "the password is empty"));
+    }
+    let host = normalise_host(&command.server);
+    if host.is_empty() {
+        return Err(Error::usage("SERVER", "name the registry, for example registry.example.com:5000"));
+    }
+    let server = helper_server(&host);
+
+    let given = FoundCredential {
+        credential: Credential::Basic { username: username.clone(), password: password.clone() },
+        source: format!("`kubectl ko login -u {username}`"),
+    };
+    let options =
+        ClientOptions { insecure: command.insecure_registry, ca_files: ca_files_with_env(&command.registry_ca_file) };
+    let client = RegistryClient::new(Keychain::with_sources(vec![Box::new(given)]), options)?;
+    output::step(format!("Checking the credentials for {username} with {host}"));
+    if !client.check_login(&host).await? {
+        output::warn(format!("{host} asks for no credentials; storing them anyway"));
+    }
+
+    let store = CredentialStore::from_env();
+    store.store(&server, &username, &password)?;
+    let mut config = DockerConfigFile::load(&config_path())?;
+    config.set_cred_helper(&server, HELPER)?;
+    config.save()?;
+    output::step(format!("Stored the credentials in {} (docker-credential-ko)", store.path().display()));
+    output::step(format!("Set credHelpers[{server}] = \"{HELPER}\" in {}", config.path().display()));
+    helper_link::ensure_on_path();
+    output::step(format!("Login Succeeded: {host}"));
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `kubectl ko logout`: undo `login`: erase the stored credentials and remove the
+//! `credHelpers` entry that names docker-credential-ko, and any `auths` entry, for SERVER.
+
+use crate::auth::{CredentialStore, DockerConfigFile, config_path, helper_server, normalise_host};
+use crate::cli::LogoutCommand;
+use crate::error::Error;
+use crate::output;
+
+use super::login::HELPER;
+
+pub async fn run(command: LogoutCommand) -> Result<(), Error> {
+    let host = normalise_host(&command.server);
+    if host.is_empty() {
+        return Err(Error::usage("SERVER", "name the registry, for example registry.example.com:5000"));
+    }
+    let server = helper_server(&host);
+    let store = CredentialStore::from_env();
+    let erased = store.erase(&server)?;
+    if erased {
+        output::step(format!("Removed the credentials for {host} from {}", store.path().display()));
+    }
+    let mut config = DockerConfigFile::load(&config_path())?;
+    let helper_removed = config.remove_cred_helper(&server, HELPER);
+    let auths_removed = config.remove_auths(&server);
+    if helper_removed || auths_removed {
+        config.save()?;
+    }
+    if helper_removed {
+        output::step(format!("Removed credHelpers[{server}] from {}", config.path().display()));
+    }
+    if auths_removed {
+        output::step(format!("Removed auths[{server}] from {}", config.path().display()));
+    }
+    if let Some(other) = config.cred_helper(&server) {
+        output::warn(format!(
+            "credHelpers[{server}] = \"{other}\" in {} is not ours and stays; docker-credential-{other} may still hold credentials",
+            config.path().display()
+        ));
+    }
+    if !(erased || helper_removed || auths_removed) {
+        output::step(format!("Not logged in to {host}"));
+    } else {
+        output::step(format!("Logged out of {host}"));
+    }
+    Ok(())
+}

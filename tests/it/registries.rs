@@ -1,0 +1,155 @@
+//! Registries that need credentials or TLS, each started for one test by
+//! `scripts/registry.sh` (Debian's docker-registry) in its own directory and stopped when
+//! dropped: htpasswd basic auth, self-signed TLS, and bearer tokens from [`TokenServer`].
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tempfile::TempDir;
+
+use crate::token_server::{ISSUER, SERVICE, TokenServer};
+use crate::util::*;
+
+pub const USER: &str = "alice";
+
+pub struct AuthRegistry {
+    dir: TempDir,
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    /// A password made for this registry, so a test can look for it in any output.
+    pub password: String,
+    /// The CA certificate (PEM) that signed the registry's certificate, for TLS registries.
+    pub ca: Option<PathBuf>,
+    pub tokens: Option<TokenServer>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    KoCmd::program(tool("openssl")).args(args).cwd(dir).run().assert_success();
+}
+
+fn secret(label: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{label}-{}-{nanos:x}", std::process::id())
+}
+
+impl AuthRegistry {
+    /// Basic auth against an htpasswd file (bcrypt, made by `htpasswd -B`).
+    pub fn htpasswd() -> AuthRegistry {
+        let dir = tempfile::Builder::new().prefix("ko-e2e-auth-").tempdir().unwrap();
+        let password = secret("pw");
+        let run = KoCmd::program(tool("htpasswd")).args(["-Bbn", USER, &password]).run();
+        run.assert_success();
+        std::fs::write(dir.path().join("htpasswd"), run.stdout.trim()).unwrap();
+        let htpasswd = dir.path().join("htpasswd");
+        Self::start(dir, password, None, None, &["--htpasswd", htpasswd.to_str().unwrap()])
+    }
+
+    /// HTTPS with a certificate for 127.0.0.1 signed by a CA made for the test; no auth.
+    pub fn tls() -> AuthRegistry {
+        let dir = tempfile::Builder::new().prefix("ko-e2e-tls-").tempdir().unwrap();
+        let d = dir.path();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=kubectl-ko test CA"]);
+        openssl(d, &ca);
+        let mut csr = vec!["req"];
+        csr.extend(ec);
+        csr.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+        openssl(d, &csr);
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        );
+        let (cert, key) = (d.join("server.pem"), d.join("server.key"));
+        let ca = d.join("ca.pem");
+        Self::start(dir, String::new(), Some(ca), None, &["--tls", cert.to_str().unwrap(), key.to_str().unwrap()])
+    }
+
+    /// Bearer tokens from a [`TokenServer`] that knows [`USER`], the password and a refresh
+    /// token (the `identitytoken` of Docker's config), which is returned as the second value.
+    pub fn token() -> (AuthRegistry, String) {
+        let dir = tempfile::Builder::new().prefix("ko-e2e-token-").tempdir().unwrap();
+        let password = secret("pw");
+        let refresh = secret("refresh");
+        let tokens = TokenServer::start(dir.path(), USER, &password, &refresh);
+        let bundle = dir.path().join("token.crt");
+        let realm = tokens.realm.clone();
+        let args = ["--token", &realm, SERVICE, ISSUER, bundle.to_str().unwrap()];
+        (Self::start(dir, password, None, Some(tokens), &args), refresh)
+    }
+
+    fn start(
+        dir: TempDir,
+        password: String,
+        ca: Option<PathBuf>,
+        tokens: Option<TokenServer>,
+        options: &[&str],
+    ) -> Self {
+        let script = workspace().join("scripts/registry.sh");
+        let state = dir.path().join("registry");
+        let mut last = None;
+        for _ in 0..3 {
+            let port = free_port().to_string();
+            let mut cmd = Command::new(&script);
+            cmd.arg("start").arg(&state).arg(&port).args(options);
+            let run = capture(cmd, DEFAULT_TIMEOUT);
+            if run.success() {
+                return AuthRegistry { dir, host: format!("127.0.0.1:{port}"), password, ca, tokens };
+            }
+            last = Some(run);
+        }
+        panic!("could not start a registry with {options:?}:\n{}", last.unwrap());
+    }
+
+    /// A repository in this registry no other test uses.
+    pub fn repo(&self, name: &str) -> String {
+        format!("{}/{}", self.host, unique_name(name))
+    }
+
+    /// `user:password` for skopeo's `--creds`.
+    pub fn creds(&self) -> String {
+        format!("{USER}:{}", self.password)
+    }
+
+    /// A Docker `config.json` `auths` entry for this registry with these credentials.
+    pub fn auths_json(&self, user: &str, password: &str) -> String {
+        use base64::Engine;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        serde_json::json!({"auths": {self.host.clone(): {"auth": auth}}}).to_string()
+    }
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let mut cmd = Command::new(workspace().join("scripts/registry.sh"));
+        cmd.arg("stop").arg(self.dir.path().join("registry"));
+        let _ = capture(cmd, DEFAULT_TIMEOUT);
+    }
+}

@@ -1,6 +1,7 @@
 //! What each plugin does, from parsed arguments to printed results.
 
 pub mod build;
+pub mod completion;
 pub mod dispatch;
 mod setup;
 

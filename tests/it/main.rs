@@ -4,5 +4,6 @@
 mod build;
 mod build_errors;
 mod dispatch;
+mod krew;
 mod platforms;
 mod util;

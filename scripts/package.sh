@@ -14,9 +14,9 @@
 #   --manifest FILE    where the manifest goes (default: krew-manifests/ko.yaml)
 #
 # Archives are reproducible: sorted entries, owner 0:0, modes 0755/0644, and every mtime set
-# to SOURCE_DATE_EPOCH (default: the last commit's time). Archives for other platforms
-# (linux/arm64, darwin) are built when this machine has their Rust target and linker; the
-# script says which were not built and why.
+# to SOURCE_DATE_EPOCH (default: the time of the last commit outside krew-manifests/).
+# Archives for other platforms (linux/arm64, darwin) are built when this machine has their
+# Rust target and linker; the script says which were not built and why.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -76,7 +76,10 @@ for b in "${binaries[@]}"; do
 	[[ "$b" == kubectl-ko || "$b" == kubectl-ko-* ]] || helpers+=("$b")
 done
 
-mtime=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+# The last commit of anything but the manifest, so committing a regenerated manifest does not
+# change the archive it describes.
+mtime=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct -- . ':!krew-manifests' 2>/dev/null || true)}
+mtime=${mtime:-0}
 [[ "$mtime" =~ ^[0-9]+$ ]] || die "SOURCE_DATE_EPOCH must be a number of seconds, got '$mtime'"
 
 host_triple=$(rustc -vV | sed -n 's/^host: //p')
@@ -112,7 +115,7 @@ build_for() { # TARGET
 		return 0
 	fi
 	if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-		reason="the Rust target $target is not installed (rustup target add $target), and it needs a C compiler and linker for $target (ring's C code and the final link), which this machine lacks"
+		reason="the Rust target $target is not installed (rustup target add $target); building it also needs a C compiler and linker for $target (ring's C code, the final link)"
 		return 1
 	fi
 	step "cargo build --profile $profile --workspace --bins --target $target"

@@ -281,6 +281,12 @@ mod tests {
     }
 
     #[test]
+    fn the_suite_is_a_valid_clap_tree() {
+        // Catches clashing flags or names when a command's CLI joins the dispatcher's table.
+        suite().debug_assert();
+    }
+
+    #[test]
     fn every_subcommand_of_the_table_is_offered() {
         let (names, directive) = values_of("");
         for command in COMMANDS {

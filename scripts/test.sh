@@ -8,6 +8,7 @@
 # CARGO_TARGET_DIR. Exports for the tests:
 #   KO_TEST_REGISTRY   host:port of a plain-HTTP registry (distribution 2.8)
 #   KO_TEST_BIN_DIR    directory of the freshly built debug binaries
+#   KO_TEST_KREW       the krew binary (built once by scripts/krew.sh)
 set -euo pipefail
 
 # Resolve a relative CARGO_TARGET_DIR against the caller's directory before moving.
@@ -75,6 +76,12 @@ done
 export KO_TEST_REGISTRY="127.0.0.1:$port"
 
 export KO_TEST_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+
+# --- krew (the install test, tests/it/krew.rs) -------------------------------
+# krew v0.4.3 from the Go module proxy, cached outside the repository; package.sh needs jq.
+ensure_debs jq
+KO_TEST_KREW=$(scripts/krew.sh)
+export KO_TEST_KREW
 
 # --- checks ----------------------------------------------------------------
 

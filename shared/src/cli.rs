@@ -107,7 +107,7 @@ or prefixed with ko://."
 )]
 pub struct BuildCommand {
     /// Import paths of `package main` packages (default: .)
-    #[arg(value_name = "IMPORTPATH")]
+    #[arg(value_name = "IMPORTPATH", value_hint = clap::ValueHint::DirPath)]
     pub import_paths: Vec<String>,
     #[command(flatten)]
     pub publish: PublishArgs,
@@ -222,4 +222,35 @@ pub struct DeleteCommand {
     pub kube: KubeArgs,
     #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+/// `kubectl ko completion SHELL`
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "kubectl-ko-completion",
+    bin_name = "kubectl ko completion",
+    version,
+    about = "Print a shell completion script for the kubectl-ko binaries.",
+    long_about = "Prints a completion script for bash, zsh or fish that completes the suite's binaries \
+when they are run directly (kubectl-ko, kubectl-ko-build, ...). Load it with, for example:\n\n  \
+source <(kubectl ko completion bash)     # in ~/.bashrc\n  \
+source <(kubectl ko completion zsh)      # in ~/.zshrc\n  \
+kubectl ko completion fish | source      # in ~/.config/fish/config.fish\n\n\
+`kubectl ko <TAB>` is completed by kubectl's own completion (kubectl 1.26 and later), which \
+asks the kubectl_complete-ko program on PATH. A krew install puts only kubectl-ko on PATH; \
+link the helper into a directory on your PATH (again after an upgrade), for example:\n\n  \
+ln -sf \"$(dirname \"$(readlink -f \"$(command -v kubectl-ko)\")\")/kubectl_complete-ko\" ~/.local/bin/"
+)]
+pub struct CompletionCommand {
+    /// The shell to print the script for
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `kubectl ko completion` writes scripts for.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }

@@ -6,6 +6,7 @@ mod auth;
 mod build;
 mod build_errors;
 mod dispatch;
+mod krew;
 mod platforms;
 mod registries;
 mod resolve;

@@ -1,9 +1,12 @@
 //! `kubectl ko`: the dispatcher krew puts on PATH. It runs `kubectl-ko-<command>` from its own
-//! directory, and answers `version` and `help` itself.
+//! directory, and answers `version`, `completion` and `help` itself.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use ko_core::commands::dispatch;
+use clap::Parser;
+use ko_core::cli::CompletionCommand;
+use ko_core::commands::{completion, dispatch};
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
@@ -19,6 +22,17 @@ fn main() -> ExitCode {
         }
         "help" | "--help" | "-h" => {
             print!("{}", dispatch::help());
+            ExitCode::SUCCESS
+        }
+        "completion" => {
+            let parsed = CompletionCommand::parse_from(std::iter::once(OsString::from("completion")).chain(args));
+            ko_core::output::result_bytes(&completion::script(parsed.shell));
+            ExitCode::SUCCESS
+        }
+        // Cobra's name for the completion request; kubectl_complete-ko answers the same.
+        "__complete" => {
+            let words: Vec<String> = args.map(|w| w.to_string_lossy().into_owned()).collect();
+            ko_core::output::result_bytes(completion::complete(&words).render().as_bytes());
             ExitCode::SUCCESS
         }
         _ => {

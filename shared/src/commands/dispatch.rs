@@ -5,15 +5,46 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// Subcommands served by sibling binaries, and what each does.
-pub const COMMANDS: &[(&str, &str)] = &[
-    ("build", "Build and publish container images from the given importpaths (alias: publish)"),
-    ("resolve", "Print the input files with image references resolved to built/pushed image digests"),
-    ("apply", "Apply the input files with image references resolved to built/pushed image digests"),
-    ("delete", "Delete the objects named in the input files"),
-    ("login", "Log in to a registry"),
-    ("logout", "Log out of a registry"),
+use clap::CommandFactory;
+
+use crate::cli;
+
+/// A subcommand served by a sibling binary.
+pub struct Subcommand {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// The command's clap definition, for shell completion of its flags.
+    pub cli: fn() -> clap::Command,
+}
+
+/// Subcommands served by sibling binaries: what each does, and its flags for completion.
+pub const COMMANDS: &[Subcommand] = &[
+    Subcommand {
+        name: "build",
+        about: "Build and publish container images from the given importpaths (alias: publish)",
+        cli: <cli::BuildCommand as CommandFactory>::command,
+    },
+    Subcommand {
+        name: "resolve",
+        about: "Print the input files with image references resolved to built/pushed image digests",
+        cli: <cli::ResolveCommand as CommandFactory>::command,
+    },
+    Subcommand {
+        name: "apply",
+        about: "Apply the input files with image references resolved to built/pushed image digests",
+        cli: <cli::ApplyCommand as CommandFactory>::command,
+    },
+    Subcommand {
+        name: "delete",
+        about: "Delete the objects named in the input files",
+        cli: <cli::DeleteCommand as CommandFactory>::command,
+    },
+    Subcommand { name: "login", about: "Log in to a registry", cli: <cli::LoginCommand as CommandFactory>::command },
+    Subcommand { name: "logout", about: "Log out of a registry", cli: <cli::LogoutCommand as CommandFactory>::command },
 ];
+
+/// Another name for a subcommand, as ko has them.
+pub const ALIASES: &[(&str, &str)] = &[("publish", "build")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
@@ -37,9 +68,10 @@ pub fn help() -> String {
     let mut text = String::from(
         "kubectl ko: build Go applications into container images and deploy them to Kubernetes.\n\nUsage:\n  kubectl ko <command> [flags]\n\nCommands:\n",
     );
-    for (name, about) in COMMANDS {
+    for Subcommand { name, about, .. } in COMMANDS {
         text.push_str(&format!("  {name:<10} {about}\n"));
     }
+    text.push_str("  completion Print a shell completion script (bash, zsh or fish)\n");
     text.push_str("  version    Print the version\n  help       Show this help\n\n");
     text.push_str("Run `kubectl ko <command> --help` for a command's flags.\n");
     text
@@ -54,8 +86,8 @@ pub fn own_dir() -> Result<PathBuf, DispatchError> {
 
 /// The sibling binary for a subcommand.
 pub fn sibling(command: &str) -> Result<PathBuf, DispatchError> {
-    let command = if command == "publish" { "build" } else { command };
-    if !COMMANDS.iter().any(|(name, _)| *name == command) {
+    let command = ALIASES.iter().find(|(alias, _)| *alias == command).map_or(command, |(_, target)| target);
+    if !COMMANDS.iter().any(|c| c.name == command) {
         return Err(DispatchError::Unknown(command.to_string()));
     }
     let dir = own_dir()?;

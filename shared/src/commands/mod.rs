@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod completion;
 pub mod delete;
 pub mod dispatch;
 mod helper_link;

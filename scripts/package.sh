@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Build the release archives of kubectl-ko and the krew plugin manifest that installs them.
+#
+#   scripts/package.sh [--profile PROFILE] [--bin-dir DIR] [--dist DIR] [--manifest FILE]
+#
+# Writes dist/kubectl-ko_<version>_<os>_<arch>.tar.gz (every binary the workspace builds,
+# LICENSE, README.md), a .sha256 file beside each, and krew-manifests/ko.yaml from
+# krew-manifests/ko.yaml.in with one platform entry per archive.
+#
+#   --profile PROFILE  cargo profile to build with (default: release)
+#   --bin-dir DIR      package the binaries already in DIR instead of building (the tests
+#                      package their debug build this way); host platform only
+#   --dist DIR         where the archives go (default: dist)
+#   --manifest FILE    where the manifest goes (default: krew-manifests/ko.yaml)
+#
+# Archives are reproducible: sorted entries, owner 0:0, modes 0755/0644, and every mtime set
+# to SOURCE_DATE_EPOCH (default: the time of the last commit outside krew-manifests/).
+# Archives for other platforms (linux/arm64, darwin) are built when this machine has their
+# Rust target and linker; the script says which were not built and why.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh disable=SC1091
+. "$ROOT/scripts/lib.sh"
+
+usage() {
+	sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+profile=release bin_dir="" dist="$ROOT/dist" manifest="$ROOT/krew-manifests/ko.yaml"
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--profile | --bin-dir | --dist | --manifest)
+		[[ $# -ge 2 ]] || usage
+		case "$1" in
+		--profile) profile=$2 ;;
+		--bin-dir) bin_dir=$(cd "$2" && pwd) ;;
+		--dist) dist=$2 ;;
+		--manifest) manifest=$2 ;;
+		esac
+		shift 2
+		;;
+	-h | --help) usage ;;
+	*) usage ;;
+	esac
+done
+mkdir -p "$dist" "$(dirname "$manifest")"
+dist=$(cd "$dist" && pwd)
+cd "$ROOT"
+
+# --- what to package ------------------------------------------------------
+
+# A value of the [workspace.package] table of the root Cargo.toml.
+workspace_field() { # NAME
+	awk -v key="$1" '
+		/^\[/ { in_table = ($0 == "[workspace.package]") }
+		in_table && $1 == key { sub(/^[^=]*=[ \t]*"/, ""); sub(/".*$/, ""); print; exit }
+	' Cargo.toml
+}
+version=$(workspace_field version)
+repository=$(workspace_field repository)
+[[ -n "$version" ]] || die "no version in [workspace.package] of Cargo.toml"
+[[ -n "$repository" ]] || die "no repository in [workspace.package] of Cargo.toml"
+
+command -v jq >/dev/null 2>&1 || ensure_debs jq
+# Every binary target of the workspace's packages: new plugins are packaged without edits here.
+mapfile -t binaries < <(cargo metadata --format-version 1 --no-deps |
+	jq -r '.packages[].targets[] | select(.kind | index("bin")) | .name' | LC_ALL=C sort -u)
+[[ ${#binaries[@]} -gt 0 ]] || die "cargo metadata lists no binary targets"
+[[ " ${binaries[*]} " == *" kubectl-ko "* ]] || die "the workspace has no kubectl-ko binary, which krew links"
+
+# Programs that must be on PATH themselves: everything the dispatcher does not run.
+helpers=()
+for b in "${binaries[@]}"; do
+	[[ "$b" == kubectl-ko || "$b" == kubectl-ko-* ]] || helpers+=("$b")
+done
+
+# The last commit of anything but the manifest, so committing a regenerated manifest does not
+# change the archive it describes.
+mtime=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct -- . ':!krew-manifests' 2>/dev/null || true)}
+mtime=${mtime:-0}
+[[ "$mtime" =~ ^[0-9]+$ ]] || die "SOURCE_DATE_EPOCH must be a number of seconds, got '$mtime'"
+
+host_triple=$(rustc -vV | sed -n 's/^host: //p')
+target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+profile_dir=$profile
+[[ "$profile" != dev ]] || profile_dir=debug
+
+# os arch rust-target: the platforms krew users run.
+PLATFORMS=(
+	"linux amd64 x86_64-unknown-linux-gnu"
+	"linux arm64 aarch64-unknown-linux-gnu"
+	"darwin amd64 x86_64-apple-darwin"
+	"darwin arm64 aarch64-apple-darwin"
+)
+
+# --- building -------------------------------------------------------------
+
+# Sets `from` to the directory holding the binaries for TARGET, building them first; when this
+# machine cannot build them, sets `reason` and fails.
+build_for() { # TARGET
+	local target=$1
+	from="" reason=""
+	if [[ -n "$bin_dir" ]]; then
+		from=$bin_dir
+		[[ "$target" == "$host_triple" ]] && return 0
+		reason="--bin-dir packages the host platform only"
+		return 1
+	fi
+	if [[ "$target" == "$host_triple" ]]; then
+		step "cargo build --profile $profile --workspace --bins"
+		cargo build --profile "$profile" --workspace --bins >&2 || die "cargo build failed"
+		from="$target_dir/$profile_dir"
+		return 0
+	fi
+	if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+		reason="the Rust target $target is not installed (rustup target add $target); building it also needs a C compiler and linker for $target (ring's C code, the final link)"
+		return 1
+	fi
+	step "cargo build --profile $profile --workspace --bins --target $target"
+	if ! cargo build --profile "$profile" --workspace --bins --target "$target" >&2; then
+		reason="cargo build --target $target failed (see above): a C compiler and linker for $target are needed"
+		return 1
+	fi
+	from="$target_dir/$target/$profile_dir"
+}
+
+# --- archives -------------------------------------------------------------
+
+# Writes ARCHIVE from the binaries in DIR plus LICENSE and README.md, byte for byte the same
+# for the same inputs. Host binaries are stripped: a debug build's symbols are 98% of it, and
+# release builds come stripped already (profile.release.strip).
+make_archive() { # DIR TARGET ARCHIVE
+	local from=$1 target=$2 archive=$3 stage b strip=()
+	[[ "$target" != "$host_triple" ]] || ! command -v strip >/dev/null 2>&1 || strip=(--strip)
+	stage=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-ko-package.XXXXXX")
+	for b in "${binaries[@]}"; do
+		[[ -f "$from/$b" ]] || {
+			rm -rf "$stage"
+			die "$from/$b is missing: build every binary first (cargo build --workspace --bins)"
+		}
+		install -m 0755 "${strip[@]}" "$from/$b" "$stage/$b"
+	done
+	install -m 0644 LICENSE README.md "$stage/"
+	(cd "$stage" && printf '%s\n' * | LC_ALL=C sort) >"$stage.list"
+	tar --create --format=ustar --sort=name --owner=0 --group=0 --numeric-owner \
+		--mtime="@$mtime" --directory="$stage" --files-from="$stage.list" |
+		gzip -n >"$archive.tmp"
+	mv "$archive.tmp" "$archive"
+	rm -rf "$stage" "$stage.list"
+}
+
+platform_entries=""
+not_built=()
+for platform in "${PLATFORMS[@]}"; do
+	read -r os arch target <<<"$platform"
+	if ! build_for "$target"; then
+		not_built+=("$os/$arch: $reason")
+		continue
+	fi
+	name="kubectl-ko_${version}_${os}_${arch}.tar.gz"
+	step "packaging $name"
+	make_archive "$from" "$target" "$dist/$name"
+	(cd "$dist" && sha256sum "$name" >"$name.sha256")
+	sha=$(cut -d' ' -f1 "$dist/$name.sha256")
+	platform_entries+="  - selector:
+      matchLabels:
+        os: $os
+        arch: $arch
+    uri: $repository/releases/download/v$version/$name
+    sha256: $sha
+    files:
+"
+	for file in "${binaries[@]}" LICENSE README.md; do
+		platform_entries+="    - from: $file
+      to: .
+"
+	done
+	platform_entries+="    bin: kubectl-ko
+"
+	echo "$dist/$name"
+done
+[[ -n "$platform_entries" ]] || die "no archive could be built"
+
+# --- manifest -------------------------------------------------------------
+
+describe_helper() { # NAME
+	case "$1" in
+	kubectl_complete-ko) echo "completes \`kubectl ko <TAB>\` (kubectl 1.26 and later)" ;;
+	docker-credential-ko) echo "lets Docker use the registry logins of \`kubectl ko login\`" ;;
+	*) echo "a helper program of the suite" ;;
+	esac
+}
+helper_lines="" helper_links=""
+for h in "${helpers[@]}"; do
+	helper_lines+="      $h: $(describe_helper "$h")
+"
+	helper_links+="\"\$dir/$h\" "
+done
+
+{
+	echo "# Written by scripts/package.sh from krew-manifests/ko.yaml.in: edit the template, not this file."
+	while IFS= read -r line || [[ -n "$line" ]]; do
+		case "$line" in
+		'@PLATFORMS@') printf '%s' "$platform_entries" ;;
+		'@HELPERS@') printf '%s' "$helper_lines" ;;
+		\#*) ;;
+		*)
+			line=${line//@VERSION@/$version}
+			line=${line//@HOMEPAGE@/$repository}
+			line=${line//@HELPER_LINKS@/${helper_links% }}
+			printf '%s\n' "$line"
+			;;
+		esac
+	done <krew-manifests/ko.yaml.in
+} >"$manifest.tmp"
+mv "$manifest.tmp" "$manifest"
+step "wrote $manifest"
+
+if [[ ${#not_built[@]} -gt 0 ]]; then
+	step "archives not built:"
+	printf '    %s\n' "${not_built[@]}" >&2
+fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's one test command: lint, build, then run every test against real
-# services on 127.0.0.1 (a registry now; more services as the suite grows).
+# services on 127.0.0.1: a registry, a kube-apiserver, and what single tests start.
 #
 #   scripts/test.sh [ARGS FOR cargo test...]     e.g. scripts/test.sh -- --nocapture
 #
@@ -8,6 +8,7 @@
 # CARGO_TARGET_DIR. Exports for the tests:
 #   KO_TEST_REGISTRY   host:port of a plain-HTTP registry (distribution 2.8)
 #   KO_TEST_BIN_DIR    directory of the freshly built debug binaries
+#   KO_TEST_KUBECONFIG kubeconfig of a kube-apiserver on 127.0.0.1 (scripts/test-cluster.sh)
 #   KO_TEST_KREW       the krew binary (built once by scripts/krew.sh)
 set -euo pipefail
 
@@ -56,6 +57,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-ko-test.XXXXXX")
 cleanup() {
 	local rc=$?
 	scripts/registry.sh stop "$WORK/registry" || true
+	scripts/test-cluster.sh down "$WORK/cluster" || true
 	rm -rf "$WORK"
 	exit "$rc"
 }
@@ -76,6 +78,18 @@ done
 export KO_TEST_REGISTRY="127.0.0.1:$port"
 
 export KO_TEST_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+
+# --- Kubernetes (apply and delete, tests/it/apply.rs) -------------------------
+# A real kube-apiserver with etcd on 127.0.0.1, built from the Go module proxy once and
+# cached outside the repository (the first build takes several minutes).
+step "starting kube-apiserver"
+KO_TEST_KUBECONFIG=$(scripts/test-cluster.sh up "$WORK/cluster" | tail -n 1)
+export KO_TEST_KUBECONFIG
+if ! command -v kubectl >/dev/null 2>&1; then
+	# The tests check results with the real kubectl; build it like the API server.
+	PATH="$(dirname "$(scripts/test-cluster.sh kubectl | tail -n 1)"):$PATH"
+	export PATH
+fi
 
 # --- krew (the install test, tests/it/krew.rs) -------------------------------
 # krew v0.4.3 from the Go module proxy, cached outside the repository; package.sh needs jq.

@@ -280,7 +280,7 @@ fn bad_clusters_and_kinds_fail_before_anything_is_built() {
     assert!(run.stderr.contains("cannot reach the Kubernetes API server at https://127.0.0.1:9"), "{run}");
 
     let other = tempfile::tempdir().unwrap();
-    fs::write(other.path().join("y.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y, namespace: a}\n")
+    fs::write(other.path().join("y.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-y, namespace: a}\n")
         .unwrap();
     let run = ko(&["apply", "-f", other.path().to_str().unwrap(), "-n", "b"]).env("KUBECONFIG", kubeconfig()).run();
     run.assert_failure();

@@ -29,7 +29,15 @@ impl Object {
         let field = |key: &str| {
             metadata.and_then(|m| m.get(key)).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
         };
-        let name = field("name").ok_or_else(|| fail(&format!("the {kind} has no metadata.name")))?;
+        let name = match field("name") {
+            Some(name) => name,
+            None => match metadata.and_then(|m| m.get("name")) {
+                Some(other) if !other.is_null() => {
+                    return Err(fail(&format!("the {kind}'s metadata.name {other} is not a string; quote it")));
+                }
+                _ => return Err(fail(&format!("the {kind} has no metadata.name"))),
+            },
+        };
         let namespace = field("namespace");
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
@@ -130,6 +138,8 @@ mod tests {
         assert!(error.to_string().starts_with("f.yaml:1: the document has no apiVersion"), "{error}");
         let error = objects("f.yaml", "apiVersion: v1\nkind: ConfigMap\n").unwrap_err();
         assert!(error.to_string().contains("has no metadata.name"), "{error}");
+        let error = objects("f.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 1}\n").unwrap_err();
+        assert!(error.to_string().contains("metadata.name 1 is not a string; quote it"), "{error}");
     }
 
     #[test]

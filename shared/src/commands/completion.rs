@@ -333,9 +333,12 @@ mod tests {
     }
 
     #[test]
-    fn commands_without_a_cli_yet_complete_no_files() {
-        assert_eq!(values_of("resolve -").0, ["--help", "-h"]);
-        assert_eq!(values_of("login ").1, directive::NO_FILE_COMP);
+    fn every_subcommand_completes_its_own_flags() {
+        let resolve = values_of("resolve --fi").0;
+        assert_eq!(resolve, ["--filename"]);
+        assert!(values_of("apply --").0.contains(&"--force-conflicts".to_string()));
+        assert!(values_of("delete --").0.contains(&"--ignore-not-found".to_string()));
+        assert!(values_of("login --").0.contains(&"--password-stdin".to_string()));
     }
 
     #[test]
@@ -362,7 +365,9 @@ mod tests {
             .filter(|l| l.trim_start().starts_with("complete -F "))
             .filter_map(|l| l.split_whitespace().last())
             .collect();
-        assert!(registered.iter().all(|name| ["kubectl-ko", "kubectl-ko-build"].contains(name)), "{registered:?}");
-        assert!(registered.contains(&"kubectl-ko") && registered.contains(&"kubectl-ko-build"), "{registered:?}");
+        let mut expected = vec!["kubectl-ko".to_string()];
+        expected.extend(COMMANDS.iter().map(|c| format!("kubectl-ko-{}", c.name)));
+        assert!(registered.iter().all(|name| expected.iter().any(|e| e == name)), "{registered:?}");
+        assert!(expected.iter().all(|e| registered.contains(&e.as_str())), "{registered:?}");
     }
 }

@@ -8,6 +8,7 @@
 #                                        prints the absolute kubeconfig path as the
 #                                        last line on stdout (progress goes to stderr)
 #   scripts/test-cluster.sh down DIR     stop them (safe to run twice, or on no cluster)
+#   scripts/test-cluster.sh kubectl      build kubectl of the same version (once); prints its path
 #
 # The binaries are built from the Go module proxy (k8s.io/kubernetes $KUBE_VERSION and
 # the etcd server it requires) with a throw-away Go module, and cached outside the
@@ -17,7 +18,8 @@
 # toolchain download: GOTOOLCHAIN=local), openssl and curl (installed when missing).
 #
 # Files in DIR: kubeconfig (context ko-test, namespace default, bearer token of user
-# ko-admin in group system:masters), pki/ (CA, serving cert, service-account key),
+# ko-admin in group system:masters), pki/ (CA, serving cert, service-account key; the
+# API server also accepts client certificates signed by pki/ca.{crt,key}),
 # tokens.csv, etcd/ (data), etcd.log, kube-apiserver.log, etcd.pid,
 # kube-apiserver.pid, ports.
 #
@@ -31,8 +33,12 @@
 #     `default` ServiceAccount is ever created, and that plugin would reject every Pod.
 #   - Deleting a Namespace leaves it Terminating forever (the namespace controller that
 #     removes the `kubernetes` finalizer lives in the controller-manager). Tests should
-#     use unique namespace names rather than wait for deletions. Deployments are stored
-#     but get no ReplicaSets or Pods; Pods stay Pending (no scheduler, no node).
+#     use unique namespace names rather than wait for deletions; to really remove one,
+#     empty its finalizers through the finalize subresource:
+#       kubectl get ns NS -o json | jq '.spec.finalizers=[]' |
+#         kubectl replace --raw /api/v1/namespaces/NS/finalize -f -
+#   - Deployments are stored but get no ReplicaSets or Pods; Pods stay Pending (no
+#     scheduler, no node).
 #   - The endpoint reconciler is off (--endpoint-reconciler-type=none): Endpoints may
 #     not hold loopback addresses, so it could only log errors for 127.0.0.1.
 set -euo pipefail
@@ -69,27 +75,9 @@ gobuild_env() {
 		GOFLAGS="-mod=mod -buildvcs=false" "$@"
 }
 
-build() {
-	if built; then
-		return 0
-	fi
-	command -v go >/dev/null 2>&1 || die "go not found on PATH (needed to build kube-apiserver and etcd)"
-	[[ "$(go env GOPROXY)" != off ]] || die "GOPROXY=off: the build needs the Go module proxy"
-	mkdir -p "$BUILD_DIR"
-
-	# One build at a time per version (parallel test runs share the cache).
-	exec {lock}>"$BUILD_DIR/.lock"
-	flock "$lock"
-	if built; then
-		exec {lock}>&-
-		return 0
-	fi
-
-	local start=$SECONDS src=$BUILD_DIR/src out=$BUILD_DIR/bin.tmp
-	step "building kube-apiserver $KUBE_VERSION and etcd $ETCD_VERSION into $BIN_DIR (cold build: several minutes)"
-	rm -rf "$src" "$out"
-	mkdir -p "$src" "$out"
-
+# A throw-away Go module that requires k8s.io/kubernetes $KUBE_VERSION (and etcd) in SRC.
+write_module() { # SRC
+	local src=$1
 	# k8s.io/kubernetes points its staging modules (k8s.io/api, ...) at ./staging/src in
 	# its own go.mod, which a dependent module ignores: replace each with the published
 	# v0.X.Y that matches. The list comes from that go.mod, so it tracks the version.
@@ -117,8 +105,10 @@ build() {
 		done
 		echo ")"
 	} >"$src/go.mod"
+}
 
-	# Stamp the version the way the Kubernetes release build does (`kubectl version`).
+# -ldflags that stamp the version the way the Kubernetes release build does.
+version_ldflags() {
 	local minor=${KUBE_VERSION#v1.}
 	minor=${minor%%.*}
 	local pkg ldflags="-s -w"
@@ -126,6 +116,33 @@ build() {
 		ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
 		ldflags+=" -X $pkg.gitTreeState=clean"
 	done
+	echo "$ldflags"
+}
+
+build() {
+	if built; then
+		return 0
+	fi
+	command -v go >/dev/null 2>&1 || die "go not found on PATH (needed to build kube-apiserver and etcd)"
+	[[ "$(go env GOPROXY)" != off ]] || die "GOPROXY=off: the build needs the Go module proxy"
+	mkdir -p "$BUILD_DIR"
+
+	# One build at a time per version (parallel test runs share the cache).
+	exec {lock}>"$BUILD_DIR/.lock"
+	flock "$lock"
+	if built; then
+		exec {lock}>&-
+		return 0
+	fi
+
+	local start=$SECONDS src=$BUILD_DIR/src out=$BUILD_DIR/bin.tmp
+	step "building kube-apiserver $KUBE_VERSION and etcd $ETCD_VERSION into $BIN_DIR (cold build: several minutes)"
+	rm -rf "$src" "$out"
+	mkdir -p "$src" "$out"
+
+	write_module "$src"
+	local ldflags
+	ldflags=$(version_ldflags)
 
 	step "go build k8s.io/kubernetes/cmd/kube-apiserver"
 	(cd "$src" && gobuild_env go build -trimpath -ldflags="$ldflags" -o "$out/kube-apiserver" \
@@ -140,6 +157,26 @@ build() {
 	mv "$out" "$BIN_DIR"
 	rm -rf "$src"
 	step "built in $((SECONDS - start)) s"
+	exec {lock}>&-
+}
+
+# kubectl of the same version, for machines that have none (built on demand, cached).
+build_kubectl() {
+	[[ -x "$BIN_DIR/kubectl" ]] && return 0
+	build
+	exec {lock}>"$BUILD_DIR/.lock"
+	flock "$lock"
+	if [[ ! -x "$BIN_DIR/kubectl" ]]; then
+		local src=$BUILD_DIR/src-kubectl
+		rm -rf "$src"
+		mkdir -p "$src"
+		write_module "$src"
+		step "go build k8s.io/kubernetes/cmd/kubectl"
+		(cd "$src" && gobuild_env go build -trimpath -ldflags="$(version_ldflags)" -o "$BIN_DIR/kubectl.tmp" \
+			k8s.io/kubernetes/cmd/kubectl) || die "building kubectl failed"
+		mv "$BIN_DIR/kubectl.tmp" "$BIN_DIR/kubectl"
+		rm -rf "$src"
+	fi
 	exec {lock}>&-
 }
 
@@ -365,6 +402,11 @@ build)
 	[[ $# -eq 0 ]] || usage
 	build
 	echo "$BIN_DIR"
+	;;
+kubectl)
+	[[ $# -eq 0 ]] || usage
+	build_kubectl
+	echo "$BIN_DIR/kubectl"
 	;;
 up) up "$@" ;;
 down) down "$@" ;;

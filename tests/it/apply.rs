@@ -85,7 +85,17 @@ fn get(args: &[&str], jsonpath: &str) -> String {
     all.extend(args);
     let path = format!("jsonpath={jsonpath}");
     all.extend(["-o", &path]);
-    let run = kubectl(&all);
+    // kubectl learns about a new CustomResourceDefinition's kind from discovery, which the
+    // API server updates a moment after the CRD is established: retry that case briefly.
+    let mut run = kubectl(&all);
+    for _ in 0..20 {
+        let lagging = ["could not find the requested resource", "doesn't have a resource type"];
+        if run.success() || !lagging.iter().any(|l| run.stderr.contains(l)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        run = kubectl(&all);
+    }
     run.assert_success();
     run.stdout
 }
@@ -120,7 +130,7 @@ fn applies_a_mixed_directory_then_deletes_it() {
 
     let image = get(&["deployment", "hello", "-n", &id], "{.spec.template.spec.containers[0].image}");
     assert!(image.starts_with(&format!("{repo}/hello-124ec4359fcc3b362d8aa16b0f28dd36@sha256:")), "{image}");
-    assert_eq!(get(&["widgets", "gadget", "-n", &id], "{.spec.image}"), image);
+    assert_eq!(get(&[&format!("widgets.v1.{id}.example.com"), "gadget", "-n", &id], "{.spec.image}"), image);
     let greeter = get(&["configmap", "settings", "-n", &id], "{.data.greeter}");
     assert!(greeter.starts_with(&format!("{repo}/greeter-")), "{greeter}");
     let managers =

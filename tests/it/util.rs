@@ -126,8 +126,11 @@ pub fn kubeconfig() -> String {
 /// The real kubectl against the test cluster (KO_TEST_KUBECTL, else kubectl on PATH).
 pub fn kubectl(args: &[&str]) -> Run {
     let program = env::var("KO_TEST_KUBECTL").map(PathBuf::from).unwrap_or_else(|_| tool("kubectl"));
+    // A fresh discovery cache each time: a cached one misses the CustomResourceDefinitions the
+    // tests create, and kubectl may then map a kind to an older CRD's group.
+    let cache = tempfile::tempdir().expect("create a temporary directory");
     let mut cmd = Command::new(program);
-    cmd.arg("--kubeconfig").arg(kubeconfig()).args(args);
+    cmd.arg("--kubeconfig").arg(kubeconfig()).arg("--cache-dir").arg(cache.path()).args(args);
     capture(cmd, Duration::from_secs(60))
 }
 

@@ -26,10 +26,13 @@ pub struct AddedLayer {
     pub created: String,
 }
 
-/// Image settings from flags (and, later, `.ko.yaml`).
+/// Image settings from flags and `.ko.yaml`.
 #[derive(Clone, Debug, Default)]
 pub struct ImageSettings {
     pub entrypoint: Vec<String>,
+    /// Set in the config's `Env` after ko's own entries (replacing one of the same name).
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub user: Option<String>,
@@ -72,6 +75,17 @@ fn config_for(base: &BaseImage, layers: &[AddedLayer], settings: &ImageSettings)
             None => env.push(json!("PATH=/ko-app")),
         }
         env.push(json!(format!("KO_DATA_PATH={KO_DATA_PATH}")));
+        for (k, v) in &settings.env {
+            let entry = json!(format!("{k}={v}"));
+            let prefix = format!("{k}=");
+            match env.iter().position(|e| e.as_str().is_some_and(|s| s.starts_with(&prefix))) {
+                Some(i) => env[i] = entry,
+                None => env.push(entry),
+            }
+        }
+        if let Some(dir) = &settings.working_dir {
+            c.insert("WorkingDir".into(), json!(dir));
+        }
         if !settings.labels.is_empty() {
             let labels = c.entry("Labels").or_insert_with(|| json!({}));
             if !labels.is_object() {
@@ -153,6 +167,7 @@ pub fn assemble(
         config: Blob { descriptor: config_desc, source: BlobSource::Cache },
         layers: layer_blobs,
         platform: base.platform.clone(),
+        sbom: None,
     })
 }
 
@@ -185,5 +200,5 @@ pub fn index(
         annotations: (!annotations.is_empty()).then_some(annotations),
     };
     let bytes = Bytes::from(manifest::to_bytes(&index));
-    IndexImage { digest: Digest::of(&bytes), bytes, media_type: family.index().to_string(), images }
+    IndexImage { digest: Digest::of(&bytes), bytes, media_type: family.index().to_string(), images, sbom: None }
 }

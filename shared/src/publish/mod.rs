@@ -6,6 +6,7 @@ mod blobs;
 mod layout;
 pub mod naming;
 mod registry;
+mod sbom;
 mod tarball;
 
 use std::path::PathBuf;

@@ -5,11 +5,12 @@
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::cache::Cache;
+use crate::image::manifest::Descriptor;
 use crate::image::{Artifact, Blob, BlobSource, Image};
 use crate::output;
 use crate::registry::{BlobBody, RegistryClient, Repository};
 
-use super::{PublishError, blobs};
+use super::{PublishError, blobs, sbom};
 
 async fn push_blob(client: &RegistryClient, cache: &Cache, repo: &Repository, blob: &Blob) -> Result<(), PublishError> {
     let digest = &blob.descriptor.digest;
@@ -43,10 +44,14 @@ async fn push_image(
         .try_collect::<Vec<()>>()
         .await?;
     client.put_manifest(repo, image.digest.as_str(), &image.media_type, &image.manifest_bytes).await?;
+    if let Some(doc) = &image.sbom {
+        let subject = Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64);
+        sbom::push(client, repo, &subject, doc).await?;
+    }
     Ok(())
 }
 
-/// Pushes an artifact and points every tag at it (by digest alone when there are no tags).
+/// Pushes an artifact (and each SBOM right after its manifest) and points every tag at it (by digest alone when there are no tags).
 pub async fn push(
     client: &RegistryClient,
     cache: &Cache,
@@ -62,6 +67,10 @@ pub async fn push(
                 push_image(client, cache, repo, image, jobs).await?;
             }
             client.put_manifest(repo, index.digest.as_str(), &index.media_type, &index.bytes).await?;
+            if let Some(doc) = &index.sbom {
+                let subject = Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64);
+                sbom::push(client, repo, &subject, doc).await?;
+            }
         }
     }
     for tag in tags {

@@ -182,7 +182,7 @@ impl Builder {
         if images.len() == 1 {
             return Ok(Artifact::Image(images.into_iter().next().expect("one image")));
         }
-        let mut annotations = self.image.annotations.clone();
+        let mut annotations = settings.annotations.clone();
         let family = first.family;
         match &bases.index {
             Some((name, digest, _)) => {

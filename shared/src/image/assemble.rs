@@ -202,3 +202,50 @@ pub fn index(
     let bytes = Bytes::from(manifest::to_bytes(&index));
     IndexImage { digest: Digest::of(&bytes), bytes, media_type: family.index().to_string(), images, sbom: None }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::Platform;
+
+    fn base(config: Value) -> BaseImage {
+        let config_desc = Descriptor::new(manifest::OCI_CONFIG, Digest::of(b"c"), 1);
+        BaseImage {
+            name: "r.io/base:v1".into(),
+            digest: Digest::of(b"base"),
+            family: MediaFamily::Oci,
+            manifest: Manifest {
+                schema_version: 2,
+                media_type: Some(manifest::OCI_MANIFEST.into()),
+                artifact_type: None,
+                config: config_desc,
+                layers: vec![],
+                subject: None,
+                annotations: None,
+            },
+            config,
+            layers: vec![],
+            platform: Platform::parse("linux/amd64").unwrap(),
+            descriptor: None,
+        }
+    }
+
+    #[test]
+    fn image_settings_reach_the_config() {
+        let base = base(json!({"config": {"Env": ["PATH=/bin", "MODE=base"], "User": "65532", "Labels": {"a": "1"}}}));
+        let settings = ImageSettings {
+            entrypoint: vec!["/ko-app/app".into()],
+            env: vec![("MODE".into(), "image".into()), ("NEW".into(), "x".into())],
+            working_dir: Some("/srv".into()),
+            labels: [("b".to_string(), "2".to_string())].into(),
+            user: Some("1000".into()),
+            ..Default::default()
+        };
+        let config = config_for(&base, &[], &settings);
+        let c = &config["config"];
+        assert_eq!(c["Env"], json!(["PATH=/bin:/ko-app", "MODE=image", "KO_DATA_PATH=/var/run/ko", "NEW=x"]));
+        assert_eq!(c["WorkingDir"], "/srv");
+        assert_eq!(c["User"], "1000");
+        assert_eq!(c["Labels"], json!({"a": "1", "b": "2"}));
+    }
+}

@@ -67,13 +67,19 @@ fn ko_yaml_image_blocks_set_env_working_dir_labels_annotations_and_user() {
         "image:\n  env: [APP_MODE=top, APP_EXTRA=kept]\n  workingDir: /var/run/ko\n  labels: {team: core}\n  user: \"4242\"\n\
          builds:\n- id: app\n  main: .\n  env: [GOFLAGS=-trimpath]\n  image:\n    env: {APP_MODE: build}\n    workingDir: /tmp\n    labels: {tier: web}\n    annotations: {org.example/owner: me}\n",
     );
-    let run = ko(&["build", ".", "--image-label=team=flag"])
+    let run = ko(&["build", ".", "--image-label=team=flag", "--platform=linux/amd64,linux/arm64"])
         .cwd(withdeps())
         .env("KO_DOCKER_REPO", &repo)
         .env("KO_CONFIG_PATH", &config)
         .run();
     run.assert_success();
-    let reference = run.stdout_lines()[0];
+    let index_ref = run.stdout_lines()[0];
+    let index = skopeo_inspect(index_ref, true);
+    assert_eq!(index["annotations"]["org.example/owner"], "me", "{index}");
+    let amd64 = &index["manifests"][0];
+    assert_eq!(amd64["platform"]["architecture"], "amd64");
+    let child = format!("{}@{}", index_ref.rsplit_once('@').unwrap().0, amd64["digest"].as_str().unwrap());
+    let reference = child.as_str();
     let manifest = skopeo_inspect(reference, true);
     assert_eq!(manifest["annotations"]["org.example/owner"], "me");
     let image = skopeo_inspect_config(reference);

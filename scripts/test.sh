@@ -50,7 +50,7 @@ else
 	cargo clippy --version >/dev/null 2>&1 || die "cargo clippy is missing (clippy)"
 fi
 
-# --- SBOM validators (tests/it/sbom.rs) -------------------------------------
+# --- SBOM validators and file capabilities (tests/it/sbom.rs, image_options.rs) ---
 # The SPDX project's validator (spdx-tools: pyspdxtools) and CycloneDX's JSON schema
 # validator (cyclonedx-python-lib), from PyPI, in a venv under the user's cache so later
 # runs reuse it. tests/validate_cyclonedx.py drives the CycloneDX one.
@@ -64,6 +64,8 @@ if ! "$SBOM_VENV/bin/python" -c 'import spdx_tools, cyclonedx.validation.json, j
 		'spdx-tools==0.8.5' 'cyclonedx-python-lib[json-validation]==11.12.0'
 fi
 export KO_TEST_SBOM_VENV="$SBOM_VENV"
+# getcap (libcap2-bin) reads back file capabilities (tests/it/image_options.rs).
+ensure_debs libcap2-bin
 
 # --- services --------------------------------------------------------------
 

@@ -114,13 +114,32 @@ fn linux_capabilities_become_the_binarys_security_capability_xattr() {
         write_config(dir.path(), "builds:\n- id: caps\n  main: .\n  linux_capabilities: net_bind_service chown\n");
     let run = ko(&["build", "."]).cwd(withdeps()).env("KO_DOCKER_REPO", &repo).env("KO_CONFIG_PATH", &config).run();
     run.assert_success();
-    let binary = layers::app_binary(run.stdout_lines()[0], "withdeps");
+    let reference = run.stdout_lines()[0].to_string();
+    let binary = layers::app_binary(&reference, "withdeps");
     let value = binary.pax.get("SCHILY.xattr.security.capability").unwrap_or_else(|| panic!("{:?}", binary.pax.keys()));
     // VFS caps revision 2, no effective flag; permitted = CHOWN (bit 0) | NET_BIND_SERVICE (bit 10).
     let mut expected = vec![0, 0, 0, 2];
     expected.extend(0x401u32.to_le_bytes());
     expected.extend([0; 12]);
     assert_eq!(value, &expected);
+
+    // Unpacked by umoci, the file carries the capabilities (read back by libcap's getcap), and
+    // run as an unprivileged user the kernel grants them on exec, within the runtime's bounding
+    // set (runc's default holds NET_BIND_SERVICE, not CHOWN): permitted, not effective. A file
+    // capability also clears the ambient set the runtime passes, so nothing else shows.
+    let layout = layers::Layout::fetch(&reference);
+    let bundle = dir.path().join("bundle");
+    let mut unpack = std::process::Command::new(tool("umoci"));
+    unpack.arg("unpack").arg("--image").arg(format!("{}:img", layout.root().display())).arg(&bundle);
+    capture(unpack, std::time::Duration::from_secs(120)).assert_success();
+    let mut getcap = std::process::Command::new(tool("getcap"));
+    getcap.arg(bundle.join("rootfs/ko-app/withdeps"));
+    let caps = capture(getcap, std::time::Duration::from_secs(30));
+    assert!(caps.stdout.contains("cap_chown,cap_net_bind_service=p"), "{caps}");
+    let out = run_image_with_file_caps(&reference, Some("1"));
+    out.assert_success();
+    assert_eq!(out.value("capprm"), Some("0000000000000400"), "{out}");
+    assert_eq!(out.value("capeff"), Some("0000000000000000"), "{out}");
 
     // Without capabilities there is no xattr.
     let plain = ko(&["build", "."]).cwd(withdeps()).env("KO_DOCKER_REPO", &repo).run();

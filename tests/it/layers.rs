@@ -29,6 +29,10 @@ impl Layout {
         Layout { _dir: dir, root }
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn blob(&self, digest: &str) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
     }

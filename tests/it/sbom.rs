@@ -246,3 +246,87 @@ fn an_unknown_sbom_format_is_an_error() {
     run.assert_failure();
     assert!(run.stderr.contains("--sbom") && run.stderr.contains("spdx, cyclonedx or none"), "{run}");
 }
+
+/// A registry that takes everything but SBOM manifests, and records what it was sent.
+mod refusing_registry {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+
+    pub struct Server {
+        pub address: String,
+        pub requests: Arc<Mutex<Vec<String>>>,
+    }
+
+    pub fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(Mutex::new(vec![]));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = handle(stream, &log);
+            }
+        });
+        Server { address, requests }
+    }
+
+    fn handle(mut stream: TcpStream, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let mut parts = line.split_whitespace();
+        let (Some(method), Some(target)) = (parts.next(), parts.next()) else { return Ok(()) };
+        let (method, target) = (method.to_string(), target.to_string());
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = header.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        log.lock().unwrap().push(format!("{method} {target}"));
+        let path = target.split('?').next().unwrap_or(&target);
+        let (status, location, body) = match method.as_str() {
+            "GET" if path == "/v2/" => ("200 OK", None, "{}"),
+            "HEAD" => ("404 Not Found", None, ""),
+            "POST" => ("202 Accepted", Some(format!("{path}upload-1")), ""),
+            "PATCH" => ("202 Accepted", Some(path.to_string()), ""),
+            "PUT" if path.contains("/manifests/") && path.ends_with(".sbom") => {
+                ("400 Bad Request", None, r#"{"errors":[{"code":"MANIFEST_INVALID","message":"no SBOMs here"}]}"#)
+            }
+            "PUT" => ("201 Created", None, ""),
+            _ => ("404 Not Found", None, ""),
+        };
+        let mut response = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+        if let Some(location) = location {
+            response.push_str(&format!("Location: {location}\r\n"));
+        }
+        response.push_str("Content-Type: application/json\r\n\r\n");
+        response.push_str(body);
+        stream.write_all(response.as_bytes())
+    }
+}
+
+#[test]
+fn a_failed_sbom_push_fails_the_command_before_any_tag() {
+    let server = refusing_registry::start();
+    let run = ko(&["build", ".", "-t", "v1"])
+        .cwd(withdeps())
+        .env("KO_DOCKER_REPO", format!("{}/refused", server.address))
+        .run();
+    run.assert_failure();
+    assert!(run.stdout.is_empty(), "nothing is reported as published:\n{run}");
+    assert!(run.stderr.contains("no SBOMs here"), "the registry's answer is shown:\n{run}");
+    let requests = server.requests.lock().unwrap().clone();
+    let manifests: Vec<&String> = requests.iter().filter(|r| r.contains("/manifests/")).collect();
+    assert!(manifests.iter().any(|r| r.contains("/manifests/sha256:")), "the image went up first: {requests:?}");
+    assert!(!manifests.iter().any(|r| r.ends_with("/manifests/v1")), "no tag after a failed SBOM: {requests:?}");
+}

@@ -126,6 +126,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn image_bom_links_image_main_module_and_dependencies() {
+        let info = crate::sbom::buildinfo::parse(
+            "x: go1.22\n\tpath\texample.com/app\n\tmod\texample.com/app\t(devel)\t\n\tdep\tgithub.com/google/uuid\tv1.6.0\th1:NIvaJDMOsjHA8n1jAhLSgzrAzy1Hgr+hNrb57e+94F0=\n",
+        );
+        let digest = Digest::of(b"image");
+        let facts = ImageFacts {
+            digest: &digest,
+            media_type: "application/vnd.oci.image.manifest.v1+json",
+            created: None,
+            base: Some(BaseRef { name: "r.io/base:v1".into(), digest: Digest::of(b"base") }),
+            build_info: &info,
+        };
+        let bom: Value = serde_json::from_slice(&image(&facts)).unwrap();
+        let root = &bom["metadata"]["component"];
+        assert_eq!(root["type"], "container");
+        assert_eq!(root["pedigree"]["ancestors"][0]["name"], "r.io/base:v1");
+        assert_eq!(bom["components"][1]["hashes"][0]["content"].as_str().unwrap().len(), 64);
+        let deps = bom["dependencies"].as_array().unwrap();
+        assert_eq!(deps[0]["ref"], root["bom-ref"]);
+        assert_eq!(deps[0]["dependsOn"][0], bom["components"][0]["bom-ref"]);
+        assert_eq!(deps[1]["dependsOn"][0], "pkg:golang/github.com/google/uuid@v1.6.0?type=module");
+    }
+
+    #[test]
     fn serial_numbers_are_stable_uuids() {
         let s = serial_number(&Digest::of(b"x"));
         assert_eq!(s, serial_number(&Digest::of(b"x")));

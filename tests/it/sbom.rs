@@ -241,6 +241,28 @@ fn sbom_none_pushes_no_sbom() {
 }
 
 #[test]
+fn cosign_repository_takes_the_sboms_by_tag() {
+    let repo = unique_repo("sbom-app");
+    let sbom_path = unique_name("sbom-elsewhere");
+    let run = ko(&["build", "."])
+        .cwd(withdeps())
+        .env("KO_DOCKER_REPO", &repo)
+        .env("COSIGN_REPOSITORY", format!("{}/{sbom_path}", registry()))
+        .run();
+    run.assert_success();
+    let (path, digest) = split(run.stdout_lines()[0]);
+    assert_eq!(tags(&path), ["latest"], "no SBOM next to the image");
+    let tag = format!("sha256-{}.sbom", digest.trim_start_matches("sha256:"));
+    assert_eq!(tags(&sbom_path), std::slice::from_ref(&tag));
+    let manifest = raw(&format!("{}/{sbom_path}:{tag}", registry()));
+    assert_eq!(manifest["layers"][0]["mediaType"], "text/spdx+json");
+    assert!(manifest.get("subject").is_none(), "a subject in another repository is no referrer: {manifest}");
+    let doc: Value =
+        serde_json::from_slice(&blob(&sbom_path, manifest["layers"][0]["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(doc["name"], format!("sbom-{digest}"));
+}
+
+#[test]
 fn an_unknown_sbom_format_is_an_error() {
     let run = ko(&["build", ".", "--push=false", "--sbom=go.version-m"]).cwd(withdeps()).run();
     run.assert_failure();

@@ -34,6 +34,7 @@ pub const IMAGE_TIMEOUT: Duration = Duration::from_secs(120);
 /// change what the tool does, and the developer's values must not leak into tests.
 pub const REMOVED_ENV: &[&str] = &[
     "KO_DOCKER_REPO",
+    "COSIGN_REPOSITORY",
     "KO_CONFIG_PATH",
     "KO_DEFAULTBASEIMAGE",
     "KO_DEFAULTPLATFORMS",

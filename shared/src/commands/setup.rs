@@ -126,6 +126,10 @@ impl Session {
                 image_refs: publish.image_refs.clone(),
                 naming,
                 jobs: jobs.max(4),
+                sbom_repository: std::env::var("COSIGN_REPOSITORY")
+                    .ok()
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty()),
             },
             client.clone(),
             cache.clone(),

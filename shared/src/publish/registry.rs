@@ -31,13 +31,20 @@ async fn push_blob(client: &RegistryClient, cache: &Cache, repo: &Repository, bl
     Ok(())
 }
 
+/// Where an artifact goes, and where its SBOMs go (the same repository unless `COSIGN_REPOSITORY`).
+pub struct Target<'a> {
+    pub repo: &'a Repository,
+    pub sbom_repo: &'a Repository,
+}
+
 async fn push_image(
     client: &RegistryClient,
     cache: &Cache,
-    repo: &Repository,
+    target: &Target<'_>,
     image: &Image,
     jobs: usize,
 ) -> Result<(), PublishError> {
+    let repo = target.repo;
     stream::iter(image.blobs())
         .map(|blob| push_blob(client, cache, repo, blob))
         .buffer_unordered(jobs.max(1))
@@ -46,7 +53,7 @@ async fn push_image(
     client.put_manifest(repo, image.digest.as_str(), &image.media_type, &image.manifest_bytes).await?;
     if let Some(doc) = &image.sbom {
         let subject = Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64);
-        sbom::push(client, repo, &subject, doc).await?;
+        sbom::push(client, target.sbom_repo, repo, &subject, doc).await?;
     }
     Ok(())
 }
@@ -55,21 +62,22 @@ async fn push_image(
 pub async fn push(
     client: &RegistryClient,
     cache: &Cache,
-    repo: &Repository,
+    target: &Target<'_>,
     artifact: &Artifact,
     tags: &[String],
     jobs: usize,
 ) -> Result<(), PublishError> {
+    let repo = target.repo;
     match artifact {
-        Artifact::Image(image) => push_image(client, cache, repo, image, jobs).await?,
+        Artifact::Image(image) => push_image(client, cache, target, image, jobs).await?,
         Artifact::Index(index) => {
             for image in &index.images {
-                push_image(client, cache, repo, image, jobs).await?;
+                push_image(client, cache, target, image, jobs).await?;
             }
             client.put_manifest(repo, index.digest.as_str(), &index.media_type, &index.bytes).await?;
             if let Some(doc) = &index.sbom {
                 let subject = Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64);
-                sbom::push(client, repo, &subject, doc).await?;
+                sbom::push(client, target.sbom_repo, repo, &subject, doc).await?;
             }
         }
     }

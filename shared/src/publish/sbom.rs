@@ -2,7 +2,8 @@
 //! `sha256-<hex>.sbom` in the same repository, an OCI image whose one uncompressed layer is the
 //! SBOM) and, beyond ko, as an OCI 1.1 referrer: the same manifest carries `subject` and
 //! `artifactType`. A registry without the referrers API gets the OCI fallback, an index of
-//! referrers at the tag `sha256-<hex>`.
+//! referrers at the tag `sha256-<hex>`. `COSIGN_REPOSITORY` sends SBOMs to another
+//! repository, by tag only.
 
 use bytes::Bytes;
 
@@ -56,10 +57,13 @@ async fn ensure_blob(client: &RegistryClient, repo: &Repository, bytes: &Bytes) 
     Ok(digest)
 }
 
-/// Pushes `sbom` for the manifest `subject` (media type, digest and size) into `repo`.
+/// Pushes `sbom` for the manifest `subject` (media type, digest and size), which lives in
+/// `subject_repo`, into `repo`. In another repository (`COSIGN_REPOSITORY`) it cannot be a
+/// referrer, so only the tag scheme is used there.
 pub async fn push(
     client: &RegistryClient,
     repo: &Repository,
+    subject_repo: &Repository,
     subject: &Descriptor,
     sbom: &Sbom,
 ) -> Result<(), PublishError> {
@@ -71,7 +75,13 @@ pub async fn push(
 
     let tag = sbom_tag(&subject.digest);
     let referrer = attachment(sbom, &config, &layer, Some(subject));
-    match client.put_manifest_with_subject(repo, &tag, OCI_MANIFEST, &referrer).await {
+    let pushed = if repo == subject_repo {
+        client.put_manifest_with_subject(repo, &tag, OCI_MANIFEST, &referrer).await
+    } else {
+        let plain = attachment(sbom, &config, &layer, None);
+        client.put_manifest(repo, &tag, OCI_MANIFEST, &plain).await.map(|()| true)
+    };
+    match pushed {
         Ok(true) => {}
         Ok(false) => {
             output::detail(format!(

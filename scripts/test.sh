@@ -10,6 +10,7 @@
 #   KO_TEST_BIN_DIR    directory of the freshly built debug binaries
 #   KO_TEST_KUBECONFIG kubeconfig of a kube-apiserver on 127.0.0.1 (scripts/test-cluster.sh)
 #   KO_TEST_KREW       the krew binary (built once by scripts/krew.sh)
+#   KO_TEST_SBOM_VENV  Python venv with the SBOM validators (pyspdxtools, cyclonedx)
 set -euo pipefail
 
 # Resolve a relative CARGO_TARGET_DIR against the caller's directory before moving.
@@ -50,6 +51,23 @@ else
 	cargo fmt --version >/dev/null 2>&1 || die "cargo fmt is missing (rustfmt)"
 	cargo clippy --version >/dev/null 2>&1 || die "cargo clippy is missing (clippy)"
 fi
+
+# --- SBOM validators and file capabilities (tests/it/sbom.rs, image_options.rs) ---
+# The SPDX project's validator (spdx-tools: pyspdxtools) and CycloneDX's JSON schema
+# validator (cyclonedx-python-lib), from PyPI, in a venv under the user's cache so later
+# runs reuse it. tests/validate_cyclonedx.py drives the CycloneDX one.
+SBOM_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-ko-test/sbom-venv"
+if ! "$SBOM_VENV/bin/python" -c 'import spdx_tools, cyclonedx.validation.json, jsonschema' >/dev/null 2>&1; then
+	command -v python3 >/dev/null 2>&1 || ensure_debs python3 python3-venv
+	step "installing spdx-tools and cyclonedx-python-lib into $SBOM_VENV"
+	rm -rf "$SBOM_VENV"
+	python3 -m venv "$SBOM_VENV" || die "python3 -m venv failed (install python3-venv)"
+	"$SBOM_VENV/bin/pip" install --quiet --disable-pip-version-check \
+		'spdx-tools==0.8.5' 'cyclonedx-python-lib[json-validation]==11.12.0'
+fi
+export KO_TEST_SBOM_VENV="$SBOM_VENV"
+# getcap (libcap2-bin) reads back file capabilities (tests/it/image_options.rs).
+ensure_debs libcap2-bin
 
 # --- services --------------------------------------------------------------
 

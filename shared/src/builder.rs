@@ -3,6 +3,7 @@
 //! platforms make an index. Shared by every command that builds.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::future::try_join_all;
@@ -14,9 +15,11 @@ use crate::config::KoConfig;
 use crate::error::Error;
 use crate::gobuild::{BuildFlags, GoTool, Package};
 use crate::image::assemble::{self, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, AddedLayer, ImageSettings};
-use crate::image::{Artifact, app, kodata};
+use crate::image::caps::{self, FileCaps};
+use crate::image::{Artifact, Image, IndexImage, app, kodata};
 use crate::output;
 use crate::platform::PlatformRequest;
+use crate::sbom::{self, BaseRef, SbomFormat};
 use crate::time::{epoch_from_env, rfc3339};
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -38,6 +41,9 @@ pub struct Builder {
     pub flags: BuildFlags,
     pub image: ImageFlags,
     pub jobs: Arc<Semaphore>,
+    /// `--sbom` (`None` for `none`) and `--sbom-dir`.
+    pub sbom: Option<SbomFormat>,
+    pub sbom_dir: Option<PathBuf>,
     source_date: Option<i64>,
     kodata_date: Option<i64>,
 }
@@ -63,9 +69,18 @@ impl Builder {
             flags,
             image,
             jobs: Arc::new(Semaphore::new(jobs.max(1))),
+            sbom: Some(SbomFormat::Spdx),
+            sbom_dir: None,
             source_date: epoch_from_env("SOURCE_DATE_EPOCH")?,
             kodata_date: epoch_from_env("KO_DATA_DATE_EPOCH")?,
         })
+    }
+
+    /// Sets the SBOM format (`None` disables SBOMs) and the directory SBOMs are also written to.
+    pub fn with_sbom(mut self, format: Option<SbomFormat>, dir: Option<PathBuf>) -> Builder {
+        self.sbom = format;
+        self.sbom_dir = dir;
+        self
     }
 
     pub fn base_reference(&self, import_path: &str) -> String {
@@ -93,12 +108,10 @@ impl Builder {
             .expect("kodata task")?;
         let name = app::binary_name(&package.import_path);
         let created_by = format!("kubectl-ko build ko://{}", package.import_path);
-        let settings = ImageSettings {
-            entrypoint: vec![app::entrypoint(&name)],
-            labels: self.image.labels.clone(),
-            annotations: self.image.annotations.clone(),
-            user: self.image.user.clone(),
-            created: self.source_date.map(rfc3339),
+        let settings = self.settings_for(package, &name);
+        let file_caps = match package.config.as_ref().and_then(|b| b.linux_capabilities.as_ref()) {
+            Some(terms) => FileCaps::parse(terms)?.xattr(),
+            None => None,
         };
 
         let images = try_join_all(bases.images.iter().map(|base| {
@@ -106,6 +119,7 @@ impl Builder {
             let name = name.clone();
             let created_by = created_by.clone();
             let settings = settings.clone();
+            let file_caps = &file_caps;
             async move {
                 let plan = self.go.plan(package, &base.platform, &self.config, &self.flags).await?;
                 let binary = {
@@ -115,11 +129,22 @@ impl Builder {
                     output::detail(format!("ran {} in {}", cmdline.join(" "), plan.dir.display()));
                     binary
                 };
+                let build_info = match self.sbom {
+                    Some(_) => Some(sbom::buildinfo::read(self.go.program(), &binary).await?),
+                    None => None,
+                };
                 let cache = self.cache.clone();
                 let layer_name = name.clone();
-                let record = tokio::task::spawn_blocking(move || app::binary_layer(&cache, &binary, &layer_name))
-                    .await
-                    .expect("layer task")?;
+                // File capabilities are a Linux notion; other platforms get the plain binary.
+                let xattrs: Vec<(String, Vec<u8>)> = match &file_caps {
+                    Some(value) if base.platform.os == "linux" => vec![(caps::XATTR.to_string(), value.clone())],
+                    _ => vec![],
+                };
+                let record = tokio::task::spawn_blocking(move || {
+                    app::binary_layer_with_xattrs(&cache, &binary, &layer_name, &xattrs)
+                })
+                .await
+                .expect("layer task")?;
                 let layers = [
                     AddedLayer {
                         record: kodata,
@@ -134,7 +159,22 @@ impl Builder {
                         created: self.source_date.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into()),
                     },
                 ];
-                Ok::<_, Error>(assemble::assemble(&self.cache, base, &layers, &settings)?)
+                let mut image = assemble::assemble(&self.cache, base, &layers, &settings)?;
+                if let (Some(format), Some(info)) = (self.sbom, &build_info) {
+                    let base_ref = BaseRef { name: base.name.clone(), digest: base.digest.clone() };
+                    image.sbom = Some(sbom::for_image(
+                        format,
+                        &sbom::ImageFacts {
+                            digest: &image.digest,
+                            media_type: &image.media_type,
+                            created: created_of(&image).as_deref(),
+                            base: Some(base_ref),
+                            build_info: info,
+                        },
+                    ));
+                    self.write_sbom(&name, Some(&image), image.sbom.as_ref())?;
+                }
+                Ok::<_, Error>(image)
             }
         }))
         .await?;
@@ -142,7 +182,7 @@ impl Builder {
         if images.len() == 1 {
             return Ok(Artifact::Image(images.into_iter().next().expect("one image")));
         }
-        let mut annotations = self.image.annotations.clone();
+        let mut annotations = settings.annotations.clone();
         let family = first.family;
         match &bases.index {
             Some((name, digest, _)) => {
@@ -154,6 +194,63 @@ impl Builder {
             }
         }
         let descriptors: Vec<_> = bases.images.iter().map(|b| b.descriptor.clone()).collect();
-        Ok(Artifact::Index(assemble::index(family, images, annotations, &descriptors)))
+        let mut index = assemble::index(family, images, annotations, &descriptors);
+        if let Some(format) = self.sbom {
+            let base =
+                bases.index.as_ref().map(|(name, digest, _)| BaseRef { name: name.clone(), digest: digest.clone() });
+            index.sbom = Some(index_sbom(format, &index, base));
+            self.write_sbom(&name, None, index.sbom.as_ref())?;
+        }
+        Ok(Artifact::Index(index))
     }
+
+    /// Image settings for one package: `.ko.yaml`'s `image:` (top level, then the package's
+    /// build entry), then the flags.
+    fn settings_for(&self, package: &Package, name: &str) -> ImageSettings {
+        let mut image = self.config.image.clone();
+        if let Some(build) = &package.config {
+            image = image.overlaid(&build.image);
+        }
+        image.labels.extend(self.image.labels.clone());
+        image.annotations.extend(self.image.annotations.clone());
+        ImageSettings {
+            entrypoint: vec![app::entrypoint(name)],
+            env: image.env,
+            working_dir: image.working_dir,
+            labels: image.labels,
+            annotations: image.annotations,
+            user: self.image.user.clone().or(image.user),
+            created: self.source_date.map(rfc3339),
+        }
+    }
+
+    /// `--sbom-dir`: `<app>-<platform>.<ext>` for an image, `<app>-index.<ext>` for an index.
+    fn write_sbom(&self, app: &str, image: Option<&Image>, sbom: Option<&sbom::Sbom>) -> Result<(), Error> {
+        let (Some(dir), Some(sbom)) = (&self.sbom_dir, sbom) else { return Ok(()) };
+        let file = sbom::file_name(app, image.map(|i| &i.platform), sbom.format);
+        output::step(format!("Writing SBOM to {}", dir.join(&file).display()));
+        sbom::write_to_dir(dir, &file, sbom)?;
+        Ok(())
+    }
+}
+
+/// The config's `created`, which dates the SBOM as ko dates it.
+fn created_of(image: &Image) -> Option<String> {
+    let config: serde_json::Value = serde_json::from_slice(&image.config_bytes).ok()?;
+    config["created"].as_str().map(str::to_string)
+}
+
+fn index_sbom(format: SbomFormat, index: &IndexImage, base: Option<BaseRef>) -> sbom::Sbom {
+    let created = index.images.first().and_then(created_of);
+    let images = index.images.iter().map(|i| (&i.digest, i.media_type.as_str(), &i.platform)).collect();
+    sbom::for_index(
+        format,
+        &sbom::IndexFacts {
+            digest: &index.digest,
+            media_type: &index.media_type,
+            created: created.as_deref(),
+            base,
+            images,
+        },
+    )
 }

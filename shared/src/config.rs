@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::image::caps::FileCaps;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("KO_CONFIG_PATH={path}: {detail}; point it at a .ko.yaml file or a directory holding one")]
@@ -54,6 +56,87 @@ struct RawConfig {
     default_ldflags: Option<OneOrMany>,
     #[serde(default)]
     builds: Vec<RawBuild>,
+    /// Beyond ko: image settings for every build.
+    image: Option<RawImage>,
+}
+
+/// `env` for the image as a list of `K=V` (or one string) or as a map.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum RawEnv {
+    Map(BTreeMap<String, String>),
+    List(OneOrMany),
+}
+
+/// Beyond ko: the `image:` block, top level or per build. Not `builds[].env`, which ko
+/// defines as the environment of `go build`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawImage {
+    env: Option<RawEnv>,
+    #[serde(alias = "workingdir")]
+    working_dir: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    user: Option<String>,
+}
+
+/// Image settings from `.ko.yaml` (`image:` at the top level or in a `builds[]` entry).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImageConfig {
+    /// Environment variables set in the image's config, in order.
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub user: Option<String>,
+}
+
+impl ImageConfig {
+    /// `self` with `over`'s settings on top: maps merge by key, single values are replaced.
+    pub fn overlaid(&self, over: &ImageConfig) -> ImageConfig {
+        let mut merged = self.clone();
+        for (k, v) in &over.env {
+            match merged.env.iter_mut().find(|(key, _)| key == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => merged.env.push((k.clone(), v.clone())),
+            }
+        }
+        merged.labels.extend(over.labels.clone());
+        merged.annotations.extend(over.annotations.clone());
+        if over.working_dir.is_some() {
+            merged.working_dir = over.working_dir.clone();
+        }
+        if over.user.is_some() {
+            merged.user = over.user.clone();
+        }
+        merged
+    }
+}
+
+fn image_config(raw: Option<RawImage>, place: &str) -> Result<ImageConfig, String> {
+    let Some(raw) = raw else { return Ok(ImageConfig::default()) };
+    let env = match raw.env {
+        None => vec![],
+        Some(RawEnv::Map(map)) => map.into_iter().collect(),
+        Some(RawEnv::List(list)) => list
+            .into_vec(false)
+            .into_iter()
+            .map(|entry| match entry.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => Err(format!("{place}.env: {entry:?} is not KEY=VALUE")),
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(ImageConfig {
+        env,
+        working_dir: raw.working_dir.filter(|w| !w.is_empty()),
+        labels: raw.labels,
+        annotations: raw.annotations,
+        user: raw.user.filter(|u| !u.is_empty()),
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +148,7 @@ struct RawBuild {
     flags: Option<OneOrMany>,
     ldflags: Option<OneOrMany>,
     linux_capabilities: Option<OneOrMany>,
+    image: Option<RawImage>,
 }
 
 /// One `builds[]` entry. `None` fields fall back to the `default*` settings.
@@ -77,6 +161,8 @@ pub struct BuildConfig {
     pub flags: Option<Vec<String>>,
     pub ldflags: Option<Vec<String>>,
     pub linux_capabilities: Option<Vec<String>>,
+    /// Beyond ko: image settings for this build, over the top-level `image:`.
+    pub image: ImageConfig,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -91,6 +177,8 @@ pub struct KoConfig {
     pub default_flags: Vec<String>,
     pub default_ldflags: Vec<String>,
     pub builds: Vec<BuildConfig>,
+    /// Beyond ko: image settings for every build.
+    pub image: ImageConfig,
 }
 
 impl KoConfig {
@@ -143,16 +231,25 @@ impl KoConfig {
             .builds
             .into_iter()
             .enumerate()
-            .map(|(i, b)| BuildConfig {
-                id: b.id.unwrap_or_else(|| format!("#{i}")),
-                dir: b.dir.unwrap_or_else(|| ".".into()),
-                main: b.main.unwrap_or_else(|| ".".into()),
-                env: b.env.map(|v| v.into_vec(false)),
-                flags: b.flags.map(|v| v.into_vec(true)),
-                ldflags: b.ldflags.map(|v| v.into_vec(false)),
-                linux_capabilities: b.linux_capabilities.map(|v| v.into_vec(true)),
+            .map(|(i, b)| {
+                let id = b.id.unwrap_or_else(|| format!("#{i}"));
+                let place = format!("builds[{i}] (id {id})");
+                let linux_capabilities = b.linux_capabilities.map(|v| v.into_vec(true));
+                if let Some(caps) = &linux_capabilities {
+                    FileCaps::parse(caps).map_err(|e| format!("{place}: {e}"))?;
+                }
+                Ok(BuildConfig {
+                    image: image_config(b.image, &format!("{place}.image"))?,
+                    id,
+                    dir: b.dir.unwrap_or_else(|| ".".into()),
+                    main: b.main.unwrap_or_else(|| ".".into()),
+                    env: b.env.map(|v| v.into_vec(false)),
+                    flags: b.flags.map(|v| v.into_vec(true)),
+                    ldflags: b.ldflags.map(|v| v.into_vec(false)),
+                    linux_capabilities,
+                })
             })
-            .collect();
+            .collect::<Result<_, String>>()?;
         Ok(KoConfig {
             path: None,
             default_base_image: raw.default_base_image.filter(|s| !s.is_empty()),
@@ -167,6 +264,7 @@ impl KoConfig {
             default_flags: raw.default_flags.map(|v| v.into_vec(false)).unwrap_or_default(),
             default_ldflags: raw.default_ldflags.map(|v| v.into_vec(false)).unwrap_or_default(),
             builds,
+            image: image_config(raw.image, "image")?,
         })
     }
 
@@ -247,6 +345,33 @@ mod tests {
             .unwrap();
         assert_eq!(c.base_for("example.com/app"), Some("c.io/d"));
         assert_eq!(c.base_for("example.com/other"), Some("a.io/b"));
+    }
+
+    #[test]
+    fn image_blocks_merge_per_build_over_top_level() {
+        let c = KoConfig::parse_str(
+            "image:\n  env: [A=1, B=2]\n  workingDir: /srv\n  labels: {team: x}\n  user: \"1000\"\nbuilds:\n- id: app\n  env: [GOFLAGS=-v]\n  image:\n    env: {B: three}\n    labels: {tier: web}\n    annotations: {a: b}\n",
+        )
+        .unwrap();
+        assert_eq!(c.builds[0].env.as_deref(), Some(&["GOFLAGS=-v".to_string()][..]), "build env stays ko's");
+        let merged = c.image.overlaid(&c.builds[0].image);
+        assert_eq!(merged.env, [("A".into(), "1".into()), ("B".into(), "three".into())]);
+        assert_eq!(merged.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(merged.user.as_deref(), Some("1000"));
+        assert_eq!(merged.labels.len(), 2);
+        assert_eq!(merged.annotations["a"], "b");
+    }
+
+    #[test]
+    fn bad_image_env_unknown_image_keys_and_capabilities_are_errors() {
+        let err = KoConfig::parse_str("image:\n  env: [NOEQUALS]\n").unwrap_err();
+        assert!(err.contains("image.env") && err.contains("NOEQUALS"), "{err}");
+        let err = KoConfig::parse_str("image:\n  workdir: /x\n").unwrap_err();
+        assert!(err.contains("workdir"), "{err}");
+        let err = KoConfig::parse_str("builds:\n- id: a\n  linux_capabilities: net_bind_service bogus\n").unwrap_err();
+        assert!(err.contains("builds[0] (id a)") && err.contains("\"bogus\""), "{err}");
+        let c = KoConfig::parse_str("builds:\n- linux_capabilities: [net_bind_service, sys_admin]\n").unwrap();
+        assert_eq!(c.builds[0].linux_capabilities.as_ref().unwrap().len(), 2);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The library's top-level error: each variant wraps one module's error, whose message names
 //! the input at fault and how to fix it. Binaries print it as one line.
 
-use crate::{auth, base, cache, cluster, config, gobuild, image, platform, publish, registry, template, time, yaml};
+use crate::{
+    auth, base, cache, cluster, config, gobuild, image, platform, publish, registry, sbom, template, time, yaml,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -17,6 +19,10 @@ pub enum Error {
     Kodata(#[from] image::kodata::KodataError),
     #[error(transparent)]
     Layer(#[from] image::layer::LayerError),
+    #[error(transparent)]
+    Caps(#[from] image::caps::CapsError),
+    #[error(transparent)]
+    Sbom(#[from] sbom::SbomError),
     #[error(transparent)]
     Registry(#[from] registry::RegistryError),
     #[error(transparent)]

@@ -23,6 +23,7 @@ pub mod output;
 pub mod platform;
 pub mod publish;
 pub mod registry;
+pub mod sbom;
 pub mod template;
 pub mod time;
 pub mod yaml;

@@ -34,6 +34,7 @@ pub const IMAGE_TIMEOUT: Duration = Duration::from_secs(120);
 /// change what the tool does, and the developer's values must not leak into tests.
 pub const REMOVED_ENV: &[&str] = &[
     "KO_DOCKER_REPO",
+    "COSIGN_REPOSITORY",
     "KO_CONFIG_PATH",
     "KO_DEFAULTBASEIMAGE",
     "KO_DEFAULTPLATFORMS",
@@ -568,6 +569,16 @@ pub fn run_image(reference: &str) -> Run {
 /// replace the image's cmd (the entrypoint stays); `user` is `uid`, `uid:gid`, `name` or
 /// `name:group` (names from the image's /etc/passwd and /etc/group).
 pub fn run_image_with(reference: &str, args: &[&str], user: Option<&str>) -> Run {
+    run_registry_image(reference, args, user, true)
+}
+
+/// [`run_image_with`] without `noNewPrivileges`, so the kernel grants the binary's file
+/// capabilities (`security.capability`) on exec, as a plain `docker run` does.
+pub fn run_image_with_file_caps(reference: &str, user: Option<&str>) -> Run {
+    run_registry_image(reference, &[], user, false)
+}
+
+fn run_registry_image(reference: &str, args: &[&str], user: Option<&str>, no_new_privileges: bool) -> Run {
     let work = work_dir();
     let layout = work.path().join("layout");
     let name = skopeo_name(reference);
@@ -579,7 +590,7 @@ pub fn run_image_with(reference: &str, args: &[&str], user: Option<&str>) -> Run
     copy.extend([name.as_str(), dest.as_str()]);
     let run = skopeo(&copy);
     assert!(run.success(), "skopeo {} failed:\n{run}", copy.join(" "));
-    run_bundle(work.path(), &layout, args, user)
+    run_bundle(work.path(), &layout, args, user, no_new_privileges)
 }
 
 /// Run the image with this digest (a manifest or an index; `sha256:...`, or anything
@@ -630,7 +641,7 @@ pub fn run_layout_image_with(layout_dir: &Path, digest: &str, args: &[&str], use
     let dest = format!("oci:{}:img", layout.display());
     let run = skopeo(&["copy", "--quiet", &src, &dest]);
     assert!(run.success(), "skopeo copy {src} {dest} failed:\n{run}");
-    run_bundle(work.path(), &layout, args, user)
+    run_bundle(work.path(), &layout, args, user, true)
 }
 
 #[cfg(unix)]
@@ -648,7 +659,7 @@ fn work_dir() -> TempDir {
 }
 
 /// Unpack `layout:img` into a runtime bundle under `work`, adjust its config, run it.
-fn run_bundle(work: &Path, layout: &Path, args: &[&str], user: Option<&str>) -> Run {
+fn run_bundle(work: &Path, layout: &Path, args: &[&str], user: Option<&str>, no_new_privileges: bool) -> Run {
     let bundle = work.join("bundle");
     let mut unpack = Command::new(tool("umoci"));
     unpack.arg("unpack").arg("--image").arg(format!("{}:img", layout.display())).arg(&bundle);
@@ -673,6 +684,9 @@ fn run_bundle(work: &Path, layout: &Path, args: &[&str], user: Option<&str>) -> 
         let mut argv: Vec<&str> = strings(&config["Entrypoint"]);
         argv.extend(args);
         process["args"] = json!(argv);
+    }
+    if !no_new_privileges {
+        process["noNewPrivileges"] = json!(false);
     }
     if let Some(user) = user {
         let (uid, gid) = resolve_user(&bundle.join("rootfs"), user);

@@ -15,6 +15,7 @@ use crate::gobuild::{BuildFlags, GoTool, PackageResolver};
 use crate::platform::{Platform, PlatformRequest};
 use crate::publish::{Naming, PublishOptions, Publisher};
 use crate::registry::{ClientOptions, RegistryClient, ca_files_with_env};
+use crate::sbom::SbomFormat;
 
 /// Everything one building command run needs.
 pub struct Session {
@@ -23,13 +24,14 @@ pub struct Session {
     pub packages: PackageResolver,
 }
 
-fn key_values(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>, Error> {
+/// `key=value` items of `--image-label` / `--image-annotation`; `what` words the error as ko does.
+fn key_values(flag: &str, what: &str, items: &[String]) -> Result<BTreeMap<String, String>, Error> {
     items
         .iter()
         .filter(|i| !i.is_empty())
         .map(|item| match item.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(Error::usage(flag, format!("{item:?} is not key=value"))),
+            _ => Err(Error::usage(flag, format!("{what}: {item:?}; use key=value"))),
         })
         .collect()
 }
@@ -78,12 +80,7 @@ impl Session {
         let cwd = std::env::current_dir().map_err(|e| Error::usage("working directory", e.to_string()))?;
         let config = KoConfig::load(&cwd)?;
         let request = platforms(build, &config)?;
-        match build.sbom.as_str() {
-            "spdx" | "none" | "cyclonedx" => {}
-            other => {
-                return Err(Error::usage("--sbom", format!("unknown value {other:?}; use spdx, cyclonedx or none")));
-            }
-        }
+        let sbom = SbomFormat::parse(&build.sbom).map_err(|detail| Error::usage("--sbom", detail))?;
         let docker_repo = std::env::var("KO_DOCKER_REPO").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         if publish.local
             || docker_repo.as_deref().is_some_and(|r| r.starts_with("ko.local") || r.starts_with("kind.local"))
@@ -129,20 +126,25 @@ impl Session {
                 image_refs: publish.image_refs.clone(),
                 naming,
                 jobs: jobs.max(4),
+                sbom_repository: std::env::var("COSIGN_REPOSITORY")
+                    .ok()
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty()),
             },
             client.clone(),
             cache.clone(),
         )?;
         let image = ImageFlags {
-            labels: key_values("--image-label", &build.image_label)?,
-            annotations: key_values("--image-annotation", &build.image_annotation)?,
+            labels: key_values("--image-label", "invalid label flag", &build.image_label)?,
+            annotations: key_values("--image-annotation", "missing '=' in annotation", &build.image_annotation)?,
             user: build.image_user.clone().filter(|u| !u.is_empty()),
         };
         let flags = BuildFlags { ldflags: build.ldflags.clone(), disable_optimizations: build.disable_optimizations };
         let go = GoTool::from_env();
         let packages = PackageResolver::new(go.clone(), cwd, &config).await?;
         let bases = BaseResolver::new(client, cache.clone());
-        let builder = Builder::new(config, go, cache, bases, request, flags, image, jobs)?;
+        let builder = Builder::new(config, go, cache, bases, request, flags, image, jobs)?
+            .with_sbom(sbom, build.sbom_dir.clone().filter(|d| !d.as_os_str().is_empty()));
         Ok(Session { builder, publisher, packages })
     }
 }

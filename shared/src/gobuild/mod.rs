@@ -56,6 +56,11 @@ impl GoTool {
         GoTool { go, go_env: Default::default(), git: Default::default() }
     }
 
+    /// The `go` program used for builds (and for reading build info).
+    pub fn program(&self) -> &Path {
+        &self.go
+    }
+
     fn command(&self, dir: &Path) -> Command {
         let mut cmd = Command::new(&self.go);
         cmd.current_dir(dir).kill_on_drop(true);

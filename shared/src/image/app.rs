@@ -26,11 +26,27 @@ pub fn entrypoint(name: &str) -> String {
 
 /// Builds (or finds in the cache) the layer holding `binary` as `/ko-app/<name>`.
 pub fn binary_layer(cache: &Cache, binary: &Path, name: &str) -> Result<LayerRecord, LayerError> {
+    binary_layer_with_xattrs(cache, binary, name, &[])
+}
+
+/// [`binary_layer`] with extended attributes on the binary (file capabilities).
+pub fn binary_layer_with_xattrs(
+    cache: &Cache,
+    binary: &Path,
+    name: &str,
+    xattrs: &[(String, Vec<u8>)],
+) -> Result<LayerRecord, LayerError> {
     let io = |source| CacheError { path: binary.to_path_buf(), source };
     let (content, size) = digest_file(binary).map_err(io)?;
     let mut key = sha2::Sha256::new();
     for part in [LAYOUT_VERSION, content.as_str(), name] {
         key.update(part.as_bytes());
+        key.update([0]);
+    }
+    for (k, v) in xattrs {
+        key.update(k.as_bytes());
+        key.update([0]);
+        key.update(v);
         key.update([0]);
     }
     let key = hex::encode(key.finalize());
@@ -43,7 +59,7 @@ pub fn binary_layer(cache: &Cache, binary: &Path, name: &str) -> Result<LayerRec
     let mut layer = LayerWriter::new(cache)?;
     layer.add_dir(APP_DIR, meta)?;
     let file = std::fs::File::open(binary).map_err(io)?;
-    layer.add_file(&format!("{APP_DIR}/{name}"), meta, size, file)?;
+    layer.add_file_with_xattrs(&format!("{APP_DIR}/{name}"), meta, size, file, xattrs)?;
     let record = layer.finish()?;
     cache.write_record("layers", &key, &record)?;
     Ok(record)

@@ -26,10 +26,13 @@ pub struct AddedLayer {
     pub created: String,
 }
 
-/// Image settings from flags (and, later, `.ko.yaml`).
+/// Image settings from flags and `.ko.yaml`.
 #[derive(Clone, Debug, Default)]
 pub struct ImageSettings {
     pub entrypoint: Vec<String>,
+    /// Set in the config's `Env` after ko's own entries (replacing one of the same name).
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub user: Option<String>,
@@ -72,6 +75,17 @@ fn config_for(base: &BaseImage, layers: &[AddedLayer], settings: &ImageSettings)
             None => env.push(json!("PATH=/ko-app")),
         }
         env.push(json!(format!("KO_DATA_PATH={KO_DATA_PATH}")));
+        for (k, v) in &settings.env {
+            let entry = json!(format!("{k}={v}"));
+            let prefix = format!("{k}=");
+            match env.iter().position(|e| e.as_str().is_some_and(|s| s.starts_with(&prefix))) {
+                Some(i) => env[i] = entry,
+                None => env.push(entry),
+            }
+        }
+        if let Some(dir) = &settings.working_dir {
+            c.insert("WorkingDir".into(), json!(dir));
+        }
         if !settings.labels.is_empty() {
             let labels = c.entry("Labels").or_insert_with(|| json!({}));
             if !labels.is_object() {
@@ -153,6 +167,7 @@ pub fn assemble(
         config: Blob { descriptor: config_desc, source: BlobSource::Cache },
         layers: layer_blobs,
         platform: base.platform.clone(),
+        sbom: None,
     })
 }
 
@@ -185,5 +200,52 @@ pub fn index(
         annotations: (!annotations.is_empty()).then_some(annotations),
     };
     let bytes = Bytes::from(manifest::to_bytes(&index));
-    IndexImage { digest: Digest::of(&bytes), bytes, media_type: family.index().to_string(), images }
+    IndexImage { digest: Digest::of(&bytes), bytes, media_type: family.index().to_string(), images, sbom: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::Platform;
+
+    fn base(config: Value) -> BaseImage {
+        let config_desc = Descriptor::new(manifest::OCI_CONFIG, Digest::of(b"c"), 1);
+        BaseImage {
+            name: "r.io/base:v1".into(),
+            digest: Digest::of(b"base"),
+            family: MediaFamily::Oci,
+            manifest: Manifest {
+                schema_version: 2,
+                media_type: Some(manifest::OCI_MANIFEST.into()),
+                artifact_type: None,
+                config: config_desc,
+                layers: vec![],
+                subject: None,
+                annotations: None,
+            },
+            config,
+            layers: vec![],
+            platform: Platform::parse("linux/amd64").unwrap(),
+            descriptor: None,
+        }
+    }
+
+    #[test]
+    fn image_settings_reach_the_config() {
+        let base = base(json!({"config": {"Env": ["PATH=/bin", "MODE=base"], "User": "65532", "Labels": {"a": "1"}}}));
+        let settings = ImageSettings {
+            entrypoint: vec!["/ko-app/app".into()],
+            env: vec![("MODE".into(), "image".into()), ("NEW".into(), "x".into())],
+            working_dir: Some("/srv".into()),
+            labels: [("b".to_string(), "2".to_string())].into(),
+            user: Some("1000".into()),
+            ..Default::default()
+        };
+        let config = config_for(&base, &[], &settings);
+        let c = &config["config"];
+        assert_eq!(c["Env"], json!(["PATH=/bin:/ko-app", "MODE=image", "KO_DATA_PATH=/var/run/ko", "NEW=x"]));
+        assert_eq!(c["WorkingDir"], "/srv");
+        assert_eq!(c["User"], "1000");
+        assert_eq!(c["Labels"], json!({"a": "1", "b": "2"}));
+    }
 }

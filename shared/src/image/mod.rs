@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod assemble;
+pub mod caps;
 pub mod kodata;
 pub mod layer;
 pub mod manifest;
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::registry::Repository;
+use crate::sbom::Sbom;
 use manifest::Descriptor;
 
 /// Where a blob's bytes can be read from.
@@ -40,6 +42,8 @@ pub struct Image {
     pub config: Blob,
     pub layers: Vec<Blob>,
     pub platform: Platform,
+    /// The image's SBOM, unless `--sbom=none`.
+    pub sbom: Option<Sbom>,
 }
 
 impl Image {
@@ -62,6 +66,8 @@ pub struct IndexImage {
     pub media_type: String,
     pub digest: Digest,
     pub images: Vec<Image>,
+    /// The index's own SBOM, unless `--sbom=none`.
+    pub sbom: Option<Sbom>,
 }
 
 /// What a build produces: one image, or an index when several platforms were built.

@@ -6,6 +6,7 @@ mod blobs;
 mod layout;
 pub mod naming;
 mod registry;
+mod sbom;
 mod tarball;
 
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ pub enum PublishError {
         "KO_DOCKER_REPO={value:?} is not a valid repository ({source}); use registry/repository, for example ghcr.io/you/app"
     )]
     BadRepo { value: String, source: ReferenceError },
+    #[error("COSIGN_REPOSITORY={value:?} is not a valid repository ({source}); use registry/repository, or unset it")]
+    BadSbomRepo { value: String, source: ReferenceError },
     #[error("image name {name:?} is not a valid repository ({source}); check KO_DOCKER_REPO and the naming flags")]
     BadName { name: String, source: ReferenceError },
     #[error("--tag-only needs exactly one tag other than latest (got {tags:?}); pass one with -t")]
@@ -56,6 +59,8 @@ pub struct PublishOptions {
     pub image_refs: Option<PathBuf>,
     pub naming: Naming,
     pub jobs: usize,
+    /// `COSIGN_REPOSITORY`: where SBOMs go instead of the image's repository, as in ko.
+    pub sbom_repository: Option<String>,
 }
 
 /// The publishers for one run.
@@ -69,6 +74,7 @@ pub struct Publisher {
     repo: String,
     registry: bool,
     local_store: Option<Layout>,
+    sbom_repo: Option<Repository>,
     refs: Mutex<Vec<String>>,
 }
 
@@ -97,11 +103,29 @@ impl Publisher {
         if registry && options.tag_only && (options.tags.len() != 1 || options.tags[0] == "latest") {
             return Err(PublishError::TagOnly { tags: options.tags.clone() });
         }
+        let sbom_repo = match options.sbom_repository.as_deref() {
+            Some(value) => Some(
+                Repository::parse(value)
+                    .map_err(|source| PublishError::BadSbomRepo { value: value.to_string(), source })?,
+            ),
+            None => None,
+        };
         let layout = options.oci_layout_path.as_deref().map(Layout::open).transpose()?;
         let local_store = (options.push && repo.is_empty()).then(|| Layout::open(&cache.image_store())).transpose()?;
         let tarball = options.tarball.is_some().then(|| Mutex::new(tarball::Tarball::default()));
         let repo = if repo.is_empty() { "ko.local".to_string() } else { repo };
-        Ok(Publisher { options, client, cache, layout, tarball, repo, registry, local_store, refs: Mutex::new(vec![]) })
+        Ok(Publisher {
+            options,
+            client,
+            cache,
+            layout,
+            tarball,
+            repo,
+            registry,
+            local_store,
+            sbom_repo,
+            refs: Mutex::new(vec![]),
+        })
     }
 
     /// The image name an import path gets.
@@ -138,7 +162,8 @@ impl Publisher {
                 .map_err(|source| PublishError::BadName { name: name.clone(), source })?
                 .repository;
             output::step(format!("Publishing {name}"));
-            registry::push(&self.client, &self.cache, &repo, artifact, tags, self.options.jobs).await?;
+            let target = registry::Target { repo: &repo, sbom_repo: self.sbom_repo.as_ref().unwrap_or(&repo) };
+            registry::push(&self.client, &self.cache, &target, artifact, tags, self.options.jobs).await?;
             reference = naming::registry_reference(&name, tags, self.options.tag_only, digest);
             output::step(format!("Published {reference}"));
         }

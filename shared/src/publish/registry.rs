@@ -5,11 +5,12 @@
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::cache::Cache;
+use crate::image::manifest::Descriptor;
 use crate::image::{Artifact, Blob, BlobSource, Image};
 use crate::output;
 use crate::registry::{BlobBody, RegistryClient, Repository};
 
-use super::{PublishError, blobs};
+use super::{PublishError, blobs, sbom};
 
 async fn push_blob(client: &RegistryClient, cache: &Cache, repo: &Repository, blob: &Blob) -> Result<(), PublishError> {
     let digest = &blob.descriptor.digest;
@@ -30,38 +31,54 @@ async fn push_blob(client: &RegistryClient, cache: &Cache, repo: &Repository, bl
     Ok(())
 }
 
+/// Where an artifact goes, and where its SBOMs go (the same repository unless `COSIGN_REPOSITORY`).
+pub struct Target<'a> {
+    pub repo: &'a Repository,
+    pub sbom_repo: &'a Repository,
+}
+
 async fn push_image(
     client: &RegistryClient,
     cache: &Cache,
-    repo: &Repository,
+    target: &Target<'_>,
     image: &Image,
     jobs: usize,
 ) -> Result<(), PublishError> {
+    let repo = target.repo;
     stream::iter(image.blobs())
         .map(|blob| push_blob(client, cache, repo, blob))
         .buffer_unordered(jobs.max(1))
         .try_collect::<Vec<()>>()
         .await?;
     client.put_manifest(repo, image.digest.as_str(), &image.media_type, &image.manifest_bytes).await?;
+    if let Some(doc) = &image.sbom {
+        let subject = Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64);
+        sbom::push(client, target.sbom_repo, repo, &subject, doc).await?;
+    }
     Ok(())
 }
 
-/// Pushes an artifact and points every tag at it (by digest alone when there are no tags).
+/// Pushes an artifact (and each SBOM right after its manifest) and points every tag at it (by digest alone when there are no tags).
 pub async fn push(
     client: &RegistryClient,
     cache: &Cache,
-    repo: &Repository,
+    target: &Target<'_>,
     artifact: &Artifact,
     tags: &[String],
     jobs: usize,
 ) -> Result<(), PublishError> {
+    let repo = target.repo;
     match artifact {
-        Artifact::Image(image) => push_image(client, cache, repo, image, jobs).await?,
+        Artifact::Image(image) => push_image(client, cache, target, image, jobs).await?,
         Artifact::Index(index) => {
             for image in &index.images {
-                push_image(client, cache, repo, image, jobs).await?;
+                push_image(client, cache, target, image, jobs).await?;
             }
             client.put_manifest(repo, index.digest.as_str(), &index.media_type, &index.bytes).await?;
+            if let Some(doc) = &index.sbom {
+                let subject = Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64);
+                sbom::push(client, target.sbom_repo, repo, &subject, doc).await?;
+            }
         }
     }
     for tag in tags {

@@ -651,6 +651,18 @@ impl RegistryClient {
         media_type: &str,
         bytes: &bytes::Bytes,
     ) -> Result<(), RegistryError> {
+        self.put_manifest_with_subject(repo, identifier, media_type, bytes).await.map(|_| ())
+    }
+
+    /// Pushes a manifest and tells whether the registry answered with an `OCI-Subject` header,
+    /// i.e. whether it indexes the manifest's `subject` for the referrers API (OCI 1.1).
+    pub async fn put_manifest_with_subject(
+        &self,
+        repo: &Repository,
+        identifier: &str,
+        media_type: &str,
+        bytes: &bytes::Bytes,
+    ) -> Result<bool, RegistryError> {
         let operation = format!("pushing manifest {identifier}");
         let scope = Self::scope(repo, Access::Push, None);
         let path = format!("/v2/{}/manifests/{identifier}", repo.path);
@@ -662,7 +674,7 @@ impl RegistryClient {
         if response.status() != StatusCode::CREATED && !response.status().is_success() {
             return Err(self.fail(repo, &operation, response, attempts).await);
         }
-        Ok(())
+        Ok(response.headers().contains_key("oci-subject"))
     }
 
     /// Downloads a blob into `dest`, checking its digest as it streams.

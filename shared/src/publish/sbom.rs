@@ -1,0 +1,162 @@
+//! Pushing an SBOM next to its image or index, as ko does (cosign's tag scheme: the tag
+//! `sha256-<hex>.sbom` in the same repository, an OCI image whose one uncompressed layer is the
+//! SBOM) and, beyond ko, as an OCI 1.1 referrer: the same manifest carries `subject` and
+//! `artifactType`. A registry without the referrers API gets the OCI fallback, an index of
+//! referrers at the tag `sha256-<hex>`. `COSIGN_REPOSITORY` sends SBOMs to another
+//! repository, by tag only.
+
+use bytes::Bytes;
+
+use super::PublishError;
+use crate::digest::Digest;
+use crate::image::manifest::{self, Descriptor, Index, Manifest, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
+use crate::output;
+use crate::registry::{BlobBody, Reference, RegistryClient, Repository};
+use crate::sbom::Sbom;
+
+/// The SBOM tag of a subject: `sha256-<hex>.sbom`.
+pub fn sbom_tag(subject: &Digest) -> String {
+    format!("{}.sbom", referrers_tag(subject))
+}
+
+/// The OCI referrers fallback tag of a subject: `sha256-<hex>`.
+fn referrers_tag(subject: &Digest) -> String {
+    subject.as_str().replacen(':', "-", 1)
+}
+
+/// The attachment's config: an empty image config whose one layer is the SBOM.
+fn config_bytes(layer: &Digest) -> Bytes {
+    let config = serde_json::json!({
+        "architecture": "",
+        "os": "",
+        "config": {},
+        "rootfs": { "type": "layers", "diff_ids": [layer.as_str()] },
+    });
+    Bytes::from(manifest::to_bytes(&config))
+}
+
+/// The attachment manifest, with or without the referrer fields.
+fn attachment(sbom: &Sbom, config: &Descriptor, layer: &Descriptor, subject: Option<&Descriptor>) -> Bytes {
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.to_string()),
+        artifact_type: subject.map(|_| sbom.media_type().to_string()),
+        config: config.clone(),
+        layers: vec![layer.clone()],
+        subject: subject.cloned(),
+        annotations: None,
+    };
+    Bytes::from(manifest::to_bytes(&manifest))
+}
+
+async fn ensure_blob(client: &RegistryClient, repo: &Repository, bytes: &Bytes) -> Result<Digest, PublishError> {
+    let digest = Digest::of(bytes);
+    if !client.blob_exists(repo, &digest).await? {
+        client.upload_blob(repo, &digest, bytes.len() as u64, BlobBody::Bytes(bytes.clone())).await?;
+    }
+    Ok(digest)
+}
+
+/// Pushes `sbom` for the manifest `subject` (media type, digest and size), which lives in
+/// `subject_repo`, into `repo`. In another repository (`COSIGN_REPOSITORY`) it cannot be a
+/// referrer, so only the tag scheme is used there.
+pub async fn push(
+    client: &RegistryClient,
+    repo: &Repository,
+    subject_repo: &Repository,
+    subject: &Descriptor,
+    sbom: &Sbom,
+) -> Result<(), PublishError> {
+    let layer_digest = ensure_blob(client, repo, &sbom.bytes).await?;
+    let layer = Descriptor::new(sbom.media_type(), layer_digest.clone(), sbom.bytes.len() as u64);
+    let config_bytes = config_bytes(&layer_digest);
+    let config =
+        Descriptor::new(OCI_CONFIG, ensure_blob(client, repo, &config_bytes).await?, config_bytes.len() as u64);
+
+    let tag = sbom_tag(&subject.digest);
+    let referrer = attachment(sbom, &config, &layer, Some(subject));
+    let pushed = if repo == subject_repo {
+        client.put_manifest_with_subject(repo, &tag, OCI_MANIFEST, &referrer).await
+    } else {
+        let plain = attachment(sbom, &config, &layer, None);
+        client.put_manifest(repo, &tag, OCI_MANIFEST, &plain).await.map(|()| true)
+    };
+    match pushed {
+        Ok(true) => {}
+        Ok(false) => {
+            output::detail(format!(
+                "{} does not index referrers; adding the SBOM to the fallback tag {}",
+                repo.registry,
+                referrers_tag(&subject.digest)
+            ));
+            add_to_fallback_index(client, repo, subject, sbom, &referrer).await?;
+        }
+        Err(e) if e.status().is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403) => {
+            output::detail(format!(
+                "{} refused an SBOM manifest with a subject ({e}); pushing it by tag only",
+                repo.registry
+            ));
+            let plain = attachment(sbom, &config, &layer, None);
+            client.put_manifest(repo, &tag, OCI_MANIFEST, &plain).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let name = if repo.path.is_empty() { repo.registry.clone() } else { format!("{}/{}", repo.registry, repo.path) };
+    output::step(format!("Published SBOM {name}:{tag}"));
+    Ok(())
+}
+
+/// The OCI 1.1 referrers tag schema: an index at `sha256-<hex>` listing the subject's referrers.
+async fn add_to_fallback_index(
+    client: &RegistryClient,
+    repo: &Repository,
+    subject: &Descriptor,
+    sbom: &Sbom,
+    referrer: &Bytes,
+) -> Result<(), PublishError> {
+    let tag = referrers_tag(&subject.digest);
+    let reference = Reference { repository: repo.clone(), tag: Some(tag.clone()), digest: None };
+    let mut index = match client.manifest(&reference).await {
+        Ok(found) => serde_json::from_slice::<Index>(&found.bytes).ok(),
+        Err(e) if e.status() == Some(404) => None,
+        Err(e) => return Err(e.into()),
+    }
+    .unwrap_or(Index {
+        schema_version: 2,
+        media_type: Some(OCI_INDEX.to_string()),
+        manifests: vec![],
+        annotations: None,
+    });
+    let digest = Digest::of(referrer);
+    if index.manifests.iter().any(|d| d.digest == digest) {
+        return Ok(());
+    }
+    let mut entry = Descriptor::new(OCI_MANIFEST, digest, referrer.len() as u64);
+    entry.artifact_type = Some(sbom.media_type().to_string());
+    index.manifests.push(entry);
+    index.media_type = Some(OCI_INDEX.to_string());
+    client.put_manifest(repo, &tag, OCI_INDEX, &Bytes::from(manifest::to_bytes(&index))).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sbom::SbomFormat;
+
+    #[test]
+    fn attachment_is_an_oci_image_with_the_sbom_as_its_layer() {
+        let sbom = Sbom { format: SbomFormat::Spdx, bytes: Bytes::from_static(b"{}") };
+        let subject = Descriptor::new(OCI_MANIFEST, Digest::of(b"image"), 10);
+        assert_eq!(sbom_tag(&subject.digest), format!("sha256-{}.sbom", subject.digest.hex()));
+        let layer = Descriptor::new(sbom.media_type(), Digest::of(&sbom.bytes), 2);
+        let config = Descriptor::new(OCI_CONFIG, Digest::of(&config_bytes(&layer.digest)), 1);
+        let with: serde_json::Value =
+            serde_json::from_slice(&attachment(&sbom, &config, &layer, Some(&subject))).unwrap();
+        assert_eq!(with["artifactType"], "text/spdx+json");
+        assert_eq!(with["subject"]["digest"], subject.digest.as_str());
+        assert_eq!(with["layers"][0]["mediaType"], "text/spdx+json");
+        let without: serde_json::Value = serde_json::from_slice(&attachment(&sbom, &config, &layer, None)).unwrap();
+        assert!(without.get("subject").is_none() && without.get("artifactType").is_none());
+    }
+}

@@ -1,0 +1,254 @@
+//! Software bills of materials for built images: SPDX 2.3 JSON (ko's format, the default) or
+//! CycloneDX 1.5 JSON, per platform image from the binary's Go build info and per index from
+//! its images. Documents are derived only from digests, build info and the image's creation
+//! time, so the same build gives the same bytes. Pushing and writing files is done by the
+//! builder and the publishers.
+
+pub mod buildinfo;
+mod cyclonedx;
+mod spdx;
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+pub use buildinfo::BuildInfo;
+
+use crate::digest::Digest;
+use crate::platform::Platform;
+
+pub const SPDX_MEDIA_TYPE: &str = "text/spdx+json";
+pub const CYCLONEDX_MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SbomError {
+    #[error(
+        "reading the Go build info of {binary} for the SBOM: {detail}; build with a Go toolchain that embeds module info, or pass --sbom=none"
+    )]
+    BuildInfo { binary: PathBuf, detail: String },
+    #[error("writing SBOM {path}: {source}; check --sbom-dir")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// Which document to make, from `--sbom`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SbomFormat {
+    Spdx,
+    CycloneDx,
+}
+
+impl SbomFormat {
+    /// `None` for `--sbom=none`; an unknown value is an error (ko quietly uses SPDX).
+    pub fn parse(value: &str) -> Result<Option<SbomFormat>, String> {
+        match value {
+            "spdx" => Ok(Some(SbomFormat::Spdx)),
+            "cyclonedx" => Ok(Some(SbomFormat::CycloneDx)),
+            "none" => Ok(None),
+            other => Err(format!("unknown value {other:?}; use spdx, cyclonedx or none")),
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => SPDX_MEDIA_TYPE,
+            SbomFormat::CycloneDx => CYCLONEDX_MEDIA_TYPE,
+        }
+    }
+
+    /// File name extension used by `--sbom-dir`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "spdx.json",
+            SbomFormat::CycloneDx => "cdx.json",
+        }
+    }
+}
+
+/// A finished document and its media type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sbom {
+    pub format: SbomFormat,
+    pub bytes: Bytes,
+}
+
+impl Sbom {
+    pub fn media_type(&self) -> &'static str {
+        self.format.media_type()
+    }
+}
+
+/// The base image an image or index was built on (its annotations).
+#[derive(Clone, Debug)]
+pub struct BaseRef {
+    pub name: String,
+    pub digest: Digest,
+}
+
+/// What an image's SBOM describes.
+pub struct ImageFacts<'a> {
+    pub digest: &'a Digest,
+    pub media_type: &'a str,
+    /// The config's `created`, if any.
+    pub created: Option<&'a str>,
+    pub base: Option<BaseRef>,
+    pub build_info: &'a BuildInfo,
+}
+
+/// What an index's SBOM describes.
+pub struct IndexFacts<'a> {
+    pub digest: &'a Digest,
+    pub media_type: &'a str,
+    pub created: Option<&'a str>,
+    pub base: Option<BaseRef>,
+    /// Each image's digest, media type and platform, in index order.
+    pub images: Vec<(&'a Digest, &'a str, &'a Platform)>,
+}
+
+pub fn for_image(format: SbomFormat, facts: &ImageFacts) -> Sbom {
+    let bytes = match format {
+        SbomFormat::Spdx => spdx::image(facts),
+        SbomFormat::CycloneDx => cyclonedx::image(facts),
+    };
+    Sbom { format, bytes: Bytes::from(bytes) }
+}
+
+pub fn for_index(format: SbomFormat, facts: &IndexFacts) -> Sbom {
+    let bytes = match format {
+        SbomFormat::Spdx => spdx::index(facts),
+        SbomFormat::CycloneDx => cyclonedx::index(facts),
+    };
+    Sbom { format, bytes: Bytes::from(bytes) }
+}
+
+/// `--sbom-dir` file name: `<app>-<platform, '/' and ':' as '-'>.<ext>` or `<app>-index.<ext>`.
+pub fn file_name(app: &str, platform: Option<&Platform>, format: SbomFormat) -> String {
+    let which = platform.map(|p| p.to_string().replace(['/', ':'], "-")).unwrap_or_else(|| "index".into());
+    format!("{app}-{which}.{}", format.extension())
+}
+
+/// Writes an SBOM into `dir` (created if missing), mode 0644 as ko does.
+pub fn write_to_dir(dir: &std::path::Path, name: &str, sbom: &Sbom) -> Result<PathBuf, SbomError> {
+    let path = dir.join(name);
+    let err = |source| SbomError::Write { path: path.clone(), source };
+    std::fs::create_dir_all(dir).map_err(|source| SbomError::Write { path: dir.to_path_buf(), source })?;
+    crate::cache::write_atomic(&path, &sbom.bytes).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).map_err(err)?;
+    }
+    Ok(path)
+}
+
+/// The tool named in documents.
+fn tool_version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// A timestamp as both formats want it (`YYYY-MM-DDThh:mm:ssZ`): the image's `created` cut
+/// to whole seconds, else the Unix epoch.
+fn timestamp(created: Option<&str>) -> String {
+    match created {
+        Some(c) if c.len() >= 19 && c.as_bytes()[10] == b'T' && !c.starts_with("0001-") => format!("{}Z", &c[..19]),
+        _ => "1970-01-01T00:00:00Z".into(),
+    }
+}
+
+/// Percent-encodes everything but purl's unreserved characters.
+fn purl_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn qualifiers(pairs: &[(&str, &str)]) -> String {
+    let parts: Vec<String> =
+        pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={}", purl_encode(v))).collect();
+    if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
+}
+
+/// `pkg:oci/<name>@<digest>?<qualifiers>`.
+fn oci_purl(name: &str, digest: &Digest, pairs: &[(&str, &str)]) -> String {
+    format!("pkg:oci/{}@{}{}", purl_encode(name), purl_encode(digest.as_str()), qualifiers(pairs))
+}
+
+/// `pkg:golang/<path>@<version>?type=module`, with the first two path elements lowercased as ko does.
+fn go_purl(path: &str, version: &str) -> String {
+    let segments: Vec<String> = path
+        .split('/')
+        .enumerate()
+        .map(|(i, s)| purl_encode(&if i < 2 { s.to_lowercase() } else { s.to_string() }))
+        .collect();
+    let version = if version.is_empty() { String::new() } else { format!("@{}", purl_encode(version)) };
+    format!("pkg:golang/{}{version}?type=module", segments.join("/"))
+}
+
+/// A base reference split for its purl: last path element, repository, tag.
+fn base_parts(name: &str) -> (String, String, String) {
+    let without_digest = name.split('@').next().unwrap_or(name);
+    let slash = without_digest.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let (repo, tag) = match without_digest[slash..].rfind(':') {
+        Some(i) => (&without_digest[..slash + i], &without_digest[slash + i + 1..]),
+        None => (without_digest, ""),
+    };
+    let last = repo.rsplit('/').next().unwrap_or(repo);
+    (last.to_string(), repo.to_string(), tag.to_string())
+}
+
+fn base_purl(base: &BaseRef) -> String {
+    let (last, repo, tag) = base_parts(&base.name);
+    oci_purl(&last, &base.digest, &[("repository_url", &repo), ("tag", &tag)])
+}
+
+fn platform_qualifiers(p: &Platform) -> Vec<(&'static str, String)> {
+    vec![
+        ("arch", p.arch.clone()),
+        ("os", p.os.clone()),
+        ("variant", p.variant.clone().unwrap_or_default()),
+        ("os-version", p.os_version.clone().unwrap_or_default()),
+    ]
+}
+
+fn to_json(value: &serde_json::Value) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("SBOMs always serialize");
+    bytes.push(b'\n');
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purls_are_encoded_like_ko() {
+        assert_eq!(go_purl("github.com/Foo/Bar/baz", "v1.0.0"), "pkg:golang/github.com/foo/Bar/baz@v1.0.0?type=module");
+        assert_eq!(go_purl("example.com/app", "(devel)"), "pkg:golang/example.com/app@%28devel%29?type=module");
+        let d = Digest::of(b"x");
+        let base = BaseRef { name: "127.0.0.1:5000/lib/base:v1".into(), digest: d.clone() };
+        assert_eq!(
+            base_purl(&base),
+            format!("pkg:oci/base@sha256%3A{}?repository_url=127.0.0.1%3A5000%2Flib%2Fbase&tag=v1", d.hex())
+        );
+    }
+
+    #[test]
+    fn sbom_dir_names_follow_ko() {
+        let p = Platform::parse("linux/arm/v7").unwrap();
+        assert_eq!(file_name("app", Some(&p), SbomFormat::Spdx), "app-linux-arm-v7.spdx.json");
+        assert_eq!(file_name("app", None, SbomFormat::CycloneDx), "app-index.cdx.json");
+        let w = Platform::parse("windows/amd64:10.0.20348").unwrap();
+        assert_eq!(file_name("test", Some(&w), SbomFormat::Spdx), "test-windows-amd64-10.0.20348.spdx.json");
+    }
+
+    #[test]
+    fn timestamps_are_whole_seconds_in_utc_form() {
+        assert_eq!(timestamp(Some("2024-05-01T10:11:12.123456Z")), "2024-05-01T10:11:12Z");
+        assert_eq!(timestamp(None), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(Some("0001-01-01T00:00:00Z")), "1970-01-01T00:00:00Z");
+    }
+}

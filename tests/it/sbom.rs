@@ -1,0 +1,354 @@
+//! SBOMs: pushed next to each image and index (ko's `sha256-<hex>.sbom` tag, and as OCI
+//! referrers), written by `--sbom-dir`, checked with the SPDX project's validator and the
+//! CycloneDX schema, and listing exactly the modules `go version -m` finds in the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::layers;
+use crate::util::*;
+
+fn withdeps() -> PathBuf {
+    fixture("withdeps")
+}
+
+/// The venv scripts/test.sh fills with the validators.
+fn venv_bin(name: &str) -> PathBuf {
+    let venv = std::env::var("KO_TEST_SBOM_VENV").unwrap_or_else(|_| {
+        panic!("KO_TEST_SBOM_VENV is not set: run the tests with scripts/test.sh, which installs the SBOM validators")
+    });
+    Path::new(&venv).join("bin").join(name)
+}
+
+fn validate_spdx(file: &Path) {
+    let mut cmd = Command::new(venv_bin("pyspdxtools"));
+    cmd.arg("-i").arg(file);
+    let run = capture(cmd, std::time::Duration::from_secs(120));
+    assert!(run.success() && !run.stderr.contains("ERROR"), "pyspdxtools rejected {}:\n{run}", file.display());
+}
+
+fn validate_cyclonedx(files: &[PathBuf]) {
+    let mut cmd = Command::new(venv_bin("python"));
+    cmd.arg(workspace().join("tests/validate_cyclonedx.py")).args(files);
+    let run = capture(cmd, std::time::Duration::from_secs(120));
+    assert!(run.success(), "the CycloneDX 1.5 schema rejected {files:?}:\n{run}");
+}
+
+/// `(repository path, digest)` of a printed `registry/path@sha256:...` reference.
+fn split(reference: &str) -> (String, String) {
+    let (name, digest) = reference.rsplit_once('@').unwrap();
+    let name = name.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map(|(n, _)| n).unwrap_or(name);
+    let path = name.strip_prefix(&format!("{}/", registry())).unwrap();
+    (path.to_string(), digest.to_string())
+}
+
+fn tags(repo_path: &str) -> Vec<String> {
+    let run = skopeo(&["list-tags", "--tls-verify=false", &format!("docker://{}/{repo_path}", registry())]);
+    run.assert_success();
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    json["Tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect()
+}
+
+fn raw(reference: &str) -> Value {
+    skopeo_inspect(reference, true)
+}
+
+fn blob(repo_path: &str, digest: &str) -> Vec<u8> {
+    let url = format!("http://{}/v2/{repo_path}/blobs/{digest}", registry());
+    let out = Command::new(tool("curl")).args(["-sSf", &url]).output().unwrap();
+    assert!(out.status.success(), "GET {url}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Checks the SBOM pushed for `digest`: by tag, with its subject, and in the referrers
+/// fallback index; returns its bytes.
+fn pushed_sbom(repo_path: &str, digest: &str, media_type: &str) -> Vec<u8> {
+    let hex = digest.trim_start_matches("sha256:");
+    let all = tags(repo_path);
+    let tag = format!("sha256-{hex}.sbom");
+    assert!(all.contains(&tag), "no {tag} among {all:?}");
+    let manifest = raw(&format!("{}/{repo_path}:{tag}", registry()));
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 1, "{manifest}");
+    assert_eq!(manifest["layers"][0]["mediaType"], media_type, "{manifest}");
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.oci.image.config.v1+json");
+    assert_eq!(manifest["subject"]["digest"], digest, "{manifest}");
+    assert_eq!(manifest["artifactType"], media_type);
+
+    // distribution 2.8 has no referrers API, so the OCI fallback tag lists the referrer.
+    let referrers = raw(&format!("{}/{repo_path}:sha256-{hex}", registry()));
+    let listed: Vec<&Value> = referrers["manifests"].as_array().unwrap().iter().collect();
+    assert_eq!(listed.len(), 1, "{referrers}");
+    assert_eq!(listed[0]["artifactType"], media_type);
+    let run =
+        skopeo(&["inspect", "--tls-verify=false", "--raw", &format!("docker://{}/{repo_path}:{tag}", registry())]);
+    assert_eq!(listed[0]["digest"], format!("sha256:{}", sha256_hex(run.stdout.as_bytes())));
+
+    blob(repo_path, manifest["layers"][0]["digest"].as_str().unwrap())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `(path, version)` of every `dep` line of `go version -m` on the image's binary.
+fn go_version_m_deps(reference: &str) -> Vec<(String, String)> {
+    let binary = layers::app_binary(reference, "withdeps");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("withdeps");
+    std::fs::write(&path, &binary.data).unwrap();
+    let out = Command::new("go").arg("version").arg("-m").arg(&path).output().unwrap();
+    assert!(out.status.success());
+    let deps: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.trim().split('\t').collect();
+            (f[0] == "dep").then(|| (f[1].to_string(), f[2].to_string()))
+        })
+        .collect();
+    assert!(!deps.is_empty(), "the fixture has a dependency");
+    deps
+}
+
+#[test]
+fn spdx_sbom_is_pushed_by_tag_and_as_referrer_and_lists_the_binarys_modules() {
+    let repo = unique_repo("sbom");
+    let dir = tempfile::tempdir().unwrap();
+    let sbom_dir = dir.path().join("sboms");
+    let run = ko(&["build", ".", "--sbom-dir", sbom_dir.to_str().unwrap()])
+        .cwd(withdeps())
+        .env("KO_DOCKER_REPO", &repo)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .run();
+    run.assert_success();
+    let reference = run.stdout_lines()[0].to_string();
+    let (path, digest) = split(&reference);
+    let pushed = pushed_sbom(&path, &digest, "text/spdx+json");
+
+    let file = sbom_dir.join("withdeps-linux-amd64.spdx.json");
+    assert_eq!(std::fs::read(&file).unwrap(), pushed, "--sbom-dir writes the pushed document");
+    assert!(run.stderr.contains(&format!("Writing SBOM to {}", file.display())), "{run}");
+    assert!(run.stderr.contains("Published SBOM"), "{run}");
+    validate_spdx(&file);
+
+    let doc: Value = serde_json::from_slice(&pushed).unwrap();
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+    assert_eq!(doc["name"], format!("sbom-{digest}"));
+    assert_eq!(doc["creationInfo"]["created"], "2023-11-14T22:13:20Z", "dated by SOURCE_DATE_EPOCH");
+    let packages = doc["packages"].as_array().unwrap();
+    assert_eq!(packages[0]["primaryPackagePurpose"], "CONTAINER");
+    assert!(packages.iter().any(|p| p["name"] == "ko.builtin/static:v1"), "the base is listed");
+    assert!(packages.iter().any(|p| p["name"] == "example.com/withdeps"), "the main module is listed");
+    let id_of = |id: &str| packages.iter().find(|p| p["SPDXID"] == id).unwrap();
+    let mut listed: Vec<(String, String)> = doc["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["relationshipType"] == "DEPENDS_ON")
+        .map(|r| {
+            let p = id_of(r["relatedSpdxElement"].as_str().unwrap());
+            assert_eq!(p["checksums"][0]["algorithm"], "SHA256", "{p}");
+            let purl = p["externalRefs"][0]["referenceLocator"].as_str().unwrap();
+            assert!(purl.starts_with("pkg:golang/"), "{purl}");
+            (p["name"].as_str().unwrap().to_string(), p["versionInfo"].as_str().unwrap().to_string())
+        })
+        .collect();
+    listed.sort();
+    let mut expected = go_version_m_deps(&reference);
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    // Same inputs, same document.
+    let again = ko(&["build", ".", "--push=false", "--sbom-dir", sbom_dir.to_str().unwrap()])
+        .cwd(withdeps())
+        .env("KO_DOCKER_REPO", &repo)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .run();
+    again.assert_success();
+    assert_eq!(std::fs::read(&file).unwrap(), pushed);
+}
+
+#[test]
+fn an_index_and_each_platform_image_get_their_own_sbom() {
+    let repo = unique_repo("sbom-multi");
+    let dir = tempfile::tempdir().unwrap();
+    let run = ko(&["build", ".", "--platform=linux/amd64,linux/arm64", "--sbom-dir", dir.path().to_str().unwrap()])
+        .cwd(withdeps())
+        .env("KO_DOCKER_REPO", &repo)
+        .run();
+    run.assert_success();
+    let reference = run.stdout_lines()[0].to_string();
+    let (path, digest) = split(&reference);
+    let index = raw(&reference);
+    let index_doc = pushed_sbom(&path, &digest, "text/spdx+json");
+    assert_eq!(std::fs::read(dir.path().join("withdeps-index.spdx.json")).unwrap(), index_doc);
+    let doc: Value = serde_json::from_slice(&index_doc).unwrap();
+    let variants = doc["relationships"].as_array().unwrap().iter().filter(|r| r["relationshipType"] == "VARIANT_OF");
+    assert_eq!(variants.count(), 2, "{doc}");
+    for (entry, file) in index["manifests"].as_array().unwrap().iter().zip(["linux-amd64", "linux-arm64"]) {
+        let child = pushed_sbom(&path, entry["digest"].as_str().unwrap(), "text/spdx+json");
+        let file = dir.path().join(format!("withdeps-{file}.spdx.json"));
+        assert_eq!(std::fs::read(&file).unwrap(), child);
+        validate_spdx(&file);
+    }
+    validate_spdx(&dir.path().join("withdeps-index.spdx.json"));
+}
+
+#[test]
+fn cyclonedx_files_are_written_without_pushing_and_match_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = ko(&[
+        "build",
+        ".",
+        "--push=false",
+        "--sbom=cyclonedx",
+        "--platform=linux/amd64,linux/arm/v7",
+        "--sbom-dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .cwd(withdeps())
+    .env("KO_DOCKER_REPO", format!("{}/never-pushed", registry()))
+    .run();
+    run.assert_success();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["withdeps-index.cdx.json", "withdeps-linux-amd64.cdx.json", "withdeps-linux-arm-v7.cdx.json"]);
+    let files: Vec<PathBuf> = names.iter().map(|n| dir.path().join(n)).collect();
+    validate_cyclonedx(&files);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
+    assert_eq!(doc["specVersion"], "1.5");
+    let components = doc["components"].as_array().unwrap();
+    assert!(components.iter().any(|c| c["name"] == "github.com/google/uuid" && c["hashes"][0]["alg"] == "SHA-256"));
+    let listed = skopeo(&["list-tags", "--tls-verify=false", &format!("docker://{}/never-pushed", registry())]);
+    assert!(!listed.success(), "--push=false pushes nothing:\n{listed}");
+}
+
+#[test]
+fn sbom_none_pushes_no_sbom() {
+    let repo = unique_repo("sbom-none");
+    let dir = tempfile::tempdir().unwrap();
+    let run = ko(&["build", ".", "--sbom=none", "--sbom-dir", dir.path().to_str().unwrap()])
+        .cwd(withdeps())
+        .env("KO_DOCKER_REPO", &repo)
+        .run();
+    run.assert_success();
+    let (path, _) = split(run.stdout_lines()[0]);
+    assert_eq!(tags(&path), ["latest"]);
+    assert_eq!(std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0), 0);
+}
+
+#[test]
+fn cosign_repository_takes_the_sboms_by_tag() {
+    let repo = unique_repo("sbom-app");
+    let sbom_path = unique_name("sbom-elsewhere");
+    let run = ko(&["build", "."])
+        .cwd(withdeps())
+        .env("KO_DOCKER_REPO", &repo)
+        .env("COSIGN_REPOSITORY", format!("{}/{sbom_path}", registry()))
+        .run();
+    run.assert_success();
+    let (path, digest) = split(run.stdout_lines()[0]);
+    assert_eq!(tags(&path), ["latest"], "no SBOM next to the image");
+    let tag = format!("sha256-{}.sbom", digest.trim_start_matches("sha256:"));
+    assert_eq!(tags(&sbom_path), std::slice::from_ref(&tag));
+    let manifest = raw(&format!("{}/{sbom_path}:{tag}", registry()));
+    assert_eq!(manifest["layers"][0]["mediaType"], "text/spdx+json");
+    assert!(manifest.get("subject").is_none(), "a subject in another repository is no referrer: {manifest}");
+    let doc: Value =
+        serde_json::from_slice(&blob(&sbom_path, manifest["layers"][0]["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(doc["name"], format!("sbom-{digest}"));
+}
+
+#[test]
+fn an_unknown_sbom_format_is_an_error() {
+    let run = ko(&["build", ".", "--push=false", "--sbom=go.version-m"]).cwd(withdeps()).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("--sbom") && run.stderr.contains("spdx, cyclonedx or none"), "{run}");
+}
+
+/// A registry that takes everything but SBOM manifests, and records what it was sent.
+mod refusing_registry {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+
+    pub struct Server {
+        pub address: String,
+        pub requests: Arc<Mutex<Vec<String>>>,
+    }
+
+    pub fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(Mutex::new(vec![]));
+        let log = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let _ = handle(stream, &log);
+            }
+        });
+        Server { address, requests }
+    }
+
+    fn handle(mut stream: TcpStream, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let mut parts = line.split_whitespace();
+        let (Some(method), Some(target)) = (parts.next(), parts.next()) else { return Ok(()) };
+        let (method, target) = (method.to_string(), target.to_string());
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = header.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        log.lock().unwrap().push(format!("{method} {target}"));
+        let path = target.split('?').next().unwrap_or(&target);
+        let (status, location, body) = match method.as_str() {
+            "GET" if path == "/v2/" => ("200 OK", None, "{}"),
+            "HEAD" => ("404 Not Found", None, ""),
+            "POST" => ("202 Accepted", Some(format!("{path}upload-1")), ""),
+            "PATCH" => ("202 Accepted", Some(path.to_string()), ""),
+            "PUT" if path.contains("/manifests/") && path.ends_with(".sbom") => {
+                ("400 Bad Request", None, r#"{"errors":[{"code":"MANIFEST_INVALID","message":"no SBOMs here"}]}"#)
+            }
+            "PUT" => ("201 Created", None, ""),
+            _ => ("404 Not Found", None, ""),
+        };
+        let mut response = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+        if let Some(location) = location {
+            response.push_str(&format!("Location: {location}\r\n"));
+        }
+        response.push_str("Content-Type: application/json\r\n\r\n");
+        response.push_str(body);
+        stream.write_all(response.as_bytes())
+    }
+}
+
+#[test]
+fn a_failed_sbom_push_fails_the_command_before_any_tag() {
+    let server = refusing_registry::start();
+    let run = ko(&["build", ".", "-t", "v1"])
+        .cwd(withdeps())
+        .env("KO_DOCKER_REPO", format!("{}/refused", server.address))
+        .run();
+    run.assert_failure();
+    assert!(run.stdout.is_empty(), "nothing is reported as published:\n{run}");
+    assert!(run.stderr.contains("no SBOMs here"), "the registry's answer is shown:\n{run}");
+    let requests = server.requests.lock().unwrap().clone();
+    let manifests: Vec<&String> = requests.iter().filter(|r| r.contains("/manifests/")).collect();
+    assert!(manifests.iter().any(|r| r.contains("/manifests/sha256:")), "the image went up first: {requests:?}");
+    assert!(!manifests.iter().any(|r| r.ends_with("/manifests/v1")), "no tag after a failed SBOM: {requests:?}");
+}

@@ -85,14 +85,6 @@ impl Session {
             }
         }
         let docker_repo = std::env::var("KO_DOCKER_REPO").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        if publish.local
-            || docker_repo.as_deref().is_some_and(|r| r.starts_with("ko.local") || r.starts_with("kind.local"))
-        {
-            return Err(Error::usage(
-                "KO_DOCKER_REPO",
-                "loading into a Docker daemon or kind cluster (ko.local, kind.local, --local) is not available in this version; push to a registry, or use --tarball and `docker load`",
-            ));
-        }
         if build.debug {
             return Err(Error::usage("--debug", "debug images are not available in this version"));
         }
@@ -129,10 +121,12 @@ impl Session {
                 image_refs: publish.image_refs.clone(),
                 naming,
                 jobs: jobs.max(4),
+                local: publish.local,
             },
             client.clone(),
             cache.clone(),
         )?;
+        publisher.prepare().await?;
         let image = ImageFlags {
             labels: key_values("--image-label", &build.image_label)?,
             annotations: key_values("--image-annotation", &build.image_annotation)?,

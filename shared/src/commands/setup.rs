@@ -85,9 +85,6 @@ impl Session {
             }
         }
         let docker_repo = std::env::var("KO_DOCKER_REPO").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        if build.debug {
-            return Err(Error::usage("--debug", "debug images are not available in this version"));
-        }
         let jobs = if build.jobs == 0 {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
         } else {
@@ -132,7 +129,11 @@ impl Session {
             annotations: key_values("--image-annotation", &build.image_annotation)?,
             user: build.image_user.clone().filter(|u| !u.is_empty()),
         };
-        let flags = BuildFlags { ldflags: build.ldflags.clone(), disable_optimizations: build.disable_optimizations };
+        let flags = BuildFlags {
+            ldflags: build.ldflags.clone(),
+            disable_optimizations: build.disable_optimizations,
+            debug: build.debug,
+        };
         let go = GoTool::from_env();
         let packages = PackageResolver::new(go.clone(), cwd, &config).await?;
         let bases = BaseResolver::new(client, cache.clone());

@@ -81,10 +81,10 @@ impl Docker {
 
     fn failure(&self, command: String, status: &std::process::ExitStatus, stderr: &[u8]) -> DockerError {
         let detail = last_line(stderr);
+        // Only the CLI's own words: a command run inside a container may fail with
+        // "connection refused" about something else entirely.
         if detail.contains("Cannot connect to the Docker daemon")
-            || detail.contains("docker daemon is not running")
-            || detail.contains("connect: no such file or directory")
-            || detail.contains("connection refused")
+            || detail.contains("while trying to connect to the Docker daemon")
         {
             return DockerError::NoDaemon { host: host(), detail };
         }

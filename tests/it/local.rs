@@ -104,11 +104,15 @@ fn local_flag_names_images_as_ko_does() {
     let listed = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{repo}/example.com/hello/cmd/greeter")]);
     assert!(!listed.success(), "--local must not push: {listed}");
 
-    // --bare: the repository itself.
+    // --bare: the repository itself. --tarball does not apply, and says so.
     let bare = format!("ko.local/{}", unique_name("bare"));
-    let run = build_local(&[".", "--bare"]).env("KO_DOCKER_REPO", &bare).run();
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = dir.path().join("never.tar");
+    let run = build_local(&[".", "--bare"]).arg("--tarball").arg(&tarball).env("KO_DOCKER_REPO", &bare).run();
     run.assert_success();
     assert!(run.stdout.trim().starts_with(&format!("{bare}:")), "{run}");
+    assert!(run.stderr.contains("warning: ignoring --tarball: images go only to the Docker daemon"), "{run}");
+    assert!(!tarball.exists());
 }
 
 #[test]

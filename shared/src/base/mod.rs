@@ -117,7 +117,8 @@ impl BaseResolver {
             }
             let (name, digest, media_type, bytes, origin) = if reference.starts_with(layout::SCHEME) {
                 let parsed = layout::parse(reference)?;
-                let found = tokio::task::block_in_place(|| layout::find(reference, &parsed))?;
+                // index.json and one manifest: small reads, like the cached config below.
+                let found = layout::find(reference, &parsed)?;
                 (reference.to_string(), found.digest, found.media_type, found.bytes.into(), Origin::Layout(parsed.root))
             } else {
                 let parsed = Reference::parse(reference)
@@ -169,11 +170,15 @@ impl BaseResolver {
                 Some(repo)
             }
             Origin::Layout(root) => {
-                tokio::task::block_in_place(|| {
-                    std::iter::once(&config_digest)
-                        .chain(manifest.layers.iter().map(|d| &d.digest))
-                        .try_for_each(|d| layout::import_blob(name, &self.cache, root, d))
-                })?;
+                // Layers are hashed while copied in: off the async threads.
+                let digests: Vec<Digest> =
+                    std::iter::once(&config_digest).chain(manifest.layers.iter().map(|d| &d.digest)).cloned().collect();
+                let (name, cache, root) = (name.to_string(), self.cache.clone(), root.clone());
+                tokio::task::spawn_blocking(move || {
+                    digests.iter().try_for_each(|d| layout::import_blob(&name, &cache, &root, d))
+                })
+                .await
+                .expect("layout import task")?;
                 None
             }
         };
@@ -281,7 +286,7 @@ impl BaseResolver {
                             (fetched.digest, fetched.bytes)
                         }
                         Origin::Layout(root) => {
-                            let bytes = tokio::task::block_in_place(|| layout::read_blob(name, root, &d.digest))?;
+                            let bytes = layout::read_blob(name, root, &d.digest)?;
                             (d.digest.clone(), bytes.into())
                         }
                     };

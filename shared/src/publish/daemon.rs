@@ -78,3 +78,45 @@ impl Daemon {
         Ok(reference)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::image::manifest::{Descriptor, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
+    use crate::image::{Blob, BlobSource, IndexImage};
+
+    fn image(platform: Platform) -> Image {
+        let bytes = bytes::Bytes::from(platform.to_string());
+        Image {
+            digest: Digest::of(&bytes),
+            manifest_bytes: bytes.clone(),
+            media_type: OCI_MANIFEST.into(),
+            config_bytes: bytes.clone(),
+            config: Blob { descriptor: Descriptor::new(OCI_CONFIG, Digest::of(&bytes), 1), source: BlobSource::Cache },
+            layers: vec![],
+            platform,
+        }
+    }
+
+    #[test]
+    fn the_daemons_platform_is_picked_from_an_index() {
+        let images = vec![image(Platform::linux("amd64")), image(Platform::linux("arm64"))];
+        let index = Artifact::Index(IndexImage {
+            bytes: bytes::Bytes::from_static(b"{}"),
+            media_type: OCI_INDEX.into(),
+            digest: Digest::of(b"{}"),
+            images,
+        });
+        assert_eq!(pick(&index, &Platform::linux("arm64"), "n").unwrap().platform, Platform::linux("arm64"));
+        assert_eq!(pick(&index, &Platform::linux("amd64"), "n").unwrap().platform, Platform::linux("amd64"));
+        let e = pick(&index, &Platform::linux("s390x"), "ko.local/n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ko.local/n: no image was built for the Docker daemon's platform linux/s390x (built: linux/amd64, linux/arm64); add linux/s390x to --platform"
+        );
+        // A single image is loaded whatever the daemon runs (docker can emulate it).
+        let single = Artifact::Image(image(Platform::linux("arm64")));
+        assert!(pick(&single, &Platform::linux("amd64"), "n").is_ok());
+    }
+}

@@ -124,6 +124,18 @@ impl Publisher {
             None
         };
         if let Some(local) = local {
+            let ignored: Vec<&str> = [
+                (options.tarball.is_some(), "--tarball"),
+                (options.oci_layout_path.is_some(), "--oci-layout-path"),
+                (options.tag_only, "--tag-only"),
+            ]
+            .into_iter()
+            .filter_map(|(set, flag)| set.then_some(flag))
+            .collect();
+            if !ignored.is_empty() {
+                let target = if matches!(local, Local::Kind(_)) { "the kind cluster" } else { "the Docker daemon" };
+                output::warn(format!("ignoring {}: images go only to {target} (as in ko)", ignored.join(", ")));
+            }
             let repo = if repo.is_empty() { LOCAL_DOMAIN.to_string() } else { repo };
             return Ok(Publisher {
                 options,

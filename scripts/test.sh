@@ -6,11 +6,12 @@
 #
 # Installs what it needs (Debian packages, rustfmt/clippy) when missing. Honours
 # CARGO_TARGET_DIR. Exports for the tests:
-#   KO_TEST_REGISTRY   host:port of a plain-HTTP registry (distribution 2.8)
-#   KO_TEST_BIN_DIR    directory of the freshly built debug binaries
-#   KO_TEST_KUBECONFIG kubeconfig of a kube-apiserver on 127.0.0.1 (scripts/test-cluster.sh)
-#   KO_TEST_KREW       the krew binary (built once by scripts/krew.sh)
-#   KO_TEST_SBOM_VENV  Python venv with the SBOM validators (pyspdxtools, cyclonedx)
+#   KO_TEST_REGISTRY     host:port of a plain-HTTP registry (distribution 2.8)
+#   KO_TEST_BIN_DIR      directory of the freshly built debug binaries
+#   KO_TEST_KUBECONFIG   kubeconfig of a kube-apiserver on 127.0.0.1 (scripts/test-cluster.sh)
+#   KO_TEST_KREW         the krew binary (built once by scripts/krew.sh)
+#   KO_TEST_SBOM_VENV    Python venv with the SBOM validators (pyspdxtools, cyclonedx)
+#   KO_TEST_DOCKER_HOST  DOCKER_HOST of a throw-away Docker daemon (scripts/dockerd.sh)
 set -euo pipefail
 
 # Resolve a relative CARGO_TARGET_DIR against the caller's directory before moving.
@@ -76,6 +77,7 @@ cleanup() {
 	local rc=$?
 	scripts/registry.sh stop "$WORK/registry" || true
 	scripts/test-cluster.sh down "$WORK/cluster" || true
+	scripts/dockerd.sh stop "$WORK/docker" || true
 	rm -rf "$WORK"
 	exit "$rc"
 }
@@ -94,6 +96,16 @@ for _ in 1 2 3; do
 done
 [[ -n "$started" ]] || die "could not start the test registry"
 export KO_TEST_REGISTRY="127.0.0.1:$port"
+
+# --- Docker daemon (ko.local, kind.local, docker load; tests/it/local.rs, debug.rs) ---
+# Debian's docker.io: dockerd, the docker CLI, and containerd + ctr for the kind node
+# image the tests assemble themselves (nothing is pulled). vfs storage, no iptables, no
+# bridge: containers run with --network=none. Everything lives under $WORK/docker.
+step "starting Docker daemon"
+ensure_debs docker.io
+KO_TEST_DOCKER_HOST=$(scripts/dockerd.sh start "$WORK/docker") || die "could not start the test Docker daemon"
+export KO_TEST_DOCKER_HOST
+# --- end Docker daemon ---
 
 export KO_TEST_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 

@@ -2,23 +2,24 @@
 //! platform run `go build`, wrap the binary in its layer and assemble the image; several
 //! platforms make an index. Shared by every command that builds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::future::try_join_all;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::base::{BaseError, BaseResolver, BaseSet, builtin};
 use crate::cache::Cache;
 use crate::config::KoConfig;
 use crate::error::Error;
-use crate::gobuild::{BuildFlags, GoTool, Package};
+use crate::gobuild::{BuildFlags, GoTool, Package, delve};
 use crate::image::assemble::{self, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, AddedLayer, ImageSettings};
 use crate::image::caps::{self, FileCaps};
+use crate::image::layer::LayerRecord;
 use crate::image::{Artifact, Image, IndexImage, app, kodata};
 use crate::output;
-use crate::platform::PlatformRequest;
+use crate::platform::{Platform, PlatformRequest};
 use crate::sbom::{self, BaseRef, SbomFormat};
 use crate::time::{epoch_from_env, rfc3339};
 
@@ -46,6 +47,7 @@ pub struct Builder {
     pub sbom_dir: Option<PathBuf>,
     source_date: Option<i64>,
     kodata_date: Option<i64>,
+    delve: tokio::sync::Mutex<HashMap<String, Arc<OnceCell<LayerRecord>>>>,
 }
 
 impl Builder {
@@ -73,6 +75,7 @@ impl Builder {
             sbom_dir: None,
             source_date: epoch_from_env("SOURCE_DATE_EPOCH")?,
             kodata_date: epoch_from_env("KO_DATA_DATE_EPOCH")?,
+            delve: Default::default(),
         })
     }
 
@@ -145,7 +148,8 @@ impl Builder {
                 })
                 .await
                 .expect("layer task")?;
-                let layers = [
+                let mut settings = settings;
+                let mut layers = vec![
                     AddedLayer {
                         record: kodata,
                         created_by: created_by.clone(),
@@ -159,6 +163,22 @@ impl Builder {
                         created: self.source_date.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into()),
                     },
                 ];
+                if self.flags.debug {
+                    if let Some(record) = self.delve_layer(&base.platform).await? {
+                        layers.push(AddedLayer {
+                            record,
+                            created_by: format!("kubectl-ko build ko://{}", package.import_path),
+                            comment: format!("Delve debugger, at {}", delve::PATH_IN_IMAGE),
+                            created: self.source_date.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into()),
+                        });
+                        settings.entrypoint = delve::entrypoint(&app::entrypoint(&name));
+                    } else {
+                        output::warn(format!(
+                            "image for platform {} will be built without debugging enabled because Delve does not support that platform",
+                            base.platform
+                        ));
+                    }
+                }
                 let mut image = assemble::assemble(&self.cache, base, &layers, &settings)?;
                 if let (Some(format), Some(info)) = (self.sbom, &build_info) {
                     let base_ref = BaseRef { name: base.name.clone(), digest: base.digest.clone() };
@@ -231,6 +251,26 @@ impl Builder {
         output::step(format!("Writing SBOM to {}", dir.join(&file).display()));
         sbom::write_to_dir(dir, &file, sbom)?;
         Ok(())
+    }
+
+    /// The `/ko-app/dlv` layer for a platform Delve supports (built once per platform per run).
+    async fn delve_layer(&self, platform: &Platform) -> Result<Option<LayerRecord>, Error> {
+        if !delve::supports(platform) {
+            return Ok(None);
+        }
+        let cell = self.delve.lock().await.entry(platform.to_string()).or_default().clone();
+        let record = cell
+            .get_or_try_init(|| async {
+                let _permit = self.jobs.acquire().await.expect("semaphore open");
+                let binary = self.go.delve(&self.cache, platform).await?;
+                let cache = self.cache.clone();
+                let record = tokio::task::spawn_blocking(move || app::binary_layer(&cache, &binary, "dlv"))
+                    .await
+                    .expect("layer task")?;
+                Ok::<_, Error>(record)
+            })
+            .await?;
+        Ok(Some(record.clone()))
     }
 }
 

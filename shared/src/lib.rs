@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod digest;
+pub mod docker;
 mod error;
 pub mod gobuild;
 pub mod image;

@@ -44,6 +44,8 @@ pub const REMOVED_ENV: &[&str] = &[
     "KO_FLAGS",
     "KOCACHE",
     "KIND_CLUSTER_NAME",
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
     "KUBECONFIG",
     "DOCKER_CONFIG",
     "DOCKER_AUTH_CONFIG",
@@ -111,6 +113,24 @@ pub fn registry() -> String {
              a registry on 127.0.0.1 and exports its address"
         ),
     }
+}
+
+/// `DOCKER_HOST` of the throw-away Docker daemon started by scripts/test.sh (scripts/dockerd.sh).
+pub fn docker_host() -> String {
+    match env::var("KO_TEST_DOCKER_HOST") {
+        Ok(h) if !h.is_empty() => h,
+        _ => panic!(
+            "KO_TEST_DOCKER_HOST is not set: run the tests with scripts/test.sh, which starts a \
+             Docker daemon (scripts/dockerd.sh start DIR) and exports its DOCKER_HOST"
+        ),
+    }
+}
+
+/// The docker CLI against the test daemon (no isolation; stdin is /dev/null).
+pub fn docker(args: &[&str]) -> Run {
+    let mut cmd = Command::new(tool("docker"));
+    cmd.env("DOCKER_HOST", docker_host()).env_remove("DOCKER_CONTEXT").args(args);
+    capture(cmd, DEFAULT_TIMEOUT)
 }
 
 /// The kubeconfig of the test API server started by scripts/test.sh (scripts/test-cluster.sh).

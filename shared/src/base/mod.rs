@@ -1,10 +1,14 @@
-//! Base images: the built-in static base or an image (or index) in a registry, resolved once
+//! Base images: the built-in static base, an image (or index) in a registry, in an OCI
+//! layout on disk (`oci-layout://`) or in the Docker daemon (`ko.local/...`), resolved once
 //! per reference per run, and narrowed to the platforms the user asked for.
 
 pub mod builtin;
+mod daemon;
+mod layout;
 mod manifests;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
@@ -31,6 +35,10 @@ pub enum BaseError {
     Cache(#[from] CacheError),
     #[error("building the built-in base: {0}")]
     Layer(#[from] LayerError),
+    #[error("base image {reference}: {path}: {source}")]
+    LayoutIo { reference: String, path: PathBuf, source: std::io::Error },
+    #[error("base image {reference} from the Docker daemon: {source}")]
+    Daemon { reference: String, source: crate::docker::DockerError },
 }
 
 /// One platform's base image.
@@ -56,11 +64,17 @@ pub struct BaseSet {
     pub index: Option<(String, Digest, MediaFamily)>,
 }
 
+/// Where a base's manifests and blobs are read from.
+enum Origin {
+    Registry(Reference),
+    Layout(PathBuf),
+}
+
 struct RemoteIndex {
     name: String,
     digest: Digest,
     family: MediaFamily,
-    reference: Reference,
+    origin: Origin,
     index: Index,
 }
 
@@ -74,6 +88,7 @@ enum Resolved {
 pub struct BaseResolver {
     client: Arc<RegistryClient>,
     cache: Cache,
+    docker: crate::docker::Docker,
     memo: Mutex<HashMap<String, Arc<OnceCell<Arc<Resolved>>>>>,
 }
 
@@ -87,7 +102,7 @@ fn display_name(reference: &Reference) -> String {
 
 impl BaseResolver {
     pub fn new(client: Arc<RegistryClient>, cache: Cache) -> Self {
-        BaseResolver { client, cache, memo: Mutex::new(HashMap::new()) }
+        BaseResolver { client, cache, docker: crate::docker::Docker::from_env(), memo: Mutex::new(HashMap::new()) }
     }
 
     async fn resolve(&self, reference: &str) -> Result<Arc<Resolved>, BaseError> {
@@ -96,26 +111,32 @@ impl BaseResolver {
             if builtin::is_builtin(reference) {
                 return Ok(Arc::new(Resolved::Builtin));
             }
-            let parsed = Reference::parse(reference)
-                .map_err(|source| BaseError::Reference { reference: reference.to_string(), source })?;
-            let name = display_name(&parsed);
-            let fetched = manifests::fetch(&self.client, &self.cache, &parsed)
-                .await
-                .map_err(|source| BaseError::Registry { reference: name.clone(), source })?;
-            let invalid = |detail: String| BaseError::Invalid { reference: name.clone(), detail };
-            let family = MediaFamily::of_manifest(&fetched.media_type)
-                .ok_or_else(|| invalid(format!("unsupported manifest media type {:?}", fetched.media_type)))?;
-            if is_index(&fetched.media_type) {
-                let index: Index = serde_json::from_slice(&fetched.bytes).map_err(|e| invalid(e.to_string()))?;
-                return Ok(Arc::new(Resolved::Index(Box::new(RemoteIndex {
-                    name,
-                    digest: fetched.digest,
-                    family,
-                    reference: parsed,
-                    index,
-                }))));
+            if daemon::is_daemon(reference) {
+                let image = daemon::load(&self.docker, &self.cache, reference).await?;
+                return Ok(Arc::new(Resolved::Image(Box::new(image))));
             }
-            let image = self.image_from_manifest(&parsed, &name, fetched.digest, &fetched.bytes, family, None).await?;
+            let (name, digest, media_type, bytes, origin) = if reference.starts_with(layout::SCHEME) {
+                let parsed = layout::parse(reference)?;
+                // index.json and one manifest: small reads, like the cached config below.
+                let found = layout::find(reference, &parsed)?;
+                (reference.to_string(), found.digest, found.media_type, found.bytes.into(), Origin::Layout(parsed.root))
+            } else {
+                let parsed = Reference::parse(reference)
+                    .map_err(|source| BaseError::Reference { reference: reference.to_string(), source })?;
+                let name = display_name(&parsed);
+                let fetched = manifests::fetch(&self.client, &self.cache, &parsed)
+                    .await
+                    .map_err(|source| BaseError::Registry { reference: name.clone(), source })?;
+                (name, fetched.digest, fetched.media_type, fetched.bytes, Origin::Registry(parsed))
+            };
+            let invalid = |detail: String| BaseError::Invalid { reference: name.clone(), detail };
+            let family = MediaFamily::of_manifest(&media_type)
+                .ok_or_else(|| invalid(format!("unsupported manifest media type {media_type:?}")))?;
+            if is_index(&media_type) {
+                let index: Index = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+                return Ok(Arc::new(Resolved::Index(Box::new(RemoteIndex { name, digest, family, origin, index }))));
+            }
+            let image = self.image_from_manifest(&origin, &name, digest, &bytes, family, None).await?;
             Ok(Arc::new(Resolved::Image(Box::new(image))))
         })
         .await
@@ -124,7 +145,7 @@ impl BaseResolver {
 
     async fn image_from_manifest(
         &self,
-        reference: &Reference,
+        origin: &Origin,
         name: &str,
         digest: Digest,
         bytes: &[u8],
@@ -134,16 +155,33 @@ impl BaseResolver {
         let invalid = |detail: String| BaseError::Invalid { reference: name.to_string(), detail };
         let manifest: Manifest =
             serde_json::from_slice(bytes).map_err(|e| invalid(format!("unreadable manifest: {e}")))?;
-        let repo = &reference.repository;
         let config_digest = manifest.config.digest.clone();
-        if !self.cache.has_blob(&config_digest) {
-            let temp = self.cache.temp_file()?;
-            self.client
-                .fetch_blob(repo, &config_digest, temp.path())
+        let repo = match origin {
+            Origin::Registry(reference) => {
+                let repo = &reference.repository;
+                if !self.cache.has_blob(&config_digest) {
+                    let temp = self.cache.temp_file()?;
+                    self.client
+                        .fetch_blob(repo, &config_digest, temp.path())
+                        .await
+                        .map_err(|source| BaseError::Registry { reference: name.to_string(), source })?;
+                    self.cache.commit_blob(temp, &config_digest)?;
+                }
+                Some(repo)
+            }
+            Origin::Layout(root) => {
+                // Layers are hashed while copied in: off the async threads.
+                let digests: Vec<Digest> =
+                    std::iter::once(&config_digest).chain(manifest.layers.iter().map(|d| &d.digest)).cloned().collect();
+                let (name, cache, root) = (name.to_string(), self.cache.clone(), root.clone());
+                tokio::task::spawn_blocking(move || {
+                    digests.iter().try_for_each(|d| layout::import_blob(&name, &cache, &root, d))
+                })
                 .await
-                .map_err(|source| BaseError::Registry { reference: name.to_string(), source })?;
-            self.cache.commit_blob(temp, &config_digest)?;
-        }
+                .expect("layout import task")?;
+                None
+            }
+        };
         let config_bytes = std::fs::read(self.cache.blob_path(&config_digest))
             .map_err(|source| CacheError { path: self.cache.blob_path(&config_digest), source })?;
         let config: serde_json::Value =
@@ -160,10 +198,9 @@ impl BaseResolver {
             .iter()
             .map(|d| Blob {
                 descriptor: d.clone(),
-                source: if self.cache.has_blob(&d.digest) {
-                    BlobSource::Cache
-                } else {
-                    BlobSource::Remote(repo.clone())
+                source: match repo {
+                    Some(repo) if !self.cache.has_blob(&d.digest) => BlobSource::Remote(repo.clone()),
+                    _ => BlobSource::Cache,
                 },
             })
             .collect();
@@ -201,7 +238,7 @@ impl BaseResolver {
                 Ok(BaseSet { images: vec![(**image).clone()], index: None })
             }
             Resolved::Index(remote) => {
-                let RemoteIndex { name, digest, family, reference: parsed, index } = &**remote;
+                let RemoteIndex { name, digest, family, origin, index } = &**remote;
                 let default = PlatformRequest::List(vec![Platform::linux("amd64")]);
                 let request = request.unwrap_or(&default);
                 let offered: Vec<(&Descriptor, Platform)> =
@@ -240,13 +277,21 @@ impl BaseResolver {
                 };
                 let mut images = Vec::new();
                 for d in chosen {
-                    let child = Reference { digest: Some(d.digest.clone()), ..parsed.clone() };
-                    let fetched = manifests::fetch(&self.client, &self.cache, &child)
-                        .await
-                        .map_err(|source| BaseError::Registry { reference: name.clone(), source })?;
-                    let mut image = self
-                        .image_from_manifest(parsed, name, fetched.digest, &fetched.bytes, *family, Some(d.clone()))
-                        .await?;
+                    let (child_digest, bytes) = match origin {
+                        Origin::Registry(parsed) => {
+                            let child = Reference { digest: Some(d.digest.clone()), ..parsed.clone() };
+                            let fetched = manifests::fetch(&self.client, &self.cache, &child)
+                                .await
+                                .map_err(|source| BaseError::Registry { reference: name.clone(), source })?;
+                            (fetched.digest, fetched.bytes)
+                        }
+                        Origin::Layout(root) => {
+                            let bytes = layout::read_blob(name, root, &d.digest)?;
+                            (d.digest.clone(), bytes.into())
+                        }
+                    };
+                    let mut image =
+                        self.image_from_manifest(origin, name, child_digest, &bytes, *family, Some(d.clone())).await?;
                     if let Some(p) = &d.platform {
                         image.platform = p.clone();
                     }

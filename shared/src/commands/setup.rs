@@ -82,17 +82,6 @@ impl Session {
         let request = platforms(build, &config)?;
         let sbom = SbomFormat::parse(&build.sbom).map_err(|detail| Error::usage("--sbom", detail))?;
         let docker_repo = std::env::var("KO_DOCKER_REPO").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        if publish.local
-            || docker_repo.as_deref().is_some_and(|r| r.starts_with("ko.local") || r.starts_with("kind.local"))
-        {
-            return Err(Error::usage(
-                "KO_DOCKER_REPO",
-                "loading into a Docker daemon or kind cluster (ko.local, kind.local, --local) is not available in this version; push to a registry, or use --tarball and `docker load`",
-            ));
-        }
-        if build.debug {
-            return Err(Error::usage("--debug", "debug images are not available in this version"));
-        }
         let jobs = if build.jobs == 0 {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
         } else {
@@ -130,16 +119,22 @@ impl Session {
                     .ok()
                     .map(|v| v.trim().to_string())
                     .filter(|v| !v.is_empty()),
+                local: publish.local,
             },
             client.clone(),
             cache.clone(),
         )?;
+        publisher.prepare().await?;
         let image = ImageFlags {
             labels: key_values("--image-label", "invalid label flag", &build.image_label)?,
             annotations: key_values("--image-annotation", "missing '=' in annotation", &build.image_annotation)?,
             user: build.image_user.clone().filter(|u| !u.is_empty()),
         };
-        let flags = BuildFlags { ldflags: build.ldflags.clone(), disable_optimizations: build.disable_optimizations };
+        let flags = BuildFlags {
+            ldflags: build.ldflags.clone(),
+            disable_optimizations: build.disable_optimizations,
+            debug: build.debug,
+        };
         let go = GoTool::from_env();
         let packages = PackageResolver::new(go.clone(), cwd, &config).await?;
         let bases = BaseResolver::new(client, cache.clone());

@@ -3,6 +3,7 @@
 //! refusal of `-toolexec`), and running `go build` into a stable path in the cache so Go
 //! itself skips relinking an unchanged binary.
 
+pub mod delve;
 mod git;
 mod resolve;
 
@@ -36,6 +37,10 @@ pub enum GoBuildError {
     Template { place: String, source: template::TemplateError },
     #[error("building {import_path} for {platform}: go build failed ({status}); its output is above")]
     Failed { import_path: String, platform: String, status: String },
+    #[error(
+        "building Delve {version} for {platform} (for --debug): {detail}; check that the Go module proxy (GOPROXY) is reachable, or build without --debug"
+    )]
+    Delve { version: String, platform: String, detail: String },
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(transparent)]
@@ -93,6 +98,8 @@ pub struct BuildFlags {
     /// `--ldflags`; replaces every configured ldflags when set.
     pub ldflags: Option<Vec<String>>,
     pub disable_optimizations: bool,
+    /// `--debug`: Delve in the image; implies `disable_optimizations`.
+    pub debug: bool,
 }
 
 /// Everything `go build` needs for one package on one platform.
@@ -174,7 +181,7 @@ impl GoTool {
             args.push(f);
         }
         args.push("-trimpath".into());
-        if flags.disable_optimizations {
+        if flags.disable_optimizations || flags.debug {
             args.push("-gcflags=all=-N -l".into());
         }
         let ldflags: Vec<String> = ldflag_list.iter().map(|l| apply(l, &ldflag_place)).collect::<Result<_, _>>()?;

@@ -1,8 +1,11 @@
 //! Where built images go, chosen from `KO_DOCKER_REPO` and the publish flags as ko chooses:
 //! an OCI layout, a tarball and a registry (each optional, in that order; the last one's
-//! reference is printed), a no-push reference, or the local store when no repository is set.
+//! reference is printed), a no-push reference, or the local store when no repository is set;
+//! or, for `ko.local`/`--local` and `kind.local`, only the Docker daemon or the kind cluster.
 
 mod blobs;
+mod daemon;
+mod kind;
 mod layout;
 pub mod naming;
 mod registry;
@@ -18,6 +21,7 @@ pub use layout::Layout;
 pub use naming::Naming;
 
 use crate::cache::{Cache, CacheError};
+use crate::docker::{Docker, DockerError};
 use crate::image::Artifact;
 use crate::output;
 use crate::registry::{ReferenceError, RegistryClient, RegistryError, Repository};
@@ -44,7 +48,23 @@ pub enum PublishError {
     MissingBlob { digest: String, path: PathBuf },
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(
+        "{name}: no image was built for the Docker daemon's platform {daemon} (built: {built}); add {daemon} to --platform"
+    )]
+    NoDaemonPlatform { name: String, daemon: String, built: String },
+    #[error(
+        "no kind cluster {cluster:?}: no running container is labelled {label}={cluster}; create it with `kind create cluster --name {cluster}`, or set KIND_CLUSTER_NAME to an existing cluster (`kind get clusters`)",
+        label = kind::CLUSTER_LABEL
+    )]
+    NoKindCluster { cluster: String },
 }
+
+/// `KO_DOCKER_REPO` prefix for the Docker daemon.
+pub const LOCAL_DOMAIN: &str = "ko.local";
+/// `KO_DOCKER_REPO` prefix for a kind cluster.
+pub const KIND_DOMAIN: &str = "kind.local";
 
 /// Publishing settings from the command line and environment.
 #[derive(Clone, Debug, Default)]
@@ -61,6 +81,14 @@ pub struct PublishOptions {
     pub jobs: usize,
     /// `COSIGN_REPOSITORY`: where SBOMs go instead of the image's repository, as in ko.
     pub sbom_repository: Option<String>,
+    /// `-L/--local`: load into the Docker daemon whatever `KO_DOCKER_REPO` says.
+    pub local: bool,
+}
+
+/// Where images go instead of the usual publishers, when `KO_DOCKER_REPO` or `--local` say so.
+enum Local {
+    Daemon(daemon::Daemon),
+    Kind(kind::Kind),
 }
 
 /// The publishers for one run.
@@ -75,6 +103,7 @@ pub struct Publisher {
     registry: bool,
     local_store: Option<Layout>,
     sbom_repo: Option<Repository>,
+    local: Option<Local>,
     refs: Mutex<Vec<String>>,
 }
 
@@ -87,6 +116,47 @@ impl Publisher {
         let mut seen = std::collections::HashSet::new();
         options.tags.retain(|t| !t.is_empty() && seen.insert(t.clone()));
         let repo = options.docker_repo.clone().unwrap_or_default();
+        // ko's rule: --local, or a KO_DOCKER_REPO that starts with ko.local, means the daemon
+        // only (named under the whole KO_DOCKER_REPO); kind.local means the kind cluster only.
+        // --push, --tarball, --oci-layout-path and --tag-only do not apply to either.
+        let local = if options.local || repo.starts_with(LOCAL_DOMAIN) {
+            if options.local && repo.contains(LOCAL_DOMAIN) {
+                output::warn("--local is not needed with KO_DOCKER_REPO=ko.local...; ko may deprecate the flag");
+            }
+            Some(Local::Daemon(daemon::Daemon::new(Docker::from_env())))
+        } else if repo.starts_with(KIND_DOMAIN) {
+            Some(Local::Kind(kind::Kind::from_env(Docker::from_env())))
+        } else {
+            None
+        };
+        if let Some(local) = local {
+            let ignored: Vec<&str> = [
+                (options.tarball.is_some(), "--tarball"),
+                (options.oci_layout_path.is_some(), "--oci-layout-path"),
+                (options.tag_only, "--tag-only"),
+            ]
+            .into_iter()
+            .filter_map(|(set, flag)| set.then_some(flag))
+            .collect();
+            if !ignored.is_empty() {
+                let target = if matches!(local, Local::Kind(_)) { "the kind cluster" } else { "the Docker daemon" };
+                output::warn(format!("ignoring {}: images go only to {target} (as in ko)", ignored.join(", ")));
+            }
+            let repo = if repo.is_empty() { LOCAL_DOMAIN.to_string() } else { repo };
+            return Ok(Publisher {
+                options,
+                client,
+                cache,
+                layout: None,
+                tarball: None,
+                repo,
+                registry: false,
+                local_store: None,
+                sbom_repo: None,
+                local: Some(local),
+                refs: Mutex::new(vec![]),
+            });
+        }
         if !repo.is_empty() {
             Repository::parse(&repo)
                 .or_else(|e| {
@@ -124,15 +194,31 @@ impl Publisher {
             registry,
             local_store,
             sbom_repo,
+            local: None,
             refs: Mutex::new(vec![]),
         })
+    }
+
+    /// Checks, before anything is built, that the Docker daemon or kind cluster to load
+    /// into is there.
+    pub async fn prepare(&self) -> Result<(), PublishError> {
+        match &self.local {
+            Some(Local::Daemon(d)) => d.platform().await.map(drop),
+            Some(Local::Kind(k)) => k.nodes().await.map(drop),
+            None => Ok(()),
+        }
     }
 
     /// The image name an import path gets.
     pub fn name_for(&self, import_path: &str) -> String {
         let lowered;
         // Every publisher but the no-push one lowercases, as ko does.
-        let ip = if self.registry || self.layout.is_some() || self.tarball.is_some() || self.local_store.is_some() {
+        let ip = if self.registry
+            || self.layout.is_some()
+            || self.tarball.is_some()
+            || self.local_store.is_some()
+            || self.local.is_some()
+        {
             lowered = import_path.to_lowercase();
             &lowered
         } else {
@@ -146,6 +232,14 @@ impl Publisher {
         let name = self.name_for(import_path);
         let digest = artifact.digest();
         let tags = &self.options.tags;
+        if let Some(local) = &self.local {
+            let reference = match local {
+                Local::Daemon(d) => d.publish(&self.client, &self.cache, &name, artifact, tags).await?,
+                Local::Kind(k) => k.publish(&self.client, &self.cache, &name, artifact, tags).await?,
+            };
+            self.refs.lock().await.push(reference.clone());
+            return Ok(reference);
+        }
         let mut reference = naming::unpushed_reference(&name, tags, self.options.tag_only, digest);
         if let Some(layout) = &self.layout {
             output::step(format!("Saving {name} to {}", layout.root().display()));

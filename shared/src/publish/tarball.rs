@@ -2,6 +2,7 @@
 //! image (a `manifest.json` that points into the layout's blobs), written when the run ends.
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -35,6 +36,25 @@ impl Tarball {
 
     /// Writes the archive to `path` through a temporary file.
     pub async fn write(&self, client: &RegistryClient, cache: &Cache, path: &Path) -> Result<(), PublishError> {
+        let archive = self.archive(client, cache, &crate::platform::Platform::host()).await?;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        fs_err::create_dir_all(dir).map_err(io(dir))?;
+        let temp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+        let writer = std::io::BufWriter::new(temp.reopen().map_err(io(path))?);
+        let writer = archive.write_to(writer).map_err(|e| e.at(path))?;
+        writer.into_inner().map_err(|e| PublishError::Io { path: path.to_path_buf(), source: e.into_error() })?;
+        temp.persist(path).map_err(|e| PublishError::Io { path: path.to_path_buf(), source: e.error })?;
+        Ok(())
+    }
+
+    /// Gathers the archive's contents, fetching any base layer not yet on disk. In
+    /// `manifest.json`, an index is represented by its image for `platform` (else its first).
+    pub async fn archive(
+        &self,
+        client: &RegistryClient,
+        cache: &Cache,
+        platform: &crate::platform::Platform,
+    ) -> Result<Archive, PublishError> {
         let mut files: Vec<(String, PathBuf)> = Vec::new();
         let mut inline: Vec<(String, Vec<u8>)> = Vec::new();
         let mut seen = BTreeSet::new();
@@ -74,10 +94,9 @@ impl Tarball {
                 }
                 index.manifests.push(d);
             }
-            // docker load takes one image per name; for an index, the one for this machine's
+            // docker load takes one image per name; for an index, the one for the wanted
             // platform stands for it (the first one when none matches).
-            let host = crate::platform::Platform::host();
-            let pick = images.iter().find(|i| host.matches(&i.platform)).or(images.first());
+            let pick = images.iter().find(|i| platform.matches(&i.platform)).or(images.first());
             if let Some(first) = pick {
                 docker_manifest.push(json!({
                     "Config": blob_name(&first.config.descriptor.digest),
@@ -89,11 +108,36 @@ impl Tarball {
         inline.push(("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()));
         inline.push(("index.json".into(), serde_json::to_vec(&index).expect("json")));
         inline.push(("manifest.json".into(), serde_json::to_vec(&docker_manifest).expect("json")));
+        Ok(Archive { files, inline })
+    }
+}
 
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        fs_err::create_dir_all(dir).map_err(io(dir))?;
-        let temp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-        let writer = std::io::BufWriter::new(temp.reopen().map_err(io(path))?);
+/// The contents of an archive, ready to be written to a file or a pipe.
+pub struct Archive {
+    files: Vec<(String, PathBuf)>,
+    inline: Vec<(String, Vec<u8>)>,
+}
+
+/// Why writing an archive stopped: a blob that could not be read, or the destination.
+#[derive(Debug)]
+pub enum ArchiveError {
+    Source { path: PathBuf, source: std::io::Error },
+    Dest(std::io::Error),
+}
+
+impl ArchiveError {
+    /// The error as a publish error, naming `dest` when the destination failed.
+    pub fn at(self, dest: &Path) -> PublishError {
+        match self {
+            ArchiveError::Source { path, source } => PublishError::Io { path, source },
+            ArchiveError::Dest(source) => PublishError::Io { path: dest.to_path_buf(), source },
+        }
+    }
+}
+
+impl Archive {
+    /// Writes the tar stream (deterministic headers) and returns the writer.
+    pub fn write_to<W: Write>(&self, writer: W) -> Result<W, ArchiveError> {
         let mut tar = tar::Builder::new(writer);
         let header = |size: u64| {
             let mut h = tar::Header::new_ustar();
@@ -107,19 +151,17 @@ impl Tarball {
             let mut h = header(0);
             h.set_entry_type(tar::EntryType::Directory);
             h.set_mode(0o755);
-            tar.append_data(&mut h, dir_name, std::io::empty()).map_err(io(path))?;
+            tar.append_data(&mut h, dir_name, std::io::empty()).map_err(ArchiveError::Dest)?;
         }
-        for (name, src) in &files {
-            let file = std::fs::File::open(src).map_err(io(src))?;
-            let size = file.metadata().map_err(io(src))?.len();
-            tar.append_data(&mut header(size), name, file).map_err(io(path))?;
+        for (name, src) in &self.files {
+            let source = |source| ArchiveError::Source { path: src.clone(), source };
+            let file = std::fs::File::open(src).map_err(source)?;
+            let size = file.metadata().map_err(source)?.len();
+            tar.append_data(&mut header(size), name, file).map_err(ArchiveError::Dest)?;
         }
-        for (name, bytes) in &inline {
-            tar.append_data(&mut header(bytes.len() as u64), name, bytes.as_slice()).map_err(io(path))?;
+        for (name, bytes) in &self.inline {
+            tar.append_data(&mut header(bytes.len() as u64), name, bytes.as_slice()).map_err(ArchiveError::Dest)?;
         }
-        let writer = tar.into_inner().map_err(io(path))?;
-        writer.into_inner().map_err(|e| PublishError::Io { path: path.to_path_buf(), source: e.into_error() })?;
-        temp.persist(path).map_err(|e| PublishError::Io { path: path.to_path_buf(), source: e.error })?;
-        Ok(())
+        tar.into_inner().map_err(ArchiveError::Dest)
     }
 }

@@ -1,0 +1,176 @@
+//! `ko.local/...` base images, read from the Docker daemon: `docker save` into the cache's
+//! temporary space, then `manifest.json` names the config and the layers. Layers that come
+//! out uncompressed (the classic image store) are gzip-compressed into the cache once, keyed
+//! by their diff ID, so a rebuild does not compress them again and the image's digest is
+//! stable. The result is a Docker schema 2 image like any registry base.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use serde::Deserialize;
+
+use super::{BaseError, BaseImage};
+use crate::cache::{Cache, CacheError};
+use crate::digest::{Digest, HashingWriter};
+use crate::docker::Docker;
+use crate::image::layer::LayerRecord;
+use crate::image::manifest::{self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, Manifest, MediaFamily};
+use crate::image::{Blob, BlobSource};
+use crate::platform::Platform;
+
+/// Whether a base reference names an image in the Docker daemon.
+pub fn is_daemon(reference: &str) -> bool {
+    reference.strip_prefix(crate::publish::LOCAL_DOMAIN).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The reference with `:latest` when it has neither tag nor digest (`docker save REPO` would
+/// save every tag of the repository).
+pub fn with_tag(reference: &str) -> String {
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    if last.contains(':') || last.contains('@') { reference.to_string() } else { format!("{reference}:latest") }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SavedImage {
+    config: String,
+    layers: Vec<String>,
+}
+
+fn io_err(reference: &str, path: &Path) -> impl FnOnce(std::io::Error) -> BaseError {
+    let (reference, path) = (reference.to_string(), path.to_path_buf());
+    move |source| BaseError::LayoutIo { reference, path, source }
+}
+
+/// Loads `reference` from the daemon.
+pub async fn load(docker: &Docker, cache: &Cache, reference: &str) -> Result<BaseImage, BaseError> {
+    let name = with_tag(reference);
+    let dir = tempfile::Builder::new()
+        .prefix("docker-save-")
+        .tempdir_in(cache.root().join("tmp"))
+        .map_err(|source| CacheError { path: cache.root().join("tmp"), source })?;
+    let archive = dir.path().join("image.tar");
+    docker.save(&name, &archive).await.map_err(|source| BaseError::Daemon { reference: name.clone(), source })?;
+    let cache = cache.clone();
+    let unpacked = dir.path().join("x");
+    tokio::task::spawn_blocking(move || read_saved(&cache, &name, &archive, &unpacked)).await.expect("daemon base task")
+}
+
+fn read_saved(cache: &Cache, name: &str, archive: &Path, dir: &Path) -> Result<BaseImage, BaseError> {
+    let invalid = |detail: String| BaseError::Invalid { reference: name.to_string(), detail };
+    let file = std::fs::File::open(archive).map_err(io_err(name, archive))?;
+    tar::Archive::new(file).unpack(dir).map_err(io_err(name, dir))?;
+    let manifest_path = dir.join("manifest.json");
+    let saved: Vec<SavedImage> =
+        serde_json::from_slice(&std::fs::read(&manifest_path).map_err(io_err(name, &manifest_path))?)
+            .map_err(|e| invalid(format!("docker save wrote an unreadable manifest.json ({e})")))?;
+    let [saved] = saved.as_slice() else {
+        return Err(invalid(format!("docker save wrote {} images, expected one", saved.len())));
+    };
+    let inside = |rel: &str| -> Result<PathBuf, BaseError> {
+        if rel.split('/').any(|c| c == "..") || rel.starts_with('/') {
+            return Err(invalid(format!("docker save names a file outside the archive: {rel}")));
+        }
+        Ok(dir.join(rel))
+    };
+    let config_path = inside(&saved.config)?;
+    let config_bytes = std::fs::read(&config_path).map_err(io_err(name, &config_path))?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&config_bytes).map_err(|e| invalid(format!("unreadable image config ({e})")))?;
+    let config_digest = cache.put_blob_bytes(&config_bytes)?;
+
+    let mut layers = Vec::new();
+    for rel in &saved.layers {
+        let record = gzip_layer(cache, name, &inside(rel)?)?;
+        layers.push(Blob {
+            descriptor: Descriptor::new(DOCKER_LAYER_GZIP, record.digest, record.size),
+            source: BlobSource::Cache,
+        });
+    }
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(manifest::DOCKER_MANIFEST.into()),
+        artifact_type: None,
+        config: Descriptor::new(DOCKER_CONFIG, config_digest, config_bytes.len() as u64),
+        layers: layers.iter().map(|b| b.descriptor.clone()).collect(),
+        subject: None,
+        annotations: None,
+    };
+    let bytes = manifest::to_bytes(&manifest);
+    let digest = Digest::of(&bytes);
+    let text = |k: &str| config.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let platform = Platform {
+        os: text("os").unwrap_or_else(|| "linux".into()),
+        arch: text("architecture").unwrap_or_else(|| "amd64".into()),
+        variant: text("variant"),
+        os_version: text("os.version"),
+    };
+    Ok(BaseImage {
+        name: name.to_string(),
+        digest,
+        family: MediaFamily::Docker,
+        manifest,
+        config,
+        layers,
+        platform,
+        descriptor: None,
+    })
+}
+
+/// A saved layer as a gzip blob in the cache: compressed once per diff ID; a layer that is
+/// already gzip (newer daemons) is stored as it is.
+fn gzip_layer(cache: &Cache, name: &str, path: &Path) -> Result<LayerRecord, BaseError> {
+    let mut file = std::fs::File::open(path).map_err(io_err(name, path))?;
+    let mut magic = [0u8; 2];
+    let gzipped = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    if gzipped {
+        let (digest, size) = crate::digest::digest_file(path).map_err(io_err(name, path))?;
+        let mut plain = HashingWriter::new(std::io::sink());
+        let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(path).map_err(io_err(name, path))?);
+        std::io::copy(&mut gz, &mut plain).map_err(io_err(name, path))?;
+        let (_, diff_id, _) = plain.finish();
+        if !cache.has_blob(&digest) {
+            let temp = cache.temp_file()?;
+            fs_err::copy(path, temp.path()).map_err(io_err(name, path))?;
+            cache.commit_blob(temp, &digest)?;
+        }
+        return Ok(LayerRecord { digest, diff_id, size });
+    }
+    let (diff_id, _) = crate::digest::digest_file(path).map_err(io_err(name, path))?;
+    let key = format!("daemon-{}", diff_id.hex());
+    if let Some(record) = cache.read_record::<LayerRecord>("layers", &key)
+        && cache.has_blob(&record.digest)
+    {
+        return Ok(record);
+    }
+    let temp = cache.temp_file()?;
+    let out = temp.reopen().map_err(io_err(name, temp.path()))?;
+    let compressed = HashingWriter::new(BufWriter::with_capacity(256 * 1024, out));
+    let mut gzip = flate2::GzBuilder::new().mtime(0).write(compressed, Compression::fast());
+    let mut src = std::fs::File::open(path).map_err(io_err(name, path))?;
+    std::io::copy(&mut src, &mut gzip).map_err(io_err(name, temp.path()))?;
+    let compressed = gzip.finish().map_err(io_err(name, temp.path()))?;
+    let (mut out, digest, size) = compressed.finish();
+    out.flush().map_err(io_err(name, temp.path()))?;
+    drop(out);
+    cache.commit_blob(temp, &digest)?;
+    let record = LayerRecord { digest, diff_id, size };
+    cache.write_record("layers", &key, &record)?;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemon_references_get_a_tag() {
+        assert!(is_daemon("ko.local/base"));
+        assert!(!is_daemon("ko.localhost/base"));
+        assert!(!is_daemon("ghcr.io/ko.local/base"));
+        assert_eq!(with_tag("ko.local/base"), "ko.local/base:latest");
+        assert_eq!(with_tag("ko.local/base:v1"), "ko.local/base:v1");
+        assert_eq!(with_tag("ko.local:5000/base"), "ko.local:5000/base:latest");
+    }
+}

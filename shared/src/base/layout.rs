@@ -1,0 +1,205 @@
+//! Base images from an OCI image layout on disk: `oci-layout://PATH[:TAG|@DIGEST]` (beyond
+//! ko). The entry is picked from `index.json` by its `org.opencontainers.image.ref.name`
+//! annotation (`:TAG`), by digest (`@sha256:…`, which may also name a blob of the layout that
+//! `index.json` does not list), or is the only entry. Blobs are checked against their digest
+//! and copied (or hard-linked) into the cache, so the rest of the build treats them like any
+//! cached blob. Registry bases and the cache live elsewhere.
+
+use std::path::{Path, PathBuf};
+
+use super::BaseError;
+use crate::cache::Cache;
+use crate::digest::{Digest, digest_file};
+use crate::image::manifest::{Index, sniff_media_type};
+
+pub const SCHEME: &str = "oci-layout://";
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Which entry of the layout a reference names.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Selector {
+    Only,
+    Tag(String),
+    Digest(Digest),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayoutRef {
+    pub root: PathBuf,
+    pub selector: Selector,
+}
+
+/// A manifest or index read from the layout.
+pub struct Found {
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+fn invalid(reference: &str, detail: impl Into<String>) -> BaseError {
+    BaseError::Invalid { reference: reference.to_string(), detail: detail.into() }
+}
+
+/// Parses what follows `oci-layout://`.
+pub fn parse(reference: &str) -> Result<LayoutRef, BaseError> {
+    let spec = reference.strip_prefix(SCHEME).unwrap_or(reference);
+    let (path, selector) = if let Some((path, digest)) = spec.rsplit_once('@') {
+        let digest = Digest::parse(digest).map_err(|e| {
+            invalid(
+                reference,
+                format!(
+                    "{e}; write oci-layout://PATH@sha256:<64 hex digits>, oci-layout://PATH:TAG or oci-layout://PATH"
+                ),
+            )
+        })?;
+        (path, Selector::Digest(digest))
+    } else {
+        match spec.rsplit_once(':') {
+            Some((path, tag)) if !tag.contains('/') && !tag.is_empty() => (path, Selector::Tag(tag.to_string())),
+            _ => (spec, Selector::Only),
+        }
+    };
+    if path.is_empty() {
+        return Err(invalid(reference, "no path; write oci-layout://PATH[:TAG|@DIGEST]"));
+    }
+    Ok(LayoutRef { root: PathBuf::from(path), selector })
+}
+
+/// Reads a blob of the layout, checking its digest.
+pub fn read_blob(reference: &str, root: &Path, digest: &Digest) -> Result<Vec<u8>, BaseError> {
+    let path = blob_path(root, digest);
+    let bytes =
+        std::fs::read(&path).map_err(|source| BaseError::LayoutIo { reference: reference.into(), path, source })?;
+    if &Digest::of(&bytes) != digest {
+        return Err(invalid(reference, format!("blob {digest} in {} does not match its digest", root.display())));
+    }
+    Ok(bytes)
+}
+
+fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
+    root.join("blobs").join("sha256").join(digest.hex())
+}
+
+/// Finds the manifest or index the reference names.
+pub fn find(reference: &str, layout: &LayoutRef) -> Result<Found, BaseError> {
+    let root = &layout.root;
+    let index_path = root.join("index.json");
+    let index_bytes = std::fs::read(&index_path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            invalid(
+                reference,
+                format!(
+                    "{} is not an OCI image layout (it has no index.json); point oci-layout:// at a directory written by `skopeo copy ... oci:DIR:TAG` or `--oci-layout-path DIR`",
+                    root.display()
+                ),
+            )
+        } else {
+            BaseError::LayoutIo { reference: reference.into(), path: index_path.clone(), source }
+        }
+    })?;
+    let index: Index = serde_json::from_slice(&index_bytes)
+        .map_err(|e| invalid(reference, format!("{} is not an OCI image index ({e})", index_path.display())))?;
+    let tags = || {
+        let names: Vec<&str> = index
+            .manifests
+            .iter()
+            .filter_map(|d| d.annotations.as_ref().and_then(|a| a.get(REF_NAME)).map(String::as_str))
+            .collect();
+        if names.is_empty() { "no tagged entries".to_string() } else { format!("tags: {}", names.join(", ")) }
+    };
+    let descriptor = match &layout.selector {
+        Selector::Only => match index.manifests.as_slice() {
+            [only] => Some(only.clone()),
+            [] => return Err(invalid(reference, format!("{} lists no images", index_path.display()))),
+            many => {
+                return Err(invalid(
+                    reference,
+                    format!(
+                        "{} lists {} entries; name one as oci-layout://{}:TAG or @sha256:... ({})",
+                        index_path.display(),
+                        many.len(),
+                        root.display(),
+                        tags()
+                    ),
+                ));
+            }
+        },
+        Selector::Tag(tag) => {
+            let found = index.manifests.iter().find(|d| {
+                d.annotations.as_ref().and_then(|a| a.get(REF_NAME)).is_some_and(|name| {
+                    name == tag || name.rsplit_once(':').is_some_and(|(repo, t)| t == tag && !repo.ends_with('/'))
+                })
+            });
+            Some(found.cloned().ok_or_else(|| {
+                invalid(reference, format!("no image tagged {tag:?} in {} ({})", index_path.display(), tags()))
+            })?)
+        }
+        Selector::Digest(digest) => index.manifests.iter().find(|d| &d.digest == digest).cloned(),
+    };
+    let digest = match (&descriptor, &layout.selector) {
+        (Some(d), _) => d.digest.clone(),
+        (None, Selector::Digest(digest)) => {
+            if !blob_path(root, digest).is_file() {
+                return Err(invalid(reference, format!("{digest} is not in {} ({})", root.display(), tags())));
+            }
+            digest.clone()
+        }
+        (None, _) => unreachable!("only a digest can miss index.json"),
+    };
+    let bytes = read_blob(reference, root, &digest)?;
+    let declared = descriptor.map(|d| d.media_type);
+    let media_type = sniff_media_type(&bytes, declared.as_deref())
+        .ok_or_else(|| invalid(reference, format!("{digest} in {} is not a manifest", root.display())))?;
+    Ok(Found { digest, media_type, bytes })
+}
+
+/// Puts a blob of the layout into the cache (hard link when possible), checking its digest.
+pub fn import_blob(reference: &str, cache: &Cache, root: &Path, digest: &Digest) -> Result<(), BaseError> {
+    if cache.has_blob(digest) {
+        return Ok(());
+    }
+    let src = blob_path(root, digest);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BaseError::LayoutIo { reference: reference.to_string(), path, source }
+    };
+    let (actual, _) = digest_file(&src).map_err(io(&src))?;
+    if &actual != digest {
+        return Err(invalid(reference, format!("blob {digest} in {} does not match its digest", root.display())));
+    }
+    let temp = cache.temp_file()?;
+    let temp_path = temp.path().to_path_buf();
+    // A hard link shares the bytes; otherwise copy them.
+    let _ = std::fs::remove_file(&temp_path);
+    if std::fs::hard_link(&src, &temp_path).is_err() {
+        fs_err::copy(&src, &temp_path).map_err(io(&temp_path))?;
+    }
+    cache.commit_blob(temp, digest)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_name_a_path_and_an_entry() {
+        let d = Digest::of(b"x");
+        assert_eq!(
+            parse("oci-layout://./base").unwrap(),
+            LayoutRef { root: "./base".into(), selector: Selector::Only }
+        );
+        assert_eq!(
+            parse("oci-layout:///tmp/base:v1").unwrap(),
+            LayoutRef { root: "/tmp/base".into(), selector: Selector::Tag("v1".into()) }
+        );
+        assert_eq!(
+            parse(&format!("oci-layout://base@{d}")).unwrap(),
+            LayoutRef { root: "base".into(), selector: Selector::Digest(d) }
+        );
+        // A colon inside the path is not a tag.
+        assert_eq!(parse("oci-layout://a:b/c").unwrap().selector, Selector::Only);
+        assert!(parse("oci-layout://").is_err());
+        assert!(parse("oci-layout://base@sha256:abc").is_err());
+    }
+}

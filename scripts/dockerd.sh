@@ -19,10 +19,6 @@ usage() {
 	exit 2
 }
 
-pid_alive() { # PID
-	[[ -n "$1" ]] && kill -0 "$1" 2>/dev/null
-}
-
 start() {
 	[[ $# -eq 1 ]] || usage
 	local dir=$1
@@ -74,7 +70,7 @@ start() {
 
 stop() {
 	[[ $# -eq 1 ]] || usage
-	local dir=$1 pid i ids
+	local dir=$1 pid ids
 	[[ -f "$dir/pid" ]] || return 0
 	pid=$(cat "$dir/pid")
 	if pid_alive "$pid"; then
@@ -84,14 +80,7 @@ stop() {
 			# shellcheck disable=SC2086
 			DOCKER_HOST="unix://$dir/docker.sock" docker rm -f $ids >/dev/null 2>&1 || true
 		fi
-		kill "$pid" 2>/dev/null || true
-		for ((i = 0; i < 100; i++)); do
-			pid_alive "$pid" || break
-			sleep 0.1
-		done
-		if pid_alive "$pid"; then
-			kill -9 "$pid" 2>/dev/null || true
-		fi
+		stop_pid "$pid" 10
 	fi
 	rm -f "$dir/pid"
 }

@@ -66,3 +66,19 @@ free_port() { # [BASE] [RANGE]
 	done
 	die "no free port found in $base..$((base + range - 1))"
 }
+
+pid_alive() { # PID
+	[[ -n "$1" ]] && kill -0 "$1" 2>/dev/null
+}
+
+# Stop PID politely (TERM), then KILL after about SECONDS (default 10) if it is still alive.
+stop_pid() { # PID [SECONDS]
+	local pid=$1 tries=$((${2:-10} * 10)) i
+	pid_alive "$pid" || return 0
+	kill "$pid" 2>/dev/null || true
+	for ((i = 0; i < tries; i++)); do
+		pid_alive "$pid" || return 0
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null || true
+}

@@ -19,14 +19,12 @@
 # Readiness: waits (about 20 s) until GET /v2/ answers (401 counts when auth is on).
 set -euo pipefail
 
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 usage() {
 	echo "usage: $0 start DIR PORT [--htpasswd FILE] [--tls CERT KEY] [--token REALM SERVICE ISSUER BUNDLE] [--readonly] | stop DIR" >&2
 	exit 2
-}
-
-die() {
-	echo "registry.sh: $*" >&2
-	exit 1
 }
 
 # The registry binary: Debian's package installs it as /usr/bin/docker-registry.
@@ -103,10 +101,6 @@ EOF
 }
 
 # --- process handling ------------------------------------------------------
-
-pid_alive() { # PID
-	[[ -n "$1" ]] && kill -0 "$1" 2>/dev/null
-}
 
 port_answers() { # PORT
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -205,19 +199,9 @@ start() {
 
 stop() {
 	[[ $# -eq 1 ]] || usage
-	local dir=$1 pid i
+	local dir=$1
 	[[ -f "$dir/pid" ]] || return 0
-	pid=$(cat "$dir/pid")
-	if pid_alive "$pid"; then
-		kill "$pid" 2>/dev/null || true
-		for ((i = 0; i < 50; i++)); do
-			pid_alive "$pid" || break
-			sleep 0.1
-		done
-		if pid_alive "$pid"; then
-			kill -9 "$pid" 2>/dev/null || true
-		fi
-	fi
+	stop_pid "$(cat "$dir/pid")" 5
 	rm -f "$dir/pid"
 }
 

@@ -115,6 +115,18 @@ impl Platform {
         Platform { os: "linux".into(), arch: arch.into(), variant: None, os_version: None }
     }
 
+    /// The platform an image config declares (`os`, `architecture`, `variant`, `os.version`),
+    /// linux/amd64 where it says nothing, as Docker assumes.
+    pub fn from_config(config: &serde_json::Value) -> Self {
+        let text = |k: &str| config.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        Platform {
+            os: text("os").unwrap_or_else(|| "linux".into()),
+            arch: text("architecture").unwrap_or_else(|| "amd64".into()),
+            variant: text("variant"),
+            os_version: text("os.version"),
+        }
+    }
+
     pub fn with_variant(mut self, variant: &str) -> Self {
         self.variant = Some(variant.to_string());
         self

@@ -99,13 +99,7 @@ fn read_saved(cache: &Cache, name: &str, archive: &Path, dir: &Path) -> Result<B
     };
     let bytes = manifest::to_bytes(&manifest);
     let digest = Digest::of(&bytes);
-    let text = |k: &str| config.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let platform = Platform {
-        os: text("os").unwrap_or_else(|| "linux".into()),
-        arch: text("architecture").unwrap_or_else(|| "amd64".into()),
-        variant: text("variant"),
-        os_version: text("os.version"),
-    };
+    let platform = Platform::from_config(&config);
     Ok(BaseImage {
         name: name.to_string(),
         digest,

@@ -186,13 +186,7 @@ impl BaseResolver {
             .map_err(|source| CacheError { path: self.cache.blob_path(&config_digest), source })?;
         let config: serde_json::Value =
             serde_json::from_slice(&config_bytes).map_err(|e| invalid(format!("unreadable config: {e}")))?;
-        let text = |k: &str| config.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let platform = Platform {
-            os: text("os").unwrap_or_else(|| "linux".into()),
-            arch: text("architecture").unwrap_or_else(|| "amd64".into()),
-            variant: text("variant"),
-            os_version: text("os.version"),
-        };
+        let platform = Platform::from_config(&config);
         let layers = manifest
             .layers
             .iter()

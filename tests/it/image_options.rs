@@ -159,3 +159,23 @@ fn an_invalid_capability_is_an_error_naming_it() {
     assert!(run.stderr.contains("\"cap_bogus\"") && run.stderr.contains("linux_capabilities"), "{run}");
     assert!(run.stderr.contains("net_bind_service"), "the error shows the valid form: {run}");
 }
+
+#[test]
+fn a_capability_fixture_loaded_into_docker_reports_its_capability() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "builds:\n- id: caps\n  main: .\n  linux_capabilities: [net_bind_service]\n");
+    let name = unique_name("caps");
+    let run = ko(&["build", ".", "--bare"])
+        .cwd(withdeps())
+        .env("KO_DOCKER_REPO", format!("ko.local/{name}"))
+        .env("KO_CONFIG_PATH", &config)
+        .env("DOCKER_HOST", docker_host())
+        .run();
+    run.assert_success();
+    let reference = run.stdout_lines()[0].to_string();
+    // As an unprivileged user with the capability in Docker's bounding set, exec grants it.
+    let out = docker(&["run", "--rm", "--network=none", "--user", "1", "--cap-add=net_bind_service", &reference]);
+    out.assert_success();
+    assert_eq!(out.value("capprm"), Some("0000000000000400"), "{out}");
+    docker(&["rmi", "-f", &reference]).assert_success();
+}

@@ -368,7 +368,7 @@ prepare() { # SCENARIO TOOL
 	case "$1" in
 	1)
 		reset_registry
-		rm -rf "$CACHE_OURS" "$CACHE_KO"
+		if [[ "$2" == ours ]]; then rm -rf "$CACHE_OURS"; else rm -rf "$CACHE_KO"; fi
 		;;
 	3 | 4 | 7b) change_line "$APPS/hello/main.go" ;;
 	5) write_hello "$APPS/fleet/cmd/app0/main.go" "hello from app0, change $((++CHANGE)) of $$" ;;

@@ -610,7 +610,7 @@ RESULTS_MD="$WORK/results.md"
 	echo
 	cat "$TABLE"
 	echo
-	echo "![ratios of kubectl-ko to ko per scenario](benchmarks.png)"
+	echo "![ratios of kubectl-ko to ko per scenario]($(basename "$OUT_PNG"))"
 	echo "<!-- bench:end -->"
 } >"$RESULTS_MD"
 

@@ -140,3 +140,14 @@ cargo build --workspace --bins
 
 step "cargo test --workspace $* (KO_TEST_REGISTRY=$KO_TEST_REGISTRY)"
 cargo test --workspace "$@"
+
+# --- benchmark smoke (scripts/bench.sh) ----------------------------------------
+# One run of every benchmark scenario with the debug binaries, so the script cannot rot.
+# It checks what each run prints and pushes, never how long it took. ko is built once into
+# ~/.cache/kubectl-ko-bench. Skipped when arguments select some tests.
+if [[ $# -eq 0 ]]; then
+	step "scripts/bench.sh --smoke"
+	scripts/bench.sh --smoke --bin-dir "$KO_TEST_BIN_DIR"
+else
+	step "skipping scripts/bench.sh --smoke (tests were selected)"
+fi

@@ -7,14 +7,13 @@
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::Compression;
 use serde::Deserialize;
 
 use super::{BaseError, BaseImage};
 use crate::cache::{Cache, CacheError};
 use crate::digest::{Digest, HashingWriter};
 use crate::docker::Docker;
-use crate::image::layer::LayerRecord;
+use crate::image::layer::{BlockGzip, LayerFormat, LayerRecord};
 use crate::image::manifest::{self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, Manifest, MediaFamily};
 use crate::image::{Blob, BlobSource};
 use crate::platform::Platform;
@@ -129,7 +128,7 @@ fn gzip_layer(cache: &Cache, name: &str, path: &Path) -> Result<LayerRecord, Bas
             fs_err::copy(path, temp.path()).map_err(io_err(name, path))?;
             cache.commit_blob(temp, &digest)?;
         }
-        return Ok(LayerRecord { digest, diff_id, size });
+        return Ok(LayerRecord { digest, diff_id, size, format: LayerFormat::default() });
     }
     let (diff_id, _) = crate::digest::digest_file(path).map_err(io_err(name, path))?;
     let key = format!("daemon-{}", diff_id.hex());
@@ -141,7 +140,9 @@ fn gzip_layer(cache: &Cache, name: &str, path: &Path) -> Result<LayerRecord, Bas
     let temp = cache.temp_file()?;
     let out = temp.reopen().map_err(io_err(name, temp.path()))?;
     let compressed = HashingWriter::new(BufWriter::with_capacity(256 * 1024, out));
-    let mut gzip = flate2::GzBuilder::new().mtime(0).write(compressed, Compression::fast());
+    // The same compression as the layers we build, so a base read from the daemon digests alike
+    // on every machine.
+    let mut gzip = BlockGzip::new(compressed).map_err(io_err(name, temp.path()))?;
     let mut src = std::fs::File::open(path).map_err(io_err(name, path))?;
     std::io::copy(&mut src, &mut gzip).map_err(io_err(name, temp.path()))?;
     let compressed = gzip.finish().map_err(io_err(name, temp.path()))?;
@@ -149,7 +150,7 @@ fn gzip_layer(cache: &Cache, name: &str, path: &Path) -> Result<LayerRecord, Bas
     out.flush().map_err(io_err(name, temp.path()))?;
     drop(out);
     cache.commit_blob(temp, &digest)?;
-    let record = LayerRecord { digest, diff_id, size };
+    let record = LayerRecord { digest, diff_id, size, format: LayerFormat::default() };
     cache.write_record("layers", &key, &record)?;
     Ok(record)
 }

@@ -1,0 +1,638 @@
+#!/usr/bin/env bash
+# Benchmark kubectl-ko against ko v0.19.1 side by side, on the same machine, base image,
+# registry and Go apps, and write the results to docs/benchmarks.md (+ docs/benchmarks.png).
+#
+#   scripts/bench.sh                     5 counted runs of every scenario, writes docs/
+#   scripts/bench.sh --runs 9            more counted runs
+#   scripts/bench.sh --only 2,3,7a       some scenarios (ids below)
+#   scripts/bench.sh --smoke             one run of each, no warm-up, results in a temp dir
+#   scripts/bench.sh --bin-dir target/debug   use these binaries instead of a release build
+#   scripts/bench.sh --out FILE          write the markdown to FILE (the chart next to it)
+#   scripts/bench.sh --keep              keep the work directory (apps, logs, raw results)
+#
+# What it does:
+# - installs ko v0.19.1 with `go install` into ${XDG_CACHE_HOME:-~/.cache}/kubectl-ko-bench/
+#   (nothing of ko is committed), and builds our binaries with `cargo build --release --bins`;
+# - starts a registry on 127.0.0.1 (scripts/registry.sh) and pushes one base there: the
+#   built-in static base for linux/amd64 and linux/arm64, as an OCI index. Both tools use it
+#   through KO_DEFAULTBASEIMAGE, and push to the same registry (repositories .../ours and
+#   .../ko), with --sbom=none for both (SBOM pushes are left out of the comparison);
+# - generates the Go apps in a temporary directory and runs each scenario with both tools
+#   alternating (kubectl-ko, ko, kubectl-ko, ko, ...): one warm-up pair, then N counted pairs.
+#
+# Scenarios (the state before each run is prepared outside the timing):
+#   1   first build and push: registry storage and both tools' caches wiped before each run
+#   2   no-op rebuild: nothing changed, the image is already in the registry
+#   3   rebuild after a one-line change
+#   4   two platforms (linux/amd64, linux/arm64) after a one-line change
+#   5   resolve of a directory with 10 apps, one of them changed
+#   6   an app that embeds a 50 MiB random file, rewritten before each run
+#   7a  as 2, with KOCACHE set for ko
+#   7b  as 3, with KOCACHE set for ko
+# kubectl-ko always has its cache (KOCACHE, a directory of the work dir). Go's own build
+# cache (GOCACHE) is the caller's and stays warm: it serves both tools alike.
+#
+# Measured per run: wall time of the tool's process (launch to exit, in ms); CPU time (user +
+# system, the tool and its children); peak memory twice: "own" is the tool process's VmHWM
+# (sampled from /proc every 10 ms), "tree" is GNU time's %M, the largest peak of any single
+# process in the tree, which is usually the Go compiler or linker.
+set -euo pipefail
+
+KO_VERSION=v0.19.1
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh disable=SC1091
+. "$ROOT/scripts/lib.sh"
+
+usage() {
+	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+	exit 2
+}
+
+RUNS=5
+WARMUPS=1
+SMOKE=""
+BIN_DIR=""
+OUT=""
+KEEP=""
+ONLY=""
+ALL_SCENARIOS=(1 2 3 4 5 6 7a 7b)
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--runs)
+		[[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || usage
+		RUNS=$2
+		shift 2
+		;;
+	--smoke)
+		SMOKE=1
+		shift
+		;;
+	--bin-dir)
+		[[ $# -ge 2 ]] || usage
+		BIN_DIR=$(cd "$2" && pwd)
+		shift 2
+		;;
+	--out)
+		[[ $# -ge 2 ]] || usage
+		OUT=$2
+		shift 2
+		;;
+	--only)
+		[[ $# -ge 2 ]] || usage
+		ONLY=$2
+		shift 2
+		;;
+	--keep)
+		KEEP=1
+		shift
+		;;
+	-h | --help) usage ;;
+	*) usage ;;
+	esac
+done
+if [[ -n "$SMOKE" ]]; then
+	RUNS=1
+	WARMUPS=0
+fi
+SCENARIOS=("${ALL_SCENARIOS[@]}")
+if [[ -n "$ONLY" ]]; then
+	IFS=, read -r -a SCENARIOS <<<"$ONLY"
+	for s in "${SCENARIOS[@]}"; do
+		[[ " ${ALL_SCENARIOS[*]} " == *" $s "* ]] || die "--only: unknown scenario '$s' (known: ${ALL_SCENARIOS[*]})"
+	done
+fi
+
+# --- tools -----------------------------------------------------------------
+
+step "checking tools"
+# docker-registry: the registry; skopeo: pushes the base; jq: edits the base's JSON;
+# time: GNU time for the tree's peak memory; gnuplot-nox: the chart.
+ensure_debs docker-registry skopeo jq curl time gnuplot-nox
+command -v go >/dev/null 2>&1 || die "go not found on PATH (both tools run go build)"
+[[ -x /usr/bin/time ]] || die "/usr/bin/time (GNU time) is missing"
+
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-ko-bench"
+KO_BIN="$CACHE_ROOT/ko-$KO_VERSION/ko"
+if [[ ! -x "$KO_BIN" ]]; then
+	step "go install github.com/google/ko@$KO_VERSION"
+	mkdir -p "$CACHE_ROOT"
+	staging=$(mktemp -d "$CACHE_ROOT/install.XXXXXX")
+	# Outside any module, so no go.mod of ours plays a part; installed whole or not at all.
+	(cd / && env -u GOFLAGS GOBIN="$staging" go install "github.com/google/ko@$KO_VERSION") >&2
+	rm -rf "$CACHE_ROOT/ko-$KO_VERSION"
+	mv "$staging" "$CACHE_ROOT/ko-$KO_VERSION"
+fi
+
+if [[ -z "$BIN_DIR" ]]; then
+	step "cargo build --release --bins"
+	(cd "$ROOT" && cargo build --release --bins) >&2
+	BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+fi
+for b in kubectl-ko kubectl-ko-build kubectl-ko-resolve; do
+	[[ -x "$BIN_DIR/$b" ]] || die "$BIN_DIR/$b is missing (build it, or pass --bin-dir)"
+done
+
+# --- work directory and registry ---------------------------------------------
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-ko-bench.XXXXXX")
+REG="$WORK/registry"
+cleanup() {
+	local rc=$?
+	"$ROOT/scripts/registry.sh" stop "$REG" || true
+	if [[ -n "$KEEP" ]]; then
+		echo "bench.sh: work directory kept: $WORK" >&2
+	else
+		rm -rf "$WORK"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A file descriptor that never has data: `read -t` on it sleeps without a fork.
+exec {SLEEP_FD}<> <(:)
+
+# Both tools get the same clean environment: no credentials, no config, no SBOM.
+export DOCKER_CONFIG="$WORK/docker-config"
+mkdir -p "$DOCKER_CONFIG"
+unset KO_CONFIG_PATH KO_DEFAULTPLATFORMS GOFLAGS SOURCE_DATE_EPOCH KO_DATA_DATE_EPOCH GOOS GOARCH GOARM KOCACHE
+CACHE_OURS="$WORK/cache-ours"
+CACHE_KO="$WORK/cache-ko"
+
+start_registry() {
+	local i
+	for i in 1 2 3; do
+		if "$ROOT/scripts/registry.sh" start "$REG" "$PORT" 2>>"$WORK/registry-starts.log"; then
+			return 0
+		fi
+		[[ $i -lt 3 ]] && PORT=$(free_port 5000 1000)
+	done
+	die "could not start the registry (see $WORK/registry-starts.log)"
+}
+
+PORT=$(free_port 5000 1000)
+step "starting registry"
+start_registry
+
+# --- the base image ----------------------------------------------------------
+
+# Moves FILE into the OCI layout LAYOUT as a blob; prints "<digest> <size>".
+put_blob() { # LAYOUT FILE
+	local hex size
+	hex=$(sha256sum "$2" | cut -d' ' -f1)
+	size=$(stat -c %s "$2")
+	mv "$2" "$1/blobs/sha256/$hex"
+	echo "sha256:$hex $size"
+}
+
+# The built-in static base for linux/amd64 and linux/arm64 as an OCI index, without an app:
+# kubectl-ko builds a trivial app on it into an OCI layout, and jq keeps only the base layer.
+make_base() {
+	local src="$WORK/base-src" dst="$WORK/base-oci" app="$WORK/base-app"
+	mkdir -p "$app" "$dst/blobs/sha256"
+	printf 'module example.com/bench/base\n\ngo 1.22\n' >"$app/go.mod"
+	printf 'package main\n\nfunc main() {}\n' >"$app/main.go"
+	(cd "$app" && KOCACHE="$WORK/cache-base" "$BIN_DIR/kubectl-ko-build" --push=false --sbom=none \
+		--oci-layout-path "$src" --platform=linux/amd64,linux/arm64 . >/dev/null 2>"$WORK/base.log") ||
+		{
+			cat "$WORK/base.log" >&2
+			die "building the base failed"
+		}
+	local blob="$src/blobs/sha256" index entries=() d m c cfg man
+	index=$(jq -r '.manifests[0].digest' "$src/index.json")
+	for d in $(jq -r '.manifests[].digest' "$blob/${index#sha256:}"); do
+		m="$blob/${d#sha256:}"
+		c=$(jq -r '.config.digest' "$m")
+		jq -c '.rootfs.diff_ids |= .[:1] | .history |= .[:1] | del(.config.Entrypoint)
+			| .config.Env |= map(select(startswith("KO_DATA_PATH=") | not) | sub(":/ko-app$"; ""))' \
+			"$blob/${c#sha256:}" | tr -d '\n' >"$WORK/config.json"
+		cfg=$(put_blob "$dst" "$WORK/config.json")
+		cp "$blob/$(jq -r '.layers[0].digest | ltrimstr("sha256:")' "$m")" "$dst/blobs/sha256/"
+		jq -c --arg d "${cfg% *}" --argjson s "${cfg#* }" \
+			'.config.digest = $d | .config.size = $s | .layers |= .[:1] | del(.annotations)' "$m" |
+			tr -d '\n' >"$WORK/manifest.json"
+		man=$(put_blob "$dst" "$WORK/manifest.json")
+		entries+=("$(jq -c --arg d "${man% *}" --argjson s "${man#* }" \
+			'.digest = $d | .size = $s' <<<"$(jq -c --arg d "$d" '.manifests[] | select(.digest == $d)' "$blob/${index#sha256:}")")")
+	done
+	jq -c -n '{schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: $ARGS.positional}' \
+		--jsonargs "${entries[@]}" | tr -d '\n' >"$WORK/index.json"
+	local idx
+	idx=$(put_blob "$dst" "$WORK/index.json")
+	printf '{"imageLayoutVersion":"1.0.0"}' >"$dst/oci-layout"
+	jq -c -n --arg d "${idx% *}" --argjson s "${idx#* }" \
+		'{schemaVersion: 2, manifests: [{mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s,
+		  annotations: {"org.opencontainers.image.ref.name": "v1"}}]}' >"$dst/index.json"
+}
+
+step "pushing the base image (built-in static base, linux/amd64 + linux/arm64)"
+make_base
+BASE="127.0.0.1:$PORT/base:v1"
+skopeo copy --quiet --all --dest-tls-verify=false "oci:$WORK/base-oci:v1" "docker://$BASE" >&2
+# A pristine copy of the registry's storage (the base alone), restored for scenario 1.
+"$ROOT/scripts/registry.sh" stop "$REG"
+cp -a "$REG/data" "$WORK/registry-base-data"
+start_registry
+BASE="127.0.0.1:$PORT/base:v1"
+
+reset_registry() {
+	"$ROOT/scripts/registry.sh" stop "$REG"
+	rm -rf "$REG/data"
+	cp -a "$WORK/registry-base-data" "$REG/data"
+	start_registry
+	BASE="127.0.0.1:$PORT/base:v1"
+}
+
+# --- the apps ----------------------------------------------------------------
+
+APPS="$WORK/apps"
+CHANGE=0
+
+write_module() { # DIR MODULE
+	mkdir -p "$1"
+	printf 'module %s\n\ngo 1.22\n' "$2" >"$1/go.mod"
+}
+
+# A small app whose message is the one line that changes.
+write_hello() { # FILE MESSAGE
+	cat >"$1" <<EOF
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+)
+
+const message = "$2"
+
+func main() {
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, message) })
+	if len(os.Args) > 1 {
+		fmt.Println(message)
+		return
+	}
+	_ = http.ListenAndServe(":8080", nil)
+}
+EOF
+}
+
+# The one-line change: a message never built before.
+change_line() { # FILE
+	CHANGE=$((CHANGE + 1))
+	write_hello "$1" "hello, change $CHANGE of $$"
+}
+
+make_apps() {
+	write_module "$APPS/hello" example.com/bench/hello
+	write_hello "$APPS/hello/main.go" "hello"
+
+	write_module "$APPS/fleet" example.com/bench/fleet
+	mkdir -p "$APPS/fleet/config"
+	local i
+	for i in 0 1 2 3 4 5 6 7 8 9; do
+		mkdir -p "$APPS/fleet/cmd/app$i"
+		write_hello "$APPS/fleet/cmd/app$i/main.go" "hello from app$i"
+		cat >"$APPS/fleet/config/app$i.yaml" <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app$i
+spec:
+  selector:
+    matchLabels: {app: app$i}
+  template:
+    metadata:
+      labels: {app: app$i}
+    spec:
+      containers:
+      - name: app
+        image: ko://example.com/bench/fleet/cmd/app$i
+EOF
+	done
+
+	write_module "$APPS/asset" example.com/bench/asset
+	cat >"$APPS/asset/main.go" <<'EOF'
+package main
+
+import (
+	_ "embed"
+	"fmt"
+)
+
+//go:embed asset.bin
+var asset []byte
+
+func main() { fmt.Println(len(asset)) }
+EOF
+	new_asset
+}
+
+new_asset() {
+	head -c $((50 * 1024 * 1024)) /dev/urandom >"$APPS/asset/asset.bin"
+}
+
+step "generating the apps in $APPS"
+make_apps
+
+# --- scenarios -----------------------------------------------------------------
+
+scenario_title() {
+	case "$1" in
+	1) echo "first build and push, empty caches" ;;
+	2) echo "no-op rebuild" ;;
+	3) echo "rebuild after a one-line change" ;;
+	4) echo "two platforms, after a one-line change" ;;
+	5) echo "resolve of 10 apps, one changed" ;;
+	6) echo "50 MiB embedded asset, changed each run" ;;
+	7a) echo "no-op rebuild, ko with KOCACHE" ;;
+	7b) echo "one-line change, ko with KOCACHE" ;;
+	esac
+}
+
+# The issue's target for the median of ratios (ours / ko).
+scenario_target() {
+	case "$1" in
+	1) echo 0.9 ;;
+	2 | 7a) echo 0.25 ;;
+	3 | 4 | 7b) echo 0.6 ;;
+	5) echo 0.3 ;;
+	6) echo 0.5 ;;
+	esac
+}
+
+# Puts the files and caches into the state a run of SCENARIO by TOOL starts from.
+prepare() { # SCENARIO TOOL
+	case "$1" in
+	1)
+		reset_registry
+		if [[ "$2" == ours ]]; then rm -rf "$CACHE_OURS"; else rm -rf "$CACHE_KO"; fi
+		;;
+	3 | 4 | 7b) change_line "$APPS/hello/main.go" ;;
+	5) write_hello "$APPS/fleet/cmd/app0/main.go" "hello from app0, change $((++CHANGE)) of $$" ;;
+	6) new_asset ;;
+	esac
+}
+
+# Prints the directory and the command line of SCENARIO for TOOL, one word per line.
+command_for() { # SCENARIO TOOL
+	local dir="$APPS/hello" sub=build args=(--platform=linux/amd64 .)
+	case "$1" in
+	4) args=("--platform=linux/amd64,linux/arm64" .) ;;
+	5)
+		dir="$APPS/fleet"
+		sub=resolve
+		args=(--platform=linux/amd64 -f config)
+		;;
+	6) dir="$APPS/asset" ;;
+	esac
+	echo "$dir"
+	if [[ "$2" == ours ]]; then
+		echo "$BIN_DIR/kubectl-ko-$sub"
+	else
+		echo "$KO_BIN"
+		echo "$sub"
+	fi
+	printf '%s\n' --sbom=none "${args[@]}"
+}
+
+# The environment of one run: the same base and registry for both tools.
+run_env() { # SCENARIO TOOL
+	echo "KO_DEFAULTBASEIMAGE=$BASE"
+	if [[ "$2" == ours ]]; then
+		echo "KO_DOCKER_REPO=127.0.0.1:$PORT/ours"
+		echo "KOCACHE=$CACHE_OURS"
+	else
+		echo "KO_DOCKER_REPO=127.0.0.1:$PORT/ko"
+		if [[ "$1" == 7a || "$1" == 7b ]]; then
+			echo "KOCACHE=$CACHE_KO"
+		fi
+	fi
+}
+
+# --- measuring -------------------------------------------------------------------
+
+# The launcher: records the tool's pid for the memory sampler, and its wall time from just
+# before the spawn to just after the exit (so the launcher's own start-up is not counted).
+# shellcheck disable=SC2016
+LAUNCHER='cd "$2" || exit 127; pidfile=$1; shift 2; start=$EPOCHREALTIME; "$@" & echo $! >"$pidfile"; wait $!; rc=$?; end=$EPOCHREALTIME; echo "$start $end" >"$pidfile.wall"; exit $rc'
+
+# Runs one scenario once with one tool; appends a line to $RESULTS when COUNTED.
+run_once() { # SCENARIO TOOL LABEL
+	local scenario=$1 tool=$2 label=$3
+	prepare "$scenario" "$tool"
+	local words env_words
+	mapfile -t words < <(command_for "$scenario" "$tool")
+	mapfile -t env_words < <(run_env "$scenario" "$tool")
+	local dir=${words[0]} logs="$WORK/logs/$scenario-$tool-$label"
+	mkdir -p "$WORK/logs" "$WORK/m"
+	local m="$WORK/m/$scenario-$tool-$label"
+	rm -f "$m.pid" "$m.pid.wall" "$m.time"
+	env "${env_words[@]}" /usr/bin/time -f '%M %U %S' -o "$m.time" \
+		bash -c "$LAUNCHER" launcher "$m.pid" "$dir" "${words[@]:1}" >"$logs.out" 2>"$logs.err" &
+	local tpid=$! pid="" hwm=0 key value
+	while kill -0 "$tpid" 2>/dev/null; do
+		if [[ -z "$pid" && -s "$m.pid" ]]; then
+			read -r pid <"$m.pid" || pid=""
+		fi
+		if [[ -n "$pid" ]] && [[ -r "/proc/$pid/status" ]]; then
+			while read -r key value _; do
+				if [[ "$key" == VmHWM: ]]; then
+					((value > hwm)) && hwm=$value
+					break
+				fi
+			done <"/proc/$pid/status" 2>/dev/null || true
+		fi
+		read -rt 0.01 -u "$SLEEP_FD" || true
+	done
+	local rc=0
+	wait "$tpid" || rc=$?
+	if [[ $rc -ne 0 ]]; then
+		echo "--- $tool, scenario $scenario ($label), in $dir:" >&2
+		printf '%s ' "${env_words[@]}" "${words[@]:1}" >&2
+		echo >&2
+		tail -n 30 "$logs.err" >&2
+		die "scenario $scenario failed for $tool (exit $rc); logs: $logs.err"
+	fi
+	check_output "$scenario" "$tool" "$logs.out"
+	local start end tree utime stime
+	read -r start end <"$m.pid.wall"
+	read -r tree utime stime <"$m.time"
+	local wall cpu
+	wall=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }')
+	cpu=$(awk -v u="$utime" -v s="$stime" 'BEGIN { printf "%.2f", u + s }')
+	printf '  %-3s %-5s %-7s %7ss  cpu %6ss  own %6d KiB  tree %7d KiB\n' \
+		"$scenario" "$tool" "$label" "$wall" "$cpu" "$hwm" "$tree" >&2
+	if [[ "$label" != warmup ]]; then
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$tool" "$label" "$wall" "$cpu" "$hwm" "$tree" >>"$RESULTS"
+	fi
+}
+
+# Each run must print what it should: references by digest that the registry has.
+check_output() { # SCENARIO TOOL FILE
+	local refs want=1 ref
+	[[ "$1" == 5 ]] && want=10
+	mapfile -t refs < <(grep -o "127\.0\.0\.1:$PORT/[^ \"']*@sha256:[0-9a-f]\{64\}" "$3" || true)
+	[[ ${#refs[@]} -eq $want ]] ||
+		die "scenario $1, $2: expected $want image reference(s) on stdout, got ${#refs[@]}: $(head -c 500 "$3")"
+	for ref in "${refs[@]}"; do
+		local repo=${ref#*/} digest=${ref##*@}
+		repo=${repo%@*}
+		repo=${repo%:*}
+		curl -fsS -o /dev/null -I -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' \
+			"http://127.0.0.1:$PORT/v2/$repo/manifests/$digest" ||
+			die "scenario $1, $2: $ref is not in the registry"
+	done
+}
+
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+step "measuring: ${SCENARIOS[*]}; $WARMUPS warm-up and $RUNS counted run(s) each, kubectl-ko then ko"
+for scenario in "${SCENARIOS[@]}"; do
+	step "scenario $scenario: $(scenario_title "$scenario")"
+	for ((i = 1; i <= WARMUPS; i++)); do
+		run_once "$scenario" ours warmup
+		run_once "$scenario" ko warmup
+	done
+	for ((i = 1; i <= RUNS; i++)); do
+		run_once "$scenario" ours "$i"
+		run_once "$scenario" ko "$i"
+	done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- results ---------------------------------------------------------------------
+
+median() {
+	sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Column COL (4 wall, 5 cpu, 6 own KiB, 7 tree KiB) of SCENARIO and TOOL.
+column() { # SCENARIO TOOL COL
+	awk -F'\t' -v s="$1" -v t="$2" -v c="$3" '$1 == s && $2 == t { print $c }' "$RESULTS"
+}
+
+# The per-pair ratios ours / ko of column COL.
+ratios() { # SCENARIO COL
+	awk -F'\t' -v s="$1" -v c="$2" '
+		$1 == s && $2 == "ours" { ours[$3] = $c }
+		$1 == s && $2 == "ko" { ko[$3] = $c }
+		END { for (r in ours) if ((r in ko) && ko[r] > 0) printf "%.4f\n", ours[r] / ko[r] }' "$RESULTS"
+}
+
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
+mib() { awk -v v="$1" 'BEGIN { printf "%.0f", v / 1024 }'; }
+
+OUT_DIR="$ROOT/docs"
+OUT_MD=${OUT:-$OUT_DIR/benchmarks.md}
+[[ -z "$SMOKE" || -n "$OUT" ]] || OUT_MD="$WORK/benchmarks.md"
+mkdir -p "$(dirname "$OUT_MD")"
+OUT_PNG="${OUT_MD%.md}.png"
+
+TABLE="$WORK/table.md"
+CHART_DATA="$WORK/chart.dat"
+: >"$CHART_DATA"
+{
+	echo "| # | scenario | kubectl-ko | ko | ratio | target | peak RSS, own (kubectl-ko / ko) | RSS ratio | peak RSS, tree (kubectl-ko / ko) | CPU s (kubectl-ko / ko) |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for scenario in "${SCENARIOS[@]}"; do
+		ours_wall=$(column "$scenario" ours 4 | median)
+		ko_wall=$(column "$scenario" ko 4 | median)
+		ratio=$(ratios "$scenario" 4 | median)
+		target=$(scenario_target "$scenario")
+		met=$(awk -v r="$ratio" -v t="$target" 'BEGIN { print (r <= t) ? "met" : "missed" }')
+		ours_own=$(column "$scenario" ours 6 | median)
+		ko_own=$(column "$scenario" ko 6 | median)
+		mem_ratio=$(ratios "$scenario" 6 | median)
+		ours_tree=$(column "$scenario" ours 7 | median)
+		ko_tree=$(column "$scenario" ko 7 | median)
+		ours_cpu=$(column "$scenario" ours 5 | median)
+		ko_cpu=$(column "$scenario" ko 5 | median)
+		printf '| %s | %s | %s s | %s s | **%s** | ≤ %s (%s) | %s / %s MiB | %s | %s / %s MiB | %s / %s |\n' \
+			"$scenario" "$(scenario_title "$scenario")" \
+			"$(fmt "$ours_wall" %.2f)" "$(fmt "$ko_wall" %.2f)" "$(fmt "$ratio" %.2f)" "$target" "$met" \
+			"$(mib "$ours_own")" "$(mib "$ko_own")" "$(fmt "$mem_ratio" %.2f)" \
+			"$(mib "$ours_tree")" "$(mib "$ko_tree")" "$(fmt "$ours_cpu" %.2f)" "$(fmt "$ko_cpu" %.2f)"
+		printf '"%s" %s %s %s\n' "$scenario" "$ratio" "$target" "$mem_ratio" >>"$CHART_DATA"
+	done
+} >"$TABLE"
+
+cat "$TABLE"
+
+# The chart: time and memory ratios per scenario, with the targets (marked on the time bars).
+ymax=$(awk '{ for (i = 2; i <= 4; i++) if ($i > m) m = $i } END { m = m * 1.1; print (m > 1.1 ? m : 1.1) }' "$CHART_DATA")
+gnuplot >&2 <<EOF
+set terminal pngcairo size 900,420 font "sans,10"
+set output "$OUT_PNG"
+set title "kubectl-ko / ko v${KO_VERSION#v} (median of per-run ratios; lower is better)"
+set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set yrange [0:$ymax]
+set ylabel "ratio, kubectl-ko / ko"
+set grid ytics
+set key below horizontal
+plot "$CHART_DATA" using 2:xtic(1) title "wall time" lc rgb "#3b7dd8", \
+     "" using 4 title "peak RSS (own)" lc rgb "#9ccc65", \
+     "" using (\$0 - 0.17):3 with points pt 9 ps 1.5 lc rgb "#d84315" title "time target", \
+     1 with lines dt 2 lc rgb "#555555" title "same as ko"
+EOF
+
+# --- the markdown ----------------------------------------------------------------
+
+ours_version=$("$BIN_DIR/kubectl-ko" version 2>/dev/null | head -n 1 || echo unknown)
+ko_version=$("$KO_BIN" version 2>/dev/null | head -n 1 || echo unknown)
+go_version=$(go version)
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mem_gib=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if ! git -C "$ROOT" diff --quiet HEAD -- shared plugins Cargo.toml Cargo.lock 2>/dev/null; then
+	commit="$commit (with uncommitted changes)"
+fi
+
+RESULTS_MD="$WORK/results.md"
+{
+	echo "<!-- bench:results — written by scripts/bench.sh; edits between these markers are overwritten -->"
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS counted run(s) per tool and scenario after $WARMUPS warm-up(s)."
+	echo
+	echo "| | |"
+	echo "|---|---|"
+	echo "| machine | $(nproc) cores ($cpu_model), $mem_gib GiB memory, $(uname -sr) |"
+	echo "| load average (1, 5, 15 min) | $LOAD_BEFORE before, $LOAD_AFTER after |"
+	echo "| kubectl-ko | $ours_version, commit $commit, $(basename "$BIN_DIR") build |"
+	echo "| ko | $ko_version (\`go install github.com/google/ko@$KO_VERSION\`) |"
+	echo "| Go | $go_version |"
+	echo "| registry | $(docker-registry --version 2>/dev/null | head -n 1 || echo docker-registry) on 127.0.0.1 |"
+	echo
+	cat "$TABLE"
+	echo
+	echo "![ratios of kubectl-ko to ko per scenario]($(basename "$OUT_PNG"))"
+	echo "<!-- bench:end -->"
+} >"$RESULTS_MD"
+
+if [[ -f "$OUT_MD" ]] && grep -q '^<!-- bench:results' "$OUT_MD" && grep -q '^<!-- bench:end -->' "$OUT_MD"; then
+	# Keep the hand-written text around the generated block.
+	awk -v block="$RESULTS_MD" '
+		/^<!-- bench:results/ { while ((getline line < block) > 0) print line; skip = 1; next }
+		/^<!-- bench:end -->/ { skip = 0; next }
+		!skip { print }' "$OUT_MD" >"$WORK/merged.md"
+	mv "$WORK/merged.md" "$OUT_MD"
+else
+	{
+		echo "# Benchmarks: kubectl-ko and ko side by side"
+		echo
+		echo "Run \`scripts/bench.sh\` to measure again; it rewrites the block below."
+		echo
+		cat "$RESULTS_MD"
+	} >"$OUT_MD"
+fi
+step "wrote $OUT_MD and $OUT_PNG"
+if [[ -n "$SMOKE" ]]; then
+	# Every run was checked (references printed and present in the registry); a plain
+	# closing line for CI, which reads the last lines of scripts/test.sh.
+	echo "bench smoke: $((${#SCENARIOS[@]} * 2)) passed, 0 failed"
+fi

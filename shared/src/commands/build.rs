@@ -17,10 +17,8 @@ pub async fn run(command: BuildCommand) -> Result<(), Error> {
     }
     let packages = try_join_all(paths.iter().map(|p| session.packages.resolve(p))).await?;
     let artifacts = try_join_all(packages.iter().map(|p| session.builder.build(p))).await?;
-    let mut references = Vec::with_capacity(packages.len());
-    for (package, artifact) in packages.iter().zip(&artifacts) {
-        references.push(session.publisher.publish(&package.import_path, artifact).await?);
-    }
+    let items: Vec<(&str, &_)> = packages.iter().map(|p| p.import_path.as_str()).zip(&artifacts).collect();
+    let references = session.publisher.publish_all(&items).await?;
     session.publisher.close().await?;
     for reference in references {
         output::result(reference);

@@ -67,10 +67,10 @@ pub async fn resolve(
             async move { session.builder.build(p).await.map_err(|e| at(i, e)) }
         }))
         .await?;
-        for (i, (package, artifact)) in packages.iter().zip(&artifacts).enumerate() {
-            let reference =
-                session.publisher.publish(&package.import_path, artifact).await.map_err(|e| at(i, e.into()))?;
-            replacements.insert(wanted[i].0.clone(), reference);
+        let items: Vec<(&str, &_)> = packages.iter().map(|p| p.import_path.as_str()).zip(&artifacts).collect();
+        let references = session.publisher.publish_all(&items).await?;
+        for ((value, _, _), reference) in wanted.iter().zip(references) {
+            replacements.insert(value.clone(), reference);
         }
         session.publisher.close().await?;
     }

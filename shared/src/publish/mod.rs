@@ -227,8 +227,27 @@ impl Publisher {
         naming::image_name(&self.repo, ip, self.options.naming)
     }
 
+    /// Publishes several artifacts and returns their references in the given order. Pushes to
+    /// a registry run concurrently; anything that writes one shared file (a layout, a
+    /// tarball, the local store, the daemon) goes one artifact at a time, in order.
+    pub async fn publish_all(&self, items: &[(&str, &Artifact)]) -> Result<Vec<String>, PublishError> {
+        let shared_output =
+            self.local.is_some() || self.layout.is_some() || self.tarball.is_some() || self.local_store.is_some();
+        let references = if shared_output {
+            let mut references = Vec::with_capacity(items.len());
+            for (import_path, artifact) in items {
+                references.push(self.publish_one(import_path, artifact).await?);
+            }
+            references
+        } else {
+            futures_util::future::try_join_all(items.iter().map(|(p, a)| self.publish_one(p, a))).await?
+        };
+        self.refs.lock().await.extend(references.iter().cloned());
+        Ok(references)
+    }
+
     /// Publishes one artifact everywhere it should go and returns the reference to print.
-    pub async fn publish(&self, import_path: &str, artifact: &Artifact) -> Result<String, PublishError> {
+    async fn publish_one(&self, import_path: &str, artifact: &Artifact) -> Result<String, PublishError> {
         let name = self.name_for(import_path);
         let digest = artifact.digest();
         let tags = &self.options.tags;
@@ -237,7 +256,6 @@ impl Publisher {
                 Local::Daemon(d) => d.publish(&self.client, &self.cache, &name, artifact, tags).await?,
                 Local::Kind(k) => k.publish(&self.client, &self.cache, &name, artifact, tags).await?,
             };
-            self.refs.lock().await.push(reference.clone());
             return Ok(reference);
         }
         let mut reference = naming::unpushed_reference(&name, tags, self.options.tag_only, digest);
@@ -266,7 +284,6 @@ impl Publisher {
             store.write(&self.client, &self.cache, artifact, Some(&ref_name)).await?;
             reference = format!("{}@{digest}", store.root().display());
         }
-        self.refs.lock().await.push(reference.clone());
         Ok(reference)
     }
 

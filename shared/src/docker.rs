@@ -108,13 +108,23 @@ impl Docker {
         Ok(Platform { os: os.to_string(), arch: arch.to_string(), variant: None, os_version: None })
     }
 
-    /// Names of the running containers that carry `label` (`key=value`).
-    pub async fn containers_with_label(&self, label: &str) -> Result<Vec<String>, DockerError> {
+    /// The running containers that carry `label` (`key=value`), by name, each with the value
+    /// of its label `other` (empty when it has none).
+    pub async fn containers_with_label(&self, label: &str, other: &str) -> Result<Vec<(String, String)>, DockerError> {
         let filter = format!("label={label}");
-        let out = self.run(&["ps", "--filter", &filter, "--format", "{{.Names}}"]).await?;
-        let mut names: Vec<String> = out.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
-        names.sort();
-        Ok(names)
+        let format = format!("{{{{.Names}}}}\t{{{{.Label \"{other}\"}}}}");
+        let out = self.run(&["ps", "--filter", &filter, "--format", &format]).await?;
+        let mut found: Vec<(String, String)> = out
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (name, value) = l.split_once('\t').unwrap_or((l, ""));
+                (name.to_string(), value.trim().to_string())
+            })
+            .collect();
+        found.sort();
+        Ok(found)
     }
 
     /// `docker save -o DEST REFERENCE`.

@@ -128,10 +128,16 @@ impl Helper {
         if output.status.success() {
             return Ok(output.stdout);
         }
-        // Helpers write their error message to stdout (and some to stderr).
-        let message = [&output.stdout[..], &output.stderr[..]]
-            .iter()
-            .map(|b| String::from_utf8_lossy(b).trim().to_string())
+        // Helpers write their error message to stdout (and some to stderr). Output that looks
+        // like the protocol's JSON answer may carry a secret: it is not shown.
+        let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let stdout = if stdout.starts_with('{') || stdout.contains("Secret") {
+            "(its output is not shown: it may hold a secret)".to_string()
+        } else {
+            stdout
+        };
+        let message = [stdout, String::from_utf8_lossy(&output.stderr).trim().to_string()]
+            .into_iter()
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join("; ");

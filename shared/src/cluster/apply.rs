@@ -109,7 +109,17 @@ async fn apply_one(
     options: ApplyOptions,
 ) -> Result<bool, ClusterError> {
     let Some((resource, caps)) = cache.lookup(cluster, object).await? else {
-        // Only possible in a dry run: the defining CustomResourceDefinition was not created.
+        if !options.dry_run {
+            return Err(ClusterError::Api {
+                name: format!("{}:{}: {}", object.file, object.line, object.display()),
+                detail: format!(
+                    "the cluster does not serve {} in {} even after its CustomResourceDefinition was applied; check that the version is served",
+                    object.gvk.kind,
+                    object.gvk.api_version()
+                ),
+            });
+        }
+        // In a dry run the defining CustomResourceDefinition was not created.
         output::warn(format!(
             "{}: skipped in the dry run, since the cluster does not serve {} until its CustomResourceDefinition is applied",
             object.display(),

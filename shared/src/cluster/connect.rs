@@ -42,11 +42,17 @@ fn read_kubeconfig(args: &KubeArgs) -> Result<(Kubeconfig, String), ClusterError
         if paths.is_empty() {
             return Err(ClusterError::NoKubeconfig { path: PathBuf::from(list) });
         }
-        return match Kubeconfig::from_env() {
-            Ok(Some(k)) => Ok((k, name)),
-            Ok(None) => Err(ClusterError::NoKubeconfig { path: PathBuf::from(list) }),
-            Err(e) => Err(fail(name, &e)),
-        };
+        // Merged in order, the first file to set a value winning; missing files are skipped,
+        // as kubectl skips them.
+        let mut merged: Option<Kubeconfig> = None;
+        for path in &paths {
+            let next = Kubeconfig::read_from(path).map_err(|e| fail(path.display().to_string(), &e))?;
+            merged = Some(match merged {
+                None => next,
+                Some(done) => done.merge(next).map_err(|e| fail(name.clone(), &e))?,
+            });
+        }
+        return merged.map(|k| (k, name)).ok_or(ClusterError::NoKubeconfig { path: PathBuf::from(list) });
     }
     let path = default_kubeconfig();
     if !path.exists() {

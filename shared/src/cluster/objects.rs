@@ -77,6 +77,7 @@ impl Object {
         let versions = spec["versions"].as_array().map(Vec::as_slice).unwrap_or_default();
         versions
             .iter()
+            .filter(|v| v["served"].as_bool() != Some(false))
             .filter_map(|v| v["name"].as_str())
             .map(|version| GroupVersionKind { group: group.into(), version: version.into(), kind: kind.into() })
             .collect()

@@ -8,11 +8,14 @@ use crate::yaml::ManifestFile;
 
 use super::resolve;
 
-/// The objects of every file, in order.
-pub fn objects_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Vec<Object>, Error> {
+/// The objects of every file, in order, with the lines of the files as the user wrote them.
+pub fn objects_of(manifests: &[ManifestFile], texts: &[String]) -> Result<Vec<Object>, Error> {
     let mut all = Vec::new();
-    for (name, text) in files {
-        all.extend(cluster::objects(name, text)?);
+    for (manifest, text) in manifests.iter().zip(texts) {
+        for mut object in cluster::objects(manifest.name(), text)? {
+            object.line = manifest.original_line(object.line);
+            all.push(object);
+        }
     }
     Ok(all)
 }
@@ -34,12 +37,12 @@ pub async fn run(command: ApplyCommand) -> Result<(), Error> {
     // The selected documents as they are now: enough to check kinds and reach the cluster
     // before spending time on builds.
     let unresolved: Vec<String> = manifests.iter().map(|m| m.render(&Default::default())).collect::<Result<_, _>>()?;
-    let planned = objects_of(manifests.iter().map(ManifestFile::name).zip(unresolved.iter().map(String::as_str)))?;
+    let planned = objects_of(&manifests, &unresolved)?;
     let cluster = cluster::connect(&command.kube).await?;
     let mut kinds = cluster::prepare(&cluster, &planned).await?;
 
     let texts = resolve::resolve(&manifests, &command.publish, &command.build).await?;
-    let objects = objects_of(manifests.iter().map(ManifestFile::name).zip(texts.iter().map(String::as_str)))?;
+    let objects = objects_of(&manifests, &texts)?;
     let options = ApplyOptions { force_conflicts: command.force_conflicts, dry_run };
     cluster::apply(&cluster, &mut kinds, &objects, options).await?;
     Ok(())

@@ -270,7 +270,15 @@ impl LayerWriter {
         if header.set_path(path).is_err() {
             self.tar.append_pax_extensions([("path", path.as_bytes())]).map_err(err)?;
             let short: String = path.chars().rev().take(90).collect::<Vec<_>>().into_iter().rev().collect();
-            header.set_path(short.trim_start_matches('/')).map_err(err)?;
+            if header.set_path(short.trim_start_matches('/')).is_err() {
+                // Non-ASCII names can be too long in bytes: keep the last 90 bytes at most, cut
+                // on a character boundary (the PAX record above carries the real name).
+                let mut start = path.len().saturating_sub(90);
+                while !path.is_char_boundary(start) {
+                    start += 1;
+                }
+                header.set_path(path[start..].trim_start_matches('/')).map_err(err)?;
+            }
         }
         header.set_cksum();
         self.tar.append(&header, data).map_err(err)
@@ -422,6 +430,21 @@ mod tests {
         let out = gzip(random, 2, BLOCK);
         // Stored: a few bytes of framing per 64 KiB, nothing more.
         assert!(out.len() <= random.len() + random.len() / 1000, "{} for {}", out.len(), random.len());
+    }
+
+    #[test]
+    fn long_non_ascii_names_get_a_pax_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().to_path_buf()).unwrap();
+        let name = format!("var/run/ko/{}.txt", "名".repeat(40));
+        let mut layer = LayerWriter::new(&cache).unwrap();
+        layer.add_bytes(&name, EntryMeta::root(0o555, 0), b"x").unwrap();
+        let record = layer.finish().unwrap();
+        let blob = std::fs::File::open(cache.blob_path(&record.digest)).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+        let paths: Vec<String> =
+            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+        assert_eq!(paths, [name]);
     }
 
     #[test]

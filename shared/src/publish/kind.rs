@@ -20,6 +20,8 @@ use super::tarball::Tarball;
 
 /// The label kind puts on every node container of a cluster.
 pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
+/// The label kind gives each container its role: control-plane, worker, external-load-balancer.
+pub const ROLE_LABEL: &str = "io.x-k8s.kind.role";
 
 pub struct Kind {
     docker: Docker,
@@ -39,7 +41,14 @@ impl Kind {
         let nodes = self
             .nodes
             .get_or_try_init(|| async {
-                let nodes = self.docker.containers_with_label(&format!("{CLUSTER_LABEL}={}", self.cluster)).await?;
+                let labelled =
+                    self.docker.containers_with_label(&format!("{CLUSTER_LABEL}={}", self.cluster), ROLE_LABEL).await?;
+                // An HA cluster's load balancer carries the cluster label too, but runs no containerd.
+                let nodes: Vec<String> = labelled
+                    .into_iter()
+                    .filter(|(_, role)| role != "external-load-balancer")
+                    .map(|(name, _)| name)
+                    .collect();
                 if nodes.is_empty() {
                     return Err(PublishError::NoKindCluster { cluster: self.cluster.clone() });
                 }

@@ -233,14 +233,22 @@ impl Publisher {
     pub async fn publish_all(&self, items: &[(&str, &Artifact)]) -> Result<Vec<String>, PublishError> {
         let shared_output =
             self.local.is_some() || self.layout.is_some() || self.tarball.is_some() || self.local_store.is_some();
-        let references = if shared_output {
+        // Two import paths with one image name would race for the same tags.
+        let mut names: Vec<String> = items.iter().map(|(p, _)| self.name_for(p)).collect();
+        names.sort();
+        names.dedup();
+        let references = if shared_output || names.len() < items.len() {
             let mut references = Vec::with_capacity(items.len());
             for (import_path, artifact) in items {
                 references.push(self.publish_one(import_path, artifact).await?);
             }
             references
         } else {
-            futures_util::future::try_join_all(items.iter().map(|(p, a)| self.publish_one(p, a))).await?
+            use futures_util::{StreamExt, TryStreamExt};
+            futures_util::stream::iter(items.iter().map(|(p, a)| self.publish_one(p, a)))
+                .buffered(self.options.jobs.max(1))
+                .try_collect()
+                .await?
         };
         self.refs.lock().await.extend(references.iter().cloned());
         Ok(references)

@@ -76,6 +76,15 @@ pub struct RegistryClient {
     tokens: Mutex<HashMap<(String, String), TokenSlot>>,
 }
 
+/// Whether `url` has the scheme, host and port of the registry's `base` URL.
+fn same_origin(url: &reqwest::Url, base: &str) -> bool {
+    reqwest::Url::parse(base).is_ok_and(|base| {
+        base.scheme() == url.scheme()
+            && base.host_str() == url.host_str()
+            && base.port_or_known_default() == url.port_or_known_default()
+    })
+}
+
 fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
@@ -84,7 +93,10 @@ fn http_client(insecure: bool, extra_roots: Vec<reqwest::Certificate>) -> Result
     install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("kubectl-ko/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(15));
+        .connect_timeout(Duration::from_secs(15))
+        // A registry that accepts the connection and then stalls must not hang the run; the
+        // timeout is between reads, so long uploads and downloads are not cut short.
+        .read_timeout(Duration::from_secs(120));
     builder = if insecure {
         builder.tls_danger_accept_invalid_certs(true)
     } else {
@@ -387,12 +399,26 @@ impl RegistryClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut request = build(client, &endpoint.base);
-            let authorization = self.authorization(&endpoint, scope, refused.as_deref()).await?;
-            if let Some(value) = &authorization {
-                request = request.header(AUTHORIZATION, value);
+            let (http, request) = build(client, &endpoint.base).build_split();
+            let mut request = request.map_err(|e| RegistryError::Unreachable {
+                registry: repository.registry.clone(),
+                detail: format!("{operation}: {}", describe(&e)),
+                attempts: attempt,
+            })?;
+            // Credentials go only to the registry itself: an upload `Location` may name
+            // another host (a storage backend), which must not see them.
+            let authorization = if same_origin(request.url(), &endpoint.base) {
+                self.authorization(&endpoint, scope, refused.as_deref()).await?
+            } else {
+                None
+            };
+            if let Some(mut value) =
+                authorization.as_deref().and_then(|v| reqwest::header::HeaderValue::from_str(v).ok())
+            {
+                value.set_sensitive(true);
+                request.headers_mut().insert(AUTHORIZATION, value);
             }
-            match request.send().await {
+            match http.execute(request).await {
                 Err(e) => {
                     if attempt >= MAX_ATTEMPTS {
                         return Err(RegistryError::Unreachable {
@@ -744,6 +770,17 @@ fn urlencode(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn credentials_stay_with_the_registrys_own_origin() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert!(super::same_origin(&url("https://ghcr.io/v2/x/blobs/uploads/1"), "https://ghcr.io"));
+        assert!(super::same_origin(&url("http://127.0.0.1:5000/v2/"), "http://127.0.0.1:5000"));
+        assert!(!super::same_origin(&url("https://storage.example/upload"), "https://ghcr.io"));
+        assert!(!super::same_origin(&url("http://ghcr.io/v2/"), "https://ghcr.io"));
+        assert!(!super::same_origin(&url("https://ghcr.io:8443/v2/"), "https://ghcr.io"));
+    }
+
     use super::*;
 
     #[test]

@@ -33,11 +33,13 @@ fn walk(dir: &Path, recursive: bool, found: &mut Vec<PathBuf>) -> Result<(), Man
         .map_err(read_error)?;
     entries.sort();
     for path in entries {
-        if path.is_dir() {
+        // Symlinked directories are not followed (as kubectl does), so a link loop ends here.
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if path.is_dir() && !is_link {
             if recursive {
                 walk(&path, recursive, found)?;
             }
-        } else if is_manifest(&path) {
+        } else if is_manifest(&path) && path.is_file() {
             found.push(path);
         }
     }

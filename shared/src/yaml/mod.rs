@@ -30,6 +30,10 @@ pub enum ManifestError {
         "{file}:{line}: cannot drop single items from a List written in flow style ([...]); write its items as a block sequence (- ...)"
     )]
     FlowList { file: String, line: usize },
+    #[error(
+        "{file}: without the objects --selector drops, the rest is no longer valid YAML ({message}); an alias probably refers to an anchor in a dropped object: repeat the value instead of the alias"
+    )]
+    Selection { file: String, message: String },
     #[error("{file}:{line}: replacing ko:// references went wrong ({detail}); please report this as a bug")]
     Check { file: String, line: usize, detail: String },
     #[error("-f {path}: {detail}")]

@@ -83,15 +83,18 @@ impl DockerConfigFile {
             let path = path.to_path_buf();
             move |source| AuthError::Io { path, source }
         };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
+        // A config.json that is a symlink (dotfile managers) is written where it points, and
+        // stays a symlink.
+        let target = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let dir = target.parent().unwrap_or(Path::new("."));
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
-        let mode = std::fs::metadata(&self.path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o600);
+        let mode = std::fs::metadata(&target).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o600);
         let mut json = serde_json::to_vec_pretty(&Value::Object(self.root.clone())).expect("JSON serialises");
         json.push(b'\n');
         let mut temp = tempfile::Builder::new().prefix(".config.json").tempfile_in(dir).map_err(io(dir))?;
         temp.as_file().set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io(temp.path()))?;
         temp.write_all(&json).and_then(|()| temp.as_file().sync_all()).map_err(io(temp.path()))?;
-        temp.persist(&self.path).map_err(|e| AuthError::Io { path: self.path.clone(), source: e.error })?;
+        temp.persist(&target).map_err(|e| AuthError::Io { path: target.clone(), source: e.error })?;
         Ok(())
     }
 }
@@ -99,6 +102,20 @@ impl DockerConfigFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symlinked_config_stays_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles-config.json");
+        std::fs::write(&real, "{}").unwrap();
+        let link = dir.path().join("config.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut config = DockerConfigFile::load(&link).unwrap();
+        config.set_cred_helper("r.example", "ko").unwrap();
+        config.save().unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(std::fs::read_to_string(&real).unwrap().contains("\"r.example\": \"ko\""));
+    }
 
     #[test]
     fn edits_keep_every_other_field_in_order() {

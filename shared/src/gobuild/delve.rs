@@ -68,7 +68,9 @@ impl GoTool {
         for args in steps {
             let mut cmd = self.command(work.path());
             // The user's GOFLAGS (-mod=vendor...) and workspace are for their code, not Delve's.
+            // Nor do their GOAMD64, GOARM or GOEXPERIMENT: the cache key is the platform alone.
             cmd.env_remove("GOFLAGS").env("GOWORK", "off").env("CGO_ENABLED", "0");
+            cmd.env_remove("GOAMD64").env_remove("GOARM").env_remove("GOEXPERIMENT");
             if args[0] == "build" {
                 cmd.envs(go_env.iter().map(|(k, v)| (k, v)));
             }

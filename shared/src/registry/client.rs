@@ -597,6 +597,24 @@ impl RegistryClient {
         size: u64,
         body: BlobBody<'_>,
     ) -> Result<(), RegistryError> {
+        // A session that failed mid-stream may already hold part of the bytes, and re-sending
+        // the whole blob to it is refused: a failed upload starts over in a new session, once.
+        match self.upload_session(repo, digest, size, &body).await {
+            Err(RegistryError::Unreachable { .. } | RegistryError::Status { .. } | RegistryError::Protocol { .. }) => {
+                output::detail(format!("{}: uploading {digest} again in a new session", repo.registry));
+                self.upload_session(repo, digest, size, &body).await
+            }
+            other => other,
+        }
+    }
+
+    async fn upload_session(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        body: &BlobBody<'_>,
+    ) -> Result<(), RegistryError> {
         let operation = format!("uploading blob {digest}");
         let scope = Self::scope(repo, Access::Push, None);
         let start = format!("/v2/{}/blobs/uploads/", repo.path);

@@ -20,6 +20,13 @@ pub fn objects_of(manifests: &[ManifestFile], texts: &[String]) -> Result<Vec<Ob
     Ok(all)
 }
 
+/// The selected objects as written, `ko://` strings still in place: enough to check kinds
+/// against the cluster (before any build) or to delete.
+pub fn unresolved_objects(manifests: &[ManifestFile]) -> Result<Vec<Object>, Error> {
+    let texts: Vec<String> = manifests.iter().map(|m| m.render(&Default::default())).collect::<Result<_, _>>()?;
+    objects_of(manifests, &texts)
+}
+
 pub async fn run(command: ApplyCommand) -> Result<(), Error> {
     let dry_run = match command.dry_run.as_str() {
         "none" | "false" => false,
@@ -34,10 +41,7 @@ pub async fn run(command: ApplyCommand) -> Result<(), Error> {
         }
     };
     let manifests = resolve::load(&command.files)?;
-    // The selected documents as they are now: enough to check kinds and reach the cluster
-    // before spending time on builds.
-    let unresolved: Vec<String> = manifests.iter().map(|m| m.render(&Default::default())).collect::<Result<_, _>>()?;
-    let planned = objects_of(&manifests, &unresolved)?;
+    let planned = unresolved_objects(&manifests)?;
     let cluster = cluster::connect(&command.kube).await?;
     let mut kinds = cluster::prepare(&cluster, &planned).await?;
 

@@ -13,7 +13,7 @@ use crate::base::{BaseError, BaseResolver, BaseSet, builtin};
 use crate::cache::Cache;
 use crate::config::KoConfig;
 use crate::error::Error;
-use crate::gobuild::{BuildFlags, GoTool, Package, delve};
+use crate::gobuild::{BuildFlags, BuildPlan, Built, GoTool, Package, delve, exec_name};
 use crate::image::assemble::{self, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, AddedLayer, ImageSettings};
 use crate::image::caps::{self, FileCaps};
 use crate::image::layer::LayerRecord;
@@ -22,6 +22,7 @@ use crate::output;
 use crate::platform::{Platform, PlatformRequest};
 use crate::sbom::{self, BaseRef, SbomFormat};
 use crate::time::{epoch_from_env, rfc3339};
+use crate::timing;
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
@@ -92,12 +93,91 @@ impl Builder {
 
     /// Builds the artifact for one package.
     pub async fn build(&self, package: &Package) -> Result<Artifact, Error> {
-        let base_ref = self.base_reference(&package.import_path);
-        let bases: BaseSet = self.bases.images(&base_ref, self.platforms.as_ref()).await?;
-        let first = bases
-            .images
-            .first()
-            .ok_or_else(|| BaseError::Invalid { reference: base_ref.clone(), detail: "no image matched".into() })?;
+        let mut artifacts = self.build_all(std::slice::from_ref(package)).await.map_err(|(_, e)| e)?;
+        Ok(artifacts.remove(0))
+    }
+
+    /// Builds the artifacts for several packages, in their order. Packages built with the
+    /// same settings share one `go build`, which checks their common dependencies once. An
+    /// error comes with the index of the package it belongs to.
+    pub async fn build_all(&self, packages: &[Package]) -> Result<Vec<Artifact>, (usize, Error)> {
+        let bases = try_join_all(packages.iter().enumerate().map(|(i, p)| async move {
+            let base_ref = self.base_reference(&p.import_path);
+            let _span = timing::span(|| format!("base lookup {base_ref}"));
+            self.bases.images(&base_ref, self.platforms.as_ref()).await.map_err(|e| (i, e.into()))
+        }))
+        .await?;
+        let plans = try_join_all(packages.iter().zip(&bases).enumerate().map(|(i, (p, set))| async move {
+            try_join_all(set.images.iter().map(|base| self.go.plan(p, &base.platform, &self.config, &self.flags)))
+                .await
+                .map_err(|e| (i, e.into()))
+        }))
+        .await?;
+        let prebuilt = self.prebuild(packages, &bases, &plans).await?;
+        try_join_all(packages.iter().enumerate().map(|(i, p)| {
+            let prebuilt = &prebuilt;
+            let (bases, plans) = (&bases[i], &plans[i]);
+            async move { self.build_one(p, bases, plans, |k| prebuilt.get(&(i, k)).cloned()).await.map_err(|e| (i, e)) }
+        }))
+        .await
+    }
+
+    /// One `go build` for each group of (package, platform) that share a build plan, when
+    /// the group has more than one member. Members whose binary is not returned (the shared
+    /// build failed) are built alone afterwards, which reports their errors.
+    async fn prebuild(
+        &self,
+        packages: &[Package],
+        bases: &[BaseSet],
+        plans: &[Vec<BuildPlan>],
+    ) -> Result<HashMap<(usize, usize), Built>, (usize, Error)> {
+        // Group by plan, then split so that no two members of a group share a binary name.
+        let mut groups: Vec<(&BuildPlan, Vec<(usize, usize)>)> = Vec::new();
+        for (i, (set, plans)) in bases.iter().zip(plans).enumerate() {
+            for (k, (base, plan)) in set.images.iter().zip(plans).enumerate() {
+                let name = exec_name(&packages[i].import_path, &base.platform);
+                let clash = |members: &Vec<(usize, usize)>| {
+                    members
+                        .iter()
+                        .any(|&(j, l)| exec_name(&packages[j].import_path, &bases[j].images[l].platform) == name)
+                };
+                match groups.iter_mut().find(|(p, members)| *p == plan && !clash(members)) {
+                    Some((_, members)) => members.push((i, k)),
+                    None => groups.push((plan, vec![(i, k)])),
+                }
+            }
+        }
+        let results = try_join_all(groups.into_iter().filter(|(_, m)| m.len() > 1).map(|(plan, members)| async move {
+            let _permit = self.jobs.acquire().await.expect("semaphore open");
+            let items: Vec<(&Package, &Platform)> =
+                members.iter().map(|&(i, k)| (&packages[i], &bases[i].images[k].platform)).collect();
+            for (package, platform) in &items {
+                output::step(format!("Building {} for {platform}", package.import_path));
+            }
+            let _span = timing::span(|| format!("go build of {} packages", items.len()));
+            let built = self.go.build_many(&items, plan, &self.cache).await.map_err(|e| (members[0].0, e.into()))?;
+            if built.is_some() {
+                output::detail(format!("ran {} in {}", plan.args.join(" "), plan.dir.display()));
+            }
+            Ok::<_, (usize, Error)>(built.map(|b| members.into_iter().zip(b).collect::<Vec<_>>()).unwrap_or_default())
+        }))
+        .await?;
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Builds one package's artifact on its bases with its plans (one per base), taking the
+    /// binaries `prebuilt` has (by platform index) and running `go build` for the rest.
+    async fn build_one(
+        &self,
+        package: &Package,
+        bases: &BaseSet,
+        plans: &[BuildPlan],
+        prebuilt: impl Fn(usize) -> Option<Built>,
+    ) -> Result<Artifact, Error> {
+        let first = bases.images.first().ok_or_else(|| BaseError::Invalid {
+            reference: self.base_reference(&package.import_path),
+            detail: "no image matched".into(),
+        })?;
         output::step(format!("Using base {}@{} for {}", first.name, first.digest, package.import_path));
         if let Some(b) = &package.config {
             output::detail(format!("Using build config {} for {}", b.id, package.import_path));
@@ -117,23 +197,27 @@ impl Builder {
             None => None,
         };
 
-        let images = try_join_all(bases.images.iter().map(|base| {
+        let images = try_join_all(bases.images.iter().zip(plans).enumerate().map(|(k, (base, plan))| {
+            let prebuilt = prebuilt(k);
             let kodata = kodata.clone();
             let name = name.clone();
             let created_by = created_by.clone();
             let settings = settings.clone();
             let file_caps = &file_caps;
             async move {
-                let plan = self.go.plan(package, &base.platform, &self.config, &self.flags).await?;
-                let binary = {
-                    let _permit = self.jobs.acquire().await.expect("semaphore open");
-                    output::step(format!("Building {} for {}", package.import_path, base.platform));
-                    let (binary, cmdline) = self.go.build(package, &base.platform, &plan, &self.cache).await?;
-                    output::detail(format!("ran {} in {}", cmdline.join(" "), plan.dir.display()));
-                    binary
+                let binary = match prebuilt {
+                    Some(built) => built,
+                    None => {
+                        let _permit = self.jobs.acquire().await.expect("semaphore open");
+                        output::step(format!("Building {} for {}", package.import_path, base.platform));
+                        let _span = timing::span(|| format!("go build {} for {}", package.import_path, base.platform));
+                        let (binary, cmdline) = self.go.build(package, &base.platform, plan, &self.cache).await?;
+                        output::detail(format!("ran {} in {}", cmdline.join(" "), plan.dir.display()));
+                        binary
+                    }
                 };
                 let build_info = match self.sbom {
-                    Some(_) => Some(sbom::buildinfo::read(self.go.program(), &binary).await?),
+                    Some(_) => Some(sbom::buildinfo::read(self.go.program(), &binary.path).await?),
                     None => None,
                 };
                 let cache = self.cache.clone();
@@ -143,11 +227,13 @@ impl Builder {
                     Some(value) if base.platform.os == "linux" => vec![(caps::XATTR.to_string(), value.clone())],
                     _ => vec![],
                 };
+                let span = timing::span(|| format!("binary layer {} for {}", package.import_path, base.platform));
                 let record = tokio::task::spawn_blocking(move || {
-                    app::binary_layer_with_xattrs(&cache, &binary, &layer_name, &xattrs)
+                    app::built_binary_layer(&cache, &binary, &layer_name, &xattrs)
                 })
                 .await
                 .expect("layer task")?;
+                drop(span);
                 let mut settings = settings;
                 let mut layers = vec![
                     AddedLayer {

@@ -70,6 +70,12 @@ impl Cache {
         tempfile::NamedTempFile::new_in(&dir).map_err(|source| CacheError { path: dir, source })
     }
 
+    /// A fresh temporary directory inside the cache, on the same filesystem as `bin/`.
+    pub fn temp_dir(&self) -> Result<tempfile::TempDir, CacheError> {
+        let dir = self.root.join("tmp");
+        tempfile::TempDir::new_in(&dir).map_err(|source| CacheError { path: dir, source })
+    }
+
     /// Moves a finished temporary file to the blob's place (a no-op if another process won).
     pub fn commit_blob(&self, temp: tempfile::NamedTempFile, digest: &Digest) -> Result<PathBuf, CacheError> {
         let path = self.blob_path(digest);

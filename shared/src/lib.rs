@@ -27,6 +27,7 @@ pub mod registry;
 pub mod sbom;
 pub mod template;
 pub mod time;
+pub mod timing;
 pub mod yaml;
 
 pub use error::Error;
@@ -37,6 +38,7 @@ pub fn run_main<F>(future: F) -> std::process::ExitCode
 where
     F: std::future::Future<Output = Result<(), Error>>,
 {
+    timing::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -16,5 +16,6 @@ mod platforms;
 mod registries;
 mod resolve;
 mod sbom;
+mod shared_builds;
 mod token_server;
 mod util;

@@ -1,8 +1,6 @@
 //! `kubectl ko build`: resolve every import path, build them all, and only when every build
 //! succeeded publish them and print one reference per argument, in argument order.
 
-use futures_util::future::try_join_all;
-
 use crate::cli::BuildCommand;
 use crate::error::Error;
 use crate::output;
@@ -15,8 +13,9 @@ pub async fn run(command: BuildCommand) -> Result<(), Error> {
     if paths.is_empty() {
         paths.push(".".into());
     }
-    let packages = try_join_all(paths.iter().map(|p| session.packages.resolve(p))).await?;
-    let artifacts = try_join_all(packages.iter().map(|p| session.builder.build(p))).await?;
+    let args: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let packages = session.packages.resolve_all(&args).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let artifacts = session.builder.build_all(&packages).await.map_err(|(_, e)| e)?;
     let items: Vec<(&str, &_)> = packages.iter().map(|p| p.import_path.as_str()).zip(&artifacts).collect();
     let references = session.publisher.publish_all(&items).await?;
     session.publisher.close().await?;

@@ -4,8 +4,6 @@
 
 use std::collections::HashMap;
 
-use futures_util::future::try_join_all;
-
 use crate::cli::{BuildArgs, FileArgs, PublishArgs, ResolveCommand};
 use crate::error::Error;
 use crate::output;
@@ -57,16 +55,16 @@ pub async fn resolve(
             let (value, file, line) = &wanted[index];
             Error::Reference { file: file.clone(), line: *line, value: value.clone(), source: Box::new(error) }
         };
-        let packages = try_join_all(wanted.iter().enumerate().map(|(i, (value, _, _))| {
-            let session = &session;
-            async move { session.packages.resolve(value).await.map_err(|e| at(i, e.into())) }
-        }))
-        .await?;
-        let artifacts = try_join_all(packages.iter().enumerate().map(|(i, p)| {
-            let session = &session;
-            async move { session.builder.build(p).await.map_err(|e| at(i, e)) }
-        }))
-        .await?;
+        let values: Vec<&str> = wanted.iter().map(|(value, _, _)| value.as_str()).collect();
+        let packages = session
+            .packages
+            .resolve_all(&values)
+            .await
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| p.map_err(|e| at(i, e.into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let artifacts = session.builder.build_all(&packages).await.map_err(|(i, e)| at(i, e))?;
         let items: Vec<(&str, &_)> = packages.iter().map(|p| p.import_path.as_str()).zip(&artifacts).collect();
         let references = session.publisher.publish_all(&items).await?;
         for ((value, _, _), reference) in wanted.iter().zip(references) {

@@ -77,6 +77,7 @@ fn platforms(args: &BuildArgs, config: &KoConfig) -> Result<Option<PlatformReque
 
 impl Session {
     pub async fn new(publish: &PublishArgs, build: &BuildArgs) -> Result<Session, Error> {
+        let _span = crate::timing::span(|| "session setup".to_string());
         let cwd = std::env::current_dir().map_err(|e| Error::usage("working directory", e.to_string()))?;
         let config = KoConfig::load(&cwd)?;
         let request = platforms(build, &config)?;

@@ -103,7 +103,7 @@ pub struct BuildFlags {
 }
 
 /// Everything `go build` needs for one package on one platform.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BuildPlan {
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
@@ -223,45 +223,165 @@ impl GoTool {
         ]))
     }
 
-    /// Runs `go build` into a stable place in the cache and returns the binary's path.
-    /// Go's own output is passed to `on_output` line by line when the build fails.
+    /// Runs `go build` for one package and returns its binary, kept at a stable place in the
+    /// cache so that Go skips relinking an unchanged one. Go's output is shown when it fails.
     pub async fn build(
         &self,
         package: &Package,
         platform: &Platform,
         plan: &BuildPlan,
         cache: &Cache,
-    ) -> Result<(PathBuf, Vec<String>), GoBuildError> {
-        let mut key = sha2::Sha256::new();
-        for part in [package.import_path.as_str(), &platform.to_string(), &plan.dir.to_string_lossy()] {
-            key.update(part.as_bytes());
-            key.update([0]);
+    ) -> Result<(Built, Vec<String>), GoBuildError> {
+        let cmdline = std::iter::once("go".to_string()).chain(plan.args.iter().cloned()).collect();
+        match self.build_into(&[(package, platform)], plan, cache).await? {
+            Ok(mut built) => Ok((built.remove(0), cmdline)),
+            Err((status, text)) => {
+                for line in text.lines() {
+                    crate::output::step(line);
+                }
+                Err(GoBuildError::Failed {
+                    import_path: package.import_path.clone(),
+                    platform: platform.to_string(),
+                    status,
+                })
+            }
         }
-        let key = hex::encode(&key.finalize()[..12]);
-        let out = cache.bin_dir(&key)?.join("out");
+    }
+
+    /// Runs one `go build` for several packages that share a plan (so Go loads and checks
+    /// their common dependencies once). `None` when it failed or did not write what was
+    /// expected: the caller then builds each package alone, which reports any error exactly.
+    pub async fn build_many(
+        &self,
+        items: &[(&Package, &Platform)],
+        plan: &BuildPlan,
+        cache: &Cache,
+    ) -> Result<Option<Vec<Built>>, GoBuildError> {
+        Ok(self.build_into(items, plan, cache).await?.ok())
+    }
+
+    /// Runs `go build -o DIR/ pkg…` into a fresh directory of the cache where each package's
+    /// stable binary is linked under the name Go gives it. Go leaves a link to an up-to-date
+    /// binary alone and replaces it with a file when it relinks, which tells the two apart;
+    /// a new file then moves to the stable place. `Err` holds Go's output.
+    async fn build_into(
+        &self,
+        items: &[(&Package, &Platform)],
+        plan: &BuildPlan,
+        cache: &Cache,
+    ) -> Result<Result<Vec<Built>, (String, String)>, GoBuildError> {
+        let dir = cache.temp_dir()?;
+        let io = |path: &Path, source| CacheError { path: path.to_path_buf(), source };
+        let mut expected = Vec::with_capacity(items.len());
+        for (package, platform) in items {
+            let slot = binary_slot(cache, package, platform, plan)?;
+            let name = exec_name(&package.import_path, platform);
+            let link = dir.path().join(&name);
+            if slot.is_file() {
+                std::os::unix::fs::symlink(&slot, &link).map_err(|e| io(&link, e))?;
+            }
+            expected.push((name, slot));
+        }
         let mut cmd = self.command(&plan.dir);
         cmd.env_clear().envs(plan.env.iter().map(|(k, v)| (k, v)));
-        cmd.args(&plan.args).arg("-o").arg(&out).arg(&package.import_path);
+        let mut out_dir = dir.path().as_os_str().to_owned();
+        out_dir.push("/");
+        cmd.args(&plan.args).arg("-o").arg(out_dir);
+        cmd.args(items.iter().map(|(p, _)| p.import_path.as_str()));
         let output = cmd.output().await.map_err(|e| self.spawn_error(e))?;
         if !output.status.success() {
             let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
-            for line in text.lines() {
-                crate::output::step(line);
-            }
-            return Err(GoBuildError::Failed {
-                import_path: package.import_path.clone(),
-                platform: platform.to_string(),
-                status: output.status.to_string(),
-            });
+            return Ok(Err((output.status.to_string(), text)));
         }
-        let cmdline = std::iter::once("go".to_string()).chain(plan.args.iter().cloned()).collect();
-        Ok((out, cmdline))
+        // Anything Go wrote under another name means the names were guessed wrong; for one
+        // package, the one file Go wrote is its binary whatever its name.
+        let entries: Vec<(String, bool)> = std::fs::read_dir(dir.path())
+            .map_err(|e| io(dir.path(), e))?
+            .filter_map(|e| e.ok())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.file_type().is_ok_and(|t| t.is_file())))
+            .collect();
+        let files: Vec<&String> = entries.iter().filter(|(_, file)| *file).map(|(n, _)| n).collect();
+        if let ([(name, _)], [file]) = (expected.as_mut_slice(), files.as_slice()) {
+            name.clone_from(file);
+        }
+        let found = |name: &String| entries.iter().any(|(n, _)| n == name);
+        if files.iter().any(|f| !expected.iter().any(|(name, _)| name == *f))
+            || expected.iter().any(|(name, _)| !found(name))
+        {
+            let names: Vec<&String> = entries.iter().map(|(n, _)| n).collect();
+            let wanted: Vec<&String> = expected.iter().map(|e| &e.0).collect();
+            return Ok(Err(("unexpected output".into(), format!("go build wrote {names:?}, not {wanted:?}"))));
+        }
+        let mut built = Vec::with_capacity(expected.len());
+        for (name, slot) in expected {
+            let path = dir.path().join(&name);
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| io(&path, e))?;
+            let relinked = !meta.file_type().is_symlink();
+            if relinked {
+                std::fs::rename(&path, &slot).map_err(|e| io(&slot, e))?;
+            }
+            built.push(Built { path: slot, relinked });
+        }
+        Ok(Ok(built))
     }
+}
+
+/// A binary `go build` left in the cache.
+#[derive(Clone, Debug)]
+pub struct Built {
+    pub path: PathBuf,
+    /// False when Go found the binary up to date and left it as it was.
+    pub relinked: bool,
+}
+
+/// Where one package's binary for one platform and build directory lives between runs.
+fn binary_slot(cache: &Cache, package: &Package, platform: &Platform, plan: &BuildPlan) -> Result<PathBuf, CacheError> {
+    let mut key = sha2::Sha256::new();
+    for part in [package.import_path.as_str(), &platform.to_string(), &plan.dir.to_string_lossy()] {
+        key.update(part.as_bytes());
+        key.update([0]);
+    }
+    let key = hex::encode(&key.finalize()[..12]);
+    Ok(cache.bin_dir(&key)?.join("out"))
+}
+
+/// The file name `go build -o DIR/` gives a command: the last element of its import path,
+/// or the one before a major version suffix (`/v2`), plus `.exe` for Windows.
+pub fn exec_name(import_path: &str, platform: &Platform) -> String {
+    let mut parts = import_path.rsplit('/');
+    let last = parts.next().unwrap_or(import_path);
+    let is_version = |s: &str| {
+        s.len() >= 2
+            && s.starts_with('v')
+            && !s.starts_with("v0")
+            && s != "v1"
+            && s[1..].bytes().all(|b| b.is_ascii_digit())
+    };
+    let name = match parts.next() {
+        Some(previous) if is_version(last) => previous,
+        _ => last,
+    };
+    if platform.os == "windows" { format!("{name}.exe") } else { name.to_string() }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::check_toolexec;
+    use super::{check_toolexec, exec_name};
+    use crate::platform::Platform;
+
+    #[test]
+    fn exec_names_follow_go() {
+        let linux = Platform::linux("amd64");
+        let windows = Platform::parse("windows/amd64").unwrap();
+        assert_eq!(exec_name("example.com/app/cmd/server", &linux), "server");
+        assert_eq!(exec_name("example.com/app/v2", &linux), "app");
+        assert_eq!(exec_name("example.com/app/v0", &linux), "v0");
+        assert_eq!(exec_name("example.com/app/v1", &linux), "v1");
+        assert_eq!(exec_name("example.com/app/v10", &linux), "app");
+        assert_eq!(exec_name("example.com/app/vx", &linux), "vx");
+        assert_eq!(exec_name("app", &linux), "app");
+        assert_eq!(exec_name("example.com/app", &windows), "app.exe");
+    }
 
     #[test]
     fn toolexec_is_refused_in_every_spelling() {

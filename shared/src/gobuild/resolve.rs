@@ -1,6 +1,7 @@
 //! Turning what the user typed (`.`, `./cmd/app`, `ko://example.com/app`) into a Go package,
 //! with `go list`, and choosing the `.ko.yaml` `builds[]` entry that applies to it.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
@@ -23,7 +24,7 @@ pub struct Package {
     pub config: Option<BuildConfig>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Listed {
     import_path: String,
@@ -35,7 +36,7 @@ struct Listed {
     error: Option<ListedError>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ListedError {
     err: String,
@@ -128,6 +129,47 @@ impl PackageResolver {
         self.finish(arg, listed, dir, config)
     }
 
+    /// Resolves several arguments with one `go list` per directory they are listed from, in
+    /// the order given. An argument the shared run does not settle (an error, a package it
+    /// cannot match to the argument) is resolved on its own, so that its error is exactly
+    /// the one a lone `go list` gives.
+    pub async fn resolve_all(&self, args: &[&str]) -> Vec<Result<Package, GoBuildError>> {
+        let mut groups: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+        let placements: Vec<_> = args
+            .iter()
+            .map(|arg| {
+                let path = arg.strip_prefix(SCHEME).unwrap_or(arg).trim();
+                let (dir, pattern, config) = self.placement(path);
+                if !path.is_empty() && !pattern.contains("...") {
+                    let patterns = groups.entry(dir.clone()).or_default();
+                    if !patterns.contains(&pattern) {
+                        patterns.push(pattern.clone());
+                    }
+                }
+                (dir, pattern, config)
+            })
+            .collect();
+        let listed: BTreeMap<PathBuf, Vec<(String, Listed)>> = futures_util::future::join_all(
+            groups.into_iter().filter(|(_, p)| p.len() > 1).map(|(dir, patterns)| async move {
+                let found = self.go.list_many(&dir, &patterns).await;
+                (dir, found)
+            }),
+        )
+        .await
+        .into_iter()
+        .collect();
+        futures_util::future::join_all(args.iter().zip(placements).map(|(arg, (dir, pattern, config))| {
+            let found = listed.get(&dir).and_then(|l| l.iter().find(|(p, _)| *p == pattern)).map(|(_, l)| l.clone());
+            async move {
+                match found {
+                    Some(l) => self.finish(arg, l, dir, config),
+                    None => self.resolve(arg).await,
+                }
+            }
+        }))
+        .await
+    }
+
     fn finish(
         &self,
         arg: &str,
@@ -179,6 +221,7 @@ impl GoTool {
                 detail: "wildcards are not supported; name one package main".into(),
             });
         }
+        let _span = crate::timing::span(|| format!("go list {pattern}"));
         let output = self
             .command(dir)
             .args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--", pattern])
@@ -219,6 +262,44 @@ impl GoTool {
             return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: "no Go files there".into() });
         }
         Ok(listed)
+    }
+}
+
+impl GoTool {
+    /// One `go list` of several patterns (none with `...`), run in `dir`. Returns the packages
+    /// it could match to a pattern without doubt, with no error and with Go files; the rest
+    /// are left for [`GoTool::list`] to report.
+    async fn list_many(&self, dir: &Path, patterns: &[String]) -> Vec<(String, Listed)> {
+        let _span = crate::timing::span(|| format!("go list of {} packages", patterns.len()));
+        let output = self
+            .command(dir)
+            .args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--"])
+            .args(patterns)
+            .output()
+            .await;
+        let Ok(output) = output else { return vec![] };
+        if !output.status.success() {
+            return vec![];
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let packages: Vec<Listed> = serde_json::Deserializer::from_str(&stdout)
+            .into_iter::<Listed>()
+            .filter_map(Result::ok)
+            .filter(|l| l.error.is_none() && !l.name.is_empty())
+            .collect();
+        patterns
+            .iter()
+            .filter_map(|pattern| {
+                let matches = |l: &&Listed| {
+                    if is_local(pattern) { l.dir == normalize(&dir.join(pattern)) } else { l.import_path == *pattern }
+                };
+                let mut found = packages.iter().filter(matches);
+                match (found.next(), found.next()) {
+                    (Some(l), None) => Some((pattern.clone(), l.clone())),
+                    _ => None,
+                }
+            })
+            .collect()
     }
 }
 

@@ -8,6 +8,7 @@ use sha2::Digest as _;
 use super::layer::{EntryMeta, LayerError, LayerRecord, LayerWriter};
 use crate::cache::{Cache, CacheError};
 use crate::digest::digest_file;
+use crate::gobuild::Built;
 
 pub const APP_DIR: &str = "ko-app";
 const LAYOUT_VERSION: &str = "app-layer-v1";
@@ -29,6 +30,58 @@ pub fn binary_layer(cache: &Cache, binary: &Path, name: &str) -> Result<LayerRec
     binary_layer_with_xattrs(cache, binary, name, &[])
 }
 
+/// What the layer of a binary in the cache was, with the file it was made from, so that a
+/// binary Go did not relink need not be read again.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SlotRecord {
+    inode: u64,
+    size: u64,
+    layer: LayerRecord,
+}
+
+/// [`binary_layer_with_xattrs`] for a binary `go build` left in the cache: when Go found it up
+/// to date, the layer made from it last time is used without reading the binary.
+pub fn built_binary_layer(
+    cache: &Cache,
+    built: &Built,
+    name: &str,
+    xattrs: &[(String, Vec<u8>)],
+) -> Result<LayerRecord, LayerError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(&built.path).map_err(|source| CacheError { path: built.path.clone(), source })?;
+    let key = layer_key(&[b"slot", built.path.as_os_str().as_encoded_bytes(), name.as_bytes()], xattrs);
+    if !built.relinked
+        && let Some(slot) = cache.read_record::<SlotRecord>("layers", &key)
+        && slot.inode == meta.ino()
+        && slot.size == meta.len()
+        && cache.has_blob(&slot.layer.digest)
+    {
+        return Ok(slot.layer);
+    }
+    let layer = binary_layer_with_xattrs(cache, &built.path, name, xattrs)?;
+    let slot = SlotRecord { inode: meta.ino(), size: meta.len(), layer: layer.clone() };
+    cache.write_record("layers", &key, &slot)?;
+    Ok(layer)
+}
+
+/// A record key from the layout version, some parts and the extended attributes.
+fn layer_key(parts: &[&[u8]], xattrs: &[(String, Vec<u8>)]) -> String {
+    let mut key = sha2::Sha256::new();
+    key.update(LAYOUT_VERSION.as_bytes());
+    key.update([0]);
+    for part in parts {
+        key.update(part);
+        key.update([0]);
+    }
+    for (k, v) in xattrs {
+        key.update(k.as_bytes());
+        key.update([0]);
+        key.update(v);
+        key.update([0]);
+    }
+    hex::encode(key.finalize())
+}
+
 /// [`binary_layer`] with extended attributes on the binary (file capabilities).
 pub fn binary_layer_with_xattrs(
     cache: &Cache,
@@ -38,18 +91,7 @@ pub fn binary_layer_with_xattrs(
 ) -> Result<LayerRecord, LayerError> {
     let io = |source| CacheError { path: binary.to_path_buf(), source };
     let (content, size) = digest_file(binary).map_err(io)?;
-    let mut key = sha2::Sha256::new();
-    for part in [LAYOUT_VERSION, content.as_str(), name] {
-        key.update(part.as_bytes());
-        key.update([0]);
-    }
-    for (k, v) in xattrs {
-        key.update(k.as_bytes());
-        key.update([0]);
-        key.update(v);
-        key.update([0]);
-    }
-    let key = hex::encode(key.finalize());
+    let key = layer_key(&[content.as_str().as_bytes(), name.as_bytes()], xattrs);
     if let Some(record) = cache.read_record::<LayerRecord>("layers", &key)
         && cache.has_blob(&record.digest)
     {

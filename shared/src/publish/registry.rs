@@ -14,6 +14,7 @@ use super::{PublishError, blobs, sbom};
 
 async fn push_blob(client: &RegistryClient, cache: &Cache, repo: &Repository, blob: &Blob) -> Result<(), PublishError> {
     let digest = &blob.descriptor.digest;
+    let _span = crate::timing::span(|| format!("push blob {digest}"));
     if client.blob_exists(repo, digest).await? {
         output::detail(format!("{digest} already in {repo}"));
         return Ok(());
@@ -45,12 +46,18 @@ async fn push_image(
     jobs: usize,
 ) -> Result<(), PublishError> {
     let repo = target.repo;
-    stream::iter(image.blobs())
-        .map(|blob| push_blob(client, cache, repo, blob))
-        .buffer_unordered(jobs.max(1))
-        .try_collect::<Vec<()>>()
-        .await?;
-    client.put_manifest(repo, image.digest.as_str(), &image.media_type, &image.manifest_bytes).await?;
+    if client.manifest_exists(repo, &image.digest).await? {
+        output::detail(format!("{} already in {repo}", image.digest));
+    } else {
+        stream::iter(image.blobs())
+            .map(|blob| push_blob(client, cache, repo, blob))
+            .buffer_unordered(jobs.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        let span = crate::timing::span(|| format!("put manifest {}", image.digest));
+        client.put_manifest(repo, image.digest.as_str(), &image.media_type, &image.manifest_bytes).await?;
+        drop(span);
+    }
     if let Some(doc) = &image.sbom {
         let subject = Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64);
         sbom::push(client, target.sbom_repo, repo, &subject, doc).await?;

@@ -557,6 +557,23 @@ impl RegistryClient {
         Ok(FetchedManifest { bytes, media_type, digest })
     }
 
+    /// True when the repository already holds the manifest with this digest (a registry
+    /// only stores a manifest whose blobs it has, so nothing of it needs pushing).
+    pub async fn manifest_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
+        let operation = format!("checking manifest {digest}");
+        let scope = Self::scope(repo, Access::Push, None);
+        let path = format!("/v2/{}/manifests/{digest}", repo.path);
+        let accept = ACCEPT_MANIFESTS.join(", ");
+        let (response, attempts) = self
+            .execute(repo, &scope, &operation, &|c, base| c.head(format!("{base}{path}")).header(ACCEPT, &accept))
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.fail(repo, &operation, response, attempts).await),
+        }
+    }
+
     pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
         let operation = format!("checking blob {digest}");
         let scope = Self::scope(repo, Access::Push, None);

@@ -1,0 +1,73 @@
+//! Several packages built with the same settings share one `go build`: each still gets its
+//! own binary (also when two commands have the same name), an unchanged binary is not
+//! relinked, and a compile error is reported for the package that has it.
+
+use std::fs;
+use std::path::Path;
+
+use crate::util::*;
+
+/// A module with three commands, two of them named `server`.
+fn module(dir: &Path) {
+    fs::write(dir.join("go.mod"), "module example.com/fleet\n\ngo 1.22\n").unwrap();
+    for (path, says) in [("api/server", "api server"), ("web/server", "web server"), ("cmd/worker", "worker")] {
+        let pkg = dir.join(path);
+        fs::create_dir_all(&pkg).unwrap();
+        fs::write(
+            pkg.join("main.go"),
+            format!("package main\n\nimport \"fmt\"\n\nfunc main() {{ fmt.Println({says:?}) }}\n"),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn each_package_gets_its_own_binary_and_unchanged_ones_are_reused() {
+    let repo = unique_repo("shared");
+    let dir = tempfile::tempdir().unwrap();
+    module(dir.path());
+    let args = ["build", "--preserve-import-paths", "./api/server", "./web/server", "./cmd/worker"];
+    let cache = tempfile::tempdir().unwrap();
+    let first = ko(&args).cwd(dir.path()).env("KO_DOCKER_REPO", &repo).env("KOCACHE", cache.path()).run();
+    first.assert_success();
+    let refs = first.stdout_lines();
+    assert_eq!(refs.len(), 3, "{first}");
+    for (reference, says) in refs.iter().zip(["api server", "web server", "worker"]) {
+        let out = run_image(reference);
+        out.assert_success();
+        assert_eq!(out.stdout.trim(), says, "{reference}: {out}");
+    }
+
+    // One command changes: the others keep their digests.
+    fs::write(
+        dir.path().join("cmd/worker/main.go"),
+        "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"worker 2\") }\n",
+    )
+    .unwrap();
+    let second = ko(&args).cwd(dir.path()).env("KO_DOCKER_REPO", &repo).env("KOCACHE", cache.path()).run();
+    second.assert_success();
+    let again = second.stdout_lines();
+    assert_eq!(again[..2], refs[..2], "{second}");
+    assert_ne!(again[2], refs[2], "{second}");
+    let out = run_image(again[2]);
+    assert_eq!(out.stdout.trim(), "worker 2", "{out}");
+}
+
+#[test]
+fn a_compile_error_names_its_package_and_nothing_is_published() {
+    let repo = unique_repo("shared-broken");
+    let dir = tempfile::tempdir().unwrap();
+    module(dir.path());
+    fs::write(dir.path().join("web/server/main.go"), "package main\n\nfunc main() { undefined() }\n").unwrap();
+    let run = ko(&["build", "--bare", "./api/server", "./web/server", "./cmd/worker"])
+        .cwd(dir.path())
+        .env("KO_DOCKER_REPO", &repo)
+        .run();
+    run.assert_failure();
+    assert!(run.stdout.is_empty(), "{run}");
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("example.com/fleet/web/server"), "the error names the broken package: {run}");
+    assert!(run.stderr.contains("undefined"), "Go's message is shown: {run}");
+    let tags = skopeo(&["list-tags", &format!("docker://{repo}")]);
+    assert!(!tags.success() || !tags.stdout.contains("latest"), "nothing is pushed: {tags}");
+}

@@ -20,6 +20,7 @@ use crate::image::layer::LayerRecord;
 use crate::image::{Artifact, Image, IndexImage, app, kodata};
 use crate::output;
 use crate::platform::{Platform, PlatformRequest};
+use crate::registry::{RegistryClient, Repository, StreamUpload};
 use crate::sbom::{self, BaseRef, SbomFormat};
 use crate::time::{epoch_from_env, rfc3339};
 use crate::timing;
@@ -49,7 +50,18 @@ pub struct Builder {
     source_date: Option<i64>,
     kodata_date: Option<i64>,
     delve: tokio::sync::Mutex<HashMap<String, Arc<OnceCell<LayerRecord>>>>,
+    eager_push: Option<EagerPush>,
 }
+
+/// Pushing an application layer to its registry while it is being compressed: the client,
+/// and the repository each import path's image goes to (`None`: not to a registry).
+pub struct EagerPush {
+    pub client: Arc<RegistryClient>,
+    pub repository: RepositoryFor,
+}
+
+/// The registry repository an import path's image goes to, if any.
+pub type RepositoryFor = Box<dyn Fn(&str) -> Option<Repository> + Send + Sync>;
 
 impl Builder {
     #[allow(clippy::too_many_arguments)]
@@ -77,7 +89,14 @@ impl Builder {
             source_date: epoch_from_env("SOURCE_DATE_EPOCH")?,
             kodata_date: epoch_from_env("KO_DATA_DATE_EPOCH")?,
             delve: Default::default(),
+            eager_push: None,
         })
+    }
+
+    /// Pushes application layers while they are compressed (the publisher finds them there).
+    pub fn with_eager_push(mut self, eager_push: EagerPush) -> Builder {
+        self.eager_push = Some(eager_push);
+        self
     }
 
     /// Sets the SBOM format (`None` disables SBOMs) and the directory SBOMs are also written to.
@@ -216,9 +235,12 @@ impl Builder {
                         binary
                     }
                 };
-                let build_info = match self.sbom {
-                    Some(_) => Some(sbom::buildinfo::read(self.go.program(), &binary.path).await?),
-                    None => None,
+                let binary_path = binary.path.clone();
+                let build_info = async {
+                    match self.sbom {
+                        Some(_) => sbom::buildinfo::read(self.go.program(), &binary_path).await.map(Some),
+                        None => Ok(None),
+                    }
                 };
                 let cache = self.cache.clone();
                 let layer_name = name.clone();
@@ -228,12 +250,35 @@ impl Builder {
                     _ => vec![],
                 };
                 let span = timing::span(|| format!("binary layer {} for {}", package.import_path, base.platform));
-                let record = tokio::task::spawn_blocking(move || {
-                    app::built_binary_layer(&cache, &binary, &layer_name, &xattrs)
-                })
-                .await
-                .expect("layer task")?;
+                let upload: Arc<std::sync::Mutex<Option<StreamUpload>>> = Default::default();
+                let start_copy = {
+                    let upload = upload.clone();
+                    let target = self.eager_push.as_ref().and_then(|e| {
+                        (e.repository)(&package.import_path).map(|repo| (e.client.clone(), repo))
+                    });
+                    let runtime = tokio::runtime::Handle::current();
+                    move || {
+                        let (client, repo) = target.clone()?;
+                        let started = StreamUpload::start(client, repo, &runtime);
+                        let sender = started.sender();
+                        *upload.lock().expect("upload lock") = Some(started);
+                        sender
+                    }
+                };
+                let layer = tokio::task::spawn_blocking(move || {
+                    app::built_binary_layer(&cache, &binary, &layer_name, &xattrs, &start_copy)
+                });
+                let (record, build_info) = tokio::join!(layer, build_info);
+                let (record, build_info) = (record.expect("layer task")?, build_info?);
                 drop(span);
+                let started = upload.lock().expect("upload lock").take();
+                if let Some(started) = started {
+                    let _span = timing::span(|| format!("commit streamed upload {}", record.digest));
+                    match started.finish(&record.digest).await {
+                        Ok(()) => output::detail(format!("uploaded {} while compressing it", record.digest)),
+                        Err(e) => output::detail(format!("uploading {} while compressing it failed ({e}); it goes up from the cache", record.digest)),
+                    }
+                }
                 let mut settings = settings;
                 let mut layers = vec![
                     AddedLayer {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Keychain;
 use crate::base::BaseResolver;
-use crate::builder::{Builder, ImageFlags};
+use crate::builder::{Builder, EagerPush, ImageFlags};
 use crate::cache::Cache;
 use crate::cli::{BuildArgs, PublishArgs};
 use crate::config::KoConfig;
@@ -20,7 +20,7 @@ use crate::sbom::SbomFormat;
 /// Everything one building command run needs.
 pub struct Session {
     pub builder: Builder,
-    pub publisher: Publisher,
+    pub publisher: Arc<Publisher>,
     pub packages: PackageResolver,
 }
 
@@ -126,6 +126,7 @@ impl Session {
             cache.clone(),
         )?;
         publisher.prepare().await?;
+        let publisher = Arc::new(publisher);
         let image = ImageFlags {
             labels: key_values("--image-label", "invalid label flag", &build.image_label)?,
             annotations: key_values("--image-annotation", "missing '=' in annotation", &build.image_annotation)?,
@@ -137,10 +138,18 @@ impl Session {
             debug: build.debug,
         };
         let go = GoTool::from_env();
-        let packages = PackageResolver::new(go.clone(), cwd, &config).await?;
-        let bases = BaseResolver::new(client, cache.clone());
+        let packages = PackageResolver::new(go.clone(), cwd, &config, Some(cache.clone())).await?;
+        let bases = BaseResolver::new(client.clone(), cache.clone());
+        let eager_push = EagerPush {
+            client,
+            repository: Box::new({
+                let publisher = publisher.clone();
+                move |import_path| publisher.push_repository(import_path)
+            }),
+        };
         let builder = Builder::new(config, go, cache, bases, request, flags, image, jobs)?
-            .with_sbom(sbom, build.sbom_dir.clone().filter(|d| !d.as_os_str().is_empty()));
+            .with_sbom(sbom, build.sbom_dir.clone().filter(|d| !d.as_os_str().is_empty()))
+            .with_eager_push(eager_push);
         Ok(Session { builder, publisher, packages })
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod delve;
 mod git;
+mod listcache;
 mod resolve;
 
 use std::collections::BTreeMap;

@@ -6,7 +6,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::listcache::ListCache;
 use super::{GoBuildError, GoTool};
+use crate::cache::Cache;
 use crate::config::{BuildConfig, KoConfig};
 
 pub const SCHEME: &str = "ko://";
@@ -24,27 +26,28 @@ pub struct Package {
     pub config: Option<BuildConfig>,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct Listed {
-    import_path: String,
+pub(crate) struct Listed {
+    pub(crate) import_path: String,
     #[serde(default)]
-    name: String,
+    pub(crate) name: String,
     #[serde(default)]
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     #[serde(default)]
-    error: Option<ListedError>,
+    pub(crate) error: Option<ListedError>,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct ListedError {
+pub(crate) struct ListedError {
     err: String,
 }
 
 /// Resolves arguments to packages for one run.
 pub struct PackageResolver {
     go: GoTool,
+    lists: Option<ListCache>,
     cwd: PathBuf,
     /// `builds[]` entries with their absolute directory and import path.
     builds: Vec<(BuildConfig, PathBuf, String)>,
@@ -69,7 +72,9 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 impl PackageResolver {
-    pub async fn new(go: GoTool, cwd: PathBuf, config: &KoConfig) -> Result<Self, GoBuildError> {
+    /// With a cache, `go list` answers are remembered between runs (see `listcache`).
+    pub async fn new(go: GoTool, cwd: PathBuf, config: &KoConfig, cache: Option<Cache>) -> Result<Self, GoBuildError> {
+        let lists = cache.map(|c| ListCache::new(c, go.program()));
         let mut builds = Vec::new();
         for (i, build) in config.builds.iter().enumerate() {
             let dir = normalize(&cwd.join(&build.dir));
@@ -88,7 +93,7 @@ impl PackageResolver {
             } else {
                 main
             };
-            let listed = go.list(&dir, &main).await.map_err(|e| GoBuildError::BuildEntry {
+            let listed = list(&go, lists.as_ref(), &dir, &main).await.map_err(|e| GoBuildError::BuildEntry {
                 index: i,
                 id: build.id.clone(),
                 origin: config.origin(),
@@ -96,7 +101,7 @@ impl PackageResolver {
             })?;
             builds.push((build.clone(), dir, listed.import_path));
         }
-        Ok(PackageResolver { go, cwd, builds })
+        Ok(PackageResolver { go, lists, cwd, builds })
     }
 
     pub fn go(&self) -> &GoTool {
@@ -110,13 +115,13 @@ impl PackageResolver {
             return Err(GoBuildError::NotFound { path: arg.to_string(), detail: "the import path is empty".into() });
         }
         let (dir, pattern, config) = self.placement(path);
-        let listed = match self.go.list(&dir, &pattern).await {
+        let listed = match list(&self.go, self.lists.as_ref(), &dir, &pattern).await {
             Ok(l) => l,
             Err(first) if !is_local(path) => {
                 // A full import path may belong to another module of a multi-module repository.
                 let mut found = None;
                 for (build, build_dir, _) in &self.builds {
-                    if let Ok(l) = self.go.list(build_dir, path).await {
+                    if let Ok(l) = list(&self.go, self.lists.as_ref(), build_dir, path).await {
                         found = Some((l, build_dir.clone(), Some(build.clone())));
                         break;
                     }
@@ -140,7 +145,8 @@ impl PackageResolver {
             .map(|arg| {
                 let path = arg.strip_prefix(SCHEME).unwrap_or(arg).trim();
                 let (dir, pattern, config) = self.placement(path);
-                if !path.is_empty() && !pattern.contains("...") {
+                let remembered = self.lists.as_ref().is_some_and(|l| l.get(&dir, &pattern).is_some());
+                if !path.is_empty() && !pattern.contains("...") && !remembered {
                     let patterns = groups.entry(dir.clone()).or_default();
                     if !patterns.contains(&pattern) {
                         patterns.push(pattern.clone());
@@ -152,6 +158,11 @@ impl PackageResolver {
         let listed: BTreeMap<PathBuf, Vec<(String, Listed)>> = futures_util::future::join_all(
             groups.into_iter().filter(|(_, p)| p.len() > 1).map(|(dir, patterns)| async move {
                 let found = self.go.list_many(&dir, &patterns).await;
+                if let Some(lists) = &self.lists {
+                    for (pattern, listed) in &found {
+                        lists.put(&dir, pattern, listed);
+                    }
+                }
                 (dir, found)
             }),
         )
@@ -210,6 +221,18 @@ impl PackageResolver {
         }
         (self.cwd.clone(), path.to_string(), None)
     }
+}
+
+/// [`GoTool::list`], answered from the cache when it can be.
+async fn list(go: &GoTool, lists: Option<&ListCache>, dir: &Path, pattern: &str) -> Result<Listed, GoBuildError> {
+    if let Some(listed) = lists.and_then(|l| l.get(dir, pattern)) {
+        return Ok(listed);
+    }
+    let listed = go.list(dir, pattern).await?;
+    if let Some(lists) = lists {
+        lists.put(dir, pattern, &listed);
+    }
+    Ok(listed)
 }
 
 impl GoTool {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use sha2::Digest as _;
 
-use super::layer::{EntryMeta, LayerError, LayerRecord, LayerWriter};
+use super::layer::{CopySender, EntryMeta, LayerError, LayerRecord, LayerWriter};
 use crate::cache::{Cache, CacheError};
 use crate::digest::digest_file;
 use crate::gobuild::Built;
@@ -40,12 +40,15 @@ struct SlotRecord {
 }
 
 /// [`binary_layer_with_xattrs`] for a binary `go build` left in the cache: when Go found it up
-/// to date, the layer made from it last time is used without reading the binary.
+/// to date, the layer made from it last time is used without reading the binary. A relinked
+/// binary is new (Go relinks only when the output changes), so it is compressed without
+/// first being hashed, and `start_copy` may give a sender for an upload that runs meanwhile.
 pub fn built_binary_layer(
     cache: &Cache,
     built: &Built,
     name: &str,
     xattrs: &[(String, Vec<u8>)],
+    start_copy: &dyn Fn() -> Option<CopySender>,
 ) -> Result<LayerRecord, LayerError> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(&built.path).map_err(|source| CacheError { path: built.path.clone(), source })?;
@@ -58,7 +61,11 @@ pub fn built_binary_layer(
     {
         return Ok(slot.layer);
     }
-    let layer = binary_layer_with_xattrs(cache, &built.path, name, xattrs)?;
+    let layer = if built.relinked {
+        write_binary_layer(cache, &built.path, meta.len(), name, xattrs, start_copy())?
+    } else {
+        binary_layer_with_xattrs(cache, &built.path, name, xattrs)?
+    };
     let slot = SlotRecord { inode: meta.ino(), size: meta.len(), layer: layer.clone() };
     cache.write_record("layers", &key, &slot)?;
     Ok(layer)
@@ -97,12 +104,24 @@ pub fn binary_layer_with_xattrs(
     {
         return Ok(record);
     }
-    let meta = EntryMeta::root(0o555, 0);
-    let mut layer = LayerWriter::new(cache)?;
-    layer.add_dir(APP_DIR, meta)?;
-    let file = std::fs::File::open(binary).map_err(io)?;
-    layer.add_file_with_xattrs(&format!("{APP_DIR}/{name}"), meta, size, file, xattrs)?;
-    let record = layer.finish()?;
+    let record = write_binary_layer(cache, binary, size, name, xattrs, None)?;
     cache.write_record("layers", &key, &record)?;
     Ok(record)
+}
+
+/// Tars and compresses the binary into a layer in the cache.
+fn write_binary_layer(
+    cache: &Cache,
+    binary: &Path,
+    size: u64,
+    name: &str,
+    xattrs: &[(String, Vec<u8>)],
+    copy: Option<CopySender>,
+) -> Result<LayerRecord, LayerError> {
+    let meta = EntryMeta::root(0o555, 0);
+    let mut layer = LayerWriter::with_copy(cache, copy)?;
+    layer.add_dir(APP_DIR, meta)?;
+    let file = std::fs::File::open(binary).map_err(|source| CacheError { path: binary.to_path_buf(), source })?;
+    layer.add_file_with_xattrs(&format!("{APP_DIR}/{name}"), meta, size, file, xattrs)?;
+    layer.finish()
 }

@@ -218,7 +218,59 @@ pub enum LayerError {
     Entry { entry: String, source: io::Error },
 }
 
-type Sink = HashingWriter<BlockGzip<HashingWriter<BufWriter<File>>>>;
+type Sink = HashingWriter<BlockGzip<HashingWriter<Copying<BufWriter<File>>>>>;
+
+/// Where a copy of the compressed bytes goes while they are written: an upload that runs
+/// meanwhile (see `registry::StreamUpload`).
+pub type CopySender = tokio::sync::mpsc::Sender<bytes::Bytes>;
+
+/// Chunk size of the copy.
+const COPY_CHUNK: usize = 256 * 1024;
+
+/// A writer that also sends what it writes, in chunks, to a [`CopySender`]. The copy is
+/// best effort: once the receiver is gone, writing goes on without it. Must be used off the
+/// async runtime (it blocks while the receiver is behind).
+pub(crate) struct Copying<W: Write> {
+    inner: W,
+    copy: Option<CopySender>,
+    pending: Vec<u8>,
+}
+
+impl<W: Write> Copying<W> {
+    fn new(inner: W, copy: Option<CopySender>) -> Self {
+        Copying { inner, copy, pending: Vec::new() }
+    }
+
+    fn send_pending(&mut self) {
+        if let Some(copy) = &self.copy
+            && !self.pending.is_empty()
+        {
+            let chunk = bytes::Bytes::from(std::mem::take(&mut self.pending));
+            if copy.blocking_send(chunk).is_err() {
+                self.copy = None;
+            }
+        }
+        self.pending.clear();
+    }
+}
+
+impl<W: Write> Write for Copying<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if self.copy.is_some() {
+            self.pending.extend_from_slice(&buf[..n]);
+            if self.pending.len() >= COPY_CHUNK {
+                self.send_pending();
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_pending();
+        self.inner.flush()
+    }
+}
 
 /// Ownership and timestamps shared by every entry of a layer.
 #[derive(Clone, Copy, Debug)]
@@ -243,9 +295,14 @@ pub struct LayerWriter {
 
 impl LayerWriter {
     pub fn new(cache: &Cache) -> Result<Self, LayerError> {
+        Self::with_copy(cache, None)
+    }
+
+    /// A layer whose compressed bytes are also sent to `copy` as they are made.
+    pub fn with_copy(cache: &Cache, copy: Option<CopySender>) -> Result<Self, LayerError> {
         let temp = cache.temp_file()?;
         let file = temp.reopen().map_err(|source| CacheError { path: temp.path().to_path_buf(), source })?;
-        let compressed = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
+        let compressed = HashingWriter::new(Copying::new(BufWriter::with_capacity(256 * 1024, file), copy));
         let gzip =
             BlockGzip::new(compressed).map_err(|source| CacheError { path: temp.path().to_path_buf(), source })?;
         let mut tar = tar::Builder::new(HashingWriter::new(gzip));

@@ -227,6 +227,14 @@ impl Publisher {
         naming::image_name(&self.repo, ip, self.options.naming)
     }
 
+    /// The registry repository an import path's image is pushed to, when it goes to one.
+    pub fn push_repository(&self, import_path: &str) -> Option<Repository> {
+        if !self.registry || self.local.is_some() {
+            return None;
+        }
+        crate::registry::Reference::parse(&self.name_for(import_path)).ok().map(|r| r.repository)
+    }
+
     /// Publishes several artifacts and returns their references in the given order. Pushes to
     /// a registry run concurrently; anything that writes one shared file (a layout, a
     /// tarball, the local store, the daemon) goes one artifact at a time, in order.

@@ -58,9 +58,9 @@ pub struct FetchedManifest {
     pub digest: Digest,
 }
 
-struct Endpoint {
+pub(super) struct Endpoint {
     registry: String,
-    base: String,
+    pub(super) base: String,
     insecure_tls: bool,
     challenge: Challenge,
     credential: Option<FoundCredential>,
@@ -105,7 +105,7 @@ fn http_client(insecure: bool, extra_roots: Vec<reqwest::Certificate>) -> Result
     builder.build().map_err(|e| RegistryError::Tls(describe(&e)))
 }
 
-fn location_of(base: &str, response: &reqwest::Response) -> Option<String> {
+pub(super) fn location_of(base: &str, response: &reqwest::Response) -> Option<String> {
     let loc = response.headers().get(LOCATION)?.to_str().ok()?;
     Some(if loc.starts_with("http://") || loc.starts_with("https://") {
         loc.to_string()
@@ -114,7 +114,7 @@ fn location_of(base: &str, response: &reqwest::Response) -> Option<String> {
     })
 }
 
-fn with_query(url: &str, key: &str, value: &str) -> String {
+pub(super) fn with_query(url: &str, key: &str, value: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}{key}={value}")
 }
@@ -168,7 +168,7 @@ impl RegistryClient {
         if endpoint.insecure_tls { &self.insecure } else { &self.secure }
     }
 
-    async fn endpoint(&self, registry: &str) -> Result<Arc<Endpoint>, RegistryError> {
+    pub(super) async fn endpoint(&self, registry: &str) -> Result<Arc<Endpoint>, RegistryError> {
         let cell = self.endpoints.lock().expect("endpoint lock").entry(registry.to_string()).or_default().clone();
         cell.get_or_try_init(|| self.discover(registry)).await.cloned()
     }
@@ -255,7 +255,7 @@ impl RegistryClient {
         Err(RegistryError::Unreachable { registry: registry.to_string(), detail, attempts })
     }
 
-    fn scope(repository: &Repository, access: Access, mount_from: Option<&Repository>) -> String {
+    pub(super) fn scope(repository: &Repository, access: Access, mount_from: Option<&Repository>) -> String {
         let actions = match access {
             Access::Pull => "pull",
             Access::Push => "pull,push",
@@ -386,7 +386,7 @@ impl RegistryClient {
 
     /// Sends a request built by `build` (called again for each attempt), with authentication and
     /// retries on connection errors, 429 and 5xx. A 401 refreshes the token once.
-    async fn execute(
+    pub(super) async fn execute(
         &self,
         repository: &Repository,
         scope: &str,
@@ -446,7 +446,7 @@ impl RegistryClient {
         }
     }
 
-    async fn fail(
+    pub(super) async fn fail(
         &self,
         repository: &Repository,
         operation: &str,

@@ -4,9 +4,11 @@ mod challenge;
 mod client;
 mod error;
 mod reference;
+mod stream;
 mod tls;
 
 pub use client::{Access, BlobBody, ClientOptions, FetchedManifest, RegistryClient};
 pub use error::RegistryError;
 pub use reference::{DOCKER_HUB, Reference, ReferenceError, Repository, is_plain_http_by_default};
+pub use stream::StreamUpload;
 pub use tls::ca_files_with_env;

@@ -1,0 +1,202 @@
+//! Remembering what `go list` said about a package, so that a rebuild need not ask again.
+//! A record holds a fingerprint of everything the answer depends on: the Go environment, the
+//! package directory (its entries and the heads of its `.go` files: build constraints, package
+//! clause and imports, all that `go list` reads of them) and, in every directory
+//! from it and from where `go list` ran up to the root, the content of `go.mod`, `go.work`
+//! and `vendor/modules.txt` or their absence. Contents, not times, so an edit within one
+//! clock tick is still seen. Only module-mode answers are kept.
+
+use std::path::{Path, PathBuf};
+
+use sha2::Digest as _;
+
+use super::resolve::Listed;
+use crate::cache::Cache;
+
+const KIND: &str = "golist";
+const VERSION: &str = "golist-v1";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Record {
+    listed: Listed,
+    fingerprint: String,
+}
+
+/// The cache of `go list` answers for one `go` program and environment.
+#[derive(Clone)]
+pub(crate) struct ListCache {
+    cache: Cache,
+    environment: String,
+}
+
+impl ListCache {
+    pub(crate) fn new(cache: Cache, program: &Path) -> ListCache {
+        let mut vars: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("GO") || k.starts_with("CGO_") || k == "PATH" || k == "HOME")
+            .collect();
+        vars.sort();
+        let mut hash = sha2::Sha256::new();
+        hash.update(VERSION.as_bytes());
+        hash.update(program.as_os_str().as_encoded_bytes());
+        for (k, v) in vars {
+            hash.update([0]);
+            hash.update(k.as_bytes());
+            hash.update([b'=']);
+            hash.update(v.as_bytes());
+        }
+        ListCache { cache, environment: hex::encode(hash.finalize()) }
+    }
+
+    fn key(&self, dir: &Path, pattern: &str) -> String {
+        let mut hash = sha2::Sha256::new();
+        for part in [self.environment.as_bytes(), dir.as_os_str().as_encoded_bytes(), pattern.as_bytes()] {
+            hash.update(part);
+            hash.update([0]);
+        }
+        hex::encode(hash.finalize())
+    }
+
+    /// The remembered answer for `pattern` listed in `dir`, if nothing it depends on changed.
+    pub(crate) fn get(&self, dir: &Path, pattern: &str) -> Option<Listed> {
+        let record: Record = self.cache.read_record(KIND, &self.key(dir, pattern))?;
+        (fingerprint(dir, &record.listed.dir)? == record.fingerprint).then_some(record.listed)
+    }
+
+    /// Remembers a successful answer (best effort: a failure to write is a later miss).
+    pub(crate) fn put(&self, dir: &Path, pattern: &str, listed: &Listed) {
+        if listed.error.is_some() || listed.name.is_empty() || !in_module(dir) {
+            return;
+        }
+        if let Some(fingerprint) = fingerprint(dir, &listed.dir) {
+            let record = Record { listed: listed.clone(), fingerprint };
+            let _ = self.cache.write_record(KIND, &self.key(dir, pattern), &record);
+        }
+    }
+}
+
+fn in_module(dir: &Path) -> bool {
+    dir.ancestors().any(|a| a.join("go.mod").is_file())
+}
+
+/// The fingerprint of the package directory and of the module files around it.
+fn fingerprint(run_dir: &Path, package_dir: &Path) -> Option<String> {
+    let mut hash = sha2::Sha256::new();
+    let mut names: Vec<PathBuf> =
+        std::fs::read_dir(package_dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    names.sort();
+    for path in names {
+        hash.update(path.file_name()?.as_encoded_bytes());
+        hash.update([0]);
+        if path.extension().is_some_and(|e| e == "go") {
+            let text = std::fs::read(&path).ok()?;
+            hash.update(head(&text).trim_ascii_end());
+            hash.update([0]);
+        }
+    }
+    for start in [run_dir, package_dir] {
+        for dir in start.ancestors() {
+            for file in ["go.mod", "go.work", "vendor/modules.txt"] {
+                match std::fs::read(dir.join(file)) {
+                    Ok(bytes) => {
+                        hash.update([1]);
+                        hash.update(&bytes);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => hash.update([2]),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => hash.update([2]),
+                    Err(_) => return None,
+                }
+            }
+        }
+    }
+    Some(hex::encode(hash.finalize()))
+}
+
+/// A Go file up to its first top-level declaration after the imports: the build constraints,
+/// the package clause and the imports. The whole file when no package clause comes first.
+fn head(text: &[u8]) -> &[u8] {
+    const DECLARATIONS: [&[u8]; 4] = [b"func", b"var", b"const", b"type"];
+    let mut offset = 0;
+    let mut seen_package = false;
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b"package ") || line.starts_with(b"package\t") {
+            seen_package = true;
+        } else if seen_package
+            && DECLARATIONS
+                .iter()
+                .any(|d| line.starts_with(d) && matches!(line.get(d.len()), Some(b' ' | b'\t' | b'(' | b'\r' | b'\n')))
+        {
+            return &text[..offset];
+        }
+        offset += line.len();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(dir: &Path) -> Listed {
+        Listed { import_path: "example.com/app".into(), name: "main".into(), dir: dir.to_path_buf(), error: None }
+    }
+
+    #[test]
+    fn an_answer_holds_until_something_it_depends_on_changes() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path().join("cache")).unwrap();
+        let module = root.path().join("app");
+        std::fs::create_dir_all(&module).unwrap();
+        std::fs::write(module.join("go.mod"), "module example.com/app\n").unwrap();
+        std::fs::write(module.join("main.go"), "package main\n").unwrap();
+        let lists = ListCache::new(cache, Path::new("go"));
+        lists.put(&module, ".", &listed(&module));
+        assert_eq!(lists.get(&module, ".").map(|l| l.import_path), Some("example.com/app".into()));
+        assert!(lists.get(&module, "./other").is_none());
+
+        std::fs::write(module.join("main.go"), "package lib\n").unwrap();
+        assert!(lists.get(&module, ".").is_none(), "a changed package clause");
+        std::fs::write(module.join("main.go"), "//go:build ignore\n\npackage main\n").unwrap();
+        assert!(lists.get(&module, ".").is_none(), "a build constraint");
+        std::fs::write(module.join("main.go"), "package main\n\nimport \"C\"\n").unwrap();
+        assert!(lists.get(&module, ".").is_none(), "an import");
+        std::fs::write(module.join("main.go"), "package main\n").unwrap();
+        assert!(lists.get(&module, ".").is_some());
+        std::fs::write(module.join("main.go"), "package main\n\nfunc main() {}\n").unwrap();
+        assert!(lists.get(&module, ".").is_some(), "a change below the imports does not matter");
+
+        std::fs::write(module.join("extra.go"), "package main\n").unwrap();
+        assert!(lists.get(&module, ".").is_none(), "a new file");
+        std::fs::remove_file(module.join("extra.go")).unwrap();
+        assert!(lists.get(&module, ".").is_some());
+
+        std::fs::write(module.join("go.mod"), "module example.com/renamed\n").unwrap();
+        assert!(lists.get(&module, ".").is_none(), "a changed go.mod");
+        std::fs::write(module.join("go.mod"), "module example.com/app\n").unwrap();
+
+        std::fs::write(root.path().join("go.work"), "go 1.22\n").unwrap();
+        assert!(lists.get(&module, ".").is_none(), "a go.work above");
+    }
+
+    #[test]
+    fn the_head_ends_at_the_first_declaration_after_the_package_clause() {
+        let file =
+            b"// Package x.\n//go:build linux\n\npackage main\n\nimport \"fmt\"\n\nconst a = 1\nfunc main() {}\n";
+        assert_eq!(head(file), &file[..b"// Package x.\n//go:build linux\n\npackage main\n\nimport \"fmt\"\n\n".len()]);
+        let tricky = b"/*\nfunc in a comment\n*/\npackage main\nvar(x = 1)\n";
+        assert_eq!(head(tricky), &tricky[..b"/*\nfunc in a comment\n*/\npackage main\n".len()]);
+        let no_package = b"func main() {}\n";
+        assert_eq!(head(no_package), no_package);
+        assert_eq!(head(b"package main\nfunctional := 1\n"), b"package main\nfunctional := 1\n");
+    }
+
+    #[test]
+    fn answers_outside_a_module_are_not_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path().join("cache")).unwrap();
+        let dir = root.path().join("gopath");
+        std::fs::create_dir_all(&dir).unwrap();
+        let lists = ListCache::new(cache, Path::new("go"));
+        lists.put(&dir, ".", &listed(&dir));
+        assert!(lists.get(&dir, ".").is_none());
+    }
+}

@@ -126,6 +126,7 @@ impl Builder {
             self.bases.images(&base_ref, self.platforms.as_ref()).await.map_err(|e| (i, e.into()))
         }))
         .await?;
+        self.check_base_layers_early(packages, &bases);
         let plans = try_join_all(packages.iter().zip(&bases).enumerate().map(|(i, (p, set))| async move {
             try_join_all(set.images.iter().map(|base| self.go.plan(p, &base.platform, &self.config, &self.flags)))
                 .await
@@ -139,6 +140,24 @@ impl Builder {
             async move { self.build_one(p, bases, plans, |k| prebuilt.get(&(i, k)).cloned()).await.map_err(|e| (i, e)) }
         }))
         .await
+    }
+
+    /// Starts checking, while Go builds, whether each image's repository already holds its
+    /// base layers, so that pushing need not ask again afterwards.
+    fn check_base_layers_early(&self, packages: &[Package], bases: &[BaseSet]) {
+        let Some(eager) = &self.eager_push else { return };
+        for (package, set) in packages.iter().zip(bases) {
+            let Some(repo) = (eager.repository)(&package.import_path) else { continue };
+            for layer in set.images.iter().flat_map(|b| &b.layers) {
+                let digest = layer.descriptor.digest.clone();
+                let (client, target) = (eager.client.clone(), repo.clone());
+                let check = {
+                    let digest = digest.clone();
+                    async move { client.blob_exists(&target, &digest).await.unwrap_or(false) }
+                };
+                eager.client.expect_blob(&repo, &digest, check);
+            }
+        }
     }
 
     /// One `go build` for each group of (package, platform) that share a build plan, when
@@ -273,11 +292,7 @@ impl Builder {
                 drop(span);
                 let started = upload.lock().expect("upload lock").take();
                 if let Some(started) = started {
-                    let _span = timing::span(|| format!("commit streamed upload {}", record.digest));
-                    match started.finish(&record.digest).await {
-                        Ok(()) => output::detail(format!("uploaded {} while compressing it", record.digest)),
-                        Err(e) => output::detail(format!("uploading {} while compressing it failed ({e}); it goes up from the cache", record.digest)),
-                    }
+                    started.finish_in_background(&record.digest);
                 }
                 let mut settings = settings;
                 let mut layers = vec![

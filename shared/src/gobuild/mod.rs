@@ -4,6 +4,7 @@
 //! itself skips relinking an unchanged binary.
 
 pub mod delve;
+mod fingerprint;
 mod git;
 mod listcache;
 mod resolve;
@@ -261,11 +262,41 @@ impl GoTool {
         Ok(self.build_into(items, plan, cache).await?.ok())
     }
 
+    /// Brings the packages' binaries up to date: without running Go when a snapshot of the
+    /// build's inputs equals the one recorded with the binaries (see `fingerprint`), else with
+    /// [`GoTool::run_go_build`]. `Err` holds Go's output.
+    async fn build_into(
+        &self,
+        items: &[(&Package, &Platform)],
+        plan: &BuildPlan,
+        cache: &Cache,
+    ) -> Result<Result<Vec<Built>, (String, String)>, GoBuildError> {
+        // Nothing Go reads changed since it made these binaries: they are up to date.
+        let snapshot = {
+            let _span = crate::timing::span(|| "build snapshot".to_string());
+            fingerprint::snapshot(&self.go, plan)
+        };
+        let slots: Vec<PathBuf> =
+            items.iter().map(|(p, platform)| binary_slot(cache, p, platform, plan)).collect::<Result<_, _>>()?;
+        if let Some(snapshot) = &snapshot
+            && slots.iter().all(|slot| BuildRecord::read(cache, slot, plan).is_some_and(|r| r.matches(snapshot, slot)))
+        {
+            return Ok(Ok(slots.into_iter().map(|path| Built { path, relinked: false }).collect()));
+        }
+        let built = self.run_go_build(items, plan, cache).await?;
+        if let (Some(snapshot), Ok(built)) = (&snapshot, &built) {
+            for b in built {
+                BuildRecord::write(cache, &b.path, plan, snapshot);
+            }
+        }
+        Ok(built)
+    }
+
     /// Runs `go build -o DIR/ pkg…` into a fresh directory of the cache where each package's
     /// stable binary is linked under the name Go gives it. Go leaves a link to an up-to-date
     /// binary alone and replaces it with a file when it relinks, which tells the two apart;
-    /// a new file then moves to the stable place. `Err` holds Go's output.
-    async fn build_into(
+    /// a new file then moves to the stable place.
+    async fn run_go_build(
         &self,
         items: &[(&Package, &Platform)],
         plan: &BuildPlan,
@@ -324,6 +355,46 @@ impl GoTool {
             built.push(Built { path: slot, relinked });
         }
         Ok(Ok(built))
+    }
+}
+
+/// What a binary in the cache was built from: the snapshot of its inputs before the build,
+/// and the file as Go left it (a changed file means another build replaced it since).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BuildRecord {
+    snapshot: String,
+    file: (u64, u64, i64, i64),
+}
+
+impl BuildRecord {
+    fn key(slot: &Path, plan: &BuildPlan) -> String {
+        let mut key = sha2::Sha256::new();
+        // The environment is in the snapshot, filtered to what Go reads.
+        key.update(slot.as_os_str().as_encoded_bytes());
+        key.update(format!("{:?} {:?}", plan.dir, plan.args).as_bytes());
+        hex::encode(key.finalize())
+    }
+
+    fn file_of(slot: &Path) -> Option<(u64, u64, i64, i64)> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(slot).ok()?;
+        Some((meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()))
+    }
+
+    fn read(cache: &Cache, slot: &Path, plan: &BuildPlan) -> Option<BuildRecord> {
+        cache.read_record("builds", &Self::key(slot, plan))
+    }
+
+    fn matches(&self, snapshot: &str, slot: &Path) -> bool {
+        self.snapshot == snapshot && Self::file_of(slot) == Some(self.file)
+    }
+
+    /// Best effort: a record that cannot be written is a later miss.
+    fn write(cache: &Cache, slot: &Path, plan: &BuildPlan, snapshot: &str) {
+        if let Some(file) = Self::file_of(slot) {
+            let record = BuildRecord { snapshot: snapshot.to_string(), file };
+            let _ = cache.write_record("builds", &Self::key(slot, plan), &record);
+        }
     }
 }
 

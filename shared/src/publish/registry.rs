@@ -15,7 +15,7 @@ use super::{PublishError, blobs, sbom};
 async fn push_blob(client: &RegistryClient, cache: &Cache, repo: &Repository, blob: &Blob) -> Result<(), PublishError> {
     let digest = &blob.descriptor.digest;
     let _span = crate::timing::span(|| format!("push blob {digest}"));
-    if client.blob_exists(repo, digest).await? {
+    if client.known_present(repo, digest).await || client.blob_exists(repo, digest).await? {
         output::detail(format!("{digest} already in {repo}"));
         return Ok(());
     }
@@ -46,7 +46,9 @@ async fn push_image(
     jobs: usize,
 ) -> Result<(), PublishError> {
     let repo = target.repo;
-    if client.manifest_exists(repo, &image.digest).await? {
+    // An image with a layer this run uploaded is new; any other may be there already.
+    let fresh = client.uploaded_any(repo, image.layers.iter().map(|l| &l.descriptor.digest));
+    if !fresh && client.manifest_exists(repo, &image.digest).await? {
         output::detail(format!("{} already in {repo}", image.digest));
     } else {
         stream::iter(image.blobs())

@@ -74,6 +74,8 @@ pub struct RegistryClient {
     endpoints: Mutex<HashMap<String, Arc<OnceCell<Arc<Endpoint>>>>>,
     /// One slot per (registry, scope): concurrent requests wait for one token fetch.
     tokens: Mutex<HashMap<(String, String), TokenSlot>>,
+    /// What this run already knows or is finding out about blobs (see `known.rs`).
+    pub(super) known: super::known::KnownBlobs,
 }
 
 /// Whether `url` has the scheme, host and port of the registry's `base` URL.
@@ -104,6 +106,9 @@ fn http_client(insecure: bool, extra_roots: Vec<reqwest::Certificate>) -> Result
     };
     builder.build().map_err(|e| RegistryError::Tls(describe(&e)))
 }
+
+/// Blobs up to this size are uploaded in the request that commits them.
+const MONOLITHIC_MAX: u64 = 1024 * 1024;
 
 pub(super) fn location_of(base: &str, response: &reqwest::Response) -> Option<String> {
     let loc = response.headers().get(LOCATION)?.to_str().ok()?;
@@ -161,6 +166,7 @@ impl RegistryClient {
             keychain,
             endpoints: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            known: Default::default(),
         })
     }
 
@@ -681,6 +687,23 @@ impl RegistryClient {
                 },
             }
         };
+        // A small blob goes up with the commit itself (the spec's POST-then-PUT upload), which
+        // saves a round trip per config and SBOM.
+        if size <= MONOLITHIC_MAX {
+            let commit = with_query(&location, "digest", digest.as_str());
+            let (response, attempts) = self
+                .execute(repo, &scope, &operation, &|c, _| {
+                    c.put(&commit)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, size)
+                        .body(make_body())
+                })
+                .await?;
+            if response.status() != StatusCode::CREATED {
+                return Err(self.fail(repo, &operation, response, attempts).await);
+            }
+            return Ok(());
+        }
         let patch_location = location.clone();
         let (response, attempts) = self
             .execute(repo, &scope, &operation, &|c, _| {

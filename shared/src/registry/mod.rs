@@ -3,6 +3,7 @@
 mod challenge;
 mod client;
 mod error;
+mod known;
 mod reference;
 mod stream;
 mod tls;

@@ -42,6 +42,27 @@ impl StreamUpload {
         self.sender.clone()
     }
 
+    /// [`StreamUpload::finish`] in the background; pushing the blob later waits for it.
+    pub fn finish_in_background(self, digest: &Digest) {
+        let (client, repo, digest) = (self.client.clone(), self.repo.clone(), digest.clone());
+        let committed = {
+            let digest = digest.clone();
+            async move {
+                let _span = crate::timing::span(|| format!("commit streamed upload {digest}"));
+                match self.finish(&digest).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        crate::output::detail(format!(
+                            "uploading {digest} while compressing it failed ({e}); it goes up from the cache"
+                        ));
+                        false
+                    }
+                }
+            }
+        };
+        client.expect_uploaded_blob(&repo, &digest, committed);
+    }
+
     /// Ends the stream and commits the blob under `digest`.
     pub async fn finish(mut self, digest: &Digest) -> Result<(), RegistryError> {
         drop(self.sender.take());

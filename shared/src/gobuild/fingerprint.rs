@@ -1,0 +1,292 @@
+//! Skipping `go build` when nothing it reads can have changed since it last ran. Before each
+//! build a snapshot is taken of the inputs: the build plan and the Go environment, the `go`
+//! program and its GOROOT, the user's Go env file, every file of the main module (size, times
+//! and inode; the content too for a file changed in the last seconds, whose times cannot be
+//! trusted to move on a second edit) and the Git state Go stamps into binaries. When a build
+//! succeeds, the snapshot is recorded with the binary it made; a later snapshot equal to it
+//! means `go build` would find that binary up to date.
+//!
+//! Dependencies outside the main module come from the module cache, whose files never change
+//! for a version, and versions are fixed by `go.mod` and `go.sum`, which are part of the
+//! snapshot. Anything this cannot see means no snapshot, and Go decides as usual: a module
+//! with local `replace` directives or under a `go.work`, cgo, `-overlay`, `-modfile`, a
+//! symlinked directory, a `.git` file, or more than `MAX_ENTRIES` files.
+
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha2::Digest as _;
+
+use super::BuildPlan;
+
+const VERSION: &str = "build-fingerprint-v1";
+/// Files changed this recently have their content in the snapshot, not only their times.
+const RACY: Duration = Duration::from_secs(3);
+/// A module with more files than this is left to Go (walking it would cost more than it saves).
+const MAX_ENTRIES: usize = 20_000;
+/// Environment variables that can change what `go build` does besides the `GO*` and `CGO_*` ones.
+const OTHER_VARIABLES: [&str; 4] = ["PATH", "HOME", "XDG_CONFIG_HOME", "GCCGO"];
+
+/// A digest of everything a `go build` with `plan` reads, or `None` when that cannot be known.
+pub(crate) fn snapshot(program: &Path, plan: &BuildPlan) -> Option<String> {
+    let var = |name: &str| plan.env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    if var("CGO_ENABLED") != Some("0") {
+        return None;
+    }
+    let goflags = var("GOFLAGS").unwrap_or("");
+    if plan.args.iter().map(String::as_str).chain([goflags]).any(|a| a.contains("-overlay") || a.contains("-modfile")) {
+        return None;
+    }
+    if var("GOWORK").is_some_and(|w| !w.is_empty() && w != "off") {
+        return None;
+    }
+    let root = plan.dir.ancestors().find(|d| d.join("go.mod").is_file())?;
+    if var("GOWORK") != Some("off") && root.ancestors().any(|d| d.join("go.work").exists()) {
+        return None;
+    }
+    if has_local_replace(&std::fs::read_to_string(root.join("go.mod")).ok()?) {
+        return None;
+    }
+
+    let mut hash = sha2::Sha256::new();
+    let mut put = |bytes: &[u8]| {
+        hash.update(bytes);
+        hash.update([0]);
+    };
+    put(VERSION.as_bytes());
+    put(plan.dir.as_os_str().as_encoded_bytes());
+    for arg in &plan.args {
+        put(arg.as_bytes());
+    }
+    let mut vars: Vec<&(String, String)> = plan
+        .env
+        .iter()
+        .filter(|(k, _)| k.starts_with("GO") || k.starts_with("CGO_") || OTHER_VARIABLES.contains(&k.as_str()))
+        .collect();
+    vars.sort();
+    for (k, v) in vars {
+        put(format!("{k}={v}").as_bytes());
+    }
+
+    // The toolchain: the program, its GOROOT's VERSION and go.env, and the user's env file.
+    let program = find_program(program, var("PATH").unwrap_or(""))?;
+    put(program.as_os_str().as_encoded_bytes());
+    put(&stat_bytes(&std::fs::metadata(&program).ok()?));
+    if let Some(goroot) = program.parent().and_then(Path::parent) {
+        for file in ["VERSION", "go.env"] {
+            put(&read_or_absent(&goroot.join(file))?);
+        }
+    }
+    let env_file = match var("GOENV") {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => match (var("XDG_CONFIG_HOME"), var("HOME")) {
+            (Some(config), _) if !config.is_empty() => Some(Path::new(config).join("go/env")),
+            (_, Some(home)) if !home.is_empty() => Some(Path::new(home).join(".config/go/env")),
+            _ => None,
+        },
+    };
+    if let Some(file) = env_file {
+        put(&read_or_absent(&file)?);
+    }
+
+    let now = SystemTime::now();
+    let mut entries = 0;
+    walk(root, root, now, &mut entries, &mut put)?;
+    git_state(root, &mut put)?;
+    Some(hex::encode(hash.finalize()))
+}
+
+/// True when `go.mod` replaces a module with a directory (whose files are outside the walk).
+fn has_local_replace(go_mod: &str) -> bool {
+    go_mod.lines().filter_map(|l| l.split("//").next()?.split_once("=>")).any(|(_, target)| {
+        let target = target.trim();
+        target.starts_with('.') || target.starts_with('/')
+    })
+}
+
+/// The `go` program as a path: itself when it has a slash, else the first match on PATH.
+fn find_program(program: &Path, path: &str) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return Some(program.to_path_buf());
+    }
+    std::env::split_paths(path).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
+fn read_or_absent(path: &Path) -> Option<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(mut bytes) => {
+            bytes.insert(0, 1);
+            Some(bytes)
+        }
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => Some(vec![2]),
+        Err(_) => None,
+    }
+}
+
+fn stat_bytes(meta: &Metadata) -> Vec<u8> {
+    format!(
+        "{} {} {} {}.{} {}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+    .into_bytes()
+}
+
+/// Every entry under `dir` but `.git`, in name order: its path, its times and size, and the
+/// content of a file changed within [`RACY`] of `now`.
+fn walk(root: &Path, dir: &Path, now: SystemTime, entries: &mut usize, put: &mut impl FnMut(&[u8])) -> Option<()> {
+    let mut children: Vec<PathBuf> =
+        std::fs::read_dir(dir).ok()?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>().ok()?;
+    children.sort();
+    for path in children {
+        *entries += 1;
+        if *entries > MAX_ENTRIES {
+            return None;
+        }
+        if dir == root && path.file_name().is_some_and(|n| n == ".git") {
+            continue;
+        }
+        put(path.strip_prefix(root).ok()?.as_os_str().as_encoded_bytes());
+        let link = std::fs::symlink_metadata(&path).ok()?;
+        if link.file_type().is_symlink() {
+            put(std::fs::read_link(&path).ok()?.as_os_str().as_encoded_bytes());
+            match std::fs::metadata(&path) {
+                Ok(target) if target.is_dir() => return None,
+                Ok(target) => file(&path, &target, now, put)?,
+                Err(_) => put(b"dangling"),
+            }
+        } else if link.is_dir() {
+            walk(root, &path, now, entries, put)?;
+        } else {
+            file(&path, &link, now, put)?;
+        }
+    }
+    Some(())
+}
+
+fn file(path: &Path, meta: &Metadata, now: SystemTime, put: &mut impl FnMut(&[u8])) -> Option<()> {
+    put(&stat_bytes(meta));
+    let changed = meta.modified().ok()?.max(SystemTime::UNIX_EPOCH + Duration::from_secs(meta.ctime().max(0) as u64));
+    if now.duration_since(changed).map_or(true, |age| age < RACY) {
+        put(&std::fs::read(path).ok()?);
+    }
+    Some(())
+}
+
+/// What Go's VCS stamping reads: the checked-out commit and the index. `None` for a `.git`
+/// that is a file (worktrees, submodules), which is left to Go.
+fn git_state(root: &Path, put: &mut impl FnMut(&[u8])) -> Option<()> {
+    let Some(git) = root.ancestors().map(|d| d.join(".git")).find(|g| g.exists()) else {
+        put(b"no git");
+        return Some(());
+    };
+    if !git.is_dir() {
+        return None;
+    }
+    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    put(head.as_bytes());
+    if let Some(reference) = head.trim().strip_prefix("ref: ") {
+        put(&read_or_absent(&git.join(reference))?);
+        put(&read_or_absent(&git.join("packed-refs"))?);
+    }
+    match std::fs::metadata(git.join("index")) {
+        Ok(meta) => put(&stat_bytes(&meta)),
+        Err(_) => put(b"no index"),
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(dir: &Path) -> BuildPlan {
+        BuildPlan {
+            env: vec![("CGO_ENABLED".into(), "0".into()), ("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+            args: vec!["build".into(), "-trimpath".into()],
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn module() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("go.mod"), "module example.com/app\n\ngo 1.22\n").unwrap();
+        std::fs::create_dir(dir.path().join("cmd")).unwrap();
+        std::fs::write(dir.path().join("cmd/main.go"), "package main\n").unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_snapshot_moves_with_every_input() {
+        let dir = module();
+        let sh = Path::new("/bin/sh");
+        let first = snapshot(sh, &plan(dir.path())).expect("a plain module has a snapshot");
+        assert_eq!(snapshot(sh, &plan(dir.path())).as_ref(), Some(&first));
+
+        // A same-size edit right away (times may not move): the content is in the snapshot.
+        std::fs::write(dir.path().join("cmd/main.go"), "package mian\n").unwrap();
+        let edited = snapshot(sh, &plan(dir.path())).unwrap();
+        assert_ne!(edited, first);
+
+        std::fs::write(dir.path().join("cmd/asset.txt"), "x").unwrap();
+        let added = snapshot(sh, &plan(dir.path())).unwrap();
+        assert_ne!(added, edited);
+
+        let mut flags = plan(dir.path());
+        flags.args.push("-ldflags=-X main.v=1".into());
+        assert_ne!(snapshot(sh, &flags).unwrap(), added);
+        let mut env = plan(dir.path());
+        env.env.push(("GOFLAGS".into(), "-tags=x".into()));
+        assert_ne!(snapshot(sh, &env).unwrap(), added);
+        let mut unrelated = plan(dir.path());
+        unrelated.env.push(("SOMETHING_ELSE".into(), "1".into()));
+        assert_eq!(snapshot(sh, &unrelated).unwrap(), added);
+
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        std::fs::write(dir.path().join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        assert_ne!(snapshot(sh, &plan(dir.path())).unwrap(), added, "a Git checkout is stamped into binaries");
+    }
+
+    #[test]
+    fn what_it_cannot_see_is_left_to_go() {
+        let dir = module();
+        let sh = Path::new("/bin/sh");
+        let mut cgo = plan(dir.path());
+        cgo.env.push(("CGO_ENABLED".into(), "1".into()));
+        assert!(snapshot(sh, &cgo).is_none());
+        let mut overlay = plan(dir.path());
+        overlay.args.push("-overlay=o.json".into());
+        assert!(snapshot(sh, &overlay).is_none());
+
+        std::fs::write(dir.path().join("go.mod"), "module example.com/app\n\nreplace example.com/lib => ../lib\n")
+            .unwrap();
+        assert!(snapshot(sh, &plan(dir.path())).is_none());
+        std::fs::write(dir.path().join("go.mod"), "module example.com/app\n").unwrap();
+        std::fs::write(dir.path().join("go.work"), "go 1.22\n").unwrap();
+        assert!(snapshot(sh, &plan(dir.path())).is_none());
+        std::fs::remove_file(dir.path().join("go.work")).unwrap();
+
+        std::os::unix::fs::symlink("/tmp", dir.path().join("linked")).unwrap();
+        assert!(snapshot(sh, &plan(dir.path())).is_none(), "a symlinked directory");
+        std::fs::remove_file(dir.path().join("linked")).unwrap();
+        assert!(snapshot(sh, &plan(dir.path())).is_some());
+
+        let outside = tempfile::tempdir().unwrap();
+        assert!(snapshot(sh, &plan(outside.path())).is_none(), "no go.mod");
+    }
+
+    #[test]
+    fn local_replaces_are_told_from_module_ones() {
+        assert!(has_local_replace("replace a => ./a\n"));
+        assert!(has_local_replace("replace (\n\ta v1 => /abs/a\n)\n"));
+        assert!(!has_local_replace("replace a => b v1.2.3\n"));
+        assert!(!has_local_replace("// a => ./commented\n"));
+    }
+}

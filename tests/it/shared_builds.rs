@@ -71,3 +71,51 @@ fn a_compile_error_names_its_package_and_nothing_is_published() {
     let tags = skopeo(&["list-tags", &format!("docker://{repo}")]);
     assert!(!tags.success() || !tags.stdout.contains("latest"), "nothing is pushed: {tags}");
 }
+
+/// A rebuild with nothing changed does not run Go; any change to what Go reads does, even
+/// an edit right after the previous build that keeps the file's size.
+#[test]
+fn go_is_skipped_only_when_nothing_it_reads_changed() {
+    let repo = unique_repo("skip");
+    let dir = tempfile::tempdir().unwrap();
+    module(dir.path());
+    let cache = tempfile::tempdir().unwrap();
+    let build = || {
+        let run = ko(&["build", "-v", "./cmd/worker"])
+            .cwd(dir.path())
+            .env("KO_DOCKER_REPO", &repo)
+            .env("KOCACHE", cache.path())
+            .run();
+        run.assert_success();
+        let skipped = run.stderr.contains("Go was not run");
+        (run.stdout_lines()[0].to_string(), skipped)
+    };
+    let (first, skipped) = build();
+    assert!(!skipped);
+    let (again, skipped) = build();
+    assert_eq!(again, first);
+    assert!(skipped, "nothing changed, so Go is not run");
+
+    // Same size, same second.
+    let main = dir.path().join("cmd/worker/main.go");
+    let text = fs::read_to_string(&main).unwrap();
+    fs::write(&main, text.replace("worker", "wOrker")).unwrap();
+    let (edited, skipped) = build();
+    assert!(!skipped, "an edit is seen");
+    assert_ne!(edited, first);
+    assert_eq!(run_image(&edited).stdout.trim(), "wOrker");
+
+    // A new file in the package, and a new flag in the environment.
+    fs::write(dir.path().join("cmd/worker/extra.go"), "package main\n\nfunc init() { println(\"extra\") }\n").unwrap();
+    let (added, skipped) = build();
+    assert!(!skipped, "a new file is seen");
+    assert_ne!(added, edited);
+    let run = ko(&["build", "-v", "./cmd/worker"])
+        .cwd(dir.path())
+        .env("KO_DOCKER_REPO", &repo)
+        .env("KOCACHE", cache.path())
+        .env("GOFLAGS", "-tags=unused")
+        .run();
+    run.assert_success();
+    assert!(!run.stderr.contains("Go was not run"), "a changed GOFLAGS is seen: {run}");
+}

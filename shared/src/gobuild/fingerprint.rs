@@ -26,8 +26,6 @@ const VERSION: &str = "build-fingerprint-v1";
 const RACY: Duration = Duration::from_secs(3);
 /// A module with more files than this is left to Go (walking it would cost more than it saves).
 const MAX_ENTRIES: usize = 20_000;
-/// Environment variables that can change what `go build` does besides the `GO*` and `CGO_*` ones.
-const OTHER_VARIABLES: [&str; 4] = ["PATH", "HOME", "XDG_CONFIG_HOME", "GCCGO"];
 
 /// A digest of everything a `go build` with `plan` reads, or `None` when that cannot be known.
 pub(crate) fn snapshot(program: &Path, plan: &BuildPlan) -> Option<String> {
@@ -36,7 +34,13 @@ pub(crate) fn snapshot(program: &Path, plan: &BuildPlan) -> Option<String> {
         return None;
     }
     let goflags = var("GOFLAGS").unwrap_or("");
-    if plan.args.iter().map(String::as_str).chain([goflags]).any(|a| a.contains("-overlay") || a.contains("-modfile")) {
+    // Flags that make Go read files named outside the module.
+    let reads_outside = |a: &str| {
+        a.contains("-overlay")
+            || a.contains("-modfile")
+            || a.split_whitespace().any(|w| w.contains("-pgo=") && !w.ends_with("=auto") && !w.ends_with("=off"))
+    };
+    if plan.args.iter().map(String::as_str).chain([goflags]).any(reads_outside) {
         return None;
     }
     if var("GOWORK").is_some_and(|w| !w.is_empty() && w != "off") {
@@ -63,7 +67,9 @@ pub(crate) fn snapshot(program: &Path, plan: &BuildPlan) -> Option<String> {
     let mut vars: Vec<&(String, String)> = plan
         .env
         .iter()
-        .filter(|(k, _)| k.starts_with("GO") || k.starts_with("CGO_") || OTHER_VARIABLES.contains(&k.as_str()))
+        // Where `go` and the env file are found (PATH, HOME) is in the snapshot through the
+        // program and the file themselves, not through the variables.
+        .filter(|(k, _)| k.starts_with("GO") || k.starts_with("CGO_"))
         .collect();
     vars.sort();
     for (k, v) in vars {
@@ -181,13 +187,14 @@ fn file(path: &Path, meta: &Metadata, now: SystemTime, put: &mut impl FnMut(&[u8
 }
 
 /// What Go's VCS stamping reads: the checked-out commit and the index. `None` for a `.git`
-/// that is a file (worktrees, submodules), which is left to Go.
+/// that is a file (worktrees, submodules), or for a repository wider than the module, whose
+/// other files decide `vcs.modified` too; both are left to Go.
 fn git_state(root: &Path, put: &mut impl FnMut(&[u8])) -> Option<()> {
     let Some(git) = root.ancestors().map(|d| d.join(".git")).find(|g| g.exists()) else {
         put(b"no git");
         return Some(());
     };
-    if !git.is_dir() {
+    if !git.is_dir() || git.parent() != Some(root) {
         return None;
     }
     let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
@@ -264,6 +271,20 @@ mod tests {
         let mut overlay = plan(dir.path());
         overlay.args.push("-overlay=o.json".into());
         assert!(snapshot(sh, &overlay).is_none());
+        let mut pgo = plan(dir.path());
+        pgo.args.push("-pgo=/elsewhere/cpu.pprof".into());
+        assert!(snapshot(sh, &pgo).is_none());
+        pgo.args.pop();
+        pgo.args.push("-pgo=auto".into());
+        assert!(snapshot(sh, &pgo).is_some());
+
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir(repo.path().join(".git")).unwrap();
+        std::fs::write(repo.path().join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        let nested = repo.path().join("svc");
+        std::fs::create_dir(&nested).unwrap();
+        std::fs::write(nested.join("go.mod"), "module example.com/svc\n").unwrap();
+        assert!(snapshot(sh, &plan(&nested)).is_none(), "a module inside a wider repository");
 
         std::fs::write(dir.path().join("go.mod"), "module example.com/app\n\nreplace example.com/lib => ../lib\n")
             .unwrap();

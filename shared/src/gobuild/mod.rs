@@ -281,6 +281,12 @@ impl GoTool {
         if let Some(snapshot) = &snapshot
             && slots.iter().all(|slot| BuildRecord::read(cache, slot, plan).is_some_and(|r| r.matches(snapshot, slot)))
         {
+            for (package, platform) in items {
+                crate::output::detail(format!(
+                    "{} for {platform} is up to date: nothing go build reads changed, so Go was not run",
+                    package.import_path
+                ));
+            }
             return Ok(Ok(slots.into_iter().map(|path| Built { path, relinked: false }).collect()));
         }
         let built = self.run_go_build(items, plan, cache).await?;

@@ -1,10 +1,10 @@
 //! Skipping `go build` when nothing it reads can have changed since it last ran. Before each
 //! build a snapshot is taken of the inputs: the build plan and the Go environment, the `go`
 //! program and its GOROOT, the user's Go env file, every file of the main module (size, times
-//! and inode; the content too for a file changed in the last seconds, whose times cannot be
-//! trusted to move on a second edit) and the Git state Go stamps into binaries. When a build
-//! succeeds, the snapshot is recorded with the binary it made; a later snapshot equal to it
-//! means `go build` would find that binary up to date.
+//! and inode) and the Git state Go stamps into binaries. When a build succeeds, the snapshot
+//! is recorded with the binary it made; a later snapshot equal to it means `go build` would
+//! find that binary up to date. A file modified in the last seconds means no snapshot: a
+//! second edit within the same clock tick might not move its times (git's "racy" files).
 //!
 //! Dependencies outside the main module come from the module cache, whose files never change
 //! for a version, and versions are fixed by `go.mod` and `go.sum`, which are part of the
@@ -22,7 +22,7 @@ use sha2::Digest as _;
 use super::BuildPlan;
 
 const VERSION: &str = "build-fingerprint-v1";
-/// Files changed this recently have their content in the snapshot, not only their times.
+/// A file modified this recently may be modified again without its times moving.
 const RACY: Duration = Duration::from_secs(3);
 /// A module with more files than this is left to Go (walking it would cost more than it saves).
 const MAX_ENTRIES: usize = 20_000;
@@ -145,8 +145,8 @@ fn stat_bytes(meta: &Metadata) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Every entry under `dir` but `.git`, in name order: its path, its times and size, and the
-/// content of a file changed within [`RACY`] of `now`.
+/// Every entry under `dir` but `.git`, in name order: its path, its times and size. `None`
+/// when a file was modified within [`RACY`] of `now`.
 fn walk(root: &Path, dir: &Path, now: SystemTime, entries: &mut usize, put: &mut impl FnMut(&[u8])) -> Option<()> {
     let mut children: Vec<PathBuf> =
         std::fs::read_dir(dir).ok()?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>().ok()?;
@@ -165,24 +165,26 @@ fn walk(root: &Path, dir: &Path, now: SystemTime, entries: &mut usize, put: &mut
             put(std::fs::read_link(&path).ok()?.as_os_str().as_encoded_bytes());
             match std::fs::metadata(&path) {
                 Ok(target) if target.is_dir() => return None,
-                Ok(target) => file(&path, &target, now, put)?,
+                Ok(target) => file(&target, now, put)?,
                 Err(_) => put(b"dangling"),
             }
         } else if link.is_dir() {
             walk(root, &path, now, entries, put)?;
         } else {
-            file(&path, &link, now, put)?;
+            file(&link, now, put)?;
         }
     }
     Some(())
 }
 
-fn file(path: &Path, meta: &Metadata, now: SystemTime, put: &mut impl FnMut(&[u8])) -> Option<()> {
-    put(&stat_bytes(meta));
-    let changed = meta.modified().ok()?.max(SystemTime::UNIX_EPOCH + Duration::from_secs(meta.ctime().max(0) as u64));
-    if now.duration_since(changed).map_or(true, |age| age < RACY) {
-        put(&std::fs::read(path).ok()?);
+fn file(meta: &Metadata, now: SystemTime, put: &mut impl FnMut(&[u8])) -> Option<()> {
+    // The modification time, not the change time: a time set into the past by hand is itself
+    // a change any later edit undoes.
+    let age = now.duration_since(meta.modified().ok()?).ok()?;
+    if age < RACY {
+        return None;
     }
+    put(&stat_bytes(meta));
     Some(())
 }
 
@@ -222,11 +224,18 @@ mod tests {
         }
     }
 
+    /// Writes a file modified `hours` ago (older than the racy window).
+    fn write_old(path: &Path, text: &str, hours: u64) {
+        std::fs::write(path, text).unwrap();
+        let then = SystemTime::now() - Duration::from_secs(3600 * hours);
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(then).unwrap();
+    }
+
     fn module() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("go.mod"), "module example.com/app\n\ngo 1.22\n").unwrap();
+        write_old(&dir.path().join("go.mod"), "module example.com/app\n\ngo 1.22\n", 1);
         std::fs::create_dir(dir.path().join("cmd")).unwrap();
-        std::fs::write(dir.path().join("cmd/main.go"), "package main\n").unwrap();
+        write_old(&dir.path().join("cmd/main.go"), "package main\n", 1);
         dir
     }
 
@@ -237,12 +246,14 @@ mod tests {
         let first = snapshot(sh, &plan(dir.path())).expect("a plain module has a snapshot");
         assert_eq!(snapshot(sh, &plan(dir.path())).as_ref(), Some(&first));
 
-        // A same-size edit right away (times may not move): the content is in the snapshot.
+        // A file just modified may change again within one clock tick: no snapshot.
         std::fs::write(dir.path().join("cmd/main.go"), "package mian\n").unwrap();
+        assert!(snapshot(sh, &plan(dir.path())).is_none(), "a racy file");
+        write_old(&dir.path().join("cmd/main.go"), "package mian\n", 2);
         let edited = snapshot(sh, &plan(dir.path())).unwrap();
         assert_ne!(edited, first);
 
-        std::fs::write(dir.path().join("cmd/asset.txt"), "x").unwrap();
+        write_old(&dir.path().join("cmd/asset.txt"), "x", 1);
         let added = snapshot(sh, &plan(dir.path())).unwrap();
         assert_ne!(added, edited);
 
@@ -257,7 +268,7 @@ mod tests {
         assert_eq!(snapshot(sh, &unrelated).unwrap(), added);
 
         std::fs::create_dir(dir.path().join(".git")).unwrap();
-        std::fs::write(dir.path().join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        write_old(&dir.path().join(".git/HEAD"), "ref: refs/heads/main\n", 1);
         assert_ne!(snapshot(sh, &plan(dir.path())).unwrap(), added, "a Git checkout is stamped into binaries");
     }
 
@@ -283,14 +294,13 @@ mod tests {
         std::fs::write(repo.path().join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
         let nested = repo.path().join("svc");
         std::fs::create_dir(&nested).unwrap();
-        std::fs::write(nested.join("go.mod"), "module example.com/svc\n").unwrap();
+        write_old(&nested.join("go.mod"), "module example.com/svc\n", 1);
         assert!(snapshot(sh, &plan(&nested)).is_none(), "a module inside a wider repository");
 
-        std::fs::write(dir.path().join("go.mod"), "module example.com/app\n\nreplace example.com/lib => ../lib\n")
-            .unwrap();
+        write_old(&dir.path().join("go.mod"), "module example.com/app\n\nreplace example.com/lib => ../lib\n", 1);
         assert!(snapshot(sh, &plan(dir.path())).is_none());
-        std::fs::write(dir.path().join("go.mod"), "module example.com/app\n").unwrap();
-        std::fs::write(dir.path().join("go.work"), "go 1.22\n").unwrap();
+        write_old(&dir.path().join("go.mod"), "module example.com/app\n", 1);
+        write_old(&dir.path().join("go.work"), "go 1.22\n", 1);
         assert!(snapshot(sh, &plan(dir.path())).is_none());
         std::fs::remove_file(dir.path().join("go.work")).unwrap();
 

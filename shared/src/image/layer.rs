@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 
 use flate2::{Compress, Compression, Crc, FlushCompress};
+use sha2::Digest as _;
 
 use crate::cache::{Cache, CacheError};
 use crate::digest::{Digest, HashingWriter};
@@ -102,19 +103,27 @@ fn deflate_block(compressor: &mut Compress, block: &[u8], window: &[u8]) -> io::
     }
 }
 
+/// Compressed blocks, in order.
+type Blocks = Vec<Vec<u8>>;
+
 /// A gzip writer that compresses in parallel and gives the same bytes for the same input
-/// whatever the thread count or the sizes of the writes.
-pub(crate) struct BlockGzip<W: Write> {
+/// whatever the thread count or the sizes of the writes. It also hashes its input (a layer's
+/// diff ID). Work is pipelined by batch: while one batch is compressed, its input is hashed
+/// and the previous batch's output is written, each on a thread of its own.
+pub(crate) struct BlockGzip<W: Write + Send> {
     inner: W,
     /// Full blocks (and at the end a partial one) waiting to be compressed.
     pending: Vec<u8>,
     /// The last `WINDOW` bytes before `pending`.
     window: Vec<u8>,
     crc: Crc,
+    input: sha2::Sha256,
     compressors: Vec<Compress>,
+    /// The compressed blocks of the last batch, written while the next one is compressed.
+    unwritten: Blocks,
 }
 
-impl<W: Write> BlockGzip<W> {
+impl<W: Write + Send> BlockGzip<W> {
     pub(crate) fn new(inner: W) -> io::Result<Self> {
         Self::with_threads(inner, THREADS)
     }
@@ -127,30 +136,33 @@ impl<W: Write> BlockGzip<W> {
             pending: Vec::with_capacity(BLOCK * BATCH),
             window: Vec::new(),
             crc: Crc::new(),
+            input: sha2::Sha256::new(),
             compressors: (0..threads.max(1)).map(|_| Compress::new(Compression::new(LEVEL), false)).collect(),
+            unwritten: Vec::new(),
         })
     }
 
     /// Compresses everything pending (whole blocks, and a partial last one at the end).
     fn compress_pending(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
-            return Ok(());
+            return self.write_unwritten();
         }
-        let blocks: Vec<&[u8]> = self.pending.chunks(BLOCK).collect();
+        let BlockGzip { inner, pending, window, crc, input, compressors, unwritten } = self;
+        let blocks: Vec<&[u8]> = pending.chunks(BLOCK).collect();
         let windows: Vec<&[u8]> = (0..blocks.len())
             .map(|i| {
                 if i == 0 {
-                    self.window.as_slice()
+                    window.as_slice()
                 } else {
-                    let before = &self.pending[..i * BLOCK];
+                    let before = &pending[..i * BLOCK];
                     &before[before.len().saturating_sub(WINDOW)..]
                 }
             })
             .collect();
-        let per_thread = blocks.len().div_ceil(self.compressors.len());
-        let pieces: Vec<io::Result<Vec<Vec<u8>>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .compressors
+        let per_thread = blocks.len().div_ceil(compressors.len());
+        let previous = std::mem::take(unwritten);
+        let (pieces, written): (Vec<io::Result<Blocks>>, io::Result<()>) = std::thread::scope(|scope| {
+            let handles: Vec<_> = compressors
                 .iter_mut()
                 .zip(blocks.chunks(per_thread).zip(windows.chunks(per_thread)))
                 .map(|(compressor, (blocks, windows))| {
@@ -159,14 +171,20 @@ impl<W: Write> BlockGzip<W> {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("compression thread")).collect()
+            let data: &[u8] = pending;
+            let hashing = scope.spawn(move || {
+                crc.update(data);
+                input.update(data);
+            });
+            let writing = scope.spawn(move || previous.iter().try_for_each(|block| inner.write_all(block)));
+            let pieces = handles.into_iter().map(|h| h.join().expect("compression thread")).collect();
+            hashing.join().expect("hashing thread");
+            (pieces, writing.join().expect("writing thread"))
         });
+        written?;
         for piece in pieces {
-            for block in piece? {
-                self.inner.write_all(&block)?;
-            }
+            self.unwritten.extend(piece?);
         }
-        self.crc.update(&self.pending);
         let keep = self.pending.len().min(WINDOW);
         let tail = &self.pending[self.pending.len() - keep..];
         if keep < WINDOW {
@@ -182,18 +200,28 @@ impl<W: Write> BlockGzip<W> {
         Ok(())
     }
 
-    /// Ends the deflate stream, writes the trailer and returns the inner writer.
-    pub(crate) fn finish(mut self) -> io::Result<W> {
+    fn write_unwritten(&mut self) -> io::Result<()> {
+        for block in std::mem::take(&mut self.unwritten) {
+            self.inner.write_all(&block)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the deflate stream, writes the trailer and returns the inner writer, with the
+    /// digest and size of what was written to this one (the uncompressed data).
+    pub(crate) fn finish(mut self) -> io::Result<(W, Digest, u64)> {
         self.compress_pending()?;
+        self.write_unwritten()?;
         // An empty final stored block.
         self.inner.write_all(&[1, 0, 0, 0xff, 0xff])?;
         self.inner.write_all(&self.crc.sum().to_le_bytes())?;
         self.inner.write_all(&self.crc.amount().to_le_bytes())?;
-        Ok(self.inner)
+        let size = self.crc.amount() as u64;
+        Ok((self.inner, Digest::from_hasher(self.input), size))
     }
 }
 
-impl<W: Write> Write for BlockGzip<W> {
+impl<W: Write + Send> Write for BlockGzip<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let room = BLOCK * BATCH - self.pending.len();
         let n = buf.len().min(room);
@@ -218,7 +246,7 @@ pub enum LayerError {
     Entry { entry: String, source: io::Error },
 }
 
-type Sink = HashingWriter<BlockGzip<HashingWriter<Copying<BufWriter<File>>>>>;
+type Sink = BlockGzip<HashingWriter<Copying<BufWriter<File>>>>;
 
 /// Where a copy of the compressed bytes goes while they are written: an upload that runs
 /// meanwhile (see `registry::StreamUpload`).
@@ -305,7 +333,7 @@ impl LayerWriter {
         let compressed = HashingWriter::new(Copying::new(BufWriter::with_capacity(256 * 1024, file), copy));
         let gzip =
             BlockGzip::new(compressed).map_err(|source| CacheError { path: temp.path().to_path_buf(), source })?;
-        let mut tar = tar::Builder::new(HashingWriter::new(gzip));
+        let mut tar = tar::Builder::new(gzip);
         tar.mode(tar::HeaderMode::Deterministic);
         Ok(LayerWriter { tar, temp, cache: cache.clone() })
     }
@@ -384,9 +412,8 @@ impl LayerWriter {
     /// Closes the archive and moves it into the cache under its digest.
     pub fn finish(self) -> Result<LayerRecord, LayerError> {
         let err = |source| LayerError::Entry { entry: "(end of archive)".into(), source };
-        let uncompressed = self.tar.into_inner().map_err(err)?;
-        let (gzip, diff_id, _) = uncompressed.finish();
-        let compressed = gzip.finish().map_err(err)?;
+        let gzip = self.tar.into_inner().map_err(err)?;
+        let (compressed, diff_id, _) = gzip.finish().map_err(err)?;
         let (mut file, digest, size) = compressed.finish();
         file.flush().map_err(err)?;
         drop(file);
@@ -453,7 +480,7 @@ mod tests {
         for piece in data.chunks(write_size.max(1)) {
             gz.write_all(piece).unwrap();
         }
-        gz.finish().unwrap()
+        gz.finish().unwrap().0
     }
 
     #[test]

@@ -145,7 +145,7 @@ fn gzip_layer(cache: &Cache, name: &str, path: &Path) -> Result<LayerRecord, Bas
     let mut gzip = BlockGzip::new(compressed).map_err(io_err(name, temp.path()))?;
     let mut src = std::fs::File::open(path).map_err(io_err(name, path))?;
     std::io::copy(&mut src, &mut gzip).map_err(io_err(name, temp.path()))?;
-    let (compressed, _, _) = gzip.finish().map_err(io_err(name, temp.path()))?;
+    let compressed = gzip.finish().map_err(io_err(name, temp.path()))?.inner;
     let (mut out, digest, size) = compressed.finish();
     out.flush().map_err(io_err(name, temp.path()))?;
     drop(out);

@@ -6,6 +6,7 @@ use std::path::Path;
 use sha2::Digest as _;
 
 use super::layer::{CopySender, EntryMeta, LayerError, LayerRecord, LayerWriter};
+use super::reuse::{BlockIndex, BlockReuse};
 use crate::cache::{Cache, CacheError};
 use crate::digest::digest_file;
 use crate::gobuild::Built;
@@ -62,7 +63,15 @@ pub fn built_binary_layer(
         return Ok(slot.layer);
     }
     let layer = if built.relinked {
-        write_binary_layer(cache, &built.path, meta.len(), name, xattrs, start_copy())?
+        // The last layer of this binary lends the blocks that did not change.
+        let index_key = layer_key(&[b"blocks", built.path.as_os_str().as_encoded_bytes(), name.as_bytes()], xattrs);
+        let reuse = cache
+            .read_record::<BlockIndex>("layers", &index_key)
+            .and_then(|i| BlockReuse::open(cache, &i))
+            .map(std::sync::Arc::new);
+        let (layer, index) = write_binary_layer(cache, &built.path, meta.len(), name, xattrs, start_copy(), reuse)?;
+        cache.write_record("layers", &index_key, &index)?;
+        layer
     } else {
         binary_layer_with_xattrs(cache, &built.path, name, xattrs)?
     };
@@ -104,7 +113,7 @@ pub fn binary_layer_with_xattrs(
     {
         return Ok(record);
     }
-    let record = write_binary_layer(cache, binary, size, name, xattrs, None)?;
+    let (record, _) = write_binary_layer(cache, binary, size, name, xattrs, None, None)?;
     cache.write_record("layers", &key, &record)?;
     Ok(record)
 }
@@ -117,11 +126,12 @@ fn write_binary_layer(
     name: &str,
     xattrs: &[(String, Vec<u8>)],
     copy: Option<CopySender>,
-) -> Result<LayerRecord, LayerError> {
+    reuse: Option<std::sync::Arc<BlockReuse>>,
+) -> Result<(LayerRecord, BlockIndex), LayerError> {
     let meta = EntryMeta::root(0o555, 0);
-    let mut layer = LayerWriter::with_copy(cache, copy)?;
+    let mut layer = LayerWriter::with_copy(cache, copy, reuse)?;
     layer.add_dir(APP_DIR, meta)?;
     let file = std::fs::File::open(binary).map_err(|source| CacheError { path: binary.to_path_buf(), source })?;
     layer.add_file_with_xattrs(&format!("{APP_DIR}/{name}"), meta, size, file, xattrs)?;
-    layer.finish()
+    layer.finish_with_index()
 }

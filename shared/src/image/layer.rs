@@ -16,6 +16,7 @@ use std::io::{self, BufWriter, Read, Write};
 use flate2::{Compress, Compression, Crc, FlushCompress};
 use sha2::Digest as _;
 
+use super::reuse::{BlockEntry, BlockIndex, BlockReuse, block_key, piece_hash};
 use crate::cache::{Cache, CacheError};
 use crate::digest::{Digest, HashingWriter};
 
@@ -103,8 +104,33 @@ fn deflate_block(compressor: &mut Compress, block: &[u8], window: &[u8]) -> io::
     }
 }
 
-/// Compressed blocks, in order.
-type Blocks = Vec<Vec<u8>>;
+/// Compressed blocks, in order, with what the next layer needs to reuse them.
+type Blocks = Vec<(BlockEntry, Vec<u8>)>;
+
+/// One block compressed, or copied from an earlier layer when it has it.
+fn compress_block(
+    compressor: &mut Compress,
+    block: &[u8],
+    window: &[u8],
+    reuse: Option<&BlockReuse>,
+) -> io::Result<(BlockEntry, Vec<u8>)> {
+    let key = block_key(window, block);
+    let piece = match reuse.and_then(|r| r.piece(&key)) {
+        Some(piece) => piece,
+        None => deflate_block(compressor, block, window)?,
+    };
+    let entry = BlockEntry { key, len: piece.len() as u32, hash: piece_hash(&piece) };
+    Ok((entry, piece))
+}
+
+/// What [`BlockGzip::finish`] gives back.
+pub(crate) struct Finished<W> {
+    pub inner: W,
+    /// The digest of the uncompressed data.
+    pub diff_id: Digest,
+    /// Each compressed block, for reuse by the next layer of the same binary.
+    pub blocks: Vec<BlockEntry>,
+}
 
 /// A gzip writer that compresses in parallel and gives the same bytes for the same input
 /// whatever the thread count or the sizes of the writes. It also hashes its input (a layer's
@@ -121,6 +147,8 @@ pub(crate) struct BlockGzip<W: Write + Send> {
     compressors: Vec<Compress>,
     /// The compressed blocks of the last batch, written while the next one is compressed.
     unwritten: Blocks,
+    reuse: Option<std::sync::Arc<BlockReuse>>,
+    written: Vec<BlockEntry>,
 }
 
 impl<W: Write + Send> BlockGzip<W> {
@@ -139,7 +167,15 @@ impl<W: Write + Send> BlockGzip<W> {
             input: sha2::Sha256::new(),
             compressors: (0..threads.max(1)).map(|_| Compress::new(Compression::new(LEVEL), false)).collect(),
             unwritten: Vec::new(),
+            reuse: None,
+            written: Vec::new(),
         })
+    }
+
+    /// Copies blocks from an earlier layer where they are the same (see `reuse`).
+    pub(crate) fn reusing(mut self, reuse: Option<std::sync::Arc<BlockReuse>>) -> Self {
+        self.reuse = reuse;
+        self
     }
 
     /// Compresses everything pending (whole blocks, and a partial last one at the end).
@@ -147,7 +183,8 @@ impl<W: Write + Send> BlockGzip<W> {
         if self.pending.is_empty() {
             return self.write_unwritten();
         }
-        let BlockGzip { inner, pending, window, crc, input, compressors, unwritten } = self;
+        let BlockGzip { inner, pending, window, crc, input, compressors, unwritten, reuse, .. } = self;
+        let reuse = reuse.as_deref();
         let blocks: Vec<&[u8]> = pending.chunks(BLOCK).collect();
         let windows: Vec<&[u8]> = (0..blocks.len())
             .map(|i| {
@@ -167,7 +204,7 @@ impl<W: Write + Send> BlockGzip<W> {
                 .zip(blocks.chunks(per_thread).zip(windows.chunks(per_thread)))
                 .map(|(compressor, (blocks, windows))| {
                     scope.spawn(move || {
-                        blocks.iter().zip(windows).map(|(b, w)| deflate_block(compressor, b, w)).collect()
+                        blocks.iter().zip(windows).map(|(b, w)| compress_block(compressor, b, w, reuse)).collect()
                     })
                 })
                 .collect();
@@ -176,12 +213,14 @@ impl<W: Write + Send> BlockGzip<W> {
                 crc.update(data);
                 input.update(data);
             });
-            let writing = scope.spawn(move || previous.iter().try_for_each(|block| inner.write_all(block)));
+            let previous = &previous;
+            let writing = scope.spawn(move || previous.iter().try_for_each(|(_, block)| inner.write_all(block)));
             let pieces = handles.into_iter().map(|h| h.join().expect("compression thread")).collect();
             hashing.join().expect("hashing thread");
             (pieces, writing.join().expect("writing thread"))
         });
         written?;
+        self.written.extend(previous.iter().map(|(entry, _)| *entry));
         for piece in pieces {
             self.unwritten.extend(piece?);
         }
@@ -201,23 +240,23 @@ impl<W: Write + Send> BlockGzip<W> {
     }
 
     fn write_unwritten(&mut self) -> io::Result<()> {
-        for block in std::mem::take(&mut self.unwritten) {
+        for (entry, block) in std::mem::take(&mut self.unwritten) {
             self.inner.write_all(&block)?;
+            self.written.push(entry);
         }
         Ok(())
     }
 
     /// Ends the deflate stream, writes the trailer and returns the inner writer, with the
     /// digest and size of what was written to this one (the uncompressed data).
-    pub(crate) fn finish(mut self) -> io::Result<(W, Digest, u64)> {
+    pub(crate) fn finish(mut self) -> io::Result<Finished<W>> {
         self.compress_pending()?;
         self.write_unwritten()?;
         // An empty final stored block.
         self.inner.write_all(&[1, 0, 0, 0xff, 0xff])?;
         self.inner.write_all(&self.crc.sum().to_le_bytes())?;
         self.inner.write_all(&self.crc.amount().to_le_bytes())?;
-        let size = self.crc.amount() as u64;
-        Ok((self.inner, Digest::from_hasher(self.input), size))
+        Ok(Finished { inner: self.inner, diff_id: Digest::from_hasher(self.input), blocks: self.written })
     }
 }
 
@@ -323,17 +362,22 @@ pub struct LayerWriter {
 
 impl LayerWriter {
     pub fn new(cache: &Cache) -> Result<Self, LayerError> {
-        Self::with_copy(cache, None)
+        Self::with_copy(cache, None, None)
     }
 
-    /// A layer whose compressed bytes are also sent to `copy` as they are made.
-    pub fn with_copy(cache: &Cache, copy: Option<CopySender>) -> Result<Self, LayerError> {
+    /// A layer whose compressed bytes are also sent to `copy` as they are made, copying
+    /// unchanged blocks from `reuse`.
+    pub fn with_copy(
+        cache: &Cache,
+        copy: Option<CopySender>,
+        reuse: Option<std::sync::Arc<BlockReuse>>,
+    ) -> Result<Self, LayerError> {
         let temp = cache.temp_file()?;
         let file = temp.reopen().map_err(|source| CacheError { path: temp.path().to_path_buf(), source })?;
         let compressed = HashingWriter::new(Copying::new(BufWriter::with_capacity(256 * 1024, file), copy));
         let gzip =
             BlockGzip::new(compressed).map_err(|source| CacheError { path: temp.path().to_path_buf(), source })?;
-        let mut tar = tar::Builder::new(gzip);
+        let mut tar = tar::Builder::new(gzip.reusing(reuse));
         tar.mode(tar::HeaderMode::Deterministic);
         Ok(LayerWriter { tar, temp, cache: cache.clone() })
     }
@@ -411,14 +455,21 @@ impl LayerWriter {
 
     /// Closes the archive and moves it into the cache under its digest.
     pub fn finish(self) -> Result<LayerRecord, LayerError> {
+        self.finish_with_index().map(|(record, _)| record)
+    }
+
+    /// [`LayerWriter::finish`], with where its compressed blocks are, for the next layer of
+    /// the same content to reuse.
+    pub fn finish_with_index(self) -> Result<(LayerRecord, BlockIndex), LayerError> {
         let err = |source| LayerError::Entry { entry: "(end of archive)".into(), source };
         let gzip = self.tar.into_inner().map_err(err)?;
-        let (compressed, diff_id, _) = gzip.finish().map_err(err)?;
+        let Finished { inner: compressed, diff_id, blocks, .. } = gzip.finish().map_err(err)?;
         let (mut file, digest, size) = compressed.finish();
         file.flush().map_err(err)?;
         drop(file);
         self.cache.commit_blob(self.temp, &digest)?;
-        Ok(LayerRecord { digest, diff_id, size, format: LayerFormat::default() })
+        let index = BlockIndex::new(digest.clone(), &blocks);
+        Ok((LayerRecord { digest, diff_id, size, format: LayerFormat::default() }, index))
     }
 }
 
@@ -480,7 +531,7 @@ mod tests {
         for piece in data.chunks(write_size.max(1)) {
             gz.write_all(piece).unwrap();
         }
-        gz.finish().unwrap().0
+        gz.finish().unwrap().inner
     }
 
     #[test]
@@ -494,6 +545,46 @@ mod tests {
         flate2::read::GzDecoder::new(reference.as_slice()).read_to_end(&mut decoded).unwrap();
         assert!(decoded == data);
         assert!(reference.len() < data.len() * 3 / 5, "{} of {}", reference.len(), data.len());
+    }
+
+    fn layer_of(cache: &Cache, data: &[u8], reuse: Option<std::sync::Arc<BlockReuse>>) -> (LayerRecord, BlockIndex) {
+        let mut layer = LayerWriter::with_copy(cache, None, reuse).unwrap();
+        layer.add_bytes("ko-app/app", EntryMeta::root(0o555, 0), data).unwrap();
+        layer.finish_with_index().unwrap()
+    }
+
+    #[test]
+    fn reused_blocks_give_the_bytes_a_full_compression_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().to_path_buf()).unwrap();
+        let before = sample_data();
+        let (_, index) = layer_of(&cache, &before, None);
+
+        // One byte changes in the middle: the blocks before it, and those after it whose
+        // window does not reach back to it, come from the earlier layer.
+        let mut after = before.clone();
+        after[300 * 1024] ^= 0xff;
+        let (full, _) = layer_of(&cache, &after, None);
+        let reuse = std::sync::Arc::new(BlockReuse::open(&cache, &index).unwrap());
+        let (reused, _) = layer_of(&cache, &after, Some(reuse.clone()));
+        assert_eq!(reused, full);
+        let blocks = (after.len() + 1024).div_ceil(BLOCK);
+        assert!(reuse.copied() >= blocks - 3, "{} of {blocks} blocks copied", reuse.copied());
+
+        // A piece that does not read back as written is compressed again.
+        let (first, index) = layer_of(&cache, &before, None);
+        let path = cache.blob_path(&first.digest);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&path, perms).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let reuse = std::sync::Arc::new(BlockReuse::open(&cache, &index).unwrap());
+        let (again, _) = layer_of(&cache, &after, Some(reuse));
+        assert_eq!(again, full);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod caps;
 pub mod kodata;
 pub mod layer;
 pub mod manifest;
+pub mod reuse;
 
 use bytes::Bytes;
 

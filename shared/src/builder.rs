@@ -12,6 +12,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use crate::base::{BaseError, BaseResolver, BaseSet, builtin};
 use crate::cache::Cache;
 use crate::config::KoConfig;
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::gobuild::{BuildFlags, BuildPlan, Built, GoTool, Package, delve, exec_name};
 use crate::image::assemble::{self, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, AddedLayer, ImageSettings};
@@ -145,18 +146,25 @@ impl Builder {
     /// Starts checking, while Go builds, whether each image's repository already holds its
     /// base layers, so that pushing need not ask again afterwards.
     fn check_base_layers_early(&self, packages: &[Package], bases: &[BaseSet]) {
-        let Some(eager) = &self.eager_push else { return };
         for (package, set) in packages.iter().zip(bases) {
-            let Some(repo) = (eager.repository)(&package.import_path) else { continue };
-            for layer in set.images.iter().flat_map(|b| &b.layers) {
-                let digest = layer.descriptor.digest.clone();
-                let (client, target) = (eager.client.clone(), repo.clone());
-                let check = {
-                    let digest = digest.clone();
-                    async move { client.blob_exists(&target, &digest).await.unwrap_or(false) }
-                };
-                eager.client.expect_blob(&repo, &digest, check);
-            }
+            self.check_early(
+                &package.import_path,
+                set.images.iter().flat_map(|b| &b.layers).map(|l| &l.descriptor.digest),
+            );
+        }
+    }
+
+    /// Starts checking whether the repository of `import_path`'s image holds these blobs.
+    fn check_early<'a>(&self, import_path: &str, digests: impl IntoIterator<Item = &'a Digest>) {
+        let Some(eager) = &self.eager_push else { return };
+        let Some(repo) = (eager.repository)(import_path) else { return };
+        for digest in digests {
+            let (client, target, digest) = (eager.client.clone(), repo.clone(), digest.clone());
+            let check = {
+                let digest = digest.clone();
+                async move { client.blob_exists(&target, &digest).await.unwrap_or(false) }
+            };
+            eager.client.expect_blob(&repo, &digest, check);
         }
     }
 
@@ -227,6 +235,7 @@ impl Builder {
         let kodata = tokio::task::spawn_blocking(move || kodata::build_layer(&cache, &dir, kodata_mtime))
             .await
             .expect("kodata task")?;
+        self.check_early(&package.import_path, [&kodata.digest]);
         let name = app::binary_name(&package.import_path);
         let created_by = format!("kubectl-ko build ko://{}", package.import_path);
         let settings = self.settings_for(package, &name);

@@ -80,9 +80,11 @@ pub async fn push(
     match artifact {
         Artifact::Image(image) => push_image(client, cache, target, image, jobs).await?,
         Artifact::Index(index) => {
-            for image in &index.images {
-                push_image(client, cache, target, image, jobs).await?;
-            }
+            // The platform images go up together; the index only after all of them.
+            futures_util::future::try_join_all(
+                index.images.iter().map(|image| push_image(client, cache, target, image, jobs)),
+            )
+            .await?;
             client.put_manifest(repo, index.digest.as_str(), &index.media_type, &index.bytes).await?;
             if let Some(doc) = &index.sbom {
                 let subject = Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64);

@@ -68,8 +68,9 @@ pub(crate) fn snapshot(program: &Path, plan: &BuildPlan) -> Option<String> {
         .env
         .iter()
         // Where `go` and the env file are found (PATH, HOME) is in the snapshot through the
-        // program and the file themselves, not through the variables.
-        .filter(|(k, _)| k.starts_with("GO") || k.starts_with("CGO_"))
+        // program and the file themselves, not through the variables. GIT_* can point Go's
+        // VCS stamping at another repository.
+        .filter(|(k, _)| k.starts_with("GO") || k.starts_with("CGO_") || k.starts_with("GIT_"))
         .collect();
     vars.sort();
     for (k, v) in vars {
@@ -208,6 +209,10 @@ fn git_state(root: &Path, put: &mut impl FnMut(&[u8])) -> Option<()> {
     match std::fs::metadata(git.join("index")) {
         Ok(meta) => put(&stat_bytes(&meta)),
         Err(_) => put(b"no index"),
+    }
+    // Which untracked files count (and so `vcs.modified`) depends on these too.
+    for file in ["config", "info/exclude"] {
+        put(&read_or_absent(&git.join(file))?);
     }
     Some(())
 }

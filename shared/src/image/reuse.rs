@@ -25,7 +25,10 @@ fn half(hash: sha2::Sha256) -> [u8; 16] {
 
 pub(crate) fn block_key(window: &[u8], block: &[u8]) -> BlockKey {
     let mut hash = sha2::Sha256::new();
+    // The format, and this build of the compressor: a block is only reused by the same code
+    // that made it, so a layer never mixes the output of two versions.
     hash.update(serde_json::to_string(&LayerFormat::default()).unwrap_or_default().as_bytes());
+    hash.update(env!("CARGO_PKG_VERSION").as_bytes());
     hash.update((window.len() as u64).to_le_bytes());
     hash.update(window);
     hash.update(block);

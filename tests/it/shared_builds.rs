@@ -137,3 +137,35 @@ fn go_is_skipped_only_when_nothing_it_reads_changed() {
     let (_, skipped) = build("-tags=unused");
     assert!(!skipped, "a changed GOFLAGS is seen");
 }
+
+/// When Go's work directory is on another filesystem than the cache, Go copies the new
+/// binary instead of renaming it; the relinked binary must still be seen as new (a
+/// same-size edit must not leave the old layer in the image).
+#[test]
+fn a_relinked_binary_is_seen_when_go_copies_it_across_filesystems() {
+    use std::os::unix::fs::MetadataExt as _;
+    let repo = unique_repo("copied");
+    let dir = tempfile::tempdir().unwrap();
+    module(dir.path());
+    let cache = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    let other_fs = fs::metadata(work.path()).unwrap().dev() != fs::metadata(cache.path()).unwrap().dev();
+    eprintln!("GOTMPDIR on another filesystem than the cache: {other_fs}");
+    let build = || {
+        let run = ko(&["build", "./cmd/worker"])
+            .cwd(dir.path())
+            .env("KO_DOCKER_REPO", &repo)
+            .env("KOCACHE", cache.path())
+            .env("GOTMPDIR", work.path())
+            .run();
+        run.assert_success();
+        run.stdout_lines()[0].to_string()
+    };
+    let first = build();
+    let main = dir.path().join("cmd/worker/main.go");
+    let text = fs::read_to_string(&main).unwrap();
+    fs::write(&main, text.replace("worker", "WORKER")).unwrap();
+    let second = build();
+    assert_ne!(second, first);
+    assert_eq!(run_image(&second).stdout.trim(), "WORKER");
+}

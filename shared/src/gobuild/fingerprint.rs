@@ -30,10 +30,35 @@ const MAX_ENTRIES: usize = 20_000;
 /// A digest of everything a `go build` with `plan` reads, or `None` when that cannot be known.
 pub(crate) fn snapshot(program: &Path, plan: &BuildPlan) -> Option<String> {
     let var = |name: &str| plan.env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    if var("CGO_ENABLED") != Some("0") {
+    // Go reads its settings from the environment, then the user's env file, then GOROOT's.
+    let program = find_program(program, var("PATH").unwrap_or(""))?;
+    let goroot = match var("GOROOT") {
+        Some(root) if !root.is_empty() => Some(PathBuf::from(root)),
+        _ => program.parent().and_then(Path::parent).map(Path::to_path_buf),
+    };
+    let env_file = match var("GOENV") {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => match (var("XDG_CONFIG_HOME"), var("HOME")) {
+            (Some(config), _) if !config.is_empty() => Some(Path::new(config).join("go/env")),
+            (_, Some(home)) if !home.is_empty() => Some(Path::new(home).join(".config/go/env")),
+            _ => None,
+        },
+    };
+    let files: Vec<Vec<(String, String)>> =
+        [env_file.clone(), goroot.as_ref().map(|r| r.join("go.env"))].iter().flatten().map(|f| env_lines(f)).collect();
+    let setting = |name: &str| -> String {
+        match var(name) {
+            Some(v) if !v.is_empty() => v.to_string(),
+            _ => {
+                files.iter().find_map(|f| f.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap_or_default()
+            }
+        }
+    };
+    if setting("CGO_ENABLED") != "0" || setting("GO111MODULE") == "off" {
         return None;
     }
-    let goflags = var("GOFLAGS").unwrap_or("");
+    let goflags = setting("GOFLAGS");
+    let goflags = goflags.as_str();
     // Flags that make Go read files named outside the module.
     let reads_outside = |a: &str| {
         a.contains("-overlay")
@@ -43,11 +68,12 @@ pub(crate) fn snapshot(program: &Path, plan: &BuildPlan) -> Option<String> {
     if plan.args.iter().map(String::as_str).chain([goflags]).any(reads_outside) {
         return None;
     }
-    if var("GOWORK").is_some_and(|w| !w.is_empty() && w != "off") {
+    let gowork = setting("GOWORK");
+    if !gowork.is_empty() && gowork != "off" {
         return None;
     }
     let root = plan.dir.ancestors().find(|d| d.join("go.mod").is_file())?;
-    if var("GOWORK") != Some("off") && root.ancestors().any(|d| d.join("go.work").exists()) {
+    if gowork != "off" && plan.dir.ancestors().any(|d| d.join("go.work").exists()) {
         return None;
     }
     if has_local_replace(&std::fs::read_to_string(root.join("go.mod")).ok()?) {
@@ -78,22 +104,13 @@ pub(crate) fn snapshot(program: &Path, plan: &BuildPlan) -> Option<String> {
     }
 
     // The toolchain: the program, its GOROOT's VERSION and go.env, and the user's env file.
-    let program = find_program(program, var("PATH").unwrap_or(""))?;
     put(program.as_os_str().as_encoded_bytes());
     put(&stat_bytes(&std::fs::metadata(&program).ok()?));
-    if let Some(goroot) = program.parent().and_then(Path::parent) {
+    if let Some(goroot) = &goroot {
         for file in ["VERSION", "go.env"] {
             put(&read_or_absent(&goroot.join(file))?);
         }
     }
-    let env_file = match var("GOENV") {
-        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ => match (var("XDG_CONFIG_HOME"), var("HOME")) {
-            (Some(config), _) if !config.is_empty() => Some(Path::new(config).join("go/env")),
-            (_, Some(home)) if !home.is_empty() => Some(Path::new(home).join(".config/go/env")),
-            _ => None,
-        },
-    };
     if let Some(file) = env_file {
         put(&read_or_absent(&file)?);
     }
@@ -108,9 +125,20 @@ pub(crate) fn snapshot(program: &Path, plan: &BuildPlan) -> Option<String> {
 /// True when `go.mod` replaces a module with a directory (whose files are outside the walk).
 fn has_local_replace(go_mod: &str) -> bool {
     go_mod.lines().filter_map(|l| l.split("//").next()?.split_once("=>")).any(|(_, target)| {
-        let target = target.trim();
+        let target = target.trim().trim_start_matches(['"', '`']);
         target.starts_with('.') || target.starts_with('/')
     })
+}
+
+/// The `KEY=VALUE` lines of a Go env file (none when it is missing).
+fn env_lines(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
 }
 
 /// The `go` program as a path: itself when it has a slash, else the first match on PATH.
@@ -193,11 +221,14 @@ fn file(meta: &Metadata, now: SystemTime, put: &mut impl FnMut(&[u8])) -> Option
 /// that is a file (worktrees, submodules), or for a repository wider than the module, whose
 /// other files decide `vcs.modified` too; both are left to Go.
 fn git_state(root: &Path, put: &mut impl FnMut(&[u8])) -> Option<()> {
-    let Some(git) = root.ancestors().map(|d| d.join(".git")).find(|g| g.exists()) else {
-        put(b"no git");
+    // Go stamps whichever version control system holds the module; all but Git are left to Go.
+    const MARKERS: [&str; 6] = [".git", ".hg", ".svn", ".bzr", ".fossil", "_FOSSIL_"];
+    let Some(found) = root.ancestors().find_map(|d| MARKERS.iter().map(|m| d.join(m)).find(|p| p.exists())) else {
+        put(b"no vcs");
         return Some(());
     };
-    if !git.is_dir() || git.parent() != Some(root) {
+    let git = found;
+    if git.file_name() != Some(std::ffi::OsStr::new(".git")) || !git.is_dir() || git.parent() != Some(root) {
         return None;
     }
     let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
@@ -302,6 +333,27 @@ mod tests {
         write_old(&nested.join("go.mod"), "module example.com/svc\n", 1);
         assert!(snapshot(sh, &plan(&nested)).is_none(), "a module inside a wider repository");
 
+        let hg = module();
+        std::fs::create_dir(hg.path().join(".hg")).unwrap();
+        assert!(snapshot(sh, &plan(hg.path())).is_none(), "Mercurial");
+
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".config/go")).unwrap();
+        std::fs::write(home.path().join(".config/go/env"), "GOPRIVATE=example.com\n").unwrap();
+        let mut from_file = plan(dir.path());
+        from_file.env.push(("HOME".into(), home.path().display().to_string()));
+        assert!(snapshot(sh, &from_file).is_some());
+        std::fs::write(home.path().join(".config/go/env"), "GOFLAGS=-overlay=/x.json\n").unwrap();
+        assert!(snapshot(sh, &from_file).is_none(), "GOFLAGS from the user's go env file");
+        std::fs::write(home.path().join(".config/go/env"), "GO111MODULE=off\n").unwrap();
+        assert!(snapshot(sh, &from_file).is_none(), "GOPATH mode from the env file");
+
+        let work = module();
+        let below = work.path().join("cmd");
+        assert!(snapshot(sh, &plan(&below)).is_some());
+        write_old(&below.join("go.work"), "go 1.22\n", 1);
+        assert!(snapshot(sh, &plan(&below)).is_none(), "a go.work between the build directory and go.mod");
+
         write_old(&dir.path().join("go.mod"), "module example.com/app\n\nreplace example.com/lib => ../lib\n", 1);
         assert!(snapshot(sh, &plan(dir.path())).is_none());
         write_old(&dir.path().join("go.mod"), "module example.com/app\n", 1);
@@ -324,5 +376,6 @@ mod tests {
         assert!(has_local_replace("replace (\n\ta v1 => /abs/a\n)\n"));
         assert!(!has_local_replace("replace a => b v1.2.3\n"));
         assert!(!has_local_replace("// a => ./commented\n"));
+        assert!(has_local_replace("replace a => \"./quoted\"\n"));
     }
 }

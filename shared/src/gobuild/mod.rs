@@ -299,26 +299,28 @@ impl GoTool {
     }
 
     /// Runs `go build -o DIR/ pkg…` into a fresh directory of the cache where each package's
-    /// stable binary is linked under the name Go gives it. Go leaves a link to an up-to-date
-    /// binary alone and replaces it with a file when it relinks, which tells the two apart;
-    /// a new file then moves to the stable place.
+    /// stable binary is hard-linked under the name Go gives it. Go leaves an up-to-date
+    /// binary alone and, when it relinks, replaces the entry with a new file (it renames over
+    /// it, or removes it and writes a new one), so a new inode tells a relinked binary apart,
+    /// and the stable copy is never written in place; a new file then moves to the stable place.
     async fn run_go_build(
         &self,
         items: &[(&Package, &Platform)],
         plan: &BuildPlan,
         cache: &Cache,
     ) -> Result<Result<Vec<Built>, (String, String)>, GoBuildError> {
+        use std::os::unix::fs::MetadataExt as _;
         let dir = cache.temp_dir()?;
         let io = |path: &Path, source| CacheError { path: path.to_path_buf(), source };
-        let mut expected = Vec::with_capacity(items.len());
+        // (name Go writes, stable place, inode of the link made to it before the build)
+        let mut expected: Vec<(String, PathBuf, Option<u64>)> = Vec::with_capacity(items.len());
         for (package, platform) in items {
             let slot = binary_slot(cache, package, platform, plan)?;
             let name = exec_name(&package.import_path, platform);
             let link = dir.path().join(&name);
-            if slot.is_file() {
-                std::os::unix::fs::symlink(&slot, &link).map_err(|e| io(&link, e))?;
-            }
-            expected.push((name, slot));
+            // Without the link (another filesystem), Go just relinks.
+            let linked = std::fs::hard_link(&slot, &link).ok().and_then(|()| std::fs::metadata(&link).ok());
+            expected.push((name, slot, linked.map(|m| m.ino())));
         }
         let mut cmd = self.command(&plan.dir);
         cmd.env_clear().envs(plan.env.iter().map(|(k, v)| (k, v)));
@@ -331,31 +333,36 @@ impl GoTool {
             let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
             return Ok(Err((output.status.to_string(), text)));
         }
-        // Anything Go wrote under another name means the names were guessed wrong; for one
-        // package, the one file Go wrote is its binary whatever its name.
+        // Every entry, and whether Go wrote it (not one of our untouched links).
         let entries: Vec<(String, bool)> = std::fs::read_dir(dir.path())
             .map_err(|e| io(dir.path(), e))?
             .filter_map(|e| e.ok())
-            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.file_type().is_ok_and(|t| t.is_file())))
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let ino = std::fs::symlink_metadata(e.path()).ok().filter(|m| m.is_file()).map(|m| m.ino());
+                let ours = expected.iter().any(|(n, _, linked)| *n == name && linked.is_some() && *linked == ino);
+                (name, ino.is_some() && !ours)
+            })
             .collect();
-        let files: Vec<&String> = entries.iter().filter(|(_, file)| *file).map(|(n, _)| n).collect();
-        if let ([(name, _)], [file]) = (expected.as_mut_slice(), files.as_slice()) {
+        let written: Vec<&String> = entries.iter().filter(|(_, new)| *new).map(|(n, _)| n).collect();
+        // For one package, the one file Go wrote is its binary whatever its name.
+        if let ([(name, _, _)], [file]) = (expected.as_mut_slice(), written.as_slice()) {
             name.clone_from(file);
         }
+        // Anything Go wrote under another name means the names were guessed wrong.
         let found = |name: &String| entries.iter().any(|(n, _)| n == name);
-        if files.iter().any(|f| !expected.iter().any(|(name, _)| name == *f))
-            || expected.iter().any(|(name, _)| !found(name))
+        if written.iter().any(|f| !expected.iter().any(|(name, _, _)| name == *f))
+            || expected.iter().any(|(name, _, _)| !found(name))
         {
             let names: Vec<&String> = entries.iter().map(|(n, _)| n).collect();
             let wanted: Vec<&String> = expected.iter().map(|e| &e.0).collect();
             return Ok(Err(("unexpected output".into(), format!("go build wrote {names:?}, not {wanted:?}"))));
         }
         let mut built = Vec::with_capacity(expected.len());
-        for (name, slot) in expected {
-            let path = dir.path().join(&name);
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| io(&path, e))?;
-            let relinked = !meta.file_type().is_symlink();
+        for (name, slot, _) in expected {
+            let relinked = written.contains(&&name);
             if relinked {
+                let path = dir.path().join(&name);
                 std::fs::rename(&path, &slot).map_err(|e| io(&slot, e))?;
             }
             built.push(Built { path: slot, relinked });
@@ -412,11 +419,24 @@ pub struct Built {
     pub relinked: bool,
 }
 
-/// Where one package's binary for one platform and build directory lives between runs.
+/// Where one package's binary for one platform, build directory and plan lives between runs.
+/// Builds with other flags or Go settings get places of their own, so that they neither
+/// relink over each other nor race for one file.
 fn binary_slot(cache: &Cache, package: &Package, platform: &Platform, plan: &BuildPlan) -> Result<PathBuf, CacheError> {
     let mut key = sha2::Sha256::new();
     for part in [package.import_path.as_str(), &platform.to_string(), &plan.dir.to_string_lossy()] {
         key.update(part.as_bytes());
+        key.update([0]);
+    }
+    for arg in &plan.args {
+        key.update(arg.as_bytes());
+        key.update([0]);
+    }
+    let mut vars: Vec<&(String, String)> =
+        plan.env.iter().filter(|(k, _)| k.starts_with("GO") || k.starts_with("CGO_")).collect();
+    vars.sort();
+    for (k, v) in vars {
+        key.update(format!("{k}={v}").as_bytes());
         key.update([0]);
     }
     let key = hex::encode(&key.finalize()[..12]);

@@ -2,6 +2,9 @@
 //! mounted (from a base in the same registry) or uploaded from disk, concurrently; a manifest
 //! goes up only after all its blobs, an index after all its images, tags last.
 
+use std::collections::HashSet;
+
+use futures_util::future::try_join_all;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::cache::Cache;
@@ -38,32 +41,71 @@ pub struct Target<'a> {
     pub sbom_repo: &'a Repository,
 }
 
-async fn push_image(
-    client: &RegistryClient,
-    cache: &Cache,
-    target: &Target<'_>,
-    image: &Image,
-    jobs: usize,
-) -> Result<(), PublishError> {
-    let repo = target.repo;
-    // An image with a layer this run uploaded is new; any other may be there already.
+/// Whether an image still has to be pushed: an image with a layer this run uploaded is new;
+/// any other may be in the repository already.
+async fn image_needed(client: &RegistryClient, repo: &Repository, image: &Image) -> Result<bool, PublishError> {
     let fresh = client.uploaded_any(repo, image.layers.iter().map(|l| &l.descriptor.digest));
     if !fresh && client.manifest_exists(repo, &image.digest).await? {
         output::detail(format!("{} already in {repo}", image.digest));
-    } else {
-        stream::iter(image.blobs())
-            .map(|blob| push_blob(client, cache, repo, blob))
-            .buffer_unordered(jobs.max(1))
-            .try_collect::<Vec<()>>()
-            .await?;
-        let span = crate::timing::span(|| format!("put manifest {}", image.digest));
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Pushes the blobs of the images that need it, each distinct blob once, concurrently.
+async fn push_blobs(
+    client: &RegistryClient,
+    cache: &Cache,
+    repo: &Repository,
+    images: &[(&Image, bool)],
+    jobs: usize,
+) -> Result<(), PublishError> {
+    let mut seen = HashSet::new();
+    let blobs: Vec<&Blob> = images
+        .iter()
+        .filter(|(_, needed)| *needed)
+        .flat_map(|(image, _)| image.blobs())
+        .filter(|blob| seen.insert(&blob.descriptor.digest))
+        .collect();
+    stream::iter(blobs)
+        .map(|blob| push_blob(client, cache, repo, blob))
+        .buffer_unordered(jobs.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// An image's manifest (when needed; its blobs are there) and its SBOM.
+async fn finish_image(
+    client: &RegistryClient,
+    target: &Target<'_>,
+    image: &Image,
+    needed: bool,
+) -> Result<(), PublishError> {
+    let repo = target.repo;
+    if needed {
+        let _span = crate::timing::span(|| format!("put manifest {}", image.digest));
         client.put_manifest(repo, image.digest.as_str(), &image.media_type, &image.manifest_bytes).await?;
-        drop(span);
     }
     if let Some(doc) = &image.sbom {
         let subject = Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64);
         sbom::push(client, target.sbom_repo, repo, &subject, doc).await?;
     }
+    Ok(())
+}
+
+/// Pushes images together: their blobs (each once), then their manifests and SBOMs.
+async fn push_images(
+    client: &RegistryClient,
+    cache: &Cache,
+    target: &Target<'_>,
+    images: &[Image],
+    jobs: usize,
+) -> Result<(), PublishError> {
+    let needed = try_join_all(images.iter().map(|image| image_needed(client, target.repo, image))).await?;
+    let pairs: Vec<(&Image, bool)> = images.iter().zip(needed).collect();
+    push_blobs(client, cache, target.repo, &pairs, jobs).await?;
+    try_join_all(pairs.iter().map(|(image, needed)| finish_image(client, target, image, *needed))).await?;
     Ok(())
 }
 
@@ -78,13 +120,10 @@ pub async fn push(
 ) -> Result<(), PublishError> {
     let repo = target.repo;
     match artifact {
-        Artifact::Image(image) => push_image(client, cache, target, image, jobs).await?,
+        Artifact::Image(image) => push_images(client, cache, target, std::slice::from_ref(image), jobs).await?,
         Artifact::Index(index) => {
             // The platform images go up together; the index only after all of them.
-            futures_util::future::try_join_all(
-                index.images.iter().map(|image| push_image(client, cache, target, image, jobs)),
-            )
-            .await?;
+            push_images(client, cache, target, &index.images, jobs).await?;
             client.put_manifest(repo, index.digest.as_str(), &index.media_type, &index.bytes).await?;
             if let Some(doc) = &index.sbom {
                 let subject = Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64);

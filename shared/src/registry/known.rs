@@ -4,7 +4,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
@@ -14,11 +16,28 @@ use crate::digest::Digest;
 
 type Answer = Shared<BoxFuture<'static, bool>>;
 
-#[derive(Default)]
+/// Checks running at once, so that a run with many images does not flood the registry.
+const CHECKS_AT_ONCE: usize = 8;
+
 pub(crate) struct KnownBlobs {
     answers: Mutex<HashMap<String, Answer>>,
     /// Blobs this run uploaded: an image holding one cannot be in the registry already.
     uploaded: Mutex<HashSet<String>>,
+    checks: Arc<Semaphore>,
+}
+
+impl Default for KnownBlobs {
+    fn default() -> Self {
+        KnownBlobs {
+            answers: Default::default(),
+            uploaded: Default::default(),
+            checks: Arc::new(Semaphore::new(CHECKS_AT_ONCE)),
+        }
+    }
+}
+
+fn shared(task: tokio::task::JoinHandle<bool>) -> Answer {
+    async move { task.await.unwrap_or(false) }.boxed().shared()
 }
 
 fn key(repo: &Repository, digest: &Digest) -> String {
@@ -26,12 +45,21 @@ fn key(repo: &Repository, digest: &Digest) -> String {
 }
 
 impl RegistryClient {
-    /// Records that `answer` tells (true) whether `repo` holds the blob. It runs in the
-    /// background from now on; a later answer for the same blob replaces an earlier one.
+    /// Records that the check `answer` tells (true) whether `repo` holds the blob. It runs in
+    /// the background from now on, a few at a time; a blob already being checked or uploaded
+    /// is not checked again.
     pub fn expect_blob(&self, repo: &Repository, digest: &Digest, answer: impl Future<Output = bool> + Send + 'static) {
-        let task = tokio::spawn(answer);
-        let answer: Answer = async move { task.await.unwrap_or(false) }.boxed().shared();
-        self.known.answers.lock().expect("known blobs lock").insert(key(repo, digest), answer);
+        let mut answers = self.known.answers.lock().expect("known blobs lock");
+        let key = key(repo, digest);
+        if answers.contains_key(&key) {
+            return;
+        }
+        let checks = self.known.checks.clone();
+        let task = tokio::spawn(async move {
+            let _permit = checks.acquire_owned().await;
+            answer.await
+        });
+        answers.insert(key, shared(task));
     }
 
     /// [`RegistryClient::expect_blob`] for a blob this run is uploading itself.
@@ -42,7 +70,8 @@ impl RegistryClient {
         answer: impl Future<Output = bool> + Send + 'static,
     ) {
         self.known.uploaded.lock().expect("known blobs lock").insert(key(repo, digest));
-        self.expect_blob(repo, digest, answer);
+        let task = tokio::spawn(answer);
+        self.known.answers.lock().expect("known blobs lock").insert(key(repo, digest), shared(task));
     }
 
     /// True when an earlier check or upload of this run found or put the blob in `repo`.

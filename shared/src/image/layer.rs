@@ -16,7 +16,7 @@ use std::io::{self, BufWriter, Read, Write};
 use flate2::{Compress, Compression, Crc, FlushCompress};
 use sha2::Digest as _;
 
-use super::reuse::{BlockEntry, BlockIndex, BlockReuse, block_key, piece_hash};
+use super::reuse::{BlockEntry, BlockIndex, BlockReuse, block_key, piece_check};
 use crate::cache::{Cache, CacheError};
 use crate::digest::{Digest, HashingWriter};
 
@@ -114,12 +114,18 @@ fn compress_block(
     window: &[u8],
     reuse: Option<&BlockReuse>,
 ) -> io::Result<(BlockEntry, Vec<u8>)> {
+    // A stored block costs a copy either way: it is neither keyed nor looked up.
+    if looks_random(block) {
+        let mut piece = Vec::with_capacity(block.len() + 64);
+        stored(block, &mut piece);
+        return Ok((BlockEntry { key: None, len: piece.len() as u32, check: 0 }, piece));
+    }
     let key = block_key(window, block);
     let piece = match reuse.and_then(|r| r.piece(&key)) {
         Some(piece) => piece,
         None => deflate_block(compressor, block, window)?,
     };
-    let entry = BlockEntry { key, len: piece.len() as u32, hash: piece_hash(&piece) };
+    let entry = BlockEntry { key: Some(key), len: piece.len() as u32, check: piece_check(&piece) };
     Ok((entry, piece))
 }
 

@@ -35,24 +35,29 @@ pub(crate) fn block_key(window: &[u8], block: &[u8]) -> BlockKey {
     half(hash)
 }
 
-pub(crate) fn piece_hash(piece: &[u8]) -> [u8; 16] {
-    half(sha2::Sha256::new_with_prefix(piece))
+/// A check of a stored piece against damage on disk (the piece's bytes are not trusted
+/// blindly, but they are our own: a CRC-32 is enough).
+pub(crate) fn piece_check(piece: &[u8]) -> u32 {
+    let mut crc = flate2::Crc::new();
+    crc.update(piece);
+    crc.sum()
 }
 
-/// One compressed block of a layer, as the layer was written.
+/// One compressed block of a layer, as the layer was written. Stored (incompressible)
+/// blocks have no key: copying them again costs what copying them from the input costs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BlockEntry {
-    pub key: BlockKey,
+    pub key: Option<BlockKey>,
     pub len: u32,
-    pub hash: [u8; 16],
+    pub check: u32,
 }
 
 /// Where a layer's compressed blocks are in its blob, kept for the next layer of the same binary.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct BlockIndex {
     blob: Digest,
-    /// Key, offset in the blob, length and hash of each piece, all hex or numbers.
-    blocks: Vec<(String, u64, u32, String)>,
+    /// Key (hex), offset in the blob, length and CRC-32 of each compressed piece.
+    blocks: Vec<(String, u64, u32, u32)>,
 }
 
 /// The gzip header's length: the first block starts right after it.
@@ -63,8 +68,8 @@ impl BlockIndex {
         let mut offset = GZIP_HEADER;
         let blocks = entries
             .iter()
-            .map(|e| {
-                let item = (hex::encode(e.key), offset, e.len, hex::encode(e.hash));
+            .filter_map(|e| {
+                let item = e.key.map(|key| (hex::encode(key), offset, e.len, e.check));
                 offset += u64::from(e.len);
                 item
             })
@@ -75,7 +80,7 @@ impl BlockIndex {
 
 /// The blocks of an earlier layer, ready to be copied.
 pub struct BlockReuse {
-    blocks: HashMap<BlockKey, (u64, u32, [u8; 16])>,
+    blocks: HashMap<BlockKey, (u64, u32, u32)>,
     file: File,
     copied: AtomicUsize,
 }
@@ -85,10 +90,9 @@ impl BlockReuse {
     pub fn open(cache: &Cache, index: &BlockIndex) -> Option<BlockReuse> {
         let file = File::open(cache.blob_path(&index.blob)).ok()?;
         let mut blocks = HashMap::with_capacity(index.blocks.len());
-        for (key, offset, len, hash) in &index.blocks {
+        for (key, offset, len, check) in &index.blocks {
             let key: BlockKey = hex::decode(key).ok()?.try_into().ok()?;
-            let hash: [u8; 16] = hex::decode(hash).ok()?.try_into().ok()?;
-            blocks.insert(key, (*offset, *len, hash));
+            blocks.insert(key, (*offset, *len, *check));
         }
         Some(BlockReuse { blocks, file, copied: AtomicUsize::new(0) })
     }
@@ -100,10 +104,10 @@ impl BlockReuse {
 
     /// The compressed piece for `key`, if the earlier layer has it and it reads back intact.
     pub(crate) fn piece(&self, key: &BlockKey) -> Option<Vec<u8>> {
-        let &(offset, len, hash) = self.blocks.get(key)?;
+        let &(offset, len, check) = self.blocks.get(key)?;
         let mut piece = vec![0; len as usize];
         self.file.read_exact_at(&mut piece, offset).ok()?;
-        let intact = piece_hash(&piece) == hash;
+        let intact = piece_check(&piece) == check;
         if intact {
             self.copied.fetch_add(1, Ordering::Relaxed);
         }

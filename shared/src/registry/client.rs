@@ -640,19 +640,7 @@ impl RegistryClient {
     ) -> Result<(), RegistryError> {
         let operation = format!("uploading blob {digest}");
         let scope = Self::scope(repo, Access::Push, None);
-        let start = format!("/v2/{}/blobs/uploads/", repo.path);
-        let (response, attempts) =
-            self.execute(repo, &scope, &operation, &|c, base| c.post(format!("{base}{start}"))).await?;
-        if response.status() != StatusCode::ACCEPTED {
-            return Err(self.fail(repo, &operation, response, attempts).await);
-        }
-        let endpoint = self.endpoint(&repo.registry).await?;
-        let location = location_of(&endpoint.base, &response).ok_or_else(|| RegistryError::Protocol {
-            registry: repo.registry.clone(),
-            repository: repo.path.clone(),
-            operation: operation.clone(),
-            detail: "the registry opened an upload session without a Location header".into(),
-        })?;
+        let (endpoint, location) = self.open_upload(repo, &operation).await?;
 
         let progress = Progress::bytes(&format!("{} {}", &digest.hex()[..12], repo.path), size);
         let file_error = |path: &Path, source| RegistryError::File {
@@ -726,6 +714,29 @@ impl RegistryClient {
             return Err(self.fail(repo, &operation, response, attempts).await);
         }
         Ok(())
+    }
+
+    /// Opens an upload session in `repo`: the registry's endpoint and the session's URL.
+    pub(super) async fn open_upload(
+        &self,
+        repo: &Repository,
+        operation: &str,
+    ) -> Result<(Arc<Endpoint>, String), RegistryError> {
+        let scope = Self::scope(repo, Access::Push, None);
+        let start = format!("/v2/{}/blobs/uploads/", repo.path);
+        let (response, attempts) =
+            self.execute(repo, &scope, operation, &|c, base| c.post(format!("{base}{start}"))).await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(self.fail(repo, operation, response, attempts).await);
+        }
+        let endpoint = self.endpoint(&repo.registry).await?;
+        let location = location_of(&endpoint.base, &response).ok_or_else(|| RegistryError::Protocol {
+            registry: repo.registry.clone(),
+            repository: repo.path.clone(),
+            operation: operation.to_string(),
+            detail: "the registry opened an upload session without a Location header".into(),
+        })?;
+        Ok((endpoint, location))
     }
 
     pub async fn put_manifest(

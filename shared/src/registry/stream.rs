@@ -85,20 +85,7 @@ impl RegistryClient {
     ) -> Result<String, RegistryError> {
         let operation = "uploading a blob while it is made".to_string();
         let scope = Self::scope(repo, Access::Push, None);
-        let start = format!("/v2/{}/blobs/uploads/", repo.path);
-        let (response, attempts) =
-            self.execute(repo, &scope, &operation, &|c, base| c.post(format!("{base}{start}"))).await?;
-        if response.status() != StatusCode::ACCEPTED {
-            return Err(self.fail(repo, &operation, response, attempts).await);
-        }
-        let endpoint = self.endpoint(&repo.registry).await?;
-        let protocol = |detail: &str| RegistryError::Protocol {
-            registry: repo.registry.clone(),
-            repository: repo.path.clone(),
-            operation: operation.clone(),
-            detail: detail.to_string(),
-        };
-        let location = location_of(&endpoint.base, &response).ok_or_else(|| protocol("no Location header"))?;
+        let (endpoint, location) = self.open_upload(repo, &operation).await?;
         // The body can be sent once; a retry gets an empty one, which the commit then refuses.
         let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(
             tokio_stream_of(receiver).map(Ok::<_, std::io::Error>),

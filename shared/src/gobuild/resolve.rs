@@ -145,14 +145,14 @@ impl PackageResolver {
             .map(|arg| {
                 let path = arg.strip_prefix(SCHEME).unwrap_or(arg).trim();
                 let (dir, pattern, config) = self.placement(path);
-                let remembered = self.lists.as_ref().is_some_and(|l| l.get(&dir, &pattern).is_some());
-                if !path.is_empty() && !pattern.contains("...") && !remembered {
+                let remembered = self.lists.as_ref().and_then(|l| l.get(&dir, &pattern));
+                if !path.is_empty() && !pattern.contains("...") && remembered.is_none() {
                     let patterns = groups.entry(dir.clone()).or_default();
                     if !patterns.contains(&pattern) {
                         patterns.push(pattern.clone());
                     }
                 }
-                (dir, pattern, config)
+                (dir, pattern, config, remembered)
             })
             .collect();
         let listed: BTreeMap<PathBuf, Vec<(String, Listed)>> = futures_util::future::join_all(
@@ -169,8 +169,10 @@ impl PackageResolver {
         .await
         .into_iter()
         .collect();
-        futures_util::future::join_all(args.iter().zip(placements).map(|(arg, (dir, pattern, config))| {
-            let found = listed.get(&dir).and_then(|l| l.iter().find(|(p, _)| *p == pattern)).map(|(_, l)| l.clone());
+        futures_util::future::join_all(args.iter().zip(placements).map(|(arg, (dir, pattern, config, remembered))| {
+            let found = remembered.or_else(|| {
+                listed.get(&dir).and_then(|l| l.iter().find(|(p, _)| *p == pattern)).map(|(_, l)| l.clone())
+            });
             async move {
                 match found {
                     Some(l) => self.finish(arg, l, dir, config),

@@ -566,30 +566,37 @@ impl RegistryClient {
     /// True when the repository already holds the manifest with this digest (a registry
     /// only stores a manifest whose blobs it has, so nothing of it needs pushing).
     pub async fn manifest_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
-        let operation = format!("checking manifest {digest}");
-        let scope = Self::scope(repo, Access::Push, None);
         let path = format!("/v2/{}/manifests/{digest}", repo.path);
-        let accept = ACCEPT_MANIFESTS.join(", ");
+        self.exists(repo, &path, &format!("checking manifest {digest}"), Some(&ACCEPT_MANIFESTS.join(", "))).await
+    }
+
+    pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
+        let path = format!("/v2/{}/blobs/{digest}", repo.path);
+        self.exists(repo, &path, &format!("checking blob {digest}"), None).await
+    }
+
+    /// `HEAD` of a path in the repository: true when found, false when not.
+    async fn exists(
+        &self,
+        repo: &Repository,
+        path: &str,
+        operation: &str,
+        accept: Option<&str>,
+    ) -> Result<bool, RegistryError> {
+        let scope = Self::scope(repo, Access::Push, None);
         let (response, attempts) = self
-            .execute(repo, &scope, &operation, &|c, base| c.head(format!("{base}{path}")).header(ACCEPT, &accept))
+            .execute(repo, &scope, operation, &|c, base| {
+                let request = c.head(format!("{base}{path}"));
+                match accept {
+                    Some(accept) => request.header(ACCEPT, accept),
+                    None => request,
+                }
+            })
             .await?;
         match response.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(self.fail(repo, &operation, response, attempts).await),
-        }
-    }
-
-    pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
-        let operation = format!("checking blob {digest}");
-        let scope = Self::scope(repo, Access::Push, None);
-        let path = format!("/v2/{}/blobs/{digest}", repo.path);
-        let (response, attempts) =
-            self.execute(repo, &scope, &operation, &|c, base| c.head(format!("{base}{path}"))).await?;
-        match response.status() {
-            s if s.is_success() => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(self.fail(repo, &operation, response, attempts).await),
+            _ => Err(self.fail(repo, operation, response, attempts).await),
         }
     }
 

@@ -176,6 +176,11 @@ fn walk_value(value: &Value, path: &str, shape: Shape, findings: &mut Findings) 
         (_, Value::Null) => true,
         (Shape::Text, v) => scalar(v),
         (Shape::TextOrList | Shape::Env, Value::Array(items)) => items.iter().all(scalar),
+        // A lone decimal would lose how it is written (1.10 is 1.1): the parser refuses it.
+        (Shape::TextOrList | Shape::Env, Value::Number(n)) if n.is_f64() => {
+            set_error(findings, format!("{path}: expected {}, got a decimal number; quote it", shape.expected()));
+            true
+        }
         (Shape::TextOrList | Shape::Env, v) if scalar(v) => true,
         (Shape::TextMap | Shape::Env, Value::Object(m)) => m.values().all(|v| scalar(v) || v.is_null()),
         (Shape::Builds, Value::Array(items)) => {
@@ -277,6 +282,10 @@ mod tests {
         );
         assert_eq!(error("builds: {id: a}\n"), format!("builds: expected {}, got a map", Shape::Builds.expected()));
         assert_eq!(error("builds: [x]\n"), "builds[0]: expected a map (a build), got a string");
+        assert_eq!(
+            error("defaultFlags: 1.5\n"),
+            "defaultFlags: expected a list of strings or a string, got a decimal number; quote it"
+        );
         assert!(error("image:\n  workdir: /x\n").starts_with("image.workdir: unknown key; did you mean `workingDir`?"));
         assert_eq!(error("- a\n"), "the file must be a map of settings (defaultBaseImage, builds, ...), got a list");
     }

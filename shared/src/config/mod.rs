@@ -24,12 +24,52 @@ pub enum ConfigError {
     Env { var: &'static str, value: String, detail: String },
 }
 
-/// A string or a list of strings, as ko accepts for most list fields.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+/// A string or a list of strings, as ko accepts for most list fields. Scalars that YAML
+/// reads as numbers or booleans (`flags: [-p, 4]`) are taken as the text they are written as.
+#[derive(Clone, Debug)]
 enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(OneOrManyVisitor)
+    }
+}
+
+struct OneOrManyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OneOrManyVisitor {
+    type Value = OneOrMany;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of strings or a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+        Ok(OneOrMany::One(v.to_string()))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<OneOrMany, E> {
+        Ok(OneOrMany::One(v.to_string()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<OneOrMany, E> {
+        Ok(OneOrMany::One(v.to_string()))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<OneOrMany, E> {
+        Ok(OneOrMany::One(v.to_string()))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<String>()? {
+            items.push(item);
+        }
+        Ok(OneOrMany::Many(items))
+    }
 }
 
 impl OneOrMany {
@@ -64,12 +104,44 @@ struct RawConfig {
     image: Option<RawImage>,
 }
 
-/// `env` for the image as a list of `K=V` (or one string) or as a map.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+/// `env` for the image as a list of `K=V` (or one string) or as a map (whose values may be
+/// written as numbers: `PORT: 8080`).
+#[derive(Clone, Debug)]
 enum RawEnv {
     Map(BTreeMap<String, String>),
     List(OneOrMany),
+}
+
+impl<'de> Deserialize<'de> for RawEnv {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawEnvVisitor)
+    }
+}
+
+struct RawEnvVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RawEnvVisitor {
+    type Value = RawEnv;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map, a list of KEY=VALUE strings, or a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawEnv, E> {
+        OneOrManyVisitor.visit_str(v).map(RawEnv::List)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<RawEnv, A::Error> {
+        OneOrManyVisitor.visit_seq(seq).map(RawEnv::List)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawEnv, A::Error> {
+        let mut entries = BTreeMap::new();
+        while let Some((key, value)) = map.next_entry::<String, String>()? {
+            entries.insert(key, value);
+        }
+        Ok(RawEnv::Map(entries))
+    }
 }
 
 /// Beyond ko: the `image:` block, top level or per build. Not `builds[].env`, which ko
@@ -473,11 +545,25 @@ mod tests {
     }
 
     #[test]
+    fn numbers_in_lists_and_env_maps_keep_their_text() {
+        let c = KoConfig::parse_str("defaultFlags: [-p, 4]\ndefaultEnv: 3\nimage:\n  env: {PORT: 8080, V: 1.10}\n")
+            .unwrap();
+        assert_eq!(c.default_flags, ["-p", "4"]);
+        assert_eq!(c.default_env, ["3"]);
+        assert_eq!(c.image.env, [("PORT".into(), "8080".into()), ("V".into(), "1.10".into())]);
+        let c = KoConfig::parse_str("image:\n  env: [A=1, 2]\n").unwrap_err();
+        assert!(c.contains("\"2\" is not KEY=VALUE"), "{c}");
+    }
+
+    #[test]
     fn wrong_types_name_the_key() {
         let err = KoConfig::parse_str("builds:\n- id: a\n  flags: {x: y}\n").unwrap_err();
         assert_eq!(err, "builds[0].flags: expected a list of strings or a string, got a map");
         let err = KoConfig::parse_str("defaultPlatforms: {linux: amd64}\n").unwrap_err();
         assert!(err.starts_with("defaultPlatforms: expected a list of strings or a string"), "{err}");
+        let err = KoConfig::parse_str("defaultFlags: 1.5\n").unwrap_err();
+        assert!(err.starts_with("defaultFlags: expected a list of strings or a string, got a decimal"), "{err}");
+        assert!(!KoConfig::parse_str("image:\n  env: {A: [1]}\n").unwrap_err().contains("untagged"));
     }
 
     #[test]

@@ -68,6 +68,20 @@ fn an_overlong_or_bad_repository_is_never_sent() {
 }
 
 #[test]
+fn resolve_checks_image_names_before_building() {
+    let repo = format!("{}/{}", registry(), unique_name(&"r".repeat(230 - registry().len())));
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("pods.yaml");
+    std::fs::write(&manifest, "image: ko://example.com/hello\n---\nimage: ko://example.com/hello/cmd/greeter\n")
+        .unwrap();
+    let run =
+        ko(&["resolve", "-f", manifest.to_str().unwrap()]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
+    assert_clear_error(&run, &["image name", "at most 255"]);
+    assert_nothing_built(&run);
+    assert_repo_empty(&repo);
+}
+
+#[test]
 fn a_bad_base_image_names_where_it_is_set() {
     let repo = unique_repo("badbase");
     let run = hello_build(&repo).env("KO_DEFAULTBASEIMAGE", "Not A/Base!").run();

@@ -367,7 +367,11 @@ impl Publisher {
         if let (Some(tarball), Some(path)) = (&self.tarball, &self.options.tarball) {
             let tarball = tarball.lock().await;
             if !tarball.is_empty() {
-                output::step(format!("Saving {}", path.display()));
+                if tarball_to_stdout(path) {
+                    output::step("Writing the tarball to stdout");
+                } else {
+                    output::step(format!("Saving {}", path.display()));
+                }
                 tarball.write(&self.client, &self.cache, path).await?;
             }
         }

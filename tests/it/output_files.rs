@@ -145,3 +145,17 @@ fn tarball_dash_is_refused_where_stdout_carries_yaml() {
     let last = run.stderr.lines().last().unwrap_or_default();
     assert!(last.starts_with("error: --tarball -: only `kubectl ko build`"), "{run}");
 }
+
+#[test]
+fn a_device_is_written_in_place_never_replaced() {
+    let repo = unique_repo("outdevice");
+    let run = unpushed_build(&repo).args(["--tarball", "/dev/full"]).run();
+    run.assert_failure();
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: /dev/full: ") && last.contains("No space left on device"), "{run}");
+    assert!(std::fs::metadata("/dev/full").unwrap().file_type().is_char_device(), "/dev/full is still a device");
+
+    let run = unpushed_build(&repo).args(["--tarball", "/dev/null", "--image-refs", "/dev/null"]).run();
+    run.assert_success();
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+}

@@ -79,6 +79,10 @@ pub enum PlatformError {
     Unknown { value: String },
     #[error("invalid platform {value:?}: {reason}")]
     BadVariant { value: String, reason: &'static str },
+    #[error(
+        "{source_name} names no platform; give one or more, for example linux/amd64,linux/arm64, or all (every platform of the base)"
+    )]
+    Empty { source_name: String },
 }
 
 /// What the user asked for: every platform the base offers, or a list of specs.
@@ -89,6 +93,16 @@ pub enum PlatformRequest {
 }
 
 impl PlatformRequest {
+    /// Parses `--platform` values: comma-separated and/or repeated, `all` only on its own.
+    /// Values that name nothing (`--platform=`) are an error naming `source_name`.
+    pub fn parse_from(source_name: &str, values: &[String]) -> Result<Self, PlatformError> {
+        let request = Self::parse(values)?;
+        if request == PlatformRequest::List(vec![]) {
+            return Err(PlatformError::Empty { source_name: source_name.to_string() });
+        }
+        Ok(request)
+    }
+
     /// Parses `--platform` values: comma-separated and/or repeated, `all` only on its own.
     pub fn parse(values: &[String]) -> Result<Self, PlatformError> {
         let items: Vec<&str> =
@@ -260,6 +274,15 @@ impl fmt::Display for Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_request_names_its_source() {
+        for values in [vec![String::new()], vec![",".to_string(), " ".to_string()]] {
+            let err = PlatformRequest::parse_from("--platform", &values).unwrap_err().to_string();
+            assert!(err.starts_with("--platform names no platform"), "{err}");
+        }
+        assert_eq!(PlatformRequest::parse_from("--platform", &["all".into()]).unwrap(), PlatformRequest::All);
+    }
 
     #[test]
     fn parses_full_and_partial_specs() {

@@ -1,20 +1,48 @@
 //! Timestamps: `SOURCE_DATE_EPOCH`-style environment values and RFC 3339 formatting, without
 //! a calendar library (civil-from-days, proleptic Gregorian, UTC).
 
+/// The first second of year 1 (`0001-01-01T00:00:00Z`): RFC 3339 has no earlier year.
+pub const MIN_EPOCH: i64 = -62_135_596_800;
+/// The last second of year 9999 (`9999-12-31T23:59:59Z`): RFC 3339 has no later year.
+pub const MAX_EPOCH: i64 = 253_402_300_799;
+
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the environment variable {var} should be the number of seconds since January 1st 1970, 00:00 UTC, got: {value:?}"
-)]
-pub struct EpochError {
-    pub var: &'static str,
-    pub value: String,
+pub enum EpochError {
+    #[error(
+        "{var}={value:?} is not a number of seconds since 1970-01-01T00:00:00Z; set it to a whole number such as 1700000000 (for example $(git log -1 --format=%ct)), or unset it"
+    )]
+    NotANumber { var: &'static str, value: String },
+    #[error(
+        "{var}={value:?} is outside the years 0001 to 9999, which image configs (RFC 3339) can hold; use a value from {MIN_EPOCH} to {MAX_EPOCH}, or unset it"
+    )]
+    OutOfRange { var: &'static str, value: String },
 }
 
-/// Reads a Unix-seconds variable; unset or empty is `None`.
+/// Reads a Unix-seconds variable; unset or empty is `None`. The value must be a whole number
+/// whose time is writable as RFC 3339 (years 0001 to 9999), else readers of the image's
+/// config (Docker, skopeo) cannot parse it.
 pub fn epoch_from_env(var: &'static str) -> Result<Option<i64>, EpochError> {
     match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse::<i64>().map(Some).map_err(|_| EpochError { var, value: v }),
-        _ => Ok(None),
+        Ok(v) if !v.trim().is_empty() => parse_epoch(var, &v).map(Some),
+        Ok(_) => Ok(None),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            Err(EpochError::NotANumber { var, value: v.to_string_lossy().into_owned() })
+        }
+    }
+}
+
+fn parse_epoch(var: &'static str, value: &str) -> Result<i64, EpochError> {
+    let secs = value.trim().parse::<i64>().map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+            EpochError::OutOfRange { var, value: value.to_string() }
+        }
+        _ => EpochError::NotANumber { var, value: value.to_string() },
+    })?;
+    if (MIN_EPOCH..=MAX_EPOCH).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(EpochError::OutOfRange { var, value: value.to_string() })
     }
 }
 
@@ -40,7 +68,7 @@ pub fn rfc3339(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::*;
 
     #[test]
     fn formats_known_instants() {
@@ -48,5 +76,21 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(-62_135_596_800), "0001-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn epochs_must_be_rfc3339_years() {
+        assert_eq!(rfc3339(MAX_EPOCH), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(MIN_EPOCH), "0001-01-01T00:00:00Z");
+        assert_eq!(parse_epoch("V", " 0 ").unwrap(), 0);
+        assert_eq!(parse_epoch("V", &MAX_EPOCH.to_string()).unwrap(), MAX_EPOCH);
+        for bad in ["253402300800", "-99999999999", "-62135596801", "99999999999999999999999"] {
+            let err = parse_epoch("SOURCE_DATE_EPOCH", bad).unwrap_err();
+            assert!(matches!(err, EpochError::OutOfRange { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains(&format!("SOURCE_DATE_EPOCH=\"{bad}\"")), "{err}");
+        }
+        for bad in ["1.5", "yesterday", "0x10"] {
+            assert!(matches!(parse_epoch("V", bad), Err(EpochError::NotANumber { .. })), "{bad}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 use crate::util::*;
 
 /// Asserts a failed run whose last stderr line is the error and contains every `needle`.
-fn assert_clear_error(run: &Run, needles: &[&str]) {
+pub fn assert_clear_error(run: &Run, needles: &[&str]) {
     run.assert_failure();
     assert!(run.stdout.is_empty(), "nothing may reach stdout: {run}");
     let last = run.stderr.lines().last().unwrap_or_default();
@@ -14,7 +14,7 @@ fn assert_clear_error(run: &Run, needles: &[&str]) {
     }
 }
 
-fn assert_repo_empty(repo: &str) {
+pub fn assert_repo_empty(repo: &str) {
     let catalog = std::process::Command::new("curl")
         .args(["-fsS", &format!("http://{}/v2/_catalog?n=10000", registry())])
         .output()

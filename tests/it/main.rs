@@ -3,6 +3,7 @@
 
 mod apply;
 mod auth;
+mod bad_input;
 mod build;
 mod build_errors;
 mod debug;
@@ -12,6 +13,7 @@ mod krew;
 mod layers;
 mod layout_base;
 mod local;
+mod output_files;
 mod platforms;
 mod registries;
 mod resolve;

@@ -14,6 +14,9 @@ use serde::Deserialize;
 use super::keys::{helper_server, normalise_host};
 use super::{AuthError, Credential, FoundCredential, Helper, Secret, Source};
 
+/// The variable that holds a config's JSON in the environment.
+const ENV_VAR: &str = "DOCKER_AUTH_CONFIG";
+
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct DockerConfig {
     #[serde(default)]
@@ -45,11 +48,11 @@ struct AuthEntry {
 impl DockerConfig {
     /// `DOCKER_AUTH_CONFIG`, when set and not empty.
     pub fn from_auth_config_env() -> Result<Option<DockerConfig>, AuthError> {
-        let Some(json) = std::env::var_os("DOCKER_AUTH_CONFIG").filter(|v| !v.is_empty()) else {
+        let Some(json) = std::env::var_os(ENV_VAR).filter(|v| !v.is_empty()) else {
             return Ok(None);
         };
         let json = json.to_string_lossy().into_owned();
-        let mut config = DockerConfig::parse(json.as_bytes(), "DOCKER_AUTH_CONFIG")?;
+        let mut config = DockerConfig::parse(json.as_bytes(), ENV_VAR)?;
         config.auths_only = true;
         Ok(Some(config))
     }
@@ -63,9 +66,18 @@ impl DockerConfig {
         }
     }
 
+    /// A malformed config: the file, or the variable (which is not a file to fix or remove).
+    fn malformed(origin: &str, detail: String) -> AuthError {
+        if origin == ENV_VAR {
+            AuthError::BadEnv { var: ENV_VAR, detail }
+        } else {
+            AuthError::BadConfig { path: PathBuf::from(origin), detail }
+        }
+    }
+
     pub fn parse(bytes: &[u8], origin: &str) -> Result<DockerConfig, AuthError> {
-        let mut config: DockerConfig = serde_json::from_slice(bytes)
-            .map_err(|e| AuthError::BadConfig { path: PathBuf::from(origin), detail: e.to_string() })?;
+        let mut config: DockerConfig =
+            serde_json::from_slice(bytes).map_err(|e| Self::malformed(origin, e.to_string()))?;
         config.origin = origin.to_string();
         Ok(config)
     }
@@ -107,10 +119,7 @@ impl DockerConfig {
         }
         let (username, password) = match (&entry.auth, &entry.username, &entry.password) {
             (Some(auth), _, _) if !auth.is_empty() => {
-                let bad = |detail: &str| AuthError::BadConfig {
-                    path: PathBuf::from(&self.origin),
-                    detail: format!("auths[{key}].auth {detail}"),
-                };
+                let bad = |detail: &str| Self::malformed(&self.origin, format!("auths[{key}].auth {detail}"));
                 let decoded =
                     base64::engine::general_purpose::STANDARD.decode(auth.trim()).map_err(|_| bad("is not base64"))?;
                 let text = String::from_utf8(decoded).map_err(|_| bad("is not UTF-8"))?;
@@ -201,5 +210,15 @@ mod tests {
         config.auths_only = true;
         let found = config.lookup("r").await.unwrap().unwrap();
         assert_eq!(found.source, "auths[r] in DOCKER_AUTH_CONFIG");
+    }
+
+    #[tokio::test]
+    async fn a_bad_docker_auth_config_is_called_a_variable_not_a_file() {
+        let err = DockerConfig::parse(b"{not json", ENV_VAR).unwrap_err().to_string();
+        assert!(err.starts_with("the environment variable DOCKER_AUTH_CONFIG is not valid: "), "{err}");
+        assert!(err.ends_with("; fix or unset it") && !err.contains("file"), "{err}");
+        let config = DockerConfig::parse(br#"{"auths":{"r":{"auth":"!!"}}}"#, ENV_VAR).unwrap();
+        let err = config.lookup("r").await.unwrap_err().to_string();
+        assert!(err.contains("DOCKER_AUTH_CONFIG is not valid: auths[r].auth is not base64"), "{err}");
     }
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub enum AuthError {
     #[error("reading {path}: {detail}; fix or remove the file")]
     BadConfig { path: PathBuf, detail: String },
+    #[error("the environment variable {var} is not valid: {detail}; fix or unset it")]
+    BadEnv { var: &'static str, detail: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(

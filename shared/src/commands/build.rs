@@ -1,5 +1,6 @@
 //! `kubectl ko build`: resolve every import path, build them all, and only when every build
-//! succeeded publish them and print one reference per argument, in argument order.
+//! succeeded publish them and print one reference per argument, in argument order (on stderr
+//! when `--tarball -` has stdout).
 
 use crate::cli::BuildCommand;
 use crate::error::Error;
@@ -8,19 +9,27 @@ use crate::output;
 use super::Session;
 
 pub async fn run(command: BuildCommand) -> Result<(), Error> {
-    let session = Session::new(&command.publish, &command.build).await?;
+    let session = Session::for_build(&command.publish, &command.build).await?;
     let mut paths = command.import_paths.clone();
     if paths.is_empty() {
         paths.push(".".into());
     }
     let args: Vec<&str> = paths.iter().map(String::as_str).collect();
     let packages = session.packages.resolve_all(&args).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();
+    session.publisher.check_names(&import_paths)?;
     let artifacts = session.builder.build_all(&packages).await.map_err(|(_, e)| e)?;
-    let items: Vec<(&str, &_)> = packages.iter().map(|p| p.import_path.as_str()).zip(&artifacts).collect();
+    let items: Vec<(&str, &_)> = import_paths.iter().copied().zip(&artifacts).collect();
     let references = session.publisher.publish_all(&items).await?;
     session.publisher.close().await?;
+    // With `--tarball -` stdout carries the archive alone; the references go to stderr.
+    let to_stderr = session.publisher.tarball_to_stdout();
     for reference in references {
-        output::result(reference);
+        if to_stderr {
+            output::step(reference);
+        } else {
+            output::result(reference);
+        }
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use crate::auth::{
 use crate::cli::LoginCommand;
 use crate::error::Error;
 use crate::output;
-use crate::registry::{ClientOptions, RegistryClient, ca_files_with_env};
+use crate::registry::{ClientOptions, Reference, RegistryClient, ca_files_with_env};
 
 use super::helper_link;
 
@@ -47,6 +47,17 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
     if host.is_empty() {
         return Err(Error::usage("SERVER", "name the registry, for example registry.example.com:5000"));
     }
+    // Checked before any request: a name no host can have must not be retried as if the
+    // network had failed.
+    Reference::validate_registry(&host).map_err(|reason| {
+        Error::usage(
+            "SERVER",
+            format!(
+                "{:?} is not a registry name: {reason}; use host[:port], for example registry.example.com:5000",
+                command.server
+            ),
+        )
+    })?;
     let server = helper_server(&host);
 
     let given = FoundCredential {

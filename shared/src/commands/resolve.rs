@@ -64,6 +64,8 @@ pub async fn resolve(
             .enumerate()
             .map(|(i, p)| p.map_err(|e| at(i, e.into())))
             .collect::<Result<Vec<_>, _>>()?;
+        let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();
+        session.publisher.check_names(&import_paths)?;
         let artifacts = session.builder.build_all(&packages).await.map_err(|(i, e)| at(i, e))?;
         let items: Vec<(&str, &_)> = packages.iter().map(|p| p.import_path.as_str()).zip(&artifacts).collect();
         let references = session.publisher.publish_all(&items).await?;

@@ -9,13 +9,14 @@ use crate::base::BaseResolver;
 use crate::builder::{Builder, EagerPush, ImageFlags};
 use crate::cache::Cache;
 use crate::cli::{BuildArgs, PublishArgs};
-use crate::config::KoConfig;
+use crate::config::{KoConfig, check_image_user, check_metadata_key};
 use crate::error::Error;
 use crate::gobuild::{BuildFlags, GoTool, PackageResolver};
 use crate::platform::{Platform, PlatformRequest};
 use crate::publish::{Naming, PublishOptions, Publisher};
-use crate::registry::{ClientOptions, RegistryClient, ca_files_with_env};
+use crate::registry::{ClientOptions, Reference, RegistryClient, ca_files_with_env};
 use crate::sbom::SbomFormat;
+use crate::time::epoch_from_env;
 
 /// Everything one building command run needs.
 pub struct Session {
@@ -30,10 +31,25 @@ fn key_values(flag: &str, what: &str, items: &[String]) -> Result<BTreeMap<Strin
         .iter()
         .filter(|i| !i.is_empty())
         .map(|item| match item.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            Some((k, v)) if !k.is_empty() => {
+                check_metadata_key(k).map_err(|detail| Error::usage(flag, format!("{item:?}: {detail}")))?;
+                Ok((k.to_string(), v.to_string()))
+            }
             _ => Err(Error::usage(flag, format!("{what}: {item:?}; use key=value"))),
         })
         .collect()
+}
+
+/// Checks the configured base images (`defaultBaseImage`, `baseImageOverrides`,
+/// `KO_DEFAULTBASEIMAGE`) before anything is fetched: a bad one is named with where it is set.
+fn check_base_references(config: &KoConfig) -> Result<(), Error> {
+    for (place, reference) in config.base_references() {
+        if crate::base::builtin::is_builtin(reference) || reference.starts_with("oci-layout://") {
+            continue;
+        }
+        Reference::parse(reference).map_err(|e| Error::usage(place, e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn platforms(args: &BuildArgs, config: &KoConfig) -> Result<Option<PlatformRequest>, Error> {
@@ -58,7 +74,14 @@ fn platforms(args: &BuildArgs, config: &KoConfig) -> Result<Option<PlatformReque
                 ),
             ));
         }
-        return Ok(Some(PlatformRequest::parse(&values)?));
+        let source = match source {
+            "--platform" => source.to_string(),
+            _ if std::env::var("KO_DEFAULTPLATFORMS").is_ok_and(|v| !v.trim().is_empty()) => {
+                "KO_DEFAULTPLATFORMS".to_string()
+            }
+            _ => format!("defaultPlatforms in {}", config.origin()),
+        };
+        return Ok(Some(PlatformRequest::parse_from(&source, &values)?));
     }
     match (std::env::var("GOOS"), std::env::var("GOARCH")) {
         (Ok(os), Ok(arch)) if !os.is_empty() && !arch.is_empty() => {
@@ -76,11 +99,40 @@ fn platforms(args: &BuildArgs, config: &KoConfig) -> Result<Option<PlatformReque
 }
 
 impl Session {
+    /// The session of `resolve` and `apply`, which print on stdout: `--tarball -` is refused.
     pub async fn new(publish: &PublishArgs, build: &BuildArgs) -> Result<Session, Error> {
+        if let Some(path) = publish.tarball.as_deref().filter(|p| crate::publish::tarball_to_stdout(p)) {
+            return Err(Error::usage(
+                format!("--tarball {}", path.display()),
+                "only `kubectl ko build` can write the tarball to stdout (this command prints there); name a file",
+            ));
+        }
+        Self::create(publish, build).await
+    }
+
+    /// The session of `build`, which may give stdout to `--tarball -` and print the
+    /// references on stderr instead.
+    pub async fn for_build(publish: &PublishArgs, build: &BuildArgs) -> Result<Session, Error> {
+        Self::create(publish, build).await
+    }
+
+    async fn create(publish: &PublishArgs, build: &BuildArgs) -> Result<Session, Error> {
         let _span = crate::timing::span(|| "session setup".to_string());
         let cwd = std::env::current_dir().map_err(|e| Error::usage("working directory", e.to_string()))?;
+        // Every setting is checked here, before anything is built or sent anywhere.
+        epoch_from_env("SOURCE_DATE_EPOCH")?;
+        epoch_from_env("KO_DATA_DATE_EPOCH")?;
         let config = KoConfig::load(&cwd)?;
+        check_base_references(&config)?;
         let request = platforms(build, &config)?;
+        let image = ImageFlags {
+            labels: key_values("--image-label", "invalid label flag", &build.image_label)?,
+            annotations: key_values("--image-annotation", "missing '=' in annotation", &build.image_annotation)?,
+            user: build.image_user.clone().filter(|u| !u.is_empty()),
+        };
+        if let Some(user) = &image.user {
+            check_image_user(user).map_err(|detail| Error::usage("--image-user", format!("{user:?}: {detail}")))?;
+        }
         let sbom = SbomFormat::parse(&build.sbom).map_err(|detail| Error::usage("--sbom", detail))?;
         let docker_repo = std::env::var("KO_DOCKER_REPO").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let jobs = if build.jobs == 0 {
@@ -127,11 +179,6 @@ impl Session {
         )?;
         publisher.prepare().await?;
         let publisher = Arc::new(publisher);
-        let image = ImageFlags {
-            labels: key_values("--image-label", "invalid label flag", &build.image_label)?,
-            annotations: key_values("--image-annotation", "missing '=' in annotation", &build.image_annotation)?,
-            user: build.image_user.clone().filter(|u| !u.is_empty()),
-        };
         let flags = BuildFlags {
             ldflags: build.ldflags.clone(),
             disable_optimizations: build.disable_optimizations,

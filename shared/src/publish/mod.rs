@@ -8,6 +8,7 @@ mod daemon;
 mod kind;
 mod layout;
 pub mod naming;
+mod outfile;
 mod registry;
 mod sbom;
 mod tarball;
@@ -19,23 +20,42 @@ use tokio::sync::Mutex;
 
 pub use layout::Layout;
 pub use naming::Naming;
+pub use outfile::tarball_to_stdout;
 
 use crate::cache::{Cache, CacheError};
 use crate::docker::{Docker, DockerError};
 use crate::image::Artifact;
 use crate::output;
-use crate::registry::{ReferenceError, RegistryClient, RegistryError, Repository};
+use crate::registry::{Reference, ReferenceError, RegistryClient, RegistryError, Repository};
+
+fn quoted(value: &str) -> String {
+    ReferenceError::quote(value)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error(
-        "KO_DOCKER_REPO={value:?} is not a valid repository ({source}); use registry/repository, for example ghcr.io/you/app"
+        "KO_DOCKER_REPO={} is not a valid repository: {}; use registry/repository, for example ghcr.io/you/app",
+        quoted(value), source.reason
     )]
     BadRepo { value: String, source: ReferenceError },
-    #[error("COSIGN_REPOSITORY={value:?} is not a valid repository ({source}); use registry/repository, or unset it")]
+    #[error(
+        "COSIGN_REPOSITORY={} is not a valid repository: {}; use registry/repository, or unset it",
+        quoted(value), source.reason
+    )]
     BadSbomRepo { value: String, source: ReferenceError },
-    #[error("image name {name:?} is not a valid repository ({source}); check KO_DOCKER_REPO and the naming flags")]
-    BadName { name: String, source: ReferenceError },
+    #[error(
+        "the image name {} for {import_path} is not a valid repository: {}; shorten KO_DOCKER_REPO or choose other naming flags (-B, --bare)",
+        quoted(name), source.reason
+    )]
+    BadName { name: String, import_path: String, source: ReferenceError },
+    #[error(
+        "--tags: {} {reason}; a tag is letters, digits, '_', '.' and '-', at most 128 characters, not starting with '.' or '-'",
+        quoted(tag)
+    )]
+    BadTag { tag: String, reason: String },
+    #[error("{flag} {path}: {detail}")]
+    BadOutput { flag: &'static str, path: PathBuf, detail: String },
     #[error("--tag-only needs exactly one tag other than latest (got {tags:?}); pass one with -t")]
     TagOnly { tags: Vec<String> },
     #[error(transparent)]
@@ -115,6 +135,14 @@ impl Publisher {
     ) -> Result<Publisher, PublishError> {
         let mut seen = std::collections::HashSet::new();
         options.tags.retain(|t| !t.is_empty() && seen.insert(t.clone()));
+        // Every tag is checked before anything is built: a bad one found while pushing would
+        // leave the good ones moved.
+        for tag in &options.tags {
+            Reference::validate_tag(tag).map_err(|reason| PublishError::BadTag { tag: tag.clone(), reason })?;
+        }
+        if let Some(path) = &options.image_refs {
+            outfile::check("--image-refs", path, false)?;
+        }
         let repo = options.docker_repo.clone().unwrap_or_default();
         // ko's rule: --local, or a KO_DOCKER_REPO that starts with ko.local, means the daemon
         // only (named under the whole KO_DOCKER_REPO); kind.local means the kind cluster only.
@@ -161,13 +189,19 @@ impl Publisher {
             Repository::parse(&repo)
                 .or_else(|e| {
                     // A bare registry (`ghcr.io`, `localhost:5000`) is a valid KO_DOCKER_REPO too.
-                    if !repo.contains('/') && (repo.contains('.') || repo.contains(':')) {
+                    if !repo.contains('/')
+                        && (repo.contains('.') || repo.contains(':'))
+                        && Reference::validate_registry(&repo).is_ok()
+                    {
                         Ok(Repository { registry: repo.clone(), path: String::new() })
                     } else {
                         Err(e)
                     }
                 })
                 .map_err(|source| PublishError::BadRepo { value: repo.clone(), source })?;
+        }
+        if let Some(path) = &options.tarball {
+            outfile::check("--tarball", path, true)?;
         }
         let registry = options.push && !repo.is_empty();
         if registry && options.tag_only && (options.tags.len() != 1 || options.tags[0] == "latest") {
@@ -227,6 +261,26 @@ impl Publisher {
         naming::image_name(&self.repo, ip, self.options.naming)
     }
 
+    /// Checks, before anything is built or pushed, that every import path's image name is a
+    /// valid repository (grammar and length): the printed references must be usable.
+    pub fn check_names(&self, import_paths: &[&str]) -> Result<(), PublishError> {
+        for import_path in import_paths {
+            let name = self.name_for(import_path);
+            Repository::parse(&name).map_err(|source| PublishError::BadName {
+                name: name.clone(),
+                import_path: import_path.to_string(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether `--tarball -` (or /dev/stdout) sends the archive to stdout, so references must
+    /// go elsewhere.
+    pub fn tarball_to_stdout(&self) -> bool {
+        self.tarball.is_some() && self.options.tarball.as_deref().is_some_and(outfile::tarball_to_stdout)
+    }
+
     /// The registry repository an import path's image is pushed to, when it goes to one.
     pub fn push_repository(&self, import_path: &str) -> Option<Repository> {
         if !self.registry || self.local.is_some() {
@@ -239,6 +293,7 @@ impl Publisher {
     /// a registry run concurrently; anything that writes one shared file (a layout, a
     /// tarball, the local store, the daemon) goes one artifact at a time, in order.
     pub async fn publish_all(&self, items: &[(&str, &Artifact)]) -> Result<Vec<String>, PublishError> {
+        self.check_names(&items.iter().map(|(p, _)| *p).collect::<Vec<_>>())?;
         let shared_output =
             self.local.is_some() || self.layout.is_some() || self.tarball.is_some() || self.local_store.is_some();
         // Two import paths with one image name would race for the same tags.
@@ -287,7 +342,11 @@ impl Publisher {
         }
         if self.registry {
             let repo = crate::registry::Reference::parse(&name)
-                .map_err(|source| PublishError::BadName { name: name.clone(), source })?
+                .map_err(|source| PublishError::BadName {
+                    name: name.clone(),
+                    import_path: import_path.to_string(),
+                    source,
+                })?
                 .repository;
             output::step(format!("Publishing {name}"));
             let target = registry::Target { repo: &repo, sbom_repo: self.sbom_repo.as_ref().unwrap_or(&repo) };
@@ -308,7 +367,11 @@ impl Publisher {
         if let (Some(tarball), Some(path)) = (&self.tarball, &self.options.tarball) {
             let tarball = tarball.lock().await;
             if !tarball.is_empty() {
-                output::step(format!("Saving {}", path.display()));
+                if tarball_to_stdout(path) {
+                    output::step("Writing the tarball to stdout");
+                } else {
+                    output::step(format!("Saving {}", path.display()));
+                }
                 tarball.write(&self.client, &self.cache, path).await?;
             }
         }
@@ -318,8 +381,9 @@ impl Publisher {
             if !text.is_empty() {
                 text.push('\n');
             }
-            crate::cache::write_atomic(path, text.as_bytes())
-                .map_err(|source| PublishError::Io { path: path.clone(), source })?;
+            outfile::write(path, false, true, |out| {
+                out.write_all(text.as_bytes()).map_err(|source| PublishError::Io { path: path.clone(), source })
+            })?;
         }
         if let Some(store) = &self.local_store {
             output::step(format!(

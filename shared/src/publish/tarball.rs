@@ -21,10 +21,6 @@ pub struct Tarball {
     entries: Vec<(Artifact, Vec<String>)>,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
-    move |source| PublishError::Io { path: path.to_path_buf(), source }
-}
-
 impl Tarball {
     pub fn add(&mut self, artifact: Artifact, repo_tags: Vec<String>) {
         self.entries.push((artifact, repo_tags));
@@ -34,17 +30,11 @@ impl Tarball {
         self.entries.is_empty()
     }
 
-    /// Writes the archive to `path` through a temporary file.
+    /// Writes the archive to `path` as `--tarball` says (see `outfile`: through symlinks, in
+    /// place for special files, atomically for regular ones, `-` for stdout).
     pub async fn write(&self, client: &RegistryClient, cache: &Cache, path: &Path) -> Result<(), PublishError> {
         let archive = self.archive(client, cache, &crate::platform::Platform::host()).await?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        fs_err::create_dir_all(dir).map_err(io(dir))?;
-        let temp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-        let writer = std::io::BufWriter::new(temp.reopen().map_err(io(path))?);
-        let writer = archive.write_to(writer).map_err(|e| e.at(path))?;
-        writer.into_inner().map_err(|e| PublishError::Io { path: path.to_path_buf(), source: e.into_error() })?;
-        temp.persist(path).map_err(|e| PublishError::Io { path: path.to_path_buf(), source: e.error })?;
-        Ok(())
+        super::outfile::write(path, true, false, |out| archive.write_to(out).map(drop).map_err(|e| e.at(path)))
     }
 
     /// Gathers the archive's contents, fetching any base layer not yet on disk. In

@@ -8,11 +8,35 @@ use crate::digest::Digest;
 
 pub const DOCKER_HUB: &str = "index.docker.io";
 
+/// The longest repository name (registry and path, as spelt) the distribution spec allows.
+pub const NAME_MAX: usize = 255;
+/// The longest tag the OCI distribution spec allows.
+pub const TAG_MAX: usize = 128;
+
 #[derive(Debug, thiserror::Error)]
-#[error("{value:?} is not a valid image reference: {reason}")]
+#[error("{} is not a valid image reference: {reason}", quoted(value))]
 pub struct ReferenceError {
     pub value: String,
     pub reason: String,
+}
+
+impl ReferenceError {
+    /// A value as error lines show it; see [`quoted`].
+    pub fn quote(value: &str) -> String {
+        quoted(value)
+    }
+}
+
+/// A value for an error line: quoted, and cut to its start when it is too long to read.
+pub fn quoted(value: &str) -> String {
+    const SHOWN: usize = 80;
+    let count = value.chars().count();
+    if count <= SHOWN {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(SHOWN).collect();
+        format!("{head:?}... ({count} characters)")
+    }
 }
 
 /// A repository: where images live in a registry.
@@ -51,6 +75,16 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// Checks a tag against the OCI grammar; see [`validate_tag`].
+    pub fn validate_tag(tag: &str) -> Result<(), String> {
+        validate_tag(tag)
+    }
+
+    /// Checks a registry `host[:port]`; see [`validate_registry`].
+    pub fn validate_registry(host: &str) -> Result<(), String> {
+        validate_registry(host)
+    }
+
     pub fn parse(value: &str) -> Result<Reference, ReferenceError> {
         let fail = |reason: &str| ReferenceError { value: value.to_string(), reason: reason.to_string() };
         if value.is_empty() {
@@ -65,13 +99,13 @@ impl Reference {
             _ => (rest, None),
         };
         if let Some(tag) = &tag {
-            let ok = !tag.is_empty()
-                && tag.len() <= 128
-                && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-                && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-            if !ok {
-                return Err(fail(&format!("tag {tag:?} may only hold letters, digits, '_', '.' and '-'")));
-            }
+            validate_tag(tag).map_err(|r| fail(&format!("tag {tag:?} {r}")))?;
+        }
+        if name.chars().count() > NAME_MAX {
+            return Err(fail(&format!(
+                "the name is {} characters long; registries accept at most {NAME_MAX}",
+                name.chars().count()
+            )));
         }
         let (registry, path) = split_registry(name);
         if registry.is_empty() && name.contains("://") {
@@ -121,6 +155,35 @@ fn normalise(registry: &str, path: &str) -> (String, String) {
     };
     let path = if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path.to_string() };
     (registry.to_string(), path)
+}
+
+/// Checks a tag against the OCI grammar `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`; the error says
+/// what is wrong, worded to follow the tag.
+pub fn validate_tag(tag: &str) -> Result<(), String> {
+    if tag.is_empty() {
+        return Err("is empty".into());
+    }
+    if tag.len() > TAG_MAX {
+        return Err(format!("is {} characters long; tags are at most {TAG_MAX}", tag.chars().count()));
+    }
+    if !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+        return Err("may only hold letters, digits, '_', '.' and '-'".into());
+    }
+    if !tag.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err("must start with a letter, a digit or '_'".into());
+    }
+    Ok(())
+}
+
+/// Checks a registry `host[:port]` (as `kubectl ko login` takes it, scheme already removed).
+pub fn validate_registry(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("the registry name is empty".into());
+    }
+    if host.chars().count() > NAME_MAX {
+        return Err(format!("it is {} characters long; names are at most {NAME_MAX}", host.chars().count()));
+    }
+    validate_host(host)
 }
 
 fn validate_host(host: &str) -> Result<(), String> {
@@ -206,6 +269,35 @@ mod tests {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
         assert!(Repository::parse("ghcr.io/a:v1").is_err());
+    }
+
+    #[test]
+    fn tags_follow_the_oci_grammar() {
+        for good in ["latest", "v1.2.3", "_x", "A-b_c.d", &"a".repeat(128)] {
+            assert!(validate_tag(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-bad", ".x", "bad tag!", "a/b", "ü", &"a".repeat(129)] {
+            assert!(validate_tag(bad).is_err(), "{bad}");
+        }
+        assert!(Reference::parse(&format!("r.io/a:{}", "a".repeat(129))).is_err());
+    }
+
+    #[test]
+    fn names_are_at_most_255_characters() {
+        let path = "a".repeat(NAME_MAX - "r.io/".len());
+        assert!(Repository::parse(&format!("r.io/{path}")).is_ok());
+        let err = Repository::parse(&format!("r.io/{path}b")).unwrap_err();
+        assert!(err.reason.contains("256 characters"), "{err}");
+        assert!(Reference::parse(&format!("r.io/{}:v1", "a".repeat(5000))).is_err());
+    }
+
+    #[test]
+    fn registry_names_for_login() {
+        assert!(validate_registry("localhost:5000").is_ok());
+        assert!(validate_registry("[::1]:5000").is_ok());
+        for bad in ["a b", "", "host:", "host:port", "a/b"] {
+            assert!(validate_registry(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

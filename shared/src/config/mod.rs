@@ -1,5 +1,8 @@
 //! `.ko.yaml` (or `KO_CONFIG_PATH`) and the `KO_*` environment variables that override it.
-//! Parsing only: resolving `builds[]` entries to import paths is `gobuild`'s job.
+//! Parsing only: resolving `builds[]` entries to import paths is `gobuild`'s job. Unknown
+//! keys and wrong types are worded by `diagnostics`.
+
+mod diagnostics;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::image::caps::FileCaps;
+use crate::output;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -20,12 +24,52 @@ pub enum ConfigError {
     Env { var: &'static str, value: String, detail: String },
 }
 
-/// A string or a list of strings, as ko accepts for most list fields.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+/// A string or a list of strings, as ko accepts for most list fields. Scalars that YAML
+/// reads as numbers or booleans (`flags: [-p, 4]`) are taken as the text they are written as.
+#[derive(Clone, Debug)]
 enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(OneOrManyVisitor)
+    }
+}
+
+struct OneOrManyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OneOrManyVisitor {
+    type Value = OneOrMany;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of strings or a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+        Ok(OneOrMany::One(v.to_string()))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<OneOrMany, E> {
+        Ok(OneOrMany::One(v.to_string()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<OneOrMany, E> {
+        Ok(OneOrMany::One(v.to_string()))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<OneOrMany, E> {
+        Ok(OneOrMany::One(v.to_string()))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<String>()? {
+            items.push(item);
+        }
+        Ok(OneOrMany::Many(items))
+    }
 }
 
 impl OneOrMany {
@@ -60,12 +104,44 @@ struct RawConfig {
     image: Option<RawImage>,
 }
 
-/// `env` for the image as a list of `K=V` (or one string) or as a map.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+/// `env` for the image as a list of `K=V` (or one string) or as a map (whose values may be
+/// written as numbers: `PORT: 8080`).
+#[derive(Clone, Debug)]
 enum RawEnv {
     Map(BTreeMap<String, String>),
     List(OneOrMany),
+}
+
+impl<'de> Deserialize<'de> for RawEnv {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawEnvVisitor)
+    }
+}
+
+struct RawEnvVisitor;
+
+impl<'de> serde::de::Visitor<'de> for RawEnvVisitor {
+    type Value = RawEnv;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map, a list of KEY=VALUE strings, or a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawEnv, E> {
+        OneOrManyVisitor.visit_str(v).map(RawEnv::List)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<RawEnv, A::Error> {
+        OneOrManyVisitor.visit_seq(seq).map(RawEnv::List)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawEnv, A::Error> {
+        let mut entries = BTreeMap::new();
+        while let Some((key, value)) = map.next_entry::<String, String>()? {
+            entries.insert(key, value);
+        }
+        Ok(RawEnv::Map(entries))
+    }
 }
 
 /// Beyond ko: the `image:` block, top level or per build. Not `builds[].env`, which ko
@@ -130,13 +206,48 @@ fn image_config(raw: Option<RawImage>, place: &str) -> Result<ImageConfig, Strin
             })
             .collect::<Result<_, _>>()?,
     };
+    for (what, map) in [("labels", &raw.labels), ("annotations", &raw.annotations)] {
+        for key in map.keys() {
+            check_metadata_key(key).map_err(|detail| format!("{place}.{what}: {key:?}: {detail}"))?;
+        }
+    }
+    let user = raw.user.filter(|u| !u.is_empty());
+    if let Some(user) = &user {
+        check_image_user(user).map_err(|detail| format!("{place}.user: {user:?}: {detail}"))?;
+    }
     Ok(ImageConfig {
         env,
         working_dir: raw.working_dir.filter(|w| !w.is_empty()),
         labels: raw.labels,
         annotations: raw.annotations,
-        user: raw.user.filter(|u| !u.is_empty()),
+        user,
     })
+}
+
+/// Checks an image user (`--image-user`, `image.user`): a name or id, optionally `:group`, as
+/// the OCI image spec has it (`user`, `uid`, `user:group`, `uid:gid`, ...). Control characters
+/// (a newline from a script) are never part of one.
+pub fn check_image_user(user: &str) -> Result<(), String> {
+    if user.chars().any(char::is_control) {
+        return Err("holds a control character (a newline?); use user, uid, user:group or uid:gid".into());
+    }
+    let mut parts = user.split(':');
+    let (name, group, extra) = (parts.next().unwrap_or(""), parts.next(), parts.next());
+    if extra.is_some() || name.is_empty() || group.is_some_and(str::is_empty) {
+        return Err("use user, uid, user:group or uid:gid".into());
+    }
+    Ok(())
+}
+
+/// Checks a label or annotation key: not empty, no control characters.
+pub fn check_metadata_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("the key is empty; use key=value".into());
+    }
+    if key.chars().any(char::is_control) {
+        return Err("the key holds a control character; use printable keys such as org.example.team".into());
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,6 +290,10 @@ pub struct KoConfig {
     pub builds: Vec<BuildConfig>,
     /// Beyond ko: image settings for every build.
     pub image: ImageConfig,
+    /// Keys nobody reads, by path (`builds[0].flgs ...`); `load` prints them as warnings.
+    pub warnings: Vec<String>,
+    /// Whether `default_base_image` came from `KO_DEFAULTBASEIMAGE`.
+    default_base_from_env: bool,
 }
 
 impl KoConfig {
@@ -189,6 +304,9 @@ impl KoConfig {
             Some(p) => Self::parse_file(p)?,
             None => KoConfig::default(),
         };
+        for warning in &config.warnings {
+            output::warn(format!("{}: {warning}", config.origin()));
+        }
         config.apply_env()?;
         Ok(config)
     }
@@ -215,18 +333,40 @@ impl KoConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Read { path: path.to_path_buf(), detail: e.to_string() })?;
         let mut config =
-            Self::parse_str(&text).map_err(|detail| ConfigError::Read { path: path.to_path_buf(), detail })?;
+            Self::parse_str(&text).map_err(|detail| ConfigError::Invalid { path: path.to_path_buf(), detail })?;
         config.path = Some(path.to_path_buf());
         Ok(config)
     }
 
-    /// Parses YAML text; the error is one line with the position.
+    /// Parses YAML text; the error is one line naming the key (or the position).
     pub fn parse_str(text: &str) -> Result<KoConfig, String> {
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| one_line(&e.to_string()))?
+            match serde_saphyr::from_str(text) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    // The walk words type errors by key; the parser's words are the fallback.
+                    let worded = diagnostics::check(text).and_then(|f| f.error);
+                    return Err(worded.unwrap_or_else(|| one_line(&e.to_string())));
+                }
+            }
         };
+        let warnings = if text.trim().is_empty() {
+            vec![]
+        } else {
+            diagnostics::check(text).map(|f| f.warnings).unwrap_or_default()
+        };
+        let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, build) in raw.builds.iter().enumerate() {
+            if let Some(id) = build.id.as_deref()
+                && let Some(first) = ids.insert(id, i)
+            {
+                return Err(format!(
+                    "builds[{i}].id {id:?} is also the id of builds[{first}]; build ids must be unique"
+                ));
+            }
+        }
         let builds = raw
             .builds
             .into_iter()
@@ -265,6 +405,8 @@ impl KoConfig {
             default_ldflags: raw.default_ldflags.map(|v| v.into_vec(false)).unwrap_or_default(),
             builds,
             image: image_config(raw.image, "image")?,
+            warnings,
+            default_base_from_env: false,
         })
     }
 
@@ -272,6 +414,7 @@ impl KoConfig {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         if let Some(v) = var("KO_DEFAULTBASEIMAGE") {
             self.default_base_image = Some(v.trim().to_string());
+            self.default_base_from_env = true;
         }
         if let Some(v) = var("KO_DEFAULTPLATFORMS") {
             self.default_platforms = v.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
@@ -292,6 +435,24 @@ impl KoConfig {
     /// Where errors about the settings should point.
     pub fn origin(&self) -> String {
         self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the environment".into())
+    }
+
+    /// Every configured base image reference, with where it is set (for error lines).
+    pub fn base_references(&self) -> Vec<(String, &str)> {
+        let origin = self.origin();
+        let mut found = Vec::new();
+        if let Some(base) = &self.default_base_image {
+            let place = if self.default_base_from_env {
+                "KO_DEFAULTBASEIMAGE".into()
+            } else {
+                format!("defaultBaseImage in {origin}")
+            };
+            found.push((place, base.as_str()));
+        }
+        for (key, base) in &self.base_image_overrides {
+            found.push((format!("baseImageOverrides[{key}] in {origin}"), base.as_str()));
+        }
+        found
     }
 
     /// The base image for an import path (without `ko://`), if configured.
@@ -372,6 +533,51 @@ mod tests {
         assert!(err.contains("builds[0] (id a)") && err.contains("\"bogus\""), "{err}");
         let c = KoConfig::parse_str("builds:\n- linux_capabilities: [net_bind_service, sys_admin]\n").unwrap();
         assert_eq!(c.builds[0].linux_capabilities.as_ref().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn duplicate_ids_are_errors_and_unknown_keys_warnings() {
+        let err = KoConfig::parse_str("builds:\n- id: app\n  dir: a\n- id: app\n  dir: b\n").unwrap_err();
+        assert_eq!(err, "builds[1].id \"app\" is also the id of builds[0]; build ids must be unique");
+        let c = KoConfig::parse_str("builds:\n- id: app\n  flgs: [-v]\n").unwrap();
+        assert_eq!(c.warnings, ["builds[0].flgs is not a known key and is ignored; did you mean `flags`?"]);
+        assert_eq!(c.builds[0].flags, None);
+    }
+
+    #[test]
+    fn numbers_in_lists_and_env_maps_keep_their_text() {
+        let c = KoConfig::parse_str("defaultFlags: [-p, 4]\ndefaultEnv: 3\nimage:\n  env: {PORT: 8080, V: 1.10}\n")
+            .unwrap();
+        assert_eq!(c.default_flags, ["-p", "4"]);
+        assert_eq!(c.default_env, ["3"]);
+        assert_eq!(c.image.env, [("PORT".into(), "8080".into()), ("V".into(), "1.10".into())]);
+        let c = KoConfig::parse_str("image:\n  env: [A=1, 2]\n").unwrap_err();
+        assert!(c.contains("\"2\" is not KEY=VALUE"), "{c}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let err = KoConfig::parse_str("builds:\n- id: a\n  flags: {x: y}\n").unwrap_err();
+        assert_eq!(err, "builds[0].flags: expected a list of strings or a string, got a map");
+        let err = KoConfig::parse_str("defaultPlatforms: {linux: amd64}\n").unwrap_err();
+        assert!(err.starts_with("defaultPlatforms: expected a list of strings or a string"), "{err}");
+        let err = KoConfig::parse_str("defaultFlags: 1.5\n").unwrap_err();
+        assert!(err.starts_with("defaultFlags: expected a list of strings or a string, got a decimal"), "{err}");
+        assert!(!KoConfig::parse_str("image:\n  env: {A: [1]}\n").unwrap_err().contains("untagged"));
+    }
+
+    #[test]
+    fn image_users_and_metadata_keys_are_checked() {
+        for good in ["1000", "nonroot", "1000:1000", "app:staff", "NT Authority\\System"] {
+            assert!(check_image_user(good).is_ok(), "{good}");
+        }
+        for bad in ["a\nb", "1000:", ":1000", "a:b:c", "x\t"] {
+            assert!(check_image_user(bad).is_err(), "{bad:?}");
+        }
+        let err = KoConfig::parse_str("image:\n  user: \"1000\\n\"\n").unwrap_err();
+        assert!(err.starts_with("image.user: \"1000\\n\": holds a control character"), "{err}");
+        let err = KoConfig::parse_str("image:\n  labels: {\"a\\tb\": x}\n").unwrap_err();
+        assert!(err.starts_with("image.labels: \"a\\tb\""), "{err}");
     }
 
     #[test]

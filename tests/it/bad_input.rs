@@ -1,0 +1,194 @@
+//! Bad values found before anything is built or sent: each is one `error:` line naming the
+//! flag or variable and the value, a non-zero exit, nothing on stdout and nothing pushed.
+
+use crate::build_errors::{assert_clear_error, assert_repo_empty};
+use crate::util::*;
+
+fn hello_build(repo: &str) -> KoCmd {
+    ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", repo)
+}
+
+/// Asserts the run failed before the build: no `go build` step was reached.
+fn assert_nothing_built(run: &Run) {
+    assert!(!run.stderr.contains("Building "), "nothing may be built: {run}");
+}
+
+#[test]
+fn out_of_range_epochs_are_refused_before_the_build() {
+    for (var, value) in [
+        ("SOURCE_DATE_EPOCH", "253402300800"),
+        ("SOURCE_DATE_EPOCH", "-99999999999"),
+        ("KO_DATA_DATE_EPOCH", "253402300800"),
+        ("KO_DATA_DATE_EPOCH", "-99999999999"),
+    ] {
+        let repo = unique_repo("epoch");
+        let run = hello_build(&repo).env(var, value).run();
+        assert_clear_error(&run, &[&format!("{var}=\"{value}\""), "0001", "9999"]);
+        assert_nothing_built(&run);
+        assert_repo_empty(&repo);
+    }
+    let run = hello_build(&unique_repo("epoch")).env("SOURCE_DATE_EPOCH", "yesterday").run();
+    assert_clear_error(&run, &["SOURCE_DATE_EPOCH=\"yesterday\"", "seconds since 1970"]);
+}
+
+#[test]
+fn bad_tags_are_refused_before_anything_is_pushed() {
+    let long = "a".repeat(200);
+    for (tags, shown) in [("v1,-bad", "\"-bad\""), ("bad tag!", "\"bad tag!\""), (long.as_str(), "200 characters")] {
+        let repo = unique_repo("badtag");
+        let run = hello_build(&repo).arg("-t").arg(tags).run();
+        assert_clear_error(&run, &["--tags", shown]);
+        assert_nothing_built(&run);
+        assert_repo_empty(&repo);
+        // --push=false must not print an invalid reference and succeed either.
+        let run = hello_build(&repo).arg("-t").arg(tags).arg("--push=false").run();
+        assert_clear_error(&run, &["--tags", shown]);
+    }
+}
+
+#[test]
+fn an_overlong_or_bad_repository_is_never_sent() {
+    let long = format!("{}/{}", registry(), "a".repeat(5000));
+    let run = hello_build(&long).run();
+    assert_clear_error(&run, &["KO_DOCKER_REPO=", "5", "characters", "at most 255"]);
+    assert!(run.stderr.lines().count() == 1 && run.stderr.len() < 400, "one short line: {run}");
+    assert_repo_empty(&format!("{}/{}", registry(), "a".repeat(100)));
+
+    let repo = unique_repo("cosign");
+    let run = hello_build(&repo).env("COSIGN_REPOSITORY", "Bad Repo").run();
+    assert_clear_error(&run, &["COSIGN_REPOSITORY=\"Bad Repo\""]);
+    assert_repo_empty(&repo);
+
+    // Fits alone, but not with the image name ko appends (`/hello-<md5>`): found before building.
+    let repo = format!("{}/{}", registry(), unique_name(&"n".repeat(230 - registry().len())));
+    let run = hello_build(&repo).run();
+    assert_clear_error(&run, &["image name", "at most 255", "KO_DOCKER_REPO"]);
+    assert_nothing_built(&run);
+    assert_repo_empty(&repo);
+}
+
+#[test]
+fn resolve_checks_image_names_before_building() {
+    let repo = format!("{}/{}", registry(), unique_name(&"r".repeat(230 - registry().len())));
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("pods.yaml");
+    std::fs::write(&manifest, "image: ko://example.com/hello\n---\nimage: ko://example.com/hello/cmd/greeter\n")
+        .unwrap();
+    let run =
+        ko(&["resolve", "-f", manifest.to_str().unwrap()]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
+    assert_clear_error(&run, &["image name", "at most 255"]);
+    assert_nothing_built(&run);
+    assert_repo_empty(&repo);
+}
+
+#[test]
+fn a_bad_base_image_names_where_it_is_set() {
+    let repo = unique_repo("badbase");
+    let run = hello_build(&repo).env("KO_DEFAULTBASEIMAGE", "Not A/Base!").run();
+    assert_clear_error(&run, &["KO_DEFAULTBASEIMAGE", "\"Not A/Base!\""]);
+    assert_repo_empty(&repo);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".ko.yaml"), format!("defaultBaseImage: r.example/{}\n", "b".repeat(300))).unwrap();
+    let run = hello_build(&repo).env("KO_CONFIG_PATH", dir.path()).run();
+    assert_clear_error(&run, &["defaultBaseImage in", ".ko.yaml", "at most 255"]);
+    assert_repo_empty(&repo);
+}
+
+#[test]
+fn image_user_labels_and_annotations_are_checked() {
+    let repo = unique_repo("meta");
+    for (args, needles) in [
+        (vec!["--image-user", "1000\n"], vec!["--image-user", "\"1000\\n\"", "control character"]),
+        (vec!["--image-user", "a:b:c"], vec!["--image-user", "\"a:b:c\""]),
+        (vec!["--image-label", "a\tb=c"], vec!["--image-label", "\"a\\tb=c\"", "control character"]),
+        (vec!["--image-label", "=c"], vec!["--image-label", "\"=c\""]),
+        (vec!["--image-annotation", "novalue"], vec!["--image-annotation", "\"novalue\""]),
+    ] {
+        let run = hello_build(&repo).args(&args).run();
+        assert_clear_error(&run, &needles);
+        assert_nothing_built(&run);
+    }
+    assert_repo_empty(&repo);
+}
+
+#[test]
+fn an_empty_platform_flag_is_refused() {
+    let repo = unique_repo("noplatform");
+    let run = hello_build(&repo).arg("--platform=").run();
+    assert_clear_error(&run, &["--platform names no platform", "linux/amd64"]);
+    assert_repo_empty(&repo);
+}
+
+#[test]
+fn output_files_in_a_missing_directory_fail_before_the_build() {
+    let repo = unique_repo("outdir");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    for flag in ["--image-refs", "--tarball"] {
+        let target = missing.join("out");
+        let run = hello_build(&repo).arg(flag).arg(&target).run();
+        assert_clear_error(&run, &[flag, "missing", "does not exist"]);
+        assert_nothing_built(&run);
+        assert!(!missing.exists(), "{flag} must not create directories");
+    }
+    let run = hello_build(&repo).arg("--tarball").arg(dir.path()).run();
+    assert_clear_error(&run, &["--tarball", "is a directory"]);
+    assert_repo_empty(&repo);
+}
+
+#[test]
+fn ko_yaml_type_errors_and_duplicate_ids_name_the_key() {
+    let repo = unique_repo("koyaml");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join(".ko.yaml");
+    for (text, needles) in [
+        (
+            "builds:\n- id: app\n  main: .\n  flags: {tags: netgo}\n",
+            vec![".ko.yaml", "builds[0].flags: expected a list of strings or a string, got a map"],
+        ),
+        (
+            "builds:\n- id: app\n  dir: .\n- id: app\n  dir: ./lib\n",
+            vec![".ko.yaml", "builds[1].id \"app\" is also the id of builds[0]"],
+        ),
+        ("image:\n  usr: \"1000\"\n", vec![".ko.yaml", "image.usr: unknown key; did you mean `user`?"]),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let run = hello_build(&repo).env("KO_CONFIG_PATH", &config).run();
+        assert_clear_error(&run, &needles);
+        assert!(!run.stderr.contains("untagged enum"), "{run}");
+    }
+    assert_repo_empty(&repo);
+}
+
+#[test]
+fn unknown_ko_yaml_keys_warn_with_the_nearest_key_and_still_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join(".ko.yaml");
+    std::fs::write(&config, "defaultPlatform: linux/arm64\nbuilds:\n- id: hello\n  main: .\n  flgs: [-v]\n").unwrap();
+    let run = ko(&["build", ".", "--push=false"]).cwd(fixture("hello")).env("KO_CONFIG_PATH", &config).run();
+    run.assert_success();
+    for warning in [
+        "defaultPlatform is not a known key and is ignored; did you mean `defaultPlatforms`?",
+        "builds[0].flgs is not a known key and is ignored; did you mean `flags`?",
+    ] {
+        let line = run.stderr.lines().find(|l| l.contains(warning)).unwrap_or_else(|| panic!("{warning}: {run}"));
+        assert!(line.starts_with("warning: ") && line.contains(".ko.yaml"), "{run}");
+    }
+}
+
+#[test]
+fn a_malformed_docker_auth_config_is_called_a_variable() {
+    let repo = unique_repo("authenv");
+    let run = hello_build(&repo).env("DOCKER_AUTH_CONFIG", "{not json").run();
+    assert_clear_error(&run, &["the environment variable DOCKER_AUTH_CONFIG is not valid", "fix or unset it"]);
+    assert!(!run.stderr.contains("the file"), "{run}");
+    assert_repo_empty(&repo);
+}
+
+#[test]
+fn login_to_an_impossible_host_name_fails_at_once() {
+    let run = ko(&["login", "http://a b/", "-u", "user", "--password-stdin"]).stdin("secret\n").run();
+    assert_clear_error(&run, &["SERVER", "\"http://a b/\"", "not a registry name"]);
+    assert_eq!(run.stderr.lines().count(), 1, "no attempt is made: {run}");
+}

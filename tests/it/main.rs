@@ -12,6 +12,7 @@ mod krew;
 mod layers;
 mod layout_base;
 mod local;
+mod parity;
 mod platforms;
 mod registries;
 mod resolve;

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod build;
+mod compat;
 pub mod completion;
 pub mod create;
 pub mod delete;

@@ -207,3 +207,42 @@ fn help_of_a_command_and_powershell_completion() {
     run.assert_success();
     assert!(run.stdout.contains("Register-ArgumentCompleter") && run.stdout.contains("kubectl-ko-run"), "{run}");
 }
+
+#[test]
+fn a_script_written_for_ko_runs_unchanged() {
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("test");
+    let copied = std::process::Command::new("cp").arg("-r").arg(fixture("hello")).arg(&app).status().unwrap();
+    assert!(copied.success());
+    // kodata's symlink points outside kodata/, inside the worktree (ko's rule needs a worktree).
+    assert!(std::process::Command::new("git").args(["init", "-q"]).current_dir(&app).status().unwrap().success());
+    fs::create_dir(app.join("config")).unwrap();
+    fs::write(
+        app.join("config/pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kodata\nspec:\n  containers:\n  - name: app\n    image: ko://example.com/hello\n",
+    )
+    .unwrap();
+    // Everything the script does in the cluster happens in a namespace of its own.
+    let namespace = namespace();
+    let config = work.path().join("kubeconfig");
+    fs::copy(kubeconfig(), &config).unwrap();
+    let config_arg = format!("--kubeconfig={}", config.display());
+    kubectl(&["config", "set-context", "--current", &format!("--namespace={namespace}"), &config_arg]).assert_success();
+    // kubectl finds `kubectl ko` on PATH, as after a krew install.
+    let links = work.path().join("bin");
+    fs::create_dir(&links).unwrap();
+    for name in ["kubectl-ko", "kubectl-ko-build", "kubectl-ko-apply", "kubectl-ko-run"] {
+        std::os::unix::fs::symlink(bin(name), links.join(name)).unwrap();
+    }
+    let path = format!("{}:{}", links.display(), std::env::var("PATH").unwrap_or_default());
+    let run = KoCmd::program("bash")
+        .arg(workspace().join("tests/ko-scripts/upstream-e2e.sh"))
+        .cwd(&app)
+        .env("PATH", path)
+        .env("KUBECONFIG", &config)
+        .env("KO_DOCKER_REPO", unique_repo("upstream"))
+        .env("DOCKER_HOST", docker_host())
+        .run();
+    run.assert_success();
+    assert!(run.stdout.ends_with("upstream e2e: ok\n"), "{run}");
+}

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 
+mod deploy;
 mod login;
 
+pub use deploy::{CreateCommand, RunCommand};
 pub use login::{LoginCommand, LogoutCommand};
 
 /// Flags of every command.
@@ -190,8 +192,8 @@ pub struct ApplyCommand {
     /// Take ownership of fields another field manager owns, instead of failing on the conflict
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub force_conflicts: bool,
-    /// "server" to have the API server check the objects without persisting them; "none" to apply
-    #[arg(long, value_name = "none|server", num_args = 0..=1, require_equals = true, default_value = "none", default_missing_value = "server")]
+    /// "server" to have the API server check the objects without persisting them, "client" to check them here and send nothing; "none" to apply
+    #[arg(long, value_name = "none|server|client", num_args = 0..=1, require_equals = true, default_value = "none", default_missing_value = "client")]
     pub dry_run: String,
     #[command(flatten)]
     pub kube: KubeArgs,
@@ -201,6 +203,9 @@ pub struct ApplyCommand {
     pub build: BuildArgs,
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Flags for `kubectl apply`: with any, the resolved YAML is piped to `kubectl apply -f -` with them
+    #[arg(last = true, value_name = "KUBECTL_FLAGS")]
+    pub kubectl_args: Vec<String>,
 }
 
 /// `kubectl ko delete -f FILE...`
@@ -210,7 +215,9 @@ pub struct ApplyCommand {
     bin_name = "kubectl ko delete",
     version,
     about = "Delete the objects named in the input files.",
-    long_about = "Deletes every object named in the input files from the cluster, without building anything."
+    long_about = "Deletes every object named in the input files from the cluster, without building anything.\n\n\
+Any other form of `kubectl delete` (`kubectl ko delete KIND NAME`, `--all`, ...) and flags after `--` \
+are handed to kubectl delete, as ko does."
 )]
 pub struct DeleteCommand {
     #[command(flatten)]
@@ -222,6 +229,9 @@ pub struct DeleteCommand {
     pub kube: KubeArgs,
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Flags for `kubectl delete`: with any, kubectl deletes the objects of the files
+    #[arg(last = true, value_name = "KUBECTL_FLAGS")]
+    pub kubectl_args: Vec<String>,
 }
 
 /// `kubectl ko completion SHELL`
@@ -231,11 +241,12 @@ pub struct DeleteCommand {
     bin_name = "kubectl ko completion",
     version,
     about = "Print a shell completion script for the kubectl-ko binaries.",
-    long_about = "Prints a completion script for bash, zsh or fish that completes the suite's binaries \
+    long_about = "Prints a completion script for bash, zsh, fish or PowerShell that completes the suite's binaries \
 when they are run directly (kubectl-ko, kubectl-ko-build, ...). Load it with, for example:\n\n  \
 source <(kubectl ko completion bash)     # in ~/.bashrc\n  \
 source <(kubectl ko completion zsh)      # in ~/.zshrc\n  \
-kubectl ko completion fish | source      # in ~/.config/fish/config.fish\n\n\
+kubectl ko completion fish | source      # in ~/.config/fish/config.fish\n  \
+kubectl ko completion powershell | Out-String | Invoke-Expression   # in $PROFILE\n\n\
 `kubectl ko <TAB>` is completed by kubectl's own completion (kubectl 1.26 and later), which \
 asks the kubectl_complete-ko program on PATH. A krew install puts only kubectl-ko on PATH; \
 link the helper into a directory on your PATH (again after an upgrade), for example:\n\n  \
@@ -253,4 +264,5 @@ pub enum CompletionShell {
     Bash,
     Zsh,
     Fish,
+    Powershell,
 }

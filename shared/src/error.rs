@@ -39,6 +39,8 @@ pub enum Error {
     Cluster(#[from] cluster::ClusterError),
     #[error(transparent)]
     Manifest(#[from] yaml::ManifestError),
+    #[error(transparent)]
+    Kubectl(#[from] crate::commands::kubectl::KubectlError),
     /// A `ko://` string in an input file that could not be built or published.
     #[error("{file}:{line}: {value}: {source}")]
     Reference { file: String, line: usize, value: String, source: Box<Error> },

@@ -274,7 +274,9 @@ fn the_completion_helper_offers_every_subcommand() {
     let run = KoCmd::new("kubectl_complete-ko").arg("").run();
     run.assert_success();
     let names: Vec<&str> = run.stdout.lines().filter_map(|l| l.split('\t').next()).collect();
-    for name in ["build", "resolve", "apply", "delete", "login", "logout", "version", "completion", ":4"] {
+    for name in
+        ["build", "resolve", "apply", "create", "run", "delete", "login", "logout", "version", "completion", ":4"]
+    {
         assert!(names.contains(&name), "{name} missing:\n{run}");
     }
     let via_dispatcher = kubectl_ko(&["__complete", ""]).run();

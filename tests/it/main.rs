@@ -14,6 +14,7 @@ mod layers;
 mod layout_base;
 mod local;
 mod output_files;
+mod parity;
 mod platforms;
 mod registries;
 mod resolve;

@@ -260,7 +260,7 @@ impl fmt::Display for Run {
 /// `publish`, ...). Use [`kubectl_ko`] to go through the dispatcher for every subcommand.
 pub fn ko(args: &[&str]) -> KoCmd {
     match args.split_first() {
-        Some((&sub, rest)) if matches!(sub, "build" | "resolve" | "apply" | "delete") => {
+        Some((&sub, rest)) if matches!(sub, "build" | "resolve" | "apply" | "create" | "run" | "delete") => {
             KoCmd::new(&format!("kubectl-ko-{sub}")).args(rest)
         }
         _ => kubectl_ko(args),

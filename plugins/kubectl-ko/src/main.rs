@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use ko_core::cli::CompletionCommand;
 use ko_core::commands::{completion, dispatch};
 
@@ -20,10 +20,14 @@ fn main() -> ExitCode {
             ko_core::output::result(dispatch::version());
             ExitCode::SUCCESS
         }
-        "help" | "--help" | "-h" => {
-            print!("{}", dispatch::help());
-            ExitCode::SUCCESS
-        }
+        "help" | "--help" | "-h" => match args.next() {
+            // `kubectl ko help build` is `kubectl ko build --help`.
+            Some(topic) if command == "help" => help_of(&topic.to_string_lossy()),
+            _ => {
+                print!("{}", dispatch::help());
+                ExitCode::SUCCESS
+            }
+        },
         "completion" => {
             let parsed = CompletionCommand::parse_from(std::iter::once(OsString::from("completion")).chain(args));
             ko_core::output::result_bytes(&completion::script(parsed.shell));
@@ -38,6 +42,28 @@ fn main() -> ExitCode {
         _ => {
             let error = match dispatch::sibling(&command) {
                 Ok(binary) => dispatch::exec(&binary, args.collect()),
+                Err(e) => e,
+            };
+            ko_core::output::error(error.to_string());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The help of one command: the sibling's own `--help`, or the dispatcher's for what it answers.
+fn help_of(topic: &str) -> ExitCode {
+    match topic {
+        "completion" => {
+            let _ = CompletionCommand::command().print_long_help();
+            ExitCode::SUCCESS
+        }
+        "version" | "help" => {
+            print!("{}", dispatch::help());
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let error = match dispatch::sibling(topic) {
+                Ok(binary) => dispatch::exec(&binary, vec![OsString::from("--help")]),
                 Err(e) => e,
             };
             ko_core::output::error(error.to_string());

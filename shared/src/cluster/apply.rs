@@ -1,11 +1,11 @@
-//! Server-side apply and delete of objects, in the order that lets one `-f` of a mixed
+//! Server-side apply, create and delete of objects, in the order that lets one `-f` of a mixed
 //! directory work: Namespaces, then CustomResourceDefinitions (waited on until established),
 //! then everything else in input order. Delete goes the other way round.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope, pinned_kind};
 
@@ -17,10 +17,54 @@ use crate::output;
 pub const FIELD_MANAGER: &str = "kubectl-ko";
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What is sent for each object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Verb {
+    /// Server-side apply (`kubectl apply --server-side`).
+    #[default]
+    Apply,
+    /// Create, failing on objects that exist (`kubectl create`).
+    Create,
+}
+
+/// `--dry-run`, as kubectl spells it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DryRun {
+    #[default]
+    None,
+    /// The API server checks each object without storing it.
+    Server,
+    /// Nothing is sent: the objects are only checked here (kinds served, namespaces).
+    Client,
+}
+
+impl DryRun {
+    /// Reads a `--dry-run` value; the error says which values there are.
+    pub fn parse(value: &str) -> Result<DryRun, String> {
+        match value {
+            "none" | "false" | "" => Ok(DryRun::None),
+            "server" => Ok(DryRun::Server),
+            "client" | "true" => Ok(DryRun::Client),
+            other => Err(format!(
+                "{other:?} is not a dry-run mode; use client (check here, send nothing), server (the API server checks without storing) or none"
+            )),
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            DryRun::None => "",
+            DryRun::Server => " (server dry run)",
+            DryRun::Client => " (dry run)",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApplyOptions {
+    pub verb: Verb,
     pub force_conflicts: bool,
-    pub dry_run: bool,
+    pub dry_run: DryRun,
 }
 
 /// The resource behind each kind, looked up once per run.
@@ -109,7 +153,7 @@ async fn apply_one(
     options: ApplyOptions,
 ) -> Result<bool, ClusterError> {
     let Some((resource, caps)) = cache.lookup(cluster, object).await? else {
-        if !options.dry_run {
+        if options.dry_run == DryRun::None {
             return Err(ClusterError::Api {
                 name: format!("{}:{}: {}", object.file, object.line, object.display()),
                 detail: format!(
@@ -119,7 +163,10 @@ async fn apply_one(
                 ),
             });
         }
-        // In a dry run the defining CustomResourceDefinition was not created.
+        if options.dry_run == DryRun::Client {
+            return Ok(true);
+        }
+        // In a server dry run the defining CustomResourceDefinition was not created.
         output::warn(format!(
             "{}: skipped in the dry run, since the cluster does not serve {} until its CustomResourceDefinition is applied",
             object.display(),
@@ -127,24 +174,67 @@ async fn apply_one(
         ));
         return Ok(false);
     };
+    if options.dry_run == DryRun::Client {
+        return Ok(true);
+    }
     let api = api_for(cluster, object, &resource, &caps);
-    let mut params = PatchParams::apply(FIELD_MANAGER);
-    if options.force_conflicts {
-        params = params.force();
-    }
-    if options.dry_run {
-        params = params.dry_run();
-    }
-    match api.patch(&object.name, &params, &Patch::Apply(&object.value)).await {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let mut detail = describe(&e);
-            if matches!(&e, kube::Error::Api(s) if s.code == 409) {
-                detail.push_str("; pass --force-conflicts to take ownership of those fields");
+    let failed = |e: kube::Error| {
+        let mut detail = describe(&e);
+        if options.verb == Verb::Apply && matches!(&e, kube::Error::Api(s) if s.code == 409) {
+            detail.push_str("; pass --force-conflicts to take ownership of those fields");
+        }
+        ClusterError::Api { name: format!("{}:{}: {}", object.file, object.line, object.display()), detail }
+    };
+    match options.verb {
+        Verb::Create => {
+            let value: DynamicObject = serde_json::from_value(object.value.clone()).map_err(|e| ClusterError::Api {
+                name: format!("{}:{}: {}", object.file, object.line, object.display()),
+                detail: format!("not a Kubernetes object: {e}"),
+            })?;
+            let params = PostParams {
+                dry_run: options.dry_run == DryRun::Server,
+                field_manager: Some(FIELD_MANAGER.to_string()),
+            };
+            api.create(&params, &value).await.map_err(failed)?;
+        }
+        Verb::Apply => {
+            if options.dry_run == DryRun::None {
+                take_over_client_side_fields(&api, object).await.map_err(failed)?;
             }
-            Err(ClusterError::Api { name: format!("{}:{}: {}", object.file, object.line, object.display()), detail })
+            let mut params = PatchParams::apply(FIELD_MANAGER);
+            if options.force_conflicts {
+                params = params.force();
+            }
+            if options.dry_run == DryRun::Server {
+                params = params.dry_run();
+            }
+            api.patch(&object.name, &params, &Patch::Apply(&object.value)).await.map_err(failed)?;
         }
     }
+    Ok(true)
+}
+
+/// Moves the fields a client-side `kubectl apply` owns to our field manager (see
+/// `upgrade.rs`), so the apply that follows does not conflict with them. The patch names the
+/// resourceVersion it was computed from: if the object changed meanwhile, it is computed again.
+async fn take_over_client_side_fields(api: &Api<DynamicObject>, object: &Object) -> Result<(), kube::Error> {
+    for _ in 0..3 {
+        let Some(live) = api.get_opt(&object.name).await? else { return Ok(()) };
+        let managed = serde_json::to_value(live.metadata.managed_fields.unwrap_or_default()).unwrap_or_default();
+        let entries = managed.as_array().map(Vec::as_slice).unwrap_or_default();
+        let Some(upgraded) = super::upgrade::upgraded(entries, FIELD_MANAGER) else { return Ok(()) };
+        output::detail(format!("{}: taking over the fields of client-side kubectl apply", object.display()));
+        let patch = serde_json::json!({
+            "metadata": {"managedFields": upgraded, "resourceVersion": live.metadata.resource_version}
+        });
+        match api.patch(&object.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => return Ok(()),
+            // Changed since it was read: read it again.
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 async fn wait_established(cluster: &Cluster, cache: &mut KindCache, crd: &Object) -> Result<(), ClusterError> {
@@ -167,7 +257,7 @@ async fn wait_established(cluster: &Cluster, cache: &mut KindCache, crd: &Object
     }
 }
 
-/// Server-side applies every object, printing one line per object as kubectl does.
+/// Server-side applies (or creates) every object, printing one line per object as kubectl does.
 pub async fn apply(
     cluster: &Cluster,
     cache: &mut KindCache,
@@ -177,14 +267,18 @@ pub async fn apply(
     let namespaces: Vec<&Object> = objects.iter().filter(|o| o.is_namespace()).collect();
     let crds: Vec<&Object> = objects.iter().filter(|o| o.is_crd()).collect();
     let rest: Vec<&Object> = objects.iter().filter(|o| !o.is_namespace() && !o.is_crd()).collect();
-    let suffix = if options.dry_run { " (server dry run)" } else { "" };
+    let suffix = options.dry_run.suffix();
+    let done = match options.verb {
+        Verb::Apply => "serverside-applied",
+        Verb::Create => "created",
+    };
     let mut failures = 0;
     for (phase, group) in [namespaces, crds, rest].into_iter().enumerate() {
         let mut applied = Vec::new();
         for object in group {
             match apply_one(cluster, cache, object, options).await {
                 Ok(true) => {
-                    output::result(format!("{} serverside-applied{suffix}", object.display()));
+                    output::result(format!("{} {done}{suffix}", object.display()));
                     applied.push(object);
                 }
                 Ok(false) => {}
@@ -194,7 +288,7 @@ pub async fn apply(
                 }
             }
         }
-        if phase == 1 && !options.dry_run {
+        if phase == 1 && options.dry_run == DryRun::None {
             for crd in applied {
                 wait_established(cluster, cache, crd).await?;
             }
@@ -202,7 +296,11 @@ pub async fn apply(
     }
     match failures {
         0 => Ok(()),
-        count => Err(ClusterError::Failed { count, total: objects.len(), verb: "applied" }),
+        count => Err(ClusterError::Failed {
+            count,
+            total: objects.len(),
+            verb: if options.verb == Verb::Create { "created" } else { "applied" },
+        }),
     }
 }
 

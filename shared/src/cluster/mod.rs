@@ -1,12 +1,13 @@
-//! The Kubernetes side of `apply` and `delete`: connecting as kubectl would (kubeconfig,
+//! The Kubernetes side of `apply`, `create` and `delete`: connecting as kubectl would (kubeconfig,
 //! context, namespace), mapping each object's apiVersion and kind to its resource, and
 //! server-side apply or delete of each object.
 
 mod apply;
 mod connect;
 mod objects;
+mod upgrade;
 
-pub use apply::{ApplyOptions, KindCache, apply, delete, prepare};
+pub use apply::{ApplyOptions, DryRun, KindCache, Verb, apply, delete, prepare};
 pub use connect::{Cluster, connect};
 pub use objects::{Object, objects};
 

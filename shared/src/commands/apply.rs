@@ -1,12 +1,13 @@
 //! `kubectl ko apply`: check the objects against the cluster, resolve (build and publish every
-//! `ko://` image), then server-side apply the resolved objects.
+//! `ko://` image), then server-side apply the resolved objects. With kubectl flags after `--`,
+//! the resolved YAML goes to `kubectl apply -f -` instead. `create` shares all of this.
 
-use crate::cli::ApplyCommand;
-use crate::cluster::{self, ApplyOptions, Object};
+use crate::cli::{ApplyCommand, BuildArgs, FileArgs, KubeArgs, PublishArgs};
+use crate::cluster::{self, ApplyOptions, DryRun, Object, Verb};
 use crate::error::Error;
 use crate::yaml::ManifestFile;
 
-use super::resolve;
+use super::{kubectl, resolve};
 
 /// The objects of every file, in order, with the lines of the files as the user wrote them.
 pub fn objects_of(manifests: &[ManifestFile], texts: &[String]) -> Result<Vec<Object>, Error> {
@@ -27,27 +28,79 @@ pub fn unresolved_objects(manifests: &[ManifestFile]) -> Result<Vec<Object>, Err
     objects_of(manifests, &texts)
 }
 
-pub async fn run(command: ApplyCommand) -> Result<(), Error> {
-    let dry_run = match command.dry_run.as_str() {
-        "none" | "false" => false,
-        "server" => true,
-        other => {
-            return Err(Error::usage(
-                "--dry-run",
-                format!(
-                    "{other:?} is not supported; use --dry-run=server (the API server checks without persisting) or none"
-                ),
-            ));
+/// What `apply` and `create` are given.
+pub struct Deploy<'a> {
+    pub files: &'a FileArgs,
+    pub kube: &'a KubeArgs,
+    pub publish: &'a PublishArgs,
+    pub build: &'a BuildArgs,
+    /// Flags after `--`, for kubectl.
+    pub kubectl_args: &'a [String],
+    pub dry_run: &'a str,
+    pub options: ApplyOptions,
+}
+
+impl Deploy<'_> {
+    fn verb(&self) -> &'static str {
+        match self.options.verb {
+            Verb::Apply => "apply",
+            Verb::Create => "create",
         }
-    };
-    let manifests = resolve::load(&command.files)?;
+    }
+
+    /// The flags for kubectl: ours that kubectl shares, then the ones after `--`.
+    fn kubectl_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if self.options.dry_run != DryRun::None {
+            flags.push(format!("--dry-run={}", self.dry_run));
+        }
+        if self.options.force_conflicts {
+            flags.push("--force-conflicts".into());
+        }
+        flags.extend(self.kubectl_args.iter().cloned());
+        flags
+    }
+}
+
+/// Resolves, then applies or creates every object (or hands the YAML to kubectl).
+pub async fn deploy(deploy: Deploy<'_>) -> Result<(), Error> {
+    let verb = deploy.verb();
+    let manifests = resolve::load(deploy.files)?;
+    if !deploy.kubectl_args.is_empty() {
+        kubectl::program(&format!("`kubectl ko {verb}` with flags after --"))?;
+        let texts = resolve::resolve(&manifests, deploy.publish, deploy.build).await?;
+        let flags = deploy.kubectl_flags();
+        return kubectl::pipe(verb, deploy.kube, &flags, resolve::join(&texts).as_bytes()).await;
+    }
     let planned = unresolved_objects(&manifests)?;
-    let cluster = cluster::connect(&command.kube).await?;
+    let cluster = cluster::connect(deploy.kube).await?;
     let mut kinds = cluster::prepare(&cluster, &planned).await?;
 
-    let texts = resolve::resolve(&manifests, &command.publish, &command.build).await?;
+    let texts = resolve::resolve(&manifests, deploy.publish, deploy.build).await?;
     let objects = objects_of(&manifests, &texts)?;
-    let options = ApplyOptions { force_conflicts: command.force_conflicts, dry_run };
-    cluster::apply(&cluster, &mut kinds, &objects, options).await?;
+    cluster::apply(&cluster, &mut kinds, &objects, deploy.options).await?;
     Ok(())
+}
+
+/// Reads `--dry-run`.
+pub fn dry_run(value: &str) -> Result<DryRun, Error> {
+    DryRun::parse(value).map_err(|detail| Error::usage("--dry-run", detail))
+}
+
+pub async fn run(command: ApplyCommand) -> Result<(), Error> {
+    let options = ApplyOptions {
+        verb: Verb::Apply,
+        force_conflicts: command.force_conflicts,
+        dry_run: dry_run(&command.dry_run)?,
+    };
+    deploy(Deploy {
+        files: &command.files,
+        kube: &command.kube,
+        publish: &command.publish,
+        build: &command.build,
+        kubectl_args: &command.kubectl_args,
+        dry_run: &command.dry_run,
+        options,
+    })
+    .await
 }

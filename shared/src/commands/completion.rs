@@ -1,5 +1,5 @@
 //! Shell completion for the whole suite, from one clap tree built out of the dispatcher's
-//! table: static scripts for bash, zsh and fish (`kubectl ko completion SHELL`), and the
+//! table: static scripts for bash, zsh, fish and PowerShell (`kubectl ko completion SHELL`), and the
 //! answers kubectl (1.26+) asks `kubectl_complete-ko` for when a user presses TAB after
 //! `kubectl ko`. It knows flags only; it never runs a build or reads a registry.
 
@@ -46,6 +46,7 @@ fn write_script(shell: CompletionShell, command: &mut Command, bin: &str, out: &
         CompletionShell::Bash => bash_script(command, bin, out),
         CompletionShell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, command, bin, out),
         CompletionShell::Fish => clap_complete::generate(clap_complete::Shell::Fish, command, bin, out),
+        CompletionShell::Powershell => clap_complete::generate(clap_complete::Shell::PowerShell, command, bin, out),
     }
 }
 
@@ -327,7 +328,7 @@ mod tests {
 
     #[test]
     fn choices_are_listed_with_or_without_an_equals_sign() {
-        assert_eq!(values_of("completion ").0, ["bash", "zsh", "fish"]);
+        assert_eq!(values_of("completion ").0, ["bash", "zsh", "fish", "powershell"]);
         assert_eq!(values_of("completion f").0, ["fish"]);
         assert_eq!(values_of("build --tag-only=t").0, ["--tag-only=true"]);
     }
@@ -349,7 +350,7 @@ mod tests {
 
     #[test]
     fn scripts_name_the_dispatcher_and_the_siblings() {
-        for shell in [CompletionShell::Bash, CompletionShell::Zsh, CompletionShell::Fish] {
+        for shell in [CompletionShell::Bash, CompletionShell::Zsh, CompletionShell::Fish, CompletionShell::Powershell] {
             let text = String::from_utf8(script(shell)).unwrap();
             assert!(text.contains("kubectl-ko-build"), "{shell:?}");
             assert!(text.contains("platform"), "{shell:?}");

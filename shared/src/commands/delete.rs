@@ -1,17 +1,83 @@
-//! `kubectl ko delete`: delete the objects the input files name; nothing is built.
+//! `kubectl ko delete`: delete the objects the input files name; nothing is built. Every other
+//! form of `kubectl delete` (`delete KIND NAME`, `--all`, flags after `--`) is handed to
+//! kubectl, as ko does.
+
+use std::ffi::{OsStr, OsString};
 
 use crate::cli::DeleteCommand;
 use crate::cluster;
 use crate::error::Error;
 
 use super::apply::unresolved_objects;
-use super::resolve;
+use super::{kubectl, resolve};
+
+fn is_file_flag(arg: &OsStr) -> bool {
+    let arg = arg.to_string_lossy();
+    arg == "--filename" || arg.starts_with("--filename=") || (arg.starts_with("-f") && !arg.starts_with("--"))
+}
+
+fn is_help_flag(arg: &OsStr) -> bool {
+    ["-h", "--help", "-V", "--version"].iter().any(|flag| arg == *flag)
+}
+
+/// The arguments for `kubectl delete` when kubectl should handle this invocation: any form
+/// without `-f`, or one with flags after `--` (which is dropped). `None` when the objects of
+/// the files are deleted here. Our `-v` means nothing to kubectl and is left out.
+pub fn kubectl_form(args: &[OsString]) -> Option<Vec<OsString>> {
+    let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let (before, after) = (&args[..split], args.get(split + 1..).unwrap_or_default());
+    if before.iter().any(|a| is_help_flag(a)) {
+        return None;
+    }
+    if before.iter().any(|a| is_file_flag(a)) && after.is_empty() {
+        return None;
+    }
+    let ours = |a: &&OsString| *a != "-v" && *a != "--verbose";
+    Some(before.iter().filter(ours).chain(after).cloned().collect())
+}
+
+/// Runs `kubectl delete ARGS…`.
+pub async fn hand_over(args: Vec<OsString>) -> Result<(), Error> {
+    kubectl::run(std::iter::once(OsString::from("delete")).chain(args).collect(), None).await
+}
 
 pub async fn run(command: DeleteCommand) -> Result<(), Error> {
+    if !command.kubectl_args.is_empty() {
+        let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+        return hand_over(kubectl_form(&args).unwrap_or(args)).await;
+    }
     let manifests = resolve::load(&command.files)?;
     let objects = unresolved_objects(&manifests)?;
     let cluster = cluster::connect(&command.kube).await?;
     let mut kinds = cluster::prepare(&cluster, &objects).await?;
     cluster::delete(&cluster, &mut kinds, &objects, command.ignore_not_found).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::kubectl_form;
+
+    fn form(line: &str) -> Option<String> {
+        let args: Vec<OsString> = line.split_whitespace().map(OsString::from).collect();
+        kubectl_form(&args).map(|a| a.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" "))
+    }
+
+    #[test]
+    fn files_alone_are_deleted_here() {
+        assert_eq!(form("-f config/ -R --ignore-not-found"), None);
+        assert_eq!(form("--filename=x.yaml"), None);
+        assert_eq!(form("-fx.yaml --"), None);
+        assert_eq!(form("--help"), None);
+    }
+
+    #[test]
+    fn other_forms_go_to_kubectl() {
+        assert_eq!(form("deployment hello -n team").as_deref(), Some("deployment hello -n team"));
+        assert_eq!(form("pods --all -v").as_deref(), Some("pods --all"));
+        assert_eq!(form("-f x.yaml -- --wait=false -o name").as_deref(), Some("-f x.yaml --wait=false -o name"));
+        assert_eq!(form("").as_deref(), Some(""));
+    }
 }

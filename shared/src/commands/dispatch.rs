@@ -35,6 +35,16 @@ pub const COMMANDS: &[Subcommand] = &[
         cli: <cli::ApplyCommand as CommandFactory>::command,
     },
     Subcommand {
+        name: "create",
+        about: "Create the input files with image references resolved to built/pushed image digests",
+        cli: <cli::CreateCommand as CommandFactory>::command,
+    },
+    Subcommand {
+        name: "run",
+        about: "A variant of `kubectl run` that containerizes IMPORTPATH first",
+        cli: <cli::RunCommand as CommandFactory>::command,
+    },
+    Subcommand {
         name: "delete",
         about: "Delete the objects named in the input files",
         cli: <cli::DeleteCommand as CommandFactory>::command,
@@ -71,9 +81,9 @@ pub fn help() -> String {
     for Subcommand { name, about, .. } in COMMANDS {
         text.push_str(&format!("  {name:<10} {about}\n"));
     }
-    text.push_str("  completion Print a shell completion script (bash, zsh or fish)\n");
-    text.push_str("  version    Print the version\n  help       Show this help\n\n");
-    text.push_str("Run `kubectl ko <command> --help` for a command's flags.\n");
+    text.push_str("  completion Print a shell completion script (bash, zsh, fish or powershell)\n");
+    text.push_str("  version    Print the version\n  help       Show this help, or a command's (help COMMAND)\n\n");
+    text.push_str("Run `kubectl ko help <command>` or `kubectl ko <command> --help` for a command's flags.\n");
     text
 }
 

@@ -2,13 +2,17 @@
 
 pub mod apply;
 pub mod build;
+mod compat;
 pub mod completion;
+pub mod create;
 pub mod delete;
 pub mod dispatch;
 mod helper_link;
+pub mod kubectl;
 pub mod login;
 pub mod logout;
 pub mod resolve;
+pub mod run;
 mod setup;
 
 pub use setup::Session;

@@ -32,6 +32,21 @@ pub fn load(files: &FileArgs) -> Result<Vec<ManifestFile>, Error> {
     Ok(manifests)
 }
 
+/// `resolve`, `apply`, `create` and `run` put references into Kubernetes, which must be able to
+/// pull them: unlike `build`, they do not fall back to the local store when `KO_DOCKER_REPO`
+/// is unset, and fail as ko does (unless nothing is pushed, or `--local` names the daemon).
+/// ko fails even when there is nothing to build; here YAML without `ko://` passes through.
+pub fn require_registry(publish: &PublishArgs) -> Result<(), Error> {
+    let repo = std::env::var("KO_DOCKER_REPO").unwrap_or_default();
+    if !repo.trim().is_empty() || publish.local || !publish.push {
+        return Ok(());
+    }
+    Err(Error::usage(
+        "KO_DOCKER_REPO",
+        "it is unset, so the images would have no place a cluster can pull them from; set it to a registry (KO_DOCKER_REPO=ghcr.io/you), to ko.local for the Docker daemon, or to kind.local for a kind cluster",
+    ))
+}
+
 /// Builds and publishes every `ko://` reference in the manifests, and returns each file's text
 /// with the references replaced. Nothing is returned unless every image was published.
 pub async fn resolve(
@@ -50,6 +65,7 @@ pub async fn resolve(
     }
     let mut replacements = HashMap::new();
     if !wanted.is_empty() {
+        require_registry(publish)?;
         let session = Session::new(publish, build).await?;
         let at = |index: usize, error: Error| {
             let (value, file, line) = &wanted[index];

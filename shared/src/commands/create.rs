@@ -1,0 +1,22 @@
+//! `kubectl ko create`: `apply`, but each object is created, and one that exists is an error
+//! (the others are still created), as with `kubectl create`.
+
+use crate::cli::CreateCommand;
+use crate::cluster::{ApplyOptions, Verb};
+use crate::error::Error;
+
+use super::apply::{Deploy, deploy, dry_run};
+
+pub async fn run(command: CreateCommand) -> Result<(), Error> {
+    let options = ApplyOptions { verb: Verb::Create, force_conflicts: false, dry_run: dry_run(&command.dry_run)? };
+    deploy(Deploy {
+        files: &command.files,
+        kube: &command.kube,
+        publish: &command.publish,
+        build: &command.build,
+        kubectl_args: &command.kubectl_args,
+        dry_run: &command.dry_run,
+        options,
+    })
+    .await
+}

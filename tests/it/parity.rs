@@ -1,0 +1,248 @@
+//! Drop-in parity with ko's cluster commands, against the real kube-apiserver and the real
+//! kubectl: `create`, `run`, kubectl flags after `--`, `--dry-run=client`, `delete KIND NAME`,
+//! taking over objects a client-side `kubectl apply` (what `ko apply` runs) manages, and
+//! `KO_DOCKER_REPO` being required where images go to a cluster.
+
+use std::fs;
+use std::path::Path;
+
+use crate::util::*;
+
+fn get(args: &[&str], jsonpath: &str) -> String {
+    let path = format!("jsonpath={jsonpath}");
+    let mut all = vec!["get"];
+    all.extend(args);
+    all.extend(["-o", &path]);
+    let run = kubectl(&all);
+    run.assert_success();
+    run.stdout
+}
+
+/// A ConfigMap naming the hello image, in `namespace`.
+fn configmap_dir(name: &str, namespace: &str, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\ndata:\n  image: ko://example.com/hello\n{extra}"
+    );
+    fs::write(dir.path().join("cm.yaml"), text).unwrap();
+    dir
+}
+
+fn namespace() -> String {
+    let namespace = unique_name("parity");
+    kubectl(&["create", "namespace", &namespace]).assert_success();
+    namespace
+}
+
+/// `kubectl ko VERB -f DIR EXTRA...` against the test cluster.
+fn ko_in_cluster(args: &[&str], dir: &Path) -> Run {
+    let (verb, extra) = args.split_first().unwrap();
+    let mut all = vec![*verb, "-f", dir.to_str().unwrap()];
+    all.extend(extra);
+    ko(&all).cwd(fixture("hello")).env("KUBECONFIG", kubeconfig()).env("KO_DOCKER_REPO", unique_repo("parity")).run()
+}
+
+#[test]
+fn create_creates_once_then_names_what_exists() {
+    let namespace = namespace();
+    let dir = configmap_dir("made", &namespace, "");
+    let run = ko_in_cluster(&["create"], dir.path());
+    run.assert_success();
+    assert_eq!(run.stdout_lines(), ["configmap/made created"], "{run}");
+    let image = get(&["configmap", "made", "-n", &namespace], "{.data.image}");
+    assert!(image.contains("/hello-124ec4359fcc3b362d8aa16b0f28dd36@sha256:"), "{image}");
+    let version = get(&["configmap", "made", "-n", &namespace], "{.metadata.resourceVersion}");
+
+    let again = ko_in_cluster(&["create"], dir.path());
+    again.assert_failure();
+    assert!(again.stderr.contains("configmap/made") && again.stderr.contains("already exists"), "{again}");
+    assert!(again.stderr.lines().last().unwrap_or_default().contains("1 of 1 objects could not be created"), "{again}");
+    assert_eq!(get(&["configmap", "made", "-n", &namespace], "{.metadata.resourceVersion}"), version);
+}
+
+#[test]
+fn flags_after_a_double_dash_go_to_kubectl() {
+    let namespace = namespace();
+    let dir = configmap_dir("piped", &namespace, "");
+    // kubectl's own output format proves kubectl did the work.
+    let run = ko_in_cluster(&["apply", "--", "-o", "name", "--dry-run=server"], dir.path());
+    run.assert_success();
+    assert_eq!(run.stdout_lines(), ["configmap/piped"], "{run}");
+    kubectl(&["get", "configmap", "piped", "-n", &namespace]).assert_failure();
+
+    let run = ko_in_cluster(&["create", "--", "-o", "name"], dir.path());
+    run.assert_success();
+    assert_eq!(run.stdout_lines(), ["configmap/piped"], "{run}");
+    assert!(get(&["configmap", "piped", "-n", &namespace], "{.data.image}").contains("@sha256:"));
+
+    let run =
+        ko_in_cluster(&["apply", "--", "--server-side", "--force-conflicts", "--field-manager=piped-test"], dir.path());
+    run.assert_success();
+    let managers =
+        get(&["configmap", "piped", "-n", &namespace, "--show-managed-fields"], "{.metadata.managedFields[*].manager}");
+    assert!(managers.split_whitespace().any(|m| m == "piped-test"), "{managers}");
+
+    // delete -f with kubectl flags, then delete KIND NAME, both through kubectl.
+    let run = ko(&["delete", "-f", dir.path().to_str().unwrap(), "--", "--wait=false", "-o", "name"])
+        .env("KUBECONFIG", kubeconfig())
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout_lines(), ["configmap/piped"], "{run}");
+    kubectl(&["create", "configmap", "loose", "-n", &namespace]).assert_success();
+    let run = ko(&["delete", "configmap", "loose", "-n", &namespace]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_success();
+    assert!(run.stdout.contains("configmap \"loose\" deleted"), "{run}");
+    kubectl(&["get", "configmap", "loose", "-n", &namespace]).assert_failure();
+    let run = ko(&["delete", "configmap", "loose", "-n", &namespace]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("NotFound") || run.stderr.contains("not found"), "{run}");
+}
+
+#[test]
+fn a_client_dry_run_sends_nothing() {
+    let namespace = namespace();
+    let dir = configmap_dir("dry", &namespace, "");
+    let run = ko_in_cluster(&["apply", "--dry-run=client"], dir.path());
+    run.assert_success();
+    assert_eq!(run.stdout_lines(), ["configmap/dry serverside-applied (dry run)"], "{run}");
+    kubectl(&["get", "configmap", "dry", "-n", &namespace]).assert_failure();
+    let run = ko_in_cluster(&["apply", "--dry-run=sideways"], dir.path());
+    run.assert_failure();
+    assert!(run.stderr.contains("--dry-run") && run.stderr.contains("sideways"), "{run}");
+}
+
+#[test]
+fn objects_applied_client_side_by_ko_are_taken_over_without_conflicts() {
+    let namespace = namespace();
+    // What `ko apply` leaves: a client-side apply by the real kubectl, holding the image.
+    let theirs = tempfile::tempdir().unwrap();
+    fs::write(
+        theirs.path().join("cm.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: moved\n  namespace: {namespace}\ndata:\n  image: registry.example/old@sha256:{}\n  stale: x\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    kubectl(&["apply", "-f", theirs.path().to_str().unwrap()]).assert_success();
+    let managers = || {
+        get(&["configmap", "moved", "-n", &namespace, "--show-managed-fields"], "{.metadata.managedFields[*].manager}")
+    };
+    assert!(managers().contains("kubectl-client-side-apply"), "{}", managers());
+
+    let ours = configmap_dir("moved", &namespace, "");
+    let run = ko_in_cluster(&["apply"], ours.path());
+    run.assert_success();
+    assert_eq!(run.stdout_lines(), ["configmap/moved serverside-applied"], "{run}");
+    assert!(get(&["configmap", "moved", "-n", &namespace], "{.data.image}").contains("/hello-124ec"));
+    assert_eq!(managers().split_whitespace().collect::<Vec<_>>(), ["kubectl-ko"], "{}", managers());
+    // Owning what kubectl owned, the fields the new YAML drops are pruned.
+    assert_eq!(get(&["configmap", "moved", "-n", &namespace], "{.data.stale}"), "");
+}
+
+#[test]
+fn run_starts_a_pod_with_the_image_labels_and_arguments() {
+    let namespace = namespace();
+    let repo = unique_repo("run");
+    // No kubelet runs in the test cluster: the pod is created and stays Pending, so the test
+    // does not attach and keeps the pod to look at it.
+    let run = ko(&[
+        "run",
+        ".",
+        "--",
+        "-n",
+        &namespace,
+        "--attach=false",
+        "--rm=false",
+        "--labels=team=a",
+        "--",
+        "--greeting",
+        "hi",
+    ])
+    .cwd(fixture("hello"))
+    .env("KUBECONFIG", kubeconfig())
+    .env("KO_DOCKER_REPO", &repo)
+    .run();
+    run.assert_success();
+    let pod = "hello-124ec4359fcc3b362d8aa16b0f28dd36";
+    let image = get(&["pod", pod, "-n", &namespace], "{.spec.containers[0].image}");
+    assert!(image.starts_with(&format!("{repo}/{pod}@sha256:")), "{image}");
+    assert_eq!(get(&["pod", pod, "-n", &namespace], "{.metadata.labels.team}"), "a");
+    assert_eq!(get(&["pod", pod, "-n", &namespace], "{.spec.containers[0].args}"), "[\"--greeting\",\"hi\"]");
+    assert_eq!(get(&["pod", pod, "-n", &namespace], "{.spec.restartPolicy}"), "Never");
+    // The image it names is the one that runs, with those arguments.
+    let ran = run_image_with(&image, &["--greeting", "hi"], None);
+    ran.assert_success();
+    assert!(ran.stdout.contains("args=--greeting,hi"), "{ran}");
+}
+
+#[test]
+fn commands_that_deploy_need_ko_docker_repo() {
+    let dir = configmap_dir("norepo", "default", "");
+    let path = dir.path().to_str().unwrap();
+    for args in [vec!["resolve", "-f", path], vec!["apply", "-f", path], vec!["create", "-f", path], vec!["run", "."]] {
+        let run = ko(&args).cwd(fixture("hello")).env("KUBECONFIG", kubeconfig()).run();
+        run.assert_failure();
+        let last = run.stderr.lines().last().unwrap_or_default();
+        assert!(last.starts_with("error: KO_DOCKER_REPO") && last.contains("ko.local"), "{args:?}: {run}");
+        assert!(run.stdout.is_empty(), "{run}");
+    }
+    // YAML without ko:// needs no registry.
+    let plain = tempfile::tempdir().unwrap();
+    fs::write(plain.path().join("a.yaml"), "a: 1\n").unwrap();
+    ko(&["resolve", "-f", plain.path().to_str().unwrap()]).run().assert_success();
+}
+
+#[test]
+fn help_of_a_command_and_powershell_completion() {
+    let run = kubectl_ko(&["help", "create"]).run();
+    run.assert_success();
+    assert!(run.stdout.contains("kubectl ko create") && run.stdout.contains("--filename"), "{run}");
+    let run = kubectl_ko(&["help", "run"]).run();
+    run.assert_success();
+    assert!(run.stdout.contains("KUBECTL_RUN_FLAGS"), "{run}");
+    let run = kubectl_ko(&["help", "nope"]).run();
+    run.assert_failure();
+    let run = kubectl_ko(&["completion", "powershell"]).run();
+    run.assert_success();
+    assert!(run.stdout.contains("Register-ArgumentCompleter") && run.stdout.contains("kubectl-ko-run"), "{run}");
+}
+
+#[test]
+fn a_script_written_for_ko_runs_unchanged() {
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("test");
+    let copied = std::process::Command::new("cp").arg("-r").arg(fixture("hello")).arg(&app).status().unwrap();
+    assert!(copied.success());
+    // kodata's symlink points outside kodata/, inside the worktree (ko's rule needs a worktree).
+    assert!(std::process::Command::new("git").args(["init", "-q"]).current_dir(&app).status().unwrap().success());
+    fs::create_dir(app.join("config")).unwrap();
+    fs::write(
+        app.join("config/pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kodata\nspec:\n  containers:\n  - name: app\n    image: ko://example.com/hello\n",
+    )
+    .unwrap();
+    // Everything the script does in the cluster happens in a namespace of its own.
+    let namespace = namespace();
+    let config = work.path().join("kubeconfig");
+    fs::copy(kubeconfig(), &config).unwrap();
+    let config_arg = format!("--kubeconfig={}", config.display());
+    kubectl(&["config", "set-context", "--current", &format!("--namespace={namespace}"), &config_arg]).assert_success();
+    // kubectl finds `kubectl ko` on PATH, as after a krew install.
+    let links = work.path().join("bin");
+    fs::create_dir(&links).unwrap();
+    for name in ["kubectl-ko", "kubectl-ko-build", "kubectl-ko-apply", "kubectl-ko-run"] {
+        std::os::unix::fs::symlink(bin(name), links.join(name)).unwrap();
+    }
+    let path = format!("{}:{}", links.display(), std::env::var("PATH").unwrap_or_default());
+    let run = KoCmd::program("bash")
+        .arg(workspace().join("tests/ko-scripts/upstream-e2e.sh"))
+        .cwd(&app)
+        .env("PATH", path)
+        .env("KUBECONFIG", &config)
+        .env("KO_DOCKER_REPO", unique_repo("upstream"))
+        .env("DOCKER_HOST", docker_host())
+        .run();
+    run.assert_success();
+    assert!(run.stdout.ends_with("upstream e2e: ok\n"), "{run}");
+}

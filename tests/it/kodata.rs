@@ -89,7 +89,8 @@ fn a_kodata_that_is_a_file_is_a_warning() {
     let repo = unique_repo("kodata-file");
     let run = build(&module, dir.path(), &repo);
     run.assert_success();
-    let warning = run.stderr.lines().find(|l| l.starts_with("warning: ")).unwrap_or_else(|| panic!("no warning: {run}"));
+    let warning =
+        run.stderr.lines().find(|l| l.starts_with("warning: ")).unwrap_or_else(|| panic!("no warning: {run}"));
     assert!(warning.contains("kodata") && warning.contains("not a directory"), "{run}");
     assert!(run.stdout.trim().starts_with(&repo), "{run}");
     assert_eq!(temp_entries(&dir.path().join("cache")), Vec::<String>::new(), "{run}");

@@ -8,6 +8,7 @@ mod build_errors;
 mod debug;
 mod dispatch;
 mod image_options;
+mod interrupts;
 mod kodata;
 mod krew;
 mod layers;

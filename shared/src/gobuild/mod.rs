@@ -69,9 +69,11 @@ impl GoTool {
         &self.go
     }
 
+    /// `go` in `dir`; run it with [`crate::interrupt::output`], which stops it (with the
+    /// compilers under it) when the run is stopped or the future dropped.
     fn command(&self, dir: &Path) -> Command {
         let mut cmd = Command::new(&self.go);
-        cmd.current_dir(dir).kill_on_drop(true);
+        cmd.current_dir(dir);
         cmd
     }
 
@@ -82,7 +84,9 @@ impl GoTool {
     async fn go_env(&self, dir: &Path) -> Result<BTreeMap<String, String>, GoBuildError> {
         self.go_env
             .get_or_try_init(|| async {
-                let out = self.command(dir).args(["env", "-json"]).output().await.map_err(|e| self.spawn_error(e))?;
+                let out = crate::interrupt::output(self.command(dir).args(["env", "-json"]))
+                    .await
+                    .map_err(|e| self.spawn_error(e))?;
                 Ok(serde_json::from_slice(&out.stdout).unwrap_or_default())
             })
             .await

@@ -247,12 +247,15 @@ impl GoTool {
             });
         }
         let _span = crate::timing::span(|| format!("go list {pattern}"));
-        let output = self
-            .command(dir)
-            .args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--", pattern])
-            .output()
-            .await
-            .map_err(|e| self.spawn_error(e))?;
+        let output = crate::interrupt::output(self.command(dir).args([
+            "list",
+            "-e",
+            "-json=ImportPath,Name,Dir,Error",
+            "--",
+            pattern,
+        ]))
+        .await
+        .map_err(|e| self.spawn_error(e))?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !output.status.success() {
             return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: first_line(&stderr) });
@@ -296,12 +299,10 @@ impl GoTool {
     /// are left for [`GoTool::list`] to report.
     async fn list_many(&self, dir: &Path, patterns: &[String]) -> Vec<(String, Listed)> {
         let _span = crate::timing::span(|| format!("go list of {} packages", patterns.len()));
-        let output = self
-            .command(dir)
-            .args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--"])
-            .args(patterns)
-            .output()
-            .await;
+        let output = crate::interrupt::output(
+            self.command(dir).args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--"]).args(patterns),
+        )
+        .await;
         let Ok(output) = output else { return vec![] };
         if !output.status.success() {
             return vec![];

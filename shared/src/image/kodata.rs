@@ -92,10 +92,8 @@ struct Level {
 
 impl Level {
     fn open(dir: &Path, prefix: String, id: (u64, u64)) -> Result<Level, KodataError> {
-        let mut entries: Vec<DirEntry> = std::fs::read_dir(dir)
-            .map_err(io_error(dir))?
-            .collect::<Result<_, _>>()
-            .map_err(io_error(dir))?;
+        let mut entries: Vec<DirEntry> =
+            std::fs::read_dir(dir).map_err(io_error(dir))?.collect::<Result<_, _>>().map_err(io_error(dir))?;
         entries.sort_by_key(|e| e.file_name());
         Ok(Level { entries: entries.into_iter(), prefix, id })
     }

@@ -288,3 +288,21 @@ fn what_a_killed_run_left_is_removed_by_the_next_run_but_a_live_run_is_left_alon
     assert!(run.stdout.trim().starts_with(&live_repo), "{run}");
     assert_eq!(entries(&tmp), Vec::<String>::new());
 }
+
+#[test]
+fn a_closed_stdout_ends_the_run_quietly_with_nothing_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = ko(&["build", "."])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", unique_repo("closed-stdout"))
+        .env("KOCACHE", dir.path().join("cache"));
+    let mut child = cmd.command().stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Nobody reads stdout: the reference the build prints meets a closed pipe.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("error:"), "{stderr}");
+    assert!(stderr.contains("Published "), "the build got to the end: {stderr}");
+    assert_eq!(entries(&dir.path().join("cache/tmp")), Vec::<String>::new());
+}

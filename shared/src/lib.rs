@@ -72,10 +72,11 @@ where
         let _context = runtime.enter();
         drop(work);
     }
-    interrupt::stop_children(interrupt::CHILD_GRACE);
+    // Spawned tasks (background blob checks and uploads) are dropped with the runtime.
     // Blocking tasks (layer compression) cannot be cancelled; they are not waited for long,
-    // and whatever they write goes into this run's temp directory, removed next.
+    // and whatever they write goes into this run's temp directory, removed below.
     runtime.shutdown_timeout(std::time::Duration::from_millis(300));
+    interrupt::stop_children(interrupt::CHILD_GRACE);
     cache::remove_run_dirs();
     if !interrupt::claim_exit() {
         // The watchdog is ending the process.

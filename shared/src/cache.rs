@@ -204,7 +204,10 @@ impl RunDir {
     fn create(tmp: &Path) -> io::Result<RunDir> {
         let staging = tempfile::Builder::new().prefix(".new-").tempdir_in(tmp)?;
         let lock = File::open(staging.path())?;
-        lock.try_lock().map_err(io::Error::from)?;
+        // A fresh directory: only a filesystem without flock refuses. The run goes on; its
+        // directory is then never taken for a dead run's (a sweep removes only what it
+        // could lock), it is just not swept after a kill either.
+        let _ = lock.try_lock();
         let suffix =
             staging.path().file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches(".new-");
         let path = tmp.join(format!("run-{}-{suffix}", std::process::id()));

@@ -306,3 +306,39 @@ fn a_closed_stdout_ends_the_run_quietly_with_nothing_left() {
     assert!(stderr.contains("Published "), "the build got to the end: {stderr}");
     assert_eq!(entries(&dir.path().join("cache/tmp")), Vec::<String>::new());
 }
+
+#[test]
+fn sigterm_stops_a_run_waiting_on_a_registry_that_never_answers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A "registry" that accepts connections and never says a word: the build waits on it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = ko(&["build", "."])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", format!("127.0.0.1:{port}/silent"))
+        .env("KOCACHE", dir.path().join("cache"));
+    let mut build = start(&cmd);
+    let deadline = Instant::now() + SETUP_BOUND;
+    while accepted.load(Ordering::SeqCst) == 0 {
+        if build.exited() || Instant::now() >= deadline {
+            build.fail("connecting to the registry");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    send("TERM", &build.pid().to_string());
+    let run = build.wait(EXIT_BOUND);
+    assert_eq!(run.code(), Some(143), "{run}");
+    assert!(run.stderr.lines().last().unwrap_or_default().contains("SIGTERM"), "{run}");
+    assert_eq!(entries(&dir.path().join("cache/tmp")), Vec::<String>::new());
+}

@@ -118,7 +118,7 @@ impl GoTool {
         if !plan.env.iter().any(|(k, _)| k == "GOTMPDIR") {
             cmd.env("GOTMPDIR", cache.run_temp_dir()?);
         }
-        let output = crate::interrupt::output(&mut cmd).await.map_err(|e| self.spawn_error(e))?;
+        let output = self.output(&mut cmd).await?;
         if !output.status.success() {
             let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
             return Ok(Err((output.status.to_string(), text)));

@@ -71,7 +71,7 @@ impl GoTool {
             if args[0] == "build" {
                 cmd.envs(go_env.iter().map(|(k, v)| (k, v)));
             }
-            let output = crate::interrupt::output(cmd.args(&args)).await.map_err(|e| self.spawn_error(e))?;
+            let output = self.output(cmd.args(&args)).await?;
             if !output.status.success() {
                 let text = String::from_utf8_lossy(&output.stderr);
                 let detail = text.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no output").to_string();

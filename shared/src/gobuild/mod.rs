@@ -69,12 +69,17 @@ impl GoTool {
         &self.go
     }
 
-    /// `go` in `dir`; run it with [`crate::interrupt::output`], which stops it (with the
-    /// compilers under it) when the run is stopped or the future dropped.
+    /// `go` in `dir`, to run with [`GoTool::output`].
     fn command(&self, dir: &Path) -> Command {
         let mut cmd = Command::new(&self.go);
         cmd.current_dir(dir);
         cmd
+    }
+
+    /// Runs a `go` command to completion in a process group of its own, which is stopped
+    /// (with the compilers under it) when the run is stopped or the future dropped.
+    async fn output(&self, cmd: &mut Command) -> Result<std::process::Output, GoBuildError> {
+        crate::interrupt::output(cmd).await.map_err(|e| self.spawn_error(e))
     }
 
     fn spawn_error(&self, e: std::io::Error) -> GoBuildError {
@@ -84,9 +89,7 @@ impl GoTool {
     async fn go_env(&self, dir: &Path) -> Result<BTreeMap<String, String>, GoBuildError> {
         self.go_env
             .get_or_try_init(|| async {
-                let out = crate::interrupt::output(self.command(dir).args(["env", "-json"]))
-                    .await
-                    .map_err(|e| self.spawn_error(e))?;
+                let out = self.output(self.command(dir).args(["env", "-json"])).await?;
                 Ok(serde_json::from_slice(&out.stdout).unwrap_or_default())
             })
             .await

@@ -247,15 +247,9 @@ impl GoTool {
             });
         }
         let _span = crate::timing::span(|| format!("go list {pattern}"));
-        let output = crate::interrupt::output(self.command(dir).args([
-            "list",
-            "-e",
-            "-json=ImportPath,Name,Dir,Error",
-            "--",
-            pattern,
-        ]))
-        .await
-        .map_err(|e| self.spawn_error(e))?;
+        let output = self
+            .output(self.command(dir).args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--", pattern]))
+            .await?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !output.status.success() {
             return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: first_line(&stderr) });
@@ -299,10 +293,9 @@ impl GoTool {
     /// are left for [`GoTool::list`] to report.
     async fn list_many(&self, dir: &Path, patterns: &[String]) -> Vec<(String, Listed)> {
         let _span = crate::timing::span(|| format!("go list of {} packages", patterns.len()));
-        let output = crate::interrupt::output(
-            self.command(dir).args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--"]).args(patterns),
-        )
-        .await;
+        let output = self
+            .output(self.command(dir).args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--"]).args(patterns))
+            .await;
         let Ok(output) = output else { return vec![] };
         if !output.status.success() {
             return vec![];

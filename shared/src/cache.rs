@@ -1,9 +1,19 @@
 //! The on-disk cache: content-addressed blobs, Go build outputs at stable paths, layer records
 //! keyed by the binary's content, and the local image store. Writes go to a temporary file
 //! and are renamed into place, so processes sharing the cache never see half-written entries.
+//!
+//! Temporary files live in a directory of each run's own, `tmp/run-<pid>-<random>/`, which
+//! the run holds an advisory lock on (flock) as long as it lives. The run removes it on the
+//! way out, also when stopped by a signal (see [`remove_run_dirs`]); one left by a killed
+//! run (SIGKILL, a crash) has no lock any more, and the next run to open the cache removes
+//! it. A concurrent run's directory is locked, so it is left alone.
 
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -33,10 +43,16 @@ impl Cache {
         Cache::at(root)
     }
 
+    /// Opens the cache at `root`, making its directories, and removes what killed runs left
+    /// in its `tmp/`.
     pub fn at(root: PathBuf) -> Result<Cache, CacheError> {
         let cache = Cache { root };
         for sub in ["blobs/sha256", "bin", "layers", "tmp"] {
             cache.ensure_dir(&cache.root.join(sub))?;
+        }
+        let tmp = cache.root.join("tmp");
+        if run_dirs().swept.insert(tmp.clone()) {
+            sweep(&tmp);
         }
         Ok(cache)
     }
@@ -64,16 +80,39 @@ impl Cache {
         Ok(dir)
     }
 
+    /// This run's own temporary directory (`tmp/run-…`), made and locked on first use. For
+    /// other programs' temporary files too (`GOTMPDIR`), so that they go with the run's.
+    pub fn run_temp_dir(&self) -> Result<PathBuf, CacheError> {
+        let tmp = self.root.join("tmp");
+        let mut dirs = run_dirs();
+        if dirs.closed {
+            let source = io::Error::new(io::ErrorKind::Interrupted, "the run is ending");
+            return Err(CacheError { path: tmp, source });
+        }
+        if let Some(dir) = dirs.live.get(&tmp) {
+            return Ok(dir.path.clone());
+        }
+        let dir = RunDir::create(&tmp).map_err(|source| CacheError { path: tmp.clone(), source })?;
+        let path = dir.path.clone();
+        dirs.live.insert(tmp, dir);
+        Ok(path)
+    }
+
     /// A fresh temporary file inside the cache, on the same filesystem as its final place.
     pub fn temp_file(&self) -> Result<tempfile::NamedTempFile, CacheError> {
-        let dir = self.root.join("tmp");
+        let dir = self.run_temp_dir()?;
         tempfile::NamedTempFile::new_in(&dir).map_err(|source| CacheError { path: dir, source })
     }
 
     /// A fresh temporary directory inside the cache, on the same filesystem as `bin/`.
     pub fn temp_dir(&self) -> Result<tempfile::TempDir, CacheError> {
-        let dir = self.root.join("tmp");
-        tempfile::TempDir::new_in(&dir).map_err(|source| CacheError { path: dir, source })
+        self.temp_dir_named(".tmp")
+    }
+
+    /// [`Cache::temp_dir`] with a name that says what it is for (`delve-`, `docker-save-`).
+    pub fn temp_dir_named(&self, prefix: &str) -> Result<tempfile::TempDir, CacheError> {
+        let dir = self.run_temp_dir()?;
+        tempfile::Builder::new().prefix(prefix).tempdir_in(&dir).map_err(|source| CacheError { path: dir, source })
     }
 
     /// Moves a finished temporary file to the blob's place (a no-op if another process won).
@@ -91,8 +130,20 @@ impl Cache {
         Ok(digest)
     }
 
+    /// Writes through a temporary file in this run's directory and renames it over `path`
+    /// (which is inside the cache, so on the same filesystem).
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
-        write_atomic(path, bytes).map_err(|source| CacheError { path: path.to_path_buf(), source })
+        use std::io::Write;
+        let err = |source| CacheError { path: path.to_path_buf(), source };
+        let mut temp = self.temp_file()?;
+        temp.write_all(bytes).map_err(err)?;
+        temp.as_file().sync_all().map_err(err)?;
+        match temp.persist(path) {
+            Ok(_) => Ok(()),
+            // A part of the cache on another filesystem (a symlinked directory).
+            Err(e) if e.error.kind() == io::ErrorKind::CrossesDevices => write_atomic(path, bytes).map_err(err),
+            Err(e) => Err(err(e.error)),
+        }
     }
 
     /// A small JSON record under `layers/`; a missing or unreadable record is a cache miss.
@@ -132,5 +183,134 @@ pub fn user_cache_dir() -> PathBuf {
     match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
         Some(home) => PathBuf::from(home).join(".cache"),
         None => std::env::temp_dir(),
+    }
+}
+
+/// How old an entry of `tmp/` that is not a run's directory must be before a run removes it:
+/// such entries come from versions that put temporary files straight into `tmp/`, or from a
+/// run killed while making its directory, and a live one is never this old.
+const LOOSE_ENTRY_AGE: Duration = Duration::from_secs(3600);
+
+/// A run's own temporary directory, locked while the run lives.
+struct RunDir {
+    path: PathBuf,
+    /// Holds the lock; closing it (at exit, or when the process dies) releases it.
+    _lock: File,
+}
+
+impl RunDir {
+    /// Makes `tmp/run-<pid>-<random>/`, locked before it gets its name, so that no other run
+    /// ever sees it unlocked.
+    fn create(tmp: &Path) -> io::Result<RunDir> {
+        let staging = tempfile::Builder::new().prefix(".new-").tempdir_in(tmp)?;
+        let lock = File::open(staging.path())?;
+        // A fresh directory: only a filesystem without flock refuses. The run goes on; its
+        // directory is then never taken for a dead run's (a sweep removes only what it
+        // could lock), it is just not swept after a kill either.
+        let _ = lock.try_lock();
+        let suffix =
+            staging.path().file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches(".new-");
+        let path = tmp.join(format!("run-{}-{suffix}", std::process::id()));
+        std::fs::rename(staging.path(), &path)?;
+        // Renamed away: nothing for the TempDir to remove.
+        let _ = staging.keep();
+        Ok(RunDir { path, _lock: lock })
+    }
+}
+
+#[derive(Default)]
+struct RunDirs {
+    /// This process's run directories, by the `tmp/` they are in.
+    live: HashMap<PathBuf, RunDir>,
+    /// The `tmp/` directories already swept by this process.
+    swept: HashSet<PathBuf>,
+    /// Set on the way out: no new run directory after the last one is removed.
+    closed: bool,
+}
+
+fn run_dirs() -> MutexGuard<'static, RunDirs> {
+    static RUN_DIRS: LazyLock<Mutex<RunDirs>> = LazyLock::new(Default::default);
+    RUN_DIRS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Removes this process's run directories with everything in them. Called on the way out of
+/// a run (also after a signal, when destructors may not run); later attempts to make a
+/// temporary file fail.
+pub fn remove_run_dirs() {
+    let dirs: Vec<RunDir> = {
+        let mut dirs = run_dirs();
+        dirs.closed = true;
+        dirs.live.drain().map(|(_, dir)| dir).collect()
+    };
+    for dir in dirs {
+        // A blocking task may still be creating a file in it: try again.
+        for _ in 0..3 {
+            if matches!(std::fs::remove_dir_all(&dir.path), Err(e) if e.kind() != io::ErrorKind::NotFound) {
+                continue;
+            }
+            break;
+        }
+    }
+}
+
+/// Removes from `tmp/` what no live run holds: run directories whose lock is free, and loose
+/// entries older than [`LOOSE_ENTRY_AGE`]. Best effort: what cannot be removed stays.
+fn sweep(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if entry.file_name().to_string_lossy().starts_with("run-") && is_dir {
+            let Ok(lock) = File::open(&path) else { continue };
+            // Locked: a live run's. Free: its run died; remove it while holding the lock, so
+            // that another sweeping run skips it.
+            if lock.try_lock().is_ok() {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| SystemTime::now().duration_since(modified).is_ok_and(|age| age > LOOSE_ENTRY_AGE));
+        if old {
+            let _ = if is_dir { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_runs_directory_is_swept_and_a_live_ones_is_not() {
+        let root = tempfile::tempdir().unwrap();
+        let tmp = root.path().join("tmp");
+        fs_err::create_dir_all(tmp.join("run-1-dead")).unwrap();
+        std::fs::write(tmp.join("run-1-dead/partial-layer"), vec![0u8; 4096]).unwrap();
+        fs_err::create_dir_all(tmp.join("run-2-live")).unwrap();
+        std::fs::write(tmp.join("run-2-live/in-use"), "x").unwrap();
+        let live = File::open(tmp.join("run-2-live")).unwrap();
+        live.try_lock().unwrap();
+        // A loose entry from an older version: removed only once it is old.
+        std::fs::write(tmp.join(".tmpOLD"), "x").unwrap();
+        let old = SystemTime::now() - 2 * LOOSE_ENTRY_AGE;
+        File::options().write(true).open(tmp.join(".tmpOLD")).unwrap().set_modified(old).unwrap();
+        std::fs::write(tmp.join(".tmpNEW"), "x").unwrap();
+
+        let cache = Cache::at(root.path().to_path_buf()).unwrap();
+        let mut left: Vec<String> =
+            std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, [".tmpNEW", "run-2-live"]);
+        assert!(tmp.join("run-2-live/in-use").exists());
+
+        // This run's own directory is locked too, and holds its temporary files.
+        let temp = cache.temp_file().unwrap();
+        let own = temp.path().parent().unwrap().to_path_buf();
+        assert!(own.file_name().unwrap().to_string_lossy().starts_with("run-"), "{}", own.display());
+        assert!(File::open(&own).unwrap().try_lock().is_err(), "the run's directory is locked");
+        drop(live);
     }
 }

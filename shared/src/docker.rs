@@ -71,7 +71,8 @@ impl Docker {
     async fn run(&self, args: &[&str]) -> Result<String, DockerError> {
         let mut cmd = self.command(args);
         let command = args.join(" ");
-        let output = tokio::task::spawn_blocking(move || cmd.output()).await.expect("docker task");
+        let output =
+            tokio::task::spawn_blocking(move || crate::interrupt::output_std(&mut cmd)).await.expect("docker task");
         let output = output.map_err(|e| self.no_cli(e))?;
         if !output.status.success() {
             return Err(self.failure(command, &output.status, &output.stderr));
@@ -152,7 +153,7 @@ impl Docker {
         let mut cmd = self.command(args);
         cmd.stdin(Stdio::piped());
         let command = args.join(" ");
-        let mut child = cmd.spawn().map_err(|e| self.no_cli(e))?;
+        let (mut child, group) = crate::interrupt::spawn_std(&mut cmd).map_err(|e| self.no_cli(e))?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -170,6 +171,7 @@ impl Docker {
             let fed = feed(&mut stdin);
             drop(stdin);
             let status = child.wait();
+            group.finished();
             (fed, out.join().unwrap_or_default(), err.join().unwrap_or_default(), status)
         })
         .await

@@ -4,6 +4,7 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -65,24 +66,29 @@ pub fn error(text: impl AsRef<str>) {
     let _ = writeln!(io::stderr().lock(), "error: {}", text.as_ref());
 }
 
-/// Writes a result line to stdout. A closed pipe (`| head`) is not an error: it ends quietly.
+/// Writes a result line to stdout. A closed pipe (`| head`) is not an error: the run stops
+/// quietly with exit code 0 (see [`crate::interrupt`]), and nothing more is written.
 pub fn result(text: impl AsRef<str>) {
-    let mut out = io::stdout().lock();
-    let written = writeln!(out, "{}", text.as_ref()).and_then(|()| out.flush());
-    if let Err(e) = written
-        && e.kind() == io::ErrorKind::BrokenPipe
-    {
-        std::process::exit(0);
-    }
+    let text = text.as_ref();
+    write_result(|out| writeln!(out, "{text}"));
 }
 
 /// Writes raw bytes to stdout (resolved YAML), with the same closed-pipe rule.
 pub fn result_bytes(bytes: &[u8]) {
+    write_result(|out| out.write_all(bytes));
+}
+
+fn write_result(write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()>) {
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut out = io::stdout().lock();
-    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush())
+    if let Err(e) = write(&mut out).and_then(|()| out.flush())
         && e.kind() == io::ErrorKind::BrokenPipe
     {
-        std::process::exit(0);
+        CLOSED.store(true, Ordering::Relaxed);
+        crate::interrupt::request_stop(crate::interrupt::Stop::StdoutClosed);
     }
 }
 

@@ -9,6 +9,8 @@ mod build_errors;
 mod debug;
 mod dispatch;
 mod image_options;
+mod interrupts;
+mod kodata;
 mod krew;
 mod layers;
 mod layout_base;

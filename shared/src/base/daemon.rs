@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{BaseError, BaseImage};
-use crate::cache::{Cache, CacheError};
+use crate::cache::Cache;
 use crate::digest::{Digest, HashingWriter};
 use crate::docker::Docker;
 use crate::image::layer::{BlockGzip, LayerFormat, LayerRecord};
@@ -45,10 +45,7 @@ fn io_err(reference: &str, path: &Path) -> impl FnOnce(std::io::Error) -> BaseEr
 /// Loads `reference` from the daemon.
 pub async fn load(docker: &Docker, cache: &Cache, reference: &str) -> Result<BaseImage, BaseError> {
     let name = with_tag(reference);
-    let dir = tempfile::Builder::new()
-        .prefix("docker-save-")
-        .tempdir_in(cache.root().join("tmp"))
-        .map_err(|source| CacheError { path: cache.root().join("tmp"), source })?;
+    let dir = cache.temp_dir_named("docker-save-")?;
     let archive = dir.path().join("image.tar");
     docker.save(&name, &archive).await.map_err(|source| BaseError::Daemon { reference: name.clone(), source })?;
     let cache = cache.clone();

@@ -113,7 +113,12 @@ impl GoTool {
         out_dir.push("/");
         cmd.args(&plan.args).arg("-o").arg(out_dir);
         cmd.args(items.iter().map(|(p, _)| p.import_path.as_str()));
-        let output = cmd.output().await.map_err(|e| self.spawn_error(e))?;
+        // Go's own work directory goes with this run's temporary files (removed when the run
+        // is stopped, or by the next run after a kill), unless the user chose a place.
+        if !plan.env.iter().any(|(k, _)| k == "GOTMPDIR") {
+            cmd.env("GOTMPDIR", cache.run_temp_dir()?);
+        }
+        let output = self.output(&mut cmd).await?;
         if !output.status.success() {
             let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
             return Ok(Err((output.status.to_string(), text)));

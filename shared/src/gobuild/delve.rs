@@ -45,11 +45,7 @@ impl GoTool {
         if binary.is_file() {
             return Ok(binary);
         }
-        let tmp_root = cache.root().join("tmp");
-        let work = tempfile::Builder::new()
-            .prefix("delve-")
-            .tempdir_in(&tmp_root)
-            .map_err(|source| CacheError { path: tmp_root.clone(), source })?;
+        let work = cache.temp_dir_named("delve-")?;
         output::step(format!("Building Delve {VERSION} for {platform}"));
         let go_env = platform.go_env().map_err(|e| failed(platform, e.to_string()))?;
         let out = work.path().join("dlv");
@@ -71,10 +67,11 @@ impl GoTool {
             // Nor do their GOAMD64, GOARM or GOEXPERIMENT: the cache key is the platform alone.
             cmd.env_remove("GOFLAGS").env("GOWORK", "off").env("CGO_ENABLED", "0");
             cmd.env_remove("GOAMD64").env_remove("GOARM").env_remove("GOEXPERIMENT");
+            cmd.env("GOTMPDIR", work.path());
             if args[0] == "build" {
                 cmd.envs(go_env.iter().map(|(k, v)| (k, v)));
             }
-            let output = cmd.args(&args).output().await.map_err(|e| self.spawn_error(e))?;
+            let output = self.output(cmd.args(&args)).await?;
             if !output.status.success() {
                 let text = String::from_utf8_lossy(&output.stderr);
                 let detail = text.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no output").to_string();

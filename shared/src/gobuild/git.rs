@@ -7,7 +7,9 @@ use std::process::Command;
 use crate::template::Value;
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git").arg("-c").arg("log.showSignature=false").args(args).current_dir(dir).output().ok()?;
+    let mut cmd = Command::new("git");
+    cmd.arg("-c").arg("log.showSignature=false").args(args).current_dir(dir);
+    let out = crate::interrupt::output_std(&mut cmd).ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 

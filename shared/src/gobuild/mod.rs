@@ -69,10 +69,17 @@ impl GoTool {
         &self.go
     }
 
+    /// `go` in `dir`, to run with [`GoTool::output`].
     fn command(&self, dir: &Path) -> Command {
         let mut cmd = Command::new(&self.go);
-        cmd.current_dir(dir).kill_on_drop(true);
+        cmd.current_dir(dir);
         cmd
+    }
+
+    /// Runs a `go` command to completion in a process group of its own, which is stopped
+    /// (with the compilers under it) when the run is stopped or the future dropped.
+    async fn output(&self, cmd: &mut Command) -> Result<std::process::Output, GoBuildError> {
+        crate::interrupt::output(cmd).await.map_err(|e| self.spawn_error(e))
     }
 
     fn spawn_error(&self, e: std::io::Error) -> GoBuildError {
@@ -82,7 +89,7 @@ impl GoTool {
     async fn go_env(&self, dir: &Path) -> Result<BTreeMap<String, String>, GoBuildError> {
         self.go_env
             .get_or_try_init(|| async {
-                let out = self.command(dir).args(["env", "-json"]).output().await.map_err(|e| self.spawn_error(e))?;
+                let out = self.output(self.command(dir).args(["env", "-json"])).await?;
                 Ok(serde_json::from_slice(&out.stdout).unwrap_or_default())
             })
             .await

@@ -248,11 +248,8 @@ impl GoTool {
         }
         let _span = crate::timing::span(|| format!("go list {pattern}"));
         let output = self
-            .command(dir)
-            .args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--", pattern])
-            .output()
-            .await
-            .map_err(|e| self.spawn_error(e))?;
+            .output(self.command(dir).args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--", pattern]))
+            .await?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !output.status.success() {
             return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: first_line(&stderr) });
@@ -297,10 +294,7 @@ impl GoTool {
     async fn list_many(&self, dir: &Path, patterns: &[String]) -> Vec<(String, Listed)> {
         let _span = crate::timing::span(|| format!("go list of {} packages", patterns.len()));
         let output = self
-            .command(dir)
-            .args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--"])
-            .args(patterns)
-            .output()
+            .output(self.command(dir).args(["list", "-e", "-json=ImportPath,Name,Dir,Error", "--"]).args(patterns))
             .await;
         let Ok(output) = output else { return vec![] };
         if !output.status.success() {

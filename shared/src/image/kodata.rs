@@ -1,7 +1,12 @@
 //! The kodata layer: the package's `kodata/` directory under `/var/run/ko`, symlinks followed
 //! but only to places inside the allowed root (the module's git worktree, or
 //! `KO_DATA_PATH_ALLOWED_ROOT`), every entry with mode 0555, owner root and a fixed time.
+//! Only regular files and directories go in: a FIFO, socket or device is an error, and so is a
+//! directory that leads back to one above it (a symlink cycle such as `kodata/self -> .`).
+//! The walk is iterative, in name order, so the layer is the same for the same tree.
 
+use std::fs::DirEntry;
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
 use super::layer::{EntryMeta, LayerError, LayerRecord, LayerWriter};
@@ -15,6 +20,16 @@ pub enum KodataError {
         "kodata symlink {link} resolves to {target}, which is outside the allowed root {root}; copy the file into kodata/ or set KO_DATA_PATH_ALLOWED_ROOT to a directory that holds both"
     )]
     Escapes { link: PathBuf, target: PathBuf, root: PathBuf },
+    #[error(
+        "kodata {link} leads back to {target}, a directory that contains it (a cycle); remove the link or point it elsewhere"
+    )]
+    Cycle { link: PathBuf, target: PathBuf },
+    #[error("kodata symlink {link} is part of a loop of symlinks; remove it or point it at a real file")]
+    SymlinkLoop { link: PathBuf },
+    #[error(
+        "kodata {path} is {kind}: only regular files and directories (or symlinks to them) can go into the image; remove it from kodata"
+    )]
+    Special { path: PathBuf, kind: &'static str },
     #[error("reading kodata {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
@@ -32,7 +47,13 @@ fn allowed_root(kodata: &Path) -> PathBuf {
     kodata.ancestors().find(|dir| dir.join(".git").exists()).unwrap_or(kodata).to_path_buf()
 }
 
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KodataError + use<> {
+    let path = path.to_path_buf();
+    move |source| KodataError::Io { path, source }
+}
+
 /// Builds the kodata layer for a package directory (an empty `/var/run/ko` when there is none).
+/// A `kodata` that is not a directory adds nothing, with a warning (ko ignores it silently).
 pub fn build_layer(cache: &Cache, package_dir: &Path, mtime: u64) -> Result<LayerRecord, KodataError> {
     let meta = EntryMeta::root(0o555, mtime);
     let mut layer = LayerWriter::new(cache)?;
@@ -40,43 +61,106 @@ pub fn build_layer(cache: &Cache, package_dir: &Path, mtime: u64) -> Result<Laye
         layer.add_dir(dir, meta)?;
     }
     let kodata = package_dir.join("kodata");
-    if kodata.is_dir() {
-        let kodata =
-            std::fs::canonicalize(&kodata).map_err(|source| KodataError::Io { path: kodata.clone(), source })?;
-        let root = allowed_root(&kodata);
-        walk(&mut layer, &kodata, "var/run/ko", &root, meta)?;
+    match std::fs::metadata(&kodata) {
+        Ok(metadata) if metadata.is_dir() => {
+            let kodata = std::fs::canonicalize(&kodata).map_err(io_error(&kodata))?;
+            let root = allowed_root(&kodata);
+            walk(&mut layer, &kodata, &root, meta)?;
+        }
+        Ok(metadata) => crate::output::warn(format!(
+            "{} is {}, not a directory: nothing from it goes into the image under {KO_DATA_PATH}; make it a directory or remove it",
+            kodata.display(),
+            kind_of(&metadata.file_type()),
+        )),
+        Err(_) if kodata.symlink_metadata().is_ok() => crate::output::warn(format!(
+            "{} is a symlink to nothing: nothing from it goes into the image under {KO_DATA_PATH}; fix the link or remove it",
+            kodata.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(&kodata)(e)),
     }
     Ok(layer.finish()?)
 }
 
-fn walk(layer: &mut LayerWriter, dir: &Path, prefix: &str, root: &Path, meta: EntryMeta) -> Result<(), KodataError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| KodataError::Io { path, source }
-    };
-    let mut entries: Vec<_> =
-        std::fs::read_dir(dir).map_err(io(dir))?.collect::<Result<Vec<_>, _>>().map_err(io(dir))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
+/// One directory being walked: its remaining entries in name order, where they go in the
+/// layer, and its identity for telling a cycle.
+struct Level {
+    entries: std::vec::IntoIter<DirEntry>,
+    prefix: String,
+    id: (u64, u64),
+}
+
+impl Level {
+    fn open(dir: &Path, prefix: String, id: (u64, u64)) -> Result<Level, KodataError> {
+        let mut entries: Vec<DirEntry> =
+            std::fs::read_dir(dir).map_err(io_error(dir))?.collect::<Result<_, _>>().map_err(io_error(dir))?;
+        entries.sort_by_key(|e| e.file_name());
+        Ok(Level { entries: entries.into_iter(), prefix, id })
+    }
+}
+
+/// Adds the tree under `kodata` depth first, each directory's entries in name order. The
+/// directories on the current path are kept by (device, inode), so a directory reached again
+/// below itself is a cycle, whatever the route (a symlink, a bind mount).
+fn walk(layer: &mut LayerWriter, kodata: &Path, root: &Path, meta: EntryMeta) -> Result<(), KodataError> {
+    let top = std::fs::metadata(kodata).map_err(io_error(kodata))?;
+    let mut stack = vec![Level::open(kodata, "var/run/ko".to_string(), (top.dev(), top.ino()))?];
+    while let Some(level) = stack.last_mut() {
+        let Some(entry) = level.entries.next() else {
+            stack.pop();
+            continue;
+        };
         let path = entry.path();
-        let name = format!("{prefix}/{}", entry.file_name().to_string_lossy());
+        let name = format!("{}/{}", level.prefix, entry.file_name().to_string_lossy());
         let mut target = path.clone();
-        if entry.file_type().map_err(io(&path))?.is_symlink() {
-            target = std::fs::canonicalize(&path).map_err(io(&path))?;
+        if entry.file_type().map_err(io_error(&path))?.is_symlink() {
+            target = std::fs::canonicalize(&path).map_err(|source| {
+                if rustix::io::Errno::from_io_error(&source) == Some(rustix::io::Errno::LOOP) {
+                    KodataError::SymlinkLoop { link: path.clone() }
+                } else {
+                    KodataError::Io { path: path.clone(), source }
+                }
+            })?;
             if !target.starts_with(root) {
                 return Err(KodataError::Escapes { link: path, target, root: root.to_path_buf() });
             }
         }
-        let metadata = std::fs::metadata(&target).map_err(io(&target))?;
-        if metadata.is_dir() {
+        let metadata = std::fs::metadata(&target).map_err(io_error(&target))?;
+        let file_type = metadata.file_type();
+        if file_type.is_dir() {
+            let id = (metadata.dev(), metadata.ino());
+            if stack.iter().any(|l| l.id == id) {
+                return Err(KodataError::Cycle { link: path, target });
+            }
             layer.add_dir(&name, meta)?;
-            walk(layer, &target, &name, root, meta)?;
-        } else if metadata.is_file() {
-            let file = std::fs::File::open(&target).map_err(io(&target))?;
+            stack.push(Level::open(&target, name, id)?);
+        } else if file_type.is_file() {
+            let file = std::fs::File::open(&target).map_err(io_error(&target))?;
             layer.add_file(&name, meta, metadata.len(), file)?;
+        } else {
+            return Err(KodataError::Special { path, kind: kind_of(&file_type) });
         }
     }
     Ok(())
+}
+
+/// What a file is, with its article, for messages.
+fn kind_of(file_type: &std::fs::FileType) -> &'static str {
+    if file_type.is_file() {
+        "a regular file"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else {
+        "a special file"
+    }
 }
 
 #[cfg(test)]
@@ -110,5 +194,76 @@ mod tests {
         std::fs::remove_dir(tmp.path().join(".git")).unwrap();
         let err = build_layer(&cache, &pkg, 0).unwrap_err();
         assert!(matches!(err, KodataError::Escapes { .. }), "{err}");
+    }
+
+    fn names(cache: &Cache, record: &LayerRecord) -> Vec<String> {
+        let file = std::fs::File::open(cache.blob_path(&record.digest)).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn a_directory_cycle_is_an_error_naming_the_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pkg = tmp.path().join("pkg");
+        std::fs::create_dir_all(pkg.join("kodata/sub")).unwrap();
+        std::fs::create_dir_all(tmp.path().join(".git")).unwrap();
+        std::os::unix::fs::symlink("..", pkg.join("kodata/sub/up")).unwrap();
+        let cache = Cache::at(tmp.path().join("cache")).unwrap();
+        let err = build_layer(&cache, &pkg, 0).unwrap_err();
+        match &err {
+            KodataError::Cycle { link, target } => {
+                assert!(link.ends_with("kodata/sub/up"), "{err}");
+                assert!(target.ends_with("kodata"), "{err}");
+            }
+            other => panic!("expected a cycle, got {other}"),
+        }
+
+        // Two links to one directory are not a cycle: its files appear under both names.
+        std::fs::remove_file(pkg.join("kodata/sub/up")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("assets")).unwrap();
+        std::fs::write(tmp.path().join("assets/a.txt"), "a").unwrap();
+        std::os::unix::fs::symlink("../../assets", pkg.join("kodata/one")).unwrap();
+        std::os::unix::fs::symlink("../../assets", pkg.join("kodata/two")).unwrap();
+        let record = build_layer(&cache, &pkg, 0).unwrap();
+        assert_eq!(
+            names(&cache, &record),
+            [
+                "var/",
+                "var/run/",
+                "var/run/ko/",
+                "var/run/ko/one/",
+                "var/run/ko/one/a.txt",
+                "var/run/ko/sub/",
+                "var/run/ko/two/",
+                "var/run/ko/two/a.txt"
+            ]
+        );
+
+        // A loop of symlinks (a -> b -> a) is named too.
+        std::os::unix::fs::symlink("b", pkg.join("kodata/a")).unwrap();
+        std::os::unix::fs::symlink("a", pkg.join("kodata/b")).unwrap();
+        let err = build_layer(&cache, &pkg, 0).unwrap_err();
+        assert!(matches!(&err, KodataError::SymlinkLoop { link } if link.ends_with("kodata/a")), "{err}");
+    }
+
+    #[test]
+    fn special_files_are_refused_and_a_file_named_kodata_adds_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pkg = tmp.path().join("pkg");
+        std::fs::create_dir_all(pkg.join("kodata")).unwrap();
+        let status = std::process::Command::new("mkfifo").arg(pkg.join("kodata/pipe")).status().unwrap();
+        assert!(status.success());
+        let cache = Cache::at(tmp.path().join("cache")).unwrap();
+        let err = build_layer(&cache, &pkg, 0).unwrap_err();
+        assert!(
+            matches!(&err, KodataError::Special { path, kind: "a FIFO (named pipe)" } if path.ends_with("kodata/pipe")),
+            "{err}"
+        );
+
+        std::fs::remove_dir_all(pkg.join("kodata")).unwrap();
+        std::fs::write(pkg.join("kodata"), "not a directory").unwrap();
+        let record = build_layer(&cache, &pkg, 0).unwrap();
+        assert_eq!(names(&cache, &record), ["var/", "var/run/", "var/run/ko/"]);
     }
 }

@@ -88,11 +88,7 @@ pub fn parse(text: &str) -> BuildInfo {
 /// Runs `<go> version -m <binary>` and parses it.
 pub async fn read(go: &Path, binary: &Path) -> Result<BuildInfo, SbomError> {
     let fail = |detail: String| SbomError::BuildInfo { binary: binary.to_path_buf(), detail };
-    let output = tokio::process::Command::new(go)
-        .arg("version")
-        .arg("-m")
-        .arg(binary)
-        .output()
+    let output = crate::interrupt::output(tokio::process::Command::new(go).arg("version").arg("-m").arg(binary))
         .await
         .map_err(|e| fail(format!("cannot run {}: {e}", go.display())))?;
     if !output.status.success() {

@@ -15,12 +15,39 @@ pub fn assert_clear_error(run: &Run, needles: &[&str]) {
 }
 
 pub fn assert_repo_empty(repo: &str) {
-    let catalog = std::process::Command::new("curl")
-        .args(["-fsS", &format!("http://{}/v2/_catalog?n=10000", registry())])
-        .output()
-        .unwrap();
     let name = repo.split_once('/').unwrap().1;
-    assert!(!String::from_utf8_lossy(&catalog.stdout).contains(name), "{repo} was pushed to");
+    let repositories = catalog();
+    assert!(!repositories.is_empty(), "the test registry's catalog is empty, so this check could not fail");
+    assert!(!repositories.iter().any(|r| r.starts_with(name)), "{repo} was pushed to");
+}
+
+/// Every repository of the test registry, following the catalog's pages (the registry
+/// answers at most 1000 names a request and refuses larger pages).
+pub fn catalog() -> Vec<String> {
+    let mut repositories = Vec::new();
+    let mut path = "/v2/_catalog?n=1000".to_string();
+    loop {
+        let out = std::process::Command::new("curl")
+            .args(["-fsS", "-D", "-", &format!("http://{}{path}", registry())])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "reading the catalog failed: {}", String::from_utf8_lossy(&out.stderr));
+        let (headers, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        let page: serde_json::Value = serde_json::from_str(body).expect("a catalog page is JSON");
+        let names = page["repositories"].as_array().cloned().unwrap_or_default();
+        repositories.extend(names.iter().filter_map(|n| n.as_str().map(str::to_string)));
+        let next = headers
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("link:"))
+            .and_then(|l| l.split_once('<'))
+            .and_then(|(_, rest)| rest.split_once('>'))
+            .map(|(link, _)| link.to_string());
+        match next {
+            Some(link) => path = link,
+            None => return repositories,
+        }
+    }
 }
 
 #[test]

@@ -224,7 +224,7 @@ impl Builder {
             reference: self.base_reference(&package.import_path),
             detail: "no image matched".into(),
         })?;
-        output::step(format!("Using base {}@{} for {}", first.name, first.digest, package.import_path));
+        output::step(format!("Using base {} for {}", bases.shown, package.import_path));
         if let Some(b) = &package.config {
             output::detail(format!("Using build config {} for {}", b.id, package.import_path));
         }

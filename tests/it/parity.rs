@@ -246,3 +246,16 @@ fn a_script_written_for_ko_runs_unchanged() {
     run.assert_success();
     assert!(run.stdout.ends_with("upstream e2e: ok\n"), "{run}");
 }
+
+#[test]
+fn ko_docker_repo_spellings_print_what_ko_prints() {
+    // A trailing slash is accepted and does not double.
+    let repo = unique_repo("slash");
+    let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", format!("{repo}/")).run();
+    run.assert_success();
+    assert!(run.stdout.starts_with(&format!("{repo}/hello-124ec4359fcc3b362d8aa16b0f28dd36@sha256:")), "{run}");
+    // Unset, with nothing pushed: the bare name, as ko prints it.
+    let run = ko(&["build", ".", "--push=false"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", "").run();
+    run.assert_success();
+    assert!(run.stdout.starts_with("hello-124ec4359fcc3b362d8aa16b0f28dd36:latest@sha256:"), "{run}");
+}

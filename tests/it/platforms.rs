@@ -161,3 +161,37 @@ fn a_tag_resolved_before_is_used_offline() {
     assert_eq!(online.stdout, offline.stdout);
     assert!(offline.stderr.contains("unreachable") && offline.stderr.contains("ago"), "{offline}");
 }
+
+#[test]
+fn goarch_alone_builds_and_labels_the_same_platform() {
+    let repo = unique_repo("goarch");
+    let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).env("GOARCH", "arm64").run();
+    run.assert_success();
+    let reference = run.stdout.trim();
+    let config = skopeo_inspect_config(reference);
+    assert_eq!((config["os"].as_str(), config["architecture"].as_str()), (Some("linux"), Some("arm64")), "{config}");
+    assert_eq!(elf_machine(reference), EM_AARCH64);
+}
+
+#[test]
+fn using_base_names_the_index_digest_once() {
+    let repo = unique_repo("usingbase");
+    let base = ko(&["build", "./cmd/greeter", "-B", "--platform=linux/amd64,linux/arm64"])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", &repo)
+        .run();
+    base.assert_success();
+    let pinned = base.stdout.trim().to_string();
+    let index_digest = pinned.split('@').nth(1).unwrap().to_string();
+    let tagged = format!("{repo}/greeter:latest");
+    for (base_ref, shown) in [(&tagged, format!("{tagged}@{index_digest}")), (&pinned, pinned.clone())] {
+        let run = ko(&["build", ".", "--platform=linux/arm64"])
+            .cwd(fixture("hello"))
+            .env("KO_DOCKER_REPO", &repo)
+            .env("KO_DEFAULTBASEIMAGE", base_ref)
+            .run();
+        run.assert_success();
+        let line = run.stderr.lines().find(|l| l.starts_with("Using base ")).unwrap_or_default();
+        assert_eq!(line, format!("Using base {shown} for example.com/hello"), "{run}");
+    }
+}

@@ -62,6 +62,14 @@ pub struct BaseSet {
     pub images: Vec<BaseImage>,
     /// The base index's name, digest and media family, when several platforms were picked from one.
     pub index: Option<(String, Digest, MediaFamily)>,
+    /// The base as ko names it in "Using base": the reference with the digest of what it
+    /// points at (the index, for a multi-platform base), once.
+    pub shown: String,
+}
+
+/// `name@digest`, or `name` alone when it already names its digest.
+fn shown(name: &str, digest: &Digest) -> String {
+    if name.contains('@') { name.to_string() } else { format!("{name}@{digest}") }
 }
 
 /// Where a base's manifests and blobs are read from.
@@ -215,7 +223,8 @@ impl BaseResolver {
                     }
                 };
                 let images = platforms.iter().map(|p| builtin::image(&self.cache, p)).collect::<Result<Vec<_>, _>>()?;
-                Ok(BaseSet { images, index: None })
+                let shown = images.first().map(|i| shown(&i.name, &i.digest)).unwrap_or_default();
+                Ok(BaseSet { images, index: None, shown })
             }
             Resolved::Image(image) => {
                 let ok = match request {
@@ -229,7 +238,7 @@ impl BaseResolver {
                         offered: image.platform.to_string(),
                     });
                 }
-                Ok(BaseSet { images: vec![(**image).clone()], index: None })
+                Ok(BaseSet { images: vec![(**image).clone()], index: None, shown: shown(&image.name, &image.digest) })
             }
             Resolved::Index(remote) => {
                 let RemoteIndex { name, digest, family, origin, index } = &**remote;
@@ -292,7 +301,7 @@ impl BaseResolver {
                     images.push(image);
                 }
                 let index = (images.len() > 1).then(|| (name.clone(), digest.clone(), *family));
-                Ok(BaseSet { images, index })
+                Ok(BaseSet { images, index, shown: shown(name, digest) })
             }
         }
     }

@@ -83,19 +83,40 @@ fn platforms(args: &BuildArgs, config: &KoConfig) -> Result<Option<PlatformReque
         };
         return Ok(Some(PlatformRequest::parse_from(&source, &values)?));
     }
-    match (std::env::var("GOOS"), std::env::var("GOARCH")) {
-        (Ok(os), Ok(arch)) if !os.is_empty() && !arch.is_empty() => {
-            let mut spec = format!("{os}/{arch}");
-            if let Ok(arm) = std::env::var("GOARM")
-                && arch.contains("arm")
-                && !arm.is_empty()
-            {
-                spec.push_str(&format!("/v{arm}"));
-            }
-            Ok(Some(PlatformRequest::List(vec![Platform::parse(&spec)?])))
-        }
-        _ => Ok(None),
+    let set = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let (os, arch) = match (set("GOOS"), set("GOARCH")) {
+        (None, None) => return Ok(None),
+        (Some(os), Some(arch)) => (os, arch),
+        // One of the two alone: Go fills in the other from its own settings, and the image
+        // must be labelled with what Go builds (ko labels it linux/amd64 whatever Go built).
+        (Some(os), None) => (os, go_env("GOARCH")?),
+        (None, Some(arch)) => (go_env("GOOS")?, arch),
+    };
+    let mut spec = format!("{os}/{arch}");
+    if let Some(arm) = set("GOARM")
+        && arch.contains("arm")
+    {
+        spec.push_str(&format!("/v{arm}"));
     }
+    Ok(Some(PlatformRequest::List(vec![Platform::parse(&spec)?])))
+}
+
+/// What `go env KEY` says (`KO_GO_PATH`'s go, else go from PATH).
+fn go_env(key: &str) -> Result<String, Error> {
+    let go = std::env::var("KO_GO_PATH").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "go".into());
+    let failed = |detail: String| {
+        Error::usage(
+            if key == "GOOS" { "GOARCH" } else { "GOOS" },
+            format!("set alone, and `{go} env {key}` {detail}; set both GOOS and GOARCH"),
+        )
+    };
+    let out =
+        std::process::Command::new(&go).args(["env", key]).output().map_err(|e| failed(format!("did not run: {e}")))?;
+    let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || value.is_empty() {
+        return Err(failed(format!("failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(value)
 }
 
 impl Session {
@@ -134,7 +155,11 @@ impl Session {
             check_image_user(user).map_err(|detail| Error::usage("--image-user", format!("{user:?}: {detail}")))?;
         }
         let sbom = SbomFormat::parse(&build.sbom).map_err(|detail| Error::usage("--sbom", detail))?;
-        let docker_repo = std::env::var("KO_DOCKER_REPO").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        // A trailing slash (`registry/team/`) is accepted, as ko accepts it.
+        let docker_repo = std::env::var("KO_DOCKER_REPO")
+            .ok()
+            .map(|v| v.trim().trim_end_matches('/').to_string())
+            .filter(|v| !v.is_empty());
         let jobs = if build.jobs == 0 {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
         } else {

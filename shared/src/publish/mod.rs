@@ -217,7 +217,9 @@ impl Publisher {
         let layout = options.oci_layout_path.as_deref().map(Layout::open).transpose()?;
         let local_store = (options.push && repo.is_empty()).then(|| Layout::open(&cache.image_store())).transpose()?;
         let tarball = options.tarball.is_some().then(|| Mutex::new(tarball::Tarball::default()));
-        let repo = if repo.is_empty() { "ko.local".to_string() } else { repo };
+        // The local store names its images under a placeholder; with nothing pushed, the
+        // names stay bare as in ko (`hello-<md5>:latest@sha256:…`).
+        let repo = if repo.is_empty() && options.push { LOCAL_DOMAIN.to_string() } else { repo };
         Ok(Publisher {
             options,
             client,

@@ -7,6 +7,8 @@ mod build;
 mod build_errors;
 mod debug;
 mod dispatch;
+mod fault_proxy;
+mod faults;
 mod image_options;
 mod krew;
 mod layers;

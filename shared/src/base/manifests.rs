@@ -43,6 +43,20 @@ fn age(seconds: i64) -> String {
     }
 }
 
+/// Why manifest bytes (with the digest they have) are not an image manifest or index.
+pub fn what_is_wrong(digest: &Digest, media_type: &str, bytes: &[u8]) -> String {
+    let problem = match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Err(e) if bytes.is_empty() => format!("its manifest is empty ({e})"),
+        Err(e) => format!("its manifest is not JSON ({e})"),
+        Ok(serde_json::Value::Object(_)) if media_type.is_empty() => "its manifest has no mediaType".to_string(),
+        Ok(serde_json::Value::Object(_)) => format!(
+            "its manifest has the media type {media_type:?}, which is not an OCI or Docker schema 2 image manifest or index"
+        ),
+        Ok(_) => "its manifest is JSON but not an object".to_string(),
+    };
+    format!("{problem} (manifest {digest}); point to an image built for containers, or fix the image in its registry")
+}
+
 /// Fetches a base manifest through the on-disk cache.
 pub async fn fetch(
     client: &RegistryClient,
@@ -83,5 +97,20 @@ pub async fn fetch(
             Ok(found)
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_manifest_says_what_is_wrong() {
+        let d = Digest::of(b"x");
+        assert!(what_is_wrong(&d, "", b"<html>").starts_with("its manifest is not JSON"));
+        assert!(what_is_wrong(&d, "", b"").starts_with("its manifest is empty"));
+        assert!(what_is_wrong(&d, "", b"[1]").starts_with("its manifest is JSON but not an object"));
+        let odd = what_is_wrong(&d, "text/plain", b"{}");
+        assert!(odd.contains("\"text/plain\"") && odd.contains(d.as_str()), "{odd}");
     }
 }

@@ -82,7 +82,11 @@ pub(super) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn http_client(insecure: bool, extra_roots: Vec<reqwest::Certificate>) -> Result<reqwest::Client, RegistryError> {
+fn http_client(
+    insecure: bool,
+    extra_roots: Vec<reqwest::Certificate>,
+    stall: Duration,
+) -> Result<reqwest::Client, RegistryError> {
     install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("kubectl-ko/", env!("CARGO_PKG_VERSION")))
@@ -90,6 +94,13 @@ fn http_client(insecure: bool, extra_roots: Vec<reqwest::Certificate>) -> Result
         // No read timeout: silence is measured by the watchdog of `transfer.rs`, which a
         // long upload or download that keeps moving never trips.
         .redirect(super::request::redirect_policy());
+    // Sent data the peer does not acknowledge within the stall timeout ends the connection.
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    {
+        builder = builder.tcp_user_timeout(stall);
+    }
+    #[cfg(not(any(target_os = "android", target_os = "fuchsia", target_os = "linux")))]
+    let _ = stall;
     builder = if insecure {
         builder.tls_danger_accept_invalid_certs(true)
     } else {
@@ -121,8 +132,8 @@ impl RegistryClient {
             roots.extend(super::tls::load_pem(file)?);
         }
         Ok(RegistryClient {
-            secure: http_client(false, roots)?,
-            insecure: http_client(true, Vec::new())?,
+            secure: http_client(false, roots, stall)?,
+            insecure: http_client(true, Vec::new(), stall)?,
             options,
             keychain,
             endpoints: Mutex::new(HashMap::new()),

@@ -5,6 +5,14 @@
 //! taken by the connection, the response headers arriving, or a chunk of the response body
 //! arriving; so an upload or download that keeps moving never times out, however long it
 //! takes, and the wait for an answer after the body is sent is bounded by the same timeout.
+//!
+//! The connection takes body chunks as fast as the kernel's send buffer has room, and on a
+//! slow link that buffer can hold many seconds of data, which then goes out while nothing
+//! seems to move. So a request that sent a body gets, on top of the stall timeout, the time
+//! its buffered bytes need at a slow link's pace ([`drain_allowance`]: at most 8 MiB at
+//! 64 KiB/s, 128 s). Meanwhile the kernel watches that the peer keeps acknowledging what was
+//! sent (`TCP_USER_TIMEOUT`, set to the stall timeout), so a link that dies then is still
+//! caught within the stall timeout.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,22 +48,39 @@ pub fn seconds(d: Duration) -> String {
 pub(super) struct Activity {
     origin: Instant,
     last_ms: AtomicU64,
+    /// Request body bytes the connection has taken.
+    sent: AtomicU64,
+}
+
+/// The most a kernel is assumed to buffer of a request body, and the slowest link it is
+/// assumed to drain at.
+const BUFFERED_MAX: u64 = 8 << 20;
+const SLOW_LINK_BYTES_PER_SEC: u64 = 64 << 10;
+
+/// How long the bytes a connection took may still be on their way (see the module docs).
+pub(super) fn drain_allowance(sent: u64) -> Duration {
+    Duration::from_millis(sent.min(BUFFERED_MAX) * 1000 / SLOW_LINK_BYTES_PER_SEC)
 }
 
 impl Activity {
     pub(super) fn new() -> Arc<Activity> {
-        Arc::new(Activity { origin: Instant::now(), last_ms: AtomicU64::new(0) })
+        Arc::new(Activity { origin: Instant::now(), last_ms: AtomicU64::new(0), sent: AtomicU64::new(0) })
     }
 
     pub(super) fn touch(&self) {
         self.last_ms.store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// Completes once nothing has moved for `limit`.
+    fn sent(&self, bytes: usize) {
+        self.sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// Completes once nothing has moved for `limit` (plus the drain allowance of a body).
     pub(super) async fn silence(&self, limit: Duration) {
         loop {
             let last = self.origin + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + limit;
+            let deadline = last + limit + drain_allowance(self.sent.load(Ordering::Relaxed));
             if Instant::now() >= deadline {
                 return;
             }
@@ -70,7 +95,9 @@ impl Activity {
     {
         let activity = self.clone();
         reqwest::Body::wrap_stream(stream.map(move |chunk| {
-            activity.touch();
+            if let Ok(bytes) = &chunk {
+                activity.sent(bytes.len());
+            }
             chunk
         }))
     }
@@ -262,6 +289,13 @@ mod tests {
         }
         watcher.await.unwrap();
         assert!(started.elapsed() >= Duration::from_millis(1400));
+    }
+
+    #[test]
+    fn buffered_bytes_get_time_to_drain_up_to_a_bound() {
+        assert_eq!(drain_allowance(0), Duration::ZERO);
+        assert_eq!(drain_allowance(64 << 10), Duration::from_secs(1));
+        assert_eq!(drain_allowance(1 << 30), Duration::from_secs(128));
     }
 
     #[test]

@@ -94,7 +94,7 @@ enum Local {
 /// One artifact pushed: its reference, and what is left to do once every artifact is pushed.
 struct Published {
     reference: String,
-    taggings: Vec<registry::Tagging>,
+    pending: registry::Pending,
     /// The line that says it is published, printed after its tags moved.
     done: Option<String>,
 }
@@ -269,9 +269,13 @@ impl Publisher {
                 .try_collect()
                 .await?
         };
-        // Every artifact is pushed: now the tags, in the order of the artifacts.
+        // Every artifact is pushed: now the tags, the SBOMs' first, so that a refused SBOM
+        // tag leaves every image tag where it was.
         for item in &published {
-            registry::apply(&self.client, &item.taggings).await?;
+            registry::apply(&self.client, &item.pending.sboms).await?;
+        }
+        for item in &published {
+            registry::apply(&self.client, &item.pending.tags).await?;
             if let Some(done) = &item.done {
                 output::step(done);
             }
@@ -292,10 +296,10 @@ impl Publisher {
                 Local::Daemon(d) => d.publish(&self.client, &self.cache, &name, artifact, tags).await?,
                 Local::Kind(k) => k.publish(&self.client, &self.cache, &name, artifact, tags).await?,
             };
-            return Ok(Published { reference, taggings: Vec::new(), done: None });
+            return Ok(Published { reference, pending: Default::default(), done: None });
         }
         let mut reference = naming::unpushed_reference(&name, tags, self.options.tag_only, digest);
-        let mut taggings = Vec::new();
+        let mut pending = registry::Pending::default();
         let mut done = None;
         if let Some(layout) = &self.layout {
             output::step(format!("Saving {name} to {}", layout.root().display()));
@@ -313,7 +317,7 @@ impl Publisher {
                 .repository;
             output::step(format!("Publishing {name}"));
             let target = registry::Target { repo: &repo, sbom_repo: self.sbom_repo.as_ref().unwrap_or(&repo) };
-            taggings = registry::push(&self.client, &self.cache, &target, artifact, tags, self.options.jobs).await?;
+            pending = registry::push(&self.client, &self.cache, &target, artifact, tags, self.options.jobs).await?;
             reference = naming::registry_reference(&name, tags, self.options.tag_only, digest);
             done = Some(format!("Published {reference}"));
         }
@@ -322,7 +326,7 @@ impl Publisher {
             store.write(&self.client, &self.cache, artifact, Some(&ref_name)).await?;
             reference = format!("{}@{digest}", store.root().display());
         }
-        Ok(Published { reference, taggings, done })
+        Ok(Published { reference, pending, done })
     }
 
     /// Finishes what is written at the end of a run: the tarball and the `--image-refs` file.

@@ -142,8 +142,15 @@ pub async fn apply(client: &RegistryClient, taggings: &[Tagging]) -> Result<(), 
     Ok(())
 }
 
+/// The tags an artifact's push leaves to move: its SBOMs' (moved first), then its own.
+#[derive(Default)]
+pub struct Pending {
+    pub sboms: Vec<Tagging>,
+    pub tags: Vec<Tagging>,
+}
+
 /// Pushes an artifact and its SBOMs, every manifest by digest, and returns the tags to move
-/// later: the artifact's own (none when it is published by digest alone) and its SBOMs'.
+/// later: its SBOMs' and its own (none when it is published by digest alone).
 pub async fn push(
     client: &RegistryClient,
     cache: &Cache,
@@ -151,29 +158,30 @@ pub async fn push(
     artifact: &Artifact,
     tags: &[String],
     jobs: usize,
-) -> Result<Vec<Tagging>, PublishError> {
+) -> Result<Pending, PublishError> {
     let repo = target.repo;
-    let mut taggings = match artifact {
+    let sboms = match artifact {
         Artifact::Image(image) => push_images(client, cache, target, std::slice::from_ref(image), jobs).await?,
         Artifact::Index(index) => {
             // The platform images go up together; the index only after all of them.
-            let mut taggings = push_images(client, cache, target, &index.images, jobs).await?;
+            let mut sboms = push_images(client, cache, target, &index.images, jobs).await?;
             client.put_manifest(repo, index.digest.as_str(), &index.media_type, &index.bytes).await?;
             if let Some(doc) = &index.sbom {
                 let subject = Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64);
-                taggings.extend(sbom::push(client, target.sbom_repo, repo, &subject, doc).await?);
+                sboms.extend(sbom::push(client, target.sbom_repo, repo, &subject, doc).await?);
             }
-            taggings
+            sboms
         }
     };
-    // The artifact's own tags first, so that an image is tagged before its SBOMs point at it.
-    let own = tags.iter().map(|tag| Tagging::Tag {
-        repo: repo.clone(),
-        tag: tag.clone(),
-        media_type: artifact.media_type().to_string(),
-        bytes: artifact.manifest_bytes().clone(),
-        done: None,
-    });
-    taggings.splice(0..0, own);
-    Ok(taggings)
+    let tags = tags
+        .iter()
+        .map(|tag| Tagging::Tag {
+            repo: repo.clone(),
+            tag: tag.clone(),
+            media_type: artifact.media_type().to_string(),
+            bytes: artifact.manifest_bytes().clone(),
+            done: None,
+        })
+        .collect();
+    Ok(Pending { sboms, tags })
 }

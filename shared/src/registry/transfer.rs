@@ -9,8 +9,8 @@
 //! The connection takes body chunks as fast as the kernel's send buffer has room, and on a
 //! slow link that buffer can hold many seconds of data, which then goes out while nothing
 //! seems to move. So a request that sent a body gets, on top of the stall timeout, the time
-//! its buffered bytes need at a slow link's pace ([`drain_allowance`]: at most 8 MiB at
-//! 64 KiB/s, 128 s). Meanwhile the kernel watches that the peer keeps acknowledging what was
+//! its buffered bytes need at a slow link's pace ([`drain_allowance`]: at most 4 MiB at
+//! 64 KiB/s, 64 s). Meanwhile the kernel watches that the peer keeps acknowledging what was
 //! sent (`TCP_USER_TIMEOUT`, set to the stall timeout), so a link that dies then is still
 //! caught within the stall timeout.
 
@@ -52,9 +52,9 @@ pub(super) struct Activity {
     sent: AtomicU64,
 }
 
-/// The most a kernel is assumed to buffer of a request body, and the slowest link it is
-/// assumed to drain at.
-const BUFFERED_MAX: u64 = 8 << 20;
+/// The most a kernel is assumed to buffer of a request body (Linux's largest automatic send
+/// buffer, `tcp_wmem`), and the slowest link it is assumed to drain at.
+const BUFFERED_MAX: u64 = 4 << 20;
 const SLOW_LINK_BYTES_PER_SEC: u64 = 64 << 10;
 
 /// How long the bytes a connection took may still be on their way (see the module docs).
@@ -295,7 +295,7 @@ mod tests {
     fn buffered_bytes_get_time_to_drain_up_to_a_bound() {
         assert_eq!(drain_allowance(0), Duration::ZERO);
         assert_eq!(drain_allowance(64 << 10), Duration::from_secs(1));
-        assert_eq!(drain_allowance(1 << 30), Duration::from_secs(128));
+        assert_eq!(drain_allowance(1 << 30), Duration::from_secs(64));
     }
 
     #[test]

@@ -63,12 +63,17 @@ impl RegistryClient {
         body: BlobBody<'_>,
     ) -> Result<(), RegistryError> {
         let mut session = 1;
+        let mut stalls = 0;
         loop {
             let error = match self.upload_session(repo, digest, size, &body).await {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
-            if session >= MAX_SESSIONS || !worth_a_new_session(&error) {
+            // A registry that stopped answering gets one more session, not three.
+            if matches!(error, RegistryError::Transfer { stalled: true, .. }) {
+                stalls += 1;
+            }
+            if session >= MAX_SESSIONS || stalls >= 2 || !worth_a_new_session(&error) {
                 return Err(error);
             }
             // Another process may have uploaded the same blob meanwhile: then it is done.

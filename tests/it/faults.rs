@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::fault_proxy::{Fault, FaultProxy, Rule};
 use crate::registries::{AuthRegistry, USER};
+use crate::token_server::SERVICE;
 use crate::util::*;
 
 /// The no-progress timeout the tests give the tool, in seconds (the default is 30).
@@ -319,31 +320,30 @@ fn a_download_that_stays_corrupted_fails_after_four_attempts_and_pushes_nothing(
     assert_nothing_tagged(&run, "");
 }
 
-#[test]
-fn credentials_never_follow_a_redirect_chain_to_another_host() {
-    let registry = AuthRegistry::htpasswd();
-    let basic =
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{}", registry.password)));
+/// Registry A (the proxy `a`, in front of `registry`) answers every blob download with a
+/// redirect to host B (127.0.0.2), which redirects to itself once and then serves the blob
+/// with access of its own (`storage_access`, for the base's repository path), like a storage
+/// backend with signed URLs. The build must succeed and B must never see a credential.
+fn assert_redirect_chain_keeps_credentials(registry: &AuthRegistry, storage_access: impl Fn(&str) -> String) {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{}", registry.password));
     // A base image in the registry, pushed directly.
     let base_cmd = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", registry.repo("base"));
     write_config(&base_cmd, &registry.auths_json(USER, &registry.password));
     let run = base_cmd.run();
     run.assert_success();
     let base = run.stdout_lines()[0].to_string();
+    let base_path = repo_of(&base).split_once('/').unwrap().1.to_string();
 
-    // Host B (another loopback address) redirects to itself once, then serves the blob with
-    // access of its own, like a storage backend with signed URLs.
     let b = FaultProxy::start_on(
         "127.0.0.2",
         &registry.host,
         vec![],
         vec!["/hop1".into(), "/hop2".into()],
-        Some(basic.clone()),
+        Some(storage_access(&base_path)),
     );
     b.set_rules(vec![
         Rule::new(Some("GET"), "/hop1/", Fault::Redirect { to: format!("http://{}/hop2", b.host) }).times(usize::MAX),
     ]);
-    // Registry A sends every blob download to B.
     let a = FaultProxy::start(
         &registry.host,
         vec![
@@ -351,17 +351,13 @@ fn credentials_never_follow_a_redirect_chain_to_another_host() {
                 .times(usize::MAX),
         ],
     );
-    let host_a = a.host.clone();
-    let name = unique_name("redirected");
     let cmd = ko(&["build", ".", "-v"])
         .cwd(fixture("hello"))
-        .env("KO_DOCKER_REPO", format!("{host_a}/{name}"))
-        .env("KO_DEFAULTBASEIMAGE", base.replacen(&registry.host, &host_a, 1));
-    let auths = serde_json::json!({"auths": {host_a.clone(): {"auth": base64::engine::general_purpose::STANDARD
-        .encode(format!("{USER}:{}", registry.password))}}});
-    write_config(&cmd, &auths.to_string());
+        .env("KO_DOCKER_REPO", format!("{}/{}", a.host, unique_name("redirected")))
+        .env("KO_DEFAULTBASEIMAGE", base.replacen(&registry.host, &a.host, 1));
+    write_config(&cmd, &serde_json::json!({"auths": {a.host.clone(): {"auth": auth}}}).to_string());
     let run = cmd.run();
-    let reference = pushed(&run, &host_a, &registry.host);
+    let reference = pushed(&run, &a.host, &registry.host);
 
     let seen_b = b.seen();
     assert!(seen_b.iter().any(|s| s.method == "GET" && s.path.starts_with("/hop1/")), "B was never asked: {seen_b:#?}");
@@ -373,6 +369,28 @@ fn credentials_never_follow_a_redirect_chain_to_another_host() {
     assert!(a.seen().iter().any(|s| s.authorization.is_some() && s.path.contains("/blobs/sha256:")));
     assert!(!run.stderr.contains(&registry.password), "{run}");
     assert_pulls(&reference, &["--src-creds", &registry.creds()]);
+}
+
+#[test]
+fn basic_credentials_never_follow_a_redirect_chain_to_another_host() {
+    let registry = AuthRegistry::htpasswd();
+    let basic =
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{}", registry.password)));
+    assert_redirect_chain_keeps_credentials(&registry, |_| basic.clone());
+}
+
+#[test]
+fn bearer_tokens_never_follow_a_redirect_chain_to_another_host() {
+    let (registry, _) = AuthRegistry::token();
+    let realm = registry.tokens.as_ref().unwrap().realm.clone();
+    let user = format!("{USER}:{}", registry.password);
+    assert_redirect_chain_keeps_credentials(&registry, |path| {
+        let url = format!("{realm}?service={SERVICE}&scope=repository:{path}:pull");
+        let out = std::process::Command::new(tool("curl")).args(["-fsS", "-u", &user, &url]).output().unwrap();
+        let answer: Value = serde_json::from_slice(&out.stdout).expect("the token service answers JSON");
+        let token = answer["token"].as_str().or(answer["access_token"].as_str()).expect("a token");
+        format!("Bearer {token}")
+    });
 }
 
 fn write_config(cmd: &KoCmd, json: &str) {

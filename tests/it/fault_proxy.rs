@@ -34,6 +34,8 @@ pub enum Fault {
     Throttle { bytes_per_sec: usize },
     /// Answer `307` to `to` followed by the request's path (with the proxy's prefixes stripped).
     Redirect { to: String },
+    /// Answer `200` with this body and content type instead of the registry's.
+    Replace { content_type: String, body: String },
 }
 
 /// Which requests a fault applies to, and how often.
@@ -285,6 +287,14 @@ fn handle(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
         Some(Fault::Redirect { to }) => {
             read_body(&mut reader, &head)?;
             return respond(&mut client, "307 Temporary Redirect", &[("Location", format!("{to}{}", head.path))]);
+        }
+        Some(Fault::Replace { content_type, body }) => {
+            read_body(&mut reader, &head)?;
+            let text = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            return client.write_all(text.as_bytes());
         }
         Some(Fault::Silent) => {
             // Take whatever the client sends, answer nothing, until it gives up.

@@ -454,3 +454,33 @@ fn a_failed_resolve_publishes_nothing_tagged_and_prints_nothing() {
     assert_eq!(run.stderr.matches("Publishing ").count(), 2, "{run}");
     assert_nothing_tagged(&run, &proxy.host);
 }
+
+#[test]
+fn a_malformed_base_manifest_says_what_is_wrong_with_which_reference() {
+    let run = hello_build(&unique_repo("fault-malformed-base")).run();
+    let base = repo_of(&pushed(&run, "", ""));
+    let proxy = FaultProxy::start(
+        &registry(),
+        vec![
+            Rule::new(
+                Some("GET"),
+                "/manifests/latest",
+                Fault::Replace {
+                    content_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                    body: "<html>maintenance</html>".into(),
+                },
+            )
+            .times(usize::MAX),
+        ],
+    );
+    let named = format!("{}:latest", base.replacen(&registry(), &proxy.host, 1));
+    let repo = unique_repo("fault-on-malformed");
+    let run = hello_build(&repo).env("KO_DEFAULTBASEIMAGE", &named).run();
+    run.assert_failure();
+    assert!(run.stdout.is_empty(), "{run}");
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with(&format!("error: base image {named}: its manifest is not JSON (")), "{run}");
+    assert!(last.contains("(manifest sha256:"), "{run}");
+    assert!(!last.contains("media type \"\""), "{run}");
+    assert_faults(&proxy, 1, &run);
+}

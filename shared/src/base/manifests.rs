@@ -54,7 +54,7 @@ pub fn what_is_wrong(digest: &Digest, media_type: &str, bytes: &[u8]) -> String 
         ),
         Ok(_) => "its manifest is JSON but not an object".to_string(),
     };
-    format!("{problem} (manifest {digest}); point to an image built for containers, or fix the image in its registry")
+    format!("{problem} (manifest {digest}); check that the base names a container image or index")
 }
 
 /// Fetches a base manifest through the on-disk cache.

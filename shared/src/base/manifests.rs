@@ -1,7 +1,8 @@
 //! Base manifests on disk: every manifest fetched is kept under its digest, and each tag
 //! remembers the digest it last resolved to. A digest reference is then never fetched twice,
 //! and when the registry cannot be reached, a tag resolved before is used from the cache with
-//! a warning that says how old it is, so rebuilds work offline.
+//! a warning that says how old it is, so rebuilds work offline (and past a registry that
+//! stopped answering).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -83,12 +84,14 @@ pub async fn fetch(
             }
             Ok(fetched)
         }
-        Err(error @ RegistryError::Unreachable { .. }) => {
+        Err(error @ (RegistryError::Unreachable { .. } | RegistryError::Transfer { stalled: true, .. })) => {
             let record: Option<TagRecord> = cache.read_record("bases", &tag_key(reference));
             let Some(record) = record else { return Err(error) };
             let Some(found) = cached(cache, &record.digest, Some(record.media_type)) else { return Err(error) };
+            let state =
+                if matches!(error, RegistryError::Unreachable { .. }) { "is unreachable" } else { "stopped answering" };
             output::warn(format!(
-                "{} is unreachable; using {} as resolved {} ago ({})",
+                "{} {state}; using {} as resolved {} ago ({})",
                 reference.repository.registry,
                 record.reference,
                 age(crate::time::now_unix() - record.resolved_at),

@@ -74,7 +74,20 @@ impl RegistryClient {
                 stalls += 1;
             }
             if session >= MAX_SESSIONS || stalls >= 2 || !worth_a_new_session(&error) {
-                return Err(error);
+                // A body that broke off is sent once per session: count the sessions.
+                return Err(match error {
+                    RegistryError::Transfer { registry, repository, operation, detail, attempts, stalled } => {
+                        RegistryError::Transfer {
+                            registry,
+                            repository,
+                            operation,
+                            detail,
+                            attempts: attempts.max(session),
+                            stalled,
+                        }
+                    }
+                    other => other,
+                });
             }
             // Another process may have uploaded the same blob meanwhile: then it is done.
             if self.blob_exists(repo, digest).await.unwrap_or(false) {

@@ -8,6 +8,8 @@ mod build;
 mod build_errors;
 mod debug;
 mod dispatch;
+mod fault_proxy;
+mod faults;
 mod image_options;
 mod interrupts;
 mod kodata;

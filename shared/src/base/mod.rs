@@ -139,7 +139,7 @@ impl BaseResolver {
             };
             let invalid = |detail: String| BaseError::Invalid { reference: name.clone(), detail };
             let family = MediaFamily::of_manifest(&media_type)
-                .ok_or_else(|| invalid(format!("unsupported manifest media type {media_type:?}")))?;
+                .ok_or_else(|| invalid(manifests::what_is_wrong(&digest, &media_type, &bytes)))?;
             if is_index(&media_type) {
                 let index: Index = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
                 return Ok(Arc::new(Resolved::Index(Box::new(RemoteIndex { name, digest, family, origin, index }))));

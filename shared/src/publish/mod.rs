@@ -111,6 +111,14 @@ enum Local {
     Kind(kind::Kind),
 }
 
+/// One artifact pushed: its reference, and what is left to do once every artifact is pushed.
+struct Published {
+    reference: String,
+    pending: registry::Pending,
+    /// The line that says it is published, printed after its tags moved.
+    done: Option<String>,
+}
+
 /// The publishers for one run.
 pub struct Publisher {
     options: PublishOptions,
@@ -294,6 +302,9 @@ impl Publisher {
     /// Publishes several artifacts and returns their references in the given order. Pushes to
     /// a registry run concurrently; anything that writes one shared file (a layout, a
     /// tarball, the local store, the daemon) goes one artifact at a time, in order.
+    ///
+    /// No registry tag moves until every artifact (with its SBOMs) is in the registry by
+    /// digest: a failed run leaves no tag pointing at anything new.
     pub async fn publish_all(&self, items: &[(&str, &Artifact)]) -> Result<Vec<String>, PublishError> {
         self.check_names(&items.iter().map(|(p, _)| *p).collect::<Vec<_>>())?;
         let shared_output =
@@ -302,12 +313,12 @@ impl Publisher {
         let mut names: Vec<String> = items.iter().map(|(p, _)| self.name_for(p)).collect();
         names.sort();
         names.dedup();
-        let references = if shared_output || names.len() < items.len() {
-            let mut references = Vec::with_capacity(items.len());
+        let published: Vec<Published> = if shared_output || names.len() < items.len() {
+            let mut published = Vec::with_capacity(items.len());
             for (import_path, artifact) in items {
-                references.push(self.publish_one(import_path, artifact).await?);
+                published.push(self.publish_one(import_path, artifact).await?);
             }
-            references
+            published
         } else {
             use futures_util::{StreamExt, TryStreamExt};
             futures_util::stream::iter(items.iter().map(|(p, a)| self.publish_one(p, a)))
@@ -315,12 +326,25 @@ impl Publisher {
                 .try_collect()
                 .await?
         };
+        // Every artifact is pushed: now the tags, the SBOMs' first, so that a refused SBOM
+        // tag leaves every image tag where it was.
+        for item in &published {
+            registry::apply(&self.client, &item.pending.sboms).await?;
+        }
+        for item in &published {
+            registry::apply(&self.client, &item.pending.tags).await?;
+            if let Some(done) = &item.done {
+                output::step(done);
+            }
+        }
+        let references: Vec<String> = published.into_iter().map(|p| p.reference).collect();
         self.refs.lock().await.extend(references.iter().cloned());
         Ok(references)
     }
 
-    /// Publishes one artifact everywhere it should go and returns the reference to print.
-    async fn publish_one(&self, import_path: &str, artifact: &Artifact) -> Result<String, PublishError> {
+    /// Publishes one artifact everywhere it should go: the reference to print, and the
+    /// registry tags still to move.
+    async fn publish_one(&self, import_path: &str, artifact: &Artifact) -> Result<Published, PublishError> {
         let name = self.name_for(import_path);
         let digest = artifact.digest();
         let tags = &self.options.tags;
@@ -329,9 +353,11 @@ impl Publisher {
                 Local::Daemon(d) => d.publish(&self.client, &self.cache, &name, artifact, tags).await?,
                 Local::Kind(k) => k.publish(&self.client, &self.cache, &name, artifact, tags).await?,
             };
-            return Ok(reference);
+            return Ok(Published { reference, pending: Default::default(), done: None });
         }
         let mut reference = naming::unpushed_reference(&name, tags, self.options.tag_only, digest);
+        let mut pending = registry::Pending::default();
+        let mut done = None;
         if let Some(layout) = &self.layout {
             output::step(format!("Saving {name} to {}", layout.root().display()));
             layout.write(&self.client, &self.cache, artifact, None).await?;
@@ -352,16 +378,16 @@ impl Publisher {
                 .repository;
             output::step(format!("Publishing {name}"));
             let target = registry::Target { repo: &repo, sbom_repo: self.sbom_repo.as_ref().unwrap_or(&repo) };
-            registry::push(&self.client, &self.cache, &target, artifact, tags, self.options.jobs).await?;
+            pending = registry::push(&self.client, &self.cache, &target, artifact, tags, self.options.jobs).await?;
             reference = naming::registry_reference(&name, tags, self.options.tag_only, digest);
-            output::step(format!("Published {reference}"));
+            done = Some(format!("Published {reference}"));
         }
         if let Some(store) = &self.local_store {
             let ref_name = format!("{name}:{}", tags.first().map(String::as_str).unwrap_or("latest"));
             store.write(&self.client, &self.cache, artifact, Some(&ref_name)).await?;
             reference = format!("{}@{digest}", store.root().display());
         }
-        Ok(reference)
+        Ok(Published { reference, pending, done })
     }
 
     /// Finishes what is written at the end of a run: the tarball and the `--image-refs` file.

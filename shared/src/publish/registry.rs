@@ -1,8 +1,12 @@
 //! Pushing to a registry: every blob is checked with HEAD and only the missing ones are
 //! mounted (from a base in the same registry) or uploaded from disk, concurrently; a manifest
-//! goes up only after all its blobs, an index after all its images, tags last.
+//! goes up (by digest) only after all its blobs, an index after all its images. Tags, the
+//! images' and the SBOMs' alike, are not moved here: [`push`] returns them as [`Tagging`]s,
+//! which the publisher applies only once every artifact of the run is pushed.
 
 use std::collections::HashSet;
+
+use bytes::Bytes;
 
 use futures_util::future::try_join_all;
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -75,23 +79,26 @@ async fn push_blobs(
     Ok(())
 }
 
-/// An image's manifest (when needed; its blobs are there) and its SBOM.
+/// An image's manifest (when needed; its blobs are there) and its SBOM, both by digest; the
+/// SBOM's tags are returned.
 async fn finish_image(
     client: &RegistryClient,
     target: &Target<'_>,
     image: &Image,
     needed: bool,
-) -> Result<(), PublishError> {
+) -> Result<Vec<Tagging>, PublishError> {
     let repo = target.repo;
     if needed {
         let _span = crate::timing::span(|| format!("put manifest {}", image.digest));
         client.put_manifest(repo, image.digest.as_str(), &image.media_type, &image.manifest_bytes).await?;
     }
-    if let Some(doc) = &image.sbom {
-        let subject = Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64);
-        sbom::push(client, target.sbom_repo, repo, &subject, doc).await?;
+    match &image.sbom {
+        Some(doc) => {
+            let subject = Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64);
+            sbom::push(client, target.sbom_repo, repo, &subject, doc).await
+        }
+        None => Ok(Vec::new()),
     }
-    Ok(())
 }
 
 /// Pushes images together: their blobs (each once), then their manifests and SBOMs.
@@ -101,15 +108,49 @@ async fn push_images(
     target: &Target<'_>,
     images: &[Image],
     jobs: usize,
-) -> Result<(), PublishError> {
+) -> Result<Vec<Tagging>, PublishError> {
     let needed = try_join_all(images.iter().map(|image| image_needed(client, target.repo, image))).await?;
     let pairs: Vec<(&Image, bool)> = images.iter().zip(needed).collect();
     push_blobs(client, cache, target.repo, &pairs, jobs).await?;
-    try_join_all(pairs.iter().map(|(image, needed)| finish_image(client, target, image, *needed))).await?;
+    let tags = try_join_all(pairs.iter().map(|(image, needed)| finish_image(client, target, image, *needed))).await?;
+    Ok(tags.into_iter().flatten().collect())
+}
+
+/// A tag to move once every artifact of the run is in the registry.
+pub enum Tagging {
+    /// Point `tag` at the manifest `bytes` (already pushed by digest).
+    Tag { repo: Repository, tag: String, media_type: String, bytes: Bytes, done: Option<String> },
+    /// Add an SBOM to its subject's OCI referrers fallback index (the tag `sha256-<hex>`).
+    Referrer { repo: Repository, subject: Descriptor, artifact_type: String, referrer: Bytes },
+}
+
+/// Moves the tags, one after the other, and prints what each published.
+pub async fn apply(client: &RegistryClient, taggings: &[Tagging]) -> Result<(), PublishError> {
+    for tagging in taggings {
+        match tagging {
+            Tagging::Tag { repo, tag, media_type, bytes, done } => {
+                client.put_manifest(repo, tag, media_type, bytes).await?;
+                if let Some(done) = done {
+                    output::step(done);
+                }
+            }
+            Tagging::Referrer { repo, subject, artifact_type, referrer } => {
+                sbom::add_to_fallback_index(client, repo, subject, artifact_type, referrer).await?
+            }
+        }
+    }
     Ok(())
 }
 
-/// Pushes an artifact (and each SBOM right after its manifest) and points every tag at it (by digest alone when there are no tags).
+/// The tags an artifact's push leaves to move: its SBOMs' (moved first), then its own.
+#[derive(Default)]
+pub struct Pending {
+    pub sboms: Vec<Tagging>,
+    pub tags: Vec<Tagging>,
+}
+
+/// Pushes an artifact and its SBOMs, every manifest by digest, and returns the tags to move
+/// later: its SBOMs' and its own (none when it is published by digest alone).
 pub async fn push(
     client: &RegistryClient,
     cache: &Cache,
@@ -117,22 +158,30 @@ pub async fn push(
     artifact: &Artifact,
     tags: &[String],
     jobs: usize,
-) -> Result<(), PublishError> {
+) -> Result<Pending, PublishError> {
     let repo = target.repo;
-    match artifact {
+    let sboms = match artifact {
         Artifact::Image(image) => push_images(client, cache, target, std::slice::from_ref(image), jobs).await?,
         Artifact::Index(index) => {
             // The platform images go up together; the index only after all of them.
-            push_images(client, cache, target, &index.images, jobs).await?;
+            let mut sboms = push_images(client, cache, target, &index.images, jobs).await?;
             client.put_manifest(repo, index.digest.as_str(), &index.media_type, &index.bytes).await?;
             if let Some(doc) = &index.sbom {
                 let subject = Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64);
-                sbom::push(client, target.sbom_repo, repo, &subject, doc).await?;
+                sboms.extend(sbom::push(client, target.sbom_repo, repo, &subject, doc).await?);
             }
+            sboms
         }
-    }
-    for tag in tags {
-        client.put_manifest(repo, tag, artifact.media_type(), artifact.manifest_bytes()).await?;
-    }
-    Ok(())
+    };
+    let tags = tags
+        .iter()
+        .map(|tag| Tagging::Tag {
+            repo: repo.clone(),
+            tag: tag.clone(),
+            media_type: artifact.media_type().to_string(),
+            bytes: artifact.manifest_bytes().clone(),
+            done: None,
+        })
+        .collect();
+    Ok(Pending { sboms, tags })
 }

@@ -8,6 +8,7 @@
 use bytes::Bytes;
 
 use super::PublishError;
+use super::registry::Tagging;
 use crate::digest::Digest;
 use crate::image::manifest::{self, Descriptor, Index, Manifest, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
 use crate::output;
@@ -58,15 +59,16 @@ async fn ensure_blob(client: &RegistryClient, repo: &Repository, bytes: &Bytes) 
 }
 
 /// Pushes `sbom` for the manifest `subject` (media type, digest and size), which lives in
-/// `subject_repo`, into `repo`. In another repository (`COSIGN_REPOSITORY`) it cannot be a
-/// referrer, so only the tag scheme is used there.
+/// `subject_repo`, into `repo`, by digest, and returns its tags to move once the whole run is
+/// pushed. In another repository (`COSIGN_REPOSITORY`) it cannot be a referrer, so only the tag
+/// scheme is used there.
 pub async fn push(
     client: &RegistryClient,
     repo: &Repository,
     subject_repo: &Repository,
     subject: &Descriptor,
     sbom: &Sbom,
-) -> Result<(), PublishError> {
+) -> Result<Vec<Tagging>, PublishError> {
     let layer_digest = ensure_blob(client, repo, &sbom.bytes).await?;
     let layer = Descriptor::new(sbom.media_type(), layer_digest.clone(), sbom.bytes.len() as u64);
     let config_bytes = config_bytes(&layer_digest);
@@ -75,46 +77,57 @@ pub async fn push(
 
     let tag = sbom_tag(&subject.digest);
     let referrer = attachment(sbom, &config, &layer, Some(subject));
-    let pushed = if repo == subject_repo {
-        client.put_manifest_with_subject(repo, &tag, OCI_MANIFEST, &referrer).await
+    let plain = || attachment(sbom, &config, &layer, None);
+    let by_digest = |bytes: &Bytes| Digest::of(bytes).to_string();
+    // The manifest the tag will name, and whether the registry indexes its subject.
+    let (manifest, indexed) = if repo == subject_repo {
+        match client.put_manifest_with_subject(repo, &by_digest(&referrer), OCI_MANIFEST, &referrer).await {
+            Ok(indexed) => (referrer, indexed),
+            Err(e) if e.status().is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403) => {
+                output::detail(format!(
+                    "{} refused an SBOM manifest with a subject ({e}); pushing it by tag only",
+                    repo.registry
+                ));
+                let plain = plain();
+                client.put_manifest(repo, &by_digest(&plain), OCI_MANIFEST, &plain).await?;
+                (plain, true)
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else {
-        let plain = attachment(sbom, &config, &layer, None);
-        client.put_manifest(repo, &tag, OCI_MANIFEST, &plain).await.map(|()| true)
+        let plain = plain();
+        client.put_manifest(repo, &by_digest(&plain), OCI_MANIFEST, &plain).await?;
+        (plain, true)
     };
-    match pushed {
-        Ok(true) => {}
-        Ok(false) => {
-            output::detail(format!(
-                "{} does not index referrers; adding the SBOM to the fallback tag {}",
-                repo.registry,
-                referrers_tag(&subject.digest)
-            ));
-            add_to_fallback_index(client, repo, subject, sbom, &referrer).await?;
-        }
-        Err(e) if e.status().is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403) => {
-            output::detail(format!(
-                "{} refused an SBOM manifest with a subject ({e}); pushing it by tag only",
-                repo.registry
-            ));
-            let plain = attachment(sbom, &config, &layer, None);
-            client.put_manifest(repo, &tag, OCI_MANIFEST, &plain).await?;
-        }
-        Err(e) => return Err(e.into()),
-    }
     let name = if repo.path.is_empty() { repo.registry.clone() } else { format!("{}/{}", repo.registry, repo.path) };
-    output::step(format!("Published SBOM {name}:{tag}"));
-    Ok(())
+    let mut taggings = vec![Tagging::Tag {
+        repo: repo.clone(),
+        tag: tag.clone(),
+        media_type: OCI_MANIFEST.to_string(),
+        bytes: manifest.clone(),
+        done: Some(format!("Published SBOM {name}:{tag}")),
+    }];
+    if !indexed {
+        taggings.push(Tagging::Referrer {
+            repo: repo.clone(),
+            subject: subject.clone(),
+            artifact_type: sbom.media_type().to_string(),
+            referrer: manifest,
+        });
+    }
+    Ok(taggings)
 }
 
 /// The OCI 1.1 referrers tag schema: an index at `sha256-<hex>` listing the subject's referrers.
-async fn add_to_fallback_index(
+pub(super) async fn add_to_fallback_index(
     client: &RegistryClient,
     repo: &Repository,
     subject: &Descriptor,
-    sbom: &Sbom,
+    artifact_type: &str,
     referrer: &Bytes,
 ) -> Result<(), PublishError> {
     let tag = referrers_tag(&subject.digest);
+    output::detail(format!("{} does not index referrers; adding the SBOM to the fallback tag {tag}", repo.registry));
     let reference = Reference { repository: repo.clone(), tag: Some(tag.clone()), digest: None };
     let mut index = match client.manifest(&reference).await {
         Ok(found) => serde_json::from_slice::<Index>(&found.bytes).ok(),
@@ -132,7 +145,7 @@ async fn add_to_fallback_index(
         return Ok(());
     }
     let mut entry = Descriptor::new(OCI_MANIFEST, digest, referrer.len() as u64);
-    entry.artifact_type = Some(sbom.media_type().to_string());
+    entry.artifact_type = Some(artifact_type.to_string());
     index.manifests.push(entry);
     index.media_type = Some(OCI_INDEX.to_string());
     client.put_manifest(repo, &tag, OCI_INDEX, &Bytes::from(manifest::to_bytes(&index))).await?;

@@ -8,21 +8,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use futures_util::StreamExt;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
-use reqwest::{Method, StatusCode};
-use tokio::io::AsyncWriteExt;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use tokio::sync::OnceCell;
 
 use super::challenge::{Challenge, TokenResponse};
 use super::error::{RegistryError, body_message};
-use super::reference::{Reference, Repository, is_plain_http_by_default};
+use super::reference::{Repository, is_plain_http_by_default};
+use super::request::{MAX_ATTEMPTS, retry_delay};
+use super::transfer::{self, Failure};
 use crate::auth::{Credential, FoundCredential, Keychain};
 use crate::digest::Digest;
-use crate::image::manifest::{ACCEPT_MANIFESTS, sniff_media_type};
-use crate::output::{self, Progress};
-
-const MAX_ATTEMPTS: u32 = 4;
+use crate::image::manifest::ACCEPT_MANIFESTS;
+use crate::output;
 
 #[derive(Clone, Debug, Default)]
 pub struct ClientOptions {
@@ -59,11 +57,11 @@ pub struct FetchedManifest {
 }
 
 pub(super) struct Endpoint {
-    registry: String,
+    pub(super) registry: String,
     pub(super) base: String,
     insecure_tls: bool,
-    challenge: Challenge,
-    credential: Option<FoundCredential>,
+    pub(super) challenge: Challenge,
+    pub(super) credential: Option<FoundCredential>,
 }
 
 pub struct RegistryClient {
@@ -76,39 +74,40 @@ pub struct RegistryClient {
     tokens: Mutex<HashMap<(String, String), TokenSlot>>,
     /// What this run already knows or is finding out about blobs (see `known.rs`).
     pub(super) known: super::known::KnownBlobs,
+    /// How long a request may go without progress (see `transfer.rs`).
+    pub(super) stall: Duration,
 }
 
-/// Whether `url` has the scheme, host and port of the registry's `base` URL.
-fn same_origin(url: &reqwest::Url, base: &str) -> bool {
-    reqwest::Url::parse(base).is_ok_and(|base| {
-        base.scheme() == url.scheme()
-            && base.host_str() == url.host_str()
-            && base.port_or_known_default() == url.port_or_known_default()
-    })
-}
-
-fn install_crypto_provider() {
+pub(super) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn http_client(insecure: bool, extra_roots: Vec<reqwest::Certificate>) -> Result<reqwest::Client, RegistryError> {
+fn http_client(
+    insecure: bool,
+    extra_roots: Vec<reqwest::Certificate>,
+    stall: Duration,
+) -> Result<reqwest::Client, RegistryError> {
     install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("kubectl-ko/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15))
-        // A registry that accepts the connection and then stalls must not hang the run; the
-        // timeout is between reads, so long uploads and downloads are not cut short.
-        .read_timeout(Duration::from_secs(120));
+        // No read timeout: silence is measured by the watchdog of `transfer.rs`, which a
+        // long upload or download that keeps moving never trips.
+        .redirect(super::request::redirect_policy());
+    // Sent data the peer does not acknowledge within the stall timeout ends the connection.
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    {
+        builder = builder.tcp_user_timeout(stall);
+    }
+    #[cfg(not(any(target_os = "android", target_os = "fuchsia", target_os = "linux")))]
+    let _ = stall;
     builder = if insecure {
         builder.tls_danger_accept_invalid_certs(true)
     } else {
         builder.tls_certs_merge(super::tls::builtin_roots().into_iter().chain(extra_roots))
     };
-    builder.build().map_err(|e| RegistryError::Tls(describe(&e)))
+    builder.build().map_err(|e| RegistryError::Tls(e.to_string()))
 }
-
-/// Blobs up to this size are uploaded in the request that commits them.
-const MONOLITHIC_MAX: u64 = 1024 * 1024;
 
 pub(super) fn location_of(base: &str, response: &reqwest::Response) -> Option<String> {
     let loc = response.headers().get(LOCATION)?.to_str().ok()?;
@@ -124,53 +123,27 @@ pub(super) fn with_query(url: &str, key: &str, value: &str) -> String {
     format!("{url}{sep}{key}={value}")
 }
 
-fn retry_delay(attempt: u32, response: Option<&reqwest::Response>) -> Duration {
-    let header = response
-        .and_then(|r| r.headers().get(RETRY_AFTER))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match header {
-        Some(secs) => Duration::from_secs(secs.min(30)),
-        None => Duration::from_millis(250 * 2u64.pow(attempt.saturating_sub(1))),
-    }
-}
-
-fn is_retryable(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
-}
-
-/// The innermost cause of a transport error ("Connection refused (os error 111)"), which is
-/// what a user can act on, with the URL when there is one.
-fn describe(error: &reqwest::Error) -> String {
-    let mut cause: &dyn std::error::Error = error;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    if error.is_timeout() {
-        return "timed out".to_string();
-    }
-    cause.to_string()
-}
-
 impl RegistryClient {
     /// A client for a whole run. Fails when a CA file cannot be read.
     pub fn new(keychain: Keychain, options: ClientOptions) -> Result<Self, RegistryError> {
+        let stall = super::transfer::stall_timeout_from_env().map_err(|value| RegistryError::StallTimeout { value })?;
         let mut roots = Vec::new();
         for file in &options.ca_files {
             roots.extend(super::tls::load_pem(file)?);
         }
         Ok(RegistryClient {
-            secure: http_client(false, roots)?,
-            insecure: http_client(true, Vec::new())?,
+            secure: http_client(false, roots, stall)?,
+            insecure: http_client(true, Vec::new(), stall)?,
             options,
             keychain,
             endpoints: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             known: Default::default(),
+            stall,
         })
     }
 
-    fn client(&self, endpoint: &Endpoint) -> &reqwest::Client {
+    pub(super) fn client(&self, endpoint: &Endpoint) -> &reqwest::Client {
         if endpoint.insecure_tls { &self.insecure } else { &self.secure }
     }
 
@@ -194,6 +167,7 @@ impl RegistryClient {
             &[("https", false)]
         };
         let mut errors: Vec<String> = Vec::new();
+        let mut failures: Vec<Failure> = Vec::new();
         let mut attempts = 0;
         for (index, &(scheme, insecure_tls)) in candidates.iter().enumerate() {
             let last_candidate = index + 1 == candidates.len();
@@ -202,7 +176,7 @@ impl RegistryClient {
             let tries = if last_candidate { MAX_ATTEMPTS - 1 } else { 1 };
             for attempt in 1..=tries {
                 attempts += 1;
-                match client.get(format!("{base}/v2/")).send().await {
+                match transfer::send(client.get(format!("{base}/v2/")), self.stall).await {
                     Ok(response) if response.status() == StatusCode::BAD_REQUEST && scheme == "http" => {
                         // An HTTPS server answering plain HTTP; the HTTPS error says why it failed.
                         errors.push(format!("{base} answered 400 Bad Request (it speaks HTTPS)"));
@@ -241,10 +215,15 @@ impl RegistryClient {
                             credential,
                         }));
                     }
-                    Err(e) => {
-                        let detail = format!("{base}: {}", describe(&e));
-                        if attempt == tries {
+                    Err(failure) => {
+                        let detail = format!("{base}: {}", failure.describe());
+                        let give_up = matches!(failure, Failure::BadUrl(_));
+                        failures.push(failure);
+                        if attempt == tries || give_up {
                             errors.push(detail);
+                            if give_up {
+                                break;
+                            }
                         } else {
                             tokio::time::sleep(retry_delay(attempt, None)).await;
                         }
@@ -252,13 +231,13 @@ impl RegistryClient {
                 }
             }
         }
-        let mut detail = errors.join("; ");
-        if !insecure && (detail.contains("certificate") || detail.contains("Certificate")) {
-            detail.push_str(
-                "; trust the registry's CA with --registry-ca-file or SSL_CERT_FILE, or skip the check with --insecure-registry",
-            );
-        }
-        Err(RegistryError::Unreachable { registry: registry.to_string(), detail, attempts })
+        let detail = errors.join("; ");
+        // A certificate problem is what to fix even when plain HTTP was tried after it.
+        let hint = match failures.iter().find(|f| matches!(f, Failure::Tls(_))) {
+            Some(tls) if !insecure => tls.hint(),
+            _ => failures.last().map_or("check the registry", Failure::hint),
+        };
+        Err(RegistryError::Unreachable { registry: registry.to_string(), detail, attempts, hint: hint.to_string() })
     }
 
     pub(super) fn scope(repository: &Repository, access: Access, mount_from: Option<&Repository>) -> String {
@@ -275,7 +254,7 @@ impl RegistryClient {
 
     /// The `Authorization` header for a request. `refused` is the header the registry just
     /// answered 401 to: a bearer token is then fetched anew, unless another request already did.
-    async fn authorization(
+    pub(super) async fn authorization(
         &self,
         endpoint: &Endpoint,
         scope: &str,
@@ -369,9 +348,9 @@ impl RegistryClient {
             }
         };
         request = request.header(ACCEPT, "application/json");
-        let response = request.send().await.map_err(|e| fail(describe(&e)))?;
+        let response = transfer::send(request, self.stall).await.map_err(|e| fail(e.describe()))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| fail(describe(&e)))?;
+        let body = transfer::read_body(response, self.stall).await.map_err(|e| fail(e.describe()))?;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(RegistryError::Unauthorized {
                 registry: endpoint.registry.clone(),
@@ -390,100 +369,6 @@ impl RegistryClient {
         Ok((token, expires_in))
     }
 
-    /// Sends a request built by `build` (called again for each attempt), with authentication and
-    /// retries on connection errors, 429 and 5xx. A 401 refreshes the token once.
-    pub(super) async fn execute(
-        &self,
-        repository: &Repository,
-        scope: &str,
-        operation: &str,
-        build: &(dyn Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder + Sync),
-    ) -> Result<(reqwest::Response, u32), RegistryError> {
-        let endpoint = self.endpoint(&repository.registry).await?;
-        let client = self.client(&endpoint);
-        let mut refused: Option<String> = None;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (http, request) = build(client, &endpoint.base).build_split();
-            let mut request = request.map_err(|e| RegistryError::Unreachable {
-                registry: repository.registry.clone(),
-                detail: format!("{operation}: {}", describe(&e)),
-                attempts: attempt,
-            })?;
-            // Credentials go only to the registry itself: an upload `Location` may name
-            // another host (a storage backend), which must not see them.
-            let authorization = if same_origin(request.url(), &endpoint.base) {
-                self.authorization(&endpoint, scope, refused.as_deref()).await?
-            } else {
-                None
-            };
-            if let Some(mut value) =
-                authorization.as_deref().and_then(|v| reqwest::header::HeaderValue::from_str(v).ok())
-            {
-                value.set_sensitive(true);
-                request.headers_mut().insert(AUTHORIZATION, value);
-            }
-            match http.execute(request).await {
-                Err(e) => {
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(RegistryError::Unreachable {
-                            registry: repository.registry.clone(),
-                            detail: format!("{operation}: {}", describe(&e)),
-                            attempts: attempt,
-                        });
-                    }
-                    tokio::time::sleep(retry_delay(attempt, None)).await;
-                }
-                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && refused.is_none() => {
-                    // An expired or revoked token: fetch a new one, once.
-                    if matches!(endpoint.challenge, Challenge::Bearer { .. }) && authorization.is_some() {
-                        output::detail(format!("{}: token refused, fetching a new one", repository.registry));
-                        refused = authorization;
-                        continue;
-                    }
-                    return Ok((response, attempt));
-                }
-                Ok(response) if is_retryable(response.status()) && attempt < MAX_ATTEMPTS => {
-                    tokio::time::sleep(retry_delay(attempt, Some(&response))).await;
-                }
-                Ok(response) => return Ok((response, attempt)),
-            }
-        }
-    }
-
-    pub(super) async fn fail(
-        &self,
-        repository: &Repository,
-        operation: &str,
-        response: reqwest::Response,
-        attempts: u32,
-    ) -> RegistryError {
-        let status = response.status().as_u16();
-        let body = response.bytes().await.unwrap_or_default();
-        let message = body_message(&body);
-        if status == 401 || status == 403 {
-            let endpoint = self.endpoint(&repository.registry).await.ok();
-            let hint = credential_hint(&repository.registry, endpoint.as_ref().and_then(|e| e.credential.as_ref()));
-            return RegistryError::Denied {
-                registry: repository.registry.clone(),
-                repository: repository.path.clone(),
-                operation: operation.to_string(),
-                status,
-                message,
-                hint,
-            };
-        }
-        RegistryError::Status {
-            registry: repository.registry.clone(),
-            repository: repository.path.clone(),
-            operation: operation.to_string(),
-            status,
-            message,
-            attempts,
-        }
-    }
-
     /// Checks that the registry accepts the keychain's credentials (`GET /v2/` with them, after
     /// a token exchange when the registry uses tokens). `false` when it asks for none.
     pub async fn check_login(&self, registry: &str) -> Result<bool, RegistryError> {
@@ -500,16 +385,17 @@ impl RegistryClient {
         if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, value);
         }
-        let response = request.send().await.map_err(|e| RegistryError::Unreachable {
+        let response = transfer::send(request, self.stall).await.map_err(|e| RegistryError::Unreachable {
             registry: registry.to_string(),
-            detail: describe(&e),
+            detail: e.describe(),
             attempts: 1,
+            hint: e.hint().to_string(),
         })?;
         let status = response.status();
         if status.is_success() {
             return Ok(true);
         }
-        let body = response.bytes().await.unwrap_or_default();
+        let body = transfer::read_body(response, self.stall).await.unwrap_or_default();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(RegistryError::Unauthorized {
                 registry: registry.to_string(),
@@ -525,42 +411,6 @@ impl RegistryClient {
             message: body_message(&body),
             attempts: 1,
         })
-    }
-
-    /// Fetches a manifest or index, verifying its digest when asked for by digest.
-    pub async fn manifest(&self, reference: &Reference) -> Result<FetchedManifest, RegistryError> {
-        let repo = &reference.repository;
-        let identifier = reference.identifier();
-        let operation = format!("fetching manifest {identifier}");
-        let scope = Self::scope(repo, Access::Pull, None);
-        let path = format!("/v2/{}/manifests/{identifier}", repo.path);
-        let accept = ACCEPT_MANIFESTS.join(", ");
-        let (response, attempts) = self
-            .execute(repo, &scope, &operation, &|c, base| c.get(format!("{base}{path}")).header(ACCEPT, &accept))
-            .await?;
-        if !response.status().is_success() {
-            return Err(self.fail(repo, &operation, response, attempts).await);
-        }
-        let header_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let bytes = response.bytes().await.map_err(|e| RegistryError::Protocol {
-            registry: repo.registry.clone(),
-            repository: repo.path.clone(),
-            operation: operation.clone(),
-            detail: describe(&e),
-        })?;
-        let digest = Digest::of(&bytes);
-        if let Some(expected) = &reference.digest
-            && expected != &digest
-        {
-            return Err(RegistryError::Protocol {
-                registry: repo.registry.clone(),
-                repository: repo.path.clone(),
-                operation,
-                detail: format!("the registry sent a manifest with digest {digest}"),
-            });
-        }
-        let media_type = sniff_media_type(&bytes, header_type.as_deref()).unwrap_or_default();
-        Ok(FetchedManifest { bytes, media_type, digest })
     }
 
     /// True when the repository already holds the manifest with this digest (a registry
@@ -585,7 +435,7 @@ impl RegistryClient {
     ) -> Result<bool, RegistryError> {
         let scope = Self::scope(repo, Access::Push, None);
         let (response, attempts) = self
-            .execute(repo, &scope, operation, &|c, base| {
+            .execute(repo, &scope, operation, &|c, base, _| {
                 let request = c.head(format!("{base}{path}"));
                 match accept {
                     Some(accept) => request.header(ACCEPT, accept),
@@ -611,139 +461,12 @@ impl RegistryClient {
         let scope = Self::scope(repo, Access::Push, Some(from));
         let path = format!("/v2/{}/blobs/uploads/?mount={digest}&from={}", repo.path, from.path);
         let (response, attempts) =
-            self.execute(repo, &scope, &operation, &|c, base| c.post(format!("{base}{path}"))).await?;
+            self.execute(repo, &scope, &operation, &|c, base, _| c.post(format!("{base}{path}"))).await?;
         match response.status() {
             StatusCode::CREATED => Ok(true),
             StatusCode::ACCEPTED => Ok(false), // an upload session we leave to expire
             _ => Err(self.fail(repo, &operation, response, attempts).await),
         }
-    }
-
-    /// Uploads one blob: open a session, stream the bytes, commit with the digest.
-    pub async fn upload_blob(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        size: u64,
-        body: BlobBody<'_>,
-    ) -> Result<(), RegistryError> {
-        // A session that failed mid-stream may already hold part of the bytes, and re-sending
-        // the whole blob to it is refused: a failed upload starts over in a new session, once.
-        match self.upload_session(repo, digest, size, &body).await {
-            Err(RegistryError::Unreachable { .. } | RegistryError::Status { .. } | RegistryError::Protocol { .. }) => {
-                output::detail(format!("{}: uploading {digest} again in a new session", repo.registry));
-                self.upload_session(repo, digest, size, &body).await
-            }
-            other => other,
-        }
-    }
-
-    async fn upload_session(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        size: u64,
-        body: &BlobBody<'_>,
-    ) -> Result<(), RegistryError> {
-        let operation = format!("uploading blob {digest}");
-        let scope = Self::scope(repo, Access::Push, None);
-        let (endpoint, location) = self.open_upload(repo, &operation).await?;
-
-        let progress = Progress::bytes(&format!("{} {}", &digest.hex()[..12], repo.path), size);
-        let file_error = |path: &Path, source| RegistryError::File {
-            registry: repo.registry.clone(),
-            operation: operation.clone(),
-            path: path.to_path_buf(),
-            source,
-        };
-        let progress_inc = std::sync::Arc::new(progress.incrementer());
-        if let BlobBody::File(path) = &body {
-            std::fs::metadata(path).map_err(|e| file_error(path, e))?;
-        }
-        // Each attempt reads the file afresh from its start, so a retried PATCH sends it whole.
-        let make_body = || -> reqwest::Body {
-            match &body {
-                BlobBody::Bytes(b) => reqwest::Body::from(b.clone()),
-                BlobBody::File(path) => match std::fs::File::open(path) {
-                    Ok(file) => {
-                        let inc = progress_inc.clone();
-                        let file = tokio::fs::File::from_std(file);
-                        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
-                            if let Ok(bytes) = &chunk {
-                                inc(bytes.len() as u64);
-                            }
-                            chunk
-                        });
-                        reqwest::Body::wrap_stream(stream)
-                    }
-                    Err(e) => reqwest::Body::wrap_stream(futures_util::stream::once(async move {
-                        Err::<bytes::Bytes, std::io::Error>(e)
-                    })),
-                },
-            }
-        };
-        // A small blob goes up with the commit itself (the spec's POST-then-PUT upload), which
-        // saves a round trip per config and SBOM.
-        if size <= MONOLITHIC_MAX {
-            let commit = with_query(&location, "digest", digest.as_str());
-            let (response, attempts) = self
-                .execute(repo, &scope, &operation, &|c, _| {
-                    c.put(&commit)
-                        .header(CONTENT_TYPE, "application/octet-stream")
-                        .header(CONTENT_LENGTH, size)
-                        .body(make_body())
-                })
-                .await?;
-            if response.status() != StatusCode::CREATED {
-                return Err(self.fail(repo, &operation, response, attempts).await);
-            }
-            return Ok(());
-        }
-        let patch_location = location.clone();
-        let (response, attempts) = self
-            .execute(repo, &scope, &operation, &|c, _| {
-                c.request(Method::PATCH, &patch_location)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, size)
-                    .body(make_body())
-            })
-            .await?;
-        if response.status() != StatusCode::ACCEPTED
-            && response.status() != StatusCode::NO_CONTENT
-            && response.status() != StatusCode::CREATED
-        {
-            return Err(self.fail(repo, &operation, response, attempts).await);
-        }
-        let commit = with_query(&location_of(&endpoint.base, &response).unwrap_or(location), "digest", digest.as_str());
-        let (response, attempts) =
-            self.execute(repo, &scope, &operation, &|c, _| c.put(&commit).header(CONTENT_LENGTH, 0)).await?;
-        if response.status() != StatusCode::CREATED {
-            return Err(self.fail(repo, &operation, response, attempts).await);
-        }
-        Ok(())
-    }
-
-    /// Opens an upload session in `repo`: the registry's endpoint and the session's URL.
-    pub(super) async fn open_upload(
-        &self,
-        repo: &Repository,
-        operation: &str,
-    ) -> Result<(Arc<Endpoint>, String), RegistryError> {
-        let scope = Self::scope(repo, Access::Push, None);
-        let start = format!("/v2/{}/blobs/uploads/", repo.path);
-        let (response, attempts) =
-            self.execute(repo, &scope, operation, &|c, base| c.post(format!("{base}{start}"))).await?;
-        if response.status() != StatusCode::ACCEPTED {
-            return Err(self.fail(repo, operation, response, attempts).await);
-        }
-        let endpoint = self.endpoint(&repo.registry).await?;
-        let location = location_of(&endpoint.base, &response).ok_or_else(|| RegistryError::Protocol {
-            registry: repo.registry.clone(),
-            repository: repo.path.clone(),
-            operation: operation.to_string(),
-            detail: "the registry opened an upload session without a Location header".into(),
-        })?;
-        Ok((endpoint, location))
     }
 
     pub async fn put_manifest(
@@ -768,58 +491,31 @@ impl RegistryClient {
         let operation = format!("pushing manifest {identifier}");
         let scope = Self::scope(repo, Access::Push, None);
         let path = format!("/v2/{}/manifests/{identifier}", repo.path);
-        let (response, attempts) = self
-            .execute(repo, &scope, &operation, &|c, base| {
-                c.put(format!("{base}{path}")).header(CONTENT_TYPE, media_type).body(bytes.clone())
-            })
-            .await?;
-        if response.status() != StatusCode::CREATED && !response.status().is_success() {
-            return Err(self.fail(repo, &operation, response, attempts).await);
+        let mut round = 1;
+        loop {
+            let (response, attempts) = self
+                .execute(repo, &scope, &operation, &|c, base, _| {
+                    c.put(format!("{base}{path}")).header(CONTENT_TYPE, media_type).body(bytes.clone())
+                })
+                .await?;
+            if response.status().is_success() {
+                return Ok(response.headers().contains_key("oci-subject"));
+            }
+            let error = self.fail(repo, &operation, response, attempts).await;
+            // Registries store a manifest as a blob too, and two processes pushing the same
+            // one at once can meet the same race as blob uploads: the same PUT again settles it.
+            if error.code() != Some("DIGEST_INVALID") || round >= super::upload::MAX_SESSIONS {
+                return Err(error);
+            }
+            output::detail(format!("{}: {operation}: {error}; pushing it again", repo.registry));
+            tokio::time::sleep(super::request::retry_delay(round, None) + super::upload::jitter()).await;
+            round += 1;
         }
-        Ok(response.headers().contains_key("oci-subject"))
-    }
-
-    /// Downloads a blob into `dest`, checking its digest as it streams.
-    pub async fn fetch_blob(&self, repo: &Repository, digest: &Digest, dest: &Path) -> Result<(), RegistryError> {
-        let operation = format!("downloading blob {digest}");
-        let scope = Self::scope(repo, Access::Pull, None);
-        let path = format!("/v2/{}/blobs/{digest}", repo.path);
-        let (response, attempts) =
-            self.execute(repo, &scope, &operation, &|c, base| c.get(format!("{base}{path}"))).await?;
-        if !response.status().is_success() {
-            return Err(self.fail(repo, &operation, response, attempts).await);
-        }
-        let protocol = |detail: String| RegistryError::Protocol {
-            registry: repo.registry.clone(),
-            repository: repo.path.clone(),
-            operation: operation.clone(),
-            detail,
-        };
-        let file_error = |source| RegistryError::File {
-            registry: repo.registry.clone(),
-            operation: operation.clone(),
-            path: dest.to_path_buf(),
-            source,
-        };
-        let mut file = tokio::fs::File::create(dest).await.map_err(file_error)?;
-        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| protocol(describe(&e)))?;
-            sha2::Digest::update(&mut hasher, &chunk);
-            file.write_all(&chunk).await.map_err(file_error)?;
-        }
-        file.flush().await.map_err(file_error)?;
-        let got = Digest::from_hasher(hasher);
-        if &got != digest {
-            return Err(protocol(format!("the registry sent content with digest {got}")));
-        }
-        Ok(())
     }
 }
 
 /// What to tell a user whose credentials a registry refused, naming where they came from.
-fn credential_hint(registry: &str, credential: Option<&FoundCredential>) -> String {
+pub(super) fn credential_hint(registry: &str, credential: Option<&FoundCredential>) -> String {
     match credential {
         Some(c) => format!("the registry refused the credentials from {}", c.source),
         None => format!("no credentials found for {registry}; log in with `kubectl ko login {registry}`"),
@@ -846,16 +542,6 @@ fn urlencode(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn credentials_stay_with_the_registrys_own_origin() {
-        let url = |u: &str| reqwest::Url::parse(u).unwrap();
-        assert!(super::same_origin(&url("https://ghcr.io/v2/x/blobs/uploads/1"), "https://ghcr.io"));
-        assert!(super::same_origin(&url("http://127.0.0.1:5000/v2/"), "http://127.0.0.1:5000"));
-        assert!(!super::same_origin(&url("https://storage.example/upload"), "https://ghcr.io"));
-        assert!(!super::same_origin(&url("http://ghcr.io/v2/"), "https://ghcr.io"));
-        assert!(!super::same_origin(&url("https://ghcr.io:8443/v2/"), "https://ghcr.io"));
-    }
 
     use super::*;
 

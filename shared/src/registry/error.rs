@@ -1,14 +1,18 @@
 //! Registry errors: each names the registry, the repository and what was being done.
 
+use super::transfer::after_attempts;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error(
-        "cannot reach registry {registry} ({detail}) after {attempts} attempts; check the address, or start the registry"
-    )]
-    Unreachable { registry: String, detail: String, attempts: u32 },
+    /// No connection could be made: refused, DNS, TLS or connect timeout (`hint` says which fix).
+    #[error("cannot reach registry {registry} ({detail}) {}; {hint}", after_attempts(*.attempts))]
+    Unreachable { registry: String, detail: String, attempts: u32, hint: String },
+    /// The registry was reached, but the transfer failed: reset, closed early, or silent.
+    #[error("{operation} on {registry}/{repository}: {detail} {}", after_attempts(*.attempts))]
+    Transfer { registry: String, repository: String, operation: String, detail: String, attempts: u32, stalled: bool },
     #[error("{operation} on {registry}/{repository}: access denied ({status}{message}); {hint}")]
     Denied { registry: String, repository: String, operation: String, status: u16, message: String, hint: String },
-    #[error("{operation} on {registry}/{repository}: registry answered {status}{message} after {attempts} attempts")]
+    #[error("{operation} on {registry}/{repository}: registry answered {status}{message} {}", after_attempts(*.attempts))]
     Status { registry: String, repository: String, operation: String, status: u16, message: String, attempts: u32 },
     #[error("{operation} on {registry}/{repository}: {detail}")]
     Protocol { registry: String, repository: String, operation: String, detail: String },
@@ -24,12 +28,29 @@ pub enum RegistryError {
     CaFile { path: std::path::PathBuf, detail: String },
     #[error("setting up TLS: {0}")]
     Tls(String),
+    #[error(
+        "{}={value:?} is not a number of seconds; set it to a positive number (the default is 30), or unset it",
+        super::transfer::STALL_TIMEOUT_ENV
+    )]
+    StallTimeout { value: String },
 }
 
 impl RegistryError {
     pub fn status(&self) -> Option<u16> {
         match self {
             RegistryError::Denied { status, .. } | RegistryError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The registry's error code (`DIGEST_INVALID`), when it answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            RegistryError::Status { message, .. } | RegistryError::Denied { message, .. } => message
+                .strip_prefix(": ")?
+                .split(':')
+                .next()
+                .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')),
             _ => None,
         }
     }

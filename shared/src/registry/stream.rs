@@ -86,13 +86,15 @@ impl RegistryClient {
         let operation = "uploading a blob while it is made".to_string();
         let scope = Self::scope(repo, Access::Push, None);
         let (endpoint, location) = self.open_upload(repo, &operation).await?;
-        // The body can be sent once; a retry gets an empty one, which the commit then refuses.
-        let body = std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(
-            tokio_stream_of(receiver).map(Ok::<_, std::io::Error>),
-        )));
+        // The body can be sent once: a failure leaves the blob to the upload from the cache. A
+        // redirect hop would get an empty body, which the commit then refuses.
+        let chunks = std::sync::Mutex::new(Some(tokio_stream_of(receiver).map(Ok::<_, std::io::Error>)));
         let (response, attempts) = self
-            .execute(repo, &scope, &operation, &|c, _| {
-                let body = body.lock().expect("body lock").take().unwrap_or_else(|| reqwest::Body::from(""));
+            .execute_once_on_failure(repo, &scope, &operation, &|c, _, activity| {
+                let body = match chunks.lock().expect("body lock").take() {
+                    Some(stream) => activity.body(stream),
+                    None => reqwest::Body::from(""),
+                };
                 c.patch(&location).header(CONTENT_TYPE, "application/octet-stream").body(body)
             })
             .await?;
@@ -107,7 +109,7 @@ impl RegistryClient {
         let scope = Self::scope(repo, Access::Push, None);
         let commit = with_query(location, "digest", digest.as_str());
         let (response, attempts) =
-            self.execute(repo, &scope, &operation, &|c, _| c.put(&commit).header(CONTENT_LENGTH, 0)).await?;
+            self.execute(repo, &scope, &operation, &|c, _, _| c.put(&commit).header(CONTENT_LENGTH, 0)).await?;
         if response.status() != StatusCode::CREATED {
             return Err(self.fail(repo, &operation, response, attempts).await);
         }

@@ -1,0 +1,303 @@
+//! Sending one registry request: authentication, the stall watchdog, redirects that keep
+//! credentials with the registry, and bounded retries.
+//!
+//! Redirects: the HTTP client itself follows a redirect only while it stays on the origin of
+//! the request's first URL (see [`redirect_policy`]); any hop to another origin comes back
+//! here and is followed by [`RegistryClient::execute`], which sends credentials to a hop only
+//! when that hop's origin is the registry's own. Every hop of a chain is compared with the
+//! registry, never with the hop before it, so `registry -> B -> B` never shows B a credential.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+
+use super::challenge::Challenge;
+use super::client::{Endpoint, credential_hint};
+use super::error::body_message;
+use super::transfer::{Activity, Failure, read_body};
+use super::{RegistryClient, RegistryError, Repository};
+use crate::output;
+
+/// Attempts per request: the first and three retries.
+pub(super) const MAX_ATTEMPTS: u32 = 4;
+/// Redirect hops per request.
+const MAX_REDIRECTS: usize = 10;
+
+/// Builds a request from the HTTP client, the registry's base URL and the request's progress
+/// watch (for streamed bodies); called again for every attempt and every redirect hop.
+pub(super) type Build<'a> = dyn Fn(&reqwest::Client, &str, &Arc<Activity>) -> reqwest::RequestBuilder + Sync + 'a;
+
+/// Whether `url` has the scheme, host and port of the registry's `base` URL.
+pub(super) fn same_origin(url: &reqwest::Url, base: &str) -> bool {
+    reqwest::Url::parse(base).is_ok_and(|base| origin_of(&base) == origin_of(url))
+}
+
+fn origin_of(url: &reqwest::Url) -> (String, Option<String>, Option<u16>) {
+    (url.scheme().to_string(), url.host_str().map(str::to_string), url.port_or_known_default())
+}
+
+/// The HTTP client's own redirect rule: follow only while on the first URL's origin.
+pub(super) fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt.previous().first().is_some_and(|first| origin_of(first) == origin_of(attempt.url()));
+        if same && attempt.previous().len() <= MAX_REDIRECTS { attempt.follow() } else { attempt.stop() }
+    })
+}
+
+pub(super) fn retry_delay(attempt: u32, response: Option<&reqwest::Response>) -> Duration {
+    let header = response
+        .and_then(|r| r.headers().get(RETRY_AFTER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match header {
+        Some(secs) => Duration::from_secs(secs.min(30)),
+        None => Duration::from_millis(250 * 2u64.pow(attempt.saturating_sub(1))),
+    }
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// Where a redirect response points, resolved against the URL that answered it.
+fn redirect_target(response: &reqwest::Response) -> Option<reqwest::Url> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = response.headers().get(LOCATION)?.to_str().ok()?;
+    response.url().join(location).ok()
+}
+
+impl RegistryClient {
+    /// The error for a request whose last attempt failed below HTTP.
+    pub(super) fn transport_error(
+        &self,
+        repository: &Repository,
+        operation: &str,
+        failure: &Failure,
+        attempts: u32,
+    ) -> RegistryError {
+        if failure.is_connect() {
+            RegistryError::Unreachable {
+                registry: repository.registry.clone(),
+                detail: format!("{operation}: {}", failure.describe()),
+                attempts,
+                hint: failure.hint().to_string(),
+            }
+        } else {
+            RegistryError::Transfer {
+                registry: repository.registry.clone(),
+                repository: repository.path.clone(),
+                operation: operation.to_string(),
+                detail: failure.describe(),
+                attempts,
+                stalled: failure.is_stall(),
+            }
+        }
+    }
+
+    /// Sends a request built by `build` (called again for each attempt), with authentication and
+    /// retries on connection failures, stalls, 429 and 5xx. A 401 refreshes the token once.
+    pub(super) async fn execute(
+        &self,
+        repository: &Repository,
+        scope: &str,
+        operation: &str,
+        build: &Build<'_>,
+    ) -> Result<(reqwest::Response, u32), RegistryError> {
+        self.execute_with(repository, scope, operation, build, true).await
+    }
+
+    /// [`RegistryClient::execute`] for a request whose body must not be sent twice: a failure
+    /// below HTTP (reset, stall) is not retried; 429 and 5xx answers still are.
+    pub(super) async fn execute_once_on_failure(
+        &self,
+        repository: &Repository,
+        scope: &str,
+        operation: &str,
+        build: &Build<'_>,
+    ) -> Result<(reqwest::Response, u32), RegistryError> {
+        self.execute_with(repository, scope, operation, build, false).await
+    }
+
+    async fn execute_with(
+        &self,
+        repository: &Repository,
+        scope: &str,
+        operation: &str,
+        build: &Build<'_>,
+        retry_failures: bool,
+    ) -> Result<(reqwest::Response, u32), RegistryError> {
+        let endpoint = self.endpoint(&repository.registry).await?;
+        let mut refused: Option<String> = None;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.send_following(&endpoint, scope, operation, refused.as_deref(), build).await? {
+                Err(failure) => {
+                    if attempt >= MAX_ATTEMPTS || !retry_failures {
+                        return Err(self.transport_error(repository, operation, &failure, attempt));
+                    }
+                    output::detail(format!(
+                        "{}: {operation}: {}; trying again",
+                        repository.registry,
+                        failure.describe()
+                    ));
+                    tokio::time::sleep(retry_delay(attempt, None)).await;
+                }
+                Ok((response, authorization)) if response.status() == StatusCode::UNAUTHORIZED && refused.is_none() => {
+                    // An expired or revoked token: fetch a new one, once.
+                    if matches!(endpoint.challenge, Challenge::Bearer { .. }) && authorization.is_some() {
+                        output::detail(format!("{}: token refused, fetching a new one", repository.registry));
+                        refused = authorization;
+                        continue;
+                    }
+                    return Ok((response, attempt));
+                }
+                Ok((response, _)) if is_retryable(response.status()) && attempt < MAX_ATTEMPTS => {
+                    output::detail(format!(
+                        "{}: {operation}: the registry answered {}; trying again",
+                        repository.registry,
+                        response.status()
+                    ));
+                    tokio::time::sleep(retry_delay(attempt, Some(&response))).await;
+                }
+                Ok((response, _)) => return Ok((response, attempt)),
+            }
+        }
+    }
+
+    /// One attempt: the request and the redirects it leads to, each hop under the stall
+    /// watchdog. Returns the final response and the `Authorization` sent with the first hop.
+    async fn send_following(
+        &self,
+        endpoint: &Endpoint,
+        scope: &str,
+        operation: &str,
+        refused: Option<&str>,
+        build: &Build<'_>,
+    ) -> Result<Result<(reqwest::Response, Option<String>), Failure>, RegistryError> {
+        let client = self.client(endpoint);
+        let mut target: Option<(reqwest::Url, bool)> = None;
+        let mut first_authorization = None;
+        for hop in 0..=MAX_REDIRECTS {
+            let activity = Activity::new();
+            let (http, request) = build(client, &endpoint.base, &activity).build_split();
+            let mut request = request.map_err(|e| RegistryError::Protocol {
+                registry: endpoint.registry.clone(),
+                repository: String::new(),
+                operation: operation.to_string(),
+                detail: format!("cannot make the request: {e}"),
+            })?;
+            if let Some((url, as_get)) = &target {
+                *request.url_mut() = url.clone();
+                if *as_get {
+                    *request.method_mut() = Method::GET;
+                    *request.body_mut() = None;
+                    request.headers_mut().remove(CONTENT_TYPE);
+                    request.headers_mut().remove(CONTENT_LENGTH);
+                }
+            }
+            // Credentials go only to the registry itself: an upload `Location` or a redirect
+            // may name another host (a storage backend), which must not see them.
+            let authorization = if same_origin(request.url(), &endpoint.base) {
+                self.authorization(endpoint, scope, refused).await?
+            } else {
+                None
+            };
+            if hop == 0 {
+                first_authorization = authorization.clone();
+            }
+            if let Some(mut value) =
+                authorization.as_deref().and_then(|v| reqwest::header::HeaderValue::from_str(v).ok())
+            {
+                value.set_sensitive(true);
+                request.headers_mut().insert(AUTHORIZATION, value);
+            }
+            let method = request.method().clone();
+            activity.touch();
+            let response = tokio::select! {
+                result = http.execute(request) => match result {
+                    Ok(response) => response,
+                    Err(e) => return Ok(Err(Failure::of(&e))),
+                },
+                () = activity.silence(self.stall) => return Ok(Err(Failure::Stalled(self.stall))),
+            };
+            match redirect_target(&response) {
+                Some(next) => {
+                    let as_get = response.status() == StatusCode::SEE_OTHER
+                        || (method == Method::POST && matches!(response.status().as_u16(), 301 | 302));
+                    output::detail(format!(
+                        "{}: {operation}: redirected to {}",
+                        endpoint.registry,
+                        next.origin().ascii_serialization()
+                    ));
+                    target = Some((next, as_get));
+                }
+                None => return Ok(Ok((response, first_authorization))),
+            }
+        }
+        Err(RegistryError::Protocol {
+            registry: endpoint.registry.clone(),
+            repository: String::new(),
+            operation: operation.to_string(),
+            detail: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+
+    pub(super) async fn fail(
+        &self,
+        repository: &Repository,
+        operation: &str,
+        response: reqwest::Response,
+        attempts: u32,
+    ) -> RegistryError {
+        let status = response.status().as_u16();
+        let body = read_body(response, self.stall).await.unwrap_or_default();
+        let message = body_message(&body);
+        if status == 401 || status == 403 {
+            let endpoint = self.endpoint(&repository.registry).await.ok();
+            let hint = credential_hint(&repository.registry, endpoint.as_ref().and_then(|e| e.credential.as_ref()));
+            return RegistryError::Denied {
+                registry: repository.registry.clone(),
+                repository: repository.path.clone(),
+                operation: operation.to_string(),
+                status,
+                message,
+                hint,
+            };
+        }
+        RegistryError::Status {
+            registry: repository.registry.clone(),
+            repository: repository.path.clone(),
+            operation: operation.to_string(),
+            status,
+            message,
+            attempts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_stay_with_the_registrys_own_origin() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert!(same_origin(&url("https://ghcr.io/v2/x/blobs/uploads/1"), "https://ghcr.io"));
+        assert!(same_origin(&url("http://127.0.0.1:5000/v2/"), "http://127.0.0.1:5000"));
+        assert!(!same_origin(&url("https://storage.example/upload"), "https://ghcr.io"));
+        assert!(!same_origin(&url("http://ghcr.io/v2/"), "https://ghcr.io"));
+        assert!(!same_origin(&url("https://ghcr.io:8443/v2/"), "https://ghcr.io"));
+        assert!(!same_origin(&url("http://127.0.0.2:5000/v2/"), "http://127.0.0.1:5000"));
+    }
+
+    #[test]
+    fn retries_wait_as_the_registry_asks_within_bounds() {
+        assert_eq!(retry_delay(1, None), Duration::from_millis(250));
+        assert_eq!(retry_delay(3, None), Duration::from_secs(1));
+    }
+}

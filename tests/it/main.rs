@@ -11,6 +11,7 @@ mod image_options;
 mod krew;
 mod layers;
 mod layout_base;
+mod limits;
 mod local;
 mod platforms;
 mod registries;

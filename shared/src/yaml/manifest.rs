@@ -571,6 +571,39 @@ items:
     }
 
     #[test]
+    fn a_replacement_that_does_not_read_as_itself_is_caught() {
+        let file = ManifestFile::parse("t.yaml", "a: ko://x\nb: [ko://x]\n".to_string()).unwrap();
+        // Plain in a flow sequence, a comma splits the value: the check must see it.
+        let replacements = HashMap::from([("ko://x".to_string(), "y, z".to_string())]);
+        let error = file.render(&replacements).unwrap_err();
+        assert!(matches!(error, ManifestError::Check { line: 2, .. }), "{error:?}");
+    }
+
+    #[test]
+    fn an_alias_orphaned_by_the_selector_is_a_selection_error() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: &m {name: a}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: b, labels: {app: web}}\n  data: {copy: *m}\n";
+        let error = render(text, Some("app=web")).unwrap_err();
+        assert!(matches!(error, ManifestError::Selection { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn many_references_and_documents_render_in_order() {
+        let mut text = String::new();
+        for i in 0..2000 {
+            text.push_str(&format!("---\n# {i} ü\nkind: A\nimage: ko://app{}\nquoted: \"ko://app{}\"\n", i % 7, i % 3));
+        }
+        let out = render(&text, None).unwrap();
+        let expected = (0..7).fold(text.clone(), |t, i| {
+            t.replace(&format!("ko://app{i}\n"), &format!("reg.example/app{i}@sha256:abc\n"))
+                .replace(&format!("ko://app{i}\""), &format!("reg.example/app{i}@sha256:abc\""))
+        });
+        assert_eq!(out, expected);
+        let file = ManifestFile::parse("t", text).unwrap();
+        assert_eq!(file.references().count(), 4000);
+        assert_eq!(file.values.len(), 7, "each distinct value is kept once");
+    }
+
+    #[test]
     fn multibyte_text_before_a_reference_is_kept() {
         let text = "# überprüft ✓\nimage: ko://a\n";
         assert_eq!(render(text, None).unwrap(), "# überprüft ✓\nimage: reg.example/a@sha256:abc\n");

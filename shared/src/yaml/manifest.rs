@@ -295,8 +295,9 @@ impl ManifestFile {
     /// The kept text with each reference replaced by `replacements[value]`, re-parsed to check
     /// that every replaced scalar now reads as its new value.
     pub fn rendered<'a>(&'a self, replacements: &'a HashMap<String, String>) -> Result<Rendered<'a>, ManifestError> {
-        let mut edits: Vec<(Range<usize>, Option<(&Site, &str)>)> =
-            self.removed.iter().map(|r| (r.clone(), None)).collect();
+        // What happens to each range: dropped (`None`) or replaced.
+        type Edit<'s> = (Range<usize>, Option<(&'s Site, &'s str)>);
+        let mut edits: Vec<Edit> = self.removed.iter().map(|r| (r.clone(), None)).collect();
         for site in &self.sites {
             let Some(new) = replacements.get(&self.values[site.value]) else { continue };
             edits.push((site.range.clone(), Some((site, new.as_str()))));

@@ -29,13 +29,18 @@
 #   6   an app that embeds a 50 MiB random file, rewritten before each run
 #   7a  as 2, with KOCACHE set for ko
 #   7b  as 3, with KOCACHE set for ko
+#   8   resolve of a large generated YAML (100 MiB; 2 MiB with --smoke) naming the 10 apps of 5
+#   9   resolve of 30 apps with -j 4, every image new (fresh repository, our cache wiped)
+# Scenarios 8 and 9 measure resources, not time: the peak memory against the YAML's size, and
+# the peak number of open file descriptors; they have their own table.
 # kubectl-ko always has its cache (KOCACHE, a directory of the work dir). Go's own build
 # cache (GOCACHE) is the caller's and stays warm: it serves both tools alike.
 #
 # Measured per run: wall time of the tool's process (launch to exit, in ms); CPU time (user +
 # system, the tool and its children); peak memory twice: "own" is the tool process's VmHWM
 # (sampled from /proc every 10 ms), "tree" is GNU time's %M, the largest peak of any single
-# process in the tree, which is usually the Go compiler or linker.
+# process in the tree, which is usually the Go compiler or linker; the tool's peak number of
+# open file descriptors (entries of /proc/PID/fd, sampled with the memory).
 set -euo pipefail
 
 KO_VERSION=v0.19.1
@@ -56,7 +61,10 @@ BIN_DIR=""
 OUT=""
 KEEP=""
 ONLY=""
-ALL_SCENARIOS=(1 2 3 4 5 6 7a 7b)
+ALL_SCENARIOS=(1 2 3 4 5 6 7a 7b 8 9)
+# The scenarios measured for resources only (their own table, no time target).
+RESOURCE_SCENARIOS=" 8 9 "
+is_resource_scenario() { [[ "$RESOURCE_SCENARIOS" == *" $1 "* ]]; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--runs)
@@ -328,10 +336,38 @@ var asset []byte
 func main() { fmt.Println(len(asset)) }
 EOF
 	new_asset
+	make_large_yaml "$APPS/fleet/large.yaml" "$LARGE_YAML_MIB"
+	make_many
 }
 
 new_asset() {
 	head -c $((50 * 1024 * 1024)) /dev/urandom >"$APPS/asset/asset.bin"
+}
+
+# Scenario 8's input: Deployments of about 1 KiB each (labels, env, resources, a comment)
+# naming the ten apps of `fleet` in turn, up to MIB mebibytes.
+LARGE_YAML_MIB=100
+[[ -z "$SMOKE" ]] || LARGE_YAML_MIB=2
+make_large_yaml() { # FILE MIB
+	awk -v limit=$(($2 * 1024 * 1024)) 'BEGIN {
+		for (i = 0; size < limit; i++) {
+			doc = sprintf("---\n# deployment %d of the large fleet\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-%d\n  labels: {app: app-%d, tier: \"backend\", team: platform}\n  annotations:\n    description: \x27generated for the memory benchmark; every other byte must come back as written\x27\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: app-%d}\n  template:\n    metadata:\n      labels: {app: app-%d}\n    spec:\n      containers:\n      - name: app\n        image: ko://example.com/bench/fleet/cmd/app%d\n        args: [\"--port=8080\", \"--verbose\"]\n        env:\n        - name: INSTANCE\n          value: \"%d\"\n        - name: REGION\n          value: eu-west-1\n        ports:\n        - containerPort: 8080\n          protocol: TCP\n        resources:\n          limits: {cpu: 500m, memory: 128Mi}\n          requests: {cpu: 100m, memory: 64Mi}\n        readinessProbe:\n          httpGet: {path: /healthz, port: 8080}\n          periodSeconds: 10\n", i, i, i, i, i, i % 10, i)
+			printf "%s", doc
+			size += length(doc)
+		}
+	}' >"$1"
+}
+
+# Scenario 9's input: a module of 30 small commands and one Deployment for each.
+MANY_APPS=30
+make_many() {
+	write_module "$APPS/many" example.com/bench/many
+	local i
+	for ((i = 0; i < MANY_APPS; i++)); do
+		mkdir -p "$APPS/many/cmd/app$i"
+		printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("app %d") }\n' "$i" >"$APPS/many/cmd/app$i/main.go"
+		printf -- '---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app%d\nspec:\n  template:\n    spec:\n      containers:\n      - name: app\n        image: ko://example.com/bench/many/cmd/app%d\n' "$i" "$i"
+	done >"$APPS/many/apps.yaml"
 }
 
 step "generating the apps in $APPS"
@@ -349,6 +385,8 @@ scenario_title() {
 	6) echo "50 MiB embedded asset, changed each run" ;;
 	7a) echo "no-op rebuild, ko with KOCACHE" ;;
 	7b) echo "one-line change, ko with KOCACHE" ;;
+	8) echo "resolve of a $LARGE_YAML_MIB MiB YAML (10 apps, unchanged)" ;;
+	9) echo "resolve of $MANY_APPS apps, -j 4, every image new" ;;
 	esac
 }
 
@@ -373,8 +411,15 @@ prepare() { # SCENARIO TOOL
 	3 | 4 | 7b) change_line "$APPS/hello/main.go" ;;
 	5) write_hello "$APPS/fleet/cmd/app0/main.go" "hello from app0, change $((++CHANGE)) of $$" ;;
 	6) new_asset ;;
+	9)
+		# Every image new: a fresh repository per run (RUN_SEQ), and our cache wiped (ko keeps none).
+		RUN_SEQ=$((RUN_SEQ + 1))
+		if [[ "$2" == ours ]]; then rm -rf "$CACHE_MANY"; fi
+		;;
 	esac
 }
+RUN_SEQ=0
+CACHE_MANY="$WORK/cache-ours-many"
 
 # Prints the directory and the command line of SCENARIO for TOOL, one word per line.
 command_for() { # SCENARIO TOOL
@@ -387,6 +432,16 @@ command_for() { # SCENARIO TOOL
 		args=(--platform=linux/amd64 -f config)
 		;;
 	6) dir="$APPS/asset" ;;
+	8)
+		dir="$APPS/fleet"
+		sub=resolve
+		args=(--platform=linux/amd64 -f large.yaml)
+		;;
+	9)
+		dir="$APPS/many"
+		sub=resolve
+		args=(--platform=linux/amd64 -j 4 -f apps.yaml)
+		;;
 	esac
 	echo "$dir"
 	if [[ "$2" == ours ]]; then
@@ -401,11 +456,13 @@ command_for() { # SCENARIO TOOL
 # The environment of one run: the same base and registry for both tools.
 run_env() { # SCENARIO TOOL
 	echo "KO_DEFAULTBASEIMAGE=$BASE"
+	local suffix=""
+	[[ "$1" == 9 ]] && suffix="-many-$RUN_SEQ"
 	if [[ "$2" == ours ]]; then
-		echo "KO_DOCKER_REPO=127.0.0.1:$PORT/ours"
-		echo "KOCACHE=$CACHE_OURS"
+		echo "KO_DOCKER_REPO=127.0.0.1:$PORT/ours$suffix"
+		if [[ "$1" == 9 ]]; then echo "KOCACHE=$CACHE_MANY"; else echo "KOCACHE=$CACHE_OURS"; fi
 	else
-		echo "KO_DOCKER_REPO=127.0.0.1:$PORT/ko"
+		echo "KO_DOCKER_REPO=127.0.0.1:$PORT/ko$suffix"
 		if [[ "$1" == 7a || "$1" == 7b ]]; then
 			echo "KOCACHE=$CACHE_KO"
 		fi
@@ -432,7 +489,7 @@ run_once() { # SCENARIO TOOL LABEL
 	rm -f "$m.pid" "$m.pid.wall" "$m.time"
 	env "${env_words[@]}" /usr/bin/time -f '%M %U %S' -o "$m.time" \
 		bash -c "$LAUNCHER" launcher "$m.pid" "$dir" "${words[@]:1}" >"$logs.out" 2>"$logs.err" &
-	local tpid=$! pid="" hwm=0 key value
+	local tpid=$! pid="" hwm=0 fds=0 key value open
 	while kill -0 "$tpid" 2>/dev/null; do
 		if [[ -z "$pid" && -s "$m.pid" ]]; then
 			read -r pid <"$m.pid" || pid=""
@@ -444,6 +501,9 @@ run_once() { # SCENARIO TOOL LABEL
 					break
 				fi
 			done <"/proc/$pid/status" 2>/dev/null || true
+			# Open descriptors, counted by a glob (no fork); a vanished directory counts as 1.
+			open=("/proc/$pid/fd/"*)
+			((${#open[@]} > fds)) && fds=${#open[@]}
 		fi
 		read -rt 0.01 -u "$SLEEP_FD" || true
 	done
@@ -463,18 +523,22 @@ run_once() { # SCENARIO TOOL LABEL
 	local wall cpu
 	wall=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", e - s }')
 	cpu=$(awk -v u="$utime" -v s="$stime" 'BEGIN { printf "%.2f", u + s }')
-	printf '  %-3s %-5s %-7s %7ss  cpu %6ss  own %6d KiB  tree %7d KiB\n' \
-		"$scenario" "$tool" "$label" "$wall" "$cpu" "$hwm" "$tree" >&2
+	printf '  %-3s %-5s %-7s %7ss  cpu %6ss  own %6d KiB  tree %7d KiB  fds %4d\n' \
+		"$scenario" "$tool" "$label" "$wall" "$cpu" "$hwm" "$tree" "$fds" >&2
 	if [[ "$label" != warmup ]]; then
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$tool" "$label" "$wall" "$cpu" "$hwm" "$tree" >>"$RESULTS"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$tool" "$label" "$wall" "$cpu" "$hwm" "$tree" "$fds" >>"$RESULTS"
 	fi
 }
 
 # Each run must print what it should: references by digest that the registry has.
 check_output() { # SCENARIO TOOL FILE
 	local refs want=1 ref
-	[[ "$1" == 5 ]] && want=10
-	mapfile -t refs < <(grep -o "127\.0\.0\.1:$PORT/[^ \"']*@sha256:[0-9a-f]\{64\}" "$3" || true)
+	case "$1" in
+	5 | 8) want=10 ;;
+	9) want=$MANY_APPS ;;
+	esac
+	# Each distinct reference once (the large YAML names each app thousands of times).
+	mapfile -t refs < <(grep -o "127\.0\.0\.1:$PORT/[^ \"']*@sha256:[0-9a-f]\{64\}" "$3" | sort -u || true)
 	[[ ${#refs[@]} -eq $want ]] ||
 		die "scenario $1, $2: expected $want image reference(s) on stdout, got ${#refs[@]}: $(head -c 500 "$3")"
 	for ref in "${refs[@]}"; do
@@ -487,6 +551,10 @@ check_output() { # SCENARIO TOOL FILE
 	done
 }
 
+# ko takes minutes and hundreds of MiB for a few MiB of YAML (132 s and 608 MiB for 2 MiB, by
+# hand), so the large YAML of scenario 8 is resolved by kubectl-ko alone.
+ko_runs() { [[ "$1" != 8 ]]; }
+
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -495,11 +563,11 @@ for scenario in "${SCENARIOS[@]}"; do
 	step "scenario $scenario: $(scenario_title "$scenario")"
 	for ((i = 1; i <= WARMUPS; i++)); do
 		run_once "$scenario" ours warmup
-		run_once "$scenario" ko warmup
+		ko_runs "$scenario" && run_once "$scenario" ko warmup
 	done
 	for ((i = 1; i <= RUNS; i++)); do
 		run_once "$scenario" ours "$i"
-		run_once "$scenario" ko "$i"
+		ko_runs "$scenario" && run_once "$scenario" ko "$i"
 	done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -510,7 +578,7 @@ median() {
 	sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# Column COL (4 wall, 5 cpu, 6 own KiB, 7 tree KiB) of SCENARIO and TOOL.
+# Column COL (4 wall, 5 cpu, 6 own KiB, 7 tree KiB, 8 open descriptors) of SCENARIO and TOOL.
 column() { # SCENARIO TOOL COL
 	awk -F'\t' -v s="$1" -v t="$2" -v c="$3" '$1 == s && $2 == t { print $c }' "$RESULTS"
 }
@@ -525,6 +593,7 @@ ratios() { # SCENARIO COL
 
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
 mib() { awk -v v="$1" 'BEGIN { printf "%.0f", v / 1024 }'; }
+per_size() { awk -v v="$1" -v s="$2" 'BEGIN { printf "%.2f", v / s }'; } # KIB SIZE_KIB
 
 OUT_DIR="$ROOT/docs"
 OUT_MD=${OUT:-$OUT_DIR/benchmarks.md}
@@ -532,13 +601,20 @@ OUT_MD=${OUT:-$OUT_DIR/benchmarks.md}
 mkdir -p "$(dirname "$OUT_MD")"
 OUT_PNG="${OUT_MD%.md}.png"
 
+TIME_SCENARIOS=()
+MEASURED_RESOURCES=()
+for scenario in "${SCENARIOS[@]}"; do
+	if is_resource_scenario "$scenario"; then MEASURED_RESOURCES+=("$scenario"); else TIME_SCENARIOS+=("$scenario"); fi
+done
+
 TABLE="$WORK/table.md"
 CHART_DATA="$WORK/chart.dat"
 : >"$CHART_DATA"
-{
+: >"$TABLE"
+[[ ${#TIME_SCENARIOS[@]} -eq 0 ]] || {
 	echo "| # | scenario | kubectl-ko | ko | ratio | target | peak RSS, own (kubectl-ko / ko) | RSS ratio | peak RSS, tree (kubectl-ko / ko) | CPU s (kubectl-ko / ko) |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-	for scenario in "${SCENARIOS[@]}"; do
+	for scenario in "${TIME_SCENARIOS[@]}"; do
 		ours_wall=$(column "$scenario" ours 4 | median)
 		ko_wall=$(column "$scenario" ko 4 | median)
 		ratio=$(ratios "$scenario" 4 | median)
@@ -560,9 +636,35 @@ CHART_DATA="$WORK/chart.dat"
 	done
 } >"$TABLE"
 
-cat "$TABLE"
+# The resources table: peak memory against the input's size (8), peak open descriptors (9).
+RESOURCE_TABLE="$WORK/resources.md"
+: >"$RESOURCE_TABLE"
+[[ ${#MEASURED_RESOURCES[@]} -eq 0 ]] || {
+	echo "| # | measurement | kubectl-ko | ko | ratio (kubectl-ko / ko) | bound | wall s (kubectl-ko / ko) |"
+	echo "|---|---|---:|---:|---:|---:|---:|"
+	for scenario in "${MEASURED_RESOURCES[@]}"; do
+		ours_wall=$(column "$scenario" ours 4 | median)
+		if [[ "$scenario" == 8 ]]; then
+			size_kib=$(($(stat -c %s "$APPS/fleet/large.yaml") / 1024))
+			ours=$(column 8 ours 6 | median)
+			met=$(awk -v v="$ours" -v s="$size_kib" 'BEGIN { print (v <= 2 * s) ? "met" : "missed" }')
+			printf '| 8 | peak RSS (own) of resolve of a %s MiB YAML | %s MiB (%s× the file) | not run (see below) | | ≤ 2× the file (%s) | %s / – |\n' \
+				"$(mib "$size_kib")" "$(mib "$ours")" "$(per_size "$ours" "$size_kib")" "$met" "$(fmt "$ours_wall" %.2f)"
+		else
+			ours=$(column 9 ours 8 | median)
+			ko=$(column 9 ko 8 | median)
+			ko_wall=$(column 9 ko 4 | median)
+			printf '| 9 | peak open descriptors of resolve of %s apps, `-j 4` | %s | %s | %s | by `-j`, not by the apps | %s / %s |\n' \
+				"$MANY_APPS" "$(fmt "$ours" %.0f)" "$(fmt "$ko" %.0f)" "$(fmt "$(ratios 9 8 | median)" %.2f)" \
+				"$(fmt "$ours_wall" %.2f)" "$(fmt "$ko_wall" %.2f)"
+		fi
+	done
+} >"$RESOURCE_TABLE"
+
+cat "$TABLE" "$RESOURCE_TABLE"
 
 # The chart: time and memory ratios per scenario, with the targets (marked on the time bars).
+[[ ${#TIME_SCENARIOS[@]} -eq 0 ]] || {
 ymax=$(awk '{ for (i = 2; i <= 4; i++) if ($i > m) m = $i } END { m = m * 1.1; print (m > 1.1 ? m : 1.1) }' "$CHART_DATA")
 gnuplot >&2 <<EOF
 set terminal pngcairo size 900,420 font "sans,10"
@@ -581,6 +683,7 @@ plot "$CHART_DATA" using 2:xtic(1) title "wall time" lc rgb "#3b7dd8", \
      "" using (\$0 - 0.17):3 with points pt 9 ps 1.5 lc rgb "#d84315" title "time target", \
      1 with lines dt 2 lc rgb "#555555" title "same as ko"
 EOF
+}
 
 # --- the markdown ----------------------------------------------------------------
 
@@ -594,45 +697,72 @@ if ! git -C "$ROOT" diff --quiet HEAD -- shared plugins Cargo.toml Cargo.lock 2>
 	commit="$commit (with uncommitted changes)"
 fi
 
-RESULTS_MD="$WORK/results.md"
-{
-	echo "<!-- bench:results — written by scripts/bench.sh; edits between these markers are overwritten -->"
-	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS counted run(s) per tool and scenario after $WARMUPS warm-up(s)."
-	echo
-	echo "| | |"
-	echo "|---|---|"
-	echo "| machine | $(nproc) cores ($cpu_model), $mem_gib GiB memory, $(uname -sr) |"
-	echo "| load average (1, 5, 15 min) | $LOAD_BEFORE before, $LOAD_AFTER after |"
-	echo "| kubectl-ko | $ours_version, commit $commit, $(basename "$BIN_DIR") build |"
-	echo "| ko | $ko_version (\`go install github.com/google/ko@$KO_VERSION\`) |"
-	echo "| Go | $go_version |"
-	echo "| registry | $(docker-registry --version 2>/dev/null | head -n 1 || echo docker-registry) on 127.0.0.1 |"
-	echo
-	cat "$TABLE"
-	echo
-	echo "![ratios of kubectl-ko to ko per scenario]($(basename "$OUT_PNG"))"
-	echo "<!-- bench:end -->"
-} >"$RESULTS_MD"
+# Replaces the block between the lines starting with BEGIN and END in $OUT_MD with FILE
+# (which holds both marker lines), keeping the hand-written text around it; a file without
+# the block gets it appended (a missing file is created with a title).
+write_block() { # BEGIN END FILE
+	if [[ -f "$OUT_MD" ]] && grep -q "^$1" "$OUT_MD" && grep -q "^$2" "$OUT_MD"; then
+		awk -v block="$3" -v begin="^$1" -v end="^$2" '
+			$0 ~ begin { while ((getline line < block) > 0) print line; skip = 1; next }
+			$0 ~ end { skip = 0; next }
+			!skip { print }' "$OUT_MD" >"$WORK/merged.md"
+		mv "$WORK/merged.md" "$OUT_MD"
+	elif [[ -f "$OUT_MD" ]]; then
+		{
+			echo
+			cat "$3"
+		} >>"$OUT_MD"
+	else
+		{
+			echo "# Benchmarks: kubectl-ko and ko side by side"
+			echo
+			echo "Run \`scripts/bench.sh\` to measure again; it rewrites the blocks below."
+			echo
+			cat "$3"
+		} >"$OUT_MD"
+	fi
+}
 
-if [[ -f "$OUT_MD" ]] && grep -q '^<!-- bench:results' "$OUT_MD" && grep -q '^<!-- bench:end -->' "$OUT_MD"; then
-	# Keep the hand-written text around the generated block.
-	awk -v block="$RESULTS_MD" '
-		/^<!-- bench:results/ { while ((getline line < block) > 0) print line; skip = 1; next }
-		/^<!-- bench:end -->/ { skip = 0; next }
-		!skip { print }' "$OUT_MD" >"$WORK/merged.md"
-	mv "$WORK/merged.md" "$OUT_MD"
-else
+RESULTS_MD="$WORK/results.md"
+if [[ ${#TIME_SCENARIOS[@]} -gt 0 ]]; then
 	{
-		echo "# Benchmarks: kubectl-ko and ko side by side"
+		echo "<!-- bench:results — written by scripts/bench.sh; edits between these markers are overwritten -->"
+		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS counted run(s) per tool and scenario after $WARMUPS warm-up(s)."
 		echo
-		echo "Run \`scripts/bench.sh\` to measure again; it rewrites the block below."
+		echo "| | |"
+		echo "|---|---|"
+		echo "| machine | $(nproc) cores ($cpu_model), $mem_gib GiB memory, $(uname -sr) |"
+		echo "| load average (1, 5, 15 min) | $LOAD_BEFORE before, $LOAD_AFTER after |"
+		echo "| kubectl-ko | $ours_version, commit $commit, $(basename "$BIN_DIR") build |"
+		echo "| ko | $ko_version (\`go install github.com/google/ko@$KO_VERSION\`) |"
+		echo "| Go | $go_version |"
+		echo "| registry | $(docker-registry --version 2>/dev/null | head -n 1 || echo docker-registry) on 127.0.0.1 |"
 		echo
-		cat "$RESULTS_MD"
-	} >"$OUT_MD"
+		cat "$TABLE"
+		echo
+		echo "![ratios of kubectl-ko to ko per scenario]($(basename "$OUT_PNG"))"
+		echo "<!-- bench:end -->"
+	} >"$RESULTS_MD"
+	write_block '<!-- bench:results' '<!-- bench:end -->' "$RESULTS_MD"
 fi
-step "wrote $OUT_MD and $OUT_PNG"
+if [[ ${#MEASURED_RESOURCES[@]} -gt 0 ]]; then
+	{
+		echo "<!-- bench:resources — written by scripts/bench.sh; edits between these markers are overwritten -->"
+		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS counted run(s) per tool after $WARMUPS warm-up(s); kubectl-ko $ours_version, commit $commit, $(basename "$BIN_DIR") build; ko $ko_version; load average $LOAD_BEFORE before, $LOAD_AFTER after."
+		echo
+		cat "$RESOURCE_TABLE"
+		echo "<!-- bench:resources-end -->"
+	} >"$WORK/resources-block.md"
+	write_block '<!-- bench:resources —' '<!-- bench:resources-end -->' "$WORK/resources-block.md"
+fi
+step "wrote $OUT_MD${TIME_SCENARIOS:+ and $OUT_PNG}"
 if [[ -n "$SMOKE" ]]; then
 	# Every run was checked (references printed and present in the registry); a plain
 	# closing line for CI, which reads the last lines of scripts/test.sh.
-	echo "bench smoke: $((${#SCENARIOS[@]} * 2)) passed, 0 failed"
+	runs=0
+	for scenario in "${SCENARIOS[@]}"; do
+		runs=$((runs + 1))
+		if ko_runs "$scenario"; then runs=$((runs + 1)); fi
+	done
+	echo "bench smoke: $runs passed, 0 failed"
 fi

@@ -232,9 +232,11 @@ impl Builder {
         let kodata_mtime = self.kodata_date.unwrap_or(0).max(0) as u64;
         let cache = self.cache.clone();
         let dir = package.dir.clone();
+        let permit = self.jobs.acquire().await.expect("semaphore open");
         let kodata = tokio::task::spawn_blocking(move || kodata::build_layer(&cache, &dir, kodata_mtime))
             .await
             .expect("kodata task")?;
+        drop(permit);
         self.check_early(&package.import_path, [&kodata.digest]);
         let name = app::binary_name(&package.import_path);
         let created_by = format!("kubectl-ko build ko://{}", package.import_path);
@@ -252,10 +254,13 @@ impl Builder {
             let settings = settings.clone();
             let file_caps = &file_caps;
             async move {
+                // One of the `-j` slots for the build and everything that holds files, pipes
+                // or connections for this image (Go's build info, the layer and its upload),
+                // so that what is open at once is bounded by `-j`, not by the number of images.
+                let permit = self.jobs.acquire().await.expect("semaphore open");
                 let binary = match prebuilt {
                     Some(built) => built,
                     None => {
-                        let _permit = self.jobs.acquire().await.expect("semaphore open");
                         output::step(format!("Building {} for {}", package.import_path, base.platform));
                         let _span = timing::span(|| format!("go build {} for {}", package.import_path, base.platform));
                         let (binary, cmdline) = self.go.build(package, &base.platform, plan, &self.cache).await?;
@@ -303,6 +308,7 @@ impl Builder {
                 if let Some(started) = started {
                     started.finish_in_background(&record.digest);
                 }
+                drop(permit);
                 let mut settings = settings;
                 let mut layers = vec![
                     AddedLayer {

@@ -16,6 +16,7 @@ mod kodata;
 mod krew;
 mod layers;
 mod layout_base;
+mod limits;
 mod local;
 mod output_files;
 mod parity;

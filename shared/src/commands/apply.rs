@@ -68,9 +68,11 @@ pub async fn deploy(deploy: Deploy<'_>) -> Result<(), Error> {
     let manifests = resolve::load(deploy.files)?;
     if !deploy.kubectl_args.is_empty() {
         kubectl::program(&format!("`kubectl ko {verb}` with flags after --"))?;
-        let texts = resolve::resolve(&manifests, deploy.publish, deploy.build).await?;
-        let flags = deploy.kubectl_flags();
-        return kubectl::pipe(verb, deploy.kube, &flags, resolve::join(&texts).as_bytes()).await;
+        let replacements = resolve::publish_references(&manifests, deploy.publish, deploy.build).await?;
+        let rendered = manifests.iter().map(|m| m.rendered(&replacements)).collect::<Result<Vec<_>, _>>()?;
+        let mut yaml = Vec::new();
+        resolve::write_joined(&rendered, &mut yaml).expect("writing into memory cannot fail");
+        return kubectl::pipe(verb, deploy.kube, &deploy.kubectl_flags(), &yaml).await;
     }
     let planned = unresolved_objects(&manifests)?;
     let cluster = cluster::connect(deploy.kube).await?;

@@ -2,12 +2,13 @@
 //! once (all in parallel, bounded by `-j`), and print the inputs with those strings replaced.
 //! `apply` shares all of this.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
 
 use crate::cli::{BuildArgs, FileArgs, PublishArgs, ResolveCommand};
 use crate::error::Error;
 use crate::output;
-use crate::yaml::{ManifestFile, Selector, read_inputs};
+use crate::yaml::{ManifestFile, Rendered, Selector, read_inputs};
 
 use super::Session;
 
@@ -54,77 +55,143 @@ pub async fn resolve(
     publish: &PublishArgs,
     build: &BuildArgs,
 ) -> Result<Vec<String>, Error> {
+    let replacements = publish_references(manifests, publish, build).await?;
+    manifests.iter().map(|m| m.render(&replacements).map_err(Error::from)).collect()
+}
+
+/// Builds and publishes every distinct `ko://` value of the manifests once; returns what
+/// each value is replaced with. Nothing is returned unless every image was published.
+pub async fn publish_references(
+    manifests: &[ManifestFile],
+    publish: &PublishArgs,
+    build: &BuildArgs,
+) -> Result<HashMap<String, String>, Error> {
     // Each distinct value once, remembered with where it first appeared.
     let mut wanted: Vec<(String, String, usize)> = Vec::new();
+    let mut seen = HashSet::new();
     for manifest in manifests {
         for reference in manifest.references() {
-            if !wanted.iter().any(|(value, _, _)| *value == reference.value) {
-                wanted.push((reference.value, manifest.name.clone(), reference.line));
+            if seen.insert(reference.value) {
+                wanted.push((reference.value.to_string(), manifest.name.clone(), reference.line));
             }
         }
     }
     let mut replacements = HashMap::new();
-    if !wanted.is_empty() {
-        require_registry(publish)?;
-        let session = Session::new(publish, build).await?;
-        let at = |index: usize, error: Error| {
-            let (value, file, line) = &wanted[index];
-            Error::Reference { file: file.clone(), line: *line, value: value.clone(), source: Box::new(error) }
-        };
-        let values: Vec<&str> = wanted.iter().map(|(value, _, _)| value.as_str()).collect();
-        let packages = session
-            .packages
-            .resolve_all(&values)
-            .await
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| p.map_err(|e| at(i, e.into())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();
-        session.publisher.check_names(&import_paths)?;
-        let artifacts = session.builder.build_all(&packages).await.map_err(|(i, e)| at(i, e))?;
-        let items: Vec<(&str, &_)> = packages.iter().map(|p| p.import_path.as_str()).zip(&artifacts).collect();
-        let references = session.publisher.publish_all(&items).await?;
-        for ((value, _, _), reference) in wanted.iter().zip(references) {
-            replacements.insert(value.clone(), reference);
-        }
-        session.publisher.close().await?;
+    if wanted.is_empty() {
+        return Ok(replacements);
     }
-    manifests.iter().map(|m| m.render(&replacements).map_err(Error::from)).collect()
+    require_registry(publish)?;
+    let session = Session::new(publish, build).await?;
+    let at = |index: usize, error: Error| {
+        let (value, file, line) = &wanted[index];
+        Error::Reference { file: file.clone(), line: *line, value: value.clone(), source: Box::new(error) }
+    };
+    let values: Vec<&str> = wanted.iter().map(|(value, _, _)| value.as_str()).collect();
+    let packages = session
+        .packages
+        .resolve_all(&values)
+        .await
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| p.map_err(|e| at(i, e.into())))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every image name is checked before anything is built: early layer uploads would
+    // otherwise reach the registry before a bad name is found.
+    let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();
+    session.publisher.check_names(&import_paths)?;
+    let artifacts = session.builder.build_all(&packages).await.map_err(|(i, e)| at(i, e))?;
+    let items: Vec<(&str, &_)> = packages.iter().map(|p| p.import_path.as_str()).zip(&artifacts).collect();
+    let references = session.publisher.publish_all(&items).await?;
+    for ((value, _, _), reference) in wanted.iter().zip(references) {
+        replacements.insert(value.clone(), reference);
+    }
+    session.publisher.close().await?;
+    Ok(replacements)
 }
 
-/// The resolved files as one stream: files are separated by `---` unless one already starts a
-/// document with it; files a selector emptied contribute nothing.
-pub fn join(texts: &[String]) -> String {
-    let mut stream = String::new();
-    for text in texts.iter().filter(|t| !t.trim().is_empty()) {
-        if !stream.is_empty() {
-            if !stream.ends_with('\n') {
-                stream.push('\n');
+/// Writes the resolved files as one stream, without putting it together in memory: files are
+/// separated by `---` unless one already starts a document with it; files a selector emptied
+/// contribute nothing.
+pub fn write_joined(files: &[Rendered], out: &mut impl Write) -> std::io::Result<()> {
+    let mut first = true;
+    let mut ended_with_newline = true;
+    for file in files.iter().filter(|f| !f.is_blank()) {
+        if !first {
+            if !ended_with_newline {
+                out.write_all(b"\n")?;
             }
-            if !text.starts_with("---") {
-                stream.push_str("---\n");
+            if !file.starts_with("---") {
+                out.write_all(b"---\n")?;
             }
         }
-        stream.push_str(text);
+        file.write_to(out)?;
+        first = false;
+        ended_with_newline = file.ends_with_newline();
     }
-    stream
+    Ok(())
+}
+
+/// Hands stdout large writes as they are and small ones gathered, through the one output module.
+struct ResultWriter {
+    buffer: Vec<u8>,
+}
+
+impl ResultWriter {
+    const CAPACITY: usize = 256 * 1024;
+
+    fn new() -> ResultWriter {
+        ResultWriter { buffer: Vec::with_capacity(Self::CAPACITY) }
+    }
+}
+
+impl Write for ResultWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.buffer.len() + bytes.len() > Self::CAPACITY {
+            self.flush()?;
+        }
+        if bytes.len() >= Self::CAPACITY {
+            output::result_bytes(bytes);
+        } else {
+            self.buffer.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buffer.is_empty() {
+            output::result_bytes(&self.buffer);
+            self.buffer.clear();
+        }
+        Ok(())
+    }
 }
 
 pub async fn run(command: ResolveCommand) -> Result<(), Error> {
     let manifests = load(&command.files)?;
-    let texts = resolve(&manifests, &command.publish, &command.build).await?;
-    output::result_bytes(join(&texts).as_bytes());
+    let replacements = publish_references(&manifests, &command.publish, &command.build).await?;
+    // Every file is checked before the first byte goes out.
+    let rendered = manifests.iter().map(|m| m.rendered(&replacements)).collect::<Result<Vec<_>, _>>()?;
+    let mut out = ResultWriter::new();
+    // Writing to stdout only fails on a closed pipe, which `output` ends quietly.
+    let _ = write_joined(&rendered, &mut out).and_then(|()| out.flush());
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::join;
+    use std::collections::HashMap;
+
+    use super::write_joined;
+    use crate::yaml::ManifestFile;
 
     #[test]
     fn files_are_joined_with_one_separator() {
-        let texts = ["a: 1".to_string(), "b: 2\n".into(), "".into(), "---\nc: 3\n".into()];
-        assert_eq!(join(&texts), "a: 1\n---\nb: 2\n---\nc: 3\n");
+        let texts = ["a: 1".to_string(), "b: 2\n".into(), "".into(), "  \n".into(), "---\nc: 3\n".into()];
+        let files: Vec<_> = texts.iter().map(|t| ManifestFile::parse("t", t.clone()).unwrap()).collect();
+        let none = HashMap::new();
+        let rendered: Vec<_> = files.iter().map(|f| f.rendered(&none).unwrap()).collect();
+        let mut out = Vec::new();
+        write_joined(&rendered, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "a: 1\n---\nb: 2\n---\nc: 3\n");
     }
 }

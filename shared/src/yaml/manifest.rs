@@ -1,28 +1,42 @@
 //! One input file of Kubernetes YAML: which documents a selector keeps, which `ko://` strings
 //! it holds, and the text with those strings replaced while every other byte stays as written.
+//!
+//! A file is held once, as read: parsing keeps only where the `ko://` strings are, a selector
+//! builds one document's tree at a time, and the replaced text is a list of slices of the
+//! original and of the replacements, checked by parsing it as a stream and written out piece
+//! by piece, so that a large file costs little more memory than its own size.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
 use std::ops::Range;
 
-use granit_parser::ScalarStyle;
+use granit_parser::{Event, Parser, ScalarStyle};
 
 use super::ManifestError;
 use super::selector::Selector;
-use super::tree::{self, Document, Node, NodeKind, line_start};
+use super::tree::{self, Document, Node, NodeKind, SyntaxError, line_start};
 
 /// The prefix that marks a string as an import path to build.
 pub const KO_PREFIX: &str = "ko://";
 
 /// A `ko://` string found in a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KoReference {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KoReference<'a> {
     /// The value as ko sees it: decoded and trimmed, `ko://` included.
-    pub value: String,
+    pub value: &'a str,
+    pub line: usize,
+}
+
+/// Where a `ko://` string sits in the text.
+#[derive(Debug)]
+struct Site {
     /// The bytes to replace: the whole token for plain and quoted scalars, only the value's
     /// characters inside a block scalar.
     range: Range<usize>,
     style: ScalarStyle,
-    pub line: usize,
+    line: usize,
+    /// Index into [`ManifestFile::values`]: a value repeated a thousand times is kept once.
+    value: usize,
 }
 
 #[derive(Debug)]
@@ -30,9 +44,78 @@ pub struct ManifestFile {
     /// How errors name the file: its path as given, or `stdin`.
     pub name: String,
     text: String,
-    documents: Vec<Document>,
+    /// The distinct `ko://` values, in order of first appearance.
+    values: Vec<String>,
+    /// Every `ko://` string, in file order.
+    sites: Vec<Site>,
     /// Byte ranges a selector dropped, sorted and disjoint.
     removed: Vec<Range<usize>>,
+}
+
+/// One piece of a rendered file: a slice of the original text or a replacement.
+#[derive(Debug, Clone, Copy)]
+struct Piece<'a> {
+    text: &'a str,
+    /// For a replacement: the line of the reference it replaces.
+    replaces: Option<usize>,
+}
+
+/// A file with its references replaced, checked, as pieces of the original and of the
+/// replacements (nothing is copied until it is written).
+#[derive(Debug)]
+pub struct Rendered<'a> {
+    pieces: Vec<Piece<'a>>,
+}
+
+impl Rendered<'_> {
+    fn texts(&self) -> impl Iterator<Item = &str> + '_ {
+        self.pieces.iter().map(|p| p.text).filter(|t| !t.is_empty())
+    }
+
+    /// Whether nothing but white space is left (a selector dropped everything).
+    pub fn is_blank(&self) -> bool {
+        self.texts().all(|t| t.trim().is_empty())
+    }
+
+    /// Whether the text starts with `prefix`.
+    pub fn starts_with(&self, prefix: &str) -> bool {
+        let mut rest = prefix.as_bytes();
+        for text in self.texts() {
+            let n = rest.len().min(text.len());
+            if text.as_bytes()[..n] != rest[..n] {
+                return false;
+            }
+            rest = &rest[n..];
+            if rest.is_empty() {
+                return true;
+            }
+        }
+        rest.is_empty()
+    }
+
+    /// Whether the text ends with a line break (or is empty).
+    pub fn ends_with_newline(&self) -> bool {
+        self.texts().last().is_none_or(|t| t.ends_with('\n'))
+    }
+
+    pub fn len(&self) -> usize {
+        self.pieces.iter().map(|p| p.text.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the text, piece by piece.
+    pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        self.texts().try_for_each(|t| out.write_all(t.as_bytes()))
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut text = String::with_capacity(self.len());
+        self.texts().for_each(|t| text.push_str(t));
+        text
+    }
 }
 
 fn labels(document: &Document, object: &Node) -> BTreeMap<String, String> {
@@ -86,16 +169,57 @@ fn is_object(document: &Document, node: &Node) -> bool {
     field("apiVersion") && field("kind")
 }
 
+/// What stops a walk over the documents: the parser or a rule of the selection.
+enum Stop {
+    Syntax(SyntaxError),
+    Manifest(ManifestError),
+}
+
+impl From<SyntaxError> for Stop {
+    fn from(e: SyntaxError) -> Stop {
+        Stop::Syntax(e)
+    }
+}
+
 impl ManifestFile {
     pub fn parse(name: impl Into<String>, text: String) -> Result<ManifestFile, ManifestError> {
         let name = name.into();
-        let documents = tree::parse(&text).map_err(|e| ManifestError::Syntax {
+        let syntax = |e: SyntaxError| ManifestError::Syntax {
             file: name.clone(),
             line: e.line,
             column: e.column,
             message: e.message,
-        })?;
-        Ok(ManifestFile { name, text, documents, removed: Vec::new() })
+        };
+        // One pass over the events, without a tree: only the `ko://` strings are kept.
+        let mut values: Vec<String> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut sites = Vec::new();
+        let mut parser = Parser::new_from_str(&text);
+        while let Some(next) = parser.next_event() {
+            let (event, span) = next.map_err(|e| syntax(tree::syntax_error(&e)))?;
+            let Event::Scalar(value, style, ..) = event else { continue };
+            let trimmed = value.trim();
+            if !trimmed.starts_with(KO_PREFIX) {
+                continue;
+            }
+            let mut range = span.start.byte_offset().unwrap_or(0)..span.end.byte_offset().unwrap_or(0);
+            if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+                // Block scalars hold their text verbatim: replace just those characters.
+                if let Some(at) = text[range.clone()].find(trimmed) {
+                    range = range.start + at..range.start + at + trimmed.len();
+                }
+            }
+            let value = match index.get(trimmed) {
+                Some(&i) => i,
+                None => {
+                    values.push(trimmed.to_string());
+                    index.insert(trimmed.to_string(), values.len() - 1);
+                    values.len() - 1
+                }
+            };
+            sites.push(Site { range, style, line: span.start.line(), value });
+        }
+        Ok(ManifestFile { name, text, values, sites, removed: Vec::new() })
     }
 
     pub fn name(&self) -> &str {
@@ -110,57 +234,21 @@ impl ManifestFile {
     /// go too. Every other document must be a Kubernetes object, as in ko.
     pub fn select(&mut self, selector: &Selector) -> Result<(), ManifestError> {
         let mut removed = Vec::new();
-        for document in &self.documents {
-            let root = document.resolve(&document.root);
-            if root.is_null() {
-                removed.push(document.region.clone());
-                continue;
-            }
-            if !is_object(document, root) {
-                return Err(ManifestError::NotObject { file: self.name.clone(), line: root.line });
-            }
-            if document.get(root, "kind").and_then(Node::as_str) != Some("List") {
-                if !selector.matches(&labels(document, root)) {
-                    removed.push(document.region.clone());
-                }
-                continue;
-            }
-            let Some(items_node) = document.get(root, "items") else {
-                removed.push(document.region.clone());
-                continue;
-            };
-            let NodeKind::Sequence { items, flow } = &items_node.kind else {
-                return Err(ManifestError::NotObject { file: self.name.clone(), line: items_node.line });
-            };
-            let mut keep = Vec::with_capacity(items.len());
-            for item in items {
-                let item = document.resolve(item);
-                if !is_object(document, item) {
-                    return Err(ManifestError::NotObject { file: self.name.clone(), line: item.line });
-                }
-                keep.push(selector.matches(&labels(document, item)));
-            }
-            if !keep.contains(&true) {
-                removed.push(document.region.clone());
-                continue;
-            }
-            if keep.contains(&false) && *flow {
-                return Err(ManifestError::FlowList { file: self.name.clone(), line: items_node.line });
-            }
-            // Where each item's lines begin: the line of its `-` indicator, which may sit
-            // above the item's first key (`-` alone on a line, or followed by a comment).
-            let starts: Vec<usize> = items.iter().map(|item| indicator_line(&self.text, item.span.start)).collect();
-            for index in 0..items.len() {
-                if keep[index] {
-                    continue;
-                }
-                let start = starts[index];
-                let end = match starts.get(index + 1) {
-                    Some(next) => *next,
-                    None if items_node.span.end >= self.text.len() => self.text.len(),
-                    None => line_start(&self.text, items_node.span.end).max(start),
-                };
-                removed.push(start..end);
+        let text = &self.text;
+        let name = &self.name;
+        let walked = tree::each_document(text, |document| {
+            select_in(name, text, &document, selector, &mut removed).map_err(Stop::Manifest)
+        });
+        match walked {
+            Ok(()) => {}
+            Err(Stop::Manifest(e)) => return Err(e),
+            Err(Stop::Syntax(e)) => {
+                return Err(ManifestError::Syntax {
+                    file: name.clone(),
+                    line: e.line,
+                    column: e.column,
+                    message: e.message,
+                });
             }
         }
         removed.sort_by_key(|r| r.start);
@@ -183,93 +271,174 @@ impl ManifestFile {
     }
 
     fn is_removed(&self, offset: usize) -> bool {
-        self.removed.iter().any(|r| r.contains(&offset))
+        // `removed` is sorted and disjoint: the only candidate is the last range starting at
+        // or before `offset`.
+        let after = self.removed.partition_point(|r| r.start <= offset);
+        after > 0 && self.removed[after - 1].contains(&offset)
+    }
+
+    fn kept_sites(&self) -> impl Iterator<Item = &Site> + '_ {
+        self.sites.iter().filter(|site| !self.is_removed(site.range.start))
     }
 
     /// Every `ko://` string in the kept part of the file, keys included, in file order.
-    pub fn references(&self) -> Vec<KoReference> {
-        let mut found = Vec::new();
-        for document in &self.documents {
-            document.root.scalars(&mut |node| {
-                let NodeKind::Scalar { value, style } = &node.kind else { return };
-                let trimmed = value.trim();
-                if !trimmed.starts_with(KO_PREFIX) || self.is_removed(node.span.start) {
-                    return;
-                }
-                let mut range = node.span.clone();
-                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
-                    // Block scalars hold their text verbatim: replace just those characters.
-                    if let Some(at) = self.text[range.clone()].find(trimmed) {
-                        range = range.start + at..range.start + at + trimmed.len();
-                    }
-                }
-                found.push(KoReference { value: trimmed.to_string(), range, style: *style, line: node.line });
-            });
-        }
-        found
+    pub fn references(&self) -> impl Iterator<Item = KoReference<'_>> + '_ {
+        self.kept_sites().map(|site| KoReference { value: &self.values[site.value], line: site.line })
+    }
+
+    /// The kept text with each reference replaced by `replacements[value]`, checked (see
+    /// [`ManifestFile::rendered`]).
+    pub fn render(&self, replacements: &HashMap<String, String>) -> Result<String, ManifestError> {
+        Ok(self.rendered(replacements)?.to_text())
     }
 
     /// The kept text with each reference replaced by `replacements[value]`, re-parsed to check
     /// that every replaced scalar now reads as its new value.
-    pub fn render(&self, replacements: &HashMap<String, String>) -> Result<String, ManifestError> {
-        enum Edit<'a> {
-            Remove,
-            Replace(&'a KoReference, &'a str),
-        }
-        let references = self.references();
-        let mut edits: Vec<(Range<usize>, Edit)> = self.removed.iter().map(|r| (r.clone(), Edit::Remove)).collect();
-        for reference in &references {
-            let Some(new) = replacements.get(&reference.value) else { continue };
-            edits.push((reference.range.clone(), Edit::Replace(reference, new)));
+    pub fn rendered<'a>(&'a self, replacements: &'a HashMap<String, String>) -> Result<Rendered<'a>, ManifestError> {
+        // What happens to each range: dropped (`None`) or replaced.
+        type Edit<'s> = (Range<usize>, Option<(&'s Site, &'s str)>);
+        let mut edits: Vec<Edit> = self.removed.iter().map(|r| (r.clone(), None)).collect();
+        for site in &self.sites {
+            let Some(new) = replacements.get(&self.values[site.value]) else { continue };
+            edits.push((site.range.clone(), Some((site, new.as_str()))));
         }
         edits.sort_by_key(|(range, _)| range.start);
 
-        let mut output = String::with_capacity(self.text.len());
+        let mut pieces = Vec::with_capacity(edits.len() * 2 + 1);
+        let text = |t| Piece { text: t, replaces: None };
         let mut cursor = 0;
-        let mut expected = Vec::new();
         for (range, edit) in edits {
             if range.start < cursor {
                 continue; // inside a removed range
             }
-            output.push_str(&self.text[cursor..range.start]);
-            if let Edit::Replace(reference, new) = edit {
-                expected.push((output.len(), new, reference.line));
-                output.push_str(&match reference.style {
-                    ScalarStyle::SingleQuoted => format!("'{new}'"),
-                    ScalarStyle::DoubleQuoted => format!("\"{new}\""),
-                    _ => new.to_string(),
-                });
+            pieces.push(text(&self.text[cursor..range.start]));
+            if let Some((site, new)) = edit {
+                let quote = match site.style {
+                    ScalarStyle::SingleQuoted => "'",
+                    ScalarStyle::DoubleQuoted => "\"",
+                    _ => "",
+                };
+                pieces.push(text(quote));
+                pieces.push(Piece { text: new, replaces: Some(site.line) });
+                pieces.push(text(quote));
             }
             cursor = range.end;
         }
-        output.push_str(&self.text[cursor..]);
-        self.check(&output, &expected)?;
-        Ok(output)
+        pieces.push(text(&self.text[cursor..]));
+        let rendered = Rendered { pieces };
+        self.check(&rendered)?;
+        Ok(rendered)
     }
 
-    fn check(&self, output: &str, expected: &[(usize, &str, usize)]) -> Result<(), ManifestError> {
+    /// Parses the rendered text as a stream (without putting it together) and checks that
+    /// every replacement reads as itself.
+    fn check(&self, rendered: &Rendered) -> Result<(), ManifestError> {
         let fail = |line, detail: String| ManifestError::Check { file: self.name.clone(), line, detail };
-        let documents = tree::parse(output).map_err(|e| {
-            if self.removed.is_empty() {
-                fail(e.line, e.message)
-            } else {
-                // Dropping objects can orphan an alias whose anchor was in one of them.
-                ManifestError::Selection { file: self.name.clone(), message: e.message }
+        // Where each replacement starts, in characters (the parser counts characters when it
+        // reads a stream of them).
+        let mut expected = Vec::new();
+        let mut at = 0;
+        for piece in &rendered.pieces {
+            if let Some(line) = piece.replaces {
+                expected.push((at, piece.text, line));
             }
-        })?;
-        let mut scalars = Vec::new();
-        for document in &documents {
-            document.root.scalars(&mut |node| scalars.push(node));
+            at += piece.text.chars().count();
         }
-        for (offset, new, line) in expected {
-            let found = scalars.iter().find(|n| n.span.contains(offset) || n.span.start == *offset);
-            match found.and_then(|n| n.as_str()) {
-                Some(value) if value.trim() == *new => {}
-                other => return Err(fail(*line, format!("expected {new:?} after replacement, read {other:?}"))),
+        let mut expected = expected.into_iter().peekable();
+        let mut parser = Parser::new_from_iter(rendered.texts().flat_map(str::chars));
+        while let Some(next) = parser.next_event() {
+            let (event, span) = next.map_err(|e| {
+                let e = tree::syntax_error(&e);
+                if self.removed.is_empty() {
+                    fail(e.line, e.message)
+                } else {
+                    // Dropping objects can orphan an alias whose anchor was in one of them.
+                    ManifestError::Selection { file: self.name.clone(), message: e.message }
+                }
+            })?;
+            let Event::Scalar(value, ..) = event else { continue };
+            let scalar = span.start.index()..span.end.index();
+            while let Some(&(offset, new, line)) = expected.peek() {
+                if offset < scalar.start {
+                    return Err(fail(line, format!("expected {new:?} after replacement, read no scalar")));
+                }
+                if !(scalar.contains(&offset) || scalar.start == offset) {
+                    break;
+                }
+                if value.trim() != new {
+                    return Err(fail(line, format!("expected {new:?} after replacement, read {:?}", value.as_ref())));
+                }
+                expected.next();
             }
         }
-        Ok(())
+        match expected.next() {
+            Some((_, new, line)) => Err(fail(line, format!("expected {new:?} after replacement, read no scalar"))),
+            None => Ok(()),
+        }
     }
+}
+
+/// The ranges of one document that `selector` drops.
+fn select_in(
+    name: &str,
+    text: &str,
+    document: &Document,
+    selector: &Selector,
+    removed: &mut Vec<Range<usize>>,
+) -> Result<(), ManifestError> {
+    let not_object = |line| ManifestError::NotObject { file: name.to_string(), line };
+    let root = document.resolve(&document.root);
+    if root.is_null() {
+        removed.push(document.region.clone());
+        return Ok(());
+    }
+    if !is_object(document, root) {
+        return Err(not_object(root.line));
+    }
+    if document.get(root, "kind").and_then(Node::as_str) != Some("List") {
+        if !selector.matches(&labels(document, root)) {
+            removed.push(document.region.clone());
+        }
+        return Ok(());
+    }
+    let Some(items_node) = document.get(root, "items") else {
+        removed.push(document.region.clone());
+        return Ok(());
+    };
+    let NodeKind::Sequence { items, flow } = &items_node.kind else {
+        return Err(not_object(items_node.line));
+    };
+    let mut keep = Vec::with_capacity(items.len());
+    for item in items {
+        let item = document.resolve(item);
+        if !is_object(document, item) {
+            return Err(not_object(item.line));
+        }
+        keep.push(selector.matches(&labels(document, item)));
+    }
+    if !keep.contains(&true) {
+        removed.push(document.region.clone());
+        return Ok(());
+    }
+    if keep.contains(&false) && *flow {
+        return Err(ManifestError::FlowList { file: name.to_string(), line: items_node.line });
+    }
+    // Where each item's lines begin: the line of its `-` indicator, which may sit above the
+    // item's first key (`-` alone on a line, or followed by a comment).
+    let starts: Vec<usize> = items.iter().map(|item| indicator_line(text, item.span.start)).collect();
+    for index in 0..items.len() {
+        if keep[index] {
+            continue;
+        }
+        let start = starts[index];
+        let end = match starts.get(index + 1) {
+            Some(next) => *next,
+            None if items_node.span.end >= text.len() => text.len(),
+            None => line_start(text, items_node.span.end).max(start),
+        };
+        removed.push(start..end);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -283,10 +452,9 @@ mod tests {
         }
         let replacements = file
             .references()
-            .into_iter()
             .map(|r| {
                 let new = format!("reg.example/{}@sha256:abc", r.value.trim_start_matches(KO_PREFIX));
-                (r.value, new)
+                (r.value.to_string(), new)
             })
             .collect();
         file.render(&replacements)
@@ -366,7 +534,7 @@ items:
         );
         let mut file = ManifestFile::parse("t", text.to_string()).unwrap();
         file.select(&Selector::parse("app=web").unwrap()).unwrap();
-        let values: Vec<_> = file.references().into_iter().map(|r| r.value).collect();
+        let values: Vec<_> = file.references().map(|r| r.value).collect();
         assert_eq!(values, ["ko://a", "ko://d"], "dropped documents are not built");
     }
 
@@ -401,6 +569,39 @@ items:
     fn syntax_errors_name_file_and_line() {
         let error = render("a: 1\nb: [unclosed\n", None).unwrap_err();
         assert!(error.to_string().starts_with("test.yaml:"), "{error}");
+    }
+
+    #[test]
+    fn a_replacement_that_does_not_read_as_itself_is_caught() {
+        let file = ManifestFile::parse("t.yaml", "a: ko://x\nb: [ko://x]\n".to_string()).unwrap();
+        // Plain in a flow sequence, a comma splits the value: the check must see it.
+        let replacements = HashMap::from([("ko://x".to_string(), "y, z".to_string())]);
+        let error = file.render(&replacements).unwrap_err();
+        assert!(matches!(error, ManifestError::Check { line: 2, .. }), "{error:?}");
+    }
+
+    #[test]
+    fn an_alias_orphaned_by_the_selector_is_a_selection_error() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: &m {name: a}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: b, labels: {app: web}}\n  data: {copy: *m}\n";
+        let error = render(text, Some("app=web")).unwrap_err();
+        assert!(matches!(error, ManifestError::Selection { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn many_references_and_documents_render_in_order() {
+        let mut text = String::new();
+        for i in 0..2000 {
+            text.push_str(&format!("---\n# {i} ü\nkind: A\nimage: ko://app{}\nquoted: \"ko://app{}\"\n", i % 7, i % 3));
+        }
+        let out = render(&text, None).unwrap();
+        let expected = (0..7).fold(text.clone(), |t, i| {
+            t.replace(&format!("ko://app{i}\n"), &format!("reg.example/app{i}@sha256:abc\n"))
+                .replace(&format!("ko://app{i}\""), &format!("reg.example/app{i}@sha256:abc\""))
+        });
+        assert_eq!(out, expected);
+        let file = ManifestFile::parse("t", text).unwrap();
+        assert_eq!(file.references().count(), 4000);
+        assert_eq!(file.values.len(), 7, "each distinct value is kept once");
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod selector;
 mod tree;
 
 pub use files::{Input, read_inputs};
-pub use manifest::{KO_PREFIX, KoReference, ManifestFile};
+pub use manifest::{KO_PREFIX, KoReference, ManifestFile, Rendered};
 pub use selector::{Selector, SelectorError};
 pub use tree::SyntaxError;
 

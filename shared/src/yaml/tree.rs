@@ -58,6 +58,7 @@ impl Node {
     }
 
     /// Visits every scalar (keys included), depth first in document order.
+    #[cfg(test)]
     pub fn scalars<'a>(&'a self, visit: &mut impl FnMut(&'a Node)) {
         match &self.kind {
             NodeKind::Scalar { .. } => visit(self),
@@ -125,15 +126,36 @@ impl Builder {
 
 /// Parses a whole stream. Errors carry the 1-based line and column.
 pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
-    let mut parser = Parser::new_from_str(text);
     let mut documents = Vec::new();
+    each_document(text, |document| {
+        documents.push(document);
+        Ok(())
+    })?;
+    Ok(documents)
+}
+
+/// The parser's error as a [`SyntaxError`].
+pub fn syntax_error(error: &granit_parser::ScanError) -> SyntaxError {
+    SyntaxError { line: error.marker().line(), column: error.marker().col() + 1, message: error.info() }
+}
+
+/// Parses a stream and hands over its documents one at a time, in order, so that only one
+/// document's tree (two, briefly) is in memory however long the stream is. Stops at the
+/// first syntax error or at the first error `visit` returns.
+pub fn each_document<E: From<SyntaxError>>(
+    text: &str,
+    mut visit: impl FnMut(Document) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut parser = Parser::new_from_str(text);
+    // The last document takes whatever follows it, so each one is handed over only when the
+    // next one is complete (or the stream ends).
+    let mut finished: Option<Document> = None;
     let mut builder = Builder { stack: Vec::new(), anchors: HashMap::new() };
     let mut root: Option<Node> = None;
     let mut region_start = 0;
     let mut collection_anchors: Vec<usize> = Vec::new();
     while let Some(next) = parser.next_event() {
-        let (event, span) =
-            next.map_err(|e| SyntaxError { line: e.marker().line(), column: e.marker().col() + 1, message: e.info() })?;
+        let (event, span) = next.map_err(|e| E::from(syntax_error(&e)))?;
         let range = bytes(&span);
         let line = span.start.line();
         match event {
@@ -148,11 +170,11 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
                     span: range.start..range.start,
                     line,
                 });
-                documents.push(Document {
-                    root: node,
-                    region: region_start..end,
-                    anchors: std::mem::take(&mut builder.anchors),
-                });
+                let document =
+                    Document { root: node, region: region_start..end, anchors: std::mem::take(&mut builder.anchors) };
+                if let Some(previous) = finished.replace(document) {
+                    visit(previous)?;
+                }
                 region_start = end;
             }
             Event::Scalar(value, style, anchor, _) => {
@@ -191,10 +213,11 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
         }
     }
     // Whatever follows the last document (trailing comments, blank lines) stays with it.
-    if let Some(last) = documents.last_mut() {
+    if let Some(mut last) = finished {
         last.region.end = text.len();
+        visit(last)?;
     }
-    Ok(documents)
+    Ok(())
 }
 
 /// The offset just past the line that contains `offset` (past its newline).

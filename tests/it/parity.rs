@@ -259,3 +259,30 @@ fn ko_docker_repo_spellings_print_what_ko_prints() {
     run.assert_success();
     assert!(run.stdout.starts_with("hello-124ec4359fcc3b362d8aa16b0f28dd36:latest@sha256:"), "{run}");
 }
+
+#[test]
+fn a_block_scalar_resolves_to_the_bare_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("block.yaml");
+    let head = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: block}\ndata:\n";
+    fs::write(&path, format!("{head}  image: |\n    ko://example.com/hello\n  other: >+  # folded\n    ko://example.com/hello\n\n  last: x\n"))
+        .unwrap();
+    let repo = unique_repo("block");
+    let run = ko(&["resolve", "-f", path.to_str().unwrap()]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_success();
+    let reference = run.stdout.lines().nth(5).unwrap().trim().to_string();
+    assert!(reference.starts_with(&format!("{repo}/hello-")), "{run}");
+    assert_eq!(
+        run.stdout,
+        format!("{head}  image: |-\n    {reference}\n  other: >-  # folded\n    {reference}\n\n  last: x\n"),
+        "only the chomping indicators change"
+    );
+    // kubectl reads each value as the reference alone.
+    let read = KoCmd::program("kubectl")
+        .args(["create", "--dry-run=client", "-f", "-", "-o", "jsonpath={.data.image}|{.data.other}|"])
+        .env("KUBECONFIG", kubeconfig())
+        .stdin(run.stdout.clone())
+        .run();
+    read.assert_success();
+    assert_eq!(read.stdout, format!("{reference}|{reference}|"), "{read}");
+}

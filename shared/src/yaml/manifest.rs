@@ -37,6 +37,54 @@ struct Site {
     line: usize,
     /// Index into [`ManifestFile::values`]: a value repeated a thousand times is kept once.
     value: usize,
+    /// For a block scalar that keeps its final line break (`|`, `>+`, `|2`…): its header and
+    /// the header that strips it (`|-`), so the value is the reference alone, as in ko.
+    header: Option<(Range<usize>, String)>,
+}
+
+/// Where the header (`|`, `>-`…) of the block scalar whose content starts at `content` is:
+/// on the last non-blank line before the content, outside its comment.
+fn block_header(text: &str, content: usize) -> Option<usize> {
+    let mut end = tree::line_start(text, content);
+    let line = loop {
+        let start = tree::line_start(text, end.checked_sub(1)?);
+        let line = &text[start..end];
+        if !line.trim().is_empty() {
+            break start..end;
+        }
+        end = start;
+    };
+    let code = code_of(&text[line.clone()]);
+    let bytes = code.as_bytes();
+    (0..bytes.len()).find_map(|i| {
+        let opens = matches!(bytes[i], b'|' | b'>') && (i == 0 || bytes[i - 1].is_ascii_whitespace());
+        let rest = code[i + 1..].trim_start_matches(['+', '-', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+        (opens && rest.trim().is_empty()).then_some(line.start + i)
+    })
+}
+
+/// The header of the block scalar starting at `at` (`|`, `>`, with an indentation digit and
+/// a chomping indicator in either order), and the same header with `-` chomping; `None` when
+/// it already strips or `at` holds no block indicator.
+fn stripping_header(text: &str, at: usize) -> Option<(Range<usize>, String)> {
+    let rest = text.get(at..)?;
+    let indicator = rest.chars().next().filter(|c| *c == '|' || *c == '>')?;
+    let (mut digit, mut chomp, mut len) = (None, None, 1);
+    for c in rest[1..].chars() {
+        match c {
+            '+' | '-' if chomp.is_none() => chomp = Some(c),
+            '1'..='9' if digit.is_none() => digit = Some(c),
+            _ => break,
+        }
+        len += 1;
+    }
+    if chomp == Some('-') {
+        return None;
+    }
+    let mut header = indicator.to_string();
+    header.extend(digit);
+    header.push('-');
+    Some((at..at + len, header))
 }
 
 #[derive(Debug)]
@@ -203,7 +251,9 @@ impl ManifestFile {
                 continue;
             }
             let mut range = span.start.byte_offset().unwrap_or(0)..span.end.byte_offset().unwrap_or(0);
+            let mut header = None;
             if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+                header = block_header(&text, range.start).and_then(|at| stripping_header(&text, at));
                 // Block scalars hold their text verbatim: replace just those characters.
                 if let Some(at) = text[range.clone()].find(trimmed) {
                     range = range.start + at..range.start + at + trimmed.len();
@@ -217,7 +267,7 @@ impl ManifestFile {
                     values.len() - 1
                 }
             };
-            sites.push(Site { range, style, line: span.start.line(), value });
+            sites.push(Site { range, style, line: span.start.line(), value, header });
         }
         Ok(ManifestFile { name, text, values, sites, removed: Vec::new() })
     }
@@ -295,12 +345,20 @@ impl ManifestFile {
     /// The kept text with each reference replaced by `replacements[value]`, re-parsed to check
     /// that every replaced scalar now reads as its new value.
     pub fn rendered<'a>(&'a self, replacements: &'a HashMap<String, String>) -> Result<Rendered<'a>, ManifestError> {
-        // What happens to each range: dropped (`None`) or replaced.
-        type Edit<'s> = (Range<usize>, Option<(&'s Site, &'s str)>);
-        let mut edits: Vec<Edit> = self.removed.iter().map(|r| (r.clone(), None)).collect();
+        // What happens to each range: dropped, replaced by a reference, or rewritten (a block
+        // scalar's header).
+        enum Edit<'s> {
+            Drop,
+            Reference(&'s Site, &'s str),
+            Header(&'s str),
+        }
+        let mut edits: Vec<(Range<usize>, Edit)> = self.removed.iter().map(|r| (r.clone(), Edit::Drop)).collect();
         for site in &self.sites {
             let Some(new) = replacements.get(&self.values[site.value]) else { continue };
-            edits.push((site.range.clone(), Some((site, new.as_str()))));
+            if let Some((range, header)) = &site.header {
+                edits.push((range.clone(), Edit::Header(header)));
+            }
+            edits.push((site.range.clone(), Edit::Reference(site, new.as_str())));
         }
         edits.sort_by_key(|(range, _)| range.start);
 
@@ -312,15 +370,19 @@ impl ManifestFile {
                 continue; // inside a removed range
             }
             pieces.push(text(&self.text[cursor..range.start]));
-            if let Some((site, new)) = edit {
-                let quote = match site.style {
-                    ScalarStyle::SingleQuoted => "'",
-                    ScalarStyle::DoubleQuoted => "\"",
-                    _ => "",
-                };
-                pieces.push(text(quote));
-                pieces.push(Piece { text: new, replaces: Some(site.line) });
-                pieces.push(text(quote));
+            match edit {
+                Edit::Drop => {}
+                Edit::Header(header) => pieces.push(text(header)),
+                Edit::Reference(site, new) => {
+                    let quote = match site.style {
+                        ScalarStyle::SingleQuoted => "'",
+                        ScalarStyle::DoubleQuoted => "\"",
+                        _ => "",
+                    };
+                    pieces.push(text(quote));
+                    pieces.push(Piece { text: new, replaces: Some(site.line) });
+                    pieces.push(text(quote));
+                }
             }
             cursor = range.end;
         }
@@ -468,12 +530,27 @@ mod tests {
     }
 
     #[test]
-    fn block_scalars_keep_their_indicators() {
-        let text = "a: |\n  ko://x\nb: >-\n    ko://y\nc: 1\n";
+    fn block_scalars_strip_their_final_line_break() {
+        // ko yields the bare reference, so a block scalar's value must not end in a newline:
+        // its chomping becomes `-`, its style and indentation stay.
+        let text =
+            "a: |\n  ko://x\nb: >-\n    ko://y\nc: |+  # keep\n  ko://x\n\nd: >2\n   ko://y\ne: |-2\n   ko://x\nf: 1\n";
         assert_eq!(
             render(text, None).unwrap(),
-            "a: |\n  reg.example/x@sha256:abc\nb: >-\n    reg.example/y@sha256:abc\nc: 1\n"
+            "a: |-\n  reg.example/x@sha256:abc\nb: >-\n    reg.example/y@sha256:abc\nc: |-  # keep\n  reg.example/x@sha256:abc\n\nd: >2-\n   reg.example/y@sha256:abc\ne: |-2\n   reg.example/x@sha256:abc\nf: 1\n"
         );
+        let values = |text: &str| {
+            let mut parser = Parser::new_from_str(text);
+            let mut found = Vec::new();
+            while let Some(Ok((event, _))) = parser.next_event() {
+                if let Event::Scalar(value, ..) = event {
+                    found.push(value.to_string());
+                }
+            }
+            found
+        };
+        let rendered = render(text, None).unwrap();
+        assert!(values(&rendered).iter().filter(|v| v.contains("@sha256")).all(|v| !v.ends_with('\n')), "{rendered}");
     }
 
     #[test]

@@ -187,12 +187,20 @@ object to the cluster (field manager kubectl-ko). Nothing is applied unless ever
 and published. Namespaces and CustomResourceDefinitions are applied first."
 )]
 pub struct ApplyCommand {
-    #[command(flatten)]
-    pub files: FileArgs,
     /// Take ownership of fields another field manager owns, instead of failing on the conflict
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub force_conflicts: bool,
-    /// "server" to have the API server check the objects without persisting them, "client" to check them here and send nothing; "none" to apply
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+}
+
+/// What `apply` and `create` share: the inputs, the dry run, the cluster, how images are built
+/// and published, and kubectl's flags after `--`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// "server" to have the API server check the objects without persisting them, "client" to check them here and send nothing; "none" to change the cluster
     #[arg(long, value_name = "none|server|client", num_args = 0..=1, require_equals = true, default_value = "none", default_missing_value = "client")]
     pub dry_run: String,
     #[command(flatten)]
@@ -203,7 +211,7 @@ pub struct ApplyCommand {
     pub build: BuildArgs,
     #[command(flatten)]
     pub global: GlobalArgs,
-    /// Flags for `kubectl apply`: with any, the resolved YAML is piped to `kubectl apply -f -` with them
+    /// Flags for kubectl: with any, the resolved YAML is piped to `kubectl apply|create -f -` with them
     #[arg(last = true, value_name = "KUBECTL_FLAGS")]
     pub kubectl_args: Vec<String>,
 }

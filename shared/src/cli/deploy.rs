@@ -1,7 +1,7 @@
 //! Flags of `kubectl ko create` and `kubectl ko run`, the two commands that hand built images
 //! to the cluster besides `apply`.
 
-use super::{BuildArgs, FileArgs, GlobalArgs, KubeArgs, PublishArgs};
+use super::{BuildArgs, DeployArgs, GlobalArgs, PublishArgs};
 
 /// `kubectl ko create -f FILE... [-- KUBECTL_FLAGS...]`
 #[derive(clap::Parser, Clone, Debug)]
@@ -17,21 +17,7 @@ Flags after `--` go to kubectl: the resolved YAML is then piped to `kubectl crea
 )]
 pub struct CreateCommand {
     #[command(flatten)]
-    pub files: FileArgs,
-    /// "server" to have the API server check the objects without persisting them, "client" to check them here and send nothing; "none" to create
-    #[arg(long, value_name = "none|server|client", num_args = 0..=1, require_equals = true, default_value = "none", default_missing_value = "client")]
-    pub dry_run: String,
-    #[command(flatten)]
-    pub kube: KubeArgs,
-    #[command(flatten)]
-    pub publish: PublishArgs,
-    #[command(flatten)]
-    pub build: BuildArgs,
-    #[command(flatten)]
-    pub global: GlobalArgs,
-    /// Flags for `kubectl create`: with any, the resolved YAML is piped to `kubectl create -f -` with them
-    #[arg(last = true, value_name = "KUBECTL_FLAGS")]
-    pub kubectl_args: Vec<String>,
+    pub deploy: DeployArgs,
 }
 
 /// `kubectl ko run IMPORTPATH [-- KUBECTL_RUN_FLAGS... [-- ARGS...]]`

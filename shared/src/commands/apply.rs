@@ -2,7 +2,7 @@
 //! `ko://` image), then server-side apply the resolved objects. With kubectl flags after `--`,
 //! the resolved YAML goes to `kubectl apply -f -` instead. `create` shares all of this.
 
-use crate::cli::{ApplyCommand, BuildArgs, FileArgs, KubeArgs, PublishArgs};
+use crate::cli::{ApplyCommand, DeployArgs};
 use crate::cluster::{self, ApplyOptions, DryRun, Object, Verb};
 use crate::error::Error;
 use crate::yaml::ManifestFile;
@@ -28,15 +28,9 @@ pub fn unresolved_objects(manifests: &[ManifestFile]) -> Result<Vec<Object>, Err
     objects_of(manifests, &texts)
 }
 
-/// What `apply` and `create` are given.
+/// What `apply` and `create` are given: their shared flags and what to send.
 pub struct Deploy<'a> {
-    pub files: &'a FileArgs,
-    pub kube: &'a KubeArgs,
-    pub publish: &'a PublishArgs,
-    pub build: &'a BuildArgs,
-    /// Flags after `--`, for kubectl.
-    pub kubectl_args: &'a [String],
-    pub dry_run: &'a str,
+    pub args: &'a DeployArgs,
     pub options: ApplyOptions,
 }
 
@@ -52,12 +46,12 @@ impl Deploy<'_> {
     fn kubectl_flags(&self) -> Vec<String> {
         let mut flags = Vec::new();
         if self.options.dry_run != DryRun::None {
-            flags.push(format!("--dry-run={}", self.dry_run));
+            flags.push(format!("--dry-run={}", self.args.dry_run));
         }
         if self.options.force_conflicts {
             flags.push("--force-conflicts".into());
         }
-        flags.extend(self.kubectl_args.iter().cloned());
+        flags.extend(self.args.kubectl_args.iter().cloned());
         flags
     }
 }
@@ -65,20 +59,21 @@ impl Deploy<'_> {
 /// Resolves, then applies or creates every object (or hands the YAML to kubectl).
 pub async fn deploy(deploy: Deploy<'_>) -> Result<(), Error> {
     let verb = deploy.verb();
-    let manifests = resolve::load(deploy.files)?;
-    if !deploy.kubectl_args.is_empty() {
+    let args = deploy.args;
+    let manifests = resolve::load(&args.files)?;
+    if !args.kubectl_args.is_empty() {
         kubectl::program(&format!("`kubectl ko {verb}` with flags after --"))?;
-        let replacements = resolve::publish_references(&manifests, deploy.publish, deploy.build).await?;
+        let replacements = resolve::publish_references(&manifests, &args.publish, &args.build).await?;
         let rendered = manifests.iter().map(|m| m.rendered(&replacements)).collect::<Result<Vec<_>, _>>()?;
         let mut yaml = Vec::new();
         resolve::write_joined(&rendered, &mut yaml).expect("writing into memory cannot fail");
-        return kubectl::pipe(verb, deploy.kube, &deploy.kubectl_flags(), &yaml).await;
+        return kubectl::pipe(verb, &args.kube, &deploy.kubectl_flags(), &yaml).await;
     }
     let planned = unresolved_objects(&manifests)?;
-    let cluster = cluster::connect(deploy.kube).await?;
+    let cluster = cluster::connect(&args.kube).await?;
     let mut kinds = cluster::prepare(&cluster, &planned).await?;
 
-    let texts = resolve::resolve(&manifests, deploy.publish, deploy.build).await?;
+    let texts = resolve::resolve(&manifests, &args.publish, &args.build).await?;
     let objects = objects_of(&manifests, &texts)?;
     cluster::apply(&cluster, &mut kinds, &objects, deploy.options).await?;
     Ok(())
@@ -90,19 +85,7 @@ pub fn dry_run(value: &str) -> Result<DryRun, Error> {
 }
 
 pub async fn run(command: ApplyCommand) -> Result<(), Error> {
-    let options = ApplyOptions {
-        verb: Verb::Apply,
-        force_conflicts: command.force_conflicts,
-        dry_run: dry_run(&command.dry_run)?,
-    };
-    deploy(Deploy {
-        files: &command.files,
-        kube: &command.kube,
-        publish: &command.publish,
-        build: &command.build,
-        kubectl_args: &command.kubectl_args,
-        dry_run: &command.dry_run,
-        options,
-    })
-    .await
+    let dry_run = dry_run(&command.deploy.dry_run)?;
+    let options = ApplyOptions { verb: Verb::Apply, force_conflicts: command.force_conflicts, dry_run };
+    deploy(Deploy { args: &command.deploy, options }).await
 }

@@ -8,15 +8,7 @@ use crate::error::Error;
 use super::apply::{Deploy, deploy, dry_run};
 
 pub async fn run(command: CreateCommand) -> Result<(), Error> {
-    let options = ApplyOptions { verb: Verb::Create, force_conflicts: false, dry_run: dry_run(&command.dry_run)? };
-    deploy(Deploy {
-        files: &command.files,
-        kube: &command.kube,
-        publish: &command.publish,
-        build: &command.build,
-        kubectl_args: &command.kubectl_args,
-        dry_run: &command.dry_run,
-        options,
-    })
-    .await
+    let dry_run = dry_run(&command.deploy.dry_run)?;
+    let options = ApplyOptions { verb: Verb::Create, force_conflicts: false, dry_run };
+    deploy(Deploy { args: &command.deploy, options }).await
 }

@@ -383,9 +383,11 @@ impl Publisher {
             done = Some(format!("Published {reference}"));
         }
         if let Some(store) = &self.local_store {
-            let ref_name = format!("{name}:{}", tags.first().map(String::as_str).unwrap_or("latest"));
-            store.write(&self.client, &self.cache, artifact, Some(&ref_name)).await?;
-            reference = format!("{}@{digest}", store.root().display());
+            // The containers-transport form (`oci:DIR:TAG`) that skopeo, podman and buildah
+            // take as it is, and that `oci-layout://` bases accept too.
+            let tag = naming::store_tag(&name, digest);
+            store.write(&self.client, &self.cache, artifact, Some(&tag)).await?;
+            reference = format!("oci:{}:{tag}", store.root().display());
         }
         Ok(Published { reference, pending, done })
     }

@@ -125,7 +125,7 @@ fn install_sh_puts_every_binary_into_prefix_bin() {
 
 fn git_status() -> String {
     let mut cmd = Command::new("git");
-    cmd.arg("-C").arg(workspace()).args(["status", "--porcelain", "--untracked-files=all"]);
+    cmd.arg("-C").arg(workspace()).args(["status", "--porcelain", "--untracked-files=no"]);
     let run = capture(cmd, DEFAULT_TIMEOUT);
     run.assert_success();
     run.stdout

@@ -4,14 +4,15 @@
 #   scripts/package.sh [--profile PROFILE] [--bin-dir DIR] [--dist DIR] [--manifest FILE]
 #
 # Writes dist/kubectl-ko_<version>_<os>_<arch>.tar.gz (every binary the workspace builds,
-# LICENSE, README.md), a .sha256 file beside each, and krew-manifests/ko.yaml from
-# krew-manifests/ko.yaml.in with one platform entry per archive.
+# LICENSE, README.md), a .sha256 file beside each, and dist/ko.yaml, the krew manifest, from
+# krew-manifests/ko.yaml.in with one platform entry per archive. Tracked files are left
+# alone (a changed checkout would change the Go VCS stamp of examples/, hence its digest).
 #
 #   --profile PROFILE  cargo profile to build with (default: release)
 #   --bin-dir DIR      package the binaries already in DIR instead of building (the tests
 #                      package their debug build this way); host platform only
 #   --dist DIR         where the archives go (default: dist)
-#   --manifest FILE    where the manifest goes (default: krew-manifests/ko.yaml)
+#   --manifest FILE    where the manifest goes (default: ko.yaml in the --dist directory)
 #
 # Archives are reproducible: sorted entries, owner 0:0, modes 0755/0644, and every mtime set
 # to SOURCE_DATE_EPOCH (default: the time of the last commit outside krew-manifests/).
@@ -24,11 +25,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
 
 usage() {
-	sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
-profile=release bin_dir="" dist="$ROOT/dist" manifest="$ROOT/krew-manifests/ko.yaml"
+profile=release bin_dir="" dist="$ROOT/dist" manifest=""
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--profile | --bin-dir | --dist | --manifest)
@@ -45,8 +46,10 @@ while [[ $# -gt 0 ]]; do
 	*) usage ;;
 	esac
 done
-mkdir -p "$dist" "$(dirname "$manifest")"
+mkdir -p "$dist"
 dist=$(cd "$dist" && pwd)
+manifest=${manifest:-$dist/ko.yaml}
+mkdir -p "$(dirname "$manifest")"
 cd "$ROOT"
 
 # --- what to package ------------------------------------------------------

@@ -75,6 +75,45 @@ gobuild_env() {
 		GOFLAGS="-mod=mod -buildvcs=false" "$@"
 }
 
+# Runs `go build -v ...` in DIR with its output in a log, so that the hundreds of
+# `go: downloading` and package lines of a cold build do not flood the terminal; instead a
+# line every PROGRESS_INTERVAL seconds (30) says how long it has run and how many modules it
+# downloaded and packages it compiled, so it never goes silent for long. A failure prints
+# the end of the log.
+go_build_progress() { # LABEL DIR GO-BUILD-ARGS...
+	local label=$1 dir=$2 log rc=0 ticker begin
+	shift 2
+	log=$(mktemp "${TMPDIR:-/tmp}/kubectl-ko-gobuild.XXXXXX")
+	begin=$(date +%s)
+	progress() { # WHAT
+		local downloads packages
+		downloads=$(grep -c '^go: downloading' "$log" || true)
+		packages=$(grep -vc '^go: ' "$log" || true)
+		step "$label: $1 $(($(date +%s) - begin)) s, $downloads modules downloaded, $packages packages compiled"
+	}
+	(
+		nap=""
+		trap '[[ -z "$nap" ]] || kill "$nap" 2>/dev/null; exit 0' TERM
+		while :; do
+			sleep "${PROGRESS_INTERVAL:-30}" &
+			nap=$!
+			wait "$nap"
+			progress "still building after"
+		done
+	) &
+	ticker=$!
+	(cd "$dir" && gobuild_env go build -v "$@") 2>"$log" || rc=$?
+	kill "$ticker" 2>/dev/null || true
+	wait "$ticker" 2>/dev/null || true
+	if [[ $rc -ne 0 ]]; then
+		tail -n 40 "$log" >&2
+	else
+		progress "done in"
+	fi
+	rm -f "$log"
+	return "$rc"
+}
+
 # A throw-away Go module that requires k8s.io/kubernetes $KUBE_VERSION (and etcd) in SRC.
 write_module() { # SRC
 	local src=$1
@@ -144,12 +183,12 @@ build() {
 	local ldflags
 	ldflags=$(version_ldflags)
 
-	step "go build k8s.io/kubernetes/cmd/kube-apiserver"
-	(cd "$src" && gobuild_env go build -trimpath -ldflags="$ldflags" -o "$out/kube-apiserver" \
-		k8s.io/kubernetes/cmd/kube-apiserver) || die "building kube-apiserver failed"
+	step "go build k8s.io/kubernetes/cmd/kube-apiserver (a line every 30 s while it runs)"
+	go_build_progress kube-apiserver "$src" -trimpath -ldflags="$ldflags" -o "$out/kube-apiserver" \
+		k8s.io/kubernetes/cmd/kube-apiserver || die "building kube-apiserver failed"
 	step "go build go.etcd.io/etcd/server/v3 (etcd)"
-	(cd "$src" && gobuild_env go build -trimpath -ldflags="-s -w" -o "$out/etcd" \
-		go.etcd.io/etcd/server/v3) || die "building etcd failed"
+	go_build_progress etcd "$src" -trimpath -ldflags="-s -w" -o "$out/etcd" \
+		go.etcd.io/etcd/server/v3 || die "building etcd failed"
 
 	"$out/kube-apiserver" --version >&2
 	"$out/etcd" --version >&2
@@ -171,9 +210,9 @@ build_kubectl() {
 		rm -rf "$src"
 		mkdir -p "$src"
 		write_module "$src"
-		step "go build k8s.io/kubernetes/cmd/kubectl"
-		(cd "$src" && gobuild_env go build -trimpath -ldflags="$(version_ldflags)" -o "$BIN_DIR/kubectl.tmp" \
-			k8s.io/kubernetes/cmd/kubectl) || die "building kubectl failed"
+		step "go build k8s.io/kubernetes/cmd/kubectl (a line every 30 s while it runs)"
+		go_build_progress kubectl "$src" -trimpath -ldflags="$(version_ldflags)" -o "$BIN_DIR/kubectl.tmp" \
+			k8s.io/kubernetes/cmd/kubectl || die "building kubectl failed"
 		mv "$BIN_DIR/kubectl.tmp" "$BIN_DIR/kubectl"
 		rm -rf "$src"
 	fi

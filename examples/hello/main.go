@@ -2,11 +2,13 @@
 //
 //	KO_DOCKER_REPO=registry.example.com/me kubectl ko build .
 //
-// and the image prints a greeting and the message shipped in kodata/.
+// and the image prints a greeting and the message shipped in kodata/. With PORT set (as
+// config/deployment.yaml does), it then serves the same text over HTTP on that port.
 package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,5 +21,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "reading kodata:", err)
 		os.Exit(1)
 	}
-	fmt.Println(strings.TrimSpace(string(msg)))
+	text := strings.TrimSpace(string(msg))
+	fmt.Println(text)
+	port := os.Getenv("PORT")
+	if port == "" {
+		return
+	}
+	http.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "Hello from kubectl-ko!\n%s\n", text)
+	})
+	fmt.Println("listening on :" + port)
+	if err := http.ListenAndServe(":"+port, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 }

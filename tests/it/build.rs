@@ -190,10 +190,48 @@ fn without_ko_docker_repo_the_image_goes_to_the_local_store() {
     let run = cmd.run();
     run.assert_success();
     let reference = run.stdout.trim();
-    let (store, digest) = reference.split_once('@').unwrap();
+    // `oci:<store>:<name>-<12 hex of the digest>`, the containers-transport form.
+    let (store, tag) = reference.strip_prefix("oci:").unwrap().split_once(':').unwrap();
     assert!(store.ends_with("kubectl-ko/images"), "{run}");
+    assert!(tag.starts_with("hello-124ec4359fcc3b362d8aa16b0f28dd36-"), "{run}");
     assert!(run.stderr.contains("KO_DOCKER_REPO"), "{run}");
-    let out = run_layout_image(std::path::Path::new(store), digest);
+    // skopeo takes the printed reference as it is, and names the digest the tag carries.
+    let inspected = skopeo_inspect(reference, false);
+    let digest = inspected["Digest"].as_str().unwrap().to_string();
+    assert_eq!(&digest[7..19], &tag[tag.len() - 12..], "{inspected}");
+    let out = run_image(reference);
+    assert_eq!(out.value("kodata"), Some("hello from kodata"), "{out}");
+    // The same image keeps its tag; the entry is there once.
+    let again = cmd.run();
+    again.assert_success();
+    assert_eq!(again.stdout.trim(), reference);
+    let index: Value = serde_json::from_slice(&std::fs::read(format!("{store}/index.json")).unwrap()).unwrap();
+    let named = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .count();
+    assert_eq!(named, 1, "{index}");
+}
+
+#[test]
+fn the_local_store_reference_is_a_base_as_printed() {
+    let stored = ko(&["build", "./cmd/greeter"]).cwd(hello());
+    let run = stored.run();
+    run.assert_success();
+    let base = run.stdout.trim();
+    assert!(base.starts_with("oci:"), "{run}");
+    let repo = unique_repo("on-store");
+    let built = ko(&["build", "."]).cwd(hello()).env("KO_DOCKER_REPO", &repo).env("KO_DEFAULTBASEIMAGE", base).run();
+    built.assert_success();
+    let manifest = skopeo_inspect(built.stdout.trim(), true);
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.name"], base, "{manifest}");
+    // The base's layers (the greeter image) are the first layers of the app's.
+    let layers = manifest["layers"].as_array().unwrap();
+    let base_layers = skopeo_inspect(base, true)["layers"].as_array().unwrap().clone();
+    assert!(layers.len() > base_layers.len() && layers[..base_layers.len()] == base_layers[..], "{manifest}");
+    let out = run_image(built.stdout.trim());
     assert_eq!(out.value("kodata"), Some("hello from kodata"), "{out}");
 }
 

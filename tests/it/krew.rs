@@ -42,9 +42,10 @@ impl Package {
 
 fn package() -> Package {
     let dir = tempfile::Builder::new().prefix("ko-krew-").tempdir().expect("create a temporary directory");
-    let manifest = dir.path().join("ko.yaml");
+    // Without --manifest, the manifest goes next to the archives (dist/ko.yaml by default).
+    let manifest = dir.path().join("dist/ko.yaml");
     let mut cmd = Command::new(workspace().join("scripts/package.sh"));
-    cmd.arg("--bin-dir").arg(bin_dir()).arg("--dist").arg(dir.path().join("dist")).arg("--manifest").arg(&manifest);
+    cmd.arg("--bin-dir").arg(bin_dir()).arg("--dist").arg(dir.path().join("dist"));
     cmd.env("SOURCE_DATE_EPOCH", "1700000000");
     let run = capture(cmd, DEFAULT_TIMEOUT);
     run.assert_success();

@@ -10,6 +10,7 @@ mod debug;
 mod dispatch;
 mod fault_proxy;
 mod faults;
+mod first_hour;
 mod image_options;
 mod interrupts;
 mod kodata;

@@ -1,5 +1,6 @@
 //! Base images from an OCI image layout on disk: `oci-layout://PATH[:TAG|@DIGEST]` (beyond
-//! ko). The entry is picked from `index.json` by its `org.opencontainers.image.ref.name`
+//! ko), or the containers-transport spelling `oci:PATH[:TAG]` that skopeo, podman and buildah
+//! use (and that `build` prints for the local store). The entry is picked from `index.json` by its `org.opencontainers.image.ref.name`
 //! annotation (`:TAG`), by digest (`@sha256:…`, which may also name a blob of the layout that
 //! `index.json` does not list), or is the only entry. Blobs are checked against their digest
 //! and copied (or hard-linked) into the cache, so the rest of the build treats them like any
@@ -13,6 +14,19 @@ use crate::digest::{Digest, digest_file};
 use crate::image::manifest::{Index, sniff_media_type};
 
 pub const SCHEME: &str = "oci-layout://";
+/// The containers-transport prefix (`oci:PATH[:TAG]`).
+pub const TRANSPORT: &str = "oci:";
+
+/// Whether a base reference names an OCI layout: `oci-layout://…`, or `oci:PATH[:TAG]`. A
+/// registry host called `oci` with a port (`oci:5000/app`) stays a registry reference.
+pub fn is_layout(reference: &str) -> bool {
+    if reference.starts_with(SCHEME) {
+        return true;
+    }
+    let Some(rest) = reference.strip_prefix(TRANSPORT) else { return false };
+    let port_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    !(port_len > 0 && rest[port_len..].starts_with('/'))
+}
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// Which entry of the layout a reference names.
@@ -42,6 +56,19 @@ fn invalid(reference: &str, detail: impl Into<String>) -> BaseError {
 
 /// Parses what follows `oci-layout://`.
 pub fn parse(reference: &str) -> Result<LayoutRef, BaseError> {
+    if let Some(spec) = reference.strip_prefix(TRANSPORT) {
+        // As in containers/image: the path ends at the first colon, the rest is the
+        // `org.opencontainers.image.ref.name` to pick (which may hold colons itself).
+        let (path, selector) = match spec.split_once(':') {
+            Some((path, name)) if !name.is_empty() => (path, Selector::Tag(name.to_string())),
+            Some((path, _)) => (path, Selector::Only),
+            None => (spec, Selector::Only),
+        };
+        if path.is_empty() {
+            return Err(invalid(reference, "no path; write oci:PATH[:TAG]"));
+        }
+        return Ok(LayoutRef { root: PathBuf::from(path), selector });
+    }
     let spec = reference.strip_prefix(SCHEME).unwrap_or(reference);
     let (path, selector) = if let Some((path, digest)) = spec.rsplit_once('@') {
         let digest = Digest::parse(digest).map_err(|e| {
@@ -201,5 +228,21 @@ mod tests {
         assert_eq!(parse("oci-layout://a:b/c").unwrap().selector, Selector::Only);
         assert!(parse("oci-layout://").is_err());
         assert!(parse("oci-layout://base@sha256:abc").is_err());
+    }
+
+    #[test]
+    fn the_containers_transport_spelling_names_a_layout_too() {
+        assert_eq!(
+            parse("oci:/home/u/.cache/kubectl-ko/images:hello-abc-0123456789ab").unwrap(),
+            LayoutRef {
+                root: "/home/u/.cache/kubectl-ko/images".into(),
+                selector: Selector::Tag("hello-abc-0123456789ab".into())
+            }
+        );
+        assert_eq!(parse("oci:base").unwrap(), LayoutRef { root: "base".into(), selector: Selector::Only });
+        assert_eq!(parse("oci:./b:ko.local/x:v1").unwrap().selector, Selector::Tag("ko.local/x:v1".into()));
+        assert!(parse("oci:").is_err());
+        assert!(is_layout("oci:/tmp/x:t") && is_layout("oci:rel") && is_layout("oci-layout://x"));
+        assert!(!is_layout("oci:5000/app:v1") && !is_layout("oci-archive:/x") && !is_layout("ghcr.io/a/b"));
     }
 }

@@ -4,7 +4,7 @@
 
 pub mod builtin;
 mod daemon;
-mod layout;
+pub(crate) mod layout;
 mod manifests;
 
 use std::collections::HashMap;
@@ -123,7 +123,7 @@ impl BaseResolver {
                 let image = daemon::load(&self.docker, &self.cache, reference).await?;
                 return Ok(Arc::new(Resolved::Image(Box::new(image))));
             }
-            let (name, digest, media_type, bytes, origin) = if reference.starts_with(layout::SCHEME) {
+            let (name, digest, media_type, bytes, origin) = if layout::is_layout(reference) {
                 let parsed = layout::parse(reference)?;
                 // index.json and one manifest: small reads, like the cached config below.
                 let found = layout::find(reference, &parsed)?;

@@ -44,7 +44,7 @@ fn key_values(flag: &str, what: &str, items: &[String]) -> Result<BTreeMap<Strin
 /// `KO_DEFAULTBASEIMAGE`) before anything is fetched: a bad one is named with where it is set.
 fn check_base_references(config: &KoConfig) -> Result<(), Error> {
     for (place, reference) in config.base_references() {
-        if crate::base::builtin::is_builtin(reference) || reference.starts_with("oci-layout://") {
+        if crate::base::builtin::is_builtin(reference) || crate::base::layout::is_layout(reference) {
             continue;
         }
         Reference::parse(reference).map_err(|e| Error::usage(place, e.to_string()))?;

@@ -383,9 +383,13 @@ impl Publisher {
             done = Some(format!("Published {reference}"));
         }
         if let Some(store) = &self.local_store {
-            let ref_name = format!("{name}:{}", tags.first().map(String::as_str).unwrap_or("latest"));
-            store.write(&self.client, &self.cache, artifact, Some(&ref_name)).await?;
-            reference = format!("{}@{digest}", store.root().display());
+            // The containers-transport form (`oci:DIR:TAG`) that skopeo, podman and buildah
+            // take as it is, and that `oci-layout://` bases accept too.
+            let tag = naming::store_tag(&name, digest);
+            store.write(&self.client, &self.cache, artifact, Some(&tag)).await?;
+            // Absolute, so the reference works from any directory (KOCACHE may be relative).
+            let root = std::path::absolute(store.root()).unwrap_or_else(|_| store.root().to_path_buf());
+            reference = format!("oci:{}:{tag}", root.display());
         }
         Ok(Published { reference, pending, done })
     }
@@ -414,6 +418,12 @@ impl Publisher {
             })?;
         }
         if let Some(store) = &self.local_store {
+            if store.root().to_string_lossy().contains(':') {
+                output::warn(format!(
+                    "the local store {} has a ':' in its path, which the oci:DIR:TAG reference cannot hold; skopeo and podman will misread it (set KOCACHE to a path without ':')",
+                    store.root().display()
+                ));
+            }
             output::step(format!(
                 "KO_DOCKER_REPO is not set, so the image was stored in the local OCI layout {}; set KO_DOCKER_REPO=<registry>/<repository> to push it",
                 store.root().display()

@@ -51,6 +51,26 @@ pub fn unpushed_reference(name: &str, tags: &[String], tag_only: bool, digest: &
     }
 }
 
+/// The tag an image gets in the local store (`KO_DOCKER_REPO` unset): the last element of
+/// its name and the first 12 hex digits of its digest, `hello-<md5>-9c1e4f0a2b3d`. It is a
+/// valid OCI tag (`[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`), so `oci:<store>:<tag>` names the
+/// image for skopeo, podman and buildah; the same image always gets the same tag, and
+/// each build its own.
+pub fn store_tag(name: &str, digest: &Digest) -> String {
+    const SHORT: usize = 12;
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let mut tag: String = last
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .take(128 - SHORT - 1)
+        .collect();
+    if !tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        tag.insert(0, '_');
+        tag.truncate(128 - SHORT - 1);
+    }
+    format!("{tag}-{}", &digest.hex()[..SHORT])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +103,25 @@ mod tests {
         assert_eq!(registry_reference("n", &t(&["v1"]), true, &d), "n:v1");
         assert_eq!(unpushed_reference("n", &t(&["latest"]), false, &d), format!("n:latest@{d}"));
         assert_eq!(unpushed_reference("n", &[], false, &d), format!("n@{d}"));
+    }
+
+    #[test]
+    fn store_tags_are_valid_unique_and_stable() {
+        let d = Digest::of(b"x");
+        let hex12 = &d.hex()[..12];
+        let tag = store_tag("ko.local/hello-124ec4359fcc3b362d8aa16b0f28dd36", &d);
+        assert_eq!(tag, format!("hello-124ec4359fcc3b362d8aa16b0f28dd36-{hex12}"));
+        assert_eq!(store_tag("ko.local/hello-124ec4359fcc3b362d8aa16b0f28dd36", &d), tag);
+        assert_ne!(store_tag("ko.local/hello", &Digest::of(b"y")), store_tag("ko.local/hello", &d));
+        assert_eq!(store_tag("ko.local", &d), format!("ko.local-{hex12}"));
+        assert_eq!(store_tag(".x+y", &d), format!("_.x-y-{hex12}"));
+        let long = store_tag(&"a".repeat(300), &d);
+        assert_eq!(long.len(), 128);
+        let valid = |t: &str| {
+            t.len() <= 128
+                && t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        assert!(valid(&tag) && valid(&long) && valid(&store_tag(".x+y", &d)));
     }
 }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Install the whole kubectl-ko suite from this checkout: every binary of the workspace
+# (kubectl-ko, its kubectl-ko-* commands, kubectl_complete-ko, docker-credential-ko).
+#
+#   scripts/install.sh [--profile PROFILE] [--bin-dir DIR] [PREFIX]
+#
+# Builds once (cargo build --profile PROFILE --workspace --bins) and copies every binary into
+# PREFIX/bin (default PREFIX: ~/.local), creating it. Says what it installed and whether
+# PREFIX/bin is on PATH. Run it from anywhere; it does not change your working directory.
+#
+#   --profile PROFILE  cargo profile to build with (default: release)
+#   --bin-dir DIR      install the binaries already in DIR instead of building (the tests
+#                      install their debug build this way)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh disable=SC1091
+. "$ROOT/scripts/lib.sh"
+
+usage() {
+	sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+profile=release bin_dir="" prefix=""
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--profile | --bin-dir)
+		[[ $# -ge 2 ]] || usage
+		case "$1" in
+		--profile) profile=$2 ;;
+		--bin-dir) bin_dir=$(cd "$2" && pwd) || die "--bin-dir $2: no such directory" ;;
+		esac
+		shift 2
+		;;
+	-h | --help) usage ;;
+	-*) usage ;;
+	*)
+		[[ -z "$prefix" ]] || usage
+		prefix=$1
+		shift
+		;;
+	esac
+done
+[[ -n "$prefix" ]] || prefix=${HOME:?HOME is not set; name a PREFIX}/.local
+mkdir -p "$prefix/bin" || die "cannot create $prefix/bin; name a PREFIX you can write to"
+bin=$(cd "$prefix/bin" && pwd)
+
+# Every binary target of the workspace, so a new plugin is installed without edits here.
+metadata=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps) || die "cargo metadata failed"
+if command -v jq >/dev/null 2>&1; then
+	names=$(jq -r '.packages[].targets[] | select(.kind | index("bin")) | .name' <<<"$metadata")
+else
+	names=$(grep -o '"kind":\["bin"\],"crate_types":\["bin"\],"name":"[^"]*"' <<<"$metadata" |
+		sed 's/.*"name":"//; s/"$//')
+fi
+mapfile -t binaries < <(LC_ALL=C sort -u <<<"$names")
+[[ " ${binaries[*]} " == *" kubectl-ko "* ]] || die "cargo metadata lists no kubectl-ko binary"
+
+if [[ -n "$bin_dir" ]]; then
+	from=$bin_dir
+else
+	target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+	profile_dir=$profile
+	[[ "$profile" != dev ]] || profile_dir=debug
+	step "cargo build --profile $profile --workspace --bins (once for all ${#binaries[@]} binaries)"
+	(cd "$ROOT" && cargo build --profile "$profile" --workspace --bins) || die "cargo build failed"
+	from=$target_dir/$profile_dir
+fi
+
+for b in "${binaries[@]}"; do
+	[[ -f "$from/$b" ]] || die "$from/$b is missing: build every binary first (cargo build --workspace --bins)"
+done
+for b in "${binaries[@]}"; do
+	# Through a temporary name and a rename, so a running copy is not overwritten in place.
+	install -m 0755 "$from/$b" "$bin/.$b.tmp"
+	mv -f "$bin/.$b.tmp" "$bin/$b"
+	echo "$bin/$b"
+done
+step "installed ${#binaries[@]} programs into $bin"
+
+case ":${PATH:-}:" in
+*":$bin:"* | *":$bin/:"*) step "$bin is on PATH: try \`kubectl ko version\`" ;;
+*)
+	step "$bin is NOT on PATH; add it, for example:"
+	printf '    export PATH="%s:$PATH"    # in ~/.bashrc or ~/.profile\n' "$bin" >&2
+	;;
+esac

@@ -25,6 +25,7 @@ pub mod interrupt;
 pub mod output;
 pub mod platform;
 pub mod publish;
+pub mod reference;
 pub mod registry;
 pub mod sbom;
 pub mod template;

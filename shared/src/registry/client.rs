@@ -14,13 +14,13 @@ use tokio::sync::OnceCell;
 
 use super::challenge::{Challenge, TokenResponse};
 use super::error::{RegistryError, body_message};
-use super::reference::{Repository, is_plain_http_by_default};
 use super::request::{MAX_ATTEMPTS, retry_delay};
 use super::transfer::{self, Failure};
 use crate::auth::{Credential, FoundCredential, Keychain};
 use crate::digest::Digest;
 use crate::image::manifest::ACCEPT_MANIFESTS;
 use crate::output;
+use crate::reference::{DOCKER_HUB, Repository, is_plain_http_by_default};
 
 #[derive(Clone, Debug, Default)]
 pub struct ClientOptions {
@@ -157,7 +157,7 @@ impl RegistryClient {
     /// HTTPS first and then plain HTTP, as ko does; a candidate that fails moves on to the
     /// next at once, and only the last one is retried.
     async fn discover(&self, registry: &str) -> Result<Arc<Endpoint>, RegistryError> {
-        let api_host = if registry == super::reference::DOCKER_HUB { "registry-1.docker.io" } else { registry };
+        let api_host = if registry == DOCKER_HUB { "registry-1.docker.io" } else { registry };
         let insecure = self.options.insecure;
         let candidates: &[(&str, bool)] = if insecure {
             &[("https", true), ("http", true)]

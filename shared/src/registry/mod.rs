@@ -5,7 +5,6 @@ mod client;
 mod download;
 mod error;
 mod known;
-mod reference;
 mod request;
 mod stream;
 mod tls;
@@ -14,7 +13,9 @@ mod upload;
 
 pub use client::{Access, BlobBody, ClientOptions, FetchedManifest, RegistryClient};
 pub use error::RegistryError;
-pub use reference::{DOCKER_HUB, Reference, ReferenceError, Repository, is_plain_http_by_default};
+// The image-name grammar lives in `crate::reference`; re-exported here for the callers that
+// still name it through the registry.
+pub use crate::reference::{DOCKER_HUB, Reference, ReferenceError, Repository, is_plain_http_by_default};
 pub use stream::StreamUpload;
 pub use tls::ca_files_with_env;
 pub use transfer::{DEFAULT_STALL, STALL_TIMEOUT_ENV};

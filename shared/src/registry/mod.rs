@@ -1,18 +1,36 @@
-//! Talking to OCI registries: references, authentication challenges and the client.
+//! Transport to OCI registries: HTTP, authentication and retries, one file per concern.
+//!
+//! - `client.rs`: the [`RegistryClient`] type, its options and construction
+//! - `endpoint.rs`: endpoint discovery (scheme, the `/v2/` ping, its challenge), login checks
+//! - `challenge.rs`: parsing `WWW-Authenticate` challenges and token responses
+//! - `token.rs`: scopes, basic credentials, bearer tokens fetched, cached and refreshed
+//! - `request.rs`: sending one request (credentials, redirects, retries) and its errors
+//! - `transfer.rs`: the stall watchdog, transfer failures and the retry policy
+//! - `blobs.rs`: blob `HEAD`, `GET` and cross-repository mounts
+//! - `upload.rs`: blob uploads in sessions, retried in new sessions
+//! - `manifests.rs`: manifest `GET`, `HEAD` and `PUT` (by digest or tag)
+//! - `tls.rs`: trusted roots; `error.rs`: [`RegistryError`]
+//! - `stream.rs`, `known.rs`: uploads while a layer is made, and blobs known to be present
+//!
+//! Image names (`Reference`, `Repository`) are modelled in `crate::reference`.
 
+mod blobs;
 mod challenge;
 mod client;
-mod download;
+mod endpoint;
 mod error;
 mod known;
+mod manifests;
 mod request;
 mod stream;
 mod tls;
+mod token;
 mod transfer;
 mod upload;
 
-pub use client::{Access, BlobBody, ClientOptions, FetchedManifest, RegistryClient};
+pub use client::{Access, BlobBody, ClientOptions, RegistryClient};
 pub use error::RegistryError;
+pub use manifests::FetchedManifest;
 // The image-name grammar lives in `crate::reference`; re-exported here for the callers that
 // still name it through the registry.
 pub use crate::reference::{DOCKER_HUB, Reference, ReferenceError, Repository, is_plain_http_by_default};

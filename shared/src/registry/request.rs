@@ -1,5 +1,6 @@
 //! Sending one registry request: authentication, the stall watchdog, redirects that keep
-//! credentials with the registry, and bounded retries.
+//! credentials with the registry, bounded retries (policy in `transfer.rs`), and the error
+//! for a request that failed.
 //!
 //! Redirects: the HTTP client itself follows a redirect only while it stays on the origin of
 //! the request's first URL (see [`redirect_policy`]); any hop to another origin comes back
@@ -8,20 +9,18 @@
 //! registry, never with the hop before it, so `registry -> B -> B` never shows B a credential.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode};
 
 use super::challenge::Challenge;
-use super::client::{Endpoint, credential_hint};
+use super::endpoint::Endpoint;
 use super::error::body_message;
-use super::transfer::{Activity, Failure, read_body};
+use super::token::credential_hint;
+use super::transfer::{Activity, Failure, MAX_ATTEMPTS, is_retryable, read_body, retry_delay};
 use super::{RegistryClient, RegistryError, Repository};
 use crate::output;
 
-/// Attempts per request: the first and three retries.
-pub(super) const MAX_ATTEMPTS: u32 = 4;
 /// Redirect hops per request.
 const MAX_REDIRECTS: usize = 10;
 
@@ -46,19 +45,20 @@ pub(super) fn redirect_policy() -> reqwest::redirect::Policy {
     })
 }
 
-pub(super) fn retry_delay(attempt: u32, response: Option<&reqwest::Response>) -> Duration {
-    let header = response
-        .and_then(|r| r.headers().get(RETRY_AFTER))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match header {
-        Some(secs) => Duration::from_secs(secs.min(30)),
-        None => Duration::from_millis(250 * 2u64.pow(attempt.saturating_sub(1))),
-    }
+/// The URL a response's `Location` header names, made absolute against the registry's base.
+pub(super) fn location_of(base: &str, response: &reqwest::Response) -> Option<String> {
+    let loc = response.headers().get(LOCATION)?.to_str().ok()?;
+    Some(if loc.starts_with("http://") || loc.starts_with("https://") {
+        loc.to_string()
+    } else {
+        format!("{base}{loc}")
+    })
 }
 
-fn is_retryable(status: StatusCode) -> bool {
-    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+/// `url` with one more query parameter (`value` must already be encoded).
+pub(super) fn with_query(url: &str, key: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{key}={value}")
 }
 
 /// Where a redirect response points, resolved against the URL that answered it.
@@ -293,11 +293,5 @@ mod tests {
         assert!(!same_origin(&url("http://ghcr.io/v2/"), "https://ghcr.io"));
         assert!(!same_origin(&url("https://ghcr.io:8443/v2/"), "https://ghcr.io"));
         assert!(!same_origin(&url("http://127.0.0.2:5000/v2/"), "http://127.0.0.1:5000"));
-    }
-
-    #[test]
-    fn retries_wait_as_the_registry_asks_within_bounds() {
-        assert_eq!(retry_delay(1, None), Duration::from_millis(250));
-        assert_eq!(retry_delay(3, None), Duration::from_secs(1));
     }
 }

@@ -1,4 +1,6 @@
-//! Timeouts that measure silence, not duration, and what a failed transfer is called.
+//! Timeouts that measure silence, not duration, what a failed transfer is called, and the
+//! retry policy: how often a request is tried ([`MAX_ATTEMPTS`]), how long to wait between
+//! tries (`Retry-After`, or backing off), and downloads fetched again from their start.
 //!
 //! Every request runs under a watchdog: it fails when nothing moved for the stall timeout
 //! (30 s, or `KUBECTL_KO_STALL_TIMEOUT` seconds). "Moving" is a chunk of the request body
@@ -20,6 +22,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use reqwest::StatusCode;
+use reqwest::header::RETRY_AFTER;
+
+use super::{RegistryClient, RegistryError, Repository};
+use crate::output;
 
 /// The environment variable that sets the stall timeout in seconds.
 pub const STALL_TIMEOUT_ENV: &str = "KUBECTL_KO_STALL_TIMEOUT";
@@ -268,6 +275,87 @@ pub(super) async fn send(request: reqwest::RequestBuilder, limit: Duration) -> R
     }
 }
 
+/// Attempts per request: the first and three retries.
+pub(super) const MAX_ATTEMPTS: u32 = 4;
+
+pub(super) fn retry_delay(attempt: u32, response: Option<&reqwest::Response>) -> Duration {
+    let header = response
+        .and_then(|r| r.headers().get(RETRY_AFTER))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match header {
+        Some(secs) => Duration::from_secs(secs.min(30)),
+        None => Duration::from_millis(250 * 2u64.pow(attempt.saturating_sub(1))),
+    }
+}
+
+pub(super) fn is_retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// A short pause that differs between processes, so that racing uploads drift apart.
+pub(super) fn jitter() -> Duration {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    Duration::from_millis(u64::from((nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % 300))
+}
+
+/// Why one try of a download failed.
+pub(super) enum TryError {
+    /// Worth another try: the body broke off or did not match its digest.
+    Again { detail: String, failure: Option<Failure> },
+    /// Final: the registry answered an error, or the local file failed.
+    Final(RegistryError),
+}
+
+impl From<RegistryError> for TryError {
+    fn from(e: RegistryError) -> Self {
+        TryError::Final(e)
+    }
+}
+
+impl RegistryClient {
+    /// Runs `one_try` until it succeeds, fails for good, or has failed [`MAX_ATTEMPTS`] times.
+    /// A download that breaks off (reset, closed early, silent for the stall timeout) or
+    /// arrives with the wrong digest is fetched again from its start.
+    pub(super) async fn with_download_retries<T, F, Fut>(
+        &self,
+        repo: &Repository,
+        operation: &str,
+        mut one_try: F,
+    ) -> Result<T, RegistryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, TryError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match one_try().await {
+                Ok(value) => return Ok(value),
+                Err(TryError::Final(e)) => return Err(e),
+                Err(TryError::Again { detail, failure }) => {
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(match failure {
+                            Some(failure) => self.transport_error(repo, operation, &failure, attempt),
+                            None => RegistryError::Transfer {
+                                registry: repo.registry.clone(),
+                                repository: repo.path.clone(),
+                                operation: operation.to_string(),
+                                detail,
+                                attempts: attempt,
+                                stalled: false,
+                            },
+                        });
+                    }
+                    output::detail(format!("{}: {operation}: {detail}; downloading it again", repo.registry));
+                    tokio::time::sleep(retry_delay(attempt, None)).await;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +384,12 @@ mod tests {
         assert_eq!(drain_allowance(0), Duration::ZERO);
         assert_eq!(drain_allowance(64 << 10), Duration::from_secs(1));
         assert_eq!(drain_allowance(1 << 30), Duration::from_secs(64));
+    }
+
+    #[test]
+    fn retries_wait_as_the_registry_asks_within_bounds() {
+        assert_eq!(retry_delay(1, None), Duration::from_millis(250));
+        assert_eq!(retry_delay(3, None), Duration::from_secs(1));
     }
 
     #[test]

@@ -9,15 +9,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 
-use super::client::{Access, BlobBody, Endpoint, location_of, with_query};
-use super::request::{MAX_ATTEMPTS, retry_delay};
-use super::transfer::Activity;
+use super::client::{Access, BlobBody};
+use super::endpoint::Endpoint;
+use super::request::{location_of, with_query};
+use super::transfer::{Activity, MAX_ATTEMPTS, jitter, retry_delay};
 use super::{RegistryClient, RegistryError, Repository};
 use crate::digest::Digest;
 use crate::output::{self, Progress};
@@ -44,13 +44,6 @@ fn worth_a_new_session(error: &RegistryError) -> bool {
         RegistryError::Protocol { .. } => true,
         _ => false,
     }
-}
-
-/// A short pause that differs between processes, so that racing uploads drift apart.
-pub(super) fn jitter() -> Duration {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    Duration::from_millis(u64::from((nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % 300))
 }
 
 impl RegistryClient {

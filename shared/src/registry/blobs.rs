@@ -1,0 +1,117 @@
+//! Blobs: `HEAD` (is it there?), `GET` into a file (its digest checked as it streams, fetched
+//! again from its start when it breaks off), and cross-repository mounts. Uploads are in
+//! `upload.rs`.
+
+use std::path::Path;
+
+use reqwest::StatusCode;
+use reqwest::header::ACCEPT;
+use tokio::io::AsyncWriteExt;
+
+use super::client::Access;
+use super::transfer::{TryError, next_chunk};
+use super::{RegistryClient, RegistryError, Repository};
+use crate::digest::Digest;
+
+impl RegistryClient {
+    pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
+        let path = format!("/v2/{}/blobs/{digest}", repo.path);
+        self.exists(repo, &path, &format!("checking blob {digest}"), None).await
+    }
+
+    /// `HEAD` of a path in the repository: true when found, false when not.
+    pub(super) async fn exists(
+        &self,
+        repo: &Repository,
+        path: &str,
+        operation: &str,
+        accept: Option<&str>,
+    ) -> Result<bool, RegistryError> {
+        let scope = Self::scope(repo, Access::Push, None);
+        let (response, attempts) = self
+            .execute(repo, &scope, operation, &|c, base, _| {
+                let request = c.head(format!("{base}{path}"));
+                match accept {
+                    Some(accept) => request.header(ACCEPT, accept),
+                    None => request,
+                }
+            })
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.fail(repo, operation, response, attempts).await),
+        }
+    }
+
+    /// Asks the registry to link a blob from another repository; `false` when it declined.
+    pub async fn mount_blob(
+        &self,
+        repo: &Repository,
+        from: &Repository,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        let operation = format!("mounting blob {digest} from {}", from.path);
+        let scope = Self::scope(repo, Access::Push, Some(from));
+        let path = format!("/v2/{}/blobs/uploads/?mount={digest}&from={}", repo.path, from.path);
+        let (response, attempts) =
+            self.execute(repo, &scope, &operation, &|c, base, _| c.post(format!("{base}{path}"))).await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => Ok(false), // an upload session we leave to expire
+            _ => Err(self.fail(repo, &operation, response, attempts).await),
+        }
+    }
+
+    /// Downloads a blob into `dest`, checking its digest as it streams.
+    pub async fn fetch_blob(&self, repo: &Repository, digest: &Digest, dest: &Path) -> Result<(), RegistryError> {
+        let operation = format!("downloading blob {digest}");
+        self.with_download_retries(repo, &operation, || self.fetch_blob_once(repo, digest, dest, &operation)).await
+    }
+
+    async fn fetch_blob_once(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        dest: &Path,
+        operation: &str,
+    ) -> Result<(), TryError> {
+        let scope = Self::scope(repo, Access::Pull, None);
+        let path = format!("/v2/{}/blobs/{digest}", repo.path);
+        let (response, attempts) =
+            self.execute(repo, &scope, operation, &|c, base, _| c.get(format!("{base}{path}"))).await?;
+        if !response.status().is_success() {
+            return Err(self.fail(repo, operation, response, attempts).await.into());
+        }
+        let file_error = |source| {
+            TryError::Final(RegistryError::File {
+                registry: repo.registry.clone(),
+                operation: operation.to_string(),
+                path: dest.to_path_buf(),
+                source,
+            })
+        };
+        let mut file = tokio::fs::File::create(dest).await.map_err(file_error)?;
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        let mut stream = response.bytes_stream();
+        loop {
+            match next_chunk(&mut stream, self.stall).await {
+                Ok(Some(chunk)) => {
+                    sha2::Digest::update(&mut hasher, &chunk);
+                    file.write_all(&chunk).await.map_err(file_error)?;
+                }
+                Ok(None) => break,
+                Err(failure) => return Err(TryError::Again { detail: failure.describe(), failure: Some(failure) }),
+            }
+        }
+        file.flush().await.map_err(file_error)?;
+        let got = Digest::from_hasher(hasher);
+        if &got != digest {
+            return Err(TryError::Again {
+                detail: format!("the registry sent content with digest {got}, not {digest}"),
+                failure: None,
+            });
+        }
+        Ok(())
+    }
+}

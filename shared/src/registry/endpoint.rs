@@ -1,0 +1,165 @@
+//! Endpoint discovery: which scheme a registry answers on (`GET /v2/`, the ping), what
+//! authentication its challenge asks for, and which credentials the keychain holds for it.
+//! Each registry is discovered once per run; `check_login` pings it with the credentials.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+
+use super::RegistryClient;
+use super::challenge::Challenge;
+use super::error::{RegistryError, body_message};
+use super::token::credential_hint;
+use super::transfer::{self, Failure, MAX_ATTEMPTS, retry_delay};
+use crate::auth::FoundCredential;
+use crate::output;
+use crate::reference::{DOCKER_HUB, is_plain_http_by_default};
+
+/// A registry as discovered: its base URL and how it wants to be authenticated.
+pub(super) struct Endpoint {
+    pub(super) registry: String,
+    pub(super) base: String,
+    pub(super) insecure_tls: bool,
+    pub(super) challenge: Challenge,
+    pub(super) credential: Option<FoundCredential>,
+}
+
+impl RegistryClient {
+    pub(super) async fn endpoint(&self, registry: &str) -> Result<Arc<Endpoint>, RegistryError> {
+        let cell = self.endpoints.lock().expect("endpoint lock").entry(registry.to_string()).or_default().clone();
+        cell.get_or_try_init(|| self.discover(registry)).await.cloned()
+    }
+
+    /// Finds the scheme that answers and what authentication `/v2/` asks for. Loopback and
+    /// private registries, and every registry with `--insecure-registry`, are tried over
+    /// HTTPS first and then plain HTTP, as ko does; a candidate that fails moves on to the
+    /// next at once, and only the last one is retried.
+    async fn discover(&self, registry: &str) -> Result<Arc<Endpoint>, RegistryError> {
+        let api_host = if registry == DOCKER_HUB { "registry-1.docker.io" } else { registry };
+        let insecure = self.options.insecure;
+        let candidates: &[(&str, bool)] = if insecure {
+            &[("https", true), ("http", true)]
+        } else if is_plain_http_by_default(registry) {
+            &[("https", false), ("http", false)]
+        } else {
+            &[("https", false)]
+        };
+        let mut errors: Vec<String> = Vec::new();
+        let mut failures: Vec<Failure> = Vec::new();
+        let mut attempts = 0;
+        for (index, &(scheme, insecure_tls)) in candidates.iter().enumerate() {
+            let last_candidate = index + 1 == candidates.len();
+            let base = format!("{scheme}://{api_host}");
+            let client = self.http(insecure_tls);
+            let tries = if last_candidate { MAX_ATTEMPTS - 1 } else { 1 };
+            for attempt in 1..=tries {
+                attempts += 1;
+                match transfer::send(client.get(format!("{base}/v2/")), self.stall).await {
+                    Ok(response) if response.status() == StatusCode::BAD_REQUEST && scheme == "http" => {
+                        // An HTTPS server answering plain HTTP; the HTTPS error says why it failed.
+                        errors.push(format!("{base} answered 400 Bad Request (it speaks HTTPS)"));
+                        break;
+                    }
+                    Ok(response) => {
+                        let challenge = if response.status() == StatusCode::UNAUTHORIZED {
+                            response
+                                .headers()
+                                .get(WWW_AUTHENTICATE)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(Challenge::parse)
+                                .unwrap_or(Challenge::Basic)
+                        } else {
+                            Challenge::None
+                        };
+                        // Helpers are only run for registries that ask for credentials.
+                        let credential = match challenge {
+                            Challenge::None => None,
+                            _ => self.keychain.lookup(registry).await?,
+                        };
+                        match &credential {
+                            Some(found) => {
+                                output::detail(format!("{registry}: using credentials from {}", found.source))
+                            }
+                            None if challenge != Challenge::None => {
+                                output::detail(format!("{registry}: no credentials found, trying anonymously"))
+                            }
+                            None => {}
+                        }
+                        return Ok(Arc::new(Endpoint {
+                            registry: registry.to_string(),
+                            base,
+                            insecure_tls,
+                            challenge,
+                            credential,
+                        }));
+                    }
+                    Err(failure) => {
+                        let detail = format!("{base}: {}", failure.describe());
+                        let give_up = matches!(failure, Failure::BadUrl(_));
+                        failures.push(failure);
+                        if attempt == tries || give_up {
+                            errors.push(detail);
+                            if give_up {
+                                break;
+                            }
+                        } else {
+                            tokio::time::sleep(retry_delay(attempt, None)).await;
+                        }
+                    }
+                }
+            }
+        }
+        let detail = errors.join("; ");
+        // A certificate problem is what to fix even when plain HTTP was tried after it.
+        let hint = match failures.iter().find(|f| matches!(f, Failure::Tls(_))) {
+            Some(tls) if !insecure => tls.hint(),
+            _ => failures.last().map_or("check the registry", Failure::hint),
+        };
+        Err(RegistryError::Unreachable { registry: registry.to_string(), detail, attempts, hint: hint.to_string() })
+    }
+
+    /// Checks that the registry accepts the keychain's credentials (`GET /v2/` with them, after
+    /// a token exchange when the registry uses tokens). `false` when it asks for none.
+    pub async fn check_login(&self, registry: &str) -> Result<bool, RegistryError> {
+        let endpoint = self.endpoint(registry).await?;
+        let authorization = match &endpoint.challenge {
+            Challenge::None => return Ok(false),
+            Challenge::Basic => self.authorization(&endpoint, "", None).await?,
+            Challenge::Bearer { realm, service } => {
+                let (token, _) = self.fetch_token(&endpoint, realm, service.as_deref(), "").await?;
+                Some(format!("Bearer {token}"))
+            }
+        };
+        let mut request = self.client(&endpoint).get(format!("{}/v2/", endpoint.base));
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let response = transfer::send(request, self.stall).await.map_err(|e| RegistryError::Unreachable {
+            registry: registry.to_string(),
+            detail: e.describe(),
+            attempts: 1,
+            hint: e.hint().to_string(),
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(true);
+        }
+        let body = transfer::read_body(response, self.stall).await.unwrap_or_default();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(RegistryError::Unauthorized {
+                registry: registry.to_string(),
+                detail: format!("the registry answered {status}{}", body_message(&body)),
+                hint: credential_hint(registry, endpoint.credential.as_ref()),
+            });
+        }
+        Err(RegistryError::Status {
+            registry: registry.to_string(),
+            repository: String::new(),
+            operation: "checking credentials".into(),
+            status: status.as_u16(),
+            message: body_message(&body),
+            attempts: 1,
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! Manifests and tags: `GET` (checked against its digest when asked for by digest, fetched
+//! again when it breaks off), `HEAD`, and `PUT` under a digest or a tag.
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+
+use super::client::Access;
+use super::transfer::{TryError, jitter, read_body, retry_delay};
+use super::upload::MAX_SESSIONS;
+use super::{Reference, RegistryClient, RegistryError, Repository};
+use crate::digest::Digest;
+use crate::image::manifest::{ACCEPT_MANIFESTS, sniff_media_type};
+use crate::output;
+
+pub struct FetchedManifest {
+    pub bytes: bytes::Bytes,
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+impl RegistryClient {
+    /// Fetches a manifest or index, verifying its digest when asked for by digest.
+    pub async fn manifest(&self, reference: &Reference) -> Result<FetchedManifest, RegistryError> {
+        let repo = &reference.repository;
+        let identifier = reference.identifier();
+        let operation = format!("fetching manifest {identifier}");
+        let scope = Self::scope(repo, Access::Pull, None);
+        let path = format!("/v2/{}/manifests/{identifier}", repo.path);
+        let accept = ACCEPT_MANIFESTS.join(", ");
+        let (scope, path, accept, operation_ref) = (&scope, &path, &accept, &operation);
+        self.with_download_retries(repo, &operation, || async move {
+            let operation = operation_ref;
+            let (response, attempts) = self
+                .execute(repo, scope, operation, &|c, base, _| c.get(format!("{base}{path}")).header(ACCEPT, accept))
+                .await?;
+            if !response.status().is_success() {
+                return Err(self.fail(repo, operation, response, attempts).await.into());
+            }
+            let header_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let bytes = read_body(response, self.stall)
+                .await
+                .map_err(|f| TryError::Again { detail: f.describe(), failure: Some(f) })?;
+            let digest = Digest::of(&bytes);
+            if let Some(expected) = &reference.digest
+                && expected != &digest
+            {
+                return Err(TryError::Again {
+                    detail: format!("the registry sent a manifest with digest {digest}, not {expected}"),
+                    failure: None,
+                });
+            }
+            let media_type = sniff_media_type(&bytes, header_type.as_deref()).unwrap_or_default();
+            Ok(FetchedManifest { bytes, media_type, digest })
+        })
+        .await
+    }
+
+    /// True when the repository already holds the manifest with this digest (a registry
+    /// only stores a manifest whose blobs it has, so nothing of it needs pushing).
+    pub async fn manifest_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
+        let path = format!("/v2/{}/manifests/{digest}", repo.path);
+        self.exists(repo, &path, &format!("checking manifest {digest}"), Some(&ACCEPT_MANIFESTS.join(", "))).await
+    }
+
+    pub async fn put_manifest(
+        &self,
+        repo: &Repository,
+        identifier: &str,
+        media_type: &str,
+        bytes: &bytes::Bytes,
+    ) -> Result<(), RegistryError> {
+        self.put_manifest_with_subject(repo, identifier, media_type, bytes).await.map(|_| ())
+    }
+
+    /// Pushes a manifest and tells whether the registry answered with an `OCI-Subject` header,
+    /// i.e. whether it indexes the manifest's `subject` for the referrers API (OCI 1.1).
+    pub async fn put_manifest_with_subject(
+        &self,
+        repo: &Repository,
+        identifier: &str,
+        media_type: &str,
+        bytes: &bytes::Bytes,
+    ) -> Result<bool, RegistryError> {
+        let operation = format!("pushing manifest {identifier}");
+        let scope = Self::scope(repo, Access::Push, None);
+        let path = format!("/v2/{}/manifests/{identifier}", repo.path);
+        let mut round = 1;
+        loop {
+            let (response, attempts) = self
+                .execute(repo, &scope, &operation, &|c, base, _| {
+                    c.put(format!("{base}{path}")).header(CONTENT_TYPE, media_type).body(bytes.clone())
+                })
+                .await?;
+            if response.status().is_success() {
+                return Ok(response.headers().contains_key("oci-subject"));
+            }
+            let error = self.fail(repo, &operation, response, attempts).await;
+            // Registries store a manifest as a blob too, and two processes pushing the same
+            // one at once can meet the same race as blob uploads: the same PUT again settles it.
+            if error.code() != Some("DIGEST_INVALID") || round >= MAX_SESSIONS {
+                return Err(error);
+            }
+            output::detail(format!("{}: {operation}: {error}; pushing it again", repo.registry));
+            tokio::time::sleep(retry_delay(round, None) + jitter()).await;
+            round += 1;
+        }
+    }
+}

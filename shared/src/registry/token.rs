@@ -1,0 +1,209 @@
+//! Credentials on the wire: the scope a request needs, the `Authorization` header for it
+//! (basic, or a bearer token fetched from the challenge's realm, cached per registry and
+//! scope, renewed before it expires and fetched anew when the registry refuses it).
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+
+use super::challenge::{Challenge, TokenResponse};
+use super::client::Access;
+use super::endpoint::Endpoint;
+use super::error::{RegistryError, body_message};
+use super::request::with_query;
+use super::transfer;
+use super::{RegistryClient, Repository};
+use crate::auth::{Credential, FoundCredential};
+
+pub(super) type TokenSlot = std::sync::Arc<tokio::sync::Mutex<Option<CachedToken>>>;
+
+/// A bearer token and when it stops being worth sending.
+pub(super) struct CachedToken {
+    value: String,
+    renew_after: Option<Instant>,
+}
+
+impl RegistryClient {
+    pub(super) fn scope(repository: &Repository, access: Access, mount_from: Option<&Repository>) -> String {
+        let actions = match access {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        };
+        let mut scope = format!("repository:{}:{actions}", repository.path);
+        if let Some(from) = mount_from.filter(|f| f.path != repository.path) {
+            scope.push_str(&format!(" repository:{}:pull", from.path));
+        }
+        scope
+    }
+
+    /// The `Authorization` header for a request. `refused` is the header the registry just
+    /// answered 401 to: a bearer token is then fetched anew, unless another request already did.
+    pub(super) async fn authorization(
+        &self,
+        endpoint: &Endpoint,
+        scope: &str,
+        refused: Option<&str>,
+    ) -> Result<Option<String>, RegistryError> {
+        match &endpoint.challenge {
+            Challenge::None => Ok(None),
+            Challenge::Basic => Ok(match endpoint.credential.as_ref().map(|c| &c.credential) {
+                Some(Credential::Basic { username, password }) => {
+                    let raw = format!("{username}:{}", password.expose());
+                    Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)))
+                }
+                _ => None,
+            }),
+            Challenge::Bearer { realm, service } => {
+                let key = (endpoint.registry.clone(), scope.to_string());
+                let slot = self.tokens.lock().expect("token lock").entry(key).or_default().clone();
+                let mut cached = slot.lock().await;
+                if let Some(token) = cached.as_ref() {
+                    let header = format!("Bearer {}", token.value);
+                    let fresh = token.renew_after.is_none_or(|at| Instant::now() < at);
+                    if fresh && refused != Some(header.as_str()) {
+                        return Ok(Some(header));
+                    }
+                }
+                let fetched_at = Instant::now();
+                let (token, expires_in) = self.fetch_token(endpoint, realm, service.as_deref(), scope).await?;
+                // Renew a little before the service says the token expires.
+                let renew_after = expires_in.map(|secs| fetched_at + Duration::from_secs(secs.saturating_sub(10)));
+                let header = format!("Bearer {token}");
+                *cached = Some(CachedToken { value: token, renew_after });
+                Ok(Some(header))
+            }
+        }
+    }
+
+    pub(super) async fn fetch_token(
+        &self,
+        endpoint: &Endpoint,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<(String, Option<u64>), RegistryError> {
+        let fail = |detail: String| RegistryError::Token {
+            registry: endpoint.registry.clone(),
+            realm: realm.to_string(),
+            detail,
+        };
+        let realm_is_safe = realm_may_receive_credentials(realm, &endpoint.base);
+        let client = self.client(endpoint);
+        let mut request = match endpoint.credential.as_ref().map(|c| &c.credential) {
+            Some(Credential::IdentityToken(token)) => {
+                if !realm_is_safe {
+                    return Err(fail(
+                        "refusing to send credentials to a token service over plain HTTP on another host".into(),
+                    ));
+                }
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token.expose()),
+                    ("client_id", "kubectl-ko"),
+                ];
+                if !scope.is_empty() {
+                    form.push(("scope", scope));
+                }
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                let body: String =
+                    form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
+                client.post(realm).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body)
+            }
+            other => {
+                let mut url = realm.to_string();
+                if let Some(s) = service {
+                    url = with_query(&url, "service", &urlencode(s));
+                }
+                for part in scope.split(' ').filter(|p| !p.is_empty()) {
+                    url = with_query(&url, "scope", &urlencode(part));
+                }
+                let mut request = client.get(url);
+                if let Some(Credential::Basic { username, password }) = other {
+                    if !realm_is_safe {
+                        return Err(fail(
+                            "refusing to send credentials to a token service over plain HTTP on another host".into(),
+                        ));
+                    }
+                    request = request.basic_auth(username, Some(password.expose()));
+                }
+                request
+            }
+        };
+        request = request.header(ACCEPT, "application/json");
+        let response = transfer::send(request, self.stall).await.map_err(|e| fail(e.describe()))?;
+        let status = response.status();
+        let body = transfer::read_body(response, self.stall).await.map_err(|e| fail(e.describe()))?;
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(RegistryError::Unauthorized {
+                registry: endpoint.registry.clone(),
+                detail: format!("the token service {realm} answered {status}{}", body_message(&body)),
+                hint: credential_hint(&endpoint.registry, endpoint.credential.as_ref()),
+            });
+        }
+        if !status.is_success() {
+            let source = endpoint.credential.as_ref().map(|c| c.source.as_str()).unwrap_or("no credentials found");
+            return Err(fail(format!("{status}{} (credentials: {source})", body_message(&body))));
+        }
+        let parsed: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| fail(format!("unreadable token response: {e}")))?;
+        let expires_in = parsed.expires_in;
+        let token = parsed.into_token().ok_or_else(|| fail("the token response holds no token".into()))?;
+        Ok((token, expires_in))
+    }
+}
+
+/// What to tell a user whose credentials a registry refused, naming where they came from.
+pub(super) fn credential_hint(registry: &str, credential: Option<&FoundCredential>) -> String {
+    match credential {
+        Some(c) => format!("the registry refused the credentials from {}", c.source),
+        None => format!("no credentials found for {registry}; log in with `kubectl ko login {registry}`"),
+    }
+}
+
+/// Credentials go to a token realm only over HTTPS, or to the registry's own host.
+fn realm_may_receive_credentials(realm: &str, registry_base: &str) -> bool {
+    let (Ok(realm), Ok(base)) = (reqwest::Url::parse(realm), reqwest::Url::parse(registry_base)) else {
+        return false;
+    };
+    realm.scheme() == "https" || (realm.host_str().is_some() && realm.host_str() == base.host_str())
+}
+
+fn urlencode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_go_to_token_realms_over_https_or_on_the_registry_host() {
+        assert!(realm_may_receive_credentials("https://auth.example/token", "http://127.0.0.1:5000"));
+        assert!(realm_may_receive_credentials("http://127.0.0.1:9000/token", "http://127.0.0.1:5000"));
+        assert!(!realm_may_receive_credentials("http://127.0.0.10:9000/token", "http://127.0.0.1:5000"));
+        assert!(!realm_may_receive_credentials("http://auth.example/token", "https://r.example"));
+        assert!(!realm_may_receive_credentials("not a url", "https://r.example"));
+    }
+
+    #[test]
+    fn scopes_ask_for_pull_on_a_mount_source() {
+        let repo = Repository::parse("r.example/app").unwrap();
+        let base = Repository::parse("r.example/base").unwrap();
+        assert_eq!(RegistryClient::scope(&repo, Access::Pull, None), "repository:app:pull");
+        assert_eq!(
+            RegistryClient::scope(&repo, Access::Push, Some(&base)),
+            "repository:app:pull,push repository:base:pull"
+        );
+        assert_eq!(RegistryClient::scope(&repo, Access::Push, Some(&repo)), "repository:app:pull,push");
+    }
+}

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
@@ -172,14 +173,12 @@ fn realm_may_receive_credentials(realm: &str, registry_base: &str) -> bool {
     realm.scheme() == "https" || (realm.host_str().is_some() && realm.host_str() == base.host_str())
 }
 
+/// What a token request's query and form leave as they are: RFC 3986's unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes all but the unreserved characters (as `%XX`, upper case), byte by byte.
 fn urlencode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    utf8_percent_encode(value, UNRESERVED).to_string()
 }
 
 #[cfg(test)]
@@ -205,5 +204,26 @@ mod tests {
             "repository:app:pull,push repository:base:pull"
         );
         assert_eq!(RegistryClient::scope(&repo, Access::Push, Some(&repo)), "repository:app:pull,push");
+    }
+
+    /// What the hand-written encoder this replaced produced, byte for byte.
+    fn old_urlencode(value: &str) -> String {
+        value
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn token_requests_are_encoded_as_before() {
+        assert_eq!(urlencode("repository:lib/app:pull,push"), "repository%3Alib%2Fapp%3Apull%2Cpush");
+        assert_eq!(urlencode("registry.docker.io"), "registry.docker.io");
+        assert_eq!(urlencode("a b+c&d=e?f#g%h~i_j-k"), "a%20b%2Bc%26d%3De%3Ff%23g%25h~i_j-k");
+        assert_eq!(urlencode("ü/\u{7f}\u{1}"), "%C3%BC%2F%7F%01");
+        let every_char: String = (1u32..0x800).filter_map(char::from_u32).collect();
+        assert_eq!(urlencode(&every_char), old_urlencode(&every_char));
     }
 }

@@ -11,6 +11,7 @@ mod spdx;
 use std::path::PathBuf;
 
 use bytes::Bytes;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 pub use buildinfo::BuildInfo;
 
@@ -154,16 +155,12 @@ fn timestamp(created: Option<&str>) -> String {
     }
 }
 
-/// Percent-encodes everything but purl's unreserved characters.
+/// What purls leave as they are: RFC 3986's unreserved characters.
+const PURL_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes everything but purl's unreserved characters (as `%XX`, upper case).
 fn purl_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    utf8_percent_encode(text, PURL_UNRESERVED).to_string()
 }
 
 fn qualifiers(pairs: &[(&str, &str)]) -> String {
@@ -234,6 +231,23 @@ mod tests {
             base_purl(&base),
             format!("pkg:oci/base@sha256%3A{}?repository_url=127.0.0.1%3A5000%2Flib%2Fbase&tag=v1", d.hex())
         );
+    }
+
+    #[test]
+    fn purls_are_encoded_as_by_the_hand_written_encoder_they_replaced() {
+        let old = |text: &str| -> String {
+            let mut out = String::new();
+            for b in text.bytes() {
+                match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+                    _ => out.push_str(&format!("%{b:02X}")),
+                }
+            }
+            out
+        };
+        assert_eq!(purl_encode("sha256:ab/c d+é~_.-"), "sha256%3Aab%2Fc%20d%2B%C3%A9~_.-");
+        let every_char: String = (1u32..0x800).filter_map(char::from_u32).collect();
+        assert_eq!(purl_encode(&every_char), old(&every_char));
     }
 
     #[test]

@@ -115,3 +115,64 @@ impl RegistryClient {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::BlobBody;
+    use crate::registry::testing::{Reply, anonymous_client, open_registry};
+
+    #[tokio::test]
+    async fn a_declined_mount_falls_back_to_an_upload() {
+        let fake = open_registry().await;
+        let client = anonymous_client();
+        let repo = Repository::parse(&format!("{}/app", fake.host())).unwrap();
+        let base = Repository::parse(&format!("{}/base", fake.host())).unwrap();
+        let blob = bytes::Bytes::from_static(b"layer bytes");
+        let digest = Digest::of(&blob);
+
+        fake.route("POST", "/v2/app/blobs/uploads/", [Reply::status(201)]);
+        assert!(client.mount_blob(&repo, &base, &digest).await.unwrap(), "201: mounted");
+
+        let session = Reply::status(202).header("location", "/v2/app/blobs/uploads/s1");
+        fake.route("POST", "/v2/app/blobs/uploads/", [session.clone(), session]);
+        fake.route("PUT", "/v2/app/blobs/uploads/s1", [Reply::status(201)]);
+        assert!(!client.mount_blob(&repo, &base, &digest).await.unwrap(), "202: declined");
+        client.upload_blob(&repo, &digest, blob.len() as u64, BlobBody::Bytes(blob.clone())).await.unwrap();
+
+        let posts = fake.requests_to("POST", "/v2/app/blobs/uploads/");
+        let queries: Vec<_> = posts.iter().map(|r| r.query.clone()).collect();
+        let mount = Some(format!("mount={digest}&from=base"));
+        assert_eq!(queries, [mount.clone(), mount, None]);
+        let puts = fake.requests_to("PUT", "/v2/app/blobs/uploads/s1");
+        assert_eq!(puts.len(), 1);
+        assert_eq!(puts[0].query.as_deref(), Some(format!("digest={digest}").as_str()));
+        assert_eq!(puts[0].body, blob);
+    }
+
+    #[tokio::test]
+    async fn a_download_that_breaks_off_or_does_not_match_is_fetched_again() {
+        let fake = open_registry().await;
+        let blob = bytes::Bytes::from_static(b"the whole blob");
+        let digest = Digest::of(&blob);
+        let path = format!("/v2/app/blobs/{digest}");
+        let truncated = Reply::status(200).body(blob.clone()).truncated_at(5);
+        let wrong = Reply::status(200).body("not the blob!!");
+        fake.route("GET", &path, [truncated, wrong, Reply::status(200).body(blob.clone())]);
+        let repo = Repository::parse(&format!("{}/app", fake.host())).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("blob");
+        anonymous_client().fetch_blob(&repo, &digest, &dest).await.unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), blob);
+        assert_eq!(fake.requests_to("GET", &path).len(), 3);
+
+        let wrong = Reply::status(200).body("not the blob!!");
+        fake.route("GET", &path, [wrong]);
+        match anonymous_client().fetch_blob(&repo, &digest, &dest).await {
+            Err(RegistryError::Transfer { attempts: 4, detail, .. }) => {
+                assert!(detail.contains(&format!("not {digest}")), "{detail}");
+            }
+            other => panic!("expected a digest mismatch after 4 attempts, got {:?}", other.err()),
+        }
+    }
+}

@@ -105,3 +105,29 @@ impl RegistryClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::testing::{Reply, anonymous_client, open_registry};
+
+    #[tokio::test]
+    async fn a_manifest_is_put_with_its_media_type_and_the_subject_header_is_read() {
+        let fake = open_registry().await;
+        let manifest = bytes::Bytes::from_static(br#"{"schemaVersion":2}"#);
+        let digest = Digest::of(&manifest);
+        let path = format!("/v2/app/manifests/{digest}");
+        fake.route("PUT", &path, [Reply::status(201).header("oci-subject", "sha256:0")]);
+        fake.route("PUT", "/v2/app/manifests/latest", [Reply::status(201)]);
+        let media_type = "application/vnd.oci.image.manifest.v1+json";
+        let repo = Repository::parse(&format!("{}/app", fake.host())).unwrap();
+        let client = anonymous_client();
+        let identifier = digest.to_string();
+        assert!(client.put_manifest_with_subject(&repo, &identifier, media_type, &manifest).await.unwrap());
+        assert!(!client.put_manifest_with_subject(&repo, "latest", media_type, &manifest).await.unwrap());
+        let puts = fake.requests_to("PUT", &path);
+        assert_eq!(puts.len(), 1);
+        assert_eq!(puts[0].header("content-type"), Some(media_type));
+        assert_eq!(puts[0].body, manifest);
+    }
+}

@@ -10,6 +10,7 @@
 //! - `upload.rs`: blob uploads in sessions, retried in new sessions
 //! - `manifests.rs`: manifest `GET`, `HEAD` and `PUT` (by digest or tag)
 //! - `tls.rs`: trusted roots; `error.rs`: [`RegistryError`]
+//! - `testing.rs`: an in-process fake registry for the unit tests of these files
 //! - `stream.rs`, `known.rs`: uploads while a layer is made, and blobs known to be present
 //!
 //! Image names (`Reference`, `Repository`) are modelled in `crate::reference`.
@@ -23,6 +24,8 @@ mod known;
 mod manifests;
 mod request;
 mod stream;
+#[cfg(test)]
+mod testing;
 mod tls;
 mod token;
 mod transfer;

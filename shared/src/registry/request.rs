@@ -282,7 +282,12 @@ impl RegistryClient {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::digest::Digest;
+    use crate::registry::Reference;
+    use crate::registry::testing::{Reply, anonymous_client, open_registry};
 
     #[test]
     fn credentials_stay_with_the_registrys_own_origin() {
@@ -293,5 +298,41 @@ mod tests {
         assert!(!same_origin(&url("http://ghcr.io/v2/"), "https://ghcr.io"));
         assert!(!same_origin(&url("https://ghcr.io:8443/v2/"), "https://ghcr.io"));
         assert!(!same_origin(&url("http://127.0.0.2:5000/v2/"), "http://127.0.0.1:5000"));
+    }
+
+    #[tokio::test]
+    async fn a_429_waits_as_retry_after_asks_then_succeeds() {
+        let fake = open_registry().await;
+        let digest = Digest::of(b"blob");
+        let path = format!("/v2/app/blobs/{digest}");
+        fake.route("HEAD", &path, [Reply::status(429).header("retry-after", "1"), Reply::status(200)]);
+        let repo = Repository::parse(&format!("{}/app", fake.host())).unwrap();
+        let started = std::time::Instant::now();
+        assert!(anonymous_client().blob_exists(&repo, &digest).await.unwrap());
+        assert!(started.elapsed() >= Duration::from_secs(1), "waited {:?}", started.elapsed());
+        assert_eq!(fake.requests_to("HEAD", &path).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_503_is_retried_up_to_four_attempts() {
+        let fake = open_registry().await;
+        let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+        let media_type = "application/vnd.oci.image.manifest.v1+json";
+        let ok = Reply::status(200).header("content-type", media_type).body(&manifest[..]);
+        fake.route("GET", "/v2/app/manifests/v1", [Reply::status(503), Reply::status(503), ok]);
+        let reference = Reference::parse(&format!("{}/app:v1", fake.host())).unwrap();
+        let client = anonymous_client();
+        let fetched = client.manifest(&reference).await.unwrap();
+        assert_eq!(fetched.bytes, &manifest[..]);
+        assert_eq!(fetched.media_type, media_type);
+        assert_eq!(fake.requests_to("GET", "/v2/app/manifests/v1").len(), 3);
+
+        fake.route("GET", "/v2/app/manifests/v2", [Reply::status(503).body("busy")]);
+        let reference = Reference::parse(&format!("{}/app:v2", fake.host())).unwrap();
+        match client.manifest(&reference).await {
+            Err(RegistryError::Status { status: 503, attempts: 4, .. }) => {}
+            other => panic!("expected a 503 after 4 attempts, got {:?}", other.err()),
+        }
+        assert_eq!(fake.requests_to("GET", "/v2/app/manifests/v2").len(), 4);
     }
 }

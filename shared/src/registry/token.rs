@@ -184,6 +184,8 @@ fn urlencode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::Digest;
+    use crate::registry::testing::{FakeRegistry, Reply, client_logged_in};
 
     #[test]
     fn credentials_go_to_token_realms_over_https_or_on_the_registry_host() {
@@ -225,5 +227,35 @@ mod tests {
         assert_eq!(urlencode("ü/\u{7f}\u{1}"), "%C3%BC%2F%7F%01");
         let every_char: String = (1u32..0x800).filter_map(char::from_u32).collect();
         assert_eq!(urlencode(&every_char), old_urlencode(&every_char));
+    }
+
+    #[tokio::test]
+    async fn a_bearer_challenge_fetches_a_token_and_a_refused_token_is_fetched_anew() {
+        let fake = FakeRegistry::start().await;
+        let challenge = format!(r#"Bearer realm="{}/token",service="fake""#, fake.base());
+        fake.route("GET", "/v2/", [Reply::status(401).header("www-authenticate", &challenge)]);
+        let token = |t: &str| Reply::status(200).body(format!(r#"{{"token":"{t}","expires_in":300}}"#));
+        fake.route("GET", "/token", [token("t1"), token("t2")]);
+        let digest = Digest::of(b"blob");
+        let blob_path = format!("/v2/app/blobs/{digest}");
+        fake.route("HEAD", &blob_path, [Reply::status(200)]);
+        // The token expires mid-push: the manifest is refused once.
+        fake.route("PUT", "/v2/app/manifests/v1", [Reply::status(401), Reply::status(201)]);
+
+        let client = client_logged_in(&fake.host(), "user", "secret");
+        let repo = Repository::parse(&format!("{}/app", fake.host())).unwrap();
+        assert!(client.blob_exists(&repo, &digest).await.unwrap());
+        let manifest = bytes::Bytes::from_static(b"{}");
+        client.put_manifest(&repo, "v1", "application/vnd.oci.image.manifest.v1+json", &manifest).await.unwrap();
+
+        let tokens = fake.requests_to("GET", "/token");
+        assert_eq!(tokens.len(), 2);
+        assert_eq!(tokens[0].query.as_deref(), Some("service=fake&scope=repository%3Aapp%3Apull%2Cpush"));
+        assert_eq!(tokens[0].header("authorization"), Some("Basic dXNlcjpzZWNyZXQ="));
+        let heads = fake.requests_to("HEAD", &blob_path);
+        assert_eq!(heads[0].header("authorization"), Some("Bearer t1"));
+        let puts = fake.requests_to("PUT", "/v2/app/manifests/v1");
+        let sent: Vec<_> = puts.iter().map(|r| r.header("authorization").map(str::to_string)).collect();
+        assert_eq!(sent, [Some("Bearer t1".to_string()), Some("Bearer t2".to_string())]);
     }
 }

@@ -1,16 +1,16 @@
 //! The services the tests run against and where to find them: what scripts/test.sh starts
 //! and exports (a registry, a Docker daemon, a kube-apiserver, krew, the SBOM validators),
 //! read through [`require`], which fails the test loudly when one is missing; names that no
-//! other test uses in the shared registry.
+//! other test uses in the shared registry; and registries of a test's own ([`LocalRegistry`]).
 
-use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{env, fs};
 
-use super::commands::{Run, capture};
-use super::paths::tool;
+use super::commands::{DEFAULT_TIMEOUT, Run, capture};
+use super::paths::{tool, workspace};
 
 /// What scripts/test.sh does to provide each variable it exports, for [`require`]'s message.
 const EXPORTED: &[(&str, &str)] = &[
@@ -100,6 +100,56 @@ pub fn unique_name(name: &str) -> String {
         COUNTER.fetch_add(1, Ordering::Relaxed),
         nanos % 100_000
     )
+}
+
+/// A registry of a test's own (Debian's docker-registry through scripts/registry.sh), for
+/// what the shared one cannot be: read-only, behind auth or TLS, or stopped mid-test. It
+/// listens on port 0, so the kernel picks a free port and no other process can take it
+/// between the choice and the bind; the script reads the bound port back from the
+/// registry's log. Stopped on drop.
+pub struct LocalRegistry {
+    state: PathBuf,
+    /// `127.0.0.1:PORT`
+    pub host: String,
+}
+
+impl LocalRegistry {
+    /// Starts a registry keeping its config, log and blobs in `state`, with
+    /// scripts/registry.sh's `options` (`--htpasswd FILE`, `--tls CERT KEY`,
+    /// `--token REALM SERVICE ISSUER BUNDLE`, `--readonly`). Panics with the script's output
+    /// when the registry does not start.
+    pub fn start(state: &Path, options: &[&str]) -> LocalRegistry {
+        let mut cmd = registry_sh();
+        cmd.arg("start").arg(state).arg("0").args(options);
+        let run = capture(cmd, DEFAULT_TIMEOUT);
+        assert!(run.success(), "could not start a registry with {options:?}:\n{run}");
+        let port_file = state.join("port");
+        let port = fs::read_to_string(&port_file).unwrap_or_else(|e| panic!("read {}: {e}", port_file.display()));
+        LocalRegistry { state: state.to_path_buf(), host: format!("127.0.0.1:{}", port.trim()) }
+    }
+
+    /// Stops the registry now (a test that needs it gone); panics when it cannot.
+    pub fn stop(&self) {
+        let run = self.run_stop();
+        assert!(run.success(), "could not stop the registry in {}:\n{run}", self.state.display());
+    }
+
+    fn run_stop(&self) -> Run {
+        let mut cmd = registry_sh();
+        cmd.arg("stop").arg(&self.state);
+        capture(cmd, DEFAULT_TIMEOUT)
+    }
+}
+
+impl Drop for LocalRegistry {
+    /// Stops the registry unless the test already did (stopping twice is a no-op).
+    fn drop(&mut self) {
+        let _ = self.run_stop();
+    }
+}
+
+fn registry_sh() -> Command {
+    Command::new(workspace().join("scripts/registry.sh"))
 }
 
 #[cfg(test)]

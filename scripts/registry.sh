@@ -5,7 +5,11 @@
 #   scripts/registry.sh start DIR PORT [OPTIONS]   start; blobs under DIR/data
 #   scripts/registry.sh stop DIR                   stop the registry started in DIR
 #
-# Files in DIR: config.yml (generated), pid, log, data/.
+# PORT 0 lets the kernel pick a free port as the registry binds it (no other process can
+# take it in between); the port is read back from the registry's log ("listening on
+# 127.0.0.1:PORT"). Either way the port it listens on ends up in DIR/port.
+#
+# Files in DIR: config.yml (generated), pid, port, log, data/.
 #
 # Options (each adds one section to the generated config; the plain HTTP variant
 # needs none):
@@ -106,6 +110,12 @@ port_answers() { # PORT
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# The port the registry logged it listens on (distribution logs `listening on ADDR` once
+# bound, with `, tls` after it for HTTPS); empty until then.
+logged_port() { # LOG
+	sed -n '/msg="listening on /{s/.*msg="listening on [^"]*:\([0-9][0-9]*\)[,"].*/\1/p;q;}' "$1"
+}
+
 start() {
 	[[ $# -ge 2 ]] || usage
 	local dir=$1 port=$2
@@ -146,7 +156,7 @@ start() {
 	if [[ -f "$dir/pid" ]] && pid_alive "$(cat "$dir/pid")"; then
 		die "a registry is already running from $dir (pid $(cat "$dir/pid")); stop it first"
 	fi
-	if port_answers "$port"; then
+	if [[ "$port" != 0 ]] && port_answers "$port"; then
 		die "127.0.0.1:$port is already in use"
 	fi
 
@@ -175,7 +185,8 @@ start() {
 	local pid=$!
 	echo "$pid" >"$dir/pid"
 
-	local i code
+	local i code requested=$port
+	rm -f "$dir/port"
 	for ((i = 0; i < 100; i++)); do
 		if ! pid_alive "$pid"; then
 			echo "registry.sh: the registry exited during start-up; last lines of $dir/log:" >&2
@@ -183,8 +194,16 @@ start() {
 			rm -f "$dir/pid"
 			exit 1
 		fi
+		if [[ "$requested" == 0 ]]; then
+			port=$(logged_port "$dir/log")
+			if [[ -z "$port" ]]; then
+				sleep 0.2
+				continue
+			fi
+		fi
 		code=$(curl "${curl_opts[@]}" "$scheme://127.0.0.1:$port/v2/" 2>/dev/null || true)
 		if [[ "$code" == 200 || ("$code" == 401 && (-n "$htpasswd" || ${#token[@]} -gt 0)) ]]; then
+			echo "$port" >"$dir/port"
 			echo "registry.sh: registry on $scheme://127.0.0.1:$port (pid $pid, dir $dir)" >&2
 			return 0
 		fi

@@ -229,11 +229,7 @@ fn namespace_flag_and_context_flags_pick_where_objects_go() {
 
 #[test]
 fn kubectl_runs_apply_through_the_plugin_lookup() {
-    let Some(kubectl_path) = std::env::var_os("KO_TEST_KUBECTL").map(std::path::PathBuf::from).or_else(|| {
-        ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].iter().map(std::path::PathBuf::from).find(|p| p.exists())
-    }) else {
-        panic!("kubectl is needed for this test; scripts/test.sh provides it");
-    };
+    let kubectl_path = kubectl_program();
     let name = unique_name("plugin");
     let dir = tempfile::tempdir().unwrap();
     fs::write(

@@ -141,19 +141,8 @@ fn a_kodata_symlink_leaving_the_allowed_root_is_refused() {
 #[test]
 fn a_registry_that_refuses_the_push_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_loopback_port();
-    let started = std::process::Command::new(workspace().join("scripts/registry.sh"))
-        .args(["start", dir.path().to_str().unwrap(), &port.to_string(), "--readonly"])
-        .status()
-        .unwrap();
-    assert!(started.success());
-    let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", format!("127.0.0.1:{port}/ro")).run();
-    let _ = std::process::Command::new(workspace().join("scripts/registry.sh"))
-        .args(["stop", dir.path().to_str().unwrap()])
-        .status();
-    assert_clear_error(&run, &[&format!("127.0.0.1:{port}"), "ro/hello-"]);
-}
-
-fn free_loopback_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    let registry = LocalRegistry::start(dir.path(), &["--readonly"]);
+    let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", format!("{}/ro", registry.host)).run();
+    registry.stop();
+    assert_clear_error(&run, &[&registry.host, "ro/hello-"]);
 }

@@ -36,12 +36,7 @@ fn a_missing_sibling_binary_is_named() {
 
 #[test]
 fn kubectl_finds_the_plugin_on_path() {
-    let Some(kubectl) =
-        ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].iter().find(|p| std::path::Path::new(p).exists())
-    else {
-        eprintln!("kubectl is not installed; skipping the plugin lookup check");
-        return;
-    };
+    let kubectl = kubectl_program();
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(bin("kubectl-ko"), dir.path().join("kubectl-ko")).unwrap();
     let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());

@@ -17,16 +17,6 @@ use crate::util::*;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The krew binary that scripts/test.sh built (scripts/krew.sh).
-fn krew() -> PathBuf {
-    match std::env::var_os("KO_TEST_KREW").filter(|k| !k.is_empty()) {
-        Some(path) => PathBuf::from(path),
-        None => {
-            panic!("KO_TEST_KREW is not set: run the tests with scripts/test.sh, which builds krew (scripts/krew.sh)")
-        }
-    }
-}
-
 /// What one run of scripts/package.sh wrote.
 struct Package {
     dir: TempDir,

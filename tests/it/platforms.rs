@@ -128,20 +128,8 @@ fn the_builtin_base_serves_all_platforms_reproducibly() {
 #[test]
 fn a_tag_resolved_before_is_used_offline() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let registry = workspace().join("scripts/registry.sh");
-    let regdir = dir.path().join("reg");
-    let start = || {
-        assert!(
-            std::process::Command::new(&registry)
-                .args(["start", regdir.to_str().unwrap(), &port.to_string()])
-                .status()
-                .unwrap()
-                .success()
-        )
-    };
-    start();
-    let repo = format!("127.0.0.1:{port}/offline");
+    let registry = LocalRegistry::start(&dir.path().join("reg"), &[]);
+    let repo = format!("{}/offline", registry.host);
     let base = ko(&["build", "./cmd/greeter", "-B"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
     base.assert_success();
     let cache = dir.path().join("cache");
@@ -155,7 +143,7 @@ fn a_tag_resolved_before_is_used_offline() {
     };
     let online = build();
     online.assert_success();
-    std::process::Command::new(&registry).args(["stop", regdir.to_str().unwrap()]).status().unwrap();
+    registry.stop();
     let offline = build();
     offline.assert_success();
     assert_eq!(online.stdout, offline.stdout);

@@ -1,9 +1,8 @@
-//! Registries that need credentials or TLS, each started for one test by
-//! `scripts/registry.sh` (Debian's docker-registry) in its own directory and stopped when
+//! Registries that need credentials or TLS, each started for one test as a [`LocalRegistry`]
+//! (Debian's docker-registry on a port it binds itself) in its own directory and stopped when
 //! dropped: htpasswd basic auth, self-signed TLS, and bearer tokens from [`TokenServer`].
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
@@ -14,7 +13,9 @@ use crate::util::*;
 pub const USER: &str = "alice";
 
 pub struct AuthRegistry {
-    dir: TempDir,
+    /// Declared before `_dir`, so the registry stops before its directory is removed.
+    _registry: LocalRegistry,
+    _dir: TempDir,
     /// `127.0.0.1:PORT`
     pub host: String,
     /// A password made for this registry, so a test can look for it in any output.
@@ -22,10 +23,6 @@ pub struct AuthRegistry {
     /// The CA certificate (PEM) that signed the registry's certificate, for TLS registries.
     pub ca: Option<PathBuf>,
     pub tokens: Option<TokenServer>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -112,20 +109,9 @@ impl AuthRegistry {
         tokens: Option<TokenServer>,
         options: &[&str],
     ) -> Self {
-        let script = workspace().join("scripts/registry.sh");
-        let state = dir.path().join("registry");
-        let mut last = None;
-        for _ in 0..3 {
-            let port = free_port().to_string();
-            let mut cmd = Command::new(&script);
-            cmd.arg("start").arg(&state).arg(&port).args(options);
-            let run = capture(cmd, DEFAULT_TIMEOUT);
-            if run.success() {
-                return AuthRegistry { dir, host: format!("127.0.0.1:{port}"), password, ca, tokens };
-            }
-            last = Some(run);
-        }
-        panic!("could not start a registry with {options:?}:\n{}", last.unwrap());
+        let registry = LocalRegistry::start(&dir.path().join("registry"), options);
+        let host = registry.host.clone();
+        AuthRegistry { _registry: registry, _dir: dir, host, password, ca, tokens }
     }
 
     /// A repository in this registry no other test uses.
@@ -143,13 +129,5 @@ impl AuthRegistry {
         use base64::Engine;
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         serde_json::json!({"auths": {self.host.clone(): {"auth": auth}}}).to_string()
-    }
-}
-
-impl Drop for AuthRegistry {
-    fn drop(&mut self) {
-        let mut cmd = Command::new(workspace().join("scripts/registry.sh"));
-        cmd.arg("stop").arg(self.dir.path().join("registry"));
-        let _ = capture(cmd, DEFAULT_TIMEOUT);
     }
 }

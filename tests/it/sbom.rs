@@ -16,10 +16,7 @@ fn withdeps() -> PathBuf {
 
 /// The venv scripts/test.sh fills with the validators.
 fn venv_bin(name: &str) -> PathBuf {
-    let venv = std::env::var("KO_TEST_SBOM_VENV").unwrap_or_else(|_| {
-        panic!("KO_TEST_SBOM_VENV is not set: run the tests with scripts/test.sh, which installs the SBOM validators")
-    });
-    Path::new(&venv).join("bin").join(name)
+    sbom_venv().join("bin").join(name)
 }
 
 fn validate_spdx(file: &Path) {

@@ -27,6 +27,7 @@ pub mod platform;
 pub mod publish;
 pub mod registry;
 pub mod sbom;
+pub mod settings;
 pub mod template;
 pub mod time;
 pub mod timing;

@@ -4,17 +4,19 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::settings::Environment;
 use crate::template::Value;
 
-fn git(dir: &Path, args: &[&str]) -> Option<String> {
+fn git(dir: &Path, env: &Environment, args: &[&str]) -> Option<String> {
     let mut cmd = Command::new("git");
-    cmd.arg("-c").arg("log.showSignature=false").args(args).current_dir(dir);
+    cmd.arg("-c").arg("log.showSignature=false").args(args).current_dir(dir).env_clear().envs(env.iter());
     let out = crate::interrupt::output_std(&mut cmd).ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-pub fn git_value(dir: &Path) -> Value {
-    let inside = git(dir, &["rev-parse", "--is-inside-work-tree"]).is_some_and(|s| s == "true");
+pub fn git_value(dir: &Path, env: &Environment) -> Value {
+    let git = |args: &[&str]| git(dir, env, args);
+    let inside = git(&["rev-parse", "--is-inside-work-tree"]).is_some_and(|s| s == "true");
     if !inside {
         return Value::map([
             ("Branch", Value::Str(String::new())),
@@ -29,13 +31,13 @@ pub fn git_value(dir: &Path) -> Value {
         ]);
     }
     let commit_ts: i64 =
-        git(dir, &["show", "--format=%ct", "-s", "HEAD", "--quiet"]).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let dirty = git(dir, &["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+        git(&["show", "--format=%ct", "-s", "HEAD", "--quiet"]).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let dirty = git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
     Value::map([
-        ("Branch", Value::Str(git(dir, &["rev-parse", "--abbrev-ref", "HEAD", "--quiet"]).unwrap_or_default())),
-        ("Tag", Value::Str(git(dir, &["describe", "--tags", "--abbrev=0", "HEAD"]).unwrap_or_else(|| "v0.0.0".into()))),
-        ("ShortCommit", Value::Str(git(dir, &["show", "--format=%h", "-s", "HEAD", "--quiet"]).unwrap_or_default())),
-        ("FullCommit", Value::Str(git(dir, &["show", "--format=%H", "-s", "HEAD", "--quiet"]).unwrap_or_default())),
+        ("Branch", Value::Str(git(&["rev-parse", "--abbrev-ref", "HEAD", "--quiet"]).unwrap_or_default())),
+        ("Tag", Value::Str(git(&["describe", "--tags", "--abbrev=0", "HEAD"]).unwrap_or_else(|| "v0.0.0".into()))),
+        ("ShortCommit", Value::Str(git(&["show", "--format=%h", "-s", "HEAD", "--quiet"]).unwrap_or_default())),
+        ("FullCommit", Value::Str(git(&["show", "--format=%H", "-s", "HEAD", "--quiet"]).unwrap_or_default())),
         ("CommitDate", Value::Str(crate::time::rfc3339(commit_ts))),
         ("CommitTimestamp", Value::Int(commit_ts)),
         ("IsDirty", Value::Bool(dirty)),

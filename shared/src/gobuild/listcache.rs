@@ -12,6 +12,7 @@ use sha2::Digest as _;
 
 use super::resolve::Listed;
 use crate::cache::Cache;
+use crate::settings::Environment;
 
 const KIND: &str = "golist";
 const VERSION: &str = "golist-v1";
@@ -30,11 +31,12 @@ pub(crate) struct ListCache {
 }
 
 impl ListCache {
-    pub(crate) fn new(cache: Cache, program: &Path) -> ListCache {
-        let mut vars: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("GO") || k.starts_with("CGO_") || k == "PATH" || k == "HOME")
-            .collect();
-        vars.sort();
+    /// `env` as `go` sees it: what it reads of it (GO*, CGO_*, PATH to find itself, HOME for
+    /// its env file), in the order of the names.
+    pub(crate) fn new(cache: Cache, program: &Path, env: &Environment) -> ListCache {
+        let vars = env
+            .text_vars()
+            .filter(|(k, _)| k.starts_with("GO") || k.starts_with("CGO_") || *k == "PATH" || *k == "HOME");
         let mut hash = sha2::Sha256::new();
         hash.update(VERSION.as_bytes());
         hash.update(program.as_os_str().as_encoded_bytes());
@@ -148,7 +150,7 @@ mod tests {
         std::fs::create_dir_all(&module).unwrap();
         std::fs::write(module.join("go.mod"), "module example.com/app\n").unwrap();
         std::fs::write(module.join("main.go"), "package main\n").unwrap();
-        let lists = ListCache::new(cache, Path::new("go"));
+        let lists = ListCache::new(cache, Path::new("go"), &Environment::default());
         lists.put(&module, ".", &listed(&module));
         assert_eq!(lists.get(&module, ".").map(|l| l.import_path), Some("example.com/app".into()));
         assert!(lists.get(&module, "./other").is_none());
@@ -195,7 +197,7 @@ mod tests {
         let cache = Cache::at(root.path().join("cache")).unwrap();
         let dir = root.path().join("gopath");
         std::fs::create_dir_all(&dir).unwrap();
-        let lists = ListCache::new(cache, Path::new("go"));
+        let lists = ListCache::new(cache, Path::new("go"), &Environment::default());
         lists.put(&dir, ".", &listed(&dir));
         assert!(lists.get(&dir, ".").is_none());
     }

@@ -74,7 +74,7 @@ fn normalize(path: &Path) -> PathBuf {
 impl PackageResolver {
     /// With a cache, `go list` answers are remembered between runs (see `listcache`).
     pub async fn new(go: GoTool, cwd: PathBuf, config: &KoConfig, cache: Option<Cache>) -> Result<Self, GoBuildError> {
-        let lists = cache.map(|c| ListCache::new(c, go.program()));
+        let lists = cache.map(|c| ListCache::new(c, go.program(), go.environment()));
         let mut builds = Vec::new();
         for (i, build) in config.builds.iter().enumerate() {
             let dir = normalize(&cwd.join(&build.dir));

@@ -51,6 +51,9 @@ pub enum GoBuildError {
     Epoch(#[from] crate::time::EpochError),
 }
 
+/// Facts about one directory, worked out once per run and shared by whoever asks first.
+type Memo<T> = Arc<Mutex<BTreeMap<PathBuf, Arc<tokio::sync::OnceCell<T>>>>>;
+
 /// The `go` binary (`KO_GO_PATH`, else `go` on PATH), the environment it and git run in, and
 /// what they have told us.
 #[derive(Clone)]
@@ -58,7 +61,7 @@ pub struct GoTool {
     go: PathBuf,
     env: Environment,
     go_env: Arc<tokio::sync::OnceCell<BTreeMap<String, String>>>,
-    git: Arc<Mutex<BTreeMap<PathBuf, Value>>>,
+    git: Memo<Value>,
 }
 
 /// `KO_GO_PATH` when set and not empty, else `go` (found on PATH).
@@ -109,9 +112,21 @@ impl GoTool {
             .cloned()
     }
 
-    fn git(&self, dir: &Path) -> Value {
-        let mut cache = self.git.lock().expect("git cache lock");
-        cache.entry(dir.to_path_buf()).or_insert_with(|| git::git_value(dir, &self.env)).clone()
+    /// The `.Git` template value of `dir`, asked of git once per directory.
+    async fn git(&self, dir: &Path) -> Value {
+        let cell = self.git.lock().expect("git cache lock").entry(dir.to_path_buf()).or_default().clone();
+        cell.get_or_init(|| git::git_value(dir, &self.env)).await.clone()
+    }
+}
+
+/// Runs `work` (file system walks, reads of many small files) on tokio's blocking threads,
+/// off the async ones; a panic there is a panic here. `None` when the runtime is shutting
+/// down, when the answer no longer matters.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => Some(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
     }
 }
 
@@ -242,7 +257,7 @@ impl GoTool {
             ("GoEnv", Value::Map(go_env)),
             ("Date", Value::Str(crate::time::rfc3339(when))),
             ("Timestamp", Value::Int(when)),
-            ("Git", self.git(dir)),
+            ("Git", self.git(dir).await),
         ]))
     }
 }

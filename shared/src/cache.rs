@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::digest::Digest;
+use crate::settings::Environment;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cache {path}: {source}")]
@@ -34,13 +35,9 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// `$KOCACHE`, else `$XDG_CACHE_HOME/kubectl-ko`, else `~/.cache/kubectl-ko`.
-    pub fn from_env() -> Result<Cache, CacheError> {
-        let root = match std::env::var_os("KOCACHE").filter(|v| !v.is_empty()) {
-            Some(dir) => PathBuf::from(dir),
-            None => user_cache_dir().join("kubectl-ko"),
-        };
-        Cache::at(root)
+    /// Opens the user's cache, at [`root_in`] `env`.
+    pub fn open(env: &Environment) -> Result<Cache, CacheError> {
+        Cache::at(root_in(env))
     }
 
     /// Opens the cache at `root`, making its directories, and removes what killed runs left
@@ -176,13 +173,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-pub fn user_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir);
+/// Where the cache is: `$KOCACHE`, else `$XDG_CACHE_HOME/kubectl-ko`, else
+/// `~/.cache/kubectl-ko`, else (no home) `kubectl-ko` in the temporary directory.
+pub fn root_in(env: &Environment) -> PathBuf {
+    match env.path("KOCACHE") {
+        Some(dir) => dir,
+        None => user_cache_dir(env).join("kubectl-ko"),
     }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(home) => PathBuf::from(home).join(".cache"),
-        None => std::env::temp_dir(),
+}
+
+/// `$XDG_CACHE_HOME`, else `~/.cache`, else the temporary directory.
+pub fn user_cache_dir(env: &Environment) -> PathBuf {
+    if let Some(dir) = env.path("XDG_CACHE_HOME") {
+        return dir;
+    }
+    match env.home() {
+        Some(home) => home.join(".cache"),
+        None => temp_dir(env),
+    }
+}
+
+/// `std::env::temp_dir` for this environment: `$TMPDIR` (as set, empty included), else the
+/// platform's default.
+fn temp_dir(env: &Environment) -> PathBuf {
+    match env.get("TMPDIR") {
+        Some(dir) => PathBuf::from(dir),
+        // macOS asks the system for a per-user directory; std knows how.
+        None if cfg!(target_vendor = "apple") => std::env::temp_dir(),
+        None => PathBuf::from("/tmp"),
     }
 }
 
@@ -282,6 +300,22 @@ fn sweep(tmp: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kocache_then_xdg_cache_home_then_home_then_tmpdir() {
+        let env = |pairs: &[(&str, &str)]| Environment::from_pairs(pairs.iter().copied());
+        let all = [("KOCACHE", "/k"), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h"), ("TMPDIR", "/t")];
+        assert_eq!(root_in(&env(&all)), PathBuf::from("/k"));
+        assert_eq!(root_in(&env(&[("KOCACHE", ""), ("TMPDIR", "/t")])), PathBuf::from("/t/kubectl-ko"));
+        assert_eq!(root_in(&env(&all[1..])), PathBuf::from("/x/kubectl-ko"));
+        assert_eq!(root_in(&env(&[("XDG_CACHE_HOME", ""), ("HOME", "/h")])), PathBuf::from("/h/.cache/kubectl-ko"));
+        assert_eq!(root_in(&env(&all[2..])), PathBuf::from("/h/.cache/kubectl-ko"));
+        assert_eq!(root_in(&env(&[("HOME", ""), ("TMPDIR", "/t")])), PathBuf::from("/t/kubectl-ko"));
+        if cfg!(target_os = "linux") {
+            assert_eq!(root_in(&env(&[])), PathBuf::from("/tmp/kubectl-ko"));
+        }
+        assert_eq!(user_cache_dir(&env(&all)), PathBuf::from("/x"));
+    }
 
     #[test]
     fn a_dead_runs_directory_is_swept_and_a_live_ones_is_not() {

@@ -28,6 +28,7 @@ pub mod publish;
 pub mod reference;
 pub mod registry;
 pub mod sbom;
+pub mod settings;
 pub mod template;
 pub mod time;
 pub mod timing;

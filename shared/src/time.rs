@@ -1,6 +1,8 @@
 //! Timestamps: `SOURCE_DATE_EPOCH`-style environment values and RFC 3339 formatting, without
 //! a calendar library (civil-from-days, proleptic Gregorian, UTC).
 
+use crate::settings::Environment;
+
 /// The first second of year 1 (`0001-01-01T00:00:00Z`): RFC 3339 has no earlier year.
 pub const MIN_EPOCH: i64 = -62_135_596_800;
 /// The last second of year 9999 (`9999-12-31T23:59:59Z`): RFC 3339 has no later year.
@@ -18,18 +20,21 @@ pub enum EpochError {
     OutOfRange { var: &'static str, value: String },
 }
 
-/// Reads a Unix-seconds variable; unset or empty is `None`. The value must be a whole number
+/// Reads a Unix-seconds variable; unset or blank is `None`. The value must be a whole number
 /// whose time is writable as RFC 3339 (years 0001 to 9999), else readers of the image's
 /// config (Docker, skopeo) cannot parse it.
-pub fn epoch_from_env(var: &'static str) -> Result<Option<i64>, EpochError> {
-    match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => parse_epoch(var, &v).map(Some),
-        Ok(_) => Ok(None),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(v)) => {
-            Err(EpochError::NotANumber { var, value: v.to_string_lossy().into_owned() })
-        }
+pub fn epoch(env: &Environment, var: &'static str) -> Result<Option<i64>, EpochError> {
+    match env.get(var).map(|v| v.to_str().ok_or(v)) {
+        Some(Ok(v)) if !v.trim().is_empty() => parse_epoch(var, v).map(Some),
+        Some(Ok(_)) | None => Ok(None),
+        Some(Err(v)) => Err(EpochError::NotANumber { var, value: v.to_string_lossy().into_owned() }),
     }
+}
+
+/// [`epoch`] in the process's environment, for callers that do not hold an [`Environment`]
+/// yet (`builder.rs`, `commands/setup.rs`).
+pub fn epoch_from_env(var: &'static str) -> Result<Option<i64>, EpochError> {
+    epoch(Environment::process(), var)
 }
 
 fn parse_epoch(var: &'static str, value: &str) -> Result<i64, EpochError> {
@@ -76,6 +81,27 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(-62_135_596_800), "0001-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn epochs_are_read_from_the_environment_given() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let env = Environment::from_pairs([
+            ("SOURCE_DATE_EPOCH", " 1700000000 "),
+            ("KO_DATA_DATE_EPOCH", " "),
+            ("BAD", "soon"),
+            ("FAR", "253402300800"),
+        ]);
+        assert_eq!(epoch(&env, "SOURCE_DATE_EPOCH").unwrap(), Some(1_700_000_000));
+        assert_eq!(epoch(&env, "KO_DATA_DATE_EPOCH").unwrap(), None, "blank is unset");
+        assert_eq!(epoch(&env, "UNSET").unwrap(), None);
+        let err = epoch(&env, "BAD").unwrap_err();
+        assert!(matches!(err, EpochError::NotANumber { .. }), "{err}");
+        assert!(err.to_string().starts_with("BAD=\"soon\" is not a number of seconds"), "{err}");
+        assert!(matches!(epoch(&env, "FAR"), Err(EpochError::OutOfRange { .. })));
+        let raw = std::ffi::OsStr::from_bytes(b"1\xff").to_os_string();
+        let not_utf8 = Environment::from_pairs([(std::ffi::OsString::from("E"), raw)]);
+        assert!(matches!(epoch(&not_utf8, "E"), Err(EpochError::NotANumber { .. })));
     }
 
     #[test]

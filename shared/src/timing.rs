@@ -5,6 +5,8 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::settings::Environment;
+
 /// The variable that turns timings on.
 pub const ENV: &str = "KUBECTL_KO_TIMINGS";
 
@@ -15,11 +17,15 @@ struct Clock {
 
 static CLOCK: OnceLock<Clock> = OnceLock::new();
 
+/// The clock is process-wide (spans are timed anywhere), so it is set from the process's
+/// environment; [`enabled_in`] is the decision.
 fn clock() -> &'static Clock {
-    CLOCK.get_or_init(|| Clock {
-        enabled: std::env::var_os(ENV).is_some_and(|v| !v.is_empty() && v != "0"),
-        start: Instant::now(),
-    })
+    CLOCK.get_or_init(|| Clock { enabled: enabled_in(Environment::process()), start: Instant::now() })
+}
+
+/// Whether `env` turns timings on: [`ENV`] set to anything but empty or `0`.
+pub fn enabled_in(env: &Environment) -> bool {
+    env.get(ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Starts the process clock; call early in `main` so offsets count from there.
@@ -54,5 +60,18 @@ impl Drop for Span {
                 ms(now - clock().start)
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_are_on_for_any_value_but_empty_and_zero() {
+        let with = |v: &str| enabled_in(&Environment::from_pairs([(ENV, v)]));
+        assert!(with("1") && with("yes") && with("00"));
+        assert!(!with("") && !with("0"));
+        assert!(!enabled_in(&Environment::default()));
     }
 }

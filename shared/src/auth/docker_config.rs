@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::keys::{helper_server, normalise_host};
 use super::{AuthError, Credential, FoundCredential, Helper, Secret, Source};
+use crate::settings::Environment;
 
 /// The variable that holds a config's JSON in the environment.
 const ENV_VAR: &str = "DOCKER_AUTH_CONFIG";
@@ -47,8 +48,8 @@ struct AuthEntry {
 
 impl DockerConfig {
     /// `DOCKER_AUTH_CONFIG`, when set and not empty.
-    pub fn from_auth_config_env() -> Result<Option<DockerConfig>, AuthError> {
-        let Some(json) = std::env::var_os(ENV_VAR).filter(|v| !v.is_empty()) else {
+    pub fn from_auth_config(env: &Environment) -> Result<Option<DockerConfig>, AuthError> {
+        let Some(json) = env.non_empty(ENV_VAR) else {
             return Ok(None);
         };
         let json = json.to_string_lossy().into_owned();
@@ -143,17 +144,13 @@ impl Source for DockerConfig {
 }
 
 /// `$DOCKER_CONFIG`, else `~/.docker`.
-pub fn config_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    home.join(".docker")
+pub fn config_dir(env: &Environment) -> PathBuf {
+    env.path("DOCKER_CONFIG").unwrap_or_else(|| env.path_or_empty("HOME").join(".docker"))
 }
 
 /// `config.json` in [`config_dir`].
-pub fn config_path() -> PathBuf {
-    config_dir().join("config.json")
+pub fn config_path(env: &Environment) -> PathBuf {
+    config_dir(env).join("config.json")
 }
 
 #[cfg(test)]

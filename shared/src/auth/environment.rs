@@ -5,6 +5,7 @@
 use futures_util::future::{BoxFuture, FutureExt, ready};
 
 use super::{AuthError, Credential, FoundCredential, Secret, Source};
+use crate::settings::Environment;
 
 pub const GITHUB_REGISTRY: &str = "ghcr.io";
 
@@ -15,8 +16,9 @@ pub struct GithubToken {
 }
 
 impl GithubToken {
-    pub fn from_env() -> GithubToken {
-        let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    /// `GITHUB_TOKEN` and `GITHUB_ACTOR`, trimmed; blank is unset.
+    pub fn new(env: &Environment) -> GithubToken {
+        let var = |name: &str| env.trimmed(name).map(str::to_string);
         GithubToken { token: var("GITHUB_TOKEN").map(Secret::new), actor: var("GITHUB_ACTOR") }
     }
 
@@ -52,5 +54,14 @@ mod tests {
         assert_eq!(found.source, "GITHUB_TOKEN");
         assert!(env.credential("r.example").is_none());
         assert!(GithubToken::default().credential("ghcr.io").is_none());
+    }
+
+    #[test]
+    fn the_token_and_actor_come_trimmed_from_the_environment() {
+        let env = Environment::from_pairs([("GITHUB_TOKEN", " ghp_y\n"), ("GITHUB_ACTOR", " octo ")]);
+        let found = GithubToken::new(&env).credential("ghcr.io").unwrap();
+        assert_eq!(found.credential, Credential::Basic { username: "octo".into(), password: Secret::new("ghp_y") });
+        let blank = Environment::from_pairs([("GITHUB_TOKEN", "  ")]);
+        assert!(GithubToken::new(&blank).credential("ghcr.io").is_none());
     }
 }

@@ -19,6 +19,8 @@ use std::fmt;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
+use crate::settings::Environment;
+
 pub use config_file::DockerConfigFile;
 pub use docker_config::{DockerConfig, config_dir, config_path};
 pub use environment::GithubToken;
@@ -104,18 +106,18 @@ impl Keychain {
     /// (`credHelpers`, `credsStore`, `auths`); `REGISTRY_AUTH_FILE` or
     /// `$XDG_RUNTIME_DIR/containers/auth.json`; `GITHUB_TOKEN` for ghcr.io.
     /// A malformed file is an error that names it.
-    pub fn from_env() -> Result<Keychain, AuthError> {
+    pub fn new(env: &Environment) -> Result<Keychain, AuthError> {
         let mut keychain = Keychain::default();
-        if let Some(config) = DockerConfig::from_auth_config_env()? {
+        if let Some(config) = DockerConfig::from_auth_config(env)? {
             keychain.sources.push(Box::new(config));
         }
-        if let Some(config) = DockerConfig::from_file(&config_path())? {
+        if let Some(config) = DockerConfig::from_file(&config_path(env))? {
             keychain.sources.push(Box::new(config));
         }
-        if let Some(podman) = PodmanAuthFile::from_env()? {
+        if let Some(podman) = PodmanAuthFile::find(env)? {
             keychain.sources.push(Box::new(podman));
         }
-        keychain.sources.push(Box::new(GithubToken::from_env()));
+        keychain.sources.push(Box::new(GithubToken::new(env)));
         Ok(keychain)
     }
 
@@ -148,6 +150,50 @@ mod tests {
         let c = Credential::Basic { username: "u".into(), password: Secret::new("hunter2") };
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(Credential::from_helper("<token>", "t"), Credential::IdentityToken(Secret::new("t")));
+    }
+
+    /// Writes `{"auths":{HOST:user:pass}}` for each host as `dir/config.json`.
+    fn docker_config(dir: &std::path::Path, hosts: &[&str]) {
+        std::fs::create_dir_all(dir).unwrap();
+        let auths: Vec<String> = hosts.iter().map(|h| format!(r#""{h}":{{"auth":"dTpw"}}"#)).collect();
+        std::fs::write(dir.join("config.json"), format!(r#"{{"auths":{{{}}}}}"#, auths.join(","))).unwrap();
+    }
+
+    #[tokio::test]
+    async fn docker_auth_config_then_docker_config_then_home_then_podman_then_github() {
+        let root = tempfile::tempdir().unwrap();
+        let home = root.path().join("home");
+        docker_config(&home.join(".docker"), &["a.example", "b.example", "c.example"]);
+        docker_config(&root.path().join("docker-config"), &["a.example", "b.example"]);
+        docker_config(&root.path().join("run/containers"), &["a.example", "d.example"]);
+        std::fs::rename(root.path().join("run/containers/config.json"), root.path().join("run/containers/auth.json"))
+            .unwrap();
+        let docker_config_dir = root.path().join("docker-config");
+        let pairs = |with_docker_config: bool| {
+            let mut pairs = vec![
+                ("DOCKER_AUTH_CONFIG", std::ffi::OsString::from(r#"{"auths":{"a.example":{"auth":"dTpw"}}}"#)),
+                ("HOME", home.clone().into()),
+                ("XDG_RUNTIME_DIR", root.path().join("run").into()),
+                ("GITHUB_TOKEN", "t".into()),
+            ];
+            if with_docker_config {
+                pairs.push(("DOCKER_CONFIG", docker_config_dir.clone().into()));
+            }
+            pairs
+        };
+        let source = |keychain: Keychain, host: &'static str| async move {
+            keychain.lookup(host).await.unwrap().map(|f| f.source).unwrap_or_default()
+        };
+        let keychain = || Keychain::new(&Environment::from_pairs(pairs(true))).unwrap();
+        assert_eq!(source(keychain(), "a.example").await, "auths[a.example] in DOCKER_AUTH_CONFIG");
+        let b = source(keychain(), "b.example").await;
+        assert!(b.ends_with("docker-config/config.json"), "DOCKER_CONFIG before HOME: {b}");
+        assert_eq!(source(keychain(), "c.example").await, "", "DOCKER_CONFIG replaces ~/.docker");
+        assert!(source(keychain(), "d.example").await.ends_with("run/containers/auth.json"));
+        assert_eq!(source(keychain(), "ghcr.io").await, "GITHUB_TOKEN");
+        let without = Keychain::new(&Environment::from_pairs(pairs(false))).unwrap();
+        let c = source(without, "c.example").await;
+        assert!(c.ends_with("home/.docker/config.json"), "{c}");
     }
 
     #[tokio::test]

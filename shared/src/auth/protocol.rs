@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::normalise_host;
 use super::{AuthError, CredentialStore, GithubToken, Secret};
+use crate::settings::Environment;
 
 /// What Docker's helpers say for an unknown server.
 pub const NOT_FOUND: &str = "credentials not found in native keychain";
@@ -25,10 +26,10 @@ struct Payload {
     secret: String,
 }
 
-/// Runs one helper action with the user's store and environment. Everything goes to
+/// Runs one helper action with the user's store and the token of `env`. Everything goes to
 /// `output`, as the protocol wants; `false` means exit status 1.
-pub fn serve(action: &str, input: &mut dyn Read, output: &mut dyn Write) -> bool {
-    serve_with(action, input, output, &CredentialStore::from_env(), &GithubToken::from_env())
+pub fn serve(action: &str, env: &Environment, input: &mut dyn Read, output: &mut dyn Write) -> bool {
+    serve_with(action, input, output, &CredentialStore::new(env), &GithubToken::new(env))
 }
 
 /// [`serve`] over a given store and environment source.

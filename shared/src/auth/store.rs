@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::normalise_host;
 use super::{AuthError, Credential, Secret};
+use crate::settings::Environment;
 
 /// One stored entry, as the helper protocol sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,12 +48,8 @@ pub struct CredentialStore {
 
 impl CredentialStore {
     /// The user's store: `${XDG_CONFIG_HOME:-~/.config}/kubectl-ko/credentials.json`.
-    pub fn from_env() -> CredentialStore {
-        let config_home = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".config"));
-        CredentialStore::at(config_home.join("kubectl-ko").join("credentials.json"))
+    pub fn new(env: &Environment) -> CredentialStore {
+        CredentialStore::at(env.config_home().join("kubectl-ko").join("credentials.json"))
     }
 
     pub fn at(path: PathBuf) -> CredentialStore {
@@ -149,6 +146,14 @@ mod tests {
         assert!(store.get("r.example").unwrap().is_none());
         // No temp files are left behind.
         assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn the_store_is_under_xdg_config_home_else_home() {
+        let xdg = Environment::from_pairs([("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")]);
+        assert_eq!(CredentialStore::new(&xdg).path(), Path::new("/x/kubectl-ko/credentials.json"));
+        let home = Environment::from_pairs([("XDG_CONFIG_HOME", ""), ("HOME", "/h")]);
+        assert_eq!(CredentialStore::new(&home).path(), Path::new("/h/.config/kubectl-ko/credentials.json"));
     }
 
     #[test]

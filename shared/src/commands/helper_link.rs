@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::output;
+use crate::settings::Environment;
 
 const HELPER_BINARY: &str = "docker-credential-ko";
 
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+fn on_path(env: &Environment, name: &str) -> Option<PathBuf> {
+    let path = env.get("PATH")?;
+    std::env::split_paths(path).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
 
 /// The helper installed next to this binary (symlinks resolved).
@@ -22,13 +23,13 @@ fn installed_helper() -> Option<PathBuf> {
 }
 
 /// The PATH directory that holds `kubectl-ko` (krew's bin directory, or wherever the user put it).
-fn dispatcher_dir() -> Option<PathBuf> {
-    on_path("kubectl-ko").and_then(|p| p.parent().map(Path::to_path_buf))
+fn dispatcher_dir(env: &Environment) -> Option<PathBuf> {
+    on_path(env, "kubectl-ko").and_then(|p| p.parent().map(Path::to_path_buf))
 }
 
 /// Says what it found or did; problems are warnings, since the credentials are stored.
-pub fn ensure_on_path() {
-    if let Some(found) = on_path(HELPER_BINARY) {
+pub fn ensure_on_path(env: &Environment) {
+    if let Some(found) = on_path(env, HELPER_BINARY) {
         output::detail(format!("{HELPER_BINARY} is on PATH at {}", found.display()));
         return;
     }
@@ -39,7 +40,7 @@ pub fn ensure_on_path() {
         ));
         return;
     };
-    let Some(dir) = dispatcher_dir() else {
+    let Some(dir) = dispatcher_dir(env) else {
         output::warn(format!(
             "{HELPER_BINARY} is not on PATH; add {} to PATH so the stored credentials can be used",
             helper.parent().unwrap_or(Path::new(".")).display()

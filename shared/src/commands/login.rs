@@ -12,6 +12,7 @@ use crate::cli::LoginCommand;
 use crate::error::Error;
 use crate::output;
 use crate::registry::{ClientOptions, Reference, RegistryClient, ca_files_with_env};
+use crate::settings::Environment;
 
 use super::helper_link;
 
@@ -72,14 +73,15 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
         output::warn(format!("{host} asks for no credentials; storing them anyway"));
     }
 
-    let store = CredentialStore::from_env();
+    let env = Environment::process();
+    let store = CredentialStore::new(env);
     store.store(&server, &username, &password)?;
-    let mut config = DockerConfigFile::load(&config_path())?;
+    let mut config = DockerConfigFile::load(&config_path(env))?;
     config.set_cred_helper(&server, HELPER)?;
     config.save()?;
     output::step(format!("Stored the credentials in {} (docker-credential-ko)", store.path().display()));
     output::step(format!("Set credHelpers[{server}] = \"{HELPER}\" in {}", config.path().display()));
-    helper_link::ensure_on_path();
+    helper_link::ensure_on_path(env);
     output::step(format!("Login Succeeded: {host}"));
     Ok(())
 }

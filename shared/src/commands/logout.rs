@@ -5,6 +5,7 @@ use crate::auth::{CredentialStore, DockerConfigFile, config_path, helper_server,
 use crate::cli::LogoutCommand;
 use crate::error::Error;
 use crate::output;
+use crate::settings::Environment;
 
 use super::login::HELPER;
 
@@ -14,12 +15,13 @@ pub async fn run(command: LogoutCommand) -> Result<(), Error> {
         return Err(Error::usage("SERVER", "name the registry, for example registry.example.com:5000"));
     }
     let server = helper_server(&host);
-    let store = CredentialStore::from_env();
+    let env = Environment::process();
+    let store = CredentialStore::new(env);
     let erased = store.erase(&server)?;
     if erased {
         output::step(format!("Removed the credentials for {host} from {}", store.path().display()));
     }
-    let mut config = DockerConfigFile::load(&config_path())?;
+    let mut config = DockerConfigFile::load(&config_path(env))?;
     let helper_removed = config.remove_cred_helper(&server, HELPER);
     let auths_removed = config.remove_auths(&server);
     if helper_removed || auths_removed {

@@ -8,6 +8,7 @@ use std::io::Write;
 use crate::cli::{BuildArgs, FileArgs, PublishArgs, ResolveCommand};
 use crate::error::Error;
 use crate::output;
+use crate::settings::Environment;
 use crate::yaml::{ManifestFile, Rendered, Selector, read_inputs};
 
 use super::Session;
@@ -37,8 +38,8 @@ pub fn load(files: &FileArgs) -> Result<Vec<ManifestFile>, Error> {
 /// pull them: unlike `build`, they do not fall back to the local store when `KO_DOCKER_REPO`
 /// is unset, and fail as ko does (unless nothing is pushed, or `--local` names the daemon).
 /// ko fails even when there is nothing to build; here YAML without `ko://` passes through.
-pub fn require_registry(publish: &PublishArgs) -> Result<(), Error> {
-    let repo = std::env::var("KO_DOCKER_REPO").unwrap_or_default();
+pub fn require_registry(publish: &PublishArgs, env: &Environment) -> Result<(), Error> {
+    let repo = env.text("KO_DOCKER_REPO").unwrap_or_default();
     if !repo.trim().is_empty() || publish.local || !publish.push {
         return Ok(());
     }
@@ -80,7 +81,7 @@ pub async fn publish_references(
     if wanted.is_empty() {
         return Ok(replacements);
     }
-    require_registry(publish)?;
+    require_registry(publish, Environment::process())?;
     let session = Session::new(publish, build).await?;
     let at = |index: usize, error: Error| {
         let (value, file, line) = &wanted[index];
@@ -181,8 +182,28 @@ pub async fn run(command: ResolveCommand) -> Result<(), Error> {
 mod tests {
     use std::collections::HashMap;
 
-    use super::write_joined;
+    use clap::Parser as _;
+
+    use super::{require_registry, write_joined};
+    use crate::cli::ResolveCommand;
+    use crate::settings::Environment;
     use crate::yaml::ManifestFile;
+
+    #[test]
+    fn a_registry_is_required_unless_nothing_is_pushed_or_it_goes_to_the_daemon() {
+        let publish = |flags: &[&str]| {
+            let args = ["resolve", "-f", "x.yaml"].iter().chain(flags);
+            ResolveCommand::try_parse_from(args).unwrap().publish
+        };
+        let env = |repo: &str| Environment::from_pairs([("KO_DOCKER_REPO", repo)]);
+        assert!(require_registry(&publish(&[]), &env("r.example/team")).is_ok());
+        for unset in [Environment::default(), env(" ")] {
+            let err = require_registry(&publish(&[]), &unset).unwrap_err().to_string();
+            assert!(err.contains("KO_DOCKER_REPO") && err.contains("it is unset"), "{err}");
+            assert!(require_registry(&publish(&["--push=false"]), &unset).is_ok());
+            assert!(require_registry(&publish(&["--local"]), &unset).is_ok());
+        }
+    }
 
     #[test]
     fn files_are_joined_with_one_separator() {

@@ -41,7 +41,7 @@ pub fn run_args(reference: &str, user_args: &[String]) -> Vec<OsString> {
 }
 
 pub async fn run(command: RunCommand) -> Result<(), Error> {
-    resolve::require_registry(&command.publish)?;
+    resolve::require_registry(&command.publish, crate::settings::Environment::process())?;
     kubectl::program("`kubectl ko run`")?;
     let session = Session::new(&command.publish, &command.build).await?;
     let args: Vec<&str> = command.import_paths.iter().map(String::as_str).collect();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::Digest as _;
 
-use super::{BuildPlan, GoBuildError, GoTool, Package, fingerprint};
+use super::{BuildPlan, GoBuildError, GoTool, Package, blocking, fingerprint};
 use crate::cache::{Cache, CacheError};
 use crate::platform::Platform;
 
@@ -59,7 +59,8 @@ impl GoTool {
         // Nothing Go reads changed since it made these binaries: they are up to date.
         let snapshot = {
             let _span = crate::timing::span(|| "build snapshot".to_string());
-            fingerprint::snapshot(&self.go, plan)
+            let (go, walked) = (self.go.clone(), plan.clone());
+            blocking(move || fingerprint::snapshot(&go, &walked)).await.flatten()
         };
         let slots: Vec<PathBuf> =
             items.iter().map(|(p, platform)| binary_slot(cache, p, platform, plan)).collect::<Result<_, _>>()?;

@@ -254,7 +254,7 @@ mod tests {
 
     fn plan(dir: &Path) -> BuildPlan {
         BuildPlan {
-            env: vec![("CGO_ENABLED".into(), "0".into()), ("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+            env: vec![("CGO_ENABLED".into(), "0".into()), ("PATH".into(), "/usr/bin:/bin".into())],
             args: vec!["build".into(), "-trimpath".into()],
             dir: dir.to_path_buf(),
         }

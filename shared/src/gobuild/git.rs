@@ -2,19 +2,24 @@
 //! ko's neutral values instead of failing.
 
 use std::path::Path;
-use std::process::Command;
 
+use tokio::process::Command;
+
+use crate::settings::Environment;
 use crate::template::Value;
 
-fn git(dir: &Path, args: &[&str]) -> Option<String> {
+/// What `git ARGS` printed in `dir`, trimmed; `None` when it could not run or failed. It runs
+/// in a process group of its own, stopped with the run (see `interrupt`).
+async fn git(dir: &Path, env: &Environment, args: &[&str]) -> Option<String> {
     let mut cmd = Command::new("git");
-    cmd.arg("-c").arg("log.showSignature=false").args(args).current_dir(dir);
-    let out = crate::interrupt::output_std(&mut cmd).ok()?;
+    cmd.arg("-c").arg("log.showSignature=false").args(args).current_dir(dir).env_clear().envs(env.iter());
+    let out = crate::interrupt::output(&mut cmd).await.ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-pub fn git_value(dir: &Path) -> Value {
-    let inside = git(dir, &["rev-parse", "--is-inside-work-tree"]).is_some_and(|s| s == "true");
+pub async fn git_value(dir: &Path, env: &Environment) -> Value {
+    let git = |args: &'static [&'static str]| git(dir, env, args);
+    let inside = git(&["rev-parse", "--is-inside-work-tree"]).await.is_some_and(|s| s == "true");
     if !inside {
         return Value::map([
             ("Branch", Value::Str(String::new())),
@@ -29,17 +34,59 @@ pub fn git_value(dir: &Path) -> Value {
         ]);
     }
     let commit_ts: i64 =
-        git(dir, &["show", "--format=%ct", "-s", "HEAD", "--quiet"]).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let dirty = git(dir, &["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+        git(&["show", "--format=%ct", "-s", "HEAD", "--quiet"]).await.and_then(|s| s.parse().ok()).unwrap_or(0);
+    let dirty = git(&["status", "--porcelain"]).await.is_some_and(|s| !s.is_empty());
+    let branch = git(&["rev-parse", "--abbrev-ref", "HEAD", "--quiet"]).await.unwrap_or_default();
+    let tag = git(&["describe", "--tags", "--abbrev=0", "HEAD"]).await.unwrap_or_else(|| "v0.0.0".into());
+    let short_commit = git(&["show", "--format=%h", "-s", "HEAD", "--quiet"]).await.unwrap_or_default();
+    let full_commit = git(&["show", "--format=%H", "-s", "HEAD", "--quiet"]).await.unwrap_or_default();
     Value::map([
-        ("Branch", Value::Str(git(dir, &["rev-parse", "--abbrev-ref", "HEAD", "--quiet"]).unwrap_or_default())),
-        ("Tag", Value::Str(git(dir, &["describe", "--tags", "--abbrev=0", "HEAD"]).unwrap_or_else(|| "v0.0.0".into()))),
-        ("ShortCommit", Value::Str(git(dir, &["show", "--format=%h", "-s", "HEAD", "--quiet"]).unwrap_or_default())),
-        ("FullCommit", Value::Str(git(dir, &["show", "--format=%H", "-s", "HEAD", "--quiet"]).unwrap_or_default())),
+        ("Branch", Value::Str(branch)),
+        ("Tag", Value::Str(tag)),
+        ("ShortCommit", Value::Str(short_commit)),
+        ("FullCommit", Value::Str(full_commit)),
         ("CommitDate", Value::Str(crate::time::rfc3339(commit_ts))),
         ("CommitTimestamp", Value::Int(commit_ts)),
         ("IsDirty", Value::Bool(dirty)),
         ("IsClean", Value::Bool(!dirty)),
         ("TreeState", Value::Str(if dirty { "dirty" } else { "clean" }.into())),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(value: &Value, name: &str) -> String {
+        let Value::Map(map) = value else { panic!("a map") };
+        match &map[name] {
+            Value::Str(s) => s.clone(),
+            Value::Int(i) => i.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn outside_a_repository_the_values_are_neutral_and_inside_they_are_git_s() {
+        let env = Environment::process();
+        let dir = tempfile::tempdir().unwrap();
+        let outside = git_value(dir.path(), env).await;
+        assert_eq!(field(&outside, "FullCommit"), "");
+        assert_eq!(field(&outside, "TreeState"), "clean");
+        assert_eq!(field(&outside, "CommitTimestamp"), "-62135596800");
+
+        let run = |args: &[&str]| {
+            let status = std::process::Command::new("git").args(args).current_dir(dir.path()).status().unwrap();
+            assert!(status.success(), "git {args:?}");
+        };
+        run(&["init", "-q", "-b", "trunk"]);
+        run(&["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "x"]);
+        std::fs::write(dir.path().join("new.txt"), "x").unwrap();
+        let inside = git_value(dir.path(), env).await;
+        assert_eq!(field(&inside, "Branch"), "trunk");
+        assert_eq!(field(&inside, "FullCommit").len(), 40);
+        assert_eq!(field(&inside, "Tag"), "v0.0.0");
+        assert_eq!(field(&inside, "TreeState"), "dirty");
+    }
 }

@@ -4,14 +4,17 @@
 //! clause and imports, all that `go list` reads of them) and, in every directory
 //! from it and from where `go list` ran up to the root, the content of `go.mod`, `go.work`
 //! and `vendor/modules.txt` or their absence. Contents, not times, so an edit within one
-//! clock tick is still seen. Only module-mode answers are kept.
+//! clock tick is still seen. Only module-mode answers are kept. The reads of a fingerprint
+//! run on tokio's blocking threads ([`ListCache::get`], [`ListCache::put`] are async).
 
 use std::path::{Path, PathBuf};
 
 use sha2::Digest as _;
 
+use super::blocking;
 use super::resolve::Listed;
 use crate::cache::Cache;
+use crate::settings::Environment;
 
 const KIND: &str = "golist";
 const VERSION: &str = "golist-v1";
@@ -30,11 +33,12 @@ pub(crate) struct ListCache {
 }
 
 impl ListCache {
-    pub(crate) fn new(cache: Cache, program: &Path) -> ListCache {
-        let mut vars: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("GO") || k.starts_with("CGO_") || k == "PATH" || k == "HOME")
-            .collect();
-        vars.sort();
+    /// `env` as `go` sees it: what it reads of it (GO*, CGO_*, PATH to find itself, HOME for
+    /// its env file), in the order of the names.
+    pub(crate) fn new(cache: Cache, program: &Path, env: &Environment) -> ListCache {
+        let vars = env
+            .text_vars()
+            .filter(|(k, _)| k.starts_with("GO") || k.starts_with("CGO_") || *k == "PATH" || *k == "HOME");
         let mut hash = sha2::Sha256::new();
         hash.update(VERSION.as_bytes());
         hash.update(program.as_os_str().as_encoded_bytes());
@@ -57,13 +61,36 @@ impl ListCache {
     }
 
     /// The remembered answer for `pattern` listed in `dir`, if nothing it depends on changed.
-    pub(crate) fn get(&self, dir: &Path, pattern: &str) -> Option<Listed> {
+    pub(crate) async fn get(&self, dir: &Path, pattern: &str) -> Option<Listed> {
+        let (lists, dir, pattern) = (self.clone(), dir.to_path_buf(), pattern.to_string());
+        blocking(move || lists.get_blocking(&dir, &pattern)).await.flatten()
+    }
+
+    /// [`ListCache::get`] of several (directory, pattern) pairs, one after the other on one
+    /// blocking thread.
+    pub(crate) async fn get_all(&self, queries: Vec<(PathBuf, String)>) -> Vec<Option<Listed>> {
+        let (lists, count) = (self.clone(), queries.len());
+        let found = blocking(move || queries.iter().map(|(dir, pattern)| lists.get_blocking(dir, pattern)).collect());
+        found.await.unwrap_or_else(|| vec![None; count])
+    }
+
+    /// Remembers a successful answer (best effort: a failure to write is a later miss).
+    pub(crate) async fn put(&self, dir: &Path, pattern: &str, listed: &Listed) {
+        self.put_all(dir, vec![(pattern.to_string(), listed.clone())]).await;
+    }
+
+    /// [`ListCache::put`] of several answers for patterns listed in `dir`.
+    pub(crate) async fn put_all(&self, dir: &Path, answers: Vec<(String, Listed)>) {
+        let (lists, dir) = (self.clone(), dir.to_path_buf());
+        blocking(move || answers.iter().for_each(|(pattern, listed)| lists.put_blocking(&dir, pattern, listed))).await;
+    }
+
+    fn get_blocking(&self, dir: &Path, pattern: &str) -> Option<Listed> {
         let record: Record = self.cache.read_record(KIND, &self.key(dir, pattern))?;
         (fingerprint(dir, &record.listed.dir)? == record.fingerprint).then_some(record.listed)
     }
 
-    /// Remembers a successful answer (best effort: a failure to write is a later miss).
-    pub(crate) fn put(&self, dir: &Path, pattern: &str, listed: &Listed) {
+    fn put_blocking(&self, dir: &Path, pattern: &str, listed: &Listed) {
         if listed.error.is_some() || listed.name.is_empty() || !in_module(dir) {
             return;
         }
@@ -140,41 +167,41 @@ mod tests {
         Listed { import_path: "example.com/app".into(), name: "main".into(), dir: dir.to_path_buf(), error: None }
     }
 
-    #[test]
-    fn an_answer_holds_until_something_it_depends_on_changes() {
+    #[tokio::test]
+    async fn an_answer_holds_until_something_it_depends_on_changes() {
         let root = tempfile::tempdir().unwrap();
         let cache = Cache::at(root.path().join("cache")).unwrap();
         let module = root.path().join("app");
         std::fs::create_dir_all(&module).unwrap();
         std::fs::write(module.join("go.mod"), "module example.com/app\n").unwrap();
         std::fs::write(module.join("main.go"), "package main\n").unwrap();
-        let lists = ListCache::new(cache, Path::new("go"));
-        lists.put(&module, ".", &listed(&module));
-        assert_eq!(lists.get(&module, ".").map(|l| l.import_path), Some("example.com/app".into()));
-        assert!(lists.get(&module, "./other").is_none());
+        let lists = ListCache::new(cache, Path::new("go"), &Environment::default());
+        lists.put(&module, ".", &listed(&module)).await;
+        assert_eq!(lists.get(&module, ".").await.map(|l| l.import_path), Some("example.com/app".into()));
+        assert!(lists.get(&module, "./other").await.is_none());
 
         std::fs::write(module.join("main.go"), "package lib\n").unwrap();
-        assert!(lists.get(&module, ".").is_none(), "a changed package clause");
+        assert!(lists.get(&module, ".").await.is_none(), "a changed package clause");
         std::fs::write(module.join("main.go"), "//go:build ignore\n\npackage main\n").unwrap();
-        assert!(lists.get(&module, ".").is_none(), "a build constraint");
+        assert!(lists.get(&module, ".").await.is_none(), "a build constraint");
         std::fs::write(module.join("main.go"), "package main\n\nimport \"C\"\n").unwrap();
-        assert!(lists.get(&module, ".").is_none(), "an import");
+        assert!(lists.get(&module, ".").await.is_none(), "an import");
         std::fs::write(module.join("main.go"), "package main\n").unwrap();
-        assert!(lists.get(&module, ".").is_some());
+        assert!(lists.get(&module, ".").await.is_some());
         std::fs::write(module.join("main.go"), "package main\n\nfunc main() {}\n").unwrap();
-        assert!(lists.get(&module, ".").is_some(), "a change below the imports does not matter");
+        assert!(lists.get(&module, ".").await.is_some(), "a change below the imports does not matter");
 
         std::fs::write(module.join("extra.go"), "package main\n").unwrap();
-        assert!(lists.get(&module, ".").is_none(), "a new file");
+        assert!(lists.get(&module, ".").await.is_none(), "a new file");
         std::fs::remove_file(module.join("extra.go")).unwrap();
-        assert!(lists.get(&module, ".").is_some());
+        assert!(lists.get(&module, ".").await.is_some());
 
         std::fs::write(module.join("go.mod"), "module example.com/renamed\n").unwrap();
-        assert!(lists.get(&module, ".").is_none(), "a changed go.mod");
+        assert!(lists.get(&module, ".").await.is_none(), "a changed go.mod");
         std::fs::write(module.join("go.mod"), "module example.com/app\n").unwrap();
 
         std::fs::write(root.path().join("go.work"), "go 1.22\n").unwrap();
-        assert!(lists.get(&module, ".").is_none(), "a go.work above");
+        assert!(lists.get(&module, ".").await.is_none(), "a go.work above");
     }
 
     #[test]
@@ -189,14 +216,14 @@ mod tests {
         assert_eq!(head(b"package main\nfunctional := 1\n"), b"package main\nfunctional := 1\n");
     }
 
-    #[test]
-    fn answers_outside_a_module_are_not_kept() {
+    #[tokio::test]
+    async fn answers_outside_a_module_are_not_kept() {
         let root = tempfile::tempdir().unwrap();
         let cache = Cache::at(root.path().join("cache")).unwrap();
         let dir = root.path().join("gopath");
         std::fs::create_dir_all(&dir).unwrap();
-        let lists = ListCache::new(cache, Path::new("go"));
-        lists.put(&dir, ".", &listed(&dir));
-        assert!(lists.get(&dir, ".").is_none());
+        let lists = ListCache::new(cache, Path::new("go"), &Environment::default());
+        lists.put(&dir, ".", &listed(&dir)).await;
+        assert!(lists.get(&dir, ".").await.is_none());
     }
 }

@@ -22,6 +22,7 @@ pub use resolve::{Package, PackageResolver, SCHEME, is_local};
 use crate::cache::CacheError;
 use crate::config::KoConfig;
 use crate::platform::Platform;
+use crate::settings::Environment;
 use crate::template::{self, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,18 +51,28 @@ pub enum GoBuildError {
     Epoch(#[from] crate::time::EpochError),
 }
 
-/// The `go` binary (`KO_GO_PATH`, else `go` on PATH) and what it has told us.
+/// Facts about one directory, worked out once per run and shared by whoever asks first.
+type Memo<T> = Arc<Mutex<BTreeMap<PathBuf, Arc<tokio::sync::OnceCell<T>>>>>;
+
+/// The `go` binary (`KO_GO_PATH`, else `go` on PATH), the environment it and git run in, and
+/// what they have told us.
 #[derive(Clone)]
 pub struct GoTool {
     go: PathBuf,
+    env: Environment,
     go_env: Arc<tokio::sync::OnceCell<BTreeMap<String, String>>>,
-    git: Arc<Mutex<BTreeMap<PathBuf, Value>>>,
+    git: Memo<Value>,
+}
+
+/// `KO_GO_PATH` when set and not empty, else `go` (found on PATH).
+fn go_program(env: &Environment) -> PathBuf {
+    env.path("KO_GO_PATH").unwrap_or_else(|| "go".into())
 }
 
 impl GoTool {
-    pub fn from_env() -> GoTool {
-        let go = std::env::var_os("KO_GO_PATH").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or("go".into());
-        GoTool { go, go_env: Default::default(), git: Default::default() }
+    /// The `go` of `env`, run in `env` (plus each build's own settings).
+    pub fn new(env: &Environment) -> GoTool {
+        GoTool { go: go_program(env), env: env.clone(), go_env: Default::default(), git: Default::default() }
     }
 
     /// The `go` program used for builds (and for reading build info).
@@ -69,10 +80,15 @@ impl GoTool {
         &self.go
     }
 
-    /// `go` in `dir`, to run with [`GoTool::output`].
+    /// The environment `go` and git run in.
+    pub fn environment(&self) -> &Environment {
+        &self.env
+    }
+
+    /// `go` in `dir` with the tool's environment, to run with [`GoTool::output`].
     fn command(&self, dir: &Path) -> Command {
         let mut cmd = Command::new(&self.go);
-        cmd.current_dir(dir);
+        cmd.current_dir(dir).env_clear().envs(self.env.iter());
         cmd
     }
 
@@ -96,9 +112,21 @@ impl GoTool {
             .cloned()
     }
 
-    fn git(&self, dir: &Path) -> Value {
-        let mut cache = self.git.lock().expect("git cache lock");
-        cache.entry(dir.to_path_buf()).or_insert_with(|| git::git_value(dir)).clone()
+    /// The `.Git` template value of `dir`, asked of git once per directory.
+    async fn git(&self, dir: &Path) -> Value {
+        let cell = self.git.lock().expect("git cache lock").entry(dir.to_path_buf()).or_default().clone();
+        cell.get_or_init(|| git::git_value(dir, &self.env)).await.clone()
+    }
+}
+
+/// Runs `work` (file system walks, reads of many small files) on tokio's blocking threads,
+/// off the async ones; a panic there is a panic here. `None` when the runtime is shutting
+/// down, when the answer no longer matters.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => Some(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
     }
 }
 
@@ -148,7 +176,7 @@ impl GoTool {
 
         let mut env: Vec<(String, String)> = vec![("CGO_ENABLED".into(), "0".into())];
         env.extend(platform.go_env().unwrap_or_default());
-        env.extend(std::env::vars());
+        env.extend(self.env.text_vars().map(|(k, v)| (k.to_string(), v.to_string())));
         let build_env = build.and_then(|b| b.env.clone()).unwrap_or_else(|| config.default_env.clone());
         for entry in &build_env {
             check_toolexec(entry, || place("env"))?;
@@ -223,21 +251,53 @@ impl GoTool {
                 go_env.insert(k.to_string(), Value::Str(v.to_string()));
             }
         }
-        let when = crate::time::epoch_from_env("SOURCE_DATE_EPOCH")?.unwrap_or_else(crate::time::now_unix);
+        let when = crate::time::epoch(&self.env, "SOURCE_DATE_EPOCH")?.unwrap_or_else(crate::time::now_unix);
         Ok(Value::map([
             ("Env", Value::Map(env_value)),
             ("GoEnv", Value::Map(go_env)),
             ("Date", Value::Str(crate::time::rfc3339(when))),
             ("Timestamp", Value::Int(when)),
-            ("Git", self.git(dir)),
+            ("Git", self.git(dir).await),
         ]))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{check_toolexec, exec_name};
-    use crate::platform::Platform;
+    use super::*;
+
+    #[test]
+    fn ko_go_path_then_go_on_path() {
+        let go = |pairs: &[(&str, &str)]| GoTool::new(&Environment::from_pairs(pairs.iter().copied())).go;
+        assert_eq!(go(&[("KO_GO_PATH", "/opt/go/bin/go")]), PathBuf::from("/opt/go/bin/go"));
+        assert_eq!(go(&[("KO_GO_PATH", "")]), PathBuf::from("go"));
+        assert_eq!(go(&[]), PathBuf::from("go"));
+    }
+
+    #[tokio::test]
+    async fn go_runs_in_the_tools_environment_and_the_build_plan_carries_it() {
+        let env = Environment::from_pairs([("GOFLAGS", "-mod=mod"), ("MARKER", "kept"), ("SOURCE_DATE_EPOCH", "0")]);
+        let go = GoTool::new(&env);
+        let cmd = go.command(Path::new("/"));
+        let set: Vec<_> = cmd.as_std().get_envs().collect();
+        assert!(set.contains(&(std::ffi::OsStr::new("MARKER"), Some(std::ffi::OsStr::new("kept")))), "{set:?}");
+        assert!(!set.iter().any(|(k, _)| *k == "PATH"), "only the tool's environment: {set:?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let package = Package {
+            import_path: "example.com/app".into(),
+            dir: dir.path().into(),
+            build_dir: dir.path().into(),
+            config: None,
+        };
+        let config = KoConfig::default();
+        let plan = go.plan(&package, &Platform::linux("amd64"), &config, &BuildFlags::default()).await.unwrap();
+        assert!(plan.env.contains(&("MARKER".into(), "kept".into())), "{:?}", plan.env);
+        assert_eq!(plan.env.first(), Some(&("CGO_ENABLED".into(), "0".into())));
+        let bad = Environment::from_pairs([("GOFLAGS", "-toolexec=x")]);
+        let err = GoTool::new(&bad).plan(&package, &Platform::linux("amd64"), &config, &BuildFlags::default()).await;
+        assert!(matches!(err, Err(GoBuildError::Toolexec { .. })));
+    }
 
     #[test]
     fn exec_names_follow_go() {

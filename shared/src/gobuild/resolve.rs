@@ -74,7 +74,7 @@ fn normalize(path: &Path) -> PathBuf {
 impl PackageResolver {
     /// With a cache, `go list` answers are remembered between runs (see `listcache`).
     pub async fn new(go: GoTool, cwd: PathBuf, config: &KoConfig, cache: Option<Cache>) -> Result<Self, GoBuildError> {
-        let lists = cache.map(|c| ListCache::new(c, go.program()));
+        let lists = cache.map(|c| ListCache::new(c, go.program(), go.environment()));
         let mut builds = Vec::new();
         for (i, build) in config.builds.iter().enumerate() {
             let dir = normalize(&cwd.join(&build.dir));
@@ -140,12 +140,17 @@ impl PackageResolver {
     /// the one a lone `go list` gives.
     pub async fn resolve_all(&self, args: &[&str]) -> Vec<Result<Package, GoBuildError>> {
         let mut groups: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
-        let placements: Vec<_> = args
-            .iter()
-            .map(|arg| {
-                let path = arg.strip_prefix(SCHEME).unwrap_or(arg).trim();
-                let (dir, pattern, config) = self.placement(path);
-                let remembered = self.lists.as_ref().and_then(|l| l.get(&dir, &pattern));
+        let paths: Vec<&str> = args.iter().map(|arg| arg.strip_prefix(SCHEME).unwrap_or(arg).trim()).collect();
+        let placed: Vec<_> = paths.iter().map(|path| self.placement(path)).collect();
+        let remembered = match &self.lists {
+            Some(lists) => lists.get_all(placed.iter().map(|(d, p, _)| (d.clone(), p.clone())).collect()).await,
+            None => vec![None; args.len()],
+        };
+        let placements: Vec<_> = paths
+            .into_iter()
+            .zip(placed)
+            .zip(remembered)
+            .map(|((path, (dir, pattern, config)), remembered)| {
                 if !path.is_empty() && !pattern.contains("...") && remembered.is_none() {
                     let patterns = groups.entry(dir.clone()).or_default();
                     if !patterns.contains(&pattern) {
@@ -159,9 +164,7 @@ impl PackageResolver {
             groups.into_iter().filter(|(_, p)| p.len() > 1).map(|(dir, patterns)| async move {
                 let found = self.go.list_many(&dir, &patterns).await;
                 if let Some(lists) = &self.lists {
-                    for (pattern, listed) in &found {
-                        lists.put(&dir, pattern, listed);
-                    }
+                    lists.put_all(&dir, found.clone()).await;
                 }
                 (dir, found)
             }),
@@ -227,12 +230,14 @@ impl PackageResolver {
 
 /// [`GoTool::list`], answered from the cache when it can be.
 async fn list(go: &GoTool, lists: Option<&ListCache>, dir: &Path, pattern: &str) -> Result<Listed, GoBuildError> {
-    if let Some(listed) = lists.and_then(|l| l.get(dir, pattern)) {
+    if let Some(lists) = lists
+        && let Some(listed) = lists.get(dir, pattern).await
+    {
         return Ok(listed);
     }
     let listed = go.list(dir, pattern).await?;
     if let Some(lists) = lists {
-        lists.put(dir, pattern, &listed);
+        lists.put(dir, pattern, &listed).await;
     }
     Ok(listed)
 }

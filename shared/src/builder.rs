@@ -9,24 +9,28 @@ use std::sync::Arc;
 use futures_util::future::try_join_all;
 use tokio::sync::{OnceCell, Semaphore};
 
+use crate::assemble::image::{self as assemble, AddedLayer, ImageSettings};
+use crate::assemble::layer::LayerRecord;
+use crate::assemble::{app, kodata};
 use crate::base::{BaseError, BaseResolver, BaseSet, builtin};
 use crate::cache::Cache;
 use crate::config::KoConfig;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::gobuild::{BuildFlags, BuildPlan, Built, GoTool, Package, delve, exec_name};
-use crate::image::assemble::{self, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, AddedLayer, ImageSettings};
 use crate::image::caps::{self, FileCaps};
-use crate::image::layer::LayerRecord;
-use crate::image::{Artifact, Image, IndexImage, app, kodata};
+use crate::image::sink::{LayerSink, NoSink};
+use crate::image::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, Artifact, Image, IndexImage};
 use crate::output;
 use crate::platform::{Platform, PlatformRequest};
-use crate::registry::{RegistryClient, Repository, StreamUpload};
 use crate::sbom::{self, BaseRef, SbomFormat};
 use crate::time::{epoch_from_env, rfc3339};
 use crate::timing;
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// What the sink is told once a streamed layer is complete.
+type LayerDone = Box<dyn FnOnce(&Digest) + Send>;
 
 /// Image settings from flags that apply to every image of the run.
 #[derive(Clone, Debug, Default)]
@@ -51,18 +55,8 @@ pub struct Builder {
     source_date: Option<i64>,
     kodata_date: Option<i64>,
     delve: tokio::sync::Mutex<HashMap<String, Arc<OnceCell<LayerRecord>>>>,
-    eager_push: Option<EagerPush>,
+    sink: Arc<dyn LayerSink>,
 }
-
-/// Pushing an application layer to its registry while it is being compressed: the client,
-/// and the repository each import path's image goes to (`None`: not to a registry).
-pub struct EagerPush {
-    pub client: Arc<RegistryClient>,
-    pub repository: RepositoryFor,
-}
-
-/// The registry repository an import path's image goes to, if any.
-pub type RepositoryFor = Box<dyn Fn(&str) -> Option<Repository> + Send + Sync>;
 
 impl Builder {
     #[allow(clippy::too_many_arguments)]
@@ -90,13 +84,13 @@ impl Builder {
             source_date: epoch_from_env("SOURCE_DATE_EPOCH")?,
             kodata_date: epoch_from_env("KO_DATA_DATE_EPOCH")?,
             delve: Default::default(),
-            eager_push: None,
+            sink: Arc::new(NoSink),
         })
     }
 
-    /// Pushes application layers while they are compressed (the publisher finds them there).
-    pub fn with_eager_push(mut self, eager_push: EagerPush) -> Builder {
-        self.eager_push = Some(eager_push);
+    /// Tells `sink` (the publisher) of layers while they are made.
+    pub fn with_sink(mut self, sink: Arc<dyn LayerSink>) -> Builder {
+        self.sink = sink;
         self
     }
 
@@ -147,24 +141,9 @@ impl Builder {
     /// base layers, so that pushing need not ask again afterwards.
     fn check_base_layers_early(&self, packages: &[Package], bases: &[BaseSet]) {
         for (package, set) in packages.iter().zip(bases) {
-            self.check_early(
-                &package.import_path,
-                set.images.iter().flat_map(|b| &b.layers).map(|l| &l.descriptor.digest),
-            );
-        }
-    }
-
-    /// Starts checking whether the repository of `import_path`'s image holds these blobs.
-    fn check_early<'a>(&self, import_path: &str, digests: impl IntoIterator<Item = &'a Digest>) {
-        let Some(eager) = &self.eager_push else { return };
-        let Some(repo) = (eager.repository)(import_path) else { return };
-        for digest in digests {
-            let (client, target, digest) = (eager.client.clone(), repo.clone(), digest.clone());
-            let check = {
-                let digest = digest.clone();
-                async move { client.blob_exists(&target, &digest).await.unwrap_or(false) }
-            };
-            eager.client.expect_blob(&repo, &digest, check);
+            let digests: Vec<&Digest> =
+                set.images.iter().flat_map(|b| &b.layers).map(|l| &l.descriptor.digest).collect();
+            self.sink.expect(&package.import_path, &digests);
         }
     }
 
@@ -237,7 +216,7 @@ impl Builder {
             .await
             .expect("kodata task")?;
         drop(permit);
-        self.check_early(&package.import_path, [&kodata.digest]);
+        self.sink.expect(&package.import_path, &[&kodata.digest]);
         let name = app::binary_name(&package.import_path);
         let created_by = format!("kubectl-ko build ko://{}", package.import_path);
         let settings = self.settings_for(package, &name);
@@ -283,19 +262,13 @@ impl Builder {
                     _ => vec![],
                 };
                 let span = timing::span(|| format!("binary layer {} for {}", package.import_path, base.platform));
-                let upload: Arc<std::sync::Mutex<Option<StreamUpload>>> = Default::default();
+                let done: Arc<std::sync::Mutex<Option<LayerDone>>> = Default::default();
                 let start_copy = {
-                    let upload = upload.clone();
-                    let target = self.eager_push.as_ref().and_then(|e| {
-                        (e.repository)(&package.import_path).map(|repo| (e.client.clone(), repo))
-                    });
-                    let runtime = tokio::runtime::Handle::current();
+                    let (done, sink, import_path) = (done.clone(), self.sink.clone(), package.import_path.clone());
                     move || {
-                        let (client, repo) = target.clone()?;
-                        let started = StreamUpload::start(client, repo, &runtime);
-                        let sender = started.sender();
-                        *upload.lock().expect("upload lock") = Some(started);
-                        sender
+                        let stream = sink.stream(&import_path)?;
+                        *done.lock().expect("stream lock") = Some(stream.done);
+                        Some(stream.copy)
                     }
                 };
                 let layer = tokio::task::spawn_blocking(move || {
@@ -304,9 +277,9 @@ impl Builder {
                 let (record, build_info) = tokio::join!(layer, build_info);
                 let (record, build_info) = (record.expect("layer task")?, build_info?);
                 drop(span);
-                let started = upload.lock().expect("upload lock").take();
-                if let Some(started) = started {
-                    started.finish_in_background(&record.digest);
+                let done = done.lock().expect("stream lock").take();
+                if let Some(done) = done {
+                    done(&record.digest);
                 }
                 drop(permit);
                 let mut settings = settings;
@@ -343,7 +316,7 @@ impl Builder {
                 let mut image = assemble::assemble(&self.cache, base, &layers, &settings)?;
                 if let (Some(format), Some(info)) = (self.sbom, &build_info) {
                     let base_ref = BaseRef { name: base.name.clone(), digest: base.digest.clone() };
-                    image.sbom = Some(sbom::for_image(
+                    let doc = sbom::for_image(
                         format,
                         &sbom::ImageFacts {
                             digest: &image.digest,
@@ -352,8 +325,9 @@ impl Builder {
                             base: Some(base_ref),
                             build_info: info,
                         },
-                    ));
-                    self.write_sbom(&name, Some(&image), image.sbom.as_ref())?;
+                    );
+                    self.write_sbom(&name, Some(&image), &doc)?;
+                    image.sbom = Some(attached(doc));
                 }
                 Ok::<_, Error>(image)
             }
@@ -375,12 +349,13 @@ impl Builder {
             }
         }
         let descriptors: Vec<_> = bases.images.iter().map(|b| b.descriptor.clone()).collect();
-        let mut index = assemble::index(family, images, annotations, &descriptors);
+        let mut index = IndexImage::new(family, images, annotations, &descriptors);
         if let Some(format) = self.sbom {
             let base =
                 bases.index.as_ref().map(|(name, digest, _)| BaseRef { name: name.clone(), digest: digest.clone() });
-            index.sbom = Some(index_sbom(format, &index, base));
-            self.write_sbom(&name, None, index.sbom.as_ref())?;
+            let doc = index_sbom(format, &index, base);
+            self.write_sbom(&name, None, &doc)?;
+            index.sbom = Some(attached(doc));
         }
         Ok(Artifact::Index(index))
     }
@@ -406,8 +381,8 @@ impl Builder {
     }
 
     /// `--sbom-dir`: `<app>-<platform>.<ext>` for an image, `<app>-index.<ext>` for an index.
-    fn write_sbom(&self, app: &str, image: Option<&Image>, sbom: Option<&sbom::Sbom>) -> Result<(), Error> {
-        let (Some(dir), Some(sbom)) = (&self.sbom_dir, sbom) else { return Ok(()) };
+    fn write_sbom(&self, app: &str, image: Option<&Image>, sbom: &sbom::Sbom) -> Result<(), Error> {
+        let Some(dir) = &self.sbom_dir else { return Ok(()) };
         let file = sbom::file_name(app, image.map(|i| &i.platform), sbom.format);
         output::step(format!("Writing SBOM to {}", dir.join(&file).display()));
         sbom::write_to_dir(dir, &file, sbom)?;
@@ -433,6 +408,11 @@ impl Builder {
             .await?;
         Ok(Some(record.clone()))
     }
+}
+
+/// An SBOM as the image model holds it.
+fn attached(doc: sbom::Sbom) -> crate::image::Sbom {
+    crate::image::Sbom { media_type: doc.media_type(), bytes: doc.bytes }
 }
 
 /// The config's `created`, which dates the SBOM as ko dates it.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Keychain;
 use crate::base::BaseResolver;
-use crate::builder::{Builder, EagerPush, ImageFlags};
+use crate::builder::{Builder, ImageFlags};
 use crate::cache::Cache;
 use crate::cli::{BuildArgs, PublishArgs};
 use crate::config::{KoConfig, check_image_user, check_metadata_key};
@@ -212,16 +212,9 @@ impl Session {
         let go = GoTool::from_env();
         let packages = PackageResolver::new(go.clone(), cwd, &config, Some(cache.clone())).await?;
         let bases = BaseResolver::new(client.clone(), cache.clone());
-        let eager_push = EagerPush {
-            client,
-            repository: Box::new({
-                let publisher = publisher.clone();
-                move |import_path| publisher.push_repository(import_path)
-            }),
-        };
         let builder = Builder::new(config, go, cache, bases, request, flags, image, jobs)?
             .with_sbom(sbom, build.sbom_dir.clone().filter(|d| !d.as_os_str().is_empty()))
-            .with_eager_push(eager_push);
+            .with_sink(publisher.clone());
         Ok(Session { builder, publisher, packages })
     }
 }

@@ -23,8 +23,10 @@ pub use naming::Naming;
 pub use outfile::tarball_to_stdout;
 
 use crate::cache::{Cache, CacheError};
+use crate::digest::Digest;
 use crate::docker::{Docker, DockerError};
 use crate::image::Artifact;
+use crate::image::sink::{LayerSink, LayerStream};
 use crate::output;
 use crate::registry::{Reference, ReferenceError, RegistryClient, RegistryError, Repository};
 
@@ -128,7 +130,7 @@ pub struct Publisher {
     tarball: Option<Mutex<tarball::Tarball>>,
     /// The repository images are named under (for the local store, a placeholder).
     repo: String,
-    registry: bool,
+    registry: Option<registry::RegistrySink>,
     local_store: Option<Layout>,
     sbom_repo: Option<Repository>,
     local: Option<Local>,
@@ -186,7 +188,7 @@ impl Publisher {
                 layout: None,
                 tarball: None,
                 repo,
-                registry: false,
+                registry: None,
                 local_store: None,
                 sbom_repo: None,
                 local: Some(local),
@@ -211,8 +213,9 @@ impl Publisher {
         if let Some(path) = &options.tarball {
             outfile::check("--tarball", path, true)?;
         }
-        let registry = options.push && !repo.is_empty();
-        if registry && options.tag_only && (options.tags.len() != 1 || options.tags[0] == "latest") {
+        let registry = (options.push && !repo.is_empty())
+            .then(|| registry::RegistrySink::new(client.clone(), cache.clone(), options.jobs));
+        if registry.is_some() && options.tag_only && (options.tags.len() != 1 || options.tags[0] == "latest") {
             return Err(PublishError::TagOnly { tags: options.tags.clone() });
         }
         let sbom_repo = match options.sbom_repository.as_deref() {
@@ -257,7 +260,7 @@ impl Publisher {
     pub fn name_for(&self, import_path: &str) -> String {
         let lowered;
         // Every publisher but the no-push one lowercases, as ko does.
-        let ip = if self.registry
+        let ip = if self.registry.is_some()
             || self.layout.is_some()
             || self.tarball.is_some()
             || self.local_store.is_some()
@@ -291,12 +294,12 @@ impl Publisher {
         self.tarball.is_some() && self.options.tarball.as_deref().is_some_and(outfile::tarball_to_stdout)
     }
 
-    /// The registry repository an import path's image is pushed to, when it goes to one.
-    pub fn push_repository(&self, import_path: &str) -> Option<Repository> {
-        if !self.registry || self.local.is_some() {
-            return None;
-        }
-        crate::registry::Reference::parse(&self.name_for(import_path)).ok().map(|r| r.repository)
+    /// The registry an import path's image is pushed to, and its repository there, when it
+    /// goes to one.
+    fn push_repository(&self, import_path: &str) -> Option<(&registry::RegistrySink, Repository)> {
+        let sink = self.registry.as_ref().filter(|_| self.local.is_none())?;
+        let repo = crate::registry::Reference::parse(&self.name_for(import_path)).ok()?.repository;
+        Some((sink, repo))
     }
 
     /// Publishes several artifacts and returns their references in the given order. Pushes to
@@ -368,7 +371,7 @@ impl Publisher {
             tarball.lock().await.add(artifact.clone(), repo_tags);
             reference = naming::registry_reference(&name, tags, self.options.tag_only, digest);
         }
-        if self.registry {
+        if let Some(sink) = &self.registry {
             let repo = crate::registry::Reference::parse(&name)
                 .map_err(|source| PublishError::BadName {
                     name: name.clone(),
@@ -378,7 +381,7 @@ impl Publisher {
                 .repository;
             output::step(format!("Publishing {name}"));
             let target = registry::Target { repo: &repo, sbom_repo: self.sbom_repo.as_ref().unwrap_or(&repo) };
-            pending = registry::push(&self.client, &self.cache, &target, artifact, tags, self.options.jobs).await?;
+            pending = sink.push(&target, artifact, tags).await?;
             reference = naming::registry_reference(&name, tags, self.options.tag_only, digest);
             done = Some(format!("Published {reference}"));
         }
@@ -430,5 +433,20 @@ impl Publisher {
             ));
         }
         Ok(())
+    }
+}
+
+/// The publisher hears of layers while they are made: a registry starts checking which blobs
+/// it has and uploading new layers while they are compressed.
+impl LayerSink for Publisher {
+    fn expect(&self, import_path: &str, digests: &[&Digest]) {
+        if let Some((sink, repo)) = self.push_repository(import_path) {
+            sink.expect(&repo, digests);
+        }
+    }
+
+    fn stream(&self, import_path: &str) -> Option<LayerStream> {
+        let (sink, repo) = self.push_repository(import_path)?;
+        sink.stream(repo)
     }
 }

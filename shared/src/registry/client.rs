@@ -72,8 +72,6 @@ pub struct RegistryClient {
     endpoints: Mutex<HashMap<String, Arc<OnceCell<Arc<Endpoint>>>>>,
     /// One slot per (registry, scope): concurrent requests wait for one token fetch.
     tokens: Mutex<HashMap<(String, String), TokenSlot>>,
-    /// What this run already knows or is finding out about blobs (see `known.rs`).
-    pub(super) known: super::known::KnownBlobs,
     /// How long a request may go without progress (see `transfer.rs`).
     pub(super) stall: Duration,
 }
@@ -138,7 +136,6 @@ impl RegistryClient {
             keychain,
             endpoints: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
-            known: Default::default(),
             stall,
         })
     }

@@ -293,54 +293,40 @@ pub enum LayerError {
 
 type Sink = BlockGzip<HashingWriter<Copying<BufWriter<File>>>>;
 
-/// Where a copy of the compressed bytes goes while they are written: an upload that runs
-/// meanwhile (see `registry::StreamUpload`).
-pub type CopySender = tokio::sync::mpsc::Sender<bytes::Bytes>;
+/// Where a copy of the compressed bytes goes while they are written (an upload that runs
+/// meanwhile, say). Written on the thread that writes the layer, so it may block.
+pub type LayerCopy = Box<dyn Write + Send>;
 
-/// Chunk size of the copy.
-const COPY_CHUNK: usize = 256 * 1024;
-
-/// A writer that also sends what it writes, in chunks, to a [`CopySender`]. The copy is
-/// best effort: once the receiver is gone, writing goes on without it. Must be used off the
-/// async runtime (it blocks while the receiver is behind).
+/// A writer that also writes what it writes to a [`LayerCopy`]. The copy is best effort: once
+/// it fails, writing goes on without it.
 pub(crate) struct Copying<W: Write> {
     inner: W,
-    copy: Option<CopySender>,
-    pending: Vec<u8>,
+    copy: Option<LayerCopy>,
 }
 
 impl<W: Write> Copying<W> {
-    fn new(inner: W, copy: Option<CopySender>) -> Self {
-        Copying { inner, copy, pending: Vec::new() }
-    }
-
-    fn send_pending(&mut self) {
-        if let Some(copy) = &self.copy
-            && !self.pending.is_empty()
-        {
-            let chunk = bytes::Bytes::from(std::mem::take(&mut self.pending));
-            if copy.blocking_send(chunk).is_err() {
-                self.copy = None;
-            }
-        }
-        self.pending.clear();
+    fn new(inner: W, copy: Option<LayerCopy>) -> Self {
+        Copying { inner, copy }
     }
 }
 
 impl<W: Write> Write for Copying<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        if self.copy.is_some() {
-            self.pending.extend_from_slice(&buf[..n]);
-            if self.pending.len() >= COPY_CHUNK {
-                self.send_pending();
-            }
+        if let Some(copy) = &mut self.copy
+            && copy.write_all(&buf[..n]).is_err()
+        {
+            self.copy = None;
         }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.send_pending();
+        if let Some(copy) = &mut self.copy
+            && copy.flush().is_err()
+        {
+            self.copy = None;
+        }
         self.inner.flush()
     }
 }
@@ -375,7 +361,7 @@ impl LayerWriter {
     /// unchanged blocks from `reuse`.
     pub fn with_copy(
         cache: &Cache,
-        copy: Option<CopySender>,
+        copy: Option<LayerCopy>,
         reuse: Option<std::sync::Arc<BlockReuse>>,
     ) -> Result<Self, LayerError> {
         let temp = cache.temp_file()?;

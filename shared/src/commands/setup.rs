@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Keychain;
 use crate::base::BaseResolver;
-use crate::builder::{Builder, ImageFlags};
+use crate::builder::{Builder, BuilderSettings, ImageFlags};
 use crate::cache::Cache;
 use crate::cli::{BuildArgs, PublishArgs};
 use crate::config::{KoConfig, check_image_user, check_metadata_key};
@@ -141,8 +141,8 @@ impl Session {
         let _span = crate::timing::span(|| "session setup".to_string());
         let cwd = std::env::current_dir().map_err(|e| Error::usage("working directory", e.to_string()))?;
         // Every setting is checked here, before anything is built or sent anywhere.
-        epoch_from_env("SOURCE_DATE_EPOCH")?;
-        epoch_from_env("KO_DATA_DATE_EPOCH")?;
+        let source_date = epoch_from_env("SOURCE_DATE_EPOCH")?;
+        let kodata_date = epoch_from_env("KO_DATA_DATE_EPOCH")?;
         let config = KoConfig::load(&cwd)?;
         check_base_references(&config)?;
         let request = platforms(build, &config)?;
@@ -212,9 +212,21 @@ impl Session {
         let go = GoTool::from_env();
         let packages = PackageResolver::new(go.clone(), cwd, &config, Some(cache.clone())).await?;
         let bases = BaseResolver::new(client.clone(), cache.clone());
-        let builder = Builder::new(config, go, cache, bases, request, flags, image, jobs)?
-            .with_sbom(sbom, build.sbom_dir.clone().filter(|d| !d.as_os_str().is_empty()))
-            .with_sink(publisher.clone());
+        let settings = BuilderSettings {
+            config,
+            go,
+            cache,
+            bases,
+            platforms: request,
+            flags,
+            image,
+            jobs,
+            sbom,
+            sbom_dir: build.sbom_dir.clone().filter(|d| !d.as_os_str().is_empty()),
+            source_date,
+            kodata_date,
+        };
+        let builder = Builder::new(settings, publisher.clone());
         Ok(Session { builder, publisher, packages })
     }
 }

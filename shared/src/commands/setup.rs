@@ -13,7 +13,7 @@ use crate::config::{KoConfig, check_image_user, check_metadata_key};
 use crate::error::Error;
 use crate::gobuild::{BuildFlags, GoTool, PackageResolver};
 use crate::platform::{Platform, PlatformRequest};
-use crate::publish::{Naming, PublishOptions, Publisher};
+use crate::publish::{Naming, PublishSettings, Publisher};
 use crate::registry::{ClientOptions, Reference, RegistryClient, ca_files_with_env};
 use crate::sbom::SbomFormat;
 use crate::time::epoch_from_env;
@@ -183,7 +183,7 @@ impl Session {
         };
         let client = Arc::new(RegistryClient::new(keychain, options)?);
         let publisher = Publisher::new(
-            PublishOptions {
+            PublishSettings {
                 docker_repo,
                 tags: publish.tags.clone(),
                 tag_only: publish.tag_only,

@@ -545,6 +545,44 @@ mod tests {
         layer.finish_with_index().unwrap()
     }
 
+    /// A copy that shares what it is given, and one that fails after the first write.
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    struct Broken(bool);
+    impl Write for Broken {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if std::mem::replace(&mut self.0, true) { Err(io::ErrorKind::BrokenPipe.into()) } else { Ok(buf.len()) }
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_copy_gets_the_blob_and_a_failing_copy_does_not_fail_the_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().to_path_buf()).unwrap();
+        let data = sample_data();
+        let copied = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut layer = LayerWriter::with_copy(&cache, Some(Box::new(Shared(copied.clone()))), None).unwrap();
+        layer.add_bytes("ko-app/app", EntryMeta::root(0o555, 0), &data).unwrap();
+        let record = layer.finish().unwrap();
+        let blob = std::fs::read(cache.blob_path(&record.digest)).unwrap();
+        assert!(*copied.lock().unwrap() == blob, "the copy differs from the blob");
+
+        let mut layer = LayerWriter::with_copy(&cache, Some(Box::new(Broken(false))), None).unwrap();
+        layer.add_bytes("ko-app/app", EntryMeta::root(0o555, 0), &data).unwrap();
+        assert_eq!(layer.finish().unwrap(), record);
+    }
+
     #[test]
     fn reused_blocks_give_the_bytes_a_full_compression_gives() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,29 +1,31 @@
 //! One import path to one artifact: pick the base, build the kodata layer once, then for each
 //! platform run `go build`, wrap the binary in its layer and assemble the image; several
-//! platforms make an index. Shared by every command that builds.
+//! platforms make an index. Shared by every command that builds. Knows nothing of where
+//! images go: the publisher hears of layers while they are made through a [`LayerSink`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::try_join_all;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
 
-use crate::base::{BaseError, BaseResolver, BaseSet, builtin};
+use crate::assemble::image::{self as assemble, AddedLayer, ImageSettings};
+use crate::assemble::layer::{LayerCopy, LayerRecord};
+use crate::assemble::{app, kodata};
+use crate::base::{BaseError, BaseImage, BaseResolver, BaseSet, builtin};
 use crate::cache::Cache;
 use crate::config::KoConfig;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::gobuild::{BuildFlags, BuildPlan, Built, GoTool, Package, delve, exec_name};
-use crate::image::assemble::{self, ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, AddedLayer, ImageSettings};
 use crate::image::caps::{self, FileCaps};
-use crate::image::layer::LayerRecord;
-use crate::image::{Artifact, Image, IndexImage, app, kodata};
+use crate::image::sink::LayerSink;
+use crate::image::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, Artifact, Image, IndexImage};
 use crate::output;
 use crate::platform::{Platform, PlatformRequest};
-use crate::registry::{RegistryClient, Repository, StreamUpload};
 use crate::sbom::{self, BaseRef, SbomFormat};
-use crate::time::{epoch_from_env, rfc3339};
+use crate::time::rfc3339;
 use crate::timing;
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -36,7 +38,8 @@ pub struct ImageFlags {
     pub user: Option<String>,
 }
 
-pub struct Builder {
+/// Everything a [`Builder`] is made from, read once by the command.
+pub struct BuilderSettings {
     pub config: KoConfig,
     pub go: GoTool,
     pub cache: Cache,
@@ -44,71 +47,53 @@ pub struct Builder {
     pub platforms: Option<PlatformRequest>,
     pub flags: BuildFlags,
     pub image: ImageFlags,
-    pub jobs: Arc<Semaphore>,
+    /// `-j`: builds, and images holding files, pipes or connections, at once.
+    pub jobs: usize,
     /// `--sbom` (`None` for `none`) and `--sbom-dir`.
     pub sbom: Option<SbomFormat>,
     pub sbom_dir: Option<PathBuf>,
-    source_date: Option<i64>,
-    kodata_date: Option<i64>,
+    /// `SOURCE_DATE_EPOCH`: the images' creation time and the app layer's history date.
+    pub source_date: Option<i64>,
+    /// `KO_DATA_DATE_EPOCH`: the kodata entries' time and history date.
+    pub kodata_date: Option<i64>,
+}
+
+pub struct Builder {
+    settings: BuilderSettings,
+    jobs: Semaphore,
     delve: tokio::sync::Mutex<HashMap<String, Arc<OnceCell<LayerRecord>>>>,
-    eager_push: Option<EagerPush>,
+    sink: Arc<dyn LayerSink>,
 }
 
-/// Pushing an application layer to its registry while it is being compressed: the client,
-/// and the repository each import path's image goes to (`None`: not to a registry).
-pub struct EagerPush {
-    pub client: Arc<RegistryClient>,
-    pub repository: RepositoryFor,
+/// What every platform image of one package shares.
+struct PackageParts<'a> {
+    package: &'a Package,
+    /// The binary's name in the image.
+    name: String,
+    created_by: String,
+    settings: ImageSettings,
+    /// The `security.capability` value for the binary, if the build asks for capabilities.
+    file_caps: Option<Vec<u8>>,
+    kodata: LayerRecord,
 }
 
-/// The registry repository an import path's image goes to, if any.
-pub type RepositoryFor = Box<dyn Fn(&str) -> Option<Repository> + Send + Sync>;
+/// What the sink is told once a streamed layer is complete.
+type LayerDone = Box<dyn FnOnce(&Digest) + Send>;
 
 impl Builder {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        config: KoConfig,
-        go: GoTool,
-        cache: Cache,
-        bases: BaseResolver,
-        platforms: Option<PlatformRequest>,
-        flags: BuildFlags,
-        image: ImageFlags,
-        jobs: usize,
-    ) -> Result<Builder, Error> {
-        Ok(Builder {
-            config,
-            go,
-            cache,
-            bases,
-            platforms,
-            flags,
-            image,
-            jobs: Arc::new(Semaphore::new(jobs.max(1))),
-            sbom: Some(SbomFormat::Spdx),
-            sbom_dir: None,
-            source_date: epoch_from_env("SOURCE_DATE_EPOCH")?,
-            kodata_date: epoch_from_env("KO_DATA_DATE_EPOCH")?,
-            delve: Default::default(),
-            eager_push: None,
-        })
-    }
-
-    /// Pushes application layers while they are compressed (the publisher finds them there).
-    pub fn with_eager_push(mut self, eager_push: EagerPush) -> Builder {
-        self.eager_push = Some(eager_push);
-        self
-    }
-
-    /// Sets the SBOM format (`None` disables SBOMs) and the directory SBOMs are also written to.
-    pub fn with_sbom(mut self, format: Option<SbomFormat>, dir: Option<PathBuf>) -> Builder {
-        self.sbom = format;
-        self.sbom_dir = dir;
-        self
+    /// A builder that tells `sink` (the publisher) of layers while they are made.
+    pub fn new(settings: BuilderSettings, sink: Arc<dyn LayerSink>) -> Builder {
+        let jobs = Semaphore::new(settings.jobs.max(1));
+        Builder { settings, jobs, delve: Default::default(), sink }
     }
 
     pub fn base_reference(&self, import_path: &str) -> String {
-        self.config.base_for(import_path).unwrap_or(builtin::BUILTIN_BASE).to_string()
+        self.settings.config.base_for(import_path).unwrap_or(builtin::BUILTIN_BASE).to_string()
+    }
+
+    /// One of the `-j` slots.
+    async fn slot(&self) -> SemaphorePermit<'_> {
+        self.jobs.acquire().await.expect("semaphore open")
     }
 
     /// Builds the artifact for one package.
@@ -121,15 +106,16 @@ impl Builder {
     /// same settings share one `go build`, which checks their common dependencies once. An
     /// error comes with the index of the package it belongs to.
     pub async fn build_all(&self, packages: &[Package]) -> Result<Vec<Artifact>, (usize, Error)> {
+        let s = &self.settings;
         let bases = try_join_all(packages.iter().enumerate().map(|(i, p)| async move {
             let base_ref = self.base_reference(&p.import_path);
             let _span = timing::span(|| format!("base lookup {base_ref}"));
-            self.bases.images(&base_ref, self.platforms.as_ref()).await.map_err(|e| (i, e.into()))
+            s.bases.images(&base_ref, s.platforms.as_ref()).await.map_err(|e| (i, e.into()))
         }))
         .await?;
-        self.check_base_layers_early(packages, &bases);
+        self.expect_base_layers(packages, &bases);
         let plans = try_join_all(packages.iter().zip(&bases).enumerate().map(|(i, (p, set))| async move {
-            try_join_all(set.images.iter().map(|base| self.go.plan(p, &base.platform, &self.config, &self.flags)))
+            try_join_all(set.images.iter().map(|base| s.go.plan(p, &base.platform, &s.config, &s.flags)))
                 .await
                 .map_err(|e| (i, e.into()))
         }))
@@ -143,28 +129,12 @@ impl Builder {
         .await
     }
 
-    /// Starts checking, while Go builds, whether each image's repository already holds its
-    /// base layers, so that pushing need not ask again afterwards.
-    fn check_base_layers_early(&self, packages: &[Package], bases: &[BaseSet]) {
+    /// Tells the sink, while Go builds, which base layers each image will hold.
+    fn expect_base_layers(&self, packages: &[Package], bases: &[BaseSet]) {
         for (package, set) in packages.iter().zip(bases) {
-            self.check_early(
-                &package.import_path,
-                set.images.iter().flat_map(|b| &b.layers).map(|l| &l.descriptor.digest),
-            );
-        }
-    }
-
-    /// Starts checking whether the repository of `import_path`'s image holds these blobs.
-    fn check_early<'a>(&self, import_path: &str, digests: impl IntoIterator<Item = &'a Digest>) {
-        let Some(eager) = &self.eager_push else { return };
-        let Some(repo) = (eager.repository)(import_path) else { return };
-        for digest in digests {
-            let (client, target, digest) = (eager.client.clone(), repo.clone(), digest.clone());
-            let check = {
-                let digest = digest.clone();
-                async move { client.blob_exists(&target, &digest).await.unwrap_or(false) }
-            };
-            eager.client.expect_blob(&repo, &digest, check);
+            let digests: Vec<&Digest> =
+                set.images.iter().flat_map(|b| &b.layers).map(|l| &l.descriptor.digest).collect();
+            self.sink.expect(&package.import_path, &digests);
         }
     }
 
@@ -177,31 +147,21 @@ impl Builder {
         bases: &[BaseSet],
         plans: &[Vec<BuildPlan>],
     ) -> Result<HashMap<(usize, usize), Built>, (usize, Error)> {
-        // Group by plan, then split so that no two members of a group share a binary name.
-        let mut groups: Vec<(&BuildPlan, Vec<(usize, usize)>)> = Vec::new();
-        for (i, (set, plans)) in bases.iter().zip(plans).enumerate() {
-            for (k, (base, plan)) in set.images.iter().zip(plans).enumerate() {
-                let name = exec_name(&packages[i].import_path, &base.platform);
-                let clash = |members: &Vec<(usize, usize)>| {
-                    members
-                        .iter()
-                        .any(|&(j, l)| exec_name(&packages[j].import_path, &bases[j].images[l].platform) == name)
-                };
-                match groups.iter_mut().find(|(p, members)| *p == plan && !clash(members)) {
-                    Some((_, members)) => members.push((i, k)),
-                    None => groups.push((plan, vec![(i, k)])),
-                }
-            }
-        }
+        let groups = group_by_plan(packages, bases, plans);
         let results = try_join_all(groups.into_iter().filter(|(_, m)| m.len() > 1).map(|(plan, members)| async move {
-            let _permit = self.jobs.acquire().await.expect("semaphore open");
+            let _permit = self.slot().await;
             let items: Vec<(&Package, &Platform)> =
                 members.iter().map(|&(i, k)| (&packages[i], &bases[i].images[k].platform)).collect();
             for (package, platform) in &items {
                 output::step(format!("Building {} for {platform}", package.import_path));
             }
             let _span = timing::span(|| format!("go build of {} packages", items.len()));
-            let built = self.go.build_many(&items, plan, &self.cache).await.map_err(|e| (members[0].0, e.into()))?;
+            let built = self
+                .settings
+                .go
+                .build_many(&items, plan, &self.settings.cache)
+                .await
+                .map_err(|e| (members[0].0, e.into()))?;
             if built.is_some() {
                 output::detail(format!("ran {} in {}", plan.args.join(" "), plan.dir.display()));
             }
@@ -228,143 +188,193 @@ impl Builder {
         if let Some(b) = &package.config {
             output::detail(format!("Using build config {} for {}", b.id, package.import_path));
         }
+        let parts = self.package_parts(package).await?;
+        let images = try_join_all(
+            bases
+                .images
+                .iter()
+                .zip(plans)
+                .enumerate()
+                .map(|(k, (base, plan))| self.platform_image(&parts, base, plan, prebuilt(k))),
+        )
+        .await?;
+        if images.len() == 1 {
+            return Ok(Artifact::Image(images.into_iter().next().expect("one image")));
+        }
+        let index = self.index(&parts, bases, first, images)?;
+        Ok(Artifact::Index(index))
+    }
 
-        let kodata_mtime = self.kodata_date.unwrap_or(0).max(0) as u64;
-        let cache = self.cache.clone();
-        let dir = package.dir.clone();
-        let permit = self.jobs.acquire().await.expect("semaphore open");
+    /// The kodata layer and the image settings every platform image of `package` shares.
+    async fn package_parts<'a>(&self, package: &'a Package) -> Result<PackageParts<'a>, Error> {
+        let s = &self.settings;
+        let kodata_mtime = s.kodata_date.unwrap_or(0).max(0) as u64;
+        let (cache, dir) = (s.cache.clone(), package.dir.clone());
+        let permit = self.slot().await;
         let kodata = tokio::task::spawn_blocking(move || kodata::build_layer(&cache, &dir, kodata_mtime))
             .await
             .expect("kodata task")?;
         drop(permit);
-        self.check_early(&package.import_path, [&kodata.digest]);
+        self.sink.expect(&package.import_path, &[&kodata.digest]);
         let name = app::binary_name(&package.import_path);
-        let created_by = format!("kubectl-ko build ko://{}", package.import_path);
-        let settings = self.settings_for(package, &name);
         let file_caps = match package.config.as_ref().and_then(|b| b.linux_capabilities.as_ref()) {
             Some(terms) => FileCaps::parse(terms)?.xattr(),
             None => None,
         };
+        Ok(PackageParts {
+            package,
+            created_by: format!("kubectl-ko build ko://{}", package.import_path),
+            settings: self.settings_for(package, &name),
+            name,
+            file_caps,
+            kodata,
+        })
+    }
 
-        let images = try_join_all(bases.images.iter().zip(plans).enumerate().map(|(k, (base, plan))| {
-            let prebuilt = prebuilt(k);
-            let kodata = kodata.clone();
-            let name = name.clone();
-            let created_by = created_by.clone();
-            let settings = settings.clone();
-            let file_caps = &file_caps;
-            async move {
-                // One of the `-j` slots for the build and everything that holds files, pipes
-                // or connections for this image (Go's build info, the layer and its upload),
-                // so that what is open at once is bounded by `-j`, not by the number of images.
-                let permit = self.jobs.acquire().await.expect("semaphore open");
-                let binary = match prebuilt {
-                    Some(built) => built,
-                    None => {
-                        output::step(format!("Building {} for {}", package.import_path, base.platform));
-                        let _span = timing::span(|| format!("go build {} for {}", package.import_path, base.platform));
-                        let (binary, cmdline) = self.go.build(package, &base.platform, plan, &self.cache).await?;
-                        output::detail(format!("ran {} in {}", cmdline.join(" "), plan.dir.display()));
-                        binary
-                    }
-                };
-                let binary_path = binary.path.clone();
-                let build_info = async {
-                    match self.sbom {
-                        Some(_) => sbom::buildinfo::read(self.go.program(), &binary_path).await.map(Some),
-                        None => Ok(None),
-                    }
-                };
-                let cache = self.cache.clone();
-                let layer_name = name.clone();
-                // File capabilities are a Linux notion; other platforms get the plain binary.
-                let xattrs: Vec<(String, Vec<u8>)> = match &file_caps {
-                    Some(value) if base.platform.os == "linux" => vec![(caps::XATTR.to_string(), value.clone())],
-                    _ => vec![],
-                };
-                let span = timing::span(|| format!("binary layer {} for {}", package.import_path, base.platform));
-                let upload: Arc<std::sync::Mutex<Option<StreamUpload>>> = Default::default();
-                let start_copy = {
-                    let upload = upload.clone();
-                    let target = self.eager_push.as_ref().and_then(|e| {
-                        (e.repository)(&package.import_path).map(|repo| (e.client.clone(), repo))
-                    });
-                    let runtime = tokio::runtime::Handle::current();
-                    move || {
-                        let (client, repo) = target.clone()?;
-                        let started = StreamUpload::start(client, repo, &runtime);
-                        let sender = started.sender();
-                        *upload.lock().expect("upload lock") = Some(started);
-                        sender
-                    }
-                };
-                let layer = tokio::task::spawn_blocking(move || {
-                    app::built_binary_layer(&cache, &binary, &layer_name, &xattrs, &start_copy)
-                });
-                let (record, build_info) = tokio::join!(layer, build_info);
-                let (record, build_info) = (record.expect("layer task")?, build_info?);
-                drop(span);
-                let started = upload.lock().expect("upload lock").take();
-                if let Some(started) = started {
-                    started.finish_in_background(&record.digest);
-                }
-                drop(permit);
-                let mut settings = settings;
-                let mut layers = vec![
-                    AddedLayer {
-                        record: kodata,
-                        created_by: created_by.clone(),
-                        comment: format!("kodata contents, at $KO_DATA_PATH ({})", kodata::KO_DATA_PATH),
-                        created: self.kodata_date.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into()),
-                    },
-                    AddedLayer {
-                        record,
-                        created_by,
-                        comment: format!("go build output, at {}", app::entrypoint(&name)),
-                        created: self.source_date.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into()),
-                    },
-                ];
-                if self.flags.debug {
-                    if let Some(record) = self.delve_layer(&base.platform).await? {
-                        layers.push(AddedLayer {
-                            record,
-                            created_by: format!("kubectl-ko build ko://{}", package.import_path),
-                            comment: format!("Delve debugger, at {}", delve::PATH_IN_IMAGE),
-                            created: self.source_date.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into()),
-                        });
-                        settings.entrypoint = delve::entrypoint(&app::entrypoint(&name));
-                    } else {
-                        output::warn(format!(
-                            "image for platform {} will be built without debugging enabled because Delve does not support that platform",
-                            base.platform
-                        ));
-                    }
-                }
-                let mut image = assemble::assemble(&self.cache, base, &layers, &settings)?;
-                if let (Some(format), Some(info)) = (self.sbom, &build_info) {
-                    let base_ref = BaseRef { name: base.name.clone(), digest: base.digest.clone() };
-                    image.sbom = Some(sbom::for_image(
-                        format,
-                        &sbom::ImageFacts {
-                            digest: &image.digest,
-                            media_type: &image.media_type,
-                            created: created_of(&image).as_deref(),
-                            base: Some(base_ref),
-                            build_info: info,
-                        },
-                    ));
-                    self.write_sbom(&name, Some(&image), image.sbom.as_ref())?;
-                }
-                Ok::<_, Error>(image)
-            }
-        }))
-        .await?;
-
-        if images.len() == 1 {
-            return Ok(Artifact::Image(images.into_iter().next().expect("one image")));
+    /// One platform's image: its binary, layers and SBOM on `base`.
+    async fn platform_image(
+        &self,
+        parts: &PackageParts<'_>,
+        base: &BaseImage,
+        plan: &BuildPlan,
+        prebuilt: Option<Built>,
+    ) -> Result<Image, Error> {
+        // One of the `-j` slots for the build and everything that holds files, pipes or
+        // connections for this image (Go's build info, the layer and its upload), so that what
+        // is open at once is bounded by `-j`, not by the number of images.
+        let permit = self.slot().await;
+        let binary = match prebuilt {
+            Some(built) => built,
+            None => self.go_build(parts.package, &base.platform, plan).await?,
+        };
+        let (app_layer, build_info) = self.app_layer(parts, &base.platform, binary).await?;
+        drop(permit);
+        let (layers, settings) = self.layers(parts, &base.platform, app_layer).await?;
+        let mut image = assemble::assemble(&self.settings.cache, base, &layers, &settings)?;
+        if let (Some(format), Some(info)) = (self.settings.sbom, &build_info) {
+            let base_ref = BaseRef { name: base.name.clone(), digest: base.digest.clone() };
+            let doc = image_sbom(format, &image, base_ref, info);
+            self.write_sbom(&parts.name, Some(&image), &doc)?;
+            image.sbom = Some(attached(doc));
         }
-        let mut annotations = settings.annotations.clone();
-        let family = first.family;
+        Ok(image)
+    }
+
+    /// `go build` of one package for one platform, alone.
+    async fn go_build(&self, package: &Package, platform: &Platform, plan: &BuildPlan) -> Result<Built, Error> {
+        output::step(format!("Building {} for {platform}", package.import_path));
+        let _span = timing::span(|| format!("go build {} for {platform}", package.import_path));
+        let (binary, cmdline) = self.settings.go.build(package, platform, plan, &self.settings.cache).await?;
+        output::detail(format!("ran {} in {}", cmdline.join(" "), plan.dir.display()));
+        Ok(binary)
+    }
+
+    /// The binary's layer, streamed to the sink while it is compressed, and (for the SBOM)
+    /// Go's build info, read meanwhile.
+    async fn app_layer(
+        &self,
+        parts: &PackageParts<'_>,
+        platform: &Platform,
+        binary: Built,
+    ) -> Result<(LayerRecord, Option<sbom::buildinfo::BuildInfo>), Error> {
+        let s = &self.settings;
+        let binary_path = binary.path.clone();
+        let build_info = async {
+            match s.sbom {
+                Some(_) => sbom::buildinfo::read(s.go.program(), &binary_path).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        // File capabilities are a Linux notion; other platforms get the plain binary.
+        let xattrs: Vec<(String, Vec<u8>)> = match &parts.file_caps {
+            Some(value) if platform.os == "linux" => vec![(caps::XATTR.to_string(), value.clone())],
+            _ => vec![],
+        };
+        let span = timing::span(|| format!("binary layer {} for {platform}", parts.package.import_path));
+        let done: Arc<Mutex<Option<LayerDone>>> = Default::default();
+        let start_copy = self.start_copy(&parts.package.import_path, done.clone());
+        let (cache, name) = (s.cache.clone(), parts.name.clone());
+        let layer =
+            tokio::task::spawn_blocking(move || app::built_binary_layer(&cache, &binary, &name, &xattrs, &start_copy));
+        let (record, build_info) = tokio::join!(layer, build_info);
+        let (record, build_info) = (record.expect("layer task")?, build_info?);
+        drop(span);
+        let done = done.lock().expect("stream lock").take();
+        if let Some(done) = done {
+            done(&record.digest);
+        }
+        Ok((record, build_info))
+    }
+
+    /// Asks the sink, when the layer is made, for where its compressed bytes also go; keeps
+    /// what to tell it once the layer is complete in `done`.
+    fn start_copy(
+        &self,
+        import_path: &str,
+        done: Arc<Mutex<Option<LayerDone>>>,
+    ) -> impl Fn() -> Option<LayerCopy> + Send + 'static {
+        let (sink, import_path) = (self.sink.clone(), import_path.to_string());
+        move || {
+            let stream = sink.stream(&import_path)?;
+            *done.lock().expect("stream lock") = Some(stream.done);
+            Some(stream.copy)
+        }
+    }
+
+    /// The layers added on the base (kodata, the binary, with `--debug` Delve) and the image
+    /// settings (Delve changes the entrypoint).
+    async fn layers(
+        &self,
+        parts: &PackageParts<'_>,
+        platform: &Platform,
+        app_layer: LayerRecord,
+    ) -> Result<(Vec<AddedLayer>, ImageSettings), Error> {
+        let s = &self.settings;
+        let mut settings = parts.settings.clone();
+        let app_date = || s.source_date.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into());
+        let mut layers = vec![
+            AddedLayer {
+                record: parts.kodata.clone(),
+                created_by: parts.created_by.clone(),
+                comment: format!("kodata contents, at $KO_DATA_PATH ({})", kodata::KO_DATA_PATH),
+                created: s.kodata_date.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into()),
+            },
+            AddedLayer {
+                record: app_layer,
+                created_by: parts.created_by.clone(),
+                comment: format!("go build output, at {}", app::entrypoint(&parts.name)),
+                created: app_date(),
+            },
+        ];
+        if !s.flags.debug {
+            return Ok((layers, settings));
+        }
+        match self.delve_layer(platform).await? {
+            Some(record) => {
+                layers.push(AddedLayer {
+                    record,
+                    created_by: parts.created_by.clone(),
+                    comment: format!("Delve debugger, at {}", delve::PATH_IN_IMAGE),
+                    created: app_date(),
+                });
+                settings.entrypoint = delve::entrypoint(&app::entrypoint(&parts.name));
+            }
+            None => output::warn(format!(
+                "image for platform {platform} will be built without debugging enabled because Delve does not support that platform"
+            )),
+        }
+        Ok((layers, settings))
+    }
+
+    /// The index over a package's platform images, annotated with its base, with its SBOM.
+    fn index(
+        &self,
+        parts: &PackageParts<'_>,
+        bases: &BaseSet,
+        first: &BaseImage,
+        images: Vec<Image>,
+    ) -> Result<IndexImage, Error> {
+        let mut annotations = parts.settings.annotations.clone();
         match &bases.index {
             Some((name, digest, _)) => {
                 annotations.insert(ANNOTATION_BASE_NAME.into(), name.clone());
@@ -375,39 +385,41 @@ impl Builder {
             }
         }
         let descriptors: Vec<_> = bases.images.iter().map(|b| b.descriptor.clone()).collect();
-        let mut index = assemble::index(family, images, annotations, &descriptors);
-        if let Some(format) = self.sbom {
+        let mut index = IndexImage::new(first.family, images, annotations, &descriptors);
+        if let Some(format) = self.settings.sbom {
             let base =
                 bases.index.as_ref().map(|(name, digest, _)| BaseRef { name: name.clone(), digest: digest.clone() });
-            index.sbom = Some(index_sbom(format, &index, base));
-            self.write_sbom(&name, None, index.sbom.as_ref())?;
+            let doc = index_sbom(format, &index, base);
+            self.write_sbom(&parts.name, None, &doc)?;
+            index.sbom = Some(attached(doc));
         }
-        Ok(Artifact::Index(index))
+        Ok(index)
     }
 
     /// Image settings for one package: `.ko.yaml`'s `image:` (top level, then the package's
     /// build entry), then the flags.
     fn settings_for(&self, package: &Package, name: &str) -> ImageSettings {
-        let mut image = self.config.image.clone();
+        let s = &self.settings;
+        let mut image = s.config.image.clone();
         if let Some(build) = &package.config {
             image = image.overlaid(&build.image);
         }
-        image.labels.extend(self.image.labels.clone());
-        image.annotations.extend(self.image.annotations.clone());
+        image.labels.extend(s.image.labels.clone());
+        image.annotations.extend(s.image.annotations.clone());
         ImageSettings {
             entrypoint: vec![app::entrypoint(name)],
             env: image.env,
             working_dir: image.working_dir,
             labels: image.labels,
             annotations: image.annotations,
-            user: self.image.user.clone().or(image.user),
-            created: self.source_date.map(rfc3339),
+            user: s.image.user.clone().or(image.user),
+            created: s.source_date.map(rfc3339),
         }
     }
 
     /// `--sbom-dir`: `<app>-<platform>.<ext>` for an image, `<app>-index.<ext>` for an index.
-    fn write_sbom(&self, app: &str, image: Option<&Image>, sbom: Option<&sbom::Sbom>) -> Result<(), Error> {
-        let (Some(dir), Some(sbom)) = (&self.sbom_dir, sbom) else { return Ok(()) };
+    fn write_sbom(&self, app: &str, image: Option<&Image>, sbom: &sbom::Sbom) -> Result<(), Error> {
+        let Some(dir) = &self.settings.sbom_dir else { return Ok(()) };
         let file = sbom::file_name(app, image.map(|i| &i.platform), sbom.format);
         output::step(format!("Writing SBOM to {}", dir.join(&file).display()));
         sbom::write_to_dir(dir, &file, sbom)?;
@@ -422,9 +434,9 @@ impl Builder {
         let cell = self.delve.lock().await.entry(platform.to_string()).or_default().clone();
         let record = cell
             .get_or_try_init(|| async {
-                let _permit = self.jobs.acquire().await.expect("semaphore open");
-                let binary = self.go.delve(&self.cache, platform).await?;
-                let cache = self.cache.clone();
+                let _permit = self.slot().await;
+                let cache = self.settings.cache.clone();
+                let binary = self.settings.go.delve(&cache, platform).await?;
                 let record = tokio::task::spawn_blocking(move || app::binary_layer(&cache, &binary, "dlv"))
                     .await
                     .expect("layer task")?;
@@ -435,10 +447,50 @@ impl Builder {
     }
 }
 
+/// The (package, platform) pairs that share a build plan, split so that no two members of a
+/// group share a binary name.
+fn group_by_plan<'a>(
+    packages: &[Package],
+    bases: &[BaseSet],
+    plans: &'a [Vec<BuildPlan>],
+) -> Vec<(&'a BuildPlan, Vec<(usize, usize)>)> {
+    let name_of = |i: usize, k: usize| exec_name(&packages[i].import_path, &bases[i].images[k].platform);
+    let mut groups: Vec<(&BuildPlan, Vec<(usize, usize)>)> = Vec::new();
+    for (i, plans) in plans.iter().enumerate() {
+        for (k, plan) in plans.iter().enumerate() {
+            let name = name_of(i, k);
+            let clash = |members: &Vec<(usize, usize)>| members.iter().any(|&(j, l)| name_of(j, l) == name);
+            match groups.iter_mut().find(|(p, members)| *p == plan && !clash(members)) {
+                Some((_, members)) => members.push((i, k)),
+                None => groups.push((plan, vec![(i, k)])),
+            }
+        }
+    }
+    groups
+}
+
+/// An SBOM as the image model holds it.
+fn attached(doc: sbom::Sbom) -> crate::image::Sbom {
+    crate::image::Sbom { media_type: doc.media_type(), bytes: doc.bytes }
+}
+
 /// The config's `created`, which dates the SBOM as ko dates it.
 fn created_of(image: &Image) -> Option<String> {
     let config: serde_json::Value = serde_json::from_slice(&image.config_bytes).ok()?;
     config["created"].as_str().map(str::to_string)
+}
+
+fn image_sbom(format: SbomFormat, image: &Image, base: BaseRef, info: &sbom::buildinfo::BuildInfo) -> sbom::Sbom {
+    sbom::for_image(
+        format,
+        &sbom::ImageFacts {
+            digest: &image.digest,
+            media_type: &image.media_type,
+            created: created_of(image).as_deref(),
+            base: Some(base),
+            build_info: info,
+        },
+    )
 }
 
 fn index_sbom(format: SbomFormat, index: &IndexImage, base: Option<BaseRef>) -> sbom::Sbom {

@@ -2,7 +2,8 @@
 //! the input at fault and how to fix it. Binaries print it as one line.
 
 use crate::{
-    auth, base, cache, cluster, config, gobuild, image, platform, publish, registry, sbom, template, time, yaml,
+    assemble, auth, base, cache, cluster, config, gobuild, image, platform, publish, registry, sbom, template, time,
+    yaml,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -16,9 +17,9 @@ pub enum Error {
     #[error(transparent)]
     Base(#[from] base::BaseError),
     #[error(transparent)]
-    Kodata(#[from] image::kodata::KodataError),
+    Kodata(#[from] assemble::kodata::KodataError),
     #[error(transparent)]
-    Layer(#[from] image::layer::LayerError),
+    Layer(#[from] assemble::layer::LayerError),
     #[error(transparent)]
     Caps(#[from] image::caps::CapsError),
     #[error(transparent)]

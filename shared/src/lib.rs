@@ -8,6 +8,7 @@
 //! - [`output`]: everything users see
 //! - [`interrupt`]: signals, child process groups and the way out of a stopped run
 
+pub mod assemble;
 pub mod auth;
 pub mod base;
 mod builder;

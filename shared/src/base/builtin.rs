@@ -8,8 +8,8 @@ use base64::Engine;
 use serde_json::json;
 
 use super::{BaseError, BaseImage};
+use crate::assemble::layer::{EntryMeta, LayerRecord, LayerWriter};
 use crate::cache::Cache;
-use crate::image::layer::{EntryMeta, LayerRecord, LayerWriter};
 use crate::image::manifest::{self, Descriptor, Manifest, MediaFamily, OCI_CONFIG};
 use crate::image::{Blob, BlobSource};
 use crate::platform::Platform;

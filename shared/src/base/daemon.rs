@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{BaseError, BaseImage};
+use crate::assemble::layer::{BlockGzip, LayerFormat, LayerRecord};
 use crate::cache::Cache;
 use crate::digest::{Digest, HashingWriter};
 use crate::docker::Docker;
-use crate::image::layer::{BlockGzip, LayerFormat, LayerRecord};
 use crate::image::manifest::{self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, Manifest, MediaFamily};
 use crate::image::{Blob, BlobSource};
 use crate::platform::Platform;

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
+use crate::assemble::layer::LayerError;
 use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;
-use crate::image::layer::LayerError;
 use crate::image::manifest::{Descriptor, Index, Manifest, MediaFamily, is_index};
 use crate::image::{Blob, BlobSource};
 use crate::platform::{Platform, PlatformRequest};

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use crate::auth::Keychain;
 use crate::base::BaseResolver;
-use crate::builder::{Builder, EagerPush, ImageFlags};
+use crate::builder::{Builder, BuilderSettings, ImageFlags};
 use crate::cache::Cache;
 use crate::cli::{BuildArgs, PublishArgs};
 use crate::config::{KoConfig, check_image_user, check_metadata_key};
 use crate::error::Error;
 use crate::gobuild::{BuildFlags, GoTool, PackageResolver};
 use crate::platform::{Platform, PlatformRequest};
-use crate::publish::{Naming, PublishOptions, Publisher};
+use crate::publish::{Naming, PublishSettings, Publisher};
 use crate::registry::{ClientOptions, Reference, RegistryClient, ca_files_with_env};
 use crate::sbom::SbomFormat;
 use crate::time::epoch_from_env;
@@ -141,39 +141,14 @@ impl Session {
         let _span = crate::timing::span(|| "session setup".to_string());
         let cwd = std::env::current_dir().map_err(|e| Error::usage("working directory", e.to_string()))?;
         // Every setting is checked here, before anything is built or sent anywhere.
-        epoch_from_env("SOURCE_DATE_EPOCH")?;
-        epoch_from_env("KO_DATA_DATE_EPOCH")?;
+        let source_date = epoch_from_env("SOURCE_DATE_EPOCH")?;
+        let kodata_date = epoch_from_env("KO_DATA_DATE_EPOCH")?;
         let config = KoConfig::load(&cwd)?;
         check_base_references(&config)?;
         let request = platforms(build, &config)?;
-        let image = ImageFlags {
-            labels: key_values("--image-label", "invalid label flag", &build.image_label)?,
-            annotations: key_values("--image-annotation", "missing '=' in annotation", &build.image_annotation)?,
-            user: build.image_user.clone().filter(|u| !u.is_empty()),
-        };
-        if let Some(user) = &image.user {
-            check_image_user(user).map_err(|detail| Error::usage("--image-user", format!("{user:?}: {detail}")))?;
-        }
+        let image = image_flags(build)?;
         let sbom = SbomFormat::parse(&build.sbom).map_err(|detail| Error::usage("--sbom", detail))?;
-        // A trailing slash (`registry/team/`) is accepted, as ko accepts it.
-        let docker_repo = std::env::var("KO_DOCKER_REPO")
-            .ok()
-            .map(|v| v.trim().trim_end_matches('/').to_string())
-            .filter(|v| !v.is_empty());
-        let jobs = if build.jobs == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
-        } else {
-            build.jobs
-        };
-        let naming = if publish.preserve_import_paths {
-            Naming::PreserveImportPaths
-        } else if publish.base_import_paths {
-            Naming::BaseImportPaths
-        } else if publish.bare {
-            Naming::Bare
-        } else {
-            Naming::Md5
-        };
+        let jobs = jobs(build);
 
         let cache = Cache::from_env()?;
         let keychain = Keychain::from_env()?;
@@ -182,26 +157,7 @@ impl Session {
             ca_files: ca_files_with_env(&publish.registry_ca_file),
         };
         let client = Arc::new(RegistryClient::new(keychain, options)?);
-        let publisher = Publisher::new(
-            PublishOptions {
-                docker_repo,
-                tags: publish.tags.clone(),
-                tag_only: publish.tag_only,
-                push: publish.push,
-                oci_layout_path: publish.oci_layout_path.clone(),
-                tarball: publish.tarball.clone(),
-                image_refs: publish.image_refs.clone(),
-                naming,
-                jobs: jobs.max(4),
-                sbom_repository: std::env::var("COSIGN_REPOSITORY")
-                    .ok()
-                    .map(|v| v.trim().to_string())
-                    .filter(|v| !v.is_empty()),
-                local: publish.local,
-            },
-            client.clone(),
-            cache.clone(),
-        )?;
+        let publisher = Publisher::new(publish_settings(publish, jobs), client.clone(), cache.clone())?;
         publisher.prepare().await?;
         let publisher = Arc::new(publisher);
         let flags = BuildFlags {
@@ -211,17 +167,70 @@ impl Session {
         };
         let go = GoTool::from_env();
         let packages = PackageResolver::new(go.clone(), cwd, &config, Some(cache.clone())).await?;
-        let bases = BaseResolver::new(client.clone(), cache.clone());
-        let eager_push = EagerPush {
-            client,
-            repository: Box::new({
-                let publisher = publisher.clone();
-                move |import_path| publisher.push_repository(import_path)
-            }),
+        let bases = BaseResolver::new(client, cache.clone());
+        let settings = BuilderSettings {
+            config,
+            go,
+            cache,
+            bases,
+            platforms: request,
+            flags,
+            image,
+            jobs,
+            sbom,
+            sbom_dir: build.sbom_dir.clone().filter(|d| !d.as_os_str().is_empty()),
+            source_date,
+            kodata_date,
         };
-        let builder = Builder::new(config, go, cache, bases, request, flags, image, jobs)?
-            .with_sbom(sbom, build.sbom_dir.clone().filter(|d| !d.as_os_str().is_empty()))
-            .with_eager_push(eager_push);
+        let builder = Builder::new(settings, publisher.clone());
         Ok(Session { builder, publisher, packages })
+    }
+}
+
+/// `--image-label`, `--image-annotation` and `--image-user`, checked.
+fn image_flags(build: &BuildArgs) -> Result<ImageFlags, Error> {
+    let image = ImageFlags {
+        labels: key_values("--image-label", "invalid label flag", &build.image_label)?,
+        annotations: key_values("--image-annotation", "missing '=' in annotation", &build.image_annotation)?,
+        user: build.image_user.clone().filter(|u| !u.is_empty()),
+    };
+    if let Some(user) = &image.user {
+        check_image_user(user).map_err(|detail| Error::usage("--image-user", format!("{user:?}: {detail}")))?;
+    }
+    Ok(image)
+}
+
+/// `-j`, where 0 means one per core.
+fn jobs(build: &BuildArgs) -> usize {
+    if build.jobs == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { build.jobs }
+}
+
+/// The publish flags, `KO_DOCKER_REPO` and `COSIGN_REPOSITORY`.
+fn publish_settings(publish: &PublishArgs, jobs: usize) -> PublishSettings {
+    let naming = if publish.preserve_import_paths {
+        Naming::PreserveImportPaths
+    } else if publish.base_import_paths {
+        Naming::BaseImportPaths
+    } else if publish.bare {
+        Naming::Bare
+    } else {
+        Naming::Md5
+    };
+    let env = |key: &str| std::env::var(key).ok();
+    PublishSettings {
+        // A trailing slash (`registry/team/`) is accepted, as ko accepts it.
+        docker_repo: env("KO_DOCKER_REPO")
+            .map(|v| v.trim().trim_end_matches('/').to_string())
+            .filter(|v| !v.is_empty()),
+        tags: publish.tags.clone(),
+        tag_only: publish.tag_only,
+        push: publish.push,
+        oci_layout_path: publish.oci_layout_path.clone(),
+        tarball: publish.tarball.clone(),
+        image_refs: publish.image_refs.clone(),
+        naming,
+        jobs: jobs.max(4),
+        sbom_repository: env("COSIGN_REPOSITORY").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
+        local: publish.local,
     }
 }

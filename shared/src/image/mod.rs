@@ -1,22 +1,25 @@
-//! Images as this tool holds them: manifests and configs as exact bytes, and blobs that live
-//! either in the local cache or in a registry repository. Building layers and assembling
-//! images on a base happen in the submodules.
+//! The model: images as this tool holds them. Manifests and configs as exact bytes, blobs
+//! that live either in the local cache or in a registry repository, indexes, the SBOMs
+//! attached to them, media types and file capabilities. Values only: no I/O, no async, and
+//! nothing about how layers are made (`crate::assemble`) or where images go (`crate::publish`).
 
-pub mod app;
-pub mod assemble;
 pub mod caps;
-pub mod kodata;
-pub mod layer;
 pub mod manifest;
-pub mod reuse;
+pub mod sink;
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
 use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::registry::Repository;
-use crate::sbom::Sbom;
-use manifest::Descriptor;
+use manifest::{Descriptor, Index, MediaFamily};
+
+/// The annotation naming the base an image or index was built on.
+pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// The annotation holding the base's digest.
+pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
 /// Where a blob's bytes can be read from.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +34,13 @@ pub enum BlobSource {
 pub struct Blob {
     pub descriptor: Descriptor,
     pub source: BlobSource,
+}
+
+/// A document attached to an image or index by its digest: its SBOM.
+#[derive(Clone, Debug)]
+pub struct Sbom {
+    pub media_type: &'static str,
+    pub bytes: Bytes,
 }
 
 /// One image: a manifest, its config and its layers.
@@ -69,6 +79,41 @@ pub struct IndexImage {
     pub images: Vec<Image>,
     /// The index's own SBOM, unless `--sbom=none`.
     pub sbom: Option<Sbom>,
+}
+
+impl IndexImage {
+    /// An index over several platform images, in the order given; each entry takes the
+    /// annotations, URLs and platform of the base's entry it was built on (by position).
+    pub fn new(
+        family: MediaFamily,
+        images: Vec<Image>,
+        annotations: BTreeMap<String, String>,
+        base_descriptors: &[Option<Descriptor>],
+    ) -> IndexImage {
+        let manifests = images
+            .iter()
+            .enumerate()
+            .map(|(i, img)| {
+                let mut d = img.descriptor();
+                if let Some(Some(base)) = base_descriptors.get(i) {
+                    d.annotations = base.annotations.clone();
+                    d.urls = base.urls.clone();
+                    if base.platform.is_some() {
+                        d.platform = base.platform.clone();
+                    }
+                }
+                d
+            })
+            .collect();
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(family.index().to_string()),
+            manifests,
+            annotations: (!annotations.is_empty()).then_some(annotations),
+        };
+        let bytes = Bytes::from(manifest::to_bytes(&index));
+        IndexImage { digest: Digest::of(&bytes), bytes, media_type: family.index().to_string(), images, sbom: None }
+    }
 }
 
 /// What a build produces: one image, or an index when several platforms were built.

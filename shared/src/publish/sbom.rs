@@ -10,10 +10,10 @@ use bytes::Bytes;
 use super::PublishError;
 use super::registry::Tagging;
 use crate::digest::Digest;
+use crate::image::Sbom;
 use crate::image::manifest::{self, Descriptor, Index, Manifest, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
 use crate::output;
 use crate::registry::{BlobBody, Reference, RegistryClient, Repository};
-use crate::sbom::Sbom;
 
 /// The SBOM tag of a subject: `sha256-<hex>.sbom`.
 pub fn sbom_tag(subject: &Digest) -> String {
@@ -41,7 +41,7 @@ fn attachment(sbom: &Sbom, config: &Descriptor, layer: &Descriptor, subject: Opt
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.to_string()),
-        artifact_type: subject.map(|_| sbom.media_type().to_string()),
+        artifact_type: subject.map(|_| sbom.media_type.to_string()),
         config: config.clone(),
         layers: vec![layer.clone()],
         subject: subject.cloned(),
@@ -70,7 +70,7 @@ pub async fn push(
     sbom: &Sbom,
 ) -> Result<Vec<Tagging>, PublishError> {
     let layer_digest = ensure_blob(client, repo, &sbom.bytes).await?;
-    let layer = Descriptor::new(sbom.media_type(), layer_digest.clone(), sbom.bytes.len() as u64);
+    let layer = Descriptor::new(sbom.media_type, layer_digest.clone(), sbom.bytes.len() as u64);
     let config_bytes = config_bytes(&layer_digest);
     let config =
         Descriptor::new(OCI_CONFIG, ensure_blob(client, repo, &config_bytes).await?, config_bytes.len() as u64);
@@ -111,7 +111,7 @@ pub async fn push(
         taggings.push(Tagging::Referrer {
             repo: repo.clone(),
             subject: subject.clone(),
-            artifact_type: sbom.media_type().to_string(),
+            artifact_type: sbom.media_type.to_string(),
             referrer: manifest,
         });
     }
@@ -159,10 +159,10 @@ mod tests {
 
     #[test]
     fn attachment_is_an_oci_image_with_the_sbom_as_its_layer() {
-        let sbom = Sbom { format: SbomFormat::Spdx, bytes: Bytes::from_static(b"{}") };
+        let sbom = Sbom { media_type: SbomFormat::Spdx.media_type(), bytes: Bytes::from_static(b"{}") };
         let subject = Descriptor::new(OCI_MANIFEST, Digest::of(b"image"), 10);
         assert_eq!(sbom_tag(&subject.digest), format!("sha256-{}.sbom", subject.digest.hex()));
-        let layer = Descriptor::new(sbom.media_type(), Digest::of(&sbom.bytes), 2);
+        let layer = Descriptor::new(sbom.media_type, Digest::of(&sbom.bytes), 2);
         let config = Descriptor::new(OCI_CONFIG, Digest::of(&config_bytes(&layer.digest)), 1);
         let with: serde_json::Value =
             serde_json::from_slice(&attachment(&sbom, &config, &layer, Some(&subject))).unwrap();

@@ -46,8 +46,6 @@ pub struct RegistryClient {
     pub(super) endpoints: Mutex<HashMap<String, Arc<OnceCell<Arc<Endpoint>>>>>,
     /// One slot per (registry, scope): concurrent requests wait for one token fetch.
     pub(super) tokens: Mutex<HashMap<(String, String), TokenSlot>>,
-    /// What this run already knows or is finding out about blobs (see `known.rs`).
-    pub(super) known: super::known::KnownBlobs,
     /// How long a request may go without progress (see `transfer.rs`).
     pub(super) stall: Duration,
 }
@@ -98,7 +96,6 @@ impl RegistryClient {
             keychain,
             endpoints: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
-            known: Default::default(),
             stall,
         })
     }

@@ -11,7 +11,7 @@
 //! - `manifests.rs`: manifest `GET`, `HEAD` and `PUT` (by digest or tag)
 //! - `tls.rs`: trusted roots; `error.rs`: [`RegistryError`]
 //! - `testing.rs`: an in-process fake registry for the unit tests of these files
-//! - `stream.rs`, `known.rs`: uploads while a layer is made, and blobs known to be present
+//! - `stream.rs`: an upload whose body streams in as a layer is made, committed by digest
 //!
 //! Image names (`Reference`, `Repository`) are modelled in `crate::reference`.
 
@@ -20,7 +20,6 @@ mod challenge;
 mod client;
 mod endpoint;
 mod error;
-mod known;
 mod manifests;
 mod request;
 mod stream;
@@ -37,6 +36,5 @@ pub use manifests::FetchedManifest;
 // The image-name grammar lives in `crate::reference`; re-exported here for the callers that
 // still name it through the registry.
 pub use crate::reference::{DOCKER_HUB, Reference, ReferenceError, Repository, is_plain_http_by_default};
-pub use stream::StreamUpload;
 pub use tls::ca_files_with_env;
 pub use transfer::{DEFAULT_STALL, STALL_TIMEOUT_ENV};

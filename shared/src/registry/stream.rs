@@ -1,9 +1,6 @@
 //! Uploading a blob while it is still being made: the bytes go up in one chunked `PATCH` as
-//! they are produced, and the digest, known only at the end, commits the upload. Used to
-//! overlap compressing a layer with pushing it. Best effort: a failure leaves the blob to the
-//! ordinary upload from the cache, which checks for it first.
-
-use std::sync::Arc;
+//! they arrive, and the digest, known only at the end, commits the upload. The transport half
+//! of overlapping compressing a layer with pushing it (the publisher holds the session).
 
 use futures_util::StreamExt;
 use reqwest::StatusCode;
@@ -14,71 +11,10 @@ use super::client::{location_of, with_query};
 use super::{Access, RegistryClient, RegistryError, Repository};
 use crate::digest::Digest;
 
-/// Chunks in flight between the producer and the request; the producer waits beyond this.
-const CHANNEL_CHUNKS: usize = 16;
-
-/// An upload session fed from a blocking thread through [`StreamUpload::sender`].
-pub struct StreamUpload {
-    client: Arc<RegistryClient>,
-    repo: Repository,
-    sender: Option<mpsc::Sender<bytes::Bytes>>,
-    task: tokio::task::JoinHandle<Result<String, RegistryError>>,
-}
-
-impl StreamUpload {
-    /// Opens a session in `repo` and starts sending whatever arrives on the sender.
-    pub fn start(client: Arc<RegistryClient>, repo: Repository, runtime: &tokio::runtime::Handle) -> StreamUpload {
-        let (sender, receiver) = mpsc::channel::<bytes::Bytes>(CHANNEL_CHUNKS);
-        let task = runtime.spawn({
-            let client = client.clone();
-            let repo = repo.clone();
-            async move { client.patch_stream(&repo, receiver).await }
-        });
-        StreamUpload { client, repo, sender: Some(sender), task }
-    }
-
-    /// Where the producer sends the blob's bytes, in order.
-    pub fn sender(&self) -> Option<mpsc::Sender<bytes::Bytes>> {
-        self.sender.clone()
-    }
-
-    /// [`StreamUpload::finish`] in the background; pushing the blob later waits for it.
-    pub fn finish_in_background(self, digest: &Digest) {
-        let (client, repo, digest) = (self.client.clone(), self.repo.clone(), digest.clone());
-        let committed = {
-            let digest = digest.clone();
-            async move {
-                let _span = crate::timing::span(|| format!("commit streamed upload {digest}"));
-                match self.finish(&digest).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        crate::output::detail(format!(
-                            "uploading {digest} while compressing it failed ({e}); it goes up from the cache"
-                        ));
-                        false
-                    }
-                }
-            }
-        };
-        client.expect_uploaded_blob(&repo, &digest, committed);
-    }
-
-    /// Ends the stream and commits the blob under `digest`.
-    pub async fn finish(mut self, digest: &Digest) -> Result<(), RegistryError> {
-        drop(self.sender.take());
-        let location = self.task.await.map_err(|e| RegistryError::Protocol {
-            registry: self.repo.registry.clone(),
-            repository: self.repo.path.clone(),
-            operation: format!("uploading blob {digest}"),
-            detail: e.to_string(),
-        })??;
-        self.client.commit_upload(&self.repo, &location, digest).await
-    }
-}
-
 impl RegistryClient {
-    /// `POST` a session, then one `PATCH` whose body is the channel's chunks; returns where to commit.
-    async fn patch_stream(
+    /// `POST` a session, then one `PATCH` whose body is the channel's chunks; returns where to
+    /// commit the blob with [`RegistryClient::commit_upload`]. The body can be sent once.
+    pub async fn patch_stream(
         &self,
         repo: &Repository,
         receiver: mpsc::Receiver<bytes::Bytes>,
@@ -104,7 +40,8 @@ impl RegistryClient {
         Ok(location_of(&endpoint.base, &response).unwrap_or(location))
     }
 
-    async fn commit_upload(&self, repo: &Repository, location: &str, digest: &Digest) -> Result<(), RegistryError> {
+    /// Commits the upload session at `location` as the blob `digest`.
+    pub async fn commit_upload(&self, repo: &Repository, location: &str, digest: &Digest) -> Result<(), RegistryError> {
         let operation = format!("uploading blob {digest}");
         let scope = Self::scope(repo, Access::Push, None);
         let commit = with_query(location, "digest", digest.as_str());

@@ -9,14 +9,11 @@ use serde_json::{Map, Value, json};
 
 use super::kodata::KO_DATA_PATH;
 use super::layer::LayerRecord;
-use super::manifest::{self, Descriptor, Index, Manifest, MediaFamily};
-use super::{Blob, BlobSource, Image, IndexImage};
 use crate::base::BaseImage;
 use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;
-
-pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
-pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+use crate::image::manifest::{self, Descriptor, Manifest};
+use crate::image::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, Blob, BlobSource, Image};
 
 /// A layer added on top of the base, with its history entry.
 pub struct AddedLayer {
@@ -171,41 +168,10 @@ pub fn assemble(
     })
 }
 
-/// An index over several platform images, in the order given.
-pub fn index(
-    family: MediaFamily,
-    images: Vec<Image>,
-    annotations: BTreeMap<String, String>,
-    base_descriptors: &[Option<Descriptor>],
-) -> IndexImage {
-    let manifests = images
-        .iter()
-        .enumerate()
-        .map(|(i, img)| {
-            let mut d = img.descriptor();
-            if let Some(Some(base)) = base_descriptors.get(i) {
-                d.annotations = base.annotations.clone();
-                d.urls = base.urls.clone();
-                if base.platform.is_some() {
-                    d.platform = base.platform.clone();
-                }
-            }
-            d
-        })
-        .collect();
-    let index = Index {
-        schema_version: 2,
-        media_type: Some(family.index().to_string()),
-        manifests,
-        annotations: (!annotations.is_empty()).then_some(annotations),
-    };
-    let bytes = Bytes::from(manifest::to_bytes(&index));
-    IndexImage { digest: Digest::of(&bytes), bytes, media_type: family.index().to_string(), images, sbom: None }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::manifest::MediaFamily;
     use crate::platform::Platform;
 
     fn base(config: Value) -> BaseImage {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use sha2::Digest as _;
 
-use super::layer::{CopySender, EntryMeta, LayerError, LayerRecord, LayerWriter};
+use super::layer::{EntryMeta, LayerCopy, LayerError, LayerRecord, LayerWriter};
 use super::reuse::{BlockIndex, BlockReuse};
 use crate::cache::{Cache, CacheError};
 use crate::digest::digest_file;
@@ -49,7 +49,7 @@ pub fn built_binary_layer(
     built: &Built,
     name: &str,
     xattrs: &[(String, Vec<u8>)],
-    start_copy: &dyn Fn() -> Option<CopySender>,
+    start_copy: &dyn Fn() -> Option<LayerCopy>,
 ) -> Result<LayerRecord, LayerError> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(&built.path).map_err(|source| CacheError { path: built.path.clone(), source })?;
@@ -125,7 +125,7 @@ fn write_binary_layer(
     size: u64,
     name: &str,
     xattrs: &[(String, Vec<u8>)],
-    copy: Option<CopySender>,
+    copy: Option<LayerCopy>,
     reuse: Option<std::sync::Arc<BlockReuse>>,
 ) -> Result<(LayerRecord, BlockIndex), LayerError> {
     let meta = EntryMeta::root(0o555, 0);

@@ -293,54 +293,40 @@ pub enum LayerError {
 
 type Sink = BlockGzip<HashingWriter<Copying<BufWriter<File>>>>;
 
-/// Where a copy of the compressed bytes goes while they are written: an upload that runs
-/// meanwhile (see `registry::StreamUpload`).
-pub type CopySender = tokio::sync::mpsc::Sender<bytes::Bytes>;
+/// Where a copy of the compressed bytes goes while they are written (an upload that runs
+/// meanwhile, say). Written on the thread that writes the layer, so it may block.
+pub type LayerCopy = Box<dyn Write + Send>;
 
-/// Chunk size of the copy.
-const COPY_CHUNK: usize = 256 * 1024;
-
-/// A writer that also sends what it writes, in chunks, to a [`CopySender`]. The copy is
-/// best effort: once the receiver is gone, writing goes on without it. Must be used off the
-/// async runtime (it blocks while the receiver is behind).
+/// A writer that also writes what it writes to a [`LayerCopy`]. The copy is best effort: once
+/// it fails, writing goes on without it.
 pub(crate) struct Copying<W: Write> {
     inner: W,
-    copy: Option<CopySender>,
-    pending: Vec<u8>,
+    copy: Option<LayerCopy>,
 }
 
 impl<W: Write> Copying<W> {
-    fn new(inner: W, copy: Option<CopySender>) -> Self {
-        Copying { inner, copy, pending: Vec::new() }
-    }
-
-    fn send_pending(&mut self) {
-        if let Some(copy) = &self.copy
-            && !self.pending.is_empty()
-        {
-            let chunk = bytes::Bytes::from(std::mem::take(&mut self.pending));
-            if copy.blocking_send(chunk).is_err() {
-                self.copy = None;
-            }
-        }
-        self.pending.clear();
+    fn new(inner: W, copy: Option<LayerCopy>) -> Self {
+        Copying { inner, copy }
     }
 }
 
 impl<W: Write> Write for Copying<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        if self.copy.is_some() {
-            self.pending.extend_from_slice(&buf[..n]);
-            if self.pending.len() >= COPY_CHUNK {
-                self.send_pending();
-            }
+        if let Some(copy) = &mut self.copy
+            && copy.write_all(&buf[..n]).is_err()
+        {
+            self.copy = None;
         }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.send_pending();
+        if let Some(copy) = &mut self.copy
+            && copy.flush().is_err()
+        {
+            self.copy = None;
+        }
         self.inner.flush()
     }
 }
@@ -375,7 +361,7 @@ impl LayerWriter {
     /// unchanged blocks from `reuse`.
     pub fn with_copy(
         cache: &Cache,
-        copy: Option<CopySender>,
+        copy: Option<LayerCopy>,
         reuse: Option<std::sync::Arc<BlockReuse>>,
     ) -> Result<Self, LayerError> {
         let temp = cache.temp_file()?;
@@ -557,6 +543,44 @@ mod tests {
         let mut layer = LayerWriter::with_copy(cache, None, reuse).unwrap();
         layer.add_bytes("ko-app/app", EntryMeta::root(0o555, 0), data).unwrap();
         layer.finish_with_index().unwrap()
+    }
+
+    /// A copy that shares what it is given, and one that fails after the first write.
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    struct Broken(bool);
+    impl Write for Broken {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if std::mem::replace(&mut self.0, true) { Err(io::ErrorKind::BrokenPipe.into()) } else { Ok(buf.len()) }
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_copy_gets_the_blob_and_a_failing_copy_does_not_fail_the_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().to_path_buf()).unwrap();
+        let data = sample_data();
+        let copied = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut layer = LayerWriter::with_copy(&cache, Some(Box::new(Shared(copied.clone()))), None).unwrap();
+        layer.add_bytes("ko-app/app", EntryMeta::root(0o555, 0), &data).unwrap();
+        let record = layer.finish().unwrap();
+        let blob = std::fs::read(cache.blob_path(&record.digest)).unwrap();
+        assert!(*copied.lock().unwrap() == blob, "the copy differs from the blob");
+
+        let mut layer = LayerWriter::with_copy(&cache, Some(Box::new(Broken(false))), None).unwrap();
+        layer.add_bytes("ko-app/app", EntryMeta::root(0o555, 0), &data).unwrap();
+        assert_eq!(layer.finish().unwrap(), record);
     }
 
     #[test]

@@ -1,0 +1,175 @@
+//! Pushing artifacts: every blob is checked with HEAD and only the missing ones are mounted
+//! (from a base in the same registry) or uploaded from disk, concurrently; a manifest goes up
+//! (by digest) only after all its blobs, an index after all its images. Tags, the images' and
+//! the SBOMs' alike, are not moved here: [`RegistrySink::push`] returns them as [`Tagging`]s,
+//! which the publisher applies only once every artifact of the run is pushed.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+use futures_util::future::try_join_all;
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use super::RegistrySink;
+use crate::image::manifest::Descriptor;
+use crate::image::{Artifact, Blob, BlobSource, Image};
+use crate::output;
+use crate::publish::{PublishError, blobs, sbom};
+use crate::registry::{BlobBody, RegistryClient, Repository};
+
+/// Where an artifact goes, and where its SBOMs go (the same repository unless `COSIGN_REPOSITORY`).
+pub struct Target<'a> {
+    pub repo: &'a Repository,
+    pub sbom_repo: &'a Repository,
+}
+
+impl RegistrySink {
+    async fn push_blob(&self, repo: &Repository, blob: &Blob) -> Result<(), PublishError> {
+        let (client, digest) = (&*self.client, &blob.descriptor.digest);
+        let _span = crate::timing::span(|| format!("push blob {digest}"));
+        if self.known.present(repo, digest).await || client.blob_exists(repo, digest).await? {
+            output::detail(format!("{digest} already in {repo}"));
+            return Ok(());
+        }
+        if let BlobSource::Remote(from) = &blob.source
+            && from.registry == repo.registry
+            && client.mount_blob(repo, from, digest).await?
+        {
+            output::detail(format!("mounted {digest} from {}", from.path));
+            return Ok(());
+        }
+        let path = blobs::local_path(client, &self.cache, blob).await?;
+        client.upload_blob(repo, digest, blob.descriptor.size, BlobBody::File(&path)).await?;
+        output::detail(format!("uploaded {digest} ({} bytes)", blob.descriptor.size));
+        Ok(())
+    }
+
+    /// Whether an image still has to be pushed: an image with a layer this run uploaded is
+    /// new; any other may be in the repository already.
+    async fn image_needed(&self, repo: &Repository, image: &Image) -> Result<bool, PublishError> {
+        let fresh = self.known.uploaded_any(repo, image.layers.iter().map(|l| &l.descriptor.digest));
+        if !fresh && self.client.manifest_exists(repo, &image.digest).await? {
+            output::detail(format!("{} already in {repo}", image.digest));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Pushes the blobs of the images that need it, each distinct blob once, concurrently.
+    async fn push_blobs(&self, repo: &Repository, images: &[(&Image, bool)]) -> Result<(), PublishError> {
+        let mut seen = HashSet::new();
+        let blobs: Vec<&Blob> = images
+            .iter()
+            .filter(|(_, needed)| *needed)
+            .flat_map(|(image, _)| image.blobs())
+            .filter(|blob| seen.insert(&blob.descriptor.digest))
+            .collect();
+        stream::iter(blobs)
+            .map(|blob| self.push_blob(repo, blob))
+            .buffer_unordered(self.jobs.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// An image's manifest (when needed; its blobs are there) and its SBOM, both by digest;
+    /// the SBOM's tags are returned.
+    async fn finish_image(
+        &self,
+        target: &Target<'_>,
+        image: &Image,
+        needed: bool,
+    ) -> Result<Vec<Tagging>, PublishError> {
+        let repo = target.repo;
+        if needed {
+            let _span = crate::timing::span(|| format!("put manifest {}", image.digest));
+            self.client.put_manifest(repo, image.digest.as_str(), &image.media_type, &image.manifest_bytes).await?;
+        }
+        match &image.sbom {
+            Some(doc) => {
+                let subject =
+                    Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64);
+                sbom::push(&self.client, target.sbom_repo, repo, &subject, doc).await
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Pushes images together: their blobs (each once), then their manifests and SBOMs.
+    async fn push_images(&self, target: &Target<'_>, images: &[Image]) -> Result<Vec<Tagging>, PublishError> {
+        let needed = try_join_all(images.iter().map(|image| self.image_needed(target.repo, image))).await?;
+        let pairs: Vec<(&Image, bool)> = images.iter().zip(needed).collect();
+        self.push_blobs(target.repo, &pairs).await?;
+        let tags = try_join_all(pairs.iter().map(|(image, needed)| self.finish_image(target, image, *needed))).await?;
+        Ok(tags.into_iter().flatten().collect())
+    }
+
+    /// Pushes an artifact and its SBOMs, every manifest by digest, and returns the tags to
+    /// move later: its SBOMs' and its own (none when it is published by digest alone).
+    pub async fn push(
+        &self,
+        target: &Target<'_>,
+        artifact: &Artifact,
+        tags: &[String],
+    ) -> Result<Pending, PublishError> {
+        let repo = target.repo;
+        let sboms = match artifact {
+            Artifact::Image(image) => self.push_images(target, std::slice::from_ref(image)).await?,
+            Artifact::Index(index) => {
+                // The platform images go up together; the index only after all of them.
+                let mut sboms = self.push_images(target, &index.images).await?;
+                self.client.put_manifest(repo, index.digest.as_str(), &index.media_type, &index.bytes).await?;
+                if let Some(doc) = &index.sbom {
+                    let subject = Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64);
+                    sboms.extend(sbom::push(&self.client, target.sbom_repo, repo, &subject, doc).await?);
+                }
+                sboms
+            }
+        };
+        let tags = tags
+            .iter()
+            .map(|tag| Tagging::Tag {
+                repo: repo.clone(),
+                tag: tag.clone(),
+                media_type: artifact.media_type().to_string(),
+                bytes: artifact.manifest_bytes().clone(),
+                done: None,
+            })
+            .collect();
+        Ok(Pending { sboms, tags })
+    }
+}
+
+/// A tag to move once every artifact of the run is in the registry.
+pub enum Tagging {
+    /// Point `tag` at the manifest `bytes` (already pushed by digest).
+    Tag { repo: Repository, tag: String, media_type: String, bytes: Bytes, done: Option<String> },
+    /// Add an SBOM to its subject's OCI referrers fallback index (the tag `sha256-<hex>`).
+    Referrer { repo: Repository, subject: Descriptor, artifact_type: String, referrer: Bytes },
+}
+
+/// Moves the tags, one after the other, and prints what each published.
+pub async fn apply(client: &RegistryClient, taggings: &[Tagging]) -> Result<(), PublishError> {
+    for tagging in taggings {
+        match tagging {
+            Tagging::Tag { repo, tag, media_type, bytes, done } => {
+                client.put_manifest(repo, tag, media_type, bytes).await?;
+                if let Some(done) = done {
+                    output::step(done);
+                }
+            }
+            Tagging::Referrer { repo, subject, artifact_type, referrer } => {
+                sbom::add_to_fallback_index(client, repo, subject, artifact_type, referrer).await?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The tags an artifact's push leaves to move: its SBOMs' (moved first), then its own.
+#[derive(Default)]
+pub struct Pending {
+    pub sboms: Vec<Tagging>,
+    pub tags: Vec<Tagging>,
+}

@@ -175,6 +175,18 @@ pub struct KubeArgs {
     pub namespace: Option<String>,
 }
 
+impl From<&KubeArgs> for crate::cluster::Connection {
+    fn from(args: &KubeArgs) -> Self {
+        crate::cluster::Connection {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+            cluster: args.cluster.clone(),
+            user: args.user.clone(),
+            namespace: args.namespace.clone(),
+        }
+    }
+}
+
 /// `kubectl ko apply -f FILE...`
 #[derive(clap::Parser, Clone, Debug)]
 #[command(

@@ -46,6 +46,9 @@ where
     F: std::future::Future<Output = Result<(), Error>>,
 {
     use std::process::ExitCode;
+    output::on_stdout_closed(|| {
+        interrupt::request_stop(interrupt::Stop::StdoutClosed);
+    });
     timing::init();
     if let Err(e) = interrupt::listen() {
         output::error(format!("listening for SIGINT and SIGTERM: {e}"));

@@ -8,7 +8,17 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use super::ClusterError;
-use crate::cli::KubeArgs;
+
+/// Which cluster to talk to and as whom, in kubectl's terms; the command layer builds it from
+/// its flags (`--kubeconfig`, `--context`, `--cluster`, `--user`, `-n`).
+#[derive(Clone, Debug, Default)]
+pub struct Connection {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    pub namespace: Option<String>,
+}
 
 /// A connected cluster.
 pub struct Cluster {
@@ -26,7 +36,7 @@ fn default_kubeconfig() -> PathBuf {
     home.join(".kube").join("config")
 }
 
-fn read_kubeconfig(args: &KubeArgs) -> Result<(Kubeconfig, String), ClusterError> {
+fn read_kubeconfig(args: &Connection) -> Result<(Kubeconfig, String), ClusterError> {
     let fail =
         |name: String, e: &dyn std::fmt::Display| ClusterError::Kubeconfig { source_name: name, detail: e.to_string() };
     if let Some(path) = &args.kubeconfig {
@@ -63,7 +73,8 @@ fn read_kubeconfig(args: &KubeArgs) -> Result<(Kubeconfig, String), ClusterError
 }
 
 /// Connects and checks that the API server answers.
-pub async fn connect(args: &KubeArgs) -> Result<Cluster, ClusterError> {
+pub async fn connect(connection: impl Into<Connection>) -> Result<Cluster, ClusterError> {
+    let args = &connection.into();
     // kube and reqwest share rustls; ring is the one provider compiled in.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (kubeconfig, source_name) = read_kubeconfig(args)?;

@@ -10,17 +10,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::cli::KubeArgs;
 use crate::error::Error;
+pub use crate::error::KubectlError;
 use crate::output;
-
-#[derive(Debug, thiserror::Error)]
-pub enum KubectlError {
-    #[error("kubectl is not on PATH; {why} needs it (install kubectl, or put it on PATH)")]
-    Missing { why: String },
-    #[error("running {program}: {source}")]
-    Spawn { program: PathBuf, source: std::io::Error },
-    #[error("`kubectl {verb}` failed ({status}); its errors are above")]
-    Failed { verb: String, status: String },
-}
 
 /// kubectl from PATH; `why` says what needs it, for the error.
 pub fn program(why: &str) -> Result<PathBuf, KubectlError> {

@@ -1,5 +1,7 @@
 //! Command-line flags shared by the plugins, spelled as ko spells them, so that `ko` can be
-//! aliased to `kubectl ko`. Boolean flags accept `--flag=false` like Go's pflag does.
+//! aliased to `kubectl ko`. Boolean flags accept `--flag=false` like Go's pflag does. The flag
+//! groups every command shares and the build commands are here; `deploy` holds `create` and
+//! `run`, `login` holds `login` and `logout`.
 
 use std::path::PathBuf;
 

@@ -22,6 +22,7 @@ mod error;
 pub mod gobuild;
 pub mod image;
 pub mod interrupt;
+pub mod media;
 pub mod output;
 pub mod platform;
 pub mod publish;

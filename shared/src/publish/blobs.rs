@@ -1,27 +1,24 @@
-//! Making sure a blob's bytes are on local disk: cached blobs already are; a base layer that
-//! lives in a registry is downloaded into the cache once.
+//! The publishers' view of the media: blob copies come from `media::blobs`, and a medium's
+//! error is shown as the publish error it always was.
 
-use std::path::PathBuf;
-
-use crate::cache::Cache;
-use crate::image::{Blob, BlobSource};
-use crate::registry::RegistryClient;
+pub use crate::media::blobs::local_path;
 
 use super::PublishError;
+use crate::media::MediaError;
 
-pub async fn local_path(client: &RegistryClient, cache: &Cache, blob: &Blob) -> Result<PathBuf, PublishError> {
-    let digest = &blob.descriptor.digest;
-    if cache.has_blob(digest) {
-        return Ok(cache.blob_path(digest));
-    }
-    match &blob.source {
-        BlobSource::Cache => {
-            Err(PublishError::MissingBlob { digest: digest.to_string(), path: cache.blob_path(digest) })
-        }
-        BlobSource::Remote(repo) => {
-            let temp = cache.temp_file()?;
-            client.fetch_blob(repo, digest, temp.path()).await?;
-            Ok(cache.commit_blob(temp, digest)?)
+impl From<MediaError> for PublishError {
+    fn from(error: MediaError) -> Self {
+        match error {
+            MediaError::Registry(e) => PublishError::Registry(e),
+            MediaError::Io { path, source } => PublishError::Io { path, source },
+            MediaError::Layout { path, detail } => PublishError::Layout { path, detail },
+            MediaError::MissingBlob { digest, path } => PublishError::MissingBlob { digest, path },
+            MediaError::Cache(e) => PublishError::Cache(e),
+            MediaError::Docker(e) => PublishError::Docker(e),
+            MediaError::NoDaemonPlatform { name, daemon, built } => {
+                PublishError::NoDaemonPlatform { name, daemon, built }
+            }
+            MediaError::NoKindCluster { cluster } => PublishError::NoKindCluster { cluster },
         }
     }
 }

@@ -1,61 +1,26 @@
-//! `KO_DOCKER_REPO=kind.local[/prefix]`: the image is imported into every node of the kind
-//! cluster named by `KIND_CLUSTER_NAME` (default `kind`). Nodes are the running containers
-//! kind labels `io.x-k8s.kind.cluster=<name>`; each gets the archive streamed into
-//! `ctr --namespace=k8s.io images import --all-platforms -`, then one `ctr images tag` per tag,
-//! as ko does. containerd stores indexes, so a multi-platform build is imported whole.
-
-use std::path::Path;
-
-use tokio::sync::OnceCell;
+//! `KO_DOCKER_REPO=kind.local[/prefix]`: the kind sink (`media::daemon::kind`), with its
+//! errors as publish errors.
 
 use crate::cache::Cache;
-use crate::docker::Docker;
 use crate::image::Artifact;
-use crate::output;
-use crate::platform::Platform;
+use crate::media::daemon::Docker;
 use crate::registry::RegistryClient;
 
 use super::PublishError;
-use super::tarball::Tarball;
 
-/// The label kind puts on every node container of a cluster.
-pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
-/// The label kind gives each container its role: control-plane, worker, external-load-balancer.
-pub const ROLE_LABEL: &str = "io.x-k8s.kind.role";
+pub use crate::media::daemon::kind::CLUSTER_LABEL;
 
-pub struct Kind {
-    docker: Docker,
-    cluster: String,
-    nodes: OnceCell<Vec<String>>,
-}
+pub struct Kind(crate::media::daemon::Kind);
 
 impl Kind {
     /// The cluster named by `KIND_CLUSTER_NAME`, else `kind`.
     pub fn from_env(docker: Docker) -> Kind {
-        let cluster = std::env::var("KIND_CLUSTER_NAME").ok().filter(|c| !c.is_empty()).unwrap_or("kind".into());
-        Kind { docker, cluster, nodes: OnceCell::new() }
+        Kind(crate::media::daemon::Kind::from_env(docker))
     }
 
     /// The cluster's node containers; none is an error that says how to get some.
     pub async fn nodes(&self) -> Result<&[String], PublishError> {
-        let nodes = self
-            .nodes
-            .get_or_try_init(|| async {
-                let labelled =
-                    self.docker.containers_with_label(&format!("{CLUSTER_LABEL}={}", self.cluster), ROLE_LABEL).await?;
-                // An HA cluster's load balancer carries the cluster label too, but runs no containerd.
-                let nodes: Vec<String> = labelled
-                    .into_iter()
-                    .filter(|(_, role)| role != "external-load-balancer")
-                    .map(|(name, _)| name)
-                    .collect();
-                if nodes.is_empty() {
-                    return Err(PublishError::NoKindCluster { cluster: self.cluster.clone() });
-                }
-                Ok(nodes)
-            })
-            .await?;
-        Ok(nodes)
+        Ok(self.0.nodes().await?)
     }
 
     /// Imports the artifact into every node and returns `<name>:<hex of its digest>`.
@@ -67,26 +32,6 @@ impl Kind {
         artifact: &Artifact,
         tags: &[String],
     ) -> Result<String, PublishError> {
-        let nodes = self.nodes().await?;
-        let reference = format!("{name}:{}", artifact.digest().hex());
-        let mut tarball = Tarball::default();
-        tarball.add(artifact.clone(), vec![reference.clone()]);
-        let archive = std::sync::Arc::new(tarball.archive(client, cache, &Platform::host()).await?);
-        for node in nodes {
-            output::step(format!("Loading {reference} into kind node {node}"));
-            let feed = archive.clone();
-            let import = ["exec", "-i", node, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "-"];
-            let out = self.docker.pipe(&import, move |w| feed.write_to(w).map(drop)).await?;
-            out.map_err(|e| e.at(Path::new("the stdin of ctr images import")))?;
-            for tag in tags {
-                let tagged = format!("{name}:{tag}");
-                output::detail(format!("Adding tag {tagged} on {node}"));
-                self.docker
-                    .exec(node, &["ctr", "--namespace=k8s.io", "images", "tag", "--force", &reference, &tagged])
-                    .await?;
-            }
-        }
-        output::step(format!("Loaded {reference}"));
-        Ok(reference)
+        Ok(self.0.publish(client, cache, name, artifact, tags).await?)
     }
 }

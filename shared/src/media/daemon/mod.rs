@@ -1,0 +1,225 @@
+//! The Docker daemon as a medium: `ko.local/...` base images are read from it ([`load`]),
+//! built images are loaded into it ([`publish`], `ko.local`) or, through it, into the nodes of
+//! a kind cluster ([`kind`], `kind.local`).
+//!
+//! This file is the driver they share, the Docker CLI: the daemon's platform, `docker load`
+//! and `docker exec` fed from a stream, `docker save`, and containers by label. Going through
+//! the CLI honours `DOCKER_HOST`, contexts and TLS settings exactly as the user's own `docker`
+//! does, and adds no HTTP stack. The driver runs commands; it knows nothing about images.
+
+pub mod kind;
+pub mod load;
+pub mod publish;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::platform::Platform;
+
+pub use kind::Kind;
+pub use publish::Daemon;
+
+/// The registry-like domain that names the Docker daemon: `ko.local/...` bases, and
+/// `KO_DOCKER_REPO=ko.local[/prefix]`.
+pub const LOCAL_DOMAIN: &str = "ko.local";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error(
+        "cannot run the docker CLI ({program}): {source}; install it (Debian: apt-get install docker.io) or put docker on PATH"
+    )]
+    NoCli { program: String, source: std::io::Error },
+    #[error(
+        "cannot reach the Docker daemon at {host} ({detail}); start one (`systemctl start docker`, or `dockerd`) or point DOCKER_HOST at a running daemon"
+    )]
+    NoDaemon { host: String, detail: String },
+    #[error("`docker {command}` failed ({status}): {detail}")]
+    Failed { command: String, status: String, detail: String },
+}
+
+/// The docker CLI on PATH (or `$DOCKER` when set, e.g. a podman shim).
+#[derive(Clone, Debug)]
+pub struct Docker {
+    program: PathBuf,
+}
+
+/// Where the CLI will connect, for messages.
+fn host() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if !h.is_empty() => h,
+        _ => "the default socket (unix:///var/run/docker.sock, or the current docker context)".into(),
+    }
+}
+
+fn last_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no output");
+    line.strip_prefix("Error response from daemon: ").unwrap_or(line).to_string()
+}
+
+impl Default for Docker {
+    fn default() -> Self {
+        Docker::from_env()
+    }
+}
+
+impl Docker {
+    pub fn from_env() -> Docker {
+        let program =
+            std::env::var_os("DOCKER").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or("docker".into());
+        Docker { program }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+
+    fn no_cli(&self, source: std::io::Error) -> DockerError {
+        DockerError::NoCli { program: self.program.display().to_string(), source }
+    }
+
+    /// Runs `docker ARGS` to completion off the async runtime and returns its stdout.
+    async fn run(&self, args: &[&str]) -> Result<String, DockerError> {
+        let mut cmd = self.command(args);
+        let command = args.join(" ");
+        let output =
+            tokio::task::spawn_blocking(move || crate::interrupt::output_std(&mut cmd)).await.expect("docker task");
+        let output = output.map_err(|e| self.no_cli(e))?;
+        if !output.status.success() {
+            return Err(self.failure(command, &output.status, &output.stderr));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    fn failure(&self, command: String, status: &std::process::ExitStatus, stderr: &[u8]) -> DockerError {
+        let detail = last_line(stderr);
+        // Only the CLI's own words: a command run inside a container may fail with
+        // "connection refused" about something else entirely.
+        if detail.contains("Cannot connect to the Docker daemon")
+            || detail.contains("while trying to connect to the Docker daemon")
+        {
+            return DockerError::NoDaemon { host: host(), detail };
+        }
+        DockerError::Failed { command, status: status.to_string(), detail }
+    }
+
+    /// The daemon's own platform (`docker version`), which also proves it is reachable.
+    pub async fn server_platform(&self) -> Result<Platform, DockerError> {
+        let out = self.run(&["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"]).await.map_err(|e| match e {
+            DockerError::Failed { detail, .. } => DockerError::NoDaemon { host: host(), detail },
+            other => other,
+        })?;
+        let text = out.trim();
+        let (os, arch) =
+            text.split_once('/').filter(|(os, arch)| !os.is_empty() && !arch.is_empty()).ok_or_else(|| {
+                DockerError::NoDaemon {
+                    host: host(),
+                    detail: format!("`docker version` reported the platform {text:?}"),
+                }
+            })?;
+        Ok(Platform { os: os.to_string(), arch: arch.to_string(), variant: None, os_version: None })
+    }
+
+    /// The running containers that carry `label` (`key=value`), by name, each with the value
+    /// of its label `other` (empty when it has none).
+    pub async fn containers_with_label(&self, label: &str, other: &str) -> Result<Vec<(String, String)>, DockerError> {
+        let filter = format!("label={label}");
+        let format = format!("{{{{.Names}}}}\t{{{{.Label \"{other}\"}}}}");
+        let out = self.run(&["ps", "--filter", &filter, "--format", &format]).await?;
+        let mut found: Vec<(String, String)> = out
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (name, value) = l.split_once('\t').unwrap_or((l, ""));
+                (name.to_string(), value.trim().to_string())
+            })
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+
+    /// `docker save -o DEST REFERENCE`.
+    pub async fn save(&self, reference: &str, dest: &Path) -> Result<(), DockerError> {
+        let dest = dest.to_string_lossy().into_owned();
+        self.run(&["save", "-o", &dest, reference]).await.map(drop)
+    }
+
+    /// `docker exec CONTAINER ARGS...`, returning stdout.
+    pub async fn exec(&self, container: &str, args: &[&str]) -> Result<String, DockerError> {
+        let mut all = vec!["exec", container];
+        all.extend_from_slice(args);
+        self.run(&all).await
+    }
+
+    /// Runs `docker ARGS` with `feed` writing its standard input (on a blocking thread), and
+    /// returns its stdout. A failing command wins over the feed's own error (which is then
+    /// usually just the closed pipe); a command that succeeds after a failed feed still
+    /// reports the feed's error.
+    pub async fn pipe<E, F>(&self, args: &[&str], feed: F) -> Result<Result<String, E>, DockerError>
+    where
+        E: Send + 'static,
+        F: FnOnce(&mut dyn Write) -> Result<(), E> + Send + 'static,
+    {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::piped());
+        let command = args.join(" ");
+        let (mut child, group) = crate::interrupt::spawn_std(&mut cmd).map_err(|e| self.no_cli(e))?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let (fed, out, err, status) = tokio::task::spawn_blocking(move || {
+            let out = std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = stdout.read_to_end(&mut buf);
+                buf
+            });
+            let err = std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = stderr.read_to_end(&mut buf);
+                buf
+            });
+            let fed = feed(&mut stdin);
+            drop(stdin);
+            let status = child.wait();
+            group.finished();
+            (fed, out.join().unwrap_or_default(), err.join().unwrap_or_default(), status)
+        })
+        .await
+        .expect("docker task");
+        let status = status.map_err(|e| self.no_cli(e))?;
+        if !status.success() {
+            return Err(self.failure(command, &status, &err));
+        }
+        Ok(fed.map(|()| String::from_utf8_lossy(&out).into_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daemon_errors_are_recognised() {
+        let docker = Docker { program: "docker".into() };
+        let status = std::process::Command::new("false").status().unwrap();
+        let e = docker.failure(
+            "load".into(),
+            &status,
+            b"Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?\n",
+        );
+        assert!(matches!(e, DockerError::NoDaemon { .. }), "{e}");
+        let e = docker.failure("load".into(), &status, b"Error response from daemon: bad archive\n");
+        assert_eq!(e.to_string(), format!("`docker load` failed ({status}): bad archive"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_cli_says_how_to_get_one() {
+        let docker = Docker { program: "/nonexistent/docker".into() };
+        let e = docker.server_platform().await.unwrap_err();
+        assert!(e.to_string().contains("install it"), "{e}");
+    }
+}

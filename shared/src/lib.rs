@@ -1,44 +1,103 @@
 //! ko-core: the library behind the kubectl-ko plugins, a reimplementation of ko (the
 //! container image builder for Go applications). The binaries only parse and report; this
-//! crate does the work.
+//! crate does the work. This file is its table of contents.
 //!
-//! - [`commands`]: what each plugin does
-//! - [`cli`]: the flags they share
-//! - `gobuild`, `image`, `base`, `registry`, `publish`: build, assemble, resolve bases, push
-//! - [`output`]: everything users see
-//! - [`interrupt`]: signals, child process groups and the way out of a stopped run
+//! # Layers
+//!
+//! From the bottom up; a module may use the modules of its own layer and of the layers below
+//! it, never one above, and no two top-level modules import each other (no cycles):
+//!
+//! 1. support: `output` (a leaf: it calls nothing else in the crate), `digest`, `platform`,
+//!    `time`, `timing`, `template`, `yaml`, `cache`, `interrupt` (uses `output` and `cache`).
+//! 2. model: `image` (manifests, configs, layers as values), `sbom`, `config` (`.ko.yaml`).
+//! 3. transport: `auth`, `registry` (HTTP, tokens, retries, blobs and manifests).
+//! 4. media: `media` (OCI layout, tarball, Docker daemon and kind: each one module with its
+//!    source and its sink; uses the model, the cache and the registry transport).
+//! 5. Go driver: `gobuild` (go list, go build, fingerprints).
+//! 6. assembly: `base` (base images from the registry or a medium), `builder` (Go binary +
+//!    base -> image), `publish` (images -> the registry or media), `cluster` (Kubernetes).
+//! 7. commands: `cli` (flags), `commands` (one per plugin), `error` (the top-level error that
+//!    wraps every module's error), `run_main` (below).
+//!
+//! Known exceptions while the refactor of issue 15 lands: `image` still imports `base`,
+//! `gobuild`, `registry` and `sbom` (it is becoming a pure model); `docker`, and the
+//! `publish` files `blobs`, `daemon`, `kind`, `layout` and `tarball`, are paths kept for the
+//! files that still name them instead of `media`.
 
-pub mod auth;
-pub mod base;
-mod builder;
-pub mod cache;
-pub mod cli;
-pub mod cluster;
-pub mod commands;
-pub mod config;
+// Modules still `pub` below have items used only by their own tests, or re-exports nothing
+// uses yet (auth, digest, gobuild, image, registry, yaml); they go private once those are
+// trimmed by the helpers that own them (issue 15).
+
+// Support.
+/// The on-disk cache: blobs by digest, Go build outputs, layer records, the local image store.
+mod cache;
+/// sha256 digests, and writers that hash what passes through them.
 pub mod digest;
-pub mod docker;
-mod error;
-pub mod gobuild;
-pub mod image;
-pub mod interrupt;
-pub mod media;
+/// Signals, child process groups and the way out of a stopped run.
+mod interrupt;
+/// Everything users see: results on stdout, steps, warnings and the error line on stderr.
 pub mod output;
-pub mod platform;
-pub mod publish;
-pub mod registry;
-pub mod sbom;
-pub mod template;
-pub mod time;
-pub mod timing;
+/// Target platforms: parsing, matching against a base, the Go environment each needs.
+mod platform;
+/// The part of Go's `text/template` that ko applies to flags and ldflags.
+mod template;
+/// Timestamps: `SOURCE_DATE_EPOCH`-style values and RFC 3339 formatting.
+mod time;
+/// Phase timings for profiling (`KUBECTL_KO_TIMINGS=1`).
+mod timing;
+/// Kubernetes YAML: reading documents, `ko://` references, `-l` selectors.
 pub mod yaml;
 
+// Model.
+/// `.ko.yaml` and the `KO_*` variables that override it: parsing and diagnostics.
+mod config;
+/// Images as values: manifests, configs, layers, indexes.
+pub mod image;
+/// Software bills of materials (SPDX, CycloneDX) from the binary's Go build info.
+mod sbom;
+
+// Transport.
+/// Registry credentials: docker config, helpers, kubectl-ko's own store.
+pub mod auth;
+/// The registry HTTP API: endpoints, tokens, retries, blobs and manifests.
+pub mod registry;
+
+// Media.
+/// The Docker CLI driver's old path (now `media::daemon`).
+mod docker;
+/// OCI layout, tarball, Docker daemon and kind: each medium's source and sink.
+mod media;
+
+// Go driver.
+/// `go list`, `go build`, fingerprints and the build cache of Go binaries.
+pub mod gobuild;
+
+// Assembly: base images, building, publishing, the cluster.
+/// Base images: built-in, registry, OCI layout or Docker daemon, per platform.
+mod base;
+/// From import paths to images: Go binary, kodata and base, per platform.
+mod builder;
+/// Kubernetes: connecting as kubectl would, server-side apply and delete.
+mod cluster;
+/// Where built images go: registry, layout, tarball, daemon, kind, local store.
+mod publish;
+
+// Commands.
+/// The flags of every plugin, as clap structs the binaries parse.
+pub mod cli;
+/// What each plugin does, from parsed arguments to printed results.
+pub mod commands;
+/// The top-level error, wrapping each module's error.
+mod error;
+
+/// `docker-credential-ko`: Docker's credential-helper protocol over the credential store.
+pub use auth::serve as credential_helper;
 pub use error::Error;
 
 /// Runs an async command on a multi-threaded runtime and turns the outcome into an exit code,
 /// printing a failure as one `error:` line.
 ///
-/// SIGINT and SIGTERM stop the run (see [`interrupt`]): the programs it started are stopped
+/// SIGINT and SIGTERM stop the run (see `interrupt`): the programs it started are stopped
 /// with their process groups, the work is dropped (which aborts its transfers and deletes its
 /// temporary files), this run's directory in the cache's `tmp/` is removed, and the exit code
 /// is 130 or 143. A closed stdout stops the run the same way with exit code 0.

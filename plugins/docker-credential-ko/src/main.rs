@@ -5,6 +5,6 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let action = std::env::args().nth(1).unwrap_or_default();
-    let ok = ko_core::auth::serve(&action, &mut std::io::stdin().lock(), &mut std::io::stdout().lock());
+    let ok = ko_core::credential_helper(&action, &mut std::io::stdin().lock(), &mut std::io::stdout().lock());
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -72,7 +72,8 @@ fn read_kubeconfig(args: &Connection) -> Result<(Kubeconfig, String), ClusterErr
     Kubeconfig::read_from(&path).map(|k| (k, name.clone())).map_err(|e| fail(name, &e))
 }
 
-/// Connects and checks that the API server answers.
+/// Connects and checks that the API server answers. `&KubeArgs` (the flags) converts into
+/// the [`Connection`].
 pub async fn connect(connection: impl Into<Connection>) -> Result<Cluster, ClusterError> {
     let args = &connection.into();
     // kube and reqwest share rustls; ring is the one provider compiled in.

@@ -56,6 +56,8 @@ pub struct BuilderSettings {
     pub source_date: Option<i64>,
     /// `KO_DATA_DATE_EPOCH`: the kodata entries' time and history date.
     pub kodata_date: Option<i64>,
+    /// `KO_DATA_PATH_ALLOWED_ROOT`: where kodata symlinks may point besides the checkout.
+    pub kodata_root: Option<PathBuf>,
 }
 
 pub struct Builder {
@@ -209,11 +211,12 @@ impl Builder {
     async fn package_parts<'a>(&self, package: &'a Package) -> Result<PackageParts<'a>, Error> {
         let s = &self.settings;
         let kodata_mtime = s.kodata_date.unwrap_or(0).max(0) as u64;
-        let (cache, dir) = (s.cache.clone(), package.dir.clone());
+        let (cache, dir, root) = (s.cache.clone(), package.dir.clone(), s.kodata_root.clone());
         let permit = self.slot().await;
-        let kodata = tokio::task::spawn_blocking(move || kodata::build_layer(&cache, &dir, kodata_mtime))
-            .await
-            .expect("kodata task")?;
+        let kodata =
+            tokio::task::spawn_blocking(move || kodata::build_layer(&cache, &dir, kodata_mtime, root.as_deref()))
+                .await
+                .expect("kodata task")?;
         drop(permit);
         self.sink.expect(&package.import_path, &[&kodata.digest]);
         let name = app::binary_name(&package.import_path);

@@ -80,10 +80,6 @@ impl<W: Write> HashingWriter<W> {
         Self { inner, hasher: Sha256::new(), count: 0 }
     }
 
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
-    }
-
     /// Returns the inner writer, the digest and the number of bytes written.
     pub fn finish(self) -> (W, Digest, u64) {
         (self.inner, Digest::from_hasher(self.hasher), self.count)

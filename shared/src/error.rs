@@ -1,5 +1,8 @@
 //! The library's top-level error: each variant wraps one module's error, whose message names
-//! the input at fault and how to fix it. Binaries print it as one line.
+//! the input at fault and how to fix it. Binaries print it as one line. Beside it, the errors
+//! of the command layer itself (a usage error, the user's kubectl).
+
+use std::path::PathBuf;
 
 use crate::{
     assemble, auth, base, cache, cluster, config, gobuild, image, platform, publish, registry, sbom, template, time,
@@ -41,13 +44,25 @@ pub enum Error {
     #[error(transparent)]
     Manifest(#[from] yaml::ManifestError),
     #[error(transparent)]
-    Kubectl(#[from] crate::commands::kubectl::KubectlError),
+    Kubectl(#[from] KubectlError),
     /// A `ko://` string in an input file that could not be built or published.
     #[error("{file}:{line}: {value}: {source}")]
     Reference { file: String, line: usize, value: String, source: Box<Error> },
     /// A flag or argument that cannot be used as given.
     #[error("{flag}: {detail}")]
     Usage { flag: String, detail: String },
+}
+
+/// The user's own kubectl, which the commands hand work to (see `commands::kubectl`); kept
+/// here so the error type depends on no command.
+#[derive(Debug, thiserror::Error)]
+pub enum KubectlError {
+    #[error("kubectl is not on PATH; {why} needs it (install kubectl, or put it on PATH)")]
+    Missing { why: String },
+    #[error("running {program}: {source}")]
+    Spawn { program: PathBuf, source: std::io::Error },
+    #[error("`kubectl {verb}` failed ({status}); its errors are above")]
+    Failed { verb: String, status: String },
 }
 
 impl Error {

@@ -66,8 +66,17 @@ pub fn error(text: impl AsRef<str>) {
     let _ = writeln!(io::stderr().lock(), "error: {}", text.as_ref());
 }
 
+/// What a closed stdout does besides silencing further results; set once by `run_main` (which
+/// stops the run quietly with exit code 0). Output calls no other module: it is a leaf.
+static ON_STDOUT_CLOSED: OnceLock<fn()> = OnceLock::new();
+
+/// Sets what happens when stdout turns out to be closed. Call once, before any result.
+pub fn on_stdout_closed(hook: fn()) {
+    let _ = ON_STDOUT_CLOSED.set(hook);
+}
+
 /// Writes a result line to stdout. A closed pipe (`| head`) is not an error: the run stops
-/// quietly with exit code 0 (see [`crate::interrupt`]), and nothing more is written.
+/// quietly with exit code 0 (see [`on_stdout_closed`]), and nothing more is written.
 pub fn result(text: impl AsRef<str>) {
     let text = text.as_ref();
     write_result(|out| writeln!(out, "{text}"));
@@ -88,7 +97,9 @@ fn write_result(write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<(
         && e.kind() == io::ErrorKind::BrokenPipe
     {
         CLOSED.store(true, Ordering::Relaxed);
-        crate::interrupt::request_stop(crate::interrupt::Stop::StdoutClosed);
+        if let Some(hook) = ON_STDOUT_CLOSED.get() {
+            hook();
+        }
     }
 }
 

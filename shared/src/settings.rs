@@ -3,8 +3,8 @@
 //! [`Environment`] (or a typed value made from one) as an argument, so the precedence between
 //! a variable and its fallbacks is a pure function that unit tests drive with
 //! [`Environment::from_pairs`]. What the variables mean belongs to the modules that use them
-//! (`cache`, `auth`, `gobuild`, `time`), not here. Modules that still read `std::env`
-//! themselves are to move onto this.
+//! (`cache`, `auth`, `gobuild`, `time`, `config`, `registry`, `media`, `cluster`), not here.
+//! No library module reads `std::env` itself.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

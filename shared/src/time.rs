@@ -31,12 +31,6 @@ pub fn epoch(env: &Environment, var: &'static str) -> Result<Option<i64>, EpochE
     }
 }
 
-/// [`epoch`] in the process's environment, for callers that do not hold an [`Environment`]
-/// yet (`builder.rs`, `commands/setup.rs`).
-pub fn epoch_from_env(var: &'static str) -> Result<Option<i64>, EpochError> {
-    epoch(Environment::process(), var)
-}
-
 fn parse_epoch(var: &'static str, value: &str) -> Result<i64, EpochError> {
     let secs = value.trim().parse::<i64>().map_err(|e| match e.kind() {
         std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {

@@ -17,10 +17,10 @@ struct Clock {
 
 static CLOCK: OnceLock<Clock> = OnceLock::new();
 
-/// The clock is process-wide (spans are timed anywhere), so it is set from the process's
-/// environment; [`enabled_in`] is the decision.
+/// The clock is process-wide (spans are timed anywhere); [`init`] sets it from the run's
+/// environment, and until then timings are off.
 fn clock() -> &'static Clock {
-    CLOCK.get_or_init(|| Clock { enabled: enabled_in(Environment::process()), start: Instant::now() })
+    CLOCK.get_or_init(|| Clock { enabled: false, start: Instant::now() })
 }
 
 /// Whether `env` turns timings on: [`ENV`] set to anything but empty or `0`.
@@ -28,9 +28,10 @@ pub fn enabled_in(env: &Environment) -> bool {
     env.get(ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Starts the process clock; call early in `main` so offsets count from there.
-pub fn init() {
-    let _ = clock();
+/// Starts the process clock, on when `env` says so; call early in `main` so offsets count
+/// from there.
+pub fn init(env: &Environment) {
+    let _ = CLOCK.set(Clock { enabled: enabled_in(env), start: Instant::now() });
 }
 
 /// A timed phase; reports when dropped.

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let action = std::env::args().nth(1).unwrap_or_default();
-    let env = ko_core::settings::Environment::process();
-    let ok = ko_core::auth::serve(&action, env, &mut std::io::stdin().lock(), &mut std::io::stdout().lock());
+    let ok = ko_core::credential_helper(
+        &action,
+        ko_core::Environment::process(),
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout().lock(),
+    );
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

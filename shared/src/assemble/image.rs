@@ -9,9 +9,9 @@ use serde_json::{Map, Value, json};
 
 use super::kodata::KO_DATA_PATH;
 use super::layer::LayerRecord;
-use crate::base::BaseImage;
 use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;
+use crate::image::BaseImage;
 use crate::image::manifest::{self, Descriptor, Manifest};
 use crate::image::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, Blob, BlobSource, Image};
 

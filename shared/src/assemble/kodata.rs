@@ -36,9 +36,10 @@ pub enum KodataError {
     Layer(#[from] LayerError),
 }
 
-/// The root that kodata symlinks may point into.
-fn allowed_root(kodata: &Path) -> PathBuf {
-    if let Some(root) = std::env::var_os("KO_DATA_PATH_ALLOWED_ROOT").filter(|v| !v.is_empty())
+/// The root that kodata symlinks may point into: `allowed` (`KO_DATA_PATH_ALLOWED_ROOT`) when
+/// it holds the kodata directory, else the enclosing git checkout, else kodata itself.
+fn allowed_root(kodata: &Path, allowed: Option<&Path>) -> PathBuf {
+    if let Some(root) = allowed
         && let Ok(root) = std::fs::canonicalize(root)
         && kodata.starts_with(&root)
     {
@@ -54,7 +55,12 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KodataError + use<> {
 
 /// Builds the kodata layer for a package directory (an empty `/var/run/ko` when there is none).
 /// A `kodata` that is not a directory adds nothing, with a warning (ko ignores it silently).
-pub fn build_layer(cache: &Cache, package_dir: &Path, mtime: u64) -> Result<LayerRecord, KodataError> {
+pub fn build_layer(
+    cache: &Cache,
+    package_dir: &Path,
+    mtime: u64,
+    allowed_root: Option<&Path>,
+) -> Result<LayerRecord, KodataError> {
     let meta = EntryMeta::root(0o555, mtime);
     let mut layer = LayerWriter::new(cache)?;
     for dir in ["var", "var/run", "var/run/ko"] {
@@ -64,7 +70,7 @@ pub fn build_layer(cache: &Cache, package_dir: &Path, mtime: u64) -> Result<Laye
     match std::fs::metadata(&kodata) {
         Ok(metadata) if metadata.is_dir() => {
             let kodata = std::fs::canonicalize(&kodata).map_err(io_error(&kodata))?;
-            let root = allowed_root(&kodata);
+            let root = self::allowed_root(&kodata, allowed_root);
             walk(&mut layer, &kodata, &root, meta)?;
         }
         Ok(metadata) => crate::output::warn(format!(
@@ -177,7 +183,7 @@ mod tests {
         std::fs::write(tmp.path().join("shared.txt"), "s").unwrap();
         std::os::unix::fs::symlink("../../shared.txt", pkg.join("kodata/link.txt")).unwrap();
         let cache = Cache::at(tmp.path().join("cache")).unwrap();
-        let record = build_layer(&cache, &pkg, 0).unwrap();
+        let record = build_layer(&cache, &pkg, 0, None).unwrap();
         let file = std::fs::File::open(cache.blob_path(&record.digest)).unwrap();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
         let mut names = Vec::new();
@@ -192,7 +198,7 @@ mod tests {
         );
 
         std::fs::remove_dir(tmp.path().join(".git")).unwrap();
-        let err = build_layer(&cache, &pkg, 0).unwrap_err();
+        let err = build_layer(&cache, &pkg, 0, None).unwrap_err();
         assert!(matches!(err, KodataError::Escapes { .. }), "{err}");
     }
 
@@ -210,7 +216,7 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join(".git")).unwrap();
         std::os::unix::fs::symlink("..", pkg.join("kodata/sub/up")).unwrap();
         let cache = Cache::at(tmp.path().join("cache")).unwrap();
-        let err = build_layer(&cache, &pkg, 0).unwrap_err();
+        let err = build_layer(&cache, &pkg, 0, None).unwrap_err();
         match &err {
             KodataError::Cycle { link, target } => {
                 assert!(link.ends_with("kodata/sub/up"), "{err}");
@@ -225,7 +231,7 @@ mod tests {
         std::fs::write(tmp.path().join("assets/a.txt"), "a").unwrap();
         std::os::unix::fs::symlink("../../assets", pkg.join("kodata/one")).unwrap();
         std::os::unix::fs::symlink("../../assets", pkg.join("kodata/two")).unwrap();
-        let record = build_layer(&cache, &pkg, 0).unwrap();
+        let record = build_layer(&cache, &pkg, 0, None).unwrap();
         assert_eq!(
             names(&cache, &record),
             [
@@ -243,7 +249,7 @@ mod tests {
         // A loop of symlinks (a -> b -> a) is named too.
         std::os::unix::fs::symlink("b", pkg.join("kodata/a")).unwrap();
         std::os::unix::fs::symlink("a", pkg.join("kodata/b")).unwrap();
-        let err = build_layer(&cache, &pkg, 0).unwrap_err();
+        let err = build_layer(&cache, &pkg, 0, None).unwrap_err();
         assert!(matches!(&err, KodataError::SymlinkLoop { link } if link.ends_with("kodata/a")), "{err}");
     }
 
@@ -255,7 +261,7 @@ mod tests {
         let status = std::process::Command::new("mkfifo").arg(pkg.join("kodata/pipe")).status().unwrap();
         assert!(status.success());
         let cache = Cache::at(tmp.path().join("cache")).unwrap();
-        let err = build_layer(&cache, &pkg, 0).unwrap_err();
+        let err = build_layer(&cache, &pkg, 0, None).unwrap_err();
         assert!(
             matches!(&err, KodataError::Special { path, kind: "a FIFO (named pipe)" } if path.ends_with("kodata/pipe")),
             "{err}"
@@ -263,7 +269,7 @@ mod tests {
 
         std::fs::remove_dir_all(pkg.join("kodata")).unwrap();
         std::fs::write(pkg.join("kodata"), "not a directory").unwrap();
-        let record = build_layer(&cache, &pkg, 0).unwrap();
+        let record = build_layer(&cache, &pkg, 0, None).unwrap();
         assert_eq!(names(&cache, &record), ["var/", "var/run/", "var/run/ko/"]);
     }
 }

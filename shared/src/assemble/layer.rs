@@ -439,12 +439,6 @@ impl LayerWriter {
         self.add_file(path, meta, bytes.len() as u64, bytes)
     }
 
-    pub fn add_symlink(&mut self, path: &str, target: &str, meta: EntryMeta) -> Result<(), LayerError> {
-        let mut header = Self::header(tar::EntryType::Symlink, meta, 0);
-        header.set_link_name(target).map_err(|source| LayerError::Entry { entry: path.to_string(), source })?;
-        self.append(header, path, io::empty())
-    }
-
     /// Closes the archive and moves it into the cache under its digest.
     pub fn finish(self) -> Result<LayerRecord, LayerError> {
         self.finish_with_index().map(|(record, _)| record)

@@ -98,6 +98,7 @@ impl BlockReuse {
     }
 
     /// How many blocks were copied so far.
+    #[cfg(test)]
     pub fn copied(&self) -> usize {
         self.copied.load(Ordering::Relaxed)
     }

@@ -22,14 +22,14 @@ use futures_util::future::BoxFuture;
 use crate::settings::Environment;
 
 pub use config_file::DockerConfigFile;
-pub use docker_config::{DockerConfig, config_dir, config_path};
+pub use docker_config::{DockerConfig, config_path};
 pub use environment::GithubToken;
 pub use error::AuthError;
 pub use helper::Helper;
 pub use keys::{helper_server, normalise_host};
 pub use podman::PodmanAuthFile;
-pub use protocol::{NOT_FOUND, serve};
-pub use store::{CredentialStore, StoredCredential};
+pub use protocol::serve;
+pub use store::CredentialStore;
 
 /// A secret that never prints itself.
 #[derive(Clone, PartialEq, Eq)]

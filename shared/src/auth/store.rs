@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::keys::normalise_host;
-use super::{AuthError, Credential, Secret};
+use super::{AuthError, Secret};
 use crate::settings::Environment;
 
 /// One stored entry, as the helper protocol sees it.
@@ -19,12 +19,6 @@ pub struct StoredCredential {
     pub server_url: String,
     pub username: String,
     pub secret: Secret,
-}
-
-impl StoredCredential {
-    pub fn credential(&self) -> Credential {
-        Credential::from_helper(&self.username, self.secret.expose())
-    }
 }
 
 #[derive(Default, Serialize, Deserialize)]

@@ -3,8 +3,6 @@
 //! per reference per run, and narrowed to the platforms the user asked for.
 
 pub mod builtin;
-mod daemon;
-pub(crate) mod layout;
 mod manifests;
 
 use std::collections::HashMap;
@@ -18,6 +16,11 @@ use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;
 use crate::image::manifest::{Descriptor, Index, Manifest, MediaFamily, is_index};
 use crate::image::{Blob, BlobSource};
+use crate::media::SourceError;
+use crate::media::daemon::{self, Docker};
+use crate::media::layout;
+
+pub use crate::image::BaseImage;
 use crate::platform::{Platform, PlatformRequest};
 use crate::registry::{Reference, ReferenceError, RegistryClient, RegistryError};
 
@@ -38,22 +41,18 @@ pub enum BaseError {
     #[error("base image {reference}: {path}: {source}")]
     LayoutIo { reference: String, path: PathBuf, source: std::io::Error },
     #[error("base image {reference} from the Docker daemon: {source}")]
-    Daemon { reference: String, source: crate::docker::DockerError },
+    Daemon { reference: String, source: daemon::DockerError },
 }
 
-/// One platform's base image.
-#[derive(Clone, Debug)]
-pub struct BaseImage {
-    /// The reference written into the base-name annotation.
-    pub name: String,
-    pub digest: Digest,
-    pub family: MediaFamily,
-    pub manifest: Manifest,
-    pub config: serde_json::Value,
-    pub layers: Vec<Blob>,
-    pub platform: Platform,
-    /// The base index's descriptor for this image, when the base is an index.
-    pub descriptor: Option<Descriptor>,
+impl From<SourceError> for BaseError {
+    fn from(error: SourceError) -> Self {
+        match error {
+            SourceError::Invalid { reference, detail } => BaseError::Invalid { reference, detail },
+            SourceError::Io { reference, path, source } => BaseError::LayoutIo { reference, path, source },
+            SourceError::Daemon { reference, source } => BaseError::Daemon { reference, source },
+            SourceError::Cache(e) => BaseError::Cache(e),
+        }
+    }
 }
 
 /// The base images to build on, one per platform, and whether they came from an index.
@@ -92,11 +91,17 @@ enum Resolved {
     Index(Box<RemoteIndex>),
 }
 
+/// A base saved from the Docker daemon: a Docker schema 2 image, never from an index.
+fn from_daemon(saved: daemon::load::Saved) -> BaseImage {
+    let daemon::load::Saved { name, digest, manifest, config, layers, platform } = saved;
+    BaseImage { name, digest, family: MediaFamily::Docker, manifest, config, layers, platform, descriptor: None }
+}
+
 /// Resolves base references, each at most once per run.
 pub struct BaseResolver {
     client: Arc<RegistryClient>,
     cache: Cache,
-    docker: crate::docker::Docker,
+    docker: Docker,
     memo: Mutex<HashMap<String, Arc<OnceCell<Arc<Resolved>>>>>,
 }
 
@@ -109,8 +114,8 @@ fn display_name(reference: &Reference) -> String {
 }
 
 impl BaseResolver {
-    pub fn new(client: Arc<RegistryClient>, cache: Cache) -> Self {
-        BaseResolver { client, cache, docker: crate::docker::Docker::from_env(), memo: Mutex::new(HashMap::new()) }
+    pub fn new(client: Arc<RegistryClient>, cache: Cache, docker: Docker) -> Self {
+        BaseResolver { client, cache, docker, memo: Mutex::new(HashMap::new()) }
     }
 
     async fn resolve(&self, reference: &str) -> Result<Arc<Resolved>, BaseError> {
@@ -119,9 +124,9 @@ impl BaseResolver {
             if builtin::is_builtin(reference) {
                 return Ok(Arc::new(Resolved::Builtin));
             }
-            if daemon::is_daemon(reference) {
-                let image = daemon::load(&self.docker, &self.cache, reference).await?;
-                return Ok(Arc::new(Resolved::Image(Box::new(image))));
+            if daemon::load::is_daemon(reference) {
+                let saved = daemon::load::load(&self.docker, &self.cache, reference).await?;
+                return Ok(Arc::new(Resolved::Image(Box::new(from_daemon(saved)))));
             }
             let (name, digest, media_type, bytes, origin) = if layout::is_layout(reference) {
                 let parsed = layout::parse(reference)?;

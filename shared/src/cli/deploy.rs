@@ -1,7 +1,111 @@
-//! Flags of `kubectl ko create` and `kubectl ko run`, the two commands that hand built images
-//! to the cluster besides `apply`.
+//! Flags of the commands that reach the cluster: `apply`, `create` and `run` hand it built
+//! images, `delete` removes objects; with the flag groups they share (which cluster, and what
+//! `apply` and `create` share).
 
-use super::{BuildArgs, DeployArgs, GlobalArgs, PublishArgs};
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+
+use super::{BuildArgs, FileArgs, GlobalArgs, PublishArgs};
+
+/// Which cluster to talk to, spelled as kubectl spells it.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct KubeArgs {
+    /// Path to the kubeconfig file to use (default: KUBECONFIG, else ~/.kube/config)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The name of the kubeconfig context to use
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The name of the kubeconfig cluster to use
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// The name of the kubeconfig user to use
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The namespace for objects that name none (default: the context's namespace)
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+}
+
+impl From<&KubeArgs> for crate::cluster::Connection {
+    fn from(args: &KubeArgs) -> Self {
+        crate::cluster::Connection {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+            cluster: args.cluster.clone(),
+            user: args.user.clone(),
+            namespace: args.namespace.clone(),
+        }
+    }
+}
+
+/// `kubectl ko apply -f FILE...`
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "kubectl-ko-apply",
+    bin_name = "kubectl ko apply",
+    version,
+    about = "Apply the input files with image references resolved to built/pushed image digests.",
+    long_about = "Resolves the input files as `kubectl ko resolve` does, then server-side applies every \
+object to the cluster (field manager kubectl-ko). Nothing is applied unless every image was built \
+and published. Namespaces and CustomResourceDefinitions are applied first."
+)]
+pub struct ApplyCommand {
+    /// Take ownership of fields another field manager owns, instead of failing on the conflict
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub force_conflicts: bool,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+}
+
+/// What `apply` and `create` share: the inputs, the dry run, the cluster, how images are built
+/// and published, and kubectl's flags after `--`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// "server" to have the API server check the objects without persisting them, "client" to check them here and send nothing; "none" to change the cluster
+    #[arg(long, value_name = "none|server|client", num_args = 0..=1, require_equals = true, default_value = "none", default_missing_value = "client")]
+    pub dry_run: String,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Flags for kubectl: with any, the resolved YAML is piped to `kubectl apply|create -f -` with them
+    #[arg(last = true, value_name = "KUBECTL_FLAGS")]
+    pub kubectl_args: Vec<String>,
+}
+
+/// `kubectl ko delete -f FILE...`
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "kubectl-ko-delete",
+    bin_name = "kubectl ko delete",
+    version,
+    about = "Delete the objects named in the input files.",
+    long_about = "Deletes every object named in the input files from the cluster, without building anything.\n\n\
+Any other form of `kubectl delete` (`kubectl ko delete KIND NAME`, `--all`, ...) and flags after `--` \
+are handed to kubectl delete, as ko does."
+)]
+pub struct DeleteCommand {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Treat objects that do not exist as deleted
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub ignore_not_found: bool,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Flags for `kubectl delete`: with any, kubectl deletes the objects of the files
+    #[arg(last = true, value_name = "KUBECTL_FLAGS")]
+    pub kubectl_args: Vec<String>,
+}
 
 /// `kubectl ko create -f FILE... [-- KUBECTL_FLAGS...]`
 #[derive(clap::Parser, Clone, Debug)]

@@ -8,7 +8,18 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use super::ClusterError;
-use crate::cli::KubeArgs;
+use crate::settings::Environment;
+
+/// Which cluster to talk to and as whom, in kubectl's terms; the command layer builds it from
+/// its flags (`--kubeconfig`, `--context`, `--cluster`, `--user`, `-n`).
+#[derive(Clone, Debug, Default)]
+pub struct Connection {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    pub namespace: Option<String>,
+}
 
 /// A connected cluster.
 pub struct Cluster {
@@ -21,12 +32,11 @@ pub struct Cluster {
     pub namespace_flag: Option<String>,
 }
 
-fn default_kubeconfig() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    home.join(".kube").join("config")
+fn default_kubeconfig(env: &Environment) -> PathBuf {
+    env.path_or_empty("HOME").join(".kube").join("config")
 }
 
-fn read_kubeconfig(args: &KubeArgs) -> Result<(Kubeconfig, String), ClusterError> {
+fn read_kubeconfig(args: &Connection, env: &Environment) -> Result<(Kubeconfig, String), ClusterError> {
     let fail =
         |name: String, e: &dyn std::fmt::Display| ClusterError::Kubeconfig { source_name: name, detail: e.to_string() };
     if let Some(path) = &args.kubeconfig {
@@ -36,7 +46,7 @@ fn read_kubeconfig(args: &KubeArgs) -> Result<(Kubeconfig, String), ClusterError
         let name = path.display().to_string();
         return Kubeconfig::read_from(path).map(|k| (k, name.clone())).map_err(|e| fail(name, &e));
     }
-    if let Some(list) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+    if let Some(list) = env.non_empty("KUBECONFIG") {
         let name = format!("KUBECONFIG={}", list.to_string_lossy());
         let paths: Vec<PathBuf> = std::env::split_paths(&list).filter(|p| p.exists()).collect();
         if paths.is_empty() {
@@ -54,7 +64,7 @@ fn read_kubeconfig(args: &KubeArgs) -> Result<(Kubeconfig, String), ClusterError
         }
         return merged.map(|k| (k, name)).ok_or(ClusterError::NoKubeconfig { path: PathBuf::from(list) });
     }
-    let path = default_kubeconfig();
+    let path = default_kubeconfig(env);
     if !path.exists() {
         return Err(ClusterError::NoKubeconfig { path });
     }
@@ -62,11 +72,13 @@ fn read_kubeconfig(args: &KubeArgs) -> Result<(Kubeconfig, String), ClusterError
     Kubeconfig::read_from(&path).map(|k| (k, name.clone())).map_err(|e| fail(name, &e))
 }
 
-/// Connects and checks that the API server answers.
-pub async fn connect(args: &KubeArgs) -> Result<Cluster, ClusterError> {
+/// Connects and checks that the API server answers. `&KubeArgs` (the flags) converts into
+/// the [`Connection`]; `env` gives `KUBECONFIG` and `HOME`.
+pub async fn connect(connection: impl Into<Connection>, env: &Environment) -> Result<Cluster, ClusterError> {
+    let args = &connection.into();
     // kube and reqwest share rustls; ring is the one provider compiled in.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (kubeconfig, source_name) = read_kubeconfig(args)?;
+    let (kubeconfig, source_name) = read_kubeconfig(args, env)?;
     let context = args.context.clone().or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
     let options =
         KubeConfigOptions { context: args.context.clone(), cluster: args.cluster.clone(), user: args.user.clone() };

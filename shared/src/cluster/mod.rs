@@ -7,8 +7,8 @@ mod connect;
 mod objects;
 mod upgrade;
 
-pub use apply::{ApplyOptions, DryRun, KindCache, Verb, apply, delete, prepare};
-pub use connect::{Cluster, connect};
+pub use apply::{ApplyOptions, DryRun, Verb, apply, delete, prepare};
+pub use connect::{Cluster, Connection, connect};
 pub use objects::{Object, objects};
 
 use std::path::PathBuf;

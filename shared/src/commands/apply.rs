@@ -70,7 +70,7 @@ pub async fn deploy(deploy: Deploy<'_>) -> Result<(), Error> {
         return kubectl::pipe(verb, &args.kube, &deploy.kubectl_flags(), &yaml).await;
     }
     let planned = unresolved_objects(&manifests)?;
-    let cluster = cluster::connect(&args.kube).await?;
+    let cluster = cluster::connect(&args.kube, crate::settings::Environment::process()).await?;
     let mut kinds = cluster::prepare(&cluster, &planned).await?;
 
     let texts = resolve::resolve(&manifests, &args.publish, &args.build).await?;

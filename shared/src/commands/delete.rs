@@ -48,7 +48,7 @@ pub async fn run(command: DeleteCommand) -> Result<(), Error> {
     }
     let manifests = resolve::load(&command.files)?;
     let objects = unresolved_objects(&manifests)?;
-    let cluster = cluster::connect(&command.kube).await?;
+    let cluster = cluster::connect(&command.kube, crate::settings::Environment::process()).await?;
     let mut kinds = cluster::prepare(&cluster, &objects).await?;
     cluster::delete(&cluster, &mut kinds, &objects, command.ignore_not_found).await?;
     Ok(())

@@ -10,21 +10,13 @@ use tokio::io::AsyncWriteExt;
 
 use crate::cli::KubeArgs;
 use crate::error::Error;
+pub use crate::error::KubectlError;
 use crate::output;
-
-#[derive(Debug, thiserror::Error)]
-pub enum KubectlError {
-    #[error("kubectl is not on PATH; {why} needs it (install kubectl, or put it on PATH)")]
-    Missing { why: String },
-    #[error("running {program}: {source}")]
-    Spawn { program: PathBuf, source: std::io::Error },
-    #[error("`kubectl {verb}` failed ({status}); its errors are above")]
-    Failed { verb: String, status: String },
-}
+use crate::settings::Environment;
 
 /// kubectl from PATH; `why` says what needs it, for the error.
 pub fn program(why: &str) -> Result<PathBuf, KubectlError> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = Environment::process().path_or_empty("PATH");
     std::env::split_paths(&path)
         .map(|dir| dir.join("kubectl"))
         .find(|candidate| candidate.is_file())

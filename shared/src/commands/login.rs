@@ -11,7 +11,7 @@ use crate::auth::{
 use crate::cli::LoginCommand;
 use crate::error::Error;
 use crate::output;
-use crate::registry::{ClientOptions, Reference, RegistryClient, ca_files_with_env};
+use crate::registry::{ClientOptions, Reference, RegistryClient};
 use crate::settings::Environment;
 
 use super::helper_link;
@@ -65,8 +65,7 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
         credential: Credential::Basic { username: username.clone(), password: password.clone() },
         source: format!("`kubectl ko login -u {username}`"),
     };
-    let options =
-        ClientOptions { insecure: command.insecure_registry, ca_files: ca_files_with_env(&command.registry_ca_file) };
+    let options = ClientOptions::new(command.insecure_registry, &command.registry_ca_file, Environment::process())?;
     let client = RegistryClient::new(Keychain::with_sources(vec![Box::new(given)]), options)?;
     output::step(format!("Checking the credentials for {username} with {host}"));
     if !client.check_login(&host).await? {

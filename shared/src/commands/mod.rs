@@ -7,7 +7,6 @@ pub mod completion;
 pub mod create;
 pub mod delete;
 pub mod dispatch;
-mod environment;
 mod helper_link;
 pub mod kubectl;
 pub mod login;

@@ -12,11 +12,13 @@ use crate::cli::{BuildArgs, PublishArgs};
 use crate::config::{KoConfig, check_image_user, check_metadata_key};
 use crate::error::Error;
 use crate::gobuild::{BuildFlags, GoTool, PackageResolver};
+use crate::media::daemon::{Docker, kind};
 use crate::platform::{Platform, PlatformRequest};
 use crate::publish::{Naming, PublishSettings, Publisher};
-use crate::registry::{ClientOptions, Reference, RegistryClient, ca_files_with_env};
+use crate::registry::{ClientOptions, Reference, RegistryClient};
 use crate::sbom::SbomFormat;
-use crate::time::epoch_from_env;
+use crate::settings::Environment;
+use crate::time::epoch;
 
 /// Everything one building command run needs.
 pub struct Session {
@@ -44,7 +46,7 @@ fn key_values(flag: &str, what: &str, items: &[String]) -> Result<BTreeMap<Strin
 /// `KO_DEFAULTBASEIMAGE`) before anything is fetched: a bad one is named with where it is set.
 fn check_base_references(config: &KoConfig) -> Result<(), Error> {
     for (place, reference) in config.base_references() {
-        if crate::base::builtin::is_builtin(reference) || crate::base::layout::is_layout(reference) {
+        if crate::base::builtin::is_builtin(reference) || crate::media::layout::is_layout(reference) {
             continue;
         }
         Reference::parse(reference).map_err(|e| Error::usage(place, e.to_string()))?;
@@ -52,7 +54,10 @@ fn check_base_references(config: &KoConfig) -> Result<(), Error> {
     Ok(())
 }
 
-fn platforms(args: &BuildArgs, config: &KoConfig) -> Result<Option<PlatformRequest>, Error> {
+/// The platforms to build, by precedence: `--platform`, then `KO_DEFAULTPLATFORMS` or
+/// `defaultPlatforms` (already merged into `config`), then `GOOS`/`GOARCH`/`GOARM`, else none
+/// (the base decides).
+fn platforms(args: &BuildArgs, config: &KoConfig, env: &Environment) -> Result<Option<PlatformRequest>, Error> {
     let (values, source) = if !args.platform.is_empty() {
         (args.platform.clone(), "--platform")
     } else if !config.default_platforms.is_empty() {
@@ -62,7 +67,7 @@ fn platforms(args: &BuildArgs, config: &KoConfig) -> Result<Option<PlatformReque
     };
     let go_vars: Vec<String> = ["GOOS", "GOARCH", "GOARM"]
         .iter()
-        .filter_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()).map(|v| format!("{k}={v}")))
+        .filter_map(|k| env.text(k).filter(|v| !v.is_empty()).map(|v| format!("{k}={v}")))
         .collect();
     if !values.is_empty() {
         if !go_vars.is_empty() {
@@ -76,21 +81,19 @@ fn platforms(args: &BuildArgs, config: &KoConfig) -> Result<Option<PlatformReque
         }
         let source = match source {
             "--platform" => source.to_string(),
-            _ if std::env::var("KO_DEFAULTPLATFORMS").is_ok_and(|v| !v.trim().is_empty()) => {
-                "KO_DEFAULTPLATFORMS".to_string()
-            }
+            _ if env.trimmed("KO_DEFAULTPLATFORMS").is_some() => "KO_DEFAULTPLATFORMS".to_string(),
             _ => format!("defaultPlatforms in {}", config.origin()),
         };
         return Ok(Some(PlatformRequest::parse_from(&source, &values)?));
     }
-    let set = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let set = |key: &str| env.text(key).filter(|v| !v.is_empty()).map(str::to_string);
     let (os, arch) = match (set("GOOS"), set("GOARCH")) {
         (None, None) => return Ok(None),
         (Some(os), Some(arch)) => (os, arch),
         // One of the two alone: Go fills in the other from its own settings, and the image
         // must be labelled with what Go builds (ko labels it linux/amd64 whatever Go built).
-        (Some(os), None) => (os, go_env("GOARCH")?),
-        (None, Some(arch)) => (go_env("GOOS")?, arch),
+        (Some(os), None) => (os, go_env("GOARCH", env)?),
+        (None, Some(arch)) => (go_env("GOOS", env)?, arch),
     };
     let mut spec = format!("{os}/{arch}");
     if let Some(arm) = set("GOARM")
@@ -102,8 +105,8 @@ fn platforms(args: &BuildArgs, config: &KoConfig) -> Result<Option<PlatformReque
 }
 
 /// What `go env KEY` says (`KO_GO_PATH`'s go, else go from PATH).
-fn go_env(key: &str) -> Result<String, Error> {
-    let go = std::env::var("KO_GO_PATH").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "go".into());
+fn go_env(key: &str, env: &Environment) -> Result<String, Error> {
+    let go = env.text("KO_GO_PATH").filter(|v| !v.is_empty()).unwrap_or("go");
     let failed = |detail: String| {
         Error::usage(
             if key == "GOOS" { "GOARCH" } else { "GOOS" },
@@ -111,7 +114,7 @@ fn go_env(key: &str) -> Result<String, Error> {
         )
     };
     let out =
-        std::process::Command::new(&go).args(["env", key]).output().map_err(|e| failed(format!("did not run: {e}")))?;
+        std::process::Command::new(go).args(["env", key]).output().map_err(|e| failed(format!("did not run: {e}")))?;
     let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !out.status.success() || value.is_empty() {
         return Err(failed(format!("failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
@@ -140,24 +143,24 @@ impl Session {
     async fn create(publish: &PublishArgs, build: &BuildArgs) -> Result<Session, Error> {
         let _span = crate::timing::span(|| "session setup".to_string());
         let cwd = std::env::current_dir().map_err(|e| Error::usage("working directory", e.to_string()))?;
-        // Every setting is checked here, before anything is built or sent anywhere.
-        let source_date = epoch_from_env("SOURCE_DATE_EPOCH")?;
-        let kodata_date = epoch_from_env("KO_DATA_DATE_EPOCH")?;
-        let config = KoConfig::load(&cwd)?;
+        // Every setting is read here, once, and checked before anything is built or sent.
+        let env = Environment::process();
+        let source_date = epoch(env, "SOURCE_DATE_EPOCH")?;
+        let kodata_date = epoch(env, "KO_DATA_DATE_EPOCH")?;
+        let config = KoConfig::load(&cwd, env)?;
         check_base_references(&config)?;
-        let request = platforms(build, &config)?;
+        let request = platforms(build, &config, env)?;
         let image = image_flags(build)?;
         let sbom = SbomFormat::parse(&build.sbom).map_err(|detail| Error::usage("--sbom", detail))?;
         let jobs = jobs(build);
 
-        let cache = Cache::from_env()?;
-        let keychain = Keychain::from_env()?;
-        let options = ClientOptions {
-            insecure: publish.insecure_registry,
-            ca_files: ca_files_with_env(&publish.registry_ca_file),
-        };
+        let cache = Cache::open(env)?;
+        let keychain = Keychain::new(env)?;
+        let options = ClientOptions::new(publish.insecure_registry, &publish.registry_ca_file, env)?;
         let client = Arc::new(RegistryClient::new(keychain, options)?);
-        let publisher = Publisher::new(publish_settings(publish, jobs), client.clone(), cache.clone())?;
+        let docker = Docker::new(env);
+        let settings = publish_settings(publish, jobs, env, docker.clone());
+        let publisher = Publisher::new(settings, client.clone(), cache.clone())?;
         publisher.prepare().await?;
         let publisher = Arc::new(publisher);
         let flags = BuildFlags {
@@ -165,9 +168,9 @@ impl Session {
             disable_optimizations: build.disable_optimizations,
             debug: build.debug,
         };
-        let go = GoTool::from_env();
+        let go = GoTool::new(env);
         let packages = PackageResolver::new(go.clone(), cwd, &config, Some(cache.clone())).await?;
-        let bases = BaseResolver::new(client, cache.clone());
+        let bases = BaseResolver::new(client, cache.clone(), docker);
         let settings = BuilderSettings {
             config,
             go,
@@ -181,6 +184,7 @@ impl Session {
             sbom_dir: build.sbom_dir.clone().filter(|d| !d.as_os_str().is_empty()),
             source_date,
             kodata_date,
+            kodata_root: env.path("KO_DATA_PATH_ALLOWED_ROOT"),
         };
         let builder = Builder::new(settings, publisher.clone());
         Ok(Session { builder, publisher, packages })
@@ -205,8 +209,8 @@ fn jobs(build: &BuildArgs) -> usize {
     if build.jobs == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { build.jobs }
 }
 
-/// The publish flags, `KO_DOCKER_REPO` and `COSIGN_REPOSITORY`.
-fn publish_settings(publish: &PublishArgs, jobs: usize) -> PublishSettings {
+/// The publish flags, `KO_DOCKER_REPO`, `COSIGN_REPOSITORY` and `KIND_CLUSTER_NAME`.
+fn publish_settings(publish: &PublishArgs, jobs: usize, env: &Environment, docker: Docker) -> PublishSettings {
     let naming = if publish.preserve_import_paths {
         Naming::PreserveImportPaths
     } else if publish.base_import_paths {
@@ -216,10 +220,10 @@ fn publish_settings(publish: &PublishArgs, jobs: usize) -> PublishSettings {
     } else {
         Naming::Md5
     };
-    let env = |key: &str| std::env::var(key).ok();
+    let var = |key: &str| env.text(key);
     PublishSettings {
         // A trailing slash (`registry/team/`) is accepted, as ko accepts it.
-        docker_repo: env("KO_DOCKER_REPO")
+        docker_repo: var("KO_DOCKER_REPO")
             .map(|v| v.trim().trim_end_matches('/').to_string())
             .filter(|v| !v.is_empty()),
         tags: publish.tags.clone(),
@@ -230,7 +234,64 @@ fn publish_settings(publish: &PublishArgs, jobs: usize) -> PublishSettings {
         image_refs: publish.image_refs.clone(),
         naming,
         jobs: jobs.max(4),
-        sbom_repository: env("COSIGN_REPOSITORY").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
+        sbom_repository: var("COSIGN_REPOSITORY").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
         local: publish.local,
+        docker,
+        kind_cluster: kind::cluster_name(env),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        build: BuildArgs,
+    }
+
+    /// The platforms `flags` and `env` ask for, with `ko_yaml` as the working directory's `.ko.yaml`.
+    fn requested(flags: &[&str], env: &[(&str, &str)], ko_yaml: &str) -> Result<Option<PlatformRequest>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".ko.yaml"), ko_yaml).unwrap();
+        let env = Environment::from_pairs(env.iter().copied());
+        let args = Flags::try_parse_from(std::iter::once("build").chain(flags.iter().copied())).unwrap().build;
+        let config = KoConfig::load(dir.path(), &env).unwrap();
+        platforms(&args, &config, &env).map_err(|e| e.to_string())
+    }
+
+    fn list(specs: &[&str]) -> Result<Option<PlatformRequest>, String> {
+        Ok(Some(PlatformRequest::List(specs.iter().map(|s| Platform::parse(s).unwrap()).collect())))
+    }
+
+    #[test]
+    fn the_flag_beats_the_environment_which_beats_ko_yaml() {
+        let yaml = "defaultPlatforms: [linux/s390x]\n";
+        let env = [("KO_DEFAULTPLATFORMS", "linux/arm64")];
+        assert_eq!(requested(&["--platform=linux/ppc64le"], &env, yaml), list(&["linux/ppc64le"]));
+        assert_eq!(requested(&[], &env, yaml), list(&["linux/arm64"]));
+        assert_eq!(requested(&[], &[], yaml), list(&["linux/s390x"]));
+        assert_eq!(requested(&[], &[], ""), Ok(None));
+    }
+
+    #[test]
+    fn an_empty_platform_is_named_by_where_it_was_set() {
+        let err = requested(&["--platform="], &[], "").unwrap_err();
+        assert!(err.starts_with("--platform"), "{err}");
+        let err = requested(&[], &[], "defaultPlatforms: ['']\n").unwrap_err();
+        assert!(err.starts_with("defaultPlatforms in "), "{err}");
+    }
+
+    #[test]
+    fn goos_and_goarch_choose_the_platform_only_when_nothing_else_does() {
+        let go = [("GOOS", "linux"), ("GOARCH", "arm"), ("GOARM", "7")];
+        assert_eq!(requested(&[], &go, ""), list(&["linux/arm/v7"]));
+        let err = requested(&["--platform=linux/amd64"], &go, "").unwrap_err();
+        assert!(err.contains("cannot be combined with GOOS=linux GOARCH=arm GOARM=7"), "{err}");
+        let err = requested(&[], &go, "defaultPlatforms: [linux/amd64]\n").unwrap_err();
+        assert!(err.starts_with("defaultPlatforms"), "{err}");
     }
 }

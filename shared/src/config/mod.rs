@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::image::caps::FileCaps;
 use crate::output;
+use crate::settings::Environment;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -298,8 +299,8 @@ pub struct KoConfig {
 
 impl KoConfig {
     /// Loads the config for a command run in `cwd`, then applies `KO_*` overrides.
-    pub fn load(cwd: &Path) -> Result<KoConfig, ConfigError> {
-        let path = Self::find(cwd)?;
+    pub fn load(cwd: &Path, env: &Environment) -> Result<KoConfig, ConfigError> {
+        let path = Self::find(cwd, env)?;
         let mut config = match &path {
             Some(p) => Self::parse_file(p)?,
             None => KoConfig::default(),
@@ -307,12 +308,12 @@ impl KoConfig {
         for warning in &config.warnings {
             output::warn(format!("{}: {warning}", config.origin()));
         }
-        config.apply_env()?;
+        config.apply_env(env);
         Ok(config)
     }
 
-    fn find(cwd: &Path) -> Result<Option<PathBuf>, ConfigError> {
-        if let Some(value) = std::env::var_os("KO_CONFIG_PATH").filter(|v| !v.is_empty()) {
+    fn find(cwd: &Path, env: &Environment) -> Result<Option<PathBuf>, ConfigError> {
+        if let Some(value) = env.non_empty("KO_CONFIG_PATH") {
             let path = cwd.join(value);
             let meta = std::fs::metadata(&path)
                 .map_err(|e| ConfigError::Missing { path: path.clone(), detail: e.to_string() })?;
@@ -410,8 +411,9 @@ impl KoConfig {
         })
     }
 
-    fn apply_env(&mut self) -> Result<(), ConfigError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    /// The `KO_*` variables, each replacing its `.ko.yaml` key when set to more than blanks.
+    fn apply_env(&mut self, env: &Environment) {
+        let var = |name: &str| env.trimmed(name).map(str::to_string);
         if let Some(v) = var("KO_DEFAULTBASEIMAGE") {
             self.default_base_image = Some(v.trim().to_string());
             self.default_base_from_env = true;
@@ -429,7 +431,6 @@ impl KoConfig {
         if let Some(v) = var("KO_DEFAULTLDFLAGS") {
             self.default_ldflags = split(v);
         }
-        Ok(())
     }
 
     /// Where errors about the settings should point.
@@ -585,5 +586,43 @@ mod tests {
         let err = KoConfig::parse_str("builds:\n  - id: [unclosed\n").unwrap_err();
         assert!(!err.contains('\n'));
         assert!(err.contains('2') || err.contains("line"), "{err}");
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        Environment::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn ko_variables_beat_the_file_and_blank_ones_are_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".ko.yaml"), "defaultBaseImage: from/file\ndefaultPlatforms: [linux/s390x]\n")
+            .unwrap();
+        let c = KoConfig::load(dir.path(), &env(&[("KO_DEFAULTPLATFORMS", "linux/arm64, linux/amd64")])).unwrap();
+        assert_eq!(c.default_platforms, ["linux/arm64", "linux/amd64"]);
+        assert_eq!(c.default_base_image.as_deref(), Some("from/file"));
+        assert_eq!(c.base_references()[0].0, format!("defaultBaseImage in {}", dir.path().join(".ko.yaml").display()));
+
+        let c =
+            KoConfig::load(dir.path(), &env(&[("KO_DEFAULTBASEIMAGE", " from/env "), ("KO_DEFAULTPLATFORMS", "  ")]))
+                .unwrap();
+        assert_eq!(c.default_base_image.as_deref(), Some("from/env"));
+        assert_eq!(c.base_references()[0].0, "KO_DEFAULTBASEIMAGE");
+        assert_eq!(c.default_platforms, ["linux/s390x"]);
+    }
+
+    #[test]
+    fn ko_config_path_names_a_file_or_a_directory_instead_of_the_working_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".ko.yaml"), "defaultPlatforms: [linux/s390x]\n").unwrap();
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        std::fs::write(dir.path().join("conf/.ko.yaml"), "defaultPlatforms: [linux/arm64]\n").unwrap();
+        std::fs::write(dir.path().join("other.yaml"), "defaultPlatforms: [linux/ppc64le]\n").unwrap();
+
+        let platforms = |pairs: &[(&str, &str)]| KoConfig::load(dir.path(), &env(pairs)).unwrap().default_platforms;
+        assert_eq!(platforms(&[]), ["linux/s390x"]);
+        assert_eq!(platforms(&[("KO_CONFIG_PATH", "conf")]), ["linux/arm64"]);
+        assert_eq!(platforms(&[("KO_CONFIG_PATH", "other.yaml")]), ["linux/ppc64le"]);
+        assert_eq!(platforms(&[("KO_CONFIG_PATH", "")]), ["linux/s390x"]);
+        assert!(KoConfig::load(dir.path(), &env(&[("KO_CONFIG_PATH", "missing")])).is_err());
     }
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::process::Command;
 
 pub use build::{Built, exec_name};
-pub use resolve::{Package, PackageResolver, SCHEME, is_local};
+pub use resolve::{Package, PackageResolver};
 
 use crate::cache::CacheError;
 use crate::config::KoConfig;

@@ -13,8 +13,8 @@ use bytes::Bytes;
 
 use crate::digest::Digest;
 use crate::platform::Platform;
-use crate::registry::Repository;
-use manifest::{Descriptor, Index, MediaFamily};
+use crate::reference::Repository;
+use manifest::{Descriptor, Index, Manifest, MediaFamily};
 
 /// The annotation naming the base an image or index was built on.
 pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
@@ -34,6 +34,21 @@ pub enum BlobSource {
 pub struct Blob {
     pub descriptor: Descriptor,
     pub source: BlobSource,
+}
+
+/// One platform's base image, as `crate::base` resolved it.
+#[derive(Clone, Debug)]
+pub struct BaseImage {
+    /// The reference written into the base-name annotation.
+    pub name: String,
+    pub digest: Digest,
+    pub family: MediaFamily,
+    pub manifest: Manifest,
+    pub config: serde_json::Value,
+    pub layers: Vec<Blob>,
+    pub platform: Platform,
+    /// The base index's descriptor for this image, when the base is an index.
+    pub descriptor: Option<Descriptor>,
 }
 
 /// A document attached to an image or index by its digest: its SBOM.

@@ -1,8 +1,8 @@
 //! The seam between making images and publishing them. The builder tells a [`LayerSink`]
 //! about layers as soon as it knows them: blobs an image will hold (so a destination can
 //! start finding out which it has while Go builds) and new layers while they are compressed
-//! (so their upload can run meanwhile). The builder knows nothing of where images go; a sink
-//! that wants none of this is [`NoSink`].
+//! (so their upload can run meanwhile). The builder knows nothing of where images go; both
+//! methods have do-nothing defaults for a sink that wants none of this.
 
 use std::io::Write;
 
@@ -21,11 +21,6 @@ pub trait LayerSink: Send + Sync {
         None
     }
 }
-
-/// A sink that wants nothing before the images are finished.
-pub struct NoSink;
-
-impl LayerSink for NoSink {}
 
 /// A copy of one layer's compressed bytes on its way to a destination.
 pub struct LayerStream {

@@ -3,10 +3,6 @@
 //! reference is printed), a no-push reference, or the local store when no repository is set;
 //! or, for `ko.local`/`--local` and `kind.local`, only the Docker daemon or the kind cluster.
 
-mod blobs;
-mod daemon;
-mod kind;
-mod layout;
 pub mod naming;
 mod outfile;
 mod registry;
@@ -21,15 +17,17 @@ use tokio::sync::Mutex;
 
 use sinks::{Item, Published, Sink};
 
-pub use layout::Layout;
 pub use naming::Naming;
 pub use outfile::tarball_to_stdout;
 
 use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;
-use crate::docker::{Docker, DockerError};
 use crate::image::Artifact;
 use crate::image::sink::{LayerSink, LayerStream};
+use crate::media::MediaError;
+use crate::media::daemon::kind::{self, KIND_DOMAIN};
+use crate::media::daemon::{self, Docker, DockerError, LOCAL_DOMAIN};
+use crate::media::layout::Layout;
 use crate::output;
 use crate::registry::{Reference, ReferenceError, RegistryClient, RegistryError, Repository};
 
@@ -86,10 +84,23 @@ pub enum PublishError {
     NoKindCluster { cluster: String },
 }
 
-/// `KO_DOCKER_REPO` prefix for the Docker daemon.
-pub const LOCAL_DOMAIN: &str = "ko.local";
-/// `KO_DOCKER_REPO` prefix for a kind cluster.
-pub const KIND_DOMAIN: &str = "kind.local";
+/// A medium's error, shown as the publish error it always was.
+impl From<MediaError> for PublishError {
+    fn from(error: MediaError) -> Self {
+        match error {
+            MediaError::Registry(e) => PublishError::Registry(e),
+            MediaError::Io { path, source } => PublishError::Io { path, source },
+            MediaError::Layout { path, detail } => PublishError::Layout { path, detail },
+            MediaError::MissingBlob { digest, path } => PublishError::MissingBlob { digest, path },
+            MediaError::Cache(e) => PublishError::Cache(e),
+            MediaError::Docker(e) => PublishError::Docker(e),
+            MediaError::NoDaemonPlatform { name, daemon, built } => {
+                PublishError::NoDaemonPlatform { name, daemon, built }
+            }
+            MediaError::NoKindCluster { cluster } => PublishError::NoKindCluster { cluster },
+        }
+    }
+}
 
 /// Publishing settings from the command line and environment.
 #[derive(Clone, Debug, Default)]
@@ -108,6 +119,10 @@ pub struct PublishSettings {
     pub sbom_repository: Option<String>,
     /// `-L/--local`: load into the Docker daemon whatever `KO_DOCKER_REPO` says.
     pub local: bool,
+    /// The Docker CLI, for `ko.local` and `kind.local`.
+    pub docker: Docker,
+    /// The kind cluster for `kind.local` (`KIND_CLUSTER_NAME`, else `kind`).
+    pub kind_cluster: String,
 }
 
 /// The publishers for one run.
@@ -298,9 +313,9 @@ fn local_sink(settings: &PublishSettings, repo: &str) -> Option<Sink> {
         if settings.local && repo.contains(LOCAL_DOMAIN) {
             output::warn("--local is not needed with KO_DOCKER_REPO=ko.local...; ko may deprecate the flag");
         }
-        Sink::Daemon(daemon::Daemon::new(Docker::from_env()))
+        Sink::Daemon(daemon::Daemon::new(settings.docker.clone()))
     } else if repo.starts_with(KIND_DOMAIN) {
-        Sink::Kind(kind::Kind::from_env(Docker::from_env()))
+        Sink::Kind(daemon::Kind::new(settings.docker.clone(), settings.kind_cluster.clone()))
     } else {
         return None;
     };

@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use tokio::sync::Mutex;
 
 use super::registry::{Pending, RegistrySink, Target};
-use super::{Layout, PublishError, daemon, kind, naming, output, tarball, tarball_to_stdout};
+use super::{PublishError, naming, output, tarball, tarball_to_stdout};
 use crate::cache::Cache;
 use crate::image::Artifact;
+use crate::media::daemon::{Daemon, Kind};
+use crate::media::layout::Layout;
 use crate::registry::{Reference, RegistryClient, Repository};
 
 /// One artifact on its way: what it is called and tagged.
@@ -44,8 +46,8 @@ pub(super) enum Sink {
     },
     /// The OCI layout in the cache, when `KO_DOCKER_REPO` is not set.
     LocalStore(Layout),
-    Daemon(daemon::Daemon),
-    Kind(kind::Kind),
+    Daemon(Daemon),
+    Kind(Kind),
 }
 
 impl Sink {
@@ -58,8 +60,8 @@ impl Sink {
     /// Checks, before anything is built, that the Docker daemon or kind cluster is there.
     pub async fn prepare(&self) -> Result<(), PublishError> {
         match self {
-            Sink::Daemon(d) => d.platform().await.map(drop),
-            Sink::Kind(k) => k.nodes().await.map(drop),
+            Sink::Daemon(d) => Ok(d.platform().await.map(drop)?),
+            Sink::Kind(k) => Ok(k.nodes().await.map(drop)?),
             _ => Ok(()),
         }
     }

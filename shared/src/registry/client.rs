@@ -14,6 +14,7 @@ use super::endpoint::Endpoint;
 use super::error::RegistryError;
 use super::token::TokenSlot;
 use crate::auth::Keychain;
+use crate::settings::Environment;
 
 // Kept under their old path for `stream.rs`, which names them from here.
 pub(super) use super::request::{location_of, with_query};
@@ -24,6 +25,20 @@ pub struct ClientOptions {
     pub insecure: bool,
     /// PEM files of extra trusted roots (`--registry-ca-file`, `SSL_CERT_FILE`).
     pub ca_files: Vec<PathBuf>,
+    /// How long a transfer may go silent (`KUBECTL_KO_STALL_TIMEOUT`); `None` for the default.
+    pub stall: Option<Duration>,
+}
+
+impl ClientOptions {
+    /// The options of `--insecure-registry` and `--registry-ca-file`, with what `env` adds
+    /// (`SSL_CERT_FILE`, `KUBECTL_KO_STALL_TIMEOUT`); a bad stall timeout is an error.
+    pub fn new(insecure: bool, ca_flag_files: &[PathBuf], env: &Environment) -> Result<Self, RegistryError> {
+        Ok(ClientOptions {
+            insecure,
+            ca_files: super::tls::ca_files_with_env(ca_flag_files, env),
+            stall: Some(super::transfer::stall_timeout(env)?),
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +99,7 @@ fn http_client(
 impl RegistryClient {
     /// A client for a whole run. Fails when a CA file cannot be read.
     pub fn new(keychain: Keychain, options: ClientOptions) -> Result<Self, RegistryError> {
-        let stall = super::transfer::stall_timeout_from_env().map_err(|value| RegistryError::StallTimeout { value })?;
+        let stall = options.stall.unwrap_or(super::transfer::DEFAULT_STALL);
         let mut roots = Vec::new();
         for file in &options.ca_files {
             roots.extend(super::tls::load_pem(file)?);

@@ -35,6 +35,4 @@ pub use error::RegistryError;
 pub use manifests::FetchedManifest;
 // The image-name grammar lives in `crate::reference`; re-exported here for the callers that
 // still name it through the registry.
-pub use crate::reference::{DOCKER_HUB, Reference, ReferenceError, Repository, is_plain_http_by_default};
-pub use tls::ca_files_with_env;
-pub use transfer::{DEFAULT_STALL, STALL_TIMEOUT_ENV};
+pub use crate::reference::{Reference, ReferenceError, Repository};

@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use super::RegistryError;
+use crate::settings::Environment;
 
 /// The CA files to trust: the flag's, then `SSL_CERT_FILE` when set.
-pub fn ca_files_with_env(flag_files: &[PathBuf]) -> Vec<PathBuf> {
+pub fn ca_files_with_env(flag_files: &[PathBuf], env: &Environment) -> Vec<PathBuf> {
     let mut files = flag_files.to_vec();
-    if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
-        files.push(PathBuf::from(file));
+    if let Some(file) = env.path("SSL_CERT_FILE") {
+        files.push(file);
     }
     files
 }

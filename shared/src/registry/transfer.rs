@@ -27,20 +27,21 @@ use reqwest::header::RETRY_AFTER;
 
 use super::{RegistryClient, RegistryError, Repository};
 use crate::output;
+use crate::settings::Environment;
 
 /// The environment variable that sets the stall timeout in seconds.
 pub const STALL_TIMEOUT_ENV: &str = "KUBECTL_KO_STALL_TIMEOUT";
 /// The stall timeout when the variable is unset.
 pub const DEFAULT_STALL: Duration = Duration::from_secs(30);
 
-/// The stall timeout from `KUBECTL_KO_STALL_TIMEOUT`; `Err` holds the bad value.
-pub fn stall_timeout_from_env() -> Result<Duration, String> {
-    match std::env::var(STALL_TIMEOUT_ENV) {
-        Err(_) => Ok(DEFAULT_STALL),
-        Ok(v) if v.trim().is_empty() => Ok(DEFAULT_STALL),
-        Ok(v) => match v.trim().parse::<f64>() {
+/// The stall timeout `KUBECTL_KO_STALL_TIMEOUT` sets in `env` (seconds, more than 0 and at
+/// most a day), else [`DEFAULT_STALL`]; a bad value is an error that names it.
+pub fn stall_timeout(env: &Environment) -> Result<Duration, RegistryError> {
+    match env.trimmed(STALL_TIMEOUT_ENV) {
+        None => Ok(DEFAULT_STALL),
+        Some(v) => match v.parse::<f64>() {
             Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => Ok(Duration::from_secs_f64(secs)),
-            _ => Err(v),
+            _ => Err(RegistryError::StallTimeout { value: env.text(STALL_TIMEOUT_ENV).unwrap_or(v).to_string() }),
         },
     }
 }
@@ -359,6 +360,18 @@ impl RegistryClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stall_timeout_is_the_variable_s_seconds_or_the_default() {
+        let stall = |value: &str| stall_timeout(&Environment::from_pairs([(STALL_TIMEOUT_ENV, value)]));
+        assert_eq!(stall_timeout(&Environment::default()).unwrap(), DEFAULT_STALL);
+        assert_eq!(stall(" ").unwrap(), DEFAULT_STALL);
+        assert_eq!(stall("1.5").unwrap(), Duration::from_millis(1500));
+        for bad in ["0", "-1", "soon", "86401", "inf"] {
+            let err = stall(bad).unwrap_err().to_string();
+            assert!(err.contains(STALL_TIMEOUT_ENV) && err.contains(bad), "{err}");
+        }
+    }
 
     #[tokio::test]
     async fn silence_is_measured_from_the_last_progress() {

@@ -6,9 +6,9 @@ mod manifest;
 mod selector;
 mod tree;
 
-pub use files::{Input, read_inputs};
-pub use manifest::{KO_PREFIX, KoReference, ManifestFile, Rendered};
-pub use selector::{Selector, SelectorError};
+pub use files::read_inputs;
+pub use manifest::{ManifestFile, Rendered};
+pub use selector::Selector;
 pub use tree::SyntaxError;
 
 /// Each document of a stream as (line of its first node, its text).

@@ -14,8 +14,9 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use super::RegistrySink;
 use crate::image::manifest::Descriptor;
 use crate::image::{Artifact, Blob, BlobSource, Image};
+use crate::media::blobs;
 use crate::output;
-use crate::publish::{PublishError, blobs, sbom};
+use crate::publish::{PublishError, sbom};
 use crate::registry::{BlobBody, RegistryClient, Repository};
 
 /// Where an artifact goes, and where its SBOMs go (the same repository unless `COSIGN_REPOSITORY`).

@@ -9,18 +9,18 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{BaseError, BaseImage};
+use super::{Docker, LOCAL_DOMAIN};
 use crate::assemble::layer::{BlockGzip, LayerFormat, LayerRecord};
 use crate::cache::Cache;
 use crate::digest::{Digest, HashingWriter};
-use crate::docker::Docker;
-use crate::image::manifest::{self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, Manifest, MediaFamily};
+use crate::image::manifest::{self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, Manifest};
 use crate::image::{Blob, BlobSource};
+use crate::media::SourceError;
 use crate::platform::Platform;
 
 /// Whether a base reference names an image in the Docker daemon.
 pub fn is_daemon(reference: &str) -> bool {
-    reference.strip_prefix(crate::publish::LOCAL_DOMAIN).is_some_and(|rest| rest.starts_with('/'))
+    reference.strip_prefix(LOCAL_DOMAIN).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The reference with `:latest` when it has neither tag nor digest (`docker save REPO` would
@@ -30,6 +30,18 @@ pub fn with_tag(reference: &str) -> String {
     if last.contains(':') || last.contains('@') { reference.to_string() } else { format!("{reference}:latest") }
 }
 
+/// An image read from the daemon, as a Docker schema 2 image whose blobs are in the cache.
+#[derive(Clone, Debug)]
+pub struct Saved {
+    /// The reference saved, with `:latest` when it named no tag.
+    pub name: String,
+    pub digest: Digest,
+    pub manifest: Manifest,
+    pub config: serde_json::Value,
+    pub layers: Vec<Blob>,
+    pub platform: Platform,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct SavedImage {
@@ -37,24 +49,24 @@ struct SavedImage {
     layers: Vec<String>,
 }
 
-fn io_err(reference: &str, path: &Path) -> impl FnOnce(std::io::Error) -> BaseError {
+fn io_err(reference: &str, path: &Path) -> impl FnOnce(std::io::Error) -> SourceError {
     let (reference, path) = (reference.to_string(), path.to_path_buf());
-    move |source| BaseError::LayoutIo { reference, path, source }
+    move |source| SourceError::Io { reference, path, source }
 }
 
 /// Loads `reference` from the daemon.
-pub async fn load(docker: &Docker, cache: &Cache, reference: &str) -> Result<BaseImage, BaseError> {
+pub async fn load(docker: &Docker, cache: &Cache, reference: &str) -> Result<Saved, SourceError> {
     let name = with_tag(reference);
     let dir = cache.temp_dir_named("docker-save-")?;
     let archive = dir.path().join("image.tar");
-    docker.save(&name, &archive).await.map_err(|source| BaseError::Daemon { reference: name.clone(), source })?;
+    docker.save(&name, &archive).await.map_err(|source| SourceError::Daemon { reference: name.clone(), source })?;
     let cache = cache.clone();
     let unpacked = dir.path().join("x");
     tokio::task::spawn_blocking(move || read_saved(&cache, &name, &archive, &unpacked)).await.expect("daemon base task")
 }
 
-fn read_saved(cache: &Cache, name: &str, archive: &Path, dir: &Path) -> Result<BaseImage, BaseError> {
-    let invalid = |detail: String| BaseError::Invalid { reference: name.to_string(), detail };
+fn read_saved(cache: &Cache, name: &str, archive: &Path, dir: &Path) -> Result<Saved, SourceError> {
+    let invalid = |detail: String| SourceError::Invalid { reference: name.to_string(), detail };
     let file = std::fs::File::open(archive).map_err(io_err(name, archive))?;
     tar::Archive::new(file).unpack(dir).map_err(io_err(name, dir))?;
     let manifest_path = dir.join("manifest.json");
@@ -64,7 +76,7 @@ fn read_saved(cache: &Cache, name: &str, archive: &Path, dir: &Path) -> Result<B
     let [saved] = saved.as_slice() else {
         return Err(invalid(format!("docker save wrote {} images, expected one", saved.len())));
     };
-    let inside = |rel: &str| -> Result<PathBuf, BaseError> {
+    let inside = |rel: &str| -> Result<PathBuf, SourceError> {
         if rel.split('/').any(|c| c == "..") || rel.starts_with('/') {
             return Err(invalid(format!("docker save names a file outside the archive: {rel}")));
         }
@@ -96,21 +108,12 @@ fn read_saved(cache: &Cache, name: &str, archive: &Path, dir: &Path) -> Result<B
     let bytes = manifest::to_bytes(&manifest);
     let digest = Digest::of(&bytes);
     let platform = Platform::from_config(&config);
-    Ok(BaseImage {
-        name: name.to_string(),
-        digest,
-        family: MediaFamily::Docker,
-        manifest,
-        config,
-        layers,
-        platform,
-        descriptor: None,
-    })
+    Ok(Saved { name: name.to_string(), digest, manifest, config, layers, platform })
 }
 
 /// A saved layer as a gzip blob in the cache: compressed once per diff ID; a layer that is
 /// already gzip (newer daemons) is stored as it is.
-fn gzip_layer(cache: &Cache, name: &str, path: &Path) -> Result<LayerRecord, BaseError> {
+fn gzip_layer(cache: &Cache, name: &str, path: &Path) -> Result<LayerRecord, SourceError> {
     let mut file = std::fs::File::open(path).map_err(io_err(name, path))?;
     let mut magic = [0u8; 2];
     let gzipped = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];

@@ -9,16 +9,25 @@ use std::path::Path;
 use tokio::sync::OnceCell;
 
 use crate::cache::Cache;
-use crate::docker::Docker;
 use crate::image::Artifact;
 use crate::output;
 use crate::platform::Platform;
 use crate::registry::RegistryClient;
+use crate::settings::Environment;
 
-use super::PublishError;
-use super::tarball::Tarball;
+use super::Docker;
+use crate::media::MediaError;
+use crate::media::tarball::Tarball;
 
 /// The label kind puts on every node container of a cluster.
+/// `KO_DOCKER_REPO` prefix for a kind cluster.
+pub const KIND_DOMAIN: &str = "kind.local";
+
+/// The cluster `KIND_CLUSTER_NAME` names, else `kind` (as kind and ko choose it).
+pub fn cluster_name(env: &Environment) -> String {
+    env.text("KIND_CLUSTER_NAME").filter(|c| !c.is_empty()).unwrap_or("kind").to_string()
+}
+
 pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
 /// The label kind gives each container its role: control-plane, worker, external-load-balancer.
 pub const ROLE_LABEL: &str = "io.x-k8s.kind.role";
@@ -30,14 +39,13 @@ pub struct Kind {
 }
 
 impl Kind {
-    /// The cluster named by `KIND_CLUSTER_NAME`, else `kind`.
-    pub fn from_env(docker: Docker) -> Kind {
-        let cluster = std::env::var("KIND_CLUSTER_NAME").ok().filter(|c| !c.is_empty()).unwrap_or("kind".into());
+    /// The kind cluster `cluster` (see [`cluster_name`]), reached through `docker`.
+    pub fn new(docker: Docker, cluster: String) -> Kind {
         Kind { docker, cluster, nodes: OnceCell::new() }
     }
 
     /// The cluster's node containers; none is an error that says how to get some.
-    pub async fn nodes(&self) -> Result<&[String], PublishError> {
+    pub async fn nodes(&self) -> Result<&[String], MediaError> {
         let nodes = self
             .nodes
             .get_or_try_init(|| async {
@@ -50,7 +58,7 @@ impl Kind {
                     .map(|(name, _)| name)
                     .collect();
                 if nodes.is_empty() {
-                    return Err(PublishError::NoKindCluster { cluster: self.cluster.clone() });
+                    return Err(MediaError::NoKindCluster { cluster: self.cluster.clone() });
                 }
                 Ok(nodes)
             })
@@ -66,7 +74,7 @@ impl Kind {
         name: &str,
         artifact: &Artifact,
         tags: &[String],
-    ) -> Result<String, PublishError> {
+    ) -> Result<String, MediaError> {
         let nodes = self.nodes().await?;
         let reference = format!("{name}:{}", artifact.digest().hex());
         let mut tarball = Tarball::default();

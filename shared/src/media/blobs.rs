@@ -1,5 +1,6 @@
 //! Making sure a blob's bytes are on local disk: cached blobs already are; a base layer that
-//! lives in a registry is downloaded into the cache once.
+//! lives in a registry is downloaded into the cache once. The layout and tarball sinks copy
+//! from there.
 
 use std::path::PathBuf;
 
@@ -7,17 +8,15 @@ use crate::cache::Cache;
 use crate::image::{Blob, BlobSource};
 use crate::registry::RegistryClient;
 
-use super::PublishError;
+use super::MediaError;
 
-pub async fn local_path(client: &RegistryClient, cache: &Cache, blob: &Blob) -> Result<PathBuf, PublishError> {
+pub async fn local_path(client: &RegistryClient, cache: &Cache, blob: &Blob) -> Result<PathBuf, MediaError> {
     let digest = &blob.descriptor.digest;
     if cache.has_blob(digest) {
         return Ok(cache.blob_path(digest));
     }
     match &blob.source {
-        BlobSource::Cache => {
-            Err(PublishError::MissingBlob { digest: digest.to_string(), path: cache.blob_path(digest) })
-        }
+        BlobSource::Cache => Err(MediaError::MissingBlob { digest: digest.to_string(), path: cache.blob_path(digest) }),
         BlobSource::Remote(repo) => {
             let temp = cache.temp_file()?;
             client.fetch_blob(repo, digest, temp.path()).await?;

@@ -8,14 +8,14 @@ use std::path::Path;
 use tokio::sync::OnceCell;
 
 use crate::cache::Cache;
-use crate::docker::Docker;
 use crate::image::{Artifact, Image};
 use crate::output;
 use crate::platform::Platform;
 use crate::registry::RegistryClient;
 
-use super::PublishError;
-use super::tarball::Tarball;
+use super::Docker;
+use crate::media::MediaError;
+use crate::media::tarball::Tarball;
 
 pub struct Daemon {
     docker: Docker,
@@ -23,12 +23,12 @@ pub struct Daemon {
 }
 
 /// The image of `artifact` that a daemon on `platform` can run.
-pub fn pick<'a>(artifact: &'a Artifact, platform: &Platform, name: &str) -> Result<&'a Image, PublishError> {
+pub fn pick<'a>(artifact: &'a Artifact, platform: &Platform, name: &str) -> Result<&'a Image, MediaError> {
     let images = artifact.images();
     if let [only] = images.as_slice() {
         return Ok(only);
     }
-    images.iter().copied().find(|i| platform.matches(&i.platform)).ok_or_else(|| PublishError::NoDaemonPlatform {
+    images.iter().copied().find(|i| platform.matches(&i.platform)).ok_or_else(|| MediaError::NoDaemonPlatform {
         name: name.to_string(),
         daemon: platform.to_string(),
         built: images.iter().map(|i| i.platform.to_string()).collect::<Vec<_>>().join(", "),
@@ -41,7 +41,7 @@ impl Daemon {
     }
 
     /// Checks that the daemon answers, and learns its platform.
-    pub async fn platform(&self) -> Result<&Platform, PublishError> {
+    pub async fn platform(&self) -> Result<&Platform, MediaError> {
         Ok(self.platform.get_or_try_init(|| self.docker.server_platform()).await?)
     }
 
@@ -53,7 +53,7 @@ impl Daemon {
         name: &str,
         artifact: &Artifact,
         tags: &[String],
-    ) -> Result<String, PublishError> {
+    ) -> Result<String, MediaError> {
         let platform = self.platform().await?;
         let image = pick(artifact, platform, name)?;
         if matches!(artifact, Artifact::Index(_)) {

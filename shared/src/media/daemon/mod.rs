@@ -1,14 +1,29 @@
-//! The Docker CLI, as the local publishers (`ko.local`, `kind.local`) and `ko.local/...` base
-//! images use it: the daemon's platform, `docker load` and `docker exec` fed from a stream,
-//! `docker save`, and containers by label. Going through the CLI honours `DOCKER_HOST`,
-//! contexts and TLS settings exactly as the user's own `docker` does, and adds no HTTP stack.
-//! This module runs commands; it knows nothing about images.
+//! The Docker daemon as a medium: `ko.local/...` base images are read from it ([`load`]),
+//! built images are loaded into it ([`publish`], `ko.local`) or, through it, into the nodes of
+//! a kind cluster ([`kind`], `kind.local`).
+//!
+//! This file is the driver they share, the Docker CLI: the daemon's platform, `docker load`
+//! and `docker exec` fed from a stream, `docker save`, and containers by label. Going through
+//! the CLI honours `DOCKER_HOST`, contexts and TLS settings exactly as the user's own `docker`
+//! does, and adds no HTTP stack. The driver runs commands; it knows nothing about images.
+
+pub mod kind;
+pub mod load;
+pub mod publish;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::platform::Platform;
+use crate::settings::Environment;
+
+pub use kind::Kind;
+pub use publish::Daemon;
+
+/// The registry-like domain that names the Docker daemon: `ko.local/...` bases, and
+/// `KO_DOCKER_REPO=ko.local[/prefix]`.
+pub const LOCAL_DOMAIN: &str = "ko.local";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -28,14 +43,8 @@ pub enum DockerError {
 #[derive(Clone, Debug)]
 pub struct Docker {
     program: PathBuf,
-}
-
-/// Where the CLI will connect, for messages.
-fn host() -> String {
-    match std::env::var("DOCKER_HOST") {
-        Ok(h) if !h.is_empty() => h,
-        _ => "the default socket (unix:///var/run/docker.sock, or the current docker context)".into(),
-    }
+    /// `DOCKER_HOST`, for messages.
+    host: Option<String>,
 }
 
 fn last_line(bytes: &[u8]) -> String {
@@ -45,16 +54,25 @@ fn last_line(bytes: &[u8]) -> String {
 }
 
 impl Default for Docker {
+    /// `docker` from PATH, on the default socket.
     fn default() -> Self {
-        Docker::from_env()
+        Docker::new(&Environment::default())
     }
 }
 
 impl Docker {
-    pub fn from_env() -> Docker {
-        let program =
-            std::env::var_os("DOCKER").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or("docker".into());
-        Docker { program }
+    /// The CLI `env` names: `$DOCKER` or `docker`, talking to `$DOCKER_HOST` or the default.
+    pub fn new(env: &Environment) -> Docker {
+        let program = env.path("DOCKER").unwrap_or("docker".into());
+        Docker { program, host: env.text("DOCKER_HOST").filter(|h| !h.is_empty()).map(str::to_string) }
+    }
+
+    /// Where the CLI will connect, for messages.
+    fn host(&self) -> String {
+        match &self.host {
+            Some(host) => host.clone(),
+            None => "the default socket (unix:///var/run/docker.sock, or the current docker context)".into(),
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -87,7 +105,7 @@ impl Docker {
         if detail.contains("Cannot connect to the Docker daemon")
             || detail.contains("while trying to connect to the Docker daemon")
         {
-            return DockerError::NoDaemon { host: host(), detail };
+            return DockerError::NoDaemon { host: self.host(), detail };
         }
         DockerError::Failed { command, status: status.to_string(), detail }
     }
@@ -95,14 +113,14 @@ impl Docker {
     /// The daemon's own platform (`docker version`), which also proves it is reachable.
     pub async fn server_platform(&self) -> Result<Platform, DockerError> {
         let out = self.run(&["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"]).await.map_err(|e| match e {
-            DockerError::Failed { detail, .. } => DockerError::NoDaemon { host: host(), detail },
+            DockerError::Failed { detail, .. } => DockerError::NoDaemon { host: self.host(), detail },
             other => other,
         })?;
         let text = out.trim();
         let (os, arch) =
             text.split_once('/').filter(|(os, arch)| !os.is_empty() && !arch.is_empty()).ok_or_else(|| {
                 DockerError::NoDaemon {
-                    host: host(),
+                    host: self.host(),
                     detail: format!("`docker version` reported the platform {text:?}"),
                 }
             })?;
@@ -190,7 +208,7 @@ mod tests {
 
     #[test]
     fn daemon_errors_are_recognised() {
-        let docker = Docker { program: "docker".into() };
+        let docker = Docker { program: "docker".into(), host: None };
         let status = std::process::Command::new("false").status().unwrap();
         let e = docker.failure(
             "load".into(),
@@ -204,7 +222,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_cli_says_how_to_get_one() {
-        let docker = Docker { program: "/nonexistent/docker".into() };
+        let docker = Docker { program: "/nonexistent/docker".into(), host: None };
         let e = docker.server_platform().await.unwrap_err();
         assert!(e.to_string().contains("install it"), "{e}");
     }

@@ -1,17 +1,25 @@
-//! Base images from an OCI image layout on disk: `oci-layout://PATH[:TAG|@DIGEST]` (beyond
-//! ko), or the containers-transport spelling `oci:PATH[:TAG]` that skopeo, podman and buildah
-//! use (and that `build` prints for the local store). The entry is picked from `index.json` by its `org.opencontainers.image.ref.name`
-//! annotation (`:TAG`), by digest (`@sha256:…`, which may also name a blob of the layout that
-//! `index.json` does not list), or is the only entry. Blobs are checked against their digest
-//! and copied (or hard-linked) into the cache, so the rest of the build treats them like any
-//! cached blob. Registry bases and the cache live elsewhere.
+//! OCI image layouts on disk: blobs under `blobs/sha256/`, images listed in `index.json`.
+//!
+//! As a source: base images from `oci-layout://PATH[:TAG|@DIGEST]` (beyond ko), or the
+//! containers-transport spelling `oci:PATH[:TAG]` that skopeo, podman and buildah use (and
+//! that `build` prints for the local store). The entry is picked from `index.json` by its
+//! `org.opencontainers.image.ref.name` annotation (`:TAG`), by digest (`@sha256:…`, which may
+//! also name a blob of the layout that `index.json` does not list), or is the only entry. Blobs
+//! are checked against their digest and copied (or hard-linked) into the cache, so the rest of
+//! the build treats them like any cached blob.
+//!
+//! As a sink ([`Layout`]): `--oci-layout-path`, and the local store used when `KO_DOCKER_REPO`
+//! is unset. Registry bases and the cache live elsewhere.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::BaseError;
-use crate::cache::Cache;
+use super::{MediaError, SourceError, blobs};
+use crate::cache::{Cache, write_atomic};
 use crate::digest::{Digest, digest_file};
-use crate::image::manifest::{Index, sniff_media_type};
+use crate::image::manifest::{Descriptor, Index, OCI_INDEX, sniff_media_type};
+use crate::image::{Artifact, Image};
+use crate::registry::RegistryClient;
 
 pub const SCHEME: &str = "oci-layout://";
 /// The containers-transport prefix (`oci:PATH[:TAG]`).
@@ -27,7 +35,8 @@ pub fn is_layout(reference: &str) -> bool {
     let port_len = rest.bytes().take_while(u8::is_ascii_digit).count();
     !(port_len > 0 && rest[port_len..].starts_with('/'))
 }
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The annotation that names (tags) an entry of `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// Which entry of the layout a reference names.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,12 +59,12 @@ pub struct Found {
     pub bytes: Vec<u8>,
 }
 
-fn invalid(reference: &str, detail: impl Into<String>) -> BaseError {
-    BaseError::Invalid { reference: reference.to_string(), detail: detail.into() }
+fn invalid(reference: &str, detail: impl Into<String>) -> SourceError {
+    SourceError::Invalid { reference: reference.to_string(), detail: detail.into() }
 }
 
 /// Parses what follows `oci-layout://`.
-pub fn parse(reference: &str) -> Result<LayoutRef, BaseError> {
+pub fn parse(reference: &str) -> Result<LayoutRef, SourceError> {
     if let Some(spec) = reference.strip_prefix(TRANSPORT) {
         // As in containers/image: the path ends at the first colon, the rest is the
         // `org.opencontainers.image.ref.name` to pick (which may hold colons itself).
@@ -93,10 +102,9 @@ pub fn parse(reference: &str) -> Result<LayoutRef, BaseError> {
 }
 
 /// Reads a blob of the layout, checking its digest.
-pub fn read_blob(reference: &str, root: &Path, digest: &Digest) -> Result<Vec<u8>, BaseError> {
+pub fn read_blob(reference: &str, root: &Path, digest: &Digest) -> Result<Vec<u8>, SourceError> {
     let path = blob_path(root, digest);
-    let bytes =
-        std::fs::read(&path).map_err(|source| BaseError::LayoutIo { reference: reference.into(), path, source })?;
+    let bytes = std::fs::read(&path).map_err(|source| SourceError::Io { reference: reference.into(), path, source })?;
     if &Digest::of(&bytes) != digest {
         return Err(invalid(reference, format!("blob {digest} in {} does not match its digest", root.display())));
     }
@@ -108,7 +116,7 @@ fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
 }
 
 /// Finds the manifest or index the reference names.
-pub fn find(reference: &str, layout: &LayoutRef) -> Result<Found, BaseError> {
+pub fn find(reference: &str, layout: &LayoutRef) -> Result<Found, SourceError> {
     let root = &layout.root;
     let index_path = root.join("index.json");
     let index_bytes = std::fs::read(&index_path).map_err(|source| {
@@ -121,7 +129,7 @@ pub fn find(reference: &str, layout: &LayoutRef) -> Result<Found, BaseError> {
                 ),
             )
         } else {
-            BaseError::LayoutIo { reference: reference.into(), path: index_path.clone(), source }
+            SourceError::Io { reference: reference.into(), path: index_path.clone(), source }
         }
     })?;
     let index: Index = serde_json::from_slice(&index_bytes)
@@ -181,14 +189,14 @@ pub fn find(reference: &str, layout: &LayoutRef) -> Result<Found, BaseError> {
 }
 
 /// Puts a blob of the layout into the cache (hard link when possible), checking its digest.
-pub fn import_blob(reference: &str, cache: &Cache, root: &Path, digest: &Digest) -> Result<(), BaseError> {
+pub fn import_blob(reference: &str, cache: &Cache, root: &Path, digest: &Digest) -> Result<(), SourceError> {
     if cache.has_blob(digest) {
         return Ok(());
     }
     let src = blob_path(root, digest);
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| BaseError::LayoutIo { reference: reference.to_string(), path, source }
+        move |source| SourceError::Io { reference: reference.to_string(), path, source }
     };
     let (actual, _) = digest_file(&src).map_err(io(&src))?;
     if &actual != digest {
@@ -203,6 +211,102 @@ pub fn import_blob(reference: &str, cache: &Cache, root: &Path, digest: &Digest)
     }
     cache.commit_blob(temp, digest)?;
     Ok(())
+}
+
+/// An OCI layout written to: blobs are added, and each image is listed in `index.json`.
+pub struct Layout {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MediaError + '_ {
+    move |source| MediaError::Io { path: path.to_path_buf(), source }
+}
+
+/// Hard-links `src` to `dest`, or copies it through a temporary sibling.
+fn link_or_copy(src: &Path, dest: &Path) -> Result<(), MediaError> {
+    if std::fs::hard_link(src, dest).is_err() {
+        let temp = dest.with_extension("partial");
+        fs_err::copy(src, &temp).map_err(io(&temp))?;
+        fs_err::rename(&temp, dest).map_err(io(dest))?;
+    }
+    Ok(())
+}
+
+impl Layout {
+    pub fn open(root: &Path) -> Result<Layout, MediaError> {
+        let blobs = root.join("blobs/sha256");
+        fs_err::create_dir_all(&blobs).map_err(io(&blobs))?;
+        let marker = root.join("oci-layout");
+        if !marker.exists() {
+            write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io(&marker))?;
+        }
+        Ok(Layout { root: root.to_path_buf() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn put_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<(), MediaError> {
+        let path = blob_path(&self.root, digest);
+        if !path.exists() {
+            write_atomic(&path, bytes).map_err(io(&path))?;
+        }
+        Ok(())
+    }
+
+    async fn put_image(&self, client: &RegistryClient, cache: &Cache, image: &Image) -> Result<(), MediaError> {
+        for blob in image.blobs() {
+            let dest = blob_path(&self.root, &blob.descriptor.digest);
+            if dest.exists() {
+                continue;
+            }
+            let src = blobs::local_path(client, cache, blob).await?;
+            // A copy of a whole layer blocks for as long as the disk takes.
+            tokio::task::spawn_blocking(move || link_or_copy(&src, &dest)).await.expect("layout blob task")?;
+        }
+        self.put_bytes(&image.digest, &image.manifest_bytes)
+    }
+
+    /// Writes every blob of the artifact and lists it in `index.json` (with `ref_name`, if any).
+    pub async fn write(
+        &self,
+        client: &RegistryClient,
+        cache: &Cache,
+        artifact: &Artifact,
+        ref_name: Option<&str>,
+    ) -> Result<(), MediaError> {
+        for image in artifact.images() {
+            self.put_image(client, cache, image).await?;
+        }
+        if let Artifact::Index(index) = artifact {
+            self.put_bytes(&index.digest, &index.bytes)?;
+        }
+        let mut descriptor =
+            Descriptor::new(artifact.media_type(), artifact.digest().clone(), artifact.manifest_bytes().len() as u64);
+        if let Some(name) = ref_name {
+            descriptor.annotations = Some(BTreeMap::from([(REF_NAME.to_string(), name.to_string())]));
+        }
+        self.add_to_index(descriptor)
+    }
+
+    fn add_to_index(&self, descriptor: Descriptor) -> Result<(), MediaError> {
+        let path = self.root.join("index.json");
+        let mut index = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Index>(&bytes)
+                .map_err(|e| MediaError::Layout { path: path.clone(), detail: e.to_string() })?,
+            Err(_) => {
+                Index { schema_version: 2, media_type: Some(OCI_INDEX.into()), manifests: vec![], annotations: None }
+            }
+        };
+        let name = descriptor.annotations.as_ref().and_then(|a| a.get(REF_NAME)).cloned();
+        index.manifests.retain(|d| {
+            let same_name = name.is_some() && d.annotations.as_ref().and_then(|a| a.get(REF_NAME)) == name.as_ref();
+            d.digest != descriptor.digest && !same_name
+        });
+        index.manifests.push(descriptor);
+        write_atomic(&path, &serde_json::to_vec_pretty(&index).expect("json")).map_err(io(&path))
+    }
 }
 
 #[cfg(test)]

@@ -25,8 +25,8 @@ use crate::digest::Digest;
 use crate::image::Artifact;
 use crate::image::sink::{LayerSink, LayerStream};
 use crate::media::MediaError;
-use crate::media::daemon::kind::{self, KIND_DOMAIN};
-use crate::media::daemon::{self, Docker, DockerError, LOCAL_DOMAIN};
+use crate::media::daemon::kind::KIND_DOMAIN;
+use crate::media::daemon::{self, Docker, LOCAL_DOMAIN};
 use crate::media::layout::Layout;
 use crate::output;
 use crate::registry::{Reference, ReferenceError, RegistryClient, RegistryError, Repository};
@@ -65,41 +65,10 @@ pub enum PublishError {
     Registry(#[from] RegistryError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("OCI layout {path}: unreadable index.json ({detail}); point --oci-layout-path at an empty directory")]
-    Layout { path: PathBuf, detail: String },
-    #[error("blob {digest} is missing from the cache at {path}; clear the cache and rebuild")]
-    MissingBlob { digest: String, path: PathBuf },
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(transparent)]
-    Docker(#[from] DockerError),
-    #[error(
-        "{name}: no image was built for the Docker daemon's platform {daemon} (built: {built}); add {daemon} to --platform"
-    )]
-    NoDaemonPlatform { name: String, daemon: String, built: String },
-    #[error(
-        "no kind cluster {cluster:?}: no running container is labelled {label}={cluster}; create it with `kind create cluster --name {cluster}`, or set KIND_CLUSTER_NAME to an existing cluster (`kind get clusters`)",
-        label = kind::CLUSTER_LABEL
-    )]
-    NoKindCluster { cluster: String },
-}
-
-/// A medium's error, shown as the publish error it always was.
-impl From<MediaError> for PublishError {
-    fn from(error: MediaError) -> Self {
-        match error {
-            MediaError::Registry(e) => PublishError::Registry(e),
-            MediaError::Io { path, source } => PublishError::Io { path, source },
-            MediaError::Layout { path, detail } => PublishError::Layout { path, detail },
-            MediaError::MissingBlob { digest, path } => PublishError::MissingBlob { digest, path },
-            MediaError::Cache(e) => PublishError::Cache(e),
-            MediaError::Docker(e) => PublishError::Docker(e),
-            MediaError::NoDaemonPlatform { name, daemon, built } => {
-                PublishError::NoDaemonPlatform { name, daemon, built }
-            }
-            MediaError::NoKindCluster { cluster } => PublishError::NoKindCluster { cluster },
-        }
-    }
+    Media(#[from] MediaError),
 }
 
 /// Publishing settings from the command line and environment.

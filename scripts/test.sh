@@ -29,7 +29,7 @@ cd "$ROOT"
 
 step "checking tools"
 # registry: the test registry; skopeo + umoci + runc: inspect and run built images
-# (see tests/it/util.rs); curl: readiness probes; git: the fixtures live in a worktree.
+# (see tests/it/util/images.rs); curl: readiness probes; git: the fixtures live in a worktree.
 ensure_debs docker-registry skopeo umoci runc curl git ca-certificates
 
 # auth tests (tests/it/auth.rs) start their own registries: apache2-utils for

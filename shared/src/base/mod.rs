@@ -219,97 +219,103 @@ impl BaseResolver {
     pub async fn images(&self, reference: &str, request: Option<&PlatformRequest>) -> Result<BaseSet, BaseError> {
         let resolved = self.resolve(reference).await?;
         match &*resolved {
-            Resolved::Builtin => {
-                let platforms = match request {
-                    None => vec![Platform::linux("amd64")],
-                    Some(PlatformRequest::All) => builtin::all_platforms(),
-                    Some(PlatformRequest::List(list)) => {
-                        list.iter().map(|p| complete_for_builtin(p, reference)).collect::<Result<_, _>>()?
-                    }
-                };
-                let images = platforms.iter().map(|p| builtin::image(&self.cache, p)).collect::<Result<Vec<_>, _>>()?;
-                let shown = images.first().map(|i| shown(&i.name, &i.digest)).unwrap_or_default();
-                Ok(BaseSet { images, index: None, shown })
-            }
-            Resolved::Image(image) => {
-                let ok = match request {
-                    None | Some(PlatformRequest::All) => true,
-                    Some(PlatformRequest::List(list)) => list.iter().any(|p| p.matches(&image.platform)),
-                };
-                if !ok {
-                    return Err(BaseError::NoPlatform {
-                        reference: image.name.clone(),
-                        wanted: describe_request(request),
-                        offered: image.platform.to_string(),
-                    });
-                }
-                Ok(BaseSet { images: vec![(**image).clone()], index: None, shown: shown(&image.name, &image.digest) })
-            }
+            Resolved::Builtin => self.builtin_images(reference, request),
+            Resolved::Image(image) => single_image(image, request),
             Resolved::Index(remote) => {
-                let RemoteIndex { name, digest, family, origin, index } = &**remote;
                 let default = PlatformRequest::List(vec![Platform::linux("amd64")]);
-                let request = request.unwrap_or(&default);
-                let offered: Vec<(&Descriptor, Platform)> =
-                    index.manifests.iter().map(|d| (d, d.platform.clone().unwrap_or_default())).collect();
-                for (d, _) in &offered {
-                    if is_index(&d.media_type) {
-                        return Err(BaseError::Invalid {
-                            reference: name.clone(),
-                            detail: format!("it nests another index ({}), which is not supported", d.digest),
-                        });
-                    }
-                }
-                let chosen: Vec<&Descriptor> = match request {
-                    PlatformRequest::All => offered
-                        .iter()
-                        .filter(|(_, p)| Platform::default().matches(p) && !p.os.is_empty())
-                        .map(|(d, _)| *d)
-                        .collect(),
-                    PlatformRequest::List(list) => {
-                        for want in list {
-                            if !offered.iter().any(|(_, p)| want.matches(p)) {
-                                return Err(BaseError::NoPlatform {
-                                    reference: name.clone(),
-                                    wanted: want.to_string(),
-                                    offered: offered
-                                        .iter()
-                                        .filter(|(_, p)| p.os != "unknown")
-                                        .map(|(_, p)| p.to_string())
-                                        .collect::<Vec<_>>()
-                                        .join(", "),
-                                });
-                            }
-                        }
-                        offered.iter().filter(|(_, p)| list.iter().any(|w| w.matches(p))).map(|(d, _)| *d).collect()
-                    }
-                };
+                let chosen = choose_from_index(remote, request.unwrap_or(&default))?;
                 let mut images = Vec::new();
-                for d in chosen {
-                    let (child_digest, bytes) = match origin {
-                        Origin::Registry(parsed) => {
-                            let child = Reference { digest: Some(d.digest.clone()), ..parsed.clone() };
-                            let fetched = manifests::fetch(&self.client, &self.cache, &child)
-                                .await
-                                .map_err(|source| BaseError::Registry { reference: name.clone(), source })?;
-                            (fetched.digest, fetched.bytes)
-                        }
-                        Origin::Layout(root) => {
-                            let bytes = layout::read_blob(name, root, &d.digest)?;
-                            (d.digest.clone(), bytes.into())
-                        }
-                    };
-                    let mut image =
-                        self.image_from_manifest(origin, name, child_digest, &bytes, *family, Some(d.clone())).await?;
-                    if let Some(p) = &d.platform {
-                        image.platform = p.clone();
-                    }
-                    images.push(image);
+                for entry in chosen {
+                    images.push(self.index_entry(remote, entry).await?);
                 }
+                let RemoteIndex { name, digest, family, .. } = &**remote;
                 let index = (images.len() > 1).then(|| (name.clone(), digest.clone(), *family));
                 Ok(BaseSet { images, index, shown: shown(name, digest) })
             }
         }
     }
+
+    /// The built-in base, made for each platform asked for (linux/amd64 when none is).
+    fn builtin_images(&self, reference: &str, request: Option<&PlatformRequest>) -> Result<BaseSet, BaseError> {
+        let platforms = match request {
+            None => vec![Platform::linux("amd64")],
+            Some(PlatformRequest::All) => builtin::all_platforms(),
+            Some(PlatformRequest::List(list)) => {
+                list.iter().map(|p| complete_for_builtin(p, reference)).collect::<Result<_, _>>()?
+            }
+        };
+        let images = platforms.iter().map(|p| builtin::image(&self.cache, p)).collect::<Result<Vec<_>, _>>()?;
+        let shown = images.first().map(|i| shown(&i.name, &i.digest)).unwrap_or_default();
+        Ok(BaseSet { images, index: None, shown })
+    }
+
+    /// One entry of a base index: its manifest (from the registry or the layout the index came
+    /// from) as a base image, labelled with the platform the index gives it.
+    async fn index_entry(&self, remote: &RemoteIndex, entry: &Descriptor) -> Result<BaseImage, BaseError> {
+        let RemoteIndex { name, family, origin, .. } = remote;
+        let (digest, bytes) = match origin {
+            Origin::Registry(parsed) => {
+                let child = Reference { digest: Some(entry.digest.clone()), ..parsed.clone() };
+                let fetched = manifests::fetch(&self.client, &self.cache, &child)
+                    .await
+                    .map_err(|source| BaseError::Registry { reference: name.clone(), source })?;
+                (fetched.digest, fetched.bytes)
+            }
+            Origin::Layout(root) => (entry.digest.clone(), layout::read_blob(name, root, &entry.digest)?.into()),
+        };
+        let mut image = self.image_from_manifest(origin, name, digest, &bytes, *family, Some(entry.clone())).await?;
+        if let Some(p) = &entry.platform {
+            image.platform = p.clone();
+        }
+        Ok(image)
+    }
+}
+
+/// A single-image base, when it offers a platform that was asked for.
+fn single_image(image: &BaseImage, request: Option<&PlatformRequest>) -> Result<BaseSet, BaseError> {
+    let ok = match request {
+        None | Some(PlatformRequest::All) => true,
+        Some(PlatformRequest::List(list)) => list.iter().any(|p| p.matches(&image.platform)),
+    };
+    if !ok {
+        return Err(BaseError::NoPlatform {
+            reference: image.name.clone(),
+            wanted: describe_request(request),
+            offered: image.platform.to_string(),
+        });
+    }
+    Ok(BaseSet { images: vec![image.clone()], index: None, shown: shown(&image.name, &image.digest) })
+}
+
+/// The entries of a base index that `request` picks: with `all`, every entry with a real
+/// platform; with a list, every entry matching one of them, and each one listed must match.
+fn choose_from_index<'a>(remote: &'a RemoteIndex, request: &PlatformRequest) -> Result<Vec<&'a Descriptor>, BaseError> {
+    let name = &remote.name;
+    let offered: Vec<(&Descriptor, Platform)> =
+        remote.index.manifests.iter().map(|d| (d, d.platform.clone().unwrap_or_default())).collect();
+    if let Some((d, _)) = offered.iter().find(|(d, _)| is_index(&d.media_type)) {
+        return Err(BaseError::Invalid {
+            reference: name.clone(),
+            detail: format!("it nests another index ({}), which is not supported", d.digest),
+        });
+    }
+    let list = match request {
+        PlatformRequest::All => {
+            let real = |p: &Platform| Platform::default().matches(p) && !p.os.is_empty();
+            return Ok(offered.iter().filter(|(_, p)| real(p)).map(|(d, _)| *d).collect());
+        }
+        PlatformRequest::List(list) => list,
+    };
+    if let Some(want) = list.iter().find(|want| !offered.iter().any(|(_, p)| want.matches(p))) {
+        let offered: Vec<String> =
+            offered.iter().filter(|(_, p)| p.os != "unknown").map(|(_, p)| p.to_string()).collect();
+        return Err(BaseError::NoPlatform {
+            reference: name.clone(),
+            wanted: want.to_string(),
+            offered: offered.join(", "),
+        });
+    }
+    Ok(offered.iter().filter(|(_, p)| list.iter().any(|w| w.matches(p))).map(|(d, _)| *d).collect())
 }
 
 fn describe_request(request: Option<&PlatformRequest>) -> String {

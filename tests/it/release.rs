@@ -255,7 +255,7 @@ fn the_manifest_has_a_platform_entry_per_archive_with_its_sha256() {
     assert!(spec["description"].as_str().is_some_and(|d| d.contains("kubectl ko build")), "{text}");
     // The helpers krew does not put on PATH, and how to link them there.
     let caveats = spec["caveats"].as_str().unwrap_or_default();
-    for needed in ["docker-credential-ko", "kubectl_complete-ko", "ln -sf"] {
+    for needed in ["docker-credential-ko", "kubectl_complete-ko", "ln -s"] {
         assert!(caveats.contains(needed), "{needed} missing from the caveats:\n{caveats}");
     }
 }

@@ -62,7 +62,7 @@ fn actionlint(files: &[PathBuf]) -> Run {
 fn the_workflows_pass_actionlint() {
     let files = workflow_files();
     let names: Vec<_> = files.iter().filter_map(|p| p.file_name()?.to_str()).collect();
-    assert_eq!(names, ["ci.yml", "release.yml"]);
+    assert!(names.contains(&"ci.yml") && names.contains(&"release.yml"), "{names:?}");
     let run = actionlint(&files);
     run.assert_success();
     assert_eq!(run.stdout, "", "{run}");

@@ -12,6 +12,7 @@
 #   KO_TEST_KREW         the krew binary (built once by scripts/krew.sh)
 #   KO_TEST_SBOM_VENV    Python venv with the SBOM validators (pyspdxtools, cyclonedx)
 #   KO_TEST_DOCKER_HOST  DOCKER_HOST of a throw-away Docker daemon (scripts/dockerd.sh)
+#   KO_TEST_ACTIONLINT, KO_TEST_VALIDATE_KREW_MANIFEST   release checks (scripts/release-tools.sh)
 set -euo pipefail
 
 # Resolve a relative CARGO_TARGET_DIR against the caller's directory before moving.
@@ -126,6 +127,12 @@ fi
 ensure_debs jq
 KO_TEST_KREW=$(scripts/krew.sh)
 export KO_TEST_KREW
+
+# --- release checks (tests/it/release.rs): actionlint runs shellcheck over the workflows ---
+ensure_debs shellcheck
+KO_TEST_ACTIONLINT=$(scripts/release-tools.sh actionlint)
+KO_TEST_VALIDATE_KREW_MANIFEST=$(scripts/release-tools.sh validate-krew-manifest)
+export KO_TEST_ACTIONLINT KO_TEST_VALIDATE_KREW_MANIFEST
 
 # --- checks ----------------------------------------------------------------
 

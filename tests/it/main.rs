@@ -23,6 +23,7 @@ mod output_files;
 mod parity;
 mod platforms;
 mod registries;
+mod release;
 mod resolve;
 mod sbom;
 mod shared_builds;

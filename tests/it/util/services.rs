@@ -19,6 +19,8 @@ const EXPORTED: &[(&str, &str)] = &[
     ("KO_TEST_KUBECONFIG", "starts kube-apiserver on 127.0.0.1 (scripts/test-cluster.sh) and exports its kubeconfig"),
     ("KO_TEST_KREW", "builds krew (scripts/krew.sh)"),
     ("KO_TEST_SBOM_VENV", "installs the SBOM validators"),
+    ("KO_TEST_ACTIONLINT", "builds actionlint (scripts/release-tools.sh actionlint)"),
+    ("KO_TEST_VALIDATE_KREW_MANIFEST", "builds krew's validate-krew-manifest (scripts/release-tools.sh)"),
 ];
 
 /// The value of a variable that scripts/test.sh exports for the tests. A test that needs the

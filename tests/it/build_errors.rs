@@ -16,9 +16,24 @@ pub fn assert_clear_error(run: &Run, needles: &[&str]) {
 
 pub fn assert_repo_empty(repo: &str) {
     let name = repo.split_once('/').unwrap().1;
-    let repositories = catalog();
-    assert!(!repositories.is_empty(), "the test registry's catalog is empty, so this check could not fail");
+    let repositories = catalog_listing_something();
     assert!(!repositories.iter().any(|r| r.starts_with(name)), "{repo} was pushed to");
+}
+
+/// The catalog, once it lists at least one repository: a repository missing from an empty
+/// catalog would prove nothing (a registry that lists nothing would pass every check). When
+/// this test runs before any other has pushed, it pushes the hello fixture to a repository of
+/// its own first.
+fn catalog_listing_something() -> Vec<String> {
+    let repositories = catalog();
+    if !repositories.is_empty() {
+        return repositories;
+    }
+    let sentinel = unique_repo("catalog-sentinel");
+    ko(&["build", ".", "--sbom=none"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &sentinel).run().assert_success();
+    let repositories = catalog();
+    assert!(!repositories.is_empty(), "the test registry's catalog is empty after a push to {sentinel}");
+    repositories
 }
 
 /// Every repository of the test registry, following the catalog's pages (the registry

@@ -17,11 +17,11 @@
 #
 # Archives are reproducible: two clean builds of one commit in different directories give the
 # same bytes. The build maps the checkout, $CARGO_HOME and the toolchain out of the binary's
-# paths (--remap-path-prefix), is --locked, and embeds the commit; the archive has sorted
-# entries, owner 0:0, modes 0755/0644, and every mtime set to SOURCE_DATE_EPOCH (default: the
-# time of the last commit outside krew-manifests/). Archives for other platforms (linux/arm64,
-# darwin) are built when this machine has their Rust target and linker; the script says which
-# were not built and why.
+# paths (--remap-path-prefix), is --locked, and embeds the last commit outside
+# krew-manifests/ (KUBECTL_KO_COMMIT overrides it); the archive has sorted entries, owner 0:0,
+# modes 0755/0644, and every mtime set to SOURCE_DATE_EPOCH (default: that commit's time).
+# Archives for other platforms (linux/arm64, darwin) are built when this machine has their
+# Rust target and linker; the script says which were not built and why.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -80,10 +80,12 @@ HELPERS=(
 	"kubectl_complete-ko|completes \`kubectl ko <TAB>\` (kubectl 1.26 and later)"
 )
 
-# The last commit of anything but the manifest, so committing a regenerated manifest does not
-# change the archive it describes.
-mtime=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct -- . ':!krew-manifests' 2>/dev/null || true)}
-mtime=${mtime:-0}
+# The last commit of anything but the manifest gives the archive its times and the binary its
+# commit (`kubectl ko version`), so committing a regenerated manifest does not change the
+# archive it describes: the manifest's sha256 holds for a build at the commit that holds it.
+read -r source_commit source_time < <(git log -1 --format='%H %ct' -- . ':!krew-manifests' 2>/dev/null || true) || true
+export KUBECTL_KO_COMMIT=${KUBECTL_KO_COMMIT:-${source_commit:-unknown}}
+mtime=${SOURCE_DATE_EPOCH:-${source_time:-0}}
 [[ "$mtime" =~ ^[0-9]+$ ]] || die "SOURCE_DATE_EPOCH must be a number of seconds, got '$mtime'"
 
 host_triple=$(rustc -vV | sed -n 's/^host: //p')

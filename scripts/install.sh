@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Install the whole kubectl-ko suite from this checkout: every binary of the workspace
-# (kubectl-ko, its kubectl-ko-* commands, kubectl_complete-ko, docker-credential-ko).
+# Install the whole kubectl-ko suite from this checkout: the one kubectl-ko executable and
+# every other name of the suite (its kubectl-ko-* commands, kubectl_complete-ko,
+# docker-credential-ko) as a symlink to it: kubectl-ko runs the command its name says.
 #
 #   scripts/install.sh [--profile PROFILE] [--bin-dir DIR] [PREFIX]
 #
-# Builds once (cargo build --profile PROFILE --workspace --bins) and copies every binary into
-# PREFIX/bin (default PREFIX: ~/.local), creating it. Says what it installed and whether
-# PREFIX/bin is on PATH. Run it from anywhere; it does not change your working directory.
+# Builds kubectl-ko (cargo build --profile PROFILE -p kubectl-ko), copies it into PREFIX/bin
+# (default PREFIX: ~/.local), creating it, and links the other names next to it. Says what it
+# installed and whether PREFIX/bin is on PATH. Run it from anywhere; it does not change your
+# working directory.
 #
 #   --profile PROFILE  cargo profile to build with (default: release)
-#   --bin-dir DIR      install the binaries already in DIR instead of building (the tests
+#   --bin-dir DIR      install the kubectl-ko already in DIR instead of building (the tests
 #                      install their debug build this way)
 set -euo pipefail
 
@@ -18,7 +20,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
 
 usage() {
-	sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -46,7 +48,8 @@ done
 mkdir -p "$prefix/bin" || die "cannot create $prefix/bin; name a PREFIX you can write to"
 bin=$(cd "$prefix/bin" && pwd)
 
-# Every binary target of the workspace, so a new plugin is installed without edits here.
+# Every binary target of the workspace (a thin crate per name), so a new command is linked
+# without edits here.
 metadata=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps) || die "cargo metadata failed"
 if command -v jq >/dev/null 2>&1; then
 	names=$(jq -r '.packages[].targets[] | select(.kind | index("bin")) | .name' <<<"$metadata")
@@ -54,8 +57,8 @@ else
 	names=$(grep -o '"kind":\["bin"\],"crate_types":\["bin"\],"name":"[^"]*"' <<<"$metadata" |
 		sed 's/.*"name":"//; s/"$//')
 fi
-mapfile -t binaries < <(LC_ALL=C sort -u <<<"$names")
-[[ " ${binaries[*]} " == *" kubectl-ko "* ]] || die "cargo metadata lists no kubectl-ko binary"
+mapfile -t names < <(LC_ALL=C sort -u <<<"$names")
+[[ " ${names[*]} " == *" kubectl-ko "* ]] || die "cargo metadata lists no kubectl-ko binary"
 
 if [[ -n "$bin_dir" ]]; then
 	from=$bin_dir
@@ -63,26 +66,30 @@ else
 	target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
 	profile_dir=$profile
 	[[ "$profile" != dev ]] || profile_dir=debug
-	step "cargo build --profile $profile --workspace --bins (once for all ${#binaries[@]} binaries)"
-	(cd "$ROOT" && cargo build --profile "$profile" --workspace --bins) || die "cargo build failed"
+	step "cargo build --profile $profile -p kubectl-ko (one executable for all ${#names[@]} names)"
+	(cd "$ROOT" && cargo build --profile "$profile" -p kubectl-ko --bin kubectl-ko) || die "cargo build failed"
 	from=$target_dir/$profile_dir
 fi
+[[ -f "$from/kubectl-ko" ]] || die "$from/kubectl-ko is missing: build it first (cargo build -p kubectl-ko)"
 
-for b in "${binaries[@]}"; do
-	[[ -f "$from/$b" ]] || die "$from/$b is missing: build every binary first (cargo build --workspace --bins)"
+# Each through a temporary name and a rename, so a running copy is not overwritten in place
+# and a binary installed by an older version under the same name is replaced.
+install -m 0755 "$from/kubectl-ko" "$bin/.kubectl-ko.tmp"
+mv -f "$bin/.kubectl-ko.tmp" "$bin/kubectl-ko"
+for name in "${names[@]}"; do
+	if [[ "$name" != kubectl-ko ]]; then
+		ln -sfn kubectl-ko "$bin/.$name.tmp"
+		mv -fT "$bin/.$name.tmp" "$bin/$name"
+	fi
+	echo "$bin/$name"
 done
-for b in "${binaries[@]}"; do
-	# Through a temporary name and a rename, so a running copy is not overwritten in place.
-	install -m 0755 "$from/$b" "$bin/.$b.tmp"
-	mv -f "$bin/.$b.tmp" "$bin/$b"
-	echo "$bin/$b"
-done
-step "installed ${#binaries[@]} programs into $bin"
+step "installed ${#names[@]} programs into $bin (kubectl-ko, and the other names as links to it)"
 
 case ":${PATH:-}:" in
 *":$bin:"* | *":$bin/:"*) step "$bin is on PATH: try \`kubectl ko version\`" ;;
 *)
 	step "$bin is NOT on PATH; add it, for example:"
+	# shellcheck disable=SC2016 # $PATH is for the user to type
 	printf '    export PATH="%s:$PATH"    # in ~/.bashrc or ~/.profile\n' "$bin" >&2
 	;;
 esac

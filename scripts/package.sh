@@ -3,19 +3,23 @@
 #
 #   scripts/package.sh [--profile PROFILE] [--bin-dir DIR] [--dist DIR] [--manifest FILE]
 #
-# Writes dist/kubectl-ko_<version>_<os>_<arch>.tar.gz (every binary the workspace builds,
-# LICENSE, README.md), a .sha256 file beside each, and dist/ko.yaml, the krew manifest, from
-# krew-manifests/ko.yaml.in with one platform entry per archive. Tracked files are left
-# alone (a changed checkout would change the Go VCS stamp of examples/, hence its digest).
+# Writes dist/kubectl-ko_<version>_<os>_<arch>.tar.gz (the one kubectl-ko executable, which
+# answers to every command name of the suite, plus LICENSE and README.md), a .sha256 file
+# beside each, and dist/ko.yaml, the krew manifest, from krew-manifests/ko.yaml.in with one
+# platform entry per archive. Tracked files are left alone (a changed checkout would change
+# the Go VCS stamp of examples/, hence its digest).
 #
 #   --profile PROFILE  cargo profile to build with (default: release)
-#   --bin-dir DIR      package the binaries already in DIR instead of building (the tests
+#   --bin-dir DIR      package the kubectl-ko already in DIR instead of building (the tests
 #                      package their debug build this way); host platform only
 #   --dist DIR         where the archives go (default: dist)
 #   --manifest FILE    where the manifest goes (default: ko.yaml in the --dist directory)
 #
-# Archives are reproducible: sorted entries, owner 0:0, modes 0755/0644, and every mtime set
-# to SOURCE_DATE_EPOCH (default: the time of the last commit outside krew-manifests/).
+# Archives are reproducible: two clean builds of one commit in different directories give the
+# same bytes. The build maps the checkout, $CARGO_HOME and the toolchain out of the binary's
+# paths (--remap-path-prefix), is --locked, and embeds the last commit outside
+# krew-manifests/ (KUBECTL_KO_COMMIT overrides it); the archive has sorted entries, owner 0:0,
+# modes 0755/0644, and every mtime set to SOURCE_DATE_EPOCH (default: that commit's time).
 # Archives for other platforms (linux/arm64, darwin) are built when this machine has their
 # Rust target and linker; the script says which were not built and why.
 set -euo pipefail
@@ -25,7 +29,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
 
 usage() {
-	sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -66,23 +70,22 @@ repository=$(workspace_field repository)
 [[ -n "$version" ]] || die "no version in [workspace.package] of Cargo.toml"
 [[ -n "$repository" ]] || die "no repository in [workspace.package] of Cargo.toml"
 
-command -v jq >/dev/null 2>&1 || ensure_debs jq
-# Every binary target of the workspace's packages: new plugins are packaged without edits here.
-mapfile -t binaries < <(cargo metadata --format-version 1 --no-deps |
-	jq -r '.packages[].targets[] | select(.kind | index("bin")) | .name' | LC_ALL=C sort -u)
-[[ ${#binaries[@]} -gt 0 ]] || die "cargo metadata lists no binary targets"
-[[ " ${binaries[*]} " == *" kubectl-ko "* ]] || die "the workspace has no kubectl-ko binary, which krew links"
+# The one executable shipped. It answers to every name of the suite (argv[0]); krew cannot
+# unpack symlinks (v0.4.3 takes regular files and directories only), so the other names are
+# links the user, `kubectl ko login` or scripts/install.sh make.
+BINARY=kubectl-ko
+# The names that must be on PATH themselves to work, with what they do (for the caveats).
+HELPERS=(
+	"docker-credential-ko|lets Docker use the registry logins of \`kubectl ko login\` (which links it for you)"
+	"kubectl_complete-ko|completes \`kubectl ko <TAB>\` (kubectl 1.26 and later)"
+)
 
-# Programs that must be on PATH themselves: everything the dispatcher does not run.
-helpers=()
-for b in "${binaries[@]}"; do
-	[[ "$b" == kubectl-ko || "$b" == kubectl-ko-* ]] || helpers+=("$b")
-done
-
-# The last commit of anything but the manifest, so committing a regenerated manifest does not
-# change the archive it describes.
-mtime=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct -- . ':!krew-manifests' 2>/dev/null || true)}
-mtime=${mtime:-0}
+# The last commit of anything but the manifest gives the archive its times and the binary its
+# commit (`kubectl ko version`), so committing a regenerated manifest does not change the
+# archive it describes: the manifest's sha256 holds for a build at the commit that holds it.
+read -r source_commit source_time < <(git log -1 --format='%H %ct' -- . ':!krew-manifests' 2>/dev/null || true) || true
+export KUBECTL_KO_COMMIT=${KUBECTL_KO_COMMIT:-${source_commit:-unknown}}
+mtime=${SOURCE_DATE_EPOCH:-${source_time:-0}}
 [[ "$mtime" =~ ^[0-9]+$ ]] || die "SOURCE_DATE_EPOCH must be a number of seconds, got '$mtime'"
 
 host_triple=$(rustc -vV | sed -n 's/^host: //p')
@@ -100,10 +103,30 @@ PLATFORMS=(
 
 # --- building -------------------------------------------------------------
 
-# Sets `from` to the directory holding the binaries for TARGET, building them first; when this
-# machine cannot build them, sets `reason` and fails.
+# rustc flags that keep the machine out of the binary: panic locations and the like name
+# files by path, so the checkout, the crate sources under $CARGO_HOME and the toolchain are
+# mapped to fixed names. The caller's RUSTFLAGS (or CARGO_ENCODED_RUSTFLAGS) come first.
+reproducible_rustflags() {
+	local sep=$'\x1f' flags=() flag
+	if [[ -n "${CARGO_ENCODED_RUSTFLAGS:-}" ]]; then
+		IFS=$sep read -r -a flags <<<"$CARGO_ENCODED_RUSTFLAGS"
+	elif [[ -n "${RUSTFLAGS:-}" ]]; then
+		read -r -a flags <<<"$RUSTFLAGS"
+	fi
+	flags+=(
+		"--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+		"--remap-path-prefix=$(rustc --print sysroot)=/rust"
+		"--remap-path-prefix=$ROOT=/kubectl-ko"
+	)
+	local IFS=$sep
+	flag="${flags[*]}"
+	printf '%s' "$flag"
+}
+
+# Sets `from` to the directory holding kubectl-ko for TARGET, building it first; when this
+# machine cannot build it, sets `reason` and fails.
 build_for() { # TARGET
-	local target=$1
+	local target=$1 build
 	from="" reason=""
 	if [[ -n "$bin_dir" ]]; then
 		from=$bin_dir
@@ -111,9 +134,10 @@ build_for() { # TARGET
 		reason="--bin-dir packages the host platform only"
 		return 1
 	fi
+	build=(cargo build --locked --profile "$profile" --package "$BINARY" --bin "$BINARY")
 	if [[ "$target" == "$host_triple" ]]; then
-		step "cargo build --profile $profile --workspace --bins"
-		cargo build --profile "$profile" --workspace --bins >&2 || die "cargo build failed"
+		step "${build[*]}"
+		CARGO_ENCODED_RUSTFLAGS=$(reproducible_rustflags) "${build[@]}" >&2 || die "cargo build failed"
 		from="$target_dir/$profile_dir"
 		return 0
 	fi
@@ -121,8 +145,8 @@ build_for() { # TARGET
 		reason="the Rust target $target is not installed (rustup target add $target); building it also needs a C compiler and linker for $target (ring's C code, the final link)"
 		return 1
 	fi
-	step "cargo build --profile $profile --workspace --bins --target $target"
-	if ! cargo build --profile "$profile" --workspace --bins --target "$target" >&2; then
+	step "${build[*]} --target $target"
+	if ! CARGO_ENCODED_RUSTFLAGS=$(reproducible_rustflags) "${build[@]}" --target "$target" >&2; then
 		reason="cargo build --target $target failed (see above): a C compiler and linker for $target are needed"
 		return 1
 	fi
@@ -131,25 +155,20 @@ build_for() { # TARGET
 
 # --- archives -------------------------------------------------------------
 
-# Writes ARCHIVE from the binaries in DIR plus LICENSE and README.md, byte for byte the same
-# for the same inputs. Host binaries are stripped: a debug build's symbols are 98% of it, and
+# Writes ARCHIVE from kubectl-ko in DIR plus LICENSE and README.md, byte for byte the same
+# for the same inputs. A host binary is stripped: a debug build's symbols are 98% of it, and
 # release builds come stripped already (profile.release.strip).
 make_archive() { # DIR TARGET ARCHIVE
-	local from=$1 target=$2 archive=$3 stage b strip=()
+	local from=$1 target=$2 archive=$3 stage strip=()
 	[[ "$target" != "$host_triple" ]] || ! command -v strip >/dev/null 2>&1 || strip=(--strip)
+	[[ -f "$from/$BINARY" ]] || die "$from/$BINARY is missing: build it first (cargo build -p $BINARY)"
 	stage=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-ko-package.XXXXXX")
-	for b in "${binaries[@]}"; do
-		[[ -f "$from/$b" ]] || {
-			rm -rf "$stage"
-			die "$from/$b is missing: build every binary first (cargo build --workspace --bins)"
-		}
-		install -m 0755 "${strip[@]}" "$from/$b" "$stage/$b"
-	done
+	install -m 0755 "${strip[@]}" "$from/$BINARY" "$stage/$BINARY"
 	install -m 0644 LICENSE README.md "$stage/"
 	(cd "$stage" && printf '%s\n' * | LC_ALL=C sort) >"$stage.list"
 	tar --create --format=ustar --sort=name --owner=0 --group=0 --numeric-owner \
 		--mtime="@$mtime" --directory="$stage" --files-from="$stage.list" |
-		gzip -n >"$archive.tmp"
+		gzip -n -9 >"$archive.tmp"
 	mv "$archive.tmp" "$archive"
 	rm -rf "$stage" "$stage.list"
 }
@@ -175,12 +194,12 @@ for platform in "${PLATFORMS[@]}"; do
     sha256: $sha
     files:
 "
-	for file in "${binaries[@]}" LICENSE README.md; do
+	for file in "$BINARY" LICENSE README.md; do
 		platform_entries+="    - from: $file
       to: .
 "
 	done
-	platform_entries+="    bin: kubectl-ko
+	platform_entries+="    bin: $BINARY
 "
 	echo "$dist/$name"
 done
@@ -188,18 +207,12 @@ done
 
 # --- manifest -------------------------------------------------------------
 
-describe_helper() { # NAME
-	case "$1" in
-	kubectl_complete-ko) echo "completes \`kubectl ko <TAB>\` (kubectl 1.26 and later)" ;;
-	docker-credential-ko) echo "lets Docker use the registry logins of \`kubectl ko login\`" ;;
-	*) echo "a helper program of the suite" ;;
-	esac
-}
 helper_lines="" helper_links=""
-for h in "${helpers[@]}"; do
-	helper_lines+="      $h: $(describe_helper "$h")
+for h in "${HELPERS[@]}"; do
+	helper_lines+="      ${h%%|*}: ${h#*|}
 "
-	helper_links+="\"\$dir/$h\" "
+	helper_links+="      ln -sf \"\$(command -v kubectl-ko)\" ~/.local/bin/${h%%|*}
+"
 done
 
 {
@@ -208,11 +221,11 @@ done
 		case "$line" in
 		'@PLATFORMS@') printf '%s' "$platform_entries" ;;
 		'@HELPERS@') printf '%s' "$helper_lines" ;;
+		'@HELPER_LINKS@') printf '%s' "$helper_links" ;;
 		\#*) ;;
 		*)
 			line=${line//@VERSION@/$version}
 			line=${line//@HOMEPAGE@/$repository}
-			line=${line//@HELPER_LINKS@/${helper_links% }}
 			printf '%s\n' "$line"
 			;;
 		esac

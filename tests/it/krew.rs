@@ -1,16 +1,17 @@
-//! Distribution through krew: scripts/package.sh's archive and manifest install with krew
-//! v0.4.3 into a fresh KREW_ROOT, the suite works with only krew's bin directory on PATH (and
-//! the tools a build needs), kubectl completes `kubectl ko` through the packaged helper, and
-//! `kubectl krew uninstall ko` leaves nothing behind.
+//! Distribution through krew: scripts/package.sh's archive (one executable) and manifest
+//! install with krew v0.4.3 into a fresh KREW_ROOT, the suite works with only krew's bin
+//! directory on PATH (and the tools a build needs), the other names work as the caveats link
+//! them (kubectl completes `kubectl ko` through `kubectl_complete-ko`, Docker's helper answers
+//! as `docker-credential-ko`), and `kubectl krew uninstall ko` leaves nothing behind.
 //!
-//! The archive is packaged from the debug binaries the suite already built
-//! (`package.sh --bin-dir`), so the test does not wait for a release build.
+//! The archive is packaged from the debug binary the suite already built
+//! (`package.sh --bin-dir`), so the test does not wait for a release build; tests/it/package.rs
+//! builds the release archive.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::util::*;
@@ -54,26 +55,6 @@ fn sha256(path: &Path) -> String {
     run.stdout.split_whitespace().next().unwrap_or_default().to_string()
 }
 
-/// The names of every binary target in the workspace, from cargo itself.
-fn workspace_binaries() -> Vec<String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["metadata", "--format-version", "1", "--no-deps"]).current_dir(workspace());
-    let run = capture(cmd, DEFAULT_TIMEOUT);
-    run.assert_success();
-    let metadata: Value = serde_json::from_str(&run.stdout).expect("cargo metadata prints JSON");
-    let mut names: Vec<String> = metadata["packages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
-        .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")))
-        .filter_map(|t| t["name"].as_str().map(str::to_string))
-        .collect();
-    names.sort();
-    names
-}
-
 /// `tar -tvzf` lines of the archive.
 fn listing(archive: &Path) -> Vec<String> {
     let mut cmd = Command::new("tar");
@@ -85,18 +66,16 @@ fn listing(archive: &Path) -> Vec<String> {
 }
 
 #[test]
-fn the_archive_holds_every_binary_and_is_reproducible() {
+fn the_archive_holds_one_executable_and_is_reproducible() {
     let first = package();
     let second = package();
     assert_eq!(sha256(&first.archive), sha256(&second.archive), "two packagings of the same binaries differ");
 
     let lines = listing(&first.archive);
     let names: Vec<&str> = lines.iter().filter_map(|l| l.split_whitespace().last()).collect();
-    let mut expected = workspace_binaries();
-    assert!(expected.iter().any(|b| b == "kubectl_complete-ko"), "{expected:?}");
-    expected.extend(["LICENSE".to_string(), "README.md".to_string()]);
-    expected.sort();
-    assert_eq!(names, expected, "archive entries, in order:\n{}", lines.join("\n"));
+    // krew v0.4.3 unpacks regular files only (no symlinks), so the archive holds the one
+    // executable and the other names are links made after install.
+    assert_eq!(names, ["LICENSE", "README.md", "kubectl-ko"], "archive entries, in order:\n{}", lines.join("\n"));
     for line in &lines {
         // -rwxr-xr-x 0/0 <size> 2023-11-14 22:13 <name>
         assert!(line.contains(" 0/0 ") && line.contains("2023-11-14 22:13"), "{line}");
@@ -124,10 +103,15 @@ fn the_manifest_names_the_archive_its_files_and_its_sha256() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} missing from\n{text}");
     }
-    for name in workspace_binaries().iter().map(String::as_str).chain(["LICENSE", "README.md"]) {
-        assert!(text.contains(&format!("    - from: {name}\n      to: .\n")), "{name} missing from\n{text}");
+    let files: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("    - from: ")).collect();
+    assert_eq!(files, ["kubectl-ko", "LICENSE", "README.md"], "{text}");
+    // The caveats link each helper name to krew's kubectl-ko link, so it survives upgrades.
+    for helper in ["docker-credential-ko", "kubectl_complete-ko"] {
+        assert!(text.contains(&format!("      {helper}: ")), "{helper} missing from\n{text}");
+        let link = format!("      ln -sf \"$(command -v kubectl-ko)\" ~/.local/bin/{helper}\n");
+        assert!(text.contains(&link), "{link:?} missing from\n{text}");
     }
-    assert!(text.contains("KO_DOCKER_REPO") && text.contains("kubectl_complete-ko:"), "{text}");
+    assert!(text.contains("KO_DOCKER_REPO"), "{text}");
     assert!(!text.contains('@'), "an unfilled placeholder in\n{text}");
 }
 
@@ -185,11 +169,13 @@ fn krew_installs_a_suite_that_builds_completes_and_uninstalls_cleanly() {
     assert!(install.stderr.contains("Installed plugin: ko"), "{install}");
     let store = krew_root.join("store/ko").join(format!("v{VERSION}"));
     assert_eq!(fs::read_link(krew_bin.join("kubectl-ko")).unwrap(), store.join("kubectl-ko"));
-    assert!(store.join("kubectl-ko-build").is_file() && store.join("kubectl_complete-ko").is_file());
+    let installed: Vec<PathBuf> = files_under(&store);
+    assert_eq!(installed.len(), 3, "{installed:?}");
 
     let version = kubectl(&["ko", "version"], &[]).run();
     version.assert_success();
-    assert_eq!(version.stdout.trim(), VERSION, "{version}");
+    let commit = crate::dispatch::head_commit(&workspace());
+    assert_eq!(version.stdout.trim(), crate::dispatch::version_line(&commit), "{version}");
 
     // A real build, run the way a user would: through kubectl, the krew link and the dispatcher.
     let repo = unique_repo("krew");
@@ -200,10 +186,17 @@ fn krew_installs_a_suite_that_builds_completes_and_uninstalls_cleanly() {
     let config = skopeo_inspect_config(reference);
     assert_eq!(config["config"]["Entrypoint"], serde_json::json!(["/ko-app/hello"]), "{config}");
 
-    // Completion: linked onto PATH as the caveats say, kubectl asks the helper for `kubectl ko`.
+    // The other names, linked onto PATH as the caveats say: to krew's link of kubectl-ko.
     let local_bin = root.join("local-bin");
     fs::create_dir_all(&local_bin).unwrap();
-    std::os::unix::fs::symlink(store.join("kubectl_complete-ko"), local_bin.join("kubectl_complete-ko")).unwrap();
+    for helper in ["kubectl_complete-ko", "docker-credential-ko"] {
+        std::os::unix::fs::symlink(krew_bin.join("kubectl-ko"), local_bin.join(helper)).unwrap();
+    }
+    // Docker runs its helper by name from PATH.
+    let helper = KoCmd::program("docker-credential-ko").arg("version").env("PATH", path(&[&local_bin])).run();
+    helper.assert_success();
+    assert!(helper.stdout.starts_with("docker-credential-ko (kubectl-ko)"), "{helper}");
+    // Completion: kubectl asks the helper for `kubectl ko`.
     let complete = kubectl(&["__complete", "ko", "b"], &[&local_bin]).run();
     complete.assert_success();
     assert!(complete.stdout.lines().any(|l| l.starts_with("build\t")), "{complete}");
@@ -225,6 +218,7 @@ fn krew_installs_a_suite_that_builds_completes_and_uninstalls_cleanly() {
     init.assert_success();
     let uninstall = kubectl(&["krew", "uninstall", "ko"], &[]).run();
     uninstall.assert_success();
+    assert!(!local_bin.join("docker-credential-ko").exists(), "the user's links dangle once the plugin is gone");
     assert_eq!(files_under(&krew_root), Vec::<PathBuf>::new(), "krew left files behind");
     assert!(!krew_root.join("store/ko").exists() && !krew_root.join("receipts/ko.yaml").exists());
 }

@@ -20,6 +20,7 @@ mod layout_base;
 mod limits;
 mod local;
 mod output_files;
+mod package;
 mod parity;
 mod platforms;
 mod registries;

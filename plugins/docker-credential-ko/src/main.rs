@@ -1,15 +1,8 @@
-//! `docker-credential-ko`: Docker's credential-helper protocol over kubectl-ko's credential
-//! store. `docker-credential-ko get <<< registry.example.com` prints the stored JSON.
+//! `docker-credential-ko`: Docker's credential-helper protocol over kubectl-ko's credential store, as a program of its own for
+//! `cargo install --path plugins/docker-credential-ko`. The release archive ships only `kubectl-ko`, which
+//! is this program too when it runs under this name (a symlink or a copy); both run the same
+//! library entry.
 
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    let action = std::env::args().nth(1).unwrap_or_default();
-    let ok = ko_core::credential_helper(
-        &action,
-        ko_core::Environment::process(),
-        &mut std::io::stdin().lock(),
-        &mut std::io::stdout().lock(),
-    );
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+fn main() -> std::process::ExitCode {
+    ko_core::commands::dispatch::main_as("docker-credential-ko")
 }

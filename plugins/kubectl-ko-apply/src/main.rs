@@ -1,10 +1,8 @@
-//! `kubectl ko apply` (also runnable as `kubectl-ko-apply`).
-
-use clap::Parser;
-use ko_core::cli::ApplyCommand;
+//! `kubectl-ko-apply`: `kubectl ko apply`, as a program of its own for
+//! `cargo install --path plugins/kubectl-ko-apply`. The release archive ships only `kubectl-ko`, which
+//! is this program too when it runs under this name (a symlink or a copy); both run the same
+//! library entry.
 
 fn main() -> std::process::ExitCode {
-    let command = ApplyCommand::parse();
-    ko_core::output::init(command.deploy.global.verbose);
-    ko_core::run_main(ko_core::commands::apply::run(command))
+    ko_core::commands::dispatch::main_as("kubectl-ko-apply")
 }

@@ -1,10 +1,8 @@
-//! `kubectl ko build` (also runnable as `kubectl-ko-build`).
-
-use clap::Parser;
-use ko_core::cli::BuildCommand;
+//! `kubectl-ko-build`: `kubectl ko build`, as a program of its own for
+//! `cargo install --path plugins/kubectl-ko-build`. The release archive ships only `kubectl-ko`, which
+//! is this program too when it runs under this name (a symlink or a copy); both run the same
+//! library entry.
 
 fn main() -> std::process::ExitCode {
-    let command = BuildCommand::parse();
-    ko_core::output::init(command.global.verbose);
-    ko_core::run_main(ko_core::commands::build::run(command))
+    ko_core::commands::dispatch::main_as("kubectl-ko-build")
 }

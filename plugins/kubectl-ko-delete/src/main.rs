@@ -1,16 +1,8 @@
-//! `kubectl ko delete` (also runnable as `kubectl-ko-delete`).
-
-use clap::Parser;
-use ko_core::cli::DeleteCommand;
-use ko_core::commands::delete;
+//! `kubectl-ko-delete`: `kubectl ko delete`, as a program of its own for
+//! `cargo install --path plugins/kubectl-ko-delete`. The release archive ships only `kubectl-ko`, which
+//! is this program too when it runs under this name (a symlink or a copy); both run the same
+//! library entry.
 
 fn main() -> std::process::ExitCode {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if let Some(kubectl_args) = delete::kubectl_form(&args) {
-        ko_core::output::init(false);
-        return ko_core::run_main(delete::hand_over(kubectl_args));
-    }
-    let command = DeleteCommand::parse();
-    ko_core::output::init(command.global.verbose);
-    ko_core::run_main(delete::run(command))
+    ko_core::commands::dispatch::main_as("kubectl-ko-delete")
 }

@@ -1,10 +1,8 @@
-//! `kubectl ko login` (also runnable as `kubectl-ko-login`).
-
-use clap::Parser;
-use ko_core::cli::LoginCommand;
+//! `kubectl-ko-login`: `kubectl ko login`, as a program of its own for
+//! `cargo install --path plugins/kubectl-ko-login`. The release archive ships only `kubectl-ko`, which
+//! is this program too when it runs under this name (a symlink or a copy); both run the same
+//! library entry.
 
 fn main() -> std::process::ExitCode {
-    let command = LoginCommand::parse();
-    ko_core::output::init(command.global.verbose);
-    ko_core::run_main(ko_core::commands::login::run(command))
+    ko_core::commands::dispatch::main_as("kubectl-ko-login")
 }

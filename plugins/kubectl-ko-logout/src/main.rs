@@ -1,10 +1,8 @@
-//! `kubectl ko logout` (also runnable as `kubectl-ko-logout`).
-
-use clap::Parser;
-use ko_core::cli::LogoutCommand;
+//! `kubectl-ko-logout`: `kubectl ko logout`, as a program of its own for
+//! `cargo install --path plugins/kubectl-ko-logout`. The release archive ships only `kubectl-ko`, which
+//! is this program too when it runs under this name (a symlink or a copy); both run the same
+//! library entry.
 
 fn main() -> std::process::ExitCode {
-    let command = LogoutCommand::parse();
-    ko_core::output::init(command.global.verbose);
-    ko_core::run_main(ko_core::commands::logout::run(command))
+    ko_core::commands::dispatch::main_as("kubectl-ko-logout")
 }

@@ -1,10 +1,8 @@
-//! `kubectl ko resolve` (also runnable as `kubectl-ko-resolve`).
-
-use clap::Parser;
-use ko_core::cli::ResolveCommand;
+//! `kubectl-ko-resolve`: `kubectl ko resolve`, as a program of its own for
+//! `cargo install --path plugins/kubectl-ko-resolve`. The release archive ships only `kubectl-ko`, which
+//! is this program too when it runs under this name (a symlink or a copy); both run the same
+//! library entry.
 
 fn main() -> std::process::ExitCode {
-    let command = ResolveCommand::parse();
-    ko_core::output::init(command.global.verbose);
-    ko_core::run_main(ko_core::commands::resolve::run(command))
+    ko_core::commands::dispatch::main_as("kubectl-ko-resolve")
 }

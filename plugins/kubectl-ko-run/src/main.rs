@@ -1,10 +1,8 @@
-//! `kubectl ko run` (also runnable as `kubectl-ko-run`).
-
-use clap::Parser;
-use ko_core::cli::RunCommand;
+//! `kubectl-ko-run`: `kubectl ko run`, as a program of its own for
+//! `cargo install --path plugins/kubectl-ko-run`. The release archive ships only `kubectl-ko`, which
+//! is this program too when it runs under this name (a symlink or a copy); both run the same
+//! library entry.
 
 fn main() -> std::process::ExitCode {
-    let command = RunCommand::parse();
-    ko_core::output::init(command.global.verbose);
-    ko_core::run_main(ko_core::commands::run::run(command))
+    ko_core::commands::dispatch::main_as("kubectl-ko-run")
 }

@@ -1,8 +1,8 @@
-//! `kubectl_complete-ko`: kubectl (1.26+) runs it when a user presses TAB after `kubectl ko`,
-//! with the words typed so far (the last one being completed), and reads cobra's answer:
-//! one candidate per line, then `:<directive>`.
+//! `kubectl_complete-ko`: the answers kubectl (1.26+) asks for when a user presses TAB after `kubectl ko`, as a program of its own for
+//! `cargo install --path plugins/kubectl_complete-ko`. The release archive ships only `kubectl-ko`, which
+//! is this program too when it runs under this name (a symlink or a copy); both run the same
+//! library entry.
 
-fn main() {
-    let words: Vec<String> = std::env::args_os().skip(1).map(|w| w.to_string_lossy().into_owned()).collect();
-    ko_core::output::result_bytes(ko_core::commands::completion::complete(&words).render().as_bytes());
+fn main() -> std::process::ExitCode {
+    ko_core::commands::dispatch::main_as("kubectl_complete-ko")
 }

@@ -1,77 +1,158 @@
-//! The `kubectl-ko` dispatcher: `kubectl ko <command>` runs the sibling `kubectl-ko-<command>`
-//! binary found next to the dispatcher's own resolved path (krew links only the dispatcher
-//! onto PATH), and answers `version` and `help` itself.
+//! The multicall entry of the suite: one executable answers to every command name.
+//! `kubectl-ko` (also under any name it does not know, e.g. `ko`) runs the subcommand named by
+//! its first argument (`kubectl ko build ...`); `kubectl-ko-build`, `kubectl-ko-apply`, ...
+//! run that command; `docker-credential-ko` is the credential helper and `kubectl_complete-ko`
+//! answers kubectl's completion requests. The name is the base name of `argv[0]`, so a
+//! symlink or a copy under one of these names is that command. Everything runs in-process;
+//! nothing is looked up next to the executable. `version` and `help` are answered here.
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+use std::process::ExitCode;
 
-use clap::CommandFactory;
+use clap::{CommandFactory, Parser};
 
-use crate::cli;
+use crate::{cli, output};
 
-/// A subcommand served by a sibling binary.
+/// A subcommand of `kubectl ko`, also runnable as `kubectl-ko-<name>`.
 pub struct Subcommand {
     pub name: &'static str,
     pub about: &'static str,
     /// The command's clap definition, for shell completion of its flags.
     pub cli: fn() -> clap::Command,
+    /// Runs the command with its arguments (the first one is the program name).
+    run: fn(Vec<OsString>) -> ExitCode,
 }
 
-/// Subcommands served by sibling binaries: what each does, and its flags for completion.
+/// The subcommands: what each does, its flags for completion, and how it runs.
 pub const COMMANDS: &[Subcommand] = &[
     Subcommand {
         name: "build",
         about: "Build and publish container images from the given importpaths (alias: publish)",
         cli: <cli::BuildCommand as CommandFactory>::command,
+        run: build,
     },
     Subcommand {
         name: "resolve",
         about: "Print the input files with image references resolved to built/pushed image digests",
         cli: <cli::ResolveCommand as CommandFactory>::command,
+        run: resolve,
     },
     Subcommand {
         name: "apply",
         about: "Apply the input files with image references resolved to built/pushed image digests",
         cli: <cli::ApplyCommand as CommandFactory>::command,
+        run: apply,
     },
     Subcommand {
         name: "create",
         about: "Create the input files with image references resolved to built/pushed image digests",
         cli: <cli::CreateCommand as CommandFactory>::command,
+        run: create,
     },
     Subcommand {
         name: "run",
         about: "A variant of `kubectl run` that containerizes IMPORTPATH first",
         cli: <cli::RunCommand as CommandFactory>::command,
+        run: run_command,
     },
     Subcommand {
         name: "delete",
         about: "Delete the objects named in the input files",
         cli: <cli::DeleteCommand as CommandFactory>::command,
+        run: delete,
     },
-    Subcommand { name: "login", about: "Log in to a registry", cli: <cli::LoginCommand as CommandFactory>::command },
-    Subcommand { name: "logout", about: "Log out of a registry", cli: <cli::LogoutCommand as CommandFactory>::command },
+    Subcommand {
+        name: "login",
+        about: "Log in to a registry",
+        cli: <cli::LoginCommand as CommandFactory>::command,
+        run: login,
+    },
+    Subcommand {
+        name: "logout",
+        about: "Log out of a registry",
+        cli: <cli::LogoutCommand as CommandFactory>::command,
+        run: logout,
+    },
 ];
 
 /// Another name for a subcommand, as ko has them.
 pub const ALIASES: &[(&str, &str)] = &[("publish", "build")];
 
+/// The name kubectl and krew know the dispatcher by.
+pub const DISPATCHER: &str = "kubectl-ko";
+/// The name Docker runs the credential helper by (`credsStore: ko`).
+pub const CREDENTIAL_HELPER: &str = "docker-credential-ko";
+/// The name kubectl (1.26+) runs to complete `kubectl ko <TAB>`.
+pub const COMPLETER: &str = "kubectl_complete-ko";
+
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error("unknown command {0:?}; run `kubectl ko help` for the list")]
     Unknown(String),
-    #[error(
-        "`kubectl ko {command}` needs {binary} next to {dispatcher}, but it is missing; reinstall kubectl-ko (for example `kubectl krew install ko`)"
-    )]
-    Missing { command: String, binary: PathBuf, dispatcher: PathBuf },
-    #[error("running {binary}: {source}")]
-    Exec { binary: PathBuf, source: std::io::Error },
-    #[error("cannot find the kubectl-ko binary's own location: {0}")]
-    SelfPath(std::io::Error),
 }
 
-pub fn version() -> &'static str {
+/// What the executable was built from: its build script embeds these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// The package version, without a leading `v`.
+    pub version: &'static str,
+    /// The git commit it was built from (`git rev-parse HEAD`), or `unknown`.
+    pub commit: &'static str,
+}
+
+impl BuildInfo {
+    /// For a binary that embeds no commit (the thin per-command crates).
+    pub const fn without_commit() -> Self {
+        BuildInfo { version: version(), commit: "unknown" }
+    }
+}
+
+/// The suite's version (the workspace's package version).
+pub const fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
+}
+
+/// The platform this executable runs on, as Go and krew name it (`linux/amd64`).
+pub fn platform() -> String {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        os => os,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        arch => arch,
+    };
+    format!("{os}/{arch}")
+}
+
+/// `kubectl ko version`, and `-o json`.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "kubectl-ko-version",
+    bin_name = "kubectl ko version",
+    about = "Print the version, commit and platform"
+)]
+struct VersionCommand {
+    /// Output format: text (one line) or json
+    #[arg(short = 'o', long = "output", value_name = "FORMAT", value_parser = ["text", "json"], default_value = "text")]
+    output: String,
+}
+
+/// The version as `kubectl ko version` prints it: one line for people, or one JSON object.
+pub fn version_text(build: BuildInfo, json: bool) -> String {
+    let version = format!("v{}", build.version);
+    let platform = platform();
+    if json {
+        serde_json::json!({ "version": version, "commit": build.commit, "platform": platform }).to_string()
+    } else {
+        format!("{DISPATCHER} {version} (commit {}, {platform})", build.commit)
+    }
 }
 
 pub fn help() -> String {
@@ -82,39 +163,293 @@ pub fn help() -> String {
         text.push_str(&format!("  {name:<10} {about}\n"));
     }
     text.push_str("  completion Print a shell completion script (bash, zsh, fish or powershell)\n");
-    text.push_str("  version    Print the version\n  help       Show this help, or a command's (help COMMAND)\n\n");
+    text.push_str("  version    Print the version, commit and platform (-o json for JSON)\n");
+    text.push_str("  help       Show this help, or a command's (help COMMAND)\n\n");
     text.push_str("Run `kubectl ko help <command>` or `kubectl ko <command> --help` for a command's flags.\n");
     text
 }
 
-/// The directory the real dispatcher binary lives in (symlinks resolved).
-pub fn own_dir() -> Result<PathBuf, DispatchError> {
-    let exe = std::env::current_exe().map_err(DispatchError::SelfPath)?;
-    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
-    Ok(exe.parent().map(Path::to_path_buf).unwrap_or_default())
+/// The program a name (the base name of `argv[0]`) stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Program {
+    /// `kubectl-ko`, or a name the suite does not know: the subcommand is the first argument.
+    Dispatcher,
+    /// `kubectl-ko-<name>`: one subcommand.
+    Command(&'static Subcommand),
+    CredentialHelper,
+    Completer,
 }
 
-/// The sibling binary for a subcommand.
-pub fn sibling(command: &str) -> Result<PathBuf, DispatchError> {
-    let command = ALIASES.iter().find(|(alias, _)| *alias == command).map_or(command, |(_, target)| target);
-    if !COMMANDS.iter().any(|c| c.name == command) {
-        return Err(DispatchError::Unknown(command.to_string()));
+impl PartialEq for Subcommand {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
     }
-    let dir = own_dir()?;
-    let binary = dir.join(format!("kubectl-ko-{command}"));
-    if !binary.is_file() {
-        return Err(DispatchError::Missing {
-            command: command.to_string(),
-            binary,
-            dispatcher: std::env::current_exe().unwrap_or_default(),
-        });
+}
+impl Eq for Subcommand {}
+impl std::fmt::Debug for Subcommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
     }
-    Ok(binary)
 }
 
-/// Replaces this process with the sibling (returns only on failure).
-pub fn exec(binary: &Path, args: Vec<OsString>) -> DispatchError {
-    use std::os::unix::process::CommandExt;
-    let error = std::process::Command::new(binary).args(args).exec();
-    DispatchError::Exec { binary: binary.to_path_buf(), source: error }
+/// The subcommand a name or alias stands for.
+fn subcommand(name: &str) -> Option<&'static Subcommand> {
+    let name = ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, target)| target);
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+fn program(argv0: &OsStr) -> Program {
+    let base = Path::new(argv0).file_name().unwrap_or(argv0).to_string_lossy();
+    let base = base.strip_suffix(std::env::consts::EXE_SUFFIX).filter(|b| !b.is_empty()).unwrap_or(&base);
+    match base {
+        CREDENTIAL_HELPER => Program::CredentialHelper,
+        COMPLETER => Program::Completer,
+        _ => match base.strip_prefix("kubectl-ko-").and_then(subcommand) {
+            Some(command) => Program::Command(command),
+            None => Program::Dispatcher,
+        },
+    }
+}
+
+/// Every name the executable answers to besides `kubectl-ko`: what `scripts/install.sh` links.
+pub fn program_names() -> Vec<String> {
+    let mut names: Vec<String> = COMMANDS
+        .iter()
+        .map(|c| c.name)
+        .chain(ALIASES.iter().map(|(alias, _)| *alias))
+        .map(|name| format!("{DISPATCHER}-{name}"))
+        .collect();
+    names.extend([CREDENTIAL_HELPER.to_string(), COMPLETER.to_string()]);
+    names.sort();
+    names
+}
+
+/// The multicall entry: runs the program the executable was started as (`argv[0]`).
+pub fn main(build: BuildInfo) -> ExitCode {
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| OsString::from(DISPATCHER));
+    run(program(&argv0), argv0, args.collect(), build)
+}
+
+/// The entry of a thin per-command binary: runs as `name` whatever its file is called.
+pub fn main_as(name: &str) -> ExitCode {
+    let args = std::env::args_os().skip(1).collect();
+    run(program(OsStr::new(name)), OsString::from(name), args, BuildInfo::without_commit())
+}
+
+fn run(program: Program, argv0: OsString, args: Vec<OsString>, build: BuildInfo) -> ExitCode {
+    match program {
+        Program::Dispatcher => dispatch(args, build),
+        Program::Command(command) => (command.run)(std::iter::once(argv0).chain(args).collect()),
+        Program::CredentialHelper => credential_helper(args),
+        Program::Completer => complete(args),
+    }
+}
+
+/// `kubectl ko <command> [args]`.
+fn dispatch(args: Vec<OsString>, build: BuildInfo) -> ExitCode {
+    let mut args = args.into_iter();
+    let Some(command) = args.next() else {
+        output::result_bytes(help().as_bytes());
+        return ExitCode::SUCCESS;
+    };
+    let command = command.to_string_lossy().into_owned();
+    match command.as_str() {
+        "version" | "--version" => {
+            let parsed = VersionCommand::parse_from(std::iter::once(OsString::from("version")).chain(args));
+            output::result(version_text(build, parsed.output == "json"));
+            ExitCode::SUCCESS
+        }
+        "help" | "--help" | "-h" => match args.next() {
+            // `kubectl ko help build` is `kubectl ko build --help`.
+            Some(topic) if command == "help" => help_of(&topic.to_string_lossy()),
+            _ => {
+                output::result_bytes(help().as_bytes());
+                ExitCode::SUCCESS
+            }
+        },
+        "completion" => {
+            let parsed = cli::CompletionCommand::parse_from(std::iter::once(OsString::from("completion")).chain(args));
+            output::result_bytes(&super::completion::script(parsed.shell));
+            ExitCode::SUCCESS
+        }
+        // Cobra's name for the completion request; kubectl_complete-ko answers the same.
+        "__complete" => complete(args.collect()),
+        _ => match subcommand(&command) {
+            Some(sub) => {
+                (sub.run)(std::iter::once(OsString::from(format!("{DISPATCHER}-{}", sub.name))).chain(args).collect())
+            }
+            None => {
+                output::error(DispatchError::Unknown(command).to_string());
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// The help of one command, or the dispatcher's for what it answers itself.
+fn help_of(topic: &str) -> ExitCode {
+    let topic_help = |mut command: clap::Command| {
+        output::result(command.render_long_help().to_string());
+        ExitCode::SUCCESS
+    };
+    match topic {
+        "completion" => topic_help(cli::CompletionCommand::command()),
+        "version" => topic_help(VersionCommand::command()),
+        "help" => {
+            output::result_bytes(help().as_bytes());
+            ExitCode::SUCCESS
+        }
+        _ => match subcommand(topic) {
+            Some(sub) => topic_help((sub.cli)()),
+            None => {
+                output::error(DispatchError::Unknown(topic.to_string()).to_string());
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// `docker-credential-ko ACTION`: Docker's credential-helper protocol.
+fn credential_helper(args: Vec<OsString>) -> ExitCode {
+    let action = args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let ok = crate::credential_helper(
+        &action,
+        crate::Environment::process(),
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout().lock(),
+    );
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// `kubectl_complete-ko WORDS...`: kubectl's completion request, answered as cobra does.
+fn complete(args: Vec<OsString>) -> ExitCode {
+    let words: Vec<String> = args.iter().map(|w| w.to_string_lossy().into_owned()).collect();
+    output::result_bytes(super::completion::complete(&words).render().as_bytes());
+    ExitCode::SUCCESS
+}
+
+fn build(args: Vec<OsString>) -> ExitCode {
+    let command = cli::BuildCommand::parse_from(args);
+    output::init(command.global.verbose);
+    crate::run_main(super::build::run(command))
+}
+
+fn resolve(args: Vec<OsString>) -> ExitCode {
+    let command = cli::ResolveCommand::parse_from(args);
+    output::init(command.global.verbose);
+    crate::run_main(super::resolve::run(command))
+}
+
+fn apply(args: Vec<OsString>) -> ExitCode {
+    let command = cli::ApplyCommand::parse_from(args);
+    output::init(command.deploy.global.verbose);
+    crate::run_main(super::apply::run(command))
+}
+
+fn create(args: Vec<OsString>) -> ExitCode {
+    let command = cli::CreateCommand::parse_from(args);
+    output::init(command.deploy.global.verbose);
+    crate::run_main(super::create::run(command))
+}
+
+fn run_command(args: Vec<OsString>) -> ExitCode {
+    let command = cli::RunCommand::parse_from(args);
+    output::init(command.global.verbose);
+    crate::run_main(super::run::run(command))
+}
+
+/// `delete` hands a kubectl-style invocation (`delete deployment x`) to kubectl itself.
+fn delete(args: Vec<OsString>) -> ExitCode {
+    if let Some(kubectl_args) = super::delete::kubectl_form(&args[1..]) {
+        output::init(false);
+        return crate::run_main(super::delete::hand_over(kubectl_args));
+    }
+    let command = cli::DeleteCommand::parse_from(args);
+    output::init(command.global.verbose);
+    crate::run_main(super::delete::run(command))
+}
+
+fn login(args: Vec<OsString>) -> ExitCode {
+    let command = cli::LoginCommand::parse_from(args);
+    output::init(command.global.verbose);
+    crate::run_main(super::login::run(command))
+}
+
+fn logout(args: Vec<OsString>) -> ExitCode {
+    let command = cli::LogoutCommand::parse_from(args);
+    output::init(command.global.verbose);
+    crate::run_main(super::logout::run(command))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program_of(name: &str) -> Program {
+        program(OsStr::new(name))
+    }
+
+    #[test]
+    fn the_name_picks_the_program() {
+        assert_eq!(program_of("/home/u/.krew/bin/kubectl-ko"), Program::Dispatcher);
+        assert_eq!(program_of("kubectl-ko-build"), Program::Command(subcommand("build").unwrap()));
+        assert_eq!(program_of("/usr/local/bin/kubectl-ko-publish"), Program::Command(subcommand("build").unwrap()));
+        assert_eq!(program_of("kubectl-ko-delete"), Program::Command(subcommand("delete").unwrap()));
+        assert_eq!(program_of("/x/docker-credential-ko"), Program::CredentialHelper);
+        assert_eq!(program_of("kubectl_complete-ko"), Program::Completer);
+        // Another name (an alias such as `ko`, or a command it does not have) is the dispatcher.
+        assert_eq!(program_of("ko"), Program::Dispatcher);
+        assert_eq!(program_of("kubectl-ko-nope"), Program::Dispatcher);
+        assert_eq!(program_of(""), Program::Dispatcher);
+    }
+
+    #[test]
+    fn every_name_it_answers_to_is_listed() {
+        let names = program_names();
+        for name in &names {
+            assert_ne!(program_of(name), Program::Dispatcher, "{name}");
+        }
+        for command in COMMANDS {
+            assert!(names.contains(&format!("kubectl-ko-{}", command.name)), "{}", command.name);
+        }
+        assert!(names.contains(&CREDENTIAL_HELPER.to_string()) && names.contains(&COMPLETER.to_string()));
+    }
+
+    #[test]
+    fn the_platform_is_named_as_go_and_krew_name_it() {
+        let platform = platform();
+        if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+            assert_eq!(platform, "linux/amd64");
+        }
+        assert!(!platform.contains("x86_64") && !platform.contains("macos"), "{platform}");
+    }
+
+    #[test]
+    fn the_version_is_one_line_or_one_json_object() {
+        let build = BuildInfo { version: "1.2.3", commit: "0123456789abcdef0123456789abcdef01234567" };
+        let text = version_text(build, false);
+        assert_eq!(
+            text,
+            format!("kubectl-ko v1.2.3 (commit 0123456789abcdef0123456789abcdef01234567, {})", platform())
+        );
+        let json: serde_json::Value = serde_json::from_str(&version_text(build, true)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "version": "v1.2.3",
+                "commit": "0123456789abcdef0123456789abcdef01234567",
+                "platform": platform(),
+            })
+        );
+    }
+
+    #[test]
+    fn version_takes_dash_o_json() {
+        for args in [&["version", "-o", "json"][..], &["version", "--output=json"], &["version", "-ojson"]] {
+            assert_eq!(VersionCommand::try_parse_from(args).unwrap().output, "json", "{args:?}");
+        }
+        assert_eq!(VersionCommand::try_parse_from(["version"]).unwrap().output, "text");
+        assert!(VersionCommand::try_parse_from(["version", "-o", "yaml"]).is_err());
+    }
 }

@@ -2,6 +2,7 @@
 # Build the release archives of kubectl-ko and the krew plugin manifest that installs them.
 #
 #   scripts/package.sh [--profile PROFILE] [--bin-dir DIR] [--dist DIR] [--manifest FILE]
+#                      [--target TRIPLE] [--url-base URL] [--manifest-only]
 #
 # Writes dist/kubectl-ko_<version>_<os>_<arch>.tar.gz (the one kubectl-ko executable, which
 # answers to every command name of the suite, plus LICENSE and README.md), a .sha256 file
@@ -14,6 +15,12 @@
 #                      package their debug build this way); host platform only
 #   --dist DIR         where the archives go (default: dist)
 #   --manifest FILE    where the manifest goes (default: ko.yaml in the --dist directory)
+#   --target TRIPLE    only this platform (the cargo target triple of one of the four);
+#                      failing to build it is an error. With --bin-dir, DIR holds its binary
+#   --url-base URL     the manifest's download URLs are URL/<archive> (default:
+#                      <repository>/releases/download/v<version>)
+#   --manifest-only    build and package nothing: write the manifest for this version's
+#                      archives already in --dist (the release job collects them first)
 #
 # Archives are reproducible: two clean builds of one commit in different directories give the
 # same bytes. The build maps the checkout, $CARGO_HOME and the toolchain out of the binary's
@@ -29,20 +36,26 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
 
 usage() {
-	sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
-profile=release bin_dir="" dist="$ROOT/dist" manifest=""
+profile=release bin_dir="" dist="$ROOT/dist" manifest="" only_target="" url_base="" manifest_only=""
 while [[ $# -gt 0 ]]; do
 	case "$1" in
-	--profile | --bin-dir | --dist | --manifest)
+	--manifest-only)
+		manifest_only=1
+		shift
+		;;
+	--profile | --bin-dir | --dist | --manifest | --target | --url-base)
 		[[ $# -ge 2 ]] || usage
 		case "$1" in
 		--profile) profile=$2 ;;
 		--bin-dir) bin_dir=$(cd "$2" && pwd) ;;
 		--dist) dist=$2 ;;
 		--manifest) manifest=$2 ;;
+		--target) only_target=$2 ;;
+		--url-base) url_base=${2%/} ;;
 		esac
 		shift 2
 		;;
@@ -130,8 +143,8 @@ build_for() { # TARGET
 	from="" reason=""
 	if [[ -n "$bin_dir" ]]; then
 		from=$bin_dir
-		[[ "$target" == "$host_triple" ]] && return 0
-		reason="--bin-dir packages the host platform only"
+		[[ "$target" == "$host_triple" || "$target" == "$only_target" ]] && return 0
+		reason="--bin-dir packages the host platform, or the one --target names"
 		return 1
 	fi
 	build=(cargo build --locked --profile "$profile" --package "$BINARY" --bin "$BINARY")
@@ -173,24 +186,38 @@ make_archive() { # DIR TARGET ARCHIVE
 	rm -rf "$stage" "$stage.list"
 }
 
+if [[ -n "$only_target" ]]; then
+	selected=()
+	for platform in "${PLATFORMS[@]}"; do
+		[[ "$platform" != *" $only_target" ]] || selected+=("$platform")
+	done
+	[[ ${#selected[@]} -eq 1 ]] || die "--target $only_target is not one of the platforms krew users run (${PLATFORMS[*]})"
+	PLATFORMS=("${selected[@]}")
+fi
+url_base=${url_base:-$repository/releases/download/v$version}
+
 platform_entries=""
 not_built=()
 for platform in "${PLATFORMS[@]}"; do
 	read -r os arch target <<<"$platform"
-	if ! build_for "$target"; then
+	name="kubectl-ko_${version}_${os}_${arch}.tar.gz"
+	if [[ -n "$manifest_only" ]]; then
+		[[ -f "$dist/$name" ]] || continue
+	elif ! build_for "$target"; then
+		[[ -z "$only_target" ]] || die "cannot build $target: $reason"
 		not_built+=("$os/$arch: $reason")
 		continue
+	else
+		step "packaging $name"
+		make_archive "$from" "$target" "$dist/$name"
 	fi
-	name="kubectl-ko_${version}_${os}_${arch}.tar.gz"
-	step "packaging $name"
-	make_archive "$from" "$target" "$dist/$name"
 	(cd "$dist" && sha256sum "$name" >"$name.sha256")
 	sha=$(cut -d' ' -f1 "$dist/$name.sha256")
 	platform_entries+="  - selector:
       matchLabels:
         os: $os
         arch: $arch
-    uri: $repository/releases/download/v$version/$name
+    uri: $url_base/$name
     sha256: $sha
     files:
 "
@@ -203,7 +230,11 @@ for platform in "${PLATFORMS[@]}"; do
 "
 	echo "$dist/$name"
 done
-[[ -n "$platform_entries" ]] || die "no archive could be built"
+if [[ -n "$manifest_only" ]]; then
+	[[ -n "$platform_entries" ]] || die "--manifest-only: no kubectl-ko_${version}_*.tar.gz archive in $dist"
+else
+	[[ -n "$platform_entries" ]] || die "no archive could be built"
+fi
 
 # --- manifest -------------------------------------------------------------
 

@@ -259,3 +259,46 @@ fn the_manifest_has_a_platform_entry_per_archive_with_its_sha256() {
         assert!(caveats.contains(needed), "{needed} missing from the caveats:\n{caveats}");
     }
 }
+
+/// The release workflow's own steps, for the platform of this machine: one archive job
+/// (`package.sh --target TRIPLE`), then the publish job (`--manifest-only --url-base` over the
+/// collected archives, the checksums, krew's validator installing every entry). A triple that
+/// is not one of the four is refused.
+#[test]
+fn the_release_jobs_steps_run_here_for_this_platform() {
+    let os = if cfg!(target_os = "macos") { "darwin" } else { "linux" };
+    let arch = if cfg!(target_arch = "x86_64") { "amd64" } else { "arm64" };
+    let (_, _, target) = PLATFORMS
+        .iter()
+        .copied()
+        .find(|p| (p.0, p.1) == (os, arch))
+        .expect("this machine's platform is one of the four");
+    let dir = tempfile::tempdir().unwrap();
+    let dist = dir.path().join("dist");
+    let script = workspace().join("scripts/package.sh");
+    let mut archive_job = Command::new(&script);
+    archive_job.args(["--target", target, "--bin-dir"]).arg(bin_dir()).arg("--dist").arg(&dist);
+    capture(archive_job, DEFAULT_TIMEOUT).assert_success();
+    let name = format!("kubectl-ko_{VERSION}_{os}_{arch}.tar.gz");
+    assert!(dist.join(&name).is_file(), "the archive job wrote no {name}");
+
+    let url_base = "https://github.example/kubectl-ko/kubectl-ko/releases/download/v9.9.9";
+    fs::remove_file(dist.join("ko.yaml")).unwrap();
+    let mut publish_job = Command::new(&script);
+    publish_job.args(["--manifest-only", "--url-base", url_base, "--dist"]).arg(&dist);
+    capture(publish_job, DEFAULT_TIMEOUT).assert_success();
+    let text = fs::read_to_string(dist.join("ko.yaml")).unwrap();
+    assert!(text.contains(&format!("uri: {url_base}/{name}")), "{text}");
+    assert!(text.contains(&format!("sha256: {}", sha256_hex(&dist.join(&name)))), "{text}");
+
+    let mut check = Command::new("sha256sum");
+    check.args(["--check", "--strict"]).arg(format!("{name}.sha256")).current_dir(&dist);
+    capture(check, DEFAULT_TIMEOUT).assert_success();
+    validate(&dist, &dist.join("ko.yaml")).assert_success();
+
+    let mut unknown = Command::new(&script);
+    unknown.args(["--target", "riscv64gc-unknown-linux-gnu", "--dist"]).arg(dir.path().join("other"));
+    let refused = capture(unknown, DEFAULT_TIMEOUT);
+    refused.assert_failure();
+    assert!(refused.stderr.contains("is not one of the platforms krew users run"), "{refused}");
+}

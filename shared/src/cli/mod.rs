@@ -172,8 +172,9 @@ kubectl ko completion fish | source      # in ~/.config/fish/config.fish\n  \
 kubectl ko completion powershell | Out-String | Invoke-Expression   # in $PROFILE\n\n\
 `kubectl ko <TAB>` is completed by kubectl's own completion (kubectl 1.26 and later), which \
 asks the kubectl_complete-ko program on PATH. A krew install puts only kubectl-ko on PATH; \
-link the helper into a directory on your PATH (again after an upgrade), for example:\n\n  \
-ln -sf \"$(dirname \"$(readlink -f \"$(command -v kubectl-ko)\")\")/kubectl_complete-ko\" ~/.local/bin/"
+kubectl-ko is kubectl_complete-ko when run under that name, so link it into a directory on \
+your PATH under that name, for example:\n\n  \
+ln -sf \"$(command -v kubectl-ko)\" ~/.local/bin/kubectl_complete-ko"
 )]
 pub struct CompletionCommand {
     /// The shell to print the script for

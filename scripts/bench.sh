@@ -12,7 +12,8 @@
 #
 # What it does:
 # - installs ko v0.19.1 with `go install` into ${XDG_CACHE_HOME:-~/.cache}/kubectl-ko-bench/
-#   (nothing of ko is committed), and builds our binaries with `cargo build --release --bins`;
+#   (nothing of ko is committed), and builds our one executable with `cargo build --release
+#   -p kubectl-ko`, run as `kubectl-ko <command>` (what `kubectl ko <command>` runs);
 # - starts a registry on 127.0.0.1 (scripts/registry.sh) and pushes one base there: the
 #   built-in static base for linux/amd64 and linux/arm64, as an OCI index. Both tools use it
 #   through KO_DEFAULTBASEIMAGE, and push to the same registry (repositories .../ours and
@@ -133,13 +134,11 @@ if [[ ! -x "$KO_BIN" ]]; then
 fi
 
 if [[ -z "$BIN_DIR" ]]; then
-	step "cargo build --release --bins"
-	(cd "$ROOT" && cargo build --release --bins) >&2
+	step "cargo build --release -p kubectl-ko"
+	(cd "$ROOT" && cargo build --release -p kubectl-ko --bin kubectl-ko) >&2
 	BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 fi
-for b in kubectl-ko kubectl-ko-build kubectl-ko-resolve; do
-	[[ -x "$BIN_DIR/$b" ]] || die "$BIN_DIR/$b is missing (build it, or pass --bin-dir)"
-done
+[[ -x "$BIN_DIR/kubectl-ko" ]] || die "$BIN_DIR/kubectl-ko is missing (build it, or pass --bin-dir)"
 
 # --- work directory and registry ---------------------------------------------
 
@@ -202,7 +201,7 @@ make_base() {
 	mkdir -p "$app" "$dst/blobs/sha256"
 	printf 'module example.com/bench/base\n\ngo 1.22\n' >"$app/go.mod"
 	printf 'package main\n\nfunc main() {}\n' >"$app/main.go"
-	(cd "$app" && KOCACHE="$WORK/cache-base" "$BIN_DIR/kubectl-ko-build" --push=false --sbom=none \
+	(cd "$app" && KOCACHE="$WORK/cache-base" "$BIN_DIR/kubectl-ko" build --push=false --sbom=none \
 		--oci-layout-path "$src" --platform=linux/amd64,linux/arm64 . >/dev/null 2>"$WORK/base.log") ||
 		{
 			cat "$WORK/base.log" >&2
@@ -445,7 +444,8 @@ command_for() { # SCENARIO TOOL
 	esac
 	echo "$dir"
 	if [[ "$2" == ours ]]; then
-		echo "$BIN_DIR/kubectl-ko-$sub"
+		echo "$BIN_DIR/kubectl-ko"
+		echo "$sub"
 	else
 		echo "$KO_BIN"
 		echo "$sub"

@@ -12,8 +12,8 @@
 #
 # What it does:
 # - installs ko v0.19.1 with `go install` into ${XDG_CACHE_HOME:-~/.cache}/kubectl-ko-bench/
-#   (nothing of ko is committed), and builds our one executable with `cargo build --release
-#   -p kubectl-ko`, run as `kubectl-ko <command>` (what `kubectl ko <command>` runs);
+#   (nothing of ko is committed), and builds our one executable as scripts/package.sh ships
+#   it (release, with scripts/lib.sh's release_rustflags), run as `kubectl-ko <command>`;
 # - starts a registry on 127.0.0.1 (scripts/registry.sh) and pushes one base there: the
 #   built-in static base for linux/amd64 and linux/arm64, as an OCI index. Both tools use it
 #   through KO_DEFAULTBASEIMAGE, and push to the same registry (repositories .../ours and
@@ -134,9 +134,12 @@ if [[ ! -x "$KO_BIN" ]]; then
 fi
 
 if [[ -z "$BIN_DIR" ]]; then
-	step "cargo build --release -p kubectl-ko"
-	(cd "$ROOT" && cargo build --release -p kubectl-ko --bin kubectl-ko) >&2
-	BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+	# Built as scripts/package.sh builds the executable it ships (scripts/lib.sh).
+	host=$(rustc -vV | sed -n 's/^host: //p')
+	step "cargo build --release -p kubectl-ko --target $host"
+	(cd "$ROOT" && CARGO_ENCODED_RUSTFLAGS=$(release_rustflags "$host") \
+		cargo build --release -p kubectl-ko --bin kubectl-ko --target "$host") >&2
+	BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/$host/release"
 fi
 [[ -x "$BIN_DIR/kubectl-ko" ]] || die "$BIN_DIR/kubectl-ko is missing (build it, or pass --bin-dir)"
 

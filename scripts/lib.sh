@@ -82,3 +82,14 @@ stop_pid() { # PID [SECONDS]
 	done
 	kill -9 "$pid" 2>/dev/null || true
 }
+
+# The rustc flags of the shipped kubectl-ko for a Rust TARGET, beyond the profile: on Linux a
+# non-PIE executable (`-C relocation-model=static`, as Go links its own binaries there), whose
+# start-up applies no dynamic relocations: a third less memory for a short run, since the one
+# executable holds every command. Build with `--target TARGET` so that proc macros and build
+# scripts, which must stay position-independent, do not get the flag. macOS requires PIE.
+release_rustflags() { # TARGET
+	case "$1" in
+	*-linux-*) printf '%s' "-Crelocation-model=static" ;;
+	esac
+}

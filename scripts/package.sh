@@ -118,9 +118,10 @@ PLATFORMS=(
 
 # rustc flags that keep the machine out of the binary: panic locations and the like name
 # files by path, so the checkout, the crate sources under $CARGO_HOME and the toolchain are
-# mapped to fixed names. The caller's RUSTFLAGS (or CARGO_ENCODED_RUSTFLAGS) come first.
-reproducible_rustflags() {
-	local sep=$'\x1f' flags=() flag
+# mapped to fixed names. The caller's RUSTFLAGS (or CARGO_ENCODED_RUSTFLAGS) come first, and
+# the release flags of the TARGET (scripts/lib.sh) last.
+reproducible_rustflags() { # TARGET
+	local sep=$'\x1f' flags=() flag release
 	if [[ -n "${CARGO_ENCODED_RUSTFLAGS:-}" ]]; then
 		IFS=$sep read -r -a flags <<<"$CARGO_ENCODED_RUSTFLAGS"
 	elif [[ -n "${RUSTFLAGS:-}" ]]; then
@@ -131,6 +132,8 @@ reproducible_rustflags() {
 		"--remap-path-prefix=$(rustc --print sysroot)=/rust"
 		"--remap-path-prefix=$ROOT=/kubectl-ko"
 	)
+	release=$(release_rustflags "$1")
+	[[ -z "$release" ]] || flags+=("$release")
 	local IFS=$sep
 	flag="${flags[*]}"
 	printf '%s' "$flag"
@@ -149,9 +152,10 @@ build_for() { # TARGET
 	fi
 	build=(cargo build --locked --profile "$profile" --package "$BINARY" --bin "$BINARY")
 	if [[ "$target" == "$host_triple" ]]; then
-		step "${build[*]}"
-		CARGO_ENCODED_RUSTFLAGS=$(reproducible_rustflags) "${build[@]}" >&2 || die "cargo build failed"
-		from="$target_dir/$profile_dir"
+		step "${build[*]} --target $target"
+		CARGO_ENCODED_RUSTFLAGS=$(reproducible_rustflags "$target") "${build[@]}" --target "$target" >&2 ||
+			die "cargo build failed"
+		from="$target_dir/$target/$profile_dir"
 		return 0
 	fi
 	if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
@@ -159,7 +163,7 @@ build_for() { # TARGET
 		return 1
 	fi
 	step "${build[*]} --target $target"
-	if ! CARGO_ENCODED_RUSTFLAGS=$(reproducible_rustflags) "${build[@]}" --target "$target" >&2; then
+	if ! CARGO_ENCODED_RUSTFLAGS=$(reproducible_rustflags "$target") "${build[@]}" --target "$target" >&2; then
 		reason="cargo build --target $target failed (see above): a C compiler and linker for $target are needed"
 		return 1
 	fi

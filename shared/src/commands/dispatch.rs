@@ -329,34 +329,35 @@ fn complete(args: Vec<OsString>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Parses `args` as the command `C`, sets the verbosity its flags ask for, and runs it.
+fn launch<C, F>(args: Vec<OsString>, verbose: impl FnOnce(&C) -> bool, run: impl FnOnce(C) -> F) -> ExitCode
+where
+    C: Parser,
+    F: std::future::Future<Output = Result<(), crate::Error>>,
+{
+    let command = C::parse_from(args);
+    output::init(verbose(&command));
+    crate::run_main(run(command))
+}
+
 fn build(args: Vec<OsString>) -> ExitCode {
-    let command = cli::BuildCommand::parse_from(args);
-    output::init(command.global.verbose);
-    crate::run_main(super::build::run(command))
+    launch(args, |c: &cli::BuildCommand| c.global.verbose, super::build::run)
 }
 
 fn resolve(args: Vec<OsString>) -> ExitCode {
-    let command = cli::ResolveCommand::parse_from(args);
-    output::init(command.global.verbose);
-    crate::run_main(super::resolve::run(command))
+    launch(args, |c: &cli::ResolveCommand| c.global.verbose, super::resolve::run)
 }
 
 fn apply(args: Vec<OsString>) -> ExitCode {
-    let command = cli::ApplyCommand::parse_from(args);
-    output::init(command.deploy.global.verbose);
-    crate::run_main(super::apply::run(command))
+    launch(args, |c: &cli::ApplyCommand| c.deploy.global.verbose, super::apply::run)
 }
 
 fn create(args: Vec<OsString>) -> ExitCode {
-    let command = cli::CreateCommand::parse_from(args);
-    output::init(command.deploy.global.verbose);
-    crate::run_main(super::create::run(command))
+    launch(args, |c: &cli::CreateCommand| c.deploy.global.verbose, super::create::run)
 }
 
 fn run_command(args: Vec<OsString>) -> ExitCode {
-    let command = cli::RunCommand::parse_from(args);
-    output::init(command.global.verbose);
-    crate::run_main(super::run::run(command))
+    launch(args, |c: &cli::RunCommand| c.global.verbose, super::run::run)
 }
 
 /// `delete` hands a kubectl-style invocation (`delete deployment x`) to kubectl itself.
@@ -365,21 +366,15 @@ fn delete(args: Vec<OsString>) -> ExitCode {
         output::init(false);
         return crate::run_main(super::delete::hand_over(kubectl_args));
     }
-    let command = cli::DeleteCommand::parse_from(args);
-    output::init(command.global.verbose);
-    crate::run_main(super::delete::run(command))
+    launch(args, |c: &cli::DeleteCommand| c.global.verbose, super::delete::run)
 }
 
 fn login(args: Vec<OsString>) -> ExitCode {
-    let command = cli::LoginCommand::parse_from(args);
-    output::init(command.global.verbose);
-    crate::run_main(super::login::run(command))
+    launch(args, |c: &cli::LoginCommand| c.global.verbose, super::login::run)
 }
 
 fn logout(args: Vec<OsString>) -> ExitCode {
-    let command = cli::LogoutCommand::parse_from(args);
-    output::init(command.global.verbose);
-    crate::run_main(super::logout::run(command))
+    launch(args, |c: &cli::LogoutCommand| c.global.verbose, super::logout::run)
 }
 
 #[cfg(test)]

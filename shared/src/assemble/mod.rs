@@ -5,6 +5,7 @@
 //! be copied to a plain [`std::io::Write`] while they are made, see [`layer::LayerCopy`]).
 
 pub mod app;
+pub mod gzip;
 pub mod image;
 pub mod kodata;
 pub mod layer;

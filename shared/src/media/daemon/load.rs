@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{Docker, LOCAL_DOMAIN};
-use crate::assemble::layer::{BlockGzip, LayerFormat, LayerRecord};
+use crate::assemble::gzip::BlockGzip;
+use crate::assemble::layer::{LayerFormat, LayerRecord};
 use crate::cache::Cache;
 use crate::digest::{Digest, HashingWriter};
 use crate::image::manifest::{self, DOCKER_CONFIG, DOCKER_LAYER_GZIP, Descriptor, Manifest};

@@ -68,6 +68,30 @@ if ! "$SBOM_VENV/bin/python" -c 'import spdx_tools, cyclonedx.validation.json, j
 		'spdx-tools==0.8.5' 'cyclonedx-python-lib[json-validation]==11.12.0'
 fi
 export KO_TEST_SBOM_VENV="$SBOM_VENV"
+# --- cloud registries (tests/it/cloud/) ---------------------------------------
+# The clouds' own endpoints cannot be reached here, so the tests stand them up on loopback:
+# moto (PyPI `moto[server]`, a widely used AWS mock) answers ECR and STS; the Google and
+# Azure token services are small Python servers in tests/cloud/ (flask and cryptography
+# come with moto). Registries are reached under names that match each cloud's host
+# pattern, which /etc/hosts maps to 127.0.0.1.
+CLOUD_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-ko-test/cloud-venv"
+if ! "$CLOUD_VENV/bin/python" -c 'import moto, flask, cryptography' >/dev/null 2>&1; then
+	command -v python3 >/dev/null 2>&1 || ensure_debs python3 python3-venv
+	step "installing moto into $CLOUD_VENV"
+	rm -rf "$CLOUD_VENV"
+	python3 -m venv "$CLOUD_VENV" || die "python3 -m venv failed (install python3-venv)"
+	"$CLOUD_VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+fi
+export KO_TEST_CLOUD_VENV="$CLOUD_VENV"
+CLOUD_HOSTS=(123456789012.dkr.ecr.us-east-1.amazonaws.com kotest-docker.pkg.dev kotest.gcr.io kotest.azurecr.io)
+for host in "${CLOUD_HOSTS[@]}"; do
+	if ! grep -qE "^127\.0\.0\.1[[:space:]]+$host\$" /etc/hosts; then
+		[[ -w /etc/hosts ]] || die "the cloud tests need '127.0.0.1 $host' in /etc/hosts: add it, or run as root"
+		echo "127.0.0.1 $host" >>/etc/hosts
+	fi
+done
+export KO_TEST_CLOUD_HOSTS="${CLOUD_HOSTS[*]}"
+
 # getcap (libcap2-bin) reads back file capabilities (tests/it/image_options.rs).
 ensure_debs libcap2-bin
 

@@ -9,7 +9,7 @@
 //! the data flow and the reasons are in `docs/ARCHITECTURE.md`.
 //!
 //! 1. support: `output` (a leaf: it calls nothing else in the crate), `digest`, `platform`,
-//!    `settings` (the environment as a value), `time`, `timing`, `template`, `yaml`, `cache`,
+//!    `settings` (the environment as a value), `time`, `timing`, `tls`, `template`, `yaml`, `cache`,
 //!    `interrupt`.
 //! 2. model: `reference` (image names), `image` (manifests, configs, layers as values: no I/O,
 //!    no async), `sbom`, `config` (`.ko.yaml`).
@@ -45,6 +45,8 @@ mod template;
 mod time;
 /// Phase timings for profiling (`KUBECTL_KO_TIMINGS=1`).
 mod timing;
+/// The roots HTTPS clients trust and the rustls crypto provider.
+mod tls;
 /// Kubernetes YAML: reading documents, `ko://` references, `-l` selectors.
 mod yaml;
 

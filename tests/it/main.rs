@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod build;
 mod build_errors;
+mod cloud;
 mod debug;
 mod dispatch;
 mod fault_proxy;

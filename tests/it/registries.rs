@@ -29,6 +29,27 @@ fn openssl(dir: &Path, args: &[&str]) {
     KoCmd::program(tool("openssl")).args(args).cwd(dir).run().assert_success();
 }
 
+/// A CA made for the test and a server certificate it signed for `san` (`IP:127.0.0.1`,
+/// `DNS:r.example`), in `d`: `(server.pem, server.key, ca.pem)`.
+pub fn certificate(d: &Path, san: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=kubectl-ko test CA"]);
+    openssl(d, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=kubectl-ko test server"]);
+    openssl(d, &csr);
+    let ext = format!("subjectAltName={san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n");
+    std::fs::write(d.join("ext.cnf"), ext).unwrap();
+    let sign = ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"];
+    let mut args = sign.to_vec();
+    args.extend(["-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
+    openssl(d, &args);
+    (d.join("server.pem"), d.join("server.key"), d.join("ca.pem"))
+}
+
 fn secret(label: &str) -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     format!("{label}-{}-{nanos:x}", std::process::id())
@@ -49,44 +70,28 @@ impl AuthRegistry {
     /// HTTPS with a certificate for 127.0.0.1 signed by a CA made for the test; no auth.
     pub fn tls() -> AuthRegistry {
         let dir = tempfile::Builder::new().prefix("ko-e2e-tls-").tempdir().unwrap();
-        let d = dir.path();
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        let mut ca = vec!["req", "-x509"];
-        ca.extend(ec);
-        ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=kubectl-ko test CA"]);
-        openssl(d, &ca);
-        let mut csr = vec!["req"];
-        csr.extend(ec);
-        csr.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
-        openssl(d, &csr);
-        std::fs::write(
-            d.join("ext.cnf"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "ext.cnf",
-            ],
-        );
-        let (cert, key) = (d.join("server.pem"), d.join("server.key"));
-        let ca = d.join("ca.pem");
+        let (cert, key, ca) = certificate(dir.path(), "IP:127.0.0.1");
         Self::start(dir, String::new(), Some(ca), None, &["--tls", cert.to_str().unwrap(), key.to_str().unwrap()])
+    }
+
+    /// HTTPS under a host name (which /etc/hosts must map to 127.0.0.1: scripts/test.sh adds
+    /// the cloud registry names), with basic auth for exactly `user` and `password`. The
+    /// cloud tests use it as ECR, Artifact Registry or ACR: the credentials are the ones their
+    /// token services hand out. `host` is `name:PORT`.
+    #[allow(dead_code)] // until the cloud tests use it (issue 22)
+    pub fn tls_htpasswd(name: &str, user: &str, password: &str) -> AuthRegistry {
+        let dir = tempfile::Builder::new().prefix("ko-e2e-cloud-").tempdir().unwrap();
+        let (cert, key, ca) = certificate(dir.path(), &format!("DNS:{name}"));
+        let run = KoCmd::program(tool("htpasswd")).args(["-Bbn", user, password]).run();
+        run.assert_success();
+        let htpasswd = dir.path().join("htpasswd");
+        std::fs::write(&htpasswd, run.stdout.trim()).unwrap();
+        let options =
+            ["--tls", cert.to_str().unwrap(), key.to_str().unwrap(), "--htpasswd", htpasswd.to_str().unwrap()];
+        let mut registry = Self::start(dir, password.to_string(), Some(ca), None, &options);
+        let port = registry.host.rsplit_once(':').map(|(_, port)| port.to_string()).unwrap();
+        registry.host = format!("{name}:{port}");
+        registry
     }
 
     /// Bearer tokens from a [`TokenServer`] that knows [`USER`], the password and a refresh

@@ -20,4 +20,8 @@ pub enum AuthError {
     BadStore { path: PathBuf, detail: String },
     #[error("{0}")]
     Protocol(String),
+    /// A cloud source that is configured but could not produce credentials:
+    /// `ECR: GetAuthorizationToken in us-east-1 was denied: ...`.
+    #[error("{provider}: {detail}")]
+    Cloud { provider: &'static str, detail: String },
 }

@@ -4,6 +4,7 @@
 //! also owns the suite's own credential store and the Docker credential-helper protocol
 //! (both sides). Talking to registries and token services lives in `registry`.
 
+mod cloud;
 mod config_file;
 mod docker_config;
 mod environment;
@@ -104,7 +105,7 @@ impl Keychain {
     /// Docker's precedence, then podman's, then the environment:
     /// `DOCKER_AUTH_CONFIG`; `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`
     /// (`credHelpers`, `credsStore`, `auths`); `REGISTRY_AUTH_FILE` or
-    /// `$XDG_RUNTIME_DIR/containers/auth.json`; `GITHUB_TOKEN` for ghcr.io.
+    /// `$XDG_RUNTIME_DIR/containers/auth.json`; then [`Keychain::environment`].
     /// A malformed file is an error that names it.
     pub fn new(env: &Environment) -> Result<Keychain, AuthError> {
         let mut keychain = Keychain::default();
@@ -117,8 +118,21 @@ impl Keychain {
         if let Some(podman) = PodmanAuthFile::find(env)? {
             keychain.sources.push(Box::new(podman));
         }
-        keychain.sources.push(Box::new(GithubToken::new(env)));
+        keychain.sources.extend(Keychain::environment(env).sources);
         Ok(keychain)
+    }
+
+    /// The sources that need no file, in ko's order: Amazon ECR, Google, `GITHUB_TOKEN` for
+    /// ghcr.io, Azure. Each answers only for its own hosts and only when configured.
+    /// `docker-credential-ko get` answers from these too.
+    pub fn environment(env: &Environment) -> Keychain {
+        let cloud = cloud::CloudSources::new(env);
+        let mut sources: Vec<Box<dyn Source>> = Vec::new();
+        sources.extend(cloud.aws);
+        sources.extend(cloud.google);
+        sources.push(Box::new(GithubToken::new(env)));
+        sources.extend(cloud.azure);
+        Keychain { sources }
     }
 
     pub fn anonymous() -> Keychain {

@@ -2,7 +2,8 @@
 //! `store`, `get`, `erase`, `list` and `version`, JSON on stdin and stdout, errors on stdout
 //! with exit status 1, and the literal [`NOT_FOUND`] for an unknown server (which Docker
 //! treats as anonymous). `get` answers from the suite's store, then from the environment
-//! (`GITHUB_TOKEN`), so Docker itself can use the helper. Never from Docker's own
+//! ([`Keychain::environment`]: cloud registries and `GITHUB_TOKEN`), so Docker itself can use
+//! the helper. Never from Docker's own
 //! `config.json`: that names this helper, and would loop.
 
 use std::io::{Read, Write};
@@ -10,7 +11,7 @@ use std::io::{Read, Write};
 use serde::{Deserialize, Serialize};
 
 use super::keys::normalise_host;
-use super::{AuthError, CredentialStore, GithubToken, Secret};
+use super::{AuthError, CredentialStore, Keychain, Secret};
 use crate::settings::Environment;
 
 /// What Docker's helpers say for an unknown server.
@@ -26,19 +27,19 @@ struct Payload {
     secret: String,
 }
 
-/// Runs one helper action with the user's store and the token of `env`. Everything goes to
+/// Runs one helper action with the user's store and the sources of `env`. Everything goes to
 /// `output`, as the protocol wants; `false` means exit status 1.
 pub fn serve(action: &str, env: &Environment, input: &mut dyn Read, output: &mut dyn Write) -> bool {
-    serve_with(action, input, output, &CredentialStore::new(env), &GithubToken::new(env))
+    serve_with(action, input, output, &CredentialStore::new(env), &Keychain::environment(env))
 }
 
-/// [`serve`] over a given store and environment source.
+/// [`serve`] over a given store and environment keychain.
 pub fn serve_with(
     action: &str,
     input: &mut dyn Read,
     output: &mut dyn Write,
     store: &CredentialStore,
-    env: &GithubToken,
+    env: &Keychain,
 ) -> bool {
     let result = answer(action, input, store, env);
     let (text, ok) = match result {
@@ -49,7 +50,7 @@ pub fn serve_with(
     written.and_then(|()| output.flush()).is_ok() && ok
 }
 
-fn answer(action: &str, input: &mut dyn Read, store: &CredentialStore, env: &GithubToken) -> Result<String, String> {
+fn answer(action: &str, input: &mut dyn Read, store: &CredentialStore, env: &Keychain) -> Result<String, String> {
     let mut raw = String::new();
     if action != "list" && action != "version" {
         input.read_to_string(&mut raw).map_err(|e| format!("reading standard input: {e}"))?;
@@ -77,7 +78,7 @@ fn answer(action: &str, input: &mut dyn Read, store: &CredentialStore, env: &Git
             }
             let (username, secret) = match store.get(server).map_err(describe)? {
                 Some(stored) => (stored.username, stored.secret),
-                None => match env.credential(&normalise_host(server)) {
+                None => match lookup(env, server).map_err(describe)? {
                     Some(found) => match found.credential {
                         super::Credential::Basic { username, password } => (username, password),
                         super::Credential::IdentityToken(token) => ("<token>".to_string(), token),
@@ -100,11 +101,22 @@ fn answer(action: &str, input: &mut dyn Read, store: &CredentialStore, env: &Git
     }
 }
 
+/// The environment's credential for `server`: the sources are async (a cloud source asks its
+/// token service), the protocol is not, so this runs them on a runtime of its own.
+fn lookup(env: &Keychain, server: &str) -> Result<Option<super::FoundCredential>, AuthError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AuthError::Protocol(format!("starting an async runtime: {e}")))?;
+    runtime.block_on(env.lookup(&normalise_host(server)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::GithubToken;
 
-    fn run(action: &str, input: &str, store: &CredentialStore, env: &GithubToken) -> (bool, String) {
+    fn run(action: &str, input: &str, store: &CredentialStore, env: &Keychain) -> (bool, String) {
         let mut out = Vec::new();
         let ok = serve_with(action, &mut input.as_bytes(), &mut out, store, env);
         (ok, String::from_utf8(out).unwrap())
@@ -114,7 +126,7 @@ mod tests {
     fn store_get_list_erase_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let store = CredentialStore::at(dir.path().join("c.json"));
-        let env = GithubToken::default();
+        let env = Keychain::with_sources(vec![Box::new(GithubToken::default())]);
         assert_eq!(run("get", "r.example\n", &store, &env), (false, format!("{NOT_FOUND}\n")));
         let (ok, out) = run("store", r#"{"ServerURL":"r.example","Username":"alice","Secret":"pw"}"#, &store, &env);
         assert!(ok && out.is_empty(), "{out}");
@@ -136,7 +148,7 @@ mod tests {
     fn bad_input_is_an_error_on_stdout() {
         let dir = tempfile::tempdir().unwrap();
         let store = CredentialStore::at(dir.path().join("c.json"));
-        let env = GithubToken::default();
+        let env = Keychain::with_sources(vec![Box::new(GithubToken::default())]);
         let (ok, out) = run("store", "not json", &store, &env);
         assert!(!ok && out.contains("store expects"), "{out}");
         let (ok, out) = run("frobnicate", "", &store, &env);

@@ -65,16 +65,12 @@ pub struct RegistryClient {
     pub(super) stall: Duration,
 }
 
-pub(super) fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 fn http_client(
     insecure: bool,
     extra_roots: Vec<reqwest::Certificate>,
     stall: Duration,
 ) -> Result<reqwest::Client, RegistryError> {
-    install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("kubectl-ko/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(15))
@@ -91,7 +87,7 @@ fn http_client(
     builder = if insecure {
         builder.tls_danger_accept_invalid_certs(true)
     } else {
-        builder.tls_certs_merge(super::tls::builtin_roots().into_iter().chain(extra_roots))
+        builder.tls_certs_merge(crate::tls::builtin_roots().into_iter().chain(extra_roots))
     };
     builder.build().map_err(|e| RegistryError::Tls(e.to_string()))
 }

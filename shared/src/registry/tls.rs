@@ -19,21 +19,7 @@ pub fn ca_files_with_env(flag_files: &[PathBuf], env: &Environment) -> Vec<PathB
 /// Reads PEM certificates from a file; an unreadable file or one without a certificate is
 /// an error that names it.
 pub fn load_pem(path: &Path) -> Result<Vec<reqwest::Certificate>, RegistryError> {
-    let bad = |detail: String| RegistryError::CaFile { path: path.to_path_buf(), detail };
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&bytes).map_err(|e| bad(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(bad("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into()));
-    }
-    Ok(certs)
-}
-
-/// Mozilla's roots, as DER.
-pub fn builtin_roots() -> Vec<reqwest::Certificate> {
-    webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
-        .collect()
+    crate::tls::load_pem(path).map_err(|detail| RegistryError::CaFile { path: path.to_path_buf(), detail })
 }
 
 #[cfg(test)]
@@ -50,6 +36,5 @@ mod tests {
         std::fs::write(&empty, "nothing here").unwrap();
         let err = load_pem(&empty).unwrap_err().to_string();
         assert!(err.contains("empty.pem") && err.contains("no PEM certificate"), "{err}");
-        assert!(builtin_roots().len() > 100);
     }
 }

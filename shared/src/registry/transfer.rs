@@ -415,7 +415,7 @@ mod tests {
 
     #[tokio::test]
     async fn failures_to_connect_have_their_own_words() {
-        super::super::client::install_crypto_provider();
+        crate::tls::install_crypto_provider();
         // Port 9 (discard) has no listener on loopback.
         let client = reqwest::Client::new();
         let err = client.get("http://127.0.0.1:9/v2/").send().await.unwrap_err();

@@ -19,6 +19,8 @@ const EXPORTED: &[(&str, &str)] = &[
     ("KO_TEST_KUBECONFIG", "starts kube-apiserver on 127.0.0.1 (scripts/test-cluster.sh) and exports its kubeconfig"),
     ("KO_TEST_KREW", "builds krew (scripts/krew.sh)"),
     ("KO_TEST_SBOM_VENV", "installs the SBOM validators"),
+    ("KO_TEST_CLOUD_VENV", "installs moto (the AWS mock) and the Google and Azure harness's Python"),
+    ("KO_TEST_CLOUD_HOSTS", "maps the cloud registry test names to 127.0.0.1 in /etc/hosts"),
     ("KO_TEST_ACTIONLINT", "builds actionlint (scripts/release-tools.sh actionlint)"),
     ("KO_TEST_VALIDATE_KREW_MANIFEST", "builds krew's validate-krew-manifest (scripts/release-tools.sh)"),
 ];
@@ -60,6 +62,21 @@ pub fn krew() -> PathBuf {
 /// The Python venv that scripts/test.sh fills with the SBOM validators.
 pub fn sbom_venv() -> PathBuf {
     PathBuf::from(require("KO_TEST_SBOM_VENV"))
+}
+
+/// The Python venv that scripts/test.sh fills with moto (`bin/moto_server`), flask and
+/// cryptography for the cloud registry tests.
+pub fn cloud_venv() -> PathBuf {
+    PathBuf::from(require("KO_TEST_CLOUD_VENV"))
+}
+
+/// A registry name that matches a cloud's host pattern and that scripts/test.sh maps to
+/// 127.0.0.1 in /etc/hosts; `suffix` picks it (`.amazonaws.com`, `-docker.pkg.dev`,
+/// `.gcr.io`, `.azurecr.io`).
+pub fn cloud_host(suffix: &str) -> String {
+    let hosts = require("KO_TEST_CLOUD_HOSTS");
+    let found = hosts.split_whitespace().find(|h| h.ends_with(suffix));
+    found.unwrap_or_else(|| panic!("KO_TEST_CLOUD_HOSTS ({hosts}) has no name ending in {suffix}")).to_string()
 }
 
 /// The real kubectl: `KO_TEST_KUBECTL`, else kubectl on `PATH` or in the system directories

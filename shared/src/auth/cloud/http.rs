@@ -1,0 +1,53 @@
+//! The HTTPS client the cloud sources share: Mozilla's roots plus `SSL_CERT_FILE`, bounded
+//! timeouts, made on first use (most runs never talk to a cloud). Token services and metadata
+//! servers are small JSON endpoints, so this client has none of the registry client's
+//! transfer machinery.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::super::AuthError;
+use crate::settings::Environment;
+
+/// How long a token service may take to connect and to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct CloudHttp {
+    ca_file: Option<PathBuf>,
+    client: OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl CloudHttp {
+    pub fn new(env: &Environment) -> CloudHttp {
+        CloudHttp { ca_file: env.path("SSL_CERT_FILE"), client: OnceLock::new() }
+    }
+
+    /// The client; `provider` names the source in the error when it cannot be made (an
+    /// unreadable `SSL_CERT_FILE`).
+    pub fn client(&self, provider: &'static str) -> Result<&reqwest::Client, AuthError> {
+        self.client
+            .get_or_init(|| self.build())
+            .as_ref()
+            .map_err(|detail| AuthError::Cloud { provider, detail: detail.clone() })
+    }
+
+    fn build(&self) -> Result<reqwest::Client, String> {
+        crate::tls::install_crypto_provider();
+        let mut roots = crate::tls::builtin_roots();
+        if let Some(file) = &self.ca_file {
+            let extra = crate::tls::load_pem(file)
+                .map_err(|e| format!("SSL_CERT_FILE {}: {e}; fix or unset it", file.display()))?;
+            roots.extend(extra);
+        }
+        reqwest::Client::builder()
+            .user_agent(concat!("kubectl-ko/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(TIMEOUT)
+            .tls_certs_merge(roots)
+            .build()
+            .map_err(|e| format!("making an HTTPS client: {e}"))
+    }
+}

@@ -1,0 +1,1 @@
+//! aws: filled in with issue 22.

@@ -1,0 +1,1 @@
+//! azure: filled in with issue 22.

@@ -1,0 +1,1 @@
+//! google: filled in with issue 22.

@@ -7,12 +7,13 @@
 //! by piece, so that a large file costs little more memory than its own size.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Write};
 use std::ops::Range;
 
 use granit_parser::{Event, Parser, ScalarStyle};
 
 use super::ManifestError;
+use super::lines::{block_header, indicator_line, stripping_header};
+use super::rendered::{Piece, Rendered};
 use super::selector::Selector;
 use super::tree::{self, Document, Node, NodeKind, SyntaxError, line_start};
 
@@ -42,51 +43,6 @@ struct Site {
     header: Option<(Range<usize>, String)>,
 }
 
-/// Where the header (`|`, `>-`…) of the block scalar whose content starts at `content` is:
-/// on the last non-blank line before the content, outside its comment.
-fn block_header(text: &str, content: usize) -> Option<usize> {
-    let mut end = tree::line_start(text, content);
-    let line = loop {
-        let start = tree::line_start(text, end.checked_sub(1)?);
-        let line = &text[start..end];
-        if !line.trim().is_empty() {
-            break start..end;
-        }
-        end = start;
-    };
-    let code = code_of(&text[line.clone()]);
-    let bytes = code.as_bytes();
-    (0..bytes.len()).find_map(|i| {
-        let opens = matches!(bytes[i], b'|' | b'>') && (i == 0 || bytes[i - 1].is_ascii_whitespace());
-        let rest = code[i + 1..].trim_start_matches(['+', '-', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
-        (opens && rest.trim().is_empty()).then_some(line.start + i)
-    })
-}
-
-/// The header of the block scalar starting at `at` (`|`, `>`, with an indentation digit and
-/// a chomping indicator in either order), and the same header with `-` chomping; `None` when
-/// it already strips or `at` holds no block indicator.
-fn stripping_header(text: &str, at: usize) -> Option<(Range<usize>, String)> {
-    let rest = text.get(at..)?;
-    let indicator = rest.chars().next().filter(|c| *c == '|' || *c == '>')?;
-    let (mut digit, mut chomp, mut len) = (None, None, 1);
-    for c in rest[1..].chars() {
-        match c {
-            '+' | '-' if chomp.is_none() => chomp = Some(c),
-            '1'..='9' if digit.is_none() => digit = Some(c),
-            _ => break,
-        }
-        len += 1;
-    }
-    if chomp == Some('-') {
-        return None;
-    }
-    let mut header = indicator.to_string();
-    header.extend(digit);
-    header.push('-');
-    Some((at..at + len, header))
-}
-
 #[derive(Debug)]
 pub struct ManifestFile {
     /// How errors name the file: its path as given, or `stdin`.
@@ -98,72 +54,6 @@ pub struct ManifestFile {
     sites: Vec<Site>,
     /// Byte ranges a selector dropped, sorted and disjoint.
     removed: Vec<Range<usize>>,
-}
-
-/// One piece of a rendered file: a slice of the original text or a replacement.
-#[derive(Debug, Clone, Copy)]
-struct Piece<'a> {
-    text: &'a str,
-    /// For a replacement: the line of the reference it replaces.
-    replaces: Option<usize>,
-}
-
-/// A file with its references replaced, checked, as pieces of the original and of the
-/// replacements (nothing is copied until it is written).
-#[derive(Debug)]
-pub struct Rendered<'a> {
-    pieces: Vec<Piece<'a>>,
-}
-
-impl Rendered<'_> {
-    fn texts(&self) -> impl Iterator<Item = &str> + '_ {
-        self.pieces.iter().map(|p| p.text).filter(|t| !t.is_empty())
-    }
-
-    /// Whether nothing but white space is left (a selector dropped everything).
-    pub fn is_blank(&self) -> bool {
-        self.texts().all(|t| t.trim().is_empty())
-    }
-
-    /// Whether the text starts with `prefix`.
-    pub fn starts_with(&self, prefix: &str) -> bool {
-        let mut rest = prefix.as_bytes();
-        for text in self.texts() {
-            let n = rest.len().min(text.len());
-            if text.as_bytes()[..n] != rest[..n] {
-                return false;
-            }
-            rest = &rest[n..];
-            if rest.is_empty() {
-                return true;
-            }
-        }
-        rest.is_empty()
-    }
-
-    /// Whether the text ends with a line break (or is empty).
-    pub fn ends_with_newline(&self) -> bool {
-        self.texts().last().is_none_or(|t| t.ends_with('\n'))
-    }
-
-    pub fn len(&self) -> usize {
-        self.pieces.iter().map(|p| p.text.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Writes the text, piece by piece.
-    pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
-        self.texts().try_for_each(|t| out.write_all(t.as_bytes()))
-    }
-
-    pub fn to_text(&self) -> String {
-        let mut text = String::with_capacity(self.len());
-        self.texts().for_each(|t| text.push_str(t));
-        text
-    }
 }
 
 fn labels(document: &Document, object: &Node) -> BTreeMap<String, String> {
@@ -179,37 +69,6 @@ fn labels(document: &Document, object: &Node) -> BTreeMap<String, String> {
         }
     }
     labels
-}
-
-/// A line's YAML, without its comment.
-fn code_of(line: &str) -> &str {
-    if line.trim_start().starts_with('#') {
-        return "";
-    }
-    line.find(" #").map_or(line, |i| &line[..i])
-}
-
-/// The start of the line holding the `-` that introduces the sequence item starting at `item`:
-/// its own line, or an earlier one when the `-` stands alone (or with a comment) above it.
-fn indicator_line(text: &str, item: usize) -> usize {
-    let first = line_start(text, item);
-    let line_at = |start: usize| text[start..].split('\n').next().unwrap_or_default();
-    if code_of(line_at(first)).trim_start().starts_with('-') {
-        return first;
-    }
-    let mut line = first;
-    while line > 0 {
-        line = line_start(text, line - 1);
-        let code = code_of(line_at(line));
-        if code.trim().is_empty() {
-            continue;
-        }
-        if code.trim_start().starts_with('-') {
-            return line;
-        }
-        break;
-    }
-    first
 }
 
 fn is_object(document: &Document, node: &Node) -> bool {

@@ -2,12 +2,15 @@
 //! `ko://` strings and replacing them without disturbing anything else.
 
 mod files;
+mod lines;
 mod manifest;
+mod rendered;
 mod selector;
 mod tree;
 
 pub use files::read_inputs;
-pub use manifest::{ManifestFile, Rendered};
+pub use manifest::ManifestFile;
+pub use rendered::Rendered;
 pub use selector::Selector;
 pub use tree::SyntaxError;
 

@@ -1,0 +1,83 @@
+//! Facts about YAML read from the text's lines rather than from the parser: where a block
+//! scalar's header is and how to make it strip its final line break, a line without its
+//! comment, and the line holding a sequence item's `-`. The parser's spans do not say these.
+
+use std::ops::Range;
+
+use super::tree::{self, line_start};
+
+/// Where the header (`|`, `>-`…) of the block scalar whose content starts at `content` is:
+/// on the last non-blank line before the content, outside its comment.
+pub(super) fn block_header(text: &str, content: usize) -> Option<usize> {
+    let mut end = tree::line_start(text, content);
+    let line = loop {
+        let start = tree::line_start(text, end.checked_sub(1)?);
+        let line = &text[start..end];
+        if !line.trim().is_empty() {
+            break start..end;
+        }
+        end = start;
+    };
+    let code = code_of(&text[line.clone()]);
+    let bytes = code.as_bytes();
+    (0..bytes.len()).find_map(|i| {
+        let opens = matches!(bytes[i], b'|' | b'>') && (i == 0 || bytes[i - 1].is_ascii_whitespace());
+        let rest = code[i + 1..].trim_start_matches(['+', '-', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+        (opens && rest.trim().is_empty()).then_some(line.start + i)
+    })
+}
+
+/// The header of the block scalar starting at `at` (`|`, `>`, with an indentation digit and
+/// a chomping indicator in either order), and the same header with `-` chomping; `None` when
+/// it already strips or `at` holds no block indicator.
+pub(super) fn stripping_header(text: &str, at: usize) -> Option<(Range<usize>, String)> {
+    let rest = text.get(at..)?;
+    let indicator = rest.chars().next().filter(|c| *c == '|' || *c == '>')?;
+    let (mut digit, mut chomp, mut len) = (None, None, 1);
+    for c in rest[1..].chars() {
+        match c {
+            '+' | '-' if chomp.is_none() => chomp = Some(c),
+            '1'..='9' if digit.is_none() => digit = Some(c),
+            _ => break,
+        }
+        len += 1;
+    }
+    if chomp == Some('-') {
+        return None;
+    }
+    let mut header = indicator.to_string();
+    header.extend(digit);
+    header.push('-');
+    Some((at..at + len, header))
+}
+
+/// A line's YAML, without its comment.
+pub(super) fn code_of(line: &str) -> &str {
+    if line.trim_start().starts_with('#') {
+        return "";
+    }
+    line.find(" #").map_or(line, |i| &line[..i])
+}
+
+/// The start of the line holding the `-` that introduces the sequence item starting at `item`:
+/// its own line, or an earlier one when the `-` stands alone (or with a comment) above it.
+pub(super) fn indicator_line(text: &str, item: usize) -> usize {
+    let first = line_start(text, item);
+    let line_at = |start: usize| text[start..].split('\n').next().unwrap_or_default();
+    if code_of(line_at(first)).trim_start().starts_with('-') {
+        return first;
+    }
+    let mut line = first;
+    while line > 0 {
+        line = line_start(text, line - 1);
+        let code = code_of(line_at(line));
+        if code.trim().is_empty() {
+            continue;
+        }
+        if code.trim_start().starts_with('-') {
+            return line;
+        }
+        break;
+    }
+    first
+}

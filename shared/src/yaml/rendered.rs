@@ -1,0 +1,71 @@
+//! A file with its `ko://` strings replaced, as pieces of the original text and of the
+//! replacements: nothing is copied until it is written, so printing a large stream costs
+//! little more than the input itself.
+
+use std::io::{self, Write};
+
+/// One piece of a rendered file: a slice of the original text or a replacement.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Piece<'a> {
+    pub(super) text: &'a str,
+    /// For a replacement: the line of the reference it replaces.
+    pub(super) replaces: Option<usize>,
+}
+
+/// A file with its references replaced, checked, as pieces of the original and of the
+/// replacements (nothing is copied until it is written).
+#[derive(Debug)]
+pub struct Rendered<'a> {
+    pub(super) pieces: Vec<Piece<'a>>,
+}
+
+impl Rendered<'_> {
+    pub(super) fn texts(&self) -> impl Iterator<Item = &str> + '_ {
+        self.pieces.iter().map(|p| p.text).filter(|t| !t.is_empty())
+    }
+
+    /// Whether nothing but white space is left (a selector dropped everything).
+    pub fn is_blank(&self) -> bool {
+        self.texts().all(|t| t.trim().is_empty())
+    }
+
+    /// Whether the text starts with `prefix`.
+    pub fn starts_with(&self, prefix: &str) -> bool {
+        let mut rest = prefix.as_bytes();
+        for text in self.texts() {
+            let n = rest.len().min(text.len());
+            if text.as_bytes()[..n] != rest[..n] {
+                return false;
+            }
+            rest = &rest[n..];
+            if rest.is_empty() {
+                return true;
+            }
+        }
+        rest.is_empty()
+    }
+
+    /// Whether the text ends with a line break (or is empty).
+    pub fn ends_with_newline(&self) -> bool {
+        self.texts().last().is_none_or(|t| t.ends_with('\n'))
+    }
+
+    pub fn len(&self) -> usize {
+        self.pieces.iter().map(|p| p.text.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the text, piece by piece.
+    pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        self.texts().try_for_each(|t| out.write_all(t.as_bytes()))
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut text = String::with_capacity(self.len());
+        self.texts().for_each(|t| text.push_str(t));
+        text
+    }
+}

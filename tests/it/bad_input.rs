@@ -192,3 +192,17 @@ fn login_to_an_impossible_host_name_fails_at_once() {
     assert_clear_error(&run, &["SERVER", "\"http://a b/\"", "not a registry name"]);
     assert_eq!(run.stderr.lines().count(), 1, "no attempt is made: {run}");
 }
+
+#[test]
+fn an_sbom_dir_that_cannot_be_written_is_refused_before_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    for target in [file.clone(), file.join("below")] {
+        let repo = unique_repo("sbomdir");
+        let run = hello_build(&repo).arg("--sbom-dir").arg(&target).run();
+        assert_clear_error(&run, &["--sbom-dir", &target.display().to_string(), "a directory you can write to"]);
+        assert_nothing_built(&run);
+        assert_repo_empty(&repo);
+    }
+}

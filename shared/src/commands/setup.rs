@@ -2,6 +2,7 @@
 //! needs: the builder and the publisher, with every bad setting reported before any work.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::auth::Keychain;
@@ -153,6 +154,7 @@ impl Session {
         let image = image_flags(build)?;
         let sbom = SbomFormat::parse(&build.sbom).map_err(|detail| Error::usage("--sbom", detail))?;
         let jobs = jobs(build);
+        let sbom_dir = sbom_dir(build)?;
 
         let cache = Cache::open(env)?;
         let keychain = Keychain::new(env)?;
@@ -181,7 +183,7 @@ impl Session {
             image,
             jobs,
             sbom,
-            sbom_dir: build.sbom_dir.clone().filter(|d| !d.as_os_str().is_empty()),
+            sbom_dir,
             source_date,
             kodata_date,
             kodata_root: env.path("KO_DATA_PATH_ALLOWED_ROOT"),
@@ -239,6 +241,18 @@ fn publish_settings(publish: &PublishArgs, jobs: usize, env: &Environment, docke
         docker,
         kind_cluster: kind::cluster_name(env),
     }
+}
+
+/// `--sbom-dir`, made and checked before anything is built: a directory that cannot be
+/// written would otherwise fail the run after its images were pushed.
+fn sbom_dir(build: &BuildArgs) -> Result<Option<PathBuf>, Error> {
+    let Some(dir) = build.sbom_dir.clone().filter(|d| !d.as_os_str().is_empty()) else { return Ok(None) };
+    let bad = |e: std::io::Error| {
+        Error::usage("--sbom-dir", format!("{}: {e}; give a directory you can write to", dir.display()))
+    };
+    std::fs::create_dir_all(&dir).map_err(bad)?;
+    tempfile::tempfile_in(&dir).map_err(bad)?;
+    Ok(Some(dir))
 }
 
 #[cfg(test)]

@@ -32,8 +32,12 @@
 #   7b  as 3, with KOCACHE set for ko
 #   8   resolve of a large generated YAML (100 MiB; 2 MiB with --smoke) naming the 10 apps of 5
 #   9   resolve of 30 apps with -j 4, every image new (fresh repository, our cache wiped)
+#   10  resolve of 10 apps of one module after a change to the package all of them import
+#   10b as 10, two platforms; 10c as 10 with SBOMs on (each tool's default)
 # Scenarios 8 and 9 measure resources, not time: the peak memory against the YAML's size, and
-# the peak number of open file descriptors; they have their own table.
+# the peak number of open file descriptors; they have their own table. Scenarios 10-10c also
+# run Go alone (`go build -trimpath -o DIR/ ./cmd/...` per platform) in the same alternation,
+# as the floor: their table gives each tool's time over Go's.
 # kubectl-ko always has its cache (KOCACHE, a directory of the work dir). Go's own build
 # cache (GOCACHE) is the caller's and stays warm: it serves both tools alike.
 #
@@ -62,10 +66,13 @@ BIN_DIR=""
 OUT=""
 KEEP=""
 ONLY=""
-ALL_SCENARIOS=(1 2 3 4 5 6 7a 7b 8 9)
+ALL_SCENARIOS=(1 2 3 4 5 6 7a 7b 8 9 10 10b 10c)
 # The scenarios measured for resources only (their own table, no time target).
 RESOURCE_SCENARIOS=" 8 9 "
 is_resource_scenario() { [[ "$RESOURCE_SCENARIOS" == *" $1 "* ]]; }
+# The fleet scenarios, measured against Go alone (their own table: overhead over Go).
+FLEET_SCENARIOS=" 10 10b 10c "
+is_fleet_scenario() { [[ "$FLEET_SCENARIOS" == *" $1 "* ]]; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--runs)
@@ -337,9 +344,61 @@ var asset []byte
 
 func main() { fmt.Println(len(asset)) }
 EOF
+	make_shared_fleet
 	new_asset
 	make_large_yaml "$APPS/fleet/large.yaml" "$LARGE_YAML_MIB"
 	make_many
+}
+
+# The fleet scenarios' input: ten commands of one module that all import one package, and
+# one Deployment for each. The package's one line changes before every run, so Go recompiles
+# it and relinks all ten.
+make_shared_fleet() {
+	write_module "$APPS/shared" example.com/bench/shared
+	mkdir -p "$APPS/shared/config"
+	local i
+	for i in 0 1 2 3 4 5 6 7 8 9; do
+		mkdir -p "$APPS/shared/cmd/app$i"
+		cat >"$APPS/shared/cmd/app$i/main.go" <<EOF
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+
+	"example.com/bench/shared/internal/greeting"
+)
+
+func main() {
+	message := greeting.For("app$i")
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, message) })
+	if len(os.Args) > 1 {
+		fmt.Println(message)
+		return
+	}
+	_ = http.ListenAndServe(":8080", nil)
+}
+EOF
+		printf -- 'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app%d\nspec:\n  template:\n    spec:\n      containers:\n      - name: app\n        image: ko://example.com/bench/shared/cmd/app%d\n' \
+			"$i" "$i" >"$APPS/shared/config/app$i.yaml"
+	done
+	change_shared
+}
+
+# The shared package's one-line change: a version never built before.
+change_shared() {
+	CHANGE=$((CHANGE + 1))
+	mkdir -p "$APPS/shared/internal/greeting"
+	cat >"$APPS/shared/internal/greeting/greeting.go" <<EOF
+// Package greeting is what the ten apps share.
+package greeting
+
+const version = "change $CHANGE of $$"
+
+// For greets from the named app.
+func For(name string) string { return "hello from " + name + ", " + version }
+EOF
 }
 
 new_asset() {
@@ -389,6 +448,9 @@ scenario_title() {
 	7b) echo "one-line change, ko with KOCACHE" ;;
 	8) echo "resolve of a $LARGE_YAML_MIB MiB YAML (10 apps, unchanged)" ;;
 	9) echo "resolve of $MANY_APPS apps, -j 4, every image new" ;;
+	10) echo "resolve of 10 apps after a change to the package they share" ;;
+	10b) echo "as 10, two platforms" ;;
+	10c) echo "as 10, SBOMs on (each tool's default)" ;;
 	esac
 }
 
@@ -403,6 +465,15 @@ scenario_target() {
 	esac
 }
 
+# The issue's target for the fleet scenarios: seconds over Go alone (median of per-run
+# differences); none for two platforms, which is recorded only.
+fleet_target() {
+	case "$1" in
+	10) echo 0.2 ;;
+	10c) echo 0.3 ;;
+	esac
+}
+
 # Puts the files and caches into the state a run of SCENARIO by TOOL starts from.
 prepare() { # SCENARIO TOOL
 	case "$1" in
@@ -413,6 +484,10 @@ prepare() { # SCENARIO TOOL
 	3 | 4 | 7b) change_line "$APPS/hello/main.go" ;;
 	5) write_hello "$APPS/fleet/cmd/app0/main.go" "hello from app0, change $((++CHANGE)) of $$" ;;
 	6) new_asset ;;
+	10 | 10b | 10c)
+		change_shared
+		rm -rf "$WORK/go-out"
+		;;
 	9)
 		# Every image new: a fresh repository per run (RUN_SEQ), and our cache wiped (ko keeps none).
 		RUN_SEQ=$((RUN_SEQ + 1))
@@ -444,8 +519,20 @@ command_for() { # SCENARIO TOOL
 		sub=resolve
 		args=(--platform=linux/amd64 -j 4 -f apps.yaml)
 		;;
+	10 | 10b | 10c)
+		dir="$APPS/shared"
+		sub=resolve
+		args=(--platform=linux/amd64 -f config)
+		[[ "$1" != 10b ]] || args=("--platform=linux/amd64,linux/arm64" -f config)
+		;;
 	esac
 	echo "$dir"
+	if [[ "$2" == go ]]; then
+		go_alone "$1"
+		return
+	fi
+	local sbom=(--sbom=none)
+	[[ "$1" != 10c ]] || sbom=()
 	if [[ "$2" == ours ]]; then
 		echo "$BIN_DIR/kubectl-ko"
 		echo "$sub"
@@ -453,11 +540,24 @@ command_for() { # SCENARIO TOOL
 		echo "$KO_BIN"
 		echo "$sub"
 	fi
-	printf '%s\n' --sbom=none "${args[@]}"
+	printf '%s\n' "${sbom[@]}" "${args[@]}"
+}
+
+# The floor of the fleet scenarios: Go alone, building the ten commands with the flags and
+# environment both tools give it (`-trimpath`, `CGO_ENABLED=0`), once per platform, the
+# platforms side by side as the tools build them.
+go_alone() { # SCENARIO
+	# shellcheck disable=SC2016
+	printf '%s\n' bash -c 'for arch; do GOARCH=$arch go build -trimpath -o "$0/$arch/" ./cmd/... & done; rc=0; for _ in "$@"; do wait -n || rc=1; done; exit $rc' "$WORK/go-out" amd64
+	[[ "$1" != 10b ]] || echo arm64
 }
 
 # The environment of one run: the same base and registry for both tools.
 run_env() { # SCENARIO TOOL
+	if [[ "$2" == go ]]; then
+		printf '%s\n' CGO_ENABLED=0 GOOS=linux
+		return
+	fi
 	echo "KO_DEFAULTBASEIMAGE=$BASE"
 	local suffix=""
 	[[ "$1" == 9 ]] && suffix="-many-$RUN_SEQ"
@@ -536,8 +636,9 @@ run_once() { # SCENARIO TOOL LABEL
 # Each run must print what it should: references by digest that the registry has.
 check_output() { # SCENARIO TOOL FILE
 	local refs want=1 ref
+	[[ "$2" != go ]] || return 0 # Go alone prints nothing; the tools' runs check their images
 	case "$1" in
-	5 | 8) want=10 ;;
+	5 | 8 | 10 | 10b | 10c) want=10 ;;
 	9) want=$MANY_APPS ;;
 	esac
 	# Each distinct reference once (the large YAML names each app thousands of times).
@@ -557,6 +658,8 @@ check_output() { # SCENARIO TOOL FILE
 # ko takes minutes and hundreds of MiB for a few MiB of YAML (132 s and 608 MiB for 2 MiB, by
 # hand), so the large YAML of scenario 8 is resolved by kubectl-ko alone.
 ko_runs() { [[ "$1" != 8 ]]; }
+# Go alone runs in the fleet scenarios, in the same alternation.
+go_runs() { is_fleet_scenario "$1"; }
 
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
@@ -566,11 +669,13 @@ for scenario in "${SCENARIOS[@]}"; do
 	step "scenario $scenario: $(scenario_title "$scenario")"
 	for ((i = 1; i <= WARMUPS; i++)); do
 		run_once "$scenario" ours warmup
-		ko_runs "$scenario" && run_once "$scenario" ko warmup
+		! ko_runs "$scenario" || run_once "$scenario" ko warmup
+		! go_runs "$scenario" || run_once "$scenario" go warmup
 	done
 	for ((i = 1; i <= RUNS; i++)); do
 		run_once "$scenario" ours "$i"
-		ko_runs "$scenario" && run_once "$scenario" ko "$i"
+		! ko_runs "$scenario" || run_once "$scenario" ko "$i"
+		! go_runs "$scenario" || run_once "$scenario" go "$i"
 	done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -606,8 +711,15 @@ OUT_PNG="${OUT_MD%.md}.png"
 
 TIME_SCENARIOS=()
 MEASURED_RESOURCES=()
+MEASURED_FLEETS=()
 for scenario in "${SCENARIOS[@]}"; do
-	if is_resource_scenario "$scenario"; then MEASURED_RESOURCES+=("$scenario"); else TIME_SCENARIOS+=("$scenario"); fi
+	if is_resource_scenario "$scenario"; then
+		MEASURED_RESOURCES+=("$scenario")
+	elif is_fleet_scenario "$scenario"; then
+		MEASURED_FLEETS+=("$scenario")
+	else
+		TIME_SCENARIOS+=("$scenario")
+	fi
 done
 
 TABLE="$WORK/table.md"
@@ -668,8 +780,44 @@ RESOURCE_TABLE="$WORK/resources.md"
 	done
 } >"$RESOURCE_TABLE"
 
+# The per-run differences ours - go of the wall time of SCENARIO.
+over_go() { # SCENARIO
+	awk -F'\t' -v s="$1" '
+		$1 == s && $2 == "ours" { ours[$3] = $4 }
+		$1 == s && $2 == "go" { go[$3] = $4 }
+		END { for (r in ours) if (r in go) printf "%.4f\n", ours[r] - go[r] }' "$RESULTS"
+}
+
+# The fleet table: Go alone as the floor, each tool's time over it.
+FLEET_TABLE="$WORK/fleet.md"
+: >"$FLEET_TABLE"
+[[ ${#MEASURED_FLEETS[@]} -eq 0 ]] || {
+	echo "| # | scenario | Go alone | kubectl-ko | over Go | target | ko | ko over Go | ratio (kubectl-ko / ko) | CPU s (Go / kubectl-ko / ko) |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for scenario in "${MEASURED_FLEETS[@]}"; do
+		go_wall=$(column "$scenario" go 4 | median)
+		ours_wall=$(column "$scenario" ours 4 | median)
+		ko_wall=$(column "$scenario" ko 4 | median)
+		over=$(over_go "$scenario" | median)
+		ko_over=$(awk -v k="$ko_wall" -v g="$go_wall" 'BEGIN { printf "%.4f", k - g }')
+		target=$(fleet_target "$scenario")
+		target_cell="recorded"
+		if [[ -n "$target" ]]; then
+			met=$(awk -v o="$over" -v t="$target" 'BEGIN { print (o <= t) ? "met" : "missed" }')
+			target_cell="≤ $target s ($met)"
+		fi
+		over_cell="**$(fmt "$over" %.2f) s**"
+		if [[ -n "$SMOKE" ]]; then over_cell="–" target_cell="not judged (smoke)"; fi
+		printf '| %s | %s | %s s | %s s | %s | %s | %s s | %s s | %s | %s / %s / %s |\n' \
+			"$scenario" "$(scenario_title "$scenario")" "$(fmt "$go_wall" %.2f)" "$(fmt "$ours_wall" %.2f)" \
+			"$over_cell" "$target_cell" "$(fmt "$ko_wall" %.2f)" "$(fmt "$ko_over" %.2f)" \
+			"$(fmt "$(ratios "$scenario" 4 | median)" %.2f)" "$(fmt "$(column "$scenario" go 5 | median)" %.2f)" \
+			"$(fmt "$(column "$scenario" ours 5 | median)" %.2f)" "$(fmt "$(column "$scenario" ko 5 | median)" %.2f)"
+	done
+} >"$FLEET_TABLE"
+
 [[ -z "$SMOKE" ]] || echo "Smoke run: every scenario ran once with $(basename "$BIN_DIR") binaries and no warm-up, and its output was checked; these times say nothing about speed, so no ratio is judged against its target. Run scripts/bench.sh for that."
-cat "$TABLE" "$RESOURCE_TABLE"
+cat "$TABLE" "$RESOURCE_TABLE" "$FLEET_TABLE"
 
 # The chart: time and memory ratios per scenario, with the targets (marked on the time bars).
 [[ ${#TIME_SCENARIOS[@]} -eq 0 ]] || {
@@ -763,6 +911,16 @@ if [[ ${#MEASURED_RESOURCES[@]} -gt 0 ]]; then
 	} >"$WORK/resources-block.md"
 	write_block '<!-- bench:resources —' '<!-- bench:resources-end -->' "$WORK/resources-block.md"
 fi
+if [[ ${#MEASURED_FLEETS[@]} -gt 0 ]]; then
+	{
+		echo "<!-- bench:fleet — written by scripts/bench.sh; edits between these markers are overwritten -->"
+		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS counted run(s) per tool after $WARMUPS warm-up(s), alternating kubectl-ko, ko, Go alone; kubectl-ko $ours_version, commit $commit, $(basename "$BIN_DIR") build; ko $ko_version; $go_version; load average $LOAD_BEFORE before, $LOAD_AFTER after."
+		echo
+		cat "$FLEET_TABLE"
+		echo "<!-- bench:fleet-end -->"
+	} >"$WORK/fleet-block.md"
+	write_block '<!-- bench:fleet —' '<!-- bench:fleet-end -->' "$WORK/fleet-block.md"
+fi
 step "wrote $OUT_MD${TIME_SCENARIOS:+ and $OUT_PNG}"
 if [[ -n "$SMOKE" ]]; then
 	# Every run was checked (references printed and present in the registry); a plain
@@ -771,6 +929,7 @@ if [[ -n "$SMOKE" ]]; then
 	for scenario in "${SCENARIOS[@]}"; do
 		runs=$((runs + 1))
 		if ko_runs "$scenario"; then runs=$((runs + 1)); fi
+		if go_runs "$scenario"; then runs=$((runs + 1)); fi
 	done
 	echo "bench smoke: $runs passed, 0 failed"
 fi

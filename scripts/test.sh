@@ -180,13 +180,13 @@ if [[ $# -eq 0 ]]; then
 	step "scripts/bench.sh --smoke"
 	smoke=$(scripts/bench.sh --smoke --bin-dir "$KO_TEST_BIN_DIR") || die "scripts/bench.sh --smoke failed"
 	printf '%s\n' "$smoke"
-	# Every scenario ran (one table row each: 1-7b timed, 8-9 resources; each counts one or
-	# both tools), nothing failed, and no target verdict is printed: one run of debug binaries
-	# says nothing about speed.
+	# Every scenario ran (one table row each: 1-7b timed, 8-9 resources, 10-10c fleets; each
+	# counts one, two or three runs), nothing failed, and no target verdict is printed: one
+	# run of debug binaries says nothing about speed.
 	passed=$(sed -n 's/^bench smoke: \([0-9]*\) passed, 0 failed$/\1/p' <<<"$smoke")
 	rows=$(grep -c '^| [0-9]' <<<"$smoke" || true)
-	[[ -n "$passed" && "$rows" -ge 10 && "$passed" -ge "$rows" ]] ||
-		die "bench smoke: expected a row for each of the 10 scenarios and 'bench smoke: N passed, 0 failed' (got $rows rows)"
+	[[ -n "$passed" && "$rows" -ge 13 && "$passed" -ge "$rows" ]] ||
+		die "bench smoke: expected a row for each of the 13 scenarios and 'bench smoke: N passed, 0 failed' (got $rows rows)"
 	! grep -Eq '\((met|missed)\)' <<<"$smoke" || die "bench smoke printed target verdicts (met/missed)"
 else
 	step "skipping scripts/bench.sh --smoke (tests were selected)"

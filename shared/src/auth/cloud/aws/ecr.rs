@@ -118,8 +118,11 @@ fn parse_token(text: &str) -> Result<Token, String> {
 /// the caller's identity or permissions.
 fn refusal(region: &str, status: reqwest::StatusCode, error_type: Option<&str>, text: &str) -> AuthError {
     let json: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let xml = super::sts::xml_error(text);
     let code = json["__type"].as_str().or(json["code"].as_str()).or(error_type).map(short_code);
+    let code = code.or_else(|| xml.as_ref().map(|(code, _)| code.clone()));
     let message = json["message"].as_str().or(json["Message"].as_str());
+    let message = message.or(xml.as_ref().map(|(_, message)| message.as_str()).filter(|m| !m.is_empty()));
     let cause = match (&code, message) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.clone(),
@@ -178,6 +181,9 @@ mod tests {
         )
         .to_string();
         assert_eq!(err, "ECR: GetAuthorizationToken in eu-west-1 was denied: UnrecognizedClientException");
+        let xml = "<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>Check your key</Message></Error></Errors></ErrorResponse>";
+        let err = refusal("us-east-1", reqwest::StatusCode::FORBIDDEN, None, xml).to_string();
+        assert_eq!(err, "ECR: GetAuthorizationToken in us-east-1 was denied: SignatureDoesNotMatch: Check your key");
     }
 
     #[test]

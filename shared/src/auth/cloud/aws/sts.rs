@@ -96,11 +96,13 @@ fn parse_credentials(xml: &str, origin: &str) -> Option<AwsCredentials> {
 
 /// `Code: Message` of an STS `<ErrorResponse>`, else the start of the answer.
 fn sts_error(xml: &str) -> String {
-    match (element(xml, "Code"), element(xml, "Message")) {
-        (Some(code), Some(message)) => format!("{}: {}", unescape(code), unescape(message)),
-        (Some(code), None) => unescape(code),
-        _ => super::excerpt(xml),
-    }
+    xml_error(xml).map(|(code, message)| format!("{code}: {message}")).unwrap_or_else(|| super::excerpt(xml))
+}
+
+/// The `<Code>` and `<Message>` of an AWS XML error answer.
+pub fn xml_error(xml: &str) -> Option<(String, String)> {
+    let code = unescape(element(xml, "Code")?);
+    Some((code, element(xml, "Message").map(unescape).unwrap_or_default()))
 }
 
 /// The text between `<tag>` (or `<tag attr...>`) and `</tag>`.

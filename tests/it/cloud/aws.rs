@@ -1,5 +1,6 @@
 //! Amazon ECR end to end: moto (the AWS mock, tests/cloud/aws_moto.py) answers
-//! `GetAuthorizationToken` and STS through `AWS_ENDPOINT_URL_ECR` / `AWS_ENDPOINT_URL_STS`, in
+//! `GetAuthorizationToken` and STS (the container and instance metadata endpoints are
+//! tests/cloud/aws_metadata.py) through `AWS_ENDPOINT_URL_ECR` / `AWS_ENDPOINT_URL_STS`, in
 //! front of a real TLS registry with basic auth under an ECR host name that /etc/hosts maps
 //! to 127.0.0.1, whose password is the one moto hands out. Builds run with no Docker config
 //! at all; moto with IAM enforced checks the SigV4 signatures for real.
@@ -32,6 +33,13 @@ const AWS_VARS: &[&str] = &[
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_CONFIG_FILE",
     "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ENDPOINT_URL_ECR",
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_EC2_METADATA_DISABLED",
 ];
 
 /// A harness script from tests/cloud/ run with the cloud venv's Python: its first stdout line
@@ -187,7 +195,7 @@ fn the_container_credentials_endpoint_with_its_authorization_token() {
     let moto = Harness::moto(true);
     let (id, secret) = moto.key();
     let token = "container-authorization-4711";
-    let container = Harness::start("aws_container.py", &[token, &id, &secret]);
+    let container = Harness::start("aws_metadata.py", &["container", token, &id, &secret]);
     let token_file = container.dir.path().join("token");
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
     let registry = ecr_registry();
@@ -229,24 +237,54 @@ fn an_unreachable_ecr_api_names_ecr_and_the_endpoint() {
     assert_hidden(&run, &["unused-secret-4711"]);
 }
 
-#[test]
-fn docker_credential_ko_answers_for_ecr_from_a_profile() {
-    let moto = Harness::moto(true);
-    let (id, secret) = moto.key();
-    let host = format!("{}:5000", cloud_host(".amazonaws.com"));
+/// `docker-credential-ko get HOST` with no AWS setting of the developer's and IMDS off
+/// unless the test turns it on.
+fn credential_helper_get(host: &str) -> KoCmd {
     let mut cmd = KoCmd::new("docker-credential-ko").arg("get").stdin(format!("{host}\n"));
     for var in AWS_VARS {
         cmd = cmd.env_remove(var);
     }
+    cmd
+}
+
+#[track_caller]
+fn assert_ecr_answer(run: &Run, secret: &str) {
+    run.assert_success();
+    let answer: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}:\n{run}"));
+    assert_eq!(answer["Username"], "AWS", "{run}");
+    assert_eq!(answer["Secret"], PASSWORD, "{run}");
+    assert!(!run.stderr.contains(secret), "{run}");
+}
+
+#[test]
+fn instance_metadata_v2_when_its_endpoint_is_set() {
+    let moto = Harness::moto(true);
+    let (id, secret) = moto.key();
+    let imds = Harness::start("aws_metadata.py", &["imds", &id, &secret]);
+    let run = credential_helper_get(&cloud_host(".amazonaws.com"))
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url())
+        .env("AWS_ENDPOINT_URL_ECR", moto.url())
+        .run();
+    assert_ecr_answer(&run, &secret);
+    let roles = "/latest/meta-data/iam/security-credentials/";
+    let expected = [
+        "PUT /latest/api/token True".to_string(),
+        format!("GET {roles} True"),
+        format!("GET {roles}kubectl-ko-role True"),
+    ];
+    assert_eq!(imds.log().lines().collect::<Vec<_>>(), expected);
+}
+
+#[test]
+fn docker_credential_ko_answers_for_ecr_from_a_profile() {
+    let moto = Harness::moto(true);
+    let (id, secret) = moto.key();
+    let cmd = credential_helper_get(&format!("{}:5000", cloud_host(".amazonaws.com")));
     let aws = cmd.home().join(".aws");
     std::fs::create_dir_all(&aws).unwrap();
     let profile = format!("[ci]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n");
     std::fs::write(aws.join("credentials"), profile).unwrap();
     let run =
         cmd.env("AWS_PROFILE", "ci").env("AWS_ENDPOINT_URL", moto.url()).env("AWS_EC2_METADATA_DISABLED", "true").run();
-    run.assert_success();
-    let answer: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}:\n{run}"));
-    assert_eq!(answer["Username"], "AWS", "{run}");
-    assert_eq!(answer["Secret"], PASSWORD, "{run}");
-    assert!(!run.stderr.contains(&secret), "{run}");
+    assert_ecr_answer(&run, &secret);
 }

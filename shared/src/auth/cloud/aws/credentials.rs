@@ -44,10 +44,10 @@ impl<'a> Chain<'a> {
         if let Some(found) = from_environment(self.env)? {
             return Ok(Some(found));
         }
-        if let Some(found) = sts::from_environment(self).await? {
+        let profile = profile::Profile::load(self.env)?;
+        if let Some(found) = sts::from_environment(self, profile.as_ref()).await? {
             return Ok(Some(found));
         }
-        let profile = profile::Profile::load(self.env)?;
         if let Some(found) = profile::credentials(self, profile.as_ref()).await? {
             return Ok(Some(found));
         }
@@ -130,7 +130,12 @@ mod tests {
         assert_eq!(Chain::new(&env, &http, "us-east-1").region(None), "eu-west-3");
         let env = Environment::from_pairs([("AWS_DEFAULT_REGION", "eu-west-3"), ("AWS_REGION", "ap-south-1")]);
         assert_eq!(Chain::new(&env, &http, "us-east-1").region(None), "ap-south-1");
-        let env = Environment::default();
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir(home.path().join(".aws")).unwrap();
+        std::fs::write(home.path().join(".aws/config"), "[default]\nregion = ap-northeast-1\n").unwrap();
+        let env = Environment::from_pairs([("HOME", home.path())]);
+        let profile = profile::Profile::load(&env).unwrap();
+        assert_eq!(Chain::new(&env, &http, "us-east-1").region(profile.as_ref()), "ap-northeast-1");
         assert_eq!(Chain::new(&env, &http, "us-east-1").region(None), "us-east-1");
     }
 }

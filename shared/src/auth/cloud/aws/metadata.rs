@@ -125,7 +125,9 @@ fn on_amazon(dmi_dir: &Path) -> bool {
 /// The body of a successful answer, `None` for 404, an error (without the body's secrets:
 /// only the status) otherwise.
 async fn fetch(request: reqwest::RequestBuilder) -> Result<Option<String>, String> {
-    let response = request.send().await.map_err(|e| format!("cannot reach it: {}", super::describe(&e)))?;
+    // Without the URL: an ECS relative URI's path is a per-task capability.
+    let response =
+        request.send().await.map_err(|e| format!("cannot reach it: {}", super::describe(&e.without_url())))?;
     let status = response.status();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);

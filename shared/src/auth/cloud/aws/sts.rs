@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::credentials::{AwsCredentials, Chain};
+use super::profile::Profile;
 use crate::auth::{AuthError, Secret};
 
 /// Form encoding: everything but RFC 3986's unreserved characters.
@@ -25,7 +26,11 @@ pub struct WebIdentity {
 }
 
 /// `AWS_WEB_IDENTITY_TOKEN_FILE` with `AWS_ROLE_ARN` (and `AWS_ROLE_SESSION_NAME`).
-pub async fn from_environment(chain: &Chain<'_>) -> Result<Option<AwsCredentials>, AuthError> {
+/// STS is asked in the region of the variables, else of `profile`, else of the registry.
+pub async fn from_environment(
+    chain: &Chain<'_>,
+    profile: Option<&Profile>,
+) -> Result<Option<AwsCredentials>, AuthError> {
     let Some(token_file) = chain.env.path("AWS_WEB_IDENTITY_TOKEN_FILE") else { return Ok(None) };
     let Some(role_arn) = chain.env.trimmed("AWS_ROLE_ARN") else {
         return Err(super::error("AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not; set both or neither"));
@@ -34,7 +39,7 @@ pub async fn from_environment(chain: &Chain<'_>) -> Result<Option<AwsCredentials
         role_arn: role_arn.to_string(),
         token_file,
         session_name: chain.env.trimmed("AWS_ROLE_SESSION_NAME").map(str::to_string),
-        region: chain.region(None),
+        region: chain.region(profile),
         origin: format!("AWS_WEB_IDENTITY_TOKEN_FILE, role {role_arn}"),
     };
     assume_role_with_web_identity(chain, &request).await.map(Some)

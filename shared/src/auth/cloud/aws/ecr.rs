@@ -47,6 +47,25 @@ pub async fn authorization_token(
     let endpoint = host.endpoint(env);
     let url =
         reqwest::Url::parse(&endpoint).map_err(|e| failed(format!("the endpoint {endpoint} is not a URL: {e}")))?;
+    let request = signed_request(http, &url, host, credentials)?;
+    let response =
+        request.send().await.map_err(|e| failed(format!("cannot reach {endpoint}: {}", super::describe(&e))))?;
+    let status = response.status();
+    let error_type = response.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let text = response.text().await.map_err(|e| failed(format!("reading the answer of {endpoint}: {e}")))?;
+    if !status.is_success() {
+        return Err(refusal(region, status, error_type.as_deref(), &text));
+    }
+    parse_token(&text).map_err(|detail| failed(format!("{endpoint} answered {detail}")))
+}
+
+/// The `GetAuthorizationToken` POST to `url`, signed for the registry's region.
+fn signed_request(
+    http: &CloudHttp,
+    url: &reqwest::Url,
+    host: &EcrHost,
+    credentials: &AwsCredentials,
+) -> Result<reqwest::RequestBuilder, AuthError> {
     let (target, body) = match host {
         EcrHost::Private { account, .. } => {
             (PRIVATE_TARGET, serde_json::json!({ "registryIds": [account] }).to_string())
@@ -55,25 +74,17 @@ pub async fn authorization_token(
     };
     let headers = vec![
         ("content-type".to_string(), CONTENT_TYPE.to_string()),
-        ("host".to_string(), host_header(&url)),
+        ("host".to_string(), host_header(url)),
         ("x-amz-target".to_string(), target.to_string()),
     ];
     let request = sigv4::Request { method: "POST", path: url.path(), query: "", headers, body: body.as_bytes() };
-    let scope = sigv4::Scope { region, service: host.service() };
+    let scope = sigv4::Scope { region: host.region(), service: host.service() };
     let signed = sigv4::sign(&request, credentials, &scope, &sigv4::amz_date(crate::time::now_unix()));
     let mut builder = http.client(super::PROVIDER)?.post(url.clone()).body(body.clone());
     for (name, value) in request.headers.iter().chain(&signed).filter(|(name, _)| name != "host") {
         builder = builder.header(name, value);
     }
-    let response =
-        builder.send().await.map_err(|e| failed(format!("cannot reach {endpoint}: {}", super::describe(&e))))?;
-    let status = response.status();
-    let error_type = response.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let text = response.text().await.map_err(|e| failed(format!("reading the answer of {endpoint}: {e}")))?;
-    if !status.is_success() {
-        return Err(refusal(region, status, error_type.as_deref(), &text));
-    }
-    parse_token(&text).map_err(|detail| failed(format!("{endpoint} answered {detail}")))
+    Ok(builder)
 }
 
 /// `host` or `host:port`, as the HTTP client sends it (the default port is left out).
@@ -184,6 +195,37 @@ mod tests {
         let xml = "<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>Check your key</Message></Error></Errors></ErrorResponse>";
         let err = refusal("us-east-1", reqwest::StatusCode::FORBIDDEN, None, xml).to_string();
         assert_eq!(err, "ECR: GetAuthorizationToken in us-east-1 was denied: SignatureDoesNotMatch: Check your key");
+    }
+
+    #[test]
+    fn private_and_public_registries_ask_their_own_service() {
+        let http = CloudHttp::new(&Environment::default());
+        let credentials = AwsCredentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: Secret::new("s3cr3t"),
+            session_token: None,
+            origin: "test".into(),
+        };
+        let url = reqwest::Url::parse("http://127.0.0.1:5000/").unwrap();
+        let built = |host: &EcrHost| signed_request(&http, &url, host, &credentials).unwrap().build().unwrap();
+        let header = |request: &reqwest::Request, name: &str| request.headers()[name].to_str().unwrap().to_string();
+        let body = |request: &reqwest::Request| request.body().and_then(|b| b.as_bytes()).unwrap().to_vec();
+
+        let private = built(&EcrHost::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com").unwrap());
+        assert_eq!(header(&private, "x-amz-target"), PRIVATE_TARGET);
+        assert_eq!(body(&private), br#"{"registryIds":["123456789012"]}"#);
+        let authorization = header(&private, "authorization");
+        assert!(
+            authorization
+                .contains("/eu-west-1/ecr/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, "),
+            "{authorization}"
+        );
+
+        let public = built(&EcrHost::Public);
+        assert_eq!(header(&public, "x-amz-target"), PUBLIC_TARGET);
+        assert_eq!(header(&public, "content-type"), CONTENT_TYPE);
+        assert_eq!(body(&public), b"{}");
+        assert!(header(&public, "authorization").contains("/us-east-1/ecr-public/aws4_request"));
     }
 
     #[test]

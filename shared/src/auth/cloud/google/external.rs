@@ -179,12 +179,12 @@ fn json_field(source: &Fields) -> Result<Option<String>, AuthError> {
 
 /// Reads the text of a URL's answer (a subject token).
 async fn fetch_text(request: reqwest::RequestBuilder, url: &str, refused: &str) -> Result<String, AuthError> {
-    let response = request.send().await.map_err(|e| error(format!("could not reach {url}: {}", token::chain(&e))))?;
+    let response = request.send().await.map_err(|e| token::network(url, "could not reach", e))?;
     let status = response.status();
     if !status.is_success() {
         return Err(error(format!("{refused}: HTTP {status}")));
     }
-    response.text().await.map_err(|e| error(format!("reading the answer of {url}: {}", token::chain(&e))))
+    response.text().await.map_err(|e| token::network(url, "reading the answer of", e))
 }
 
 /// `2026-12-01T04:00:00.5Z` → a time (UTC only, as Google writes it).

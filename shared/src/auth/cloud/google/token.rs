@@ -48,14 +48,19 @@ pub fn form_post(client: &reqwest::Client, url: &str, pairs: &[(&str, &str)]) ->
 /// for example `the token service at https://oauth2.googleapis.com/token refused the service
 /// account a@b.iam.gserviceaccount.com: invalid_grant: Invalid JWT Signature. (HTTP 400)`.
 pub async fn send(request: reqwest::RequestBuilder, url: &str, refused: &str) -> Result<Value, AuthError> {
-    let response = request.send().await.map_err(|e| error(format!("could not reach {url}: {}", chain(&e))))?;
+    let response = request.send().await.map_err(|e| network(url, "could not reach", e))?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|e| error(format!("reading the answer of {url}: {}", chain(&e))))?;
+    let body = response.bytes().await.map_err(|e| network(url, "reading the answer of", e))?;
     if !status.is_success() {
         return Err(error(format!("{refused}: {}", reason(status.as_u16(), &body))));
     }
     serde_json::from_slice(&body)
         .map_err(|_| error(format!("{url} answered HTTP {status} with something that is not JSON: {}", quote(&body))))
+}
+
+/// `Google: could not reach {url}: {cause}` (the cause without the URL again).
+pub fn network(url: &str, what: &str, e: reqwest::Error) -> AuthError {
+    error(format!("{what} {url}: {}", chain(&e.without_url())))
 }
 
 /// The OAuth 2.0 token answer: `access_token` and `expires_in` (seconds).

@@ -4,8 +4,10 @@ checked against the public key of the test's key pair; the refresh-token grant),
 Token Service exchange (RFC 8693), IAM Credentials' generateAccessToken, and the metadata
 server's default service account token (only with `Metadata-Flavor: Google`).
 
-Usage: google_token_server.py CONFIG.json. The config names the one access token every path
-hands out and what each path must be shown. The server prints its port on the first line of
+Usage: google_token_server.py CONFIG.json. The config names the one access token the registry
+takes and what each path must be shown. With `source_token` set, the direct grants (JWT,
+refresh token, metadata) hand out that token instead, which only impersonation turns into
+the access token. The server prints its port on the first line of
 stdout and appends one line per request to the config's `log` file.
 """
 
@@ -43,6 +45,11 @@ def token_answer(token):
     return jsonify(access_token=token, expires_in=3599, token_type="Bearer")
 
 
+def granted():
+    """The token of a direct grant."""
+    return CONFIG.get("source_token") or CONFIG["access_token"]
+
+
 def b64url(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -75,7 +82,7 @@ def jwt_bearer(form):
     if problem:
         return refuse("invalid_grant", problem)
     log("token jwt-bearer")
-    return token_answer(CONFIG["access_token"])
+    return token_answer(granted())
 
 
 def refresh_token(form):
@@ -84,7 +91,7 @@ def refresh_token(form):
     if given != user:
         return refuse("invalid_grant", "Bad Request")
     log("token refresh_token")
-    return token_answer(CONFIG["access_token"])
+    return token_answer(granted())
 
 
 def token_exchange(form):
@@ -120,9 +127,10 @@ def token():
 @app.post("/v1/projects/-/serviceAccounts/<name>")
 def generate_access_token(name):
     expected = f"{CONFIG['sts']['service_account']}:generateAccessToken"
-    bearer = request.headers.get("Authorization") == f"Bearer {CONFIG['sts']['federated_token']}"
+    callers = [CONFIG["sts"]["federated_token"], CONFIG.get("source_token")]
+    bearer = request.headers.get("Authorization") in [f"Bearer {t}" for t in callers if t]
     body = request.get_json(silent=True) or {}
-    if name != expected or not bearer or body.get("scope") != [SCOPE]:
+    if name != expected or not bearer or body.get("scope") != [SCOPE] or body.get("lifetime") != "3600s":
         log(f"refused impersonation of {name}")
         return jsonify(error={"code": 403, "message": "Permission denied.", "status": "PERMISSION_DENIED"}), 403
     log("generateAccessToken")
@@ -136,7 +144,17 @@ def metadata_token():
         log("refused metadata without Metadata-Flavor")
         return "Missing Metadata-Flavor:Google header.", 403
     log("metadata token")
-    return token_answer(CONFIG["access_token"])
+    return token_answer(granted())
+
+
+@app.get("/subject-token")
+def subject_token():
+    """A credential_source.url: the subject token as JSON, for a caller showing the header."""
+    if request.headers.get("X-Subject-Token-Request") != "ko":
+        log("refused subject-token without its header")
+        return "Forbidden", 403
+    log("subject-token")
+    return jsonify(id_token=CONFIG["sts"]["subject_token"])
 
 
 def main():

@@ -26,6 +26,17 @@ fn secret(label: &str) -> String {
     format!("{label}-{}-{nanos:x}", std::process::id())
 }
 
+/// How the server answers.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Every grant hands out the access token.
+    Answer,
+    /// The token endpoint refuses every grant (`invalid_grant`).
+    Refuse,
+    /// Direct grants hand out a source token that only impersonation turns into the access token.
+    Impersonate,
+}
+
 pub struct GoogleTokens {
     child: Child,
     /// `http://127.0.0.1:PORT`
@@ -37,8 +48,8 @@ pub struct GoogleTokens {
 }
 
 impl GoogleTokens {
-    /// A server that answers as Google does; `fail`: its token endpoint refuses every grant.
-    pub fn start(fail: bool) -> GoogleTokens {
+    /// A server that answers as Google does, in `mode`.
+    pub fn start(mode: Mode) -> GoogleTokens {
         let dir = tempfile::Builder::new().prefix("ko-e2e-google-").tempdir().unwrap();
         let openssl = |args: &[&str]| {
             KoCmd::program(tool("openssl")).args(args).cwd(dir.path()).run().assert_success();
@@ -47,7 +58,8 @@ impl GoogleTokens {
         openssl(&["pkey", "-in", "sa.pem", "-pubout", "-out", "sa.pub.pem"]);
         let access_token = secret("ya29");
         let config = json!({
-            "access_token": access_token, "fail": fail, "log": dir.path().join("requests.log"),
+            "access_token": access_token, "fail": mode == Mode::Refuse, "log": dir.path().join("requests.log"),
+            "source_token": (mode == Mode::Impersonate).then(|| secret("source")),
             "public_key": dir.path().join("sa.pub.pem"), "client_email": CLIENT_EMAIL, "private_key_id": PRIVATE_KEY_ID,
             "user": {"client_id": "kotest.apps.googleusercontent.com", "client_secret": secret("client-secret"),
                      "refresh_token": secret("refresh")},
@@ -73,7 +85,9 @@ impl GoogleTokens {
         for (section, field) in [("user", "client_secret"), ("user", "refresh_token"), ("sts", "subject_token")] {
             secrets.push(self.config[section][field].as_str().unwrap().to_string());
         }
-        secrets.push(self.config["sts"]["federated_token"].as_str().unwrap().to_string());
+        for token in [&self.config["sts"]["federated_token"], &self.config["source_token"]] {
+            secrets.extend(token.as_str().map(str::to_string));
+        }
         secrets
     }
 
@@ -96,18 +110,36 @@ impl GoogleTokens {
         file.to_string()
     }
 
-    /// A workload identity federation file reading its subject token from a file, with
-    /// service account impersonation.
-    pub fn external_account_file(&self) -> PathBuf {
+    /// A workload identity federation file with service account impersonation, reading its
+    /// subject token from a file (text), or from the server's URL (JSON) with a header.
+    pub fn external_account_file(&self, from_url: bool) -> PathBuf {
         let subject = self.dir.path().join("subject-token");
         std::fs::write(&subject, self.config["sts"]["subject_token"].as_str().unwrap()).unwrap();
+        let source = match from_url {
+            false => json!({"file": subject}),
+            true => json!({"url": format!("{}/subject-token", self.url), "headers": {"X-Subject-Token-Request": "ko"},
+                           "format": {"type": "json", "subject_token_field_name": "id_token"}}),
+        };
         let file = json!({
             "type": "external_account", "audience": AUDIENCE, "subject_token_type": JWT_TYPE,
-            "token_url": format!("{}/token", self.url), "credential_source": {"file": subject},
-            "service_account_impersonation_url":
-                format!("{}/v1/projects/-/serviceAccounts/{IMPERSONATED}:generateAccessToken", self.url),
+            "token_url": format!("{}/token", self.url), "credential_source": source,
+            "service_account_impersonation_url": self.impersonation_url(),
         });
         self.write("external-account.json", &file)
+    }
+
+    /// What `gcloud auth application-default login --impersonate-service-account` writes.
+    pub fn impersonated_file(&self) -> PathBuf {
+        let source: Value = serde_json::from_str(&self.authorized_user_json()).unwrap();
+        let file = json!({
+            "type": "impersonated_service_account", "delegates": [],
+            "service_account_impersonation_url": self.impersonation_url(), "source_credentials": source,
+        });
+        self.write("impersonated.json", &file)
+    }
+
+    fn impersonation_url(&self) -> String {
+        format!("{}/v1/projects/-/serviceAccounts/{IMPERSONATED}:generateAccessToken", self.url)
     }
 
     /// `host:port` for `GCE_METADATA_HOST`.

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::registries::AuthRegistry;
 use crate::util::*;
-use harness::{CLIENT_EMAIL, GoogleTokens};
+use harness::{CLIENT_EMAIL, GoogleTokens, Mode};
 
 const USERNAME: &str = "oauth2accesstoken";
 /// The variables ADC reads, cleared so the developer's own never leak into a test.
@@ -55,7 +55,7 @@ fn assert_hidden(run: &Run, tokens: &GoogleTokens) {
 
 #[test]
 fn a_service_account_key_pushes_to_artifact_registry() {
-    let tokens = GoogleTokens::start(false);
+    let tokens = GoogleTokens::start(Mode::Answer);
     let registry = registry(&tokens, "-docker.pkg.dev");
     let key = tokens.service_account_file();
     let run = hello_build(&registry, "google-sa").env("GOOGLE_APPLICATION_CREDENTIALS", &key).run();
@@ -66,7 +66,7 @@ fn a_service_account_key_pushes_to_artifact_registry() {
 
 #[test]
 fn gclouds_user_credentials_push_to_artifact_registry() {
-    let tokens = GoogleTokens::start(false);
+    let tokens = GoogleTokens::start(Mode::Answer);
     let registry = registry(&tokens, "-docker.pkg.dev");
     let cmd = hello_build(&registry, "google-user");
     let gcloud = cmd.home().join(".config/gcloud");
@@ -81,9 +81,9 @@ fn gclouds_user_credentials_push_to_artifact_registry() {
 
 #[test]
 fn an_external_account_exchanges_its_subject_token_and_impersonates() {
-    let tokens = GoogleTokens::start(false);
+    let tokens = GoogleTokens::start(Mode::Answer);
     let registry = registry(&tokens, "-docker.pkg.dev");
-    let file = tokens.external_account_file();
+    let file = tokens.external_account_file(false);
     let run = hello_build(&registry, "google-wif").env("GOOGLE_APPLICATION_CREDENTIALS", &file).run();
     assert_pushed(&run, &tokens);
     assert!(run.stderr.contains(&format!("Google (external account in {})", file.display())), "{run}");
@@ -92,7 +92,7 @@ fn an_external_account_exchanges_its_subject_token_and_impersonates() {
 
 #[test]
 fn the_metadata_server_pushes_to_container_registry() {
-    let tokens = GoogleTokens::start(false);
+    let tokens = GoogleTokens::start(Mode::Answer);
     let registry = registry(&tokens, ".gcr.io");
     let run = hello_build(&registry, "google-metadata").env("GCE_METADATA_HOST", tokens.metadata_host()).run();
     assert_pushed(&run, &tokens);
@@ -102,7 +102,7 @@ fn the_metadata_server_pushes_to_container_registry() {
 
 #[test]
 fn a_docker_config_entry_wins_and_a_refusal_names_google() {
-    let tokens = GoogleTokens::start(true);
+    let tokens = GoogleTokens::start(Mode::Refuse);
     let registry = registry(&tokens, "-docker.pkg.dev");
     let key = tokens.service_account_file();
     let cmd = hello_build(&registry, "google-docker-config").env("GOOGLE_APPLICATION_CREDENTIALS", &key);
@@ -130,12 +130,9 @@ fn write_docker_config(home: &Path, json: &str) {
 
 #[test]
 fn docker_credential_ko_answers_for_google_hosts() {
-    let tokens = GoogleTokens::start(false);
+    let tokens = GoogleTokens::start(Mode::Answer);
     let key = tokens.service_account_file();
-    let get = |host: &str| {
-        let cmd = KoCmd::new("docker-credential-ko").arg("get").stdin(host);
-        GOOGLE_VARS.iter().fold(cmd, |cmd, var| cmd.env_remove(var)).env("GOOGLE_APPLICATION_CREDENTIALS", &key).run()
-    };
+    let get = |host: &str| credential_get(host, &key);
     let run = get(&cloud_host("-docker.pkg.dev"));
     run.assert_success();
     let got: Value = serde_json::from_str(&run.stdout).unwrap();
@@ -144,4 +141,27 @@ fn docker_credential_ko_answers_for_google_hosts() {
     let run = get("r.example");
     assert_eq!((run.code(), run.stdout.trim()), (Some(1), "credentials not found in native keychain"), "{run}");
     assert_eq!(tokens.requests(), "token jwt-bearer\n", "only the Google host asked for a token");
+}
+
+/// `docker-credential-ko get HOST` with only `GOOGLE_APPLICATION_CREDENTIALS=file`.
+fn credential_get(host: &str, file: &Path) -> Run {
+    let cmd = KoCmd::new("docker-credential-ko").arg("get").stdin(host);
+    GOOGLE_VARS.iter().fold(cmd, |cmd, var| cmd.env_remove(var)).env("GOOGLE_APPLICATION_CREDENTIALS", file).run()
+}
+
+#[test]
+fn impersonation_and_subject_tokens_from_a_url() {
+    let tokens = GoogleTokens::start(Mode::Impersonate);
+    let host = cloud_host(".gcr.io");
+    for (file, requests) in [
+        (tokens.impersonated_file(), "token refresh_token\ngenerateAccessToken\n"),
+        (tokens.external_account_file(true), "subject-token\ntoken token-exchange\ngenerateAccessToken\n"),
+    ] {
+        let before = tokens.requests();
+        let run = credential_get(&host, &file);
+        run.assert_success();
+        let got: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!((got["Username"].as_str(), got["Secret"].as_str()), (Some(USERNAME), Some(&*tokens.access_token)));
+        assert_eq!(tokens.requests().strip_prefix(&before).unwrap(), requests, "{}", file.display());
+    }
 }

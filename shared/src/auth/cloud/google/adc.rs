@@ -2,7 +2,8 @@
 //! `GOOGLE_APPLICATION_CREDENTIALS` (a JSON file that must be readable once named), then
 //! gcloud's `application_default_credentials.json` in `CLOUDSDK_CONFIG` (default
 //! `~/.config/gcloud`), then the metadata server when this is a Google machine. A file's
-//! `type` says which kind it holds; each kind reads its own fields ([`Fields`]). Fetching
+//! `type` says which kind it holds (`service_account`, `authorized_user`, `external_account`,
+//! `impersonated_service_account`); each kind reads its own fields ([`Fields`]). Fetching
 //! the token is the kinds' business, not this module's.
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::external::ExternalAccount;
+use super::impersonated::Impersonated;
 use super::metadata::{self, MetadataServer};
 use super::service_account::ServiceAccount;
 use super::token::error;
@@ -31,6 +33,7 @@ pub enum Adc {
     ServiceAccount(ServiceAccount),
     AuthorizedUser(AuthorizedUser),
     External(ExternalAccount),
+    Impersonated(Impersonated),
     Metadata(MetadataServer),
 }
 
@@ -68,6 +71,7 @@ impl Adc {
             Adc::ServiceAccount(sa) => ("service account", format!("in {}", sa.file.display())),
             Adc::AuthorizedUser(user) => ("authorized user", format!("in {}", user.file.display())),
             Adc::External(ext) => ("external account", format!("in {}", ext.file.display())),
+            Adc::Impersonated(imp) => ("impersonated service account", format!("in {}", imp.file.display())),
             Adc::Metadata(server) => ("metadata server", format!("at {}", server.host)),
         };
         format!("Google ({kind} {place})")
@@ -78,15 +82,20 @@ impl Adc {
 pub fn parse(text: &[u8], file: &Path) -> Result<Adc, AuthError> {
     let value: Value = serde_json::from_slice(text)
         .map_err(|e| error(format!("the credentials file {} is not JSON: {e}", file.display())))?;
-    let fields = Fields { value: &value, file };
+    parse_fields(&Fields { value: &value, file })
+}
+
+/// The kind named by the `type` of `fields` (a file, or an impersonation's source).
+pub fn parse_fields(fields: &Fields) -> Result<Adc, AuthError> {
     match fields.required("type")? {
-        "service_account" => ServiceAccount::from_fields(&fields).map(Adc::ServiceAccount),
-        "authorized_user" => AuthorizedUser::from_fields(&fields).map(Adc::AuthorizedUser),
-        "external_account" => ExternalAccount::from_fields(&fields).map(Adc::External),
+        "service_account" => ServiceAccount::from_fields(fields).map(Adc::ServiceAccount),
+        "authorized_user" => AuthorizedUser::from_fields(fields).map(Adc::AuthorizedUser),
+        "external_account" => ExternalAccount::from_fields(fields).map(Adc::External),
+        "impersonated_service_account" => Impersonated::from_fields(fields).map(Adc::Impersonated),
         other => Err(error(format!(
             "the credentials file {} is of type {other}, which kubectl-ko does not support \
-             (service_account, authorized_user, external_account)",
-            file.display()
+             (service_account, authorized_user, external_account, impersonated_service_account)",
+            fields.file.display()
         ))),
     }
 }
@@ -177,7 +186,7 @@ mod tests {
         let no_secret = r#"{"type":"authorized_user","client_id":"c","client_secret":"hunter2","refresh_token":7}"#;
         let message = err(no_secret);
         assert!(message.ends_with("the field refresh_token is not a string") && !message.contains("hunter2"));
-        let other = err(r#"{"type":"impersonated_service_account"}"#);
-        assert!(other.contains("is of type impersonated_service_account, which kubectl-ko does not support"));
+        let other = err(r#"{"type":"gdch_service_account"}"#);
+        assert!(other.contains("is of type gdch_service_account, which kubectl-ko does not support"));
     }
 }

@@ -6,18 +6,16 @@
 //! Executable and AWS sources are not supported and say so.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
 use super::adc::Fields;
+use super::impersonate::{self, DEFAULT_LIFETIME};
 use super::token::{self, AccessToken, SCOPE, error};
 use crate::auth::{AuthError, Secret};
 
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-/// The lifetime asked of an impersonated token when the file does not say.
-const DEFAULT_LIFETIME: u64 = 3600;
 
 #[derive(Debug)]
 pub struct ExternalAccount {
@@ -67,7 +65,7 @@ impl ExternalAccount {
         let subject = self.subject_token(client).await?;
         let federated = self.exchange(client, &subject).await?;
         match &self.impersonation_url {
-            Some(url) => self.impersonate(client, url, &federated.token).await,
+            Some(url) => impersonate::generate_access_token(client, url, &federated.token, self.lifetime, &[]).await,
             None => Ok(federated),
         }
     }
@@ -123,28 +121,6 @@ impl ExternalAccount {
         let answer = token::send(request, &self.token_url, &refused).await?;
         token::access_token(&answer, &self.token_url)
     }
-
-    /// IAM Credentials' `generateAccessToken` for the service account, as the federated identity.
-    async fn impersonate(
-        &self,
-        client: &reqwest::Client,
-        url: &str,
-        federated: &Secret,
-    ) -> Result<AccessToken, AuthError> {
-        let body = json!({"scope": [SCOPE], "lifetime": format!("{}s", self.lifetime)});
-        let request = client
-            .post(url)
-            .bearer_auth(federated.expose())
-            .header("Content-Type", "application/json")
-            .body(body.to_string());
-        let refused = format!("the IAM credentials service at {url} refused the impersonation");
-        let answer = token::send(request, url, &refused).await?;
-        let token = answer["accessToken"].as_str().filter(|t| !t.is_empty());
-        let token = token.ok_or_else(|| error(format!("the answer of {url} has no accessToken")))?;
-        let expires_at = answer["expireTime"].as_str().and_then(parse_rfc3339);
-        let fallback = SystemTime::now() + Duration::from_secs(self.lifetime);
-        Ok(AccessToken { token: Secret::new(token), expires_at: Some(expires_at.unwrap_or(fallback)) })
-    }
 }
 
 /// `credential_source.file` or `.url` (with `.headers`).
@@ -187,23 +163,6 @@ async fn fetch_text(request: reqwest::RequestBuilder, url: &str, refused: &str) 
     response.text().await.map_err(|e| token::network(url, "reading the answer of", e))
 }
 
-/// `2026-12-01T04:00:00.5Z` → a time (UTC only, as Google writes it).
-fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    let (date, time) = text.strip_suffix('Z')?.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.split('.').next()?.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (h, min, s) = (t.next()??, t.next()??, t.next()??);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let secs = u64::try_from(days * 86_400 + h * 3600 + min * 60 + s).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -243,15 +202,5 @@ mod tests {
         assert!(err(json!({})).ends_with("the field credential_source has neither file nor url"));
         let no_field = err(json!({"file": "/t", "format": {"type": "json"}}));
         assert!(no_field.ends_with("the field subject_token_field_name is missing"), "{no_field}");
-    }
-
-    #[test]
-    fn expire_times_are_read_as_utc() {
-        let at = |s: &str| parse_rfc3339(s).map(|t| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs());
-        assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(at("2014-10-02T15:01:23Z"), Some(1_412_262_083));
-        assert_eq!(at("2024-02-29T23:59:59.999999Z"), Some(1_709_251_199));
-        assert_eq!(at("2014-10-02T15:01:23+02:00"), None);
-        assert_eq!(at("soon"), None);
     }
 }

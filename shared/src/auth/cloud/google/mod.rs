@@ -7,6 +7,8 @@
 
 mod adc;
 mod external;
+mod impersonate;
+mod impersonated;
 mod metadata;
 mod service_account;
 mod token;
@@ -66,10 +68,22 @@ impl GoogleSource {
 
 async fn fetch(adc: &Adc, client: &reqwest::Client) -> Result<AccessToken, AuthError> {
     match adc {
+        Adc::Impersonated(impersonated) => {
+            let source = fetch_direct(&impersonated.source, client).await?;
+            impersonated.fetch(client, &source.token).await
+        }
+        direct => fetch_direct(direct, client).await,
+    }
+}
+
+/// The token of credentials that impersonate no one.
+async fn fetch_direct(adc: &Adc, client: &reqwest::Client) -> Result<AccessToken, AuthError> {
+    match adc {
         Adc::ServiceAccount(account) => account.fetch(client).await,
         Adc::AuthorizedUser(user) => user.fetch(client).await,
         Adc::External(external) => external.fetch(client).await,
         Adc::Metadata(server) => server.fetch(client).await,
+        Adc::Impersonated(imp) => Err(token::error(format!("{}: nested impersonation", imp.file.display()))),
     }
 }
 

@@ -1,1 +1,0 @@
-//! google: filled in with issue 22.

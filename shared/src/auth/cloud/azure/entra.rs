@@ -152,11 +152,14 @@ impl Entra {
             let (authority, client, tenant) = (self.authority_shown(), &self.client_id, &self.tenant);
             return Err(format!("Entra ID at {authority} refused client {client} in tenant {tenant}: {cause}"));
         }
-        let shown = summary(&String::from_utf8_lossy(body), &[proof]);
+        let authority = self.authority_shown();
         match (status.is_success(), text("access_token")) {
             (true, Some(token)) => Ok(AccessToken { token: Secret::new(token), expires_at: expires_at(&json) }),
-            (true, None) => Err(format!("Entra ID at {} answered without an access token", self.authority_shown())),
-            (false, _) => Err(format!("Entra ID at {} answered {status}: {shown}", self.authority_shown())),
+            (true, None) => Err(format!("Entra ID at {authority} answered without an access token")),
+            (false, _) => match summary(&String::from_utf8_lossy(body), &[proof]) {
+                shown if shown.is_empty() => Err(format!("Entra ID at {authority} answered {status}")),
+                shown => Err(format!("Entra ID at {authority} answered {status}: {shown}")),
+            },
         }
     }
 }
@@ -268,5 +271,7 @@ mod tests {
         assert!(bare.ends_with("in tenant contoso.onmicrosoft.com: invalid_request"), "{bare}");
         let gateway = e.answer(StatusCode::BAD_GATEWAY, b"<html>upstream\n</html>", "hunter2").err().unwrap();
         assert_eq!(gateway, "Entra ID at https://login.microsoftonline.com answered 502 Bad Gateway: <html>upstream");
+        let empty = e.answer(StatusCode::SERVICE_UNAVAILABLE, b"", "hunter2").err().unwrap();
+        assert_eq!(empty, "Entra ID at https://login.microsoftonline.com answered 503 Service Unavailable");
     }
 }

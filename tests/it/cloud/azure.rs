@@ -1,1 +1,0 @@
-//! azure: filled in with issue 22.

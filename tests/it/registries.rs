@@ -78,7 +78,6 @@ impl AuthRegistry {
     /// the cloud registry names), with basic auth for exactly `user` and `password`. The
     /// cloud tests use it as ECR, Artifact Registry or ACR: the credentials are the ones their
     /// token services hand out. `host` is `name:PORT`.
-    #[allow(dead_code)] // until the cloud tests use it (issue 22)
     pub fn tls_htpasswd(name: &str, user: &str, password: &str) -> AuthRegistry {
         let dir = tempfile::Builder::new().prefix("ko-e2e-cloud-").tempdir().unwrap();
         let (cert, key, ca) = certificate(dir.path(), &format!("DNS:{name}"));

@@ -1,5 +1,6 @@
-//! The HTTPS client the cloud sources share: Mozilla's roots plus `SSL_CERT_FILE`, bounded
-//! timeouts, made on first use (most runs never talk to a cloud). Token services and metadata
+//! The HTTPS client of the cloud sources: Mozilla's roots plus `SSL_CERT_FILE` (and, for AWS,
+//! `AWS_CA_BUNDLE`, which the AWS SDKs trust), bounded timeouts, made on first use (most runs
+//! never talk to a cloud). Token services and metadata
 //! servers are small JSON endpoints, so this client has none of the registry client's
 //! transfer machinery.
 
@@ -16,13 +17,17 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub struct CloudHttp {
-    ca_file: Option<PathBuf>,
+    /// Extra roots: (the variable that named the file, the file).
+    ca_files: Vec<(&'static str, PathBuf)>,
     client: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl CloudHttp {
-    pub fn new(env: &Environment) -> CloudHttp {
-        CloudHttp { ca_file: env.path("SSL_CERT_FILE"), client: OnceLock::new() }
+    /// A client trusting the PEM files named by `SSL_CERT_FILE` and by each of `ca_vars`.
+    pub fn new(env: &Environment, ca_vars: &[&'static str]) -> CloudHttp {
+        let vars = std::iter::once("SSL_CERT_FILE").chain(ca_vars.iter().copied());
+        let ca_files = vars.filter_map(|var| env.path(var).map(|file| (var, file))).collect();
+        CloudHttp { ca_files, client: OnceLock::new() }
     }
 
     /// The client; `provider` names the source in the error when it cannot be made (an
@@ -37,9 +42,9 @@ impl CloudHttp {
     fn build(&self) -> Result<reqwest::Client, String> {
         crate::tls::install_crypto_provider();
         let mut roots = crate::tls::builtin_roots();
-        if let Some(file) = &self.ca_file {
-            let extra = crate::tls::load_pem(file)
-                .map_err(|e| format!("SSL_CERT_FILE {}: {e}; fix or unset it", file.display()))?;
+        for (var, file) in &self.ca_files {
+            let extra =
+                crate::tls::load_pem(file).map_err(|e| format!("{var} {}: {e}; fix or unset it", file.display()))?;
             roots.extend(extra);
         }
         reqwest::Client::builder()

@@ -7,9 +7,6 @@
 //! credentials are fetched on first use and kept for their lifetime within the run
 //! ([`TokenCache`]). Nothing here prints a secret.
 
-// The shared pieces are used as the providers are filled in (issue 22).
-#![allow(dead_code, unused_imports)]
-
 mod aws;
 mod azure;
 mod cache;
@@ -36,9 +33,9 @@ pub struct CloudSources {
 
 impl CloudSources {
     pub fn new(env: &Environment) -> CloudSources {
-        let http = Arc::new(CloudHttp::new(env));
+        let http = Arc::new(CloudHttp::new(env, &[]));
         CloudSources {
-            aws: aws::source(env, &http),
+            aws: aws::source(env, &Arc::new(CloudHttp::new(env, &["AWS_CA_BUNDLE"]))),
             google: google::source(env, &http),
             azure: azure::source(env, &http),
         }

@@ -92,7 +92,7 @@ mod tests {
 
     fn resolve(pairs: &[(&str, &str)]) -> Result<Option<AwsCredentials>, AuthError> {
         let env = Environment::from_pairs(pairs.iter().copied());
-        let http = CloudHttp::new(&env);
+        let http = CloudHttp::new(&env, &[]);
         let dir = tempfile::tempdir().unwrap();
         let chain = Chain { env: &env, http: &http, fallback_region: "us-east-1", dmi_dir: dir.path().into() };
         tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(chain.resolve())
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn the_sts_region_is_the_variables_then_the_registry() {
         let env = Environment::from_pairs([("AWS_DEFAULT_REGION", "eu-west-3")]);
-        let http = CloudHttp::new(&env);
+        let http = CloudHttp::new(&env, &[]);
         assert_eq!(Chain::new(&env, &http, "us-east-1").region(None), "eu-west-3");
         let env = Environment::from_pairs([("AWS_DEFAULT_REGION", "eu-west-3"), ("AWS_REGION", "ap-south-1")]);
         assert_eq!(Chain::new(&env, &http, "us-east-1").region(None), "ap-south-1");

@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn private_and_public_registries_ask_their_own_service() {
-        let http = CloudHttp::new(&Environment::default());
+        let http = CloudHttp::new(&Environment::default(), &[]);
         let credentials = AwsCredentials {
             access_key_id: "AKIDEXAMPLE".into(),
             secret_access_key: Secret::new("s3cr3t"),

@@ -171,7 +171,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let run = |pairs: &[(&str, &str)], dmi: &Path| {
             let env = Environment::from_pairs(pairs.iter().copied());
-            let http = crate::auth::cloud::CloudHttp::new(&env);
+            let http = crate::auth::cloud::CloudHttp::new(&env, &[]);
             let chain = Chain { env: &env, http: &http, fallback_region: "us-east-1", dmi_dir: dmi.to_path_buf() };
             rt.block_on(instance(&chain)).map(|c| c.is_some()).map_err(|e| e.to_string())
         };

@@ -115,7 +115,7 @@ mod tests {
 
     fn lookup(pairs: &[(&str, &str)], registry: &str) -> Result<Option<FoundCredential>, AuthError> {
         let env = Environment::from_pairs(pairs.iter().copied());
-        let source = source(&env, &Arc::new(CloudHttp::new(&env))).unwrap();
+        let source = source(&env, &Arc::new(CloudHttp::new(&env, &[]))).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(source.lookup(registry))
     }

@@ -192,7 +192,7 @@ mod tests {
         home.push(("AWS_PROFILE".into(), "sso".into()));
         let env = Environment::from_pairs(home);
         let profile = Profile::load(&env).unwrap();
-        let http = crate::auth::cloud::CloudHttp::new(&env);
+        let http = crate::auth::cloud::CloudHttp::new(&env, &[]);
         let chain = Chain::new(&env, &http, "us-east-1");
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let err = rt.block_on(credentials(&chain, profile.as_ref())).unwrap_err().to_string();

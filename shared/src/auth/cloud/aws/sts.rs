@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn the_endpoint_is_the_variables_then_the_region() {
         let env = crate::settings::Environment::from_pairs([("AWS_ENDPOINT_URL", "http://a")]);
-        let http = crate::auth::cloud::CloudHttp::new(&env);
+        let http = crate::auth::cloud::CloudHttp::new(&env, &[]);
         assert_eq!(endpoint(&Chain::new(&env, &http, "x"), "us-east-1"), "http://a");
         let env = crate::settings::Environment::from_pairs([
             ("AWS_ENDPOINT_URL", "http://a"),
@@ -187,7 +187,7 @@ mod tests {
     #[test]
     fn a_missing_token_file_is_named() {
         let env = crate::settings::Environment::from_pairs([("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:1")]);
-        let http = crate::auth::cloud::CloudHttp::new(&env);
+        let http = crate::auth::cloud::CloudHttp::new(&env, &[]);
         let chain = Chain::new(&env, &http, "us-east-1");
         let request = WebIdentity {
             role_arn: "arn:aws:iam::123456789012:role/r".into(),

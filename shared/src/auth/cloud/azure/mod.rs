@@ -143,7 +143,7 @@ mod tests {
     #[tokio::test]
     async fn other_hosts_are_not_looked_up() {
         let env = configured();
-        let source = source(&env, &Arc::new(CloudHttp::new(&env))).expect("configured");
+        let source = source(&env, &Arc::new(CloudHttp::new(&env, &[]))).expect("configured");
         for registry in ["ghcr.io", "r.example:5000", "azurecr.io"] {
             assert!(source.lookup(registry).await.unwrap().is_none(), "{registry}");
         }
@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn the_source_exists_only_when_configured() {
         let env = |pairs: &[(&str, &str)]| Environment::from_pairs(pairs.iter().copied());
-        let http = |env: &Environment| Arc::new(CloudHttp::new(env));
+        let http = |env: &Environment| Arc::new(CloudHttp::new(env, &[]));
         let with = |pairs: &[(&str, &str)]| source(&env(pairs), &http(&env(pairs))).is_some();
         assert!(source(&configured(), &http(&configured())).is_some());
         assert!(with(&[("AZURE_CLIENT_ID", "c"), ("AZURE_TENANT_ID", "t"), ("AZURE_FEDERATED_TOKEN_FILE", "/f")]));

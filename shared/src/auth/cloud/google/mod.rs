@@ -47,7 +47,9 @@ struct GoogleSource {
 fn is_google_registry(registry: &str) -> bool {
     let host = host_name(registry);
     let named = |suffix: &str| host.strip_suffix(suffix).is_some_and(|name| !name.is_empty());
-    host == "gcr.io" || named(".gcr.io") || named("-docker.pkg.dev")
+    // ko's hosts (go-containerregistry's Google keychain): Artifact Registry is
+    // `<region>-docker.pkg.dev`, under `pkg.dev` like its other formats.
+    host == "gcr.io" || named(".gcr.io") || named(".pkg.dev") || named(".google.com")
 }
 
 impl GoogleSource {
@@ -99,17 +101,22 @@ mod tests {
 
     #[test]
     fn google_registries_with_or_without_a_port() {
-        for host in
-            ["gcr.io", "eu.gcr.io", "kotest.gcr.io:5443", "us-docker.pkg.dev", "europe-west1-docker.pkg.dev:443"]
-        {
+        for host in [
+            "gcr.io",
+            "eu.gcr.io",
+            "kotest.gcr.io:5443",
+            "us-docker.pkg.dev",
+            "europe-west1-docker.pkg.dev:443",
+            "x.google.com",
+        ] {
             assert!(is_google_registry(host), "{host}");
         }
         for host in [
             "gcr.io.example",
             "evilgcr.io",
-            "-docker.pkg.dev",
-            "docker.pkg.dev",
+            "docker.pkg.dev.example",
             "pkg.dev",
+            "google.com",
             "ghcr.io",
             "r.example:5000",
         ] {
@@ -124,7 +131,7 @@ mod tests {
         std::fs::write(&broken, "{").unwrap();
         let env =
             Environment::from_pairs([("GOOGLE_APPLICATION_CREDENTIALS", &broken), ("HOME", &dir.path().to_path_buf())]);
-        let source = source(&env, &Arc::new(CloudHttp::new(&env))).unwrap();
+        let source = source(&env, &Arc::new(CloudHttp::new(&env, &[]))).unwrap();
         assert!(source.lookup("r.example").await.unwrap().is_none(), "not a Google host: the file is not read");
         let err = source.lookup("gcr.io").await.unwrap_err().to_string();
         assert!(err.starts_with("Google: the credentials file ") && err.contains("broken.json is not JSON"), "{err}");

@@ -32,7 +32,7 @@ fn assert_hidden(run: &Run, secret: &str) {
 
 /// The one reference a successful build printed.
 #[track_caller]
-fn reference(run: &Run) -> String {
+pub fn reference(run: &Run) -> String {
     run.assert_success();
     let lines = run.stdout_lines();
     assert_eq!(lines.len(), 1, "{run}");

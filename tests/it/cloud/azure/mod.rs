@@ -9,6 +9,7 @@ mod harness;
 
 use serde_json::Value;
 
+use crate::auth::reference;
 use crate::util::*;
 use harness::{Acr, CLIENT_ID, TENANT, USERNAME};
 
@@ -17,15 +18,6 @@ fn assert_no_secret(acr: &Acr, run: &Run) {
     for secret in acr.secrets() {
         assert!(!run.stdout.contains(&secret) && !run.stderr.contains(&secret), "a secret was printed:\n{run}");
     }
-}
-
-/// The one reference a successful build printed.
-#[track_caller]
-fn reference(run: &Run) -> String {
-    run.assert_success();
-    let lines = run.stdout_lines();
-    assert_eq!(lines.len(), 1, "{run}");
-    lines[0].to_string()
 }
 
 #[test]

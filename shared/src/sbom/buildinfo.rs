@@ -1,6 +1,7 @@
 //! The Go build information embedded in a binary, as `go version -m` prints it: the main
 //! module and every dependency with its version and `h1:` checksum. ko reads modules for its
-//! SBOMs the same way. Running the tool is here; what is made of the result is not.
+//! SBOMs the same way. Reading it (from the file, see `embedded`, or by running the tool) is
+//! here; what is made of the result is not.
 
 use std::path::Path;
 
@@ -85,8 +86,30 @@ pub fn parse(text: &str) -> BuildInfo {
     info
 }
 
-/// Runs `<go> version -m <binary>` and parses it.
+/// The build information of `binary`: read from the file itself when Go wrote it in the
+/// inline layout (Go 1.18 and later), else from `<go> version -m <binary>`. Both give the
+/// same lines; reading the file spares starting Go once per image.
 pub async fn read(go: &Path, binary: &Path) -> Result<BuildInfo, SbomError> {
+    let path = binary.to_path_buf();
+    if let Ok(Ok(Some((version, modinfo)))) = tokio::task::spawn_blocking(move || super::embedded::read(&path)).await {
+        return Ok(parse(&as_go_version_m(binary, &version, &modinfo)));
+    }
+    run_go_version_m(go, binary).await
+}
+
+/// What `go version -m` prints for this version and these module lines.
+fn as_go_version_m(binary: &Path, version: &str, modinfo: &str) -> String {
+    let mut text = format!("{}: {version}\n", binary.display());
+    for line in modinfo.lines() {
+        text.push('\t');
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
+/// Runs `<go> version -m <binary>` and parses it.
+async fn run_go_version_m(go: &Path, binary: &Path) -> Result<BuildInfo, SbomError> {
     let fail = |detail: String| SbomError::BuildInfo { binary: binary.to_path_buf(), detail };
     let output = crate::interrupt::output(tokio::process::Command::new(go).arg("version").arg("-m").arg(binary))
         .await
@@ -120,5 +143,28 @@ mod tests {
             "348bda24330eb231c0f27d630212d2833ac0cf2d4782bfa136b6f9edefbde05d"
         );
         assert_eq!(info.deps[1].effective().path, "example.com/new");
+    }
+
+    /// A binary Go just built reads the same from the file as from `go version -m`
+    /// (this needs Go on PATH, as every test run has).
+    #[tokio::test]
+    async fn the_file_and_go_version_m_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("go.mod"), "module example.com/app\n\ngo 1.22\n").unwrap();
+        std::fs::write(dir.path().join("main.go"), "package main\n\nfunc main() { println(\"hi\") }\n").unwrap();
+        let built = std::process::Command::new("go")
+            .args(["build", "-trimpath", "-o", "app", "."])
+            .current_dir(dir.path())
+            .env("CGO_ENABLED", "0")
+            .status()
+            .expect("go is on PATH");
+        assert!(built.success());
+        let binary = dir.path().join("app");
+        let (version, modinfo) = super::super::embedded::read(&binary).unwrap().expect("inline build info");
+        let from_file = parse(&as_go_version_m(&binary, &version, &modinfo));
+        let from_go = run_go_version_m(Path::new("go"), &binary).await.unwrap();
+        assert_eq!(from_file, from_go);
+        assert_eq!(from_file.path, "example.com/app");
+        assert!(from_file.go_version.starts_with("go1."), "{from_file:?}");
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod buildinfo;
 mod cyclonedx;
+mod embedded;
 mod spdx;
 
 use std::path::PathBuf;

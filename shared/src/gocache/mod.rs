@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::digest::Digest;
@@ -40,7 +40,7 @@ const CONCURRENT_LOOKUPS: usize = 16;
 /// Uploads in flight at once.
 const CONCURRENT_UPLOADS: usize = 8;
 /// A lookup slower than this turns the registry tier off.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(15);
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A download slower than this is a miss (and turns the tier off).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -94,6 +94,10 @@ fn parse_size(value: &str) -> Option<u64> {
     digits.trim().parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
+fn slow(what: &str, limit: Duration) -> String {
+    format!("{what} took longer than {}s", limit.as_secs())
+}
+
 /// The two tiers and the state of the registry one.
 pub struct GoCache {
     disk: Disk,
@@ -102,6 +106,9 @@ pub struct GoCache {
     lookups: Semaphore,
     uploads: Arc<Semaphore>,
     running: Mutex<JoinSet<()>>,
+    /// Whether the registry answered the first lookup: every lookup waits for it, so a
+    /// registry that is down costs one failed lookup (with its retries), not one per request.
+    reachable: OnceCell<bool>,
 }
 
 impl GoCache {
@@ -116,6 +123,7 @@ impl GoCache {
             lookups: Semaphore::new(CONCURRENT_LOOKUPS),
             uploads: Arc::new(Semaphore::new(CONCURRENT_UPLOADS)),
             running: Mutex::new(JoinSet::new()),
+            reachable: OnceCell::new(),
         }
     }
 
@@ -136,18 +144,37 @@ impl GoCache {
         }
     }
 
+    /// Reaches the registry once (discovery, credentials, one lookup), before Go asks for
+    /// anything if called early; `false`, with the warning, when it fails or is slow.
+    pub async fn warm_up(&self) -> bool {
+        let Some(remote) = self.remote() else { return false };
+        *self
+            .reachable
+            .get_or_init(|| async {
+                match tokio::time::timeout(LOOKUP_TIMEOUT, remote.lookup(&[0; 32])).await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(e)) => self.failed(e).unwrap_or(false),
+                    Err(_) => self.failed(slow("the first lookup", LOOKUP_TIMEOUT)).unwrap_or(false),
+                }
+            })
+            .await
+    }
+
     /// The entry of an action and the path of its output: local first, then the registry.
     pub async fn get(&self, action_id: &[u8]) -> Option<(Entry, PathBuf)> {
         if let Some(entry) = self.disk.get(action_id) {
             let path = self.disk.output_path(&entry.output_id);
             return Some((entry, path));
         }
-        let remote = self.remote()?;
+        if !self.warm_up().await {
+            return None;
+        }
         let _permit = self.lookups.acquire().await.ok()?;
+        let remote = self.remote()?;
         let found = match tokio::time::timeout(LOOKUP_TIMEOUT, remote.lookup(action_id)).await {
             Ok(Ok(found)) => found?,
             Ok(Err(e)) => return self.failed(e),
-            Err(_) => return self.failed(format!("a lookup took longer than {}s", LOOKUP_TIMEOUT.as_secs())),
+            Err(_) => return self.failed(slow("a lookup", LOOKUP_TIMEOUT)),
         };
         self.download(remote, action_id, found).await
     }
@@ -173,7 +200,7 @@ impl GoCache {
                     return None;
                 }
                 Ok(Err(e)) => return self.failed(e),
-                Err(_) => return self.failed(format!("a download took longer than {}s", FETCH_TIMEOUT.as_secs())),
+                Err(_) => return self.failed(slow("a download", FETCH_TIMEOUT)),
             }
             let size = std::fs::metadata(&temp).map(|m| m.len()).ok()?;
             if size != entry.size {
@@ -207,6 +234,9 @@ impl GoCache {
             let permits = self.uploads.clone();
             self.running.lock().expect("the upload set is never poisoned").spawn(async move {
                 let Ok(_permit) = permits.acquire_owned().await else { return };
+                if !cache.warm_up().await {
+                    return;
+                }
                 if let Some(remote) = cache.remote()
                     && let Err(e) = remote.publish(&action_id, &entry, &upload).await
                 {

@@ -26,6 +26,9 @@ where
     let (answers, outbox) = mpsc::unbounded_channel::<Response>();
     let writer = tokio::spawn(write_answers(outbox, output));
     let _ = answers.send(Response::hello());
+    // Reach the registry while Go starts, so its first lookup finds the connection made.
+    let warming = cache.clone();
+    tokio::spawn(async move { warming.warm_up().await });
     let mut in_flight = JoinSet::new();
     let mut closing = None;
     let read = loop {

@@ -229,3 +229,27 @@ fn concurrent_builds_share_one_cache() {
     third.assert_success();
     assert_eq!(compiles(&third.stderr), 0, "{third}");
 }
+
+#[test]
+fn a_registry_that_refuses_pushes_is_still_read() {
+    let state = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let (a, b) = (Machine::new(), Machine::new());
+    let first = {
+        let writable = LocalRegistry::start(state.path(), &[]);
+        let run = a.go_build(src.path(), &format!("{}/gocache", writable.host), "app").run();
+        writable.stop();
+        run
+    };
+    first.assert_success();
+    // The same storage, read-only (as for a runner with pull access only); the app changed.
+    let readonly = LocalRegistry::start(state.path(), &["--readonly"]);
+    let main = src.path().join("main.go");
+    fs::write(&main, fs::read_to_string(&main).unwrap().replace("example.com/x", "example.com/y")).unwrap();
+    let second = b.go_build(src.path(), &format!("{}/gocache", readonly.host), "app").run();
+    second.assert_success();
+    assert_eq!(compiles(&second.stderr), 1, "only the changed package compiles: {second}");
+    let read_only = second.stderr.lines().filter(|l| l.contains("is read-only for this build")).count();
+    assert_eq!((read_only, cache_warnings(&second.stderr)), (1, 1), "one warning: {second}");
+}

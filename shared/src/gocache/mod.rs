@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::digest::Digest;
 use crate::output;
-use crate::registry::{RegistryClient, Repository};
+use crate::registry::{RegistryClient, RegistryError, Repository};
 use crate::settings::Environment;
 
 pub use disk::{Disk, Entry};
@@ -109,6 +109,8 @@ pub struct GoCache {
     /// Whether the registry answered the first lookup: every lookup waits for it, so a
     /// registry that is down costs one failed lookup (with its retries), not one per request.
     reachable: OnceCell<bool>,
+    /// Set when the registry denied a push.
+    read_only: AtomicBool,
 }
 
 impl GoCache {
@@ -124,6 +126,7 @@ impl GoCache {
             uploads: Arc::new(Semaphore::new(CONCURRENT_UPLOADS)),
             running: Mutex::new(JoinSet::new()),
             reachable: OnceCell::new(),
+            read_only: AtomicBool::new(false),
         }
     }
 
@@ -238,9 +241,10 @@ impl GoCache {
                     return;
                 }
                 if let Some(remote) = cache.remote()
+                    && !cache.read_only.load(Ordering::Relaxed)
                     && let Err(e) = remote.publish(&action_id, &entry, &upload).await
                 {
-                    cache.turn_off(e);
+                    cache.upload_failed(e);
                 }
             });
         }
@@ -252,6 +256,24 @@ impl GoCache {
         let freed = self.disk.evict();
         if freed > 0 {
             output::detail(format!("Go build cache: freed {freed} bytes in {}", self.disk.root().display()));
+        }
+    }
+
+    /// A push the registry denied leaves the tier read-only (a runner with pull access only
+    /// still reads the cache); any other failure turns the tier off.
+    fn upload_failed(&self, error: RegistryError) {
+        // 401 and 403 (no push access), 405 (a registry in read-only mode).
+        if !matches!(error, RegistryError::Denied { .. }) && error.status() != Some(405) {
+            return self.turn_off(error);
+        }
+        if !self.read_only.swap(true, Ordering::Relaxed)
+            && let Some(remote) = &self.remote
+        {
+            let repo = remote.repository();
+            output::warn(format!(
+                "the shared Go build cache in {}/{} is read-only for this build: {error}",
+                repo.registry, repo.path
+            ));
         }
     }
 

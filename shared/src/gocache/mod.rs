@@ -280,9 +280,12 @@ impl GoCache {
     /// Waits for the uploads still running, at most `limit`; those left are dropped.
     pub async fn finish_uploads(&self, limit: Duration) {
         let mut running = std::mem::take(&mut *self.running.lock().expect("the upload set is never poisoned"));
+        let (left, started) = (running.len(), std::time::Instant::now());
         let all = async { while running.join_next().await.is_some() {} };
         if tokio::time::timeout(limit, all).await.is_err() {
             self.turn_off(format!("uploads were still running {}s after go finished", limit.as_secs()));
+        } else if left > 0 {
+            output::detail(format!("Go build cache: waited {} ms for the last uploads", started.elapsed().as_millis()));
         }
     }
 }

@@ -225,10 +225,12 @@ impl GoCache {
         let cache = self.clone();
         let (action, output) = (action_id.clone(), output_id.clone());
         let size = body.len() as u64;
-        let digest = Digest::of(&body);
-        let path = tokio::task::spawn_blocking(move || cache.disk.put(&action, &output, &body))
-            .await
-            .map_err(std::io::Error::other)??;
+        let (path, digest) = tokio::task::spawn_blocking(move || {
+            let digest = Digest::of(&body);
+            cache.disk.put(&action, &output, &body).map(|path| (path, digest))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
         // Go's output ID is the sha256 of the bytes; anything else is not shared.
         if digest.hex() == hex::encode(&output_id) && self.remote().is_some() {
             let cache = self.clone();

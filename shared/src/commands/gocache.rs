@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::dispatch::dispatcher_for;
 use crate::auth::Keychain;
-use crate::cli::GocacheCommand;
+use crate::cli::{GocacheCommand, PublishArgs};
 use crate::error::Error;
 use crate::gobuild::GoTool;
 use crate::gocache::{self, GoCache, Settings, serve};
@@ -41,7 +41,7 @@ pub async fn run(command: GocacheCommand) -> Result<(), Error> {
 pub(super) async fn program_for_builds(
     go: &GoTool,
     dir: &Path,
-    insecure: bool,
+    publish: &PublishArgs,
     exe: std::io::Result<PathBuf>,
     env: &Environment,
 ) -> Result<Option<String>, Error> {
@@ -70,21 +70,32 @@ pub(super) async fn program_for_builds(
         ));
         return Ok(None);
     };
-    Ok(Some(command_line(&program, insecure)))
+    // Go runs the program in the package's directory: relative CA paths are made absolute.
+    let ca_files: Vec<PathBuf> = publish.registry_ca_file.iter().map(|f| dir.join(f)).collect();
+    Ok(Some(command_line(&program, publish.insecure_registry, &ca_files)))
 }
 
-/// The line Go splits (`cmd/internal/quoted`): the path single-quoted when it has blanks or quotes.
-fn command_line(program: &Path, insecure: bool) -> String {
-    let path = program.display().to_string();
-    let mut line = if path.contains([' ', '\t', '\n', '\'', '"']) && !path.contains('\'') {
-        format!("'{path}' gocache")
-    } else {
-        format!("{path} gocache")
-    };
+/// The line Go splits (`cmd/internal/quoted`), with the registry flags of the build passed on.
+fn command_line(program: &Path, insecure: bool, ca_files: &[PathBuf]) -> String {
+    let mut words = vec![quote(&program.display().to_string()), "gocache".to_string()];
     if insecure {
-        line.push_str(" --insecure-registry");
+        words.push("--insecure-registry".into());
     }
-    line
+    for file in ca_files {
+        words.push(quote(&format!("--registry-ca-file={}", file.display())));
+    }
+    words.join(" ")
+}
+
+/// A word single-quoted when it has blanks or quotes (Go's splitter has no escapes).
+fn quote(word: &str) -> String {
+    if !word.contains([' ', '\t', '\n', '"', '\'']) {
+        word.to_string()
+    } else if !word.contains('\'') {
+        format!("'{word}'")
+    } else {
+        format!("\"{word}\"")
+    }
 }
 
 #[cfg(test)]
@@ -93,10 +104,12 @@ mod tests {
 
     #[test]
     fn the_command_line_is_quoted_as_go_splits_it() {
-        assert_eq!(command_line(Path::new("/usr/bin/kubectl-ko"), false), "/usr/bin/kubectl-ko gocache");
+        assert_eq!(command_line(Path::new("/usr/bin/kubectl-ko"), false, &[]), "/usr/bin/kubectl-ko gocache");
+        let ca = [PathBuf::from("/etc/my ca.pem")];
         assert_eq!(
-            command_line(Path::new("/My Apps/kubectl-ko"), true),
-            "'/My Apps/kubectl-ko' gocache --insecure-registry"
+            command_line(Path::new("/My Apps/kubectl-ko"), true, &ca),
+            "'/My Apps/kubectl-ko' gocache --insecure-registry '--registry-ca-file=/etc/my ca.pem'"
         );
+        assert_eq!(quote("/it's here"), "\"/it's here\"");
     }
 }

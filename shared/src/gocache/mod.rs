@@ -296,6 +296,26 @@ impl GoCache {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_registry_that_is_down_leaves_the_local_tier_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Environment::from_pairs([("HOME", dir.path().join("home"))]);
+        let keychain = crate::auth::Keychain::new(&env).unwrap();
+        let client = RegistryClient::new(keychain, crate::registry::ClientOptions::default()).unwrap();
+        let repo = Some(Repository::parse("127.0.0.1:1/gocache").unwrap());
+        let settings = Settings { dir: dir.path().join("cache"), max_bytes: 1 << 30, repo };
+        let cache = Arc::new(GoCache::new(settings, Some(Arc::new(client))));
+        assert!(!cache.warm_up().await, "nothing listens on port 1");
+        assert!(cache.remote().is_none(), "the registry tier is off");
+        assert_eq!(cache.get(&[1; 32]).await, None);
+        let body = b"compiled".to_vec();
+        let output_id = hex::decode(Digest::of(&body).hex()).unwrap();
+        let path = cache.put(vec![1; 32], output_id.clone(), body).await.unwrap();
+        cache.finish_uploads(Duration::from_secs(5)).await;
+        let (entry, got) = cache.get(&[1; 32]).await.unwrap();
+        assert_eq!((entry.output_id, got), (output_id, path));
+    }
+
     #[test]
     fn sizes_take_binary_suffixes() {
         assert_eq!(parse_size("1024"), Some(1024));

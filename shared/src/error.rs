@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use crate::{
-    assemble, auth, base, cache, cluster, config, gobuild, image, platform, publish, registry, sbom, template, time,
-    yaml,
+    assemble, auth, base, cache, cluster, config, gobuild, gocache, image, platform, publish, registry, sbom, template,
+    time, yaml,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,8 @@ pub enum Error {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Go(#[from] gobuild::GoBuildError),
+    #[error(transparent)]
+    GoCache(#[from] gocache::GoCacheError),
     #[error(transparent)]
     Platform(#[from] platform::PlatformError),
     #[error(transparent)]

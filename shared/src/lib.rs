@@ -14,7 +14,8 @@
 //! 2. model: `reference` (image names), `image` (manifests, configs, layers as values: no I/O,
 //!    no async), `sbom`, `config` (`.ko.yaml`).
 //! 3. transport: `auth` (credentials), `registry` (HTTP, tokens, retries, blobs, manifests).
-//! 4. Go driver: `gobuild` (go list, go build, fingerprints).
+//! 4. Go driver: `gobuild` (go list, go build, fingerprints), `gocache` (Go's build cache over
+//!    `GOCACHEPROG`, shared through a registry).
 //! 5. layers: `assemble` (application and kodata layers, an image on its base).
 //! 6. media: `media` (OCI layout, tarball, Docker daemon and kind: each one module with its
 //!    source and its sink).
@@ -73,6 +74,8 @@ mod media;
 // Go driver.
 /// `go list`, `go build`, fingerprints and the build cache of Go binaries.
 mod gobuild;
+/// Go's own build cache served over `GOCACHEPROG`: local disk, then a registry repository.
+mod gocache;
 
 // Assembly: base images, building, publishing, the cluster.
 /// Writing layers (application, kodata) and putting an image together on a base.

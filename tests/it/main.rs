@@ -12,6 +12,7 @@ mod dispatch;
 mod fault_proxy;
 mod faults;
 mod first_hour;
+mod gocache;
 mod image_options;
 mod interrupts;
 mod kodata;

@@ -8,9 +8,11 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 
 mod deploy;
+mod gocache;
 mod login;
 
 pub use deploy::{ApplyCommand, CreateCommand, DeleteCommand, DeployArgs, KubeArgs, RunCommand};
+pub use gocache::GocacheCommand;
 pub use login::{LoginCommand, LogoutCommand};
 
 /// Flags of every command.

@@ -63,6 +63,12 @@ pub const COMMANDS: &[Subcommand] = &[
         run: delete,
     },
     Subcommand {
+        name: "gocache",
+        about: "Serve Go's build cache over GOCACHEPROG, shared through a registry (KO_GOCACHE_REPO)",
+        cli: <cli::GocacheCommand as CommandFactory>::command,
+        run: gocache,
+    },
+    Subcommand {
         name: "login",
         about: "Log in to a registry",
         cli: <cli::LoginCommand as CommandFactory>::command,
@@ -224,6 +230,17 @@ pub fn program_names() -> Vec<String> {
     names
 }
 
+/// The executable that runs `kubectl ko gocache` as `<it> gocache`: `exe` itself when it is the
+/// dispatcher (a per-command name is usually a link to it, which `current_exe` resolves),
+/// else a `kubectl-ko` beside it (the thin per-command binaries do not dispatch).
+pub fn dispatcher_for(exe: &Path) -> Option<std::path::PathBuf> {
+    if program(exe.as_os_str()) == Program::Dispatcher {
+        return Some(exe.to_path_buf());
+    }
+    let sibling = exe.with_file_name(format!("{DISPATCHER}{}", std::env::consts::EXE_SUFFIX));
+    sibling.is_file().then_some(sibling)
+}
+
 /// The multicall entry: runs the program the executable was started as (`argv[0]`).
 pub fn main(build: BuildInfo) -> ExitCode {
     let mut args = std::env::args_os();
@@ -367,6 +384,10 @@ fn delete(args: Vec<OsString>) -> ExitCode {
         return crate::run_main(super::delete::hand_over(kubectl_args));
     }
     launch(args, |c: &cli::DeleteCommand| c.global.verbose, super::delete::run)
+}
+
+fn gocache(args: Vec<OsString>) -> ExitCode {
+    launch(args, |c: &cli::GocacheCommand| c.global.verbose, super::gocache::run)
 }
 
 fn login(args: Vec<OsString>) -> ExitCode {

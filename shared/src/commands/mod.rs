@@ -7,6 +7,7 @@ pub mod completion;
 pub mod create;
 pub mod delete;
 pub mod dispatch;
+pub mod gocache;
 mod helper_link;
 pub mod kubectl;
 pub mod login;

@@ -62,6 +62,8 @@ pub struct GoTool {
     env: Environment,
     go_env: Arc<tokio::sync::OnceCell<BTreeMap<String, String>>>,
     git: Memo<Value>,
+    /// `GOCACHEPROG` for `go build` (the suite's `gocache`), when the shared cache is on.
+    cache_prog: Option<String>,
 }
 
 /// `KO_GO_PATH` when set and not empty, else `go` (found on PATH).
@@ -72,7 +74,27 @@ fn go_program(env: &Environment) -> PathBuf {
 impl GoTool {
     /// The `go` of `env`, run in `env` (plus each build's own settings).
     pub fn new(env: &Environment) -> GoTool {
-        GoTool { go: go_program(env), env: env.clone(), go_env: Default::default(), git: Default::default() }
+        GoTool {
+            go: go_program(env),
+            env: env.clone(),
+            go_env: Default::default(),
+            git: Default::default(),
+            cache_prog: None,
+        }
+    }
+
+    /// The same tool, with `GOCACHEPROG=program` in the environment of `go build` (not of
+    /// `go list` or `go env`, which would start a cache program for nothing).
+    pub fn with_cache_prog(mut self, program: Option<String>) -> GoTool {
+        self.cache_prog = program;
+        self
+    }
+
+    /// Go's version as (major, minor), from `go version` (`go version go1.24.2 linux/amd64`).
+    /// `None` when go cannot be run or says something else.
+    pub async fn version(&self, dir: &Path) -> Option<(u32, u32)> {
+        let out = self.output(self.command(dir).arg("version")).await.ok()?;
+        parse_go_version(&String::from_utf8_lossy(&out.stdout))
     }
 
     /// The `go` program used for builds (and for reading build info).
@@ -148,6 +170,13 @@ pub struct BuildPlan {
     pub dir: PathBuf,
 }
 
+/// (1, 24) from `go version go1.24.2 linux/amd64` (or `go1.24rc1`, `devel go1.25-abc`).
+fn parse_go_version(text: &str) -> Option<(u32, u32)> {
+    let version = text.split_whitespace().find_map(|w| w.strip_prefix("go1."))?;
+    let minor: String = version.chars().take_while(char::is_ascii_digit).collect();
+    Some((1, minor.parse().ok()?))
+}
+
 fn check_toolexec(value: &str, place: impl Fn() -> String) -> Result<(), GoBuildError> {
     for token in value.split_whitespace() {
         let t = token.trim_start_matches('-');
@@ -177,6 +206,9 @@ impl GoTool {
         let mut env: Vec<(String, String)> = vec![("CGO_ENABLED".into(), "0".into())];
         env.extend(platform.go_env().unwrap_or_default());
         env.extend(self.env.text_vars().map(|(k, v)| (k.to_string(), v.to_string())));
+        if let Some(program) = &self.cache_prog {
+            env.push(("GOCACHEPROG".into(), program.clone()));
+        }
         let build_env = build.and_then(|b| b.env.clone()).unwrap_or_else(|| config.default_env.clone());
         for entry in &build_env {
             check_toolexec(entry, || place("env"))?;
@@ -297,6 +329,14 @@ mod tests {
         let bad = Environment::from_pairs([("GOFLAGS", "-toolexec=x")]);
         let err = GoTool::new(&bad).plan(&package, &Platform::linux("amd64"), &config, &BuildFlags::default()).await;
         assert!(matches!(err, Err(GoBuildError::Toolexec { .. })));
+    }
+
+    #[test]
+    fn go_versions_are_read_from_go_version() {
+        assert_eq!(parse_go_version("go version go1.24.2 linux/amd64\n"), Some((1, 24)));
+        assert_eq!(parse_go_version("go version go1.25rc1 darwin/arm64"), Some((1, 25)));
+        assert_eq!(parse_go_version("go version go1.9 linux/386"), Some((1, 9)));
+        assert_eq!(parse_go_version("something else"), None);
     }
 
     #[test]

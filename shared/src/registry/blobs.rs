@@ -13,6 +13,9 @@ use super::transfer::{TryError, next_chunk};
 use super::{RegistryClient, RegistryError, Repository};
 use crate::digest::Digest;
 
+/// How a download whose bytes do not match their digest is described.
+pub(super) const WRONG_CONTENT: &str = "the registry sent content with digest";
+
 impl RegistryClient {
     pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
         let path = format!("/v2/{}/blobs/{digest}", repo.path);
@@ -107,10 +110,7 @@ impl RegistryClient {
         file.flush().await.map_err(file_error)?;
         let got = Digest::from_hasher(hasher);
         if &got != digest {
-            return Err(TryError::Again {
-                detail: format!("the registry sent content with digest {got}, not {digest}"),
-                failure: None,
-            });
+            return Err(TryError::Again { detail: format!("{WRONG_CONTENT} {got}, not {digest}"), failure: None });
         }
         Ok(())
     }

@@ -36,6 +36,12 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// True when a download kept arriving with another digest than asked for: the registry
+    /// holds corrupt bytes under that digest (see `blobs.rs`).
+    pub fn is_wrong_content(&self) -> bool {
+        matches!(self, RegistryError::Transfer { detail, .. } if detail.starts_with(super::blobs::WRONG_CONTENT))
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             RegistryError::Denied { status, .. } | RegistryError::Status { status, .. } => Some(*status),

@@ -24,6 +24,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// change what the tool does, and the developer's values must not leak into tests.
 pub const REMOVED_ENV: &[&str] = &[
     "KO_DOCKER_REPO",
+    "KO_GOCACHE_REPO",
+    "KO_GOCACHE_MAX_SIZE",
+    "GOCACHEPROG",
     "COSIGN_REPOSITORY",
     "KO_CONFIG_PATH",
     "KO_DEFAULTBASEIMAGE",

@@ -1,0 +1,208 @@
+//! The local tier of the Go build cache: the files Go reads through `DiskPath`. Outputs are
+//! stored by their output ID (`o/<2 hex>/<64 hex>`, the sha256 of their bytes), action entries
+//! by action ID (`a/<2 hex>/<hex>`, one line: the output ID in hex and the size). Every file is
+//! written through a temporary file and a rename, so processes sharing the directory never see
+//! half a file. Reading an entry touches its output's mtime; [`Disk::evict`] removes the
+//! outputs used least recently once the tier is over its size bound.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// Outputs used this recently are never evicted: another process may have handed them to Go.
+const EVICTION_GRACE: Duration = Duration::from_secs(10 * 60);
+
+/// What an action ID maps to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub output_id: Vec<u8>,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Disk {
+    root: PathBuf,
+    max_bytes: u64,
+}
+
+fn fan_out(root: &Path, kind: &str, id: &[u8]) -> PathBuf {
+    let hex = hex::encode(id);
+    root.join(kind).join(&hex[..2.min(hex.len())]).join(hex)
+}
+
+fn with_path(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+impl Disk {
+    pub fn new(root: PathBuf, max_bytes: u64) -> Disk {
+        Disk { root, max_bytes }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn output_path(&self, output_id: &[u8]) -> PathBuf {
+        fan_out(&self.root, "o", output_id)
+    }
+
+    fn action_path(&self, action_id: &[u8]) -> PathBuf {
+        fan_out(&self.root, "a", action_id)
+    }
+
+    /// The entry of an action, when both it and its output are here (with the right size).
+    pub fn get(&self, action_id: &[u8]) -> Option<Entry> {
+        let text = std::fs::read_to_string(self.action_path(action_id)).ok()?;
+        let (hex, size) = text.trim().split_once(' ')?;
+        let entry = Entry { output_id: hex::decode(hex).ok()?, size: size.parse().ok()? };
+        self.has_output(&entry).then_some(entry)
+    }
+
+    /// True when the output is here with its size; its mtime is touched (it was used).
+    pub fn has_output(&self, entry: &Entry) -> bool {
+        let path = self.output_path(&entry.output_id);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == entry.size => {
+                touch(&path);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Stores an output (unless it is here already) and the action's entry; returns the
+    /// output's path.
+    pub fn put(&self, action_id: &[u8], output_id: &[u8], body: &[u8]) -> io::Result<PathBuf> {
+        let entry = Entry { output_id: output_id.to_vec(), size: body.len() as u64 };
+        let path = self.output_path(output_id);
+        if !self.has_output(&entry) {
+            self.write_atomic(&path, body)?;
+        }
+        self.record(action_id, &entry)?;
+        Ok(path)
+    }
+
+    /// Records that an action maps to an output already stored.
+    pub fn record(&self, action_id: &[u8], entry: &Entry) -> io::Result<()> {
+        let line = format!("{} {}\n", hex::encode(&entry.output_id), entry.size);
+        self.write_atomic(&self.action_path(action_id), line.as_bytes())
+    }
+
+    /// A temporary file in the tier, to download into before [`Disk::adopt`].
+    pub fn temp_file(&self) -> io::Result<tempfile::TempPath> {
+        let dir = self.root.join("tmp");
+        std::fs::create_dir_all(&dir).map_err(with_path(&dir))?;
+        Ok(tempfile::NamedTempFile::new_in(&dir).map_err(with_path(&dir))?.into_temp_path())
+    }
+
+    /// Moves a downloaded (and verified) output into place.
+    pub fn adopt(&self, temp: tempfile::TempPath, output_id: &[u8]) -> io::Result<PathBuf> {
+        let path = self.output_path(output_id);
+        let parent = path.parent().expect("fanned-out paths have a parent");
+        std::fs::create_dir_all(parent).map_err(with_path(parent))?;
+        temp.persist(&path).map_err(|e| with_path(&path)(e.error))?;
+        Ok(path)
+    }
+
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let parent = path.parent().expect("fanned-out paths have a parent");
+        std::fs::create_dir_all(parent).map_err(with_path(parent))?;
+        crate::cache::write_atomic(path, bytes).map_err(with_path(path))
+    }
+
+    /// Removes the outputs used least recently until the tier is under 80% of its bound (when
+    /// it is over it); returns how many bytes were freed. Entries whose output is gone are
+    /// misses, so action files are left to be overwritten.
+    pub fn evict(&self) -> u64 {
+        let mut outputs = list_outputs(&self.root.join("o"));
+        let total: u64 = outputs.iter().map(|(_, _, size)| size).sum();
+        if total <= self.max_bytes {
+            return 0;
+        }
+        outputs.sort_by_key(|(_, used, _)| *used);
+        let target = self.max_bytes / 10 * 8;
+        let recent = SystemTime::now() - EVICTION_GRACE;
+        let (mut left, mut freed) = (total, 0);
+        for (path, used, size) in outputs {
+            if left <= target || used > recent {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                left -= size;
+                freed += size;
+            }
+        }
+        freed
+    }
+}
+
+fn touch(path: &Path) {
+    // Best effort: a read-only cache still answers.
+    if let Ok(file) = std::fs::File::options().write(true).open(path) {
+        let _ = file.set_modified(SystemTime::now());
+    }
+}
+
+/// Every output file with its mtime and size.
+fn list_outputs(dir: &Path) -> Vec<(PathBuf, SystemTime, u64)> {
+    let mut found = Vec::new();
+    let Ok(fans) = std::fs::read_dir(dir) else { return found };
+    for fan in fans.flatten() {
+        let Ok(files) = std::fs::read_dir(fan.path()) else { continue };
+        for file in files.flatten() {
+            if let Ok(meta) = file.metadata()
+                && meta.is_file()
+            {
+                found.push((file.path(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()));
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_put_is_got_back_with_its_output_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::new(dir.path().to_path_buf(), 1 << 30);
+        assert_eq!(disk.get(&[1; 32]), None);
+        let path = disk.put(&[1; 32], &[2; 32], b"archive").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"archive");
+        assert!(path.starts_with(dir.path().join("o").join("02")), "{}", path.display());
+        assert_eq!(disk.get(&[1; 32]), Some(Entry { output_id: vec![2; 32], size: 7 }));
+        // An output that lost bytes (or vanished) makes its entries misses.
+        std::fs::write(&path, b"arch").unwrap();
+        assert_eq!(disk.get(&[1; 32]), None);
+    }
+
+    #[test]
+    fn eviction_removes_the_least_recently_used_outputs_past_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::new(dir.path().to_path_buf(), 100);
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        for i in 0..4u8 {
+            let path = disk.put(&[i; 32], &[i + 10; 32], &[i; 40]).unwrap();
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(old + Duration::from_secs(u64::from(i))).unwrap();
+        }
+        // 160 bytes over a bound of 100: the two oldest go, leaving 80.
+        assert_eq!(disk.evict(), 80);
+        assert_eq!(disk.get(&[0; 32]), None);
+        assert_eq!(disk.get(&[1; 32]), None);
+        assert!(disk.get(&[2; 32]).is_some() && disk.get(&[3; 32]).is_some());
+        assert_eq!(disk.evict(), 0, "under the bound, nothing goes");
+    }
+
+    #[test]
+    fn recently_used_outputs_stay_even_over_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::new(dir.path().to_path_buf(), 10);
+        disk.put(&[1; 32], &[2; 32], &[0; 40]).unwrap();
+        assert_eq!(disk.evict(), 0);
+        assert!(disk.get(&[1; 32]).is_some());
+    }
+}

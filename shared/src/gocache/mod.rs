@@ -1,0 +1,341 @@
+//! A Go build cache served over `GOCACHEPROG` (`kubectl ko gocache`): a local disk tier
+//! (`disk.rs`, the files Go reads) in front of an optional registry tier (`remote.rs`) in the
+//! repository named by `KO_GOCACHE_REPO`, so CI runners share what they compiled. The wire
+//! format is `protocol.rs`; the request loop is `server.rs`. This file holds the settings and
+//! the cache policy: local first, then the registry; a `put` is stored locally, answered, and
+//! pushed in the background. The registry tier is best-effort: the first failure that is not
+//! a miss turns it off for the process with one warning, and the build goes on locally.
+
+mod disk;
+mod protocol;
+mod remote;
+mod server;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OnceCell, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::digest::Digest;
+use crate::output;
+use crate::registry::{RegistryClient, RegistryError, Repository};
+use crate::settings::Environment;
+
+pub use disk::{Disk, Entry};
+pub use protocol::ProtocolError;
+pub use server::serve;
+
+use remote::{Remote, RemoteEntry};
+
+/// The repository of the registry tier; unset, the cache is local only.
+pub const REPO_ENV: &str = "KO_GOCACHE_REPO";
+/// The local tier's size bound (bytes, or with a K, M, G or T suffix).
+pub const MAX_SIZE_ENV: &str = "KO_GOCACHE_MAX_SIZE";
+const DEFAULT_MAX_BYTES: u64 = 10 << 30;
+/// Registry lookups in flight at once.
+const CONCURRENT_LOOKUPS: usize = 16;
+/// Uploads in flight at once.
+const CONCURRENT_UPLOADS: usize = 8;
+/// A lookup slower than this turns the registry tier off.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// A download slower than this is a miss (and turns the tier off).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GoCacheError {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("writing to go (stdout): {0}")]
+    Answer(std::io::Error),
+    #[error("{MAX_SIZE_ENV}={value:?} is not a size; write bytes or a number with K, M, G or T (e.g. 20G)")]
+    MaxSize { value: String },
+    #[error("{REPO_ENV}={value:?}: {reason}; name a repository, e.g. ghcr.io/team/gocache")]
+    Repo { value: String, reason: String },
+}
+
+/// Where and how the cache lives, read from the environment once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The local tier: `<KOCACHE>/gocache`.
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    pub repo: Option<Repository>,
+}
+
+impl Settings {
+    pub fn from_env(env: &Environment) -> Result<Settings, GoCacheError> {
+        let max_bytes = match env.trimmed(MAX_SIZE_ENV) {
+            Some(value) => parse_size(value).ok_or_else(|| GoCacheError::MaxSize { value: value.to_string() })?,
+            None => DEFAULT_MAX_BYTES,
+        };
+        Ok(Settings { dir: crate::cache::root_in(env).join("gocache"), max_bytes, repo: repository(env)? })
+    }
+}
+
+/// `KO_GOCACHE_REPO`, checked, when it is set.
+pub fn repository(env: &Environment) -> Result<Option<Repository>, GoCacheError> {
+    let Some(value) = env.trimmed(REPO_ENV) else { return Ok(None) };
+    Repository::parse(value).map(Some).map_err(|e| GoCacheError::Repo { value: value.to_string(), reason: e.reason })
+}
+
+fn parse_size(value: &str) -> Option<u64> {
+    let upper = value.to_ascii_uppercase();
+    let trimmed = upper.trim_end_matches("IB").trim_end_matches('B');
+    let (digits, shift) = match trimmed.char_indices().last()? {
+        (i, 'K') => (&trimmed[..i], 10),
+        (i, 'M') => (&trimmed[..i], 20),
+        (i, 'G') => (&trimmed[..i], 30),
+        (i, 'T') => (&trimmed[..i], 40),
+        _ => (trimmed, 0),
+    };
+    digits.trim().parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+fn slow(what: &str, limit: Duration) -> String {
+    format!("{what} took longer than {}s", limit.as_secs())
+}
+
+/// The two tiers and the state of the registry one.
+pub struct GoCache {
+    disk: Disk,
+    remote: Option<Remote>,
+    remote_off: AtomicBool,
+    lookups: Semaphore,
+    uploads: Arc<Semaphore>,
+    running: Mutex<JoinSet<()>>,
+    /// Whether the registry answered the first lookup: every lookup waits for it, so a
+    /// registry that is down costs one failed lookup (with its retries), not one per request.
+    reachable: OnceCell<bool>,
+    /// Set when the registry denied a push.
+    read_only: AtomicBool,
+}
+
+impl GoCache {
+    /// A cache over `settings`; the registry tier uses `client` (the suite's client, with its
+    /// keychain, TLS options and retries) when a repository is set.
+    pub fn new(settings: Settings, client: Option<Arc<RegistryClient>>) -> GoCache {
+        let remote = settings.repo.zip(client).map(|(repo, client)| Remote::new(client, repo));
+        GoCache {
+            disk: Disk::new(settings.dir, settings.max_bytes),
+            remote,
+            remote_off: AtomicBool::new(false),
+            lookups: Semaphore::new(CONCURRENT_LOOKUPS),
+            uploads: Arc::new(Semaphore::new(CONCURRENT_UPLOADS)),
+            running: Mutex::new(JoinSet::new()),
+            reachable: OnceCell::new(),
+            read_only: AtomicBool::new(false),
+        }
+    }
+
+    fn remote(&self) -> Option<&Remote> {
+        self.remote.as_ref().filter(|_| !self.remote_off.load(Ordering::Relaxed))
+    }
+
+    /// Turns the registry tier off, saying so once.
+    fn turn_off(&self, why: impl std::fmt::Display) {
+        if !self.remote_off.swap(true, Ordering::Relaxed)
+            && let Some(remote) = &self.remote
+        {
+            let repo = remote.repository();
+            output::warn(format!(
+                "the shared Go build cache in {}/{} is off for this build: {why}; building with the local cache only",
+                repo.registry, repo.path
+            ));
+        }
+    }
+
+    /// Reaches the registry once (discovery, credentials, one lookup), before Go asks for
+    /// anything if called early; `false`, with the warning, when it fails or is slow.
+    pub async fn warm_up(&self) -> bool {
+        let Some(remote) = self.remote() else { return false };
+        *self
+            .reachable
+            .get_or_init(|| async {
+                match tokio::time::timeout(LOOKUP_TIMEOUT, remote.lookup(&[0; 32])).await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(e)) => self.failed(e).unwrap_or(false),
+                    Err(_) => self.failed(slow("the first lookup", LOOKUP_TIMEOUT)).unwrap_or(false),
+                }
+            })
+            .await
+    }
+
+    /// The entry of an action and the path of its output: local first, then the registry.
+    pub async fn get(&self, action_id: &[u8]) -> Option<(Entry, PathBuf)> {
+        if let Some(entry) = self.disk.get(action_id) {
+            let path = self.disk.output_path(&entry.output_id);
+            return Some((entry, path));
+        }
+        if !self.warm_up().await {
+            return None;
+        }
+        let _permit = self.lookups.acquire().await.ok()?;
+        let remote = self.remote()?;
+        let found = match tokio::time::timeout(LOOKUP_TIMEOUT, remote.lookup(action_id)).await {
+            Ok(Ok(found)) => found?,
+            Ok(Err(e)) => return self.failed(e),
+            Err(_) => return self.failed(slow("a lookup", LOOKUP_TIMEOUT)),
+        };
+        self.download(remote, action_id, found).await
+    }
+
+    fn failed<T>(&self, why: impl std::fmt::Display) -> Option<T> {
+        self.turn_off(why);
+        None
+    }
+
+    /// Makes a registry entry local: its output downloaded and verified unless it is here.
+    async fn download(&self, remote: &Remote, action_id: &[u8], found: RemoteEntry) -> Option<(Entry, PathBuf)> {
+        let entry = Entry { output_id: hex::decode(found.output.hex()).ok()?, size: found.size };
+        if !self.disk.has_output(&entry) {
+            let temp = self.disk.temp_file().map_err(|e| output::warn(format!("Go build cache: {e}"))).ok()?;
+            match tokio::time::timeout(FETCH_TIMEOUT, remote.fetch(&found, &temp)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if e.is_wrong_content() => {
+                    output::warn(format!(
+                        "the shared Go build cache holds a corrupt blob {} (action {}): not used; Go builds it here",
+                        found.output,
+                        hex::encode(action_id)
+                    ));
+                    return None;
+                }
+                Ok(Err(e)) => return self.failed(e),
+                Err(_) => return self.failed(slow("a download", FETCH_TIMEOUT)),
+            }
+            let size = std::fs::metadata(&temp).map(|m| m.len()).ok()?;
+            if size != entry.size {
+                return None;
+            }
+            self.disk.adopt(temp, &entry.output_id).ok()?;
+        }
+        self.disk.record(action_id, &entry).ok()?;
+        Some((entry.clone(), self.disk.output_path(&entry.output_id)))
+    }
+
+    /// Stores an output locally and returns its path; the registry gets it in the background.
+    pub async fn put(
+        self: &Arc<Self>,
+        action_id: Vec<u8>,
+        output_id: Vec<u8>,
+        body: Vec<u8>,
+    ) -> std::io::Result<PathBuf> {
+        let cache = self.clone();
+        let (action, output) = (action_id.clone(), output_id.clone());
+        let size = body.len() as u64;
+        let (path, digest) = tokio::task::spawn_blocking(move || {
+            let digest = Digest::of(&body);
+            cache.disk.put(&action, &output, &body).map(|path| (path, digest))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        // Go's output ID is the sha256 of the bytes; anything else is not shared.
+        if digest.hex() == hex::encode(&output_id) && self.remote().is_some() {
+            let cache = self.clone();
+            let entry = RemoteEntry { output: digest, size };
+            let upload = path.clone();
+            let permits = self.uploads.clone();
+            self.running.lock().expect("the upload set is never poisoned").spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else { return };
+                if !cache.warm_up().await {
+                    return;
+                }
+                if let Some(remote) = cache.remote()
+                    && !cache.read_only.load(Ordering::Relaxed)
+                    && let Err(e) = remote.publish(&action_id, &entry, &upload).await
+                {
+                    cache.upload_failed(e);
+                }
+            });
+        }
+        Ok(path)
+    }
+
+    /// After the last request: trims the local tier to its bound.
+    pub fn evict(&self) {
+        let freed = self.disk.evict();
+        if freed > 0 {
+            output::detail(format!("Go build cache: freed {freed} bytes in {}", self.disk.root().display()));
+        }
+    }
+
+    /// A push the registry denied leaves the tier read-only (a runner with pull access only
+    /// still reads the cache); any other failure turns the tier off.
+    fn upload_failed(&self, error: RegistryError) {
+        // 401 and 403 (no push access), 405 (a registry in read-only mode).
+        if !matches!(error, RegistryError::Denied { .. }) && error.status() != Some(405) {
+            return self.turn_off(error);
+        }
+        if !self.read_only.swap(true, Ordering::Relaxed)
+            && let Some(remote) = &self.remote
+        {
+            let repo = remote.repository();
+            output::warn(format!(
+                "the shared Go build cache in {}/{} is read-only for this build: {error}",
+                repo.registry, repo.path
+            ));
+        }
+    }
+
+    /// Waits for the uploads still running, at most `limit`; those left are dropped.
+    pub async fn finish_uploads(&self, limit: Duration) {
+        let mut running = std::mem::take(&mut *self.running.lock().expect("the upload set is never poisoned"));
+        let (left, started) = (running.len(), std::time::Instant::now());
+        let all = async { while running.join_next().await.is_some() {} };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            self.turn_off(format!("uploads were still running {}s after go finished", limit.as_secs()));
+        } else if left > 0 {
+            output::detail(format!("Go build cache: waited {} ms for the last uploads", started.elapsed().as_millis()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_registry_that_is_down_leaves_the_local_tier_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Environment::from_pairs([("HOME", dir.path().join("home"))]);
+        let keychain = crate::auth::Keychain::new(&env).unwrap();
+        let client = RegistryClient::new(keychain, crate::registry::ClientOptions::default()).unwrap();
+        let repo = Some(Repository::parse("127.0.0.1:1/gocache").unwrap());
+        let settings = Settings { dir: dir.path().join("cache"), max_bytes: 1 << 30, repo };
+        let cache = Arc::new(GoCache::new(settings, Some(Arc::new(client))));
+        assert!(!cache.warm_up().await, "nothing listens on port 1");
+        assert!(cache.remote().is_none(), "the registry tier is off");
+        assert_eq!(cache.get(&[1; 32]).await, None);
+        let body = b"compiled".to_vec();
+        let output_id = hex::decode(Digest::of(&body).hex()).unwrap();
+        let path = cache.put(vec![1; 32], output_id.clone(), body).await.unwrap();
+        cache.finish_uploads(Duration::from_secs(5)).await;
+        let (entry, got) = cache.get(&[1; 32]).await.unwrap();
+        assert_eq!((entry.output_id, got), (output_id, path));
+    }
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("20G"), Some(20 << 30));
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size("3k"), Some(3 << 10));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size(""), None);
+    }
+
+    #[test]
+    fn settings_come_from_kocache_and_the_variables() {
+        let env = Environment::from_pairs([("KOCACHE", "/k"), (REPO_ENV, "127.0.0.1:5000/gocache")]);
+        let settings = Settings::from_env(&env).unwrap();
+        assert_eq!(settings.dir, PathBuf::from("/k/gocache"));
+        assert_eq!(settings.max_bytes, DEFAULT_MAX_BYTES);
+        assert_eq!(settings.repo.unwrap().path, "gocache");
+        let bad = Environment::from_pairs([(MAX_SIZE_ENV, "huge")]);
+        assert!(Settings::from_env(&bad).unwrap_err().to_string().contains("KO_GOCACHE_MAX_SIZE"));
+        let local = Settings::from_env(&Environment::from_pairs([("KOCACHE", "/k")])).unwrap();
+        assert_eq!(local.repo, None);
+    }
+}

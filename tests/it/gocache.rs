@@ -1,0 +1,255 @@
+//! Go's build cache shared through a registry (`kubectl ko gocache`, `KO_GOCACHE_REPO`): a
+//! second "machine" (its own `GOCACHE`, `KOCACHE` and `HOME`) compiles nothing the first one
+//! compiled; a registry that stops mid-build costs one warning, not the build; a corrupt blob
+//! is detected and rebuilt locally; concurrent builds share one cache. Compilations are
+//! counted in `go build -x` output (through a `KO_GO_PATH` wrapper for `kubectl ko build`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// A module whose command imports a few packages of the standard library.
+fn app(dir: &Path) {
+    fs::write(dir.join("go.mod"), "module example.com/gcapp\n\ngo 1.24\n").unwrap();
+    fs::write(
+        dir.join("main.go"),
+        "package main\n\nimport (\n\t\"encoding/json\"\n\t\"fmt\"\n\t\"net/url\"\n)\n\n\
+         func main() {\n\tu, _ := url.Parse(\"http://example.com/x\")\n\tb, _ := json.Marshal(map[string]string{\"host\": u.Host})\n\tfmt.Println(string(b))\n}\n",
+    )
+    .unwrap();
+}
+
+/// One machine: its own Go cache, kubectl-ko cache and home.
+struct Machine {
+    dir: tempfile::TempDir,
+}
+
+impl Machine {
+    fn new() -> Machine {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["gocache", "kocache", "home"] {
+            fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        Machine { dir }
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    /// `cmd` in this machine's environment, with the shared cache in `repo`.
+    fn setup(&self, cmd: KoCmd, repo: &str) -> KoCmd {
+        cmd.env("GOCACHE", self.path("gocache"))
+            .env("KOCACHE", self.path("kocache"))
+            .env("HOME", self.path("home"))
+            .env("KO_GOCACHE_REPO", repo)
+            .timeout(Duration::from_secs(300))
+    }
+
+    /// `go build -x -o out .` in `src` with `GOCACHEPROG` set to our program.
+    fn go_build(&self, src: &Path, repo: &str, out: &str) -> KoCmd {
+        let prog = format!("{} gocache", bin("kubectl-ko").display());
+        let cmd = KoCmd::program("go").args(["build", "-trimpath", "-x", "-o"]).arg(self.path(out)).arg(".");
+        self.setup(cmd, repo).cwd(src).env("GOCACHEPROG", prog)
+    }
+}
+
+/// How many packages `go build -x` compiled.
+fn compiles(go_x_output: &str) -> usize {
+    go_x_output.lines().filter(|l| l.contains("/compile ") && !l.starts_with('#')).count()
+}
+
+fn cache_warnings(stderr: &str) -> usize {
+    stderr.lines().filter(|l| l.contains("warning: the shared Go build cache")).count()
+}
+
+fn sha256_of(path: &Path) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, &fs::read(path).unwrap());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn machine_b_compiles_nothing_that_machine_a_built() {
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let cache_repo = unique_repo("gocache");
+    let image_repo = unique_repo("gocache-app");
+    // `go build -x` of kubectl ko build's own go, logged by a wrapper.
+    let wrapper = src.path().join("go-x.sh");
+    fs::write(&wrapper, "#!/bin/sh\nexec go \"$@\" 2>>\"$GO_X_LOG\"\n").unwrap();
+    fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let build = |machine: &Machine| {
+        let cmd = machine
+            .setup(ko(&["build", "."]), &cache_repo)
+            .cwd(src.path())
+            .env("KO_DOCKER_REPO", &image_repo)
+            .env("KO_GO_PATH", &wrapper)
+            .env("GOFLAGS", "-x")
+            .env("GO_X_LOG", machine.path("go-x.log"));
+        let run = cmd.run();
+        run.assert_success();
+        let log = fs::read_to_string(machine.path("go-x.log")).unwrap();
+        (run, log)
+    };
+    let (a, b) = (Machine::new(), Machine::new());
+    let (first, log_a) = build(&a);
+    assert!(compiles(&log_a) > 10, "machine A compiles the standard library cold: {first}\n{log_a}");
+    let (second, log_b) = build(&b);
+    assert_eq!(compiles(&log_b), 0, "machine B compiles nothing A built: {second}\n{log_b}");
+    assert_eq!(first.stdout_lines(), second.stdout_lines(), "the same image: {first}\n{second}");
+    assert_eq!(cache_warnings(&log_a) + cache_warnings(&log_b), 0, "{log_a}\n{log_b}");
+    // The cache is in the registry: one manifest per action, tagged by its action ID.
+    let (host, path) = cache_repo.split_once('/').unwrap();
+    assert!(has_entries(&format!("http://{host}/v2/{path}/tags/list")), "no a-<action> tags in {cache_repo}");
+}
+
+#[test]
+fn plain_go_build_shares_the_cache_through_gocacheprog() {
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let repo = unique_repo("gocache-plain");
+    let (a, b) = (Machine::new(), Machine::new());
+    let first = a.go_build(src.path(), &repo, "app").run();
+    first.assert_success();
+    assert!(compiles(&first.stderr) > 10, "{first}");
+    let second = b.go_build(src.path(), &repo, "app").run();
+    second.assert_success();
+    assert_eq!(compiles(&second.stderr), 0, "{second}");
+    assert_eq!(sha256_of(&a.path("app")), sha256_of(&b.path("app")));
+    let out = Command::new(b.path("app")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"host":"example.com"}"#);
+}
+
+#[test]
+fn a_registry_stopped_mid_build_costs_one_warning_not_the_build() {
+    let state = tempfile::tempdir().unwrap();
+    let own = LocalRegistry::start(state.path(), &[]);
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let repo = format!("{}/gocache", own.host);
+    let machine = Machine::new();
+    let mut cmd = machine.go_build(src.path(), &repo, "app").command();
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Stop the registry once the build has pushed its first entries.
+    let tags = format!("http://{}/v2/gocache/tags/list", own.host);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !has_entries(&tags) {
+        assert!(Instant::now() < deadline, "the build pushed nothing to {repo} in 120 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    own.stop();
+    assert!(child.try_wait().unwrap().is_none(), "the build was still running when the registry stopped");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the build succeeds without its registry: {stderr}");
+    assert_eq!(cache_warnings(&stderr), 1, "one warning: {stderr}");
+    assert!(machine.path("app").is_file());
+}
+
+/// True when `url` answers 200 with a tag list that has a tag.
+fn has_entries(url: &str) -> bool {
+    let out = Command::new("curl").args(["-fsS", url]).output();
+    matches!(out, Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"a-"))
+}
+
+#[test]
+fn a_corrupt_blob_is_detected_rebuilt_locally_and_not_used() {
+    let state = tempfile::tempdir().unwrap();
+    let own = LocalRegistry::start(state.path(), &[]);
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let repo = format!("{}/gocache", own.host);
+    let (a, b) = (Machine::new(), Machine::new());
+    let first = a.go_build(src.path(), &repo, "app").run();
+    first.assert_success();
+
+    // Corrupt the largest output archive the registry holds (same size, other bytes).
+    let (victim, digest) = largest_archive(&state.path().join("data")).expect("the registry holds Go archives");
+    let mut bytes = fs::read(&victim).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle..middle + 16].copy_from_slice(b"corrupted bytes!");
+    fs::write(&victim, bytes).unwrap();
+
+    let second = b.go_build(src.path(), &repo, "app").run();
+    second.assert_success();
+    assert!(second.stderr.contains(&format!("corrupt blob sha256:{digest}")), "detected: {second}");
+    let rebuilt = compiles(&second.stderr);
+    assert!(rebuilt >= 1 && rebuilt < compiles(&first.stderr), "only what was corrupt is rebuilt: {second}");
+    assert_eq!(sha256_of(&a.path("app")), sha256_of(&b.path("app")), "the same binary");
+    // B's local copy of that output is Go's own, not the registry's corrupt bytes.
+    let local = b.path("kocache").join("gocache/o").join(&digest[..2]).join(&digest);
+    assert_eq!(sha256_of(&local), digest);
+}
+
+/// The largest blob of a distribution registry's storage that is a Go archive, with its hex.
+fn largest_archive(root: &Path) -> Option<(PathBuf, String)> {
+    let blobs = root.join("docker/registry/v2/blobs/sha256");
+    let mut best: Option<(u64, PathBuf, String)> = None;
+    for fan in fs::read_dir(blobs).ok()?.flatten() {
+        for blob in fs::read_dir(fan.path()).ok()?.flatten() {
+            let data = blob.path().join("data");
+            let bytes = fs::read(&data).unwrap_or_default();
+            let size = bytes.len() as u64;
+            if bytes.starts_with(b"!<arch>") && best.as_ref().is_none_or(|(s, _, _)| size > *s) {
+                best = Some((size, data, blob.file_name().to_string_lossy().into_owned()));
+            }
+        }
+    }
+    best.map(|(_, path, hex)| (path, hex))
+}
+
+#[test]
+fn concurrent_builds_share_one_cache() {
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let repo = unique_repo("gocache-concurrent");
+    let machine = Machine::new();
+    // Two builds at once on one machine's cache (one KOCACHE, Go caches of their own).
+    let spawn = |out: &str, gocache: &str| {
+        let cmd = machine.go_build(src.path(), &repo, out).env("GOCACHE", machine.path(gocache));
+        let mut command = cmd.command();
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    fs::create_dir_all(machine.path("gocache2")).unwrap();
+    let (one, two) = (spawn("app1", "gocache"), spawn("app2", "gocache2"));
+    for child in [one, two] {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(cache_warnings(&stderr), 0, "{stderr}");
+    }
+    assert_eq!(sha256_of(&machine.path("app1")), sha256_of(&machine.path("app2")));
+    // What they left in the registry is whole: a third machine compiles nothing.
+    let other = Machine::new();
+    let third = other.go_build(src.path(), &repo, "app").run();
+    third.assert_success();
+    assert_eq!(compiles(&third.stderr), 0, "{third}");
+}
+
+#[test]
+fn a_registry_that_refuses_pushes_is_still_read() {
+    let state = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let (a, b) = (Machine::new(), Machine::new());
+    let first = {
+        let writable = LocalRegistry::start(state.path(), &[]);
+        let run = a.go_build(src.path(), &format!("{}/gocache", writable.host), "app").run();
+        writable.stop();
+        run
+    };
+    first.assert_success();
+    // The same storage, read-only (as for a runner with pull access only); the app changed.
+    let readonly = LocalRegistry::start(state.path(), &["--readonly"]);
+    let main = src.path().join("main.go");
+    fs::write(&main, fs::read_to_string(&main).unwrap().replace("example.com/x", "example.com/y")).unwrap();
+    let second = b.go_build(src.path(), &format!("{}/gocache", readonly.host), "app").run();
+    second.assert_success();
+    assert_eq!(compiles(&second.stderr), 1, "only the changed package compiles: {second}");
+    let read_only = second.stderr.lines().filter(|l| l.contains("is read-only for this build")).count();
+    assert_eq!((read_only, cache_warnings(&second.stderr)), (1, 1), "one warning: {second}");
+}

@@ -31,3 +31,4 @@ mod sbom;
 mod shared_builds;
 mod token_server;
 mod util;
+mod watch;

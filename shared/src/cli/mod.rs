@@ -10,7 +10,7 @@ use clap::builder::BoolishValueParser;
 mod deploy;
 mod login;
 
-pub use deploy::{ApplyCommand, CreateCommand, DeleteCommand, DeployArgs, KubeArgs, RunCommand};
+pub use deploy::{ApplyCommand, CreateCommand, DeleteCommand, DeployArgs, KubeArgs, RunCommand, WatchArgs};
 pub use login::{LoginCommand, LogoutCommand};
 
 /// Flags of every command.
@@ -149,6 +149,8 @@ Everything else is printed byte for byte as written: comments, quoting, key orde
 pub struct ResolveCommand {
     #[command(flatten)]
     pub files: FileArgs,
+    #[command(flatten)]
+    pub watch: WatchArgs,
     #[command(flatten)]
     pub publish: PublishArgs,
     #[command(flatten)]

@@ -14,5 +14,6 @@ pub mod logout;
 pub mod resolve;
 pub mod run;
 mod setup;
+mod watch;
 
 pub use setup::Session;

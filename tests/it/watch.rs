@@ -198,6 +198,7 @@ fn apply_watch_applies_only_what_changed_and_stops_cleanly_on_sigint() {
     config(dir, &namespace, 2);
     let line = watch.summary(4);
     assert!(line.contains("changed apps.yaml") && line.contains("images rebuilt: 0 of 3"), "{line}");
+    assert!(line.contains("only YAML changed: nothing built"), "{line}");
     assert!(line.contains("applied: deployment.apps/gamma;"), "{line}");
     let after = deployments(&namespace);
     only_changed(&before, &after, Some(2), false);

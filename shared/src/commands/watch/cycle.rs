@@ -40,6 +40,8 @@ pub struct State {
     pub package_dirs: Vec<PathBuf>,
     cluster: Option<Cluster>,
     cycles: usize,
+    /// The last cycle succeeded.
+    last_ok: bool,
 }
 
 /// What one cycle did.
@@ -57,6 +59,8 @@ pub struct Report {
     pub pruned: Vec<String>,
     /// The stream was printed (`resolve`).
     pub printed: bool,
+    /// Only YAML changed: the images of the last cycle were used, nothing was built.
+    pub reused: bool,
 }
 
 /// An object's identity: its API group and kind, namespace and name.
@@ -65,17 +69,40 @@ fn identity(object: &Object) -> String {
     format!("{}/{}/{}/{}", object.gvk.group, object.gvk.kind, ns, object.name)
 }
 
-/// Runs one cycle. On an error nothing is remembered, so the next cycle tries again.
-pub async fn run(inputs: &Inputs<'_>, target: &Target<'_>, state: &mut State) -> Result<Report, Error> {
+/// Runs one cycle; `yaml_only` says that only manifests changed (see
+/// `inputs::only_manifests`). On an error nothing is remembered, so the next cycle tries again.
+pub async fn run(
+    inputs: &Inputs<'_>,
+    target: &Target<'_>,
+    state: &mut State,
+    yaml_only: bool,
+) -> Result<Report, Error> {
     state.cycles += 1;
+    let outcome = run_cycle(inputs, target, state, yaml_only).await;
+    state.last_ok = outcome.is_ok();
+    outcome
+}
+
+async fn run_cycle(
+    inputs: &Inputs<'_>,
+    target: &Target<'_>,
+    state: &mut State,
+    yaml_only: bool,
+) -> Result<Report, Error> {
     let manifests = resolve::load(inputs.files)?;
-    let mut dirs = Vec::new();
-    let result = resolve::publish_references_seen(&manifests, inputs.publish, inputs.build, &mut dirs).await;
-    if !dirs.is_empty() {
-        state.package_dirs = dirs;
-    }
-    let replacements = result?;
-    let mut report = Report { images: replacements.len(), ..Report::default() };
+    let known = manifests.iter().flat_map(|m| m.references()).all(|r| state.references.contains_key(r.value));
+    let reused = yaml_only && state.last_ok && known;
+    let replacements = if reused {
+        state.references.clone()
+    } else {
+        let mut dirs = Vec::new();
+        let result = resolve::publish_references_seen(&manifests, inputs.publish, inputs.build, &mut dirs).await;
+        if !dirs.is_empty() {
+            state.package_dirs = dirs;
+        }
+        result?
+    };
+    let mut report = Report { images: replacements.len(), reused, ..Report::default() };
     let mut rebuilt: Vec<String> =
         replacements.iter().filter(|(k, v)| state.references.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
     rebuilt.sort();

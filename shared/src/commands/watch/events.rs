@@ -15,7 +15,7 @@ use crate::error::WatchError;
 use crate::output;
 
 /// How long a burst of changes must be quiet before a cycle starts.
-pub const SETTLE: Duration = Duration::from_millis(150);
+pub const SETTLE: Duration = Duration::from_millis(100);
 /// How often the polling fallback looks at the files.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 

@@ -54,6 +54,34 @@ pub fn is_noise(path: &Path) -> bool {
         || name == "4913"
 }
 
+/// Whether a change can have changed only the YAML and no image: every path is a `.yaml`,
+/// `.yml` or `.json` file (not `.ko.yaml`) with no Go file in its directory or any directory
+/// above it up to its module's root, so that no package can `//go:embed` it and it is no
+/// package's `kodata`.
+pub fn only_manifests<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> bool {
+    paths.into_iter().all(|path| {
+        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let manifest = [".yaml", ".yml", ".json"].iter().any(|ext| name.ends_with(ext)) && name != ".ko.yaml";
+        manifest && path.parent().is_some_and(|dir| !near_go_files(dir))
+    })
+}
+
+/// Whether `dir` or a directory above it, up to the first holding `go.mod`, holds a `.go` file.
+fn near_go_files(dir: &Path) -> bool {
+    for d in dir.ancestors() {
+        let has_go = std::fs::read_dir(d)
+            .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".go")))
+            .unwrap_or(false);
+        if has_go {
+            return true;
+        }
+        if d.join("go.mod").is_file() {
+            return false;
+        }
+    }
+    false
+}
+
 /// The directory holding the `go.mod` that `dir` belongs to; `dir` itself when there is none.
 pub fn module_root(dir: &Path) -> PathBuf {
     dir.ancestors().find(|d| d.join("go.mod").is_file()).unwrap_or(dir).to_path_buf()
@@ -137,6 +165,23 @@ mod tests {
         let config = found.iter().find(|r| r.dir == tmp.path().join("config")).unwrap();
         assert!(config.covers(&tmp.path().join("config/a.yaml")));
         assert!(!config.covers(&tmp.path().join("config/sub/b.yaml")));
+    }
+
+    #[test]
+    fn only_yaml_away_from_go_files_leaves_the_images_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("config")).unwrap();
+        std::fs::create_dir_all(root.join("cmd/app/kodata")).unwrap();
+        std::fs::write(root.join("go.mod"), "module example.com/m\n").unwrap();
+        std::fs::write(root.join("cmd/app/main.go"), "package main\n").unwrap();
+        let yes = |p: &str| only_manifests([&root.join(p)]);
+        assert!(yes("config/app.yaml") && yes("config/gone.yml") && yes("config/x.json"));
+        assert!(!yes(".ko.yaml") && !yes("config/main.go"));
+        assert!(!yes("cmd/app/deploy.yaml"), "a package could embed it");
+        assert!(!yes("cmd/app/kodata/page.json"), "kodata");
+        std::fs::write(root.join("main.go"), "package main\n").unwrap();
+        assert!(!yes("config/app.yaml"), "the root package could embed config/");
     }
 
     #[test]

@@ -41,7 +41,8 @@ pub async fn run(inputs: Inputs<'_>, target: Target<'_>) -> Result<(), Error> {
     let mut burst = None;
     loop {
         let started = Instant::now();
-        let outcome = cycle::run(&inputs, &target, &mut state).await;
+        let yaml_only = burst.as_ref().is_some_and(|b: &Burst| inputs::only_manifests(&b.paths));
+        let outcome = cycle::run(&inputs, &target, &mut state, yaml_only).await;
         output::step(summary(&outcome, burst.as_ref(), started, &cwd));
         if let Err(e) = &outcome {
             output::error(e.to_string());
@@ -83,7 +84,11 @@ fn summary(outcome: &Result<Report, Error>, burst: Option<&Burst>, started: Inst
                 "watch: {what}; images rebuilt: {} of {}{}",
                 rebuilt.len(),
                 report.images,
-                if rebuilt.is_empty() { String::new() } else { format!(" ({})", rebuilt.join(", ")) }
+                match (rebuilt.is_empty(), report.reused) {
+                    (_, true) => " (only YAML changed: nothing built)".to_string(),
+                    (true, false) => String::new(),
+                    (false, false) => format!(" ({})", rebuilt.join(", ")),
+                }
             );
             if report.printed {
                 line.push_str("; printed the stream");

@@ -296,3 +296,54 @@ fn resolve_watch_prints_the_stream_again_after_each_change() {
     assert_eq!(separators, 2 * 3 + 1, "{out:?}");
     assert!(!out.iter().any(|l| l.contains("ko://")), "{out:?}");
 }
+
+fn objects(dir: &Path, namespace: &str, with_b: bool) {
+    let mut text = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n");
+    for name in if with_b { &["a", "b"][..] } else { &["a"][..] } {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\ndata:\n  k: v\n"
+        ));
+    }
+    std::fs::write(dir.join("objects.yaml"), text).unwrap();
+}
+
+#[test]
+fn an_unreachable_cluster_is_retried_and_prune_deletes_what_is_gone() {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    let namespace = unique_name("watch-prune");
+    objects(&config, &namespace, true);
+    // A kubeconfig whose server is a closed port, until it is fixed.
+    let other = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(kubeconfig()).unwrap();
+    let bad: String = good
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("server:") { "    server: https://127.0.0.1:1".to_string() } else { l.into() }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = other.path().join("kubeconfig");
+    std::fs::write(&path, bad).unwrap();
+    let cmd = ko(&["apply", "-f", "config", "--watch", "--prune"]).cwd(work.path()).env("KUBECONFIG", &path);
+    let mut watch = Watching::start(&cmd);
+    let line = watch.summary(1);
+    assert!(line.contains("failed") && line.contains("still watching"), "{line}");
+
+    std::fs::write(&path, &good).unwrap();
+    objects(&config, &namespace, true);
+    let line = watch.summary(2);
+    assert!(line.contains(&format!("applied: namespace/{namespace}, configmap/a, configmap/b;")), "{line}");
+    let version = |name: &str| {
+        kubectl(&["get", "configmap", name, "-n", &namespace, "-o", "jsonpath={.metadata.resourceVersion}"])
+    };
+    let a = version("a").assert_success().stdout.clone();
+
+    objects(&config, &namespace, false);
+    let line = watch.summary(3);
+    assert!(line.contains("applied: none; gone: configmap/b (deleted)"), "{line}");
+    assert!(!version("b").success(), "configmap b is still there");
+    assert_eq!(version("a").assert_success().stdout, a, "configmap a was applied again");
+    kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}

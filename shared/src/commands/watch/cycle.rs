@@ -159,19 +159,34 @@ async fn apply_changed(
         Some(cluster) => cluster,
         None => state.cluster.insert(cluster::connect(kube, Environment::process()).await?),
     };
-    if !changed.is_empty() {
-        let mut kinds = cluster::prepare(cluster, &changed).await?;
-        cluster::apply(cluster, &mut kinds, &changed, options).await?;
+    let prune = if prune { gone.as_slice() } else { &[] };
+    if let Err(e) = send(cluster, &changed, prune, options).await {
+        // Connect again next time: the kubeconfig or the cluster may have been fixed.
+        state.cluster = None;
+        return Err(e.into());
     }
     report.applied = changed.iter().map(Object::display).collect();
-    if prune && !gone.is_empty() {
-        let mut kinds = cluster::KindCache::default();
-        cluster::delete(cluster, &mut kinds, &gone, true).await?;
-        report.pruned = report.gone.clone();
-    }
+    report.pruned = prune.iter().map(Object::display).collect();
     gone.iter().for_each(|o| drop(state.applied.remove(&identity(o))));
     for (id, content, object) in current {
         state.applied.insert(id, (content, object));
+    }
+    Ok(())
+}
+
+/// Applies `changed`, then deletes `prune`.
+async fn send(
+    cluster: &Cluster,
+    changed: &[Object],
+    prune: &[Object],
+    options: ApplyOptions,
+) -> Result<(), cluster::ClusterError> {
+    if !changed.is_empty() {
+        let mut kinds = cluster::prepare(cluster, changed).await?;
+        cluster::apply(cluster, &mut kinds, changed, options).await?;
+    }
+    if !prune.is_empty() {
+        cluster::delete(cluster, &mut cluster::KindCache::default(), prune, true).await?;
     }
     Ok(())
 }

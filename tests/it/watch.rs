@@ -2,7 +2,8 @@
 //! module, and after each change (an app's source, its kodata, a YAML field, a broken then
 //! fixed build, a new Go file) only the object of the app that changed is applied again (the
 //! others keep their resourceVersion), with one summary line per cycle. SIGINT ends it with
-//! exit 0 and no `go` process left. Also `resolve --watch`, which prints the stream again.
+//! exit 0 and no `go` process left. Also `resolve --watch`, which prints the stream again
+//! (through the polling watcher), an unreachable cluster, and `--prune`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -278,7 +279,11 @@ fn resolve_watch_prints_the_stream_again_after_each_change() {
     let dir = work.path();
     module(dir);
     config(dir, "unused", 1);
-    let cmd = ko(&["resolve", "-f", ".", "--watch"]).cwd(dir).env("KO_DOCKER_REPO", unique_repo("watch-resolve"));
+    // Through the polling fallback, which this test checks end to end.
+    let cmd = ko(&["resolve", "-f", ".", "--watch"])
+        .cwd(dir)
+        .env("KO_DOCKER_REPO", unique_repo("watch-resolve"))
+        .env("KUBECTL_KO_WATCH_POLL", "1");
     let mut watch = Watching::start(&cmd);
     let first = watch.summary(1);
     assert!(first.contains("images rebuilt: 3 of 3") && first.contains("printed the stream"), "{first}");

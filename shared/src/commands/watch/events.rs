@@ -3,7 +3,7 @@
 //! settling of a burst: a save touches several files, a `git checkout` hundreds, and one
 //! cycle should follow them all. A burst is over once no change has come for [`SETTLE`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ pub struct Events {
     receiver: UnboundedReceiver<PathBuf>,
     sender: UnboundedSender<PathBuf>,
     roots: Vec<Root>,
+    /// The directories the watcher has, each with whether its subdirectories are included.
+    watched: BTreeMap<PathBuf, bool>,
 }
 
 fn handler(sender: UnboundedSender<PathBuf>) -> impl Fn(notify::Result<notify::Event>) + Send + 'static {
@@ -63,36 +65,47 @@ impl Events {
             Some(watcher) => (Box::new(watcher), false),
             None => (poller(sender.clone())?, true),
         };
-        Ok(Events { watcher, polling, receiver, sender, roots: Vec::new() })
+        Ok(Events { watcher, polling, receiver, sender, roots: Vec::new(), watched: BTreeMap::new() })
     }
 
-    /// Watches `roots` from now on (and what was watched before and is not among them, no longer).
-    pub fn set_roots(&mut self, roots: Vec<Root>) -> Result<(), WatchError> {
-        for old in self.roots.iter().filter(|r| !roots.contains(r)) {
-            let _ = self.watcher.unwatch(&old.dir);
+    /// Watches `roots` from now on (and what was watched before and is not among them, no
+    /// longer). A directory that cannot be watched is a warning: the others still are.
+    pub fn set_roots(&mut self, roots: Vec<Root>) {
+        let mut wanted: BTreeMap<PathBuf, bool> = BTreeMap::new();
+        for root in &roots {
+            *wanted.entry(root.dir.clone()).or_default() |= root.recursive;
         }
-        let added: Vec<Root> = roots.iter().filter(|r| !self.roots.contains(r)).cloned().collect();
         self.roots = roots;
-        for root in added {
-            self.watch(&root)?;
+        let stale: Vec<PathBuf> =
+            self.watched.iter().filter(|(dir, r)| wanted.get(*dir) != Some(r)).map(|(dir, _)| dir.clone()).collect();
+        for dir in stale {
+            let _ = self.watcher.unwatch(&dir);
+            self.watched.remove(&dir);
         }
-        Ok(())
+        for (dir, recursive) in wanted {
+            if !self.watched.contains_key(&dir) {
+                self.watch(dir, recursive);
+            }
+        }
     }
 
-    fn watch(&mut self, root: &Root) -> Result<(), WatchError> {
-        let mode = if root.recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
-        match self.watcher.watch(&root.dir, mode) {
-            Ok(()) => Ok(()),
-            Err(e) if !self.polling && !matches!(e.kind, notify::ErrorKind::PathNotFound) => {
-                output::warn(format!("watching {}: {e}; polling the files every 0.5 s instead", root.dir.display()));
-                self.watcher = poller(self.sender.clone())?;
-                self.polling = true;
-                let roots = std::mem::take(&mut self.roots);
-                roots.iter().try_for_each(|r| self.watch(r))?;
-                self.roots = roots;
-                Ok(())
+    fn watch(&mut self, dir: PathBuf, recursive: bool) {
+        let mode = if recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+        match self.watcher.watch(&dir, mode) {
+            Ok(()) => {
+                self.watched.insert(dir, recursive);
             }
-            Err(e) => Err(WatchError::Watch { path: root.dir.clone(), source: e }),
+            Err(e) if !self.polling && !matches!(e.kind, notify::ErrorKind::PathNotFound) => {
+                output::warn(format!("watching {}: {e}; polling the files every 0.5 s instead", dir.display()));
+                match poller(self.sender.clone()) {
+                    Ok(poller) => self.watcher = poller,
+                    Err(e) => return output::warn(e.to_string()),
+                }
+                self.polling = true;
+                let dirs = std::mem::take(&mut self.watched);
+                dirs.into_iter().chain([(dir, recursive)]).for_each(|(d, r)| self.watch(d, r));
+            }
+            Err(e) => output::warn(WatchError::Watch { path: dir, source: e }.to_string()),
         }
     }
 
@@ -127,7 +140,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().canonicalize().unwrap();
         let mut events = Events::start(poll).unwrap();
-        events.set_roots(vec![Root { dir: dir.clone(), recursive: true, only: None }]).unwrap();
+        events.set_roots(vec![Root { dir: dir.clone(), recursive: true, only: None }]);
         std::fs::create_dir(dir.join("pkg")).unwrap();
         tokio::time::sleep(Duration::from_millis(if poll { 700 } else { 50 })).await;
         std::fs::write(dir.join("pkg/new.go"), "package pkg\n").unwrap();

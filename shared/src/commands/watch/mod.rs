@@ -19,6 +19,7 @@ use std::time::Instant;
 use crate::error::{Error, WatchError};
 use crate::interrupt;
 use crate::output;
+use crate::settings::Environment;
 
 pub use cycle::{Inputs, Target};
 use cycle::{Report, State};
@@ -34,9 +35,11 @@ pub async fn run(inputs: Inputs<'_>, target: Target<'_>) -> Result<(), Error> {
     let cwd =
         std::env::current_dir().map_err(|e| WatchError::Input { detail: format!("the working directory: {e}") })?;
     interrupt::signal_ends_well();
-    let mut events = Events::start(false)?;
+    // Polling where inotify takes watches but never reports (some network and FUSE mounts).
+    let poll = Environment::process().text("KUBECTL_KO_WATCH_POLL").is_some_and(|v| !v.is_empty() && v != "0");
+    let mut events = Events::start(poll)?;
     // Watching from the start, so that a change during the first cycle queues the next.
-    events.set_roots(inputs::roots(inputs.files, &[], &cwd))?;
+    events.set_roots(inputs::roots(inputs.files, &[], &cwd));
     let mut state = State::default();
     let mut burst = None;
     loop {
@@ -47,7 +50,7 @@ pub async fn run(inputs: Inputs<'_>, target: Target<'_>) -> Result<(), Error> {
         if let Err(e) = &outcome {
             output::error(e.to_string());
         }
-        events.set_roots(inputs::roots(inputs.files, &state.package_dirs, &cwd))?;
+        events.set_roots(inputs::roots(inputs.files, &state.package_dirs, &cwd));
         burst = Some(events.burst().await);
     }
 }

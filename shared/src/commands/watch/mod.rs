@@ -102,8 +102,46 @@ fn summary(outcome: &Result<Report, Error>, burst: Option<&Burst>, started: Inst
                 let fate = if report.pruned.is_empty() { "not deleted; --prune deletes" } else { "deleted" };
                 line.push_str(&format!("; gone: {} ({fate})", list(&report.gone)));
             }
-            line.push_str(&format!("; {since:.2}s after the change"));
+            match burst {
+                Some(_) => line.push_str(&format!("; {since:.2}s after the change")),
+                None => line.push_str(&format!("; took {since:.2}s")),
+            }
             line
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn the_summary_line_says_what_changed_what_was_rebuilt_and_applied() {
+        let cwd = Path::new("/work/app");
+        let paths: BTreeSet<PathBuf> =
+            ["cmd/a/main.go", "cmd/a/b.go", "cmd/a/c.go", "cmd/a/d.go"].iter().map(|p| cwd.join(p)).collect();
+        let burst = Burst { paths, first: Instant::now() };
+        let report = Report {
+            rebuilt: vec!["ko://example.com/app/cmd/a".into()],
+            images: 3,
+            applied: vec!["deployment.apps/a".into()],
+            gone: vec!["configmap/old".into()],
+            ..Report::default()
+        };
+        let line = summary(&Ok(report), Some(&burst), Instant::now(), cwd);
+        assert!(line.starts_with("watch: changed cmd/a/b.go, cmd/a/c.go, cmd/a/d.go (+1 more); "), "{line}");
+        assert!(
+            line.contains("; images rebuilt: 1 of 3 (example.com/app/cmd/a); applied: deployment.apps/a; "),
+            "{line}"
+        );
+        assert!(line.contains("; gone: configmap/old (not deleted; --prune deletes); "), "{line}");
+        assert!(line.ends_with("s after the change"), "{line}");
+        let failed = summary(&Err(Error::usage("x", "y")), None, Instant::now(), cwd);
+        assert!(
+            failed.starts_with("watch: first run; failed after ") && failed.ends_with("still watching"),
+            "{failed}"
+        );
     }
 }

@@ -36,6 +36,8 @@ pub struct Events {
     roots: Vec<Root>,
     /// The directories the watcher has, each with whether its subdirectories are included.
     watched: BTreeMap<PathBuf, bool>,
+    /// What the cycles write themselves (`--image-refs`, `--oci-layout-path`, ...).
+    ignored: Vec<PathBuf>,
 }
 
 fn handler(sender: UnboundedSender<PathBuf>) -> impl Fn(notify::Result<notify::Event>) + Send + 'static {
@@ -65,7 +67,15 @@ impl Events {
             Some(watcher) => (Box::new(watcher), false),
             None => (poller(sender.clone())?, true),
         };
-        Ok(Events { watcher, polling, receiver, sender, roots: Vec::new(), watched: BTreeMap::new() })
+        Ok(Events {
+            watcher,
+            polling,
+            receiver,
+            sender,
+            roots: Vec::new(),
+            watched: BTreeMap::new(),
+            ignored: Vec::new(),
+        })
     }
 
     /// Watches `roots` from now on (and what was watched before and is not among them, no
@@ -109,8 +119,16 @@ impl Events {
         }
     }
 
+    /// Changes under these paths never count: the cycles write them, and counting them would
+    /// start a cycle after every cycle.
+    pub fn ignore(&mut self, paths: Vec<PathBuf>) {
+        self.ignored = paths;
+    }
+
     fn counts(&self, path: &Path) -> bool {
-        !is_noise(path) && self.roots.iter().any(|r| r.covers(path))
+        !is_noise(path)
+            && !self.ignored.iter().any(|i| path.starts_with(i))
+            && self.roots.iter().any(|r| r.covers(path))
     }
 
     /// Waits for a change that counts, then for the burst it starts to settle.
@@ -145,9 +163,13 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(if poll { 700 } else { 50 })).await;
         std::fs::write(dir.join("pkg/new.go"), "package pkg\n").unwrap();
         std::fs::write(dir.join(".git"), "noise").unwrap();
+        events.ignore(vec![dir.join("out")]);
+        std::fs::create_dir(dir.join("out")).unwrap();
+        std::fs::write(dir.join("out/refs.txt"), "written by a cycle").unwrap();
         let burst = tokio::time::timeout(Duration::from_secs(10), events.burst()).await.expect("no burst");
         assert!(burst.paths.iter().any(|p| p.ends_with("pkg/new.go") || p.ends_with("pkg")), "{:?}", burst.paths);
         assert!(!burst.paths.iter().any(|p| p.ends_with(".git")), "{:?}", burst.paths);
+        assert!(!burst.paths.iter().any(|p| p.starts_with(dir.join("out"))), "{:?}", burst.paths);
     }
 
     #[tokio::test]

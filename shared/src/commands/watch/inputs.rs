@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
-use crate::cli::FileArgs;
+use crate::cli::{BuildArgs, FileArgs, PublishArgs};
 
 /// One directory to watch and the changes in it that count.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,7 +43,8 @@ impl Root {
     }
 }
 
-/// Paths no build reads, however often they change: version control and editors' scratch files.
+/// Paths no build reads, however often they change: version control, editors' scratch files,
+/// and the hidden temporary files that files are written through before a rename (ours too).
 pub fn is_noise(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     path.components().any(|c| c == Component::Normal(".git".as_ref()))
@@ -51,6 +52,7 @@ pub fn is_noise(path: &Path) -> bool {
         || name.ends_with(".swp")
         || name.ends_with(".swx")
         || name.starts_with(".#")
+        || (name.starts_with('.') && name.ends_with(".tmp"))
         || name == "4913"
 }
 
@@ -80,6 +82,12 @@ fn near_go_files(dir: &Path) -> bool {
         }
     }
     false
+}
+
+/// What a cycle writes itself, as absolute paths: its output files and directories.
+pub fn outputs(publish: &PublishArgs, build: &BuildArgs, cwd: &Path) -> Vec<PathBuf> {
+    let named = [&publish.oci_layout_path, &publish.tarball, &publish.image_refs, &build.sbom_dir];
+    named.into_iter().flatten().filter(|p| p.as_os_str() != "-").map(|p| absolute(cwd, p)).collect()
 }
 
 /// The directory holding the `go.mod` that `dir` belongs to; `dir` itself when there is none.
@@ -189,6 +197,7 @@ mod tests {
         assert!(is_noise(Path::new("/m/.git/index")));
         assert!(is_noise(Path::new("/m/main.go~")));
         assert!(is_noise(Path::new("/m/.main.go.swp")));
+        assert!(is_noise(Path::new("/m/.refs.txt.a5pEot.tmp")));
         assert!(!is_noise(Path::new("/m/main.go")));
     }
 }

@@ -38,6 +38,7 @@ pub async fn run(inputs: Inputs<'_>, target: Target<'_>) -> Result<(), Error> {
     // Polling where inotify takes watches but never reports (some network and FUSE mounts).
     let poll = Environment::process().text("KUBECTL_KO_WATCH_POLL").is_some_and(|v| !v.is_empty() && v != "0");
     let mut events = Events::start(poll)?;
+    events.ignore(inputs::outputs(inputs.publish, inputs.build, &cwd));
     // Watching from the start, so that a change during the first cycle queues the next.
     events.set_roots(inputs::roots(inputs.files, &[], &cwd));
     let mut state = State::default();

@@ -47,6 +47,8 @@ pub enum Error {
     Manifest(#[from] yaml::ManifestError),
     #[error(transparent)]
     Kubectl(#[from] KubectlError),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
     /// A `ko://` string in an input file that could not be built or published.
     #[error("{file}:{line}: {value}: {source}")]
     Reference { file: String, line: usize, value: String, source: Box<Error> },
@@ -65,6 +67,17 @@ pub enum KubectlError {
     Spawn { program: PathBuf, source: std::io::Error },
     #[error("`kubectl {verb}` failed ({status}); its errors are above")]
     Failed { verb: String, status: String },
+}
+
+/// Watching files for `--watch` (see `commands::watch`); kept here, as `KubectlError` is.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("starting the file watcher: {source}")]
+    Start { source: notify::Error },
+    #[error("watching {}: {source}", path.display())]
+    Watch { path: PathBuf, source: notify::Error },
+    #[error("--watch: {detail}")]
+    Input { detail: String },
 }
 
 impl Error {

@@ -10,7 +10,8 @@
 //! - the signal listener, on a thread of its own so that it answers even while the work is
 //!   busy, and a watchdog that ends the process by itself if the orderly way out (in
 //!   [`crate::run_main`]) has not finished within [`WATCHDOG`];
-//! - the exit codes: 130 after SIGINT, 143 after SIGTERM, 0 after a closed stdout.
+//! - the exit codes: 130 after SIGINT, 143 after SIGTERM, 0 after a closed stdout, and 0 after
+//!   either signal for a run that only ends that way (`apply --watch`, see [`signal_ends_well`]).
 //!
 //! It does not know what the work is: `run_main` drops the work's future (which aborts its
 //! transfers and deletes its temporary files) and the cache removes this run's directory
@@ -47,6 +48,9 @@ impl Stop {
     /// 128 + the signal's number, as shells report a death by that signal; 0 for a closed
     /// stdout.
     pub fn exit_code(self) -> u8 {
+        if SIGNAL_ENDS_WELL.load(Ordering::SeqCst) {
+            return 0;
+        }
         match self {
             Stop::Interrupt => 130,
             Stop::Terminate => 143,
@@ -56,6 +60,9 @@ impl Stop {
 
     /// The line a stopped run ends with, if any.
     pub fn message(self) -> Option<&'static str> {
+        if SIGNAL_ENDS_WELL.load(Ordering::SeqCst) {
+            return None;
+        }
         match self {
             Stop::Interrupt => {
                 Some("interrupted (SIGINT): stopped the programs it ran and removed its temporary files")
@@ -86,6 +93,15 @@ static STOPPED: LazyLock<tokio::sync::watch::Sender<Option<Stop>>> =
     LazyLock::new(|| tokio::sync::watch::Sender::new(None));
 /// Set by whichever of the orderly way out and the watchdog ends the process.
 static EXITING: AtomicBool = AtomicBool::new(false);
+/// Set by a run that has no end of its own (a watch): a signal is how the user ends it.
+static SIGNAL_ENDS_WELL: AtomicBool = AtomicBool::new(false);
+
+/// Declares that this run ends only when the user stops it (`--watch`): SIGINT and SIGTERM
+/// then stop it exactly as before (children stopped, temporary files removed) but exit 0,
+/// without the `interrupted` line.
+pub fn signal_ends_well() {
+    SIGNAL_ENDS_WELL.store(true, Ordering::SeqCst);
+}
 
 fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -32,3 +32,4 @@ mod sbom;
 mod shared_builds;
 mod token_server;
 mod util;
+mod watch;

@@ -52,11 +52,24 @@ object to the cluster (field manager kubectl-ko). Nothing is applied unless ever
 and published. Namespaces and CustomResourceDefinitions are applied first."
 )]
 pub struct ApplyCommand {
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    /// With --watch: delete the objects this watch applied once their documents are gone from the input
+    #[arg(long, requires = "watch", num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub prune: bool,
     /// Take ownership of fields another field manager owns, instead of failing on the conflict
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub force_conflicts: bool,
     #[command(flatten)]
     pub deploy: DeployArgs,
+}
+
+/// `--watch`, on `apply` and `resolve`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct WatchArgs {
+    /// After the first run, watch the images' Go modules, kodata and .ko.yaml and the input files, and on each change rebuild what changed and apply (or print) it again, until Ctrl-C
+    #[arg(short = 'W', long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub watch: bool,
 }
 
 /// What `apply` and `create` share: the inputs, the dry run, the cluster, how images are built

@@ -11,7 +11,7 @@ mod deploy;
 mod gocache;
 mod login;
 
-pub use deploy::{ApplyCommand, CreateCommand, DeleteCommand, DeployArgs, KubeArgs, RunCommand};
+pub use deploy::{ApplyCommand, CreateCommand, DeleteCommand, DeployArgs, KubeArgs, RunCommand, WatchArgs};
 pub use gocache::GocacheCommand;
 pub use login::{LoginCommand, LogoutCommand};
 
@@ -151,6 +151,8 @@ Everything else is printed byte for byte as written: comments, quoting, key orde
 pub struct ResolveCommand {
     #[command(flatten)]
     pub files: FileArgs,
+    #[command(flatten)]
+    pub watch: WatchArgs,
     #[command(flatten)]
     pub publish: PublishArgs,
     #[command(flatten)]

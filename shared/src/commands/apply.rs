@@ -7,7 +7,7 @@ use crate::cluster::{self, ApplyOptions, DryRun, Object, Verb};
 use crate::error::Error;
 use crate::yaml::ManifestFile;
 
-use super::{kubectl, resolve};
+use super::{kubectl, resolve, watch};
 
 /// The objects of every file, in order, with the lines of the files as the user wrote them.
 pub fn objects_of(manifests: &[ManifestFile], texts: &[String]) -> Result<Vec<Object>, Error> {
@@ -87,5 +87,17 @@ pub fn dry_run(value: &str) -> Result<DryRun, Error> {
 pub async fn run(command: ApplyCommand) -> Result<(), Error> {
     let dry_run = dry_run(&command.deploy.dry_run)?;
     let options = ApplyOptions { verb: Verb::Apply, force_conflicts: command.force_conflicts, dry_run };
-    deploy(Deploy { args: &command.deploy, options }).await
+    let args = &command.deploy;
+    if command.watch.watch {
+        if !args.kubectl_args.is_empty() {
+            return Err(Error::usage(
+                "--watch",
+                "cannot hand the YAML to kubectl (flags after --); drop one or the other",
+            ));
+        }
+        let inputs = watch::Inputs { files: &args.files, publish: &args.publish, build: &args.build };
+        let target = watch::Target::Apply { kube: &args.kube, options, prune: command.prune };
+        return watch::run(inputs, target).await;
+    }
+    deploy(Deploy { args, options }).await
 }

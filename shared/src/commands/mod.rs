@@ -15,5 +15,6 @@ pub mod logout;
 pub mod resolve;
 pub mod run;
 mod setup;
+mod watch;
 
 pub use setup::Session;

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::path::PathBuf;
 
 use crate::cli::{BuildArgs, FileArgs, PublishArgs, ResolveCommand};
 use crate::error::Error;
@@ -67,6 +68,17 @@ pub async fn publish_references(
     publish: &PublishArgs,
     build: &BuildArgs,
 ) -> Result<HashMap<String, String>, Error> {
+    publish_references_seen(manifests, publish, build, &mut Vec::new()).await
+}
+
+/// [`publish_references`], also telling where the packages are (`package_dirs`, filled as soon
+/// as `go list` has answered, so a build that fails still says what to watch).
+pub async fn publish_references_seen(
+    manifests: &[ManifestFile],
+    publish: &PublishArgs,
+    build: &BuildArgs,
+    package_dirs: &mut Vec<PathBuf>,
+) -> Result<HashMap<String, String>, Error> {
     // Each distinct value once, remembered with where it first appeared.
     let mut wanted: Vec<(String, String, usize)> = Vec::new();
     let mut seen = HashSet::new();
@@ -96,6 +108,7 @@ pub async fn publish_references(
         .enumerate()
         .map(|(i, p)| p.map_err(|e| at(i, e.into())))
         .collect::<Result<Vec<_>, _>>()?;
+    package_dirs.extend(packages.iter().map(|p| p.dir.clone()));
     // Every image name is checked before anything is built: early layer uploads would
     // otherwise reach the registry before a bad name is found.
     let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();
@@ -168,14 +181,23 @@ impl Write for ResultWriter {
 }
 
 pub async fn run(command: ResolveCommand) -> Result<(), Error> {
+    if command.watch.watch {
+        let inputs = super::watch::Inputs { files: &command.files, publish: &command.publish, build: &command.build };
+        return super::watch::run(inputs, super::watch::Target::Print).await;
+    }
     let manifests = load(&command.files)?;
     let replacements = publish_references(&manifests, &command.publish, &command.build).await?;
     // Every file is checked before the first byte goes out.
     let rendered = manifests.iter().map(|m| m.rendered(&replacements)).collect::<Result<Vec<_>, _>>()?;
+    print_joined(&rendered);
+    Ok(())
+}
+
+/// Prints the resolved files as one stream on stdout (see [`write_joined`]).
+pub fn print_joined(rendered: &[Rendered]) {
     let mut out = ResultWriter::new();
     // Writing to stdout only fails on a closed pipe, which `output` ends quietly.
-    let _ = write_joined(&rendered, &mut out).and_then(|()| out.flush());
-    Ok(())
+    let _ = write_joined(rendered, &mut out).and_then(|()| out.flush());
 }
 
 #[cfg(test)]

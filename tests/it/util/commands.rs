@@ -37,6 +37,7 @@ pub const REMOVED_ENV: &[&str] = &[
     "KO_FLAGS",
     "KOCACHE",
     "KIND_CLUSTER_NAME",
+    "KUBECTL_KO_WATCH_POLL",
     "DOCKER_HOST",
     "DOCKER_CONTEXT",
     "KUBECONFIG",

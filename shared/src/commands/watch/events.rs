@@ -1,0 +1,184 @@
+//! File events for a watch: `notify` (inotify on Linux), or its `PollWatcher` where inotify is
+//! not available (some network and FUSE file systems, an exhausted watch limit), and the
+//! settling of a burst: a save touches several files, a `git checkout` hundreds, and one
+//! cycle should follow them all. A burst is over once no change has come for [`SETTLE`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use notify::{EventKind, PollWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::inputs::{Root, is_noise};
+use crate::error::WatchError;
+use crate::output;
+
+/// How long a burst of changes must be quiet before a cycle starts.
+pub const SETTLE: Duration = Duration::from_millis(100);
+/// How often the polling fallback looks at the files.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The changes of one burst.
+pub struct Burst {
+    /// The changed paths that count, sorted.
+    pub paths: BTreeSet<PathBuf>,
+    /// When the first of them was seen.
+    pub first: Instant,
+}
+
+/// The file watcher and the roots it watches.
+pub struct Events {
+    watcher: Box<dyn Watcher + Send>,
+    polling: bool,
+    receiver: UnboundedReceiver<PathBuf>,
+    sender: UnboundedSender<PathBuf>,
+    roots: Vec<Root>,
+    /// The directories the watcher has, each with whether its subdirectories are included.
+    watched: BTreeMap<PathBuf, bool>,
+    /// What the cycles write themselves (`--image-refs`, `--oci-layout-path`, ...).
+    ignored: Vec<PathBuf>,
+}
+
+fn handler(sender: UnboundedSender<PathBuf>) -> impl Fn(notify::Result<notify::Event>) + Send + 'static {
+    move |event| {
+        let Ok(event) = event else { return };
+        if matches!(event.kind, EventKind::Access(_)) {
+            return;
+        }
+        for path in event.paths {
+            let _ = sender.send(path);
+        }
+    }
+}
+
+fn poller(sender: UnboundedSender<PathBuf>) -> Result<Box<dyn Watcher + Send>, WatchError> {
+    let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
+    let watcher = PollWatcher::new(handler(sender), config).map_err(|e| WatchError::Start { source: e })?;
+    Ok(Box::new(watcher))
+}
+
+impl Events {
+    /// Starts the native watcher, or the polling one when `poll` is set or the native one fails.
+    pub fn start(poll: bool) -> Result<Events, WatchError> {
+        let (sender, receiver) = unbounded_channel();
+        let native = if poll { None } else { notify::recommended_watcher(handler(sender.clone())).ok() };
+        let (watcher, polling): (Box<dyn Watcher + Send>, bool) = match native {
+            Some(watcher) => (Box::new(watcher), false),
+            None => (poller(sender.clone())?, true),
+        };
+        Ok(Events {
+            watcher,
+            polling,
+            receiver,
+            sender,
+            roots: Vec::new(),
+            watched: BTreeMap::new(),
+            ignored: Vec::new(),
+        })
+    }
+
+    /// Watches `roots` from now on (and what was watched before and is not among them, no
+    /// longer). A directory that cannot be watched is a warning: the others still are.
+    pub fn set_roots(&mut self, roots: Vec<Root>) {
+        let mut wanted: BTreeMap<PathBuf, bool> = BTreeMap::new();
+        for root in &roots {
+            *wanted.entry(root.dir.clone()).or_default() |= root.recursive;
+        }
+        self.roots = roots;
+        let stale: Vec<PathBuf> =
+            self.watched.iter().filter(|(dir, r)| wanted.get(*dir) != Some(r)).map(|(dir, _)| dir.clone()).collect();
+        for dir in stale {
+            let _ = self.watcher.unwatch(&dir);
+            self.watched.remove(&dir);
+        }
+        for (dir, recursive) in wanted {
+            if !self.watched.contains_key(&dir) {
+                self.watch(dir, recursive);
+            }
+        }
+    }
+
+    fn watch(&mut self, dir: PathBuf, recursive: bool) {
+        let mode = if recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+        match self.watcher.watch(&dir, mode) {
+            Ok(()) => {
+                self.watched.insert(dir, recursive);
+            }
+            Err(e) if !self.polling && !matches!(e.kind, notify::ErrorKind::PathNotFound) => {
+                output::warn(format!("watching {}: {e}; polling the files every 0.5 s instead", dir.display()));
+                match poller(self.sender.clone()) {
+                    Ok(poller) => self.watcher = poller,
+                    Err(e) => return output::warn(e.to_string()),
+                }
+                self.polling = true;
+                let dirs = std::mem::take(&mut self.watched);
+                dirs.into_iter().chain([(dir, recursive)]).for_each(|(d, r)| self.watch(d, r));
+            }
+            Err(e) => output::warn(WatchError::Watch { path: dir, source: e }.to_string()),
+        }
+    }
+
+    /// Changes under these paths never count: the cycles write them, and counting them would
+    /// start a cycle after every cycle.
+    pub fn ignore(&mut self, paths: Vec<PathBuf>) {
+        self.ignored = paths;
+    }
+
+    fn counts(&self, path: &Path) -> bool {
+        !is_noise(path)
+            && !self.ignored.iter().any(|i| path.starts_with(i))
+            && self.roots.iter().any(|r| r.covers(path))
+    }
+
+    /// Waits for a change that counts, then for the burst it starts to settle.
+    pub async fn burst(&mut self) -> Burst {
+        let mut paths = BTreeSet::new();
+        let first = loop {
+            let Some(path) = self.receiver.recv().await else { return std::future::pending().await };
+            if self.counts(&path) {
+                paths.insert(path);
+                break Instant::now();
+            }
+        };
+        while let Ok(Some(path)) = tokio::time::timeout(SETTLE, self.receiver.recv()).await {
+            if self.counts(&path) {
+                paths.insert(path);
+            }
+        }
+        Burst { paths, first }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn saw_a_new_file(poll: bool) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        let mut events = Events::start(poll).unwrap();
+        events.set_roots(vec![Root { dir: dir.clone(), recursive: true, only: None }]);
+        std::fs::create_dir(dir.join("pkg")).unwrap();
+        tokio::time::sleep(Duration::from_millis(if poll { 700 } else { 50 })).await;
+        std::fs::write(dir.join("pkg/new.go"), "package pkg\n").unwrap();
+        std::fs::write(dir.join(".git"), "noise").unwrap();
+        events.ignore(vec![dir.join("out")]);
+        std::fs::create_dir(dir.join("out")).unwrap();
+        std::fs::write(dir.join("out/refs.txt"), "written by a cycle").unwrap();
+        let burst = tokio::time::timeout(Duration::from_secs(10), events.burst()).await.expect("no burst");
+        assert!(burst.paths.iter().any(|p| p.ends_with("pkg/new.go") || p.ends_with("pkg")), "{:?}", burst.paths);
+        assert!(!burst.paths.iter().any(|p| p.ends_with(".git")), "{:?}", burst.paths);
+        assert!(!burst.paths.iter().any(|p| p.starts_with(dir.join("out"))), "{:?}", burst.paths);
+    }
+
+    #[tokio::test]
+    async fn a_file_added_in_a_new_subdirectory_is_seen() {
+        saw_a_new_file(false).await;
+    }
+
+    #[tokio::test]
+    async fn the_polling_fallback_sees_it_too() {
+        saw_a_new_file(true).await;
+    }
+}

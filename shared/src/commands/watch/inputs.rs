@@ -1,0 +1,203 @@
+//! What a watch watches, and which changed paths count. An image reads its package, its
+//! embeds and `kodata` (all under the package directory), the other packages of its Go module
+//! and the module's `go.mod`/`go.sum`: so the module of every image is watched as a whole
+//! (a change to a package an image imports changes the binary as surely as one to the image's
+//! own package). Besides: `.ko.yaml` in the working directory, and the `-f` inputs (a file
+//! through its directory, so that an editor's save-by-rename is seen; a directory with its
+//! subdirectories under `-R`).
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use crate::cli::{BuildArgs, FileArgs, PublishArgs};
+
+/// One directory to watch and the changes in it that count.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Root {
+    pub dir: PathBuf,
+    /// The subdirectories too.
+    pub recursive: bool,
+    /// Only this entry of `dir` counts (a single `-f` file, `.ko.yaml`).
+    pub only: Option<PathBuf>,
+}
+
+impl Root {
+    fn tree(dir: PathBuf) -> Root {
+        Root { dir, recursive: true, only: None }
+    }
+
+    fn file(path: &Path) -> Root {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        Root { dir, recursive: false, only: Some(path.to_path_buf()) }
+    }
+
+    /// Whether a change at `path` (absolute) concerns this root.
+    pub fn covers(&self, path: &Path) -> bool {
+        if let Some(only) = &self.only {
+            return path == only;
+        }
+        match path.strip_prefix(&self.dir) {
+            Ok(rest) => self.recursive || rest.components().count() <= 1,
+            Err(_) => false,
+        }
+    }
+}
+
+/// Paths no build reads, however often they change: version control, editors' scratch files,
+/// and the hidden temporary files that files are written through before a rename (ours too).
+pub fn is_noise(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    path.components().any(|c| c == Component::Normal(".git".as_ref()))
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.starts_with(".#")
+        || (name.starts_with('.') && name.ends_with(".tmp"))
+        || name == "4913"
+}
+
+/// Whether a change can have changed only the YAML and no image: every path is a `.yaml`,
+/// `.yml` or `.json` file (not `.ko.yaml`) with no Go file in its directory or any directory
+/// above it up to its module's root, so that no package can `//go:embed` it and it is no
+/// package's `kodata`.
+pub fn only_manifests<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> bool {
+    paths.into_iter().all(|path| {
+        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let manifest = [".yaml", ".yml", ".json"].iter().any(|ext| name.ends_with(ext)) && name != ".ko.yaml";
+        manifest && path.parent().is_some_and(|dir| !near_go_files(dir))
+    })
+}
+
+/// Whether `dir` or a directory above it, up to the first holding `go.mod`, holds a `.go` file.
+fn near_go_files(dir: &Path) -> bool {
+    for d in dir.ancestors() {
+        let has_go = std::fs::read_dir(d)
+            .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".go")))
+            .unwrap_or(false);
+        if has_go {
+            return true;
+        }
+        if d.join("go.mod").is_file() {
+            return false;
+        }
+    }
+    false
+}
+
+/// What a cycle writes itself, as absolute paths: its output files and directories.
+pub fn outputs(publish: &PublishArgs, build: &BuildArgs, cwd: &Path) -> Vec<PathBuf> {
+    let named = [&publish.oci_layout_path, &publish.tarball, &publish.image_refs, &build.sbom_dir];
+    named.into_iter().flatten().filter(|p| p.as_os_str() != "-").map(|p| absolute(cwd, p)).collect()
+}
+
+/// The directory holding the `go.mod` that `dir` belongs to; `dir` itself when there is none.
+pub fn module_root(dir: &Path) -> PathBuf {
+    dir.ancestors().find(|d| d.join("go.mod").is_file()).unwrap_or(dir).to_path_buf()
+}
+
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    let joined = cwd.join(path);
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Everything to watch: the modules of the packages (or, before `go list` has ever answered,
+/// the working directory's module), `.ko.yaml`, and the `-f` inputs.
+pub fn roots(files: &FileArgs, package_dirs: &[PathBuf], cwd: &Path) -> Vec<Root> {
+    let mut roots = BTreeSet::new();
+    let modules: BTreeSet<PathBuf> = if package_dirs.is_empty() {
+        [module_root(cwd)].into()
+    } else {
+        package_dirs.iter().map(|d| module_root(&absolute(cwd, d))).collect()
+    };
+    roots.extend(modules.into_iter().map(Root::tree));
+    roots.insert(Root::file(&cwd.join(".ko.yaml")));
+    for name in files.filenames.iter().filter(|n| n.as_str() != "-") {
+        let path = absolute(cwd, Path::new(name));
+        if path.is_dir() {
+            roots.insert(Root { dir: path, recursive: files.recursive, only: None });
+        } else {
+            roots.insert(Root::file(&path));
+        }
+    }
+    // A root inside a recursive one adds nothing.
+    let all: Vec<Root> = roots.into_iter().collect();
+    all.iter().filter(|r| !all.iter().any(|o| o != *r && o.recursive && r.dir.starts_with(&o.dir))).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(names: &[&str], recursive: bool) -> FileArgs {
+        FileArgs { filenames: names.iter().map(|s| s.to_string()).collect(), recursive, selector: None }
+    }
+
+    #[test]
+    fn the_modules_the_inputs_and_ko_yaml_are_watched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("mod/cmd/app/kodata")).unwrap();
+        std::fs::write(root.join("mod/go.mod"), "module example.com/m\n").unwrap();
+        std::fs::create_dir_all(root.join("config/sub")).unwrap();
+        std::fs::write(root.join("one.yaml"), "").unwrap();
+        let found = roots(&files(&["config", "one.yaml"], true), &[root.join("mod/cmd/app")], root);
+        let module = found.iter().find(|r| r.dir == root.join("mod")).unwrap();
+        assert!(module.recursive);
+        assert!(module.covers(&root.join("mod/cmd/app/kodata/index.html")));
+        assert!(module.covers(&root.join("mod/go.sum")));
+        assert!(module.covers(&root.join("mod/cmd/app/new.go")));
+        let config = found.iter().find(|r| r.dir == root.join("config")).unwrap();
+        assert!(config.covers(&root.join("config/sub/new.yaml")));
+        let one = found.iter().find(|r| r.only == Some(root.join("one.yaml"))).unwrap();
+        assert!(one.covers(&root.join("one.yaml")) && !one.covers(&root.join("two.yaml")));
+        assert!(found.iter().any(|r| r.only == Some(root.join(".ko.yaml"))));
+    }
+
+    #[test]
+    fn without_r_only_a_directorys_own_files_count() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("config")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("mod/app")).unwrap();
+        std::fs::write(tmp.path().join("mod/go.mod"), "module example.com/m\n").unwrap();
+        let found = roots(&files(&["config"], false), &[tmp.path().join("mod/app")], tmp.path());
+        let config = found.iter().find(|r| r.dir == tmp.path().join("config")).unwrap();
+        assert!(config.covers(&tmp.path().join("config/a.yaml")));
+        assert!(!config.covers(&tmp.path().join("config/sub/b.yaml")));
+    }
+
+    #[test]
+    fn only_yaml_away_from_go_files_leaves_the_images_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("config")).unwrap();
+        std::fs::create_dir_all(root.join("cmd/app/kodata")).unwrap();
+        std::fs::write(root.join("go.mod"), "module example.com/m\n").unwrap();
+        std::fs::write(root.join("cmd/app/main.go"), "package main\n").unwrap();
+        let yes = |p: &str| only_manifests([&root.join(p)]);
+        assert!(yes("config/app.yaml") && yes("config/gone.yml") && yes("config/x.json"));
+        assert!(!yes(".ko.yaml") && !yes("config/main.go"));
+        assert!(!yes("cmd/app/deploy.yaml"), "a package could embed it");
+        assert!(!yes("cmd/app/kodata/page.json"), "kodata");
+        std::fs::write(root.join("main.go"), "package main\n").unwrap();
+        assert!(!yes("config/app.yaml"), "the root package could embed config/");
+    }
+
+    #[test]
+    fn version_control_and_editor_files_are_noise() {
+        assert!(is_noise(Path::new("/m/.git/index")));
+        assert!(is_noise(Path::new("/m/main.go~")));
+        assert!(is_noise(Path::new("/m/.main.go.swp")));
+        assert!(is_noise(Path::new("/m/.refs.txt.a5pEot.tmp")));
+        assert!(!is_noise(Path::new("/m/main.go")));
+    }
+}

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::process::Command;
 
 pub use build::{Built, exec_name};
-pub use resolve::{Package, PackageResolver};
+pub use resolve::{Package, PackageResolver, normalize};
 
 use crate::cache::CacheError;
 use crate::config::KoConfig;

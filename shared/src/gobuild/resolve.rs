@@ -57,7 +57,8 @@ pub fn is_local(path: &str) -> bool {
     path == "." || path == ".." || path.starts_with("./") || path.starts_with("../") || Path::new(path).is_absolute()
 }
 
-fn normalize(path: &Path) -> PathBuf {
+/// `path` with `.` and `..` resolved by the text alone (no file system access).
+pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {

@@ -96,18 +96,7 @@ pub fn module_root(dir: &Path) -> PathBuf {
 }
 
 fn absolute(cwd: &Path, path: &Path) -> PathBuf {
-    let joined = cwd.join(path);
-    let mut out = PathBuf::new();
-    for c in joined.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
+    crate::gobuild::normalize(&cwd.join(path))
 }
 
 /// Everything to watch: the modules of the packages (or, before `go list` has ever answered,

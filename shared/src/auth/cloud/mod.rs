@@ -50,8 +50,48 @@ pub fn host_name(registry: &str) -> &str {
     }
 }
 
+/// An error and its causes on one line, each cause once (reqwest's own message leaves out why
+/// a connection failed, and some causes repeat what their error already says).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
+    use super::error_chain;
+
+    #[test]
+    fn error_chains_keep_the_causes() {
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let outer = WithSource("error sending request", inner);
+        assert_eq!(error_chain(&outer), "error sending request: connection refused");
+    }
+
+    #[derive(Debug)]
+    struct WithSource(&'static str, std::io::Error);
+
+    impl std::fmt::Display for WithSource {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for WithSource {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
+    }
+
     #[test]
     fn ports_are_not_part_of_the_host() {
         assert_eq!(super::host_name("1.dkr.ecr.us-east-1.amazonaws.com:5443"), "1.dkr.ecr.us-east-1.amazonaws.com");

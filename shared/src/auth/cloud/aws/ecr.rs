@@ -48,8 +48,10 @@ pub async fn authorization_token(
     let url =
         reqwest::Url::parse(&endpoint).map_err(|e| failed(format!("the endpoint {endpoint} is not a URL: {e}")))?;
     let request = signed_request(http, &url, host, credentials)?;
-    let response =
-        request.send().await.map_err(|e| failed(format!("cannot reach {endpoint}: {}", super::describe(&e))))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| failed(format!("cannot reach {endpoint}: {}", super::super::error_chain(&e))))?;
     let status = response.status();
     let error_type = response.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_string);
     let text = response.text().await.map_err(|e| failed(format!("reading the answer of {endpoint}: {e}")))?;

@@ -126,8 +126,10 @@ fn on_amazon(dmi_dir: &Path) -> bool {
 /// only the status) otherwise.
 async fn fetch(request: reqwest::RequestBuilder) -> Result<Option<String>, String> {
     // Without the URL: an ECS relative URI's path is a per-task capability.
-    let response =
-        request.send().await.map_err(|e| format!("cannot reach it: {}", super::describe(&e.without_url())))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach it: {}", super::super::error_chain(&e.without_url())))?;
     let status = response.status();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);

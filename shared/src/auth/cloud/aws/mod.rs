@@ -87,18 +87,6 @@ fn error(detail: impl Into<String>) -> AuthError {
     AuthError::Cloud { provider: PROVIDER, detail: detail.into() }
 }
 
-/// A transport error with its causes (`connection refused`...), on one line.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// The start of an unexpected answer, on one line, for an error message.
 fn excerpt(text: &str) -> String {
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -71,7 +71,7 @@ pub async fn assume_role_with_web_identity(
         .body(body.join("&"))
         .send()
         .await
-        .map_err(|e| failed(format!("cannot reach {endpoint}: {}", super::describe(&e))))?;
+        .map_err(|e| failed(format!("cannot reach {endpoint}: {}", super::super::error_chain(&e))))?;
     let status = response.status();
     let text = response.text().await.map_err(|e| failed(format!("reading the answer of {endpoint}: {e}")))?;
     if !status.is_success() {

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
-use super::{encode, error_chain, failed, form, summary};
+use super::super::error_chain;
+use super::{encode, failed, form, summary};
 use crate::auth::{AuthError, Secret};
 use crate::settings::Environment;
 

@@ -8,8 +8,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
+use super::super::error_chain;
 use super::super::host_name;
-use super::{error_chain, failed, form, summary};
+use super::{failed, form, summary};
 use crate::auth::{AuthError, Secret};
 
 /// Exchanges `access_token` (Entra ID, for `tenant`) at `registry` (`host[:port]`) for a

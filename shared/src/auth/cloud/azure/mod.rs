@@ -79,22 +79,6 @@ fn failed(detail: String) -> AuthError {
     AuthError::Cloud { provider: PROVIDER, detail }
 }
 
-/// An error and its causes on one line (reqwest's own message leaves out why a connection
-/// failed).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        let more = inner.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = inner.source();
-    }
-    text
-}
-
 /// What a form value leaves as it is: RFC 3986's unreserved characters.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
@@ -172,27 +156,5 @@ mod tests {
         assert_eq!(summary("AADSTS7000215: bad s3cret.\r\nTrace ID: x", &["s3cret", ""]), "AADSTS7000215: bad ***.");
         assert_eq!(summary(&"x".repeat(400), &[]).len(), 303);
         assert_eq!(summary("", &[]), "");
-    }
-
-    #[test]
-    fn error_chains_keep_the_causes() {
-        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
-        let outer = WithSource("error sending request", inner);
-        assert_eq!(error_chain(&outer), "error sending request: connection refused");
-    }
-
-    #[derive(Debug)]
-    struct WithSource(&'static str, std::io::Error);
-
-    impl std::fmt::Display for WithSource {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-
-    impl std::error::Error for WithSource {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.1)
-        }
     }
 }

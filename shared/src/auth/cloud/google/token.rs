@@ -60,7 +60,7 @@ pub async fn send(request: reqwest::RequestBuilder, url: &str, refused: &str) ->
 
 /// `Google: could not reach {url}: {cause}` (the cause without the URL again).
 pub fn network(url: &str, what: &str, e: reqwest::Error) -> AuthError {
-    error(format!("{what} {url}: {}", chain(&e.without_url())))
+    error(format!("{what} {url}: {}", super::super::error_chain(&e.without_url())))
 }
 
 /// The OAuth 2.0 token answer: `access_token` and `expires_in` (seconds).
@@ -103,17 +103,6 @@ fn quote(body: &[u8]) -> String {
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// An error and its causes, `a: b: c` (reqwest keeps the useful part in the sources).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        text.push_str(&format!(": {cause}"));
-        next = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

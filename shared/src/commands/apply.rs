@@ -89,14 +89,21 @@ pub async fn run(command: ApplyCommand) -> Result<(), Error> {
     let options = ApplyOptions { verb: Verb::Apply, force_conflicts: command.force_conflicts, dry_run };
     let args = &command.deploy;
     if command.watch.watch {
-        if !args.kubectl_args.is_empty() {
-            return Err(Error::usage(
-                "--watch",
-                "cannot hand the YAML to kubectl (flags after --); drop one or the other",
-            ));
-        }
+        let deploy = Deploy { args, options };
+        let kubectl = if args.kubectl_args.is_empty() {
+            None
+        } else {
+            if command.prune {
+                return Err(Error::usage(
+                    "--prune",
+                    "cannot delete through kubectl (flags after --); drop --prune or the flags after --",
+                ));
+            }
+            kubectl::program("`kubectl ko apply --watch` with flags after --")?;
+            Some(deploy.kubectl_flags())
+        };
         let inputs = watch::Inputs { files: &args.files, publish: &args.publish, build: &args.build };
-        let target = watch::Target::Apply { kube: &args.kube, options, prune: command.prune };
+        let target = watch::Target::Apply { kube: &args.kube, options, prune: command.prune, kubectl };
         return watch::run(inputs, target).await;
     }
     deploy(Deploy { args, options }).await

@@ -68,28 +68,35 @@ pub async fn publish_references(
     publish: &PublishArgs,
     build: &BuildArgs,
 ) -> Result<HashMap<String, String>, Error> {
-    publish_references_seen(manifests, publish, build, &mut Vec::new()).await
+    publish_references_seen(manifests, publish, build, &HashMap::new(), &mut Vec::new()).await
 }
 
-/// [`publish_references`], also telling where the packages are (`package_dirs`, filled as soon
-/// as `go list` has answered, so a build that fails still says what to watch).
+/// [`publish_references`] for a watch: the values in `reuse` keep the reference given there and
+/// are not built; `seen` is told where each built value's package is as soon as `go list` has
+/// answered (so a build that fails still says what to watch).
 pub async fn publish_references_seen(
     manifests: &[ManifestFile],
     publish: &PublishArgs,
     build: &BuildArgs,
-    package_dirs: &mut Vec<PathBuf>,
+    reuse: &HashMap<String, String>,
+    seen: &mut Vec<(String, PathBuf)>,
 ) -> Result<HashMap<String, String>, Error> {
     // Each distinct value once, remembered with where it first appeared.
     let mut wanted: Vec<(String, String, usize)> = Vec::new();
-    let mut seen = HashSet::new();
+    let mut known = HashSet::new();
     for manifest in manifests {
         for reference in manifest.references() {
-            if seen.insert(reference.value) {
+            if !reuse.contains_key(reference.value) && known.insert(reference.value) {
                 wanted.push((reference.value.to_string(), manifest.name.clone(), reference.line));
             }
         }
     }
-    let mut replacements = HashMap::new();
+    let mut replacements: HashMap<String, String> = manifests
+        .iter()
+        .flat_map(|m| m.references())
+        .filter_map(|r| reuse.get_key_value(r.value))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     if wanted.is_empty() {
         return Ok(replacements);
     }
@@ -108,7 +115,7 @@ pub async fn publish_references_seen(
         .enumerate()
         .map(|(i, p)| p.map_err(|e| at(i, e.into())))
         .collect::<Result<Vec<_>, _>>()?;
-    package_dirs.extend(packages.iter().map(|p| p.dir.clone()));
+    seen.extend(wanted.iter().zip(&packages).map(|((value, _, _), p)| (value.clone(), p.dir.clone())));
     // Every image name is checked before anything is built: early layer uploads would
     // otherwise reach the registry before a bad name is found.
     let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();

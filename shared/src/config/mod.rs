@@ -155,6 +155,9 @@ pub struct KoConfig {
     default_base_from_env: bool,
 }
 
+/// The names the configuration has in the working directory, in the order they are tried.
+const CONFIG_NAMES: [&str; 3] = [".ko.yaml", ".ko.yml", ".ko.json"];
+
 impl KoConfig {
     /// Loads the config for a command run in `cwd`, then applies `KO_*` overrides.
     pub fn load(cwd: &Path, env: &Environment) -> Result<KoConfig, ConfigError> {
@@ -168,6 +171,18 @@ impl KoConfig {
         }
         config.apply_env(env);
         Ok(config)
+    }
+
+    /// Every path the configuration could be read from, whether it exists or not: what a watch
+    /// watches.
+    pub fn candidates(cwd: &Path, env: &Environment) -> Vec<PathBuf> {
+        match env.non_empty("KO_CONFIG_PATH") {
+            Some(value) => {
+                let path = cwd.join(value);
+                vec![path.join(".ko.yaml"), path]
+            }
+            None => CONFIG_NAMES.iter().map(|n| cwd.join(n)).collect(),
+        }
     }
 
     fn find(cwd: &Path, env: &Environment) -> Result<Option<PathBuf>, ConfigError> {
@@ -185,7 +200,7 @@ impl KoConfig {
                 Err(e) => Err(ConfigError::Missing { path: inner, detail: e.to_string() }),
             };
         }
-        Ok([".ko.yaml", ".ko.yml", ".ko.json"].iter().map(|n| cwd.join(n)).find(|p| p.is_file()))
+        Ok(CONFIG_NAMES.iter().map(|n| cwd.join(n)).find(|p| p.is_file()))
     }
 
     pub fn parse_file(path: &Path) -> Result<KoConfig, ConfigError> {

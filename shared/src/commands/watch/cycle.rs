@@ -1,10 +1,9 @@
-//! One cycle of a watch: read the inputs again, resolve them (the builder skips `go build` for
-//! every image whose inputs are unchanged, and an unchanged binary gives the same digest), then
-//! print the stream (`resolve`) or server-side apply only the objects whose resolved content
-//! differs from what this watch last applied (`apply`). What a cycle did is returned as a
-//! [`Report`] for the summary line.
+//! One cycle of a watch: read the inputs again, build the images whose inputs the changes touch
+//! (`reads`) and keep the others' references, then print the stream (`resolve`) or server-side
+//! apply only the objects whose resolved content differs from what this watch last applied
+//! (`apply`). What a cycle did is returned as a [`Report`] for the summary line.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use crate::cli::{BuildArgs, FileArgs, KubeArgs, PublishArgs};
@@ -13,6 +12,7 @@ use crate::error::Error;
 use crate::settings::Environment;
 
 use super::super::{apply, resolve};
+use super::reads::Reads;
 
 /// What every cycle is given.
 pub struct Inputs<'a> {
@@ -25,8 +25,9 @@ pub struct Inputs<'a> {
 pub enum Target<'a> {
     /// Printed on stdout, `---` between cycles.
     Print,
-    /// Server-side applied.
-    Apply { kube: &'a KubeArgs, options: ApplyOptions, prune: bool },
+    /// Server-side applied, or handed to `kubectl apply -f -` with `kubectl`'s flags (the flags
+    /// after `--`; no `prune` then).
+    Apply { kube: &'a KubeArgs, options: ApplyOptions, prune: bool, kubectl: Option<Vec<String>> },
 }
 
 /// What the watch remembers between cycles.
@@ -36,19 +37,57 @@ pub struct State {
     references: HashMap<String, String>,
     /// Each object applied, by identity: its resolved content and the object.
     applied: BTreeMap<String, (String, Object)>,
-    /// The package directories `go list` last named.
-    pub package_dirs: Vec<PathBuf>,
+    /// Where each `ko://` value's package is, as `go list` last said.
+    packages: BTreeMap<String, PathBuf>,
+    /// What each value's image reads from its module (`None`: cannot tell, so every change).
+    reads: HashMap<String, Option<Reads>>,
+    /// The changes of failed cycles since the last that succeeded: the next cycle builds what
+    /// they touch too.
+    pending: BTreeSet<PathBuf>,
     cluster: Option<Cluster>,
     cycles: usize,
-    /// The last cycle succeeded.
-    last_ok: bool,
+}
+
+impl State {
+    /// The package directories of the images.
+    pub fn package_dirs(&self) -> Vec<PathBuf> {
+        self.packages.values().cloned().collect()
+    }
+
+    /// Whether `value`'s image must be built again after `changed` (and the changes of failed
+    /// cycles before it): yes for a new value, when what it reads is unknown, and when a change
+    /// touches what it reads or the configuration.
+    fn needs_build(&self, value: &str, changed: &Changes) -> bool {
+        let reads = match self.reads.get(value) {
+            Some(Some(reads)) if self.references.contains_key(value) => reads,
+            _ => return true,
+        };
+        let touches = |p: &PathBuf| changed.configs.contains(p) || reads.touched_by(p);
+        changed.paths.iter().any(touches) || self.pending.iter().any(touches)
+    }
+
+    /// Learns what the images built this cycle read now.
+    fn learn_reads(&mut self, built: &[String]) {
+        for value in built {
+            let reads = self.packages.get(value).and_then(|dir| super::reads::reads(dir));
+            self.reads.insert(value.clone(), reads);
+        }
+    }
+}
+
+/// The changes a cycle follows: the paths of a burst and where the configuration is read from.
+pub struct Changes<'a> {
+    pub paths: &'a BTreeSet<PathBuf>,
+    pub configs: &'a [PathBuf],
 }
 
 /// What one cycle did.
 #[derive(Default, Debug)]
 pub struct Report {
-    /// The `ko://` values whose image changed (all of them on the first cycle).
-    pub rebuilt: Vec<String>,
+    /// The `ko://` values whose image was built (all of them on the first cycle).
+    pub built: Vec<String>,
+    /// Those of `built` whose image came out as before.
+    pub same: Vec<String>,
     /// How many images the inputs reference.
     pub images: usize,
     /// The objects sent to the cluster.
@@ -59,8 +98,6 @@ pub struct Report {
     pub pruned: Vec<String>,
     /// The stream was printed (`resolve`).
     pub printed: bool,
-    /// Only YAML changed: the images of the last cycle were used, nothing was built.
-    pub reused: bool,
 }
 
 /// An object's identity: its API group and kind, namespace and name.
@@ -69,17 +106,24 @@ fn identity(object: &Object) -> String {
     format!("{}/{}/{}/{}", object.gvk.group, object.gvk.kind, ns, object.name)
 }
 
-/// Runs one cycle; `yaml_only` says that only manifests changed (see
-/// `inputs::only_manifests`). On an error nothing is remembered, so the next cycle tries again.
+/// Runs one cycle: the first (`changed` is `None`) builds every image, a later one only those
+/// `changed` touches. After an error the changes are kept, so the next cycle builds what they
+/// touched as well as its own.
 pub async fn run(
     inputs: &Inputs<'_>,
     target: &Target<'_>,
     state: &mut State,
-    yaml_only: bool,
+    changed: Option<&Changes<'_>>,
 ) -> Result<Report, Error> {
     state.cycles += 1;
-    let outcome = run_cycle(inputs, target, state, yaml_only).await;
-    state.last_ok = outcome.is_ok();
+    let outcome = run_cycle(inputs, target, state, changed).await;
+    match &outcome {
+        Ok(report) => {
+            state.learn_reads(&report.built);
+            state.pending.clear();
+        }
+        Err(_) => state.pending.extend(changed.iter().flat_map(|c| c.paths.iter().cloned())),
+    }
     outcome
 }
 
@@ -87,26 +131,22 @@ async fn run_cycle(
     inputs: &Inputs<'_>,
     target: &Target<'_>,
     state: &mut State,
-    yaml_only: bool,
+    changed: Option<&Changes<'_>>,
 ) -> Result<Report, Error> {
     let manifests = resolve::load(inputs.files)?;
-    let known = manifests.iter().flat_map(|m| m.references()).all(|r| state.references.contains_key(r.value));
-    let reused = yaml_only && state.last_ok && known;
-    let replacements = if reused {
-        state.references.clone()
-    } else {
-        let mut dirs = Vec::new();
-        let result = resolve::publish_references_seen(&manifests, inputs.publish, inputs.build, &mut dirs).await;
-        if !dirs.is_empty() {
-            state.package_dirs = dirs;
-        }
-        result?
-    };
-    let mut report = Report { images: replacements.len(), reused, ..Report::default() };
-    let mut rebuilt: Vec<String> =
-        replacements.iter().filter(|(k, v)| state.references.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
-    rebuilt.sort();
-    report.rebuilt = rebuilt;
+    let values: BTreeSet<&str> = manifests.iter().flat_map(|m| m.references()).map(|r| r.value).collect();
+    let reuse: HashMap<String, String> = values
+        .iter()
+        .filter(|v| changed.is_some_and(|c| !state.needs_build(v, c)))
+        .map(|v| (v.to_string(), state.references[*v].clone()))
+        .collect();
+    let mut seen = Vec::new();
+    let result = resolve::publish_references_seen(&manifests, inputs.publish, inputs.build, &reuse, &mut seen).await;
+    state.packages.extend(seen);
+    let replacements = result?;
+    let mut report = Report { images: replacements.len(), ..Report::default() };
+    report.built = values.iter().filter(|v| !reuse.contains_key(**v)).map(|v| v.to_string()).collect();
+    report.same = report.built.iter().filter(|v| state.references.get(*v) == replacements.get(*v)).cloned().collect();
     match target {
         Target::Print => {
             let rendered = manifests.iter().map(|m| m.rendered(&replacements)).collect::<Result<Vec<_>, _>>()?;
@@ -116,10 +156,10 @@ async fn run_cycle(
             resolve::print_joined(&rendered);
             report.printed = true;
         }
-        Target::Apply { kube, options, prune } => {
+        Target::Apply { .. } => {
             let texts: Vec<String> = manifests.iter().map(|m| m.render(&replacements)).collect::<Result<_, _>>()?;
             let objects = apply::objects_of(&manifests, &texts)?;
-            apply_changed(state, kube, *options, *prune, objects, &mut report).await?;
+            apply_changed(state, target, objects, &mut report).await?;
         }
     }
     state.references = replacements;
@@ -130,12 +170,11 @@ async fn run_cycle(
 /// that are gone.
 async fn apply_changed(
     state: &mut State,
-    kube: &KubeArgs,
-    options: ApplyOptions,
-    prune: bool,
+    target: &Target<'_>,
     objects: Vec<Object>,
     report: &mut Report,
 ) -> Result<(), Error> {
+    let Target::Apply { kube, options, prune, kubectl } = target else { return Ok(()) };
     let current: Vec<(String, String, Object)> =
         objects.into_iter().map(|o| (identity(&o), serde_json::to_string(&o.value).unwrap_or_default(), o)).collect();
     let changed: Vec<Object> = current
@@ -150,26 +189,50 @@ async fn apply_changed(
         .map(|(_, (_, o))| o.clone())
         .collect();
     report.gone = gone.iter().map(Object::display).collect();
-    if changed.is_empty() && (gone.is_empty() || !prune) {
-        // Reported once; without --prune a gone object is no longer this watch's business.
-        gone.iter().for_each(|o| drop(state.applied.remove(&identity(o))));
+    let prune = if *prune { gone.as_slice() } else { &[] };
+    if !changed.is_empty() || !prune.is_empty() {
+        match kubectl {
+            Some(flags) => pipe(kube, flags, &changed).await?,
+            None => send_to_cluster(state, kube, *options, &changed, prune).await?,
+        }
+    }
+    report.applied = changed.iter().map(Object::display).collect();
+    report.pruned = prune.iter().map(Object::display).collect();
+    // Reported once; without --prune a gone object is no longer this watch's business.
+    gone.iter().for_each(|o| drop(state.applied.remove(&identity(o))));
+    for (id, content, object) in current {
+        state.applied.insert(id, (content, object));
+    }
+    Ok(())
+}
+
+/// Hands the objects to `kubectl apply -f -` as one JSON list.
+async fn pipe(kube: &KubeArgs, flags: &[String], objects: &[Object]) -> Result<(), Error> {
+    if objects.is_empty() {
         return Ok(());
     }
+    let items: Vec<&serde_json::Value> = objects.iter().map(|o| &o.value).collect();
+    let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items });
+    let text = serde_json::to_vec(&list).expect("a JSON value serializes");
+    super::super::kubectl::pipe("apply", kube, flags, &text).await
+}
+
+/// Applies and deletes through the watch's own connection, made again after a failure (the
+/// kubeconfig or the cluster may have been fixed).
+async fn send_to_cluster(
+    state: &mut State,
+    kube: &KubeArgs,
+    options: ApplyOptions,
+    changed: &[Object],
+    prune: &[Object],
+) -> Result<(), Error> {
     let cluster = match &state.cluster {
         Some(cluster) => cluster,
         None => state.cluster.insert(cluster::connect(kube, Environment::process()).await?),
     };
-    let prune = if prune { gone.as_slice() } else { &[] };
-    if let Err(e) = send(cluster, &changed, prune, options).await {
-        // Connect again next time: the kubeconfig or the cluster may have been fixed.
+    if let Err(e) = send(cluster, changed, prune, options).await {
         state.cluster = None;
         return Err(e.into());
-    }
-    report.applied = changed.iter().map(Object::display).collect();
-    report.pruned = prune.iter().map(Object::display).collect();
-    gone.iter().for_each(|o| drop(state.applied.remove(&identity(o))));
-    for (id, content, object) in current {
-        state.applied.insert(id, (content, object));
     }
     Ok(())
 }

@@ -2,9 +2,9 @@
 //! embeds and `kodata` (all under the package directory), the other packages of its Go module
 //! and the module's `go.mod`/`go.sum`: so the module of every image is watched as a whole
 //! (a change to a package an image imports changes the binary as surely as one to the image's
-//! own package). Besides: `.ko.yaml` in the working directory, and the `-f` inputs (a file
-//! through its directory, so that an editor's save-by-rename is seen; a directory with its
-//! subdirectories under `-R`).
+//! own package; which images a change concerns is `reads`' business). Besides: `.ko.yaml`
+//! (wherever `KO_CONFIG_PATH` puts it), and the `-f` inputs (a file through its directory, so
+//! that an editor's save-by-rename is seen; a directory with its subdirectories under `-R`).
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -56,34 +56,6 @@ pub fn is_noise(path: &Path) -> bool {
         || name == "4913"
 }
 
-/// Whether a change can have changed only the YAML and no image: every path is a `.yaml`,
-/// `.yml` or `.json` file (not `.ko.yaml`) with no Go file in its directory or any directory
-/// above it up to its module's root, so that no package can `//go:embed` it and it is no
-/// package's `kodata`.
-pub fn only_manifests<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> bool {
-    paths.into_iter().all(|path| {
-        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-        let manifest = [".yaml", ".yml", ".json"].iter().any(|ext| name.ends_with(ext)) && name != ".ko.yaml";
-        manifest && path.parent().is_some_and(|dir| !near_go_files(dir))
-    })
-}
-
-/// Whether `dir` or a directory above it, up to the first holding `go.mod`, holds a `.go` file.
-fn near_go_files(dir: &Path) -> bool {
-    for d in dir.ancestors() {
-        let has_go = std::fs::read_dir(d)
-            .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".go")))
-            .unwrap_or(false);
-        if has_go {
-            return true;
-        }
-        if d.join("go.mod").is_file() {
-            return false;
-        }
-    }
-    false
-}
-
 /// What a cycle writes itself, as absolute paths: its output files and directories.
 pub fn outputs(publish: &PublishArgs, build: &BuildArgs, cwd: &Path) -> Vec<PathBuf> {
     let named = [&publish.oci_layout_path, &publish.tarball, &publish.image_refs, &build.sbom_dir];
@@ -100,8 +72,9 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
 }
 
 /// Everything to watch: the modules of the packages (or, before `go list` has ever answered,
-/// the working directory's module), `.ko.yaml`, and the `-f` inputs.
-pub fn roots(files: &FileArgs, package_dirs: &[PathBuf], cwd: &Path) -> Vec<Root> {
+/// the working directory's module), the places `.ko.yaml` can be read from (`configs`), and
+/// the `-f` inputs.
+pub fn roots(files: &FileArgs, package_dirs: &[PathBuf], configs: &[PathBuf], cwd: &Path) -> Vec<Root> {
     let mut roots = BTreeSet::new();
     let modules: BTreeSet<PathBuf> = if package_dirs.is_empty() {
         [module_root(cwd)].into()
@@ -109,7 +82,7 @@ pub fn roots(files: &FileArgs, package_dirs: &[PathBuf], cwd: &Path) -> Vec<Root
         package_dirs.iter().map(|d| module_root(&absolute(cwd, d))).collect()
     };
     roots.extend(modules.into_iter().map(Root::tree));
-    roots.insert(Root::file(&cwd.join(".ko.yaml")));
+    roots.extend(configs.iter().map(|c| Root::file(&absolute(cwd, c))));
     for name in files.filenames.iter().filter(|n| n.as_str() != "-") {
         let path = absolute(cwd, Path::new(name));
         if path.is_dir() {
@@ -139,7 +112,8 @@ mod tests {
         std::fs::write(root.join("mod/go.mod"), "module example.com/m\n").unwrap();
         std::fs::create_dir_all(root.join("config/sub")).unwrap();
         std::fs::write(root.join("one.yaml"), "").unwrap();
-        let found = roots(&files(&["config", "one.yaml"], true), &[root.join("mod/cmd/app")], root);
+        let configs = [root.join(".ko.yaml"), root.join("conf/ko.yaml")];
+        let found = roots(&files(&["config", "one.yaml"], true), &[root.join("mod/cmd/app")], &configs, root);
         let module = found.iter().find(|r| r.dir == root.join("mod")).unwrap();
         assert!(module.recursive);
         assert!(module.covers(&root.join("mod/cmd/app/kodata/index.html")));
@@ -150,6 +124,7 @@ mod tests {
         let one = found.iter().find(|r| r.only == Some(root.join("one.yaml"))).unwrap();
         assert!(one.covers(&root.join("one.yaml")) && !one.covers(&root.join("two.yaml")));
         assert!(found.iter().any(|r| r.only == Some(root.join(".ko.yaml"))));
+        assert!(found.iter().any(|r| r.only == Some(root.join("conf/ko.yaml")) && r.dir == root.join("conf")));
     }
 
     #[test]
@@ -158,27 +133,10 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join("config")).unwrap();
         std::fs::create_dir_all(tmp.path().join("mod/app")).unwrap();
         std::fs::write(tmp.path().join("mod/go.mod"), "module example.com/m\n").unwrap();
-        let found = roots(&files(&["config"], false), &[tmp.path().join("mod/app")], tmp.path());
+        let found = roots(&files(&["config"], false), &[tmp.path().join("mod/app")], &[], tmp.path());
         let config = found.iter().find(|r| r.dir == tmp.path().join("config")).unwrap();
         assert!(config.covers(&tmp.path().join("config/a.yaml")));
         assert!(!config.covers(&tmp.path().join("config/sub/b.yaml")));
-    }
-
-    #[test]
-    fn only_yaml_away_from_go_files_leaves_the_images_alone() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path();
-        std::fs::create_dir_all(root.join("config")).unwrap();
-        std::fs::create_dir_all(root.join("cmd/app/kodata")).unwrap();
-        std::fs::write(root.join("go.mod"), "module example.com/m\n").unwrap();
-        std::fs::write(root.join("cmd/app/main.go"), "package main\n").unwrap();
-        let yes = |p: &str| only_manifests([&root.join(p)]);
-        assert!(yes("config/app.yaml") && yes("config/gone.yml") && yes("config/x.json"));
-        assert!(!yes(".ko.yaml") && !yes("config/main.go"));
-        assert!(!yes("cmd/app/deploy.yaml"), "a package could embed it");
-        assert!(!yes("cmd/app/kodata/page.json"), "kodata");
-        std::fs::write(root.join("main.go"), "package main\n").unwrap();
-        assert!(!yes("config/app.yaml"), "the root package could embed config/");
     }
 
     #[test]

@@ -12,17 +12,19 @@
 mod cycle;
 mod events;
 mod inputs;
+mod reads;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::config::KoConfig;
 use crate::error::{Error, WatchError};
 use crate::interrupt;
 use crate::output;
 use crate::settings::Environment;
 
+use cycle::{Changes, Report, State};
 pub use cycle::{Inputs, Target};
-use cycle::{Report, State};
 use events::{Burst, Events};
 
 /// Runs the first cycle, then one per burst of changes, until the process is stopped.
@@ -35,23 +37,25 @@ pub async fn run(inputs: Inputs<'_>, target: Target<'_>) -> Result<(), Error> {
     let cwd =
         std::env::current_dir().map_err(|e| WatchError::Input { detail: format!("the working directory: {e}") })?;
     interrupt::signal_ends_well();
+    let env = Environment::process();
     // Polling where inotify takes watches but never reports (some network and FUSE mounts).
-    let poll = Environment::process().text("KUBECTL_KO_WATCH_POLL").is_some_and(|v| !v.is_empty() && v != "0");
+    let poll = env.text("KUBECTL_KO_WATCH_POLL").is_some_and(|v| !v.is_empty() && v != "0");
+    let configs = KoConfig::candidates(&cwd, env);
     let mut events = Events::start(poll)?;
     events.ignore(inputs::outputs(inputs.publish, inputs.build, &cwd));
     // Watching from the start, so that a change during the first cycle queues the next.
-    events.set_roots(inputs::roots(inputs.files, &[], &cwd));
+    events.set_roots(inputs::roots(inputs.files, &[], &configs, &cwd));
     let mut state = State::default();
-    let mut burst = None;
+    let mut burst: Option<Burst> = None;
     loop {
         let started = Instant::now();
-        let yaml_only = burst.as_ref().is_some_and(|b: &Burst| inputs::only_manifests(&b.paths));
-        let outcome = cycle::run(&inputs, &target, &mut state, yaml_only).await;
+        let changes = burst.as_ref().map(|b| Changes { paths: &b.paths, configs: &configs });
+        let outcome = cycle::run(&inputs, &target, &mut state, changes.as_ref()).await;
         output::step(summary(&outcome, burst.as_ref(), started, &cwd));
         if let Err(e) = &outcome {
             output::error(e.to_string());
         }
-        events.set_roots(inputs::roots(inputs.files, &state.package_dirs, &cwd));
+        events.set_roots(inputs::roots(inputs.files, &state.package_dirs(), &configs, &cwd));
         burst = Some(events.burst().await);
     }
 }
@@ -82,18 +86,17 @@ fn summary(outcome: &Result<Report, Error>, burst: Option<&Burst>, started: Inst
     match outcome {
         Err(_) => format!("watch: {what}; failed after {since:.2}s (the error follows); still watching"),
         Ok(report) => {
-            let rebuilt: Vec<String> =
-                report.rebuilt.iter().map(|v| v.strip_prefix("ko://").unwrap_or(v).to_string()).collect();
-            let mut line = format!(
-                "watch: {what}; images rebuilt: {} of {}{}",
-                rebuilt.len(),
-                report.images,
-                match (rebuilt.is_empty(), report.reused) {
-                    (_, true) => " (only YAML changed: nothing built)".to_string(),
-                    (true, false) => String::new(),
-                    (false, false) => format!(" ({})", rebuilt.join(", ")),
-                }
-            );
+            let name = |v: &String| v.strip_prefix("ko://").unwrap_or(v).to_string();
+            let built: Vec<String> = report.built.iter().map(name).collect();
+            let mut line = format!("watch: {what}; images rebuilt: {} of {}", built.len(), report.images);
+            if !built.is_empty() {
+                line.push_str(&format!(" ({})", built.join(", ")));
+            } else if burst.is_some() {
+                line.push_str(" (no image reads what changed)");
+            }
+            if !report.same.is_empty() {
+                line.push_str(&format!("; unchanged: {}", list(&report.same.iter().map(name).collect::<Vec<_>>())));
+            }
             if report.printed {
                 line.push_str("; printed the stream");
             } else {
@@ -125,7 +128,7 @@ mod tests {
             ["cmd/a/main.go", "cmd/a/b.go", "cmd/a/c.go", "cmd/a/d.go"].iter().map(|p| cwd.join(p)).collect();
         let burst = Burst { paths, first: Instant::now() };
         let report = Report {
-            rebuilt: vec!["ko://example.com/app/cmd/a".into()],
+            built: vec!["ko://example.com/app/cmd/a".into()],
             images: 3,
             applied: vec!["deployment.apps/a".into()],
             gone: vec!["configmap/old".into()],

@@ -34,6 +34,10 @@
 #   9   resolve of 30 apps with -j 4, every image new (fresh repository, our cache wiped)
 #   10  resolve of 10 apps of one module after a change to the package all of them import
 #   10b as 10, two platforms; 10c as 10 with SBOMs on (each tool's default)
+#   11  the inner loop: `kubectl-ko apply --watch` over 10 apps and 10 Deployments in a real
+#       kube-apiserver, one app's main.go changed; the time from the write to the new image in
+#       the API server, against Go's own rebuild of that package and a full `ko apply` rerun
+#       (scripts/bench-watch.sh, which this runs; its own table)
 # Scenarios 8 and 9 measure resources, not time: the peak memory against the YAML's size, and
 # the peak number of open file descriptors; they have their own table. Scenarios 10-10c also
 # run Go alone (`go build -trimpath -o DIR/ ./cmd/...` per platform) in the same alternation,
@@ -66,13 +70,15 @@ BIN_DIR=""
 OUT=""
 KEEP=""
 ONLY=""
-ALL_SCENARIOS=(1 2 3 4 5 6 7a 7b 8 9 10 10b 10c)
+ALL_SCENARIOS=(1 2 3 4 5 6 7a 7b 8 9 10 10b 10c 11)
 # The scenarios measured for resources only (their own table, no time target).
 RESOURCE_SCENARIOS=" 8 9 "
 is_resource_scenario() { [[ "$RESOURCE_SCENARIOS" == *" $1 "* ]]; }
 # The fleet scenarios, measured against Go alone (their own table: overhead over Go).
 FLEET_SCENARIOS=" 10 10b 10c "
 is_fleet_scenario() { [[ "$FLEET_SCENARIOS" == *" $1 "* ]]; }
+# The watch scenario: a long-running process against a cluster, measured by bench-watch.sh.
+is_watch_scenario() { [[ "$1" == 11 ]]; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--runs)
@@ -451,6 +457,7 @@ scenario_title() {
 	10) echo "resolve of 10 apps after a change to the package they share" ;;
 	10b) echo "as 10, two platforms" ;;
 	10c) echo "as 10, SBOMs on (each tool's default)" ;;
+	11) echo "apply --watch: write of main.go to the new image in the API server" ;;
 	esac
 }
 
@@ -665,8 +672,15 @@ RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 step "measuring: ${SCENARIOS[*]}; $WARMUPS warm-up and $RUNS counted run(s) each, kubectl-ko then ko"
+WATCH_TABLE="$WORK/watch.md"
+: >"$WATCH_TABLE"
 for scenario in "${SCENARIOS[@]}"; do
 	step "scenario $scenario: $(scenario_title "$scenario")"
+	if is_watch_scenario "$scenario"; then
+		"$ROOT/scripts/bench-watch.sh" --bin-dir "$BIN_DIR" --runs "$RUNS" ${SMOKE:+--smoke} >"$WATCH_TABLE" ||
+			die "scenario $scenario failed"
+		continue
+	fi
 	for ((i = 1; i <= WARMUPS; i++)); do
 		run_once "$scenario" ours warmup
 		! ko_runs "$scenario" || run_once "$scenario" ko warmup
@@ -713,7 +727,9 @@ TIME_SCENARIOS=()
 MEASURED_RESOURCES=()
 MEASURED_FLEETS=()
 for scenario in "${SCENARIOS[@]}"; do
-	if is_resource_scenario "$scenario"; then
+	if is_watch_scenario "$scenario"; then
+		continue
+	elif is_resource_scenario "$scenario"; then
 		MEASURED_RESOURCES+=("$scenario")
 	elif is_fleet_scenario "$scenario"; then
 		MEASURED_FLEETS+=("$scenario")
@@ -817,7 +833,7 @@ FLEET_TABLE="$WORK/fleet.md"
 } >"$FLEET_TABLE"
 
 [[ -z "$SMOKE" ]] || echo "Smoke run: every scenario ran once with $(basename "$BIN_DIR") binaries and no warm-up, and its output was checked; these times say nothing about speed, so no ratio is judged against its target. Run scripts/bench.sh for that."
-cat "$TABLE" "$RESOURCE_TABLE" "$FLEET_TABLE"
+cat "$TABLE" "$RESOURCE_TABLE" "$FLEET_TABLE" "$WATCH_TABLE"
 
 # The chart: time and memory ratios per scenario, with the targets (marked on the time bars).
 [[ ${#TIME_SCENARIOS[@]} -eq 0 ]] || {
@@ -921,6 +937,16 @@ if [[ ${#MEASURED_FLEETS[@]} -gt 0 ]]; then
 	} >"$WORK/fleet-block.md"
 	write_block '<!-- bench:fleet —' '<!-- bench:fleet-end -->' "$WORK/fleet-block.md"
 fi
+if [[ -s "$WATCH_TABLE" ]]; then
+	{
+		echo "<!-- bench:watch — written by scripts/bench.sh; edits between these markers are overwritten -->"
+		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by scripts/bench-watch.sh, $RUNS counted run(s) after $WARMUPS warm-up(s); kubectl-ko $ours_version, commit $commit, $(basename "$BIN_DIR") build; ko $ko_version; $go_version; load average $LOAD_BEFORE before, $LOAD_AFTER after."
+		echo
+		cat "$WATCH_TABLE"
+		echo "<!-- bench:watch-end -->"
+	} >"$WORK/watch-block.md"
+	write_block '<!-- bench:watch —' '<!-- bench:watch-end -->' "$WORK/watch-block.md"
+fi
 step "wrote $OUT_MD${TIME_SCENARIOS:+ and $OUT_PNG}"
 if [[ -n "$SMOKE" ]]; then
 	# Every run was checked (references printed and present in the registry); a plain
@@ -928,6 +954,7 @@ if [[ -n "$SMOKE" ]]; then
 	runs=0
 	for scenario in "${SCENARIOS[@]}"; do
 		runs=$((runs + 1))
+		is_watch_scenario "$scenario" && continue
 		if ko_runs "$scenario"; then runs=$((runs + 1)); fi
 		if go_runs "$scenario"; then runs=$((runs + 1)); fi
 	done

@@ -243,14 +243,14 @@ fn node_image() -> &'static str {
 }
 
 /// Node containers of one kind cluster, removed when dropped.
-struct Cluster {
-    name: String,
-    nodes: Vec<String>,
+pub(crate) struct Cluster {
+    pub(crate) name: String,
+    pub(crate) nodes: Vec<String>,
 }
 
 impl Cluster {
     /// Starts `count` nodes labelled as kind labels them, each running containerd.
-    fn start(count: usize) -> Cluster {
+    pub(crate) fn start(count: usize) -> Cluster {
         let image = node_image();
         let name = unique_name("kind");
         let mut cluster = Cluster { name: name.clone(), nodes: vec![] };
@@ -287,7 +287,7 @@ impl Cluster {
     }
 
     /// `ctr -n k8s.io images ls` on a node: name → target digest.
-    fn images(&self, node: &str) -> Vec<(String, String)> {
+    pub(crate) fn images(&self, node: &str) -> Vec<(String, String)> {
         let run = docker(&["exec", node, "ctr", "-n", "k8s.io", "images", "ls"]);
         run.assert_success();
         run.stdout

@@ -1,13 +1,31 @@
 //! `kubectl ko apply --watch`: only the images a change touches are built and only the objects
 //! that changed are applied (checked with kubectl through resourceVersions), a change during a
-//! cycle queues one more, SIGINT ends it well; flags after `--` hand each cycle's objects to
-//! kubectl; an unreachable cluster is retried, and `--prune` deletes what is gone.
+//! cycle queues one more, SIGINT and SIGTERM end it well; flags after `--` hand each cycle's
+//! objects to kubectl; an unreachable cluster is retried, and `--prune` deletes what is gone.
 
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::*;
+
+/// Sends `signal` to the watch and asserts that it exits with 0 within three seconds.
+#[track_caller]
+fn stop(watch: &mut Watching, signal: &str) {
+    let pid = watch.child.id().to_string();
+    let status = std::process::Command::new(tool("kill")).args(["-s", signal, "--", &pid]).status().unwrap();
+    assert!(status.success());
+    let sent = Instant::now();
+    let exit = loop {
+        if let Some(exit) = watch.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(10), "the watch did not stop:\n{}", watch.output());
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(exit.code(), Some(0), "SIG{signal}: {}", watch.output());
+    assert!(sent.elapsed() < Duration::from_secs(3), "stopping on SIG{signal} took {:?}", sent.elapsed());
+}
 
 #[test]
 fn apply_watch_applies_only_what_changed_and_stops_cleanly_on_sigint() {
@@ -140,19 +158,7 @@ fn apply_watch_applies_only_what_changed_and_stops_cleanly_on_sigint() {
     assert_eq!(run.stdout.trim(), "queued from beta?", "{run}");
 
     // SIGINT: a prompt exit 0, and nothing the watch started is left.
-    let pid = watch.child.id().to_string();
-    let status = std::process::Command::new(tool("kill")).args(["-s", "INT", "--", &pid]).status().unwrap();
-    assert!(status.success());
-    let sent = Instant::now();
-    let exit = loop {
-        if let Some(exit) = watch.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(sent.elapsed() < Duration::from_secs(10), "the watch did not stop:\n{}", watch.output());
-        thread::sleep(Duration::from_millis(10));
-    };
-    assert_eq!(exit.code(), Some(0), "{}", watch.output());
-    assert!(sent.elapsed() < Duration::from_secs(3), "stopping took {:?}", sent.elapsed());
+    stop(&mut watch, "INT");
     assert_eq!(watch.summaries().len(), 12, "{}", watch.output());
     assert_no_go_left(&home);
     kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
@@ -169,6 +175,7 @@ fn flags_after_a_double_dash_hand_each_cycle_to_kubectl() {
         .cwd(dir)
         .env("KUBECONFIG", kubeconfig())
         .env("KO_DOCKER_REPO", unique_repo("watch-kubectl"));
+    let home = cmd.home();
     let mut watch = Watching::start(&cmd);
     let first = watch.summary(1);
     assert!(first.contains("images rebuilt: 3 of 3"), "{}", watch.output());
@@ -190,7 +197,9 @@ fn flags_after_a_double_dash_hand_each_cycle_to_kubectl() {
         "jsonpath={.metadata.managedFields[*].manager}",
     ]);
     assert!(managers.assert_success().stdout.contains("watch-kubectl"), "{managers}");
-    drop(watch);
+    // SIGTERM ends a watch as SIGINT does.
+    stop(&mut watch, "TERM");
+    assert_no_go_left(&home);
     let refused = ko(&["apply", "-f", "apps.yaml", "--watch", "--prune", "--", "--field-manager=x"]).cwd(dir).run();
     refused.assert_failure();
     assert!(refused.stderr.contains("--prune") && refused.stderr.contains("flags after --"), "{refused}");

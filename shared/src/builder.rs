@@ -25,6 +25,7 @@ use crate::image::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, Artifact, Image
 use crate::output;
 use crate::platform::{Platform, PlatformRequest};
 use crate::sbom::{self, BaseRef, SbomFormat};
+use crate::sign::provenance;
 use crate::time::rfc3339;
 use crate::timing;
 
@@ -52,6 +53,8 @@ pub struct BuilderSettings {
     /// `--sbom` (`None` for `none`) and `--sbom-dir`.
     pub sbom: Option<SbomFormat>,
     pub sbom_dir: Option<PathBuf>,
+    /// `--provenance`: what every image's SLSA provenance says of the run (`None`: no provenance).
+    pub provenance: Option<provenance::RunFacts>,
     /// `SOURCE_DATE_EPOCH`: the images' creation time and the app layer's history date.
     pub source_date: Option<i64>,
     /// `KO_DATA_DATE_EPOCH`: the kodata entries' time and history date.
@@ -260,6 +263,9 @@ impl Builder {
             self.write_sbom(&parts.name, Some(&image), &doc)?;
             image.sbom = Some(attached(doc));
         }
+        if let Some(run) = &self.settings.provenance {
+            image.provenance = Some(self.image_provenance(run, parts, base, plan, build_info.as_ref()));
+        }
         Ok(image)
     }
 
@@ -283,9 +289,9 @@ impl Builder {
         let s = &self.settings;
         let binary_path = binary.path.clone();
         let build_info = async {
-            match s.sbom {
-                Some(_) => sbom::buildinfo::read(s.go.program(), &binary_path).await.map(Some),
-                None => Ok(None),
+            match s.sbom.is_some() || s.provenance.is_some() {
+                true => sbom::buildinfo::read(s.go.program(), &binary_path).await.map(Some),
+                false => Ok(None),
             }
         };
         // File capabilities are a Linux notion; other platforms get the plain binary.
@@ -396,6 +402,8 @@ impl Builder {
             self.write_sbom(&parts.name, None, &doc)?;
             index.sbom = Some(attached(doc));
         }
+        let base = bases.index.as_ref().map(|(name, digest, _)| (name.as_str(), digest));
+        index.provenance = index_provenance(&index, base);
         Ok(index)
     }
 
@@ -418,6 +426,34 @@ impl Builder {
             user: s.image.user.clone().or(image.user),
             created: s.source_date.map(rfc3339),
         }
+    }
+
+    /// The SLSA provenance predicate of one platform image.
+    fn image_provenance(
+        &self,
+        run: &provenance::RunFacts,
+        parts: &PackageParts<'_>,
+        base: &BaseImage,
+        plan: &BuildPlan,
+        build_info: Option<&sbom::buildinfo::BuildInfo>,
+    ) -> serde_json::Value {
+        let config = &self.settings.config;
+        let config_env =
+            parts.package.config.as_ref().and_then(|b| b.env.clone()).unwrap_or(config.default_env.clone());
+        let facts = provenance::ImageFacts {
+            import_path: &parts.package.import_path,
+            platforms: vec![base.platform.to_string()],
+            go_args: &plan.args,
+            config_env: &config_env,
+            base: Some((&base.name, &base.digest)),
+            build_info,
+        };
+        // Without SOURCE_DATE_EPOCH, the image is finished now.
+        let mut run = run.clone();
+        if run.finished.is_empty() {
+            run.finished = rfc3339(crate::time::now_unix());
+        }
+        provenance::predicate(&run, &facts)
     }
 
     /// `--sbom-dir`: `<app>-<platform>.<ext>` for an image, `<app>-index.<ext>` for an index.
@@ -470,6 +506,13 @@ fn group_by_plan<'a>(
         }
     }
     groups
+}
+
+/// The index's provenance: its first image's, naming every platform and the base index.
+fn index_provenance(index: &IndexImage, base: Option<(&str, &Digest)>) -> Option<serde_json::Value> {
+    let first = index.images.first()?.provenance.as_ref()?;
+    let platforms = index.images.iter().map(|i| i.platform.to_string()).collect();
+    Some(provenance::for_index(first, platforms, base))
 }
 
 /// An SBOM as the image model holds it.

@@ -60,6 +60,8 @@ mod image;
 mod reference;
 /// Software bills of materials (SPDX, CycloneDX) from the binary's Go build info.
 mod sbom;
+/// Signatures and SLSA provenance that cosign verifies: keys, DSSE, in-toto, bundles.
+mod sign;
 
 // Transport.
 /// Registry credentials: docker config, helpers, kubectl-ko's own store.

@@ -107,6 +107,8 @@ struct RawConfig {
     builds: Vec<RawBuild>,
     /// Beyond ko: image settings for every build.
     image: Option<RawImage>,
+    /// Beyond ko: the default `--sign-key` (relative to the config file's directory).
+    sign_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,6 +151,8 @@ pub struct KoConfig {
     pub builds: Vec<BuildConfig>,
     /// Beyond ko: image settings for every build.
     pub image: ImageConfig,
+    /// Beyond ko: `signKey`, the default `--sign-key`, resolved against the config's directory.
+    pub sign_key: Option<PathBuf>,
     /// Keys nobody reads, by path (`builds[0].flgs ...`); `load` prints them as warnings.
     pub warnings: Vec<String>,
     /// Whether `default_base_image` came from `KO_DEFAULTBASEIMAGE`.
@@ -193,6 +197,9 @@ impl KoConfig {
             .map_err(|e| ConfigError::Read { path: path.to_path_buf(), detail: e.to_string() })?;
         let mut config =
             Self::parse_str(&text).map_err(|detail| ConfigError::Invalid { path: path.to_path_buf(), detail })?;
+        if let (Some(key), Some(dir)) = (&config.sign_key, path.parent()) {
+            config.sign_key = Some(dir.join(key));
+        }
         config.path = Some(path.to_path_buf());
         Ok(config)
     }
@@ -264,6 +271,7 @@ impl KoConfig {
             default_ldflags: raw.default_ldflags.map(|v| v.into_vec(false)).unwrap_or_default(),
             builds,
             image: image_config(raw.image, "image")?,
+            sign_key: raw.sign_key.filter(|s| !s.is_empty()).map(PathBuf::from),
             warnings,
             default_base_from_env: false,
         })

@@ -23,6 +23,7 @@ pub(super) struct Item<'a> {
     pub artifact: &'a Artifact,
     pub tags: &'a [String],
     pub tag_only: bool,
+    pub sign: Option<&'a crate::sign::SignSettings>,
 }
 
 /// One artifact published: its reference, and what is left to do once every artifact is pushed.
@@ -149,7 +150,7 @@ async fn push(
         })?
         .repository;
     output::step(format!("Publishing {name}"));
-    let target = Target { repo: &repo, sbom_repo: sbom_repo.unwrap_or(&repo) };
+    let target = Target { repo: &repo, sbom_repo: sbom_repo.unwrap_or(&repo), sign: item.sign };
     out.pending = registry.push(&target, item.artifact, item.tags).await?;
     out.reference = naming::registry_reference(name, item.tags, item.tag_only, item.artifact.digest());
     out.done = Some(format!("Published {}", out.reference));

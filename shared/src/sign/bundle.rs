@@ -100,7 +100,11 @@ pub fn legacy_attestations(subject: &Digest, envelopes: &[(&str, &Envelope)]) ->
         .iter()
         .map(|(predicate_type, envelope)| {
             let body = Bytes::from(serde_json::to_vec(envelope).expect("an envelope serialises"));
-            let annotations = BTreeMap::from([("predicateType".to_string(), predicate_type.to_string())]);
+            // cosign reads every layer's signature annotation; an envelope carries its own.
+            let annotations = BTreeMap::from([
+                ("dev.cosignproject.cosign/signature".to_string(), String::new()),
+                ("predicateType".to_string(), predicate_type.to_string()),
+            ]);
             (DSSE_ENVELOPE, body, annotations)
         })
         .collect();

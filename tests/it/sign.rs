@@ -1,0 +1,264 @@
+//! Signing and provenance (`--sign-key`), checked with the real cosign v3: `cosign verify` and
+//! `cosign verify-attestation` accept what a build pushes (one platform and an index), the
+//! decoded SLSA provenance names the base digest, the Go version and the modules, another key
+//! or a moved tag fails, a wrong password is one line with nothing tagged, a plain PKCS#8 key
+//! works, `--provenance=false` leaves provenance out, and `--sign-legacy-tags` adds the tags
+//! older cosigns read.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::util::*;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// `cosign generate-key-pair` in a new directory: `(dir, cosign.key, cosign.pub)`.
+fn key_pair() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(cosign());
+    cmd.arg("generate-key-pair").current_dir(dir.path()).env("COSIGN_PASSWORD", PASSWORD);
+    let run = capture(cmd, Duration::from_secs(60));
+    assert!(run.success(), "cosign generate-key-pair failed:\n{run}");
+    let (key, public) = (dir.path().join("cosign.key"), dir.path().join("cosign.pub"));
+    (dir, key, public)
+}
+
+/// Runs cosign with the flags an offline check of a key-signed image needs.
+fn cosign_check(subcommand: &str, public: &Path, extra: &[&str], reference: &str) -> Run {
+    let mut cmd = Command::new(cosign());
+    cmd.arg(subcommand)
+        .arg("--key")
+        .arg(public)
+        .args(["--insecure-ignore-tlog=true", "--allow-insecure-registry"])
+        .args(extra)
+        .arg(reference);
+    // cosign keeps a TUF cache under HOME; give it a throw-away one.
+    let home = tempfile::tempdir().unwrap();
+    cmd.env("HOME", home.path());
+    capture(cmd, Duration::from_secs(120))
+}
+
+fn verify(public: &Path, reference: &str) -> Run {
+    cosign_check("verify", public, &[], reference)
+}
+
+fn verify_attestation(public: &Path, kind: &str, reference: &str) -> Run {
+    cosign_check("verify-attestation", public, &["--type", kind], reference)
+}
+
+/// The in-toto statements `cosign verify-attestation` printed, decoded.
+fn statements(run: &Run) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|envelope| {
+            let payload = envelope["payload"].as_str()?;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(payload).ok()?;
+            serde_json::from_slice(&bytes).ok()
+        })
+        .collect()
+}
+
+fn build_signed(dir: &Path, repo: &str, key: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["build", ".", "--sign-key", key.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    ko(&args)
+        .cwd(dir)
+        .env("KO_DOCKER_REPO", repo)
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .run()
+}
+
+fn go_version() -> String {
+    let out = Command::new("go").args(["env", "GOVERSION"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The provenance of `reference` as cosign decoded it, after checking it is about `digest`.
+fn provenance(public: &Path, reference: &str, digest: &str) -> Value {
+    let run = verify_attestation(public, "slsaprovenance1", reference);
+    assert!(run.success(), "cosign verify-attestation --type slsaprovenance1 failed:\n{run}");
+    let statements = statements(&run);
+    let statement = statements.first().unwrap_or_else(|| panic!("no statement printed:\n{run}"));
+    assert_eq!(statement["predicateType"], "https://slsa.dev/provenance/v1");
+    assert_eq!(statement["subject"][0]["digest"]["sha256"], digest.trim_start_matches("sha256:"));
+    statement["predicate"].clone()
+}
+
+fn tags(repo: &str) -> Vec<String> {
+    let run = skopeo(&["list-tags", "--tls-verify=false", &format!("docker://{repo}")]);
+    if !run.success() {
+        return vec![];
+    }
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    json["Tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn a_signed_image_verifies_with_cosign_and_its_provenance_names_base_go_and_modules() {
+    let (_keys, key, public) = key_pair();
+    let repo = unique_repo("sign");
+    let run = build_signed(&fixture("withdeps"), &repo, &key, &[]);
+    run.assert_success();
+    assert!(!run.stderr.contains(PASSWORD), "{run}");
+    let reference = run.stdout_lines()[0].to_string();
+    let digest = reference.rsplit_once('@').unwrap().1.to_string();
+
+    let verified = verify(&public, &reference);
+    assert!(verified.success(), "cosign verify failed:\n{verified}");
+    let sbom = verify_attestation(&public, "spdxjson", &reference);
+    assert!(sbom.success(), "cosign verify-attestation --type spdxjson failed:\n{sbom}");
+
+    let predicate = provenance(&public, &reference, &digest);
+    let manifest = skopeo_inspect(&reference, true);
+    let base_digest = manifest["annotations"]["org.opencontainers.image.base.digest"].as_str().unwrap();
+    let definition = &predicate["buildDefinition"];
+    assert_eq!(definition["internalParameters"]["goVersion"], go_version(), "{predicate}");
+    assert_eq!(definition["externalParameters"]["importPath"], "example.com/withdeps");
+    assert_eq!(predicate["runDetails"]["metadata"]["startedOn"], "2023-11-14T22:13:20Z");
+    let deps = definition["resolvedDependencies"].as_array().unwrap();
+    let base = deps.iter().find(|d| d["name"] == "base").expect("the base is a dependency");
+    assert_eq!(base["digest"]["sha256"], base_digest.trim_start_matches("sha256:"), "{predicate}");
+    let uuid = deps.iter().find(|d| d["name"] == "github.com/google/uuid").expect("the module is listed");
+    assert_eq!(uuid["uri"], "pkg:golang/github.com/google/uuid@v1.6.0");
+    assert!(uuid["digest"]["sha256"].as_str().is_some_and(|h| h.len() == 64), "{uuid}");
+
+    // Another key does not verify it; the legacy tags are not there by default.
+    let (_other, _, other_public) = key_pair();
+    assert!(!verify(&other_public, &reference).success(), "another key verified the image");
+    let hex = digest.trim_start_matches("sha256:");
+    assert!(!tags(&repo_of(&reference)).contains(&format!("sha256-{hex}.sig")));
+}
+
+/// The repository of a printed `repo@sha256:...` reference.
+fn repo_of(reference: &str) -> String {
+    reference.rsplit_once('@').unwrap().0.to_string()
+}
+
+#[test]
+fn a_two_platform_index_and_each_image_verify() {
+    let (_keys, key, public) = key_pair();
+    let repo = unique_repo("sign-index");
+    let run = build_signed(&fixture("withdeps"), &repo, &key, &["--platform=linux/amd64,linux/arm64"]);
+    run.assert_success();
+    let reference = run.stdout_lines()[0].to_string();
+    let index = skopeo_inspect(&reference, true);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+
+    let verified = verify(&public, &reference);
+    assert!(verified.success(), "cosign verify of the index failed:\n{verified}");
+    let digest = reference.rsplit_once('@').unwrap().1;
+    let predicate = provenance(&public, &reference, digest);
+    let platforms = &predicate["buildDefinition"]["externalParameters"]["platforms"];
+    assert_eq!(platforms, &serde_json::json!(["linux/amd64", "linux/arm64"]), "{predicate}");
+    for entry in index["manifests"].as_array().unwrap() {
+        let image = format!("{}@{}", repo_of(&reference), entry["digest"].as_str().unwrap());
+        let run = verify(&public, &image);
+        assert!(run.success(), "cosign verify of {image} failed:\n{run}");
+        let predicate = provenance(&public, &image, entry["digest"].as_str().unwrap());
+        let platform = format!("{}/{}", entry["platform"]["os"].as_str().unwrap(), entry["platform"]["architecture"]);
+        let platform = platform.replace('"', "");
+        assert_eq!(predicate["buildDefinition"]["externalParameters"]["platforms"][0], platform.as_str());
+    }
+}
+
+#[test]
+fn a_tag_moved_to_an_unsigned_image_fails_verification() {
+    let (_keys, key, public) = key_pair();
+    let repo = unique_repo("sign-tamper");
+    let signed = build_signed(&fixture("withdeps"), &repo, &key, &["--bare", "-t", "v1"]);
+    signed.assert_success();
+    let tagged = format!("{repo}:v1");
+    let run = verify(&public, &tagged);
+    assert!(run.success(), "cosign verify of the signed tag failed:\n{run}");
+
+    // Someone points the tag at another image.
+    let other = ko(&["build", ".", "--bare", "-t", "v1"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
+    other.assert_success();
+    let run = verify(&public, &tagged);
+    assert!(!run.success(), "cosign verified a tag moved to an unsigned image:\n{run}");
+}
+
+#[test]
+fn a_wrong_password_is_one_line_and_nothing_is_pushed() {
+    let (_keys, key, _) = key_pair();
+    let repo = unique_repo("sign-password");
+    let run = ko(&["build", ".", "--bare", "--sign-key", key.to_str().unwrap(), "-t", "v1"])
+        .cwd(fixture("withdeps"))
+        .env("KO_DOCKER_REPO", &repo)
+        .env("COSIGN_PASSWORD", "not-the-password-42")
+        .run();
+    run.assert_failure();
+    assert!(!run.stderr.contains("not-the-password-42") && !run.stdout.contains("not-the-password-42"), "{run}");
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.contains("wrong password")).collect();
+    assert_eq!(errors.len(), 1, "{run}");
+    assert!(!run.stderr.contains("Building"), "the key is checked before any build:\n{run}");
+    assert!(tags(&repo).is_empty(), "something was pushed");
+}
+
+#[test]
+fn an_unencrypted_pkcs8_key_signs_and_provenance_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = (dir.path().join("key.pem"), dir.path().join("key.pub"));
+    let openssl = |args: &[&str]| {
+        let mut cmd = Command::new(tool("openssl"));
+        cmd.args(args);
+        let run = capture(cmd, Duration::from_secs(30));
+        assert!(run.success(), "openssl {args:?} failed:\n{run}");
+    };
+    let (k, p) = (key.to_str().unwrap(), public.to_str().unwrap());
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", k]);
+    openssl(&["pkey", "-in", k, "-pubout", "-out", p]);
+    let repo = unique_repo("sign-pkcs8");
+    let run = ko(&["build", ".", "--sign-key", k, "--provenance=false"])
+        .cwd(fixture("withdeps"))
+        .env("KO_DOCKER_REPO", &repo)
+        .env_remove("COSIGN_PASSWORD")
+        .run();
+    run.assert_success();
+    let reference = run.stdout_lines()[0].to_string();
+    let verified = verify(&public, &reference);
+    assert!(verified.success(), "cosign verify failed:\n{verified}");
+    let slsa = verify_attestation(&public, "slsaprovenance1", &reference);
+    assert!(!slsa.success(), "--provenance=false still attested provenance:\n{slsa}");
+    let sbom = verify_attestation(&public, "spdxjson", &reference);
+    assert!(sbom.success(), "the SBOM is attested without provenance:\n{sbom}");
+}
+
+#[test]
+fn legacy_tags_are_added_on_request_and_an_oci_layout_says_it_is_unsigned_once() {
+    let (_keys, key, public) = key_pair();
+    let repo = unique_repo("sign-legacy");
+    let layout = tempfile::tempdir().unwrap();
+    let layout_arg = format!("--oci-layout-path={}", layout.path().display());
+    let run = build_signed(&fixture("withdeps"), &repo, &key, &["--sign-legacy-tags", &layout_arg]);
+    run.assert_success();
+    let reference = run.stdout_lines()[0].to_string();
+    let hex = reference.rsplit_once("@sha256:").unwrap().1;
+    let all = tags(&repo_of(&reference));
+    for suffix in ["sig", "att"] {
+        assert!(all.contains(&format!("sha256-{hex}.{suffix}")), "no .{suffix} tag among {all:?}");
+    }
+    let sig = skopeo_inspect(&format!("{}:sha256-{hex}.sig", repo_of(&reference)), true);
+    assert_eq!(sig["layers"][0]["mediaType"], "application/vnd.dev.cosign.simplesigning.v1+json", "{sig}");
+    let verified = verify(&public, &reference);
+    assert!(verified.success(), "cosign verify failed with legacy tags present:\n{verified}");
+    // cosign's legacy path reads only the tags: the simple-signing payload names the repository.
+    let legacy = cosign_check("verify", &public, &["--new-bundle-format=false"], &reference);
+    assert!(legacy.success(), "cosign verify --new-bundle-format=false failed:\n{legacy}");
+    assert!(legacy.stdout.contains(&format!("\"docker-reference\":\"{}\"", repo_of(&reference))), "{legacy}");
+    let att = cosign_check(
+        "verify-attestation",
+        &public,
+        &["--new-bundle-format=false", "--type", "slsaprovenance1"],
+        &reference,
+    );
+    assert!(att.success(), "the legacy .att tag did not verify:\n{att}");
+    let warned = run.stderr.lines().filter(|l| l.contains("cannot hold signatures")).count();
+    assert_eq!(warned, 1, "{run}");
+}

@@ -231,12 +231,12 @@ fn an_unencrypted_pkcs8_key_signs_and_provenance_can_be_turned_off() {
 }
 
 #[test]
-fn legacy_tags_are_added_on_request_and_an_oci_layout_says_it_is_unsigned_once() {
+fn legacy_tags_are_added_on_request_and_a_tarball_says_it_is_unsigned_once() {
     let (_keys, key, public) = key_pair();
     let repo = unique_repo("sign-legacy");
-    let layout = tempfile::tempdir().unwrap();
-    let layout_arg = format!("--oci-layout-path={}", layout.path().display());
-    let run = build_signed(&fixture("withdeps"), &repo, &key, &["--sign-legacy-tags", &layout_arg]);
+    let dir = tempfile::tempdir().unwrap();
+    let tarball_arg = format!("--tarball={}", dir.path().join("images.tar").display());
+    let run = build_signed(&fixture("withdeps"), &repo, &key, &["--sign-legacy-tags", &tarball_arg]);
     run.assert_success();
     let reference = run.stdout_lines()[0].to_string();
     let hex = reference.rsplit_once("@sha256:").unwrap().1;
@@ -261,4 +261,66 @@ fn legacy_tags_are_added_on_request_and_an_oci_layout_says_it_is_unsigned_once()
     assert!(att.success(), "the legacy .att tag did not verify:\n{att}");
     let warned = run.stderr.lines().filter(|l| l.contains("cannot hold signatures")).count();
     assert_eq!(warned, 1, "{run}");
+}
+
+#[test]
+fn an_oci_layout_holds_the_signature_and_attestations_as_referrers() {
+    let (keys, key, public) = key_pair();
+    let layout = tempfile::tempdir().unwrap();
+    let layout_arg = format!("--oci-layout-path={}", layout.path().display());
+    let run = build_signed(&fixture("withdeps"), &unique_repo("sign-layout"), &key, &["--push=false", &layout_arg]);
+    run.assert_success();
+    assert!(!run.stderr.contains("cannot hold signatures"), "{run}");
+    let digest = run.stdout_lines()[0].rsplit_once('@').unwrap().1.to_string();
+    let read = |digest: &str| {
+        std::fs::read(layout.path().join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap()
+    };
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.path().join("index.json")).unwrap()).unwrap();
+    let mut predicate_types = Vec::new();
+    for entry in index["manifests"].as_array().unwrap().iter().filter(|d| d.get("artifactType").is_some()) {
+        assert_eq!(entry["artifactType"], "application/vnd.dev.sigstore.bundle.v0.3+json", "{index}");
+        let manifest: Value = serde_json::from_slice(&read(entry["digest"].as_str().unwrap())).unwrap();
+        assert_eq!(manifest["subject"]["digest"], digest.as_str(), "{manifest}");
+        let bundle: Value = serde_json::from_slice(&read(manifest["layers"][0]["digest"].as_str().unwrap())).unwrap();
+        let envelope = &bundle["dsseEnvelope"];
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let payload = b64.decode(envelope["payload"].as_str().unwrap()).unwrap();
+        let signature = b64.decode(envelope["signatures"][0]["sig"].as_str().unwrap()).unwrap();
+        assert_dsse_signature(keys.path(), &public, &payload, &signature);
+        let statement: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(statement["subject"][0]["digest"]["sha256"], digest.trim_start_matches("sha256:"));
+        predicate_types.push(statement["predicateType"].as_str().unwrap().to_string());
+    }
+    predicate_types.sort();
+    let want = ["https://sigstore.dev/cosign/sign/v1", "https://slsa.dev/provenance/v1", "https://spdx.dev/Document"];
+    assert_eq!(predicate_types, want, "{index}");
+}
+
+/// Checks an ECDSA signature over DSSE's pre-authentication encoding with openssl and `public`.
+fn assert_dsse_signature(scratch: &Path, public: &Path, payload: &[u8], signature: &[u8]) {
+    let kind = "application/vnd.in-toto+json";
+    let mut pae = format!("DSSEv1 {} {kind} {} ", kind.len(), payload.len()).into_bytes();
+    pae.extend_from_slice(payload);
+    let (message, sig) = (scratch.join("pae"), scratch.join("sig"));
+    std::fs::write(&message, pae).unwrap();
+    std::fs::write(&sig, signature).unwrap();
+    let mut cmd = Command::new(tool("openssl"));
+    cmd.args(["dgst", "-sha256", "-verify"]).arg(public).arg("-signature").arg(&sig).arg(&message);
+    let run = capture(cmd, Duration::from_secs(30));
+    assert!(run.success() && run.stdout.contains("Verified OK"), "openssl rejected the envelope's signature:\n{run}");
+}
+
+#[test]
+fn ko_local_says_once_that_the_daemon_cannot_hold_signatures() {
+    let (_keys, key, _) = key_pair();
+    let run = ko(&["build", ".", "--sign-key", key.to_str().unwrap()])
+        .cwd(fixture("hello"))
+        .env("DOCKER_HOST", docker_host())
+        .env("KO_DOCKER_REPO", format!("ko.local/{}", unique_name("sign")))
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run();
+    run.assert_success();
+    let warned: Vec<&str> = run.stderr.lines().filter(|l| l.contains("cannot hold signatures")).collect();
+    assert_eq!(warned.len(), 1, "{run}");
+    assert!(warned[0].contains("Docker daemon"), "{run}");
 }

@@ -143,22 +143,25 @@ pub fn find(reference: &str, layout: &LayoutRef) -> Result<Found, SourceError> {
         if names.is_empty() { "no tagged entries".to_string() } else { format!("tags: {}", names.join(", ")) }
     };
     let descriptor = match &layout.selector {
-        Selector::Only => match index.manifests.as_slice() {
-            [only] => Some(only.clone()),
-            [] => return Err(invalid(reference, format!("{} lists no images", index_path.display()))),
-            many => {
-                return Err(invalid(
-                    reference,
-                    format!(
-                        "{} lists {} entries; name one as oci-layout://{}:TAG or @sha256:... ({})",
-                        index_path.display(),
-                        many.len(),
-                        root.display(),
-                        tags()
-                    ),
-                ));
+        // Referrers (signatures, attestations: entries with an artifactType) are not images.
+        Selector::Only => {
+            match index.manifests.iter().filter(|d| d.artifact_type.is_none()).collect::<Vec<_>>().as_slice() {
+                [only] => Some((*only).clone()),
+                [] => return Err(invalid(reference, format!("{} lists no images", index_path.display()))),
+                many => {
+                    return Err(invalid(
+                        reference,
+                        format!(
+                            "{} lists {} entries; name one as oci-layout://{}:TAG or @sha256:... ({})",
+                            index_path.display(),
+                            many.len(),
+                            root.display(),
+                            tags()
+                        ),
+                    ));
+                }
             }
-        },
+        }
         Selector::Tag(tag) => {
             let found = index.manifests.iter().find(|d| {
                 d.annotations.as_ref().and_then(|a| a.get(REF_NAME)).is_some_and(|name| {
@@ -287,6 +290,24 @@ impl Layout {
         if let Some(name) = ref_name {
             descriptor.annotations = Some(BTreeMap::from([(REF_NAME.to_string(), name.to_string())]));
         }
+        self.add_to_index(descriptor)
+    }
+
+    /// Writes a referrer (a signature or attestation manifest with its `subject`) and its
+    /// blobs, and lists it in `index.json` with its `artifactType`, as OCI 1.1 tools do.
+    pub fn write_referrer(
+        &self,
+        manifest: &[u8],
+        artifact_type: &str,
+        blobs: &[(Descriptor, bytes::Bytes)],
+    ) -> Result<(), MediaError> {
+        for (descriptor, bytes) in blobs {
+            self.put_bytes(&descriptor.digest, bytes)?;
+        }
+        let digest = Digest::of(manifest);
+        self.put_bytes(&digest, manifest)?;
+        let mut descriptor = Descriptor::new(crate::image::manifest::OCI_MANIFEST, digest, manifest.len() as u64);
+        descriptor.artifact_type = Some(artifact_type.to_string());
         self.add_to_index(descriptor)
     }
 

@@ -7,8 +7,9 @@
 use super::PublishError;
 use super::registry::Tagging;
 use super::sbom::ensure_blob;
-use crate::image::Sbom;
 use crate::image::manifest::{Descriptor, OCI_MANIFEST};
+use crate::image::{Artifact, Sbom};
+use crate::media::layout::Layout;
 use crate::registry::{RegistryClient, Repository};
 use crate::sign::{self, SignSettings};
 
@@ -17,6 +18,44 @@ pub struct Subject<'a> {
     pub descriptor: Descriptor,
     pub provenance: Option<&'a serde_json::Value>,
     pub sbom: Option<&'a Sbom>,
+}
+
+/// Every image of `artifact`, then the index if it is one, as subjects to sign.
+pub fn subjects(artifact: &Artifact) -> Vec<Subject<'_>> {
+    let mut subjects: Vec<Subject<'_>> = artifact
+        .images()
+        .into_iter()
+        .map(|image| Subject {
+            descriptor: Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64),
+            provenance: image.provenance.as_ref(),
+            sbom: image.sbom.as_ref(),
+        })
+        .collect();
+    if let Artifact::Index(index) = artifact {
+        subjects.push(Subject {
+            descriptor: Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64),
+            provenance: index.provenance.as_ref(),
+            sbom: index.sbom.as_ref(),
+        });
+    }
+    subjects
+}
+
+/// Signs and attests every image of `artifact` (named `name`) into an OCI layout, as
+/// referrers listed in its `index.json`. The legacy tag forms are registry-only.
+pub fn to_layout(
+    layout: &Layout,
+    settings: &SignSettings,
+    name: &str,
+    artifact: &Artifact,
+) -> Result<(), PublishError> {
+    for subject in subjects(artifact) {
+        let attachments = sign::attachments(settings, name, &subject.descriptor, subject.provenance, subject.sbom)?;
+        for a in attachments.iter().filter(|a| a.tag.is_none()) {
+            layout.write_referrer(&a.manifest, &a.artifact_type, &a.blobs)?;
+        }
+    }
+    Ok(())
 }
 
 /// Signs `subject` in `repo`, attests its provenance and SBOM, pushes it all by digest and

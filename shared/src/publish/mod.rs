@@ -318,13 +318,11 @@ fn warn_unsigned(sinks: &[Sink]) {
         let place = match sink {
             Sink::Daemon(_) => "the Docker daemon",
             Sink::Kind(_) => "the kind cluster",
-            Sink::Layout(_) | Sink::Tarball { .. } | Sink::LocalStore(_) => {
-                "an OCI layout or tarball (not yet supported)"
-            }
-            Sink::Registry { .. } => continue,
+            Sink::Tarball { .. } => "the --tarball archive",
+            Sink::Registry { .. } | Sink::Layout(_) | Sink::LocalStore(_) => continue,
         };
         output::warn(format!(
-            "--sign-key: {place} cannot hold signatures or attestations; what goes there is unsigned (push to a registry to sign)"
+            "--sign-key: {place} cannot hold signatures or attestations; what goes there is unsigned (a registry or --oci-layout-path keeps them)"
         ));
     }
 }

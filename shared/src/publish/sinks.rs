@@ -80,6 +80,9 @@ impl Sink {
             Sink::Layout(layout) => {
                 output::step(format!("Saving {name} to {}", layout.root().display()));
                 layout.write(client, cache, artifact, None).await?;
+                if let Some(sign) = item.sign {
+                    super::attest::to_layout(layout, sign, name, artifact)?;
+                }
                 out.reference = format!("{}@{digest}", layout.root().display());
             }
             Sink::Tarball { tarball, .. } => {
@@ -93,6 +96,9 @@ impl Sink {
                 // take as it is, and that `oci-layout://` bases accept too.
                 let tag = naming::store_tag(name, digest);
                 store.write(client, cache, artifact, Some(&tag)).await?;
+                if let Some(sign) = item.sign {
+                    super::attest::to_layout(store, sign, name, artifact)?;
+                }
                 // Absolute, so the reference works from any directory (KOCACHE may be relative).
                 let root = std::path::absolute(store.root()).unwrap_or_else(|_| store.root().to_path_buf());
                 out.reference = format!("oci:{}:{tag}", root.display());

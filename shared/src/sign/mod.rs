@@ -2,8 +2,8 @@
 //! `cosign verify-attestation` accept them: keys (`key`), DSSE envelopes (`dsse`), in-toto
 //! statements (`statement`), the SLSA provenance predicate (`provenance`) and the artifacts
 //! they are stored as (`bundle`). Signing sits behind the [`Signer`] trait, so that keyless
-//! signing (Fulcio, Rekor) can be added beside [`key::KeySigner`]. Values and crypto only:
-//! pushing is `crate::publish`'s, and findings about cosign's storage are in `docs/signing.md`.
+//! signing (Fulcio, Rekor) can be added beside [`key::KeySigner`]. It reads the key file and
+//! does no other I/O: pushing is `crate::publish`'s, and findings about cosign's storage are in `docs/signing.md`.
 
 pub mod bundle;
 pub mod dsse;

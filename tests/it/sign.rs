@@ -324,3 +324,50 @@ fn ko_local_says_once_that_the_daemon_cannot_hold_signatures() {
     assert_eq!(warned.len(), 1, "{run}");
     assert!(warned[0].contains("Docker daemon"), "{run}");
 }
+
+#[test]
+fn the_key_comes_from_ko_sign_key_or_ko_yaml_and_a_cyclonedx_sbom_is_attested() {
+    let (keys, key, public) = key_pair();
+    let from_env = ko(&["build", ".", "--sbom=cyclonedx"])
+        .cwd(fixture("withdeps"))
+        .env("KO_DOCKER_REPO", unique_repo("sign-env"))
+        .env("KO_SIGN_KEY", &key)
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run();
+    from_env.assert_success();
+    let reference = from_env.stdout_lines()[0].to_string();
+    let run = verify_attestation(&public, "cyclonedx", &reference);
+    assert!(run.success(), "cosign verify-attestation --type cyclonedx failed:\n{run}");
+    let statement = statements(&run).into_iter().next().expect("a statement");
+    assert_eq!(statement["predicate"]["bomFormat"], "CycloneDX", "{statement}");
+
+    // `signKey` in .ko.yaml, relative to the file's directory.
+    std::fs::write(keys.path().join(".ko.yaml"), "signKey: cosign.key\n").unwrap();
+    let from_config = ko(&["build", "."])
+        .cwd(fixture("withdeps"))
+        .env("KO_DOCKER_REPO", unique_repo("sign-config"))
+        .env("KO_CONFIG_PATH", keys.path())
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run();
+    from_config.assert_success();
+    let reference = from_config.stdout_lines()[0].to_string();
+    let verified = verify(&public, &reference);
+    assert!(verified.success(), "cosign verify of the image signed with .ko.yaml's key failed:\n{verified}");
+}
+
+/// The empty JSON blob (`{}`) that only signature and attestation referrers hold.
+const EMPTY_BLOB: &str = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
+#[test]
+fn a_signature_the_registry_refuses_fails_the_run_with_no_tag_moved() {
+    use crate::fault_proxy::{Fault, FaultProxy, Rule};
+    let (_keys, key, _) = key_pair();
+    let rule = Rule::new(None, EMPTY_BLOB, Fault::Status { code: 400, retry_after: None }).times(usize::MAX);
+    let proxy = FaultProxy::start(&registry(), vec![rule]);
+    let name = unique_name("sign-refused");
+    let run = build_signed(&fixture("withdeps"), &format!("{}/{name}", proxy.host), &key, &["--bare", "-t", "v1"]);
+    run.assert_failure();
+    assert!(!proxy.faulted().is_empty(), "the signature's blob was never sent:\n{run}");
+    assert!(run.stdout.trim().is_empty(), "{run}");
+    assert!(tags(&format!("{}/{name}", registry())).is_empty(), "a tag moved although signing failed:\n{run}");
+}

@@ -412,6 +412,16 @@ mod tests {
     }
 
     #[test]
+    fn sign_key_is_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".ko.yaml");
+        std::fs::write(&path, "signKey: keys/cosign.key\n").unwrap();
+        let c = KoConfig::parse_file(&path).unwrap();
+        assert_eq!(c.sign_key, Some(dir.path().join("keys/cosign.key")));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
     fn numbers_in_lists_and_env_maps_keep_their_text() {
         let c = KoConfig::parse_str("defaultFlags: [-p, 4]\ndefaultEnv: 3\nimage:\n  env: {PORT: 8080, V: 1.10}\n")
             .unwrap();

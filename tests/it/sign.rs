@@ -1,8 +1,8 @@
 //! Signing and provenance (`--sign-key`), checked with the real cosign v3: `cosign verify` and
 //! `cosign verify-attestation` accept what a build pushes (one platform and an index), the
 //! decoded SLSA provenance names the base digest, the Go version and the modules, another key
-//! or a moved tag fails, a wrong password is one line with nothing tagged, a plain PKCS#8 key
-//! works, `--provenance=false` leaves provenance out, and `--sign-legacy-tags` adds the tags
+//! or a moved tag fails, a wrong password is one line with nothing tagged, plain PKCS#8 P-256
+//! and Ed25519 keys work, `--provenance=false` leaves provenance out, and `--sign-legacy-tags` adds the tags
 //! older cosigns read.
 
 use std::path::{Path, PathBuf};
@@ -201,10 +201,9 @@ fn a_wrong_password_is_one_line_and_nothing_is_pushed() {
     assert!(tags(&repo).is_empty(), "something was pushed");
 }
 
-#[test]
-fn an_unencrypted_pkcs8_key_signs_and_provenance_can_be_turned_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let (key, public) = (dir.path().join("key.pem"), dir.path().join("key.pub"));
+/// An unencrypted PKCS#8 key pair made by openssl with these `genpkey` arguments.
+fn openssl_key_pair(dir: &Path, name: &str, genpkey: &[&str]) -> (PathBuf, PathBuf) {
+    let (key, public) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.pub")));
     let openssl = |args: &[&str]| {
         let mut cmd = Command::new(tool("openssl"));
         cmd.args(args);
@@ -212,10 +211,18 @@ fn an_unencrypted_pkcs8_key_signs_and_provenance_can_be_turned_off() {
         assert!(run.success(), "openssl {args:?} failed:\n{run}");
     };
     let (k, p) = (key.to_str().unwrap(), public.to_str().unwrap());
-    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", k]);
+    openssl(&[&["genpkey"], genpkey, &["-out", k]].concat());
     openssl(&["pkey", "-in", k, "-pubout", "-out", p]);
+    (key, public)
+}
+
+#[test]
+fn an_unencrypted_pkcs8_key_signs_and_provenance_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) =
+        openssl_key_pair(dir.path(), "p256", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]);
     let repo = unique_repo("sign-pkcs8");
-    let run = ko(&["build", ".", "--sign-key", k, "--provenance=false"])
+    let run = ko(&["build", ".", "--sign-key", key.to_str().unwrap(), "--provenance=false"])
         .cwd(fixture("withdeps"))
         .env("KO_DOCKER_REPO", &repo)
         .env_remove("COSIGN_PASSWORD")
@@ -228,6 +235,25 @@ fn an_unencrypted_pkcs8_key_signs_and_provenance_can_be_turned_off() {
     assert!(!slsa.success(), "--provenance=false still attested provenance:\n{slsa}");
     let sbom = verify_attestation(&public, "spdxjson", &reference);
     assert!(sbom.success(), "the SBOM is attested without provenance:\n{sbom}");
+}
+
+#[test]
+fn an_ed25519_key_signs_and_attests_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = openssl_key_pair(dir.path(), "ed25519", &["-algorithm", "ed25519"]);
+    let run = ko(&["build", ".", "--sign-key", key.to_str().unwrap()])
+        .cwd(fixture("withdeps"))
+        .env("KO_DOCKER_REPO", unique_repo("sign-ed25519"))
+        .run();
+    run.assert_success();
+    let reference = run.stdout_lines()[0].to_string();
+    let verified = verify(&public, &reference);
+    assert!(verified.success(), "cosign verify failed:\n{verified}");
+    let digest = reference.rsplit_once('@').unwrap().1;
+    let predicate = provenance(&public, &reference, digest);
+    assert_eq!(predicate["buildDefinition"]["externalParameters"]["importPath"], "example.com/withdeps");
+    let (_, _, ecdsa_public) = key_pair();
+    assert!(!verify(&ecdsa_public, &reference).success(), "another key verified the image");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Private keys for signing: cosign's own format (`ENCRYPTED SIGSTORE PRIVATE KEY`, a JSON
 //! document holding scrypt parameters and a NaCl secretbox that seals a PKCS#8 key) and a
-//! plain PKCS#8 PEM (`PRIVATE KEY`). Only ECDSA P-256 is taken: it is what
-//! `cosign generate-key-pair` makes and what `cosign verify --key` checks DSSE envelopes with.
+//! plain PKCS#8 PEM (`PRIVATE KEY`). ECDSA P-256 (what `cosign generate-key-pair` makes) and
+//! Ed25519 are taken: `cosign verify --key` checks DSSE envelopes made with either.
 //! The password is never echoed: errors name the key file, not what was typed.
 
 use std::path::Path;
@@ -10,7 +10,7 @@ use base64::Engine as _;
 use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::{Nonce, XSalsa20Poly1305};
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
@@ -24,10 +24,19 @@ const P256_SPKI_PREFIX: [u8; 26] = [
     0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
-/// An ECDSA P-256 key read from a file, signing with SHA-256 (ASN.1 DER signatures, as cosign).
+/// The DER prefix of an Ed25519 `SubjectPublicKeyInfo` before its 32-byte key.
+const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
+/// A key read from a file: ECDSA P-256 signing with SHA-256 (ASN.1 DER signatures, as cosign),
+/// or Ed25519.
 pub struct KeySigner {
-    pair: EcdsaKeyPair,
+    pair: Pair,
     rng: SystemRandom,
+}
+
+enum Pair {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
 }
 
 impl std::fmt::Debug for KeySigner {
@@ -86,23 +95,31 @@ impl KeySigner {
             }
         };
         let rng = SystemRandom::new();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &rng)
-            .map_err(|e| bad(path, format!("not an ECDSA P-256 PKCS#8 key ({e}); only P-256 keys are supported")))?;
+        let pair = match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &rng) {
+            Ok(pair) => Pair::Ecdsa(pair),
+            Err(e) => Pair::Ed25519(Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).map_err(|_| {
+                bad(path, format!("not an ECDSA P-256 or Ed25519 PKCS#8 key ({e}); those are the keys cosign verifies"))
+            })?),
+        };
         Ok(KeySigner { pair, rng })
     }
 
     /// The public key as cosign writes it in `cosign.pub` (DER `SubjectPublicKeyInfo`).
     pub fn public_key_der(&self) -> Vec<u8> {
-        let mut der = P256_SPKI_PREFIX.to_vec();
-        der.extend_from_slice(self.pair.public_key().as_ref());
-        der
+        let (prefix, key): (&[u8], &[u8]) = match &self.pair {
+            Pair::Ecdsa(pair) => (&P256_SPKI_PREFIX, pair.public_key().as_ref()),
+            Pair::Ed25519(pair) => (&ED25519_SPKI_PREFIX, pair.public_key().as_ref()),
+        };
+        [prefix, key].concat()
     }
 }
 
 impl Signer for KeySigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
-        let sig = self.pair.sign(&self.rng, message).map_err(|_| SignError::Signing)?;
-        Ok(sig.as_ref().to_vec())
+        match &self.pair {
+            Pair::Ecdsa(pair) => Ok(pair.sign(&self.rng, message).map_err(|_| SignError::Signing)?.as_ref().to_vec()),
+            Pair::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
     }
 
     /// A bundle made with a key carries only a hint: the SHA-256 of the public key's DER.

@@ -11,6 +11,7 @@ use crate::image::manifest::{Descriptor, OCI_MANIFEST};
 use crate::image::{Artifact, Sbom};
 use crate::media::layout::Layout;
 use crate::registry::{RegistryClient, Repository};
+use crate::sign::bundle::Attachment;
 use crate::sign::{self, SignSettings};
 
 /// What is signed and attested for one image or index.
@@ -41,19 +42,27 @@ pub fn subjects(artifact: &Artifact) -> Vec<Subject<'_>> {
     subjects
 }
 
-/// Signs and attests every image of `artifact` (named `name`) into an OCI layout, as
-/// referrers listed in its `index.json`. The legacy tag forms are registry-only.
+/// The referrers (signature and attestations) of every image of `artifact`, named `name`,
+/// for an OCI layout or archive; the legacy tag forms are registry-only.
+pub fn referrers(settings: &SignSettings, name: &str, artifact: &Artifact) -> Result<Vec<Attachment>, PublishError> {
+    let mut out = Vec::new();
+    for subject in subjects(artifact) {
+        let attachments = sign::attachments(settings, name, &subject.descriptor, subject.provenance, subject.sbom)?;
+        out.extend(attachments.into_iter().filter(|a| a.tag.is_none()));
+    }
+    Ok(out)
+}
+
+/// Signs and attests every image of `artifact` into an OCI layout, as referrers listed in
+/// its `index.json`.
 pub fn to_layout(
     layout: &Layout,
     settings: &SignSettings,
     name: &str,
     artifact: &Artifact,
 ) -> Result<(), PublishError> {
-    for subject in subjects(artifact) {
-        let attachments = sign::attachments(settings, name, &subject.descriptor, subject.provenance, subject.sbom)?;
-        for a in attachments.iter().filter(|a| a.tag.is_none()) {
-            layout.write_referrer(&a.manifest, &a.artifact_type, &a.blobs)?;
-        }
+    for a in referrers(settings, name, artifact)? {
+        layout.write_referrer(&a.manifest, &a.artifact_type, &a.blobs)?;
     }
     Ok(())
 }

@@ -318,8 +318,7 @@ fn warn_unsigned(sinks: &[Sink]) {
         let place = match sink {
             Sink::Daemon(_) => "the Docker daemon",
             Sink::Kind(_) => "the kind cluster",
-            Sink::Tarball { .. } => "the --tarball archive",
-            Sink::Registry { .. } | Sink::Layout(_) | Sink::LocalStore(_) => continue,
+            Sink::Registry { .. } | Sink::Layout(_) | Sink::LocalStore(_) | Sink::Tarball { .. } => continue,
         };
         output::warn(format!(
             "--sign-key: {place} cannot hold signatures or attestations; what goes there is unsigned (a registry or --oci-layout-path keeps them)"

@@ -1,6 +1,7 @@
 //! The places an artifact goes, as one ordered set the publisher walks: an OCI layout, a
 //! tarball, a registry and the local store (each optional, in that order; the last one's
-//! reference is printed), or alone the Docker daemon or a kind cluster. With none of them the
+//! reference is printed), or alone the Docker daemon or a kind cluster. With `--sign-key`,
+//! the layouts and the tarball also get each image's signature and attestations. With none of them the
 //! artifact is not pushed and its reference is made up from its name (`--push=false`). Each
 //! sink is a thin adapter over its medium's module.
 
@@ -87,7 +88,11 @@ impl Sink {
             }
             Sink::Tarball { tarball, .. } => {
                 let repo_tags = item.tags.iter().map(|t| format!("{name}:{t}")).collect();
-                tarball.lock().await.add(artifact.clone(), repo_tags);
+                let mut tarball = tarball.lock().await;
+                tarball.add(artifact.clone(), repo_tags);
+                if let Some(sign) = item.sign {
+                    tarball.add_referrers(super::attest::referrers(sign, name, artifact)?);
+                }
                 out.reference = naming::registry_reference(name, item.tags, item.tag_only, digest);
             }
             Sink::Registry { registry, sbom_repo } => push(registry, sbom_repo.as_ref(), item, out).await?,

@@ -1,9 +1,9 @@
 //! The places an artifact goes, as one ordered set the publisher walks: an OCI layout, a
 //! tarball, a registry and the local store (each optional, in that order; the last one's
-//! reference is printed), or alone the Docker daemon or a kind cluster. With `--sign-key`,
-//! the layouts and the tarball also get each image's signature and attestations. With none of them the
+//! reference is printed), or alone the Docker daemon or a kind cluster. With none of them the
 //! artifact is not pushed and its reference is made up from its name (`--push=false`). Each
-//! sink is a thin adapter over its medium's module.
+//! sink is a thin adapter over its medium's module. With `--sign-key`, the layouts and the
+//! tarball also get each image's signature and attestations as referrers.
 
 use std::path::PathBuf;
 

@@ -264,7 +264,17 @@ impl Builder {
             image.sbom = Some(attached(doc));
         }
         if let Some(run) = &self.settings.provenance {
-            image.provenance = Some(self.image_provenance(run, parts, base, plan, build_info.as_ref()));
+            let commit = self.settings.go.source_commit(&parts.package.dir).await;
+            let facts = provenance::ImageFacts {
+                import_path: &parts.package.import_path,
+                platforms: vec![base.platform.to_string()],
+                go_args: &plan.args,
+                config_env: &self.config_env(parts.package),
+                base: Some((&base.name, &base.digest)),
+                build_info: build_info.as_ref(),
+                git_commit: commit,
+            };
+            image.provenance = Some(image_provenance(run, &facts));
         }
         Ok(image)
     }
@@ -428,32 +438,10 @@ impl Builder {
         }
     }
 
-    /// The SLSA provenance predicate of one platform image.
-    fn image_provenance(
-        &self,
-        run: &provenance::RunFacts,
-        parts: &PackageParts<'_>,
-        base: &BaseImage,
-        plan: &BuildPlan,
-        build_info: Option<&sbom::buildinfo::BuildInfo>,
-    ) -> serde_json::Value {
+    /// The `env` of `.ko.yaml` for `package`: its build's, else `defaultEnv`.
+    fn config_env(&self, package: &Package) -> Vec<String> {
         let config = &self.settings.config;
-        let config_env =
-            parts.package.config.as_ref().and_then(|b| b.env.clone()).unwrap_or(config.default_env.clone());
-        let facts = provenance::ImageFacts {
-            import_path: &parts.package.import_path,
-            platforms: vec![base.platform.to_string()],
-            go_args: &plan.args,
-            config_env: &config_env,
-            base: Some((&base.name, &base.digest)),
-            build_info,
-        };
-        // Without SOURCE_DATE_EPOCH, the image is finished now.
-        let mut run = run.clone();
-        if run.finished.is_empty() {
-            run.finished = rfc3339(crate::time::now_unix());
-        }
-        provenance::predicate(&run, &facts)
+        package.config.as_ref().and_then(|b| b.env.clone()).unwrap_or_else(|| config.default_env.clone())
     }
 
     /// `--sbom-dir`: `<app>-<platform>.<ext>` for an image, `<app>-index.<ext>` for an index.
@@ -506,6 +494,15 @@ fn group_by_plan<'a>(
         }
     }
     groups
+}
+
+/// One platform image's provenance; without `SOURCE_DATE_EPOCH`, the image is finished now.
+fn image_provenance(run: &provenance::RunFacts, facts: &provenance::ImageFacts<'_>) -> serde_json::Value {
+    let mut run = run.clone();
+    if run.finished.is_empty() {
+        run.finished = rfc3339(crate::time::now_unix());
+    }
+    provenance::predicate(&run, facts)
 }
 
 /// The index's provenance: its first image's, naming every platform and the base index.

@@ -124,6 +124,9 @@ fn a_signed_image_verifies_with_cosign_and_its_provenance_names_base_go_and_modu
     let deps = definition["resolvedDependencies"].as_array().unwrap();
     let base = deps.iter().find(|d| d["name"] == "base").expect("the base is a dependency");
     assert_eq!(base["digest"]["sha256"], base_digest.trim_start_matches("sha256:"), "{predicate}");
+    let head = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(fixture("withdeps")).output().unwrap();
+    let source = deps.iter().find(|d| d["name"] == "source").expect("the source commit is a dependency");
+    assert_eq!(source["digest"]["gitCommit"], String::from_utf8_lossy(&head.stdout).trim(), "{predicate}");
     let uuid = deps.iter().find(|d| d["name"] == "github.com/google/uuid").expect("the module is listed");
     assert_eq!(uuid["uri"], "pkg:golang/github.com/google/uuid@v1.6.0");
     assert!(uuid["digest"]["sha256"].as_str().is_some_and(|h| h.len() == 64), "{uuid}");

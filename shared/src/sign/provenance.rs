@@ -37,6 +37,8 @@ pub struct ImageFacts<'a> {
     /// The base image (or index) by name and digest.
     pub base: Option<(&'a str, &'a Digest)>,
     pub build_info: Option<&'a BuildInfo>,
+    /// The commit the package's directory is checked out at, when Go did not stamp one.
+    pub git_commit: Option<String>,
 }
 
 /// The predicate (`predicateType: https://slsa.dev/provenance/v1`).
@@ -61,7 +63,7 @@ pub fn predicate(run: &RunFacts, image: &ImageFacts<'_>) -> Value {
                 "env": image.config_env,
                 "goBuildSettings": build_settings,
             },
-            "resolvedDependencies": dependencies(image, setting("vcs.revision"), setting("vcs")),
+            "resolvedDependencies": dependencies(image, setting("vcs.revision").or(image.git_commit.clone()), setting("vcs")),
         },
         "runDetails": {
             "builder": { "id": run.builder_id },
@@ -135,6 +137,7 @@ mod tests {
             config_env: &["FOO=1".into()],
             base: Some(("cgr.dev/chainguard/static:latest", &base)),
             build_info: Some(&info),
+            git_commit: None,
         };
         let run = RunFacts { builder_id: "kubectl-ko".into(), ..Default::default() };
         let p = predicate(&run, &facts);

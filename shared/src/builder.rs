@@ -264,19 +264,32 @@ impl Builder {
             image.sbom = Some(attached(doc));
         }
         if let Some(run) = &self.settings.provenance {
-            let commit = self.settings.go.source_commit(&parts.package.dir).await;
-            let facts = provenance::ImageFacts {
-                import_path: &parts.package.import_path,
-                platforms: vec![base.platform.to_string()],
-                go_args: &plan.args,
-                config_env: &self.config_env(parts.package),
-                base: Some((&base.name, &base.digest)),
-                build_info: build_info.as_ref(),
-                git_commit: commit,
-            };
-            image.provenance = Some(image_provenance(run, &facts));
+            image.provenance = Some(self.provenance(run, parts.package, base, plan, build_info.as_ref()).await);
         }
         Ok(image)
+    }
+
+    /// One platform image's SLSA provenance predicate.
+    async fn provenance(
+        &self,
+        run: &provenance::RunFacts,
+        package: &Package,
+        base: &BaseImage,
+        plan: &BuildPlan,
+        build_info: Option<&sbom::buildinfo::BuildInfo>,
+    ) -> serde_json::Value {
+        let config = &self.settings.config;
+        let config_env = package.config.as_ref().and_then(|b| b.env.clone()).unwrap_or(config.default_env.clone());
+        let facts = provenance::ImageFacts {
+            import_path: &package.import_path,
+            platforms: vec![base.platform.to_string()],
+            go_args: &plan.args,
+            config_env: &config_env,
+            base: Some((&base.name, &base.digest)),
+            build_info,
+            git_commit: self.settings.go.source_commit(&package.dir).await,
+        };
+        provenance::predicate_now(run, &facts)
     }
 
     /// `go build` of one package for one platform, alone.
@@ -299,9 +312,10 @@ impl Builder {
         let s = &self.settings;
         let binary_path = binary.path.clone();
         let build_info = async {
-            match s.sbom.is_some() || s.provenance.is_some() {
-                true => sbom::buildinfo::read(s.go.program(), &binary_path).await.map(Some),
-                false => Ok(None),
+            if s.sbom.is_some() || s.provenance.is_some() {
+                sbom::buildinfo::read(s.go.program(), &binary_path).await.map(Some)
+            } else {
+                Ok(None)
             }
         };
         // File capabilities are a Linux notion; other platforms get the plain binary.
@@ -413,7 +427,10 @@ impl Builder {
             index.sbom = Some(attached(doc));
         }
         let base = bases.index.as_ref().map(|(name, digest, _)| (name.as_str(), digest));
-        index.provenance = index_provenance(&index, base);
+        index.provenance = index.images.first().and_then(|i| i.provenance.as_ref()).map(|first| {
+            let platforms = index.images.iter().map(|i| i.platform.to_string()).collect();
+            provenance::for_index(first, platforms, base)
+        });
         Ok(index)
     }
 
@@ -436,12 +453,6 @@ impl Builder {
             user: s.image.user.clone().or(image.user),
             created: s.source_date.map(rfc3339),
         }
-    }
-
-    /// The `env` of `.ko.yaml` for `package`: its build's, else `defaultEnv`.
-    fn config_env(&self, package: &Package) -> Vec<String> {
-        let config = &self.settings.config;
-        package.config.as_ref().and_then(|b| b.env.clone()).unwrap_or_else(|| config.default_env.clone())
     }
 
     /// `--sbom-dir`: `<app>-<platform>.<ext>` for an image, `<app>-index.<ext>` for an index.
@@ -494,22 +505,6 @@ fn group_by_plan<'a>(
         }
     }
     groups
-}
-
-/// One platform image's provenance; without `SOURCE_DATE_EPOCH`, the image is finished now.
-fn image_provenance(run: &provenance::RunFacts, facts: &provenance::ImageFacts<'_>) -> serde_json::Value {
-    let mut run = run.clone();
-    if run.finished.is_empty() {
-        run.finished = rfc3339(crate::time::now_unix());
-    }
-    provenance::predicate(&run, facts)
-}
-
-/// The index's provenance: its first image's, naming every platform and the base index.
-fn index_provenance(index: &IndexImage, base: Option<(&str, &Digest)>) -> Option<serde_json::Value> {
-    let first = index.images.first()?.provenance.as_ref()?;
-    let platforms = index.images.iter().map(|i| i.platform.to_string()).collect();
-    Some(provenance::for_index(first, platforms, base))
 }
 
 /// An SBOM as the image model holds it.

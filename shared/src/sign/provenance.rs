@@ -72,6 +72,15 @@ pub fn predicate(run: &RunFacts, image: &ImageFacts<'_>) -> Value {
     })
 }
 
+/// [`predicate`], with `finishedOn` now when `SOURCE_DATE_EPOCH` did not fix it.
+pub fn predicate_now(run: &RunFacts, image: &ImageFacts<'_>) -> Value {
+    if !run.finished.is_empty() {
+        return predicate(run, image);
+    }
+    let run = RunFacts { finished: crate::time::rfc3339(crate::time::now_unix()), ..run.clone() };
+    predicate(&run, image)
+}
+
 /// An index's predicate: its first image's, naming every platform and the base index.
 pub fn for_index(first: &Value, platforms: Vec<String>, base: Option<(&str, &Digest)>) -> Value {
     let mut predicate = first.clone();

@@ -417,3 +417,19 @@ fn a_signature_the_registry_refuses_fails_the_run_with_no_tag_moved() {
     assert!(run.stdout.trim().is_empty(), "{run}");
     assert!(tags(&format!("{}/{name}", registry())).is_empty(), "a tag moved although signing failed:\n{run}");
 }
+
+#[test]
+fn provenance_without_a_key_is_refused_and_a_missing_password_is_named() {
+    let run =
+        ko(&["build", ".", "--provenance"]).cwd(fixture("withdeps")).env("KO_DOCKER_REPO", unique_repo("x")).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("--provenance") && run.stderr.contains("--sign-key"), "{run}");
+    let (_keys, key, _) = key_pair();
+    let run = ko(&["build", ".", "--sign-key", key.to_str().unwrap()])
+        .cwd(fixture("withdeps"))
+        .env("KO_DOCKER_REPO", unique_repo("x"))
+        .env_remove("COSIGN_PASSWORD")
+        .run();
+    run.assert_failure();
+    assert!(run.stderr.contains("set COSIGN_PASSWORD"), "{run}");
+}

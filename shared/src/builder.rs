@@ -278,11 +278,14 @@ impl Builder {
         plan: &BuildPlan,
         build_info: Option<&sbom::buildinfo::BuildInfo>,
     ) -> serde_json::Value {
-        let config = &self.settings.config;
-        let config_env = package.config.as_ref().and_then(|b| b.env.clone()).unwrap_or(config.default_env.clone());
+        let (config, build) = (&self.settings.config, package.config.as_ref());
+        let config_env = build.and_then(|b| b.env.clone()).unwrap_or(config.default_env.clone());
+        let ldflags = self.settings.flags.ldflags.clone().or(build.and_then(|b| b.ldflags.clone()));
         let facts = provenance::ImageFacts {
             import_path: &package.import_path,
             platforms: vec![base.platform.to_string()],
+            flags: build.and_then(|b| b.flags.clone()).unwrap_or(config.default_flags.clone()),
+            ldflags: ldflags.unwrap_or(config.default_ldflags.clone()),
             go_args: &plan.args,
             config_env: &config_env,
             base: Some((&base.name, &base.digest)),

@@ -103,7 +103,7 @@ fn tags(repo: &str) -> Vec<String> {
 fn a_signed_image_verifies_with_cosign_and_its_provenance_names_base_go_and_modules() {
     let (_keys, key, public) = key_pair();
     let repo = unique_repo("sign");
-    let run = build_signed(&fixture("withdeps"), &repo, &key, &[]);
+    let run = build_signed(&fixture("withdeps"), &repo, &key, &["--ldflags=-s -w"]);
     run.assert_success();
     assert!(!run.stderr.contains(PASSWORD), "{run}");
     let reference = run.stdout_lines()[0].to_string();
@@ -120,6 +120,9 @@ fn a_signed_image_verifies_with_cosign_and_its_provenance_names_base_go_and_modu
     let definition = &predicate["buildDefinition"];
     assert_eq!(definition["internalParameters"]["goVersion"], go_version(), "{predicate}");
     assert_eq!(definition["externalParameters"]["importPath"], "example.com/withdeps");
+    assert_eq!(definition["externalParameters"]["ldflags"], serde_json::json!(["-s -w"]), "{predicate}");
+    let args = definition["externalParameters"]["goBuildArgs"].as_array().unwrap();
+    assert!(args.iter().any(|a| a == "-ldflags=-s -w"), "{predicate}");
     assert_eq!(predicate["runDetails"]["metadata"]["startedOn"], "2023-11-14T22:13:20Z");
     let deps = definition["resolvedDependencies"].as_array().unwrap();
     let base = deps.iter().find(|d| d["name"] == "base").expect("the base is a dependency");

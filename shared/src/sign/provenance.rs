@@ -30,6 +30,9 @@ pub struct ImageFacts<'a> {
     pub import_path: &'a str,
     /// `os/arch[/variant]`, one per platform image (several for an index).
     pub platforms: Vec<String>,
+    /// The flags and ldflags as given (`.ko.yaml` or `--ldflags`, templates not applied).
+    pub flags: Vec<String>,
+    pub ldflags: Vec<String>,
     /// The `go build` arguments (flags and ldflags, templates applied).
     pub go_args: &'a [String],
     /// The `env` of `.ko.yaml` (the build's, else `defaultEnv`).
@@ -55,6 +58,8 @@ pub fn predicate(run: &RunFacts, image: &ImageFacts<'_>) -> Value {
                 "importPath": image.import_path,
                 "platforms": image.platforms,
                 "tags": run.tags,
+                "flags": image.flags,
+                "ldflags": image.ldflags,
                 "goBuildArgs": image.go_args,
             },
             "internalParameters": {
@@ -142,6 +147,8 @@ mod tests {
         let facts = ImageFacts {
             import_path: "ex.com/app",
             platforms: vec!["linux/amd64".into()],
+            flags: vec!["-v".into()],
+            ldflags: vec!["-X main.v={{.Env.V}}".into()],
             go_args: &["build".into(), "-trimpath".into()],
             config_env: &["FOO=1".into()],
             base: Some(("cgr.dev/chainguard/static:latest", &base)),
@@ -153,6 +160,7 @@ mod tests {
         let def = &p["buildDefinition"];
         assert_eq!(def["buildType"], BUILD_TYPE);
         assert_eq!(def["internalParameters"]["goVersion"], "go1.26.8");
+        assert_eq!(def["externalParameters"]["ldflags"][0], "-X main.v={{.Env.V}}", "as given");
         let deps = def["resolvedDependencies"].as_array().unwrap();
         assert_eq!(deps[0]["digest"]["sha256"], base.hex());
         assert_eq!(deps[1]["digest"]["gitCommit"], "abc123");

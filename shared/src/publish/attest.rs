@@ -89,7 +89,7 @@ pub async fn push(
         match attachment.tag {
             Some(tag) => {
                 client.put_manifest(repo, &digest, OCI_MANIFEST, &attachment.manifest).await?;
-                let done = Some(format!("{done} ({tag})"));
+                let done = Some(format!("Published {} {name}:{tag}", attachment.what));
                 let (media_type, bytes) = (OCI_MANIFEST.to_string(), attachment.manifest);
                 taggings.push(Tagging::Tag { repo: repo.clone(), tag, media_type, bytes, done });
             }

@@ -91,7 +91,7 @@ pub fn simple_signing_payload(repository: &str, subject: &Digest) -> Bytes {
 /// annotation holds the base64 signature.
 pub fn legacy_signature(subject: &Digest, payload: Bytes, signature_b64: String) -> Attachment {
     let annotations = BTreeMap::from([("dev.cosignproject.cosign/signature".to_string(), signature_b64)]);
-    legacy(subject, "sig", vec![(SIMPLE_SIGNING, payload, annotations)], "legacy signature tag")
+    legacy(subject, "sig", vec![(SIMPLE_SIGNING, payload, annotations)], "legacy signature")
 }
 
 /// The legacy attestations: the tag `sha256-<hex>.att`, one DSSE envelope layer each.
@@ -108,7 +108,7 @@ pub fn legacy_attestations(subject: &Digest, envelopes: &[(&str, &Envelope)]) ->
             (DSSE_ENVELOPE, body, annotations)
         })
         .collect();
-    legacy(subject, "att", layers, "legacy attestation tag")
+    legacy(subject, "att", layers, "legacy attestations")
 }
 
 type Layer = (&'static str, Bytes, BTreeMap<String, String>);

@@ -142,26 +142,25 @@ pub fn find(reference: &str, layout: &LayoutRef) -> Result<Found, SourceError> {
             .collect();
         if names.is_empty() { "no tagged entries".to_string() } else { format!("tags: {}", names.join(", ")) }
     };
+    // Referrers (signatures, attestations: entries with an artifactType) are not images.
+    let images: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.artifact_type.is_none()).collect();
     let descriptor = match &layout.selector {
-        // Referrers (signatures, attestations: entries with an artifactType) are not images.
-        Selector::Only => {
-            match index.manifests.iter().filter(|d| d.artifact_type.is_none()).collect::<Vec<_>>().as_slice() {
-                [only] => Some((*only).clone()),
-                [] => return Err(invalid(reference, format!("{} lists no images", index_path.display()))),
-                many => {
-                    return Err(invalid(
-                        reference,
-                        format!(
-                            "{} lists {} entries; name one as oci-layout://{}:TAG or @sha256:... ({})",
-                            index_path.display(),
-                            many.len(),
-                            root.display(),
-                            tags()
-                        ),
-                    ));
-                }
+        Selector::Only => match images.as_slice() {
+            [only] => Some((*only).clone()),
+            [] => return Err(invalid(reference, format!("{} lists no images", index_path.display()))),
+            many => {
+                return Err(invalid(
+                    reference,
+                    format!(
+                        "{} lists {} entries; name one as oci-layout://{}:TAG or @sha256:... ({})",
+                        index_path.display(),
+                        many.len(),
+                        root.display(),
+                        tags()
+                    ),
+                ));
             }
-        }
+        },
         Selector::Tag(tag) => {
             let found = index.manifests.iter().find(|d| {
                 d.annotations.as_ref().and_then(|a| a.get(REF_NAME)).is_some_and(|name| {

@@ -304,6 +304,12 @@ fn an_oci_layout_and_a_tarball_hold_the_signature_and_attestations_as_referrers(
     assert!(!run.stderr.contains("cannot hold signatures"), "{run}");
     let digest = run.stdout_lines()[0].rsplit_once('@').unwrap().1.to_string();
     assert_layout_referrers(&layout, &digest, keys.path(), &public);
+    // The signed layout is still a base with one image: the referrers are not images.
+    let on_it = ko(&["build", ".", "--push=false"])
+        .cwd(fixture("hello"))
+        .env("KO_DEFAULTBASEIMAGE", format!("oci-layout://{}", layout.display()))
+        .run();
+    on_it.assert_success();
 
     // The archive is an OCI layout too, and docker still loads it.
     let unpacked = dir.path().join("unpacked");

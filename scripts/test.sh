@@ -12,6 +12,7 @@
 #   KO_TEST_KREW         the krew binary (built once by scripts/krew.sh)
 #   KO_TEST_SBOM_VENV    Python venv with the SBOM validators (pyspdxtools, cyclonedx)
 #   KO_TEST_DOCKER_HOST  DOCKER_HOST of a throw-away Docker daemon (scripts/dockerd.sh)
+#   KO_TEST_COSIGN       the real cosign v3.1.1 (tests/it/sign.rs)
 #   KO_TEST_ACTIONLINT, KO_TEST_VALIDATE_KREW_MANIFEST   release checks (scripts/release-tools.sh)
 set -euo pipefail
 
@@ -151,6 +152,14 @@ fi
 ensure_debs jq
 KO_TEST_KREW=$(scripts/krew.sh)
 export KO_TEST_KREW
+
+# --- cosign (tests/it/sign.rs): the real verifier, pinned, from the Go module proxy ---
+COSIGN_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-ko-test/cosign-v3.1.1"
+if [[ ! -x "$COSIGN_DIR/cosign" ]]; then
+	step "installing cosign v3.1.1 into $COSIGN_DIR"
+	GOBIN="$COSIGN_DIR" go install github.com/sigstore/cosign/v3/cmd/cosign@v3.1.1 || die "go install cosign failed"
+fi
+export KO_TEST_COSIGN="$COSIGN_DIR/cosign"
 
 # --- release checks (tests/it/release.rs): actionlint runs shellcheck over the workflows ---
 ensure_debs shellcheck

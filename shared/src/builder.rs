@@ -25,6 +25,7 @@ use crate::image::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, Artifact, Image
 use crate::output;
 use crate::platform::{Platform, PlatformRequest};
 use crate::sbom::{self, BaseRef, SbomFormat};
+use crate::sign::provenance;
 use crate::time::rfc3339;
 use crate::timing;
 
@@ -52,6 +53,8 @@ pub struct BuilderSettings {
     /// `--sbom` (`None` for `none`) and `--sbom-dir`.
     pub sbom: Option<SbomFormat>,
     pub sbom_dir: Option<PathBuf>,
+    /// `--provenance`: what every image's SLSA provenance says of the run (`None`: no provenance).
+    pub provenance: Option<provenance::RunFacts>,
     /// `SOURCE_DATE_EPOCH`: the images' creation time and the app layer's history date.
     pub source_date: Option<i64>,
     /// `KO_DATA_DATE_EPOCH`: the kodata entries' time and history date.
@@ -260,7 +263,36 @@ impl Builder {
             self.write_sbom(&parts.name, Some(&image), &doc)?;
             image.sbom = Some(attached(doc));
         }
+        if let Some(run) = &self.settings.provenance {
+            image.provenance = Some(self.provenance(run, parts.package, base, plan, build_info.as_ref()).await);
+        }
         Ok(image)
+    }
+
+    /// One platform image's SLSA provenance predicate.
+    async fn provenance(
+        &self,
+        run: &provenance::RunFacts,
+        package: &Package,
+        base: &BaseImage,
+        plan: &BuildPlan,
+        build_info: Option<&sbom::buildinfo::BuildInfo>,
+    ) -> serde_json::Value {
+        let (config, build) = (&self.settings.config, package.config.as_ref());
+        let config_env = build.and_then(|b| b.env.clone()).unwrap_or(config.default_env.clone());
+        let ldflags = self.settings.flags.ldflags.clone().or(build.and_then(|b| b.ldflags.clone()));
+        let facts = provenance::ImageFacts {
+            import_path: &package.import_path,
+            platforms: vec![base.platform.to_string()],
+            flags: build.and_then(|b| b.flags.clone()).unwrap_or(config.default_flags.clone()),
+            ldflags: ldflags.unwrap_or(config.default_ldflags.clone()),
+            go_args: &plan.args,
+            config_env: &config_env,
+            base: Some((&base.name, &base.digest)),
+            build_info,
+            git_commit: self.settings.go.source_commit(&package.dir).await,
+        };
+        provenance::predicate_now(run, &facts)
     }
 
     /// `go build` of one package for one platform, alone.
@@ -283,9 +315,10 @@ impl Builder {
         let s = &self.settings;
         let binary_path = binary.path.clone();
         let build_info = async {
-            match s.sbom {
-                Some(_) => sbom::buildinfo::read(s.go.program(), &binary_path).await.map(Some),
-                None => Ok(None),
+            if s.sbom.is_some() || s.provenance.is_some() {
+                sbom::buildinfo::read(s.go.program(), &binary_path).await.map(Some)
+            } else {
+                Ok(None)
             }
         };
         // File capabilities are a Linux notion; other platforms get the plain binary.
@@ -396,6 +429,11 @@ impl Builder {
             self.write_sbom(&parts.name, None, &doc)?;
             index.sbom = Some(attached(doc));
         }
+        let base = bases.index.as_ref().map(|(name, digest, _)| (name.as_str(), digest));
+        index.provenance = index.images.first().and_then(|i| i.provenance.as_ref()).map(|first| {
+            let platforms = index.images.iter().map(|i| i.platform.to_string()).collect();
+            provenance::for_index(first, platforms, base)
+        });
         Ok(index)
     }
 

@@ -12,7 +12,8 @@
 //!    `settings` (the environment as a value), `time`, `timing`, `tls`, `template`, `yaml`, `cache`,
 //!    `interrupt`.
 //! 2. model: `reference` (image names), `image` (manifests, configs, layers as values: no I/O,
-//!    no async), `sbom`, `config` (`.ko.yaml`).
+//!    no async), `sbom`, `sign` (keys, DSSE, provenance: what cosign verifies), `config`
+//!    (`.ko.yaml`).
 //! 3. transport: `auth` (credentials), `registry` (HTTP, tokens, retries, blobs, manifests).
 //! 4. Go driver: `gobuild` (go list, go build, fingerprints), `gocache` (Go's build cache over
 //!    `GOCACHEPROG`, shared through a registry).
@@ -60,6 +61,8 @@ mod image;
 mod reference;
 /// Software bills of materials (SPDX, CycloneDX) from the binary's Go build info.
 mod sbom;
+/// Signatures and SLSA provenance that cosign verifies: keys, DSSE, in-toto, bundles.
+mod sign;
 
 // Transport.
 /// Registry credentials: docker config, helpers, kubectl-ko's own store.

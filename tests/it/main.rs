@@ -30,6 +30,7 @@ mod release;
 mod resolve;
 mod sbom;
 mod shared_builds;
+mod sign;
 mod token_server;
 mod util;
 mod watch;

@@ -165,6 +165,7 @@ pub fn assemble(
         layers: layer_blobs,
         platform: base.platform.clone(),
         sbom: None,
+        provenance: None,
     })
 }
 

@@ -62,6 +62,15 @@ pub struct PublishArgs {
     /// Whether to just use KO_DOCKER_REPO without additional context
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub bare: bool,
+    /// Sign every image and index with this key (cosign's format, password in COSIGN_PASSWORD, or a PKCS#8 P-256/Ed25519 PEM; also KO_SIGN_KEY, .ko.yaml signKey)
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+    /// Attest SLSA provenance for every image (default: true with --sign-key)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub provenance: Option<bool>,
+    /// With --sign-key, also push the sha256-<hex>.sig and .att tags that cosign 2 and older read
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub sign_legacy_tags: bool,
 }
 
 /// How images are built (ko's build flags).

@@ -15,6 +15,7 @@ pub mod logout;
 pub mod resolve;
 pub mod run;
 mod setup;
+mod signing;
 mod watch;
 
 pub use setup::Session;

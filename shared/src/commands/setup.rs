@@ -161,7 +161,9 @@ impl Session {
         let options = ClientOptions::new(publish.insecure_registry, &publish.registry_ca_file, env)?;
         let client = Arc::new(RegistryClient::new(keychain, options)?);
         let docker = Docker::new(env);
-        let settings = publish_settings(publish, jobs, env, docker.clone());
+        let (sign, provenance) = super::signing::settings(publish, &config, env, source_date)?;
+        let mut settings = publish_settings(publish, jobs, env, docker.clone());
+        settings.sign = sign;
         let publisher = Publisher::new(settings, client.clone(), cache.clone())?;
         publisher.prepare().await?;
         let publisher = Arc::new(publisher);
@@ -187,6 +189,7 @@ impl Session {
             jobs,
             sbom,
             sbom_dir,
+            provenance,
             source_date,
             kodata_date,
             kodata_root: env.path("KO_DATA_PATH_ALLOWED_ROOT"),
@@ -243,6 +246,7 @@ fn publish_settings(publish: &PublishArgs, jobs: usize, env: &Environment, docke
         local: publish.local,
         docker,
         kind_cluster: kind::cluster_name(env),
+        sign: None,
     }
 }
 

@@ -46,6 +46,7 @@ const TOP: &[(&str, Shape)] = &[
     ("defaultLdflags", Shape::TextOrList),
     ("builds", Shape::Builds),
     ("image", Shape::Image),
+    ("signKey", Shape::Text),
 ];
 
 /// Keys of a `builds[]` entry that ko reads, plus kubectl-ko's `image`.

@@ -107,6 +107,8 @@ struct RawConfig {
     builds: Vec<RawBuild>,
     /// Beyond ko: image settings for every build.
     image: Option<RawImage>,
+    /// Beyond ko: the default `--sign-key` (relative to the config file's directory).
+    sign_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,6 +151,8 @@ pub struct KoConfig {
     pub builds: Vec<BuildConfig>,
     /// Beyond ko: image settings for every build.
     pub image: ImageConfig,
+    /// Beyond ko: `signKey`, the default `--sign-key`, resolved against the config's directory.
+    pub sign_key: Option<PathBuf>,
     /// Keys nobody reads, by path (`builds[0].flgs ...`); `load` prints them as warnings.
     pub warnings: Vec<String>,
     /// Whether `default_base_image` came from `KO_DEFAULTBASEIMAGE`.
@@ -208,6 +212,9 @@ impl KoConfig {
             .map_err(|e| ConfigError::Read { path: path.to_path_buf(), detail: e.to_string() })?;
         let mut config =
             Self::parse_str(&text).map_err(|detail| ConfigError::Invalid { path: path.to_path_buf(), detail })?;
+        if let (Some(key), Some(dir)) = (&config.sign_key, path.parent()) {
+            config.sign_key = Some(dir.join(key));
+        }
         config.path = Some(path.to_path_buf());
         Ok(config)
     }
@@ -279,6 +286,7 @@ impl KoConfig {
             default_ldflags: raw.default_ldflags.map(|v| v.into_vec(false)).unwrap_or_default(),
             builds,
             image: image_config(raw.image, "image")?,
+            sign_key: raw.sign_key.filter(|s| !s.is_empty()).map(PathBuf::from),
             warnings,
             default_base_from_env: false,
         })
@@ -416,6 +424,16 @@ mod tests {
         let c = KoConfig::parse_str("builds:\n- id: app\n  flgs: [-v]\n").unwrap();
         assert_eq!(c.warnings, ["builds[0].flgs is not a known key and is ignored; did you mean `flags`?"]);
         assert_eq!(c.builds[0].flags, None);
+    }
+
+    #[test]
+    fn sign_key_is_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".ko.yaml");
+        std::fs::write(&path, "signKey: keys/cosign.key\n").unwrap();
+        let c = KoConfig::parse_file(&path).unwrap();
+        assert_eq!(c.sign_key, Some(dir.path().join("keys/cosign.key")));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]

@@ -134,6 +134,16 @@ impl GoTool {
             .cloned()
     }
 
+    /// The full commit `dir` is checked out at (for provenance), asked of git once per
+    /// directory; `None` outside a repository.
+    pub async fn source_commit(&self, dir: &Path) -> Option<String> {
+        let Value::Map(map) = self.git(dir).await else { return None };
+        match map.get("FullCommit") {
+            Some(Value::Str(commit)) if !commit.is_empty() => Some(commit.clone()),
+            _ => None,
+        }
+    }
+
     /// The `.Git` template value of `dir`, asked of git once per directory.
     async fn git(&self, dir: &Path) -> Value {
         let cell = self.git.lock().expect("git cache lock").entry(dir.to_path_buf()).or_default().clone();

@@ -70,6 +70,8 @@ pub struct Image {
     pub platform: Platform,
     /// The image's SBOM, unless `--sbom=none`.
     pub sbom: Option<Sbom>,
+    /// The SLSA provenance predicate, when the run attests provenance (`crate::sign`).
+    pub provenance: Option<serde_json::Value>,
 }
 
 impl Image {
@@ -94,6 +96,8 @@ pub struct IndexImage {
     pub images: Vec<Image>,
     /// The index's own SBOM, unless `--sbom=none`.
     pub sbom: Option<Sbom>,
+    /// The index's SLSA provenance predicate, when the run attests provenance.
+    pub provenance: Option<serde_json::Value>,
 }
 
 impl IndexImage {
@@ -127,7 +131,14 @@ impl IndexImage {
             annotations: (!annotations.is_empty()).then_some(annotations),
         };
         let bytes = Bytes::from(manifest::to_bytes(&index));
-        IndexImage { digest: Digest::of(&bytes), bytes, media_type: family.index().to_string(), images, sbom: None }
+        IndexImage {
+            digest: Digest::of(&bytes),
+            bytes,
+            media_type: family.index().to_string(),
+            images,
+            sbom: None,
+            provenance: None,
+        }
     }
 }
 

@@ -142,9 +142,11 @@ pub fn find(reference: &str, layout: &LayoutRef) -> Result<Found, SourceError> {
             .collect();
         if names.is_empty() { "no tagged entries".to_string() } else { format!("tags: {}", names.join(", ")) }
     };
+    // Referrers (signatures, attestations: entries with an artifactType) are not images.
+    let images: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.artifact_type.is_none()).collect();
     let descriptor = match &layout.selector {
-        Selector::Only => match index.manifests.as_slice() {
-            [only] => Some(only.clone()),
+        Selector::Only => match images.as_slice() {
+            [only] => Some((*only).clone()),
             [] => return Err(invalid(reference, format!("{} lists no images", index_path.display()))),
             many => {
                 return Err(invalid(
@@ -287,6 +289,24 @@ impl Layout {
         if let Some(name) = ref_name {
             descriptor.annotations = Some(BTreeMap::from([(REF_NAME.to_string(), name.to_string())]));
         }
+        self.add_to_index(descriptor)
+    }
+
+    /// Writes a referrer (a signature or attestation manifest with its `subject`) and its
+    /// blobs, and lists it in `index.json` with its `artifactType`, as OCI 1.1 tools do.
+    pub fn write_referrer(
+        &self,
+        manifest: &[u8],
+        artifact_type: &str,
+        blobs: &[(Descriptor, bytes::Bytes)],
+    ) -> Result<(), MediaError> {
+        for (descriptor, bytes) in blobs {
+            self.put_bytes(&descriptor.digest, bytes)?;
+        }
+        let digest = Digest::of(manifest);
+        self.put_bytes(&digest, manifest)?;
+        let mut descriptor = Descriptor::new(crate::image::manifest::OCI_MANIFEST, digest, manifest.len() as u64);
+        descriptor.artifact_type = Some(artifact_type.to_string());
         self.add_to_index(descriptor)
     }
 

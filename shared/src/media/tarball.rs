@@ -23,11 +23,25 @@ use super::{MediaError, blobs};
 #[derive(Default)]
 pub struct Tarball {
     entries: Vec<(Artifact, Vec<String>)>,
+    /// Signatures and attestations: a manifest, its artifact type and its blobs.
+    referrers: Vec<Referrer>,
 }
+
+type Referrer = (bytes::Bytes, String, Vec<(Descriptor, bytes::Bytes)>);
 
 impl Tarball {
     pub fn add(&mut self, artifact: Artifact, repo_tags: Vec<String>) {
         self.entries.push((artifact, repo_tags));
+    }
+
+    /// Adds a referrer (a manifest with a `subject`), listed in `index.json` with its type.
+    pub fn add_referrer(
+        &mut self,
+        manifest: bytes::Bytes,
+        artifact_type: String,
+        blobs: Vec<(Descriptor, bytes::Bytes)>,
+    ) {
+        self.referrers.push((manifest, artifact_type, blobs));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -91,6 +105,20 @@ impl Tarball {
                     "Layers": first.layers.iter().map(|l| blob_name(&l.descriptor.digest)).collect::<Vec<_>>(),
                 }));
             }
+        }
+        for (manifest, artifact_type, referrer_blobs) in &self.referrers {
+            for (descriptor, bytes) in referrer_blobs {
+                if seen.insert(descriptor.digest.clone()) {
+                    inline.push((blob_name(&descriptor.digest), bytes.to_vec()));
+                }
+            }
+            let digest = Digest::of(manifest);
+            if seen.insert(digest.clone()) {
+                inline.push((blob_name(&digest), manifest.to_vec()));
+            }
+            let mut d = Descriptor::new(crate::image::manifest::OCI_MANIFEST, digest, manifest.len() as u64);
+            d.artifact_type = Some(artifact_type.clone());
+            index.manifests.push(d);
         }
         inline.push(("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()));
         inline.push(("index.json".into(), serde_json::to_vec(&index).expect("json")));

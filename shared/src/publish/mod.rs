@@ -3,6 +3,7 @@
 //! reference is printed), a no-push reference, or the local store when no repository is set;
 //! or, for `ko.local`/`--local` and `kind.local`, only the Docker daemon or the kind cluster.
 
+mod attest;
 pub mod naming;
 mod outfile;
 mod registry;
@@ -69,6 +70,8 @@ pub enum PublishError {
     Cache(#[from] CacheError),
     #[error(transparent)]
     Media(#[from] MediaError),
+    #[error(transparent)]
+    Sign(#[from] crate::sign::SignError),
 }
 
 /// Publishing settings from the command line and environment.
@@ -92,6 +95,8 @@ pub struct PublishSettings {
     pub docker: Docker,
     /// The kind cluster for `kind.local` (`KIND_CLUSTER_NAME`, else `kind`).
     pub kind_cluster: String,
+    /// `--sign-key`: sign every image and index, and attest its provenance and SBOM.
+    pub sign: Option<crate::sign::SignSettings>,
 }
 
 /// The publishers for one run.
@@ -132,6 +137,9 @@ impl Publisher {
                 (if repo.is_empty() && settings.push { LOCAL_DOMAIN.to_string() } else { repo }, sinks)
             }
         };
+        if settings.sign.is_some() {
+            warn_unsigned(&sinks);
+        }
         Ok(Publisher { settings, client, cache, repo, sinks, refs: Mutex::new(vec![]) })
     }
 
@@ -240,7 +248,8 @@ impl Publisher {
     async fn publish_one(&self, import_path: &str, artifact: &Artifact) -> Result<Published, PublishError> {
         let name = self.name_for(import_path);
         let (tags, tag_only) = (&self.settings.tags, self.settings.tag_only);
-        let item = Item { import_path, name: &name, artifact, tags, tag_only };
+        let sign = self.settings.sign.as_ref();
+        let item = Item { import_path, name: &name, artifact, tags, tag_only, sign };
         let mut published = Published {
             reference: naming::unpushed_reference(&name, tags, tag_only, artifact.digest()),
             pending: Default::default(),
@@ -301,6 +310,20 @@ fn local_sink(settings: &PublishSettings, repo: &str) -> Option<Sink> {
         output::warn(format!("ignoring {}: images go only to {target} (as in ko)", ignored.join(", ")));
     }
     Some(sink)
+}
+
+/// Says once which destinations of a signed run cannot hold signatures and attestations.
+fn warn_unsigned(sinks: &[Sink]) {
+    for sink in sinks {
+        let place = match sink {
+            Sink::Daemon(_) => "the Docker daemon",
+            Sink::Kind(_) => "the kind cluster",
+            Sink::Registry { .. } | Sink::Layout(_) | Sink::LocalStore(_) | Sink::Tarball { .. } => continue,
+        };
+        output::warn(format!(
+            "--sign-key: {place} cannot hold signatures or attestations; what goes there is unsigned (a registry or --oci-layout-path keeps them)"
+        ));
+    }
 }
 
 /// `KO_DOCKER_REPO` checked: a repository, or a bare registry (`ghcr.io`, `localhost:5000`).

@@ -50,7 +50,11 @@ fn attachment(sbom: &Sbom, config: &Descriptor, layer: &Descriptor, subject: Opt
     Bytes::from(manifest::to_bytes(&manifest))
 }
 
-async fn ensure_blob(client: &RegistryClient, repo: &Repository, bytes: &Bytes) -> Result<Digest, PublishError> {
+pub(super) async fn ensure_blob(
+    client: &RegistryClient,
+    repo: &Repository,
+    bytes: &Bytes,
+) -> Result<Digest, PublishError> {
     let digest = Digest::of(bytes);
     if !client.blob_exists(repo, &digest).await? {
         client.upload_blob(repo, &digest, bytes.len() as u64, BlobBody::Bytes(bytes.clone())).await?;
@@ -127,7 +131,10 @@ pub(super) async fn add_to_fallback_index(
     referrer: &Bytes,
 ) -> Result<(), PublishError> {
     let tag = referrers_tag(&subject.digest);
-    output::detail(format!("{} does not index referrers; adding the SBOM to the fallback tag {tag}", repo.registry));
+    output::detail(format!(
+        "{} does not index referrers; adding {artifact_type} to the fallback tag {tag}",
+        repo.registry
+    ));
     let reference = Reference { repository: repo.clone(), tag: Some(tag.clone()), digest: None };
     let mut index = match client.manifest(&reference).await {
         Ok(found) => serde_json::from_slice::<Index>(&found.bytes).ok(),

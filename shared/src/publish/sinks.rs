@@ -2,7 +2,8 @@
 //! tarball, a registry and the local store (each optional, in that order; the last one's
 //! reference is printed), or alone the Docker daemon or a kind cluster. With none of them the
 //! artifact is not pushed and its reference is made up from its name (`--push=false`). Each
-//! sink is a thin adapter over its medium's module.
+//! sink is a thin adapter over its medium's module. With `--sign-key`, the layouts and the
+//! tarball also get each image's signature and attestations as referrers.
 
 use std::path::PathBuf;
 
@@ -23,6 +24,7 @@ pub(super) struct Item<'a> {
     pub artifact: &'a Artifact,
     pub tags: &'a [String],
     pub tag_only: bool,
+    pub sign: Option<&'a crate::sign::SignSettings>,
 }
 
 /// One artifact published: its reference, and what is left to do once every artifact is pushed.
@@ -79,11 +81,18 @@ impl Sink {
             Sink::Layout(layout) => {
                 output::step(format!("Saving {name} to {}", layout.root().display()));
                 layout.write(client, cache, artifact, None).await?;
+                if let Some(sign) = item.sign {
+                    super::attest::to_layout(layout, sign, name, artifact)?;
+                }
                 out.reference = format!("{}@{digest}", layout.root().display());
             }
             Sink::Tarball { tarball, .. } => {
                 let repo_tags = item.tags.iter().map(|t| format!("{name}:{t}")).collect();
-                tarball.lock().await.add(artifact.clone(), repo_tags);
+                let mut tarball = tarball.lock().await;
+                tarball.add(artifact.clone(), repo_tags);
+                if let Some(sign) = item.sign {
+                    tarball.add_referrers(super::attest::referrers(sign, name, artifact)?);
+                }
                 out.reference = naming::registry_reference(name, item.tags, item.tag_only, digest);
             }
             Sink::Registry { registry, sbom_repo } => push(registry, sbom_repo.as_ref(), item, out).await?,
@@ -92,6 +101,9 @@ impl Sink {
                 // take as it is, and that `oci-layout://` bases accept too.
                 let tag = naming::store_tag(name, digest);
                 store.write(client, cache, artifact, Some(&tag)).await?;
+                if let Some(sign) = item.sign {
+                    super::attest::to_layout(store, sign, name, artifact)?;
+                }
                 // Absolute, so the reference works from any directory (KOCACHE may be relative).
                 let root = std::path::absolute(store.root()).unwrap_or_else(|_| store.root().to_path_buf());
                 out.reference = format!("oci:{}:{tag}", root.display());
@@ -149,7 +161,7 @@ async fn push(
         })?
         .repository;
     output::step(format!("Publishing {name}"));
-    let target = Target { repo: &repo, sbom_repo: sbom_repo.unwrap_or(&repo) };
+    let target = Target { repo: &repo, sbom_repo: sbom_repo.unwrap_or(&repo), sign: item.sign };
     out.pending = registry.push(&target, item.artifact, item.tags).await?;
     out.reference = naming::registry_reference(name, item.tags, item.tag_only, item.artifact.digest());
     out.done = Some(format!("Published {}", out.reference));

@@ -20,6 +20,13 @@ impl Tarball {
         self.0.add(artifact, repo_tags);
     }
 
+    /// Adds signatures and attestations as referrers in the archive's OCI layout.
+    pub fn add_referrers(&mut self, referrers: Vec<crate::sign::bundle::Attachment>) {
+        for a in referrers {
+            self.0.add_referrer(a.manifest, a.artifact_type, a.blobs);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

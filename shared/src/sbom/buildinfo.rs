@@ -43,6 +43,8 @@ pub struct BuildInfo {
     pub path: String,
     pub main: Option<Module>,
     pub deps: Vec<Module>,
+    /// The `build` lines (`-ldflags=…`, `GOOS=linux`, `vcs.revision=…`), in order.
+    pub settings: Vec<(String, String)>,
 }
 
 fn module(fields: &[&str]) -> Option<Module> {
@@ -72,6 +74,11 @@ pub fn parse(text: &str) -> BuildInfo {
             Some("dep") => {
                 info.deps.extend(module(&fields[1..]));
                 last_was_dep = true;
+            }
+            Some("build") => {
+                if let Some((k, v)) = fields.get(1).and_then(|s| s.split_once('=')) {
+                    info.settings.push((k.to_string(), v.to_string()));
+                }
             }
             Some("=>") => {
                 let replacement = module(&fields[1..]).map(Box::new);
@@ -143,6 +150,7 @@ mod tests {
             "348bda24330eb231c0f27d630212d2833ac0cf2d4782bfa136b6f9edefbde05d"
         );
         assert_eq!(info.deps[1].effective().path, "example.com/new");
+        assert_eq!(info.settings[1], ("GOOS".to_string(), "linux".to_string()));
     }
 
     /// A binary Go just built reads the same from the file as from `go version -m`

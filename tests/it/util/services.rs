@@ -18,6 +18,7 @@ const EXPORTED: &[(&str, &str)] = &[
     ("KO_TEST_DOCKER_HOST", "starts a Docker daemon (scripts/dockerd.sh start DIR) and exports its DOCKER_HOST"),
     ("KO_TEST_KUBECONFIG", "starts kube-apiserver on 127.0.0.1 (scripts/test-cluster.sh) and exports its kubeconfig"),
     ("KO_TEST_KREW", "builds krew (scripts/krew.sh)"),
+    ("KO_TEST_COSIGN", "installs cosign v3.1.1 with go install, cached"),
     ("KO_TEST_SBOM_VENV", "installs the SBOM validators"),
     ("KO_TEST_CLOUD_VENV", "installs moto (the AWS mock) and the Google and Azure harness's Python"),
     ("KO_TEST_CLOUD_HOSTS", "maps the cloud registry test names to 127.0.0.1 in /etc/hosts"),
@@ -57,6 +58,11 @@ pub fn kubeconfig() -> String {
 /// The krew binary that scripts/test.sh built (scripts/krew.sh).
 pub fn krew() -> PathBuf {
     PathBuf::from(require("KO_TEST_KREW"))
+}
+
+/// The real cosign that scripts/test.sh installed (pinned, cached).
+pub fn cosign() -> PathBuf {
+    PathBuf::from(require("KO_TEST_COSIGN"))
 }
 
 /// The Python venv that scripts/test.sh fills with the SBOM validators.

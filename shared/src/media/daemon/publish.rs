@@ -97,6 +97,7 @@ mod tests {
             layers: vec![],
             platform,
             sbom: None,
+            provenance: None,
         }
     }
 
@@ -109,6 +110,7 @@ mod tests {
             digest: Digest::of(b"{}"),
             images,
             sbom: None,
+            provenance: None,
         });
         assert_eq!(pick(&index, &Platform::linux("arm64"), "n").unwrap().platform, Platform::linux("arm64"));
         assert_eq!(pick(&index, &Platform::linux("amd64"), "n").unwrap().platform, Platform::linux("amd64"));

@@ -16,13 +16,15 @@ use crate::image::manifest::Descriptor;
 use crate::image::{Artifact, Blob, BlobSource, Image};
 use crate::media::blobs;
 use crate::output;
-use crate::publish::{PublishError, sbom};
+use crate::publish::{PublishError, attest, sbom};
 use crate::registry::{BlobBody, RegistryClient, Repository};
 
 /// Where an artifact goes, and where its SBOMs go (the same repository unless `COSIGN_REPOSITORY`).
 pub struct Target<'a> {
     pub repo: &'a Repository,
     pub sbom_repo: &'a Repository,
+    /// `--sign-key`: signatures and attestations go into `repo`, beside the image.
+    pub sign: Option<&'a crate::sign::SignSettings>,
 }
 
 impl RegistrySink {
@@ -87,14 +89,26 @@ impl RegistrySink {
             let _span = crate::timing::span(|| format!("put manifest {}", image.digest));
             self.client.put_manifest(repo, image.digest.as_str(), &image.media_type, &image.manifest_bytes).await?;
         }
-        match &image.sbom {
-            Some(doc) => {
-                let subject =
-                    Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64);
-                sbom::push(&self.client, target.sbom_repo, repo, &subject, doc).await
-            }
-            None => Ok(Vec::new()),
-        }
+        let subject = Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64);
+        let mut tags = match &image.sbom {
+            Some(doc) => sbom::push(&self.client, target.sbom_repo, repo, &subject, doc).await?,
+            None => Vec::new(),
+        };
+        tags.extend(self.attest(target, subject, image.provenance.as_ref(), image.sbom.as_ref()).await?);
+        Ok(tags)
+    }
+
+    /// With `--sign-key`: the signature and attestations of one image or index.
+    async fn attest(
+        &self,
+        target: &Target<'_>,
+        descriptor: Descriptor,
+        provenance: Option<&serde_json::Value>,
+        sbom: Option<&crate::image::Sbom>,
+    ) -> Result<Vec<Tagging>, PublishError> {
+        let Some(settings) = target.sign else { return Ok(Vec::new()) };
+        let subject = attest::Subject { descriptor, provenance, sbom };
+        attest::push(&self.client, target.repo, settings, subject).await
     }
 
     /// Pushes images together: their blobs (each once), then their manifests and SBOMs.
@@ -121,10 +135,11 @@ impl RegistrySink {
                 // The platform images go up together; the index only after all of them.
                 let mut sboms = self.push_images(target, &index.images).await?;
                 self.client.put_manifest(repo, index.digest.as_str(), &index.media_type, &index.bytes).await?;
+                let subject = Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64);
                 if let Some(doc) = &index.sbom {
-                    let subject = Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64);
                     sboms.extend(sbom::push(&self.client, target.sbom_repo, repo, &subject, doc).await?);
                 }
+                sboms.extend(self.attest(target, subject, index.provenance.as_ref(), index.sbom.as_ref()).await?);
                 sboms
             }
         };

@@ -1,0 +1,112 @@
+//! Pushing an image's signature and attestations (`crate::sign`) into its own repository:
+//! each one's blobs, then its manifest by digest, as an OCI 1.1 referrer of the image. A
+//! registry without the referrers API gets the subject's fallback index (`sha256-<hex>`), and
+//! the legacy `.sig`/`.att` forms their tags: both are tags, so both are returned as
+//! [`Tagging`]s that move with the SBOMs', before any image tag.
+
+use super::PublishError;
+use super::registry::Tagging;
+use super::sbom::ensure_blob;
+use crate::image::manifest::{Descriptor, OCI_MANIFEST};
+use crate::image::{Artifact, Sbom};
+use crate::media::layout::Layout;
+use crate::registry::{RegistryClient, Repository};
+use crate::sign::bundle::Attachment;
+use crate::sign::{self, SignSettings};
+
+/// What is signed and attested for one image or index.
+pub struct Subject<'a> {
+    pub descriptor: Descriptor,
+    pub provenance: Option<&'a serde_json::Value>,
+    pub sbom: Option<&'a Sbom>,
+}
+
+/// Every image of `artifact`, then the index if it is one, as subjects to sign.
+pub fn subjects(artifact: &Artifact) -> Vec<Subject<'_>> {
+    let mut subjects: Vec<Subject<'_>> = artifact
+        .images()
+        .into_iter()
+        .map(|image| Subject {
+            descriptor: Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64),
+            provenance: image.provenance.as_ref(),
+            sbom: image.sbom.as_ref(),
+        })
+        .collect();
+    if let Artifact::Index(index) = artifact {
+        subjects.push(Subject {
+            descriptor: Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64),
+            provenance: index.provenance.as_ref(),
+            sbom: index.sbom.as_ref(),
+        });
+    }
+    subjects
+}
+
+/// The referrers (signature and attestations) of every image of `artifact`, named `name`,
+/// for an OCI layout or archive; the legacy tag forms are registry-only.
+pub fn referrers(settings: &SignSettings, name: &str, artifact: &Artifact) -> Result<Vec<Attachment>, PublishError> {
+    let mut out = Vec::new();
+    for subject in subjects(artifact) {
+        let attachments = sign::attachments(settings, name, &subject.descriptor, subject.provenance, subject.sbom)?;
+        out.extend(attachments.into_iter().filter(|a| a.tag.is_none()));
+    }
+    Ok(out)
+}
+
+/// Signs and attests every image of `artifact` into an OCI layout, as referrers listed in
+/// its `index.json`.
+pub fn to_layout(
+    layout: &Layout,
+    settings: &SignSettings,
+    name: &str,
+    artifact: &Artifact,
+) -> Result<(), PublishError> {
+    for a in referrers(settings, name, artifact)? {
+        layout.write_referrer(&a.manifest, &a.artifact_type, &a.blobs)?;
+    }
+    Ok(())
+}
+
+/// Signs `subject` in `repo`, attests its provenance and SBOM, pushes it all by digest and
+/// returns the tags still to move.
+pub async fn push(
+    client: &RegistryClient,
+    repo: &Repository,
+    settings: &SignSettings,
+    subject: Subject<'_>,
+) -> Result<Vec<Tagging>, PublishError> {
+    let name = if repo.path.is_empty() { repo.registry.clone() } else { format!("{}/{}", repo.registry, repo.path) };
+    let attachments = sign::attachments(settings, &name, &subject.descriptor, subject.provenance, subject.sbom)?;
+    let mut taggings = Vec::new();
+    let what: Vec<&str> = attachments.iter().filter(|a| a.tag.is_none()).map(|a| a.what).collect();
+    crate::output::step(format!("Signing {name}@{} ({})", subject.descriptor.digest, what.join(", ")));
+    for attachment in attachments {
+        for (_, bytes) in &attachment.blobs {
+            ensure_blob(client, repo, bytes).await?;
+        }
+        let digest = attachment.digest().to_string();
+        let done = format!("Published {} for {name}@{}", attachment.what, subject.descriptor.digest);
+        match attachment.tag {
+            Some(tag) => {
+                client.put_manifest(repo, &digest, OCI_MANIFEST, &attachment.manifest).await?;
+                let done = Some(format!("Published {} {name}:{tag}", attachment.what));
+                let (media_type, bytes) = (OCI_MANIFEST.to_string(), attachment.manifest);
+                taggings.push(Tagging::Tag { repo: repo.clone(), tag, media_type, bytes, done });
+            }
+            None => {
+                let indexed =
+                    client.put_manifest_with_subject(repo, &digest, OCI_MANIFEST, &attachment.manifest).await?;
+                crate::output::detail(done);
+                if !indexed {
+                    taggings.push(Tagging::Referrer {
+                        repo: repo.clone(),
+                        subject: subject.descriptor.clone(),
+                        artifact_type: attachment.artifact_type,
+                        referrer: attachment.manifest,
+                    });
+                }
+            }
+        }
+    }
+    Ok(taggings)
+}

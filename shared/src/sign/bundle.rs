@@ -1,0 +1,176 @@
+//! Where signatures and attestations are stored, as artifacts ready to push: what cosign v3
+//! writes and verifies by default (a Sigstore bundle v0.3 holding the DSSE envelope, in an OCI
+//! 1.1 referrer of the image: empty config, the bundle as the one layer, `subject` naming
+//! the image), and the older tag form (`sha256-<hex>.sig` and `.att`) that cosign 2 and
+//! earlier read. Values only; pushing them is `crate::publish`'s.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::dsse::Envelope;
+use crate::digest::Digest;
+use crate::image::manifest::{self, Descriptor, Manifest, OCI_CONFIG, OCI_MANIFEST};
+
+pub const BUNDLE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
+
+/// A manifest and the blobs it names, to push by digest into the subject's repository. With
+/// `tag`, it is the legacy form and goes up under that tag instead of as a referrer.
+#[derive(Clone, Debug)]
+pub struct Attachment {
+    pub artifact_type: String,
+    pub manifest: Bytes,
+    pub blobs: Vec<(Descriptor, Bytes)>,
+    pub tag: Option<String>,
+    /// What the run says once it is in place, e.g. `signature` or `SLSA provenance`.
+    pub what: &'static str,
+}
+
+impl Attachment {
+    pub fn digest(&self) -> Digest {
+        Digest::of(&self.manifest)
+    }
+}
+
+/// The Sigstore bundle of an envelope signed with a key (no transparency log entry).
+pub fn bundle_json(envelope: &Envelope, material: Value) -> Bytes {
+    let bundle = json!({
+        "mediaType": BUNDLE_V03,
+        "verificationMaterial": material,
+        "dsseEnvelope": envelope,
+    });
+    Bytes::from(serde_json::to_vec(&bundle).expect("a JSON value serialises"))
+}
+
+/// The bundle as an OCI 1.1 referrer of `subject`, as `cosign sign` and `cosign attest` push it.
+pub fn referrer(bundle: Bytes, predicate_type: &str, subject: &Descriptor, what: &'static str) -> Attachment {
+    let empty = Bytes::from_static(b"{}");
+    let mut config = Descriptor::new(OCI_EMPTY, Digest::of(&empty), empty.len() as u64);
+    config.artifact_type = Some(BUNDLE_V03.to_string());
+    let layer = Descriptor::new(BUNDLE_V03, Digest::of(&bundle), bundle.len() as u64);
+    let annotations = BTreeMap::from([
+        ("dev.sigstore.bundle.content".to_string(), "dsse-envelope".to_string()),
+        ("dev.sigstore.bundle.predicateType".to_string(), predicate_type.to_string()),
+    ]);
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.to_string()),
+        artifact_type: Some(BUNDLE_V03.to_string()),
+        config: config.clone(),
+        layers: vec![layer.clone()],
+        subject: Some(subject.clone()),
+        annotations: Some(annotations),
+    };
+    Attachment {
+        artifact_type: BUNDLE_V03.to_string(),
+        manifest: Bytes::from(manifest::to_bytes(&manifest)),
+        blobs: vec![(config, empty), (layer, bundle)],
+        tag: None,
+        what,
+    }
+}
+
+/// The simple-signing payload the legacy `.sig` form signs.
+pub fn simple_signing_payload(repository: &str, subject: &Digest) -> Bytes {
+    let payload = json!({
+        "critical": {
+            "identity": { "docker-reference": repository },
+            "image": { "docker-manifest-digest": subject.as_str() },
+            "type": "cosign container image signature",
+        },
+        "optional": null,
+    });
+    Bytes::from(serde_json::to_vec(&payload).expect("a JSON value serialises"))
+}
+
+/// The legacy signature: the tag `sha256-<hex>.sig`, one simple-signing layer whose
+/// annotation holds the base64 signature.
+pub fn legacy_signature(subject: &Digest, payload: Bytes, signature_b64: String) -> Attachment {
+    let annotations = BTreeMap::from([("dev.cosignproject.cosign/signature".to_string(), signature_b64)]);
+    legacy(subject, "sig", vec![(SIMPLE_SIGNING, payload, annotations)], "legacy signature")
+}
+
+/// The legacy attestations: the tag `sha256-<hex>.att`, one DSSE envelope layer each.
+pub fn legacy_attestations(subject: &Digest, envelopes: &[(&str, &Envelope)]) -> Attachment {
+    let layers = envelopes
+        .iter()
+        .map(|(predicate_type, envelope)| {
+            let body = Bytes::from(serde_json::to_vec(envelope).expect("an envelope serialises"));
+            // cosign reads every layer's signature annotation; an envelope carries its own.
+            let annotations = BTreeMap::from([
+                ("dev.cosignproject.cosign/signature".to_string(), String::new()),
+                ("predicateType".to_string(), predicate_type.to_string()),
+            ]);
+            (DSSE_ENVELOPE, body, annotations)
+        })
+        .collect();
+    legacy(subject, "att", layers, "legacy attestations")
+}
+
+type Layer = (&'static str, Bytes, BTreeMap<String, String>);
+
+fn legacy(subject: &Digest, suffix: &str, layers: Vec<Layer>, what: &'static str) -> Attachment {
+    let mut blobs = Vec::new();
+    let mut descriptors = Vec::new();
+    for (media_type, body, annotations) in layers {
+        let mut d = Descriptor::new(media_type, Digest::of(&body), body.len() as u64);
+        d.annotations = Some(annotations);
+        descriptors.push(d.clone());
+        blobs.push((d, body));
+    }
+    let diff_ids: Vec<&str> = descriptors.iter().map(|d| d.digest.as_str()).collect();
+    let config_bytes = Bytes::from(manifest::to_bytes(&json!({
+        "architecture": "", "os": "", "config": {},
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    })));
+    let config = Descriptor::new(OCI_CONFIG, Digest::of(&config_bytes), config_bytes.len() as u64);
+    blobs.insert(0, (config.clone(), config_bytes));
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.to_string()),
+        artifact_type: None,
+        config,
+        layers: descriptors,
+        subject: None,
+        annotations: None,
+    };
+    Attachment {
+        artifact_type: OCI_MANIFEST.to_string(),
+        manifest: Bytes::from(manifest::to_bytes(&manifest)),
+        blobs,
+        tag: Some(format!("{}.{suffix}", subject.as_str().replacen(':', "-", 1))),
+        what,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_referrer_has_an_empty_config_the_bundle_as_layer_and_the_subject() {
+        let subject = Descriptor::new(OCI_MANIFEST, Digest::of(b"image"), 5);
+        let a = referrer(Bytes::from_static(b"{\"b\":1}"), "https://slsa.dev/provenance/v1", &subject, "x");
+        let m: Value = serde_json::from_slice(&a.manifest).unwrap();
+        assert_eq!(m["artifactType"], BUNDLE_V03);
+        assert_eq!(m["config"]["mediaType"], OCI_EMPTY);
+        assert_eq!(m["layers"][0]["mediaType"], BUNDLE_V03);
+        assert_eq!(m["subject"]["digest"], subject.digest.as_str());
+        assert_eq!(m["annotations"]["dev.sigstore.bundle.predicateType"], "https://slsa.dev/provenance/v1");
+        assert_eq!(a.blobs.len(), 2);
+        assert!(a.tag.is_none());
+    }
+
+    #[test]
+    fn legacy_forms_use_cosigns_tags() {
+        let subject = Digest::of(b"image");
+        let sig = legacy_signature(&subject, simple_signing_payload("r/x", &subject), "c2ln".into());
+        assert_eq!(sig.tag.unwrap(), format!("sha256-{}.sig", subject.hex()));
+        let m: Value = serde_json::from_slice(&sig.manifest).unwrap();
+        assert_eq!(m["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"], "c2ln");
+    }
+}

@@ -84,7 +84,12 @@ impl Remote {
                 let packed = tempfile::NamedTempFile::new_in(dest.parent().unwrap_or(Path::new(".")))
                     .map_err(file_error)?
                     .into_temp_path();
-                self.download(blob, &packed).await?;
+                self.download(blob, &packed).await.map_err(|e| match e {
+                    FetchError::Corrupt { stored, got, .. } => {
+                        FetchError::Corrupt { output: entry.output.clone(), stored, got }
+                    }
+                    other => other,
+                })?;
                 let (packed_path, dest_path) = (packed.to_path_buf(), dest.to_path_buf());
                 let got = tokio::task::spawn_blocking(move || gunzip(&packed_path, &dest_path))
                     .await

@@ -186,6 +186,30 @@ fn gunzip(packed: &Path, dest: &Path) -> std::io::Result<Digest> {
 mod tests {
     use super::*;
 
+    fn remote(dir: &Path) -> Remote {
+        let env = crate::settings::Environment::from_pairs([("HOME", dir.join("home"))]);
+        let keychain = crate::auth::Keychain::new(&env).unwrap();
+        let client = RegistryClient::new(keychain, crate::registry::ClientOptions::default()).unwrap();
+        Remote::new(Arc::new(client), Repository::parse("127.0.0.1:1/gocache").unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_inline_output_is_checked_against_its_output_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (remote, dest) = (remote(dir.path()), dir.path().join("out"));
+        let data = bytes::Bytes::from_static(b"small archive");
+        let good = RemoteEntry { output: Digest::of(&data), size: 13, stored: Stored::Inline(data.clone()) };
+        remote.fetch(&good, &dest).await.unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        let bad = RemoteEntry { stored: Stored::Inline(bytes::Bytes::from_static(b"other archive")), ..good };
+        match remote.fetch(&bad, &dest).await {
+            Err(FetchError::Corrupt { output, got, .. }) => {
+                assert_eq!((output, got), (Digest::of(&data), Digest::of(b"other archive")));
+            }
+            other => panic!("expected a corrupt entry, got {other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn the_gzip_form_unpacks_to_the_output() {
         let dir = tempfile::tempdir().unwrap();

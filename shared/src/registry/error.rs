@@ -48,12 +48,6 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// True when a download kept arriving with another digest than asked for: the registry
-    /// holds corrupt bytes under that digest.
-    pub fn is_wrong_content(&self) -> bool {
-        matches!(self, RegistryError::WrongContent { .. })
-    }
-
     pub fn status(&self) -> Option<u16> {
         match self {
             RegistryError::Denied { status, .. } | RegistryError::Status { status, .. } => Some(*status),

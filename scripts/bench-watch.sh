@@ -9,7 +9,7 @@
 #
 #   scripts/bench-watch.sh --bin-dir DIR [--runs N] [--smoke]   DIR holds kubectl-ko (any build)
 #
-# scripts/bench.sh runs this as its scenario 11. With --smoke: one run, no warm-up, no verdict,
+# scripts/bench.sh runs this as its scenario 12. With --smoke: one run, no warm-up, no verdict,
 # but a run that rebuilds or applies more than the one app fails.
 #
 # ko is the one scripts/bench.sh installs (run that once, or it is installed here the same

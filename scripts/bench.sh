@@ -34,7 +34,14 @@
 #   9   resolve of 30 apps with -j 4, every image new (fresh repository, our cache wiped)
 #   10  resolve of 10 apps of one module after a change to the package all of them import
 #   10b as 10, two platforms; 10c as 10 with SBOMs on (each tool's default)
-#   11  the inner loop: `kubectl-ko apply --watch` over 10 apps and 10 Deployments in a real
+#   11  Go's build cache shared through the registry (KO_GOCACHE_REPO), kubectl-ko alone: an
+#       app with real dependencies (golang.org/x/net, golang.org/x/text and the standard
+#       library) built by three fresh "machines" (their own GOCACHE, KOCACHE and HOME) in
+#       turn: "cold" without the shared cache, "A" with it configured but empty (a new
+#       repository each run), "B" with A's repository. B must compile nothing (counted in
+#       `go build -x` through a KO_GO_PATH wrapper); its own table gives B / cold and A's
+#       overhead over cold. The modules come from the module cache or GOPROXY.
+#   12  the inner loop: `kubectl-ko apply --watch` over 10 apps and 10 Deployments in a real
 #       kube-apiserver, one app's main.go changed; the time from the write to the new image in
 #       the API server, against Go's own rebuild of that package and a full `ko apply` rerun
 #       (scripts/bench-watch.sh, which this runs; its own table)
@@ -70,15 +77,17 @@ BIN_DIR=""
 OUT=""
 KEEP=""
 ONLY=""
-ALL_SCENARIOS=(1 2 3 4 5 6 7a 7b 8 9 10 10b 10c 11)
+ALL_SCENARIOS=(1 2 3 4 5 6 7a 7b 8 9 10 10b 10c 11 12)
 # The scenarios measured for resources only (their own table, no time target).
 RESOURCE_SCENARIOS=" 8 9 "
 is_resource_scenario() { [[ "$RESOURCE_SCENARIOS" == *" $1 "* ]]; }
 # The fleet scenarios, measured against Go alone (their own table: overhead over Go).
 FLEET_SCENARIOS=" 10 10b 10c "
 is_fleet_scenario() { [[ "$FLEET_SCENARIOS" == *" $1 "* ]]; }
+# The shared Go build cache scenario: kubectl-ko alone, three machines (its own table).
+is_gocache_scenario() { [[ "$1" == 11 ]]; }
 # The watch scenario: a long-running process against a cluster, measured by bench-watch.sh.
-is_watch_scenario() { [[ "$1" == 11 ]]; }
+is_watch_scenario() { [[ "$1" == 12 ]]; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--runs)
@@ -354,6 +363,7 @@ EOF
 	new_asset
 	make_large_yaml "$APPS/fleet/large.yaml" "$LARGE_YAML_MIB"
 	make_many
+	make_deps
 }
 
 # The fleet scenarios' input: ten commands of one module that all import one package, and
@@ -437,6 +447,65 @@ make_many() {
 	done >"$APPS/many/apps.yaml"
 }
 
+# Scenario 11's input: an app with real dependencies. A smoke run builds a smaller one (an
+# HTML parser and the standard library's fmt) to stay short.
+make_deps() {
+	write_module "$APPS/deps" example.com/bench/deps
+	if [[ -n "$SMOKE" ]]; then
+		cat >"$APPS/deps/main.go" <<'EOF'
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"golang.org/x/net/html"
+)
+
+func main() {
+	doc, err := html.Parse(strings.NewReader("<p>hello</p>"))
+	fmt.Println(doc != nil, err)
+}
+EOF
+	else
+		cat >"$APPS/deps/main.go" <<'EOF'
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/http2"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
+)
+
+func main() {
+	doc, _ := html.Parse(strings.NewReader("<p>hello</p>"))
+	server := &http.Server{Addr: ":8080"}
+	_ = http2.ConfigureServer(server, &http2.Server{})
+	fmt.Println(cases.Title(language.English).String("hello"), doc != nil)
+	if len(os.Args) > 1 {
+		_ = server.ListenAndServe()
+	}
+}
+EOF
+	fi
+	(cd "$APPS/deps" && go get golang.org/x/net@v0.38.0 golang.org/x/text@v0.23.0 && go mod tidy) >&2 ||
+		die "could not fetch golang.org/x/net and golang.org/x/text for scenario 11 (GOPROXY=$(go env GOPROXY))"
+	# kubectl-ko's go build, with -x, logged per machine: the compilations are counted.
+	# shellcheck disable=SC2016
+	printf '#!/bin/sh\nexec go "$@" 2>>"$GO_X_LOG"\n' >"$WORK/go-x.sh"
+	chmod +x "$WORK/go-x.sh"
+}
+# The machines share the real module cache and Go settings; only the caches and HOME differ.
+GO_SETTINGS=("GOENV=$(go env GOENV)" "GOPATH=$(go env GOPATH)" "GOMODCACHE=$(go env GOMODCACHE)"
+	"GOPROXY=$(go env GOPROXY)" "GOSUMDB=$(go env GOSUMDB)" "GOFLAGS=$(go env GOFLAGS) -x")
+GC_SEQ=0
+
 step "generating the apps in $APPS"
 make_apps
 
@@ -455,9 +524,10 @@ scenario_title() {
 	8) echo "resolve of a $LARGE_YAML_MIB MiB YAML (10 apps, unchanged)" ;;
 	9) echo "resolve of $MANY_APPS apps, -j 4, every image new" ;;
 	10) echo "resolve of 10 apps after a change to the package they share" ;;
+	11) echo "Go's build cache shared through the registry" ;;
 	10b) echo "as 10, two platforms" ;;
 	10c) echo "as 10, SBOMs on (each tool's default)" ;;
-	11) echo "apply --watch: write of main.go to the new image in the API server" ;;
+	12) echo "apply --watch: write of main.go to the new image in the API server" ;;
 	esac
 }
 
@@ -495,6 +565,12 @@ prepare() { # SCENARIO TOOL
 		change_shared
 		rm -rf "$WORK/go-out"
 		;;
+	11)
+		# A fresh machine for each run; A starts a new cache repository, which B then reads.
+		rm -rf "$WORK/machine-$2"
+		mkdir -p "$WORK/machine-$2/gocache" "$WORK/machine-$2/kocache" "$WORK/machine-$2/home"
+		[[ "$2" != empty ]] || GC_SEQ=$((GC_SEQ + 1))
+		;;
 	9)
 		# Every image new: a fresh repository per run (RUN_SEQ), and our cache wiped (ko keeps none).
 		RUN_SEQ=$((RUN_SEQ + 1))
@@ -526,6 +602,7 @@ command_for() { # SCENARIO TOOL
 		sub=resolve
 		args=(--platform=linux/amd64 -j 4 -f apps.yaml)
 		;;
+	11) dir="$APPS/deps" ;;
 	10 | 10b | 10c)
 		dir="$APPS/shared"
 		sub=resolve
@@ -540,7 +617,7 @@ command_for() { # SCENARIO TOOL
 	fi
 	local sbom=(--sbom=none)
 	[[ "$1" != 10c ]] || sbom=()
-	if [[ "$2" == ours ]]; then
+	if [[ "$2" == ours ]] || is_gocache_scenario "$1"; then
 		echo "$BIN_DIR/kubectl-ko"
 		echo "$sub"
 	else
@@ -566,6 +643,13 @@ run_env() { # SCENARIO TOOL
 		return
 	fi
 	echo "KO_DEFAULTBASEIMAGE=$BASE"
+	if is_gocache_scenario "$1"; then
+		local machine="$WORK/machine-$2"
+		printf '%s\n' "KO_DOCKER_REPO=127.0.0.1:$PORT/ours-deps" "GOCACHE=$machine/gocache" "KOCACHE=$machine/kocache" \
+			"HOME=$machine/home" "${GO_SETTINGS[@]}" "KO_GO_PATH=$WORK/go-x.sh" "GO_X_LOG=$machine/go-x.log"
+		[[ "$2" == cold ]] || echo "KO_GOCACHE_REPO=127.0.0.1:$PORT/gocache-$GC_SEQ"
+		return
+	fi
 	local suffix=""
 	[[ "$1" == 9 ]] && suffix="-many-$RUN_SEQ"
 	if [[ "$2" == ours ]]; then
@@ -668,6 +752,33 @@ ko_runs() { [[ "$1" != 8 ]]; }
 # Go alone runs in the fleet scenarios, in the same alternation.
 go_runs() { is_fleet_scenario "$1"; }
 
+# One round of SCENARIO: each tool once, in the alternation.
+run_round() { # SCENARIO LABEL
+	if is_gocache_scenario "$1"; then
+		run_once "$1" cold "$2"
+		run_once "$1" empty "$2"
+		run_once "$1" warm "$2"
+		check_machine_b "$2"
+		return
+	fi
+	run_once "$1" ours "$2"
+	! ko_runs "$1" || run_once "$1" ko "$2"
+	! go_runs "$1" || run_once "$1" go "$2"
+}
+
+# Machine B compiled nothing (A compiled everything) and no run warned about the cache.
+check_machine_b() { # LABEL
+	local a b
+	a=$(grep -c '/compile ' "$WORK/machine-empty/go-x.log" || true)
+	b=$(grep -c '/compile ' "$WORK/machine-warm/go-x.log" || true)
+	[[ "$b" -eq 0 && "$a" -gt 0 ]] ||
+		die "scenario 11 ($1): machine B compiled $b package(s) (A compiled $a); see $WORK/machine-warm/go-x.log"
+	! grep -h 'warning: the shared Go build cache' "$WORK"/logs/11-*-"$1".err >&2 ||
+		die "scenario 11 ($1): the shared cache warned (above)"
+	[[ "$1" == warmup ]] || printf '%s\t%s\t%s\n' "$1" "$a" "$b" >>"$WORK/compiles-11.tsv"
+	echo "  11  compilations: A $a, B $b (go build -x)" >&2
+}
+
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -681,16 +792,8 @@ for scenario in "${SCENARIOS[@]}"; do
 			die "scenario $scenario failed"
 		continue
 	fi
-	for ((i = 1; i <= WARMUPS; i++)); do
-		run_once "$scenario" ours warmup
-		! ko_runs "$scenario" || run_once "$scenario" ko warmup
-		! go_runs "$scenario" || run_once "$scenario" go warmup
-	done
-	for ((i = 1; i <= RUNS; i++)); do
-		run_once "$scenario" ours "$i"
-		! ko_runs "$scenario" || run_once "$scenario" ko "$i"
-		! go_runs "$scenario" || run_once "$scenario" go "$i"
-	done
+	for ((i = 1; i <= WARMUPS; i++)); do run_round "$scenario" warmup; done
+	for ((i = 1; i <= RUNS; i++)); do run_round "$scenario" "$i"; done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -726,9 +829,12 @@ OUT_PNG="${OUT_MD%.md}.png"
 TIME_SCENARIOS=()
 MEASURED_RESOURCES=()
 MEASURED_FLEETS=()
+MEASURED_GOCACHE=()
 for scenario in "${SCENARIOS[@]}"; do
 	if is_watch_scenario "$scenario"; then
 		continue
+	elif is_gocache_scenario "$scenario"; then
+		MEASURED_GOCACHE+=("$scenario")
 	elif is_resource_scenario "$scenario"; then
 		MEASURED_RESOURCES+=("$scenario")
 	elif is_fleet_scenario "$scenario"; then
@@ -832,8 +938,37 @@ FLEET_TABLE="$WORK/fleet.md"
 	done
 } >"$FLEET_TABLE"
 
+# The per-run ratios of tool T1 over tool T2 (wall time) in scenario 11.
+gocache_ratios() { # T1 T2
+	awk -F'\t' -v a="$1" -v b="$2" '
+		$1 == 11 && $2 == a { x[$3] = $4 }
+		$1 == 11 && $2 == b { y[$3] = $4 }
+		END { for (r in x) if ((r in y) && y[r] > 0) printf "%.4f\n", x[r] / y[r] }' "$RESULTS"
+}
+
+# The shared Go build cache table: machines cold, A (configured, empty) and B (A's cache).
+GOCACHE_TABLE="$WORK/gocache.md"
+: >"$GOCACHE_TABLE"
+[[ ${#MEASURED_GOCACHE[@]} -eq 0 ]] || {
+	b_ratio=$(gocache_ratios warm cold | median)
+	overhead=$(gocache_ratios empty cold | median | awk '{ printf "%.4f", ($1 - 1) * 100 }')
+	b_met=$(awk -v r="$b_ratio" 'BEGIN { print (r <= 0.25) ? "met" : "missed" }')
+	a_met=$(awk -v o="$overhead" 'BEGIN { print (o <= 10) ? "met" : "missed" }')
+	b_cell="**$(fmt "$b_ratio" %.2f)**" b_target="≤ 0.25 ($b_met)"
+	a_cell="**$(fmt "$overhead" %+.0f) %**" a_target="≤ 10 % ($a_met)"
+	if [[ -n "$SMOKE" ]]; then b_cell="–" a_cell="–" b_target="not judged (smoke)" a_target="not judged (smoke)"; fi
+	compiles=$(awk -F'\t' '{ a += $2; b += $3; n++ } END { printf "A %d, B %d (%d run(s))", a / n, b, n }' "$WORK/compiles-11.tsv")
+	echo "| # | cold, no shared cache | A: configured, empty | A over cold | target | B: A's cache | B / cold | target | compilations (\`go build -x\`) | CPU s (cold / A / B) |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+	printf '| 11 | %s s | %s s | %s | %s | %s s | %s | %s | %s | %s / %s / %s |\n' \
+		"$(fmt "$(column 11 cold 4 | median)" %.2f)" "$(fmt "$(column 11 empty 4 | median)" %.2f)" "$a_cell" "$a_target" \
+		"$(fmt "$(column 11 warm 4 | median)" %.2f)" "$b_cell" "$b_target" "$compiles" \
+		"$(fmt "$(column 11 cold 5 | median)" %.2f)" "$(fmt "$(column 11 empty 5 | median)" %.2f)" \
+		"$(fmt "$(column 11 warm 5 | median)" %.2f)"
+} >"$GOCACHE_TABLE"
+
 [[ -z "$SMOKE" ]] || echo "Smoke run: every scenario ran once with $(basename "$BIN_DIR") binaries and no warm-up, and its output was checked; these times say nothing about speed, so no ratio is judged against its target. Run scripts/bench.sh for that."
-cat "$TABLE" "$RESOURCE_TABLE" "$FLEET_TABLE" "$WATCH_TABLE"
+cat "$TABLE" "$RESOURCE_TABLE" "$FLEET_TABLE" "$GOCACHE_TABLE" "$WATCH_TABLE"
 
 # The chart: time and memory ratios per scenario, with the targets (marked on the time bars).
 [[ ${#TIME_SCENARIOS[@]} -eq 0 ]] || {
@@ -937,6 +1072,16 @@ if [[ ${#MEASURED_FLEETS[@]} -gt 0 ]]; then
 	} >"$WORK/fleet-block.md"
 	write_block '<!-- bench:fleet —' '<!-- bench:fleet-end -->' "$WORK/fleet-block.md"
 fi
+if [[ ${#MEASURED_GOCACHE[@]} -gt 0 ]]; then
+	{
+		echo "<!-- bench:gocache — written by scripts/bench.sh; edits between these markers are overwritten -->"
+		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS counted round(s) after $WARMUPS warm-up(s), each round three fresh machines in turn (cold, A, B); kubectl-ko $ours_version, commit $commit, $(basename "$BIN_DIR") build; $go_version; the registry on the same machine; load average $LOAD_BEFORE before, $LOAD_AFTER after."
+		echo
+		cat "$GOCACHE_TABLE"
+		echo "<!-- bench:gocache-end -->"
+	} >"$WORK/gocache-block.md"
+	write_block '<!-- bench:gocache —' '<!-- bench:gocache-end -->' "$WORK/gocache-block.md"
+fi
 if [[ -s "$WATCH_TABLE" ]]; then
 	{
 		echo "<!-- bench:watch — written by scripts/bench.sh; edits between these markers are overwritten -->"
@@ -953,6 +1098,10 @@ if [[ -n "$SMOKE" ]]; then
 	# closing line for CI, which reads the last lines of scripts/test.sh.
 	runs=0
 	for scenario in "${SCENARIOS[@]}"; do
+		if is_gocache_scenario "$scenario"; then
+			runs=$((runs + 3))
+			continue
+		fi
 		runs=$((runs + 1))
 		is_watch_scenario "$scenario" && continue
 		if ko_runs "$scenario"; then runs=$((runs + 1)); fi

@@ -1,7 +1,7 @@
 //! Go's build cache shared through a registry (`kubectl ko gocache`, `KO_GOCACHE_REPO`): a
 //! second "machine" (its own `GOCACHE`, `KOCACHE` and `HOME`) compiles nothing the first one
 //! compiled; a registry that stops mid-build costs one warning, not the build; a corrupt blob
-//! is detected and rebuilt locally; concurrent builds share one cache. Compilations are
+//! is detected, rebuilt locally and its entry healed; concurrent builds share one cache. Compilations are
 //! counted in `go build -x` output (through a `KO_GO_PATH` wrapper for `kubectl ko build`).
 
 use std::fs;
@@ -157,7 +157,7 @@ fn has_entries(url: &str) -> bool {
 }
 
 #[test]
-fn a_corrupt_blob_is_detected_rebuilt_locally_and_not_used() {
+fn a_corrupt_blob_is_detected_rebuilt_locally_not_used_and_healed() {
     let state = tempfile::tempdir().unwrap();
     let own = LocalRegistry::start(state.path(), &[]);
     let src = tempfile::tempdir().unwrap();
@@ -183,6 +183,12 @@ fn a_corrupt_blob_is_detected_rebuilt_locally_and_not_used() {
     // B's local copy of that output is Go's own, not the registry's corrupt bytes.
     let local = b.path("kocache").join("gocache/o").join(&digest[..2]).join(&digest);
     assert_eq!(sha256_of(&local), digest);
+    // B pushed that entry again in another form: a third machine gets it whole.
+    let c = Machine::new();
+    let third = c.go_build(src.path(), &repo, "app").run();
+    third.assert_success();
+    assert_eq!(compiles(&third.stderr), 0, "the entry is healed: {third}");
+    assert_eq!(cache_warnings(&third.stderr), 0, "{third}");
 }
 
 /// The largest blob of a distribution registry's storage that is a Go archive, with its hex.

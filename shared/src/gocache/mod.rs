@@ -7,10 +7,12 @@
 //! a miss turns it off for the process with one warning, and the build goes on locally.
 
 mod disk;
+mod entry;
 mod protocol;
 mod remote;
 mod server;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +30,8 @@ pub use disk::{Disk, Entry};
 pub use protocol::ProtocolError;
 pub use server::serve;
 
-use remote::{Remote, RemoteEntry};
+use entry::{INLINE_MAX, RemoteEntry, Stored};
+use remote::{FetchError, Remote};
 
 /// The repository of the registry tier; unset, the cache is local only.
 pub const REPO_ENV: &str = "KO_GOCACHE_REPO";
@@ -111,6 +114,8 @@ pub struct GoCache {
     reachable: OnceCell<bool>,
     /// Set when the registry denied a push.
     read_only: AtomicBool,
+    /// Outputs whose blob in the registry was found corrupt: pushed again in the gzip form.
+    corrupt: Mutex<HashSet<Digest>>,
 }
 
 impl GoCache {
@@ -127,6 +132,7 @@ impl GoCache {
             running: Mutex::new(JoinSet::new()),
             reachable: OnceCell::new(),
             read_only: AtomicBool::new(false),
+            corrupt: Mutex::new(HashSet::new()),
         }
     }
 
@@ -187,22 +193,19 @@ impl GoCache {
         None
     }
 
-    /// Makes a registry entry local: its output downloaded and verified unless it is here.
+    /// Makes a registry entry local: its output written and verified unless it is here.
     async fn download(&self, remote: &Remote, action_id: &[u8], found: RemoteEntry) -> Option<(Entry, PathBuf)> {
         let entry = Entry { output_id: hex::decode(found.output.hex()).ok()?, size: found.size };
         if !self.disk.has_output(&entry) {
             let temp = self.disk.temp_file().map_err(|e| output::warn(format!("Go build cache: {e}"))).ok()?;
             match tokio::time::timeout(FETCH_TIMEOUT, remote.fetch(&found, &temp)).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) if e.is_wrong_content() => {
-                    output::warn(format!(
-                        "the shared Go build cache holds a corrupt blob {} (action {}): not used; Go builds it here",
-                        found.output,
-                        hex::encode(action_id)
-                    ));
-                    return None;
+                Ok(Err(FetchError::Corrupt { output, stored, got })) => {
+                    return self.corrupt_found(remote, action_id, output, stored, got);
                 }
-                Ok(Err(e)) => return self.failed(e),
+                Ok(Err(FetchError::Gone(_))) => return None,
+                Ok(Err(FetchError::Registry(e))) => return self.failed(e),
+                Ok(Err(e @ FetchError::File { .. })) => return self.failed(e),
                 Err(_) => return self.failed(slow("a download", FETCH_TIMEOUT)),
             }
             let size = std::fs::metadata(&temp).map(|m| m.len()).ok()?;
@@ -215,6 +218,32 @@ impl GoCache {
         Some((entry.clone(), self.disk.output_path(&entry.output_id)))
     }
 
+    /// A miss, with one warning per corrupt blob. The registry cannot replace a blob under its
+    /// digest, so when Go has rebuilt the output, its entry is pushed again in the gzip form,
+    /// which names other bytes: the next reader of this action gets a good entry.
+    fn corrupt_found<T>(
+        &self,
+        remote: &Remote,
+        action_id: &[u8],
+        output: Digest,
+        stored: Digest,
+        got: Digest,
+    ) -> Option<T> {
+        remote.forget(&stored);
+        if self.corrupt.lock().expect("the corrupt set is never poisoned").insert(output.clone()) {
+            let repo = remote.repository();
+            output::warn(format!(
+                "the shared Go build cache in {}/{} holds a corrupt blob {stored} (its bytes hash to {got}; action {}): \
+                 not used; Go builds it here and this build pushes the entry again in another form. The registry keeps \
+                 the bad blob; to remove it, delete the repository (the next builds fill it again)",
+                repo.registry,
+                repo.path,
+                hex::encode(action_id)
+            ));
+        }
+        None
+    }
+
     /// Stores an output locally and returns its path; the registry gets it in the background.
     pub async fn put(
         self: &Arc<Self>,
@@ -225,6 +254,7 @@ impl GoCache {
         let cache = self.clone();
         let (action, output) = (action_id.clone(), output_id.clone());
         let size = body.len() as u64;
+        let inline = (body.len() <= INLINE_MAX).then(|| bytes::Bytes::copy_from_slice(&body));
         let (path, digest) = tokio::task::spawn_blocking(move || {
             let digest = Digest::of(&body);
             cache.disk.put(&action, &output, &body).map(|path| (path, digest))
@@ -234,7 +264,14 @@ impl GoCache {
         // Go's output ID is the sha256 of the bytes; anything else is not shared.
         if digest.hex() == hex::encode(&output_id) && self.remote().is_some() {
             let cache = self.clone();
-            let entry = RemoteEntry { output: digest, size };
+            let stored = match inline {
+                Some(data) => Stored::Inline(data),
+                None if self.corrupt.lock().expect("the corrupt set is never poisoned").contains(&digest) => {
+                    Stored::Gzip { blob: digest.clone(), size }
+                }
+                None => Stored::Blob,
+            };
+            let entry = RemoteEntry { output: digest, size, stored };
             let upload = path.clone();
             let permits = self.uploads.clone();
             self.running.lock().expect("the upload set is never poisoned").spawn(async move {

@@ -13,9 +13,6 @@ use super::transfer::{TryError, next_chunk};
 use super::{RegistryClient, RegistryError, Repository};
 use crate::digest::Digest;
 
-/// How a download whose bytes do not match their digest is described.
-pub(super) const WRONG_CONTENT: &str = "the registry sent content with digest";
-
 impl RegistryClient {
     pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
         let path = format!("/v2/{}/blobs/{digest}", repo.path);
@@ -110,7 +107,7 @@ impl RegistryClient {
         file.flush().await.map_err(file_error)?;
         let got = Digest::from_hasher(hasher);
         if &got != digest {
-            return Err(TryError::Again { detail: format!("{WRONG_CONTENT} {got}, not {digest}"), failure: None });
+            return Err(TryError::WrongContent { expected: digest.clone(), got });
         }
         Ok(())
     }
@@ -169,8 +166,8 @@ mod tests {
         let wrong = Reply::status(200).body("not the blob!!");
         fake.route("GET", &path, [wrong]);
         match anonymous_client().fetch_blob(&repo, &digest, &dest).await {
-            Err(RegistryError::Transfer { attempts: 4, detail, .. }) => {
-                assert!(detail.contains(&format!("not {digest}")), "{detail}");
+            Err(RegistryError::WrongContent { attempts: 4, expected, got, .. }) => {
+                assert_eq!((expected, got), (digest, Digest::of(b"not the blob!!")));
             }
             other => panic!("expected a digest mismatch after 4 attempts, got {:?}", other.err()),
         }

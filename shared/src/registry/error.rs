@@ -1,6 +1,7 @@
 //! Registry errors: each names the registry, the repository and what was being done.
 
 use super::transfer::after_attempts;
+use crate::digest::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -14,6 +15,17 @@ pub enum RegistryError {
     Denied { registry: String, repository: String, operation: String, status: u16, message: String, hint: String },
     #[error("{operation} on {registry}/{repository}: registry answered {status}{message} {}", after_attempts(*.attempts))]
     Status { registry: String, repository: String, operation: String, status: u16, message: String, attempts: u32 },
+    /// A download kept arriving with another digest than asked for: the registry holds
+    /// corrupt bytes under that digest.
+    #[error("{operation} on {registry}/{repository}: the registry sent content with digest {got}, not {expected} {}", after_attempts(*.attempts))]
+    WrongContent {
+        registry: String,
+        repository: String,
+        operation: String,
+        expected: Digest,
+        got: Digest,
+        attempts: u32,
+    },
     #[error("{operation} on {registry}/{repository}: {detail}")]
     Protocol { registry: String, repository: String, operation: String, detail: String },
     #[error("{operation} on {registry}: reading {path}: {source}")]
@@ -36,12 +48,6 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// True when a download kept arriving with another digest than asked for: the registry
-    /// holds corrupt bytes under that digest (see `blobs.rs`).
-    pub fn is_wrong_content(&self) -> bool {
-        matches!(self, RegistryError::Transfer { detail, .. } if detail.starts_with(super::blobs::WRONG_CONTENT))
-    }
-
     pub fn status(&self) -> Option<u16> {
         match self {
             RegistryError::Denied { status, .. } | RegistryError::Status { status, .. } => Some(*status),

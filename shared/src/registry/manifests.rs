@@ -43,10 +43,7 @@ impl RegistryClient {
             if let Some(expected) = &reference.digest
                 && expected != &digest
             {
-                return Err(TryError::Again {
-                    detail: format!("the registry sent a manifest with digest {digest}, not {expected}"),
-                    failure: None,
-                });
+                return Err(TryError::WrongContent { expected: expected.clone(), got: digest });
             }
             let media_type = sniff_media_type(&bytes, header_type.as_deref()).unwrap_or_default();
             Ok(FetchedManifest { bytes, media_type, digest })

@@ -26,6 +26,7 @@ use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 
 use super::{RegistryClient, RegistryError, Repository};
+use crate::digest::Digest;
 use crate::output;
 use crate::settings::Environment;
 
@@ -305,6 +306,8 @@ pub(super) fn jitter() -> Duration {
 pub(super) enum TryError {
     /// Worth another try: the body broke off or did not match its digest.
     Again { detail: String, failure: Option<Failure> },
+    /// Worth another try too: the bytes arrived whole with another digest than asked for.
+    WrongContent { expected: Digest, got: Digest },
     /// Final: the registry answered an error, or the local file failed.
     Final(RegistryError),
 }
@@ -335,6 +338,21 @@ impl RegistryClient {
             match one_try().await {
                 Ok(value) => return Ok(value),
                 Err(TryError::Final(e)) => return Err(e),
+                Err(TryError::WrongContent { expected, got }) if attempt >= MAX_ATTEMPTS => {
+                    return Err(RegistryError::WrongContent {
+                        registry: repo.registry.clone(),
+                        repository: repo.path.clone(),
+                        operation: operation.to_string(),
+                        expected,
+                        got,
+                        attempts: attempt,
+                    });
+                }
+                Err(TryError::WrongContent { expected, got }) => {
+                    let detail = format!("the registry sent content with digest {got}, not {expected}");
+                    output::detail(format!("{}: {operation}: {detail}; downloading it again", repo.registry));
+                    tokio::time::sleep(retry_delay(attempt, None)).await;
+                }
                 Err(TryError::Again { detail, failure }) => {
                     if attempt >= MAX_ATTEMPTS {
                         return Err(match failure {

@@ -1,6 +1,7 @@
 //! `--watch` with the local publishers: `ko.local` loads each rebuilt image into the real Docker
 //! daemon, where it runs with the new code; `kind.local` imports it into the nodes' containerd.
 
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,26 +29,35 @@ fn next_image(watch: &Watching, app: &str, before: &str) -> String {
     }
 }
 
-#[test]
-fn ko_local_loads_each_rebuilt_image_into_the_daemon() {
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    module(dir);
-    config(dir, "unused", 1);
-    let cmd = ko(&["resolve", "-f", "apps.yaml", "--watch"])
-        .cwd(dir)
-        .env("KO_DOCKER_REPO", "ko.local")
-        .env("DOCKER_HOST", docker_host());
+/// Starts `cmd` (a `resolve --watch` of the three apps in `dir`), checks the first cycle,
+/// changes `app`'s greeting and checks that only it was rebuilt. Returns the watch and `app`'s
+/// image before and after, the first starting with `prefix`.
+fn rebuild_one(cmd: KoCmd, dir: &Path, app: &str, greeting: &str, prefix: &str) -> (Watching, String, String) {
     let mut watch = Watching::start(&cmd);
     let first = watch.summary(1);
     assert!(first.contains("images rebuilt: 3 of 3"), "{}", watch.output());
-    let before = last_image(&watch, "alpha").expect("alpha's image in the first stream");
-    assert!(before.starts_with("ko.local/"), "{before}");
+    let before = last_image(&watch, app).unwrap_or_else(|| panic!("{app}'s image in the first stream"));
+    assert!(before.starts_with(prefix), "{before}");
 
-    write(&dir.join("cmd/alpha/main.go"), &source("alpha", "local"));
+    write(&dir.join(format!("cmd/{app}/main.go")), &source(app, greeting));
     let line = watch.summary(2);
-    assert!(line.contains("images rebuilt: 1 of 3 (example.com/watched/cmd/alpha)"), "{line}");
-    let after = next_image(&watch, "alpha", &before);
+    assert!(line.contains(&format!("images rebuilt: 1 of 3 (example.com/watched/cmd/{app})")), "{line}");
+    let after = next_image(&watch, app, &before);
+    (watch, before, after)
+}
+
+/// A module of the three apps and their YAML in a new directory, and `resolve --watch` of it.
+fn watched_module(work: &Path) -> KoCmd {
+    module(work);
+    config(work, "unused", 1);
+    ko(&["resolve", "-f", "apps.yaml", "--watch"]).cwd(work).env("DOCKER_HOST", docker_host())
+}
+
+#[test]
+fn ko_local_loads_each_rebuilt_image_into_the_daemon() {
+    let work = tempfile::tempdir().unwrap();
+    let cmd = watched_module(work.path()).env("KO_DOCKER_REPO", "ko.local");
+    let (_watch, before, after) = rebuild_one(cmd, work.path(), "alpha", "local", "ko.local/");
     let run = docker(&["run", "--rm", "--network=none", &after]);
     run.assert_success();
     assert_eq!(run.stdout.trim(), "local from alpha!", "{run}");
@@ -59,24 +69,8 @@ fn ko_local_loads_each_rebuilt_image_into_the_daemon() {
 fn kind_local_imports_each_rebuilt_image_into_the_nodes() {
     let cluster = crate::local::Cluster::start(1);
     let work = tempfile::tempdir().unwrap();
-    let dir = work.path();
-    module(dir);
-    config(dir, "unused", 1);
-    let cmd = ko(&["resolve", "-f", "apps.yaml", "--watch"])
-        .cwd(dir)
-        .env("KO_DOCKER_REPO", "kind.local")
-        .env("KIND_CLUSTER_NAME", &cluster.name)
-        .env("DOCKER_HOST", docker_host());
-    let mut watch = Watching::start(&cmd);
-    let first = watch.summary(1);
-    assert!(first.contains("images rebuilt: 3 of 3"), "{}", watch.output());
-    let before = last_image(&watch, "gamma").expect("gamma's image in the first stream");
-    assert!(before.starts_with("kind.local/"), "{before}");
-
-    write(&dir.join("cmd/gamma/main.go"), &source("gamma", "kind"));
-    let line = watch.summary(2);
-    assert!(line.contains("images rebuilt: 1 of 3 (example.com/watched/cmd/gamma)"), "{line}");
-    let after = next_image(&watch, "gamma", &before);
+    let cmd = watched_module(work.path()).env("KO_DOCKER_REPO", "kind.local").env("KIND_CLUSTER_NAME", &cluster.name);
+    let (_watch, before, after) = rebuild_one(cmd, work.path(), "gamma", "kind", "kind.local/");
     let (_, hex) = after.rsplit_once(':').expect("kind.local references end in :<hex>");
     let images = cluster.images(&cluster.nodes[0]);
     assert!(images.contains(&(after.clone(), format!("sha256:{hex}"))), "{after}: {images:?}");

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::try_join_all;
-use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
+use tokio::sync::{OnceCell, Semaphore, SemaphorePermit, oneshot};
 
 use crate::assemble::image::{self as assemble, AddedLayer, ImageSettings};
 use crate::assemble::layer::{LayerCopy, LayerRecord};
@@ -108,8 +108,9 @@ impl Builder {
     }
 
     /// Builds the artifacts for several packages, in their order. Packages built with the
-    /// same settings share one `go build`, which checks their common dependencies once. An
-    /// error comes with the index of the package it belongs to.
+    /// same settings share one `go build`, which checks their common dependencies once; each
+    /// image is made as soon as Go has linked its binary, while Go links the others. An error
+    /// comes with the index of the package it belongs to.
     pub async fn build_all(&self, packages: &[Package]) -> Result<Vec<Artifact>, (usize, Error)> {
         let s = &self.settings;
         let bases = try_join_all(packages.iter().enumerate().map(|(i, p)| async move {
@@ -125,13 +126,24 @@ impl Builder {
                 .map_err(|e| (i, e.into()))
         }))
         .await?;
-        let prebuilt = self.prebuild(packages, &bases, &plans).await?;
-        try_join_all(packages.iter().enumerate().map(|(i, p)| {
-            let prebuilt = &prebuilt;
-            let (bases, plans) = (&bases[i], &plans[i]);
-            async move { self.build_one(p, bases, plans, |k| prebuilt.get(&(i, k)).cloned()).await.map_err(|e| (i, e)) }
-        }))
-        .await
+        let groups: Vec<_> = group_by_plan(packages, &bases, &plans).into_iter().filter(|(_, m)| m.len() > 1).collect();
+        let (senders, receivers): (HashMap<_, _>, HashMap<_, _>) = groups
+            .iter()
+            .flat_map(|(_, members)| members.iter())
+            .map(|&member| {
+                let (tx, rx) = oneshot::channel();
+                ((member, tx), (member, rx))
+            })
+            .unzip();
+        let (senders, receivers) = (Mutex::new(senders), Mutex::new(receivers));
+        let shared = self.prebuild(packages, &bases, groups, &senders);
+        let images = try_join_all(packages.iter().enumerate().map(|(i, p)| {
+            let (bases, plans, receivers) = (&bases[i], &plans[i], &receivers);
+            let prebuilt = move |k| receivers.lock().expect("receivers lock").remove(&(i, k));
+            async move { self.build_one(p, bases, plans, prebuilt).await.map_err(|e| (i, e)) }
+        }));
+        let ((), artifacts) = tokio::try_join!(shared, images)?;
+        Ok(artifacts)
     }
 
     /// Tells the sink, while Go builds, which base layers each image will hold.
@@ -143,37 +155,46 @@ impl Builder {
         }
     }
 
-    /// One `go build` for each group of (package, platform) that share a build plan, when
-    /// the group has more than one member. Members whose binary is not returned (the shared
-    /// build failed) are built alone afterwards, which reports their errors.
+    /// One `go build` for each group of (package, platform) that share a build plan; each
+    /// binary goes to its member's sender as soon as it is linked. A member whose sender is
+    /// dropped unused (the shared build failed) is built alone, which reports its error.
     async fn prebuild(
         &self,
         packages: &[Package],
         bases: &[BaseSet],
-        plans: &[Vec<BuildPlan>],
-    ) -> Result<HashMap<(usize, usize), Built>, (usize, Error)> {
-        let groups = group_by_plan(packages, bases, plans);
-        let results = try_join_all(groups.into_iter().filter(|(_, m)| m.len() > 1).map(|(plan, members)| async move {
+        groups: Vec<(&BuildPlan, Vec<(usize, usize)>)>,
+        senders: &Mutex<HashMap<(usize, usize), oneshot::Sender<Built>>>,
+    ) -> Result<(), (usize, Error)> {
+        try_join_all(groups.into_iter().map(|(plan, members)| async move {
             let _permit = self.slot().await;
             let items: Vec<(&Package, &Platform)> =
                 members.iter().map(|&(i, k)| (&packages[i], &bases[i].images[k].platform)).collect();
             for (package, platform) in &items {
                 output::step(format!("Building {} for {platform}", package.import_path));
             }
+            let send = |j: usize, built: Built| {
+                if let Some(tx) = senders.lock().expect("senders lock").remove(&members[j]) {
+                    // The receiver is gone only when its image failed, which ends the run.
+                    let _ = tx.send(built);
+                }
+            };
             let _span = timing::span(|| format!("go build of {} packages", items.len()));
             let built = self
                 .settings
                 .go
-                .build_many(&items, plan, &self.settings.cache)
+                .build_many(&items, plan, &self.settings.cache, &send)
                 .await
                 .map_err(|e| (members[0].0, e.into()))?;
-            if built.is_some() {
+            if let Some(built) = built {
                 output::detail(format!("ran {} in {}", plan.args.join(" "), plan.dir.display()));
+                built.into_iter().enumerate().for_each(|(j, b)| send(j, b));
             }
-            Ok::<_, (usize, Error)>(built.map(|b| members.into_iter().zip(b).collect::<Vec<_>>()).unwrap_or_default())
+            let mut senders = senders.lock().expect("senders lock");
+            members.iter().for_each(|member| drop(senders.remove(member)));
+            Ok::<_, (usize, Error)>(())
         }))
         .await?;
-        Ok(results.into_iter().flatten().collect())
+        Ok(())
     }
 
     /// Builds one package's artifact on its bases with its plans (one per base), taking the
@@ -183,7 +204,7 @@ impl Builder {
         package: &Package,
         bases: &BaseSet,
         plans: &[BuildPlan],
-        prebuilt: impl Fn(usize) -> Option<Built>,
+        prebuilt: impl Fn(usize) -> Option<oneshot::Receiver<Built>>,
     ) -> Result<Artifact, Error> {
         let first = bases.images.first().ok_or_else(|| BaseError::Invalid {
             reference: self.base_reference(&package.import_path),
@@ -243,8 +264,14 @@ impl Builder {
         parts: &PackageParts<'_>,
         base: &BaseImage,
         plan: &BuildPlan,
-        prebuilt: Option<Built>,
+        prebuilt: Option<oneshot::Receiver<Built>>,
     ) -> Result<Image, Error> {
+        // The binary of a shared build, once linked; waited for without a slot, which the
+        // shared build may need.
+        let prebuilt = match prebuilt {
+            Some(rx) => rx.await.ok(),
+            None => None,
+        };
         // One of the `-j` slots for the build and everything that holds files, pipes or
         // connections for this image (Go's build info, the layer and its upload), so that what
         // is open at once is bounded by `-j`, not by the number of images.

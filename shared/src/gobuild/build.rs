@@ -1,6 +1,7 @@
 //! Running `go build`: one or several packages into their stable places in the cache, or
 //! not at all when nothing Go reads changed (see `fingerprint`).
 
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use sha2::Digest as _;
@@ -20,7 +21,7 @@ impl GoTool {
         cache: &Cache,
     ) -> Result<(Built, Vec<String>), GoBuildError> {
         let cmdline = std::iter::once("go".to_string()).chain(plan.args.iter().cloned()).collect();
-        match self.build_into(&[(package, platform)], plan, cache).await? {
+        match self.build_into(&[(package, platform)], plan, cache, None).await? {
             Ok(mut built) => Ok((built.remove(0), cmdline)),
             Err((status, text)) => {
                 for line in text.lines() {
@@ -38,13 +39,18 @@ impl GoTool {
     /// Runs one `go build` for several packages that share a plan (so Go loads and checks
     /// their common dependencies once). `None` when it failed or did not write what was
     /// expected: the caller then builds each package alone, which reports any error exactly.
+    ///
+    /// `early` is given each binary Go relinks (by its index in `items`) as soon as its link
+    /// ends, while Go still links the others, so that its image can be made meanwhile; the
+    /// result holds it too.
     pub async fn build_many(
         &self,
         items: &[(&Package, &Platform)],
         plan: &BuildPlan,
         cache: &Cache,
+        early: &Early<'_>,
     ) -> Result<Option<Vec<Built>>, GoBuildError> {
-        Ok(self.build_into(items, plan, cache).await?.ok())
+        Ok(self.build_into(items, plan, cache, Some(early)).await?.ok())
     }
 
     /// Brings the packages' binaries up to date: without running Go when a snapshot of the
@@ -55,6 +61,7 @@ impl GoTool {
         items: &[(&Package, &Platform)],
         plan: &BuildPlan,
         cache: &Cache,
+        early: Option<&Early<'_>>,
     ) -> Result<Result<Vec<Built>, (String, String)>, GoBuildError> {
         // Nothing Go reads changed since it made these binaries: they are up to date.
         let snapshot = {
@@ -75,7 +82,7 @@ impl GoTool {
             }
             return Ok(Ok(slots.into_iter().map(|path| Built { path, relinked: false }).collect()));
         }
-        let built = self.run_go_build(items, plan, cache).await?;
+        let built = self.run_go_build(items, plan, cache, early).await?;
         if let (Some(snapshot), Ok(built)) = (&snapshot, &built) {
             for b in built {
                 BuildRecord::write(cache, &b.path, plan, snapshot);
@@ -89,24 +96,27 @@ impl GoTool {
     /// binary alone and, when it relinks, replaces the entry with a new file (it renames over
     /// it, or removes it and writes a new one), so a new inode tells a relinked binary apart,
     /// and the stable copy is never written in place; a new file then moves to the stable place.
+    ///
+    /// With `early` and several packages, the directory is watched while Go runs: Go links
+    /// each binary in its work directory and renames it into `DIR` when the link is done, so
+    /// a new inode under an expected name is a whole binary, handed over at once.
     async fn run_go_build(
         &self,
         items: &[(&Package, &Platform)],
         plan: &BuildPlan,
         cache: &Cache,
+        early: Option<&Early<'_>>,
     ) -> Result<Result<Vec<Built>, (String, String)>, GoBuildError> {
-        use std::os::unix::fs::MetadataExt as _;
         let dir = cache.temp_dir()?;
         let io = |path: &Path, source| CacheError { path: path.to_path_buf(), source };
-        // (name Go writes, stable place, inode of the link made to it before the build)
-        let mut expected: Vec<(String, PathBuf, Option<u64>)> = Vec::with_capacity(items.len());
+        let mut expected: Vec<Expected> = Vec::with_capacity(items.len());
         for (package, platform) in items {
             let slot = binary_slot(cache, package, platform, plan)?;
             let name = exec_name(&package.import_path, platform);
             let link = dir.path().join(&name);
             // Without the link (another filesystem), Go just relinks.
             let linked = std::fs::hard_link(&slot, &link).ok().and_then(|()| std::fs::metadata(&link).ok());
-            expected.push((name, slot, linked.map(|m| m.ino())));
+            expected.push(Expected { name, slot, linked: linked.map(|m| m.ino()), handed: false });
         }
         let mut cmd = self.command(&plan.dir);
         cmd.env_clear().envs(plan.env.iter().map(|(k, v)| (k, v)));
@@ -116,10 +126,29 @@ impl GoTool {
         cmd.args(items.iter().map(|(p, _)| p.import_path.as_str()));
         // Go's own work directory goes with this run's temporary files (removed when the run
         // is stopped, or by the next run after a kill), unless the user chose a place.
-        if !plan.env.iter().any(|(k, _)| k == "GOTMPDIR") {
-            cmd.env("GOTMPDIR", cache.run_temp_dir()?);
-        }
-        let output = self.output(&mut cmd).await?;
+        let work = match plan.env.iter().find(|(k, _)| k == "GOTMPDIR") {
+            Some((_, user)) => PathBuf::from(user),
+            None => {
+                let work = cache.run_temp_dir()?;
+                cmd.env("GOTMPDIR", &work);
+                work
+            }
+        };
+        let early = early.filter(|_| items.len() > 1 && renames_into(&work, dir.path()));
+        let run = self.output(&mut cmd);
+        let output = match early {
+            None => run.await?,
+            Some(early) => {
+                tokio::pin!(run);
+                let mut tick = tokio::time::interval(WATCH_INTERVAL);
+                loop {
+                    tokio::select! {
+                        output = &mut run => break output?,
+                        _ = tick.tick() => hand_over_linked(dir.path(), &mut expected, early).map_err(|(p, e)| io(&p, e))?,
+                    }
+                }
+            }
+        };
         if !output.status.success() {
             let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
             return Ok(Err((output.status.to_string(), text)));
@@ -131,34 +160,76 @@ impl GoTool {
             .map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let ino = std::fs::symlink_metadata(e.path()).ok().filter(|m| m.is_file()).map(|m| m.ino());
-                let ours = expected.iter().any(|(n, _, linked)| *n == name && linked.is_some() && *linked == ino);
+                let ours = expected.iter().any(|x| x.name == name && x.linked.is_some() && x.linked == ino);
                 (name, ino.is_some() && !ours)
             })
             .collect();
         let written: Vec<&String> = entries.iter().filter(|(_, new)| *new).map(|(n, _)| n).collect();
         // For one package, the one file Go wrote is its binary whatever its name.
-        if let ([(name, _, _)], [file]) = (expected.as_mut_slice(), written.as_slice()) {
-            name.clone_from(file);
+        if let ([only], [file]) = (expected.as_mut_slice(), written.as_slice()) {
+            only.name.clone_from(file);
         }
         // Anything Go wrote under another name means the names were guessed wrong.
-        let found = |name: &String| entries.iter().any(|(n, _)| n == name);
-        if written.iter().any(|f| !expected.iter().any(|(name, _, _)| name == *f))
-            || expected.iter().any(|(name, _, _)| !found(name))
-        {
+        let found = |x: &Expected| x.handed || entries.iter().any(|(n, _)| *n == x.name);
+        if written.iter().any(|f| !expected.iter().any(|x| x.name == **f)) || expected.iter().any(|x| !found(x)) {
             let names: Vec<&String> = entries.iter().map(|(n, _)| n).collect();
-            let wanted: Vec<&String> = expected.iter().map(|e| &e.0).collect();
+            let wanted: Vec<&String> = expected.iter().map(|x| &x.name).collect();
             return Ok(Err(("unexpected output".into(), format!("go build wrote {names:?}, not {wanted:?}"))));
         }
         let mut built = Vec::with_capacity(expected.len());
-        for (name, slot, _) in expected {
-            let relinked = written.contains(&&name);
-            if relinked {
-                let path = dir.path().join(&name);
-                std::fs::rename(&path, &slot).map_err(|e| io(&slot, e))?;
+        for x in expected {
+            let relinked = x.handed || written.contains(&&x.name);
+            if relinked && !x.handed {
+                std::fs::rename(dir.path().join(&x.name), &x.slot).map_err(|e| io(&x.slot, e))?;
             }
-            built.push(Built { path: slot, relinked });
+            built.push(Built { path: x.slot, relinked });
         }
         Ok(Ok(built))
+    }
+}
+
+/// What is told of each binary handed over while Go still runs: its index among the packages
+/// built together, and the binary.
+pub type Early<'a> = dyn Fn(usize, Built) + Send + Sync + 'a;
+
+/// How often the output directory is looked at while Go links: a look is a `stat` per binary
+/// not yet handed over, and a binary waits at most this long after its link.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// One binary `go build -o DIR/` is expected to write.
+struct Expected {
+    /// The file name Go gives it in `DIR`.
+    name: String,
+    /// Its stable place in the cache.
+    slot: PathBuf,
+    /// The inode of the link to the stable place made before the build.
+    linked: Option<u64>,
+    /// Moved to the stable place and handed over while Go ran.
+    handed: bool,
+}
+
+/// Moves each binary Go has finished to its stable place and hands it over.
+fn hand_over_linked(dir: &Path, expected: &mut [Expected], early: &Early<'_>) -> Result<(), (PathBuf, std::io::Error)> {
+    for (index, x) in expected.iter_mut().enumerate().filter(|(_, x)| !x.handed) {
+        let path = dir.join(&x.name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        if !meta.is_file() || Some(meta.ino()) == x.linked {
+            continue;
+        }
+        std::fs::rename(&path, &x.slot).map_err(|e| (x.slot.clone(), e))?;
+        x.handed = true;
+        early(index, Built { path: x.slot.clone(), relinked: true });
+    }
+    Ok(())
+}
+
+/// Whether Go, working in `work`, puts a finished binary into `dir` by renaming it, so that
+/// it appears whole: both on one filesystem, and `dir` not set-group-ID (Go copies into such
+/// a directory to keep its group).
+fn renames_into(work: &Path, dir: &Path) -> bool {
+    match (std::fs::metadata(work), std::fs::metadata(dir)) {
+        (Ok(w), Ok(d)) => w.dev() == d.dev() && d.mode() & 0o2000 == 0,
+        _ => false,
     }
 }
 
@@ -180,7 +251,6 @@ impl BuildRecord {
     }
 
     fn file_of(slot: &Path) -> Option<(u64, u64, i64, i64)> {
-        use std::os::unix::fs::MetadataExt as _;
         let meta = std::fs::metadata(slot).ok()?;
         Some((meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()))
     }
@@ -251,4 +321,110 @@ pub fn exec_name(import_path: &str, platform: &Platform) -> String {
         _ => last,
     };
     if platform.os == "windows" { format!("{name}.exe") } else { name.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::KoConfig;
+    use crate::gobuild::BuildFlags;
+    use crate::settings::Environment;
+
+    #[test]
+    fn a_binary_is_handed_over_once_a_new_file_has_its_name() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, slots) = (root.path().join("out"), root.path().join("slots"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&slots).unwrap();
+        std::fs::write(slots.join("old"), "old binary").unwrap();
+        std::fs::hard_link(slots.join("old"), dir.join("old")).unwrap();
+        let expected = |name: &str| Expected {
+            name: name.into(),
+            slot: slots.join(name),
+            linked: std::fs::metadata(dir.join(name)).ok().map(|m| m.ino()),
+            handed: false,
+        };
+        let mut expected = vec![expected("old"), expected("new")];
+        let handed: Mutex<Vec<(usize, Built)>> = Default::default();
+        let early = |i: usize, built: Built| handed.lock().unwrap().push((i, built));
+
+        hand_over_linked(&dir, &mut expected, &early).unwrap();
+        assert!(handed.lock().unwrap().is_empty(), "the untouched link and a missing file are not binaries");
+
+        std::fs::write(dir.join("new-go-tmp-umask"), "").unwrap();
+        std::fs::write(root.path().join("linked"), "new binary").unwrap();
+        std::fs::rename(root.path().join("linked"), dir.join("new")).unwrap();
+        hand_over_linked(&dir, &mut expected, &early).unwrap();
+        hand_over_linked(&dir, &mut expected, &early).unwrap();
+        let handed = handed.into_inner().unwrap();
+        assert_eq!(handed.len(), 1, "once");
+        assert_eq!((handed[0].0, &handed[0].1.path, handed[0].1.relinked), (1, &slots.join("new"), true));
+        assert_eq!(std::fs::read_to_string(slots.join("new")).unwrap(), "new binary");
+        assert!(!dir.join("new").exists(), "moved to its stable place");
+        assert!(expected[1].handed && !expected[0].handed);
+    }
+
+    #[test]
+    fn only_a_rename_into_the_directory_hands_over_whole_binaries() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = tempfile::tempdir().unwrap();
+        let (work, dir) = (root.path().join("work"), root.path().join("out"));
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(renames_into(&work, &dir));
+        assert!(!renames_into(&root.path().join("missing"), &dir));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2755)).unwrap();
+        assert!(!renames_into(&work, &dir), "Go copies into a set-group-ID directory");
+    }
+
+    /// A module with three commands, of which `c` does not compile.
+    fn module(root: &Path) -> PathBuf {
+        let module = root.join("app");
+        let main = |name: &str, body: &str| {
+            std::fs::create_dir_all(module.join("cmd").join(name)).unwrap();
+            std::fs::write(module.join("cmd").join(name).join("main.go"), body).unwrap();
+        };
+        main("a", "package main\n\nfunc main() { println(\"a\") }\n");
+        main("b", "package main\n\nfunc main() { println(\"b\") }\n");
+        main("c", "package main\n\nfunc main() { println(1 + \"c\") }\n");
+        std::fs::write(module.join("go.mod"), "module example.com/app\n\ngo 1.22\n").unwrap();
+        module
+    }
+
+    #[tokio::test]
+    async fn binaries_linked_before_a_failure_elsewhere_are_handed_over() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path().join("cache")).unwrap();
+        let module = module(root.path());
+        let go = GoTool::new(Environment::process());
+        let platform =
+            Platform::linux(std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64").as_str());
+        let packages: Vec<Package> = ["a", "c", "b"]
+            .iter()
+            .map(|name| Package {
+                import_path: format!("example.com/app/cmd/{name}"),
+                dir: module.join("cmd").join(name),
+                build_dir: module.clone(),
+                config: None,
+            })
+            .collect();
+        let plan = go.plan(&packages[0], &platform, &KoConfig::default(), &BuildFlags::default()).await.unwrap();
+        let items: Vec<(&Package, &Platform)> = packages.iter().map(|p| (p, &platform)).collect();
+        let handed: Mutex<Vec<(usize, Built)>> = Default::default();
+        let early = |i: usize, built: Built| handed.lock().unwrap().push((i, built));
+
+        let built = go.build_many(&items, &plan, &cache, &early).await.unwrap();
+        assert!(built.is_none(), "c does not compile");
+        let mut handed = handed.into_inner().unwrap();
+        handed.sort_by_key(|(i, _)| *i);
+        assert_eq!(handed.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 2], "a and b, linked meanwhile");
+        for (i, built) in handed {
+            assert!(built.relinked);
+            let out = std::process::Command::new(&built.path).output().unwrap();
+            let name = ["a", "c", "b"][i];
+            assert_eq!(String::from_utf8_lossy(&out.stderr), format!("{name}\n"));
+        }
+    }
 }

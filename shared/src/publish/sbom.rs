@@ -50,16 +50,27 @@ fn attachment(sbom: &Sbom, config: &Descriptor, layer: &Descriptor, subject: Opt
     Bytes::from(manifest::to_bytes(&manifest))
 }
 
+/// Puts a small blob into `repo` unless it is there already; true when it was uploaded.
 pub(super) async fn ensure_blob(
     client: &RegistryClient,
     repo: &Repository,
     bytes: &Bytes,
-) -> Result<Digest, PublishError> {
+) -> Result<(Digest, bool), PublishError> {
     let digest = Digest::of(bytes);
-    if !client.blob_exists(repo, &digest).await? {
-        client.upload_blob(repo, &digest, bytes.len() as u64, BlobBody::Bytes(bytes.clone())).await?;
+    let missing = !client.blob_exists(repo, &digest).await?;
+    if missing {
+        upload(client, repo, &digest, bytes).await?;
     }
-    Ok(digest)
+    Ok((digest, missing))
+}
+
+async fn upload(
+    client: &RegistryClient,
+    repo: &Repository,
+    digest: &Digest,
+    bytes: &Bytes,
+) -> Result<(), PublishError> {
+    Ok(client.upload_blob(repo, digest, bytes.len() as u64, BlobBody::Bytes(bytes.clone())).await?)
 }
 
 /// Pushes `sbom` for the manifest `subject` (media type, digest and size), which lives in
@@ -73,11 +84,18 @@ pub async fn push(
     subject: &Descriptor,
     sbom: &Sbom,
 ) -> Result<Vec<Tagging>, PublishError> {
-    let layer_digest = ensure_blob(client, repo, &sbom.bytes).await?;
+    let (layer_digest, new_layer) = ensure_blob(client, repo, &sbom.bytes).await?;
     let layer = Descriptor::new(sbom.media_type, layer_digest.clone(), sbom.bytes.len() as u64);
     let config_bytes = config_bytes(&layer_digest);
-    let config =
-        Descriptor::new(OCI_CONFIG, ensure_blob(client, repo, &config_bytes).await?, config_bytes.len() as u64);
+    // The config names the layer: a new layer means a new config, not worth asking about.
+    let config_digest = if new_layer {
+        let digest = Digest::of(&config_bytes);
+        upload(client, repo, &digest, &config_bytes).await?;
+        digest
+    } else {
+        ensure_blob(client, repo, &config_bytes).await?.0
+    };
+    let config = Descriptor::new(OCI_CONFIG, config_digest, config_bytes.len() as u64);
 
     let tag = sbom_tag(&subject.digest);
     let referrer = attachment(sbom, &config, &layer, Some(subject));

@@ -28,10 +28,11 @@ pub struct Target<'a> {
 }
 
 impl RegistrySink {
-    async fn push_blob(&self, repo: &Repository, blob: &Blob) -> Result<(), PublishError> {
+    /// Pushes a blob unless `repo` holds it; with `ask` false it is uploaded without asking.
+    async fn push_blob(&self, repo: &Repository, blob: &Blob, ask: bool) -> Result<(), PublishError> {
         let (client, digest) = (&*self.client, &blob.descriptor.digest);
         let _span = crate::timing::span(|| format!("push blob {digest}"));
-        if self.known.present(repo, digest).await || client.blob_exists(repo, digest).await? {
+        if ask && (self.known.present(repo, digest).await || client.blob_exists(repo, digest).await?) {
             output::detail(format!("{digest} already in {repo}"));
             return Ok(());
         }
@@ -60,16 +61,20 @@ impl RegistrySink {
     }
 
     /// Pushes the blobs of the images that need it, each distinct blob once, concurrently.
+    /// The config of an image with a layer this run uploaded is new too (it names the
+    /// layer's diff ID), so it is uploaded without asking.
     async fn push_blobs(&self, repo: &Repository, images: &[(&Image, bool)]) -> Result<(), PublishError> {
         let mut seen = HashSet::new();
-        let blobs: Vec<&Blob> = images
+        let needed: Vec<&Image> = images.iter().filter(|(_, needed)| *needed).map(|(image, _)| *image).collect();
+        let new_configs: HashSet<&crate::digest::Digest> = needed
             .iter()
-            .filter(|(_, needed)| *needed)
-            .flat_map(|(image, _)| image.blobs())
-            .filter(|blob| seen.insert(&blob.descriptor.digest))
+            .filter(|image| self.known.uploaded_any(repo, image.layers.iter().map(|l| &l.descriptor.digest)))
+            .map(|image| &image.config.descriptor.digest)
             .collect();
+        let blobs: Vec<&Blob> =
+            needed.iter().flat_map(|image| image.blobs()).filter(|blob| seen.insert(&blob.descriptor.digest)).collect();
         stream::iter(blobs)
-            .map(|blob| self.push_blob(repo, blob))
+            .map(|blob| self.push_blob(repo, blob, !new_configs.contains(&blob.descriptor.digest)))
             .buffer_unordered(self.jobs.max(1))
             .try_collect::<Vec<()>>()
             .await?;

@@ -1,6 +1,7 @@
 //! Several packages built with the same settings share one `go build`: each still gets its
 //! own binary (also when two commands have the same name), an unchanged binary is not
-//! relinked, and a compile error is reported for the package that has it.
+//! relinked, a compile error is reported for the package that has it, and an image is made
+//! as soon as Go has linked its binary.
 
 use std::fs;
 use std::path::Path;
@@ -168,4 +169,42 @@ fn a_relinked_binary_is_seen_when_go_copies_it_across_filesystems() {
     let second = build();
     assert_ne!(second, first);
     assert_eq!(run_image(&second).stdout.trim(), "WORKER");
+}
+
+/// The time `label`'s span ended at (ms since the start), from `KUBECTL_KO_TIMINGS` output.
+fn ended_at(stderr: &str, label: &str) -> Vec<f64> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with(&format!("timing: {label}")))
+        .filter_map(|l| l.rsplit_once("(ended at ")?.1.strip_suffix(" ms)")?.parse().ok())
+        .collect()
+}
+
+/// Go renames each binary into its output directory when its link ends; the image is made
+/// from then on, while Go still links the others.
+#[test]
+fn images_are_made_while_go_links_the_other_binaries() {
+    let repo = unique_repo("overlap");
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("go.mod"), "module example.com/overlap\n\ngo 1.22\n").unwrap();
+    let names = ["one", "two", "three", "four", "five", "six"];
+    for name in names {
+        let pkg = dir.path().join("cmd").join(name);
+        fs::create_dir_all(&pkg).unwrap();
+        let main = format!("package main\n\nimport \"fmt\"\n\nfunc main() {{ fmt.Println({name:?}) }}\n");
+        fs::write(pkg.join("main.go"), main).unwrap();
+    }
+    let mut args = vec!["build".to_string(), "--bare".to_string()];
+    args.extend(names.iter().map(|n| format!("./cmd/{n}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = ko(&args).cwd(dir.path()).env("KO_DOCKER_REPO", &repo).env("KUBECTL_KO_TIMINGS", "1").run();
+    run.assert_success();
+    let go = ended_at(&run.stderr, "go build of 6 packages");
+    assert_eq!(go.len(), 1, "one go build for the six: {run}");
+    let layers = ended_at(&run.stderr, "binary layer example.com/overlap/cmd/");
+    assert_eq!(layers.len(), 6, "{run}");
+    assert!(layers.iter().any(|&at| at < go[0]), "a layer was made before Go finished ({go:?}, {layers:?}): {run}");
+    for (reference, name) in run.stdout_lines().iter().zip(names) {
+        assert_eq!(run_image(reference).stdout.trim(), name, "{reference}");
+    }
 }

@@ -36,8 +36,6 @@ pub enum Fault {
     Redirect { to: String },
     /// Answer `200` with this body and content type instead of the registry's.
     Replace { content_type: String, body: String },
-    /// Answer `413` to a request whose body is longer than `limit` bytes (others pass).
-    TooLarge { limit: usize },
 }
 
 /// Which requests a fault applies to, and how often.
@@ -252,7 +250,6 @@ fn handle(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
     for r in shared.rules.lock().unwrap().iter_mut() {
         let applies = match r.fault {
             Fault::ResetUpload { after } => chunked || body_len.is_some_and(|n| n > after),
-            Fault::TooLarge { limit } => chunked || body_len.is_some_and(|n| n > limit),
             _ => true,
         };
         if applies
@@ -286,10 +283,6 @@ fn handle(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
             let extra: Vec<(&str, String)> = retry_after.iter().map(|s| ("Retry-After", s.to_string())).collect();
             let reason = if *code == 429 { "Too Many Requests" } else { "Service Unavailable" };
             return respond(&mut client, &format!("{code} {reason}"), &extra);
-        }
-        Some(Fault::TooLarge { .. }) => {
-            read_body(&mut reader, &head)?;
-            return respond(&mut client, "413 Payload Too Large", &[]);
         }
         Some(Fault::Redirect { to }) => {
             read_body(&mut reader, &head)?;

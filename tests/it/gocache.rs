@@ -1,8 +1,7 @@
 //! Go's build cache shared through a registry (`kubectl ko gocache`, `KO_GOCACHE_REPO`): a
 //! second "machine" (its own `GOCACHE`, `KOCACHE` and `HOME`) compiles nothing the first one
 //! compiled; a registry that stops mid-build costs one warning, not the build; a corrupt blob
-//! is detected, rebuilt locally and its entry healed; concurrent builds share one cache; a
-//! registry that refuses large manifests gets larger outputs as blobs. Compilations are
+//! is detected, rebuilt locally and its entry healed; concurrent builds share one cache. Compilations are
 //! counted in `go build -x` output (through a `KO_GO_PATH` wrapper for `kubectl ko build`).
 
 use std::fs;
@@ -259,29 +258,4 @@ fn a_registry_that_refuses_pushes_is_still_read() {
     assert_eq!(compiles(&second.stderr), 1, "only the changed package compiles: {second}");
     let read_only = second.stderr.lines().filter(|l| l.contains("is read-only for this build")).count();
     assert_eq!((read_only, cache_warnings(&second.stderr)), (1, 1), "one warning: {second}");
-}
-
-#[test]
-fn a_registry_that_refuses_large_manifests_gets_larger_outputs_as_blobs() {
-    use crate::fault_proxy::{Fault, FaultProxy, Rule};
-    let src = tempfile::tempdir().unwrap();
-    app(src.path());
-    // Entries with an output of more than 64 KiB inside are refused, as by a registry with a
-    // small manifest limit.
-    let limit = 100 << 10;
-    let rule = Rule::new(Some("PUT"), "/manifests/", Fault::TooLarge { limit }).times(usize::MAX);
-    let proxy = FaultProxy::start(&registry(), vec![rule]);
-    let repo = format!("{}/{}", proxy.host, unique_repo("gocache-small-manifests").split_once('/').unwrap().1);
-    let (a, b) = (Machine::new(), Machine::new());
-    let first = a.go_build(src.path(), &repo, "app").run();
-    first.assert_success();
-    assert_eq!(cache_warnings(&first.stderr), 0, "a refused manifest is not a failure: {first}");
-    let refused = proxy.faulted().len();
-    assert!(refused >= 1, "the first large inline entry is refused: {:?}", proxy.seen());
-    assert!(refused <= 8, "after a refusal larger outputs go as blobs (8 uploads run at once): {refused}");
-    let blobs = proxy.seen().iter().filter(|s| s.method == "PUT" && s.path.contains("/blobs/uploads/")).count();
-    assert!(blobs >= 1, "some outputs went as blobs: {:?}", proxy.seen());
-    let second = b.go_build(src.path(), &repo, "app").run();
-    second.assert_success();
-    assert_eq!(compiles(&second.stderr), 0, "B finds every entry: {second}");
 }

@@ -28,13 +28,8 @@ pub const EMPTY_BLOB: &[u8] = b"{}";
 pub const OUTPUT_ANNOTATION: &str = "dev.kubectl-ko.gocache.output";
 pub const SIZE_ANNOTATION: &str = "dev.kubectl-ko.gocache.size";
 pub const DATA_ANNOTATION: &str = "dev.kubectl-ko.gocache.data";
-/// Outputs up to this size are stored inline, in their action's manifest: two thirds of
-/// Go's larger outputs (measured over a Kubernetes build's cache), each one request instead of
-/// four, in a manifest of at most 1.4 MB, well inside the 4 MiB registries accept.
-pub const INLINE_MAX: usize = 1 << 20;
-/// The inline bound once a registry has refused a larger manifest, and the size up to which
-/// an output is kept in memory until it is pushed (larger ones are read again from disk).
-pub const INLINE_SMALL: usize = 64 << 10;
+/// Outputs up to this size are stored inline, in their action's manifest.
+pub const INLINE_MAX: usize = 64 << 10;
 
 /// Where an entry's bytes are.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -30,7 +30,7 @@ pub use disk::{Disk, Entry};
 pub use protocol::ProtocolError;
 pub use server::serve;
 
-use entry::{INLINE_SMALL, RemoteEntry, Stored};
+use entry::{INLINE_MAX, RemoteEntry, Stored};
 use remote::{FetchError, Remote};
 
 /// The repository of the registry tier; unset, the cache is local only.
@@ -254,7 +254,7 @@ impl GoCache {
         let cache = self.clone();
         let (action, output) = (action_id.clone(), output_id.clone());
         let size = body.len() as u64;
-        let inline = (body.len() <= INLINE_SMALL).then(|| bytes::Bytes::copy_from_slice(&body));
+        let inline = (body.len() <= INLINE_MAX).then(|| bytes::Bytes::copy_from_slice(&body));
         let (path, digest) = tokio::task::spawn_blocking(move || {
             let digest = Digest::of(&body);
             cache.disk.put(&action, &output, &body).map(|path| (path, digest))

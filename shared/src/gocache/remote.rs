@@ -14,17 +14,12 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
-use super::entry::{
-    EMPTY_BLOB, INLINE_MAX, INLINE_SMALL, MANIFEST_MEDIA_TYPE, RemoteEntry, Stored, action_tag, entry_manifest,
-    parse_entry,
-};
+use super::entry::{EMPTY_BLOB, MANIFEST_MEDIA_TYPE, RemoteEntry, Stored, action_tag, entry_manifest, parse_entry};
 use crate::digest::{Digest, HashingWriter};
-use crate::output;
 use crate::registry::{BlobBody, Reference, RegistryClient, RegistryError, Repository};
 
 /// Why an entry's output could not be made local.
@@ -48,13 +43,11 @@ pub struct Remote {
     /// Blobs known to be in the repository (pushed, or found by `HEAD`); one cell per digest,
     /// so two puts of one output at once ask and upload once.
     blobs: Mutex<HashMap<Digest, Arc<OnceCell<()>>>>,
-    /// Outputs up to this size are pushed inline.
-    inline_max: AtomicUsize,
 }
 
 impl Remote {
     pub fn new(client: Arc<RegistryClient>, repo: Repository) -> Remote {
-        Remote { client, repo, blobs: Mutex::new(HashMap::new()), inline_max: AtomicUsize::new(INLINE_MAX) }
+        Remote { client, repo, blobs: Mutex::new(HashMap::new()) }
     }
 
     pub fn repository(&self) -> &Repository {
@@ -126,20 +119,6 @@ impl Remote {
     pub async fn publish(&self, action_id: &[u8], entry: &RemoteEntry, body: &Path) -> Result<(), RegistryError> {
         let empty = Digest::of(EMPTY_BLOB);
         self.push_blob(&empty, EMPTY_BLOB.len() as u64, BlobBody::Bytes(bytes::Bytes::from_static(EMPTY_BLOB))).await?;
-        if entry.stored == Stored::Blob && entry.size <= self.inline_max.load(Ordering::Relaxed) as u64 {
-            let Some(data) = self.read_output(entry, body).await? else { return Ok(()) };
-            let inline = RemoteEntry { stored: Stored::Inline(data), ..entry.clone() };
-            match self.put_entry(action_id, &inline).await {
-                Err(e) if matches!(e.status(), Some(400 | 413 | 422)) => {
-                    self.inline_max.store(INLINE_SMALL, Ordering::Relaxed);
-                    output::detail(format!(
-                        "Go build cache: {} refused an entry with a {}-byte output inside ({e}); larger outputs go as blobs",
-                        self.repo.registry, entry.size
-                    ));
-                }
-                done => return done,
-            }
-        }
         let entry = match &entry.stored {
             Stored::Inline(_) => entry.clone(),
             Stored::Blob => {
@@ -153,22 +132,8 @@ impl Remote {
                 RemoteEntry { stored: Stored::Gzip { blob, size }, ..entry.clone() }
             }
         };
-        self.put_entry(action_id, &entry).await
-    }
-
-    async fn put_entry(&self, action_id: &[u8], entry: &RemoteEntry) -> Result<(), RegistryError> {
-        let manifest = entry_manifest(entry);
+        let manifest = entry_manifest(&entry);
         self.client.put_manifest(&self.repo, &action_tag(action_id), MANIFEST_MEDIA_TYPE, &manifest).await
-    }
-
-    /// The output's bytes from the local tier, or `None` when they no longer hash to its ID
-    /// (the file changed since Go put it): then nothing is published.
-    async fn read_output(&self, entry: &RemoteEntry, body: &Path) -> Result<Option<bytes::Bytes>, RegistryError> {
-        let path = body.to_path_buf();
-        let read = tokio::task::spawn_blocking(move || std::fs::read(&path).map(|data| (Digest::of(&data), data)));
-        let (digest, data) =
-            read.await.map_err(std::io::Error::other).flatten().map_err(|e| self.file_error(body, e))?;
-        Ok((digest == entry.output).then(|| data.into()))
     }
 
     fn file_error(&self, path: &Path, source: std::io::Error) -> RegistryError {

@@ -35,12 +35,25 @@ fn looks_random(block: &[u8]) -> bool {
     if block.len() < 4096 {
         return false;
     }
-    let mut counts = [0u64; 256];
-    for &b in block {
-        counts[b as usize] += 1;
+    // Four tables, so that a run of one byte value does not wait on one counter.
+    let mut counts = [[0u32; 256]; 4];
+    let mut quads = block.chunks_exact(4);
+    for q in &mut quads {
+        counts[0][q[0] as usize] += 1;
+        counts[1][q[1] as usize] += 1;
+        counts[2][q[2] as usize] += 1;
+        counts[3][q[3] as usize] += 1;
+    }
+    for &b in quads.remainder() {
+        counts[0][b as usize] += 1;
     }
     let n = block.len() as u64;
-    let squares: u64 = counts.iter().map(|c| c * c).sum();
+    let squares: u64 = (0..256)
+        .map(|i| {
+            let c: u64 = counts.iter().map(|table| u64::from(table[i])).sum();
+            c * c
+        })
+        .sum();
     256 * squares * 32 <= n * n * 33
 }
 
@@ -56,13 +69,10 @@ fn stored(data: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// One block as raw deflate ending in a sync flush (so at a byte boundary, not final).
+/// One block (not [`looks_random`]) as raw deflate ending in a sync flush (so at a byte
+/// boundary, not final).
 fn deflate_block(compressor: &mut Compress, block: &[u8], window: &[u8]) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(block.len() + block.len() / 8 + 1024);
-    if looks_random(block) {
-        stored(block, &mut out);
-        return Ok(out);
-    }
     compressor.reset();
     if !window.is_empty() {
         compressor.set_dictionary(window).map_err(io::Error::other)?;

@@ -150,6 +150,10 @@ impl GoTool {
             }
         };
         if !output.status.success() {
+            // What Go linked since the last look is whole too.
+            if let Some(early) = early {
+                hand_over_linked(dir.path(), &mut expected, early).map_err(|(p, e)| io(&p, e))?;
+            }
             let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
             return Ok(Err((output.status.to_string(), text)));
         }
@@ -332,12 +336,18 @@ mod tests {
     use crate::gobuild::BuildFlags;
     use crate::settings::Environment;
 
+    /// A temporary directory with two directories in it.
+    fn two_dirs(a: &str, b: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let (a, b) = (root.path().join(a), root.path().join(b));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        (root, a, b)
+    }
+
     #[test]
     fn a_binary_is_handed_over_once_a_new_file_has_its_name() {
-        let root = tempfile::tempdir().unwrap();
-        let (dir, slots) = (root.path().join("out"), root.path().join("slots"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::create_dir_all(&slots).unwrap();
+        let (root, dir, slots) = two_dirs("out", "slots");
         std::fs::write(slots.join("old"), "old binary").unwrap();
         std::fs::hard_link(slots.join("old"), dir.join("old")).unwrap();
         let expected = |name: &str| Expected {
@@ -369,10 +379,7 @@ mod tests {
     #[test]
     fn only_a_rename_into_the_directory_hands_over_whole_binaries() {
         use std::os::unix::fs::PermissionsExt as _;
-        let root = tempfile::tempdir().unwrap();
-        let (work, dir) = (root.path().join("work"), root.path().join("out"));
-        std::fs::create_dir_all(&work).unwrap();
-        std::fs::create_dir_all(&dir).unwrap();
+        let (root, work, dir) = two_dirs("work", "out");
         assert!(renames_into(&work, &dir));
         assert!(!renames_into(&root.path().join("missing"), &dir));
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2755)).unwrap();

@@ -112,6 +112,16 @@ impl Builder {
     /// image is made as soon as Go has linked its binary, while Go links the others. An error
     /// comes with the index of the package it belongs to.
     pub async fn build_all(&self, packages: &[Package]) -> Result<Vec<Artifact>, (usize, Error)> {
+        self.build_all_then(packages, |_, artifact| std::future::ready(Ok(artifact))).await
+    }
+
+    /// As [`Builder::build_all`], and `then` is given each artifact (with its package's index)
+    /// as soon as it is built, while the others build; its results come back in order.
+    pub async fn build_all_then<T, F, Fut>(&self, packages: &[Package], then: F) -> Result<Vec<T>, (usize, Error)>
+    where
+        F: Fn(usize, Artifact) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
         let s = &self.settings;
         let bases = try_join_all(packages.iter().enumerate().map(|(i, p)| async move {
             let base_ref = self.base_reference(&p.import_path);
@@ -140,7 +150,11 @@ impl Builder {
         let images = try_join_all(packages.iter().enumerate().map(|(i, p)| {
             let (bases, plans, receivers) = (&bases[i], &plans[i], &receivers);
             let prebuilt = move |k| receivers.lock().expect("receivers lock").remove(&(i, k));
-            async move { self.build_one(p, bases, plans, prebuilt).await.map_err(|e| (i, e)) }
+            let then = &then;
+            async move {
+                let artifact = self.build_one(p, bases, plans, prebuilt).await.map_err(|e| (i, e))?;
+                then(i, artifact).await.map_err(|e| (i, e))
+            }
         }));
         let ((), artifacts) = tokio::try_join!(shared, images)?;
         Ok(artifacts)

@@ -1,6 +1,6 @@
-//! `kubectl ko build`: resolve every import path, build them all, and only when every build
-//! succeeded publish them and print one reference per argument, in argument order (on stderr
-//! when `--tarball -` has stdout).
+//! `kubectl ko build`: resolve every import path, build them all and publish them (tags move
+//! only when every build succeeded and every image is pushed), and print one reference per
+//! argument, in argument order (on stderr when `--tarball -` has stdout).
 
 use crate::cli::BuildCommand;
 use crate::error::Error;
@@ -18,9 +18,7 @@ pub async fn run(command: BuildCommand) -> Result<(), Error> {
     let packages = session.packages.resolve_all(&args).await.into_iter().collect::<Result<Vec<_>, _>>()?;
     let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();
     session.publisher.check_names(&import_paths)?;
-    let artifacts = session.builder.build_all(&packages).await.map_err(|(_, e)| e)?;
-    let items: Vec<(&str, &_)> = import_paths.iter().copied().zip(&artifacts).collect();
-    let references = session.publisher.publish_all(&items).await?;
+    let references = session.build_and_publish(&packages).await.map_err(|(_, e)| e)?;
     session.publisher.close().await?;
     // With `--tarball -` stdout carries the archive alone; the references go to stderr.
     let to_stderr = session.publisher.tarball_to_stdout();

@@ -120,9 +120,10 @@ pub async fn publish_references_seen(
     // otherwise reach the registry before a bad name is found.
     let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();
     session.publisher.check_names(&import_paths)?;
-    let artifacts = session.builder.build_all(&packages).await.map_err(|(i, e)| at(i, e))?;
-    let items: Vec<(&str, &_)> = packages.iter().map(|p| p.import_path.as_str()).zip(&artifacts).collect();
-    let references = session.publisher.publish_all(&items).await?;
+    let references = session.build_and_publish(&packages).await.map_err(|(i, e)| match e {
+        Error::Publish(_) => e,
+        e => at(i, e),
+    })?;
     for ((value, _, _), reference) in wanted.iter().zip(references) {
         replacements.insert(value.clone(), reference);
     }

@@ -46,9 +46,7 @@ pub async fn run(command: RunCommand) -> Result<(), Error> {
     let session = Session::new(&command.publish, &command.build).await?;
     let args: Vec<&str> = command.import_paths.iter().map(String::as_str).collect();
     let packages = session.packages.resolve_all(&args).await.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let artifacts = session.builder.build_all(&packages).await.map_err(|(_, e)| e)?;
-    let items: Vec<(&str, &_)> = packages.iter().map(|p| p.import_path.as_str()).zip(&artifacts).collect();
-    let references = session.publisher.publish_all(&items).await?;
+    let references = session.build_and_publish(&packages).await.map_err(|(_, e)| e)?;
     session.publisher.close().await?;
     for (path, reference) in command.import_paths.iter().zip(references) {
         output::step(format!("Running {path:?}"));

@@ -12,7 +12,8 @@ use crate::cache::Cache;
 use crate::cli::{BuildArgs, PublishArgs};
 use crate::config::{KoConfig, check_image_user, check_metadata_key};
 use crate::error::Error;
-use crate::gobuild::{BuildFlags, GoTool, PackageResolver};
+use crate::gobuild::{BuildFlags, GoTool, Package, PackageResolver};
+use crate::image::Artifact;
 use crate::media::daemon::{Docker, kind};
 use crate::platform::{Platform, PlatformRequest};
 use crate::publish::{Naming, PublishSettings, Publisher};
@@ -124,6 +125,30 @@ fn go_env(key: &str, env: &Environment) -> Result<String, Error> {
 }
 
 impl Session {
+    /// Builds the packages and publishes their artifacts; returns the references in order.
+    /// Pushing only to registries, each artifact goes up by digest as soon as it is built,
+    /// while the others build; tags move only once every artifact is pushed, so a failure
+    /// leaves no tag pointing at anything new. An error of a build comes with its package's
+    /// index; a publishing error is an [`Error::Publish`].
+    pub async fn build_and_publish(&self, packages: &[Package]) -> Result<Vec<String>, (usize, Error)> {
+        let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();
+        let unindexed = |e: crate::publish::PublishError| (0, Error::from(e));
+        if !self.publisher.publishes_as_built(&import_paths) {
+            let artifacts = self.builder.build_all(packages).await?;
+            let items: Vec<(&str, &Artifact)> = import_paths.iter().copied().zip(&artifacts).collect();
+            return self.publisher.publish_all(&items).await.map_err(unindexed);
+        }
+        self.publisher.check_names(&import_paths).map_err(unindexed)?;
+        let published = self
+            .builder
+            .build_all_then(packages, |i, artifact| {
+                let import_path = import_paths[i];
+                async move { Ok(self.publisher.publish_built(import_path, &artifact).await?) }
+            })
+            .await?;
+        self.publisher.finish(published).await.map_err(unindexed)
+    }
+
     /// The session of `resolve` and `apply`, which print on stdout: `--tarball -` is refused.
     pub async fn new(publish: &PublishArgs, build: &BuildArgs) -> Result<Session, Error> {
         if let Some(path) = publish.tarball.as_deref().filter(|p| crate::publish::tarball_to_stdout(p)) {

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
-use sinks::{Item, Published, Sink};
+pub use sinks::Published;
+use sinks::{Item, Sink};
 
 pub use naming::Naming;
 pub use outfile::tarball_to_stdout;
@@ -109,6 +110,8 @@ pub struct Publisher {
     /// Where each artifact goes, in this order; none: not pushed.
     sinks: Vec<Sink>,
     refs: Mutex<Vec<String>>,
+    /// Artifacts pushed at once by [`Publisher::publish_built`].
+    publishing: tokio::sync::Semaphore,
 }
 
 impl Publisher {
@@ -140,7 +143,8 @@ impl Publisher {
         if settings.sign.is_some() {
             warn_unsigned(&sinks);
         }
-        Ok(Publisher { settings, client, cache, repo, sinks, refs: Mutex::new(vec![]) })
+        let publishing = tokio::sync::Semaphore::new(settings.jobs.max(1));
+        Ok(Publisher { settings, client, cache, repo, sinks, refs: Mutex::new(vec![]), publishing })
     }
 
     /// Checks, before anything is built, that the Docker daemon or kind cluster to load
@@ -204,12 +208,8 @@ impl Publisher {
     /// digest: a failed run leaves no tag pointing at anything new.
     pub async fn publish_all(&self, items: &[(&str, &Artifact)]) -> Result<Vec<String>, PublishError> {
         self.check_names(&items.iter().map(|(p, _)| *p).collect::<Vec<_>>())?;
-        let shared_output = self.sinks.iter().any(Sink::is_shared);
-        // Two import paths with one image name would race for the same tags.
-        let mut names: Vec<String> = items.iter().map(|(p, _)| self.name_for(p)).collect();
-        names.sort();
-        names.dedup();
-        let published: Vec<Published> = if shared_output || names.len() < items.len() {
+        let published: Vec<Published> = if !self.publishes_as_built(&items.iter().map(|(p, _)| *p).collect::<Vec<_>>())
+        {
             let mut published = Vec::with_capacity(items.len());
             for (import_path, artifact) in items {
                 published.push(self.publish_one(import_path, artifact).await?);
@@ -222,6 +222,28 @@ impl Publisher {
                 .try_collect()
                 .await?
         };
+        self.finish(published).await
+    }
+
+    /// Whether these artifacts may each be pushed as soon as it is built, in any order: only
+    /// to registries (nothing writes a shared file in order) and under distinct names (two
+    /// import paths with one image name would race for the same tags).
+    pub fn publishes_as_built(&self, import_paths: &[&str]) -> bool {
+        let mut names: Vec<String> = import_paths.iter().map(|p| self.name_for(p)).collect();
+        names.sort();
+        names.dedup();
+        !self.sinks.iter().any(Sink::is_shared) && names.len() == import_paths.len()
+    }
+
+    /// Pushes one artifact by digest, its tags left to [`Publisher::finish`]; at most `-j`
+    /// at once.
+    pub async fn publish_built(&self, import_path: &str, artifact: &Artifact) -> Result<Published, PublishError> {
+        let _permit = self.publishing.acquire().await.expect("semaphore open");
+        self.publish_one(import_path, artifact).await
+    }
+
+    /// Once every artifact is pushed: moves the tags and returns the references, in order.
+    pub async fn finish(&self, published: Vec<Published>) -> Result<Vec<String>, PublishError> {
         self.move_tags(&published).await?;
         let references: Vec<String> = published.into_iter().map(|p| p.reference).collect();
         self.refs.lock().await.extend(references.iter().cloned());

@@ -28,11 +28,11 @@ pub(super) struct Item<'a> {
 }
 
 /// One artifact published: its reference, and what is left to do once every artifact is pushed.
-pub(super) struct Published {
-    pub reference: String,
-    pub pending: Pending,
+pub struct Published {
+    pub(crate) reference: String,
+    pub(crate) pending: Pending,
     /// The line that says it is published, printed after its tags moved.
-    pub done: Option<String>,
+    pub(crate) done: Option<String>,
 }
 
 /// Where artifacts go.

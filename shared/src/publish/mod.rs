@@ -251,13 +251,27 @@ impl Publisher {
     }
 
     /// Every artifact is pushed: now the tags, the SBOMs' first, so that a refused SBOM tag
-    /// leaves every image tag where it was.
+    /// leaves every image tag where it was. Artifacts with names of their own move their tags
+    /// `-j` at once (each artifact's in order); artifacts that share a name, one after the
+    /// other, so that the last one named wins. Each line that says an artifact is published
+    /// is printed in order.
     async fn move_tags(&self, published: &[Published]) -> Result<(), PublishError> {
-        for item in published {
-            registry::apply(&self.client, &item.pending.sboms).await?;
-        }
-        for item in published {
-            registry::apply(&self.client, &item.pending.tags).await?;
+        use futures_util::{StreamExt, TryStreamExt, stream};
+        let mut names: Vec<&str> = published.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let at_once = if names.len() == published.len() { self.settings.jobs.max(1) } else { 1 };
+        stream::iter(published.iter().map(|item| registry::apply(&self.client, &item.pending.sboms)))
+            .buffered(at_once)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let mut moved = stream::iter(
+            published
+                .iter()
+                .map(|item| async move { registry::apply(&self.client, &item.pending.tags).await.map(|()| item) }),
+        )
+        .buffered(at_once);
+        while let Some(item) = moved.try_next().await? {
             if let Some(done) = &item.done {
                 output::step(done);
             }
@@ -273,6 +287,7 @@ impl Publisher {
         let sign = self.settings.sign.as_ref();
         let item = Item { import_path, name: &name, artifact, tags, tag_only, sign };
         let mut published = Published {
+            name: name.clone(),
             reference: naming::unpushed_reference(&name, tags, tag_only, artifact.digest()),
             pending: Default::default(),
             done: None,

@@ -29,6 +29,8 @@ pub(super) struct Item<'a> {
 
 /// One artifact published: its reference, and what is left to do once every artifact is pushed.
 pub struct Published {
+    /// The image name it is published under.
+    pub(crate) name: String,
     pub(crate) reference: String,
     pub(crate) pending: Pending,
     /// The line that says it is published, printed after its tags moved.

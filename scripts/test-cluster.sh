@@ -251,7 +251,14 @@ spawn() { # DIR NAME ARGS...
 	shift 2
 	: >"$dir/$name.log"
 	setsid "$BIN_DIR/$name" "$@" </dev/null >>"$dir/$name.log" 2>&1 &
-	echo $! >"$dir/$name.pid"
+	local pid=$! i
+	echo "$pid" >"$dir/$name.pid"
+	# Until the child has run the program its command line is this shell's, and pid_is would
+	# take it for gone: wait for the exec (a moment; longer on a loaded machine).
+	for ((i = 0; i < 200; i++)); do
+		pid_is "$pid" "$name" || ! kill -0 "$pid" 2>/dev/null && return 0
+		sleep 0.05
+	done
 }
 
 # Print the last lines of both logs to stderr.

@@ -82,7 +82,7 @@ pub async fn push(
     crate::output::step(format!("Signing {name}@{} ({})", subject.descriptor.digest, what.join(", ")));
     for attachment in attachments {
         for (_, bytes) in &attachment.blobs {
-            ensure_blob(client, repo, bytes).await?;
+            ensure_blob(client, repo, bytes, false).await?;
         }
         let digest = attachment.digest().to_string();
         let done = format!("Published {} for {name}@{}", attachment.what, subject.descriptor.digest);

@@ -33,6 +33,12 @@ use crate::media::layout::Layout;
 use crate::output;
 use crate::registry::{Reference, ReferenceError, RegistryClient, RegistryError, Repository};
 
+/// Whether no two of these image names are the same.
+fn distinct<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    names.into_iter().all(|name| seen.insert(name.as_ref().to_string()))
+}
+
 fn quoted(value: &str) -> String {
     ReferenceError::quote(value)
 }
@@ -207,9 +213,9 @@ impl Publisher {
     /// No registry tag moves until every artifact (with its SBOMs) is in the registry by
     /// digest: a failed run leaves no tag pointing at anything new.
     pub async fn publish_all(&self, items: &[(&str, &Artifact)]) -> Result<Vec<String>, PublishError> {
-        self.check_names(&items.iter().map(|(p, _)| *p).collect::<Vec<_>>())?;
-        let published: Vec<Published> = if !self.publishes_as_built(&items.iter().map(|(p, _)| *p).collect::<Vec<_>>())
-        {
+        let import_paths: Vec<&str> = items.iter().map(|(p, _)| *p).collect();
+        self.check_names(&import_paths)?;
+        let published: Vec<Published> = if !self.publishes_as_built(&import_paths) {
             let mut published = Vec::with_capacity(items.len());
             for (import_path, artifact) in items {
                 published.push(self.publish_one(import_path, artifact).await?);
@@ -229,10 +235,7 @@ impl Publisher {
     /// to registries (nothing writes a shared file in order) and under distinct names (two
     /// import paths with one image name would race for the same tags).
     pub fn publishes_as_built(&self, import_paths: &[&str]) -> bool {
-        let mut names: Vec<String> = import_paths.iter().map(|p| self.name_for(p)).collect();
-        names.sort();
-        names.dedup();
-        !self.sinks.iter().any(Sink::is_shared) && names.len() == import_paths.len()
+        !self.sinks.iter().any(Sink::is_shared) && distinct(import_paths.iter().map(|p| self.name_for(p)))
     }
 
     /// Pushes one artifact by digest, its tags left to [`Publisher::finish`]; at most `-j`
@@ -257,10 +260,7 @@ impl Publisher {
     /// is printed in order.
     async fn move_tags(&self, published: &[Published]) -> Result<(), PublishError> {
         use futures_util::{StreamExt, TryStreamExt, stream};
-        let mut names: Vec<&str> = published.iter().map(|p| p.name.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        let at_once = if names.len() == published.len() { self.settings.jobs.max(1) } else { 1 };
+        let at_once = if distinct(published.iter().map(|p| p.name.as_str())) { self.settings.jobs.max(1) } else { 1 };
         stream::iter(published.iter().map(|item| registry::apply(&self.client, &item.pending.sboms)))
             .buffered(at_once)
             .try_collect::<Vec<()>>()

@@ -50,27 +50,20 @@ fn attachment(sbom: &Sbom, config: &Descriptor, layer: &Descriptor, subject: Opt
     Bytes::from(manifest::to_bytes(&manifest))
 }
 
-/// Puts a small blob into `repo` unless it is there already; true when it was uploaded.
+/// Puts a small blob into `repo` unless it is there already (not asked when `known_new`);
+/// true when it was uploaded.
 pub(super) async fn ensure_blob(
     client: &RegistryClient,
     repo: &Repository,
     bytes: &Bytes,
+    known_new: bool,
 ) -> Result<(Digest, bool), PublishError> {
     let digest = Digest::of(bytes);
-    let missing = !client.blob_exists(repo, &digest).await?;
+    let missing = known_new || !client.blob_exists(repo, &digest).await?;
     if missing {
-        upload(client, repo, &digest, bytes).await?;
+        client.upload_blob(repo, &digest, bytes.len() as u64, BlobBody::Bytes(bytes.clone())).await?;
     }
     Ok((digest, missing))
-}
-
-async fn upload(
-    client: &RegistryClient,
-    repo: &Repository,
-    digest: &Digest,
-    bytes: &Bytes,
-) -> Result<(), PublishError> {
-    Ok(client.upload_blob(repo, digest, bytes.len() as u64, BlobBody::Bytes(bytes.clone())).await?)
 }
 
 /// Pushes `sbom` for the manifest `subject` (media type, digest and size), which lives in
@@ -84,17 +77,11 @@ pub async fn push(
     subject: &Descriptor,
     sbom: &Sbom,
 ) -> Result<Vec<Tagging>, PublishError> {
-    let (layer_digest, new_layer) = ensure_blob(client, repo, &sbom.bytes).await?;
+    let (layer_digest, new_layer) = ensure_blob(client, repo, &sbom.bytes, false).await?;
     let layer = Descriptor::new(sbom.media_type, layer_digest.clone(), sbom.bytes.len() as u64);
     let config_bytes = config_bytes(&layer_digest);
     // The config names the layer: a new layer means a new config, not worth asking about.
-    let config_digest = if new_layer {
-        let digest = Digest::of(&config_bytes);
-        upload(client, repo, &digest, &config_bytes).await?;
-        digest
-    } else {
-        ensure_blob(client, repo, &config_bytes).await?.0
-    };
+    let (config_digest, _) = ensure_blob(client, repo, &config_bytes, new_layer).await?;
     let config = Descriptor::new(OCI_CONFIG, config_digest, config_bytes.len() as u64);
 
     let tag = sbom_tag(&subject.digest);

@@ -683,18 +683,23 @@ run_once() { # SCENARIO TOOL LABEL
 	rm -f "$m.pid" "$m.pid.wall" "$m.time"
 	env "${env_words[@]}" /usr/bin/time -f '%M %U %S' -o "$m.time" \
 		bash -c "$LAUNCHER" launcher "$m.pid" "$dir" "${words[@]:1}" >"$logs.out" 2>"$logs.err" &
-	local tpid=$! pid="" hwm=0 fds=0 key value open
+	local tpid=$! pid="" hwm=0 fds=0 value open status line
 	while kill -0 "$tpid" 2>/dev/null; do
 		if [[ -z "$pid" && -s "$m.pid" ]]; then
 			read -r pid <"$m.pid" || pid=""
 		fi
 		if [[ -n "$pid" ]] && [[ -r "/proc/$pid/status" ]]; then
-			while read -r key value _; do
-				if [[ "$key" == VmHWM: ]]; then
+			# The whole file at once. A `read` loop left at the VmHWM line can leave bash's
+			# read-ahead of the rest unconsumed when the process has just exited, and the next
+			# `read` from a file (the wall and CPU times below) then returns those lines.
+			mapfile -t status <"/proc/$pid/status" 2>/dev/null || status=()
+			for line in "${status[@]}"; do
+				if [[ "$line" == VmHWM:* ]]; then
+					value=${line//[^0-9]/}
 					((value > hwm)) && hwm=$value
 					break
 				fi
-			done <"/proc/$pid/status" 2>/dev/null || true
+			done
 			# Open descriptors, counted by a glob (no fork); a vanished directory counts as 1.
 			open=("/proc/$pid/fd/"*)
 			((${#open[@]} > fds)) && fds=${#open[@]}

@@ -81,17 +81,11 @@ impl RegistrySink {
         Ok(())
     }
 
-    /// An image's manifest (when needed; its blobs are there) and its SBOM, both by digest;
-    /// the SBOM's tags are returned. With `by_tag`, the manifest is left to its tags.
-    async fn finish_image(
-        &self,
-        target: &Target<'_>,
-        image: &Image,
-        needed: bool,
-        by_tag: bool,
-    ) -> Result<Vec<Tagging>, PublishError> {
+    /// An image's manifest (when `put`; its blobs are there) and its SBOM, both by digest;
+    /// the SBOM's tags are returned.
+    async fn finish_image(&self, target: &Target<'_>, image: &Image, put: bool) -> Result<Vec<Tagging>, PublishError> {
         let repo = target.repo;
-        if needed && !by_tag {
+        if put {
             let _span = crate::timing::span(|| format!("put manifest {}", image.digest));
             self.client.put_manifest(repo, image.digest.as_str(), &image.media_type, &image.manifest_bytes).await?;
         }
@@ -129,7 +123,8 @@ impl RegistrySink {
         let pairs: Vec<(&Image, bool)> = images.iter().zip(needed).collect();
         self.push_blobs(target.repo, &pairs).await?;
         let tags =
-            try_join_all(pairs.iter().map(|(image, needed)| self.finish_image(target, image, *needed, by_tag))).await?;
+            try_join_all(pairs.iter().map(|(image, needed)| self.finish_image(target, image, *needed && !by_tag)))
+                .await?;
         Ok(tags.into_iter().flatten().collect())
     }
 

@@ -55,6 +55,27 @@ else
 	cargo clippy --version >/dev/null 2>&1 || die "cargo clippy is missing (clippy)"
 fi
 
+# --- disk space -------------------------------------------------------------
+# The debug build of the workspace and its tests takes about 15 GiB, the services, the
+# benchmark smoke's apps and etcd's write-ahead log a few more under TMPDIR. A full disk
+# fails late and far from its cause (etcd "no space left on device" after 25 minutes), so
+# it is checked first. What the target directory already holds counts as available.
+NEED_GIB=22
+target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+avail_kib() { df -Pk "$1" | awk 'NR == 2 { print $4 }'; }
+have_kib=$(avail_kib "$(dirname "$target_dir")")
+[[ ! -d "$target_dir" ]] || have_kib=$((have_kib + $(du -sk "$target_dir" | cut -f1)))
+tmp_dir="${TMPDIR:-/tmp}"
+if [[ "$(df -P "$tmp_dir" | awk 'NR == 2 { print $1 }')" != "$(df -P "$(dirname "$target_dir")" | awk 'NR == 2 { print $1 }')" ]]; then
+	# Another filesystem: each needs its share (the build about 15 GiB, the rest TMPDIR).
+	tmp_kib=$(avail_kib "$tmp_dir")
+	((tmp_kib >= 7 * 1024 * 1024)) ||
+		die "only $((tmp_kib / 1024 / 1024)) GiB free in $tmp_dir (TMPDIR); the test services need about 7 GiB there: free some space (old /tmp/kubectl-ko-* directories) or point TMPDIR elsewhere"
+	NEED_GIB=15
+fi
+((have_kib >= NEED_GIB * 1024 * 1024)) ||
+	die "only $((have_kib / 1024 / 1024)) GiB free for $target_dir (counting the build already there); scripts/test.sh needs about $NEED_GIB GiB: free some space (other target directories, /tmp/kubectl-ko-* work directories) or set CARGO_TARGET_DIR to a larger disk"
+
 # --- SBOM validators and file capabilities (tests/it/sbom.rs, image_options.rs) ---
 # The SPDX project's validator (spdx-tools: pyspdxtools) and CycloneDX's JSON schema
 # validator (cyclonedx-python-lib), from PyPI, in a venv under the user's cache so later

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::fault_proxy::FaultProxy;
 use crate::util::*;
 
 /// A module whose command imports a few packages of the standard library.
@@ -102,9 +103,9 @@ fn machine_b_compiles_nothing_that_machine_a_built() {
     assert_eq!(compiles(&log_b), 0, "machine B compiles nothing A built: {second}\n{log_b}");
     assert_eq!(first.stdout_lines(), second.stdout_lines(), "the same image: {first}\n{second}");
     assert_eq!(cache_warnings(&log_a) + cache_warnings(&log_b), 0, "{log_a}\n{log_b}");
-    // The cache is in the registry: one manifest per action, tagged by its action ID.
+    // The cache is in the registry: entries in shard manifests, tagged by the first digit.
     let (host, path) = cache_repo.split_once('/').unwrap();
-    assert!(has_entries(&format!("http://{host}/v2/{path}/tags/list")), "no a-<action> tags in {cache_repo}");
+    assert!(has_shards(&format!("http://{host}/v2/{path}/tags/list")), "no shard-v2-<digit> tags in {cache_repo}");
 }
 
 #[test]
@@ -124,6 +125,44 @@ fn plain_go_build_shares_the_cache_through_gocacheprog() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"host":"example.com"}"#);
 }
 
+/// The requests a proxy saw for manifests, by method.
+fn manifest_requests(proxy: &FaultProxy, method: &str) -> Vec<String> {
+    proxy.seen().into_iter().filter(|s| s.method == method && s.path.contains("/manifests/")).map(|s| s.path).collect()
+}
+
+/// The map from actions to outputs costs a build at most 16 lookups, however many actions
+/// it has: a cold build reads each shard once to look, once to merge and once to check its
+/// write, and puts each once; a second machine reads them and writes almost nothing.
+#[test]
+fn a_build_reads_and_writes_each_shard_of_entries_once() {
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let proxy = FaultProxy::start(&registry(), vec![]);
+    let repo = format!("{}/{}", proxy.host, unique_name("gocache-shards"));
+    let (a, b) = (Machine::new(), Machine::new());
+    let first = a.go_build(src.path(), &repo, "app").run();
+    first.assert_success();
+    let (puts, gets) = (manifest_requests(&proxy, "PUT"), manifest_requests(&proxy, "GET"));
+    assert!(compiles(&first.stderr) > 10, "{first}");
+    assert!(!puts.is_empty() && puts.len() <= 16, "one put per shard: {puts:#?}");
+    assert!(puts.iter().all(|p| p.contains("/manifests/shard-v2-")), "{puts:#?}");
+    assert!(gets.len() <= 3 * 16, "{} manifest reads: {gets:#?}", gets.len());
+
+    let seen_before = proxy.seen().len();
+    let second = b.go_build(src.path(), &repo, "app").run();
+    second.assert_success();
+    assert_eq!(compiles(&second.stderr), 0, "{second}");
+    let seen: Vec<_> = proxy.seen().into_iter().skip(seen_before).collect();
+    // Go puts an entry or two even when everything hits: each costs a read of its shard, and
+    // a put and a read back unless the shard already has it.
+    let manifests: Vec<String> =
+        seen.iter().filter(|s| s.path.contains("/manifests/")).map(|s| format!("{} {}", s.method, s.path)).collect();
+    let count = |method: &str| manifests.iter().filter(|m| m.starts_with(method)).count();
+    let (puts, gets) = (count("PUT "), count("GET "));
+    assert!(puts <= 2 && gets <= 16 + 4, "{puts} puts, {gets} reads: {manifests:#?}");
+    assert_eq!(cache_warnings(&first.stderr) + cache_warnings(&second.stderr), 0, "{first}\n{second}");
+}
+
 #[test]
 fn a_registry_stopped_mid_build_costs_one_warning_not_the_build() {
     let state = tempfile::tempdir().unwrap();
@@ -134,10 +173,10 @@ fn a_registry_stopped_mid_build_costs_one_warning_not_the_build() {
     let machine = Machine::new();
     let mut cmd = machine.go_build(src.path(), &repo, "app").command();
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    // Stop the registry once the build has pushed its first entries.
-    let tags = format!("http://{}/v2/gocache/tags/list", own.host);
+    // Stop the registry once the build has pushed its first output (entries wait for the end).
+    let layers = state.path().join("data/docker/registry/v2/repositories/gocache/_layers");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !has_entries(&tags) {
+    while !layers.is_dir() {
         assert!(Instant::now() < deadline, "the build pushed nothing to {repo} in 120 s");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -150,10 +189,10 @@ fn a_registry_stopped_mid_build_costs_one_warning_not_the_build() {
     assert!(machine.path("app").is_file());
 }
 
-/// True when `url` answers 200 with a tag list that has a tag.
-fn has_entries(url: &str) -> bool {
+/// True when `url` answers 200 with a tag list that has a shard's tag.
+fn has_shards(url: &str) -> bool {
     let out = Command::new("curl").args(["-fsS", url]).output();
-    matches!(out, Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"a-"))
+    matches!(out, Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"shard-v2-"))
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! (`disk.rs`, the files Go reads) in front of an optional registry tier (`remote.rs`) in the
 //! repository named by `KO_GOCACHE_REPO`, so CI runners share what they compiled. The wire
 //! format is `protocol.rs`; the request loop is `server.rs`. This file holds the settings and
-//! the cache policy: local first, then the registry; a `put` is stored locally, answered, and
-//! pushed in the background. The registry tier is best-effort: the first failure that is not
+//! the cache policy: local first, then the registry; a `put` is stored locally, answered, its
+//! blob pushed in the background and its entry written with its shard when Go finishes
+//! (`shard.rs`). The registry tier is best-effort: the first failure that is not
 //! a miss turns it off for the process with one warning, and the build goes on locally.
 
 mod disk;
@@ -11,6 +12,7 @@ mod entry;
 mod protocol;
 mod remote;
 mod server;
+mod shard;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -38,8 +40,6 @@ pub const REPO_ENV: &str = "KO_GOCACHE_REPO";
 /// The local tier's size bound (bytes, or with a K, M, G or T suffix).
 pub const MAX_SIZE_ENV: &str = "KO_GOCACHE_MAX_SIZE";
 const DEFAULT_MAX_BYTES: u64 = 10 << 30;
-/// Registry lookups in flight at once.
-const CONCURRENT_LOOKUPS: usize = 16;
 /// Uploads in flight at once.
 const CONCURRENT_UPLOADS: usize = 8;
 /// A lookup slower than this turns the registry tier off.
@@ -106,7 +106,6 @@ pub struct GoCache {
     disk: Disk,
     remote: Option<Remote>,
     remote_off: AtomicBool,
-    lookups: Semaphore,
     uploads: Arc<Semaphore>,
     running: Mutex<JoinSet<()>>,
     /// Whether the registry answered the first lookup: every lookup waits for it, so a
@@ -127,7 +126,6 @@ impl GoCache {
             disk: Disk::new(settings.dir, settings.max_bytes),
             remote,
             remote_off: AtomicBool::new(false),
-            lookups: Semaphore::new(CONCURRENT_LOOKUPS),
             uploads: Arc::new(Semaphore::new(CONCURRENT_UPLOADS)),
             running: Mutex::new(JoinSet::new()),
             reachable: OnceCell::new(),
@@ -178,7 +176,6 @@ impl GoCache {
         if !self.warm_up().await {
             return None;
         }
-        let _permit = self.lookups.acquire().await.ok()?;
         let remote = self.remote()?;
         let found = match tokio::time::timeout(LOOKUP_TIMEOUT, remote.lookup(action_id)).await {
             Ok(Ok(found)) => found?,
@@ -272,6 +269,10 @@ impl GoCache {
                 None => Stored::Blob,
             };
             let entry = RemoteEntry { output: digest, size, stored };
+            if let (Some(remote), Stored::Inline(_)) = (self.remote(), &entry.stored) {
+                remote.record(&action_id, entry);
+                return Ok(path);
+            }
             let upload = path.clone();
             let permits = self.uploads.clone();
             self.running.lock().expect("the upload set is never poisoned").spawn(async move {
@@ -281,9 +282,11 @@ impl GoCache {
                 }
                 if let Some(remote) = cache.remote()
                     && !cache.read_only.load(Ordering::Relaxed)
-                    && let Err(e) = remote.publish(&action_id, &entry, &upload).await
                 {
-                    cache.upload_failed(e);
+                    match remote.upload(&entry, &upload).await {
+                        Ok(entry) => remote.record(&action_id, entry),
+                        Err(e) => cache.upload_failed(e),
+                    }
                 }
             });
         }
@@ -316,15 +319,46 @@ impl GoCache {
         }
     }
 
-    /// Waits for the uploads still running, at most `limit`; those left are dropped.
+    /// Waits for the uploads still running and writes the new entries' shards, in all at most
+    /// `limit`; what is left then is dropped.
     pub async fn finish_uploads(&self, limit: Duration) {
         let mut running = std::mem::take(&mut *self.running.lock().expect("the upload set is never poisoned"));
         let (left, started) = (running.len(), std::time::Instant::now());
-        let all = async { while running.join_next().await.is_some() {} };
-        if tokio::time::timeout(limit, all).await.is_err() {
-            self.turn_off(format!("uploads were still running {}s after go finished", limit.as_secs()));
-        } else if left > 0 {
-            output::detail(format!("Go build cache: waited {} ms for the last uploads", started.elapsed().as_millis()));
+        let all = async {
+            while running.join_next().await.is_some() {}
+            self.write_entries().await
+        };
+        match tokio::time::timeout(limit, all).await {
+            Err(_) => self.turn_off(format!("uploads were still running {}s after go finished", limit.as_secs())),
+            Ok(shards) if left > 0 || shards > 0 => output::detail(format!(
+                "Go build cache: {} ms for the last uploads and {shards} shard(s) of entries",
+                started.elapsed().as_millis()
+            )),
+            Ok(_) => {}
+        }
+    }
+
+    /// Writes the shards that got entries, one process of this machine at a time (a lock
+    /// file in the local tier); returns how many were written.
+    async fn write_entries(&self) -> usize {
+        let Some(remote) = self.remote().filter(|r| r.has_pending() && !self.read_only.load(Ordering::Relaxed)) else {
+            return 0;
+        };
+        let lock_path = self.disk.root().join("shards.lock");
+        let locked = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await;
+        // Without the lock (a filesystem without flock) the write still goes on, unserialised.
+        let _lock = locked.ok().and_then(Result::ok);
+        match remote.write_pending().await {
+            Ok(shards) => shards,
+            Err(e) => {
+                self.upload_failed(e);
+                0
+            }
         }
     }
 }

@@ -1,26 +1,38 @@
 //! The registry tier of the Go build cache, in one repository (`KO_GOCACHE_REPO`).
 //!
-//! - An action's entry is a tiny manifest under the tag `a-<action ID in hex>` (its forms are
-//!   in `entry.rs`). A lookup is one `GET` of that tag, so a miss costs one round trip and
-//!   nothing is ever listed; a small output comes in that same answer.
+//! - The map from actions to outputs is in 16 shard manifests (`shard.rs`). A lookup reads the
+//!   action's shard, once per process, so a build costs at most 16 lookups, a miss needs no
+//!   request of its own once its shard is read, and nothing is ever listed. A small output
+//!   travels in its shard.
 //! - A larger output is a blob addressed by its sha256, which is Go's output ID. It is
-//!   uploaded only after a `HEAD` says the repository lacks it, and a blob this process
-//!   already pushed or found is not asked about again, so a blob any runner pushed is never
-//!   pushed again. Every download is checked against the output ID.
+//!   uploaded as Go puts it, only after a `HEAD` says the repository lacks it, and a blob this
+//!   process already pushed or found is not asked about again, so a blob any runner pushed is
+//!   never pushed again. Every download is checked against the output ID.
+//! - New entries are kept until Go finishes, then each shard that got some is written once:
+//!   read again, merged, put, and read back. A shard that another runner rewrote in between
+//!   without this run's entries is merged and put again (a registry has no compare-and-swap,
+//!   so two runners that write one shard at the same instant can still lose an entry: it
+//!   costs a compilation later, never a wrong output). Runs on one machine write one at a
+//!   time (a lock file in the local tier).
 //!
 //! The tier is best-effort: any failure other than a miss or one corrupt entry turns it off
 //! for the rest of the process with one warning (see `mod.rs`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::OnceCell;
 
-use super::entry::{EMPTY_BLOB, MANIFEST_MEDIA_TYPE, RemoteEntry, Stored, action_tag, entry_manifest, parse_entry};
+use super::entry::{Record, RemoteEntry, Stored};
+use super::shard::{self, EMPTY_BLOB, MANIFEST_MEDIA_TYPE, SHARDS, Shard};
 use crate::digest::{Digest, HashingWriter};
 use crate::registry::{BlobBody, Reference, RegistryClient, RegistryError, Repository};
+
+/// How many times a shard is written when other runners keep rewriting it.
+const WRITE_ATTEMPTS: u32 = 3;
 
 /// Why an entry's output could not be made local.
 #[derive(Debug, thiserror::Error)]
@@ -43,25 +55,100 @@ pub struct Remote {
     /// Blobs known to be in the repository (pushed, or found by `HEAD`); one cell per digest,
     /// so two puts of one output at once ask and upload once.
     blobs: Mutex<HashMap<Digest, Arc<OnceCell<()>>>>,
+    /// The shards as first read by this process.
+    shards: [OnceCell<Arc<Shard>>; SHARDS],
+    /// The entries this process made, by shard, until they are written.
+    pending: Mutex<BTreeMap<usize, Shard>>,
 }
 
 impl Remote {
     pub fn new(client: Arc<RegistryClient>, repo: Repository) -> Remote {
-        Remote { client, repo, blobs: Mutex::new(HashMap::new()) }
+        Remote {
+            client,
+            repo,
+            blobs: Mutex::new(HashMap::new()),
+            shards: Default::default(),
+            pending: Mutex::new(BTreeMap::new()),
+        }
     }
 
     pub fn repository(&self) -> &Repository {
         &self.repo
     }
 
-    /// The entry of an action: `None` when the registry has none (one round trip).
+    /// The entry of an action: `None` when the registry has none (its shard read once).
     pub async fn lookup(&self, action_id: &[u8]) -> Result<Option<RemoteEntry>, RegistryError> {
-        let reference = Reference { repository: self.repo.clone(), tag: Some(action_tag(action_id)), digest: None };
+        let index = shard::index_of(action_id);
+        let shard = self.shards[index]
+            .get_or_try_init(|| async { Ok::<_, RegistryError>(Arc::new(self.read_shard(index).await?.1)) })
+            .await?;
+        Ok(shard.get(action_id).cloned())
+    }
+
+    /// A shard as the registry holds it now, with its manifest's bytes (`None` when there is
+    /// none yet); a manifest that is not a shard reads as an empty one.
+    async fn read_shard(&self, index: usize) -> Result<(Option<bytes::Bytes>, Shard), RegistryError> {
+        let reference = Reference { repository: self.repo.clone(), tag: Some(shard::tag(index)), digest: None };
         match self.client.manifest(&reference).await {
-            Ok(fetched) => Ok(parse_entry(&fetched.bytes)),
-            Err(e) if e.status() == Some(404) => Ok(None),
+            Ok(fetched) => {
+                let shard = Shard::parse(&fetched.bytes).unwrap_or_default();
+                Ok((Some(fetched.bytes), shard))
+            }
+            Err(e) if e.status() == Some(404) => Ok((None, Shard::default())),
             Err(e) => Err(e),
         }
+    }
+
+    /// Keeps an entry (its blob already pushed) to be written with its shard.
+    pub fn record(&self, action_id: &[u8], entry: RemoteEntry) {
+        let time = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut pending = self.pending.lock().expect("the pending entries are never poisoned");
+        pending.entry(shard::index_of(action_id)).or_default().insert(action_id, Record { entry, time });
+    }
+
+    /// True when entries wait to be written.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.lock().expect("the pending entries are never poisoned").is_empty()
+    }
+
+    /// Writes every shard that got entries, the shards side by side; returns how many.
+    pub async fn write_pending(&self) -> Result<usize, RegistryError> {
+        let pending = std::mem::take(&mut *self.pending.lock().expect("the pending entries are never poisoned"));
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let empty = Digest::of(EMPTY_BLOB);
+        self.push_blob(&empty, EMPTY_BLOB.len() as u64, BlobBody::Bytes(bytes::Bytes::from_static(EMPTY_BLOB))).await?;
+        let writes = pending.iter().map(|(index, ours)| self.write_shard(*index, ours));
+        for written in futures_util::future::join_all(writes).await {
+            written?;
+        }
+        Ok(pending.len())
+    }
+
+    /// Merges `ours` into a shard: read, merged, put and read back, again while another
+    /// runner's write replaced it without our entries.
+    async fn write_shard(&self, index: usize, ours: &Shard) -> Result<(), RegistryError> {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (_, mut current) = self.read_shard(index).await?;
+        for attempt in 0..WRITE_ATTEMPTS {
+            if current.covers(ours) {
+                return Ok(());
+            }
+            current.merge(ours);
+            current.trim(now);
+            let manifest = current.to_manifest();
+            self.client.put_manifest(&self.repo, &shard::tag(index), MANIFEST_MEDIA_TYPE, &manifest).await?;
+            let (bytes, now_held) = self.read_shard(index).await?;
+            if bytes.as_deref() == Some(&manifest[..]) {
+                return Ok(());
+            }
+            current = now_held;
+            // Another runner wrote in between: let it finish before merging again.
+            let jitter = u64::from(std::process::id() % 97) + u64::from(attempt) * 100;
+            tokio::time::sleep(Duration::from_millis(50 + jitter)).await;
+        }
+        Ok(())
     }
 
     /// Writes an entry's output into `dest`, checked against the output ID.
@@ -114,12 +201,10 @@ impl Remote {
         }
     }
 
-    /// Pushes what the entry needs (its blob, unless the repository has it) and then the
-    /// entry itself; `body` is the output's file. A gzip entry is made here, from `body`.
-    pub async fn publish(&self, action_id: &[u8], entry: &RemoteEntry, body: &Path) -> Result<(), RegistryError> {
-        let empty = Digest::of(EMPTY_BLOB);
-        self.push_blob(&empty, EMPTY_BLOB.len() as u64, BlobBody::Bytes(bytes::Bytes::from_static(EMPTY_BLOB))).await?;
-        let entry = match &entry.stored {
+    /// Pushes the blob an entry needs unless the repository has it, and returns the entry to
+    /// record; `body` is the output's file. A gzip entry is made here, from `body`.
+    pub async fn upload(&self, entry: &RemoteEntry, body: &Path) -> Result<RemoteEntry, RegistryError> {
+        Ok(match &entry.stored {
             Stored::Inline(_) => entry.clone(),
             Stored::Blob => {
                 self.push_blob(&entry.output, entry.size, BlobBody::File(body)).await?;
@@ -131,9 +216,7 @@ impl Remote {
                 self.push_blob(&blob, size, BlobBody::Bytes(packed)).await?;
                 RemoteEntry { stored: Stored::Gzip { blob, size }, ..entry.clone() }
             }
-        };
-        let manifest = entry_manifest(&entry);
-        self.client.put_manifest(&self.repo, &action_tag(action_id), MANIFEST_MEDIA_TYPE, &manifest).await
+        })
     }
 
     fn file_error(&self, path: &Path, source: std::io::Error) -> RegistryError {

@@ -1,7 +1,7 @@
 //! Go's build cache shared through a registry (`kubectl ko gocache`, `KO_GOCACHE_REPO`): a
 //! second "machine" (its own `GOCACHE`, `KOCACHE` and `HOME`) compiles nothing the first one
 //! compiled; a registry that stops mid-build costs one warning, not the build; a corrupt blob
-//! is detected, rebuilt locally and its entry healed; concurrent builds share one cache. Compilations are
+//! or pack is detected, rebuilt locally and its entries healed; concurrent builds share one cache. Compilations are
 //! counted in `go build -x` output (through a `KO_GO_PATH` wrapper for `kubectl ko build`).
 
 use std::fs;
@@ -227,6 +227,56 @@ fn a_corrupt_blob_is_detected_rebuilt_locally_not_used_and_healed() {
     let third = c.go_build(src.path(), &repo, "app").run();
     third.assert_success();
     assert_eq!(compiles(&third.stderr), 0, "the entry is healed: {third}");
+    assert_eq!(cache_warnings(&third.stderr), 0, "{third}");
+}
+
+/// A pack (many outputs in one blob) that is corrupt costs one warning; the outputs in it are
+/// compiled locally, their entries pushed again, and a third machine gets them whole.
+#[test]
+fn a_corrupt_pack_costs_one_warning_and_its_outputs_are_rebuilt_and_healed() {
+    let state = tempfile::tempdir().unwrap();
+    let own = LocalRegistry::start(state.path(), &[]);
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let repo = format!("{}/gocache", own.host);
+    let (a, b, c) = (Machine::new(), Machine::new(), Machine::new());
+    let first = a.go_build(src.path(), &repo, "app").run();
+    first.assert_success();
+
+    // The largest pack the shards name, corrupted in the registry's storage.
+    let mut packs: Vec<(u64, String)> = Vec::new();
+    for digit in "0123456789abcdef".chars() {
+        let url = format!("http://{}/v2/gocache/manifests/shard-v2-{digit}", own.host);
+        let out = Command::new("curl")
+            .args(["-fsS", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", &url])
+            .output()
+            .unwrap();
+        let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { continue };
+        for layer in manifest["layers"].as_array().into_iter().flatten() {
+            if layer["mediaType"] == "application/vnd.kubectl-ko.gocache.pack.v1" {
+                packs.push((layer["size"].as_u64().unwrap(), layer["digest"].as_str().unwrap().to_string()));
+            }
+        }
+    }
+    packs.sort();
+    let (_, pack) = packs.last().cloned().expect("A's build made packs");
+    let hex = pack.trim_start_matches("sha256:");
+    let data = state.path().join("data/docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data");
+    let mut bytes = fs::read(&data).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle..middle + 16].copy_from_slice(b"corrupted bytes!");
+    fs::write(&data, bytes).unwrap();
+
+    let second = b.go_build(src.path(), &repo, "app").run();
+    second.assert_success();
+    let warnings: Vec<&str> = second.stderr.lines().filter(|l| l.contains(&format!("corrupt blob {pack}"))).collect();
+    assert_eq!(warnings.len(), 1, "one warning for the pack: {second}");
+    let rebuilt = compiles(&second.stderr);
+    assert!(rebuilt >= 1 && rebuilt < compiles(&first.stderr), "only what was in the pack is rebuilt: {second}");
+    assert_eq!(sha256_of(&a.path("app")), sha256_of(&b.path("app")), "the same binary");
+    let third = c.go_build(src.path(), &repo, "app").run();
+    third.assert_success();
+    assert_eq!(compiles(&third.stderr), 0, "the entries are healed: {third}");
     assert_eq!(cache_warnings(&third.stderr), 0, "{third}");
 }
 

@@ -10,7 +10,11 @@
 //!
 //! - `i:<base64>`, **inline**: an output of at most [`INLINE_MAX`] bytes travels in the line
 //!   itself. Most of Go's outputs are that small, so most hits cost no request of their own;
-//! - `b`, **blob**: the output is a blob whose digest is its output ID;
+//! - `p:<hex>:<size>:<offset>`, **packed**: an output of at most [`PACKED_MAX`] bytes is
+//!   part of a pack, a blob of about [`PACK_TARGET`] bytes that holds the outputs one build
+//!   put around the same time, one after the other; the entry names the pack and where the
+//!   output starts in it (its length is the entry's size). One upload carries many outputs;
+//! - `b`, **blob**: a larger output is a blob whose digest is its output ID;
 //! - `g:<hex>:<size>`, **gzip**: the output gzipped, a blob of another digest. This form is
 //!   written only for an output whose own blob was found corrupt: the registry cannot replace
 //!   a blob under its digest, so the entry names other bytes.
@@ -26,11 +30,16 @@ use crate::digest::Digest;
 
 /// Outputs up to this size are stored inline, in their shard's manifest.
 pub const INLINE_MAX: usize = 16 << 10;
+/// Outputs up to this size (and over [`INLINE_MAX`]) are stored in packs.
+pub const PACKED_MAX: usize = 1 << 20;
+/// A pack is uploaded once it holds this many bytes (and when Go finishes).
+pub const PACK_TARGET: usize = 4 << 20;
 
 /// Where an entry's bytes are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stored {
     Inline(bytes::Bytes),
+    Packed { pack: Digest, size: u64, offset: u64 },
     Blob,
     Gzip { blob: Digest, size: u64 },
 }
@@ -49,7 +58,7 @@ impl RemoteEntry {
         match &self.stored {
             Stored::Inline(_) => None,
             Stored::Blob => Some((&self.output, self.size)),
-            Stored::Gzip { blob, size } => Some((blob, *size)),
+            Stored::Packed { pack: blob, size, .. } | Stored::Gzip { blob, size } => Some((blob, *size)),
         }
     }
 }
@@ -70,6 +79,9 @@ pub fn write_line(action: &str, record: &Record, out: &mut String) {
         Stored::Inline(data) => {
             out.push_str("i:");
             STANDARD.encode_string(data, out);
+        }
+        Stored::Packed { pack, size, offset } => {
+            let _ = write!(out, "p:{}:{size}:{offset}", pack.hex());
         }
         Stored::Blob => out.push('b'),
         Stored::Gzip { blob, size } => {
@@ -92,6 +104,14 @@ pub fn parse_line(line: &str) -> Option<(String, Record)> {
     let stored = match form.split_once(':') {
         None if form == "b" => Stored::Blob,
         Some(("i", data)) => Stored::Inline(STANDARD.decode(data).ok()?.into()),
+        Some(("p", rest)) => {
+            let mut fields = rest.split(':');
+            let (pack, size, offset) = (fields.next()?, fields.next()?.parse().ok()?, fields.next()?.parse().ok()?);
+            if fields.next().is_some() {
+                return None;
+            }
+            Stored::Packed { pack: sha256(pack.to_string())?, size, offset }
+        }
         Some(("g", rest)) => {
             let (blob, size) = rest.split_once(':')?;
             Stored::Gzip { blob: sha256(blob.to_string())?, size: size.parse().ok()? }
@@ -121,6 +141,7 @@ mod tests {
         let forms = [
             Stored::Inline(bytes::Bytes::from_static(b"archive")),
             Stored::Inline(bytes::Bytes::new()),
+            Stored::Packed { pack: Digest::of(b"pack"), size: 4 << 20, offset: 12345 },
             Stored::Blob,
             Stored::Gzip { blob: Digest::of(b"gzipped"), size: 30 },
         ];
@@ -144,6 +165,8 @@ mod tests {
             format!("{} {output} 7 1 b", "AB".repeat(32)),
             format!("{action} {output} 7 1 i:not base64!"),
             format!("{action} {output} 7 1 g:{output}"),
+            format!("{action} {output} 7 1 p:{output}:100"),
+            format!("{action} {output} 7 1 p:{output}:100:5:6"),
             format!("{action} {output} 7 1 z"),
         ] {
             assert_eq!(parse_line(&bad), None, "{bad}");

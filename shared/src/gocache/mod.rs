@@ -32,8 +32,8 @@ pub use disk::{Disk, Entry};
 pub use protocol::ProtocolError;
 pub use server::serve;
 
-use entry::{INLINE_MAX, RemoteEntry, Stored};
-use remote::{FetchError, Remote};
+use entry::{INLINE_MAX, PACKED_MAX, RemoteEntry, Stored};
+use remote::{FetchError, Pack, Remote};
 
 /// The repository of the registry tier; unset, the cache is local only.
 pub const REPO_ENV: &str = "KO_GOCACHE_REPO";
@@ -101,6 +101,17 @@ fn slow(what: &str, limit: Duration) -> String {
     format!("{what} took longer than {}s", limit.as_secs())
 }
 
+/// What goes up in the background.
+enum Upload {
+    /// One output, as a blob (or gzipped).
+    Output {
+        action_id: Vec<u8>,
+        entry: RemoteEntry,
+        path: PathBuf,
+    },
+    Pack(Pack),
+}
+
 /// The two tiers and the state of the registry one.
 pub struct GoCache {
     disk: Disk,
@@ -115,6 +126,8 @@ pub struct GoCache {
     read_only: AtomicBool,
     /// Outputs whose blob in the registry was found corrupt: pushed again in the gzip form.
     corrupt: Mutex<HashSet<Digest>>,
+    /// Corrupt blobs already warned about.
+    warned: Mutex<HashSet<Digest>>,
 }
 
 impl GoCache {
@@ -131,6 +144,7 @@ impl GoCache {
             reachable: OnceCell::new(),
             read_only: AtomicBool::new(false),
             corrupt: Mutex::new(HashSet::new()),
+            warned: Mutex::new(HashSet::new()),
         }
     }
 
@@ -227,7 +241,9 @@ impl GoCache {
         got: Digest,
     ) -> Option<T> {
         remote.forget(&stored);
-        if self.corrupt.lock().expect("the corrupt set is never poisoned").insert(output.clone()) {
+        self.corrupt.lock().expect("the corrupt set is never poisoned").insert(output.clone());
+        // One warning per blob: a corrupt pack holds many outputs.
+        if self.warned.lock().expect("the warned set is never poisoned").insert(stored.clone()) {
             let repo = remote.repository();
             output::warn(format!(
                 "the shared Go build cache in {}/{} holds a corrupt blob {stored} (its bytes hash to {got}; action {}): \
@@ -251,46 +267,55 @@ impl GoCache {
         let cache = self.clone();
         let (action, output) = (action_id.clone(), output_id.clone());
         let size = body.len() as u64;
-        let inline = (body.len() <= INLINE_MAX).then(|| bytes::Bytes::copy_from_slice(&body));
-        let (path, digest) = tokio::task::spawn_blocking(move || {
+        let (path, digest, body) = tokio::task::spawn_blocking(move || {
             let digest = Digest::of(&body);
-            cache.disk.put(&action, &output, &body).map(|path| (path, digest))
+            cache.disk.put(&action, &output, &body).map(|path| (path, digest, body))
         })
         .await
         .map_err(std::io::Error::other)??;
         // Go's output ID is the sha256 of the bytes; anything else is not shared.
-        if digest.hex() == hex::encode(&output_id) && self.remote().is_some() {
-            let cache = self.clone();
-            let stored = match inline {
-                Some(data) => Stored::Inline(data),
-                None if self.corrupt.lock().expect("the corrupt set is never poisoned").contains(&digest) => {
-                    Stored::Gzip { blob: digest.clone(), size }
-                }
-                None => Stored::Blob,
-            };
-            let entry = RemoteEntry { output: digest, size, stored };
-            if let (Some(remote), Stored::Inline(_)) = (self.remote(), &entry.stored) {
-                remote.record(&action_id, entry);
-                return Ok(path);
+        let Some(remote) = self.remote().filter(|_| digest.hex() == hex::encode(&output_id)) else { return Ok(path) };
+        let corrupt = self.corrupt.lock().expect("the corrupt set is never poisoned").contains(&digest);
+        if body.len() <= INLINE_MAX {
+            let stored = Stored::Inline(bytes::Bytes::from(body));
+            remote.record(&action_id, RemoteEntry { output: digest, size, stored });
+        } else if body.len() <= PACKED_MAX && !corrupt {
+            if let Some(pack) = remote.add_to_pack(&action_id, digest, &body) {
+                self.spawn_upload(Upload::Pack(pack));
             }
-            let upload = path.clone();
-            let permits = self.uploads.clone();
-            self.running.lock().expect("the upload set is never poisoned").spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else { return };
-                if !cache.warm_up().await {
-                    return;
-                }
-                if let Some(remote) = cache.remote()
-                    && !cache.read_only.load(Ordering::Relaxed)
-                {
-                    match remote.upload(&entry, &upload).await {
-                        Ok(entry) => remote.record(&action_id, entry),
-                        Err(e) => cache.upload_failed(e),
-                    }
-                }
-            });
+        } else {
+            // A corrupt blob cannot be replaced under its digest: the entry names other bytes.
+            let stored = if corrupt { Stored::Gzip { blob: digest.clone(), size } } else { Stored::Blob };
+            let entry = RemoteEntry { output: digest, size, stored };
+            self.spawn_upload(Upload::Output { action_id, entry, path: path.clone() });
         }
         Ok(path)
+    }
+
+    /// Runs an upload in the background, bounded, once the registry answered.
+    fn spawn_upload(self: &Arc<Self>, upload: Upload) {
+        let (cache, permits) = (self.clone(), self.uploads.clone());
+        self.running.lock().expect("the upload set is never poisoned").spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else { return };
+            if cache.warm_up().await {
+                cache.upload(upload).await;
+            }
+        });
+    }
+
+    /// Pushes an output or a pack and keeps the entries it makes, unless the tier is off or
+    /// read-only.
+    async fn upload(&self, upload: Upload) {
+        let Some(remote) = self.remote().filter(|_| !self.read_only.load(Ordering::Relaxed)) else { return };
+        let done = match upload {
+            Upload::Output { action_id, entry, path } => {
+                remote.upload(&entry, &path).await.map(|entry| remote.record(&action_id, entry))
+            }
+            Upload::Pack(pack) => remote.upload_pack(pack).await,
+        };
+        if let Err(e) = done {
+            self.upload_failed(e);
+        }
     }
 
     /// After the last request: trims the local tier to its bound.
@@ -326,6 +351,9 @@ impl GoCache {
         let (left, started) = (running.len(), std::time::Instant::now());
         let all = async {
             while running.join_next().await.is_some() {}
+            if let Some(pack) = self.remote().and_then(Remote::take_pack) {
+                self.upload(Upload::Pack(pack)).await;
+            }
             self.write_entries().await
         };
         match tokio::time::timeout(limit, all).await {

@@ -4,6 +4,9 @@
 //!   action's shard, once per process, so a build costs at most 16 lookups, a miss needs no
 //!   request of its own once its shard is read, and nothing is ever listed. A small output
 //!   travels in its shard.
+//! - An output of up to 1 MiB that is not inline goes up in a pack with the outputs put
+//!   around it (`entry.rs`), one upload of about 4 MiB; a pack is new bytes, so it is not
+//!   asked about first. A pack is downloaded once per process and each output cut from it.
 //! - A larger output is a blob addressed by its sha256, which is Go's output ID. It is
 //!   uploaded as Go puts it, only after a `HEAD` says the repository lacks it, and a blob this
 //!   process already pushed or found is not asked about again, so a blob any runner pushed is
@@ -26,7 +29,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::OnceCell;
 
-use super::entry::{Record, RemoteEntry, Stored};
+use super::entry::{PACK_TARGET, Record, RemoteEntry, Stored};
 use super::shard::{self, EMPTY_BLOB, MANIFEST_MEDIA_TYPE, SHARDS, Shard};
 use crate::digest::{Digest, HashingWriter};
 use crate::registry::{BlobBody, Reference, RegistryClient, RegistryError, Repository};
@@ -59,6 +62,20 @@ pub struct Remote {
     shards: [OnceCell<Arc<Shard>>; SHARDS],
     /// The entries this process made, by shard, until they are written.
     pending: Mutex<BTreeMap<usize, Shard>>,
+    /// The pack being filled.
+    packing: Mutex<Pack>,
+    /// Packs downloaded by this process, by digest; the file goes when the process ends.
+    packs: Mutex<HashMap<Digest, Arc<OnceCell<Arc<tempfile::TempPath>>>>>,
+    /// Packs found corrupt, with the digest their bytes had.
+    bad_packs: Mutex<HashMap<Digest, Digest>>,
+}
+
+/// Outputs that go up together, one after the other.
+#[derive(Default)]
+pub struct Pack {
+    bytes: Vec<u8>,
+    /// Action, output, and where the output starts in `bytes`.
+    members: Vec<(Vec<u8>, Digest, u64)>,
 }
 
 impl Remote {
@@ -69,6 +86,9 @@ impl Remote {
             blobs: Mutex::new(HashMap::new()),
             shards: Default::default(),
             pending: Mutex::new(BTreeMap::new()),
+            packing: Mutex::new(Pack::default()),
+            packs: Mutex::new(HashMap::new()),
+            bad_packs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -104,6 +124,35 @@ impl Remote {
         let time = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut pending = self.pending.lock().expect("the pending entries are never poisoned");
         pending.entry(shard::index_of(action_id)).or_default().insert(action_id, Record { entry, time });
+    }
+
+    /// Adds an output to the pack being filled; returns the pack when it is full.
+    pub fn add_to_pack(&self, action_id: &[u8], output: Digest, data: &[u8]) -> Option<Pack> {
+        let mut packing = self.packing.lock().expect("the pack is never poisoned");
+        let offset = packing.bytes.len() as u64;
+        packing.bytes.extend_from_slice(data);
+        packing.members.push((action_id.to_vec(), output, offset));
+        (packing.bytes.len() >= PACK_TARGET).then(|| std::mem::take(&mut *packing))
+    }
+
+    /// The pack being filled, unless it is empty.
+    pub fn take_pack(&self) -> Option<Pack> {
+        let pack = std::mem::take(&mut *self.packing.lock().expect("the pack is never poisoned"));
+        (!pack.members.is_empty()).then_some(pack)
+    }
+
+    /// Uploads a pack, then keeps its outputs' entries.
+    pub async fn upload_pack(&self, pack: Pack) -> Result<(), RegistryError> {
+        let Pack { bytes, members } = pack;
+        let bytes = bytes::Bytes::from(bytes);
+        let (digest, size) = (Digest::of(&bytes), bytes.len() as u64);
+        self.client.upload_blob(&self.repo, &digest, size, BlobBody::Bytes(bytes)).await?;
+        for (i, (action_id, output, offset)) in members.iter().enumerate() {
+            let end = members.get(i + 1).map_or(size, |next| next.2);
+            let stored = Stored::Packed { pack: digest.clone(), size, offset: *offset };
+            self.record(action_id, RemoteEntry { output: output.clone(), size: end - offset, stored });
+        }
+        Ok(())
     }
 
     /// True when entries wait to be written.
@@ -154,40 +203,58 @@ impl Remote {
     /// Writes an entry's output into `dest`, checked against the output ID.
     pub async fn fetch(&self, entry: &RemoteEntry, dest: &Path) -> Result<(), FetchError> {
         let file_error = |source| FetchError::File { path: dest.to_path_buf(), source };
-        match &entry.stored {
-            Stored::Inline(data) => {
-                let got = Digest::of(data);
-                if got != entry.output {
-                    return Err(FetchError::Corrupt {
-                        output: entry.output.clone(),
-                        stored: entry.output.clone(),
-                        got,
-                    });
-                }
-                tokio::fs::write(dest, data).await.map_err(file_error)
+        // A corrupt pack or gzip blob is reported for the output asked for.
+        let for_output = |e| match e {
+            FetchError::Corrupt { stored, got, .. } => {
+                FetchError::Corrupt { output: entry.output.clone(), stored, got }
             }
-            Stored::Blob => self.download(&entry.output, dest).await,
+            other => other,
+        };
+        let (stored, got) = match &entry.stored {
+            Stored::Inline(data) => {
+                tokio::fs::write(dest, data).await.map_err(file_error)?;
+                (&entry.output, Digest::of(data))
+            }
+            Stored::Blob => return self.download(&entry.output, dest).await,
+            Stored::Packed { pack, offset, .. } => {
+                let file = self.pack_file(pack, dest).await.map_err(for_output)?;
+                let (from, start, length) = (file.to_path_buf(), *offset, entry.size);
+                (pack, write_blocking(dest, move |to| cut(&from, start, length, to)).await?)
+            }
             Stored::Gzip { blob, .. } => {
                 let packed = tempfile::NamedTempFile::new_in(dest.parent().unwrap_or(Path::new(".")))
                     .map_err(file_error)?
                     .into_temp_path();
-                self.download(blob, &packed).await.map_err(|e| match e {
-                    FetchError::Corrupt { stored, got, .. } => {
-                        FetchError::Corrupt { output: entry.output.clone(), stored, got }
-                    }
-                    other => other,
-                })?;
-                let (packed_path, dest_path) = (packed.to_path_buf(), dest.to_path_buf());
-                let got = tokio::task::spawn_blocking(move || gunzip(&packed_path, &dest_path))
-                    .await
-                    .map_err(|e| file_error(std::io::Error::other(e)))?
-                    .map_err(file_error)?;
-                if got != entry.output {
-                    return Err(FetchError::Corrupt { output: entry.output.clone(), stored: blob.clone(), got });
-                }
-                Ok(())
+                self.download(blob, &packed).await.map_err(for_output)?;
+                (blob, write_blocking(dest, move |to| gunzip(&packed, to)).await?)
             }
+        };
+        if got != entry.output {
+            return Err(FetchError::Corrupt { output: entry.output.clone(), stored: stored.clone(), got });
         }
+        Ok(())
+    }
+
+    /// A pack's file, downloaded (next to `dest`) the first time one of its outputs is asked for.
+    async fn pack_file(&self, pack: &Digest, dest: &Path) -> Result<Arc<tempfile::TempPath>, FetchError> {
+        if let Some(got) = self.bad_packs.lock().expect("the bad packs are never poisoned").get(pack) {
+            return Err(FetchError::Corrupt { output: pack.clone(), stored: pack.clone(), got: got.clone() });
+        }
+        let cell = self.packs.lock().expect("the pack set is never poisoned").entry(pack.clone()).or_default().clone();
+        let downloaded = cell
+            .get_or_try_init(|| async {
+                let file_error = |source| FetchError::File { path: dest.to_path_buf(), source };
+                let temp = tempfile::NamedTempFile::new_in(dest.parent().unwrap_or(Path::new(".")))
+                    .map_err(file_error)?
+                    .into_temp_path();
+                self.download(pack, &temp).await?;
+                Ok(Arc::new(temp))
+            })
+            .await;
+        if let Err(FetchError::Corrupt { got, .. }) = &downloaded {
+            self.bad_packs.lock().expect("the bad packs are never poisoned").insert(pack.clone(), got.clone());
+        }
+        downloaded.cloned()
     }
 
     async fn download(&self, blob: &Digest, dest: &Path) -> Result<(), FetchError> {
@@ -202,10 +269,11 @@ impl Remote {
     }
 
     /// Pushes the blob an entry needs unless the repository has it, and returns the entry to
-    /// record; `body` is the output's file. A gzip entry is made here, from `body`.
+    /// record; `body` is the output's file. A gzip entry is made here, from `body`. (Inline
+    /// and packed entries need nothing here: see `record` and `upload_pack`.)
     pub async fn upload(&self, entry: &RemoteEntry, body: &Path) -> Result<RemoteEntry, RegistryError> {
         Ok(match &entry.stored {
-            Stored::Inline(_) => entry.clone(),
+            Stored::Inline(_) | Stored::Packed { .. } => entry.clone(),
             Stored::Blob => {
                 self.push_blob(&entry.output, entry.size, BlobBody::File(body)).await?;
                 entry.clone()
@@ -256,6 +324,33 @@ async fn gzip(body: &Path) -> std::io::Result<bytes::Bytes> {
     Ok(bytes::Bytes::from(packed))
 }
 
+/// Runs `write` on a blocking thread to make `dest`; returns the digest of what it wrote.
+async fn write_blocking(
+    dest: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<Digest> + Send + 'static,
+) -> Result<Digest, FetchError> {
+    let to = dest.to_path_buf();
+    let file_error = |source| FetchError::File { path: dest.to_path_buf(), source };
+    tokio::task::spawn_blocking(move || write(&to))
+        .await
+        .map_err(|e| file_error(std::io::Error::other(e)))?
+        .map_err(file_error)
+}
+
+/// Copies `length` bytes of `pack` from `offset` into `dest`; returns their digest.
+fn cut(pack: &Path, offset: u64, length: u64, dest: &Path) -> std::io::Result<Digest> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(pack)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut out = HashingWriter::new(std::fs::File::create(dest)?);
+    let copied = std::io::copy(&mut file.take(length), &mut out)?;
+    out.flush()?;
+    if copied != length {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the pack is shorter than its entry says"));
+    }
+    Ok(out.finish().1)
+}
+
 /// Unpacks `packed` into `dest`; returns the digest of what was written.
 fn gunzip(packed: &Path, dest: &Path) -> std::io::Result<Digest> {
     let mut decoder = flate2::read::GzDecoder::new(std::fs::File::open(packed)?);
@@ -291,6 +386,33 @@ mod tests {
             }
             other => panic!("expected a corrupt entry, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_pack_fills_to_its_target_and_each_output_is_cut_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = remote(dir.path());
+        let outputs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 1 << 20]).collect();
+        let mut full = None;
+        for (i, data) in outputs.iter().enumerate() {
+            let sealed = remote.add_to_pack(&[i as u8; 32], Digest::of(data), data);
+            assert_eq!(sealed.is_some(), i == 3, "full at 4 MiB");
+            full = full.or(sealed);
+        }
+        let full = full.unwrap();
+        assert_eq!(full.members.len(), 4);
+        let rest = remote.take_pack().unwrap();
+        assert_eq!((rest.members.len(), rest.members[0].2), (1, 0), "a new pack starts at 0");
+        assert!(remote.take_pack().is_none());
+
+        let path = dir.path().join("pack");
+        std::fs::write(&path, &full.bytes).unwrap();
+        let (_, output, offset) = &full.members[2];
+        let out = dir.path().join("out");
+        assert_eq!(&cut(&path, *offset, 1 << 20, &out).unwrap(), output);
+        assert_eq!(std::fs::read(&out).unwrap(), outputs[2]);
+        let short = cut(&path, 4 << 20, 1, &out).unwrap_err();
+        assert_eq!(short.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test]

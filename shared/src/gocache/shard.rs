@@ -15,15 +15,16 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::entry::{Record, RemoteEntry, parse_line, write_line};
+use super::entry::{Record, RemoteEntry, Stored, parse_line, write_line};
 use crate::digest::Digest;
 
 pub const SHARDS: usize = 16;
 pub const ARTIFACT_TYPE: &str = "application/vnd.kubectl-ko.gocache.v2";
 pub const OUTPUT_MEDIA_TYPE: &str = "application/vnd.kubectl-ko.gocache.output.v1";
 pub const GZIP_MEDIA_TYPE: &str = "application/vnd.kubectl-ko.gocache.output.v1+gzip";
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+pub const PACK_MEDIA_TYPE: &str = "application/vnd.kubectl-ko.gocache.pack.v1";
+pub use crate::image::manifest::OCI_MANIFEST as MANIFEST_MEDIA_TYPE;
+pub use crate::sign::bundle::OCI_EMPTY as EMPTY_MEDIA_TYPE;
 pub const EMPTY_BLOB: &[u8] = b"{}";
 pub const ENTRIES_ANNOTATION: &str = "dev.kubectl-ko.gocache.entries";
 /// Entries older than this are dropped when their shard is written.
@@ -103,7 +104,11 @@ impl Shard {
             write_line(action, record, &mut lines);
             lines.push('\n');
             if let Some((digest, size)) = record.entry.blob() {
-                let media_type = if digest == &record.entry.output { OUTPUT_MEDIA_TYPE } else { GZIP_MEDIA_TYPE };
+                let media_type = match record.entry.stored {
+                    Stored::Packed { .. } => PACK_MEDIA_TYPE,
+                    Stored::Gzip { .. } => GZIP_MEDIA_TYPE,
+                    _ => OUTPUT_MEDIA_TYPE,
+                };
                 blobs.insert(digest.to_string(), descriptor(media_type, digest, size));
             }
         }
@@ -145,7 +150,6 @@ fn empty_descriptor() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gocache::entry::Stored;
 
     fn record(output: &[u8], stored: Stored, time: u64) -> Record {
         Record { entry: RemoteEntry { output: Digest::of(output), size: output.len() as u64, stored }, time }
@@ -158,12 +162,15 @@ mod tests {
         shard.insert(&[0x11; 32], record(b"large", Stored::Blob, 6));
         shard.insert(&[0x12; 32], record(b"large", Stored::Blob, 7));
         shard.insert(&[0x13; 32], record(b"healed", Stored::Gzip { blob: Digest::of(b"gz"), size: 2 }, 8));
+        shard.insert(&[0x14; 32], record(b"mid", Stored::Packed { pack: Digest::of(b"pk"), size: 9, offset: 3 }, 9));
+        shard.insert(&[0x15; 32], record(b"mid2", Stored::Packed { pack: Digest::of(b"pk"), size: 9, offset: 6 }, 9));
         let manifest = shard.to_manifest();
         assert_eq!(Shard::parse(&manifest), Some(shard.clone()));
         let value: Value = serde_json::from_slice(&manifest).unwrap();
         let layers: Vec<&str> =
             value["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap()).collect();
-        assert_eq!(layers.len(), 2, "one layer per blob: {layers:?}");
+        assert_eq!(layers.len(), 3, "one layer per blob: {layers:?}");
+        assert!(layers.contains(&Digest::of(b"pk").to_string().as_str()));
         assert!(layers.contains(&Digest::of(b"large").to_string().as_str()));
         assert!(layers.contains(&Digest::of(b"gz").to_string().as_str()));
         assert_eq!(value["config"]["digest"], Digest::of(b"{}").to_string());

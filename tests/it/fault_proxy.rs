@@ -146,6 +146,15 @@ impl FaultProxy {
         self.shared.seen.lock().unwrap().clone()
     }
 
+    /// The paths of the manifest requests (under `/manifests/`) seen so far with `method`.
+    pub fn manifest_requests(&self, method: &str) -> Vec<String> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.method == method && s.path.contains("/manifests/"))
+            .map(|s| s.path)
+            .collect()
+    }
+
     /// The requests a fault was applied to.
     pub fn faulted(&self) -> Vec<Seen> {
         self.seen().into_iter().filter(|s| s.fault.is_some()).collect()

@@ -485,11 +485,6 @@ fn a_malformed_base_manifest_says_what_is_wrong_with_which_reference() {
     assert_faults(&proxy, 1, &run);
 }
 
-/// The manifest puts a run sent through `proxy`: method PUT, path under `/manifests/`.
-fn manifest_puts(proxy: &FaultProxy) -> Vec<String> {
-    proxy.seen().into_iter().filter(|s| s.method == "PUT" && s.path.contains("/manifests/")).map(|s| s.path).collect()
-}
-
 /// A tagged image that nothing names by digest before its tag moves (no SBOM, no signature)
 /// goes up in one manifest put, its tag's; with an SBOM, which names the image by digest, the
 /// image is put by digest first. Either way the tag is there and the image pulls whole.
@@ -498,7 +493,7 @@ fn a_tagged_image_without_attachments_is_put_once_by_its_tag() {
     let proxy = FaultProxy::start(&registry(), vec![]);
     let run = hello_build(&proxied(&proxy, "put-once")).arg("--sbom=none").run();
     let reference = pushed(&run, &proxy.host, &registry());
-    let puts = manifest_puts(&proxy);
+    let puts = proxy.manifest_requests("PUT");
     assert_eq!(puts.len(), 1, "{puts:#?}\n{run}");
     assert!(puts[0].ends_with("/manifests/latest"), "{puts:#?}");
     assert_tagged(&reference);
@@ -508,7 +503,7 @@ fn a_tagged_image_without_attachments_is_put_once_by_its_tag() {
     let run = hello_build(&proxied(&proxy, "put-with-sbom")).run();
     let reference = pushed(&run, &proxy.host, &registry());
     let digest = reference.split('@').nth(1).unwrap();
-    let puts = manifest_puts(&proxy);
+    let puts = proxy.manifest_requests("PUT");
     assert!(puts.iter().any(|p| p.ends_with(&format!("/manifests/{digest}"))), "{puts:#?}\n{run}");
     assert!(puts.iter().any(|p| p.ends_with("/manifests/latest")), "{puts:#?}");
     assert_tagged(&reference);

@@ -25,14 +25,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
 use super::entry::{PACK_TARGET, Record, RemoteEntry, Stored};
 use super::shard::{self, EMPTY_BLOB, MANIFEST_MEDIA_TYPE, SHARDS, Shard};
 use crate::digest::{Digest, HashingWriter};
-use crate::registry::{BlobBody, Reference, RegistryClient, RegistryError, Repository};
+use crate::registry::{BlobBody, Reference, RegistryClient, RegistryError, Repository, jitter};
 
 /// How many times a shard is written when other runners keep rewriting it.
 const WRITE_ATTEMPTS: u32 = 3;
@@ -121,7 +121,7 @@ impl Remote {
 
     /// Keeps an entry (its blob already pushed) to be written with its shard.
     pub fn record(&self, action_id: &[u8], entry: RemoteEntry) {
-        let time = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let time = now();
         let mut pending = self.pending.lock().expect("the pending entries are never poisoned");
         pending.entry(shard::index_of(action_id)).or_default().insert(action_id, Record { entry, time });
     }
@@ -178,7 +178,7 @@ impl Remote {
     /// Merges `ours` into a shard: read, merged, put and read back, again while another
     /// runner's write replaced it without our entries.
     async fn write_shard(&self, index: usize, ours: &Shard) -> Result<(), RegistryError> {
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = now();
         let (_, mut current) = self.read_shard(index).await?;
         for attempt in 0..WRITE_ATTEMPTS {
             if current.covers(ours) {
@@ -194,8 +194,7 @@ impl Remote {
             }
             current = now_held;
             // Another runner wrote in between: let it finish before merging again.
-            let jitter = u64::from(std::process::id() % 97) + u64::from(attempt) * 100;
-            tokio::time::sleep(Duration::from_millis(50 + jitter)).await;
+            tokio::time::sleep(Duration::from_millis(50 + 100 * u64::from(attempt)) + jitter()).await;
         }
         Ok(())
     }
@@ -222,9 +221,7 @@ impl Remote {
                 (pack, write_blocking(dest, move |to| cut(&from, start, length, to)).await?)
             }
             Stored::Gzip { blob, .. } => {
-                let packed = tempfile::NamedTempFile::new_in(dest.parent().unwrap_or(Path::new(".")))
-                    .map_err(file_error)?
-                    .into_temp_path();
+                let packed = temp_beside(dest)?;
                 self.download(blob, &packed).await.map_err(for_output)?;
                 (blob, write_blocking(dest, move |to| gunzip(&packed, to)).await?)
             }
@@ -243,10 +240,7 @@ impl Remote {
         let cell = self.packs.lock().expect("the pack set is never poisoned").entry(pack.clone()).or_default().clone();
         let downloaded = cell
             .get_or_try_init(|| async {
-                let file_error = |source| FetchError::File { path: dest.to_path_buf(), source };
-                let temp = tempfile::NamedTempFile::new_in(dest.parent().unwrap_or(Path::new(".")))
-                    .map_err(file_error)?
-                    .into_temp_path();
+                let temp = temp_beside(dest)?;
                 self.download(pack, &temp).await?;
                 Ok(Arc::new(temp))
             })
@@ -322,6 +316,19 @@ async fn gzip(body: &Path) -> std::io::Result<bytes::Bytes> {
     .await
     .map_err(std::io::Error::other)??;
     Ok(bytes::Bytes::from(packed))
+}
+
+/// Seconds since the epoch: when an entry was written.
+fn now() -> u64 {
+    u64::try_from(crate::time::now_unix()).unwrap_or(0)
+}
+
+/// A temporary file in `dest`'s directory (removed when dropped).
+fn temp_beside(dest: &Path) -> Result<tempfile::TempPath, FetchError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let file =
+        tempfile::NamedTempFile::new_in(dir).map_err(|source| FetchError::File { path: dest.to_path_buf(), source })?;
+    Ok(file.into_temp_path())
 }
 
 /// Runs `write` on a blocking thread to make `dest`; returns the digest of what it wrote.

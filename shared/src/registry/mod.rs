@@ -28,6 +28,7 @@ mod testing;
 mod tls;
 mod token;
 mod transfer;
+pub(crate) use transfer::jitter;
 mod upload;
 
 pub use client::{Access, BlobBody, ClientOptions, RegistryClient};

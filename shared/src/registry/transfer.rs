@@ -296,7 +296,7 @@ pub(super) fn is_retryable(status: StatusCode) -> bool {
 }
 
 /// A short pause that differs between processes, so that racing uploads drift apart.
-pub(super) fn jitter() -> Duration {
+pub(crate) fn jitter() -> Duration {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     Duration::from_millis(u64::from((nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % 300))

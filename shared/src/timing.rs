@@ -34,6 +34,11 @@ pub fn init(env: &Environment) {
     let _ = CLOCK.set(Clock { enabled: enabled_in(env), start: Instant::now() });
 }
 
+/// Whether timings are on in this process.
+pub fn enabled() -> bool {
+    clock().enabled
+}
+
 /// A timed phase; reports when dropped.
 #[must_use = "a span reports when it is dropped"]
 pub struct Span {

@@ -117,9 +117,13 @@ fn plain_go_build_shares_the_cache_through_gocacheprog() {
     let first = a.go_build(src.path(), &repo, "app").run();
     first.assert_success();
     assert!(compiles(&first.stderr) > 10, "{first}");
-    let second = b.go_build(src.path(), &repo, "app").run();
+    // KUBECTL_KO_TIMINGS reaches the cache program through Go: it says where Go waited.
+    let second = b.go_build(src.path(), &repo, "app").env("KUBECTL_KO_TIMINGS", "1").run();
     second.assert_success();
     assert_eq!(compiles(&second.stderr), 0, "{second}");
+    let waits = second.stderr.lines().find(|l| l.starts_with("timing: Go build cache: ")).unwrap_or_default();
+    assert!(waits.contains(" misses in ") && waits.contains(" puts stored in "), "{second}");
+    assert!(!waits.starts_with("timing: Go build cache: 0 hits"), "machine B hits: {waits}");
     assert_eq!(sha256_of(&a.path("app")), sha256_of(&b.path("app")));
     let out = Command::new(b.path("app")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"host":"example.com"}"#);

@@ -29,9 +29,25 @@ pub async fn run(command: GocacheCommand) -> Result<(), Error> {
         None => None,
     };
     let cache = Arc::new(GoCache::new(settings, client));
-    let input = tokio::io::BufReader::new(tokio::io::stdin());
+    let input = tokio::io::BufReader::with_capacity(READ_BUFFER, tokio::io::stdin());
+    widen_input_pipe();
     serve(cache, input, tokio::io::stdout()).await?;
     Ok(())
+}
+
+/// Go writes every put's body (base64) on stdin under one lock, so while a large output
+/// crosses, Go's other cache requests wait: the pipe and the read buffer are made large enough
+/// for Go to write megabytes without waiting for this process to be scheduled.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Raises stdin's pipe buffer from the kernel's 64 KiB to [`READ_BUFFER`] (Linux allows
+/// 1 MiB to every user by default); anything else on stdin, or a refusal, leaves it as it is.
+fn widen_input_pipe() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsFd;
+        let _ = rustix::pipe::fcntl_setpipe_size(std::io::stdin().as_fd(), READ_BUFFER);
+    }
 }
 
 /// The `GOCACHEPROG` that `build`, `resolve` and `apply` give their own `go build`: this

@@ -2,8 +2,11 @@
 //! stored by their output ID (`o/<2 hex>/<64 hex>`, the sha256 of their bytes), action entries
 //! by action ID (`a/<2 hex>/<hex>`, one line: the output ID in hex and the size). Every file is
 //! written through a temporary file and a rename, so processes sharing the directory never see
-//! half a file. Reading an entry touches its output's mtime; [`Disk::evict`] removes the
-//! outputs used least recently once the tier is over its size bound.
+//! half a file. Files are not synced: Go waits for every put, and Go's own cache does not sync
+//! either; after a crash a file cut short has the wrong size or no parsable line, which
+//! [`Disk::get`] takes for a miss. Reading an entry touches its output's mtime;
+//! [`Disk::evict`] removes the outputs used least recently once the tier is over its size
+//! bound.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -73,13 +76,20 @@ impl Disk {
 
     /// Stores an output (unless it is here already) and the action's entry; returns the
     /// output's path.
+    #[cfg(test)]
     pub fn put(&self, action_id: &[u8], output_id: &[u8], body: &[u8]) -> io::Result<PathBuf> {
-        let entry = Entry { output_id: output_id.to_vec(), size: body.len() as u64 };
+        let path = self.store_output(output_id, body)?;
+        self.record(action_id, &Entry { output_id: output_id.to_vec(), size: body.len() as u64 })?;
+        Ok(path)
+    }
+
+    /// Stores an output unless it is here already; returns its path. Until [`Disk::record`]
+    /// names it, no action finds it.
+    pub fn store_output(&self, output_id: &[u8], body: &[u8]) -> io::Result<PathBuf> {
         let path = self.output_path(output_id);
-        if !self.has_output(&entry) {
+        if !self.has_output(&Entry { output_id: output_id.to_vec(), size: body.len() as u64 }) {
             self.write_atomic(&path, body)?;
         }
-        self.record(action_id, &entry)?;
         Ok(path)
     }
 
@@ -105,10 +115,15 @@ impl Disk {
         Ok(path)
     }
 
+    /// A temporary file beside `path`, renamed over it; not synced (see the module's doc).
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
         let parent = path.parent().expect("fanned-out paths have a parent");
         std::fs::create_dir_all(parent).map_err(with_path(parent))?;
-        crate::cache::write_atomic(path, bytes).map_err(with_path(path))
+        let mut temp = tempfile::NamedTempFile::new_in(parent).map_err(with_path(parent))?;
+        temp.write_all(bytes).map_err(with_path(temp.path()))?;
+        temp.persist(path).map_err(|e| with_path(path)(e.error))?;
+        Ok(())
     }
 
     /// Removes the outputs used least recently until the tier is under 80% of its bound (when

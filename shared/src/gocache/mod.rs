@@ -2,10 +2,11 @@
 //! (`disk.rs`, the files Go reads) in front of an optional registry tier (`remote.rs`) in the
 //! repository named by `KO_GOCACHE_REPO`, so CI runners share what they compiled. The wire
 //! format is `protocol.rs`; the request loop is `server.rs`. This file holds the settings and
-//! the cache policy: local first, then the registry; a `put` is stored locally, answered, its
-//! blob pushed in the background and its entry written with its shard when Go finishes
-//! (`shard.rs`). The registry tier is best-effort: the first failure that is not
-//! a miss turns it off for the process with one warning, and the build goes on locally.
+//! the cache policy: local first, then the registry; a `put`'s output is stored locally and
+//! answered, and only then its local entry written, its blob pushed in the background and its
+//! registry entry kept for its shard, written when Go finishes (`shard.rs`). The registry tier
+//! is best-effort: the first failure that is not a miss turns it off for the process with one
+//! warning, and the build goes on locally.
 
 mod disk;
 mod entry;
@@ -99,6 +100,15 @@ fn parse_size(value: &str) -> Option<u64> {
 
 fn slow(what: &str, limit: Duration) -> String {
     format!("{what} took longer than {}s", limit.as_secs())
+}
+
+/// An output stored where Go reads it, its entry not yet written.
+pub struct Put {
+    action_id: Vec<u8>,
+    output_id: Vec<u8>,
+    body: Vec<u8>,
+    /// Where Go reads the output.
+    pub path: PathBuf,
 }
 
 /// What goes up in the background.
@@ -257,24 +267,36 @@ impl GoCache {
         None
     }
 
-    /// Stores an output locally and returns its path; the registry gets it in the background.
-    pub async fn put(
-        self: &Arc<Self>,
-        action_id: Vec<u8>,
-        output_id: Vec<u8>,
-        body: Vec<u8>,
-    ) -> std::io::Result<PathBuf> {
-        let cache = self.clone();
-        let (action, output) = (action_id.clone(), output_id.clone());
-        let size = body.len() as u64;
-        let (path, digest, body) = tokio::task::spawn_blocking(move || {
-            let digest = Digest::of(&body);
-            cache.disk.put(&action, &output, &body).map(|path| (path, digest, body))
+    /// Stores an output where Go reads it. Go waits for this answer, so the rest of the put
+    /// ([`GoCache::finish_put`]: the action's entry, the registry) comes after it.
+    pub async fn put(&self, action_id: Vec<u8>, output_id: Vec<u8>, body: Vec<u8>) -> std::io::Result<Put> {
+        let disk = self.disk.clone();
+        tokio::task::spawn_blocking(move || {
+            let path = disk.store_output(&output_id, &body)?;
+            Ok(Put { action_id, output_id, body, path })
         })
         .await
-        .map_err(std::io::Error::other)??;
+        .map_err(std::io::Error::other)?
+    }
+
+    /// Records a stored output's action locally and hands it to the registry tier (inline in
+    /// its shard, in a pack or as a blob, pushed in the background).
+    pub async fn finish_put(self: &Arc<Self>, put: Put) {
+        let Put { action_id, output_id, body, path } = put;
+        let size = body.len() as u64;
+        let (disk, action) = (self.disk.clone(), action_id.clone());
+        let entry = Entry { output_id: output_id.clone(), size };
+        let (recorded, digest, body) = tokio::task::spawn_blocking(move || {
+            let digest = Digest::of(&body);
+            (disk.record(&action, &entry), digest, body)
+        })
+        .await
+        .expect("recording an entry does not panic");
+        if let Err(e) = recorded {
+            output::warn(format!("Go build cache: {e}"));
+        }
         // Go's output ID is the sha256 of the bytes; anything else is not shared.
-        let Some(remote) = self.remote().filter(|_| digest.hex() == hex::encode(&output_id)) else { return Ok(path) };
+        let Some(remote) = self.remote().filter(|_| digest.hex() == hex::encode(&output_id)) else { return };
         let corrupt = self.corrupt.lock().expect("the corrupt set is never poisoned").contains(&digest);
         if body.len() <= INLINE_MAX {
             let stored = Stored::Inline(bytes::Bytes::from(body));
@@ -287,9 +309,8 @@ impl GoCache {
             // A corrupt blob cannot be replaced under its digest: the entry names other bytes.
             let stored = if corrupt { Stored::Gzip { blob: digest.clone(), size } } else { Stored::Blob };
             let entry = RemoteEntry { output: digest, size, stored };
-            self.spawn_upload(Upload::Output { action_id, entry, path: path.clone() });
+            self.spawn_upload(Upload::Output { action_id, entry, path });
         }
-        Ok(path)
     }
 
     /// Runs an upload in the background, bounded, once the registry answered.
@@ -409,7 +430,9 @@ mod tests {
         assert_eq!(cache.get(&[1; 32]).await, None);
         let body = b"compiled".to_vec();
         let output_id = hex::decode(Digest::of(&body).hex()).unwrap();
-        let path = cache.put(vec![1; 32], output_id.clone(), body).await.unwrap();
+        let put = cache.put(vec![1; 32], output_id.clone(), body).await.unwrap();
+        let path = put.path.clone();
+        cache.finish_put(put).await;
         cache.finish_uploads(Duration::from_secs(5)).await;
         let (entry, got) = cache.get(&[1; 32]).await.unwrap();
         assert_eq!((entry.output_id, got), (output_id, path));

@@ -21,6 +21,9 @@ pub struct Request {
     pub action_id: Vec<u8>,
     pub output_id: Vec<u8>,
     pub body: Vec<u8>,
+    /// How long the body took to arrive. Go holds its one write lock meanwhile, so its other
+    /// requests wait too.
+    pub body_read: std::time::Duration,
 }
 
 /// The JSON object of a request as Go encodes it.
@@ -98,19 +101,40 @@ pub async fn read_request<R: AsyncBufRead + Unpin>(input: &mut R) -> Result<Opti
         command: head.command,
         action_id: head.action_id,
         output_id: head.output_id,
-        body: Vec::new(),
+        ..Default::default()
     };
     if head.body_size > 0 {
+        let started = std::time::Instant::now();
         request.body = read_body(input, head.id, head.body_size).await?;
+        request.body_read = started.elapsed();
     }
     Ok(Some(request))
 }
 
 async fn read_body<R: AsyncBufRead + Unpin>(input: &mut R, id: i64, size: i64) -> Result<Vec<u8>, ProtocolError> {
     let body_error = |detail: String| ProtocolError::Body { id, detail };
-    let line = next_line(input).await?.ok_or_else(|| body_error("missing (the input ended)".into()))?;
-    let encoded: String = serde_json::from_str(&line).map_err(|e| body_error(format!("not a JSON string: {e}")))?;
-    let body = STANDARD.decode(encoded.as_bytes()).map_err(|e| body_error(format!("not base64: {e}")))?;
+    // Bodies run to megabytes: the line stays bytes, and Go's plain base64 string (no escapes)
+    // is decoded where it lies; anything else goes through a JSON parser.
+    let mut line = Vec::with_capacity(usize::try_from(size).unwrap_or(0) / 3 * 4 + 8);
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line).await? == 0 {
+            return Err(body_error("missing (the input ended)".into()));
+        }
+        if !line.trim_ascii().is_empty() {
+            break;
+        }
+    }
+    let text = line.trim_ascii();
+    let body = match text.strip_prefix(b"\"").and_then(|t| t.strip_suffix(b"\"")) {
+        Some(inner) if !inner.contains(&b'\\') => STANDARD.decode(inner),
+        _ => {
+            let encoded: String =
+                serde_json::from_slice(text).map_err(|e| body_error(format!("not a JSON string: {e}")))?;
+            STANDARD.decode(encoded.as_bytes())
+        }
+    }
+    .map_err(|e| body_error(format!("not base64: {e}")))?;
     if body.len() as i64 != size {
         return Err(body_error(format!("{} bytes, not the {size} its BodySize says", body.len())));
     }
@@ -187,6 +211,15 @@ mod tests {
         assert_eq!(requests[1].body, b"hello");
         assert!(requests[2].body.is_empty(), "an empty put has no body line");
         assert_eq!(requests[3], Request { id: 4, command: "close".into(), ..Default::default() });
+    }
+
+    #[tokio::test]
+    async fn a_body_with_json_escapes_is_still_read() {
+        // Go writes plain base64, but any JSON string that decodes to it is the same body.
+        let input = "{\"ID\":1,\"Command\":\"put\",\"BodySize\":5}\n\n  \"aGVsbG8\\u003d\"  \n";
+        assert_eq!(read_all(input).await.unwrap()[0].body, b"hello");
+        let bare = "{\"ID\":2,\"Command\":\"put\",\"BodySize\":5}\naGVsbG8=\n";
+        assert!(read_all(bare).await.unwrap_err().to_string().contains("not a JSON string"));
     }
 
     #[tokio::test]

@@ -1,11 +1,13 @@
 //! The request loop of `kubectl ko gocache`: the capabilities first, then each request read
 //! from Go and answered in its own task (Go matches answers by ID, so they may come in any
-//! order); one writer task owns the output. `close`, or the end of the input, waits for the
-//! requests in flight and the uploads still running (bounded), trims the local tier, and
-//! answers last.
+//! order); one writer task owns the output. A put is answered as soon as its output is stored,
+//! since Go waits for it; the rest of the put follows. `close`, or the end of the input, waits
+//! for the requests in flight and the uploads still running (bounded), trims the local tier,
+//! and answers last. With `KUBECTL_KO_TIMINGS=1` it also says how long Go waited on the cache.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -13,6 +15,7 @@ use tokio::task::JoinSet;
 
 use super::protocol::{Request, Response, read_request};
 use super::{GoCache, GoCacheError};
+use crate::{output, timing};
 
 /// How long `close` waits for uploads still running.
 const UPLOAD_GRACE: Duration = Duration::from_secs(60);
@@ -29,6 +32,7 @@ where
     // Reach the registry while Go starts, so its first lookup finds the connection made.
     let warming = cache.clone();
     tokio::spawn(async move { warming.warm_up().await });
+    let waits = Arc::new(Waits::default());
     let mut in_flight = JoinSet::new();
     let mut closing = None;
     let read = loop {
@@ -41,15 +45,19 @@ where
             closing = Some(request.id);
             break Ok(());
         }
-        let (cache, answers) = (cache.clone(), answers.clone());
-        in_flight.spawn(async move {
-            let _ = answers.send(answer(&cache, request).await);
-        });
+        if !request.body.is_empty() {
+            waits.body.add(request.body_read);
+        }
+        let (cache, answers, waits) = (cache.clone(), answers.clone(), waits.clone());
+        in_flight.spawn(async move { answer(&cache, request, &answers, &waits).await });
     };
     while in_flight.join_next().await.is_some() {}
     cache.finish_uploads(UPLOAD_GRACE).await;
     let evicting = cache.clone();
     let _ = tokio::task::spawn_blocking(move || evicting.evict()).await;
+    if timing::enabled() {
+        output::step(format!("timing: Go build cache: {}", waits.summary()));
+    }
     if let Some(id) = closing {
         let _ = answers.send(Response { id, ..Default::default() });
     }
@@ -70,25 +78,79 @@ async fn write_answers<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// The response to one `get` or `put` (or an error for a command this program never declared).
-async fn answer(cache: &Arc<GoCache>, request: Request) -> Response {
-    let id = request.id;
-    match request.command.as_str() {
+/// Answers one `get` or `put` (or an error for a command this program never declared). A put
+/// is answered once its output is stored, and then finished.
+async fn answer(cache: &Arc<GoCache>, request: Request, answers: &mpsc::UnboundedSender<Response>, waits: &Waits) {
+    let (id, started) = (request.id, Instant::now());
+    let response = match request.command.as_str() {
         "get" => match cache.get(&request.action_id).await {
-            Some((entry, path)) => Response {
-                id,
-                output_id: entry.output_id,
-                size: entry.size,
-                disk_path: path.display().to_string(),
-                ..Default::default()
-            },
-            None => Response { id, miss: true, ..Default::default() },
+            Some((entry, path)) => {
+                waits.hits.add(started.elapsed());
+                Response {
+                    id,
+                    output_id: entry.output_id,
+                    size: entry.size,
+                    disk_path: path.display().to_string(),
+                    ..Default::default()
+                }
+            }
+            None => {
+                waits.misses.add(started.elapsed());
+                Response { id, miss: true, ..Default::default() }
+            }
         },
         "put" => match cache.put(request.action_id, request.output_id, request.body).await {
-            Ok(path) => Response { id, disk_path: path.display().to_string(), ..Default::default() },
+            Ok(put) => {
+                let _ = answers.send(Response { id, disk_path: put.path.display().to_string(), ..Default::default() });
+                waits.puts.add(started.elapsed());
+                return cache.finish_put(put).await;
+            }
             Err(e) => Response { id, err: format!("storing a Go build output: {e}"), ..Default::default() },
         },
         other => Response { id, err: format!("unknown GOCACHEPROG command {other:?}"), ..Default::default() },
+    };
+    let _ = answers.send(response);
+}
+
+/// How many requests of a kind came and how long Go waited for their answers in all.
+#[derive(Default)]
+struct Tally {
+    count: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl Tally {
+    fn add(&self, waited: Duration) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.micros.fetch_add(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn show(&self, what: &str) -> String {
+        let ms = self.micros.load(Ordering::Relaxed) as f64 / 1000.0;
+        format!("{} {what} {ms:.1} ms", self.count.load(Ordering::Relaxed))
+    }
+}
+
+/// Where Go waited on this program, for `KUBECTL_KO_TIMINGS`: the answers to gets (hits and
+/// misses) and puts, counted from the moment the request was read, and the put bodies'
+/// transfer, during which Go's other requests queue behind its write lock.
+#[derive(Default)]
+struct Waits {
+    hits: Tally,
+    misses: Tally,
+    puts: Tally,
+    body: Tally,
+}
+
+impl Waits {
+    fn summary(&self) -> String {
+        format!(
+            "{}, {}, {}, {} (Go's time waiting, summed over requests)",
+            self.hits.show("hits answered in"),
+            self.misses.show("misses in"),
+            self.puts.show("puts stored in"),
+            self.body.show("put bodies read in"),
+        )
     }
 }
 

@@ -1,8 +1,8 @@
 //! Go's build cache shared through a registry (`kubectl ko gocache`, `KO_GOCACHE_REPO`): a
 //! second "machine" (its own `GOCACHE`, `KOCACHE` and `HOME`) compiles nothing the first one
 //! compiled; a registry that stops mid-build costs one warning, not the build; a corrupt blob
-//! or pack is detected, rebuilt locally and its entries healed; concurrent builds share one cache. Compilations are
-//! counted in `go build -x` output (through a `KO_GO_PATH` wrapper for `kubectl ko build`).
+//! or pack is detected, rebuilt locally and its entries healed; concurrent builds share one
+//! cache; `kubectl ko build` passes the cache's warnings on. Compilations are counted in `go build -x` output (through a `KO_GO_PATH` wrapper for `kubectl ko build`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -181,6 +181,25 @@ fn a_registry_stopped_mid_build_costs_one_warning_not_the_build() {
     assert!(out.status.success(), "the build succeeds without its registry: {stderr}");
     assert_eq!(cache_warnings(&stderr), 1, "one warning: {stderr}");
     assert!(machine.path("app").is_file());
+}
+
+/// `kubectl ko build` keeps Go's output to itself when Go succeeds, but not the cache
+/// program's warning: a cache registry that is down is said once, and the image is built.
+#[test]
+fn kubectl_ko_build_passes_the_cache_warning_on() {
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let machine = Machine::new();
+    // Nothing listens on port 1.
+    let run = machine
+        .setup(ko(&["build", "--sbom=none", "."]), "127.0.0.1:1/gocache")
+        .cwd(src.path())
+        .env("KO_DOCKER_REPO", unique_repo("gocache-warned"))
+        .run();
+    run.assert_success();
+    assert_eq!(cache_warnings(&run.stderr), 1, "{run}");
+    assert!(run.stderr.contains("127.0.0.1:1/gocache is off for this build"), "{run}");
+    assert_eq!(run.stdout_lines().len(), 1, "{run}");
 }
 
 /// True when `url` answers 200 with a tag list that has a shard's tag.

@@ -157,6 +157,11 @@ impl GoTool {
             let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
             return Ok(Err((output.status.to_string(), text)));
         }
+        // The cache program's warnings and timings, which a build that succeeds would drop.
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter(|l| crate::gocache::is_message(l))
+            .for_each(crate::output::step);
         // Every entry, and whether Go wrote it (not one of our untouched links).
         let entries: Vec<(String, bool)> = std::fs::read_dir(dir.path())
             .map_err(|e| io(dir.path(), e))?

@@ -38,6 +38,14 @@ use remote::{FetchError, Pack, Remote};
 
 /// The repository of the registry tier; unset, the cache is local only.
 pub const REPO_ENV: &str = "KO_GOCACHE_REPO";
+/// Every line this program writes for the user names it so: `build`, `resolve` and `apply`
+/// capture Go's stderr and pass these lines on ([`is_message`]).
+const NAME: &str = "Go build cache";
+
+/// Whether a line of Go's stderr is one of this program's warnings or timings.
+pub fn is_message(line: &str) -> bool {
+    line.contains(NAME) && ["warning: ", "timing: ", "Go build cache: "].iter().any(|p| line.starts_with(p))
+}
 /// The local tier's size bound (bytes, or with a K, M, G or T suffix).
 pub const MAX_SIZE_ENV: &str = "KO_GOCACHE_MAX_SIZE";
 const DEFAULT_MAX_BYTES: u64 = 10 << 30;
@@ -436,6 +444,16 @@ mod tests {
         cache.finish_uploads(Duration::from_secs(5)).await;
         let (entry, got) = cache.get(&[1; 32]).await.unwrap();
         assert_eq!((entry.output_id, got), (output_id, path));
+    }
+
+    #[test]
+    fn the_programs_own_lines_are_told_from_gos() {
+        assert!(is_message("warning: the shared Go build cache in r/c is off for this build: down"));
+        assert!(is_message("warning: Go build cache: /c/tmp: No space left on device"));
+        assert!(is_message("timing: Go build cache: 3 hits answered in 0.1 ms"));
+        assert!(is_message("Go build cache: freed 10 bytes in /c"));
+        assert!(!is_message("go: downloading golang.org/x/net v0.38.0"));
+        assert!(!is_message("# example.com/app: the Go build cache is a directory"));
     }
 
     #[test]

@@ -83,8 +83,8 @@ fn apply_watch_applies_only_what_changed_and_stops_cleanly_on_sigint() {
     write(&dir.join("cmd/alpha/main.go"), "package main\n\nfunc main() { undefined() }\n");
     let line = watch.summary(5);
     assert!(line.contains("failed") && line.contains("still watching"), "{line}");
-    let errors = watch.stderr.lock().unwrap().join("\n");
-    assert!(errors.contains("error: ") && errors.contains("undefined"), "{errors}");
+    watch.line("the build's error line", |l| l.starts_with("error: "));
+    assert!(watch.output().contains("undefined"), "{}", watch.output());
     only_changed(&before, &deployments(&namespace), &[], false);
     write(&dir.join("cmd/alpha/main.go"), &source("alpha", "fixed"));
     let line = watch.summary(6);

@@ -106,17 +106,31 @@ impl Watching {
     /// Waits for the `n`th summary line (counting from 1) and returns it.
     #[track_caller]
     fn summary(&mut self, n: usize) -> String {
+        self.wait_for(&format!("a summary line for cycle {n}"), |lines| {
+            lines.iter().filter(|l| l.starts_with("watch: ")).nth(n - 1).cloned()
+        })
+    }
+
+    /// Waits for a stderr line that `matches` (the error of a failed cycle comes after its
+    /// summary line) and returns it.
+    #[track_caller]
+    fn line(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        self.wait_for(what, |lines| lines.iter().find(|l| matches(l)).cloned())
+    }
+
+    #[track_caller]
+    fn wait_for(&mut self, what: &str, find: impl Fn(&[String]) -> Option<String>) -> String {
         let deadline = Instant::now() + CYCLE_BOUND;
         loop {
-            if let Some(line) = self.summaries().get(n - 1) {
-                return line.clone();
+            if let Some(line) = find(&self.stderr.lock().unwrap()) {
+                return line;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the watch exited ({status}) before cycle {n}:\n{}", self.output());
+                panic!("the watch exited ({status}) before {what}:\n{}", self.output());
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("no summary line for cycle {n} within {CYCLE_BOUND:?}:\n{}", self.output());
+                panic!("no {what} within {CYCLE_BOUND:?}:\n{}", self.output());
             }
             thread::sleep(Duration::from_millis(20));
         }

@@ -115,26 +115,21 @@ impl Disk {
         Ok(tempfile::NamedTempFile::new_in(&dir).map_err(with_path(&dir))?.into_temp_path())
     }
 
-    /// Moves a downloaded (and verified) output into place.
-    pub fn adopt(&self, temp: tempfile::TempPath, output_id: &[u8]) -> io::Result<PathBuf> {
-        let path = self.output_path(output_id);
+    /// Moves a downloaded output, verified to be `entry`'s (its size included), into place.
+    pub fn adopt(&self, temp: tempfile::TempPath, entry: &Entry) -> io::Result<PathBuf> {
+        let path = self.output_path(&entry.output_id);
         let parent = path.parent().expect("fanned-out paths have a parent");
         std::fs::create_dir_all(parent).map_err(with_path(parent))?;
         temp.persist(&path).map_err(|e| with_path(&path)(e.error))?;
-        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-        self.added.fetch_add(size, Ordering::Relaxed);
+        self.added.fetch_add(entry.size, Ordering::Relaxed);
         Ok(path)
     }
 
-    /// A temporary file beside `path`, renamed over it; not synced (see the module's doc).
+    /// Not synced: see the module's doc.
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        use std::io::Write;
         let parent = path.parent().expect("fanned-out paths have a parent");
         std::fs::create_dir_all(parent).map_err(with_path(parent))?;
-        let mut temp = tempfile::NamedTempFile::new_in(parent).map_err(with_path(parent))?;
-        temp.write_all(bytes).map_err(with_path(temp.path()))?;
-        temp.persist(path).map_err(|e| with_path(path)(e.error))?;
-        Ok(())
+        crate::cache::write_atomic_unsynced(path, bytes).map_err(with_path(path))
     }
 
     /// Removes the outputs used least recently until the tier is under 80% of its bound (when

@@ -41,11 +41,6 @@ pub const REPO_ENV: &str = "KO_GOCACHE_REPO";
 /// Every line this program writes for the user names it so: `build`, `resolve` and `apply`
 /// capture Go's stderr and pass these lines on ([`is_message`]).
 const NAME: &str = "Go build cache";
-
-/// Whether a line of Go's stderr is one of this program's warnings or timings.
-pub fn is_message(line: &str) -> bool {
-    line.contains(NAME) && ["warning: ", "timing: ", "Go build cache: "].iter().any(|p| line.starts_with(p))
-}
 /// The local tier's size bound (bytes, or with a K, M, G or T suffix).
 pub const MAX_SIZE_ENV: &str = "KO_GOCACHE_MAX_SIZE";
 const DEFAULT_MAX_BYTES: u64 = 10 << 30;
@@ -104,6 +99,11 @@ fn parse_size(value: &str) -> Option<u64> {
         _ => (trimmed, 0),
     };
     digits.trim().parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// Whether a line of Go's stderr is one of this program's warnings, timings or details.
+pub fn is_message(line: &str) -> bool {
+    line.contains(NAME) && ["warning: ", "timing: ", "Go build cache: "].iter().any(|p| line.starts_with(p))
 }
 
 fn slow(what: &str, limit: Duration) -> String {
@@ -241,7 +241,7 @@ impl GoCache {
             if size != entry.size {
                 return None;
             }
-            self.disk.adopt(temp, &entry.output_id).ok()?;
+            self.disk.adopt(temp, &entry).ok()?;
         }
         self.disk.record(action_id, &entry).ok()?;
         Some((entry.clone(), self.disk.output_path(&entry.output_id)))

@@ -116,14 +116,8 @@ async fn read_body<R: AsyncBufRead + Unpin>(input: &mut R, id: i64, size: i64) -
     // Bodies run to megabytes: the line stays bytes, and Go's plain base64 string (no escapes)
     // is decoded where it lies; anything else goes through a JSON parser.
     let mut line = Vec::with_capacity(usize::try_from(size).unwrap_or(0) / 3 * 4 + 8);
-    loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line).await? == 0 {
-            return Err(body_error("missing (the input ended)".into()));
-        }
-        if !line.trim_ascii().is_empty() {
-            break;
-        }
+    if !next_nonblank(input, &mut line).await? {
+        return Err(body_error("missing (the input ended)".into()));
     }
     let text = line.trim_ascii();
     let body = match text.strip_prefix(b"\"").and_then(|t| t.strip_suffix(b"\"")) {
@@ -141,16 +135,26 @@ async fn read_body<R: AsyncBufRead + Unpin>(input: &mut R, id: i64, size: i64) -
     Ok(body)
 }
 
-/// The next line that is not blank, without its line end.
+/// The next line that is not blank, trimmed.
 async fn next_line<R: AsyncBufRead + Unpin>(input: &mut R) -> Result<Option<String>, std::io::Error> {
+    let mut line = Vec::new();
+    if !next_nonblank(input, &mut line).await? {
+        return Ok(None);
+    }
+    String::from_utf8(line.trim_ascii().to_vec())
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Reads the next line that is not blank into `line`; false at the end of the input.
+async fn next_nonblank<R: AsyncBufRead + Unpin>(input: &mut R, line: &mut Vec<u8>) -> std::io::Result<bool> {
     loop {
-        let mut line = String::new();
-        if input.read_line(&mut line).await? == 0 {
-            return Ok(None);
+        line.clear();
+        if input.read_until(b'\n', line).await? == 0 {
+            return Ok(false);
         }
-        let trimmed = line.trim();
-        if !trimmed.is_empty() {
-            return Ok(Some(trimmed.to_string()));
+        if !line.trim_ascii().is_empty() {
+            return Ok(true);
         }
     }
 }

@@ -185,8 +185,9 @@ fn flags_after_a_double_dash_hand_each_cycle_to_kubectl() {
     assert!(line.contains("applied: deployment.apps/gamma;"), "{}", watch.output());
     only_changed(&before, &deployments(&namespace), &[2], true);
     // kubectl did the applying: its output, and the field manager it was given.
-    let out = watch.stdout.lock().unwrap().join("\n");
-    assert!(out.contains("deployment.apps/gamma configured"), "{}", watch.output());
+    watch.wait_out("kubectl's output", |lines| {
+        lines.iter().find(|l| l.contains("deployment.apps/gamma configured")).cloned()
+    });
     let managers = kubectl(&[
         "get",
         "deployment",

@@ -2,31 +2,18 @@
 //! daemon, where it runs with the new code; `kind.local` imports it into the nodes' containerd.
 
 use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use super::*;
 
-/// The last `image:` value of the printed streams that names `app`.
-fn last_image(watch: &Watching, app: &str) -> Option<String> {
-    let out = watch.stdout.lock().unwrap();
-    out.iter()
-        .rev()
-        .filter_map(|l| l.trim().strip_prefix("image: "))
-        .find(|image| image.contains(&format!("/{app}")))
-        .map(str::to_string)
-}
-
-/// Waits for a printed `image:` of `app` other than `before`.
-fn next_image(watch: &Watching, app: &str, before: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match last_image(watch, app) {
-            Some(image) if image != before => return image,
-            _ => assert!(Instant::now() < deadline, "no new {app} image printed:\n{}", watch.output()),
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+/// Waits for a printed `image:` of `app` other than `before` (the last one printed) and returns
+/// it.
+#[track_caller]
+fn next_image(watch: &mut Watching, app: &str, before: &str) -> String {
+    let image_of =
+        |line: &str| line.trim().strip_prefix("image: ").filter(|i| i.contains(&format!("/{app}"))).map(str::to_string);
+    watch.wait_out(&format!("a new image of {app}"), |lines| {
+        lines.iter().rev().find_map(|l| image_of(l)).filter(|image| image != before)
+    })
 }
 
 /// Starts `cmd` (a `resolve --watch` of the three apps in `dir`), checks the first cycle,
@@ -36,13 +23,13 @@ fn rebuild_one(cmd: KoCmd, dir: &Path, app: &str, greeting: &str, prefix: &str) 
     let mut watch = Watching::start(&cmd);
     let first = watch.summary(1);
     assert!(first.contains("images rebuilt: 3 of 3"), "{}", watch.output());
-    let before = last_image(&watch, app).unwrap_or_else(|| panic!("{app}'s image in the first stream"));
+    let before = next_image(&mut watch, app, "");
     assert!(before.starts_with(prefix), "{before}");
 
     write(&dir.join(format!("cmd/{app}/main.go")), &source(app, greeting));
     let line = watch.summary(2);
     assert!(line.contains(&format!("images rebuilt: 1 of 3 (example.com/watched/cmd/{app})")), "{line}");
-    let after = next_image(&watch, app, &before);
+    let after = next_image(&mut watch, app, &before);
     (watch, before, after)
 }
 

@@ -118,11 +118,30 @@ impl Watching {
         self.wait_for(what, |lines| lines.iter().find(|l| matches(l)).cloned())
     }
 
+    /// Waits until `find` finds something in stdout's lines and returns it. A summary line on
+    /// stderr can be read before the stdout printed ahead of it: each pipe has its own reader.
+    #[track_caller]
+    fn wait_out(&mut self, what: &str, find: impl Fn(&[String]) -> Option<String>) -> String {
+        let stdout = self.stdout.clone();
+        self.wait_on(&stdout, what, find)
+    }
+
     #[track_caller]
     fn wait_for(&mut self, what: &str, find: impl Fn(&[String]) -> Option<String>) -> String {
+        let stderr = self.stderr.clone();
+        self.wait_on(&stderr, what, find)
+    }
+
+    #[track_caller]
+    fn wait_on(
+        &mut self,
+        lines: &Mutex<Vec<String>>,
+        what: &str,
+        find: impl Fn(&[String]) -> Option<String>,
+    ) -> String {
         let deadline = Instant::now() + CYCLE_BOUND;
         loop {
-            if let Some(line) = find(&self.stderr.lock().unwrap()) {
+            if let Some(line) = find(&lines.lock().unwrap()) {
                 return line;
             }
             if let Ok(Some(status)) = self.child.try_wait() {

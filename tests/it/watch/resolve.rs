@@ -2,9 +2,6 @@
 //! polling watcher; a `.ko.yaml` named by `KO_CONFIG_PATH` outside the working directory is
 //! watched too.
 
-use std::thread;
-use std::time::{Duration, Instant};
-
 use super::*;
 
 #[test]
@@ -29,11 +26,7 @@ fn resolve_watch_prints_the_stream_again_after_each_change() {
     let line = watch.summary(2);
     assert!(line.contains("images rebuilt: 0 of 3"), "{line}");
     // The first stream, the separator, then the second with the new field.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !watch.stdout.lock().unwrap().iter().any(|l| l.contains("replicas: 3")) {
-        assert!(Instant::now() < deadline, "{}", watch.output());
-        thread::sleep(Duration::from_millis(20));
-    }
+    watch.wait_out("the second stream", |lines| lines.iter().find(|l| l.contains("replicas: 3")).cloned());
     let out = watch.stdout.lock().unwrap().clone();
     let separators = out.iter().filter(|l| l.as_str() == "---").count();
     assert_eq!(separators, 2 * 3 + 1, "{out:?}");

@@ -261,13 +261,24 @@ spawn() { # DIR NAME ARGS...
 	done
 }
 
+# Stop `up` because NAME (spawned by this shell) is gone, with its exit status.
+gone() { # DIR NAME
+	local pid rc=0
+	pid=$(cat "$1/$2.pid")
+	if kill -0 "$pid" 2>/dev/null; then
+		die "$2 (pid $pid) is not running as $2: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")"
+	fi
+	wait "$pid" 2>/dev/null || rc=$?
+	die "$2 exited during start-up (pid $pid, exit status $rc)"
+}
+
 # Print the last lines of both logs to stderr.
 show_logs() { # DIR
 	local f
 	for f in "$1/etcd.log" "$1/kube-apiserver.log"; do
-		[[ -s "$f" ]] || continue
+		[[ -f "$f" ]] || continue
 		echo "--- last lines of $f:" >&2
-		tail -n 30 "$f" >&2
+		if [[ -s "$f" ]]; then tail -n 30 "$f" >&2; else echo "(empty)" >&2; fi
 	done
 }
 
@@ -385,7 +396,7 @@ up() {
 
 	local deadline=$((SECONDS + TIMEOUT))
 	until [[ "$(curl -sS --max-time 2 "http://127.0.0.1:$etcd_port/health" 2>/dev/null)" == *'"health":"true"'* ]]; do
-		pid_is "$(cat "$dir/etcd.pid")" etcd || die "etcd exited during start-up"
+		pid_is "$(cat "$dir/etcd.pid")" etcd || gone "$dir" etcd
 		((SECONDS < deadline)) || die "etcd did not become healthy within $TIMEOUT s"
 		sleep 0.2
 	done
@@ -416,8 +427,8 @@ up() {
 	local server=https://127.0.0.1:$port out
 	until out=$(curl -sS --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
 		"$server/readyz" 2>/dev/null) && [[ "$out" == ok ]]; do
-		pid_is "$(cat "$dir/kube-apiserver.pid")" kube-apiserver || die "kube-apiserver exited during start-up"
-		pid_is "$(cat "$dir/etcd.pid")" etcd || die "etcd exited during start-up"
+		pid_is "$(cat "$dir/kube-apiserver.pid")" kube-apiserver || gone "$dir" kube-apiserver
+		pid_is "$(cat "$dir/etcd.pid")" etcd || gone "$dir" etcd
 		if ((SECONDS >= deadline)); then
 			curl -sS --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
 				"$server/readyz?verbose" 2>&1 | grep -v '^\[+\]' >&2 || true

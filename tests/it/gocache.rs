@@ -254,22 +254,7 @@ fn a_corrupt_pack_costs_one_warning_and_its_outputs_are_rebuilt_and_healed() {
     first.assert_success();
 
     // The largest pack the shards name, corrupted in the registry's storage.
-    let mut packs: Vec<(u64, String)> = Vec::new();
-    for digit in "0123456789abcdef".chars() {
-        let url = format!("http://{}/v2/gocache/manifests/shard-v2-{digit}", own.host);
-        let out = Command::new("curl")
-            .args(["-fsS", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", &url])
-            .output()
-            .unwrap();
-        let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { continue };
-        for layer in manifest["layers"].as_array().into_iter().flatten() {
-            if layer["mediaType"] == "application/vnd.kubectl-ko.gocache.pack.v1" {
-                packs.push((layer["size"].as_u64().unwrap(), layer["digest"].as_str().unwrap().to_string()));
-            }
-        }
-    }
-    packs.sort();
-    let (_, pack) = packs.last().cloned().expect("A's build made packs");
+    let pack = largest_pack(&own.host);
     let hex = pack.trim_start_matches("sha256:");
     let data = state.path().join("data/docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data");
     corrupt_middle(&data);
@@ -285,6 +270,76 @@ fn a_corrupt_pack_costs_one_warning_and_its_outputs_are_rebuilt_and_healed() {
     third.assert_success();
     assert_eq!(compiles(&third.stderr), 0, "the entries are healed: {third}");
     assert_eq!(cache_warnings(&third.stderr), 0, "{third}");
+}
+
+/// The blobs the shards of `host`'s repository `gocache` name: shard, media type, size, digest.
+fn shard_layers(host: &str) -> Vec<(char, String, u64, String)> {
+    let mut layers = Vec::new();
+    for digit in "0123456789abcdef".chars() {
+        let url = format!("http://{host}/v2/gocache/manifests/shard-v2-{digit}");
+        let out = Command::new("curl")
+            .args(["-fsS", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", &url])
+            .output()
+            .unwrap();
+        let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { continue };
+        for layer in manifest["layers"].as_array().into_iter().flatten() {
+            let field = |name: &str| layer[name].as_str().unwrap().to_string();
+            layers.push((digit, field("mediaType"), layer["size"].as_u64().unwrap(), field("digest")));
+        }
+    }
+    layers
+}
+
+/// The digest of the largest pack the shards of `host`'s repository `gocache` name.
+fn largest_pack(host: &str) -> String {
+    let mut packs: Vec<(u64, String)> = shard_layers(host)
+        .into_iter()
+        .filter(|(_, media_type, ..)| media_type == "application/vnd.kubectl-ko.gocache.pack.v1")
+        .map(|(_, _, size, digest)| (size, digest))
+        .collect();
+    packs.sort();
+    packs.pop().expect("the first build made packs").1
+}
+
+/// A blob deleted from the repository (a cleanup script, a retention rule) while shards still
+/// name it: a miss for a machine that needs it, and the next machine that writes a shard drops
+/// the entries naming it instead of being refused (`MANIFEST_BLOB_UNKNOWN`) on every write.
+#[test]
+fn a_deleted_blob_is_a_miss_and_the_next_shard_write_drops_its_entries() {
+    let state = tempfile::tempdir().unwrap();
+    let own = LocalRegistry::start(state.path(), &[]);
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let repo = format!("{}/gocache", own.host);
+    let (a, b, c) = (Machine::new(), Machine::new(), Machine::new());
+    a.go_build(src.path(), &repo, "app").run().assert_success();
+    let pack = largest_pack(&own.host);
+    let naming = || shard_layers(&own.host).iter().filter(|(.., digest)| *digest == pack).count();
+    let before = naming();
+    let url = format!("http://{}/v2/gocache/blobs/{pack}", own.host);
+    let deleted = Command::new("curl").args(["-fsS", "-X", "DELETE", &url]).output().unwrap();
+    assert!(deleted.status.success(), "DELETE {url}: {}", String::from_utf8_lossy(&deleted.stderr));
+
+    // B builds another program, which needs some of what the pack held but not all of it, so
+    // the shards it writes still name the pack.
+    let other = tempfile::tempdir().unwrap();
+    fs::write(other.path().join("go.mod"), "module example.com/small\n\ngo 1.24\n").unwrap();
+    fs::write(other.path().join("main.go"), "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(1) }\n")
+        .unwrap();
+    let second = b.go_build(other.path(), &repo, "small").run();
+    second.assert_success();
+    assert_eq!(cache_warnings(&second.stderr), 0, "the shards were written: {second}");
+    let after_b = naming();
+    assert!(after_b < before, "the shards B wrote no longer name {pack} ({before} did, {after_b} do)");
+
+    // C builds A's program: the deleted pack's outputs that B did not put again are compiled,
+    // and the shards holding their entries, written again, no longer name the pack.
+    let third = c.go_build(src.path(), &repo, "app").run();
+    third.assert_success();
+    assert_eq!(cache_warnings(&third.stderr), 0, "{third}");
+    assert!(compiles(&third.stderr) >= 1, "what only the pack held is compiled: {third}");
+    assert_eq!(sha256_of(&a.path("app")), sha256_of(&c.path("app")), "the same binary");
+    assert_eq!(naming(), 0, "no shard names {pack}");
 }
 
 /// Overwrites 16 bytes in the middle of a file: the same size, other bytes.

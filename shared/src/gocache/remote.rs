@@ -21,12 +21,13 @@
 //! The tier is best-effort: any failure other than a miss or one corrupt entry turns it off
 //! for the rest of the process with one warning (see `mod.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::sync::OnceCell;
 
 use super::entry::{PACK_TARGET, Record, RemoteEntry, Stored};
@@ -176,18 +177,29 @@ impl Remote {
     }
 
     /// Merges `ours` into a shard: read, merged, put and read back, again while another
-    /// runner's write replaced it without our entries.
+    /// runner's write replaced it without our entries. When the registry refuses the shard
+    /// because a blob it names is gone (deleted by hand or by a retention rule), the entries
+    /// that name missing blobs are dropped and the shard is put again.
     async fn write_shard(&self, index: usize, ours: &Shard) -> Result<(), RegistryError> {
         let now = now();
+        let (mut ours, mut pruned) = (ours.clone(), false);
         let (_, mut current) = self.read_shard(index).await?;
         for attempt in 0..WRITE_ATTEMPTS {
-            if current.covers(ours) {
+            if current.covers(&ours) {
                 return Ok(());
             }
-            current.merge(ours);
+            current.merge(&ours);
             current.trim(now);
-            let manifest = current.to_manifest();
-            self.client.put_manifest(&self.repo, &shard::tag(index), MANIFEST_MEDIA_TYPE, &manifest).await?;
+            let manifest = match self.put_shard(index, &current).await {
+                Err(e) if !pruned && names_unknown_blob(&e) => {
+                    pruned = true;
+                    let gone = self.missing_blobs(&current.blobs()).await?;
+                    current.drop_blobs(&gone);
+                    ours.drop_blobs(&gone);
+                    self.put_shard(index, &current).await?
+                }
+                put => put?,
+            };
             let (bytes, now_held) = self.read_shard(index).await?;
             if bytes.as_deref() == Some(&manifest[..]) {
                 return Ok(());
@@ -197,6 +209,32 @@ impl Remote {
             tokio::time::sleep(Duration::from_millis(50 + 100 * u64::from(attempt)) + jitter()).await;
         }
         Ok(())
+    }
+
+    /// Puts a shard under its tag; returns the manifest's bytes.
+    async fn put_shard(&self, index: usize, shard: &Shard) -> Result<bytes::Bytes, RegistryError> {
+        let manifest = shard.to_manifest();
+        self.client.put_manifest(&self.repo, &shard::tag(index), MANIFEST_MEDIA_TYPE, &manifest).await?;
+        Ok(manifest)
+    }
+
+    /// Those of `blobs` the repository does not have (a `HEAD` each, a few at a time, but for
+    /// blobs this process pushed or found); they are forgotten as pushed, so a put of one of
+    /// them uploads it again.
+    async fn missing_blobs(&self, blobs: &BTreeSet<Digest>) -> Result<BTreeSet<Digest>, RegistryError> {
+        let known: BTreeSet<Digest> = {
+            let cells = self.blobs.lock().expect("the blob set is never poisoned");
+            blobs.iter().filter(|d| cells.get(*d).is_some_and(|c| c.initialized())).cloned().collect()
+        };
+        let heads = blobs.difference(&known).map(|digest| async move {
+            Ok::<_, RegistryError>((!self.client.blob_exists(&self.repo, digest).await?).then(|| digest.clone()))
+        });
+        let found: Vec<Option<Digest>> = stream::iter(heads).buffer_unordered(8).try_collect().await?;
+        let gone: BTreeSet<Digest> = found.into_iter().flatten().collect();
+        for digest in &gone {
+            self.forget(digest);
+        }
+        Ok(gone)
     }
 
     /// Writes an entry's output into `dest`, checked against the output ID.
@@ -304,6 +342,12 @@ impl Remote {
     pub fn forget(&self, digest: &Digest) {
         self.blobs.lock().expect("the blob set is never poisoned").remove(digest);
     }
+}
+
+/// True when the registry refused a manifest because a blob it names is not in the
+/// repository (`MANIFEST_BLOB_UNKNOWN` in the distribution spec; `BLOB_UNKNOWN` from some).
+fn names_unknown_blob(e: &RegistryError) -> bool {
+    matches!(e.code(), Some("MANIFEST_BLOB_UNKNOWN" | "BLOB_UNKNOWN"))
 }
 
 async fn gzip(body: &Path) -> std::io::Result<bytes::Bytes> {

@@ -10,7 +10,7 @@
 //! into what the registry then holds. A shard keeps the entries written in the last
 //! [`MAX_AGE`] and, past [`MAX_BYTES`], drops the oldest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -68,6 +68,16 @@ impl Shard {
     /// Adds `newer`'s entries, which replace those of the same actions.
     pub fn merge(&mut self, newer: &Shard) {
         self.records.extend(newer.records.iter().map(|(a, r)| (a.clone(), r.clone())));
+    }
+
+    /// The blobs the entries name.
+    pub fn blobs(&self) -> BTreeSet<Digest> {
+        self.records.values().filter_map(|r| r.entry.blob()).map(|(digest, _)| digest.clone()).collect()
+    }
+
+    /// Drops the entries that name one of `gone`.
+    pub fn drop_blobs(&mut self, gone: &BTreeSet<Digest>) {
+        self.records.retain(|_, r| r.entry.blob().is_none_or(|(digest, _)| !gone.contains(digest)));
     }
 
     /// Drops the entries older than [`MAX_AGE`] at `now`, then the oldest until the manifest
@@ -195,6 +205,19 @@ mod tests {
         assert!(theirs.covers(&ours));
         assert_eq!(theirs.records.len(), 3);
         assert!(matches!(theirs.get(&[2; 32]).unwrap().stored, Stored::Gzip { .. }));
+    }
+
+    #[test]
+    fn entries_that_name_a_gone_blob_are_dropped() {
+        let mut shard = Shard::default();
+        shard.insert(&[1; 32], record(b"a", Stored::Blob, 1));
+        shard.insert(&[2; 32], record(b"b", Stored::Packed { pack: Digest::of(b"pk"), size: 9, offset: 0 }, 1));
+        shard.insert(&[3; 32], record(b"c", Stored::Packed { pack: Digest::of(b"pk"), size: 9, offset: 4 }, 1));
+        shard.insert(&[4; 32], record(b"d", Stored::Inline(bytes::Bytes::from_static(b"d")), 1));
+        assert_eq!(shard.blobs(), BTreeSet::from([Digest::of(b"a"), Digest::of(b"pk")]));
+        shard.drop_blobs(&BTreeSet::from([Digest::of(b"pk")]));
+        assert_eq!(shard.records.len(), 2);
+        assert!(shard.get(&[1; 32]).is_some() && shard.get(&[4; 32]).is_some());
     }
 
     #[test]

@@ -261,13 +261,20 @@ spawn() { # DIR NAME ARGS...
 	done
 }
 
+# True while NAME, spawned by this shell into DIR, runs (it may be a zombie not yet waited
+# for). Not pid_is: while a process execs, its command line reads empty for a moment, and a
+# start-up check that read it then took a starting server for one that had exited.
+alive() { # DIR NAME
+	local stat
+	stat=$(cat "/proc/$(cat "$1/$2.pid")/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	[[ "${stat%% *}" != Z ]]
+}
+
 # Stop `up` because NAME (spawned by this shell) is gone, with its exit status.
 gone() { # DIR NAME
 	local pid rc=0
 	pid=$(cat "$1/$2.pid")
-	if kill -0 "$pid" 2>/dev/null; then
-		die "$2 (pid $pid) is not running as $2: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")"
-	fi
 	wait "$pid" 2>/dev/null || rc=$?
 	die "$2 exited during start-up (pid $pid, exit status $rc)"
 }
@@ -396,7 +403,7 @@ up() {
 
 	local deadline=$((SECONDS + TIMEOUT))
 	until [[ "$(curl -sS --max-time 2 "http://127.0.0.1:$etcd_port/health" 2>/dev/null)" == *'"health":"true"'* ]]; do
-		pid_is "$(cat "$dir/etcd.pid")" etcd || gone "$dir" etcd
+		alive "$dir" etcd || gone "$dir" etcd
 		((SECONDS < deadline)) || die "etcd did not become healthy within $TIMEOUT s"
 		sleep 0.2
 	done
@@ -427,8 +434,8 @@ up() {
 	local server=https://127.0.0.1:$port out
 	until out=$(curl -sS --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
 		"$server/readyz" 2>/dev/null) && [[ "$out" == ok ]]; do
-		pid_is "$(cat "$dir/kube-apiserver.pid")" kube-apiserver || gone "$dir" kube-apiserver
-		pid_is "$(cat "$dir/etcd.pid")" etcd || gone "$dir" etcd
+		alive "$dir" kube-apiserver || gone "$dir" kube-apiserver
+		alive "$dir" etcd || gone "$dir" etcd
 		if ((SECONDS >= deadline)); then
 			curl -sS --max-time 5 --cacert "$pki/ca.crt" -H "Authorization: Bearer $token" \
 				"$server/readyz?verbose" 2>&1 | grep -v '^\[+\]' >&2 || true

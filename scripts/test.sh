@@ -161,8 +161,7 @@ export KO_TEST_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 # cached outside the repository (the first build takes several minutes).
 step "starting kube-apiserver"
 if ! KO_TEST_KUBECONFIG=$(scripts/test-cluster.sh up "$WORK/cluster" | tail -n 1); then
-	# Once seen: the API server gone at start-up with an empty log. Its reason is above;
-	# one more try on fresh ports before the run is given up.
+	# The reason is above; one more try on fresh ports before the run is given up.
 	step "kube-apiserver did not start; trying once more"
 	KO_TEST_KUBECONFIG=$(scripts/test-cluster.sh up "$WORK/cluster" | tail -n 1)
 fi

@@ -58,6 +58,28 @@ impl Machine {
     }
 }
 
+/// A registry of the test's own, whose storage (in `state`) the test may stop or damage, the
+/// app's source in `src`, and the cache's repository `gocache` in it. Destructured as
+/// `state, own, ...`, so that the registry stops before its storage goes (locals are dropped
+/// last bound, first).
+struct OwnRegistry {
+    state: tempfile::TempDir,
+    own: LocalRegistry,
+    src: tempfile::TempDir,
+    repo: String,
+}
+
+impl OwnRegistry {
+    fn start() -> OwnRegistry {
+        let state = tempfile::tempdir().unwrap();
+        let own = LocalRegistry::start(state.path(), &[]);
+        let src = tempfile::tempdir().unwrap();
+        app(src.path());
+        let repo = format!("{}/gocache", own.host);
+        OwnRegistry { state, own, src, repo }
+    }
+}
+
 /// How many packages `go build -x` compiled.
 fn compiles(go_x_output: &str) -> usize {
     go_x_output.lines().filter(|l| l.contains("/compile ") && !l.starts_with('#')).count()
@@ -159,11 +181,7 @@ fn a_build_reads_and_writes_each_shard_of_entries_once() {
 
 #[test]
 fn a_registry_stopped_mid_build_costs_one_warning_not_the_build() {
-    let state = tempfile::tempdir().unwrap();
-    let own = LocalRegistry::start(state.path(), &[]);
-    let src = tempfile::tempdir().unwrap();
-    app(src.path());
-    let repo = format!("{}/gocache", own.host);
+    let OwnRegistry { state, own, src, repo } = OwnRegistry::start();
     let machine = Machine::new();
     let mut cmd = machine.go_build(src.path(), &repo, "app").command();
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -210,11 +228,7 @@ fn has_shards(url: &str) -> bool {
 
 #[test]
 fn a_corrupt_blob_is_detected_rebuilt_locally_not_used_and_healed() {
-    let state = tempfile::tempdir().unwrap();
-    let own = LocalRegistry::start(state.path(), &[]);
-    let src = tempfile::tempdir().unwrap();
-    app(src.path());
-    let repo = format!("{}/gocache", own.host);
+    let OwnRegistry { state, own: _own, src, repo } = OwnRegistry::start();
     let (a, b) = (Machine::new(), Machine::new());
     let first = a.go_build(src.path(), &repo, "app").run();
     first.assert_success();
@@ -244,11 +258,7 @@ fn a_corrupt_blob_is_detected_rebuilt_locally_not_used_and_healed() {
 /// compiled locally, their entries pushed again, and a third machine gets them whole.
 #[test]
 fn a_corrupt_pack_costs_one_warning_and_its_outputs_are_rebuilt_and_healed() {
-    let state = tempfile::tempdir().unwrap();
-    let own = LocalRegistry::start(state.path(), &[]);
-    let src = tempfile::tempdir().unwrap();
-    app(src.path());
-    let repo = format!("{}/gocache", own.host);
+    let OwnRegistry { state, own, src, repo } = OwnRegistry::start();
     let (a, b, c) = (Machine::new(), Machine::new(), Machine::new());
     let first = a.go_build(src.path(), &repo, "app").run();
     first.assert_success();
@@ -306,11 +316,7 @@ fn largest_pack(host: &str) -> String {
 /// the entries naming it instead of being refused (`MANIFEST_BLOB_UNKNOWN`) on every write.
 #[test]
 fn a_deleted_blob_is_a_miss_and_the_next_shard_write_drops_its_entries() {
-    let state = tempfile::tempdir().unwrap();
-    let own = LocalRegistry::start(state.path(), &[]);
-    let src = tempfile::tempdir().unwrap();
-    app(src.path());
-    let repo = format!("{}/gocache", own.host);
+    let OwnRegistry { state: _state, own, src, repo } = OwnRegistry::start();
     let (a, b, c) = (Machine::new(), Machine::new(), Machine::new());
     a.go_build(src.path(), &repo, "app").run().assert_success();
     let pack = largest_pack(&own.host);

@@ -218,23 +218,31 @@ impl Remote {
         Ok(manifest)
     }
 
-    /// Those of `blobs` the repository does not have (a `HEAD` each, a few at a time, but for
-    /// blobs this process pushed or found); they are forgotten as pushed, so a put of one of
-    /// them uploads it again.
+    /// Those of `blobs` the repository does not have: a `HEAD` each, a few at a time, but for
+    /// blobs this process pushed or found, and one `HEAD` for a blob that several shards
+    /// written at once ask about (the same cells as [`Remote::push_blob`], which uploads a
+    /// missing one again when Go puts it).
     async fn missing_blobs(&self, blobs: &BTreeSet<Digest>) -> Result<BTreeSet<Digest>, RegistryError> {
-        let known: BTreeSet<Digest> = {
-            let cells = self.blobs.lock().expect("the blob set is never poisoned");
-            blobs.iter().filter(|d| cells.get(*d).is_some_and(|c| c.initialized())).cloned().collect()
-        };
-        let heads = blobs.difference(&known).map(|digest| async move {
-            Ok::<_, RegistryError>((!self.client.blob_exists(&self.repo, digest).await?).then(|| digest.clone()))
+        let heads = blobs.iter().map(|digest| async move {
+            let cell =
+                self.blobs.lock().expect("the blob set is never poisoned").entry(digest.clone()).or_default().clone();
+            let found = cell
+                .get_or_try_init(|| async {
+                    match self.client.blob_exists(&self.repo, digest).await {
+                        Ok(true) => Ok(()),
+                        Ok(false) => Err(None),
+                        Err(e) => Err(Some(e)),
+                    }
+                })
+                .await;
+            match found {
+                Ok(()) => Ok(None),
+                Err(None) => Ok(Some(digest.clone())),
+                Err(Some(e)) => Err(e),
+            }
         });
         let found: Vec<Option<Digest>> = stream::iter(heads).buffer_unordered(8).try_collect().await?;
-        let gone: BTreeSet<Digest> = found.into_iter().flatten().collect();
-        for digest in &gone {
-            self.forget(digest);
-        }
-        Ok(gone)
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// Writes an entry's output into `dest`, checked against the output ID.

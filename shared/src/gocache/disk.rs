@@ -72,14 +72,7 @@ impl Disk {
 
     /// True when the output is here with its size; its mtime is touched (it was used).
     pub fn has_output(&self, entry: &Entry) -> bool {
-        let path = self.output_path(&entry.output_id);
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.len() == entry.size => {
-                touch(&path);
-                true
-            }
-            _ => false,
-        }
+        present(&self.output_path(&entry.output_id), entry.size)
     }
 
     /// Stores an output (unless it is here already) and the action's entry; returns the
@@ -95,7 +88,7 @@ impl Disk {
     /// names it, no action finds it.
     pub fn store_output(&self, output_id: &[u8], body: &[u8]) -> io::Result<PathBuf> {
         let path = self.output_path(output_id);
-        if !self.has_output(&Entry { output_id: output_id.to_vec(), size: body.len() as u64 }) {
+        if !present(&path, body.len() as u64) {
             self.write_atomic(&path, body)?;
             self.added.fetch_add(body.len() as u64, Ordering::Relaxed);
         }
@@ -184,6 +177,17 @@ impl Disk {
             }
         }
         (left, freed)
+    }
+}
+
+/// True when the file at `path` has `size` bytes; its mtime is touched (it was used).
+fn present(path: &Path, size: u64) -> bool {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == size => {
+            touch(path);
+            true
+        }
+        _ => false,
     }
 }
 

@@ -21,6 +21,7 @@
 //! The tier is best-effort: any failure other than a miss or one corrupt entry turns it off
 //! for the rest of the process with one warning (see `mod.rs`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::Path;
@@ -182,7 +183,8 @@ impl Remote {
     /// that name missing blobs are dropped and the shard is put again.
     async fn write_shard(&self, index: usize, ours: &Shard) -> Result<(), RegistryError> {
         let now = now();
-        let (mut ours, mut pruned) = (ours.clone(), false);
+        // Copied only if blobs it names turn out to be gone.
+        let (mut ours, mut pruned) = (Cow::Borrowed(ours), false);
         let (_, mut current) = self.read_shard(index).await?;
         for attempt in 0..WRITE_ATTEMPTS {
             if current.covers(&ours) {
@@ -195,7 +197,7 @@ impl Remote {
                     pruned = true;
                     let gone = self.missing_blobs(&current.blobs()).await?;
                     current.drop_blobs(&gone);
-                    ours.drop_blobs(&gone);
+                    ours.to_mut().drop_blobs(&gone);
                     self.put_shard(index, &current).await?
                 }
                 put => put?,

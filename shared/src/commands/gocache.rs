@@ -29,9 +29,10 @@ pub async fn run(command: GocacheCommand) -> Result<(), Error> {
         None => None,
     };
     let cache = Arc::new(GoCache::new(settings, client));
-    let input = tokio::io::BufReader::with_capacity(READ_BUFFER, tokio::io::stdin());
+    // Reads larger than std's own buffer of stdin go straight to the pipe.
+    let input = std::io::BufReader::with_capacity(READ_BUFFER, std::io::stdin());
     widen_input_pipe();
-    serve(cache, input, tokio::io::stdout()).await?;
+    serve(cache, input, std::io::stdout()).await?;
     Ok(())
 }
 

@@ -33,6 +33,15 @@ pub use disk::{Disk, Entry};
 pub use protocol::ProtocolError;
 pub use server::serve;
 
+/// What [`GoCache::get_now`] can tell.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Found(Entry, PathBuf),
+    Miss,
+    /// Only the registry can tell ([`GoCache::get_remote`]).
+    Ask,
+}
+
 use entry::{INLINE_MAX, PACKED_MAX, RemoteEntry, Stored};
 use remote::{FetchError, Pack, Remote};
 
@@ -183,28 +192,55 @@ impl GoCache {
         }
     }
 
-    /// Reaches the registry once (discovery, credentials, one lookup), before Go asks for
-    /// anything if called early; `false`, with the warning, when it fails or is slow.
+    /// Reaches the registry once (discovery, credentials, then every shard of entries read at
+    /// once), before Go asks for anything if called early, so that most lookups are answered
+    /// from memory; `false`, with the warning, when it fails or is slow.
     pub async fn warm_up(&self) -> bool {
         let Some(remote) = self.remote() else { return false };
         *self
             .reachable
             .get_or_init(|| async {
-                match tokio::time::timeout(LOOKUP_TIMEOUT, remote.lookup(&[0; 32])).await {
-                    Ok(Ok(_)) => true,
+                // One shard first (discovery and credentials, once), then the rest at once.
+                let all = async {
+                    remote.lookup(&[0; 32]).await?;
+                    remote.read_shards().await
+                };
+                match tokio::time::timeout(LOOKUP_TIMEOUT, all).await {
+                    Ok(Ok(())) => true,
                     Ok(Err(e)) => self.failed(e).unwrap_or(false),
-                    Err(_) => self.failed(slow("the first lookup", LOOKUP_TIMEOUT)).unwrap_or(false),
+                    Err(_) => self.failed(slow("reading the shards of entries", LOOKUP_TIMEOUT)).unwrap_or(false),
                 }
             })
             .await
     }
 
-    /// The entry of an action and the path of its output: local first, then the registry.
-    pub async fn get(&self, action_id: &[u8]) -> Option<(Entry, PathBuf)> {
+    /// What can be told of an action without waiting: its entry and output when they are on
+    /// disk, a miss when the registry tier is off or its shard (already read) has no entry.
+    pub fn get_now(&self, action_id: &[u8]) -> Lookup {
         if let Some(entry) = self.disk.get(action_id) {
             let path = self.disk.output_path(&entry.output_id);
-            return Some((entry, path));
+            return Lookup::Found(entry, path);
         }
+        let Some(remote) = self.remote() else { return Lookup::Miss };
+        match self.reachable.get() {
+            Some(false) => Lookup::Miss,
+            Some(true) if remote.known_absent(action_id) => Lookup::Miss,
+            _ => Lookup::Ask,
+        }
+    }
+
+    /// The entry of an action and the path of its output: local first, then the registry.
+    #[cfg(test)]
+    pub async fn get(&self, action_id: &[u8]) -> Option<(Entry, PathBuf)> {
+        match self.get_now(action_id) {
+            Lookup::Found(entry, path) => Some((entry, path)),
+            Lookup::Miss => None,
+            Lookup::Ask => self.get_remote(action_id).await,
+        }
+    }
+
+    /// The registry's entry of an action not on disk, its output downloaded.
+    pub async fn get_remote(&self, action_id: &[u8]) -> Option<(Entry, PathBuf)> {
         if !self.warm_up().await {
             return None;
         }
@@ -275,34 +311,27 @@ impl GoCache {
         None
     }
 
-    /// Stores an output where Go reads it. Go waits for this answer, so the rest of the put
-    /// ([`GoCache::finish_put`]: the action's entry, the registry) comes after it.
-    pub async fn put(&self, action_id: Vec<u8>, output_id: Vec<u8>, body: Vec<u8>) -> std::io::Result<Put> {
-        let disk = self.disk.clone();
-        tokio::task::spawn_blocking(move || {
-            let path = disk.store_output(&output_id, &body)?;
-            Ok(Put { action_id, output_id, body, path })
-        })
-        .await
-        .map_err(std::io::Error::other)?
+    /// Stores an output where Go reads it (blocking). Go waits for this answer, so the rest of
+    /// the put ([`GoCache::finish_put`]: the action's entry, the registry) comes after it.
+    pub fn put(&self, action_id: Vec<u8>, output_id: Vec<u8>, body: Vec<u8>) -> std::io::Result<Put> {
+        let path = self.disk.store_output(&output_id, &body)?;
+        Ok(Put { action_id, output_id, body, path })
     }
 
-    /// Records a stored output's action locally and hands it to the registry tier (inline in
-    /// its shard, in a pack or as a blob, pushed in the background).
-    pub async fn finish_put(self: &Arc<Self>, put: Put) {
+    /// Records a stored output's action locally (blocking) and hands it to the registry tier
+    /// (inline in its shard, in a pack or as a blob, pushed in the background on the runtime
+    /// this is called from).
+    pub fn finish_put(self: &Arc<Self>, put: Put) {
         let Put { action_id, output_id, body, path } = put;
         let size = body.len() as u64;
-        let (disk, action) = (self.disk.clone(), action_id.clone());
         let entry = Entry { output_id: output_id.clone(), size };
-        let (recorded, digest, body) = tokio::task::spawn_blocking(move || {
-            let digest = Digest::of(&body);
-            (disk.record(&action, &entry), digest, body)
-        })
-        .await
-        .expect("recording an entry does not panic");
-        if let Err(e) = recorded {
+        if let Err(e) = self.disk.record(&action_id, &entry) {
             output::warn(format!("Go build cache: {e}"));
         }
+        if self.remote().is_none() {
+            return;
+        }
+        let digest = Digest::of(&body);
         // Go's output ID is the sha256 of the bytes; anything else is not shared.
         let Some(remote) = self.remote().filter(|_| digest.hex() == hex::encode(&output_id)) else { return };
         let corrupt = self.corrupt.lock().expect("the corrupt set is never poisoned").contains(&digest);
@@ -438,9 +467,9 @@ mod tests {
         assert_eq!(cache.get(&[1; 32]).await, None);
         let body = b"compiled".to_vec();
         let output_id = hex::decode(Digest::of(&body).hex()).unwrap();
-        let put = cache.put(vec![1; 32], output_id.clone(), body).await.unwrap();
+        let put = cache.put(vec![1; 32], output_id.clone(), body).unwrap();
         let path = put.path.clone();
-        cache.finish_put(put).await;
+        cache.finish_put(put);
         cache.finish_uploads(Duration::from_secs(5)).await;
         let (entry, got) = cache.get(&[1; 32]).await.unwrap();
         assert_eq!((entry.output_id, got), (output_id, path));

@@ -8,7 +8,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use std::io::BufRead;
 
 /// The commands this program declares in its first message.
 pub const KNOWN_COMMANDS: [&str; 3] = ["get", "put", "close"];
@@ -92,8 +92,8 @@ pub enum ProtocolError {
 
 /// Reads the next request, or `None` at the end of the input. Blank lines are skipped (Go
 /// writes one after each request object).
-pub async fn read_request<R: AsyncBufRead + Unpin>(input: &mut R) -> Result<Option<Request>, ProtocolError> {
-    let Some(line) = next_line(input).await? else { return Ok(None) };
+pub fn read_request<R: BufRead>(input: &mut R) -> Result<Option<Request>, ProtocolError> {
+    let Some(line) = next_line(input)? else { return Ok(None) };
     let head: RequestHead =
         serde_json::from_str(&line).map_err(|e| ProtocolError::Json { detail: e.to_string(), line: shorten(&line) })?;
     let mut request = Request {
@@ -105,18 +105,18 @@ pub async fn read_request<R: AsyncBufRead + Unpin>(input: &mut R) -> Result<Opti
     };
     if head.body_size > 0 {
         let started = std::time::Instant::now();
-        request.body = read_body(input, head.id, head.body_size).await?;
+        request.body = read_body(input, head.id, head.body_size)?;
         request.body_read = started.elapsed();
     }
     Ok(Some(request))
 }
 
-async fn read_body<R: AsyncBufRead + Unpin>(input: &mut R, id: i64, size: i64) -> Result<Vec<u8>, ProtocolError> {
+fn read_body<R: BufRead>(input: &mut R, id: i64, size: i64) -> Result<Vec<u8>, ProtocolError> {
     let body_error = |detail: String| ProtocolError::Body { id, detail };
     // Bodies run to megabytes: the line stays bytes, and Go's plain base64 string (no escapes)
     // is decoded where it lies; anything else goes through a JSON parser.
     let mut line = Vec::with_capacity(usize::try_from(size).unwrap_or(0) / 3 * 4 + 8);
-    if !next_nonblank(input, &mut line).await? {
+    if !next_nonblank(input, &mut line)? {
         return Err(body_error("missing (the input ended)".into()));
     }
     let text = line.trim_ascii();
@@ -136,9 +136,9 @@ async fn read_body<R: AsyncBufRead + Unpin>(input: &mut R, id: i64, size: i64) -
 }
 
 /// The next line that is not blank, trimmed.
-async fn next_line<R: AsyncBufRead + Unpin>(input: &mut R) -> Result<Option<String>, std::io::Error> {
+fn next_line<R: BufRead>(input: &mut R) -> Result<Option<String>, std::io::Error> {
     let mut line = Vec::new();
-    if !next_nonblank(input, &mut line).await? {
+    if !next_nonblank(input, &mut line)? {
         return Ok(None);
     }
     String::from_utf8(line.trim_ascii().to_vec())
@@ -147,10 +147,10 @@ async fn next_line<R: AsyncBufRead + Unpin>(input: &mut R) -> Result<Option<Stri
 }
 
 /// Reads the next line that is not blank into `line`; false at the end of the input.
-async fn next_nonblank<R: AsyncBufRead + Unpin>(input: &mut R, line: &mut Vec<u8>) -> std::io::Result<bool> {
+fn next_nonblank<R: BufRead>(input: &mut R, line: &mut Vec<u8>) -> std::io::Result<bool> {
     loop {
         line.clear();
-        if input.read_until(b'\n', line).await? == 0 {
+        if input.read_until(b'\n', line)? == 0 {
             return Ok(false);
         }
         if !line.trim_ascii().is_empty() {
@@ -184,17 +184,17 @@ mod b64 {
 mod tests {
     use super::*;
 
-    async fn read_all(input: &str) -> Result<Vec<Request>, ProtocolError> {
-        let mut reader = tokio::io::BufReader::new(input.as_bytes());
+    fn read_all(input: &str) -> Result<Vec<Request>, ProtocolError> {
+        let mut reader = input.as_bytes();
         let mut requests = Vec::new();
-        while let Some(request) = read_request(&mut reader).await? {
+        while let Some(request) = read_request(&mut reader)? {
             requests.push(request);
         }
         Ok(requests)
     }
 
-    #[tokio::test]
-    async fn requests_are_read_as_go_writes_them() {
+    #[test]
+    fn requests_are_read_as_go_writes_them() {
         // What cmd/go writes: the object, a newline from the encoder, one more newline, and
         // for a put the body as a base64 JSON string on its own line.
         let action = STANDARD.encode([1u8; 32]);
@@ -207,7 +207,7 @@ mod tests {
              {{\"ID\":4,\"Command\":\"close\"}}\n\n",
             STANDARD.encode(b"hello")
         );
-        let requests = read_all(&input).await.unwrap();
+        let requests = read_all(&input).unwrap();
         assert_eq!(requests.len(), 4);
         assert_eq!((requests[0].id, requests[0].command.as_str()), (1, "get"));
         assert_eq!(requests[0].action_id, vec![1u8; 32]);
@@ -217,25 +217,25 @@ mod tests {
         assert_eq!(requests[3], Request { id: 4, command: "close".into(), ..Default::default() });
     }
 
-    #[tokio::test]
-    async fn a_body_with_json_escapes_is_still_read() {
+    #[test]
+    fn a_body_with_json_escapes_is_still_read() {
         // Go writes plain base64, but any JSON string that decodes to it is the same body.
         let input = "{\"ID\":1,\"Command\":\"put\",\"BodySize\":5}\n\n  \"aGVsbG8\\u003d\"  \n";
-        assert_eq!(read_all(input).await.unwrap()[0].body, b"hello");
+        assert_eq!(read_all(input).unwrap()[0].body, b"hello");
         let bare = "{\"ID\":2,\"Command\":\"put\",\"BodySize\":5}\naGVsbG8=\n";
-        assert!(read_all(bare).await.unwrap_err().to_string().contains("not a JSON string"));
+        assert!(read_all(bare).unwrap_err().to_string().contains("not a JSON string"));
     }
 
-    #[tokio::test]
-    async fn a_body_of_the_wrong_size_or_not_base64_is_an_error() {
+    #[test]
+    fn a_body_of_the_wrong_size_or_not_base64_is_an_error() {
         let short = format!("{{\"ID\":7,\"Command\":\"put\",\"BodySize\":9}}\n\"{}\"\n", STANDARD.encode(b"hello"));
-        let error = read_all(&short).await.unwrap_err().to_string();
+        let error = read_all(&short).unwrap_err().to_string();
         assert!(error.contains("request 7") && error.contains("5 bytes, not the 9"), "{error}");
         let garbage = "{\"ID\":8,\"Command\":\"put\",\"BodySize\":3}\n\"!!!\"\n";
-        assert!(read_all(garbage).await.unwrap_err().to_string().contains("not base64"));
+        assert!(read_all(garbage).unwrap_err().to_string().contains("not base64"));
         let missing = "{\"ID\":9,\"Command\":\"put\",\"BodySize\":3}\n";
-        assert!(read_all(missing).await.unwrap_err().to_string().contains("missing"));
-        assert!(read_all("{not json\n").await.unwrap_err().to_string().contains("not valid JSON"));
+        assert!(read_all(missing).unwrap_err().to_string().contains("missing"));
+        assert!(read_all("{not json\n").unwrap_err().to_string().contains("not valid JSON"));
     }
 
     #[test]

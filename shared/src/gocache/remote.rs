@@ -100,11 +100,24 @@ impl Remote {
 
     /// The entry of an action: `None` when the registry has none (its shard read once).
     pub async fn lookup(&self, action_id: &[u8]) -> Result<Option<RemoteEntry>, RegistryError> {
-        let index = shard::index_of(action_id);
-        let shard = self.shards[index]
+        Ok(self.shard(shard::index_of(action_id)).await?.get(action_id).cloned())
+    }
+
+    /// Reads every shard not read yet, at once.
+    pub async fn read_shards(&self) -> Result<(), RegistryError> {
+        futures_util::future::try_join_all((0..SHARDS).map(|index| self.shard(index))).await.map(drop)
+    }
+
+    /// True when the action's shard was read and has no entry for it.
+    pub fn known_absent(&self, action_id: &[u8]) -> bool {
+        self.shards[shard::index_of(action_id)].get().is_some_and(|shard| shard.get(action_id).is_none())
+    }
+
+    /// A shard as first read by this process.
+    async fn shard(&self, index: usize) -> Result<&Arc<Shard>, RegistryError> {
+        self.shards[index]
             .get_or_try_init(|| async { Ok::<_, RegistryError>(Arc::new(self.read_shard(index).await?.1)) })
-            .await?;
-        Ok(shard.get(action_id).cloned())
+            .await
     }
 
     /// A shard as the registry holds it now, with its manifest's bytes (`None` when there is

@@ -1,42 +1,61 @@
 //! The request loop of `kubectl ko gocache`: the capabilities first, then each request read
-//! from Go and answered in its own task (Go matches answers by ID, so they may come in any
-//! order); one writer task owns the output. A put is answered as soon as its output is stored,
-//! since Go waits for it; the rest of the put follows. `close`, or the end of the input, waits
-//! for the requests in flight and the uploads still running (bounded), trims the local tier,
-//! and answers last. With `KUBECTL_KO_TIMINGS=1` it also says how long Go waited on the cache.
+//! from Go and answered. One thread (a blocking one of the runtime) reads the requests and
+//! answers what it can at once: gets from the local tier or a shard already read, puts once
+//! their output is stored (Go waits for that answer; the put's entry and its hand-off to the
+//! registry follow on the same thread). Only what waits on the registry (a lookup before its
+//! shard is read, a download) runs as a task, answering in any order, as Go matches answers
+//! by ID. This keeps most answers free of hand-offs between threads, each of which waits for a
+//! CPU that the compiler keeps busy. `close`, or the end of the input, waits for the tasks and
+//! the uploads still running (bounded), trims the local tier, and answers last. With
+//! `KUBECTL_KO_TIMINGS=1` it also says how long Go waited on the cache.
 
-use std::sync::Arc;
+use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::protocol::{Request, Response, read_request};
-use super::{GoCache, GoCacheError};
+use super::{GoCache, GoCacheError, Lookup};
 use crate::{output, timing};
 
 /// How long `close` waits for uploads still running.
 const UPLOAD_GRACE: Duration = Duration::from_secs(60);
 
-/// Serves Go on `input` and `output` until it says `close` or closes the input.
-pub async fn serve<R, W>(cache: Arc<GoCache>, mut input: R, output: W) -> Result<(), GoCacheError>
+/// Serves Go on `input` and `output` until it says `close` or closes the input. The reading
+/// runs on a blocking thread of the current runtime; the registry's work on the runtime.
+pub async fn serve<R, W>(cache: Arc<GoCache>, input: R, output: W) -> Result<(), GoCacheError>
 where
-    R: AsyncBufRead + Unpin,
-    W: AsyncWrite + Unpin + Send + 'static,
+    R: BufRead + Send + 'static,
+    W: Write + Send + 'static,
 {
-    let (answers, outbox) = mpsc::unbounded_channel::<Response>();
-    let writer = tokio::spawn(write_answers(outbox, output));
-    let _ = answers.send(Response::hello());
-    // Reach the registry while Go starts, so its first lookup finds the connection made.
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || serve_blocking(&runtime, cache, input, output))
+        .await
+        .expect("the request loop does not panic")
+}
+
+fn serve_blocking<R, W>(
+    runtime: &tokio::runtime::Handle,
+    cache: Arc<GoCache>,
+    mut input: R,
+    output: W,
+) -> Result<(), GoCacheError>
+where
+    R: BufRead,
+    W: Write + Send + 'static,
+{
+    let answers = Arc::new(Answers::new(output));
+    answers.send(&Response::hello());
+    // Reach the registry while Go starts, so its first lookups find the shards read.
     let warming = cache.clone();
-    tokio::spawn(async move { warming.warm_up().await });
+    runtime.spawn(async move { warming.warm_up().await });
     let waits = Arc::new(Waits::default());
     let mut in_flight = JoinSet::new();
     let mut closing = None;
     let read = loop {
-        let request = match read_request(&mut input).await {
+        let request = match read_request(&mut input) {
             Ok(Some(request)) => request,
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
@@ -48,68 +67,109 @@ where
         if !request.body.is_empty() {
             waits.body.add(request.body_read);
         }
-        let (cache, answers, waits) = (cache.clone(), answers.clone(), waits.clone());
-        in_flight.spawn(async move { answer(&cache, request, &answers, &waits).await });
+        answer(&cache, request, &answers, &waits, &mut in_flight, runtime);
     };
-    while in_flight.join_next().await.is_some() {}
-    cache.finish_uploads(UPLOAD_GRACE).await;
-    let evicting = cache.clone();
-    let _ = tokio::task::spawn_blocking(move || evicting.evict()).await;
+    runtime.block_on(async {
+        while in_flight.join_next().await.is_some() {}
+        cache.finish_uploads(UPLOAD_GRACE).await;
+    });
+    cache.evict();
     if timing::enabled() {
         output::step(format!("timing: Go build cache: {}", waits.summary()));
     }
     if let Some(id) = closing {
-        let _ = answers.send(Response { id, ..Default::default() });
+        answers.send(&Response { id, ..Default::default() });
     }
-    drop(answers);
-    let written = writer.await.unwrap_or(Ok(()));
     read?;
-    written.map_err(GoCacheError::Answer)
+    answers.result().map_err(GoCacheError::Answer)
 }
 
-async fn write_answers<W: AsyncWrite + Unpin>(
-    mut outbox: mpsc::UnboundedReceiver<Response>,
-    mut output: W,
-) -> std::io::Result<()> {
-    while let Some(response) = outbox.recv().await {
-        output.write_all(&response.to_line()).await?;
-        output.flush().await?;
+/// The output to Go, shared by the reading thread and the tasks: one whole line at a time.
+/// After a failed write nothing more is written, and the first error is kept.
+struct Answers<W> {
+    out: Mutex<(W, Option<std::io::Error>)>,
+}
+
+impl<W: Write> Answers<W> {
+    fn new(output: W) -> Answers<W> {
+        Answers { out: Mutex::new((output, None)) }
     }
-    Ok(())
+
+    fn send(&self, response: &Response) {
+        let mut out = self.out.lock().expect("the output is never poisoned");
+        if out.1.is_none()
+            && let Err(e) = out.0.write_all(&response.to_line()).and_then(|()| out.0.flush())
+        {
+            out.1 = Some(e);
+        }
+    }
+
+    fn result(&self) -> std::io::Result<()> {
+        match self.out.lock().expect("the output is never poisoned").1.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Answers one `get` or `put` (or an error for a command this program never declared). A put
-/// is answered once its output is stored, and then finished.
-async fn answer(cache: &Arc<GoCache>, request: Request, answers: &mpsc::UnboundedSender<Response>, waits: &Waits) {
+/// is answered once its output is stored, and then finished; a get that needs the registry
+/// becomes a task in `in_flight`.
+fn answer<W: Write + Send + 'static>(
+    cache: &Arc<GoCache>,
+    request: Request,
+    answers: &Arc<Answers<W>>,
+    waits: &Arc<Waits>,
+    in_flight: &mut JoinSet<()>,
+    runtime: &tokio::runtime::Handle,
+) {
     let (id, started) = (request.id, Instant::now());
     let response = match request.command.as_str() {
-        "get" => match cache.get(&request.action_id).await {
-            Some((entry, path)) => {
-                waits.hits.add(started.elapsed());
-                Response {
-                    id,
-                    output_id: entry.output_id,
-                    size: entry.size,
-                    disk_path: path.display().to_string(),
-                    ..Default::default()
-                }
-            }
-            None => {
-                waits.misses.add(started.elapsed());
-                Response { id, miss: true, ..Default::default() }
+        "get" => match cache.get_now(&request.action_id) {
+            Lookup::Found(entry, path) => found(id, entry, path, started, waits),
+            Lookup::Miss => missed(id, started, waits),
+            Lookup::Ask => {
+                let (cache, answers, waits) = (cache.clone(), answers.clone(), waits.clone());
+                in_flight.spawn_on(
+                    async move {
+                        let response = match cache.get_remote(&request.action_id).await {
+                            Some((entry, path)) => found(id, entry, path, started, &waits),
+                            None => missed(id, started, &waits),
+                        };
+                        answers.send(&response);
+                    },
+                    runtime,
+                );
+                return;
             }
         },
-        "put" => match cache.put(request.action_id, request.output_id, request.body).await {
+        "put" => match cache.put(request.action_id, request.output_id, request.body) {
             Ok(put) => {
-                let _ = answers.send(Response { id, disk_path: put.path.display().to_string(), ..Default::default() });
+                answers.send(&Response { id, disk_path: put.path.display().to_string(), ..Default::default() });
                 waits.puts.add(started.elapsed());
-                return cache.finish_put(put).await;
+                return cache.finish_put(put);
             }
             Err(e) => Response { id, err: format!("storing a Go build output: {e}"), ..Default::default() },
         },
         other => Response { id, err: format!("unknown GOCACHEPROG command {other:?}"), ..Default::default() },
     };
-    let _ = answers.send(response);
+    answers.send(&response);
+}
+
+fn found(id: i64, entry: super::Entry, path: std::path::PathBuf, started: Instant, waits: &Waits) -> Response {
+    waits.hits.add(started.elapsed());
+    Response {
+        id,
+        output_id: entry.output_id,
+        size: entry.size,
+        disk_path: path.display().to_string(),
+        ..Default::default()
+    }
+}
+
+fn missed(id: i64, started: Instant, waits: &Waits) -> Response {
+    waits.misses.add(started.elapsed());
+    Response { id, miss: true, ..Default::default() }
 }
 
 /// How many requests of a kind came and how long Go waited for their answers in all.
@@ -162,13 +222,24 @@ mod tests {
     use super::*;
     use crate::gocache::Settings;
 
+    /// What a test reads back of the output.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     async fn converse(cache: Arc<GoCache>, input: String) -> Vec<serde_json::Value> {
-        let (ours, theirs) = tokio::io::duplex(1 << 20);
-        let reader = tokio::io::BufReader::new(input.as_bytes());
-        serve(cache, reader, ours).await.unwrap();
-        let mut text = String::new();
-        let mut theirs = theirs;
-        tokio::io::AsyncReadExt::read_to_string(&mut theirs, &mut text).await.unwrap();
+        let output = Shared::default();
+        serve(cache, std::io::Cursor::new(input.into_bytes()), output.clone()).await.unwrap();
+        let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
         text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 

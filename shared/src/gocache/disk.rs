@@ -10,10 +10,11 @@
 //! the total of the last walk plus what builds added since) passes the bound: a walk costs a
 //! `stat` per output, 0.4 s for 100,000 of them, and Go waits for it at the end of a build.
 
+use std::collections::HashSet;
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// Outputs used this recently are never evicted: another process may have handed them to Go.
@@ -34,6 +35,8 @@ pub struct Disk {
     max_bytes: u64,
     /// Bytes of outputs this process wrote, not yet counted in the size estimate.
     added: Arc<AtomicU64>,
+    /// Directories this process made or found, so that a write does not make them again.
+    dirs: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 fn fan_out(root: &Path, kind: &str, id: &[u8]) -> PathBuf {
@@ -47,7 +50,7 @@ fn with_path(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
 
 impl Disk {
     pub fn new(root: PathBuf, max_bytes: u64) -> Disk {
-        Disk { root, max_bytes, added: Arc::default() }
+        Disk { root, max_bytes, added: Arc::default(), dirs: Arc::default() }
     }
 
     pub fn root(&self) -> &Path {
@@ -104,15 +107,14 @@ impl Disk {
     /// A temporary file in the tier, to download into before [`Disk::adopt`].
     pub fn temp_file(&self) -> io::Result<tempfile::TempPath> {
         let dir = self.root.join("tmp");
-        std::fs::create_dir_all(&dir).map_err(with_path(&dir))?;
+        self.ensure_dir(&dir)?;
         Ok(tempfile::NamedTempFile::new_in(&dir).map_err(with_path(&dir))?.into_temp_path())
     }
 
     /// Moves a downloaded output, verified to be `entry`'s (its size included), into place.
     pub fn adopt(&self, temp: tempfile::TempPath, entry: &Entry) -> io::Result<PathBuf> {
         let path = self.output_path(&entry.output_id);
-        let parent = path.parent().expect("fanned-out paths have a parent");
-        std::fs::create_dir_all(parent).map_err(with_path(parent))?;
+        self.ensure_dir(path.parent().expect("fanned-out paths have a parent"))?;
         temp.persist(&path).map_err(|e| with_path(&path)(e.error))?;
         self.added.fetch_add(entry.size, Ordering::Relaxed);
         Ok(path)
@@ -121,8 +123,27 @@ impl Disk {
     /// Not synced: see the module's doc.
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let parent = path.parent().expect("fanned-out paths have a parent");
-        std::fs::create_dir_all(parent).map_err(with_path(parent))?;
-        crate::cache::write_atomic_unsynced(path, bytes).map_err(with_path(path))
+        self.ensure_dir(parent)?;
+        match crate::cache::write_atomic_unsynced(path, bytes) {
+            // The directory went since (removed by hand): made again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.dirs.lock().expect("the directory set is never poisoned").remove(parent);
+                self.ensure_dir(parent)?;
+                crate::cache::write_atomic_unsynced(path, bytes)
+            }
+            written => written,
+        }
+        .map_err(with_path(path))
+    }
+
+    /// Makes a directory unless this process made or found it before.
+    fn ensure_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.dirs.lock().expect("the directory set is never poisoned").contains(dir) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).map_err(with_path(dir))?;
+        self.dirs.lock().expect("the directory set is never poisoned").insert(dir.to_path_buf());
+        Ok(())
     }
 
     /// Removes the outputs used least recently until the tier is under 80% of its bound (when
@@ -251,6 +272,18 @@ mod tests {
         // An output that lost bytes (or vanished) makes its entries misses.
         std::fs::write(&path, b"arch").unwrap();
         assert_eq!(disk.get(&[1; 32]), None);
+    }
+
+    #[test]
+    fn a_directory_removed_under_a_running_process_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::new(dir.path().to_path_buf(), 1 << 30);
+        disk.put(&[1; 32], &[2; 32], b"archive").unwrap();
+        std::fs::remove_dir_all(dir.path().join("o")).unwrap();
+        std::fs::remove_dir_all(dir.path().join("a")).unwrap();
+        let path = disk.put(&[1; 32], &[2; 32], b"archive").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"archive");
+        assert_eq!(disk.get(&[1; 32]), Some(Entry { output_id: vec![2; 32], size: 7 }));
     }
 
     #[test]

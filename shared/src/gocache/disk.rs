@@ -107,15 +107,21 @@ impl Disk {
     /// A temporary file in the tier, to download into before [`Disk::adopt`].
     pub fn temp_file(&self) -> io::Result<tempfile::TempPath> {
         let dir = self.root.join("tmp");
-        self.ensure_dir(&dir)?;
-        Ok(tempfile::NamedTempFile::new_in(&dir).map_err(with_path(&dir))?.into_temp_path())
+        let file = self.in_dir(&dir, &dir, || tempfile::NamedTempFile::new_in(&dir))?;
+        Ok(file.into_temp_path())
     }
 
     /// Moves a downloaded output, verified to be `entry`'s (its size included), into place.
     pub fn adopt(&self, temp: tempfile::TempPath, entry: &Entry) -> io::Result<PathBuf> {
         let path = self.output_path(&entry.output_id);
-        self.ensure_dir(path.parent().expect("fanned-out paths have a parent"))?;
-        temp.persist(&path).map_err(|e| with_path(&path)(e.error))?;
+        let mut temp = Some(temp);
+        self.in_dir(path.parent().expect("fanned-out paths have a parent"), &path, || {
+            let file = temp.take().expect("a failed persist gives the file back");
+            file.persist(&path).map_err(|e| {
+                temp = Some(e.path);
+                e.error
+            })
+        })?;
         self.added.fetch_add(entry.size, Ordering::Relaxed);
         Ok(path)
     }
@@ -123,17 +129,23 @@ impl Disk {
     /// Not synced: see the module's doc.
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let parent = path.parent().expect("fanned-out paths have a parent");
-        self.ensure_dir(parent)?;
-        match crate::cache::write_atomic_unsynced(path, bytes) {
-            // The directory went since (removed by hand): made again.
+        self.in_dir(parent, path, || crate::cache::write_atomic_unsynced(path, bytes))
+    }
+
+    /// Makes `dir` (unless this process did before) and runs `make` in it, its error naming
+    /// `made`; when the directory went since (removed by hand under a running build), makes
+    /// it again and runs `make` once more.
+    fn in_dir<T>(&self, dir: &Path, made: &Path, mut make: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        self.ensure_dir(dir)?;
+        match make() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.dirs.lock().expect("the directory set is never poisoned").remove(parent);
-                self.ensure_dir(parent)?;
-                crate::cache::write_atomic_unsynced(path, bytes)
+                self.dirs.lock().expect("the directory set is never poisoned").remove(dir);
+                self.ensure_dir(dir)?;
+                make()
             }
-            written => written,
+            done => done,
         }
-        .map_err(with_path(path))
+        .map_err(with_path(made))
     }
 
     /// Makes a directory unless this process made or found it before.
@@ -284,6 +296,17 @@ mod tests {
         let path = disk.put(&[1; 32], &[2; 32], b"archive").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"archive");
         assert_eq!(disk.get(&[1; 32]), Some(Entry { output_id: vec![2; 32], size: 7 }));
+        // So is the directory of downloads, and an output's directory before a download moves in.
+        let entry = Entry { output_id: vec![3; 32], size: 5 };
+        let first = disk.temp_file().unwrap();
+        std::fs::write(&first, b"first").unwrap();
+        disk.adopt(first, &entry).unwrap();
+        std::fs::remove_dir_all(dir.path().join("tmp")).unwrap();
+        std::fs::remove_dir_all(dir.path().join("o")).unwrap();
+        let again = disk.temp_file().unwrap();
+        std::fs::write(&again, b"again").unwrap();
+        let path = disk.adopt(again, &entry).unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), b"again");
     }
 
     #[test]

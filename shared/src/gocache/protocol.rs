@@ -111,11 +111,15 @@ pub fn read_request<R: BufRead>(input: &mut R) -> Result<Option<Request>, Protoc
     Ok(Some(request))
 }
 
+/// The most a body's line reserves before it is read.
+const MAX_RESERVED: usize = 64 << 20;
+
 fn read_body<R: BufRead>(input: &mut R, id: i64, size: i64) -> Result<Vec<u8>, ProtocolError> {
     let body_error = |detail: String| ProtocolError::Body { id, detail };
     // Bodies run to megabytes: the line stays bytes, and Go's plain base64 string (no escapes)
     // is decoded where it lies; anything else goes through a JSON parser.
-    let mut line = Vec::with_capacity(usize::try_from(size).unwrap_or(0) / 3 * 4 + 8);
+    // Reserved up front for the sizes Go sends; a larger (or absurd) `BodySize` grows the line.
+    let mut line = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(MAX_RESERVED) / 3 * 4 + 8);
     if !next_nonblank(input, &mut line)? {
         return Err(body_error("missing (the input ended)".into()));
     }
@@ -236,6 +240,9 @@ mod tests {
         let missing = "{\"ID\":9,\"Command\":\"put\",\"BodySize\":3}\n";
         assert!(read_all(missing).unwrap_err().to_string().contains("missing"));
         assert!(read_all("{not json\n").unwrap_err().to_string().contains("not valid JSON"));
+        // An absurd size is an error, not an allocation that fails.
+        let huge = format!("{{\"ID\":10,\"Command\":\"put\",\"BodySize\":{}}}\n\"aGVsbG8=\"\n", i64::MAX);
+        assert!(read_all(&huge).unwrap_err().to_string().contains("not the 9223372036854775807"));
     }
 
     #[test]

@@ -10,10 +10,12 @@
 //! `KUBECTL_KO_TIMINGS=1` it also says how long Go waited on the cache.
 
 use std::io::{BufRead, Write};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::task::JoinSet;
 
 use super::protocol::{Request, Response, read_request};
@@ -132,9 +134,11 @@ fn answer<W: Write + Send + 'static>(
                 let (cache, answers, waits) = (cache.clone(), answers.clone(), waits.clone());
                 in_flight.spawn_on(
                     async move {
-                        let response = match cache.get_remote(&request.action_id).await {
-                            Some((entry, path)) => found(id, entry, path, started, &waits),
-                            None => missed(id, started, &waits),
+                        // Go waits for an answer to every get: a lookup that panics is a miss.
+                        let lookup = AssertUnwindSafe(cache.get_remote(&request.action_id)).catch_unwind();
+                        let response = match lookup.await {
+                            Ok(Some((entry, path))) => found(id, entry, path, started, &waits),
+                            Ok(None) | Err(_) => missed(id, started, &waits),
                         };
                         answers.send(&response);
                     },

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::fault_proxy::FaultProxy;
+use crate::fault_proxy::{Fault, FaultProxy, Rule};
 use crate::util::*;
 
 /// A module whose command imports a few packages of the standard library.
@@ -199,6 +199,28 @@ fn a_registry_stopped_mid_build_costs_one_warning_not_the_build() {
     assert!(out.status.success(), "the build succeeds without its registry: {stderr}");
     assert_eq!(cache_warnings(&stderr), 1, "one warning: {stderr}");
     assert!(machine.path("app").is_file());
+}
+
+/// The first shard is read alone as Go starts, then the other fifteen at once. One of those
+/// that fails then is not the registry failing: it is read again at the first lookup that
+/// needs it, and the second machine still compiles nothing, without a warning.
+#[test]
+fn a_shard_that_fails_as_go_starts_is_read_again_when_needed() {
+    let OwnRegistry { state: _state, own, src, repo } = OwnRegistry::start();
+    let (a, b) = (Machine::new(), Machine::new());
+    let first = a.go_build(src.path(), &repo, "app").run();
+    first.assert_success();
+    // 400 is not retried: each of shards 1 to f fails once, at the read as Go starts.
+    let fail_once = |digit: char| {
+        let fault = Fault::Status { code: 400, retry_after: None };
+        Rule::new(Some("GET"), &format!("/manifests/shard-v2-{digit}"), fault)
+    };
+    let proxy = FaultProxy::start(&own.host, "123456789abcdef".chars().map(fail_once).collect());
+    let second = b.go_build(src.path(), &format!("{}/gocache", proxy.host), "app").run();
+    second.assert_success();
+    assert_eq!(proxy.faulted().len(), 15, "every shard but the first failed once: {second}");
+    assert_eq!(compiles(&second.stderr), 0, "machine B compiles nothing A built: {second}");
+    assert_eq!(cache_warnings(&second.stderr), 0, "{second}");
 }
 
 /// `kubectl ko build` keeps Go's output to itself when Go succeeds, but not the cache

@@ -87,7 +87,10 @@ impl Settings {
             Some(value) => parse_size(value).ok_or_else(|| GoCacheError::MaxSize { value: value.to_string() })?,
             None => DEFAULT_MAX_BYTES,
         };
-        Ok(Settings { dir: crate::cache::root_in(env).join("gocache"), max_bytes, repo: repository(env)? })
+        // Go reads `DiskPath` from compile and link steps run in other directories.
+        let dir = crate::cache::root_in(env).join("gocache");
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        Ok(Settings { dir, max_bytes, repo: repository(env)? })
     }
 }
 
@@ -194,22 +197,24 @@ impl GoCache {
 
     /// Reaches the registry once (discovery, credentials, then every shard of entries read at
     /// once), before Go asks for anything if called early, so that most lookups are answered
-    /// from memory; `false`, with the warning, when it fails or is slow.
+    /// from memory; `false`, with the warning, when the first shard cannot be read in time.
+    /// The other shards get a lookup's time of their own, all at once; one that fails or is
+    /// slow then is read again, alone, at the first lookup that needs it.
     pub async fn warm_up(&self) -> bool {
         let Some(remote) = self.remote() else { return false };
         *self
             .reachable
             .get_or_init(|| async {
                 // One shard first (discovery and credentials, once), then the rest at once.
-                let all = async {
-                    remote.lookup(&[0; 32]).await?;
-                    remote.read_shards().await
-                };
-                match tokio::time::timeout(LOOKUP_TIMEOUT, all).await {
-                    Ok(Ok(())) => true,
-                    Ok(Err(e)) => self.failed(e).unwrap_or(false),
-                    Err(_) => self.failed(slow("reading the shards of entries", LOOKUP_TIMEOUT)).unwrap_or(false),
+                match tokio::time::timeout(LOOKUP_TIMEOUT, remote.lookup(&[0; 32])).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return self.failed(e).unwrap_or(false),
+                    Err(_) => {
+                        return self.failed(slow("reading the shards of entries", LOOKUP_TIMEOUT)).unwrap_or(false);
+                    }
                 }
+                let _unread_later_if_slow = tokio::time::timeout(LOOKUP_TIMEOUT, remote.read_shards()).await;
+                true
             })
             .await
     }
@@ -406,6 +411,11 @@ impl GoCache {
     /// `limit`; what is left then is dropped.
     pub async fn finish_uploads(&self, limit: Duration) {
         let mut running = std::mem::take(&mut *self.running.lock().expect("the upload set is never poisoned"));
+        // A tier that is off, or whose registry was never reached (down, or slow to answer as
+        // Go started), gets no last pack nor shards; the uploads still running are dropped.
+        if !self.warm_up().await {
+            return;
+        }
         let (left, started) = (running.len(), std::time::Instant::now());
         let all = async {
             while running.join_next().await.is_some() {}
@@ -506,5 +516,8 @@ mod tests {
         assert!(Settings::from_env(&bad).unwrap_err().to_string().contains("KO_GOCACHE_MAX_SIZE"));
         let local = Settings::from_env(&Environment::from_pairs([("KOCACHE", "/k")])).unwrap();
         assert_eq!(local.repo, None);
+        // Go hands `DiskPath` to steps run elsewhere: a relative KOCACHE is made absolute.
+        let relative = Settings::from_env(&Environment::from_pairs([("KOCACHE", "rel")])).unwrap();
+        assert_eq!(relative.dir, std::env::current_dir().unwrap().join("rel/gocache"));
     }
 }

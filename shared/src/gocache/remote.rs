@@ -103,9 +103,10 @@ impl Remote {
         Ok(self.shard(shard::index_of(action_id)).await?.get(action_id).cloned())
     }
 
-    /// Reads every shard not read yet, at once.
-    pub async fn read_shards(&self) -> Result<(), RegistryError> {
-        futures_util::future::try_join_all((0..SHARDS).map(|index| self.shard(index))).await.map(drop)
+    /// Reads every shard not read yet, at once; one that fails stays unread (the first lookup
+    /// that needs it reads it again).
+    pub async fn read_shards(&self) {
+        futures_util::future::join_all((0..SHARDS).map(|index| self.shard(index))).await;
     }
 
     /// True when the action's shard was read and has no entry for it.

@@ -210,7 +210,9 @@ impl GoCache {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return self.failed(e).unwrap_or(false),
                     Err(_) => {
-                        return self.failed(slow("reading the shards of entries", LOOKUP_TIMEOUT)).unwrap_or(false);
+                        return self
+                            .failed(slow("reading the first shard of entries", LOOKUP_TIMEOUT))
+                            .unwrap_or(false);
                     }
                 }
                 let _unread_later_if_slow = tokio::time::timeout(LOOKUP_TIMEOUT, remote.read_shards()).await;
@@ -333,12 +335,12 @@ impl GoCache {
         if let Err(e) = self.disk.record(&action_id, &entry) {
             output::warn(format!("Go build cache: {e}"));
         }
-        if self.remote().is_none() {
-            return;
-        }
+        let Some(remote) = self.remote() else { return };
         let digest = Digest::of(&body);
         // Go's output ID is the sha256 of the bytes; anything else is not shared.
-        let Some(remote) = self.remote().filter(|_| digest.hex() == hex::encode(&output_id)) else { return };
+        if digest.hex() != hex::encode(&output_id) {
+            return;
+        }
         let corrupt = self.corrupt.lock().expect("the corrupt set is never poisoned").contains(&digest);
         if body.len() <= INLINE_MAX {
             let stored = Stored::Inline(bytes::Bytes::from(body));

@@ -186,12 +186,15 @@ fn replace(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
 }
 
 /// Where the cache is: `$KOCACHE`, else `$XDG_CACHE_HOME/kubectl-ko`, else
-/// `~/.cache/kubectl-ko`, else (no home) `kubectl-ko` in the temporary directory.
+/// `~/.cache/kubectl-ko`, else (no home) `kubectl-ko` in the temporary directory. Always
+/// absolute, a relative setting taken from this process's directory: Go is given paths in the
+/// cache (`GOTMPDIR`, `-o`) and runs in a build's `dir`, not necessarily here.
 pub fn root_in(env: &Environment) -> PathBuf {
-    match env.path("KOCACHE") {
+    let root = match env.path("KOCACHE") {
         Some(dir) => dir,
         None => user_cache_dir(env).join("kubectl-ko"),
-    }
+    };
+    std::path::absolute(&root).unwrap_or(root)
 }
 
 /// `$XDG_CACHE_HOME`, else `~/.cache`, else the temporary directory.
@@ -327,6 +330,10 @@ mod tests {
             assert_eq!(root_in(&env(&[])), PathBuf::from("/tmp/kubectl-ko"));
         }
         assert_eq!(user_cache_dir(&env(&all)), PathBuf::from("/x"));
+        // Relative settings are taken from this process's directory.
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(root_in(&env(&[("KOCACHE", "kc")])), here.join("kc"));
+        assert_eq!(root_in(&env(&[("XDG_CACHE_HOME", "x")])), here.join("x/kubectl-ko"));
     }
 
     #[test]

@@ -242,6 +242,32 @@ fn kubectl_ko_build_passes_the_cache_warning_on() {
     assert_eq!(run.stdout_lines().len(), 1, "{run}");
 }
 
+/// A relative `KOCACHE` names one cache, taken from where kubectl ko runs, also for a build
+/// whose `dir` (where Go runs, and starts the cache program) is elsewhere.
+#[test]
+fn a_relative_kocache_is_one_cache_for_a_build_in_another_directory() {
+    let root = tempfile::tempdir().unwrap();
+    fs::write(root.path().join("go.mod"), "module example.com/outer\n\ngo 1.24\n").unwrap();
+    let sub = root.path().join("sub");
+    fs::create_dir_all(&sub).unwrap();
+    app(&sub);
+    fs::write(root.path().join(".ko.yaml"), "builds:\n- id: sub\n  dir: ./sub\n  main: .\n").unwrap();
+    let machine = Machine::new();
+    let run = machine
+        .setup(ko(&["build", "--sbom=none", "./sub"]), &unique_repo("gocache-relative"))
+        .cwd(root.path())
+        .env("KOCACHE", "kc")
+        .env("KO_DOCKER_REPO", unique_repo("gocache-relative-app"))
+        .run();
+    run.assert_success();
+    assert_eq!(cache_warnings(&run.stderr), 0, "{run}");
+    assert!(root.path().join("kc/gocache").is_dir(), "the cache program used ./kc: {run}");
+    assert!(!sub.join("kc").exists(), "nothing made a cache in the build's dir: {run}");
+    let out = run_image(run.stdout_lines()[0]);
+    out.assert_success();
+    assert_eq!(out.stdout.trim(), r#"{"host":"example.com"}"#, "{out}");
+}
+
 /// True when `url` answers 200 with a tag list that has a shard's tag.
 fn has_shards(url: &str) -> bool {
     let out = Command::new("curl").args(["-fsS", url]).output();

@@ -218,6 +218,9 @@ impl GoTool {
         env.extend(self.env.text_vars().map(|(k, v)| (k.to_string(), v.to_string())));
         if let Some(program) = &self.cache_prog {
             env.push(("GOCACHEPROG".into(), program.clone()));
+            // Go starts the program in its own directory (a build's `dir`): the program is
+            // told the cache this process uses, not left to resolve a relative `KOCACHE`.
+            env.push(("KOCACHE".into(), crate::cache::root_in(&self.env).display().to_string()));
         }
         let build_env = build.and_then(|b| b.env.clone()).unwrap_or_else(|| config.default_env.clone());
         for entry in &build_env {

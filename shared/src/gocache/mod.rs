@@ -87,9 +87,8 @@ impl Settings {
             Some(value) => parse_size(value).ok_or_else(|| GoCacheError::MaxSize { value: value.to_string() })?,
             None => DEFAULT_MAX_BYTES,
         };
-        // Go reads `DiskPath` from compile and link steps run in other directories.
+        // Absolute: Go reads `DiskPath` from compile and link steps run in other directories.
         let dir = crate::cache::root_in(env).join("gocache");
-        let dir = std::path::absolute(&dir).unwrap_or(dir);
         Ok(Settings { dir, max_bytes, repo: repository(env)? })
     }
 }

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::fault_proxy::FaultProxy;
 use crate::layers;
 use crate::util::*;
 
@@ -191,6 +192,44 @@ fn an_index_and_each_platform_image_get_their_own_sbom() {
         validate_spdx(&file);
     }
     validate_spdx(&dir.path().join("withdeps-index.spdx.json"));
+}
+
+/// The first SBOM of a run in a registry is put by digest, which shows how the registry takes
+/// a subject; the others go up once, with their tags. Each still has its tag, its subject and
+/// its entry in the referrers fallback index.
+#[test]
+fn after_a_runs_first_sbom_each_manifest_goes_up_once_with_its_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("go.mod"), "module example.com/trio\n\ngo 1.22\n").unwrap();
+    for name in ["one", "two", "three"] {
+        let pkg = dir.path().join("cmd").join(name);
+        std::fs::create_dir_all(&pkg).unwrap();
+        let main = format!("package main\n\nimport \"fmt\"\n\nfunc main() {{ fmt.Println({name:?}) }}\n");
+        std::fs::write(pkg.join("main.go"), main).unwrap();
+    }
+    let proxy = FaultProxy::start(&registry(), vec![]);
+    let repo = format!("{}/{}", proxy.host, unique_name("sbom-once"));
+    // One artifact at a time, so that the first SBOM is pushed before the others start.
+    let run = ko(&["build", "-j", "1", "./cmd/one", "./cmd/two", "./cmd/three"])
+        .cwd(dir.path())
+        .env("KO_DOCKER_REPO", &repo)
+        .run();
+    run.assert_success();
+    let references: Vec<String> = run.stdout_lines().iter().map(|r| r.replacen(&proxy.host, &registry(), 1)).collect();
+    assert_eq!(references.len(), 3, "{run}");
+    let images: Vec<String> = references.iter().map(|r| split(r).1).collect();
+    let puts = proxy.manifest_requests("PUT");
+    let by_digest: Vec<&String> = puts
+        .iter()
+        .filter(|p| p.contains("/manifests/sha256:") && !images.iter().any(|d| p.ends_with(&format!("/manifests/{d}"))))
+        .collect();
+    assert_eq!(by_digest.len(), 1, "one SBOM manifest by digest: {puts:#?}\n{run}");
+    assert_eq!(puts.iter().filter(|p| p.ends_with(".sbom")).count(), 3, "{puts:#?}");
+    for reference in &references {
+        let (path, digest) = split(reference);
+        let doc: Value = serde_json::from_slice(&pushed_sbom(&path, &digest, "text/spdx+json")).unwrap();
+        assert_eq!(doc["name"], format!("sbom-{digest}"), "{doc}");
+    }
 }
 
 #[test]

@@ -4,6 +4,13 @@
 //! `artifactType`. A registry without the referrers API gets the OCI fallback, an index of
 //! referrers at the tag `sha256-<hex>`. `COSIGN_REPOSITORY` sends SBOMs to another
 //! repository, by tag only.
+//!
+//! The first SBOM a run pushes to a registry goes up by digest, which shows whether the
+//! registry takes a manifest with a `subject` and indexes it; later SBOMs there go up once,
+//! by their tag, when tags move.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use bytes::Bytes;
 
@@ -66,18 +73,56 @@ pub(super) async fn ensure_blob(
     Ok((digest, missing))
 }
 
+/// How a registry took the first SBOM manifest with a `subject` this run pushed there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Subjects {
+    /// Taken; `indexed` when the registry answered with `OCI-Subject` (it has the referrers API).
+    Taken { indexed: bool },
+    /// Refused: SBOMs go there without a subject.
+    Refused,
+}
+
+/// What this run learned, per registry, from its first SBOM there.
+#[derive(Default)]
+pub struct SubjectSupport {
+    learned: Mutex<HashMap<String, Subjects>>,
+}
+
+impl SubjectSupport {
+    fn get(&self, registry: &str) -> Option<Subjects> {
+        self.learned.lock().expect("subject support lock").get(registry).copied()
+    }
+
+    fn learn(&self, registry: &str, subjects: Subjects) {
+        self.learned.lock().expect("subject support lock").insert(registry.to_string(), subjects);
+    }
+}
+
+/// True when the SBOM names its subject's digest (both formats do): a subject new to the
+/// registry then makes the SBOM new too.
+fn names_subject(sbom: &Sbom, subject: &Digest) -> bool {
+    let hex = subject.hex().as_bytes();
+    sbom.bytes.windows(hex.len()).any(|w| w == hex)
+}
+
 /// Pushes `sbom` for the manifest `subject` (media type, digest and size), which lives in
-/// `subject_repo`, into `repo`, by digest, and returns its tags to move once the whole run is
-/// pushed. In another repository (`COSIGN_REPOSITORY`) it cannot be a referrer, so only the tag
+/// `subject_repo`, into `repo`, and returns its tags to move once the whole run is pushed.
+/// Its blobs go up now; its manifest by digest only when it is the first SBOM with a subject
+/// for this registry (see [`SubjectSupport`]), else with its tag. `fresh` says the subject
+/// holds a layer this run uploaded to `repo`, so it is new there, and so is an SBOM naming it.
+/// In another repository (`COSIGN_REPOSITORY`) an SBOM cannot be a referrer, so only the tag
 /// scheme is used there.
 pub async fn push(
     client: &RegistryClient,
+    support: &SubjectSupport,
     repo: &Repository,
     subject_repo: &Repository,
     subject: &Descriptor,
     sbom: &Sbom,
+    fresh: bool,
 ) -> Result<Vec<Tagging>, PublishError> {
-    let (layer_digest, new_layer) = ensure_blob(client, repo, &sbom.bytes, false).await?;
+    let known_new = fresh && repo == subject_repo && names_subject(sbom, &subject.digest);
+    let (layer_digest, new_layer) = ensure_blob(client, repo, &sbom.bytes, known_new).await?;
     let layer = Descriptor::new(sbom.media_type, layer_digest.clone(), sbom.bytes.len() as u64);
     let config_bytes = config_bytes(&layer_digest);
     // The config names the layer: a new layer means a new config, not worth asking about.
@@ -89,24 +134,29 @@ pub async fn push(
     let plain = || attachment(sbom, &config, &layer, None);
     let by_digest = |bytes: &Bytes| Digest::of(bytes).to_string();
     // The manifest the tag will name, and whether the registry indexes its subject.
-    let (manifest, indexed) = if repo == subject_repo {
+    let (manifest, indexed) = if repo != subject_repo {
+        (plain(), true)
+    } else if let Some(known) = support.get(&repo.registry) {
+        match known {
+            Subjects::Taken { indexed } => (referrer, indexed),
+            Subjects::Refused => (plain(), true),
+        }
+    } else {
         match client.put_manifest_with_subject(repo, &by_digest(&referrer), OCI_MANIFEST, &referrer).await {
-            Ok(indexed) => (referrer, indexed),
+            Ok(indexed) => {
+                support.learn(&repo.registry, Subjects::Taken { indexed });
+                (referrer, indexed)
+            }
             Err(e) if e.status().is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403) => {
                 output::detail(format!(
                     "{} refused an SBOM manifest with a subject ({e}); pushing it by tag only",
                     repo.registry
                 ));
-                let plain = plain();
-                client.put_manifest(repo, &by_digest(&plain), OCI_MANIFEST, &plain).await?;
-                (plain, true)
+                support.learn(&repo.registry, Subjects::Refused);
+                (plain(), true)
             }
             Err(e) => return Err(e.into()),
         }
-    } else {
-        let plain = plain();
-        client.put_manifest(repo, &by_digest(&plain), OCI_MANIFEST, &plain).await?;
-        (plain, true)
     };
     let name = if repo.path.is_empty() { repo.registry.clone() } else { format!("{}/{}", repo.registry, repo.path) };
     let mut taggings = vec![Tagging::Tag {
@@ -116,6 +166,7 @@ pub async fn push(
         bytes: manifest.clone(),
         done: Some(format!("Published SBOM {name}:{tag}")),
     }];
+    // After the tag, which puts the manifest the index lists.
     if !indexed {
         taggings.push(Tagging::Referrer {
             repo: repo.clone(),
@@ -183,5 +234,15 @@ mod tests {
         assert_eq!(with["layers"][0]["mediaType"], "text/spdx+json");
         let without: serde_json::Value = serde_json::from_slice(&attachment(&sbom, &config, &layer, None)).unwrap();
         assert!(without.get("subject").is_none() && without.get("artifactType").is_none());
+    }
+
+    #[test]
+    fn an_sbom_names_its_subject_when_it_holds_the_digests_hex() {
+        let subject = Digest::of(b"image");
+        let naming = format!(r#"{{"name":"sbom-{subject}"}}"#);
+        let sbom = |text: String| Sbom { media_type: SbomFormat::Spdx.media_type(), bytes: Bytes::from(text) };
+        assert!(names_subject(&sbom(naming), &subject));
+        assert!(!names_subject(&sbom(format!("{{\"name\":\"sbom-{}\"}}", Digest::of(b"other"))), &subject));
+        assert!(!names_subject(&sbom(String::new()), &subject));
     }
 }

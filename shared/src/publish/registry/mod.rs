@@ -23,13 +23,15 @@ pub struct RegistrySink {
     client: Arc<RegistryClient>,
     cache: Cache,
     known: Arc<KnownBlobs>,
+    /// How each registry took this run's first SBOM with a subject.
+    subjects: crate::publish::sbom::SubjectSupport,
     /// Blobs pushed at once per artifact.
     jobs: usize,
 }
 
 impl RegistrySink {
     pub fn new(client: Arc<RegistryClient>, cache: Cache, jobs: usize) -> RegistrySink {
-        RegistrySink { client, cache, known: Default::default(), jobs }
+        RegistrySink { client, cache, known: Default::default(), subjects: Default::default(), jobs }
     }
 
     /// Starts checking, in the background, whether `repo` holds these blobs.

@@ -52,12 +52,17 @@ impl RegistrySink {
     /// Whether an image still has to be pushed: an image with a layer this run uploaded is
     /// new; any other may be in the repository already.
     async fn image_needed(&self, repo: &Repository, image: &Image) -> Result<bool, PublishError> {
-        let fresh = self.known.uploaded_any(repo, image.layers.iter().map(|l| &l.descriptor.digest));
-        if !fresh && self.client.manifest_exists(repo, &image.digest).await? {
+        if !self.fresh(repo, std::slice::from_ref(image)) && self.client.manifest_exists(repo, &image.digest).await? {
             output::detail(format!("{} already in {repo}", image.digest));
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// True when one of `images` holds a layer this run uploaded to `repo`: they, and an
+    /// index of them, are new there.
+    fn fresh(&self, repo: &Repository, images: &[Image]) -> bool {
+        images.iter().any(|image| self.known.uploaded_any(repo, image.layers.iter().map(|l| &l.descriptor.digest)))
     }
 
     /// Pushes the blobs of the images that need it, each distinct blob once, concurrently.
@@ -68,7 +73,7 @@ impl RegistrySink {
         let needed: Vec<&Image> = images.iter().filter(|(_, needed)| *needed).map(|(image, _)| *image).collect();
         let new_configs: HashSet<&crate::digest::Digest> = needed
             .iter()
-            .filter(|image| self.known.uploaded_any(repo, image.layers.iter().map(|l| &l.descriptor.digest)))
+            .filter(|image| self.fresh(repo, std::slice::from_ref(*image)))
             .map(|image| &image.config.descriptor.digest)
             .collect();
         let blobs: Vec<&Blob> =
@@ -91,7 +96,10 @@ impl RegistrySink {
         }
         let subject = Descriptor::new(&image.media_type, image.digest.clone(), image.manifest_bytes.len() as u64);
         let mut tags = match &image.sbom {
-            Some(doc) => sbom::push(&self.client, target.sbom_repo, repo, &subject, doc).await?,
+            Some(doc) => {
+                let fresh = self.fresh(repo, std::slice::from_ref(image));
+                sbom::push(&self.client, &self.subjects, target.sbom_repo, repo, &subject, doc, fresh).await?
+            }
             None => Vec::new(),
         };
         tags.extend(self.attest(target, subject, image.provenance.as_ref(), image.sbom.as_ref()).await?);
@@ -154,7 +162,10 @@ impl RegistrySink {
                 self.client.put_manifest(repo, index.digest.as_str(), &index.media_type, &index.bytes).await?;
                 let subject = Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64);
                 if let Some(doc) = &index.sbom {
-                    sboms.extend(sbom::push(&self.client, target.sbom_repo, repo, &subject, doc).await?);
+                    let fresh = self.fresh(repo, &index.images);
+                    sboms.extend(
+                        sbom::push(&self.client, &self.subjects, target.sbom_repo, repo, &subject, doc, fresh).await?,
+                    );
                 }
                 sboms.extend(self.attest(target, subject, index.provenance.as_ref(), index.sbom.as_ref()).await?);
                 sboms

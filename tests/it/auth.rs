@@ -351,6 +351,9 @@ fn bearer_tokens_from_the_token_service() {
     let for_push: Vec<_> = requests.iter().filter(|r| r.scopes == [push_scope.clone()]).collect();
     assert_eq!(for_push.len(), 2, "one expired token, one renewed and reused: {requests:?}");
     assert!(for_push.iter().all(|r| r.user.as_deref() == Some(USER) && !r.refresh_grant), "{requests:?}");
+    // The SBOM's referrers fallback index is read with the push token too.
+    let pull_only = format!("repository:{path}:pull");
+    assert!(!requests.iter().any(|r| r.scopes == [pull_only.clone()]), "no pull token for {path}: {requests:?}");
 
     // An identity token goes through the refresh-token grant; a base in the same registry
     // is mounted, which needs pull on its repository in the same token.

@@ -1,6 +1,8 @@
 //! Credentials on the wire: the scope a request needs, the `Authorization` header for it
 //! (basic, or a bearer token fetched from the challenge's realm, cached per registry and
-//! scope, renewed before it expires and fetched anew when the registry refuses it).
+//! scope, renewed before it expires and fetched anew when the registry refuses it). A token
+//! cached for a wider scope serves a narrower one: a pull of a repository this run pushes to
+//! needs no token of its own.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,33 @@ pub(super) type TokenSlot = std::sync::Arc<tokio::sync::Mutex<Option<CachedToken
 pub(super) struct CachedToken {
     value: String,
     renew_after: Option<Instant>,
+}
+
+impl CachedToken {
+    /// `Bearer <token>`, while the token is fresh.
+    fn header(&self) -> Option<String> {
+        let fresh = self.renew_after.is_none_or(|at| Instant::now() < at);
+        fresh.then(|| format!("Bearer {}", self.value))
+    }
+}
+
+/// True when every `type:name:actions` item of `wanted` is granted by an item of `held` for
+/// the same resource with at least those actions.
+fn scope_covers(held: &str, wanted: &str) -> bool {
+    let items = |scope: &str| -> Vec<(String, Vec<String>)> {
+        scope
+            .split(' ')
+            .filter(|item| !item.is_empty())
+            .map(|item| match item.rsplit_once(':') {
+                Some((resource, actions)) => (resource.to_string(), actions.split(',').map(str::to_string).collect()),
+                None => (item.to_string(), Vec::new()),
+            })
+            .collect()
+    };
+    let held = items(held);
+    items(wanted).iter().all(|(resource, actions)| {
+        held.iter().any(|(r, a)| r == resource && actions.iter().all(|action| a.contains(action)))
+    })
 }
 
 impl RegistryClient {
@@ -60,12 +89,13 @@ impl RegistryClient {
                 let key = (endpoint.registry.clone(), scope.to_string());
                 let slot = self.tokens.lock().expect("token lock").entry(key).or_default().clone();
                 let mut cached = slot.lock().await;
-                if let Some(token) = cached.as_ref() {
-                    let header = format!("Bearer {}", token.value);
-                    let fresh = token.renew_after.is_none_or(|at| Instant::now() < at);
-                    if fresh && refused != Some(header.as_str()) {
-                        return Ok(Some(header));
-                    }
+                if let Some(header) = cached.as_ref().and_then(CachedToken::header).filter(|h| refused != Some(h)) {
+                    return Ok(Some(header));
+                }
+                // A token asked for a wider scope (a push token for a pull) serves as well: a
+                // token service grants what it allows of what is asked, so it holds no less.
+                if let Some(header) = self.covering_token(&endpoint.registry, scope).filter(|h| refused != Some(h)) {
+                    return Ok(Some(header));
                 }
                 let fetched_at = Instant::now();
                 let (token, expires_in) = self.fetch_token(endpoint, realm, service.as_deref(), scope).await?;
@@ -76,6 +106,16 @@ impl RegistryClient {
                 Ok(Some(header))
             }
         }
+    }
+
+    /// The header of a fresh token cached for `registry` under another scope that covers
+    /// `scope`; a slot being filled right now is passed over.
+    fn covering_token(&self, registry: &str, scope: &str) -> Option<String> {
+        let tokens = self.tokens.lock().expect("token lock");
+        tokens
+            .iter()
+            .filter(|((r, s), _)| r == registry && s != scope && scope_covers(s, scope))
+            .find_map(|(_, slot)| slot.try_lock().ok()?.as_ref()?.header())
     }
 
     pub(super) async fn fetch_token(
@@ -227,6 +267,53 @@ mod tests {
         assert_eq!(urlencode("ü/\u{7f}\u{1}"), "%C3%BC%2F%7F%01");
         let every_char: String = (1u32..0x800).filter_map(char::from_u32).collect();
         assert_eq!(urlencode(&every_char), old_urlencode(&every_char));
+    }
+
+    #[test]
+    fn a_scope_covers_the_same_resources_with_fewer_actions() {
+        let push = "repository:app:pull,push";
+        assert!(scope_covers(push, "repository:app:pull"));
+        assert!(scope_covers(push, push));
+        assert!(scope_covers("repository:app:pull,push repository:base:pull", push));
+        assert!(!scope_covers("repository:app:pull", push));
+        assert!(!scope_covers(push, "repository:app:pull,push repository:base:pull"));
+        assert!(!scope_covers("repository:application:pull,push", "repository:app:pull"));
+        assert!(!scope_covers("registry:catalog:*", "repository:app:pull"));
+    }
+
+    /// A pull after a push to the same repository sends the push token: no second token.
+    #[tokio::test]
+    async fn a_push_token_serves_a_pull_of_the_same_repository() {
+        let fake = FakeRegistry::start().await;
+        let challenge = format!(r#"Bearer realm="{}/token",service="fake""#, fake.base());
+        fake.route("GET", "/v2/", [Reply::status(401).header("www-authenticate", &challenge)]);
+        let token = |t: &str| Reply::status(200).body(format!(r#"{{"token":"{t}","expires_in":300}}"#));
+        fake.route("GET", "/token", [token("push"), token("other")]);
+        let manifest = bytes::Bytes::from_static(br#"{"schemaVersion":2}"#);
+        let media_type = "application/vnd.oci.image.manifest.v1+json";
+        fake.route("PUT", "/v2/app/manifests/v1", [Reply::status(201)]);
+        let found = Reply::status(200).header("content-type", media_type).body(manifest.clone());
+        fake.route("GET", "/v2/app/manifests/v1", [found.clone()]);
+        fake.route("GET", "/v2/other/manifests/v1", [found]);
+
+        let client = client_logged_in(&fake.host(), "user", "secret");
+        let app = Repository::parse(&format!("{}/app", fake.host())).unwrap();
+        client.put_manifest(&app, "v1", media_type, &manifest).await.unwrap();
+        let tag = |repository: &Repository| crate::reference::Reference {
+            repository: repository.clone(),
+            tag: Some("v1".into()),
+            digest: None,
+        };
+        client.manifest(&tag(&app)).await.unwrap();
+        let gets = fake.requests_to("GET", "/v2/app/manifests/v1");
+        assert_eq!(gets[0].header("authorization"), Some("Bearer push"));
+        assert_eq!(fake.requests_to("GET", "/token").len(), 1);
+        // Another repository needs a token of its own.
+        let other = Repository::parse(&format!("{}/other", fake.host())).unwrap();
+        client.manifest(&tag(&other)).await.unwrap();
+        let tokens = fake.requests_to("GET", "/token");
+        assert_eq!(tokens.len(), 2);
+        assert_eq!(tokens[1].query.as_deref(), Some("service=fake&scope=repository%3Aother%3Apull"));
     }
 
     #[tokio::test]

@@ -8,8 +8,8 @@
 //! A process reads every shard once, as Go starts (one that fails then is read at its first
 //! lookup), so a whole build costs 16 lookups and a miss is answered from memory; it writes
 //! each shard it added entries to once, when Go finishes, merged into what the registry then
-//! holds. A shard keeps the entries written in the last
-//! [`MAX_AGE`] and, past [`MAX_BYTES`], drops the oldest.
+//! holds. A shard keeps the entries written in the last [`MAX_AGE`] and, past [`MAX_BYTES`],
+//! drops the oldest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

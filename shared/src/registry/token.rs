@@ -39,19 +39,11 @@ impl CachedToken {
 /// True when every `type:name:actions` item of `wanted` is granted by an item of `held` for
 /// the same resource with at least those actions.
 fn scope_covers(held: &str, wanted: &str) -> bool {
-    let items = |scope: &str| -> Vec<(String, Vec<String>)> {
-        scope
-            .split(' ')
-            .filter(|item| !item.is_empty())
-            .map(|item| match item.rsplit_once(':') {
-                Some((resource, actions)) => (resource.to_string(), actions.split(',').map(str::to_string).collect()),
-                None => (item.to_string(), Vec::new()),
-            })
-            .collect()
-    };
-    let held = items(held);
-    items(wanted).iter().all(|(resource, actions)| {
-        held.iter().any(|(r, a)| r == resource && actions.iter().all(|action| a.contains(action)))
+    fn items(scope: &str) -> impl Iterator<Item = (&str, &str)> {
+        scope.split(' ').filter(|item| !item.is_empty()).map(|item| item.rsplit_once(':').unwrap_or((item, "")))
+    }
+    items(wanted).all(|(resource, actions)| {
+        items(held).any(|(r, a)| r == resource && actions.split(',').all(|action| a.split(',').any(|x| x == action)))
     })
 }
 
@@ -281,14 +273,21 @@ mod tests {
         assert!(!scope_covers("registry:catalog:*", "repository:app:pull"));
     }
 
-    /// A pull after a push to the same repository sends the push token: no second token.
-    #[tokio::test]
-    async fn a_push_token_serves_a_pull_of_the_same_repository() {
+    /// A registry that asks for bearer tokens from its own `/token`, which hands out `tokens`
+    /// in turn (valid for 300 s).
+    async fn token_registry(tokens: &[&str]) -> FakeRegistry {
         let fake = FakeRegistry::start().await;
         let challenge = format!(r#"Bearer realm="{}/token",service="fake""#, fake.base());
         fake.route("GET", "/v2/", [Reply::status(401).header("www-authenticate", &challenge)]);
-        let token = |t: &str| Reply::status(200).body(format!(r#"{{"token":"{t}","expires_in":300}}"#));
-        fake.route("GET", "/token", [token("push"), token("other")]);
+        let token = |t: &&str| Reply::status(200).body(format!(r#"{{"token":"{t}","expires_in":300}}"#));
+        fake.route("GET", "/token", tokens.iter().map(token));
+        fake
+    }
+
+    /// A pull after a push to the same repository sends the push token: no second token.
+    #[tokio::test]
+    async fn a_push_token_serves_a_pull_of_the_same_repository() {
+        let fake = token_registry(&["push", "other"]).await;
         let manifest = bytes::Bytes::from_static(br#"{"schemaVersion":2}"#);
         let media_type = "application/vnd.oci.image.manifest.v1+json";
         fake.route("PUT", "/v2/app/manifests/v1", [Reply::status(201)]);
@@ -318,11 +317,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bearer_challenge_fetches_a_token_and_a_refused_token_is_fetched_anew() {
-        let fake = FakeRegistry::start().await;
-        let challenge = format!(r#"Bearer realm="{}/token",service="fake""#, fake.base());
-        fake.route("GET", "/v2/", [Reply::status(401).header("www-authenticate", &challenge)]);
-        let token = |t: &str| Reply::status(200).body(format!(r#"{{"token":"{t}","expires_in":300}}"#));
-        fake.route("GET", "/token", [token("t1"), token("t2")]);
+        let fake = token_registry(&["t1", "t2"]).await;
         let digest = Digest::of(b"blob");
         let blob_path = format!("/v2/app/blobs/{digest}");
         fake.route("HEAD", &blob_path, [Reply::status(200)]);

@@ -1,11 +1,13 @@
 //! `--watch` against the real kube-apiserver, registry and Docker daemon, on three apps of one Go
 //! module (two of them importing a shared package): `apply` (`apply`: only what a change
 //! touches is built and applied, flags after `--`, an unreachable cluster, `--prune`),
-//! `resolve` (`resolve`: the stream again, the polling watcher, `KO_CONFIG_PATH`), and the
-//! local publishers (`local`). The helpers here are shared by those modules.
+//! `resolve` (`resolve`: the stream again, the polling watcher, `KO_CONFIG_PATH`), the
+//! local publishers (`local`), and what lies beyond one module's files (`modules`: a `go.work`
+//! workspace, the stream written into the watched module). The helpers here are shared by those modules.
 
 mod apply;
 mod local;
+mod modules;
 mod resolve;
 
 use std::io::{BufRead, BufReader};
@@ -82,15 +84,24 @@ fn collect(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>>
 
 impl Watching {
     fn start(cmd: &KoCmd) -> Watching {
+        Watching::spawn(cmd, Stdio::piped())
+    }
+
+    /// Starts `cmd` with its stdout going to `file` (so `stdout` stays empty).
+    fn start_into(cmd: &KoCmd, file: std::fs::File) -> Watching {
+        Watching::spawn(cmd, Stdio::from(file))
+    }
+
+    fn spawn(cmd: &KoCmd, stdout: Stdio) -> Watching {
         let mut child = cmd
             .command()
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .expect("start kubectl-ko-apply (build the binaries first: cargo build --workspace --bins)");
         let stderr = collect(child.stderr.take().unwrap());
-        let stdout = collect(child.stdout.take().unwrap());
+        let stdout = child.stdout.take().map(collect).unwrap_or_default();
         Watching { child, stderr, stdout }
     }
 

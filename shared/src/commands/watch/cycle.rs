@@ -49,9 +49,17 @@ pub struct State {
 }
 
 impl State {
-    /// The package directories of the images.
+    /// The directories to watch besides the inputs: the images' packages, and the modules
+    /// used in place of versions (`go.work`, `replace`) that their imports were looked up in.
     pub fn package_dirs(&self) -> Vec<PathBuf> {
-        self.packages.values().cloned().collect()
+        let modules = self.reads.values().flatten().flat_map(|r| r.watched().0);
+        self.packages.values().cloned().chain(modules).collect()
+    }
+
+    /// The files to watch besides the inputs: the `go.work` of each image, with its sum.
+    pub fn module_files(&self) -> Vec<PathBuf> {
+        let files: BTreeSet<PathBuf> = self.reads.values().flatten().flat_map(|r| r.watched().1).collect();
+        files.into_iter().collect()
     }
 
     /// Whether `value`'s image must be built again after `changed` (and the changes of failed
@@ -142,7 +150,10 @@ async fn run_cycle(
         .collect();
     let mut seen = Vec::new();
     let result = resolve::publish_references_seen(&manifests, inputs.publish, inputs.build, &reuse, &mut seen).await;
-    state.packages.extend(seen);
+    // As the file system spells them: `go list` spells a directory through `$PWD`, which may
+    // go through a symlink, while the watcher reports (and the working directory is) the
+    // resolved path.
+    state.packages.extend(seen.into_iter().map(|(value, dir)| (value, std::fs::canonicalize(&dir).unwrap_or(dir))));
     let replacements = result?;
     let mut report = Report { images: replacements.len(), ..Report::default() };
     report.built = values.iter().filter(|v| !reuse.contains_key(**v)).map(|v| v.to_string()).collect();

@@ -1,4 +1,4 @@
-//! File events for a watch: `notify` (inotify on Linux), or its `PollWatcher` where inotify is
+//! File events for a watch: `notify` (inotify on Linux), or our [`Poller`] where inotify is
 //! not available (some network and FUSE file systems, an exhausted watch limit), and the
 //! settling of a burst: a save touches several files, a `git checkout` hundreds, and one
 //! cycle should follow them all. A burst is over once no change has come for [`SETTLE`].
@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use notify::{EventKind, PollWatcher, RecursiveMode, Watcher};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::inputs::{Root, is_noise};
+use super::poll::Poller;
 use crate::error::WatchError;
 use crate::output;
 
@@ -38,6 +39,40 @@ pub struct Events {
     watched: BTreeMap<PathBuf, bool>,
     /// What the cycles write themselves (`--image-refs`, `--oci-layout-path`, ...).
     ignored: Vec<PathBuf>,
+    /// The files stdout and stderr go to, by device and inode: `resolve --watch > out.yaml`
+    /// in the module must not start a cycle with every stream it prints.
+    streams: Vec<(u64, u64)>,
+}
+
+/// The device and inode of the regular files behind stdout and stderr.
+#[cfg(unix)]
+fn stream_files() -> Vec<(u64, u64)> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let (out, err) = (std::io::stdout(), std::io::stderr());
+    [out.as_fd(), err.as_fd()]
+        .into_iter()
+        .filter_map(|fd| std::fs::File::from(fd.try_clone_to_owned().ok()?).metadata().ok())
+        .filter(|meta| meta.is_file())
+        .map(|meta| (meta.dev(), meta.ino()))
+        .collect()
+}
+
+#[cfg(not(unix))]
+fn stream_files() -> Vec<(u64, u64)> {
+    Vec::new()
+}
+
+/// Whether `path` is one of `streams`.
+#[cfg(unix)]
+fn is_stream(streams: &[(u64, u64)], path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    !streams.is_empty() && std::fs::metadata(path).is_ok_and(|meta| streams.contains(&(meta.dev(), meta.ino())))
+}
+
+#[cfg(not(unix))]
+fn is_stream(_: &[(u64, u64)], _: &Path) -> bool {
+    false
 }
 
 fn handler(sender: UnboundedSender<PathBuf>) -> impl Fn(notify::Result<notify::Event>) + Send + 'static {
@@ -53,8 +88,8 @@ fn handler(sender: UnboundedSender<PathBuf>) -> impl Fn(notify::Result<notify::E
 }
 
 fn poller(sender: UnboundedSender<PathBuf>) -> Result<Box<dyn Watcher + Send>, WatchError> {
-    let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
-    let watcher = PollWatcher::new(handler(sender), config).map_err(|e| WatchError::Start { source: e })?;
+    let watcher = Poller::start(handler(sender), POLL_INTERVAL)
+        .map_err(|e| WatchError::Start { source: notify::Error::io(e) })?;
     Ok(Box::new(watcher))
 }
 
@@ -75,6 +110,7 @@ impl Events {
             roots: Vec::new(),
             watched: BTreeMap::new(),
             ignored: Vec::new(),
+            streams: stream_files(),
         })
     }
 
@@ -129,6 +165,7 @@ impl Events {
         !is_noise(path)
             && !self.ignored.iter().any(|i| path.starts_with(i))
             && self.roots.iter().any(|r| r.covers(path))
+            && !is_stream(&self.streams, path)
     }
 
     /// Waits for a change that counts, then for the burst it starts to settle.

@@ -71,18 +71,19 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
     crate::gobuild::normalize(&cwd.join(path))
 }
 
-/// Everything to watch: the modules of the packages (or, before `go list` has ever answered,
-/// the working directory's module), the places `.ko.yaml` can be read from (`configs`), and
-/// the `-f` inputs.
-pub fn roots(files: &FileArgs, package_dirs: &[PathBuf], configs: &[PathBuf], cwd: &Path) -> Vec<Root> {
+/// Everything to watch: the modules of the packages (and the working directory's, whose
+/// `go.mod` decides the versions of images from the module cache; before `go list` has ever
+/// answered, the working directory's module or the directory itself), single files (where
+/// `.ko.yaml` can be read from, a `go.work`), and the `-f` inputs.
+pub fn roots(files: &FileArgs, package_dirs: &[PathBuf], singles: &[PathBuf], cwd: &Path) -> Vec<Root> {
     let mut roots = BTreeSet::new();
-    let modules: BTreeSet<PathBuf> = if package_dirs.is_empty() {
-        [module_root(cwd)].into()
-    } else {
-        package_dirs.iter().map(|d| module_root(&absolute(cwd, d))).collect()
-    };
+    let own = module_root(cwd);
+    let mut modules: BTreeSet<PathBuf> = package_dirs.iter().map(|d| module_root(&absolute(cwd, d))).collect();
+    if modules.is_empty() || own.join("go.mod").is_file() {
+        modules.insert(own);
+    }
     roots.extend(modules.into_iter().map(Root::tree));
-    roots.extend(configs.iter().map(|c| Root::file(&absolute(cwd, c))));
+    roots.extend(singles.iter().map(|c| Root::file(&absolute(cwd, c))));
     for name in files.filenames.iter().filter(|n| n.as_str() != "-") {
         let path = absolute(cwd, Path::new(name));
         if path.is_dir() {
@@ -125,6 +126,23 @@ mod tests {
         assert!(one.covers(&root.join("one.yaml")) && !one.covers(&root.join("two.yaml")));
         assert!(found.iter().any(|r| r.only == Some(root.join(".ko.yaml"))));
         assert!(found.iter().any(|r| r.only == Some(root.join("conf/ko.yaml")) && r.dir == root.join("conf")));
+    }
+
+    #[test]
+    fn the_working_directorys_module_is_watched_beside_images_from_the_module_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (app, tool) = (tmp.path().join("app"), tmp.path().join("mod/example.com/tool@v1.0.0"));
+        std::fs::create_dir_all(tool.join("cmd/tool")).unwrap();
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(tool.join("go.mod"), "module example.com/tool\n").unwrap();
+        std::fs::write(app.join("go.mod"), "module example.com/app\n").unwrap();
+        let found = roots(&files(&[], false), &[tool.join("cmd/tool")], &[], &app);
+        let dirs: Vec<(&Path, bool)> = found.iter().map(|r| (r.dir.as_path(), r.recursive)).collect();
+        assert_eq!(dirs, [(app.as_path(), true), (tool.as_path(), true)]);
+        // Without a go.mod, the working directory is watched only until the packages are known.
+        std::fs::remove_file(app.join("go.mod")).unwrap();
+        let found = roots(&files(&[], false), &[tool.join("cmd/tool")], &[], &app);
+        assert_eq!(found.iter().map(|r| r.dir.as_path()).collect::<Vec<_>>(), [tool.as_path()]);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 mod cycle;
 mod events;
 mod inputs;
+mod poll;
 mod reads;
 
 use std::path::{Path, PathBuf};
@@ -55,7 +56,8 @@ pub async fn run(inputs: Inputs<'_>, target: Target<'_>) -> Result<(), Error> {
         if let Err(e) = &outcome {
             output::error(e.to_string());
         }
-        events.set_roots(inputs::roots(inputs.files, &state.package_dirs(), &configs, &cwd));
+        let files: Vec<PathBuf> = configs.iter().cloned().chain(state.module_files()).collect();
+        events.set_roots(inputs::roots(inputs.files, &state.package_dirs(), &files, &cwd));
         burst = Some(events.burst().await);
     }
 }

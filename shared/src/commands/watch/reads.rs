@@ -1,33 +1,70 @@
 //! Which images a changed path can change. An image's binary is made from its package and the
-//! packages of its own Go module that it imports, directly or through others; files from the
-//! module cache never change for a version, and versions are fixed by `go.mod` and `go.sum`.
-//! So a watch needs, per image, the directories of those packages ([`Reads`]), found from the
-//! import declarations of their Go files. Every `.go` file counts, whatever its build
-//! constraints, so the set covers every platform and tag an image can be built for: it may be
-//! larger than what one `go build` reads, never smaller. Embedded files and `kodata` are under
-//! the package's directory (Go refuses embeds from above it), so anything in a package's
-//! directory or below it counts, except the Go files of its subdirectories, which are packages
-//! of their own.
+//! packages it imports, directly or through others, from its own Go module and from the
+//! modules on the file system that Go uses in their place (the `use` lines of a `go.work`, the
+//! local targets of `replace` lines); files from the module cache never change for a version,
+//! and versions are fixed by `go.mod`, `go.sum` and `go.work`. So a watch needs, per image,
+//! the directories of those packages ([`Reads`]), found from the import declarations of their
+//! Go files. Every `.go` file counts, whatever its build constraints, so the set covers every
+//! platform and tag an image can be built for: it may be larger than what one `go build`
+//! reads, never smaller. Embedded files and `kodata` are under the package's directory (Go
+//! refuses embeds from above it), so anything in a package's directory or below it counts,
+//! except the Go files of its subdirectories, which are packages of their own.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::inputs::module_root;
+use crate::gobuild::normalize;
+use crate::settings::Environment;
 
-/// What one image reads from its module.
+/// A module whose packages are read from the file system, and the path they are imported by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Module {
+    path: String,
+    dir: PathBuf,
+}
+
+/// What one image reads from its module and the modules used in place of versions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reads {
-    /// The directory of the module's `go.mod`.
+    /// The directory of the image's module's `go.mod`.
     root: PathBuf,
-    /// The image's package and every package of the module it imports.
+    /// The modules imports are looked up in: its own first, then the workspace's and the
+    /// local targets of `replace` lines.
+    modules: Vec<Module>,
+    /// The `go.work` in effect, if any.
+    work: Option<PathBuf>,
+    /// The image's package and every package of those modules it imports.
     dirs: BTreeSet<PathBuf>,
 }
 
-/// The packages of its module the package in `package_dir` imports, itself included; `None`
+/// What the packages in `package_dir` import from the file system, itself included; `None`
 /// when that cannot be told (no `go.mod`, an unreadable one).
 pub fn reads(package_dir: &Path) -> Option<Reads> {
     let root = module_root(package_dir);
-    let module = module_path(&std::fs::read_to_string(root.join("go.mod")).ok()?)?;
+    let go_mod = std::fs::read_to_string(root.join("go.mod")).ok()?;
+    let mut modules = vec![Module { path: module_path(&go_mod)?, dir: root.clone() }];
+    let work = workspace(&root);
+    let mut replaced = Vec::new();
+    if let Some(text) = work.as_ref().and_then(|w| std::fs::read_to_string(w).ok()) {
+        let base = work.as_deref().and_then(Path::parent).unwrap_or(Path::new("/"));
+        for used in directives(&text, "use").iter().filter_map(|d| first_word(d)) {
+            let dir = normalize(&base.join(used));
+            let Some(path) = std::fs::read_to_string(dir.join("go.mod")).ok().and_then(|m| module_path(&m)) else {
+                continue;
+            };
+            if !modules.iter().any(|m| m.dir == dir) {
+                modules.push(Module { path, dir });
+            }
+        }
+        replaced.extend(replacements(&text, base));
+    }
+    for module in &modules {
+        if let Ok(text) = std::fs::read_to_string(module.dir.join("go.mod")) {
+            replaced.extend(replacements(&text, &module.dir));
+        }
+    }
+    modules.extend(replaced);
     let mut dirs = BTreeSet::new();
     let mut todo = vec![package_dir.to_path_buf()];
     while let Some(dir) = todo.pop() {
@@ -35,10 +72,10 @@ pub fn reads(package_dir: &Path) -> Option<Reads> {
             continue;
         }
         for import in imports_of_dir(&dir)? {
-            todo.extend(local_dir(&root, &module, &import));
+            todo.extend(local_dir(&root, &modules, &import));
         }
     }
-    Some(Reads { root, dirs })
+    Some(Reads { root, modules, work, dirs })
 }
 
 impl Reads {
@@ -46,7 +83,16 @@ impl Reads {
     pub fn touched_by(&self, path: &Path) -> bool {
         let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
         let module_file = matches!(name.as_ref(), "go.mod" | "go.sum" | "go.work" | "go.work.sum");
-        if module_file && path.parent().is_some_and(|p| self.root.starts_with(p)) {
+        if module_file {
+            let Some(parent) = path.parent() else { return true };
+            // An image from the module cache (`module@version`) changes with the versions
+            // its users' modules ask for.
+            let from_cache = self.root.file_name().is_some_and(|n| n.to_string_lossy().contains('@'));
+            if from_cache || self.root.starts_with(parent) || self.modules.iter().any(|m| m.dir == parent) {
+                return true;
+            }
+        }
+        if self.work.as_deref().is_some_and(|w| path == w || path == w.with_extension("work.sum")) {
             return true;
         }
         if name == "modules.txt" && path.parent() == Some(self.root.join("vendor").as_path()) {
@@ -63,11 +109,81 @@ impl Reads {
         })
     }
 
+    /// The directories of the modules the image's imports are looked up in, and the
+    /// `go.work` with its `go.work.sum`: what a watch must see besides the image's module.
+    pub fn watched(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let dirs = self.modules.iter().map(|m| m.dir.clone()).collect();
+        let files = self.work.iter().flat_map(|w| [w.clone(), w.with_extension("work.sum")]).collect();
+        (dirs, files)
+    }
+
     /// The package directories, for the summary's tests.
     #[cfg(test)]
     fn dirs(&self) -> Vec<&Path> {
         self.dirs.iter().map(PathBuf::as_path).collect()
     }
+}
+
+/// The `go.work` Go uses for a build in `root`: `GOWORK`'s (none for `off`), or the first in
+/// `root` and the directories above it.
+fn workspace(root: &Path) -> Option<PathBuf> {
+    match Environment::process().text("GOWORK") {
+        Some("off") => None,
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => root.ancestors().map(|d| d.join("go.work")).find(|w| w.is_file()),
+    }
+}
+
+/// The arguments of every `verb` line of a `go.mod` or `go.work`, in a block or not, comments
+/// removed.
+fn directives(text: &str, verb: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        let line = line.split("//").next().unwrap_or("").trim();
+        if in_block {
+            if line.starts_with(')') {
+                in_block = false;
+            } else if !line.is_empty() {
+                found.push(line.to_string());
+            }
+            continue;
+        }
+        let Some(rest) = line.strip_prefix(verb).filter(|r| r.starts_with([' ', '\t', '('])) else { continue };
+        let rest = rest.trim();
+        match rest.strip_prefix('(') {
+            Some(after) => {
+                in_block = !after.trim_start().starts_with(')');
+                let after = after.trim();
+                if in_block && !after.is_empty() {
+                    found.push(after.to_string());
+                }
+            }
+            None => found.push(rest.to_string()),
+        }
+    }
+    found
+}
+
+/// The first word of a directive's arguments, unquoted.
+fn first_word(args: &str) -> Option<&str> {
+    let word = args.split_whitespace().next()?.trim_matches(['"', '`']);
+    (!word.is_empty()).then_some(word)
+}
+
+/// The `replace` lines of a `go.mod` or `go.work` whose target is a directory (`./`, `../` or
+/// absolute), with the directories taken from `base`.
+fn replacements(text: &str, base: &Path) -> Vec<Module> {
+    directives(text, "replace")
+        .iter()
+        .filter_map(|line| {
+            let (old, new) = line.split_once("=>")?;
+            let target = first_word(new)?;
+            let local = target.starts_with("./") || target.starts_with("../") || Path::new(target).is_absolute();
+            let path = first_word(old)?.to_string();
+            local.then(|| Module { path, dir: normalize(&base.join(target)) })
+        })
+        .collect()
 }
 
 /// The `module` line of a `go.mod`.
@@ -83,13 +199,13 @@ fn module_path(go_mod: &str) -> Option<String> {
     })
 }
 
-/// Where an import path's package is when it belongs to the module or is vendored.
-fn local_dir(root: &Path, module: &str, import: &str) -> Option<PathBuf> {
-    if import == module {
-        return Some(root.to_path_buf());
-    }
-    if let Some(rest) = import.strip_prefix(module).and_then(|r| r.strip_prefix('/')) {
-        return Some(root.join(rest));
+/// Where an import path's package is: in the module with the longest path it is under (the
+/// first such), or vendored in the image's module.
+fn local_dir(root: &Path, modules: &[Module], import: &str) -> Option<PathBuf> {
+    let within = |m: &&Module| import == m.path || import.strip_prefix(&m.path).is_some_and(|r| r.starts_with('/'));
+    if let Some(module) = modules.iter().rev().filter(within).max_by_key(|m| m.path.len()) {
+        let rest = import[module.path.len()..].trim_start_matches('/');
+        return Some(if rest.is_empty() { module.dir.clone() } else { module.dir.join(rest) });
     }
     let vendored = root.join("vendor").join(import);
     vendored.is_dir().then_some(vendored)
@@ -291,6 +407,51 @@ func main() { import_ := "x"; _ = import_ }
         }
         assert!(a.touched_by(&r("lib")) && a.touched_by(root), "a directory holding a package moved");
         assert!(b.touched_by(&tmp.path().parent().unwrap().join("go.work")));
+    }
+
+    #[test]
+    fn directives_are_read_in_blocks_and_alone() {
+        let text = "go 1.22\nuse ./a // first\nuse (\n\t./b\n\t\"./c d\"\n)\nreplace x => ../y\nreplace (\n\tz v1.0.0 => /abs/z\n\tw => w.example/w v1.2.0\n)\nuser ./no\n";
+        assert_eq!(directives(text, "use"), ["./a", "./b", "\"./c d\""]);
+        let replaced = replacements(text, Path::new("/m"));
+        let pairs: Vec<(&str, &Path)> = replaced.iter().map(|m| (m.path.as_str(), m.dir.as_path())).collect();
+        assert_eq!(pairs, [("x", Path::new("/y")), ("z", Path::new("/abs/z"))]);
+    }
+
+    #[test]
+    fn imports_from_workspace_and_replaced_modules_are_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(root, "go.work", "go 1.22\n\nuse (\n\t./svc\n\t./lib\n)\n");
+        write(root, "svc/go.mod", "module example.com/svc\n\nreplace example.com/util => ../util\n");
+        write(root, "svc/cmd/a/main.go", "package main\nimport (\"example.com/lib/core\"; \"example.com/util\")\n");
+        write(root, "lib/go.mod", "module example.com/lib\n");
+        write(root, "lib/core/core.go", "package core\n");
+        write(root, "lib/other/other.go", "package other\n");
+        write(root, "util/go.mod", "module example.com/util\n");
+        write(root, "util/util.go", "package util\n");
+        let r = |p: &str| root.join(p);
+        let a = reads(&r("svc/cmd/a")).unwrap();
+        assert_eq!(a.dirs(), [r("lib/core"), r("svc/cmd/a"), r("util")]);
+        assert!(a.touched_by(&r("lib/core/core.go")) && a.touched_by(&r("util/util.go")));
+        assert!(!a.touched_by(&r("lib/other/other.go")));
+        for file in ["go.work", "go.work.sum", "lib/go.mod", "util/go.sum", "svc/go.mod"] {
+            assert!(a.touched_by(&r(file)), "{file}");
+        }
+        let (dirs, files) = a.watched();
+        assert_eq!(dirs, [r("svc"), r("lib"), r("util")]);
+        assert_eq!(files, [r("go.work"), r("go.work.sum")]);
+    }
+
+    #[test]
+    fn an_image_from_the_module_cache_follows_every_go_mod() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cached = tmp.path().join("pkg/mod/example.com/tool@v1.2.3");
+        write(&cached, "go.mod", "module example.com/tool\n");
+        write(&cached, "cmd/tool/main.go", "package main\n");
+        let tool = reads(&cached.join("cmd/tool")).unwrap();
+        assert!(tool.touched_by(&tmp.path().join("app/go.mod")) && tool.touched_by(&tmp.path().join("app/go.sum")));
+        assert!(!tool.touched_by(&tmp.path().join("app/main.go")));
     }
 
     #[test]

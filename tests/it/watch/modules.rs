@@ -1,0 +1,82 @@
+//! `--watch` beyond one module's own files: an image that imports a package of another module
+//! of its `go.work` workspace is rebuilt when that package changes, and the stream printed into
+//! a file inside the watched module does not start a cycle of its own.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn write_all(dir: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+fn greet(text: &str) -> String {
+    format!("package greet\n\n// Text is what hello prints.\nconst Text = \"{text}\"\n")
+}
+
+#[test]
+fn a_change_in_another_module_of_the_workspace_rebuilds_the_image_that_imports_it() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    write_all(
+        dir,
+        &[
+            ("go.work", "go 1.21\n\nuse (\n\t./app\n\t./lib\n)\n"),
+            ("app/go.mod", "module example.com/app\n\ngo 1.21\n"),
+            (
+                "app/cmd/hello/main.go",
+                "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/lib/greet\"\n)\n\nfunc main() { fmt.Println(greet.Text) }\n",
+            ),
+            (
+                "app/hello.yaml",
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\nspec:\n  containers:\n  - name: hello\n    image: ko://example.com/app/cmd/hello\n",
+            ),
+            ("lib/go.mod", "module example.com/lib\n\ngo 1.21\n"),
+            ("lib/greet/greet.go", &greet("one")),
+        ],
+    );
+    let cmd = ko(&["resolve", "-f", "hello.yaml", "--watch"])
+        .cwd(dir.join("app"))
+        .env("KO_DOCKER_REPO", unique_repo("watch-workspace"));
+    let mut watch = Watching::start(&cmd);
+    let first = watch.summary(1);
+    assert!(first.contains("images rebuilt: 1 of 1"), "{}", watch.output());
+
+    // lib is a module of its own, outside the app's; only the workspace ties them.
+    write(&dir.join("lib/greet/greet.go"), &greet("two"));
+    let line = watch.summary(2);
+    assert!(line.contains("images rebuilt: 1 of 1 (example.com/app/cmd/hello)"), "{line}");
+    assert!(!line.contains("unchanged"), "the new greeting makes a new image: {line}");
+}
+
+#[test]
+fn the_stream_printed_into_the_watched_module_starts_no_cycle() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    module(dir);
+    config(dir, "unused", 1);
+    let out = std::fs::File::create(dir.join("resolved.yaml")).unwrap();
+    let cmd =
+        ko(&["resolve", "-f", "apps.yaml", "--watch"]).cwd(dir).env("KO_DOCKER_REPO", unique_repo("watch-into-module"));
+    let mut watch = Watching::start_into(&cmd, out);
+    let first = watch.summary(1);
+    assert!(first.contains("images rebuilt: 3 of 3"), "{}", watch.output());
+    // Writing the stream is a change to a file of the module; it must not count. A cycle it
+    // started would come within a burst's settling (0.1 s) and its own cycle's time.
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(watch.summaries().len(), 1, "{}", watch.output());
+
+    // A real change still counts, and its stream follows the first in the file.
+    write(&dir.join("cmd/gamma/main.go"), &source("gamma", "hi"));
+    let line = watch.summary(2);
+    assert!(line.contains("images rebuilt: 1 of 3 (example.com/watched/cmd/gamma)"), "{line}");
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(watch.summaries().len(), 2, "{}", watch.output());
+    let printed = std::fs::read_to_string(dir.join("resolved.yaml")).unwrap();
+    assert_eq!(printed.matches("kind: Namespace").count(), 2, "{printed}");
+}

@@ -61,29 +61,43 @@ impl Stamp {
 /// Every path under a directory (the directory itself too), with its stamp.
 type Snapshot = BTreeMap<PathBuf, Stamp>;
 
-/// Looks at `dir` and, when `recursive`, everything under it; `.git` is not entered (no build
-/// reads it). A directory that does not exist (yet) is an empty snapshot: what is made there
-/// later is seen.
+/// Looks at `dir` and, when `recursive`, everything under it, through symlinks as inotify's
+/// walk does (a linked `kodata` directory is read by the build); `.git` is not entered (no
+/// build reads it). A directory that does not exist (yet) is an empty snapshot: what is made
+/// there later is seen.
 fn snapshot(dir: &Path, recursive: bool) -> Snapshot {
     let mut found = Snapshot::new();
     let Ok(meta) = std::fs::metadata(dir) else { return found };
+    let mut entered = BTreeSet::new();
+    first_visit(&mut entered, &meta);
     found.insert(dir.to_path_buf(), Stamp::of(&meta));
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&current) else { continue };
         for entry in entries.flatten() {
             let path = entry.path();
-            // Following links for the stamp (a linked file's content is what a build reads),
-            // never into a linked directory (no loops).
             let Ok(meta) = std::fs::metadata(&path) else { continue };
-            let real_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if recursive && real_dir && entry.file_name() != ".git" {
+            if recursive && meta.is_dir() && entry.file_name() != ".git" && first_visit(&mut entered, &meta) {
                 pending.push(path.clone());
             }
             found.insert(path, Stamp::of(&meta));
         }
     }
     found
+}
+
+/// Whether a directory is entered for the first time in this walk: a link back up (a loop)
+/// is not entered again.
+#[cfg(unix)]
+fn first_visit(entered: &mut BTreeSet<(u64, u64)>, meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    entered.insert((meta.dev(), meta.ino()))
+}
+
+/// Without inodes to tell a loop, only real directories are entered.
+#[cfg(not(unix))]
+fn first_visit(_: &mut BTreeSet<(u64, u64)>, meta: &std::fs::Metadata) -> bool {
+    !meta.file_type().is_symlink()
 }
 
 /// The paths that differ between two looks, each with what happened to it.
@@ -240,6 +254,21 @@ mod tests {
         std::fs::write(&file, "replicas: 3\n").unwrap();
         set_modified(&file, 1_700_000_000, 600_000_000);
         assert!(seen(&receiver, &file), "the second write was not seen");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn linked_directories_are_followed_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (tree, shared) = (tmp.path().join("tree"), tmp.path().join("shared"));
+        std::fs::create_dir_all(tree.join("kodata")).unwrap();
+        std::fs::create_dir_all(&shared).unwrap();
+        std::os::unix::fs::symlink(&shared, tree.join("kodata/assets")).unwrap();
+        std::os::unix::fs::symlink(&tree, tree.join("kodata/loop")).unwrap();
+        let (mut poller, receiver) = poller();
+        poller.watch(&tree, RecursiveMode::Recursive).unwrap();
+        std::fs::write(shared.join("page.html"), "<p>hi</p>").unwrap();
+        assert!(seen(&receiver, &tree.join("kodata/assets/page.html")));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! platform and tag an image can be built for: it may be larger than what one `go build`
 //! reads, never smaller. Embedded files and `kodata` are under the package's directory (Go
 //! refuses embeds from above it), so anything in a package's directory or below it counts,
-//! except the Go files of its subdirectories, which are packages of their own.
+//! except the Go files of its subdirectories, which are packages of their own (unless Go
+//! ignores the subdirectory: `testdata`, `_*`, `.*`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -105,7 +106,14 @@ impl Reads {
             }
             let Ok(rest) = path.strip_prefix(dir) else { return false };
             let go_file = name.ends_with(".go");
-            rest.components().count() == 1 || !go_file || rest.components().any(|c| c.as_os_str() == "kodata")
+            // Go builds no package from `testdata`, `_*` and `.*` directories, so their Go
+            // files are only ever embedded.
+            let not_a_package = |c: std::path::Component| {
+                let c = c.as_os_str().to_string_lossy();
+                c == "kodata" || c == "testdata" || c.starts_with(['_', '.'])
+            };
+            let in_data = rest.parent().is_some_and(|dirs| dirs.components().any(not_a_package));
+            rest.components().count() == 1 || !go_file || in_data
         })
     }
 
@@ -398,6 +406,8 @@ func main() { import_ := "x"; _ = import_ }
         assert!(a.touched_by(&r("lib/deep/deep.go")) && !b.touched_by(&r("lib/deep/deep.go")));
         assert!(a.touched_by(&r("cmd/a/new.go")) && a.touched_by(&r("cmd/a/kodata/index.html")));
         assert!(a.touched_by(&r("cmd/a/kodata/sub/x.go")), "kodata holds anything");
+        assert!(a.touched_by(&r("cmd/a/testdata/golden.go")) && a.touched_by(&r("cmd/a/_tmpl/page.go")), "embeddable");
+        assert!(!a.touched_by(&r("cmd/a/sub/x.go")), "a package of its own");
         assert!(!a.touched_by(&r("lib/other/other.go")), "another package, not imported");
         assert!(a.touched_by(&r("lib/static/page.txt")), "a file lib could embed");
         assert!(!a.touched_by(&r("cmd/b/main.go")) && b.touched_by(&r("cmd/b/main.go")));

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use crate::util::*;
 
-/// A directory of manifests mixing a Namespace, a CRD and its object, a Deployment and a
-/// ConfigMap, all named after `id` so that tests never collide.
+/// A directory of manifests mixing a Namespace, a CRD and its object, a Deployment (with a
+/// volume whose mode is written in octal) and a ConfigMap, all named after `id` so that tests
+/// never collide.
 fn mixed_config(dir: &Path, id: &str) {
     let group = format!("{id}.example.com");
     let files = [
@@ -56,6 +57,9 @@ spec:
       containers:
       - name: hello
         image: ko://example.com/hello
+      volumes:
+      - name: settings
+        configMap: {{name: settings, defaultMode: 0644}}
 ---
 apiVersion: v1
 kind: ConfigMap
@@ -131,6 +135,9 @@ fn applies_a_mixed_directory_then_deletes_it() {
     let image = get(&["deployment", "hello", "-n", &id], "{.spec.template.spec.containers[0].image}");
     assert!(image.starts_with(&format!("{repo}/hello-124ec4359fcc3b362d8aa16b0f28dd36@sha256:")), "{image}");
     assert_eq!(get(&[&format!("widgets.v1.{id}.example.com"), "gadget", "-n", &id], "{.spec.image}"), image);
+    // YAML 1.1's octal, as kubectl reads it: 0644 is 420.
+    let mode = get(&["deployment", "hello", "-n", &id], "{.spec.template.spec.volumes[0].configMap.defaultMode}");
+    assert_eq!(mode, "420");
     let greeter = get(&["configmap", "settings", "-n", &id], "{.data.greeter}");
     assert!(greeter.starts_with(&format!("{repo}/greeter-")), "{greeter}");
     let managers =

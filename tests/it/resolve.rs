@@ -121,6 +121,19 @@ items:
     assert_eq!(names("app in (db, web),tier"), ["web"]);
     assert_eq!(names("app notin (web)"), ["db", "plain", "list-db"]);
     assert_eq!(names("!app"), ["plain"]);
+
+    // An empty selector (`-l "$SELECTOR"` with the variable unset) selects everything and asks
+    // nothing of the documents, as in ko.
+    let all = ko(&["resolve", "-f", &path]).run();
+    all.assert_success();
+    let empty = ko(&["resolve", "-f", &path, "-l", ""]).run();
+    empty.assert_success();
+    assert_eq!(empty.stdout, all.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("plain.yaml"), "just: data\n").unwrap();
+    let plain = ko(&["resolve", "-f", dir.path().join("plain.yaml").to_str().unwrap(), "-l", ""]).run();
+    plain.assert_success();
+    assert_eq!(plain.stdout, "just: data\n", "{plain}");
 }
 
 #[test]

@@ -93,10 +93,10 @@ pub fn objects(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
         detail: format!("invalid YAML: {}", e.message),
     })?;
     for (line, source) in parts {
-        let value: Value = serde_saphyr::from_str(source).map_err(|e| ClusterError::NotObject {
-            file: file.to_string(),
-            line,
-            detail: format!("invalid YAML: {e}"),
+        // YAML 1.1 numbers, as kubectl reads them: `defaultMode: 0644` is octal, 420.
+        let options = serde_saphyr::options! { legacy_octal_numbers: true };
+        let value: Value = serde_saphyr::from_str_with_options(source, options).map_err(|e| {
+            ClusterError::NotObject { file: file.to_string(), line, detail: format!("invalid YAML: {e}") }
         })?;
         match value {
             Value::Null => {}
@@ -122,6 +122,17 @@ pub fn objects(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_read_as_kubectl_reads_them() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  volumes:\n  - {name: c, configMap: {name: x, defaultMode: 0644}}\n  - {name: s, secret: {secretName: y, defaultMode: 0400}}\n  - {name: d, secret: {secretName: z, defaultMode: 420}}\n  terminationGracePeriodSeconds: 30\n";
+        let objects = objects("p.yaml", text).unwrap();
+        let volumes = &objects[0].value["spec"]["volumes"];
+        assert_eq!(volumes[0]["configMap"]["defaultMode"], serde_json::json!(420));
+        assert_eq!(volumes[1]["secret"]["defaultMode"], serde_json::json!(256));
+        assert_eq!(volumes[2]["secret"]["defaultMode"], serde_json::json!(420));
+        assert_eq!(objects[0].value["spec"]["terminationGracePeriodSeconds"], serde_json::json!(30));
+    }
 
     #[test]
     fn documents_lists_and_nulls() {

@@ -20,14 +20,17 @@ pub fn load(files: &FileArgs) -> Result<Vec<ManifestFile>, Error> {
     if files.filenames.is_empty() {
         return Err(Error::usage("-f", "no input given; pass -f FILE, -f DIRECTORY or -f - for stdin"));
     }
-    let selector = match &files.selector {
+    // As ko: an empty selector (`-l "$SELECTOR"` with the variable unset) selects nothing out
+    // and asks nothing of the documents.
+    let wanted = files.selector.as_deref().filter(|s| !s.trim().is_empty());
+    let selector = match wanted {
         Some(s) => Selector::parse(s).map_err(|e| Error::usage("--selector", e.to_string()))?,
         None => Selector::default(),
     };
     let mut manifests = Vec::new();
     for input in read_inputs(&files.filenames, files.recursive)? {
         let mut manifest = ManifestFile::parse(input.name, input.text)?;
-        if files.selector.is_some() {
+        if wanted.is_some() {
             manifest.select(&selector)?;
         }
         manifests.push(manifest);

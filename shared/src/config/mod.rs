@@ -93,8 +93,8 @@ impl OneOrMany {
 struct RawConfig {
     #[serde(alias = "defaultbaseimage")]
     default_base_image: Option<String>,
-    #[serde(default, alias = "baseimageoverrides")]
-    base_image_overrides: BTreeMap<String, String>,
+    #[serde(alias = "baseimageoverrides")]
+    base_image_overrides: Option<BTreeMap<String, String>>,
     #[serde(alias = "defaultplatforms")]
     default_platforms: Option<OneOrMany>,
     #[serde(alias = "defaultenv")]
@@ -103,8 +103,7 @@ struct RawConfig {
     default_flags: Option<OneOrMany>,
     #[serde(alias = "defaultldflags")]
     default_ldflags: Option<OneOrMany>,
-    #[serde(default)]
-    builds: Vec<RawBuild>,
+    builds: Option<Vec<RawBuild>>,
     /// Beyond ko: image settings for every build.
     image: Option<RawImage>,
     /// Beyond ko: the default `--sign-key` (relative to the config file's directory).
@@ -233,23 +232,25 @@ impl KoConfig {
                 }
             }
         };
-        let warnings = if text.trim().is_empty() {
+        let mut warnings = if text.trim().is_empty() {
             vec![]
         } else {
             diagnostics::check(text).map(|f| f.warnings).unwrap_or_default()
         };
+        // `builds:` and `baseImageOverrides:` with every entry commented out are null: empty,
+        // as ko reads them.
+        let raw_builds = raw.builds.unwrap_or_default();
+        // ko names builds by id only in its messages, so it takes a repeated id; so does this,
+        // with a word about it.
         let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
-        for (i, build) in raw.builds.iter().enumerate() {
+        for (i, build) in raw_builds.iter().enumerate() {
             if let Some(id) = build.id.as_deref()
                 && let Some(first) = ids.insert(id, i)
             {
-                return Err(format!(
-                    "builds[{i}].id {id:?} is also the id of builds[{first}]; build ids must be unique"
-                ));
+                warnings.push(format!("builds[{i}].id {id:?} is also the id of builds[{first}]"));
             }
         }
-        let builds = raw
-            .builds
+        let builds = raw_builds
             .into_iter()
             .enumerate()
             .map(|(i, b)| {
@@ -276,6 +277,7 @@ impl KoConfig {
             default_base_image: raw.default_base_image.filter(|s| !s.is_empty()),
             base_image_overrides: raw
                 .base_image_overrides
+                .unwrap_or_default()
                 .into_iter()
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(k, v)| (k.trim_start_matches("ko://").to_lowercase(), v))
@@ -418,12 +420,23 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_ids_are_errors_and_unknown_keys_warnings() {
-        let err = KoConfig::parse_str("builds:\n- id: app\n  dir: a\n- id: app\n  dir: b\n").unwrap_err();
-        assert_eq!(err, "builds[1].id \"app\" is also the id of builds[0]; build ids must be unique");
+    fn duplicate_ids_and_unknown_keys_are_warnings() {
+        let c = KoConfig::parse_str("builds:\n- id: app\n  dir: a\n- id: app\n  dir: b\n").unwrap();
+        assert_eq!(c.warnings, ["builds[1].id \"app\" is also the id of builds[0]"]);
+        assert_eq!(c.builds.len(), 2);
         let c = KoConfig::parse_str("builds:\n- id: app\n  flgs: [-v]\n").unwrap();
         assert_eq!(c.warnings, ["builds[0].flgs is not a known key and is ignored; did you mean `flags`?"]);
         assert_eq!(c.builds[0].flags, None);
+    }
+
+    #[test]
+    fn keys_whose_entries_are_all_commented_out_are_empty() {
+        let c = KoConfig::parse_str(
+            "builds:\n# - id: app\n#   main: ./cmd/app\nbaseImageOverrides:\n#  example.com/a: b\n",
+        )
+        .unwrap();
+        assert!(c.builds.is_empty() && c.base_image_overrides.is_empty());
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]

@@ -201,14 +201,16 @@ impl PackageResolver {
                 name: listed.name,
             });
         }
-        let config = config
-            .or_else(|| self.builds.iter().find(|(_, _, ip)| ip == &listed.import_path).map(|(b, _, _)| b.clone()));
+        // The last entry for an import path wins, as in ko (its map of builds by path).
+        let config = config.or_else(|| {
+            self.builds.iter().rev().find(|(_, _, ip)| ip == &listed.import_path).map(|(b, _, _)| b.clone())
+        });
         Ok(Package { import_path: listed.import_path, dir: listed.dir, build_dir, config })
     }
 
     /// Where to run `go list` for a path, and with which pattern.
     fn placement(&self, path: &str) -> (PathBuf, String, Option<BuildConfig>) {
-        if let Some((b, dir, _)) = self.builds.iter().find(|(_, _, ip)| ip == path) {
+        if let Some((b, dir, _)) = self.builds.iter().rev().find(|(_, _, ip)| ip == path) {
             return (dir.clone(), path.to_string(), Some(b.clone()));
         }
         if is_local(path) {

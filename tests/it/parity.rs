@@ -88,6 +88,14 @@ fn flags_after_a_double_dash_go_to_kubectl() {
         .run();
     run.assert_success();
     assert_eq!(run.stdout_lines(), ["configmap/piped"], "{run}");
+    // kubectl's flags without `--`, as ko scripts pass them: kubectl does the delete.
+    ko_in_cluster(&["apply"], dir.path()).assert_success();
+    let run = ko(&["delete", "-f", dir.path().to_str().unwrap(), "--wait=false", "--grace-period=0", "-o", "name"])
+        .env("KUBECONFIG", kubeconfig())
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout_lines(), ["configmap/piped"], "{run}");
+    kubectl(&["get", "configmap", "piped", "-n", &namespace]).assert_failure();
     kubectl(&["create", "configmap", "loose", "-n", &namespace]).assert_success();
     let run = ko(&["delete", "configmap", "loose", "-n", &namespace]).env("KUBECONFIG", kubeconfig()).run();
     run.assert_success();

@@ -32,8 +32,16 @@ pub fn kubectl_form(args: &[OsString]) -> Option<Vec<OsString>> {
     if before.iter().any(|a| is_file_flag(a)) && after.is_empty() {
         return None;
     }
+    Some(for_kubectl(args))
+}
+
+/// All of `args` for `kubectl delete`: without the `--` and our `-v`, which means nothing to
+/// kubectl.
+pub fn for_kubectl(args: &[OsString]) -> Vec<OsString> {
+    let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let (before, after) = (&args[..split], args.get(split + 1..).unwrap_or_default());
     let ours = |a: &&OsString| *a != "-v" && *a != "--verbose";
-    Some(before.iter().filter(ours).chain(after).cloned().collect())
+    before.iter().filter(ours).chain(after).cloned().collect()
 }
 
 /// Runs `kubectl delete ARGS…`.

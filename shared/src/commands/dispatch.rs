@@ -377,9 +377,18 @@ fn run_command(args: Vec<OsString>) -> ExitCode {
     launch(args, |c: &cli::RunCommand| c.global.verbose, super::run::run)
 }
 
-/// `delete` hands a kubectl-style invocation (`delete deployment x`) to kubectl itself.
+/// `delete` hands a kubectl-style invocation (`delete deployment x`) to kubectl itself, and so
+/// a `delete -f` with a kubectl flag of its own (`--wait=false`, `--grace-period=0`): ko hands
+/// every delete to kubectl, so scripts pass them without `--`.
 fn delete(args: Vec<OsString>) -> ExitCode {
-    if let Some(kubectl_args) = super::delete::kubectl_form(&args[1..]) {
+    let kubectl_flag = || {
+        use clap::Parser as _;
+        let parsed = cli::DeleteCommand::try_parse_from(&args);
+        matches!(parsed, Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument)
+    };
+    let kubectl_args = super::delete::kubectl_form(&args[1..])
+        .or_else(|| kubectl_flag().then(|| super::delete::for_kubectl(&args[1..])));
+    if let Some(kubectl_args) = kubectl_args {
         output::init(false);
         return crate::run_main(super::delete::hand_over(kubectl_args));
     }

@@ -244,11 +244,7 @@ impl GoTool {
         };
 
         let needs_template = flag_list.iter().chain(&ldflag_list).any(|f| f.contains("{{"));
-        let data = if needs_template {
-            Some(self.template_data(&package.build_dir, &env_map, &build_env).await?)
-        } else {
-            None
-        };
+        let data = if needs_template { Some(self.template_data(&package.build_dir, &env_map).await?) } else { None };
         let apply = |value: &str, where_: &str| -> Result<String, GoBuildError> {
             match &data {
                 Some(d) if value.contains("{{") => template::render(value, d)
@@ -276,24 +272,19 @@ impl GoTool {
         Ok(BuildPlan { env, args, dir: package.build_dir.clone() })
     }
 
-    async fn template_data(
-        &self,
-        dir: &Path,
-        env: &BTreeMap<String, String>,
-        build_env: &[String],
-    ) -> Result<Value, GoBuildError> {
+    async fn template_data(&self, dir: &Path, env: &BTreeMap<String, String>) -> Result<Value, GoBuildError> {
         let mut env_value: BTreeMap<String, Value> = BTreeMap::new();
         env_value.insert("LDFLAGS".into(), Value::Str(String::new()));
         for (k, v) in env {
             env_value.insert(k.clone(), Value::Str(v.clone()));
         }
+        // `go env` as the build sees it, as in ko: each of its keys the build's environment
+        // sets (the platform's GOOS and GOARCH, CGO_ENABLED, the configured env) is that value.
         let mut go_env: BTreeMap<String, Value> =
             self.go_env(dir).await?.into_iter().map(|(k, v)| (k, Value::Str(v))).collect();
-        for entry in build_env {
-            if let Some((k, v)) = entry.split_once('=')
-                && go_env.contains_key(k)
-            {
-                go_env.insert(k.to_string(), Value::Str(v.to_string()));
+        for (k, v) in env {
+            if let Some(value) = go_env.get_mut(k) {
+                *value = Value::Str(v.clone());
             }
         }
         let when = crate::time::epoch(&self.env, "SOURCE_DATE_EPOCH")?.unwrap_or_else(crate::time::now_unix);
@@ -342,6 +333,34 @@ mod tests {
         let bad = Environment::from_pairs([("GOFLAGS", "-toolexec=x")]);
         let err = GoTool::new(&bad).plan(&package, &Platform::linux("amd64"), &config, &BuildFlags::default()).await;
         assert!(matches!(err, Err(GoBuildError::Toolexec { .. })));
+    }
+
+    #[tokio::test]
+    async fn go_env_in_templates_is_the_target_platforms() {
+        let home = tempfile::tempdir().unwrap();
+        let path = std::env::var("PATH").unwrap_or_default();
+        let home_text = home.path().display().to_string();
+        let env = Environment::from_pairs([("HOME", home_text.as_str()), ("PATH", &path), ("SOURCE_DATE_EPOCH", "0")]);
+        let dir = tempfile::tempdir().unwrap();
+        let package = Package {
+            import_path: "example.com/app".into(),
+            dir: dir.path().into(),
+            build_dir: dir.path().into(),
+            config: None,
+        };
+        let config = KoConfig::parse_str(
+            "defaultLdflags: ['-X main.p={{.GoEnv.GOOS}}/{{.GoEnv.GOARCH}}/{{.GoEnv.CGO_ENABLED}}']",
+        )
+        .unwrap();
+        // Not the host's (amd64 or arm64): the platform being built.
+        for arch in ["riscv64", "s390x"] {
+            let plan = GoTool::new(&env)
+                .plan(&package, &Platform::linux(arch), &config, &BuildFlags::default())
+                .await
+                .unwrap();
+            let wanted = format!("-ldflags=-X main.p=linux/{arch}/0");
+            assert!(plan.args.contains(&wanted), "{:?}", plan.args);
+        }
     }
 
     #[test]

@@ -310,6 +310,10 @@ mod tests {
         assert_eq!(go(&[]), PathBuf::from("go"));
     }
 
+    fn app_in(dir: &Path) -> Package {
+        Package { import_path: "example.com/app".into(), dir: dir.into(), build_dir: dir.into(), config: None }
+    }
+
     #[tokio::test]
     async fn go_runs_in_the_tools_environment_and_the_build_plan_carries_it() {
         let env = Environment::from_pairs([("GOFLAGS", "-mod=mod"), ("MARKER", "kept"), ("SOURCE_DATE_EPOCH", "0")]);
@@ -320,12 +324,7 @@ mod tests {
         assert!(!set.iter().any(|(k, _)| *k == "PATH"), "only the tool's environment: {set:?}");
 
         let dir = tempfile::tempdir().unwrap();
-        let package = Package {
-            import_path: "example.com/app".into(),
-            dir: dir.path().into(),
-            build_dir: dir.path().into(),
-            config: None,
-        };
+        let package = app_in(dir.path());
         let config = KoConfig::default();
         let plan = go.plan(&package, &Platform::linux("amd64"), &config, &BuildFlags::default()).await.unwrap();
         assert!(plan.env.contains(&("MARKER".into(), "kept".into())), "{:?}", plan.env);
@@ -342,12 +341,7 @@ mod tests {
         let home_text = home.path().display().to_string();
         let env = Environment::from_pairs([("HOME", home_text.as_str()), ("PATH", &path), ("SOURCE_DATE_EPOCH", "0")]);
         let dir = tempfile::tempdir().unwrap();
-        let package = Package {
-            import_path: "example.com/app".into(),
-            dir: dir.path().into(),
-            build_dir: dir.path().into(),
-            config: None,
-        };
+        let package = app_in(dir.path());
         let config = KoConfig::parse_str(
             "defaultLdflags: ['-X main.p={{.GoEnv.GOOS}}/{{.GoEnv.GOARCH}}/{{.GoEnv.CGO_ENABLED}}']",
         )

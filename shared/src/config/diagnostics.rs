@@ -94,6 +94,34 @@ const IMAGE: &[(&str, Shape)] = &[
     ("user", Shape::Text),
 ];
 
+/// ko reads its keys whatever their case (viper for the top level, mapstructure for `builds[]`
+/// entries), so `defaultLdFlags` and `ldFlags` work there. The text with each such key spelled
+/// as the typed parse knows it; `None` when every key already is.
+pub(super) fn canonical_keys(text: &str) -> Option<String> {
+    let mut edits: Vec<(std::ops::Range<usize>, &str)> = crate::yaml::plain_keys(text)
+        .into_iter()
+        .filter_map(|found| {
+            let known = match found.under.as_deref() {
+                None => TOP,
+                Some(under) if under.eq_ignore_ascii_case("builds") => BUILD,
+                Some(_) => return None,
+            };
+            let (name, _) = known.iter().find(|(name, _)| found.key.eq_ignore_ascii_case(name))?;
+            let spelled = found.key == *name || found.key == name.to_lowercase();
+            (!spelled).then_some((found.span, *name))
+        })
+        .collect();
+    if edits.is_empty() {
+        return None;
+    }
+    edits.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
+    let mut text = text.to_string();
+    for (span, name) in edits {
+        text.replace_range(span, name);
+    }
+    Some(text)
+}
+
 /// What the walk found: warnings for keys nobody reads, and the first error.
 #[derive(Debug, Default)]
 pub(super) struct Findings {

@@ -220,6 +220,8 @@ impl KoConfig {
 
     /// Parses YAML text; the error is one line naming the key (or the position).
     pub fn parse_str(text: &str) -> Result<KoConfig, String> {
+        let canonical = diagnostics::canonical_keys(text);
+        let text = canonical.as_deref().unwrap_or(text);
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig::default()
         } else {
@@ -427,6 +429,23 @@ mod tests {
         let c = KoConfig::parse_str("builds:\n- id: app\n  flgs: [-v]\n").unwrap();
         assert_eq!(c.warnings, ["builds[0].flgs is not a known key and is ignored; did you mean `flags`?"]);
         assert_eq!(c.builds[0].flags, None);
+    }
+
+    #[test]
+    fn keys_are_read_whatever_their_case_as_ko_reads_them() {
+        let c = KoConfig::parse_str(
+            "DefaultBaseImage: example.com/base\ndefaultLdFlags: [-s]\nBuilds:\n- ID: app\n  ldFlags: [-w]\n  Main: ./cmd/app\n",
+        )
+        .unwrap();
+        assert_eq!(c.default_base_image.as_deref(), Some("example.com/base"));
+        assert_eq!(c.default_ldflags, ["-s"]);
+        assert_eq!((c.builds[0].id.as_str(), c.builds[0].main.as_str()), ("app", "./cmd/app"));
+        assert_eq!(c.builds[0].ldflags.as_deref(), Some(&["-w".to_string()][..]));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // Values and unknown keys are left as they are.
+        let c = KoConfig::parse_str("defaultEnv: [DefaultLdFlags=x]\nBogus: 1\n").unwrap();
+        assert_eq!(c.default_env, ["DefaultLdFlags=x"]);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     }
 
     #[test]

@@ -19,6 +19,47 @@ pub fn documents(text: &str) -> Result<Vec<(usize, &str)>, SyntaxError> {
     Ok(tree::parse(text)?.into_iter().map(|d| (d.root.line, &text[d.region.clone()])).collect())
 }
 
+/// A plain (unquoted) mapping key of a configuration file, where it is in the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainKey {
+    pub span: std::ops::Range<usize>,
+    pub key: String,
+    /// The root key whose list of maps holds this key (`builds`); `None` at the root.
+    pub under: Option<String>,
+}
+
+/// The plain keys of the first document's root mapping and of the maps in the lists it holds
+/// (a `.ko.yaml`'s settings and its `builds[]` entries). Empty when the text does not parse:
+/// the caller's own parse reports that.
+pub fn plain_keys(text: &str) -> Vec<PlainKey> {
+    use granit_parser::ScalarStyle;
+    let Ok(documents) = tree::parse(text) else { return Vec::new() };
+    let Some(document) = documents.first() else { return Vec::new() };
+    let plain = |node: &tree::Node| match &node.kind {
+        tree::NodeKind::Scalar { value, style: ScalarStyle::Plain } if text.get(node.span.clone()) == Some(value) => {
+            Some(value.clone())
+        }
+        _ => None,
+    };
+    let mut found = Vec::new();
+    let tree::NodeKind::Mapping { entries, .. } = &document.root.kind else { return found };
+    for (key, value) in entries {
+        let Some(name) = plain(key) else { continue };
+        if let tree::NodeKind::Sequence { items, .. } = &value.kind {
+            for item in items {
+                let tree::NodeKind::Mapping { entries, .. } = &item.kind else { continue };
+                for (inner, _) in entries {
+                    if let Some(key) = plain(inner) {
+                        found.push(PlainKey { span: inner.span.clone(), key, under: Some(name.clone()) });
+                    }
+                }
+            }
+        }
+        found.push(PlainKey { span: key.span.clone(), key: name, under: None });
+    }
+    found
+}
+
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]

@@ -109,6 +109,30 @@ fn registry_index_bases_give_indexes_of_the_same_media_type() {
 }
 
 #[test]
+fn image_refs_of_an_index_name_the_index_then_each_image() {
+    let repo = unique_repo("refs-index");
+    let dir = tempfile::tempdir().unwrap();
+    let refs = dir.path().join("refs.txt");
+    let platforms = "--platform=linux/amd64,linux/arm64";
+    let run = ko(&["build", "./cmd/greeter", "-t", "v1", platforms, "--image-refs", refs.to_str().unwrap()])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", &repo)
+        .run();
+    run.assert_success();
+    let printed = run.stdout.trim();
+    let (tagged, index_digest) = printed.split_once('@').unwrap();
+    let name = tagged.strip_suffix(":v1").expect("the printed reference carries the tag");
+    let index = skopeo_inspect(&format!("{name}@{index_digest}"), true);
+    let children = (0..2).map(|i| index["manifests"][i]["digest"].as_str().unwrap().to_string());
+    // As ko writes them: by digest only (no tag), the index first, then each image in order.
+    let expected: Vec<String> =
+        std::iter::once(index_digest.to_string()).chain(children).map(|d| format!("{name}@{d}")).collect();
+    let written = std::fs::read_to_string(&refs).unwrap();
+    assert_eq!(written.lines().collect::<Vec<_>>(), expected, "{written}");
+    assert_eq!(elf_machine(&expected[2]), EM_AARCH64);
+}
+
+#[test]
 fn the_builtin_base_serves_all_platforms_reproducibly() {
     let repo = unique_repo("all");
     let build = || {

@@ -33,6 +33,18 @@ use crate::media::layout::Layout;
 use crate::output;
 use crate::registry::{Reference, ReferenceError, RegistryClient, RegistryError, Repository};
 
+/// An index's lines in `--image-refs`, as ko writes them: the index, then each image in index
+/// order, each as `<repository>@<digest>` with the repository normalised (`docker.io/x` is
+/// `index.docker.io/library/x`). None for an image.
+fn entities(name: &str, artifact: &Artifact) -> Vec<String> {
+    let Artifact::Index(index) = artifact else { return Vec::new() };
+    let repository = Repository::parse(name).map(|r| r.to_string()).unwrap_or_else(|_| name.to_string());
+    std::iter::once(&index.digest)
+        .chain(index.images.iter().map(|i| &i.digest))
+        .map(|d| format!("{repository}@{d}"))
+        .collect()
+}
+
 /// Whether no two of these image names are the same.
 fn distinct<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> bool {
     let mut seen = std::collections::HashSet::new();
@@ -248,9 +260,15 @@ impl Publisher {
     /// Once every artifact is pushed: moves the tags and returns the references, in order.
     pub async fn finish(&self, published: Vec<Published>) -> Result<Vec<String>, PublishError> {
         self.move_tags(&published).await?;
-        let references: Vec<String> = published.into_iter().map(|p| p.reference).collect();
-        self.refs.lock().await.extend(references.iter().cloned());
-        Ok(references)
+        let mut refs = self.refs.lock().await;
+        for item in &published {
+            if item.entities.is_empty() {
+                refs.push(item.reference.clone());
+            } else {
+                refs.extend(item.entities.iter().cloned());
+            }
+        }
+        Ok(published.into_iter().map(|p| p.reference).collect())
     }
 
     /// Every artifact is pushed: now the tags, the SBOMs' first, so that a refused SBOM tag
@@ -291,6 +309,7 @@ impl Publisher {
             reference: naming::unpushed_reference(&name, tags, tag_only, artifact.digest()),
             pending: Default::default(),
             done: None,
+            entities: entities(&name, artifact),
         };
         for sink in &self.sinks {
             sink.publish(&self.client, &self.cache, &item, &mut published).await?;

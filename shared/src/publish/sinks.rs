@@ -35,6 +35,10 @@ pub struct Published {
     pub(crate) pending: Pending,
     /// The line that says it is published, printed after its tags moved.
     pub(crate) done: Option<String>,
+    /// Its lines in `--image-refs` when it is an index, as ko writes them: the index, then
+    /// each image in index order, as `<repository>@<digest>`. Empty for an image, whose line
+    /// is its reference.
+    pub(crate) entities: Vec<String>,
 }
 
 /// Where artifacts go.

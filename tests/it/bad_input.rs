@@ -206,3 +206,16 @@ fn an_sbom_dir_that_cannot_be_written_is_refused_before_the_build() {
         assert_repo_empty(&repo);
     }
 }
+
+#[test]
+fn unknown_flags_exit_1_as_in_ko_and_help_exits_0() {
+    for args in [&["build", "--bogus"][..], &["resolve", "config/"], &["version", "--bogus"], &["build", "-j", "many"]]
+    {
+        let run = ko(args).run();
+        assert_eq!(run.code(), Some(1), "{args:?}: {run}");
+        assert!(run.stdout.is_empty() && run.stderr.starts_with("error:"), "{args:?}: {run}");
+    }
+    let help = ko(&["build", "--help"]).run();
+    assert_eq!(help.code(), Some(0), "{help}");
+    assert!(help.stdout.contains("Usage:"), "{help}");
+}

@@ -273,7 +273,8 @@ fn dispatch(args: Vec<OsString>, build: BuildInfo) -> ExitCode {
     let command = command.to_string_lossy().into_owned();
     match command.as_str() {
         "version" | "--version" => {
-            let parsed = VersionCommand::parse_from(std::iter::once(OsString::from("version")).chain(args));
+            let parsed = VersionCommand::try_parse_from(std::iter::once(OsString::from("version")).chain(args))
+                .unwrap_or_else(|e| parse_failed(e));
             output::result(version_text(build, parsed.output == "json"));
             ExitCode::SUCCESS
         }
@@ -286,7 +287,9 @@ fn dispatch(args: Vec<OsString>, build: BuildInfo) -> ExitCode {
             }
         },
         "completion" => {
-            let parsed = cli::CompletionCommand::parse_from(std::iter::once(OsString::from("completion")).chain(args));
+            let parsed =
+                cli::CompletionCommand::try_parse_from(std::iter::once(OsString::from("completion")).chain(args))
+                    .unwrap_or_else(|e| parse_failed(e));
             output::result_bytes(&super::completion::script(parsed.shell));
             ExitCode::SUCCESS
         }
@@ -346,13 +349,23 @@ fn complete(args: Vec<OsString>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Ends the process over what clap could not parse: help and `--version` as clap does, an
+/// error with clap's message and status 1, as ko (cobra) exits on every error, bad flags too.
+fn parse_failed(error: clap::Error) -> ! {
+    if !error.use_stderr() {
+        error.exit();
+    }
+    let _ = error.print();
+    std::process::exit(1)
+}
+
 /// Parses `args` as the command `C`, sets the verbosity its flags ask for, and runs it.
 fn launch<C, F>(args: Vec<OsString>, verbose: impl FnOnce(&C) -> bool, run: impl FnOnce(C) -> F) -> ExitCode
 where
     C: Parser,
     F: std::future::Future<Output = Result<(), crate::Error>>,
 {
-    let command = C::parse_from(args);
+    let command = C::try_parse_from(args).unwrap_or_else(|e| parse_failed(e));
     output::init(verbose(&command));
     crate::run_main(run(command))
 }

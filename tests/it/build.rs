@@ -136,10 +136,10 @@ fn tags_naming_flags_and_printed_references_follow_ko() {
 fn several_import_paths_print_in_argument_order_and_image_refs_are_written() {
     let repo = unique_repo("order");
     let refs = tempfile::NamedTempFile::new().unwrap();
-    let run = ko(&["build", "./cmd/greeter", "ko://example.com/hello", "--image-refs", refs.path().to_str().unwrap()])
-        .cwd(hello())
-        .env("KO_DOCKER_REPO", &repo)
-        .run();
+    // The greeter named twice, the second time by its import path: one image, one line.
+    let refs_path = refs.path().to_str().unwrap();
+    let args = ["build", "./cmd/greeter", "ko://example.com/hello", "example.com/hello/cmd/greeter", "--image-refs"];
+    let run = ko(&args).arg(refs_path).cwd(hello()).env("KO_DOCKER_REPO", &repo).run();
     run.assert_success();
     let lines = run.stdout_lines();
     assert_eq!(lines.len(), 2, "{run}");

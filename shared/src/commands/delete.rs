@@ -20,12 +20,17 @@ fn is_help_flag(arg: &OsStr) -> bool {
     ["-h", "--help", "-V", "--version"].iter().any(|flag| arg == *flag)
 }
 
+/// The arguments before the first `--` and after it.
+fn at_dashes(args: &[OsString]) -> (&[OsString], &[OsString]) {
+    let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    (&args[..split], args.get(split + 1..).unwrap_or_default())
+}
+
 /// The arguments for `kubectl delete` when kubectl should handle this invocation: any form
 /// without `-f`, or one with flags after `--` (which is dropped). `None` when the objects of
 /// the files are deleted here. Our `-v` means nothing to kubectl and is left out.
 pub fn kubectl_form(args: &[OsString]) -> Option<Vec<OsString>> {
-    let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
-    let (before, after) = (&args[..split], args.get(split + 1..).unwrap_or_default());
+    let (before, after) = at_dashes(args);
     if before.iter().any(|a| is_help_flag(a)) {
         return None;
     }
@@ -38,8 +43,7 @@ pub fn kubectl_form(args: &[OsString]) -> Option<Vec<OsString>> {
 /// All of `args` for `kubectl delete`: without the `--` and our `-v`, which means nothing to
 /// kubectl.
 pub fn for_kubectl(args: &[OsString]) -> Vec<OsString> {
-    let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
-    let (before, after) = (&args[..split], args.get(split + 1..).unwrap_or_default());
+    let (before, after) = at_dashes(args);
     let ours = |a: &&OsString| *a != "-v" && *a != "--verbose";
     before.iter().filter(ours).chain(after).cloned().collect()
 }

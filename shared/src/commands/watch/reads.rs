@@ -60,7 +60,8 @@ pub fn reads(package_dir: &Path) -> Option<Reads> {
         }
         replaced.extend(replacements(&text, base));
     }
-    for module in &modules {
+    replaced.extend(replacements(&go_mod, &root));
+    for module in &modules[1..] {
         if let Ok(text) = std::fs::read_to_string(module.dir.join("go.mod")) {
             replaced.extend(replacements(&text, &module.dir));
         }
@@ -93,7 +94,7 @@ impl Reads {
                 return true;
             }
         }
-        if self.work.as_deref().is_some_and(|w| path == w || path == w.with_extension("work.sum")) {
+        if self.work_files().any(|w| path == w) {
             return true;
         }
         if name == "modules.txt" && path.parent() == Some(self.root.join("vendor").as_path()) {
@@ -121,8 +122,12 @@ impl Reads {
     /// `go.work` with its `go.work.sum`: what a watch must see besides the image's module.
     pub fn watched(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let dirs = self.modules.iter().map(|m| m.dir.clone()).collect();
-        let files = self.work.iter().flat_map(|w| [w.clone(), w.with_extension("work.sum")]).collect();
-        (dirs, files)
+        (dirs, self.work_files().collect())
+    }
+
+    /// The `go.work` in effect and its `go.work.sum`.
+    fn work_files(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        self.work.iter().flat_map(|w| [w.clone(), w.with_extension("work.sum")])
     }
 
     /// The package directories, for the summary's tests.

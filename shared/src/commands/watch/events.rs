@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -75,6 +75,25 @@ fn is_stream(_: &[(u64, u64)], _: &Path) -> bool {
     false
 }
 
+/// The files in `dir` (and its subdirectories when `recursive`, symlinks not followed) last
+/// modified at or after `since`.
+fn changed_since(dir: &Path, recursive: bool, since: SystemTime, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let (path, Ok(kind)) = (entry.path(), entry.file_type()) else { continue };
+        if is_noise(&path) {
+            continue;
+        }
+        if kind.is_dir() {
+            if recursive {
+                changed_since(&path, recursive, since, found);
+            }
+        } else if entry.metadata().and_then(|m| m.modified()).is_ok_and(|modified| modified >= since) {
+            found.push(path);
+        }
+    }
+}
+
 fn handler(sender: UnboundedSender<PathBuf>) -> impl Fn(notify::Result<notify::Event>) + Send + 'static {
     move |event| {
         let Ok(event) = event else { return };
@@ -116,7 +135,12 @@ impl Events {
 
     /// Watches `roots` from now on (and what was watched before and is not among them, no
     /// longer). A directory that cannot be watched is a warning: the others still are.
-    pub fn set_roots(&mut self, roots: Vec<Root>) {
+    ///
+    /// A directory watched only from now on may have changed while the cycle that found it
+    /// was running (a workspace module, say, first known once `go list` answered): its files
+    /// written since `since` count as changes, so that no edit falls between the build that
+    /// read them and the watch.
+    pub fn set_roots(&mut self, roots: Vec<Root>, since: Option<SystemTime>) {
         let mut wanted: BTreeMap<PathBuf, bool> = BTreeMap::new();
         for root in &roots {
             *wanted.entry(root.dir.clone()).or_default() |= root.recursive;
@@ -130,6 +154,11 @@ impl Events {
         }
         for (dir, recursive) in wanted {
             if !self.watched.contains_key(&dir) {
+                if let Some(since) = since {
+                    let mut changed = Vec::new();
+                    changed_since(&dir, recursive, since, &mut changed);
+                    changed.into_iter().for_each(|path| drop(self.sender.send(path)));
+                }
                 self.watch(dir, recursive);
             }
         }
@@ -195,7 +224,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().canonicalize().unwrap();
         let mut events = Events::start(poll).unwrap();
-        events.set_roots(vec![Root { dir: dir.clone(), recursive: true, only: None }]);
+        events.set_roots(vec![Root { dir: dir.clone(), recursive: true, only: None }], None);
         std::fs::create_dir(dir.join("pkg")).unwrap();
         tokio::time::sleep(Duration::from_millis(if poll { 700 } else { 50 })).await;
         std::fs::write(dir.join("pkg/new.go"), "package pkg\n").unwrap();
@@ -207,6 +236,22 @@ mod tests {
         assert!(burst.paths.iter().any(|p| p.ends_with("pkg/new.go") || p.ends_with("pkg")), "{:?}", burst.paths);
         assert!(!burst.paths.iter().any(|p| p.ends_with(".git")), "{:?}", burst.paths);
         assert!(!burst.paths.iter().any(|p| p.starts_with(dir.join("out"))), "{:?}", burst.paths);
+    }
+
+    #[tokio::test]
+    async fn a_directory_watched_late_reports_what_changed_since_the_cycle_began() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(dir.join("lib/greet")).unwrap();
+        std::fs::write(dir.join("lib/go.mod"), "module example.com/lib\n").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let since = SystemTime::now();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(dir.join("lib/greet/greet.go"), "package greet\n").unwrap();
+        let mut events = Events::start(false).unwrap();
+        events.set_roots(vec![Root { dir: dir.join("lib"), recursive: true, only: None }], Some(since));
+        let burst = tokio::time::timeout(Duration::from_secs(10), events.burst()).await.expect("no burst");
+        assert_eq!(burst.paths.into_iter().collect::<Vec<_>>(), [dir.join("lib/greet/greet.go")]);
     }
 
     #[tokio::test]

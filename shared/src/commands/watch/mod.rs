@@ -16,7 +16,7 @@ mod poll;
 mod reads;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use crate::config::KoConfig;
 use crate::error::{Error, WatchError};
@@ -45,19 +45,21 @@ pub async fn run(inputs: Inputs<'_>, target: Target<'_>) -> Result<(), Error> {
     let mut events = Events::start(poll)?;
     events.ignore(inputs::outputs(inputs.publish, inputs.build, &cwd));
     // Watching from the start, so that a change during the first cycle queues the next.
-    events.set_roots(inputs::roots(inputs.files, &[], &configs, &cwd));
+    events.set_roots(inputs::roots(inputs.files, &[], &configs, &cwd), None);
     let mut state = State::default();
     let mut burst: Option<Burst> = None;
     loop {
-        let started = Instant::now();
+        let (started, since) = (Instant::now(), SystemTime::now());
         let changes = burst.as_ref().map(|b| Changes { paths: &b.paths, configs: &configs });
         let outcome = cycle::run(&inputs, &target, &mut state, changes.as_ref()).await;
+        // Watching what the cycle found before saying it is done: an edit made once the
+        // summary line is out must be seen.
+        let files: Vec<PathBuf> = configs.iter().cloned().chain(state.module_files()).collect();
+        events.set_roots(inputs::roots(inputs.files, &state.package_dirs(), &files, &cwd), Some(since));
         output::step(summary(&outcome, burst.as_ref(), started, &cwd));
         if let Err(e) = &outcome {
             output::error(e.to_string());
         }
-        let files: Vec<PathBuf> = configs.iter().cloned().chain(state.module_files()).collect();
-        events.set_roots(inputs::roots(inputs.files, &state.package_dirs(), &files, &cwd));
         burst = Some(events.burst().await);
     }
 }

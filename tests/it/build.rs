@@ -47,6 +47,18 @@ fn builds_pushes_and_runs_the_app_on_the_builtin_base() {
 }
 
 #[test]
+fn ldflags_templates_take_branches_pipelines_and_functions_as_go_templates_do() {
+    let repo = unique_repo("hello-template");
+    let ldflags = "--ldflags=-X main.version={{ if .Env.KO_TEST_SUFFIX }}{{ .Env.KO_TEST_SUFFIX | printf \"%s-%s\" .GoEnv.GOOS }}{{ else }}none{{ end }}{{ with $t := .Git.TreeState }}{{ if ne $t \"\" }}+{{ len $t }}{{ end }}{{ end }}";
+    let run = ko(&["build", ".", ldflags]).cwd(hello()).env("KO_DOCKER_REPO", &repo).env("KO_TEST_SUFFIX", "rc1").run();
+    run.assert_success();
+    let out = run_image(run.stdout_lines()[0]);
+    out.assert_success();
+    // The tree state is "clean" or "dirty": five letters either way.
+    assert_eq!(out.value("version"), Some("linux-rc1+5"), "{out}");
+}
+
+#[test]
 fn the_binary_and_kodata_layers_are_deterministic() {
     let layout = tempfile::tempdir().unwrap();
     let path = layout.path().to_str().unwrap();

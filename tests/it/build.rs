@@ -142,6 +142,12 @@ fn tags_naming_flags_and_printed_references_follow_ko() {
     assert!(build(&["-P"]).starts_with(&format!("{repo}/example.com/hello@sha256:")));
     let unpushed = build(&["--push=false"]);
     assert!(unpushed.starts_with(&format!("{repo}/{md5}:latest@sha256:")), "{unpushed}");
+    assert_eq!(build(&["--push=false", "--tag-only", "-t", "v3"]), format!("{repo}/{md5}:v3"));
+    // --tag-only is the registry's: a tarball's reference keeps its digest.
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = dir.path().join("image.tar");
+    let saved = build(&["--push=false", "--tarball", tarball.to_str().unwrap(), "--tag-only", "-t", "v3"]);
+    assert!(saved.starts_with(&format!("{repo}/{md5}:v3@sha256:")), "{saved}");
 }
 
 #[test]

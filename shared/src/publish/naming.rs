@@ -33,7 +33,7 @@ pub fn image_name(repo: &str, import_path: &str, naming: Naming) -> String {
 }
 
 /// What a registry (or tarball) publish prints: `name@digest`, `name:tag@digest` for one tag
-/// other than `latest`, or `name:tag` with `--tag-only`.
+/// other than `latest`, or `name:tag` with `--tag-only` (which a tarball ignores).
 pub fn registry_reference(name: &str, tags: &[String], tag_only: bool, digest: &Digest) -> String {
     match tags {
         [tag] if tag_only => format!("{name}:{tag}"),

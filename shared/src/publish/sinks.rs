@@ -99,7 +99,9 @@ impl Sink {
                 if let Some(sign) = item.sign {
                     tarball.add_referrers(super::attest::referrers(sign, name, artifact)?);
                 }
-                out.reference = naming::registry_reference(name, item.tags, item.tag_only, digest);
+                // A tarball keeps the digest under --tag-only, as in ko: the flag is the
+                // registry's.
+                out.reference = naming::registry_reference(name, item.tags, false, digest);
             }
             Sink::Registry { registry, sbom_repo } => push(registry, sbom_repo.as_ref(), item, out).await?,
             Sink::LocalStore(store) => {

@@ -91,6 +91,28 @@ fn build_and_its_publish_alias_run_through_a_symlinked_dispatcher() {
     assert!(unknown.stderr.contains("unknown command \"nope\""), "{unknown}");
 }
 
+/// ko's persistent flag `-v/--verbose` may come before the command, as scripts write `ko -v build`.
+#[test]
+fn the_verbose_flag_may_come_before_the_command() {
+    for leading in [&["-v"][..], &["--verbose=false", "-v"][..]] {
+        let args: Vec<&str> = leading.iter().copied().chain(["publish", ".", "--push=false"]).collect();
+        let run = kubectl_ko(&args).cwd(fixture("hello")).run();
+        run.assert_success();
+        assert!(run.stdout.contains("hello-124ec4359fcc3b362d8aa16b0f28dd36:latest@sha256:"), "{run}");
+    }
+    let version = kubectl_ko(&["--verbose", "version"]).run();
+    version.assert_success();
+    assert!(version.stdout.starts_with("kubectl-ko"), "{version}");
+}
+
+/// A flag given twice is no error: the last one wins, as with cobra (`ko build $FLAGS --push=false`).
+#[test]
+fn a_repeated_flag_takes_its_last_value() {
+    let run = ko(&["build", ".", "--push", "-v", "--push=false", "--verbose=false"]).cwd(fixture("hello")).run();
+    run.assert_success();
+    assert!(run.stdout.contains("hello-124ec4359fcc3b362d8aa16b0f28dd36:latest@sha256:"), "{run}");
+}
+
 /// Nothing is looked up next to the executable: a copy alone in a directory builds, and a copy
 /// named `kubectl-ko-build` is the build command.
 #[test]

@@ -45,6 +45,7 @@ impl From<&KubeArgs> for crate::cluster::Connection {
 #[command(
     name = "kubectl-ko-apply",
     bin_name = "kubectl ko apply",
+    args_override_self = true,
     version,
     about = "Apply the input files with image references resolved to built/pushed image digests.",
     long_about = "Resolves the input files as `kubectl ko resolve` does, then server-side applies every \
@@ -99,6 +100,7 @@ pub struct DeployArgs {
 #[command(
     name = "kubectl-ko-delete",
     bin_name = "kubectl ko delete",
+    args_override_self = true,
     version,
     about = "Delete the objects named in the input files.",
     long_about = "Deletes every object named in the input files from the cluster, without building anything.\n\n\
@@ -125,6 +127,7 @@ pub struct DeleteCommand {
 #[command(
     name = "kubectl-ko-create",
     bin_name = "kubectl ko create",
+    args_override_self = true,
     version,
     about = "Create the input files with image references resolved to built/pushed image digests.",
     long_about = "Resolves the input files as `kubectl ko resolve` does, then creates every object in the \
@@ -142,6 +145,7 @@ pub struct CreateCommand {
 #[command(
     name = "kubectl-ko-run",
     bin_name = "kubectl ko run",
+    args_override_self = true,
     version,
     about = "A variant of `kubectl run` that containerizes IMPORTPATH first.",
     long_about = "Builds and publishes IMPORTPATH as `kubectl ko build` does, then runs the image in a pod \

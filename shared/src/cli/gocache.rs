@@ -10,6 +10,7 @@ use super::GlobalArgs;
 #[command(
     name = "kubectl-ko-gocache",
     bin_name = "kubectl ko gocache",
+    args_override_self = true,
     version,
     about = "Serve Go's build cache over GOCACHEPROG, shared through a registry (KO_GOCACHE_REPO)",
     long_about = "Go runs this program when GOCACHEPROG names it (Go 1.24+), e.g. \

@@ -11,6 +11,7 @@ use super::GlobalArgs;
 #[command(
     name = "kubectl-ko-login",
     bin_name = "kubectl ko login",
+    args_override_self = true,
     version,
     about = "Log in to a registry",
     long_about = "Checks the user name and password against the registry, stores them with the \
@@ -46,6 +47,7 @@ pub struct LoginCommand {
 #[command(
     name = "kubectl-ko-logout",
     bin_name = "kubectl ko logout",
+    args_override_self = true,
     version,
     about = "Log out of a registry",
     long_about = "Erases the credentials kubectl ko login stored for SERVER, and removes \

@@ -19,7 +19,7 @@ pub use login::{LoginCommand, LogoutCommand};
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct GlobalArgs {
     /// Enable debug logs
-    #[arg(short = 'v', long, global = true)]
+    #[arg(short = 'v', long, global = true, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub verbose: bool,
 }
 
@@ -113,6 +113,7 @@ pub struct BuildArgs {
 #[command(
     name = "kubectl-ko-build",
     bin_name = "kubectl ko build",
+    args_override_self = true,
     version,
     about = "Build and publish container images from the given importpaths.",
     long_about = "Builds the given Go import paths into binaries, puts each on a base image and publishes \
@@ -151,6 +152,7 @@ pub struct FileArgs {
 #[command(
     name = "kubectl-ko-resolve",
     bin_name = "kubectl ko resolve",
+    args_override_self = true,
     version,
     about = "Print the input files with image references resolved to built/pushed image digests.",
     long_about = "Builds and publishes every ko://<import path> string found in the given Kubernetes YAML \
@@ -175,6 +177,7 @@ pub struct ResolveCommand {
 #[command(
     name = "kubectl-ko-completion",
     bin_name = "kubectl ko completion",
+    args_override_self = true,
     version,
     about = "Print a shell completion script for the kubectl-ko binaries.",
     long_about = "Prints a completion script for bash, zsh, fish or PowerShell that completes the suite's binaries \

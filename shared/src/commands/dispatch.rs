@@ -265,6 +265,10 @@ fn run(program: Program, argv0: OsString, args: Vec<OsString>, build: BuildInfo)
 
 /// `kubectl ko <command> [args]`.
 fn dispatch(args: Vec<OsString>, build: BuildInfo) -> ExitCode {
+    // ko's persistent flags may come before the command (`ko -v build .`); every command
+    // takes them, so they move to just after its name.
+    let global = args.iter().take_while(|a| is_global_flag(a)).count();
+    let (leading, args) = (args[..global].to_vec(), args[global..].to_vec());
     let mut args = args.into_iter();
     let Some(command) = args.next() else {
         output::result_bytes(help().as_bytes());
@@ -297,7 +301,8 @@ fn dispatch(args: Vec<OsString>, build: BuildInfo) -> ExitCode {
         "__complete" => complete(args.collect()),
         _ => match subcommand(&command) {
             Some(sub) => {
-                (sub.run)(std::iter::once(OsString::from(format!("{DISPATCHER}-{}", sub.name))).chain(args).collect())
+                let argv0 = OsString::from(format!("{DISPATCHER}-{}", sub.name));
+                (sub.run)(std::iter::once(argv0).chain(leading).chain(args).collect())
             }
             None => {
                 output::error(DispatchError::Unknown(command).to_string());
@@ -305,6 +310,12 @@ fn dispatch(args: Vec<OsString>, build: BuildInfo) -> ExitCode {
             }
         },
     }
+}
+
+/// Whether `arg` is one of ko's persistent flags: `-v`, `--verbose`, `--verbose=<bool>`.
+fn is_global_flag(arg: &OsStr) -> bool {
+    let arg = arg.to_string_lossy();
+    arg == "-v" || arg == "--verbose" || arg.starts_with("--verbose=")
 }
 
 /// The help of one command, or the dispatcher's for what it answers itself.

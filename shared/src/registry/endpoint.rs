@@ -11,7 +11,7 @@ use super::RegistryClient;
 use super::challenge::Challenge;
 use super::error::{RegistryError, body_message};
 use super::token::credential_hint;
-use super::transfer::{self, Failure, MAX_ATTEMPTS, retry_delay};
+use super::transfer::{self, Failure, MAX_ATTEMPTS, is_retryable, retry_delay};
 use crate::auth::FoundCredential;
 use crate::output;
 use crate::reference::{DOCKER_HUB, is_plain_http_by_default};
@@ -52,7 +52,9 @@ impl RegistryClient {
             let last_candidate = index + 1 == candidates.len();
             let base = format!("{scheme}://{api_host}");
             let client = self.http(insecure_tls);
-            let tries = if last_candidate { MAX_ATTEMPTS - 1 } else { 1 };
+            // A candidate that answers is the registry's scheme: its 5xx and 429 answers are
+            // retried as often as the last candidate's failures to connect.
+            let tries = MAX_ATTEMPTS - 1;
             for attempt in 1..=tries {
                 attempts += 1;
                 match transfer::send(client.get(format!("{base}/v2/")), self.stall).await {
@@ -60,6 +62,17 @@ impl RegistryClient {
                         // An HTTPS server answering plain HTTP; the HTTPS error says why it failed.
                         errors.push(format!("{base} answered 400 Bad Request (it speaks HTTPS)"));
                         break;
+                    }
+                    // Not an answer about authentication: a registry that is down for a moment
+                    // must not pass for one that asks for none.
+                    Ok(response) if is_retryable(response.status()) => {
+                        let status = response.status();
+                        if attempt == tries {
+                            errors.push(format!("{base}/v2/ answered {status}"));
+                            failures.push(Failure::Other(format!("{base}/v2/ answered {status}")));
+                            break;
+                        }
+                        tokio::time::sleep(retry_delay(attempt, Some(&response))).await;
                     }
                     Ok(response) => {
                         let challenge = if response.status() == StatusCode::UNAUTHORIZED {
@@ -96,7 +109,8 @@ impl RegistryClient {
                     }
                     Err(failure) => {
                         let detail = format!("{base}: {}", failure.describe());
-                        let give_up = matches!(failure, Failure::BadUrl(_));
+                        // Only the last candidate is tried again: the next one may answer.
+                        let give_up = matches!(failure, Failure::BadUrl(_)) || !last_candidate;
                         failures.push(failure);
                         if attempt == tries || give_up {
                             errors.push(detail);

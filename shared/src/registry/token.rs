@@ -16,7 +16,7 @@ use super::client::Access;
 use super::endpoint::Endpoint;
 use super::error::{RegistryError, body_message};
 use super::request::with_query;
-use super::transfer;
+use super::transfer::{self, Failure, MAX_ATTEMPTS, after_attempts, is_retryable, retry_delay};
 use super::{RegistryClient, Repository};
 use crate::auth::{Credential, FoundCredential};
 
@@ -167,9 +167,31 @@ impl RegistryClient {
             }
         };
         request = request.header(ACCEPT, "application/json");
-        let response = transfer::send(request, self.stall).await.map_err(|e| fail(e.describe()))?;
-        let status = response.status();
-        let body = transfer::read_body(response, self.stall).await.map_err(|e| fail(e.describe()))?;
+        // A token service that fails for a moment is tried again, as every registry request is.
+        let mut attempt = 1;
+        let (status, body) = loop {
+            let this = request.try_clone().expect("a token request has no streamed body");
+            let outcome = match transfer::send(this, self.stall).await {
+                Ok(response) if is_retryable(response.status()) && attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(retry_delay(attempt, Some(&response))).await;
+                    attempt += 1;
+                    continue;
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    transfer::read_body(response, self.stall).await.map(|body| (status, body))
+                }
+                Err(failure) => Err(failure),
+            };
+            match outcome {
+                Ok(answer) => break answer,
+                Err(failure) if attempt < MAX_ATTEMPTS && !matches!(failure, Failure::BadUrl(_)) => {
+                    tokio::time::sleep(retry_delay(attempt, None)).await;
+                    attempt += 1;
+                }
+                Err(failure) => return Err(fail(format!("{} {}", failure.describe(), after_attempts(attempt)))),
+            }
+        };
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(RegistryError::Unauthorized {
                 registry: endpoint.registry.clone(),
@@ -179,7 +201,8 @@ impl RegistryClient {
         }
         if !status.is_success() {
             let source = endpoint.credential.as_ref().map(|c| c.source.as_str()).unwrap_or("no credentials found");
-            return Err(fail(format!("{status}{} (credentials: {source})", body_message(&body))));
+            let tries = if is_retryable(status) { format!(" {}", after_attempts(attempt)) } else { String::new() };
+            return Err(fail(format!("{status}{}{tries} (credentials: {source})", body_message(&body))));
         }
         let parsed: TokenResponse =
             serde_json::from_slice(&body).map_err(|e| fail(format!("unreadable token response: {e}")))?;
@@ -282,6 +305,30 @@ mod tests {
         let token = |t: &&str| Reply::status(200).body(format!(r#"{{"token":"{t}","expires_in":300}}"#));
         fake.route("GET", "/token", tokens.iter().map(token));
         fake
+    }
+
+    /// A registry or token service that answers 503 for a moment is tried again: the ping is not
+    /// taken for "no authentication needed", and the token is fetched on the next attempt.
+    #[tokio::test]
+    async fn a_5xx_from_the_ping_or_the_token_service_is_retried() {
+        let fake = FakeRegistry::start().await;
+        let challenge = format!(r#"Bearer realm="{}/token",service="fake""#, fake.base());
+        let unauthorized = Reply::status(401).header("www-authenticate", &challenge);
+        fake.route("GET", "/v2/", [Reply::status(503), unauthorized]);
+        let token = Reply::status(200).body(r#"{"token":"t1","expires_in":300}"#);
+        fake.route("GET", "/token", [Reply::status(503), token]);
+        let digest = Digest::of(b"blob");
+        fake.route("HEAD", &format!("/v2/app/blobs/{digest}"), [Reply::status(200)]);
+
+        let client = client_logged_in(&fake.host(), "user", "secret");
+        let repo = Repository::parse(&format!("{}/app", fake.host())).unwrap();
+        assert!(client.blob_exists(&repo, &digest).await.unwrap());
+        assert_eq!(fake.requests_to("GET", "/v2/").len(), 2);
+        let tokens = fake.requests_to("GET", "/token");
+        assert_eq!(tokens.len(), 2);
+        assert!(tokens[1].header("authorization").is_some_and(|a| a.starts_with("Basic ")), "{tokens:?}");
+        let heads = fake.requests_to("HEAD", &format!("/v2/app/blobs/{digest}"));
+        assert_eq!(heads[0].header("authorization"), Some("Bearer t1"));
     }
 
     /// A pull after a push to the same repository sends the push token: no second token.

@@ -97,8 +97,13 @@ impl Cache {
 
     /// A fresh temporary file inside the cache, on the same filesystem as its final place.
     pub fn temp_file(&self) -> Result<tempfile::NamedTempFile, CacheError> {
+        use std::os::unix::fs::PermissionsExt;
         let dir = self.run_temp_dir()?;
-        tempfile::NamedTempFile::new_in(&dir).map_err(|source| CacheError { path: dir, source })
+        // 0644 less the umask: blobs are hard-linked into OCI layouts other tools read.
+        tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(&dir)
+            .map_err(|source| CacheError { path: dir, source })
     }
 
     /// A fresh temporary directory inside the cache, on the same filesystem as `bin/`.
@@ -176,7 +181,8 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
 fn replace(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let (mut temp, _guard) = temp_file_outside(dir, &name, ".tmp")?;
     temp.write_all(bytes)?;
     if sync {
         temp.as_file().sync_all()?;
@@ -255,6 +261,8 @@ impl RunDir {
 struct RunDirs {
     /// This process's run directories, by the `tmp/` they are in.
     live: HashMap<PathBuf, RunDir>,
+    /// Temporary files outside the cache (see [`Temporary`]).
+    outside: HashSet<PathBuf>,
     /// The `tmp/` directories already swept by this process.
     swept: HashSet<PathBuf>,
     /// Set on the way out: no new run directory after the last one is removed.
@@ -266,15 +274,62 @@ fn run_dirs() -> MutexGuard<'static, RunDirs> {
     RUN_DIRS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A temporary file outside the cache, next to where its content goes (a `--tarball` file,
+/// a blob copied into an OCI layout on another filesystem): removed with the run's
+/// directories if the process ends while it exists, even where destructors do not run (the
+/// watchdog after a signal). Dropping the guard only forgets the path; the file itself is
+/// persisted or deleted by its owner.
+pub struct Temporary(PathBuf);
+
+impl Temporary {
+    pub fn new(path: &Path) -> Temporary {
+        run_dirs().outside.insert(path.to_path_buf());
+        Temporary(path.to_path_buf())
+    }
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        run_dirs().outside.remove(&self.0);
+    }
+}
+
+/// The process's umask (read from `/proc/self/status`; 022 where it cannot be read).
+pub fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+        })
+        .unwrap_or(0o022)
+}
+
+/// A new temporary file in `dir` named `.<prefix>.XXXXXX<suffix>`, created 0644 less the
+/// umask (as any file a user's tool writes), for content that goes outside the cache.
+pub fn temp_file_outside(dir: &Path, prefix: &str, suffix: &str) -> io::Result<(tempfile::NamedTempFile, Temporary)> {
+    use std::os::unix::fs::PermissionsExt;
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{prefix}."))
+        .suffix(suffix)
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)?;
+    let guard = Temporary::new(temp.path());
+    Ok((temp, guard))
+}
+
 /// Removes this process's run directories with everything in them. Called on the way out of
 /// a run (also after a signal, when destructors may not run); later attempts to make a
 /// temporary file fail.
 pub fn remove_run_dirs() {
-    let dirs: Vec<RunDir> = {
+    let (dirs, outside): (Vec<RunDir>, Vec<PathBuf>) = {
         let mut dirs = run_dirs();
         dirs.closed = true;
-        dirs.live.drain().map(|(_, dir)| dir).collect()
+        (dirs.live.drain().map(|(_, dir)| dir).collect(), dirs.outside.drain().collect())
     };
+    for file in outside {
+        let _ = std::fs::remove_file(file);
+    }
     for dir in dirs {
         // A blocking task may still be creating a file in it: try again.
         for _ in 0..3 {

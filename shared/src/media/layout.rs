@@ -224,13 +224,26 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MediaError + '_ {
     move |source| MediaError::Io { path: path.to_path_buf(), source }
 }
 
-/// Hard-links `src` to `dest`, or copies it through a temporary sibling.
+/// Hard-links `src` (a blob of the cache) to `dest`, or copies it through a temporary sibling
+/// of its own (another process may be copying the same blob) that is removed if the copy
+/// fails or a signal ends the process.
 fn link_or_copy(src: &Path, dest: &Path) -> Result<(), MediaError> {
-    if std::fs::hard_link(src, dest).is_err() {
-        let temp = dest.with_extension("partial");
-        fs_err::copy(src, &temp).map_err(io(&temp))?;
-        fs_err::rename(&temp, dest).map_err(io(dest))?;
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::hard_link(src, dest).is_ok() {
+        // Caches written before blobs were made 0644 hold 0600 files; the layout's readers
+        // (other users, a container engine) need to read them.
+        if let Ok(meta) = std::fs::metadata(dest)
+            && meta.permissions().mode() & 0o044 == 0
+        {
+            let _ = std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o644 & !crate::cache::umask()));
+        }
+        return Ok(());
     }
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let (mut temp, _guard) = crate::cache::temp_file_outside(dir, "blob", ".partial").map_err(io(dir))?;
+    let mut from = fs_err::File::open(src).map_err(io(src))?;
+    std::io::copy(&mut from, temp.as_file_mut()).map_err(io(temp.path()))?;
+    temp.persist(dest).map_err(|e| MediaError::Io { path: dest.to_path_buf(), source: e.error })?;
     Ok(())
 }
 
@@ -310,7 +323,14 @@ impl Layout {
         self.add_to_index(descriptor)
     }
 
+    /// Lists `descriptor` in `index.json`: it replaces an entry of the same name (`ref.name`)
+    /// and an unnamed entry of the same digest; entries of other names stay, whatever their
+    /// digest. Processes writing to one layout (two runs sharing the local store) take turns,
+    /// through a lock on the `oci-layout` file, so that neither loses the other's entries.
     fn add_to_index(&self, descriptor: Descriptor) -> Result<(), MediaError> {
+        let marker = self.root.join("oci-layout");
+        let lock = std::fs::File::open(&marker).map_err(io(&marker))?;
+        lock.lock().map_err(io(&marker))?;
         let path = self.root.join("index.json");
         let mut index = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice::<Index>(&bytes)
@@ -321,8 +341,10 @@ impl Layout {
         };
         let name = descriptor.annotations.as_ref().and_then(|a| a.get(REF_NAME)).cloned();
         index.manifests.retain(|d| {
-            let same_name = name.is_some() && d.annotations.as_ref().and_then(|a| a.get(REF_NAME)) == name.as_ref();
-            d.digest != descriptor.digest && !same_name
+            let theirs = d.annotations.as_ref().and_then(|a| a.get(REF_NAME));
+            let same_name = name.is_some() && theirs == name.as_ref();
+            let same_unnamed = theirs.is_none() && d.digest == descriptor.digest;
+            !same_name && !same_unnamed
         });
         index.manifests.push(descriptor);
         write_atomic(&path, &serde_json::to_vec_pretty(&index).expect("json")).map_err(io(&path))
@@ -352,6 +374,68 @@ mod tests {
         assert_eq!(parse("oci-layout://a:b/c").unwrap().selector, Selector::Only);
         assert!(parse("oci-layout://").is_err());
         assert!(parse("oci-layout://base@sha256:abc").is_err());
+    }
+
+    fn named(digest: &Digest, name: Option<&str>) -> Descriptor {
+        let mut descriptor = Descriptor::new(crate::image::manifest::OCI_MANIFEST, digest.clone(), 2);
+        descriptor.annotations = name.map(|n| BTreeMap::from([(REF_NAME.to_string(), n.to_string())]));
+        descriptor
+    }
+
+    fn entries(root: &Path) -> Vec<(String, Option<String>)> {
+        let index: Index = serde_json::from_slice(&std::fs::read(root.join("index.json")).unwrap()).unwrap();
+        index
+            .manifests
+            .iter()
+            .map(|d| (d.digest.to_string(), d.annotations.as_ref().and_then(|a| a.get(REF_NAME)).cloned()))
+            .collect()
+    }
+
+    #[test]
+    fn an_entry_replaces_only_its_own_name_and_unnamed_copies() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::open(tmp.path()).unwrap();
+        let (one, two) = (Digest::of(b"one"), Digest::of(b"two"));
+        layout.add_to_index(named(&one, Some("keep"))).unwrap();
+        layout.add_to_index(named(&one, None)).unwrap();
+        layout.add_to_index(named(&one, None)).unwrap();
+        let (one_text, two_text) = (one.to_string(), two.to_string());
+        assert_eq!(entries(tmp.path()), [(one_text.clone(), Some("keep".into())), (one_text.clone(), None)]);
+        // A name takes the place of an unnamed copy, and of its own earlier entry.
+        layout.add_to_index(named(&one, Some("other"))).unwrap();
+        layout.add_to_index(named(&two, Some("other"))).unwrap();
+        assert_eq!(entries(tmp.path()), [(one_text, Some("keep".into())), (two_text, Some("other".into()))]);
+    }
+
+    #[test]
+    fn writers_sharing_a_layout_lose_no_entries_and_files_are_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        Layout::open(&root).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let root = root.clone();
+                std::thread::spawn(move || {
+                    let layout = Layout::open(&root).unwrap();
+                    for i in 0..25 {
+                        let name = format!("w{w}-{i}");
+                        layout.add_to_index(named(&Digest::of(name.as_bytes()), Some(&name))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        writers.into_iter().for_each(|w| w.join().unwrap());
+        assert_eq!(entries(&root).len(), 100);
+        let umask = crate::cache::umask();
+        for file in ["index.json", "oci-layout"] {
+            let mode = std::fs::metadata(root.join(file)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644 & !umask, "{file}");
+        }
+        // Nothing temporary is left beside them.
+        let names: Vec<String> =
+            std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
     }
 
     #[test]

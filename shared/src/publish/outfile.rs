@@ -139,13 +139,9 @@ where
             let dir = parent(&file);
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let existing_mode = std::fs::metadata(&file).ok().map(|m| m.permissions().mode() & 0o7777);
-            // A new file gets 0644 through open(2), so the umask applies, as for ko's files.
-            let mut temp = tempfile::Builder::new()
-                .prefix(&format!(".{name}."))
-                .suffix(".tmp")
-                .permissions(std::fs::Permissions::from_mode(0o644))
-                .tempfile_in(dir)
-                .map_err(io_err(dir))?;
+            // A new file gets 0644 through open(2), so the umask applies, as for ko's files;
+            // the temporary sibling goes even if a signal ends the process mid-write.
+            let (mut temp, _guard) = crate::cache::temp_file_outside(dir, &name, ".tmp").map_err(io_err(dir))?;
             if let Some(mode) = existing_mode {
                 temp.as_file().set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io_err(&file))?;
             }

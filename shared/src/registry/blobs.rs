@@ -147,6 +147,27 @@ mod tests {
         assert_eq!(puts[0].body, blob);
     }
 
+    /// A 503 to an upload's PATCH may come after the registry took part of the body: the
+    /// upload starts over in a new session instead of sending the body into the same one.
+    #[tokio::test]
+    async fn an_upload_answered_5xx_goes_again_in_a_new_session() {
+        let fake = open_registry().await;
+        let client = anonymous_client();
+        let repo = Repository::parse(&format!("{}/app", fake.host())).unwrap();
+        let blob = bytes::Bytes::from(vec![7u8; 2 * 1024 * 1024]);
+        let digest = Digest::of(&blob);
+        let session = |id: &str| Reply::status(202).header("location", &format!("/v2/app/blobs/uploads/{id}"));
+        fake.route("POST", "/v2/app/blobs/uploads/", [session("s1"), session("s2")]);
+        fake.route("PATCH", "/v2/app/blobs/uploads/s1", [Reply::status(503)]);
+        fake.route("PATCH", "/v2/app/blobs/uploads/s2", [Reply::status(202)]);
+        fake.route("PUT", "/v2/app/blobs/uploads/s2", [Reply::status(201)]);
+        fake.route("HEAD", &format!("/v2/app/blobs/{digest}"), [Reply::status(404)]);
+        client.upload_blob(&repo, &digest, blob.len() as u64, BlobBody::Bytes(blob.clone())).await.unwrap();
+        assert_eq!(fake.requests_to("PATCH", "/v2/app/blobs/uploads/s1").len(), 1);
+        assert_eq!(fake.requests_to("PATCH", "/v2/app/blobs/uploads/s2")[0].body, blob);
+        assert_eq!(fake.requests_to("PUT", "/v2/app/blobs/uploads/s2").len(), 1);
+    }
+
     #[tokio::test]
     async fn a_download_that_breaks_off_or_does_not_match_is_fetched_again() {
         let fake = open_registry().await;

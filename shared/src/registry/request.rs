@@ -110,8 +110,10 @@ impl RegistryClient {
         self.execute_with(repository, scope, operation, build, true).await
     }
 
-    /// [`RegistryClient::execute`] for a request whose body must not be sent twice: a failure
-    /// below HTTP (reset, stall) is not retried; 429 and 5xx answers still are.
+    /// [`RegistryClient::execute`] for a request whose body must not be sent twice into its
+    /// upload session: neither a failure below HTTP (reset, stall) nor a 429 or 5xx answer
+    /// (the registry may have taken part of the body) is retried; the caller decides whether
+    /// the upload is worth a new session.
     pub(super) async fn execute_once_on_failure(
         &self,
         repository: &Repository,
@@ -156,7 +158,7 @@ impl RegistryClient {
                     }
                     return Ok((response, attempt));
                 }
-                Ok((response, _)) if is_retryable(response.status()) && attempt < MAX_ATTEMPTS => {
+                Ok((response, _)) if is_retryable(response.status()) && attempt < MAX_ATTEMPTS && retry_failures => {
                     output::detail(format!(
                         "{}: {operation}: the registry answered {}; trying again",
                         repository.registry,

@@ -166,7 +166,13 @@ where
             }
             ExitCode::from(stop.exit_code())
         }
-        (None, Some(Ok(()))) => ExitCode::SUCCESS,
+        (None, Some(Ok(()))) => match output::stdout_failure() {
+            None => ExitCode::SUCCESS,
+            Some(reason) => {
+                output::error(format!("writing the results to stdout: {reason}"));
+                ExitCode::FAILURE
+            }
+        },
         (None, Some(Err(e))) => {
             output::error(e.to_string());
             ExitCode::FAILURE

@@ -93,14 +93,29 @@ fn write_result(write: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<(
         return;
     }
     let mut out = io::stdout().lock();
-    if let Err(e) = write(&mut out).and_then(|()| out.flush())
-        && e.kind() == io::ErrorKind::BrokenPipe
-    {
-        CLOSED.store(true, Ordering::Relaxed);
-        if let Some(hook) = ON_STDOUT_CLOSED.get() {
-            hook();
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+            CLOSED.store(true, Ordering::Relaxed);
+            if let Some(hook) = ON_STDOUT_CLOSED.get() {
+                hook();
+            }
+        }
+        // A full disk under `resolve > release.yaml`: the rest is not written, and the run
+        // fails (see `stdout_failure`) instead of leaving a cut-off file behind a success.
+        Err(e) => {
+            CLOSED.store(true, Ordering::Relaxed);
+            let _ = STDOUT_FAILURE.set(e.to_string());
         }
     }
+}
+
+static STDOUT_FAILURE: OnceLock<String> = OnceLock::new();
+
+/// Why writing a result to stdout failed, other than a closed pipe; the run's exit code says
+/// so.
+pub fn stdout_failure() -> Option<&'static str> {
+    STDOUT_FAILURE.get().map(String::as_str)
 }
 
 /// A byte counter shown as a bar on a terminal and not at all otherwise.

@@ -134,6 +134,58 @@ items:
     let plain = ko(&["resolve", "-f", dir.path().join("plain.yaml").to_str().unwrap(), "-l", ""]).run();
     plain.assert_success();
     assert_eq!(plain.stdout, "just: data\n", "{plain}");
+
+    // A List as `kubectl get -o json` writes it (flow style): the matching items stay, and
+    // the output is still JSON.
+    let item = |name: &str, app: &str| {
+        format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","labels":{{"app":"{app}"}}}}}}"#)
+    };
+    let json = format!(
+        "{{\n  \"apiVersion\": \"v1\",\n  \"items\": [\n    {},\n    {},\n    {}\n  ],\n  \"kind\": \"List\"\n}}\n",
+        item("a", "db"),
+        item("b", "web"),
+        item("c", "db")
+    );
+    fs::write(dir.path().join("list.json"), &json).unwrap();
+    let list = ko(&["resolve", "-f", dir.path().join("list.json").to_str().unwrap(), "-l", "app=web"]).run();
+    list.assert_success();
+    let parsed: serde_json::Value = serde_json::from_str(&list.stdout).expect("still JSON");
+    assert_eq!(parsed["items"].as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(parsed["items"][0]["metadata"]["name"], "b", "{list}");
+    // A List without items cannot be filtered: an error, as in ko.
+    fs::write(dir.path().join("empty-list.yaml"), "apiVersion: v1\nkind: List\n").unwrap();
+    let bad = ko(&["resolve", "-f", dir.path().join("empty-list.yaml").to_str().unwrap(), "-l", "app=web"]).run();
+    bad.assert_failure();
+    assert!(bad.stderr.contains("empty-list.yaml:1: --selector cannot filter a List without items"), "{bad}");
+}
+
+/// Files are joined into one valid stream: a byte order mark stays out of it, and a file that
+/// opens with a directive follows a document end marker.
+#[test]
+fn joined_files_make_one_valid_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let a = write("a.yaml", "a: 1\n");
+    let bom = write("bom.yaml", "\u{feff}b: 2\n");
+    let directive = write("directive.yaml", "%YAML 1.2\n---\nc: 3\n");
+    let run = ko(&["resolve", "-f", &a, "-f", &bom, "-f", &directive]).run();
+    run.assert_success();
+    assert_eq!(run.stdout, "a: 1\n---\nb: 2\n...\n%YAML 1.2\n---\nc: 3\n", "{run}");
+    // kubectl-ko reads its own output back.
+    let joined = write("joined.yaml", &run.stdout);
+    ko(&["resolve", "-f", &joined]).run().assert_success();
+
+    // A stream that cannot be written (a full disk) fails the run instead of leaving a cut-off
+    // file behind a success.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let out = ko(&["resolve", "-f", &a]).command().stdout(full).stderr(std::process::Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("writing the results to stdout: No space left on device"), "{stderr}");
 }
 
 #[test]

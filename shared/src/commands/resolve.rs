@@ -135,8 +135,8 @@ pub async fn publish_references_seen(
 }
 
 /// Writes the resolved files as one stream, without putting it together in memory: files are
-/// separated by `---` unless one already starts a document with it; files a selector emptied
-/// contribute nothing.
+/// separated by `---` unless one already starts a document with it, or by `...` before one
+/// that opens with a directive (`%YAML 1.2`); files a selector emptied contribute nothing.
 pub fn write_joined(files: &[Rendered], out: &mut impl Write) -> std::io::Result<()> {
     let mut first = true;
     let mut ended_with_newline = true;
@@ -145,7 +145,9 @@ pub fn write_joined(files: &[Rendered], out: &mut impl Write) -> std::io::Result
             if !ended_with_newline {
                 out.write_all(b"\n")?;
             }
-            if !file.starts_with("---") {
+            if file.starts_with_directive() {
+                out.write_all(b"...\n")?;
+            } else if !file.starts_with("---") {
                 out.write_all(b"---\n")?;
             }
         }
@@ -207,7 +209,8 @@ pub async fn run(command: ResolveCommand) -> Result<(), Error> {
 /// Prints the resolved files as one stream on stdout (see [`write_joined`]).
 pub fn print_joined(rendered: &[Rendered]) {
     let mut out = ResultWriter::new();
-    // Writing to stdout only fails on a closed pipe, which `output` ends quietly.
+    // `output` handles a failed write: a closed pipe ends the run quietly, any other failure
+    // makes it fail at the end.
     let _ = write_joined(rendered, &mut out).and_then(|()| out.flush());
 }
 
@@ -247,5 +250,18 @@ mod tests {
         let mut out = Vec::new();
         write_joined(&rendered, &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "a: 1\n---\nb: 2\n---\nc: 3\n");
+    }
+
+    #[test]
+    fn a_file_opening_with_a_directive_follows_a_document_end_marker() {
+        let texts = ["a: 1\n".to_string(), "# c\n%YAML 1.2\n---\nb: 2\n".into()];
+        let files: Vec<_> = texts.iter().map(|t| ManifestFile::parse("t", t.clone()).unwrap()).collect();
+        let none = HashMap::new();
+        let rendered: Vec<_> = files.iter().map(|f| f.rendered(&none).unwrap()).collect();
+        let mut out = Vec::new();
+        write_joined(&rendered, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out, "a: 1\n...\n# c\n%YAML 1.2\n---\nb: 2\n");
+        ManifestFile::parse("joined", out).expect("the joined stream is valid YAML");
     }
 }

@@ -17,7 +17,16 @@ pub struct Input {
 fn read(path: &Path) -> Result<Input, ManifestError> {
     let bytes = fs_err::read(path).map_err(|e| ManifestError::Read { path: path.to_path_buf(), source: e })?;
     let text = String::from_utf8(bytes).map_err(|_| ManifestError::NotText { path: path.to_path_buf() })?;
-    Ok(Input { name: path.display().to_string(), text })
+    Ok(Input { name: path.display().to_string(), text: without_bom(text) })
+}
+
+/// The text without a leading byte order mark (editors on Windows write one): it belongs to
+/// the file, not to the stream the files are joined into, where it would be invalid YAML.
+fn without_bom(text: String) -> String {
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -60,7 +69,7 @@ pub fn read_inputs(filenames: &[String], recursive: bool) -> Result<Vec<Input>, 
             std::io::stdin()
                 .read_to_string(&mut text)
                 .map_err(|e| ManifestError::Read { path: PathBuf::from("stdin"), source: e })?;
-            inputs.push(Input { name: "stdin".into(), text });
+            inputs.push(Input { name: "stdin".into(), text: without_bom(text) });
             continue;
         }
         if name.contains("://") {

@@ -56,7 +56,9 @@ pub(super) fn code_of(line: &str) -> &str {
     if line.trim_start().starts_with('#') {
         return "";
     }
-    line.find(" #").map_or(line, |i| &line[..i])
+    // A comment starts at a `#` after white space (a space or a tab).
+    let bytes = line.as_bytes();
+    (1..bytes.len()).find(|&i| bytes[i] == b'#' && matches!(bytes[i - 1], b' ' | b'\t')).map_or(line, |i| &line[..i])
 }
 
 /// The start of the line holding the `-` that introduces the sequence item starting at `item`:

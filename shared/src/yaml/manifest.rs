@@ -23,7 +23,7 @@ pub const KO_PREFIX: &str = "ko://";
 /// A `ko://` string found in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KoReference<'a> {
-    /// The value as ko sees it: decoded and trimmed, `ko://` included.
+    /// The value as ko sees it: decoded (starting with `ko://`) and trimmed.
     pub value: &'a str,
     pub line: usize,
 }
@@ -105,17 +105,23 @@ impl ManifestFile {
         while let Some(next) = parser.next_event() {
             let (event, span) = next.map_err(|e| syntax(tree::syntax_error(&e)))?;
             let Event::Scalar(value, style, ..) = event else { continue };
-            let trimmed = value.trim();
-            if !trimmed.starts_with(KO_PREFIX) {
+            // As ko: the value itself must start with `ko://`; what it names is the value
+            // without the white space around it, and the replacement takes that too.
+            if !value.starts_with(KO_PREFIX) {
                 continue;
             }
+            let trimmed = value.trim();
             let mut range = span.start.byte_offset().unwrap_or(0)..span.end.byte_offset().unwrap_or(0);
             let mut header = None;
             if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
                 header = block_header(&text, range.start).and_then(|at| stripping_header(&text, at));
                 // Block scalars hold their text verbatim: replace just those characters.
                 if let Some(at) = text[range.clone()].find(trimmed) {
-                    range = range.start + at..range.start + at + trimmed.len();
+                    let start = range.start + at;
+                    let mut end = start + trimmed.len();
+                    // Spaces after it on its line are part of the value, not of the YAML.
+                    end += text[end..].len() - text[end..].trim_start_matches([' ', '\t']).len();
+                    range = start..end;
                 }
             }
             let value = match index.get(trimmed) {
@@ -286,7 +292,7 @@ impl ManifestFile {
                 if !(scalar.contains(&offset) || scalar.start == offset) {
                     break;
                 }
-                if value.trim() != new {
+                if value.as_ref() != new {
                     return Err(fail(line, format!("expected {new:?} after replacement, read {:?}", value.as_ref())));
                 }
                 expected.next();
@@ -323,8 +329,7 @@ fn select_in(
         return Ok(());
     }
     let Some(items_node) = document.get(root, "items") else {
-        removed.push(document.region.clone());
-        return Ok(());
+        return Err(ManifestError::ListWithoutItems { file: name.to_string(), line: root.line });
     };
     let NodeKind::Sequence { items, flow } = &items_node.kind else {
         return Err(not_object(items_node.line));
@@ -341,8 +346,24 @@ fn select_in(
         removed.push(document.region.clone());
         return Ok(());
     }
-    if keep.contains(&false) && *flow {
-        return Err(ManifestError::FlowList { file: name.to_string(), line: items_node.line });
+    if *flow {
+        // `[a, b, c]` (and JSON): the dropped items go with the separators after the kept one
+        // before them, or, before the first kept one, with everything up to it.
+        let kept: Vec<usize> = (0..items.len()).filter(|&i| keep[i]).collect();
+        let first = kept[0];
+        if first > 0 {
+            removed.push(items[0].span.start..items[first].span.start);
+        }
+        for pair in kept.windows(2) {
+            if pair[1] > pair[0] + 1 {
+                removed.push(items[pair[0] + 1].span.start..items[pair[1]].span.start);
+            }
+        }
+        let last = kept[kept.len() - 1];
+        if last + 1 < items.len() {
+            removed.push(items[last].span.end..items[items.len() - 1].span.end);
+        }
+        return Ok(());
     }
     // Where each item's lines begin: the line of its `-` indicator, which may sit above the
     // item's first key (`-` alone on a line, or followed by a comment).
@@ -389,14 +410,24 @@ mod tests {
     }
 
     #[test]
+    fn only_values_that_start_with_ko_are_references() {
+        // As ko: white space before `ko://` makes it no reference (here a leading blank line,
+        // an indentation indicator that leaves a space, quotes around a space).
+        let text = "a: |\n\n  ko://x\nb: |1\n   ko://x\nc: \" ko://x\"\nd: \"ko://x \"\n";
+        assert_eq!(
+            render(text, None).unwrap(),
+            "a: |\n\n  ko://x\nb: |1\n   ko://x\nc: \" ko://x\"\nd: \"reg.example/x@sha256:abc\"\n"
+        );
+    }
+
+    #[test]
     fn block_scalars_strip_their_final_line_break() {
         // ko yields the bare reference, so a block scalar's value must not end in a newline:
         // its chomping becomes `-`, its style and indentation stay.
-        let text =
-            "a: |\n  ko://x\nb: >-\n    ko://y\nc: |+  # keep\n  ko://x\n\nd: >2\n   ko://y\ne: |-2\n   ko://x\nf: 1\n";
+        let text = "a: |\n  ko://x\nb: >-\n    ko://y\nc: |+  # keep\n  ko://x\n\nd: >2\n  ko://y\ne: |-2\n  ko://x\nf: |\t# tab\n  ko://z  \ng: 1\n";
         assert_eq!(
             render(text, None).unwrap(),
-            "a: |-\n  reg.example/x@sha256:abc\nb: >-\n    reg.example/y@sha256:abc\nc: |-  # keep\n  reg.example/x@sha256:abc\n\nd: >2-\n   reg.example/y@sha256:abc\ne: |-2\n   reg.example/x@sha256:abc\nf: 1\n"
+            "a: |-\n  reg.example/x@sha256:abc\nb: >-\n    reg.example/y@sha256:abc\nc: |-  # keep\n  reg.example/x@sha256:abc\n\nd: >2-\n  reg.example/y@sha256:abc\ne: |-2\n  reg.example/x@sha256:abc\nf: |-\t# tab\n  reg.example/z@sha256:abc\ng: 1\n"
         );
         let values = |text: &str| {
             let mut parser = Parser::new_from_str(text);
@@ -482,6 +513,38 @@ items:
             out,
             "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c, labels: {app: web}}\n"
         );
+    }
+
+    #[test]
+    fn flow_and_json_lists_keep_their_matching_items() {
+        let item = |name: &str, app: &str| {
+            format!(
+                r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}","labels":{{"app":"{app}"}}}},"data":{{"i":"ko://{name}"}}}}"#
+            )
+        };
+        let list = |items: &[String]| {
+            format!("{{\"apiVersion\":\"v1\",\"items\":[{}],\"kind\":\"List\"}}\n", items.join(",\n  "))
+        };
+        let (a, b, c, d) = (item("a", "db"), item("b", "web"), item("c", "db"), item("d", "web"));
+        let out = render(&list(&[a.clone(), b.clone(), c.clone(), d.clone()]), Some("app=web")).unwrap();
+        let expected = list(&[b.clone(), d.clone()])
+            .replace("ko://b", "reg.example/b@sha256:abc")
+            .replace("ko://d", "reg.example/d@sha256:abc");
+        assert_eq!(out, expected);
+        serde_json::from_str::<serde_json::Value>(&out).expect("still JSON");
+        let out = render(&list(&[b.clone(), a.clone(), c.clone()]), Some("app=web")).unwrap();
+        assert_eq!(out, list(&[b]).replace("ko://b", "reg.example/b@sha256:abc"));
+        let out = render("kind: List\napiVersion: v1\nitems: [{kind: A, apiVersion: v1, metadata: {name: x}}, {kind: A, apiVersion: v1, metadata: {name: y, labels: {app: web}}},]\n", Some("app=web")).unwrap();
+        assert_eq!(
+            out,
+            "kind: List\napiVersion: v1\nitems: [{kind: A, apiVersion: v1, metadata: {name: y, labels: {app: web}}},]\n"
+        );
+    }
+
+    #[test]
+    fn a_list_without_items_cannot_be_filtered() {
+        let error = render("apiVersion: v1\nkind: List\n", Some("app=web")).unwrap_err();
+        assert!(matches!(error, ManifestError::ListWithoutItems { line: 1, .. }), "{error:?}");
     }
 
     #[test]

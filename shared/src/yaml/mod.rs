@@ -71,9 +71,9 @@ pub enum ManifestError {
     )]
     NotObject { file: String, line: usize },
     #[error(
-        "{file}:{line}: cannot drop single items from a List written in flow style ([...]); write its items as a block sequence (- ...)"
+        "{file}:{line}: --selector cannot filter a List without items; give it an items sequence or drop kind: List"
     )]
-    FlowList { file: String, line: usize },
+    ListWithoutItems { file: String, line: usize },
     #[error(
         "{file}: without the objects --selector drops, the rest is no longer valid YAML ({message}); an alias probably refers to an anchor in a dropped object: repeat the value instead of the alias"
     )]

@@ -45,6 +45,24 @@ impl Rendered<'_> {
         rest.is_empty()
     }
 
+    /// Whether the first document opens with a directive (`%YAML 1.2`, `%TAG ...`), past
+    /// any blank and comment lines: joined after another file, it must follow `...`.
+    pub fn starts_with_directive(&self) -> bool {
+        let mut line_start = true;
+        let mut in_comment = false;
+        for c in self.texts().flat_map(str::chars) {
+            match c {
+                '\n' => (line_start, in_comment) = (true, false),
+                _ if in_comment => {}
+                ' ' | '\t' | '\r' if line_start => {}
+                '#' if line_start => in_comment = true,
+                '%' if line_start => return true,
+                _ => return false,
+            }
+        }
+        false
+    }
+
     /// Whether the text ends with a line break (or is empty).
     pub fn ends_with_newline(&self) -> bool {
         self.texts().last().is_none_or(|t| t.ends_with('\n'))

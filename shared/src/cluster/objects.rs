@@ -1,4 +1,4 @@
-//! Kubernetes objects read from (resolved) YAML: one per document, `kind: List` expanded,
+//! Kubernetes objects read from (resolved) YAML: one per document, lists expanded,
 //! each remembering the file and line it came from.
 
 use kube::core::GroupVersionKind;
@@ -84,6 +84,25 @@ impl Object {
     }
 }
 
+/// A YAML error of one document in the user's words: how many lines into the document it is,
+/// and what is wrong (at which column), without the parser's snippet and option names.
+fn plain_error(error: &serde_saphyr::Error) -> (usize, String) {
+    let mut message = error.without_snippet().to_string();
+    if let Some(at) = message.rfind(" at line ") {
+        message.truncate(at);
+    }
+    let message = message
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+        .replace("rejected by the configured policy", "is not allowed (JSON has no infinities or NaN)");
+    match error.location() {
+        Some(location) => (
+            usize::try_from(location.line()).unwrap_or(1).saturating_sub(1),
+            format!("column {}: {message}", location.column()),
+        ),
+        None => (0, message),
+    }
+}
+
 /// The objects of one file, in order; null documents are skipped.
 pub fn objects(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
     let mut found = Vec::new();
@@ -96,11 +115,24 @@ pub fn objects(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
         // YAML 1.1 numbers, as kubectl reads them: `defaultMode: 0644` is octal, 420.
         let options = serde_saphyr::options! { legacy_octal_numbers: true };
         let value: Value = serde_saphyr::from_str_with_options(source, options).map_err(|e| {
-            ClusterError::NotObject { file: file.to_string(), line, detail: format!("invalid YAML: {e}") }
+            // The document's text may start before its first node (`---`, comments).
+            let offset = source.as_ptr() as usize - text.as_ptr() as usize;
+            let first_line = text[..offset].matches('\n').count() + 1;
+            let (at, detail) = plain_error(&e);
+            ClusterError::NotObject {
+                file: file.to_string(),
+                line: first_line + at,
+                detail: format!("invalid YAML: {detail}"),
+            }
         })?;
         match value {
             Value::Null => {}
-            Value::Object(_) if value.get("kind").and_then(Value::as_str) == Some("List") => {
+            // As kubectl decodes them: any object with an `items` sequence is a list
+            // (`kind: List`, `ConfigMapList`, what `kubectl get -o yaml` prints).
+            Value::Object(_)
+                if value.get("kind").and_then(Value::as_str) == Some("List")
+                    || value.get("items").is_some_and(Value::is_array) =>
+            {
                 let items = value.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
                 for item in items {
                     found.push(Object::new(item, file, line)?);
@@ -124,6 +156,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn yaml_errors_name_the_files_line_in_plain_words() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata:\n  a: \"1\"\n  a: \"2\"\n";
+        let error = objects("dup.yaml", text).unwrap_err().to_string();
+        assert!(error.starts_with("dup.yaml:10: invalid YAML: column 3: duplicate mapping key: a"), "{error}");
+        assert!(!error.contains("DuplicateKeyPolicy") && !error.contains("<input>"), "{error}");
+        let error = objects("inf.yaml", "apiVersion: v1\nkind: A\nmetadata: {name: a}\n---\nb: .inf\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("inf.yaml:5: invalid YAML: column 4: non-finite float `.inf`"), "{error}");
+        assert!(!error.contains("configured policy"), "{error}");
+    }
+
+    #[test]
     fn numbers_are_read_as_kubectl_reads_them() {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  volumes:\n  - {name: c, configMap: {name: x, defaultMode: 0644}}\n  - {name: s, secret: {secretName: y, defaultMode: 0400}}\n  - {name: d, secret: {secretName: z, defaultMode: 420}}\n  terminationGracePeriodSeconds: 30\n";
         let objects = objects("p.yaml", text).unwrap();
@@ -142,6 +187,10 @@ mod tests {
         assert_eq!(names, ["deployment.apps/web", "configmap/a"]);
         assert_eq!(found[1].namespace.as_deref(), Some("x"));
         assert_eq!(found[1].line, 6);
+        // Any object with an items sequence is a list, as kubectl decodes it.
+        let typed = "apiVersion: v1\nkind: ConfigMapList\nmetadata: {}\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: c}}\n";
+        let names: Vec<_> = objects("l.yaml", typed).unwrap().iter().map(Object::display).collect();
+        assert_eq!(names, ["configmap/c"]);
     }
 
     #[test]

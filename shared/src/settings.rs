@@ -22,9 +22,21 @@ impl Environment {
     /// The process's environment, captured on first use and the same for the whole run (the
     /// process never changes its own environment). For the command layer: library code is
     /// handed an `Environment` instead of reaching for this.
+    ///
+    /// An unset or empty `HOME` is filled from the user database (`/etc/passwd`), as Docker
+    /// and Go's `os/user` find the home directory: without it, `~/.docker` and `~/.config`
+    /// would be taken relative to the working directory, and credentials written there.
     pub fn process() -> &'static Environment {
         static PROCESS: OnceLock<Environment> = OnceLock::new();
-        PROCESS.get_or_init(|| Environment::from_pairs(std::env::vars_os()))
+        PROCESS.get_or_init(|| {
+            let mut vars: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+            if vars.get(OsStr::new("HOME")).is_none_or(|h| h.is_empty())
+                && let Some(home) = passwd_home(rustix::process::getuid().as_raw())
+            {
+                vars.insert("HOME".into(), home.into());
+            }
+            Environment { vars: Arc::new(vars) }
+        })
     }
 
     /// An environment of exactly these variables (a later duplicate wins, as in `environ`).
@@ -76,8 +88,8 @@ impl Environment {
         self.path("HOME")
     }
 
-    /// The user's configuration directory: `XDG_CONFIG_HOME`, else `~/.config` (relative to
-    /// the working directory when `HOME` is unset too, as before).
+    /// The user's configuration directory: `XDG_CONFIG_HOME`, else `~/.config` (relative, so
+    /// refused for writing, when no home directory is known at all).
     pub fn config_home(&self) -> PathBuf {
         self.path("XDG_CONFIG_HOME").unwrap_or_else(|| self.path_or_empty("HOME").join(".config"))
     }
@@ -88,11 +100,33 @@ impl Environment {
     }
 }
 
+/// The home directory of user `uid` in `/etc/passwd`.
+fn passwd_home(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd_entry_home(&passwd, uid)
+}
+
+fn passwd_entry_home(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() >= 6 && fields[2].parse() == Ok(uid) && !fields[5].is_empty()).then(|| fields[5].to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::ffi::OsStrExt as _;
 
     use super::*;
+
+    #[test]
+    fn the_home_directory_comes_from_the_user_database() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\nbroken\nalice:x:1000:1000:Alice,,,:/home/alice:/bin/sh\nnohome:x:7:7:::/bin/sh\n";
+        assert_eq!(passwd_entry_home(passwd, 1000).as_deref(), Some("/home/alice"));
+        assert_eq!(passwd_entry_home(passwd, 0).as_deref(), Some("/root"));
+        assert_eq!(passwd_entry_home(passwd, 7), None);
+        assert_eq!(passwd_entry_home(passwd, 42), None);
+    }
 
     #[test]
     fn set_empty_and_unset_are_told_apart() {

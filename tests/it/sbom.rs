@@ -183,8 +183,14 @@ fn an_index_and_each_platform_image_get_their_own_sbom() {
     let index_doc = pushed_sbom(&path, &digest, "text/spdx+json");
     assert_eq!(std::fs::read(dir.path().join("withdeps-index.spdx.json")).unwrap(), index_doc);
     let doc: Value = serde_json::from_slice(&index_doc).unwrap();
-    let variants = doc["relationships"].as_array().unwrap().iter().filter(|r| r["relationshipType"] == "VARIANT_OF");
-    assert_eq!(variants.count(), 2, "{doc}");
+    let variants: Vec<&Value> =
+        doc["relationships"].as_array().unwrap().iter().filter(|r| r["relationshipType"] == "VARIANT_OF").collect();
+    assert_eq!(variants.len(), 2, "{doc}");
+    // As ko writes it: the index is a variant of each image (the index package, which the
+    // document describes, leads to the images).
+    let described = doc["relationships"].as_array().unwrap().iter().find(|r| r["relationshipType"] == "DESCRIBES");
+    let index_id = &described.expect("a DESCRIBES relationship")["relatedSpdxElement"];
+    assert!(variants.iter().all(|r| &r["spdxElementId"] == index_id), "{doc}");
     for (entry, file) in index["manifests"].as_array().unwrap().iter().zip(["linux-amd64", "linux-arm64"]) {
         let child = pushed_sbom(&path, entry["digest"].as_str().unwrap(), "text/spdx+json");
         let file = dir.path().join(format!("withdeps-{file}.spdx.json"));

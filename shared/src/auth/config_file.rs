@@ -79,6 +79,7 @@ impl DockerConfigFile {
     }
 
     pub fn save(&self) -> Result<(), AuthError> {
+        super::store::refuse_relative(&self.path)?;
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| AuthError::Io { path, source }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,23 @@ struct Entry {
     secret: String,
 }
 
+/// Credentials are never written relative to the working directory (a project checkout),
+/// which is where `~` points when no home directory is known.
+pub(super) fn refuse_relative(path: &Path) -> Result<(), AuthError> {
+    if path.is_absolute() {
+        return Ok(());
+    }
+    Err(AuthError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(
+            "no home directory is known (HOME is unset and the user has none in /etc/passwd); set HOME, or XDG_CONFIG_HOME and DOCKER_CONFIG",
+        ),
+    })
+}
+
+/// The store's lock, released when dropped (see [`CredentialStore::lock`]).
+pub struct StoreLock(#[allow(dead_code)] std::fs::File);
+
 #[derive(Clone, Debug)]
 pub struct CredentialStore {
     path: PathBuf,
@@ -63,6 +80,30 @@ impl CredentialStore {
         }
     }
 
+    /// Takes the store's lock (an exclusive flock on `credentials.lock` beside the store),
+    /// held until the guard is dropped. Every change to the store, and `login`'s and
+    /// `logout`'s changes to `config.json` with it, are made under it: two logins or helper
+    /// `store`s at once would otherwise each write back what they read, losing the other's.
+    pub fn lock(&self) -> Result<StoreLock, AuthError> {
+        refuse_relative(&self.path)?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| AuthError::Io { path, source }
+        };
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
+        let path = dir.join("credentials.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(StoreLock(file))
+    }
+
     fn write(&self, file: &StoreFile) -> Result<(), AuthError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -88,6 +129,18 @@ impl CredentialStore {
     }
 
     pub fn store(&self, server_url: &str, username: &str, secret: &Secret) -> Result<(), AuthError> {
+        let lock = self.lock()?;
+        self.store_locked(&lock, server_url, username, secret)
+    }
+
+    /// [`CredentialStore::store`] under a lock the caller holds.
+    pub fn store_locked(
+        &self,
+        _lock: &StoreLock,
+        server_url: &str,
+        username: &str,
+        secret: &Secret,
+    ) -> Result<(), AuthError> {
         let mut file = self.read()?;
         file.credentials.insert(
             normalise_host(server_url),
@@ -102,6 +155,12 @@ impl CredentialStore {
 
     /// Removes a server's entry; `false` when there was none.
     pub fn erase(&self, server: &str) -> Result<bool, AuthError> {
+        let lock = self.lock()?;
+        self.erase_locked(&lock, server)
+    }
+
+    /// [`CredentialStore::erase`] under a lock the caller holds.
+    pub fn erase_locked(&self, _lock: &StoreLock, server: &str) -> Result<bool, AuthError> {
         let mut file = self.read()?;
         if file.credentials.remove(&normalise_host(server)).is_none() {
             return Ok(false);
@@ -121,6 +180,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stores_at_the_same_time_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.json");
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let store = CredentialStore::at(path.clone());
+                std::thread::spawn(move || {
+                    for i in 0..10 {
+                        store.store(&format!("r{w}-{i}.example"), "u", &Secret::new("p")).unwrap();
+                    }
+                })
+            })
+            .collect();
+        writers.into_iter().for_each(|w| w.join().unwrap());
+        assert_eq!(CredentialStore::at(path).list().unwrap().len(), 80);
+    }
+
+    #[test]
     fn stores_privately_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let store = CredentialStore::at(dir.path().join("sub/credentials.json"));
@@ -138,8 +215,17 @@ mod tests {
         assert!(store.erase("r.example").unwrap());
         assert!(!store.erase("r.example").unwrap());
         assert!(store.get("r.example").unwrap().is_none());
-        // No temp files are left behind.
-        assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
+        // No temp files are left behind: the store and its lock.
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["credentials.json", "credentials.lock"]);
+        // Never relative to the working directory.
+        let relative = CredentialStore::at(PathBuf::from(".config/kubectl-ko/credentials.json"));
+        let error = relative.store("r.example", "a", &Secret::new("b")).unwrap_err().to_string();
+        assert!(error.contains("no home directory is known"), "{error}");
     }
 
     #[test]

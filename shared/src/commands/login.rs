@@ -74,10 +74,13 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
 
     let env = Environment::process();
     let store = CredentialStore::new(env);
-    store.store(&server, &username, &password)?;
+    // One lock for both files: another login or logout at the same time waits its turn.
+    let lock = store.lock()?;
+    store.store_locked(&lock, &server, &username, &password)?;
     let mut config = DockerConfigFile::load(&config_path(env))?;
     config.set_cred_helper(&server, HELPER)?;
     config.save()?;
+    drop(lock);
     output::step(format!("Stored the credentials in {} (docker-credential-ko)", store.path().display()));
     output::step(format!("Set credHelpers[{server}] = \"{HELPER}\" in {}", config.path().display()));
     helper_link::ensure_on_path(env);

@@ -17,7 +17,9 @@ pub async fn run(command: LogoutCommand) -> Result<(), Error> {
     let server = helper_server(&host);
     let env = Environment::process();
     let store = CredentialStore::new(env);
-    let erased = store.erase(&server)?;
+    // One lock for both files, as `login` takes it.
+    let lock = store.lock()?;
+    let erased = store.erase_locked(&lock, &server)?;
     if erased {
         output::step(format!("Removed the credentials for {host} from {}", store.path().display()));
     }
@@ -27,6 +29,7 @@ pub async fn run(command: LogoutCommand) -> Result<(), Error> {
     if helper_removed || auths_removed {
         config.save()?;
     }
+    drop(lock);
     if helper_removed {
         output::step(format!("Removed credHelpers[{server}] from {}", config.path().display()));
     }

@@ -1,6 +1,6 @@
 //! SPDX 2.3 JSON as ko writes it: the image package (`CONTAINER`) described by the document,
 //! `DESCENDANT_OF` its base, `CONTAINS` the main module, which `DEPENDS_ON` each dependency
-//! (with the SHA-256 from its `h1:` sum). An index document lists each image as `VARIANT_OF`.
+//! (with the SHA-256 from its `h1:` sum). An index document is `VARIANT_OF` each image, as ko writes it.
 
 use serde_json::{Value, json};
 
@@ -147,7 +147,7 @@ pub fn index(facts: &IndexFacts) -> Vec<u8> {
         pairs.push(("mediaType", media_type));
         p.insert("externalRefs".into(), purl_ref(oci_purl("image", digest, &pairs)));
         packages.push(Value::Object(p));
-        rels.push(relationship(&id, "VARIANT_OF", &index_id));
+        rels.push(relationship(&index_id, "VARIANT_OF", &id));
     }
     document(facts.digest, facts.created, &index_id, packages, rels)
 }

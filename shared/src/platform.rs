@@ -105,8 +105,11 @@ impl PlatformRequest {
 
     /// Parses `--platform` values: comma-separated and/or repeated, `all` only on its own.
     pub fn parse(values: &[String]) -> Result<Self, PlatformError> {
-        let items: Vec<&str> =
-            values.iter().flat_map(|v| v.split([',', ' '])).map(str::trim).filter(|s| !s.is_empty()).collect();
+        let items: Vec<&str> = values
+            .iter()
+            .flat_map(|v| v.split(|c: char| c == ',' || c.is_whitespace()))
+            .filter(|s| !s.is_empty())
+            .collect();
         if items.contains(&"all") {
             if items.len() > 1 {
                 return Err(PlatformError::Malformed { value: items.join(",") });

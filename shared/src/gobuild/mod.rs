@@ -39,6 +39,8 @@ pub enum GoBuildError {
     Toolexec { flag: String, place: String },
     #[error("{place}: {source}")]
     Template { place: String, source: template::TemplateError },
+    #[error("invalid environment variable entry {entry:?} in {place}: write it as NAME=value")]
+    EnvEntry { entry: String, place: String },
     #[error("building {import_path} for {platform}: go build failed ({status}); its output is above")]
     Failed { import_path: String, platform: String, status: String },
     #[error(
@@ -222,10 +224,17 @@ impl GoTool {
             // told the cache this process uses, not left to resolve a relative `KOCACHE`.
             env.push(("KOCACHE".into(), crate::cache::root_in(&self.env).display().to_string()));
         }
-        let build_env = build.and_then(|b| b.env.clone()).unwrap_or_else(|| config.default_env.clone());
+        // As ko (`len(...) == 0`): an empty list in a build falls back to the defaults.
+        let given = |list: Option<&Vec<String>>| list.filter(|l| !l.is_empty()).cloned();
+        let (build_env, env_place) = match given(build.and_then(|b| b.env.as_ref())) {
+            Some(env) => (env, place("env")),
+            None => (config.default_env.clone(), place("defaultEnv")),
+        };
         for entry in &build_env {
-            check_toolexec(entry, || place("env"))?;
-            let (k, v) = entry.split_once('=').unwrap_or((entry, ""));
+            check_toolexec(entry, || env_place.clone())?;
+            let Some((k, v)) = entry.split_once('=') else {
+                return Err(GoBuildError::EnvEntry { entry: entry.clone(), place: env_place });
+            };
             env.push((k.to_string(), v.to_string()));
         }
         let mut env_map: BTreeMap<String, String> = BTreeMap::new();
@@ -236,12 +245,15 @@ impl GoTool {
             check_toolexec(goflags, || "via the GOFLAGS environment variable".to_string())?;
         }
 
-        let flag_list = build.and_then(|b| b.flags.clone()).unwrap_or_else(|| config.default_flags.clone());
-        let (ldflag_list, ldflag_place) = match (&flags.ldflags, build.and_then(|b| b.ldflags.clone())) {
-            (Some(cli), _) => (cli.clone(), "--ldflags".to_string()),
-            (None, Some(l)) => (l, place("ldflags")),
-            (None, None) => (config.default_ldflags.clone(), place("defaultLdflags")),
-        };
+        let flag_list = given(build.and_then(|b| b.flags.as_ref())).unwrap_or_else(|| config.default_flags.clone());
+        // `--ldflags="$LDFLAGS"` with the variable empty gives none, as pflag reads it.
+        let cli_ldflags = flags.ldflags.as_ref().map(|l| l.iter().filter(|f| !f.is_empty()).cloned().collect());
+        let (ldflag_list, ldflag_place) =
+            match (given(cli_ldflags.as_ref()), given(build.and_then(|b| b.ldflags.as_ref()))) {
+                (Some(cli), _) => (cli, "--ldflags".to_string()),
+                (None, Some(l)) => (l, place("ldflags")),
+                (None, None) => (config.default_ldflags.clone(), place("defaultLdflags")),
+            };
 
         let needs_template = flag_list.iter().chain(&ldflag_list).any(|f| f.contains("{{"));
         let data = if needs_template { Some(self.template_data(&package.build_dir, &env_map).await?) } else { None };
@@ -291,7 +303,8 @@ impl GoTool {
         Ok(Value::map([
             ("Env", Value::Map(env_value)),
             ("GoEnv", Value::Map(go_env)),
-            ("Date", Value::Str(crate::time::rfc3339(when))),
+            // In the local zone, as ko formats it (its docs say UTC; its code does not).
+            ("Date", Value::Str(crate::time::rfc3339_local(when, &self.env))),
             ("Timestamp", Value::Int(when)),
             ("Git", self.git(dir).await),
         ]))
@@ -355,6 +368,37 @@ mod tests {
             let wanted = format!("-ldflags=-X main.p=linux/{arch}/0");
             assert!(plan.args.contains(&wanted), "{:?}", plan.args);
         }
+    }
+
+    #[tokio::test]
+    async fn empty_lists_fall_back_to_the_defaults_and_env_entries_need_a_value() {
+        let env = Environment::from_pairs([("SOURCE_DATE_EPOCH", "0")]);
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "defaultEnv: [GOFLAGS=-v]\ndefaultFlags: [-x]\ndefaultLdflags: ['-X main.v=default']\nbuilds:\n- main: {}\n  env: []\n  flags: ''\n  ldflags: []\n",
+            dir.path().display()
+        );
+        let config = KoConfig::parse_str(&text).unwrap();
+        let mut package = app_in(dir.path());
+        package.config = config.builds.first().cloned();
+        let plan = |flags: BuildFlags| {
+            let (go, package, config) = (GoTool::new(&env), package.clone(), config.clone());
+            async move { go.plan(&package, &Platform::linux("amd64"), &config, &flags).await }
+        };
+        let got = plan(BuildFlags::default()).await.unwrap();
+        assert!(got.env.contains(&("GOFLAGS".into(), "-v".into())), "{:?}", got.env);
+        assert_eq!(got.args, ["build", "-x", "-trimpath", "-ldflags=-X main.v=default"]);
+        // `--ldflags="$EMPTY"` is no ldflags at all.
+        let empty_cli = BuildFlags { ldflags: Some(vec![String::new()]), ..BuildFlags::default() };
+        assert_eq!(plan(empty_cli).await.unwrap().args, ["build", "-x", "-trimpath", "-ldflags=-X main.v=default"]);
+
+        let config = KoConfig::parse_str("defaultEnv: [CGO_ENABLED]\n").unwrap();
+        let err = GoTool::new(&env)
+            .plan(&app_in(dir.path()), &Platform::linux("amd64"), &config, &BuildFlags::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid environment variable entry \"CGO_ENABLED\" in defaultEnv"), "{err}");
     }
 
     #[test]

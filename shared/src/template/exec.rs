@@ -10,8 +10,8 @@ use super::parse::{Arg, Node, Pipeline};
 
 /// The functions templates can call.
 pub const FUNCTIONS: &[&str] = &[
-    "and", "or", "not", "len", "index", "eq", "ne", "lt", "le", "gt", "ge", "print", "printf", "println", "html",
-    "urlquery",
+    "and", "or", "not", "len", "index", "slice", "eq", "ne", "lt", "le", "gt", "ge", "print", "printf", "println",
+    "html", "js", "urlquery",
 ];
 
 /// How a list of nodes ended.
@@ -301,7 +301,9 @@ fn builtin(name: &str, values: Vec<Value>) -> Result<Value, String> {
             Some((Value::Str(format), rest)) => Ok(Value::Str(sprintf(format, rest))),
             _ => Err("printf needs a format string first".into()),
         },
+        "slice" => slice(&values),
         "html" => Ok(Value::Str(html(&joined(&values)))),
+        "js" => Ok(Value::Str(js(&joined(&values)))),
         "urlquery" => Ok(Value::Str(query_escape(&joined(&values)))),
         _ => Err(format!("function {name:?} not defined")),
     }
@@ -349,6 +351,48 @@ fn compare(a: &Value, b: &Value, equality: bool) -> Result<Ordering, String> {
         (Value::Bool(_), Value::Bool(_)) => Err("invalid type for comparison".into()),
         _ => Err("incompatible types for comparison".into()),
     }
+}
+
+/// `slice s i j`: `s[i:j]` of a string, by bytes as in Go (`slice s` is all of it, `slice s i`
+/// from `i`).
+fn slice(values: &[Value]) -> Result<Value, String> {
+    let (first, bounds) = values.split_first().ok_or("wrong number of args for slice: want at least 1 got 0")?;
+    let Value::Str(text) = first else { return Err(format!("can't slice item of type {}", kind(first))) };
+    if bounds.len() > 2 {
+        return Err("cannot 3-index slice a string".into());
+    }
+    let mut at = [0, text.len()];
+    for (slot, bound) in at.iter_mut().zip(bounds) {
+        *slot = match bound {
+            Value::Int(i) if *i >= 0 && (*i as usize) <= text.len() => *i as usize,
+            Value::Int(i) => return Err(format!("index out of range: {i}")),
+            other => return Err(format!("cannot index slice/array with type {}", kind(other))),
+        };
+    }
+    if at[0] > at[1] {
+        return Err(format!("invalid slice index: {} > {}", at[0], at[1]));
+    }
+    Ok(Value::Str(String::from_utf8_lossy(&text.as_bytes()[at[0]..at[1]]).into_owned()))
+}
+
+/// Go's `template.JSEscapeString`.
+fn js(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '<' => out.push_str("\\u003C"),
+            '>' => out.push_str("\\u003E"),
+            '&' => out.push_str("\\u0026"),
+            '=' => out.push_str("\\u003D"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u00{:02X}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Go's `template.HTMLEscapeString`.

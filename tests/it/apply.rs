@@ -299,3 +299,76 @@ fn bad_clusters_and_kinds_fail_before_anything_is_built() {
     run.assert_failure();
     assert!(run.stderr.contains("y.yaml:1: the object's namespace \"a\" does not match --namespace \"b\""), "{run}");
 }
+
+/// What kubectl does with the same YAML: `-n ""` is no `-n`, a cluster-scoped object's
+/// namespace means nothing to `-n`, an empty selection is an error, `create` takes
+/// `generateName`, `--dry-run=` is no mode, and `delete` goes on past a kind the cluster no
+/// longer serves.
+#[test]
+fn namespaces_selections_generated_names_and_unserved_kinds_as_kubectl_has_them() {
+    let config = || kubeconfig();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (cm, role, namespace) = (unique_name("kctl-cm"), unique_name("kctl-role"), unique_name("kctl-ns"));
+    kubectl(&["create", "namespace", &namespace]).assert_success();
+    let mixed = write(
+        "mixed.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {cm}, labels: {{app: kctl}}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: {role}, namespace: elsewhere, labels: {{app: kctl}}}}\nrules: []\n"
+        ),
+    );
+    // A ClusterRole's namespace is no conflict with -n.
+    let run = ko(&["apply", "-f", &mixed, "-n", &namespace]).env("KUBECONFIG", config()).run();
+    run.assert_success();
+    assert_eq!(get(&["configmap", &cm, "-n", &namespace], "{.metadata.name}"), cm);
+    // -n "" is the context's namespace (default).
+    let run = ko(&["apply", "-f", &mixed, "-n", ""]).env("KUBECONFIG", config()).run();
+    run.assert_success();
+    assert_eq!(get(&["configmap", &cm, "-n", "default"], "{.metadata.name}"), cm);
+    // A selector that picks nothing is an error, not a silent success.
+    let run = ko(&["apply", "-f", &mixed, "-l", "app=none"]).env("KUBECONFIG", config()).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("no objects passed to apply"), "{run}");
+    // `--dry-run=` with an empty mode changes nothing.
+    let run = ko(&["apply", "-f", &mixed, "--dry-run="]).env("KUBECONFIG", config()).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("is not a dry-run mode"), "{run}");
+
+    // create names an object from generateName, as the server picks it.
+    let generated = write(
+        "generated.yaml",
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{generateName: job-, namespace: {namespace}}}\n"),
+    );
+    let run = ko(&["create", "-f", &generated]).env("KUBECONFIG", config()).run();
+    run.assert_success();
+    let line = run.stdout.trim();
+    assert!(
+        line.starts_with("configmap/job-") && line.ends_with(" created") && line.len() > "configmap/job- created".len(),
+        "{run}"
+    );
+    let run = ko(&["apply", "-f", &generated]).env("KUBECONFIG", config()).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("only created"), "{run}");
+
+    // delete goes on past a kind the cluster does not serve, and --ignore-not-found passes it.
+    let gone_kind = write(
+        "gone.yaml",
+        &format!(
+            "apiVersion: example.com/v1\nkind: Vanished\nmetadata: {{name: v}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {cm}}}\n"
+        ),
+    );
+    let run = ko(&["delete", "-f", &gone_kind]).env("KUBECONFIG", config()).run();
+    run.assert_failure();
+    assert!(run.stdout.contains(&format!("configmap \"{cm}\" deleted")), "{run}");
+    assert!(run.stderr.contains("\"v\" not found"), "{run}");
+    let run = ko(&["delete", "-f", &gone_kind, "--ignore-not-found"]).env("KUBECONFIG", config()).run();
+    run.assert_success();
+    // Nothing left to delete after a selector: kubectl's words.
+    let run = ko(&["delete", "-f", &mixed, "-l", "app=none"]).env("KUBECONFIG", config()).run();
+    run.assert_success();
+    assert!(run.stderr.contains("No resources found"), "{run}");
+}

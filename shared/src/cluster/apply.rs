@@ -42,7 +42,7 @@ impl DryRun {
     /// Reads a `--dry-run` value; the error says which values there are.
     pub fn parse(value: &str) -> Result<DryRun, String> {
         match value {
-            "none" | "false" | "" => Ok(DryRun::None),
+            "none" | "false" => Ok(DryRun::None),
             "server" => Ok(DryRun::Server),
             "client" | "true" => Ok(DryRun::Client),
             other => Err(format!(
@@ -117,14 +117,23 @@ fn api_for(cluster: &Cluster, object: &Object, resource: &ApiResource, caps: &Ap
 }
 
 /// Checks every object against the cluster before anything is built or changed: its kind must
-/// be served (or defined by a CustomResourceDefinition among the objects), and its namespace
-/// must agree with `-n`.
-pub async fn prepare(cluster: &Cluster, objects: &[Object]) -> Result<KindCache, ClusterError> {
+/// be served (or defined by a CustomResourceDefinition among the objects), and a namespaced
+/// object's namespace must agree with `-n` (a cluster-scoped one's means nothing, as to
+/// kubectl). With `unserved_kinds_ok` (delete), a kind the cluster does not serve is left to
+/// the deletion, which counts its objects as not found and goes on with the rest.
+pub async fn prepare(
+    cluster: &Cluster,
+    objects: &[Object],
+    unserved_kinds_ok: bool,
+) -> Result<KindCache, ClusterError> {
     let defined: Vec<GroupVersionKind> = objects.iter().flat_map(Object::defined_kinds).collect();
     let mut cache = KindCache::default();
     for object in objects {
+        let found = cache.lookup(cluster, object).await?;
+        let cluster_scoped = matches!(&found, Some((_, caps)) if caps.scope == Scope::Cluster);
         if let (Some(flag), Some(own)) = (&cluster.namespace_flag, &object.namespace)
             && flag != own
+            && !cluster_scoped
         {
             return Err(ClusterError::NamespaceMismatch {
                 file: object.file.clone(),
@@ -133,7 +142,7 @@ pub async fn prepare(cluster: &Cluster, objects: &[Object]) -> Result<KindCache,
                 flag: flag.clone(),
             });
         }
-        if cache.lookup(cluster, object).await?.is_none() && !defined.contains(&object.gvk) {
+        if found.is_none() && !defined.contains(&object.gvk) && !unserved_kinds_ok {
             return Err(ClusterError::UnknownKind {
                 file: object.file.clone(),
                 line: object.line,
@@ -146,12 +155,20 @@ pub async fn prepare(cluster: &Cluster, objects: &[Object]) -> Result<KindCache,
     Ok(cache)
 }
 
+/// Applies or creates one object: the name to print it by (a created object's may be the
+/// server's), or `None` when it was skipped.
 async fn apply_one(
     cluster: &Cluster,
     cache: &mut KindCache,
     object: &Object,
     options: ApplyOptions,
-) -> Result<bool, ClusterError> {
+) -> Result<Option<String>, ClusterError> {
+    if object.generated && options.verb == Verb::Apply {
+        return Err(ClusterError::Api {
+            name: format!("{}:{}: {}", object.file, object.line, object.display()),
+            detail: "an object with metadata.generateName and no name cannot be applied, only created; use kubectl ko create".into(),
+        });
+    }
     let Some((resource, caps)) = cache.lookup(cluster, object).await? else {
         if options.dry_run == DryRun::None {
             return Err(ClusterError::Api {
@@ -164,7 +181,7 @@ async fn apply_one(
             });
         }
         if options.dry_run == DryRun::Client {
-            return Ok(true);
+            return Ok(Some(object.display()));
         }
         // In a server dry run the defining CustomResourceDefinition was not created.
         output::warn(format!(
@@ -172,10 +189,10 @@ async fn apply_one(
             object.display(),
             object.gvk.kind
         ));
-        return Ok(false);
+        return Ok(None);
     };
     if options.dry_run == DryRun::Client {
-        return Ok(true);
+        return Ok(Some(object.display()));
     }
     let api = api_for(cluster, object, &resource, &caps);
     let failed = |e: kube::Error| {
@@ -195,7 +212,10 @@ async fn apply_one(
                 dry_run: options.dry_run == DryRun::Server,
                 field_manager: Some(FIELD_MANAGER.to_string()),
             };
-            api.create(&params, &value).await.map_err(failed)?;
+            let created = api.create(&params, &value).await.map_err(failed)?;
+            if let Some(name) = created.metadata.name.filter(|_| object.generated) {
+                return Ok(Some(format!("{}/{name}", object.kind_name())));
+            }
         }
         Verb::Apply => {
             if options.dry_run == DryRun::None {
@@ -211,7 +231,7 @@ async fn apply_one(
             api.patch(&object.name, &params, &Patch::Apply(&object.value)).await.map_err(failed)?;
         }
     }
-    Ok(true)
+    Ok(Some(object.display()))
 }
 
 /// Moves the fields a client-side `kubectl apply` owns to our field manager (see
@@ -277,11 +297,11 @@ pub async fn apply(
         let mut applied = Vec::new();
         for object in group {
             match apply_one(cluster, cache, object, options).await {
-                Ok(true) => {
-                    output::result(format!("{} {done}{suffix}", object.display()));
+                Ok(Some(shown)) => {
+                    output::result(format!("{shown} {done}{suffix}"));
                     applied.push(object);
                 }
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(e) => {
                     output::error(e.to_string());
                     failures += 1;
@@ -311,18 +331,31 @@ pub async fn delete(
     cache: &mut KindCache,
     objects: &[Object],
     ignore_not_found: bool,
+    dry_run: DryRun,
 ) -> Result<(), ClusterError> {
+    let suffix = dry_run.suffix();
     let rest = objects.iter().filter(|o| !o.is_namespace() && !o.is_crd());
     let ordered: Vec<&Object> =
         rest.chain(objects.iter().filter(|o| o.is_crd())).chain(objects.iter().filter(|o| o.is_namespace())).collect();
     let mut failures = 0;
     for object in ordered {
+        if object.generated {
+            output::error(format!(
+                "{}:{}: the {} has only metadata.generateName; name the object to delete it",
+                object.file, object.line, object.gvk.kind
+            ));
+            failures += 1;
+            continue;
+        }
         let not_found = || format!("{} {:?} not found", object.kind_name(), object.name);
         let result = match cache.lookup(cluster, object).await? {
             None => Err(not_found()),
+            Some(_) if dry_run == DryRun::Client => Ok(()),
             Some((resource, caps)) => {
                 let api = api_for(cluster, object, &resource, &caps);
-                match api.delete(&object.name, &DeleteParams::background()).await {
+                let mut params = DeleteParams::background();
+                params.dry_run = dry_run == DryRun::Server;
+                match api.delete(&object.name, &params).await {
                     Ok(_) => Ok(()),
                     Err(e) if is_not_found(&e) => Err(not_found()),
                     Err(e) => {
@@ -334,7 +367,7 @@ pub async fn delete(
             }
         };
         match result {
-            Ok(()) => output::result(format!("{} {:?} deleted", object.kind_name(), object.name)),
+            Ok(()) => output::result(format!("{} {:?} deleted{suffix}", object.kind_name(), object.name)),
             Err(_) if ignore_not_found => {}
             Err(message) => {
                 output::error(format!("{message} (pass --ignore-not-found to skip objects that do not exist)"));

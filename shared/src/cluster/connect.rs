@@ -85,7 +85,9 @@ pub async fn connect(connection: impl Into<Connection>, env: &Environment) -> Re
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|e| ClusterError::Kubeconfig { source_name, detail: e.to_string() })?;
-    if let Some(namespace) = &args.namespace {
+    // `-n "$NS"` with the variable empty is no -n, as in kubectl.
+    let flag = args.namespace.clone().filter(|n| !n.is_empty());
+    if let Some(namespace) = &flag {
         config.default_namespace = namespace.clone();
     }
     let server = config.cluster_url.to_string();
@@ -98,7 +100,7 @@ pub async fn connect(connection: impl Into<Connection>, env: &Environment) -> Re
     if let Err(e) = client.apiserver_version().await {
         return Err(ClusterError::Unreachable { server, context, detail: describe(&e) });
     }
-    Ok(Cluster { client, server, namespace, namespace_flag: args.namespace.clone() })
+    Ok(Cluster { client, server, namespace, namespace_flag: flag })
 }
 
 /// A kube error as one line: the API's own message when there is one, else the causes.

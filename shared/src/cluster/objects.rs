@@ -13,7 +13,10 @@ pub struct Object {
     pub file: String,
     pub line: usize,
     pub gvk: GroupVersionKind,
+    /// `metadata.name`, or for an object named by the server, its `metadata.generateName`.
     pub name: String,
+    /// Named by the server from `generateName` (only `create` can send it).
+    pub generated: bool,
     pub namespace: Option<String>,
 }
 
@@ -29,13 +32,16 @@ impl Object {
         let field = |key: &str| {
             metadata.and_then(|m| m.get(key)).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
         };
-        let name = match field("name") {
-            Some(name) => name,
+        let (name, generated) = match field("name") {
+            Some(name) => (name, false),
             None => match metadata.and_then(|m| m.get("name")) {
                 Some(other) if !other.is_null() => {
                     return Err(fail(&format!("the {kind}'s metadata.name {other} is not a string; quote it")));
                 }
-                _ => return Err(fail(&format!("the {kind} has no metadata.name"))),
+                _ => match field("generateName") {
+                    Some(prefix) => (prefix, true),
+                    None => return Err(fail(&format!("the {kind} has no metadata.name"))),
+                },
             },
         };
         let namespace = field("namespace");
@@ -44,7 +50,7 @@ impl Object {
             None => (String::new(), api_version.clone()),
         };
         let gvk = GroupVersionKind { group, version, kind };
-        Ok(Object { value, file: file.to_string(), line, gvk, name, namespace })
+        Ok(Object { value, file: file.to_string(), line, gvk, name, generated, namespace })
     }
 
     /// How kubectl names the object in its output: `deployment.apps/hello`.

@@ -70,8 +70,14 @@ pub async fn deploy(deploy: Deploy<'_>) -> Result<(), Error> {
         return kubectl::pipe(verb, &args.kube, &deploy.kubectl_flags(), &yaml).await;
     }
     let planned = unresolved_objects(&manifests)?;
+    if planned.is_empty() {
+        // As kubectl: a selector that matches nothing, or empty files, is not a success.
+        let files = args.files.filenames.join(", ");
+        let detail = format!("no objects passed to {verb} (in {files}); check the files and the --selector");
+        return Err(Error::usage("-f", detail));
+    }
     let cluster = cluster::connect(&args.kube, crate::settings::Environment::process()).await?;
-    let mut kinds = cluster::prepare(&cluster, &planned).await?;
+    let mut kinds = cluster::prepare(&cluster, &planned, false).await?;
 
     let texts = resolve::resolve(&manifests, &args.publish, &args.build).await?;
     let objects = objects_of(&manifests, &texts)?;

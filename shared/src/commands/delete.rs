@@ -61,8 +61,13 @@ pub async fn run(command: DeleteCommand) -> Result<(), Error> {
     let manifests = resolve::load(&command.files)?;
     let objects = unresolved_objects(&manifests)?;
     let cluster = cluster::connect(&command.kube, crate::settings::Environment::process()).await?;
-    let mut kinds = cluster::prepare(&cluster, &objects).await?;
-    cluster::delete(&cluster, &mut kinds, &objects, command.ignore_not_found).await?;
+    let mut kinds = cluster::prepare(&cluster, &objects, true).await?;
+    if objects.is_empty() {
+        // As kubectl says when the files (or the selector) leave nothing.
+        crate::output::step("No resources found");
+        return Ok(());
+    }
+    cluster::delete(&cluster, &mut kinds, &objects, command.ignore_not_found, cluster::DryRun::None).await?;
     Ok(())
 }
 

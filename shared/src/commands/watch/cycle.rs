@@ -256,11 +256,12 @@ async fn send(
     options: ApplyOptions,
 ) -> Result<(), cluster::ClusterError> {
     if !changed.is_empty() {
-        let mut kinds = cluster::prepare(cluster, changed).await?;
+        let mut kinds = cluster::prepare(cluster, changed, false).await?;
         cluster::apply(cluster, &mut kinds, changed, options).await?;
     }
     if !prune.is_empty() {
-        cluster::delete(cluster, &mut cluster::KindCache::default(), prune, true).await?;
+        // A dry run deletes nothing either (kubectl's prune says what it would delete).
+        cluster::delete(cluster, &mut cluster::KindCache::default(), prune, true, options.dry_run).await?;
     }
     Ok(())
 }

@@ -231,6 +231,25 @@ fn without_ko_docker_repo_the_image_goes_to_the_local_store() {
         .filter(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
         .count();
     assert_eq!(named, 1, "{index}");
+
+    // A multi-platform image's --image-refs line is the store's reference too (no per-image
+    // lines naming a registry), and a --tarball beside the store tags bare names, as with
+    // --push=false, never the daemon's ko.local.
+    let dir = tempfile::tempdir().unwrap();
+    let (refs, tarball) = (dir.path().join("refs.txt"), dir.path().join("image.tar"));
+    let args = ["build", ".", "--platform=linux/amd64,linux/arm64", "--image-refs", refs.to_str().unwrap()];
+    let multi = ko(&args).cwd(hello()).run();
+    multi.assert_success();
+    assert_eq!(std::fs::read_to_string(&refs).unwrap(), multi.stdout, "{multi}");
+    let saved = ko(&["build", ".", "--tarball", tarball.to_str().unwrap()]).cwd(hello()).run();
+    saved.assert_success();
+    let listing = std::process::Command::new("tar").arg("xOf").arg(&tarball).arg("manifest.json").output().unwrap();
+    let manifest: Value = serde_json::from_slice(&listing.stdout).unwrap();
+    assert_eq!(
+        manifest[0]["RepoTags"],
+        serde_json::json!(["hello-124ec4359fcc3b362d8aa16b0f28dd36:latest"]),
+        "{manifest}"
+    );
 }
 
 #[test]

@@ -153,9 +153,12 @@ impl Publisher {
             Some(sink) => (if repo.is_empty() { LOCAL_DOMAIN.to_string() } else { repo }, vec![sink]),
             None => {
                 let sinks = sinks(&settings, &repo, &client, &cache)?;
-                // The local store names its images under a placeholder; with nothing pushed,
-                // the names stay bare as in ko (`hello-<md5>:latest@sha256:…`).
-                (if repo.is_empty() && settings.push { LOCAL_DOMAIN.to_string() } else { repo }, sinks)
+                // Without KO_DOCKER_REPO names stay bare as in ko (`hello-<md5>:latest@…`),
+                // in the local store and a --tarball alike (a tarball tagged ko.local/… would
+                // replace the daemon's own ko.local image on `docker load`). Only --bare,
+                // which has no name of its own, takes a placeholder for the store.
+                let placeholder = repo.is_empty() && settings.push && settings.naming == naming::Naming::Bare;
+                (if placeholder { LOCAL_DOMAIN.to_string() } else { repo }, sinks)
             }
         };
         if settings.sign.is_some() {

@@ -115,6 +115,9 @@ impl Sink {
                 // Absolute, so the reference works from any directory (KOCACHE may be relative).
                 let root = std::path::absolute(store.root()).unwrap_or_else(|_| store.root().to_path_buf());
                 out.reference = format!("oci:{}:{tag}", root.display());
+                // `--image-refs` gets the one reference that names it in the store; per-image
+                // `<name>@<digest>` lines would name a registry that holds nothing.
+                out.entities.clear();
             }
             Sink::Daemon(d) => out.reference = d.publish(client, cache, name, artifact, item.tags).await?,
             Sink::Kind(k) => out.reference = k.publish(client, cache, name, artifact, item.tags).await?,

@@ -106,6 +106,8 @@ pub struct Report {
     pub pruned: Vec<String>,
     /// The stream was printed (`resolve`).
     pub printed: bool,
+    /// A `--dry-run`: what was applied and pruned was not stored.
+    pub dry_run: bool,
 }
 
 /// An object's identity: its API group and kind, namespace and name.
@@ -209,6 +211,7 @@ async fn apply_changed(
     }
     report.applied = changed.iter().map(Object::display).collect();
     report.pruned = prune.iter().map(Object::display).collect();
+    report.dry_run = options.dry_run != cluster::DryRun::None;
     // Reported once; without --prune a gone object is no longer this watch's business.
     gone.iter().for_each(|o| drop(state.applied.remove(&identity(o))));
     for (id, content, object) in current {

@@ -107,7 +107,11 @@ fn summary(outcome: &Result<Report, Error>, burst: Option<&Burst>, started: Inst
                 line.push_str(&format!("; applied: {}", list(&report.applied)));
             }
             if !report.gone.is_empty() {
-                let fate = if report.pruned.is_empty() { "not deleted; --prune deletes" } else { "deleted" };
+                let fate = match (report.pruned.is_empty(), report.dry_run) {
+                    (true, _) => "not deleted; --prune deletes",
+                    (false, true) => "deleted in the dry run only",
+                    (false, false) => "deleted",
+                };
                 line.push_str(&format!("; gone: {} ({fate})", list(&report.gone)));
             }
             match burst {
@@ -146,6 +150,15 @@ mod tests {
         );
         assert!(line.contains("; gone: configmap/old (not deleted; --prune deletes); "), "{line}");
         assert!(line.ends_with("s after the change"), "{line}");
+        let dry = Report {
+            applied: vec!["configmap/a".into()],
+            gone: vec!["configmap/old".into()],
+            pruned: vec!["configmap/old".into()],
+            dry_run: true,
+            ..Report::default()
+        };
+        let line = summary(&Ok(dry), Some(&burst), Instant::now(), cwd);
+        assert!(line.contains("; gone: configmap/old (deleted in the dry run only); "), "{line}");
         let failed = summary(&Err(Error::usage("x", "y")), None, Instant::now(), cwd);
         assert!(
             failed.starts_with("watch: first run; failed after ") && failed.ends_with("still watching"),

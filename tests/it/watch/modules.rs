@@ -80,3 +80,17 @@ fn the_stream_printed_into_the_watched_module_starts_no_cycle() {
     let printed = std::fs::read_to_string(dir.join("resolved.yaml")).unwrap();
     assert_eq!(printed.matches("kind: Namespace").count(), 2, "{printed}");
 }
+
+/// An edit cannot fix a variable: a first cycle that fails on one ends the watch, as a plain
+/// run fails.
+#[test]
+fn a_first_cycle_that_fails_on_a_variable_ends_the_watch() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    module(dir);
+    config(dir, "unused", 1);
+    let run = ko(&["resolve", "-f", "apps.yaml", "--watch"]).cwd(dir).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("KO_DOCKER_REPO: it is unset"), "{run}");
+    assert!(!run.stderr.contains("still watching"), "{run}");
+}

@@ -2,7 +2,8 @@
 //! settled burst of changes to what the images and the inputs read ([`inputs`], [`events`]),
 //! each rebuilding only what changed and applying only the objects that changed ([`cycle`]).
 //! Every cycle ends with one summary line on stderr. A failed cycle (a compile error, bad YAML,
-//! an unreachable cluster) is reported and the watch goes on; a change made during a cycle is
+//! an unreachable cluster) is reported and the watch goes on (a first cycle that fails on a
+//! flag or variable, which no edit fixes, ends it); a change made during a cycle is
 //! queued and starts the next one. The watch ends only on SIGINT or SIGTERM, which stop it as
 //! any run stops (see `interrupt`: a running `go build` is stopped with its process group), and
 //! then exit 0.
@@ -52,6 +53,13 @@ pub async fn run(inputs: Inputs<'_>, target: Target<'_>) -> Result<(), Error> {
         let (started, since) = (Instant::now(), SystemTime::now());
         let changes = burst.as_ref().map(|b| Changes { paths: &b.paths, configs: &configs });
         let outcome = cycle::run(&inputs, &target, &mut state, changes.as_ref()).await;
+        // A flag or variable used wrongly (KO_DOCKER_REPO unset, a bad --selector) is not
+        // something an edit fixes: the first cycle ends the watch with it, as a plain run.
+        if burst.is_none()
+            && let Err(e @ Error::Usage { .. }) = outcome
+        {
+            return Err(e);
+        }
         // Watching what the cycle found before saying it is done: an edit made once the
         // summary line is out must be seen.
         let files: Vec<PathBuf> = configs.iter().cloned().chain(state.module_files()).collect();

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 
 use super::Value;
-use super::fmt::{plain, quote, sprint, sprintf, sprintln};
+use super::fmt::{plain, quote, sprint, sprintf, sprintln, text};
 use super::parse::{Arg, Node, Pipeline};
 
 /// The functions templates can call.
@@ -69,12 +69,6 @@ fn kind(value: &Value) -> &'static str {
         Value::Map(_) => "map",
         Value::Nil => "nil",
     }
-}
-
-fn text(value: &Value) -> String {
-    let mut out = String::new();
-    plain(value, &mut out);
-    out
 }
 
 impl Exec {

@@ -26,7 +26,8 @@ pub fn plain(value: &Value, out: &mut String) {
     }
 }
 
-fn text(value: &Value) -> String {
+/// `%v` as a string.
+pub(super) fn text(value: &Value) -> String {
     let mut out = String::new();
     plain(value, &mut out);
     out

@@ -1,21 +1,22 @@
-//! One input file of Kubernetes YAML: which documents a selector keeps, which `ko://` strings
-//! it holds, and the text with those strings replaced while every other byte stays as written.
+//! One input file of Kubernetes YAML: which documents a selector keeps (worked out by
+//! [`super::selection`]), which `ko://` strings it holds, and the text with those strings replaced while every other byte stays as written.
 //!
 //! A file is held once, as read: parsing keeps only where the `ko://` strings are, a selector
 //! builds one document's tree at a time, and the replaced text is a list of slices of the
 //! original and of the replacements, checked by parsing it as a stream and written out piece
 //! by piece, so that a large file costs little more memory than its own size.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 
 use granit_parser::{Event, Parser, ScalarStyle};
 
 use super::ManifestError;
-use super::lines::{block_header, indicator_line, stripping_header};
+use super::lines::{block_header, stripping_header};
 use super::rendered::{Piece, Rendered};
+use super::selection;
 use super::selector::Selector;
-use super::tree::{self, Document, Node, NodeKind, SyntaxError, line_start};
+use super::tree::{self, SyntaxError};
 
 /// The prefix that marks a string as an import path to build.
 pub const KO_PREFIX: &str = "ko://";
@@ -54,38 +55,6 @@ pub struct ManifestFile {
     sites: Vec<Site>,
     /// Byte ranges a selector dropped, sorted and disjoint.
     removed: Vec<Range<usize>>,
-}
-
-fn labels(document: &Document, object: &Node) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
-    let Some(NodeKind::Mapping { entries, .. }) =
-        document.get(object, "metadata").and_then(|m| document.get(m, "labels")).map(|l| &l.kind)
-    else {
-        return labels;
-    };
-    for (key, value) in entries {
-        if let (Some(k), Some(v)) = (document.resolve(key).as_str(), document.resolve(value).as_str()) {
-            labels.insert(k.to_string(), v.to_string());
-        }
-    }
-    labels
-}
-
-fn is_object(document: &Document, node: &Node) -> bool {
-    let field = |key| document.get(node, key).and_then(Node::as_str).is_some_and(|s| !s.is_empty());
-    field("apiVersion") && field("kind")
-}
-
-/// What stops a walk over the documents: the parser or a rule of the selection.
-enum Stop {
-    Syntax(SyntaxError),
-    Manifest(ManifestError),
-}
-
-impl From<SyntaxError> for Stop {
-    fn from(e: SyntaxError) -> Stop {
-        Stop::Syntax(e)
-    }
 }
 
 impl ManifestFile {
@@ -148,26 +117,7 @@ impl ManifestFile {
     /// Drops the documents (and `kind: List` items) the selector does not match; null documents
     /// go too. Every other document must be a Kubernetes object, as in ko.
     pub fn select(&mut self, selector: &Selector) -> Result<(), ManifestError> {
-        let mut removed = Vec::new();
-        let text = &self.text;
-        let name = &self.name;
-        let walked = tree::each_document(text, |document| {
-            select_in(name, text, &document, selector, &mut removed).map_err(Stop::Manifest)
-        });
-        match walked {
-            Ok(()) => {}
-            Err(Stop::Manifest(e)) => return Err(e),
-            Err(Stop::Syntax(e)) => {
-                return Err(ManifestError::Syntax {
-                    file: name.clone(),
-                    line: e.line,
-                    column: e.column,
-                    message: e.message,
-                });
-            }
-        }
-        removed.sort_by_key(|r| r.start);
-        self.removed = removed;
+        self.removed = selection::removed(&self.name, &self.text, selector)?;
         Ok(())
     }
 
@@ -306,83 +256,6 @@ impl ManifestFile {
 }
 
 /// The ranges of one document that `selector` drops.
-fn select_in(
-    name: &str,
-    text: &str,
-    document: &Document,
-    selector: &Selector,
-    removed: &mut Vec<Range<usize>>,
-) -> Result<(), ManifestError> {
-    let not_object = |line| ManifestError::NotObject { file: name.to_string(), line };
-    let root = document.resolve(&document.root);
-    if root.is_null() {
-        removed.push(document.region.clone());
-        return Ok(());
-    }
-    if !is_object(document, root) {
-        return Err(not_object(root.line));
-    }
-    if document.get(root, "kind").and_then(Node::as_str) != Some("List") {
-        if !selector.matches(&labels(document, root)) {
-            removed.push(document.region.clone());
-        }
-        return Ok(());
-    }
-    let Some(items_node) = document.get(root, "items") else {
-        return Err(ManifestError::ListWithoutItems { file: name.to_string(), line: root.line });
-    };
-    let NodeKind::Sequence { items, flow } = &items_node.kind else {
-        return Err(not_object(items_node.line));
-    };
-    let mut keep = Vec::with_capacity(items.len());
-    for item in items {
-        let item = document.resolve(item);
-        if !is_object(document, item) {
-            return Err(not_object(item.line));
-        }
-        keep.push(selector.matches(&labels(document, item)));
-    }
-    if !keep.contains(&true) {
-        removed.push(document.region.clone());
-        return Ok(());
-    }
-    if *flow {
-        // `[a, b, c]` (and JSON): the dropped items go with the separators after the kept one
-        // before them, or, before the first kept one, with everything up to it.
-        let kept: Vec<usize> = (0..items.len()).filter(|&i| keep[i]).collect();
-        let first = kept[0];
-        if first > 0 {
-            removed.push(items[0].span.start..items[first].span.start);
-        }
-        for pair in kept.windows(2) {
-            if pair[1] > pair[0] + 1 {
-                removed.push(items[pair[0] + 1].span.start..items[pair[1]].span.start);
-            }
-        }
-        let last = kept[kept.len() - 1];
-        if last + 1 < items.len() {
-            removed.push(items[last].span.end..items[items.len() - 1].span.end);
-        }
-        return Ok(());
-    }
-    // Where each item's lines begin: the line of its `-` indicator, which may sit above the
-    // item's first key (`-` alone on a line, or followed by a comment).
-    let starts: Vec<usize> = items.iter().map(|item| indicator_line(text, item.span.start)).collect();
-    for index in 0..items.len() {
-        if keep[index] {
-            continue;
-        }
-        let start = starts[index];
-        let end = match starts.get(index + 1) {
-            Some(next) => *next,
-            None if items_node.span.end >= text.len() => text.len(),
-            None => line_start(text, items_node.span.end).max(start),
-        };
-        removed.push(start..end);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

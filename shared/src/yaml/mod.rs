@@ -5,6 +5,7 @@ mod files;
 mod lines;
 mod manifest;
 mod rendered;
+mod selection;
 mod selector;
 mod tree;
 

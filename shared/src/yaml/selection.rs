@@ -1,0 +1,143 @@
+//! What a selector (`-l`) drops from a file: the documents whose labels do not match, and the
+//! items of a `kind: List` (block or flow style, JSON included) that do not, each as the byte
+//! range to cut, so that the rest of the text stays as written. Every other document must be a
+//! Kubernetes object, as in ko.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use super::ManifestError;
+use super::lines::indicator_line;
+use super::selector::Selector;
+use super::tree::{self, Document, Node, NodeKind, SyntaxError, line_start};
+
+/// The byte ranges of `text` that `selector` drops, sorted and disjoint.
+pub(super) fn removed(name: &str, text: &str, selector: &Selector) -> Result<Vec<Range<usize>>, ManifestError> {
+    let mut removed = Vec::new();
+    let walked = tree::each_document(text, |document| {
+        select_in(name, text, &document, selector, &mut removed).map_err(Stop::Manifest)
+    });
+    match walked {
+        Ok(()) => {}
+        Err(Stop::Manifest(e)) => return Err(e),
+        Err(Stop::Syntax(e)) => {
+            return Err(ManifestError::Syntax {
+                file: name.to_string(),
+                line: e.line,
+                column: e.column,
+                message: e.message,
+            });
+        }
+    }
+    removed.sort_by_key(|r| r.start);
+    Ok(removed)
+}
+
+fn labels(document: &Document, object: &Node) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let Some(NodeKind::Mapping { entries, .. }) =
+        document.get(object, "metadata").and_then(|m| document.get(m, "labels")).map(|l| &l.kind)
+    else {
+        return labels;
+    };
+    for (key, value) in entries {
+        if let (Some(k), Some(v)) = (document.resolve(key).as_str(), document.resolve(value).as_str()) {
+            labels.insert(k.to_string(), v.to_string());
+        }
+    }
+    labels
+}
+
+fn is_object(document: &Document, node: &Node) -> bool {
+    let field = |key| document.get(node, key).and_then(Node::as_str).is_some_and(|s| !s.is_empty());
+    field("apiVersion") && field("kind")
+}
+
+/// What stops a walk over the documents: the parser or a rule of the selection.
+enum Stop {
+    Syntax(SyntaxError),
+    Manifest(ManifestError),
+}
+
+impl From<SyntaxError> for Stop {
+    fn from(e: SyntaxError) -> Stop {
+        Stop::Syntax(e)
+    }
+}
+
+fn select_in(
+    name: &str,
+    text: &str,
+    document: &Document,
+    selector: &Selector,
+    removed: &mut Vec<Range<usize>>,
+) -> Result<(), ManifestError> {
+    let not_object = |line| ManifestError::NotObject { file: name.to_string(), line };
+    let root = document.resolve(&document.root);
+    if root.is_null() {
+        removed.push(document.region.clone());
+        return Ok(());
+    }
+    if !is_object(document, root) {
+        return Err(not_object(root.line));
+    }
+    if document.get(root, "kind").and_then(Node::as_str) != Some("List") {
+        if !selector.matches(&labels(document, root)) {
+            removed.push(document.region.clone());
+        }
+        return Ok(());
+    }
+    let Some(items_node) = document.get(root, "items") else {
+        return Err(ManifestError::ListWithoutItems { file: name.to_string(), line: root.line });
+    };
+    let NodeKind::Sequence { items, flow } = &items_node.kind else {
+        return Err(not_object(items_node.line));
+    };
+    let mut keep = Vec::with_capacity(items.len());
+    for item in items {
+        let item = document.resolve(item);
+        if !is_object(document, item) {
+            return Err(not_object(item.line));
+        }
+        keep.push(selector.matches(&labels(document, item)));
+    }
+    if !keep.contains(&true) {
+        removed.push(document.region.clone());
+        return Ok(());
+    }
+    if *flow {
+        // `[a, b, c]` (and JSON): the dropped items go with the separators after the kept one
+        // before them, or, before the first kept one, with everything up to it.
+        let kept: Vec<usize> = (0..items.len()).filter(|&i| keep[i]).collect();
+        let first = kept[0];
+        if first > 0 {
+            removed.push(items[0].span.start..items[first].span.start);
+        }
+        for pair in kept.windows(2) {
+            if pair[1] > pair[0] + 1 {
+                removed.push(items[pair[0] + 1].span.start..items[pair[1]].span.start);
+            }
+        }
+        let last = kept[kept.len() - 1];
+        if last + 1 < items.len() {
+            removed.push(items[last].span.end..items[items.len() - 1].span.end);
+        }
+        return Ok(());
+    }
+    // Where each item's lines begin: the line of its `-` indicator, which may sit above the
+    // item's first key (`-` alone on a line, or followed by a comment).
+    let starts: Vec<usize> = items.iter().map(|item| indicator_line(text, item.span.start)).collect();
+    for index in 0..items.len() {
+        if keep[index] {
+            continue;
+        }
+        let start = starts[index];
+        let end = match starts.get(index + 1) {
+            Some(next) => *next,
+            None if items_node.span.end >= text.len() => text.len(),
+            None => line_start(text, items_node.span.end).max(start),
+        };
+        removed.push(start..end);
+    }
+    Ok(())
+}

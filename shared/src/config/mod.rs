@@ -25,6 +25,8 @@ pub enum ConfigError {
     Read { path: PathBuf, detail: String },
     #[error("config file {path}: {detail}")]
     Invalid { path: PathBuf, detail: String },
+    #[error("config file {path}: kubectl-ko reads YAML and JSON, not {format}; write it as .ko.yaml")]
+    Format { path: PathBuf, format: String },
     #[error("{var}={value:?}: {detail}")]
     Env { var: &'static str, value: String, detail: String },
 }
@@ -158,8 +160,13 @@ pub struct KoConfig {
     default_base_from_env: bool,
 }
 
-/// The names the configuration has in the working directory, in the order they are tried.
-const CONFIG_NAMES: [&str; 3] = [".ko.yaml", ".ko.yml", ".ko.json"];
+/// The extensions ko's viper tries for `.ko` in the working directory, in its order: the
+/// first file that exists is the configuration, whatever its format.
+const VIPER_EXTENSIONS: [&str; 12] =
+    ["json", "toml", "yaml", "yml", "properties", "props", "prop", "hcl", "tfvars", "dotenv", "env", "ini"];
+
+/// The formats kubectl-ko reads (JSON is YAML).
+const READ_EXTENSIONS: [&str; 3] = ["json", "yaml", "yml"];
 
 impl KoConfig {
     /// Loads the config for a command run in `cwd`, then applies `KO_*` overrides.
@@ -184,7 +191,7 @@ impl KoConfig {
                 let path = cwd.join(value);
                 vec![path.join(".ko.yaml"), path]
             }
-            None => CONFIG_NAMES.iter().map(|n| cwd.join(n)).collect(),
+            None => VIPER_EXTENSIONS.iter().map(|e| cwd.join(format!(".ko.{e}"))).collect(),
         }
     }
 
@@ -194,7 +201,7 @@ impl KoConfig {
             let meta = std::fs::metadata(&path)
                 .map_err(|e| ConfigError::Missing { path: path.clone(), detail: e.to_string() })?;
             if meta.is_file() {
-                return Ok(Some(path));
+                return Self::readable(path).map(Some);
             }
             let inner = path.join(".ko.yaml");
             return match std::fs::metadata(&inner) {
@@ -203,7 +210,20 @@ impl KoConfig {
                 Err(e) => Err(ConfigError::Missing { path: inner, detail: e.to_string() }),
             };
         }
-        Ok(CONFIG_NAMES.iter().map(|n| cwd.join(n)).find(|p| p.is_file()))
+        match VIPER_EXTENSIONS.iter().map(|e| cwd.join(format!(".ko.{e}"))).find(|p| p.is_file()) {
+            Some(path) => Self::readable(path).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Refuses a configuration in a format ko's viper reads but kubectl-ko does not, rather
+    /// than reading another file (or none) in its place.
+    fn readable(path: PathBuf) -> Result<PathBuf, ConfigError> {
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        if VIPER_EXTENSIONS.contains(&extension.as_str()) && !READ_EXTENSIONS.contains(&extension.as_str()) {
+            return Err(ConfigError::Format { path, format: extension });
+        }
+        Ok(path)
     }
 
     pub fn parse_file(path: &Path) -> Result<KoConfig, ConfigError> {
@@ -550,6 +570,29 @@ mod tests {
         assert_eq!(c.default_base_image.as_deref(), Some("from/env"));
         assert_eq!(c.base_references()[0].0, "KO_DEFAULTBASEIMAGE");
         assert_eq!(c.default_platforms, ["linux/s390x"]);
+    }
+
+    #[test]
+    fn the_working_directory_config_is_the_first_in_vipers_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".ko.yaml"), "defaultPlatforms: [linux/s390x]\n").unwrap();
+        std::fs::write(dir.path().join(".ko.json"), r#"{"defaultPlatforms": ["linux/arm64"]}"#).unwrap();
+        let c = KoConfig::load(dir.path(), &env(&[])).unwrap();
+        assert_eq!(c.default_platforms, ["linux/arm64"], "ko reads .ko.json before .ko.yaml");
+
+        // A .ko.toml comes before .ko.yaml for ko: refused, not passed over for the YAML.
+        std::fs::remove_file(dir.path().join(".ko.json")).unwrap();
+        std::fs::write(dir.path().join(".ko.toml"), "defaultPlatforms = [\"linux/arm64\"]\n").unwrap();
+        let err = KoConfig::load(dir.path(), &env(&[])).unwrap_err().to_string();
+        assert!(err.contains(".ko.toml: kubectl-ko reads YAML and JSON, not toml"), "{err}");
+        assert!(KoConfig::candidates(dir.path(), &env(&[])).contains(&dir.path().join(".ko.toml")));
+
+        // One that comes after it is never looked at.
+        std::fs::remove_file(dir.path().join(".ko.toml")).unwrap();
+        std::fs::write(dir.path().join(".ko.ini"), "x=1\n").unwrap();
+        assert_eq!(KoConfig::load(dir.path(), &env(&[])).unwrap().default_platforms, ["linux/s390x"]);
+        let err = KoConfig::load(dir.path(), &env(&[("KO_CONFIG_PATH", ".ko.ini")])).unwrap_err().to_string();
+        assert!(err.contains("not ini"), "{err}");
     }
 
     #[test]

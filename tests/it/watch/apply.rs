@@ -257,3 +257,29 @@ fn an_unreachable_cluster_is_retried_and_prune_deletes_what_is_gone() {
     assert_eq!(version("a").assert_success().stdout, a, "configmap a was applied again");
     kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
+
+#[test]
+fn a_dry_run_prune_deletes_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    let namespace = unique_name("watch-dry-prune");
+    objects(&config, &namespace, true);
+    kubectl(&["apply", "-f", &config.join("objects.yaml").display().to_string()]).assert_success();
+    let exists = |name: &str| kubectl(&["get", "configmap", name, "-n", &namespace]).success();
+
+    let cmd = ko(&["apply", "-f", "config", "--watch", "--prune", "--dry-run=server"])
+        .cwd(work.path())
+        .env("KUBECONFIG", kubeconfig());
+    let mut watch = Watching::start(&cmd);
+    let line = watch.summary(1);
+    assert!(line.contains("configmap/b"), "{}", watch.output());
+
+    objects(&config, &namespace, false);
+    let line = watch.summary(2);
+    assert!(line.contains("gone: configmap/b (deleted in the dry run only)"), "{line}");
+    stop(&mut watch, "INT");
+    assert!(exists("b"), "a dry run deleted configmap b");
+    assert!(exists("a"));
+    kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}

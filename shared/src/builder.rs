@@ -471,10 +471,9 @@ impl Builder {
             index.sbom = Some(attached(doc));
         }
         let base = bases.index.as_ref().map(|(name, digest, _)| (name.as_str(), digest));
-        index.provenance = index.images.first().and_then(|i| i.provenance.as_ref()).map(|first| {
-            let platforms = index.images.iter().map(|i| i.platform.to_string()).collect();
-            provenance::for_index(first, platforms, base)
-        });
+        let predicates: Vec<&serde_json::Value> = index.images.iter().filter_map(|i| i.provenance.as_ref()).collect();
+        let platforms = index.images.iter().map(|i| i.platform.to_string()).collect();
+        index.provenance = provenance::for_index(&predicates, platforms, base);
         Ok(index)
     }
 

@@ -132,7 +132,9 @@ fn a_signed_image_verifies_with_cosign_and_its_provenance_names_base_go_and_modu
     assert_eq!(source["digest"]["gitCommit"], String::from_utf8_lossy(&head.stdout).trim(), "{predicate}");
     let uuid = deps.iter().find(|d| d["name"] == "github.com/google/uuid").expect("the module is listed");
     assert_eq!(uuid["uri"], "pkg:golang/github.com/google/uuid@v1.6.0");
-    assert!(uuid["digest"]["sha256"].as_str().is_some_and(|h| h.len() == 64), "{uuid}");
+    // go.sum's h1: hash is a dirhash, not a SHA-256 of a file: in-toto names it dirHash.
+    assert!(uuid["digest"]["dirHash"].as_str().is_some_and(|h| h.len() == 64), "{uuid}");
+    assert!(uuid["digest"].get("sha256").is_none(), "{uuid}");
 
     // Another key does not verify it; the legacy tags are not there by default.
     let (_other, _, other_public) = key_pair();
@@ -162,6 +164,12 @@ fn a_two_platform_index_and_each_image_verify() {
     let predicate = provenance(&public, &reference, digest);
     let platforms = &predicate["buildDefinition"]["externalParameters"]["platforms"];
     assert_eq!(platforms, &serde_json::json!(["linux/amd64", "linux/arm64"]), "{predicate}");
+    let bases = |predicate: &Value| -> Vec<Value> {
+        let deps = predicate["buildDefinition"]["resolvedDependencies"].as_array().unwrap();
+        deps.iter().filter(|d| d["name"] == "base").cloned().collect()
+    };
+    let index_bases = bases(&predicate);
+    let mut image_bases = Vec::new();
     for entry in index["manifests"].as_array().unwrap() {
         let image = format!("{}@{}", repo_of(&reference), entry["digest"].as_str().unwrap());
         let run = verify(&public, &image);
@@ -170,7 +178,11 @@ fn a_two_platform_index_and_each_image_verify() {
         let platform = format!("{}/{}", entry["platform"]["os"].as_str().unwrap(), entry["platform"]["architecture"]);
         let platform = platform.replace('"', "");
         assert_eq!(predicate["buildDefinition"]["externalParameters"]["platforms"][0], platform.as_str());
+        image_bases.extend(bases(&predicate));
     }
+    // The built-in base has no index: the index's provenance names each platform's base.
+    assert_eq!(index_bases, image_bases, "{predicate}");
+    assert_eq!(index_bases.len(), 2, "{predicate}");
 }
 
 #[test]
@@ -289,6 +301,43 @@ fn legacy_tags_are_added_on_request() {
         &reference,
     );
     assert!(att.success(), "the legacy .att tag did not verify:\n{att}");
+}
+
+#[test]
+fn legacy_tags_keep_other_signers_and_replace_this_keys_own() {
+    let (_keys, key, public) = key_pair();
+    let (_other_keys, other_key, other_public) = key_pair();
+    let repo = unique_repo("sign-legacy-merge");
+    let first = build_signed(&fixture("withdeps"), &repo, &key, &["--sign-legacy-tags"]);
+    first.assert_success();
+    let reference = first.stdout_lines()[0].to_string();
+
+    // Another party signs the same image the cosign 2 way, onto the same .sig tag.
+    let mut cmd = Command::new(cosign());
+    cmd.args(["sign", "--key"]).arg(&other_key).args([
+        "--use-signing-config=false",
+        "--tlog-upload=false",
+        "--new-bundle-format=false",
+        "--allow-insecure-registry",
+        "-y",
+        &reference,
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    cmd.env("COSIGN_PASSWORD", PASSWORD).env("HOME", home.path());
+    let signed = capture(cmd, Duration::from_secs(120));
+    assert!(signed.success(), "cosign sign failed:\n{signed}");
+
+    // The same image signed again by kubectl-ko: the other signature stays, ours is not doubled.
+    let again = build_signed(&fixture("withdeps"), &repo, &key, &["--sign-legacy-tags"]);
+    again.assert_success();
+    assert_eq!(again.stdout_lines()[0], reference);
+    for public in [&public, &other_public] {
+        let legacy = cosign_check("verify", public, &["--new-bundle-format=false"], &reference);
+        assert!(legacy.success(), "legacy verify with {} failed:\n{legacy}", public.display());
+    }
+    let hex = reference.rsplit_once("@sha256:").unwrap().1;
+    let sig = skopeo_inspect(&format!("{}:sha256-{hex}.sig", repo_of(&reference)), true);
+    assert_eq!(sig["layers"].as_array().unwrap().len(), 2, "{sig}");
 }
 
 #[test]

@@ -7,12 +7,12 @@
 use super::PublishError;
 use super::registry::Tagging;
 use super::sbom::ensure_blob;
-use crate::image::manifest::{Descriptor, OCI_MANIFEST};
+use crate::image::manifest::{Descriptor, Manifest, OCI_MANIFEST};
 use crate::image::{Artifact, Sbom};
 use crate::media::layout::Layout;
-use crate::registry::{RegistryClient, Repository};
-use crate::sign::bundle::Attachment;
-use crate::sign::{self, SignSettings};
+use crate::registry::{Reference, RegistryClient, Repository};
+use crate::sign::bundle::{self, Attachment};
+use crate::sign::{self, SignSettings, Signer};
 
 /// What is signed and attested for one image or index.
 pub struct Subject<'a> {
@@ -81,6 +81,10 @@ pub async fn push(
     let what: Vec<&str> = attachments.iter().filter(|a| a.tag.is_none()).map(|a| a.what).collect();
     crate::output::step(format!("Signing {name}@{} ({})", subject.descriptor.digest, what.join(", ")));
     for attachment in attachments {
+        let attachment = match &attachment.tag {
+            Some(tag) => onto_tag(client, repo, tag.clone(), attachment, &*settings.signer).await?,
+            None => attachment,
+        };
         for (_, bytes) in &attachment.blobs {
             ensure_blob(client, repo, bytes, false).await?;
         }
@@ -109,4 +113,34 @@ pub async fn push(
         }
     }
     Ok(taggings)
+}
+
+/// A legacy `.sig`/`.att` attachment merged with what its tag holds already, so that other
+/// signers' signatures and attestations stay (cosign adds to the tag; it never replaces it).
+/// This key's own earlier signature of the same payload is replaced rather than repeated.
+async fn onto_tag(
+    client: &RegistryClient,
+    repo: &Repository,
+    tag: String,
+    ours: Attachment,
+    signer: &dyn Signer,
+) -> Result<Attachment, PublishError> {
+    let reference = Reference { repository: repo.clone(), tag: Some(tag), digest: None };
+    let existing = match client.manifest(&reference).await {
+        Ok(found) => match serde_json::from_slice::<Manifest>(&found.bytes) {
+            Ok(manifest) => manifest,
+            // Not an image manifest: nothing cosign could read is lost by replacing it.
+            Err(_) => return Ok(ours),
+        },
+        Err(e) if e.status() == Some(404) => return Ok(ours),
+        Err(e) => return Err(e.into()),
+    };
+    let replaced = |layer: &Descriptor| {
+        let payload = ours.blobs.iter().find(|(d, _)| d.digest == layer.digest).map(|(_, body)| body);
+        match (payload, bundle::legacy_signature_of(layer)) {
+            (Some(payload), Some(signature)) => signer.verifies(payload, &signature),
+            _ => false,
+        }
+    };
+    Ok(bundle::onto_existing(ours.clone(), &existing, replaced))
 }

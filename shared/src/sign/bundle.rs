@@ -122,29 +122,63 @@ fn legacy(subject: &Digest, suffix: &str, layers: Vec<Layer>, what: &'static str
         descriptors.push(d.clone());
         blobs.push((d, body));
     }
-    let diff_ids: Vec<&str> = descriptors.iter().map(|d| d.digest.as_str()).collect();
+    let (config, manifest) = legacy_manifest(descriptors);
+    blobs.insert(0, config);
+    Attachment {
+        artifact_type: OCI_MANIFEST.to_string(),
+        manifest,
+        blobs,
+        tag: Some(format!("{}.{suffix}", subject.as_str().replacen(':', "-", 1))),
+        what,
+    }
+}
+
+/// The config (with its bytes) and the manifest of a legacy `.sig`/`.att` image of `layers`.
+fn legacy_manifest(layers: Vec<Descriptor>) -> ((Descriptor, Bytes), Bytes) {
+    let diff_ids: Vec<&str> = layers.iter().map(|d| d.digest.as_str()).collect();
     let config_bytes = Bytes::from(manifest::to_bytes(&json!({
         "architecture": "", "os": "", "config": {},
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
     })));
     let config = Descriptor::new(OCI_CONFIG, Digest::of(&config_bytes), config_bytes.len() as u64);
-    blobs.insert(0, (config.clone(), config_bytes));
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.to_string()),
         artifact_type: None,
-        config,
-        layers: descriptors,
+        config: config.clone(),
+        layers,
         subject: None,
         annotations: None,
     };
-    Attachment {
-        artifact_type: OCI_MANIFEST.to_string(),
-        manifest: Bytes::from(manifest::to_bytes(&manifest)),
-        blobs,
-        tag: Some(format!("{}.{suffix}", subject.as_str().replacen(':', "-", 1))),
-        what,
+    ((config, config_bytes), Bytes::from(manifest::to_bytes(&manifest)))
+}
+
+/// A legacy attachment added to what its tag already holds, as cosign adds to it: the layers
+/// there (other signers' signatures and attestations) stay first, in their order, then ours.
+/// An existing layer that is one of ours, or that `replaced` says ours replace (this key's
+/// earlier signature of the same payload), is dropped. The existing layers' blobs are in the
+/// repository already, so the attachment's blobs are still only ours and the new config.
+pub fn onto_existing(ours: Attachment, existing: &Manifest, replaced: impl Fn(&Descriptor) -> bool) -> Attachment {
+    let Ok(mine) = serde_json::from_slice::<Manifest>(&ours.manifest) else { return ours };
+    let same = |a: &Descriptor, b: &Descriptor| a.digest == b.digest && a.annotations == b.annotations;
+    let mut layers: Vec<Descriptor> =
+        existing.layers.iter().filter(|d| !replaced(d) && !mine.layers.iter().any(|m| same(m, d))).cloned().collect();
+    if layers.is_empty() {
+        return ours;
     }
+    layers.extend(mine.layers);
+    let (config, manifest) = legacy_manifest(layers);
+    let mut blobs: Vec<(Descriptor, Bytes)> =
+        ours.blobs.into_iter().filter(|(d, _)| d.media_type != OCI_CONFIG).collect();
+    blobs.insert(0, config);
+    Attachment { manifest, blobs, ..ours }
+}
+
+/// The base64 signature a legacy `.sig` layer carries in its annotation, decoded.
+pub fn legacy_signature_of(layer: &Descriptor) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let value = layer.annotations.as_ref()?.get("dev.cosignproject.cosign/signature")?;
+    base64::engine::general_purpose::STANDARD.decode(value).ok()
 }
 
 #[cfg(test)]
@@ -172,5 +206,30 @@ mod tests {
         assert_eq!(sig.tag.unwrap(), format!("sha256-{}.sig", subject.hex()));
         let m: Value = serde_json::from_slice(&sig.manifest).unwrap();
         assert_eq!(m["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"], "c2ln");
+    }
+
+    #[test]
+    fn a_legacy_tag_keeps_what_other_signers_put_there() {
+        let subject = Digest::of(b"image");
+        let payload = simple_signing_payload("r/x", &subject);
+        let theirs = legacy_signature(&subject, payload.clone(), "dGhlaXJz".into());
+        let existing: Manifest = serde_json::from_slice(&theirs.manifest).unwrap();
+        let ours = legacy_signature(&subject, payload.clone(), "b3Vycw==".into());
+
+        let merged = onto_existing(ours.clone(), &existing, |_| false);
+        let m: Manifest = serde_json::from_slice(&merged.manifest).unwrap();
+        let signatures: Vec<_> = m.layers.iter().map(|d| legacy_signature_of(d).unwrap()).collect();
+        assert_eq!(signatures, [b"theirs".to_vec(), b"ours".to_vec()]);
+        let config: Value = serde_json::from_slice(&merged.blobs[0].1).unwrap();
+        assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+        assert_eq!(merged.blobs[0].0, m.config);
+        assert_eq!(merged.blobs.len(), 2, "the existing layer's blob is not pushed again");
+        assert_eq!(merged.tag, ours.tag);
+
+        // This key's earlier signature is replaced, and the very same layer is not doubled.
+        let replaced = onto_existing(ours.clone(), &existing, |d| legacy_signature_of(d).unwrap() == b"theirs");
+        assert_eq!(replaced.manifest, ours.manifest);
+        let again: Manifest = serde_json::from_slice(&ours.manifest).unwrap();
+        assert_eq!(onto_existing(ours.clone(), &again, |_| false).manifest, ours.manifest);
     }
 }

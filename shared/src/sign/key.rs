@@ -10,7 +10,10 @@ use base64::Engine as _;
 use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::{Nonce, XSalsa20Poly1305};
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use ring::signature::{
+    ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, ED25519, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+    UnparsedPublicKey,
+};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
@@ -120,6 +123,18 @@ impl Signer for KeySigner {
             Pair::Ecdsa(pair) => Ok(pair.sign(&self.rng, message).map_err(|_| SignError::Signing)?.as_ref().to_vec()),
             Pair::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
         }
+    }
+
+    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        let result = match &self.pair {
+            Pair::Ecdsa(pair) => {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, pair.public_key().as_ref()).verify(message, signature)
+            }
+            Pair::Ed25519(pair) => {
+                UnparsedPublicKey::new(&ED25519, pair.public_key().as_ref()).verify(message, signature)
+            }
+        };
+        result.is_ok()
     }
 
     /// A bundle made with a key carries only a hint: the SHA-256 of the public key's DER.

@@ -37,6 +37,8 @@ pub enum SignError {
 pub trait Signer: Send + Sync {
     /// A signature over `message` (for ECDSA, ASN.1 DER over its SHA-256).
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
+    /// Whether `signature` over `message` was made with this signer's key.
+    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool;
     /// The bundle's `verificationMaterial` (a key hint; for keyless, a certificate and log entry).
     fn verification_material(&self) -> Value;
 }

@@ -86,22 +86,38 @@ pub fn predicate_now(run: &RunFacts, image: &ImageFacts<'_>) -> Value {
     predicate(&run, image)
 }
 
-/// An index's predicate: its first image's, naming every platform and the base index.
-pub fn for_index(first: &Value, platforms: Vec<String>, base: Option<(&str, &Digest)>) -> Value {
-    let mut predicate = first.clone();
+/// An index's predicate: its first image's, naming every platform and the base index; when
+/// the base has no index (each platform's base is an image of its own), every image's base.
+pub fn for_index(images: &[&Value], platforms: Vec<String>, base: Option<(&str, &Digest)>) -> Option<Value> {
+    let mut predicate = (*images.first()?).clone();
     predicate["buildDefinition"]["externalParameters"]["platforms"] = json!(platforms);
-    if let (Some(base), Some(deps)) = (base, predicate["buildDefinition"]["resolvedDependencies"].as_array_mut()) {
-        let entry = base_dependency(base);
-        match deps.iter_mut().find(|d| d["name"] == "base") {
-            Some(found) => *found = entry,
-            None => deps.insert(0, entry),
+    let bases: Vec<Value> = match base {
+        Some(base) => vec![base_dependency(base)],
+        None => {
+            let mut bases: Vec<Value> = Vec::new();
+            let each = images.iter().filter_map(|p| p["buildDefinition"]["resolvedDependencies"].as_array());
+            for found in each.flat_map(|deps| deps.iter().filter(|d| d["name"] == "base")) {
+                if !bases.contains(found) {
+                    bases.push(found.clone());
+                }
+            }
+            bases
         }
+    };
+    if let Some(deps) = predicate["buildDefinition"]["resolvedDependencies"].as_array_mut() {
+        deps.retain(|d| d["name"] != "base");
+        deps.splice(0..0, bases);
     }
-    predicate
+    Some(predicate)
 }
 
+/// The base as `oci://<repository>@<digest>`: the tag it was named by is left out.
 fn base_dependency((name, digest): (&str, &Digest)) -> Value {
-    let repo = name.split('@').next().unwrap_or(name);
+    let name = name.split('@').next().unwrap_or(name);
+    let repo = match name.rsplit_once('/') {
+        Some((registry_and_path, last)) => format!("{registry_and_path}/{}", last.split(':').next().unwrap_or(last)),
+        None => name.split(':').next().unwrap_or(name).to_string(),
+    };
     json!({ "name": "base", "uri": format!("oci://{repo}@{digest}"), "digest": { "sha256": digest.hex() } })
 }
 
@@ -120,7 +136,8 @@ fn dependencies(image: &ImageFacts<'_>, revision: Option<String>, vcs: Option<St
     deps
 }
 
-/// A module as a resource descriptor: its purl, and the hash go.sum holds for it.
+/// A module as a resource descriptor: its purl, and the hash go.sum holds for it, also as the
+/// in-toto `dirHash` (Go's dirhash in hex; not a SHA-256 of any file).
 fn module(m: &Module) -> Value {
     let m = m.effective();
     let mut entry = json!({ "name": m.path, "uri": format!("pkg:golang/{}@{}", m.path, m.version) });
@@ -128,7 +145,7 @@ fn module(m: &Module) -> Value {
         entry["annotations"] = json!({ "go.sum": sum });
     }
     if let Some(hex) = m.sha256_hex() {
-        entry["digest"] = json!({ "sha256": hex });
+        entry["digest"] = json!({ "dirHash": hex });
     }
     entry
 }
@@ -165,6 +182,29 @@ mod tests {
         assert_eq!(deps[0]["digest"]["sha256"], base.hex());
         assert_eq!(deps[1]["digest"]["gitCommit"], "abc123");
         assert_eq!(deps[3]["uri"], "pkg:golang/github.com/google/uuid@v1.6.0");
-        assert_eq!(deps[3]["digest"]["sha256"], "348bda24330eb231c0f27d630212d2833ac0cf2d4782bfa136b6f9edefbde05d");
+        assert_eq!(deps[3]["digest"]["dirHash"], "348bda24330eb231c0f27d630212d2833ac0cf2d4782bfa136b6f9edefbde05d");
+    }
+
+    #[test]
+    fn an_index_names_its_base_index_or_else_each_platforms_base() {
+        let (amd, arm) = (Digest::of(b"amd"), Digest::of(b"arm"));
+        let image = |base: (&str, &Digest)| {
+            json!({ "buildDefinition": {
+                "externalParameters": { "platforms": [] },
+                "resolvedDependencies": [base_dependency(base), { "name": "source" }],
+            }})
+        };
+        let (a, b) = (image(("r.io/base:v1", &amd)), image(("r.io/base:v1", &arm)));
+        let p = for_index(&[&a, &b, &a], vec!["linux/amd64".into(), "linux/arm64".into()], None).unwrap();
+        let deps = p["buildDefinition"]["resolvedDependencies"].as_array().unwrap();
+        let uris: Vec<&str> = deps.iter().map(|d| d["uri"].as_str().unwrap_or("")).collect();
+        assert_eq!(uris, [format!("oci://r.io/base@{amd}"), format!("oci://r.io/base@{arm}"), String::new()]);
+
+        let index = Digest::of(b"index");
+        let p = for_index(&[&a, &b], vec![], Some(("localhost:5000/base:v1@sha256:x", &index))).unwrap();
+        let deps = p["buildDefinition"]["resolvedDependencies"].as_array().unwrap();
+        assert_eq!(deps.len(), 2);
+        assert_eq!(deps[0]["uri"], format!("oci://localhost:5000/base@{index}"));
+        assert!(for_index(&[], vec![], None).is_none());
     }
 }

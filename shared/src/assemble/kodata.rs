@@ -6,6 +6,7 @@
 //! The walk is iterative, in name order, so the layer is the same for the same tree.
 
 use std::fs::DirEntry;
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
@@ -92,12 +93,12 @@ pub fn build_layer(
 /// layer, and its identity for telling a cycle.
 struct Level {
     entries: std::vec::IntoIter<DirEntry>,
-    prefix: String,
+    prefix: Vec<u8>,
     id: (u64, u64),
 }
 
 impl Level {
-    fn open(dir: &Path, prefix: String, id: (u64, u64)) -> Result<Level, KodataError> {
+    fn open(dir: &Path, prefix: Vec<u8>, id: (u64, u64)) -> Result<Level, KodataError> {
         let mut entries: Vec<DirEntry> =
             std::fs::read_dir(dir).map_err(io_error(dir))?.collect::<Result<_, _>>().map_err(io_error(dir))?;
         entries.sort_by_key(|e| e.file_name());
@@ -110,14 +111,15 @@ impl Level {
 /// below itself is a cycle, whatever the route (a symlink, a bind mount).
 fn walk(layer: &mut LayerWriter, kodata: &Path, root: &Path, meta: EntryMeta) -> Result<(), KodataError> {
     let top = std::fs::metadata(kodata).map_err(io_error(kodata))?;
-    let mut stack = vec![Level::open(kodata, "var/run/ko".to_string(), (top.dev(), top.ino()))?];
+    let mut stack = vec![Level::open(kodata, b"var/run/ko".to_vec(), (top.dev(), top.ino()))?];
     while let Some(level) = stack.last_mut() {
         let Some(entry) = level.entries.next() else {
             stack.pop();
             continue;
         };
         let path = entry.path();
-        let name = format!("{}/{}", level.prefix, entry.file_name().to_string_lossy());
+        // The name's bytes as they are: one that is not UTF-8 is kept, not rewritten.
+        let name = [&level.prefix[..], b"/", entry.file_name().as_bytes()].concat();
         let mut target = path.clone();
         if entry.file_type().map_err(io_error(&path))?.is_symlink() {
             target = std::fs::canonicalize(&path).map_err(|source| {
@@ -206,6 +208,27 @@ mod tests {
         let file = std::fs::File::open(cache.blob_path(&record.digest)).unwrap();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
         archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_kept_byte_for_byte() {
+        use std::ffi::OsStr;
+        let tmp = tempfile::tempdir().unwrap();
+        let pkg = tmp.path().join("pkg");
+        std::fs::create_dir_all(pkg.join("kodata")).unwrap();
+        let long = [&b"d"[..], &[0xe9; 120][..]].concat();
+        std::fs::create_dir_all(pkg.join("kodata").join(OsStr::from_bytes(&long))).unwrap();
+        for name in [&b"n\xff\xfe.txt"[..], b"n\xfe\xff.txt"] {
+            std::fs::write(pkg.join("kodata").join(OsStr::from_bytes(name)), "x").unwrap();
+        }
+        let cache = Cache::at(tmp.path().join("cache")).unwrap();
+        let record = build_layer(&cache, &pkg, 0, None).unwrap();
+        let file = std::fs::File::open(cache.blob_path(&record.digest)).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let paths: Vec<Vec<u8>> =
+            archive.entries().unwrap().map(|e| e.unwrap().path_bytes().into_owned()).collect::<Vec<_>>();
+        let under = |name: &[u8]| [&b"var/run/ko/"[..], name].concat();
+        assert_eq!(&paths[3..], [under(&[&long[..], b"/"].concat()), under(b"n\xfe\xff.txt"), under(b"n\xff\xfe.txt")]);
     }
 
     #[test]

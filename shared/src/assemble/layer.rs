@@ -130,35 +130,45 @@ impl LayerWriter {
         header
     }
 
-    /// Writes the header, using a PAX `path` record for names too long for ustar.
-    fn append(&mut self, mut header: tar::Header, path: &str, data: impl Read) -> Result<(), LayerError> {
-        let err = |source| LayerError::Entry { entry: path.to_string(), source };
-        if header.set_path(path).is_err() {
-            self.tar.append_pax_extensions([("path", path.as_bytes())]).map_err(err)?;
-            let short: String = path.chars().rev().take(90).collect::<Vec<_>>().into_iter().rev().collect();
-            if header.set_path(short.trim_start_matches('/')).is_err() {
-                // Non-ASCII names can be too long in bytes: keep the last 90 bytes at most, cut
-                // on a character boundary (the PAX record above carries the real name).
-                let mut start = path.len().saturating_sub(90);
-                while !path.is_char_boundary(start) {
-                    start += 1;
-                }
-                header.set_path(path[start..].trim_start_matches('/')).map_err(err)?;
+    /// Writes the header, using a PAX `path` record for names too long for ustar. Names are
+    /// bytes: a file name that is not UTF-8 goes into the layer as it is on disk.
+    fn append(&mut self, mut header: tar::Header, path: &[u8], data: impl Read) -> Result<(), LayerError> {
+        use std::os::unix::ffi::OsStrExt as _;
+        let as_path = |bytes: &[u8]| std::path::Path::new(std::ffi::OsStr::from_bytes(bytes)).to_path_buf();
+        let err = |source| LayerError::Entry { entry: String::from_utf8_lossy(path).into_owned(), source };
+        if header.set_path(as_path(path)).is_err() {
+            self.tar.append_pax_extensions([("path", path)]).map_err(err)?;
+            // The ustar name keeps the last 90 bytes at most, cut where a UTF-8 character
+            // starts (the PAX record above carries the real name).
+            let mut start = path.len().saturating_sub(90);
+            while start < path.len() && path[start] & 0xC0 == 0x80 {
+                start += 1;
             }
+            let short = &path[start..];
+            let short = &short[short.iter().take_while(|b| **b == b'/').count()..];
+            header.set_path(as_path(short)).map_err(err)?;
         }
         header.set_cksum();
         self.tar.append(&header, data).map_err(err)
     }
 
-    pub fn add_dir(&mut self, path: &str, meta: EntryMeta) -> Result<(), LayerError> {
+    pub fn add_dir(&mut self, path: &(impl AsRef<[u8]> + ?Sized), meta: EntryMeta) -> Result<(), LayerError> {
         let header = Self::header(tar::EntryType::Directory, meta, 0);
-        let path = format!("{}/", path.trim_end_matches('/'));
-        self.append(header, &path, io::empty())
+        let path = path.as_ref();
+        let mut with_slash = path[..path.len() - path.iter().rev().take_while(|b| **b == b'/').count()].to_vec();
+        with_slash.push(b'/');
+        self.append(header, &with_slash, io::empty())
     }
 
-    pub fn add_file(&mut self, path: &str, meta: EntryMeta, size: u64, data: impl Read) -> Result<(), LayerError> {
+    pub fn add_file(
+        &mut self,
+        path: &(impl AsRef<[u8]> + ?Sized),
+        meta: EntryMeta,
+        size: u64,
+        data: impl Read,
+    ) -> Result<(), LayerError> {
         let header = Self::header(tar::EntryType::Regular, meta, size);
-        self.append(header, path, data)
+        self.append(header, path.as_ref(), data)
     }
 
     /// A regular file with extended attributes (PAX `SCHILY.xattr.*` records).
@@ -180,7 +190,12 @@ impl LayerWriter {
         self.add_file(path, meta, size, data)
     }
 
-    pub fn add_bytes(&mut self, path: &str, meta: EntryMeta, bytes: &[u8]) -> Result<(), LayerError> {
+    pub fn add_bytes(
+        &mut self,
+        path: &(impl AsRef<[u8]> + ?Sized),
+        meta: EntryMeta,
+        bytes: &[u8],
+    ) -> Result<(), LayerError> {
         self.add_file(path, meta, bytes.len() as u64, bytes)
     }
 

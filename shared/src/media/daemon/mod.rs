@@ -49,7 +49,10 @@ pub struct Docker {
 
 fn last_line(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let line = text.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no output");
+    // The daemon can end its error with an empty `stderr:` label (a failed `docker load`
+    // says `ApplyLayer ... stdout: {...}` and then ` stderr: `): the reason is above it.
+    let label = |l: &str| matches!(l, "stdout:" | "stderr:");
+    let line = text.lines().map(str::trim).rfind(|l| !l.is_empty() && !label(l)).unwrap_or("no output");
     line.strip_prefix("Error response from daemon: ").unwrap_or(line).to_string()
 }
 
@@ -218,6 +221,12 @@ mod tests {
         assert!(matches!(e, DockerError::NoDaemon { .. }), "{e}");
         let e = docker.failure("load".into(), &status, b"Error response from daemon: bad archive\n");
         assert_eq!(e.to_string(), format!("`docker load` failed ({status}): bad archive"));
+        let e = docker.failure(
+            "load".into(),
+            &status,
+            b"Error response from daemon: ApplyLayer duplicates of file paths not supported stdout: {\"layerSize\":6}\n stderr: \n",
+        );
+        assert!(e.to_string().contains("ApplyLayer duplicates of file paths not supported"), "{e}");
     }
 
     #[tokio::test]

@@ -242,6 +242,33 @@ fn kubectl_ko_build_passes_the_cache_warning_on() {
     assert_eq!(run.stdout_lines().len(), 1, "{run}");
 }
 
+/// Settings the cache program would refuse are refused by `build` before anything is built,
+/// whether Go has anything to compile or not.
+#[test]
+fn bad_cache_settings_are_refused_before_the_build() {
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let machine = Machine::new();
+    let repo = unique_repo("gocache-refused");
+    let cases = [
+        ("127.0.0.1:1/gocache", Some("lots"), "KO_GOCACHE_MAX_SIZE=\"lots\" is not a size"),
+        ("127.0.0.1:1", None, "not a repository in it"),
+        ("http://127.0.0.1:1/gocache", None, "without a scheme"),
+    ];
+    for (value, max_size, needle) in cases {
+        let mut cmd =
+            machine.setup(ko(&["build", "--sbom=none", "."]), value).cwd(src.path()).env("KO_DOCKER_REPO", &repo);
+        if let Some(size) = max_size {
+            cmd = cmd.env("KO_GOCACHE_MAX_SIZE", size);
+        }
+        let run = cmd.run();
+        run.assert_failure();
+        let last = run.stderr.lines().last().unwrap_or_default();
+        assert!(last.starts_with("error: ") && last.contains(needle), "{run}");
+        assert!(run.stdout.is_empty(), "{run}");
+    }
+}
+
 /// A relative `KOCACHE` names one cache, taken from where kubectl ko runs, also for a build
 /// whose `dir` (where Go runs, and starts the cache program) is elsewhere.
 #[test]

@@ -96,6 +96,13 @@ impl Settings {
 /// `KO_GOCACHE_REPO`, checked, when it is set.
 pub fn repository(env: &Environment) -> Result<Option<Repository>, GoCacheError> {
     let Some(value) = env.trimmed(REPO_ENV) else { return Ok(None) };
+    let refused = |reason: &str| Err(GoCacheError::Repo { value: value.to_string(), reason: reason.to_string() });
+    if value.contains("://") {
+        return refused("a repository is written without a scheme (no http:// or https://)");
+    }
+    if !value.trim_end_matches('/').contains('/') {
+        return refused("that is a registry, not a repository in it");
+    }
     Repository::parse(value).map(Some).map_err(|e| GoCacheError::Repo { value: value.to_string(), reason: e.reason })
 }
 
@@ -513,6 +520,10 @@ mod tests {
         assert_eq!(settings.dir, PathBuf::from("/k/gocache"));
         assert_eq!(settings.max_bytes, DEFAULT_MAX_BYTES);
         assert_eq!(settings.repo.unwrap().path, "gocache");
+        for (value, reason) in [("127.0.0.1:5000", "not a repository in it"), ("http://r.io/c", "without a scheme")] {
+            let err = repository(&Environment::from_pairs([(REPO_ENV, value)])).unwrap_err().to_string();
+            assert!(err.contains(reason), "{err}");
+        }
         let bad = Environment::from_pairs([(MAX_SIZE_ENV, "huge")]);
         assert!(Settings::from_env(&bad).unwrap_err().to_string().contains("KO_GOCACHE_MAX_SIZE"));
         let local = Settings::from_env(&Environment::from_pairs([("KOCACHE", "/k")])).unwrap();

@@ -22,7 +22,7 @@
 //! for the rest of the process with one warning (see `mod.rs`).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -70,6 +70,8 @@ pub struct Remote {
     packs: Mutex<HashMap<Digest, Arc<OnceCell<Arc<tempfile::TempPath>>>>>,
     /// Packs found corrupt, with the digest their bytes had.
     bad_packs: Mutex<HashMap<Digest, Digest>>,
+    /// Packs the registry said it does not have: every output in one is a miss, asked once.
+    gone_packs: Mutex<HashSet<Digest>>,
 }
 
 /// Outputs that go up together, one after the other.
@@ -91,6 +93,7 @@ impl Remote {
             packing: Mutex::new(Pack::default()),
             packs: Mutex::new(HashMap::new()),
             bad_packs: Mutex::new(HashMap::new()),
+            gone_packs: Mutex::new(HashSet::new()),
         }
     }
 
@@ -299,6 +302,9 @@ impl Remote {
         if let Some(got) = self.bad_packs.lock().expect("the bad packs are never poisoned").get(pack) {
             return Err(FetchError::Corrupt { output: pack.clone(), stored: pack.clone(), got: got.clone() });
         }
+        if self.gone_packs.lock().expect("the gone packs are never poisoned").contains(pack) {
+            return Err(FetchError::Gone(pack.clone()));
+        }
         let cell = self.packs.lock().expect("the pack set is never poisoned").entry(pack.clone()).or_default().clone();
         let downloaded = cell
             .get_or_try_init(|| async {
@@ -307,8 +313,14 @@ impl Remote {
                 Ok(Arc::new(temp))
             })
             .await;
-        if let Err(FetchError::Corrupt { got, .. }) = &downloaded {
-            self.bad_packs.lock().expect("the bad packs are never poisoned").insert(pack.clone(), got.clone());
+        match &downloaded {
+            Err(FetchError::Corrupt { got, .. }) => {
+                self.bad_packs.lock().expect("the bad packs are never poisoned").insert(pack.clone(), got.clone());
+            }
+            Err(FetchError::Gone(_)) => {
+                self.gone_packs.lock().expect("the gone packs are never poisoned").insert(pack.clone());
+            }
+            _ => {}
         }
         downloaded.cloned()
     }

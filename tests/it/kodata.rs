@@ -1,6 +1,7 @@
 //! What kodata may hold: a directory symlink cycle and special files (a FIFO) are refused with
 //! one line naming them, before anything is pushed and without temporary files left in the
-//! cache; a `kodata` that is a regular file is a warning and the build goes on.
+//! cache; a `kodata` that is a regular file is a warning and the build goes on; names that
+//! are not UTF-8 reach the container unchanged.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -94,4 +95,37 @@ fn a_kodata_that_is_a_file_is_a_warning() {
     assert!(warning.contains("kodata") && warning.contains("not a directory"), "{run}");
     assert!(run.stdout.trim().starts_with(&repo), "{run}");
     assert_eq!(temp_entries(&dir.path().join("cache")), Vec::<String>::new(), "{run}");
+}
+
+/// File names that are not UTF-8 reach the container as they are on disk: two that differ
+/// only in such bytes stay two files, and `docker load` takes the image (checked with
+/// `docker export` and GNU tar, which prints such bytes as octal escapes).
+#[test]
+fn names_that_are_not_utf8_reach_the_container_unchanged() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let module = module(dir.path());
+    for name in [&b"n\xff\xfe.txt"[..], b"n\xfe\xff.txt"] {
+        std::fs::write(module.join("kodata").join(std::ffi::OsStr::from_bytes(name)), "x\n").unwrap();
+    }
+    let repo = format!("ko.local/{}", unique_name("kodata-bytes"));
+    let run = ko(&["build", "--bare", "--sbom=none", "."])
+        .cwd(&module)
+        .env("KO_DOCKER_REPO", &repo)
+        .env("DOCKER_HOST", docker_host())
+        .run();
+    run.assert_success();
+    let image = run.stdout.trim().to_string();
+    let created = docker(&["create", &image]);
+    created.assert_success();
+    let container = created.stdout.trim().to_string();
+    let export = dir.path().join("fs.tar");
+    docker(&["export", "-o", &export.display().to_string(), &container]).assert_success();
+    docker(&["rm", &container]).assert_success();
+    let listing = Command::new("tar").arg("-tf").arg(&export).output().expect("run tar");
+    assert!(listing.status.success(), "{listing:?}");
+    let names = String::from_utf8_lossy(&listing.stdout);
+    for expected in ["var/run/ko/n\\377\\376.txt", "var/run/ko/n\\376\\377.txt", "var/run/ko/file.txt"] {
+        assert!(names.lines().any(|l| l == expected), "{expected} is not in the container:\n{names}");
+    }
 }

@@ -1,7 +1,8 @@
 //! Skipping `go build` when nothing it reads can have changed since it last ran. Before each
 //! build a snapshot is taken of the inputs: the build plan and the Go environment, the `go`
 //! program and its GOROOT, the user's Go env file, every file of the main module (size, times
-//! and inode) and the Git state Go stamps into binaries. When a build succeeds, the snapshot
+//! and inode) and the Git state Go stamps into binaries (with the system and global Git
+//! configs and excludes files, which decide what counts as modified). When a build succeeds, the snapshot
 //! is recorded with the binary it made; a later snapshot equal to it means `go build` would
 //! find that binary up to date. A file modified in the last seconds means no snapshot: a
 //! second edit within the same clock tick might not move its times (git's "racy" files).
@@ -31,19 +32,7 @@ const MAX_ENTRIES: usize = 20_000;
 pub(crate) fn snapshot(program: &Path, plan: &BuildPlan) -> Option<String> {
     let var = |name: &str| plan.env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     // Go reads its settings from the environment, then the user's env file, then GOROOT's.
-    let program = find_program(program, var("PATH").unwrap_or(""))?;
-    let goroot = match var("GOROOT") {
-        Some(root) if !root.is_empty() => Some(PathBuf::from(root)),
-        _ => program.parent().and_then(Path::parent).map(Path::to_path_buf),
-    };
-    let env_file = match var("GOENV") {
-        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ => match (var("XDG_CONFIG_HOME"), var("HOME")) {
-            (Some(config), _) if !config.is_empty() => Some(Path::new(config).join("go/env")),
-            (_, Some(home)) if !home.is_empty() => Some(Path::new(home).join(".config/go/env")),
-            _ => None,
-        },
-    };
+    let GoFiles { program, goroot, env_file } = go_files(program, var)?;
     let files: Vec<Vec<(String, String)>> =
         [env_file.clone(), goroot.as_ref().map(|r| r.join("go.env"))].iter().flatten().map(|f| env_lines(f)).collect();
     let setting = |name: &str| -> String {
@@ -118,8 +107,81 @@ pub(crate) fn snapshot(program: &Path, plan: &BuildPlan) -> Option<String> {
     let now = SystemTime::now();
     let mut entries = 0;
     walk(root, root, now, &mut entries, &mut put)?;
-    git_state(root, &mut put)?;
+    git_state(root, &git_config_files(var)?, &mut put)?;
     Some(hex::encode(hash.finalize()))
+}
+
+/// Where Go finds itself and its settings besides the environment.
+pub(crate) struct GoFiles {
+    /// The `go` program, its symlinks resolved.
+    pub program: PathBuf,
+    /// `$GOROOT`, else the directory above the program's `bin/`, found as Go finds it: from
+    /// the program with its symlinks resolved (`/usr/bin/go` is often a link into the real
+    /// GOROOT, whose `go.env` and `VERSION` count).
+    pub goroot: Option<PathBuf>,
+    /// The user's env file (`go env -w`): `$GOENV`, else under `$XDG_CONFIG_HOME` or `$HOME`.
+    pub env_file: Option<PathBuf>,
+}
+
+/// [`GoFiles`] for `program` (a path, or a name looked up on `PATH`) in the environment `var`
+/// reads; `None` when the program is not found.
+pub(crate) fn go_files<'a>(program: &Path, var: impl Fn(&str) -> Option<&'a str>) -> Option<GoFiles> {
+    let found = find_program(program, var("PATH").unwrap_or(""))?;
+    let program = std::fs::canonicalize(&found).unwrap_or(found);
+    let goroot = match var("GOROOT") {
+        Some(root) if !root.is_empty() => Some(PathBuf::from(root)),
+        _ => program.parent().and_then(Path::parent).map(Path::to_path_buf),
+    };
+    let env_file = match var("GOENV") {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => match (var("XDG_CONFIG_HOME"), var("HOME")) {
+            (Some(config), _) if !config.is_empty() => Some(Path::new(config).join("go/env")),
+            (_, Some(home)) if !home.is_empty() => Some(Path::new(home).join(".config/go/env")),
+            _ => None,
+        },
+    };
+    Some(GoFiles { program, goroot, env_file })
+}
+
+/// The Git configuration files outside the repository that decide which files `git status`
+/// (and so Go's `vcs.modified`) counts as untracked: the system and global configs and the
+/// global excludes file, with any `excludesFile` they name. `None` (left to Go) when one
+/// includes other files.
+fn git_config_files<'a>(var: impl Fn(&str) -> Option<&'a str>) -> Option<Vec<PathBuf>> {
+    let set = |name: &str| var(name).filter(|v| !v.is_empty());
+    let home = set("HOME").map(PathBuf::from);
+    let config_home = set("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".config")));
+    let mut configs = Vec::new();
+    if !matches!(set("GIT_CONFIG_NOSYSTEM"), Some(v) if v != "0" && v != "false") {
+        configs.push(set("GIT_CONFIG_SYSTEM").map_or_else(|| PathBuf::from("/etc/gitconfig"), PathBuf::from));
+    }
+    match set("GIT_CONFIG_GLOBAL") {
+        Some(global) => configs.push(PathBuf::from(global)),
+        None => configs
+            .extend(config_home.iter().map(|c| c.join("git/config")).chain(home.iter().map(|h| h.join(".gitconfig")))),
+    }
+    let mut files = configs.clone();
+    files.extend(config_home.iter().map(|c| c.join("git/ignore")));
+    for config in &configs {
+        let Ok(text) = std::fs::read_to_string(config) else { continue };
+        for line in text.lines().map(str::trim) {
+            let lower = line.to_ascii_lowercase();
+            if lower.starts_with("[include") {
+                return None;
+            }
+            if let Some((key, value)) = line.split_once('=')
+                && key.trim().eq_ignore_ascii_case("excludesfile")
+            {
+                let value = value.trim().trim_matches('"');
+                let path = match (value.strip_prefix("~/"), &home) {
+                    (Some(rest), Some(home)) => home.join(rest),
+                    _ => PathBuf::from(value),
+                };
+                files.push(path);
+            }
+        }
+    }
+    Some(files)
 }
 
 /// True when `go.mod` replaces a module with a directory (whose files are outside the walk).
@@ -220,7 +282,7 @@ fn file(meta: &Metadata, now: SystemTime, put: &mut impl FnMut(&[u8])) -> Option
 /// What Go's VCS stamping reads: the checked-out commit and the index. `None` for a `.git`
 /// that is a file (worktrees, submodules), or for a repository wider than the module, whose
 /// other files decide `vcs.modified` too; both are left to Go.
-fn git_state(root: &Path, put: &mut impl FnMut(&[u8])) -> Option<()> {
+fn git_state(root: &Path, configs: &[PathBuf], put: &mut impl FnMut(&[u8])) -> Option<()> {
     // Go stamps whichever version control system holds the module; all but Git are left to Go.
     const MARKERS: [&str; 6] = [".git", ".hg", ".svn", ".bzr", ".fossil", "_FOSSIL_"];
     let Some(found) = root.ancestors().find_map(|d| MARKERS.iter().map(|m| d.join(m)).find(|p| p.exists())) else {
@@ -244,6 +306,9 @@ fn git_state(root: &Path, put: &mut impl FnMut(&[u8])) -> Option<()> {
     // Which untracked files count (and so `vcs.modified`) depends on these too.
     for file in ["config", "info/exclude"] {
         put(&read_or_absent(&git.join(file))?);
+    }
+    for file in configs {
+        put(&read_or_absent(file)?);
     }
     Some(())
 }
@@ -368,6 +433,46 @@ mod tests {
 
         let outside = tempfile::tempdir().unwrap();
         assert!(snapshot(sh, &plan(outside.path())).is_none(), "no go.mod");
+    }
+
+    #[test]
+    fn a_linked_go_program_is_followed_to_its_goroot() {
+        let dir = module();
+        let goroot = tempfile::tempdir().unwrap();
+        std::fs::create_dir(goroot.path().join("bin")).unwrap();
+        std::fs::copy("/bin/sh", goroot.path().join("bin/go")).unwrap();
+        write_old(&goroot.path().join("go.env"), "GOTOOLCHAIN=local\n", 1);
+        let bin = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(goroot.path().join("bin/go"), bin.path().join("go")).unwrap();
+        let mut linked = plan(dir.path());
+        linked.env.push(("PATH".into(), bin.path().display().to_string()));
+        let before = snapshot(Path::new("go"), &linked).unwrap();
+        write_old(&goroot.path().join("go.env"), "GOTOOLCHAIN=auto\n", 1);
+        assert_ne!(snapshot(Path::new("go"), &linked).unwrap(), before, "the real GOROOT's go.env");
+    }
+
+    #[test]
+    fn global_git_excludes_are_part_of_the_git_state() {
+        let dir = module();
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        write_old(&dir.path().join(".git/HEAD"), "ref: refs/heads/main\n", 1);
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".config/git")).unwrap();
+        let mut with_home = plan(dir.path());
+        with_home.env.push(("HOME".into(), home.path().display().to_string()));
+        let sh = Path::new("/bin/sh");
+        let first = snapshot(sh, &with_home).unwrap();
+        write_old(&home.path().join(".config/git/ignore"), "*.log\n", 1);
+        let ignored = snapshot(sh, &with_home).unwrap();
+        assert_ne!(ignored, first, "the default global excludes file");
+
+        write_old(&home.path().join(".gitconfig"), "[core]\n\texcludesFile = ~/more-ignores\n", 1);
+        let configured = snapshot(sh, &with_home).unwrap();
+        write_old(&home.path().join("more-ignores"), "*.tmp\n", 1);
+        assert_ne!(snapshot(sh, &with_home).unwrap(), configured, "an excludesFile the config names");
+
+        write_old(&home.path().join(".gitconfig"), "[include]\n\tpath = other\n", 1);
+        assert!(snapshot(sh, &with_home).is_none(), "includes are left to Go");
     }
 
     #[test]

@@ -33,12 +33,14 @@ pub(crate) struct ListCache {
 }
 
 impl ListCache {
-    /// `env` as `go` sees it: what it reads of it (GO*, CGO_*, PATH to find itself, HOME for
-    /// its env file), in the order of the names.
+    /// `env` as `go` sees it: what it reads of it (GO*, CGO_*, PATH to find itself, HOME and
+    /// XDG_CONFIG_HOME for its env file), in the order of the names; and the settings it
+    /// reads from files: the user's env file (`go env -w GOFLAGS=-tags=...` changes what a
+    /// package is) and GOROOT's `go.env` and `VERSION`.
     pub(crate) fn new(cache: Cache, program: &Path, env: &Environment) -> ListCache {
-        let vars = env
-            .text_vars()
-            .filter(|(k, _)| k.starts_with("GO") || k.starts_with("CGO_") || *k == "PATH" || *k == "HOME");
+        let vars = env.text_vars().filter(|(k, _)| {
+            k.starts_with("GO") || k.starts_with("CGO_") || ["PATH", "HOME", "XDG_CONFIG_HOME"].contains(k)
+        });
         let mut hash = sha2::Sha256::new();
         hash.update(VERSION.as_bytes());
         hash.update(program.as_os_str().as_encoded_bytes());
@@ -47,6 +49,15 @@ impl ListCache {
             hash.update(k.as_bytes());
             hash.update([b'=']);
             hash.update(v.as_bytes());
+        }
+        if let Some(files) = super::fingerprint::go_files(program, |name| env.text(name)) {
+            hash.update([0]);
+            hash.update(files.program.as_os_str().as_encoded_bytes());
+            let goroot = files.goroot.iter().flat_map(|r| [r.join("go.env"), r.join("VERSION")]);
+            for file in files.env_file.into_iter().chain(goroot) {
+                hash.update([0]);
+                hash.update(std::fs::read(&file).unwrap_or_default());
+            }
         }
         ListCache { cache, environment: hex::encode(hash.finalize()) }
     }
@@ -202,6 +213,25 @@ mod tests {
 
         std::fs::write(root.path().join("go.work"), "go 1.22\n").unwrap();
         assert!(lists.get(&module, ".").await.is_none(), "a go.work above");
+    }
+
+    #[tokio::test]
+    async fn the_go_env_file_is_part_of_the_answer() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path().join("cache")).unwrap();
+        let module = root.path().join("app");
+        std::fs::create_dir_all(&module).unwrap();
+        std::fs::write(module.join("go.mod"), "module example.com/app\n").unwrap();
+        std::fs::write(module.join("main.go"), "package main\n").unwrap();
+        let env_file = root.path().join("goenv");
+        std::fs::write(&env_file, "").unwrap();
+        let env = Environment::from_pairs([("GOENV", env_file.to_str().unwrap()), ("PATH", "/bin")]);
+        let lists = ListCache::new(cache.clone(), Path::new("sh"), &env);
+        lists.put(&module, ".", &listed(&module)).await;
+        assert!(ListCache::new(cache.clone(), Path::new("sh"), &env).get(&module, ".").await.is_some());
+        // `go env -w GOFLAGS=-tags=foo` can make another file the package.
+        std::fs::write(&env_file, "GOFLAGS=-tags=foo\n").unwrap();
+        assert!(ListCache::new(cache, Path::new("sh"), &env).get(&module, ".").await.is_none());
     }
 
     #[test]

@@ -76,10 +76,22 @@ impl Stop {
 }
 
 struct Group {
-    /// The child's PID, which is also its process group's ID.
+    /// The child's PID, which is also its process group's ID (unless `alone`).
     pgid: Pid,
     /// SIGTERM was sent to the group.
     terminated: bool,
+    /// A child kept in the tool's own process group (see [`spawn_in_foreground`]): signals
+    /// go to its PID only.
+    alone: bool,
+}
+
+/// Sends `signal` to the group, or to the child alone when it has no group of its own.
+fn signal(pgid: Pid, alone: bool, signal: Signal) {
+    let _ = if alone {
+        rustix::process::kill_process(pgid, signal)
+    } else {
+        rustix::process::kill_process_group(pgid, signal)
+    };
 }
 
 #[derive(Default)]
@@ -110,7 +122,7 @@ fn state() -> MutexGuard<'static, State> {
 fn terminate(group: &mut Group) {
     if !group.terminated {
         group.terminated = true;
-        let _ = rustix::process::kill_process_group(group.pgid, Signal::TERM);
+        signal(group.pgid, group.alone, Signal::TERM);
     }
 }
 
@@ -159,13 +171,13 @@ pub struct ChildGroup {
 }
 
 impl ChildGroup {
-    fn register(pid: Option<u32>) -> io::Result<ChildGroup> {
+    fn register(pid: Option<u32>, alone: bool) -> io::Result<ChildGroup> {
         let pgid = pid
             .and_then(|pid| i32::try_from(pid).ok())
             .and_then(Pid::from_raw)
             .ok_or_else(|| io::Error::other("the child process has no PID"))?;
         let mut state = state();
-        let mut group = Group { pgid, terminated: false };
+        let mut group = Group { pgid, terminated: false, alone };
         // A stop that came while it was starting: it stops at once.
         if state.stop.is_some() {
             terminate(&mut group);
@@ -211,7 +223,20 @@ pub fn spawn(cmd: &mut tokio::process::Command) -> io::Result<(tokio::process::C
     // The registry stops the whole group; tokio's kill-on-drop would kill only the leader.
     cmd.process_group(0).kill_on_drop(false);
     let child = cmd.spawn()?;
-    let group = ChildGroup::register(child.id())?;
+    let group = ChildGroup::register(child.id(), false)?;
+    Ok((child, group))
+}
+
+/// Starts `cmd` in the tool's own process group, for a program that needs the terminal
+/// (kubectl attached to a pod: it reads the terminal, and Ctrl-C reaches it with the tool),
+/// registered so that a stop of the run (SIGTERM sent to the tool alone) reaches it too.
+pub fn spawn_in_foreground(cmd: &mut tokio::process::Command) -> io::Result<(tokio::process::Child, ChildGroup)> {
+    if let Some(stop) = stopping() {
+        return Err(stopped_error(stop));
+    }
+    cmd.kill_on_drop(false);
+    let child = cmd.spawn()?;
+    let group = ChildGroup::register(child.id(), true)?;
     Ok((child, group))
 }
 
@@ -223,7 +248,7 @@ pub fn spawn_std(cmd: &mut std::process::Command) -> io::Result<(std::process::C
     }
     cmd.process_group(0);
     let child = cmd.spawn()?;
-    let group = ChildGroup::register(Some(child.id()))?;
+    let group = ChildGroup::register(Some(child.id()), false)?;
     Ok((child, group))
 }
 
@@ -269,9 +294,15 @@ fn stop_groups(groups: &[Pid], grace: Duration) {
         std::thread::sleep(Duration::from_millis(10));
     }
     // Each leader is either not yet reaped (so its PID still names the group) or the group
-    // is gone: SIGKILL cannot reach an unrelated process.
+    // is gone: SIGKILL cannot reach an unrelated process. A child without a group of its
+    // own is killed only while it has not exited.
+    let alone: Vec<Pid> = state().groups.iter().filter(|g| g.alone).map(|g| g.pgid).collect();
     for &pgid in groups {
-        let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
+        if !alone.contains(&pgid) {
+            signal(pgid, false, Signal::KILL);
+        } else if leader_running(pgid) {
+            signal(pgid, true, Signal::KILL);
+        }
     }
     state().groups.retain(|g| !groups.contains(&g.pgid));
 }

@@ -46,19 +46,29 @@ fn shown(args: &[OsString]) -> String {
 }
 
 /// Runs `kubectl ARGS…` with the user's terminal, and `input` (when given) on its stdin.
+/// kubectl stays in the tool's process group (it may attach to a pod and read the terminal)
+/// and is stopped with the run: a SIGTERM to the tool reaches it too.
 pub async fn run(args: Vec<OsString>, input: Option<&[u8]>) -> Result<(), Error> {
     let verb = args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
     let program = program(&format!("`kubectl ko {verb}` with kubectl flags"))?;
-    output::detail(format!("$ kubectl {}", shown(&args)));
+    let line = format!("$ kubectl {}", shown(&args));
+    // ko shows the command line of `run`; the others are kubectl's business.
+    if verb == "run" {
+        output::step(line)
+    } else {
+        output::detail(line)
+    }
     let mut command = tokio::process::Command::new(&program);
     command.args(&args).stdin(if input.is_some() { Stdio::piped() } else { Stdio::inherit() });
-    let mut child = command.spawn().map_err(|source| KubectlError::Spawn { program: program.clone(), source })?;
+    let (mut child, group) = crate::interrupt::spawn_in_foreground(&mut command)
+        .map_err(|source| KubectlError::Spawn { program: program.clone(), source })?;
     if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
         // kubectl may stop reading early (a bad flag); its own error says why.
         let _ = stdin.write_all(bytes).await;
         drop(stdin);
     }
     let status = child.wait().await.map_err(|source| KubectlError::Spawn { program, source })?;
+    group.finished();
     if !status.success() {
         return Err(KubectlError::Failed { verb, status: status.to_string() }.into());
     }

@@ -342,3 +342,43 @@ fn sigterm_stops_a_run_waiting_on_a_registry_that_never_answers() {
     assert!(run.stderr.lines().last().unwrap_or_default().contains("SIGTERM"), "{run}");
     assert_eq!(entries(&dir.path().join("cache/tmp")), Vec::<String>::new());
 }
+
+/// `run` hands the pod to `kubectl run`, which stays in the tool's process group (it may
+/// read the terminal); a SIGTERM to the tool alone still stops it. No kubelet runs in the test
+/// cluster, so `kubectl run --attach` would wait for the pod for a minute.
+#[test]
+fn sigterm_stops_the_kubectl_that_run_started() {
+    let namespace = unique_name("run-term");
+    kubectl(&["create", "namespace", &namespace]).assert_success();
+    let cmd = ko(&["run", ".", "--", "-n", &namespace])
+        .cwd(fixture("hello"))
+        .env("KUBECONFIG", kubeconfig())
+        .env("KO_DOCKER_REPO", unique_repo("run-term"));
+    let mut run = start(&cmd);
+    let deadline = Instant::now() + SETUP_BOUND;
+    let kubectl_run = loop {
+        let all = processes();
+        if let Some(child) = all.iter().find(|p| p.ppid == run.pid() && p.comm == "kubectl" && !p.zombie) {
+            break child.pid;
+        }
+        if run.exited() || Instant::now() >= deadline {
+            run.fail("kubectl run");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    // Give kubectl a moment to create the pod and start waiting for it.
+    thread::sleep(Duration::from_millis(500));
+    send("TERM", &run.pid().to_string());
+    let stopped = run.wait(EXIT_BOUND);
+    assert_eq!(stopped.code(), Some(143), "{stopped}");
+    assert!(stopped.stderr.contains("$ kubectl run"), "ko shows the kubectl command line: {stopped}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{kubectl_run}")).exists()
+        && !processes().iter().any(|p| p.pid == kubectl_run && p.zombie)
+        && Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_no_process_left(&namespace);
+    kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}

@@ -36,6 +36,9 @@ pub enum Fault {
     Redirect { to: String },
     /// Answer `200` with this body and content type instead of the registry's.
     Replace { content_type: String, body: String },
+    /// Forward everything, but write the response's `Location` relative to the request's
+    /// URL (`<uuid>?_state=...` for an upload), as RFC 3986 allows and some registries do.
+    RelativeLocation,
 }
 
 /// Which requests a fault applies to, and how often.
@@ -246,6 +249,26 @@ fn respond(client: &mut TcpStream, status: &str, extra: &[(&str, String)]) -> st
     client.write_all(text.as_bytes())
 }
 
+/// A response head with its `Location` made relative to the directory of `request_path`.
+fn relative_location(head: &str, request_path: &str) -> String {
+    let path = request_path.split('?').next().unwrap_or(request_path);
+    let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+    head.split_inclusive("\r\n")
+        .map(|line| match line.split_once(':') {
+            Some((name, value)) if name.eq_ignore_ascii_case("location") => {
+                let value = value.trim();
+                let value =
+                    value.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or(value);
+                match value.strip_prefix(dir) {
+                    Some(rest) if !dir.is_empty() => format!("{name}: {rest}\r\n"),
+                    _ => line.to_string(),
+                }
+            }
+            _ => line.to_string(),
+        })
+        .collect()
+}
+
 fn handle(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
@@ -382,6 +405,9 @@ fn handle(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
         if end {
             break;
         }
+    }
+    if let Some(Fault::RelativeLocation) = &fault {
+        response_head = relative_location(&String::from_utf8_lossy(&response_head), &head.path).into_bytes();
     }
     let response_text = String::from_utf8_lossy(&response_head).to_string();
     let length: Option<usize> = response_text

@@ -14,6 +14,7 @@ mod faults;
 mod first_hour;
 mod gocache;
 mod image_options;
+mod interop;
 mod interrupts;
 mod kodata;
 mod krew;

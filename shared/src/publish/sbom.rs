@@ -194,7 +194,8 @@ pub(super) async fn add_to_fallback_index(
     let reference = Reference { repository: repo.clone(), tag: Some(tag.clone()), digest: None };
     let mut index = match client.manifest(&reference).await {
         Ok(found) => serde_json::from_slice::<Index>(&found.bytes).ok(),
-        Err(e) if e.status() == Some(404) => None,
+        // Artifactory answers 403 for a tag it does not have.
+        Err(e) if matches!(e.status(), Some(404 | 403)) => None,
         Err(e) => return Err(e.into()),
     }
     .unwrap_or(Index {

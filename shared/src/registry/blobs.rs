@@ -16,16 +16,18 @@ use crate::digest::Digest;
 impl RegistryClient {
     pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
         let path = format!("/v2/{}/blobs/{digest}", repo.path);
-        self.exists(repo, &path, &format!("checking blob {digest}"), None).await
+        self.exists(repo, &path, &format!("checking blob {digest}"), None, &[StatusCode::NOT_FOUND]).await
     }
 
-    /// `HEAD` of a path in the repository: true when found, false when not.
+    /// `HEAD` of a path in the repository: true when found, false when answered one of the
+    /// `absent` statuses.
     pub(super) async fn exists(
         &self,
         repo: &Repository,
         path: &str,
         operation: &str,
         accept: Option<&str>,
+        absent: &[StatusCode],
     ) -> Result<bool, RegistryError> {
         let scope = Self::scope(repo, Access::Push, None);
         let (response, attempts) = self
@@ -39,7 +41,7 @@ impl RegistryClient {
             .await?;
         match response.status() {
             s if s.is_success() => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
+            s if absent.contains(&s) => Ok(false),
             _ => Err(self.fail(repo, operation, response, attempts).await),
         }
     }

@@ -52,10 +52,15 @@ impl RegistryClient {
     }
 
     /// True when the repository already holds the manifest with this digest (a registry
-    /// only stores a manifest whose blobs it has, so nothing of it needs pushing).
+    /// only stores a manifest whose blobs it has, so nothing of it needs pushing); a 403 is
+    /// taken as absent.
     pub async fn manifest_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
         let path = format!("/v2/{}/manifests/{digest}", repo.path);
-        self.exists(repo, &path, &format!("checking manifest {digest}"), Some(&ACCEPT_MANIFESTS.join(", "))).await
+        // Some registries (Artifactory) answer 403 for a manifest they do not have; a real
+        // denial shows again, with its reason, when the manifest is put.
+        let absent = [reqwest::StatusCode::NOT_FOUND, reqwest::StatusCode::FORBIDDEN];
+        let accept = ACCEPT_MANIFESTS.join(", ");
+        self.exists(repo, &path, &format!("checking manifest {digest}"), Some(&accept), &absent).await
     }
 
     pub async fn put_manifest(

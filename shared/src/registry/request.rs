@@ -45,13 +45,14 @@ pub(super) fn redirect_policy() -> reqwest::redirect::Policy {
     })
 }
 
-/// The URL a response's `Location` header names, made absolute against the registry's base.
+/// The URL a response's `Location` header names, resolved as a browser would against the URL
+/// that answered (`/v2/...`, `<uuid>?_state=...` and `//host/...` are all relative forms
+/// registries send); the registry's base is the fallback for a header that is no URL at all.
 pub(super) fn location_of(base: &str, response: &reqwest::Response) -> Option<String> {
     let loc = response.headers().get(LOCATION)?.to_str().ok()?;
-    Some(if loc.starts_with("http://") || loc.starts_with("https://") {
-        loc.to_string()
-    } else {
-        format!("{base}{loc}")
+    Some(match response.url().join(loc) {
+        Ok(url) => url.to_string(),
+        Err(_) => format!("{base}{loc}"),
     })
 }
 

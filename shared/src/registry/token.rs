@@ -92,7 +92,9 @@ impl RegistryClient {
                 let fetched_at = Instant::now();
                 let (token, expires_in) = self.fetch_token(endpoint, realm, service.as_deref(), scope).await?;
                 // Renew a little before the service says the token expires.
-                let renew_after = expires_in.map(|secs| fetched_at + Duration::from_secs(secs.saturating_sub(10)));
+                // Renewed 10 s before it expires, or at half its life when it lives shorter
+                // than 20 s (the spec asks for 60 s at least; some services give less).
+                let renew_after = expires_in.map(|secs| fetched_at + renew_margin(secs));
                 let header = format!("Bearer {token}");
                 *cached = Some(CachedToken { value: token, renew_after });
                 Ok(Some(header))
@@ -236,9 +238,22 @@ fn urlencode(value: &str) -> String {
     utf8_percent_encode(value, UNRESERVED).to_string()
 }
 
+/// How long after its fetch a token that lives `secs` seconds is renewed.
+fn renew_margin(secs: u64) -> Duration {
+    if secs >= 20 { Duration::from_secs(secs - 10) } else { Duration::from_millis(secs * 500) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_lived_tokens_are_used_for_half_their_life() {
+        assert_eq!(renew_margin(300), Duration::from_secs(290));
+        assert_eq!(renew_margin(20), Duration::from_secs(10));
+        assert_eq!(renew_margin(3), Duration::from_millis(1500));
+        assert_eq!(renew_margin(0), Duration::ZERO);
+    }
     use crate::digest::Digest;
     use crate::registry::testing::{FakeRegistry, Reply, client_logged_in};
 

@@ -38,10 +38,17 @@ impl RegistrySink {
         }
         if let BlobSource::Remote(from) = &blob.source
             && from.registry == repo.registry
-            && client.mount_blob(repo, from, digest).await?
         {
-            output::detail(format!("mounted {digest} from {}", from.path));
-            return Ok(());
+            // A mount is an offer: a registry may refuse it (401 or 403 when the token may not
+            // read the source, as Harbor does) and the blob is uploaded instead.
+            match client.mount_blob(repo, from, digest).await {
+                Ok(true) => {
+                    output::detail(format!("mounted {digest} from {}", from.path));
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(e) => output::detail(format!("mounting {digest} from {} failed ({e}); uploading it", from.path)),
+            }
         }
         let path = blobs::local_path(client, &self.cache, blob).await?;
         client.upload_blob(repo, digest, blob.descriptor.size, BlobBody::File(&path)).await?;

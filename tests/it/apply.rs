@@ -372,3 +372,60 @@ fn namespaces_selections_generated_names_and_unserved_kinds_as_kubectl_has_them(
     run.assert_success();
     assert!(run.stderr.contains("No resources found"), "{run}");
 }
+
+/// A CustomResourceDefinition `id.example.com` of `Gadget` (scope `scope`) serving `versions`,
+/// then, when `object` names a version, one Gadget of it with `metadata.namespace: other`.
+fn gadget_crd(id: &str, scope: &str, versions: &[&str], object: Option<&str>) -> String {
+    let mut text = format!(
+        "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.{id}.example.com
+spec:
+  group: {id}.example.com
+  scope: {scope}
+  names: {{kind: Gadget, plural: gadgets, singular: gadget, listKind: GadgetList}}
+  versions:
+"
+    );
+    for (i, version) in versions.iter().enumerate() {
+        text.push_str(&format!(
+            "  - name: {version}\n    served: true\n    storage: {}\n    schema:\n      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n",
+            i == 0
+        ));
+    }
+    if let Some(version) = object {
+        text.push_str(&format!(
+            "---\napiVersion: {id}.example.com/{version}\nkind: Gadget\nmetadata:\n  name: g\n  namespace: other\n"
+        ));
+    }
+    text
+}
+
+/// A version added to a CustomResourceDefinition that is established already is served a
+/// moment after the apply: its objects in the same run wait for it. A cluster-scoped kind the
+/// input defines takes its scope from the definition, so `-n` does not clash with it.
+#[test]
+fn objects_of_a_version_or_kind_the_same_input_defines_are_applied() {
+    let id = unique_name("crdver");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crd.yaml");
+    fs::write(&path, gadget_crd(&id, "Cluster", &["v1"], None)).unwrap();
+    let ko_apply = |extra: &[&str]| {
+        let mut args = vec!["apply", "-f", path.to_str().unwrap()];
+        args.extend(extra);
+        ko(&args).env("KUBECONFIG", kubeconfig()).run()
+    };
+    ko_apply(&[]).assert_success();
+    for round in 0..3 {
+        let version = format!("v{}", round + 2);
+        let mut versions = vec!["v1".to_string()];
+        versions.extend((2..=round + 2).map(|v| format!("v{v}")));
+        let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
+        fs::write(&path, gadget_crd(&id, "Cluster", &versions, Some(&version))).unwrap();
+        let run = ko_apply(&["-n", "default"]);
+        run.assert_success();
+        assert!(run.stdout.contains("gadget.") && run.stdout.contains("/g serverside-applied"), "{run}");
+    }
+    kubectl(&["delete", "crd", &format!("gadgets.{id}.example.com"), "--wait=false"]);
+}

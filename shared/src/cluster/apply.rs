@@ -16,6 +16,8 @@ use crate::output;
 /// The field manager our applies own fields as.
 pub const FIELD_MANAGER: &str = "kubectl-ko";
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a kind an established CustomResourceDefinition defines may take to be served.
+const SERVED_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What is sent for each object.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -127,10 +129,16 @@ pub async fn prepare(
     unserved_kinds_ok: bool,
 ) -> Result<KindCache, ClusterError> {
     let defined: Vec<GroupVersionKind> = objects.iter().flat_map(Object::defined_kinds).collect();
+    // Kinds not served yet take their scope from the CustomResourceDefinition in the input.
+    let defined_cluster_scoped: Vec<GroupVersionKind> =
+        objects.iter().filter(|o| o.defines_cluster_scoped()).flat_map(Object::defined_kinds).collect();
     let mut cache = KindCache::default();
     for object in objects {
         let found = cache.lookup(cluster, object).await?;
-        let cluster_scoped = matches!(&found, Some((_, caps)) if caps.scope == Scope::Cluster);
+        let cluster_scoped = match &found {
+            Some((_, caps)) => caps.scope == Scope::Cluster,
+            None => defined_cluster_scoped.contains(&object.gvk),
+        };
         if let (Some(flag), Some(own)) = (&cluster.namespace_flag, &object.namespace)
             && flag != own
             && !cluster_scoped
@@ -169,7 +177,14 @@ async fn apply_one(
             detail: "an object with metadata.generateName and no name cannot be applied, only created; use kubectl ko create".into(),
         });
     }
-    let Some((resource, caps)) = cache.lookup(cluster, object).await? else {
+    let found = match cache.lookup(cluster, object).await? {
+        // Defined by a CustomResourceDefinition of this run that is established, the kind may
+        // still be missing from discovery for a moment (a version just added to a CRD that
+        // was established already).
+        None if options.dry_run == DryRun::None => wait_served(cluster, cache, object).await?,
+        found => found,
+    };
+    let Some((resource, caps)) = found else {
         if options.dry_run == DryRun::None {
             return Err(ClusterError::Api {
                 name: format!("{}:{}: {}", object.file, object.line, object.display()),
@@ -255,6 +270,23 @@ async fn take_over_client_side_fields(api: &Api<DynamicObject>, object: &Object)
         }
     }
     Ok(())
+}
+
+/// Asks discovery again for a kind a CustomResourceDefinition of this run defines, until it is
+/// served or [`SERVED_TIMEOUT`] has passed.
+async fn wait_served(
+    cluster: &Cluster,
+    cache: &mut KindCache,
+    object: &Object,
+) -> Result<Option<(ApiResource, ApiCapabilities)>, ClusterError> {
+    let deadline = tokio::time::Instant::now() + SERVED_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Some(found) = cache.lookup(cluster, object).await? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 async fn wait_established(cluster: &Cluster, cache: &mut KindCache, crd: &Object) -> Result<(), ClusterError> {

@@ -73,6 +73,11 @@ impl Object {
     }
 
     /// The kinds a CustomResourceDefinition object defines (one per served version).
+    /// Whether this CustomResourceDefinition makes its kinds cluster-scoped (`spec.scope`).
+    pub fn defines_cluster_scoped(&self) -> bool {
+        self.is_crd() && self.value["spec"]["scope"].as_str() == Some("Cluster")
+    }
+
     pub fn defined_kinds(&self) -> Vec<GroupVersionKind> {
         if !self.is_crd() {
             return Vec::new();

@@ -153,7 +153,8 @@ fn applies_a_mixed_directory_then_deletes_it() {
     assert_eq!(again.stdout_lines().len(), 5, "{again}");
     assert_eq!(get(&["deployment", "hello", "-n", &id], "{.metadata.resourceVersion}"), version);
 
-    let run = ko(&["delete", "-f", dir.path().to_str().unwrap()]).env("KUBECONFIG", kubeconfig()).run();
+    // No controller removes a namespace's finalizer here: the delete does not wait for it.
+    let run = ko(&["delete", "-f", dir.path().to_str().unwrap(), "--wait=false"]).env("KUBECONFIG", kubeconfig()).run();
     run.assert_success();
     assert_eq!(
         run.stdout_lines(),
@@ -428,4 +429,62 @@ fn objects_of_a_version_or_kind_the_same_input_defines_are_applied() {
         assert!(run.stdout.contains("gadget.") && run.stdout.contains("/g serverside-applied"), "{run}");
     }
     kubectl(&["delete", "crd", &format!("gadgets.{id}.example.com"), "--wait=false"]);
+}
+
+/// `delete -f` returns once the object is gone, as kubectl does: an object with a finalizer
+/// stays (marked for deletion) until the finalizer is removed, and the delete waits, saying
+/// what it waits for; `--wait=false` returns at once.
+#[test]
+fn delete_waits_until_the_objects_are_gone() {
+    let namespace = unique_name("delete-wait");
+    kubectl(&["create", "namespace", &namespace]).assert_success();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("held.yaml");
+    fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: {namespace}\n  finalizers: [example.com/hold]\n"
+        ),
+    )
+    .unwrap();
+    kubectl(&["create", "-f", path.to_str().unwrap()]).assert_success();
+    let file = path.to_str().unwrap().to_string();
+    let running = std::thread::spawn(move || ko(&["delete", "-f", &file]).env("KUBECONFIG", kubeconfig()).run());
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(!running.is_finished(), "delete -f returned while the finalizer holds the object");
+    let held = get(&["configmap", "held", "-n", &namespace], "{.metadata.deletionTimestamp}");
+    assert!(!held.is_empty(), "the object is not marked for deletion");
+    kubectl(&[
+        "patch",
+        "configmap",
+        "held",
+        "-n",
+        &namespace,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .assert_success();
+    let run = running.join().unwrap();
+    run.assert_success();
+    assert_eq!(run.stdout_lines(), ["configmap \"held\" deleted"], "{run}");
+    assert!(run.stderr.contains("waiting for configmap/held to be gone (finalizers: example.com/hold)"), "{run}");
+    assert!(!kubectl(&["get", "configmap", "held", "-n", &namespace]).success());
+
+    // --wait=false: deleted (marked), and back at once.
+    kubectl(&["create", "-f", path.to_str().unwrap()]).assert_success();
+    let run = ko(&["delete", "-f", path.to_str().unwrap(), "--wait=false"]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_success();
+    kubectl(&[
+        "patch",
+        "configmap",
+        "held",
+        "-n",
+        &namespace,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .assert_success();
+    kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }

@@ -194,16 +194,28 @@ fn finish_namespace_deletion() {
 #[test]
 fn the_example_config_applies_and_deletes() {
     let config = workspace().join("examples/hello/config");
+    // `delete -f` waits until the namespace is gone, as kubectl does; here nothing removes a
+    // namespace's finalizer, so the test does it once the delete has marked the namespace.
     let delete = || {
-        ko(&["delete", "-f", "examples/hello/config/", "--ignore-not-found"])
-            .cwd(workspace())
-            .env("KUBECONFIG", kubeconfig())
-            .run()
+        let running = std::thread::spawn(|| {
+            ko(&["delete", "-f", "examples/hello/config/", "--ignore-not-found"])
+                .cwd(workspace())
+                .env("KUBECONFIG", kubeconfig())
+                .run()
+        });
+        for _ in 0..600 {
+            let get = kubectl(&["get", "namespace", EXAMPLE_NS, "-o", "jsonpath={.metadata.deletionTimestamp}"]);
+            if running.is_finished() || !get.success() || !get.stdout.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        finish_namespace_deletion();
+        running.join().unwrap()
     };
     // A namespace left behind by an earlier run (objects first, as `delete -f` does).
     if kubectl(&["get", "namespace", EXAMPLE_NS]).success() {
         delete().assert_success();
-        finish_namespace_deletion();
     }
 
     let repo = unique_repo("example");
@@ -250,8 +262,7 @@ fn the_example_config_applies_and_deletes() {
         ["deployment.apps \"hello\" deleted", "service \"hello\" deleted", "namespace \"hello-ko\" deleted"],
         "{deleted}"
     );
-    let gone = kubectl(&["get", "deployment", "hello", "-n", EXAMPLE_NS]);
-    assert!(!gone.success(), "{gone}");
-    finish_namespace_deletion();
+    let gone = kubectl(&["get", "namespace", EXAMPLE_NS]);
+    assert!(!gone.success(), "delete -f returned before the namespace was gone: {gone}");
     assert!(config.join("namespace.yaml").is_file());
 }

@@ -113,6 +113,9 @@ pub struct DeleteCommand {
     /// Treat objects that do not exist as deleted
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub ignore_not_found: bool,
+    /// Wait until the objects are gone (their finalizers done), as kubectl delete does
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub wait: bool,
     #[command(flatten)]
     pub kube: KubeArgs,
     #[command(flatten)]

@@ -16,6 +16,8 @@ use crate::output;
 /// The field manager our applies own fields as.
 pub const FIELD_MANAGER: &str = "kubectl-ko";
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `delete` waits for an object to be gone before it says what it waits for.
+const WAIT_NOTICE: Duration = Duration::from_secs(3);
 /// How long a kind an established CustomResourceDefinition defines may take to be served.
 const SERVED_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -356,20 +358,31 @@ pub async fn apply(
     }
 }
 
+/// How `delete -f` deletes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeleteOptions {
+    pub ignore_not_found: bool,
+    pub dry_run: DryRun,
+    /// Return only once every deleted object is gone, as kubectl's `--wait` (the default).
+    pub wait: bool,
+}
+
 /// Deletes every object (everything else, then CustomResourceDefinitions, then Namespaces),
-/// printing one line per deleted object as kubectl does.
+/// printing one line per deleted object as kubectl does; with `wait`, then waits until each
+/// is gone (an object with finalizers stays, marked for deletion, until they are done).
 pub async fn delete(
     cluster: &Cluster,
     cache: &mut KindCache,
     objects: &[Object],
-    ignore_not_found: bool,
-    dry_run: DryRun,
+    options: DeleteOptions,
 ) -> Result<(), ClusterError> {
+    let DeleteOptions { ignore_not_found, dry_run, wait } = options;
     let suffix = dry_run.suffix();
     let rest = objects.iter().filter(|o| !o.is_namespace() && !o.is_crd());
     let ordered: Vec<&Object> =
         rest.chain(objects.iter().filter(|o| o.is_crd())).chain(objects.iter().filter(|o| o.is_namespace())).collect();
     let mut failures = 0;
+    let mut going = Vec::new();
     for object in ordered {
         if object.generated {
             output::error(format!(
@@ -388,7 +401,16 @@ pub async fn delete(
                 let mut params = DeleteParams::background();
                 params.dry_run = dry_run == DryRun::Server;
                 match api.delete(&object.name, &params).await {
-                    Ok(_) => Ok(()),
+                    Ok(deleted) => {
+                        // Still there (finalizers, or a graceful deletion): the object as it
+                        // is now; gone at once: a status.
+                        if dry_run == DryRun::None
+                            && let Some(live) = deleted.left()
+                        {
+                            going.push((api, object, live.metadata.uid));
+                        }
+                        Ok(())
+                    }
                     Err(e) if is_not_found(&e) => Err(not_found()),
                     Err(e) => {
                         output::error(format!("{}: {}", object.display(), describe(&e)));
@@ -407,8 +429,50 @@ pub async fn delete(
             }
         }
     }
+    if wait {
+        for (api, object, uid) in &going {
+            failures += usize::from(!wait_gone(api, object, uid.as_deref()).await);
+        }
+    }
     match failures {
         0 => Ok(()),
         count => Err(ClusterError::Failed { count, total: objects.len(), verb: "deleted" }),
+    }
+}
+
+/// Waits until `object` (the one with `uid`; one made again under its name does not count)
+/// is gone, saying once what holds it when that takes a while. False, with the error said,
+/// when the cluster cannot be asked.
+async fn wait_gone(api: &Api<DynamicObject>, object: &Object, uid: Option<&str>) -> bool {
+    let started = tokio::time::Instant::now();
+    let mut said = false;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match api.get_opt(&object.name).await {
+            Ok(None) => return true,
+            Ok(Some(live)) if uid.is_some() && live.metadata.uid.as_deref() != uid => return true,
+            Ok(Some(live)) => {
+                if !said && started.elapsed() >= WAIT_NOTICE {
+                    said = true;
+                    let finalizers = live.metadata.finalizers.unwrap_or_default();
+                    let holding = if finalizers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (finalizers: {})", finalizers.join(", "))
+                    };
+                    output::step(format!(
+                        "waiting for {} to be gone{holding}; --wait=false does not wait",
+                        object.display()
+                    ));
+                }
+            }
+            Err(e) if is_not_found(&e) => return true,
+            Err(e) => {
+                output::error(format!("{}: waiting for it to be gone: {}", object.display(), describe(&e)));
+                return false;
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
     }
 }

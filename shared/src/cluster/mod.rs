@@ -7,7 +7,7 @@ mod connect;
 mod objects;
 mod upgrade;
 
-pub use apply::{ApplyOptions, DryRun, KindCache, Verb, apply, delete, prepare};
+pub use apply::{ApplyOptions, DeleteOptions, DryRun, KindCache, Verb, apply, delete, prepare};
 pub use connect::{Cluster, Connection, connect};
 pub use objects::{Object, objects};
 

@@ -67,7 +67,12 @@ pub async fn run(command: DeleteCommand) -> Result<(), Error> {
         crate::output::step("No resources found");
         return Ok(());
     }
-    cluster::delete(&cluster, &mut kinds, &objects, command.ignore_not_found, cluster::DryRun::None).await?;
+    let options = cluster::DeleteOptions {
+        ignore_not_found: command.ignore_not_found,
+        dry_run: cluster::DryRun::None,
+        wait: command.wait,
+    };
+    cluster::delete(&cluster, &mut kinds, &objects, options).await?;
     Ok(())
 }
 

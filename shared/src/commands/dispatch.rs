@@ -402,7 +402,7 @@ fn run_command(args: Vec<OsString>) -> ExitCode {
 }
 
 /// `delete` hands a kubectl-style invocation (`delete deployment x`) to kubectl itself, and so
-/// a `delete -f` with a kubectl flag of its own (`--wait=false`, `--grace-period=0`): ko hands
+/// a `delete -f` with a kubectl flag of its own (`--grace-period=0`, `-o name`): ko hands
 /// every delete to kubectl, so scripts pass them without `--`.
 fn delete(args: Vec<OsString>) -> ExitCode {
     let kubectl_flag = || {

@@ -264,7 +264,9 @@ async fn send(
     }
     if !prune.is_empty() {
         // A dry run deletes nothing either (kubectl's prune says what it would delete).
-        cluster::delete(cluster, &mut cluster::KindCache::default(), prune, true, options.dry_run).await?;
+        // A watch does not wait on finalizers: the next cycle may come first.
+        let delete = cluster::DeleteOptions { ignore_not_found: true, dry_run: options.dry_run, wait: false };
+        cluster::delete(cluster, &mut cluster::KindCache::default(), prune, delete).await?;
     }
     Ok(())
 }

@@ -36,6 +36,8 @@ pub enum Fault {
     Redirect { to: String },
     /// Answer `200` with this body and content type instead of the registry's.
     Replace { content_type: String, body: String },
+    /// As `Status`, but only for a request that carries a body (a commit `PUT` with the bytes).
+    StatusIfBody { code: u16 },
     /// Forward everything, but write the response's `Location` relative to the request's
     /// URL (`<uuid>?_state=...` for an upload), as RFC 3986 allows and some registries do.
     RelativeLocation,
@@ -282,6 +284,7 @@ fn handle(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
     for r in shared.rules.lock().unwrap().iter_mut() {
         let applies = match r.fault {
             Fault::ResetUpload { after } => chunked || body_len.is_some_and(|n| n > after),
+            Fault::StatusIfBody { .. } => chunked || body_len.is_some_and(|n| n > 0),
             _ => true,
         };
         if applies
@@ -315,6 +318,10 @@ fn handle(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
             let extra: Vec<(&str, String)> = retry_after.iter().map(|s| ("Retry-After", s.to_string())).collect();
             let reason = if *code == 429 { "Too Many Requests" } else { "Service Unavailable" };
             return respond(&mut client, &format!("{code} {reason}"), &extra);
+        }
+        Some(Fault::StatusIfBody { code }) => {
+            read_body(&mut reader, &head)?;
+            return respond(&mut client, &format!("{code} Refused"), &[]);
         }
         Some(Fault::Redirect { to }) => {
             read_body(&mut reader, &head)?;

@@ -2,7 +2,8 @@
 //! do, through [`FaultProxy`] in front of the test registry: an upload `Location` relative to
 //! the request's URL, a cross-repository mount refused with 403 (Harbor, for a source the
 //! token may not read), and 403 for a manifest or tag the registry does not have
-//! (Artifactory). Each build must succeed, and skopeo must pull what it pushed.
+//! (Artifactory), and a blob refused in the commit `PUT` (405: bytes only in a `PATCH`). Each
+//! build must succeed, and skopeo must pull what it pushed.
 
 use crate::fault_proxy::{Fault, FaultProxy, Rule};
 use crate::util::*;
@@ -86,5 +87,22 @@ fn forbidden_for_a_missing_manifest_or_tag_is_taken_as_absent() {
     let faulted: Vec<String> = proxy.faulted().iter().map(|s| format!("{} {}", s.method, s.path)).collect();
     assert!(faulted.iter().any(|f| f.starts_with("HEAD ")), "{faulted:?}");
     assert!(faulted.iter().any(|f| f.starts_with("GET ")), "the SBOM's fallback index was not asked for: {faulted:?}");
+    assert_pulls(&reference);
+}
+
+#[test]
+fn a_registry_that_takes_bytes_only_in_a_patch_gets_them_there() {
+    let proxy = FaultProxy::start(
+        &registry(),
+        vec![Rule::new(Some("PUT"), "/blobs/uploads/", Fault::StatusIfBody { code: 405 }).times(usize::MAX)],
+    );
+    let repo = format!("{}/{}", proxy.host, unique_name("patch-only"));
+    let run = hello_build(&repo).run();
+    let reference = pushed(&run, &proxy);
+    // The small blobs in flight when the first refusal comes are refused once each; every
+    // later one goes up with PATCH.
+    let refused = proxy.faulted().len();
+    assert!((1..=4).contains(&refused), "{:#?}", proxy.faulted());
+    assert!(run.stderr.contains("uploading with PATCH"), "{run}");
     assert_pulls(&reference);
 }

@@ -63,6 +63,9 @@ pub struct RegistryClient {
     pub(super) tokens: Mutex<HashMap<(String, String), TokenSlot>>,
     /// How long a request may go without progress (see `transfer.rs`).
     pub(super) stall: Duration,
+    /// Registries that refused a blob sent whole in the commit `PUT` (405): their uploads
+    /// always `PATCH` the bytes first.
+    pub(super) no_monolithic: Mutex<std::collections::HashSet<String>>,
 }
 
 fn http_client(
@@ -108,6 +111,7 @@ impl RegistryClient {
             endpoints: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
             stall,
+            no_monolithic: Mutex::new(std::collections::HashSet::new()),
         })
     }
 

@@ -35,7 +35,8 @@ fn worth_a_new_session(error: &RegistryError) -> bool {
     match error {
         RegistryError::Status { status, .. } => {
             error.code().is_some_and(|c| SESSION_CODES.contains(&c))
-                || matches!(status, 404 | 416 | 429)
+                // 405: a commit PUT with the bytes refused; the next session PATCHes them.
+                || matches!(status, 404 | 405 | 416 | 429)
                 || (500..600).contains(status)
         }
         // A body that broke off (tried once, see `upload_session`); a stall that already used
@@ -141,7 +142,9 @@ impl RegistryClient {
         // A small blob goes up with the commit itself (the spec's POST-then-PUT upload), which
         // saves a round trip per config and SBOM. A request that carries the bytes is sent
         // once: after a broken body the session is abandoned (see `upload_blob`).
-        if size <= MONOLITHIC_MAX {
+        let monolithic = size <= MONOLITHIC_MAX
+            && !self.no_monolithic.lock().expect("the registry set is never poisoned").contains(&repo.registry);
+        if monolithic {
             let commit = with_query(&location, "digest", digest.as_str());
             let (response, attempts) = self
                 .execute_once_on_failure(repo, &scope, &operation, &|c, _, activity| {
@@ -151,6 +154,12 @@ impl RegistryClient {
                         .body(make_body(activity))
                 })
                 .await?;
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                // Bytes only in a PATCH (some Pulp and Nexus versions): this registry's uploads
+                // PATCH from now on, starting with a new session for this blob.
+                self.no_monolithic.lock().expect("the registry set is never poisoned").insert(repo.registry.clone());
+                output::detail(format!("{} refuses a blob in the commit PUT; uploading with PATCH", repo.registry));
+            }
             if response.status() != StatusCode::CREATED {
                 return Err(self.fail(repo, &operation, response, attempts).await);
             }

@@ -107,7 +107,7 @@ pub(crate) fn snapshot(program: &Path, plan: &BuildPlan) -> Option<String> {
     let now = SystemTime::now();
     let mut entries = 0;
     walk(root, root, now, &mut entries, &mut put)?;
-    git_state(root, &git_config_files(var)?, &mut put)?;
+    git_state(root, || git_config_files(var), &mut put)?;
     Some(hex::encode(hash.finalize()))
 }
 
@@ -144,10 +144,10 @@ pub(crate) fn go_files<'a>(program: &Path, var: impl Fn(&str) -> Option<&'a str>
 }
 
 /// The Git configuration files outside the repository that decide which files `git status`
-/// (and so Go's `vcs.modified`) counts as untracked: the system and global configs and the
-/// global excludes file, with any `excludesFile` they name. `None` (left to Go) when one
-/// includes other files.
-fn git_config_files<'a>(var: impl Fn(&str) -> Option<&'a str>) -> Option<Vec<PathBuf>> {
+/// (and so Go's `vcs.modified`) counts as untracked: the system and global configs, the files
+/// they include, the global excludes file, and any `excludesFile` they name. Missing files
+/// count too (as absent), so creating one is seen.
+fn git_config_files<'a>(var: impl Fn(&str) -> Option<&'a str>) -> Vec<PathBuf> {
     let set = |name: &str| var(name).filter(|v| !v.is_empty());
     let home = set("HOME").map(PathBuf::from);
     let config_home = set("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".config")));
@@ -160,28 +160,49 @@ fn git_config_files<'a>(var: impl Fn(&str) -> Option<&'a str>) -> Option<Vec<Pat
         None => configs
             .extend(config_home.iter().map(|c| c.join("git/config")).chain(home.iter().map(|h| h.join(".gitconfig")))),
     }
-    let mut files = configs.clone();
-    files.extend(config_home.iter().map(|c| c.join("git/ignore")));
-    for config in &configs {
-        let Ok(text) = std::fs::read_to_string(config) else { continue };
+    let mut files: Vec<PathBuf> = config_home.iter().map(|c| c.join("git/ignore")).collect();
+    // Configs and what they include, breadth first; a bounded number, against include loops.
+    let mut next = 0;
+    while next < configs.len() && configs.len() < 64 {
+        let config = configs[next].clone();
+        next += 1;
+        let Ok(text) = std::fs::read_to_string(&config) else { continue };
+        let mut section = String::new();
         for line in text.lines().map(str::trim) {
-            let lower = line.to_ascii_lowercase();
-            if lower.starts_with("[include") {
-                return None;
+            if let Some(header) = line.strip_prefix('[') {
+                section = header.split([']', ' ', '"']).next().unwrap_or("").to_ascii_lowercase();
+                continue;
             }
-            if let Some((key, value)) = line.split_once('=')
-                && key.trim().eq_ignore_ascii_case("excludesfile")
-            {
-                let value = value.trim().trim_matches('"');
-                let path = match (value.strip_prefix("~/"), &home) {
-                    (Some(rest), Some(home)) => home.join(rest),
-                    _ => PathBuf::from(value),
-                };
-                files.push(path);
+            let Some((key, value)) = line.split_once('=') else { continue };
+            let key = key.trim().to_ascii_lowercase();
+            let value = git_config_value(value);
+            let path = match (value.strip_prefix("~/"), &home) {
+                (Some(rest), Some(home)) => home.join(rest),
+                _ => config.parent().map_or_else(|| PathBuf::from(&value), |dir| dir.join(&value)),
+            };
+            match (section.as_str(), key.as_str()) {
+                ("core", "excludesfile") => files.push(path),
+                ("include" | "includeif", "path") if !configs.contains(&path) => configs.push(path),
+                _ => {}
             }
         }
     }
-    Some(files)
+    files.extend(configs);
+    files
+}
+
+/// A Git config value as Git reads it: quotes removed, and a `#` or `;` outside them starting
+/// a comment.
+fn git_config_value(raw: &str) -> String {
+    let (mut value, mut quoted) = (String::new(), false);
+    for c in raw.trim().chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' | ';' if !quoted => break,
+            _ => value.push(c),
+        }
+    }
+    value.trim().to_string()
 }
 
 /// True when `go.mod` replaces a module with a directory (whose files are outside the walk).
@@ -282,7 +303,7 @@ fn file(meta: &Metadata, now: SystemTime, put: &mut impl FnMut(&[u8])) -> Option
 /// What Go's VCS stamping reads: the checked-out commit and the index. `None` for a `.git`
 /// that is a file (worktrees, submodules), or for a repository wider than the module, whose
 /// other files decide `vcs.modified` too; both are left to Go.
-fn git_state(root: &Path, configs: &[PathBuf], put: &mut impl FnMut(&[u8])) -> Option<()> {
+fn git_state(root: &Path, configs: impl FnOnce() -> Vec<PathBuf>, put: &mut impl FnMut(&[u8])) -> Option<()> {
     // Go stamps whichever version control system holds the module; all but Git are left to Go.
     const MARKERS: [&str; 6] = [".git", ".hg", ".svn", ".bzr", ".fossil", "_FOSSIL_"];
     let Some(found) = root.ancestors().find_map(|d| MARKERS.iter().map(|m| d.join(m)).find(|p| p.exists())) else {
@@ -307,8 +328,8 @@ fn git_state(root: &Path, configs: &[PathBuf], put: &mut impl FnMut(&[u8])) -> O
     for file in ["config", "info/exclude"] {
         put(&read_or_absent(&git.join(file))?);
     }
-    for file in configs {
-        put(&read_or_absent(file)?);
+    for file in configs() {
+        put(&read_or_absent(&file)?);
     }
     Some(())
 }
@@ -471,8 +492,27 @@ mod tests {
         write_old(&home.path().join("more-ignores"), "*.tmp\n", 1);
         assert_ne!(snapshot(sh, &with_home).unwrap(), configured, "an excludesFile the config names");
 
+        // Quotes and a comment are not part of the path.
+        write_old(&home.path().join(".gitconfig"), "[core]\n\texcludesFile = \"~/more-ignores\" # ours\n", 1);
+        let commented = snapshot(sh, &with_home).unwrap();
+        write_old(&home.path().join("more-ignores"), "*.tmp\n*.bak\n", 1);
+        assert_ne!(snapshot(sh, &with_home).unwrap(), commented, "the excludesFile behind quotes and a comment");
+        assert_eq!(git_config_value(" \"a b\" ; c"), "a b");
+        assert_eq!(git_config_value("x#y"), "x");
+
         write_old(&home.path().join(".gitconfig"), "[include]\n\tpath = other\n", 1);
-        assert!(snapshot(sh, &with_home).is_none(), "includes are left to Go");
+        let including = snapshot(sh, &with_home).unwrap();
+        write_old(&home.path().join("other"), "[core]\n\texcludesFile = ~/third\n", 1);
+        let included = snapshot(sh, &with_home).unwrap();
+        assert_ne!(included, including, "an included config");
+        write_old(&home.path().join("third"), "*.x\n", 1);
+        assert_ne!(snapshot(sh, &with_home).unwrap(), included, "an excludesFile an included config names");
+
+        // Outside a Git checkout none of it matters.
+        let plain = module();
+        let mut outside = plan(plain.path());
+        outside.env.push(("HOME".into(), home.path().display().to_string()));
+        assert!(snapshot(sh, &outside).is_some());
     }
 
     #[test]

@@ -132,7 +132,7 @@ async fn onto_tag(
             // Not an image manifest: nothing cosign could read is lost by replacing it.
             Err(_) => return Ok(ours),
         },
-        Err(e) if e.status() == Some(404) => return Ok(ours),
+        Err(e) if e.is_absent() => return Ok(ours),
         Err(e) => return Err(e.into()),
     };
     let replaced = |layer: &Descriptor| {

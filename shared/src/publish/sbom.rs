@@ -194,8 +194,8 @@ pub(super) async fn add_to_fallback_index(
     let reference = Reference { repository: repo.clone(), tag: Some(tag.clone()), digest: None };
     let mut index = match client.manifest(&reference).await {
         Ok(found) => serde_json::from_slice::<Index>(&found.bytes).ok(),
-        // Artifactory answers 403 for a tag it does not have.
-        Err(e) if matches!(e.status(), Some(404 | 403)) => None,
+        // Artifactory answers 403 for a tag it does not have (see `is_absent`).
+        Err(e) if e.is_absent() => None,
         Err(e) => return Err(e.into()),
     }
     .unwrap_or(Index {

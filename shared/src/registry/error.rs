@@ -55,6 +55,17 @@ impl RegistryError {
         }
     }
 
+    /// Whether the answer means "not there": a 404, or a 403 that does not say access was
+    /// denied (Artifactory answers 403 for a manifest or tag it does not have). A 403 coded
+    /// `DENIED` or `UNAUTHORIZED` is a real refusal.
+    pub fn is_absent(&self) -> bool {
+        match self.status() {
+            Some(404) => true,
+            Some(403) => !matches!(self.code(), Some("DENIED" | "UNAUTHORIZED")),
+            _ => false,
+        }
+    }
+
     /// The registry's error code (`DIGEST_INVALID`), when it answered with one.
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -88,5 +99,30 @@ pub fn body_message(body: &[u8]) -> String {
             let text = text.trim();
             if text.is_empty() || text.len() > 200 { String::new() } else { format!(": {}", text.replace('\n', " ")) }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn denied(status: u16, message: &str) -> RegistryError {
+        RegistryError::Denied {
+            registry: "r".into(),
+            repository: "p".into(),
+            operation: "fetching manifest x".into(),
+            status,
+            message: message.into(),
+            hint: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_403_is_absent_unless_it_says_access_was_denied() {
+        assert!(denied(404, ": MANIFEST_UNKNOWN: manifest unknown").is_absent());
+        assert!(denied(403, "").is_absent());
+        assert!(denied(403, ": MANIFEST_UNKNOWN: not found").is_absent());
+        assert!(!denied(403, ": DENIED: requested access to the resource is denied").is_absent());
+        assert!(!denied(401, ": UNAUTHORIZED: authentication required").is_absent());
     }
 }

@@ -85,12 +85,16 @@ struct Group {
     alone: bool,
 }
 
-/// Sends `signal` to the group, or to the child alone when it has no group of its own.
+/// Sends `signal` to the group, or to the child alone when it has no group of its own. A
+/// child alone is signalled only while it is this process's child and has not exited (once
+/// reaped, its PID could name an unrelated process).
 fn signal(pgid: Pid, alone: bool, signal: Signal) {
-    let _ = if alone {
+    let _ = if !alone {
+        rustix::process::kill_process_group(pgid, signal)
+    } else if leader_running(pgid) {
         rustix::process::kill_process(pgid, signal)
     } else {
-        rustix::process::kill_process_group(pgid, signal)
+        Ok(())
     };
 }
 
@@ -206,10 +210,11 @@ impl Drop for ChildGroup {
         // Nobody waits for this child any more: finish it off in the background (the way
         // out of the run does the same for whatever is still listed then).
         let pgid = self.pgid;
+        let alone = state().groups.iter().any(|g| g.pgid == pgid && g.alone);
         let spawned =
             std::thread::Builder::new().name("ko-child-stop".into()).spawn(move || stop_groups(&[pgid], CHILD_GRACE));
         if spawned.is_err() {
-            let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
+            signal(pgid, alone, Signal::KILL);
         }
     }
 }
@@ -285,6 +290,8 @@ pub fn stop_children(grace: Duration) {
 }
 
 fn stop_groups(groups: &[Pid], grace: Duration) {
+    // Which are children without a group of their own, read before anything leaves the list.
+    let alone: Vec<Pid> = state().groups.iter().filter(|g| g.alone).map(|g| g.pgid).collect();
     state().groups.iter_mut().filter(|g| groups.contains(&g.pgid)).for_each(terminate);
     if groups.is_empty() {
         return;
@@ -295,14 +302,9 @@ fn stop_groups(groups: &[Pid], grace: Duration) {
     }
     // Each leader is either not yet reaped (so its PID still names the group) or the group
     // is gone: SIGKILL cannot reach an unrelated process. A child without a group of its
-    // own is killed only while it has not exited.
-    let alone: Vec<Pid> = state().groups.iter().filter(|g| g.alone).map(|g| g.pgid).collect();
+    // own is killed only while it has not exited (see `signal`).
     for &pgid in groups {
-        if !alone.contains(&pgid) {
-            signal(pgid, false, Signal::KILL);
-        } else if leader_running(pgid) {
-            signal(pgid, true, Signal::KILL);
-        }
+        signal(pgid, alone.contains(&pgid), Signal::KILL);
     }
     state().groups.retain(|g| !groups.contains(&g.pgid));
 }

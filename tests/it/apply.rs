@@ -450,10 +450,16 @@ fn delete_waits_until_the_objects_are_gone() {
     kubectl(&["create", "-f", path.to_str().unwrap()]).assert_success();
     let file = path.to_str().unwrap().to_string();
     let running = std::thread::spawn(move || ko(&["delete", "-f", &file]).env("KUBECONFIG", kubeconfig()).run());
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    // Once the delete has marked it, give it longer than the 3 s after which it says why it
+    // waits.
+    let marked = std::time::Instant::now();
+    while get(&["configmap", "held", "-n", &namespace], "{.metadata.deletionTimestamp}").is_empty() {
+        assert!(marked.elapsed() < std::time::Duration::from_secs(120), "the delete never marked the object");
+        assert!(!running.is_finished(), "delete -f ended before marking the object");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(6));
     assert!(!running.is_finished(), "delete -f returned while the finalizer holds the object");
-    let held = get(&["configmap", "held", "-n", &namespace], "{.metadata.deletionTimestamp}");
-    assert!(!held.is_empty(), "the object is not marked for deletion");
     kubectl(&[
         "patch",
         "configmap",

@@ -99,10 +99,9 @@ fn a_registry_that_takes_bytes_only_in_a_patch_gets_them_there() {
     let repo = format!("{}/{}", proxy.host, unique_name("patch-only"));
     let run = hello_build(&repo).run();
     let reference = pushed(&run, &proxy);
-    // The small blobs in flight when the first refusal comes are refused once each; every
-    // later one goes up with PATCH.
-    let refused = proxy.faulted().len();
-    assert!((1..=4).contains(&refused), "{:#?}", proxy.faulted());
+    // The small blobs in flight when the first refusal comes are refused once each (how many
+    // depends on -j); every later one goes up with PATCH.
+    assert!(!proxy.faulted().is_empty(), "{:#?}", proxy.seen());
     assert!(run.stderr.contains("uploading with PATCH"), "{run}");
     assert_pulls(&reference);
 }

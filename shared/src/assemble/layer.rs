@@ -146,7 +146,10 @@ impl LayerWriter {
             }
             let short = &path[start..];
             let short = &short[short.iter().take_while(|b| **b == b'/').count()..];
-            header.set_path(as_path(short)).map_err(err)?;
+            // A tail the ustar field refuses (empty, or starting `../`): any name will do.
+            if header.set_path(as_path(short)).is_err() {
+                header.set_path("ko-pax-named").map_err(err)?;
+            }
         }
         header.set_cksum();
         self.tar.append(&header, data).map_err(err)
@@ -347,6 +350,16 @@ mod tests {
         let paths: Vec<String> =
             archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
         assert_eq!(paths, [name]);
+
+        // A tail of continuation bytes only (no character starts in it): still one entry.
+        let raw = [&b"var/run/ko/"[..], &[0xa1; 120][..]].concat();
+        let mut layer = LayerWriter::new(&cache).unwrap();
+        layer.add_bytes(&raw, EntryMeta::root(0o555, 0), b"x").unwrap();
+        let record = layer.finish().unwrap();
+        let blob = std::fs::File::open(cache.blob_path(&record.digest)).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+        let paths: Vec<Vec<u8>> = archive.entries().unwrap().map(|e| e.unwrap().path_bytes().into_owned()).collect();
+        assert_eq!(paths, [raw]);
     }
 
     #[test]

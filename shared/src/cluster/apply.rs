@@ -75,6 +75,8 @@ pub struct ApplyOptions {
 #[derive(Default)]
 pub struct KindCache {
     known: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>,
+    /// Kinds waited for once already ([`wait_served`]): not waited for again.
+    waited: std::collections::HashSet<GroupVersionKind>,
 }
 
 fn is_missing(error: &kube::Error) -> bool {
@@ -275,12 +277,15 @@ async fn take_over_client_side_fields(api: &Api<DynamicObject>, object: &Object)
 }
 
 /// Asks discovery again for a kind a CustomResourceDefinition of this run defines, until it is
-/// served or [`SERVED_TIMEOUT`] has passed.
+/// served or [`SERVED_TIMEOUT`] has passed; once per kind (its other objects fail at once).
 async fn wait_served(
     cluster: &Cluster,
     cache: &mut KindCache,
     object: &Object,
 ) -> Result<Option<(ApiResource, ApiCapabilities)>, ClusterError> {
+    if !cache.waited.insert(object.gvk.clone()) {
+        return Ok(None);
+    }
     let deadline = tokio::time::Instant::now() + SERVED_TIMEOUT;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -65,13 +65,13 @@ pub(super) async fn program_for_builds(
     if gocache::repository(env)?.is_none() {
         return Ok(None);
     }
-    // The program reads its settings when Go starts it: a bad one is refused here, before
-    // any build, not by Go's first request (and only when Go has something to build).
-    gocache::Settings::from_env(env)?;
     if env.non_empty("GOCACHEPROG").is_some() {
         output::detail("GOCACHEPROG is set: go build uses it, not kubectl ko gocache");
         return Ok(None);
     }
+    // The program reads its settings when Go starts it: a bad one is refused here, before
+    // any build, not by Go's first request (and only when Go has something to build).
+    gocache::Settings::from_env(env)?;
     match go.version(dir).await {
         Some((1, minor)) if minor >= MIN_GO_MINOR => {}
         found => {

@@ -45,19 +45,33 @@ while [[ $# -gt 0 ]]; do
 	esac
 done
 [[ -n "$prefix" ]] || prefix=${HOME:?HOME is not set; name a PREFIX}/.local
-mkdir -p "$prefix/bin" || die "cannot create $prefix/bin; name a PREFIX you can write to"
+mkdir -p "$prefix/bin" 2>/dev/null || die "cannot create $prefix/bin; name a PREFIX you can write to"
 bin=$(cd "$prefix/bin" && pwd)
+# Checked before a build that takes minutes.
+[[ -w "$bin" ]] || die "cannot write to $bin; name a PREFIX you can write to (or run as its owner)"
 
 # Every binary target of the workspace (a thin crate per name), so a new command is linked
-# without edits here.
-metadata=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps) || die "cargo metadata failed"
-if command -v jq >/dev/null 2>&1; then
-	names=$(jq -r '.packages[].targets[] | select(.kind | index("bin")) | .name' <<<"$metadata")
+# without edits here. Without cargo (an executable built elsewhere, --bin-dir), the plugin
+# crates' directories, which are named after their binaries.
+if command -v cargo >/dev/null 2>&1; then
+	metadata=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps) || die "cargo metadata failed"
+	if command -v jq >/dev/null 2>&1; then
+		names=$(jq -r '.packages[].targets[] | select(.kind | index("bin")) | .name' <<<"$metadata")
+	else
+		names=$(grep -o '"kind":\["bin"\],"crate_types":\["bin"\],"name":"[^"]*"' <<<"$metadata" |
+			sed 's/.*"name":"//; s/"$//')
+	fi
+elif [[ -n "$bin_dir" ]]; then
+	names=$(cd "$ROOT/plugins" && for dir in */; do echo "${dir%/}"; done)
 else
-	names=$(grep -o '"kind":\["bin"\],"crate_types":\["bin"\],"name":"[^"]*"' <<<"$metadata" |
-		sed 's/.*"name":"//; s/"$//')
+	die "cargo is not on PATH: install Rust (https://rustup.rs), or pass --bin-dir with a kubectl-ko built elsewhere"
 fi
-mapfile -t names < <(LC_ALL=C sort -u <<<"$names")
+# (No mapfile: macOS ships bash 3.2.)
+sorted=()
+while IFS= read -r name; do
+	[[ -z "$name" ]] || sorted+=("$name")
+done < <(LC_ALL=C sort -u <<<"$names")
+names=("${sorted[@]}")
 [[ " ${names[*]} " == *" kubectl-ko "* ]] || die "cargo metadata lists no kubectl-ko binary"
 
 if [[ -n "$bin_dir" ]]; then
@@ -79,7 +93,9 @@ mv -f "$bin/.kubectl-ko.tmp" "$bin/kubectl-ko"
 for name in "${names[@]}"; do
 	if [[ "$name" != kubectl-ko ]]; then
 		ln -sfn kubectl-ko "$bin/.$name.tmp"
-		mv -fT "$bin/.$name.tmp" "$bin/$name"
+		# (Not `mv -T`, which BSD mv lacks: a directory in the way is an error instead.)
+		[[ ! -d "$bin/$name" ]] || die "$bin/$name is a directory (or a link to one); remove it"
+		mv -f "$bin/.$name.tmp" "$bin/$name"
 	fi
 	echo "$bin/$name"
 done

@@ -22,14 +22,17 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
 
 usage() {
-	sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
 archives=""
 while [[ $# -gt 1 ]]; do
 	case "$1" in
-	--archives) archives=$(cd "$2" && pwd) && shift 2 ;;
+	--archives)
+		archives=$(cd "$2" 2>/dev/null && pwd) || die "--archives $2: no such directory"
+		shift 2
+		;;
 	*) usage ;;
 	esac
 done

@@ -448,6 +448,10 @@ fn delete_waits_until_the_objects_are_gone() {
     )
     .unwrap();
     kubectl(&["create", "-f", path.to_str().unwrap()]).assert_success();
+    let release = || {
+        let none = r#"{"metadata":{"finalizers":null}}"#;
+        kubectl(&["patch", "configmap", "held", "-n", &namespace, "--type=merge", "-p", none]).assert_success();
+    };
     let file = path.to_str().unwrap().to_string();
     let running = std::thread::spawn(move || ko(&["delete", "-f", &file]).env("KUBECONFIG", kubeconfig()).run());
     // Once the delete has marked it, give it longer than the 3 s after which it says why it
@@ -460,17 +464,7 @@ fn delete_waits_until_the_objects_are_gone() {
     }
     std::thread::sleep(std::time::Duration::from_secs(6));
     assert!(!running.is_finished(), "delete -f returned while the finalizer holds the object");
-    kubectl(&[
-        "patch",
-        "configmap",
-        "held",
-        "-n",
-        &namespace,
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ])
-    .assert_success();
+    release();
     let run = running.join().unwrap();
     run.assert_success();
     assert_eq!(run.stdout_lines(), ["configmap \"held\" deleted"], "{run}");
@@ -481,16 +475,6 @@ fn delete_waits_until_the_objects_are_gone() {
     kubectl(&["create", "-f", path.to_str().unwrap()]).assert_success();
     let run = ko(&["delete", "-f", path.to_str().unwrap(), "--wait=false"]).env("KUBECONFIG", kubeconfig()).run();
     run.assert_success();
-    kubectl(&[
-        "patch",
-        "configmap",
-        "held",
-        "-n",
-        &namespace,
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ])
-    .assert_success();
+    release();
     kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }

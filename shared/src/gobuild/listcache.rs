@@ -178,14 +178,20 @@ mod tests {
         Listed { import_path: "example.com/app".into(), name: "main".into(), dir: dir.to_path_buf(), error: None }
     }
 
-    #[tokio::test]
-    async fn an_answer_holds_until_something_it_depends_on_changes() {
+    /// A cache and a module `example.com/app` with one `main.go`, under a new directory.
+    fn module() -> (tempfile::TempDir, Cache, PathBuf) {
         let root = tempfile::tempdir().unwrap();
         let cache = Cache::at(root.path().join("cache")).unwrap();
         let module = root.path().join("app");
         std::fs::create_dir_all(&module).unwrap();
         std::fs::write(module.join("go.mod"), "module example.com/app\n").unwrap();
         std::fs::write(module.join("main.go"), "package main\n").unwrap();
+        (root, cache, module)
+    }
+
+    #[tokio::test]
+    async fn an_answer_holds_until_something_it_depends_on_changes() {
+        let (root, cache, module) = module();
         let lists = ListCache::new(cache, Path::new("go"), &Environment::default());
         lists.put(&module, ".", &listed(&module)).await;
         assert_eq!(lists.get(&module, ".").await.map(|l| l.import_path), Some("example.com/app".into()));
@@ -217,12 +223,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_go_env_file_is_part_of_the_answer() {
-        let root = tempfile::tempdir().unwrap();
-        let cache = Cache::at(root.path().join("cache")).unwrap();
-        let module = root.path().join("app");
-        std::fs::create_dir_all(&module).unwrap();
-        std::fs::write(module.join("go.mod"), "module example.com/app\n").unwrap();
-        std::fs::write(module.join("main.go"), "package main\n").unwrap();
+        let (root, cache, module) = module();
         let env_file = root.path().join("goenv");
         std::fs::write(&env_file, "").unwrap();
         let env = Environment::from_pairs([("GOENV", env_file.to_str().unwrap()), ("PATH", "/bin")]);

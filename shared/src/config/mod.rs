@@ -1,8 +1,9 @@
 //! `.ko.yaml` (or `KO_CONFIG_PATH`) and the `KO_*` environment variables that override it.
-//! Parsing only: resolving `builds[]` entries to import paths is `gobuild`'s job. Unknown
-//! keys and wrong types are worded by `diagnostics`.
+//! Parsing only: resolving `builds[]` entries to import paths is `gobuild`'s job. Which file
+//! is read is `discovery`'s; unknown keys and wrong types are worded by `diagnostics`.
 
 mod diagnostics;
+mod discovery;
 mod image;
 
 use std::collections::BTreeMap;
@@ -160,18 +161,10 @@ pub struct KoConfig {
     default_base_from_env: bool,
 }
 
-/// The extensions ko's viper tries for `.ko` in the working directory, in its order: the
-/// first file that exists is the configuration, whatever its format.
-const VIPER_EXTENSIONS: [&str; 12] =
-    ["json", "toml", "yaml", "yml", "properties", "props", "prop", "hcl", "tfvars", "dotenv", "env", "ini"];
-
-/// The formats kubectl-ko reads (JSON is YAML).
-const READ_EXTENSIONS: [&str; 3] = ["json", "yaml", "yml"];
-
 impl KoConfig {
     /// Loads the config for a command run in `cwd`, then applies `KO_*` overrides.
     pub fn load(cwd: &Path, env: &Environment) -> Result<KoConfig, ConfigError> {
-        let path = Self::find(cwd, env)?;
+        let path = discovery::find(cwd, env)?;
         let mut config = match &path {
             Some(p) => Self::parse_file(p)?,
             None => KoConfig::default(),
@@ -186,44 +179,7 @@ impl KoConfig {
     /// Every path the configuration could be read from, whether it exists or not: what a watch
     /// watches.
     pub fn candidates(cwd: &Path, env: &Environment) -> Vec<PathBuf> {
-        match env.non_empty("KO_CONFIG_PATH") {
-            Some(value) => {
-                let path = cwd.join(value);
-                vec![path.join(".ko.yaml"), path]
-            }
-            None => VIPER_EXTENSIONS.iter().map(|e| cwd.join(format!(".ko.{e}"))).collect(),
-        }
-    }
-
-    fn find(cwd: &Path, env: &Environment) -> Result<Option<PathBuf>, ConfigError> {
-        if let Some(value) = env.non_empty("KO_CONFIG_PATH") {
-            let path = cwd.join(value);
-            let meta = std::fs::metadata(&path)
-                .map_err(|e| ConfigError::Missing { path: path.clone(), detail: e.to_string() })?;
-            if meta.is_file() {
-                return Self::readable(path).map(Some);
-            }
-            let inner = path.join(".ko.yaml");
-            return match std::fs::metadata(&inner) {
-                Ok(m) if m.is_file() => Ok(Some(inner)),
-                Ok(_) => Err(ConfigError::Missing { path: inner, detail: "is not a regular file".into() }),
-                Err(e) => Err(ConfigError::Missing { path: inner, detail: e.to_string() }),
-            };
-        }
-        match VIPER_EXTENSIONS.iter().map(|e| cwd.join(format!(".ko.{e}"))).find(|p| p.is_file()) {
-            Some(path) => Self::readable(path).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Refuses a configuration in a format ko's viper reads but kubectl-ko does not, rather
-    /// than reading another file (or none) in its place.
-    fn readable(path: PathBuf) -> Result<PathBuf, ConfigError> {
-        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        if VIPER_EXTENSIONS.contains(&extension.as_str()) && !READ_EXTENSIONS.contains(&extension.as_str()) {
-            return Err(ConfigError::Format { path, format: extension });
-        }
-        Ok(path)
+        discovery::candidates(cwd, env)
     }
 
     pub fn parse_file(path: &Path) -> Result<KoConfig, ConfigError> {
@@ -570,44 +526,5 @@ mod tests {
         assert_eq!(c.default_base_image.as_deref(), Some("from/env"));
         assert_eq!(c.base_references()[0].0, "KO_DEFAULTBASEIMAGE");
         assert_eq!(c.default_platforms, ["linux/s390x"]);
-    }
-
-    #[test]
-    fn the_working_directory_config_is_the_first_in_vipers_order() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".ko.yaml"), "defaultPlatforms: [linux/s390x]\n").unwrap();
-        std::fs::write(dir.path().join(".ko.json"), r#"{"defaultPlatforms": ["linux/arm64"]}"#).unwrap();
-        let c = KoConfig::load(dir.path(), &env(&[])).unwrap();
-        assert_eq!(c.default_platforms, ["linux/arm64"], "ko reads .ko.json before .ko.yaml");
-
-        // A .ko.toml comes before .ko.yaml for ko: refused, not passed over for the YAML.
-        std::fs::remove_file(dir.path().join(".ko.json")).unwrap();
-        std::fs::write(dir.path().join(".ko.toml"), "defaultPlatforms = [\"linux/arm64\"]\n").unwrap();
-        let err = KoConfig::load(dir.path(), &env(&[])).unwrap_err().to_string();
-        assert!(err.contains(".ko.toml: kubectl-ko reads YAML and JSON, not toml"), "{err}");
-        assert!(KoConfig::candidates(dir.path(), &env(&[])).contains(&dir.path().join(".ko.toml")));
-
-        // One that comes after it is never looked at.
-        std::fs::remove_file(dir.path().join(".ko.toml")).unwrap();
-        std::fs::write(dir.path().join(".ko.ini"), "x=1\n").unwrap();
-        assert_eq!(KoConfig::load(dir.path(), &env(&[])).unwrap().default_platforms, ["linux/s390x"]);
-        let err = KoConfig::load(dir.path(), &env(&[("KO_CONFIG_PATH", ".ko.ini")])).unwrap_err().to_string();
-        assert!(err.contains("not ini"), "{err}");
-    }
-
-    #[test]
-    fn ko_config_path_names_a_file_or_a_directory_instead_of_the_working_one() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".ko.yaml"), "defaultPlatforms: [linux/s390x]\n").unwrap();
-        std::fs::create_dir(dir.path().join("conf")).unwrap();
-        std::fs::write(dir.path().join("conf/.ko.yaml"), "defaultPlatforms: [linux/arm64]\n").unwrap();
-        std::fs::write(dir.path().join("other.yaml"), "defaultPlatforms: [linux/ppc64le]\n").unwrap();
-
-        let platforms = |pairs: &[(&str, &str)]| KoConfig::load(dir.path(), &env(pairs)).unwrap().default_platforms;
-        assert_eq!(platforms(&[]), ["linux/s390x"]);
-        assert_eq!(platforms(&[("KO_CONFIG_PATH", "conf")]), ["linux/arm64"]);
-        assert_eq!(platforms(&[("KO_CONFIG_PATH", "other.yaml")]), ["linux/ppc64le"]);
-        assert_eq!(platforms(&[("KO_CONFIG_PATH", "")]), ["linux/s390x"]);
-        assert!(KoConfig::load(dir.path(), &env(&[("KO_CONFIG_PATH", "missing")])).is_err());
     }
 }

@@ -96,14 +96,14 @@ impl Settings {
 /// `KO_GOCACHE_REPO`, checked, when it is set.
 pub fn repository(env: &Environment) -> Result<Option<Repository>, GoCacheError> {
     let Some(value) = env.trimmed(REPO_ENV) else { return Ok(None) };
-    let refused = |reason: &str| Err(GoCacheError::Repo { value: value.to_string(), reason: reason.to_string() });
+    let refused = |reason: String| GoCacheError::Repo { value: value.to_string(), reason };
     if value.contains("://") {
-        return refused("a repository is written without a scheme (no http:// or https://)");
+        return Err(refused("a repository is written without a scheme (no http:// or https://)".into()));
     }
     if !value.trim_end_matches('/').contains('/') {
-        return refused("that is a registry, not a repository in it");
+        return Err(refused("that is a registry, not a repository in it".into()));
     }
-    Repository::parse(value).map(Some).map_err(|e| GoCacheError::Repo { value: value.to_string(), reason: e.reason })
+    Repository::parse(value).map(Some).map_err(|e| refused(e.reason))
 }
 
 fn parse_size(value: &str) -> Option<u64> {

@@ -126,15 +126,9 @@ async fn onto_tag(
     signer: &dyn Signer,
 ) -> Result<Attachment, PublishError> {
     let reference = Reference { repository: repo.clone(), tag: Some(tag), digest: None };
-    let existing = match client.manifest(&reference).await {
-        Ok(found) => match serde_json::from_slice::<Manifest>(&found.bytes) {
-            Ok(manifest) => manifest,
-            // Not an image manifest: nothing cosign could read is lost by replacing it.
-            Err(_) => return Ok(ours),
-        },
-        Err(e) if e.is_absent() => return Ok(ours),
-        Err(e) => return Err(e.into()),
-    };
+    let Some(found) = client.manifest_if_present(&reference).await? else { return Ok(ours) };
+    // Not an image manifest: nothing cosign could read is lost by replacing it.
+    let Ok(existing) = serde_json::from_slice::<Manifest>(&found.bytes) else { return Ok(ours) };
     let replaced = |layer: &Descriptor| {
         let payload = ours.blobs.iter().find(|(d, _)| d.digest == layer.digest).map(|(_, body)| body);
         match (payload, bundle::legacy_signature_of(layer)) {

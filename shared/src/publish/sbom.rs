@@ -192,13 +192,8 @@ pub(super) async fn add_to_fallback_index(
         repo.registry
     ));
     let reference = Reference { repository: repo.clone(), tag: Some(tag.clone()), digest: None };
-    let mut index = match client.manifest(&reference).await {
-        Ok(found) => serde_json::from_slice::<Index>(&found.bytes).ok(),
-        // Artifactory answers 403 for a tag it does not have (see `is_absent`).
-        Err(e) if e.is_absent() => None,
-        Err(e) => return Err(e.into()),
-    }
-    .unwrap_or(Index {
+    let found = client.manifest_if_present(&reference).await?;
+    let mut index = found.and_then(|found| serde_json::from_slice::<Index>(&found.bytes).ok()).unwrap_or(Index {
         schema_version: 2,
         media_type: Some(OCI_INDEX.to_string()),
         manifests: vec![],

@@ -51,13 +51,24 @@ impl RegistryClient {
         .await
     }
 
+    /// [`RegistryClient::manifest`] of a tag that may not be there yet: `None` when the
+    /// registry says it is absent (see [`RegistryError::is_absent`]).
+    pub async fn manifest_if_present(&self, reference: &Reference) -> Result<Option<FetchedManifest>, RegistryError> {
+        match self.manifest(reference).await {
+            Ok(found) => Ok(Some(found)),
+            Err(e) if e.is_absent() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// True when the repository already holds the manifest with this digest (a registry
     /// only stores a manifest whose blobs it has, so nothing of it needs pushing); a 403 is
     /// taken as absent.
     pub async fn manifest_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, RegistryError> {
         let path = format!("/v2/{}/manifests/{digest}", repo.path);
-        // Some registries (Artifactory) answer 403 for a manifest they do not have; a real
-        // denial shows again, with its reason, when the manifest is put.
+        // Some registries (Artifactory) answer 403 for a manifest they do not have; a HEAD has
+        // no body to tell a denial by (`is_absent`), and a real one shows again, with its
+        // reason, when the manifest is put.
         let absent = [reqwest::StatusCode::NOT_FOUND, reqwest::StatusCode::FORBIDDEN];
         let accept = ACCEPT_MANIFESTS.join(", ");
         self.exists(repo, &path, &format!("checking manifest {digest}"), Some(&accept), &absent).await

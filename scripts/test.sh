@@ -168,7 +168,9 @@ fi
 export KO_TEST_KUBECONFIG
 if ! command -v kubectl >/dev/null 2>&1; then
 	# The tests check results with the real kubectl; build it like the API server.
-	PATH="$(dirname "$(scripts/test-cluster.sh kubectl | tail -n 1)"):$PATH"
+	built_kubectl=$(scripts/test-cluster.sh kubectl | tail -n 1) || die "building kubectl failed (see above)"
+	[[ -x "$built_kubectl" ]] || die "scripts/test-cluster.sh kubectl printed $built_kubectl, which is not an executable"
+	PATH="$(dirname "$built_kubectl"):$PATH"
 	export PATH
 fi
 
@@ -209,8 +211,17 @@ cargo test --workspace "$@"
 # --- benchmark smoke (scripts/bench.sh) ----------------------------------------
 # One run of every benchmark scenario with the debug binaries, so the script cannot rot.
 # It checks what each run prints and pushes, never how long it took. ko is built once into
-# ~/.cache/kubectl-ko-bench. Skipped when arguments select some tests.
-if [[ $# -eq 0 ]]; then
+# ~/.cache/kubectl-ko-bench. Skipped only when an argument that is not a flag is given (a
+# test-name filter, or a flag's value such as `-p ko-core`); flags alone, such as
+# `-- --nocapture`, still run it.
+selects_tests() {
+	local arg
+	for arg in "$@"; do
+		[[ $arg == -* ]] || return 0
+	done
+	return 1
+}
+if ! selects_tests "$@"; then
 	step "scripts/bench.sh --smoke"
 	smoke=$(scripts/bench.sh --smoke --bin-dir "$KO_TEST_BIN_DIR") || die "scripts/bench.sh --smoke failed"
 	printf '%s\n' "$smoke"
@@ -223,5 +234,5 @@ if [[ $# -eq 0 ]]; then
 		die "bench smoke: expected a row for each of the 13 scenarios and 'bench smoke: N passed, 0 failed' (got $rows rows)"
 	! grep -Eq '\((met|missed)\)' <<<"$smoke" || die "bench smoke printed target verdicts (met/missed)"
 else
-	step "skipping scripts/bench.sh --smoke (tests were selected)"
+	step "skipping scripts/bench.sh --smoke (arguments select tests: $*)"
 fi

@@ -469,12 +469,15 @@ fn delete_waits_until_the_objects_are_gone() {
     run.assert_success();
     assert_eq!(run.stdout_lines(), ["configmap \"held\" deleted"], "{run}");
     assert!(run.stderr.contains("waiting for configmap/held to be gone (finalizers: example.com/hold)"), "{run}");
-    assert!(!kubectl(&["get", "configmap", "held", "-n", &namespace]).success());
+    assert_not_found(&["configmap", "held", "-n", &namespace]);
 
     // --wait=false: deleted (marked), and back at once.
     kubectl(&["create", "-f", path.to_str().unwrap()]).assert_success();
     let run = ko(&["delete", "-f", path.to_str().unwrap(), "--wait=false"]).env("KUBECONFIG", kubeconfig()).run();
     run.assert_success();
+    let marked =
+        kubectl(&["get", "configmap", "held", "-n", &namespace, "-o", "jsonpath={.metadata.deletionTimestamp}"]);
+    assert!(!marked.assert_success().stdout.trim().is_empty(), "not marked for deletion: {run}");
     release();
     kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }

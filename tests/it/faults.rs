@@ -57,17 +57,6 @@ fn assert_pulls(reference: &str, extra: &[&str]) {
     skopeo(&args).assert_success();
 }
 
-/// The tags of a repository in the test registry (none when the repository does not exist).
-fn tags(repo: &str) -> Vec<String> {
-    let (host, path) = repo.split_once('/').unwrap();
-    let out = std::process::Command::new(tool("curl"))
-        .args(["-sS", &format!("http://{host}/v2/{path}/tags/list")])
-        .output()
-        .expect("curl runs");
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    json["tags"].as_array().map(|t| t.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
-}
-
 /// The repository of a pushed reference (`host/path:tag@digest` or `host/path@digest`).
 fn repo_of(reference: &str) -> String {
     let name = reference.split('@').next().unwrap();
@@ -80,7 +69,7 @@ fn repo_of(reference: &str) -> String {
 /// The pushed image's repository has the tag `latest`.
 #[track_caller]
 fn assert_tagged(reference: &str) {
-    let tags = tags(&repo_of(reference));
+    let tags = registry_tags(&repo_of(reference));
     assert!(tags.iter().any(|t| t == "latest"), "{reference}: tags {tags:?}");
 }
 
@@ -96,7 +85,7 @@ fn assert_nothing_tagged(run: &Run, from: &str) {
         .collect();
     assert!(!names.is_empty(), "nothing was being published: {run}");
     for name in names {
-        let tags = tags(&name);
+        let tags = registry_tags(&name);
         assert!(tags.is_empty(), "{name} has tags {tags:?}:\n{run}");
     }
 }

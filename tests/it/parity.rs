@@ -68,7 +68,7 @@ fn flags_after_a_double_dash_go_to_kubectl() {
     let run = ko_in_cluster(&["apply", "--", "-o", "name", "--dry-run=server"], dir.path());
     run.assert_success();
     assert_eq!(run.stdout_lines(), ["configmap/piped"], "{run}");
-    kubectl(&["get", "configmap", "piped", "-n", &namespace]).assert_failure();
+    assert_not_found(&["configmap", "piped", "-n", &namespace]);
 
     let run = ko_in_cluster(&["create", "--", "-o", "name"], dir.path());
     run.assert_success();
@@ -95,12 +95,12 @@ fn flags_after_a_double_dash_go_to_kubectl() {
         .run();
     run.assert_success();
     assert_eq!(run.stdout_lines(), ["configmap/piped"], "{run}");
-    kubectl(&["get", "configmap", "piped", "-n", &namespace]).assert_failure();
+    assert_not_found(&["configmap", "piped", "-n", &namespace]);
     kubectl(&["create", "configmap", "loose", "-n", &namespace]).assert_success();
     let run = ko(&["delete", "configmap", "loose", "-n", &namespace]).env("KUBECONFIG", kubeconfig()).run();
     run.assert_success();
     assert!(run.stdout.contains("configmap \"loose\" deleted"), "{run}");
-    kubectl(&["get", "configmap", "loose", "-n", &namespace]).assert_failure();
+    assert_not_found(&["configmap", "loose", "-n", &namespace]);
     let run = ko(&["delete", "configmap", "loose", "-n", &namespace]).env("KUBECONFIG", kubeconfig()).run();
     run.assert_failure();
     assert!(run.stderr.contains("NotFound") || run.stderr.contains("not found"), "{run}");
@@ -113,7 +113,7 @@ fn a_client_dry_run_sends_nothing() {
     let run = ko_in_cluster(&["apply", "--dry-run=client"], dir.path());
     run.assert_success();
     assert_eq!(run.stdout_lines(), ["configmap/dry serverside-applied (dry run)"], "{run}");
-    kubectl(&["get", "configmap", "dry", "-n", &namespace]).assert_failure();
+    assert_not_found(&["configmap", "dry", "-n", &namespace]);
     let run = ko_in_cluster(&["apply", "--dry-run=sideways"], dir.path());
     run.assert_failure();
     assert!(run.stderr.contains("--dry-run") && run.stderr.contains("sideways"), "{run}");

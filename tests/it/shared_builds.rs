@@ -69,8 +69,8 @@ fn a_compile_error_names_its_package_and_nothing_is_published() {
     let last = run.stderr.lines().last().unwrap_or_default();
     assert!(last.contains("example.com/fleet/web/server"), "the error names the broken package: {run}");
     assert!(run.stderr.contains("undefined"), "Go's message is shown: {run}");
-    let tags = skopeo(&["list-tags", &format!("docker://{repo}")]);
-    assert!(!tags.success() || !tags.stdout.contains("latest"), "nothing is pushed: {tags}");
+    // Images of the two that compiled may have gone up while Go built, but no tag names them.
+    assert_untagged(&repo);
 }
 
 /// Sets every file under `dir` as modified an hour ago (out of the window in which a file

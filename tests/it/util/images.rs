@@ -81,6 +81,36 @@ pub fn copy_as_docker_v2s2(from: &str, to: &str) {
     .assert_success();
 }
 
+/// The tags of `repo` (`HOST/PATH` of a plain-HTTP registry, such as the test registry):
+/// none when the registry answers that it has no such repository (404 `NAME_UNKNOWN`).
+/// Any other answer fails the test, so a registry that is down, or a wrong path, cannot pass
+/// for an empty repository.
+pub fn registry_tags(repo: &str) -> Vec<String> {
+    let (host, path) = repo.split_once('/').unwrap_or_else(|| panic!("{repo} is not HOST/PATH"));
+    let url = format!("http://{host}/v2/{path}/tags/list");
+    let out = Command::new(tool("curl")).args(["-sS", "-w", "\n%{http_code}", &url]).output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "curl {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let (body, status) = text.rsplit_once('\n').unwrap_or_default();
+    match status {
+        "200" => {
+            let list: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"));
+            let tags = list["tags"].as_array().cloned().unwrap_or_default();
+            tags.iter().map(|t| t.as_str().unwrap_or_else(|| panic!("{url}: {body}")).to_string()).collect()
+        }
+        "404" if body.contains("NAME_UNKNOWN") => Vec::new(),
+        _ => panic!("{url} answered {status}: {body}"),
+    }
+}
+
+/// The repository `repo` of the test registry holds no tag: whatever a failed run uploaded,
+/// nothing names it.
+#[track_caller]
+pub fn assert_untagged(repo: &str) {
+    let tags = registry_tags(repo);
+    assert!(tags.is_empty(), "{repo} has tags {tags:?}");
+}
+
 /// `skopeo inspect [--raw]` of an image: with `raw`, the manifest or index exactly as
 /// stored; without, skopeo's summary (Digest, Layers, Env, Architecture...). Plain
 /// registry references get `docker://` and `--tls-verify=false`. Panics on failure.

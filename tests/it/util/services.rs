@@ -91,6 +91,15 @@ pub fn kubectl_program() -> PathBuf {
     env::var_os("KO_TEST_KUBECTL").filter(|k| !k.is_empty()).map(PathBuf::from).unwrap_or_else(|| tool("kubectl"))
 }
 
+/// Asserts that `kubectl get ARGS...` answers that the object is not there (`NotFound`), not
+/// that it failed for another reason (a cluster that is down, a kind it does not know).
+#[track_caller]
+pub fn assert_not_found(args: &[&str]) {
+    let run = kubectl(&[&["get"], args].concat());
+    run.assert_failure();
+    assert!(run.stderr.contains("(NotFound)"), "expected NotFound: {run}");
+}
+
 /// The real kubectl against the test cluster.
 pub fn kubectl(args: &[&str]) -> Run {
     // A fresh discovery cache each time: a cached one misses the CustomResourceDefinitions the

@@ -253,7 +253,7 @@ fn an_unreachable_cluster_is_retried_and_prune_deletes_what_is_gone() {
     objects(&config, &namespace, false);
     let line = watch.summary(3);
     assert!(line.contains("applied: none; gone: configmap/b (deleted)"), "{line}");
-    assert!(!version("b").success(), "configmap b is still there");
+    assert_not_found(&["configmap", "b", "-n", &namespace]);
     assert_eq!(version("a").assert_success().stdout, a, "configmap a was applied again");
     kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }

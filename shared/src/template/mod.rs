@@ -5,6 +5,8 @@
 
 mod exec;
 mod fmt;
+#[cfg(test)]
+mod go_parity;
 mod parse;
 
 use std::collections::BTreeMap;
@@ -110,20 +112,6 @@ mod tests {
             "4242abc1234"
         );
         assert_eq!(render("{{ (index . \"Git\").ShortCommit }}", &data()).unwrap(), "abc1234");
-    }
-
-    /// Prints each template of `$KO_TEMPLATE_CASES` (one per line, `\n` for a newline) as
-    /// rendered or `ERR`: for comparing with Go's text/template by hand.
-    #[test]
-    #[ignore]
-    fn print_cases() {
-        let cases = std::fs::read_to_string(std::env::var("KO_TEMPLATE_CASES").unwrap()).unwrap();
-        for line in cases.lines() {
-            match render(&line.replace("\\n", "\n"), &data()) {
-                Ok(out) => println!("{out:?}"),
-                Err(e) => println!("ERR {e}"),
-            }
-        }
     }
 
     fn data_with_empty() -> Value {

@@ -140,6 +140,11 @@ fn tags_naming_flags_and_printed_references_follow_ko() {
     assert!(build(&["-B"]).starts_with(&format!("{repo}/hello@sha256:")));
     assert!(build(&["--bare"]).starts_with(&format!("{repo}@sha256:")));
     assert!(build(&["-P"]).starts_with(&format!("{repo}/example.com/hello@sha256:")));
+    // Both -B and --bare: -B wins, as in ko, and a warning says --bare was ignored.
+    let both = ko(&["build", ".", "-B", "--bare"]).cwd(hello()).env("KO_DOCKER_REPO", &repo).run();
+    both.assert_success();
+    assert!(both.stdout.starts_with(&format!("{repo}/hello@sha256:")), "{both}");
+    assert!(both.stderr.lines().any(|l| l.starts_with("warning: ") && l.contains("--bare is ignored")), "{both}");
     let unpushed = build(&["--push=false"]);
     assert!(unpushed.starts_with(&format!("{repo}/{md5}:latest@sha256:")), "{unpushed}");
     assert_eq!(build(&["--push=false", "--tag-only", "-t", "v3"]), format!("{repo}/{md5}:v3"));
@@ -282,6 +287,50 @@ fn builds_entries_pick_the_module_directory_env_and_ldflags() {
     assert!(lines[0].starts_with(&format!("{repo}/foo-")), "{run}");
     assert_eq!(run_image(lines[0]).stdout.trim(), "foo version=1.2.3");
     assert_eq!(run_image(lines[1]).stdout.trim(), "bar");
+}
+
+/// `resolve` names packages by import path. One in foo's module without an entry of its own
+/// is found through foo-app's directory, but built with the defaults, not foo-app's settings.
+#[test]
+fn a_package_without_an_entry_does_not_take_its_neighbours_settings() {
+    let repo = unique_repo("multimod-resolve");
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("pods.yaml");
+    std::fs::write(&yaml, "foo: ko://example.com/foo/cmd/foo\n---\nworker: ko://example.com/foo/cmd/worker\n").unwrap();
+    let run =
+        ko(&["resolve", "-f", yaml.to_str().unwrap()]).cwd(fixture("multimod")).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_success();
+    let reference = |key: &str| {
+        let line = run.stdout.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key}: {run}"));
+        line.split_once(": ").unwrap().1.trim().to_string()
+    };
+    assert_eq!(run_image(&reference("foo:")).stdout.trim(), "foo version=1.2.3");
+    assert_eq!(run_image(&reference("worker:")).stdout.trim(), r#"worker version=dev foo_version="""#);
+}
+
+/// A builds[] entry whose package Go names but cannot build here (all its files are for
+/// Windows) does not stop other packages; building it fails naming it. An entry whose `dir`
+/// is not there is named, with where `dir` is taken from.
+#[test]
+fn builds_entries_are_checked_as_far_as_ko_checks_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("cmd/win")).unwrap();
+    std::fs::write(root.join("go.mod"), "module example.com/entries\n\ngo 1.21\n").unwrap();
+    std::fs::write(root.join("main.go"), "package main\n\nfunc main() { println(\"root\") }\n").unwrap();
+    std::fs::write(root.join("cmd/win/main.go"), "//go:build windows\n\npackage main\n\nfunc main() {}\n").unwrap();
+    std::fs::write(root.join(".ko.yaml"), "builds:\n- id: win\n  main: ./cmd/win\n").unwrap();
+    let repo = unique_repo("entries");
+    let run = ko(&["build", ".", "-B"]).cwd(root).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_success();
+    assert!(run.stdout.starts_with(&format!("{repo}/entries@sha256:")), "{run}");
+    let win = ko(&["build", "./cmd/win"]).cwd(root).env("KO_DOCKER_REPO", &repo).run();
+    crate::build_errors::assert_clear_error(&win, &["cmd/win", "build constraints exclude all Go files"]);
+
+    std::fs::write(root.join(".ko.yaml"), "builds:\n- id: typo\n  dir: ./fooo\n").unwrap();
+    let typo = ko(&["build", "."]).cwd(root).env("KO_DOCKER_REPO", &repo).run();
+    crate::build_errors::assert_clear_error(&typo, &["entry 0 (id typo)", "dir \"./fooo\"", "does not exist"]);
+    assert!(!typo.stderr.contains("install Go"), "{typo}");
 }
 
 #[test]

@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::gobuild::{BuildFlags, GoTool, Package, PackageResolver};
 use crate::image::Artifact;
 use crate::media::daemon::{Docker, kind};
+use crate::output;
 use crate::platform::{Platform, PlatformRequest};
 use crate::publish::{Naming, PublishSettings, Publisher};
 use crate::registry::{ClientOptions, Reference, RegistryClient};
@@ -244,6 +245,11 @@ fn jobs(build: &BuildArgs) -> usize {
 
 /// The publish flags, `KO_DOCKER_REPO`, `COSIGN_REPOSITORY` and `KIND_CLUSTER_NAME`.
 fn publish_settings(publish: &PublishArgs, jobs: usize, env: &Environment, docker: Docker) -> PublishSettings {
+    if publish.base_import_paths && publish.bare && !publish.preserve_import_paths {
+        output::warn(
+            "--base-import-paths and --bare are both set; --base-import-paths is used and --bare is ignored (drop one)",
+        );
+    }
     let naming = if publish.preserve_import_paths {
         Naming::PreserveImportPaths
     } else if publish.base_import_paths {

@@ -211,7 +211,13 @@ fn walk_value(value: &Value, path: &str, shape: Shape, findings: &mut Findings) 
             true
         }
         (Shape::TextOrList | Shape::Env, v) if scalar(v) => true,
-        (Shape::TextMap | Shape::Env, Value::Object(m)) => m.values().all(|v| scalar(v) || v.is_null()),
+        (Shape::TextMap, Value::Object(m)) => {
+            if let Some((key, _)) = m.iter().find(|(_, v)| v.is_null()) {
+                set_error(findings, format!("{path}[{key}]: no value given; write one, or remove the key"));
+            }
+            m.values().all(|v| scalar(v) || v.is_null())
+        }
+        (Shape::Env, Value::Object(m)) => m.values().all(|v| scalar(v) || v.is_null()),
         (Shape::Builds, Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 let here = format!("{path}[{i}]");
@@ -230,6 +236,7 @@ fn walk_value(value: &Value, path: &str, shape: Shape, findings: &mut Findings) 
     };
     if !ok {
         let got = match value {
+            Value::Array(items) if items.iter().any(Value::is_null) => "a list with an empty item".to_string(),
             Value::Array(items) if items.iter().any(|v| !scalar(v)) => "a list holding maps or lists".to_string(),
             Value::Object(m) if m.values().any(|v| !scalar(v)) => "a map holding maps or lists".to_string(),
             other => kind(other).to_string(),
@@ -317,6 +324,14 @@ mod tests {
         );
         assert!(error("image:\n  workdir: /x\n").starts_with("image.workdir: unknown key; did you mean `workingDir`?"));
         assert_eq!(error("- a\n"), "the file must be a map of settings (defaultBaseImage, builds, ...), got a list");
+        assert_eq!(
+            error("baseImageOverrides:\n  example.com/app:\n"),
+            "baseImageOverrides[example.com/app]: no value given; write one, or remove the key"
+        );
+        assert_eq!(
+            error("builds:\n- flags:\n  - -v\n  -\n"),
+            "builds[0].flags: expected a list of strings or a string, got a list with an empty item"
+        );
     }
 
     #[test]

@@ -159,6 +159,8 @@ pub struct KoConfig {
     pub warnings: Vec<String>,
     /// Whether `default_base_image` came from `KO_DEFAULTBASEIMAGE`.
     default_base_from_env: bool,
+    /// The `default*` keys that `KO_DEFAULTENV`, `KO_DEFAULTFLAGS` or `KO_DEFAULTLDFLAGS` set.
+    defaults_from_env: Vec<&'static str>,
 }
 
 impl KoConfig {
@@ -273,6 +275,7 @@ impl KoConfig {
             sign_key: raw.sign_key.filter(|s| !s.is_empty()).map(PathBuf::from),
             warnings,
             default_base_from_env: false,
+            defaults_from_env: Vec::new(),
         })
     }
 
@@ -293,13 +296,26 @@ impl KoConfig {
         let split = |v: String| v.split_whitespace().map(str::to_string).collect::<Vec<_>>();
         if let Some(v) = var("KO_DEFAULTENV") {
             self.default_env = split(v);
+            self.defaults_from_env.push("defaultEnv");
         }
         if let Some(v) = var("KO_DEFAULTFLAGS") {
             self.default_flags = split(v);
+            self.defaults_from_env.push("defaultFlags");
         }
         if let Some(v) = var("KO_DEFAULTLDFLAGS") {
             // One piece: ldflags are joined again (see `parse_str`).
             self.default_ldflags = vec![v];
+            self.defaults_from_env.push("defaultLdflags");
+        }
+    }
+
+    /// Where an error about `defaultEnv`, `defaultFlags` or `defaultLdflags` should point:
+    /// the `KO_*` variable that set it, or the file.
+    pub fn default_place(&self, key: &'static str) -> String {
+        if self.defaults_from_env.contains(&key) {
+            format!("KO_{} (the environment)", key.to_ascii_uppercase())
+        } else {
+            format!("{key} in {}", self.origin())
         }
     }
 

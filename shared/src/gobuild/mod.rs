@@ -228,7 +228,7 @@ impl GoTool {
         let given = |list: Option<&Vec<String>>| list.filter(|l| !l.is_empty()).cloned();
         let (build_env, env_place) = match given(build.and_then(|b| b.env.as_ref())) {
             Some(env) => (env, place("env")),
-            None => (config.default_env.clone(), place("defaultEnv")),
+            None => (config.default_env.clone(), config.default_place("defaultEnv")),
         };
         for entry in &build_env {
             check_toolexec(entry, || env_place.clone())?;
@@ -245,14 +245,17 @@ impl GoTool {
             check_toolexec(goflags, || "via the GOFLAGS environment variable".to_string())?;
         }
 
-        let flag_list = given(build.and_then(|b| b.flags.as_ref())).unwrap_or_else(|| config.default_flags.clone());
+        let (flag_list, flag_place) = match given(build.and_then(|b| b.flags.as_ref())) {
+            Some(list) => (list, place("flags")),
+            None => (config.default_flags.clone(), config.default_place("defaultFlags")),
+        };
         // `--ldflags="$LDFLAGS"` with the variable empty gives none, as pflag reads it.
         let cli_ldflags = flags.ldflags.as_ref().map(|l| l.iter().filter(|f| !f.is_empty()).cloned().collect());
         let (ldflag_list, ldflag_place) =
             match (given(cli_ldflags.as_ref()), given(build.and_then(|b| b.ldflags.as_ref()))) {
                 (Some(cli), _) => (cli, "--ldflags".to_string()),
                 (None, Some(l)) => (l, place("ldflags")),
-                (None, None) => (config.default_ldflags.clone(), place("defaultLdflags")),
+                (None, None) => (config.default_ldflags.clone(), config.default_place("defaultLdflags")),
             };
 
         let needs_template = flag_list.iter().chain(&ldflag_list).any(|f| f.contains("{{"));
@@ -267,8 +270,8 @@ impl GoTool {
 
         let mut args = vec!["build".to_string()];
         for f in &flag_list {
-            let f = apply(f, &place("flags"))?;
-            check_toolexec(&f, || place("flags"))?;
+            let f = apply(f, &flag_place)?;
+            check_toolexec(&f, || flag_place.clone())?;
             args.push(f);
         }
         args.push("-trimpath".into());
@@ -399,6 +402,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid environment variable entry \"CGO_ENABLED\" in defaultEnv"), "{err}");
+
+        // Defaults set by KO_DEFAULT* are named by their variable; a build's flags by the build.
+        let from_env = Environment::from_pairs([("KO_DEFAULTFLAGS", "-v {{.Env.NOPE}}")]);
+        let config = KoConfig::load(dir.path(), &from_env).unwrap();
+        let path = std::env::var("PATH").unwrap_or_default();
+        let env = Environment::from_pairs([("PATH", path.as_str()), ("SOURCE_DATE_EPOCH", "0")]);
+        let err = GoTool::new(&env)
+            .plan(&app_in(dir.path()), &Platform::linux("amd64"), &config, &BuildFlags::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("KO_DEFAULTFLAGS (the environment): template"), "{err}");
     }
 
     #[test]

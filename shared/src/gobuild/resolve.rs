@@ -94,13 +94,25 @@ impl PackageResolver {
             } else {
                 main
             };
-            let listed = list(&go, lists.as_ref(), &dir, &main).await.map_err(|e| GoBuildError::BuildEntry {
+            let entry_error = |detail: String| GoBuildError::BuildEntry {
                 index: i,
                 id: build.id.clone(),
                 origin: config.origin(),
-                detail: e.to_string(),
-            })?;
-            builds.push((build.clone(), dir, listed.import_path));
+                detail,
+            };
+            // Checked first: go cannot even start in a directory that is not there.
+            if !dir.is_dir() {
+                let why = if dir.exists() { "is not a directory" } else { "does not exist" };
+                return Err(entry_error(format!(
+                    "dir {:?} ({}) {why}; dir is relative to the working directory {}",
+                    build.dir,
+                    dir.display(),
+                    cwd.display()
+                )));
+            }
+            let import_path =
+                entry_import_path(&go, lists.as_ref(), &dir, &main).await.map_err(|e| entry_error(e.to_string()))?;
+            builds.push((build.clone(), dir, import_path));
         }
         Ok(PackageResolver { go, lists, cwd, builds })
     }
@@ -119,11 +131,13 @@ impl PackageResolver {
         let listed = match list(&self.go, self.lists.as_ref(), &dir, &pattern).await {
             Ok(l) => l,
             Err(first) if !is_local(path) => {
-                // A full import path may belong to another module of a multi-module repository.
+                // A full import path may belong to another module of a multi-module repository:
+                // it is built from the first builds[] directory that finds it, with the entry
+                // for its own import path (none: the defaults), not that directory's entry.
                 let mut found = None;
-                for (build, build_dir, _) in &self.builds {
+                for (_, build_dir, _) in &self.builds {
                     if let Ok(l) = list(&self.go, self.lists.as_ref(), build_dir, path).await {
-                        found = Some((l, build_dir.clone(), Some(build.clone())));
+                        found = Some((l, build_dir.clone(), None));
                         break;
                     }
                 }
@@ -231,6 +245,26 @@ impl PackageResolver {
     }
 }
 
+/// The import path of a builds[] entry's package. An entry whose package Go names but cannot
+/// build here (build constraints that exclude all its files on this machine, say) is kept,
+/// as ko keeps it: its error shows only when that package is built. A package Go cannot even
+/// name (a `main` that is not there) is an error now.
+async fn entry_import_path(
+    go: &GoTool,
+    lists: Option<&ListCache>,
+    dir: &Path,
+    main: &str,
+) -> Result<String, GoBuildError> {
+    let error = match list(go, lists, dir, main).await {
+        Ok(listed) => return Ok(listed.import_path),
+        Err(e) => e,
+    };
+    match go.list_unchecked(dir, main).await {
+        Ok(listed) if !listed.import_path.starts_with(['.', '_', '/']) => Ok(listed.import_path),
+        _ => Err(error),
+    }
+}
+
 /// [`GoTool::list`], answered from the cache when it can be.
 async fn list(go: &GoTool, lists: Option<&ListCache>, dir: &Path, pattern: &str) -> Result<Listed, GoBuildError> {
     if let Some(lists) = lists
@@ -246,8 +280,20 @@ async fn list(go: &GoTool, lists: Option<&ListCache>, dir: &Path, pattern: &str)
 }
 
 impl GoTool {
-    /// `go list` of exactly one package.
+    /// `go list` of exactly one package main that Go can build.
     async fn list(&self, dir: &Path, pattern: &str) -> Result<Listed, GoBuildError> {
+        let listed = self.list_unchecked(dir, pattern).await?;
+        if let Some(err) = &listed.error {
+            return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: first_line(&err.err) });
+        }
+        if listed.name.is_empty() {
+            return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: "no Go files there".into() });
+        }
+        Ok(listed)
+    }
+
+    /// `go list` of exactly one package, with the error Go found in it, if any.
+    async fn list_unchecked(&self, dir: &Path, pattern: &str) -> Result<Listed, GoBuildError> {
         if pattern.contains("...") {
             return Err(GoBuildError::NotFound {
                 path: pattern.to_string(),
@@ -264,34 +310,20 @@ impl GoTool {
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
         let mut packages = serde_json::Deserializer::from_str(&stdout).into_iter::<Listed>();
-        let listed = match (packages.next(), packages.next()) {
-            (Some(Ok(l)), None) => l,
-            (Some(Err(e)), _) => {
-                return Err(GoBuildError::NotFound {
-                    path: pattern.to_string(),
-                    detail: format!("unreadable go list output: {e}"),
-                });
-            }
+        match (packages.next(), packages.next()) {
+            (Some(Ok(l)), None) => Ok(l),
+            (Some(Err(e)), _) => Err(GoBuildError::NotFound {
+                path: pattern.to_string(),
+                detail: format!("unreadable go list output: {e}"),
+            }),
             (None, _) => {
-                return Err(GoBuildError::NotFound {
-                    path: pattern.to_string(),
-                    detail: "go list found no package".into(),
-                });
+                Err(GoBuildError::NotFound { path: pattern.to_string(), detail: "go list found no package".into() })
             }
-            _ => {
-                return Err(GoBuildError::NotFound {
-                    path: pattern.to_string(),
-                    detail: "it names more than one package; name one package main".into(),
-                });
-            }
-        };
-        if let Some(err) = &listed.error {
-            return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: first_line(&err.err) });
+            _ => Err(GoBuildError::NotFound {
+                path: pattern.to_string(),
+                detail: "it names more than one package; name one package main".into(),
+            }),
         }
-        if listed.name.is_empty() {
-            return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: "no Go files there".into() });
-        }
-        Ok(listed)
     }
 }
 

@@ -57,11 +57,14 @@ const GO_TARGETS: &[&str] = &[
     "windows/arm64",
 ];
 
-/// An OCI platform. Empty fields act as wildcards when the platform is used as a request.
+/// An OCI platform. Empty fields act as wildcards when the platform is used as a request. Read
+/// from a base index, a descriptor whose platform lacks `os` or `architecture` reads with them
+/// empty (such an entry then matches nothing), rather than making the whole index unreadable.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Platform {
+    #[serde(default)]
     pub os: String,
-    #[serde(rename = "architecture")]
+    #[serde(rename = "architecture", default)]
     pub arch: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -83,6 +86,10 @@ pub enum PlatformError {
         "{source_name} names no platform; give one or more, for example linux/amd64,linux/arm64, or all (every platform of the base)"
     )]
     Empty { source_name: String },
+    #[error(
+        "invalid platform list {value:?}: all means every platform of the base and cannot be combined with others; give all alone, or list the platforms"
+    )]
+    AllCombined { value: String },
 }
 
 /// What the user asked for: every platform the base offers, or a list of specs.
@@ -112,7 +119,7 @@ impl PlatformRequest {
             .collect();
         if items.contains(&"all") {
             if items.len() > 1 {
-                return Err(PlatformError::Malformed { value: items.join(",") });
+                return Err(PlatformError::AllCombined { value: items.join(",") });
             }
             return Ok(PlatformRequest::All);
         }
@@ -309,9 +316,17 @@ mod tests {
     }
 
     #[test]
+    fn a_descriptor_platform_without_os_or_architecture_reads_as_empty_and_matches_nothing() {
+        let empty: Platform = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, Platform::default());
+        assert!(!Platform::linux("amd64").matches(&empty) && !Platform::parse("linux").unwrap().matches(&empty));
+    }
+
+    #[test]
     fn request_all_must_stand_alone() {
         assert_eq!(PlatformRequest::parse(&["all".into()]).unwrap(), PlatformRequest::All);
-        assert!(PlatformRequest::parse(&["all,linux/amd64".into()]).is_err());
+        let combined = PlatformRequest::parse(&["all,linux/amd64".into()]).unwrap_err();
+        assert!(combined.to_string().contains("cannot be combined with others"), "{combined}");
         let list = PlatformRequest::parse(&["linux/amd64,linux/arm64".into(), "linux/amd64".into()]).unwrap();
         assert_eq!(list, PlatformRequest::List(vec![Platform::linux("amd64"), Platform::linux("arm64")]));
     }

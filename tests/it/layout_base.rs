@@ -75,6 +75,15 @@ fn oci_layout_bases_by_tag_digest_and_index() {
     let missing = build_on(&format!("oci-layout://{root}:multi"), &["--platform=linux/s390x"]);
     missing.assert_failure();
     assert!(missing.stderr.contains("has no image for linux/s390x; it offers: linux/amd64, linux/arm64"), "{missing}");
+    // A single-image base cannot serve a second platform: named, not dropped.
+    let single = build_on(&format!("oci-layout://{root}:single"), &["--platform=linux/amd64,linux/arm64"]);
+    crate::build_errors::assert_clear_error(&single, &["has no image for linux/arm64; it offers: linux/amd64"]);
+    // Windows images would need ko's Windows layout: refused before anything is built.
+    let windows = build_on(&format!("oci-layout://{root}:multi"), &["--platform=windows/amd64"]);
+    crate::build_errors::assert_clear_error(&windows, &["windows/amd64 is a Windows platform", "Linux images only"]);
+    assert!(!windows.stderr.contains("Building"), "{windows}");
+    let all_and_more = build_on(&format!("oci-layout://{root}:multi"), &["--platform=all,linux/amd64"]);
+    crate::build_errors::assert_clear_error(&all_and_more, &["cannot be combined with others"]);
 }
 
 #[test]

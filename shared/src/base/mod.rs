@@ -34,6 +34,10 @@ pub enum BaseError {
     Invalid { reference: String, detail: String },
     #[error("base image {reference} has no image for {wanted}; it offers: {offered}")]
     NoPlatform { reference: String, wanted: String, offered: String },
+    #[error(
+        "base image {reference}: {platform} is a Windows platform, and kubectl ko builds Linux images only (ko's experimental Windows layout is not supported); drop it from --platform or defaultPlatforms"
+    )]
+    Windows { reference: String, platform: String },
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error("building the built-in base: {0}")]
@@ -217,6 +221,11 @@ impl BaseResolver {
     /// The base images for `reference` on the requested platforms. `None` means no platform
     /// was asked for: a single-image base is used as it is, anything else means linux/amd64.
     pub async fn images(&self, reference: &str, request: Option<&PlatformRequest>) -> Result<BaseSet, BaseError> {
+        if let Some(PlatformRequest::List(list)) = request
+            && let Some(windows) = list.iter().find(|p| p.os == "windows")
+        {
+            return Err(BaseError::Windows { reference: reference.to_string(), platform: windows.to_string() });
+        }
         let resolved = self.resolve(reference).await?;
         match &*resolved {
             Resolved::Builtin => self.builtin_images(reference, request),
@@ -241,7 +250,15 @@ impl BaseResolver {
             None => vec![Platform::linux("amd64")],
             Some(PlatformRequest::All) => builtin::all_platforms(),
             Some(PlatformRequest::List(list)) => {
-                list.iter().map(|p| complete_for_builtin(p, reference)).collect::<Result<_, _>>()?
+                let mut platforms: Vec<Platform> = Vec::new();
+                for p in list {
+                    // `linux` and `linux/amd64` are one platform here: built once.
+                    let p = complete_for_builtin(p, reference)?;
+                    if !platforms.contains(&p) {
+                        platforms.push(p);
+                    }
+                }
+                platforms
             }
         };
         let images = platforms.iter().map(|p| builtin::image(&self.cache, p)).collect::<Result<Vec<_>, _>>()?;
@@ -253,17 +270,23 @@ impl BaseResolver {
     /// from) as a base image, labelled with the platform the index gives it.
     async fn index_entry(&self, remote: &RemoteIndex, entry: &Descriptor) -> Result<BaseImage, BaseError> {
         let RemoteIndex { name, family, origin, .. } = remote;
-        let (digest, bytes) = match origin {
+        let (digest, bytes, media_type) = match origin {
             Origin::Registry(parsed) => {
                 let child = Reference { digest: Some(entry.digest.clone()), ..parsed.clone() };
                 let fetched = manifests::fetch(&self.client, &self.cache, &child)
                     .await
                     .map_err(|source| BaseError::Registry { reference: name.clone(), source })?;
-                (fetched.digest, fetched.bytes)
+                (fetched.digest, fetched.bytes, fetched.media_type)
             }
-            Origin::Layout(root) => (entry.digest.clone(), layout::read_blob(name, root, &entry.digest)?.into()),
+            Origin::Layout(root) => {
+                let bytes = layout::read_blob(name, root, &entry.digest)?.into();
+                (entry.digest.clone(), bytes, entry.media_type.clone())
+            }
         };
-        let mut image = self.image_from_manifest(origin, name, digest, &bytes, *family, Some(entry.clone())).await?;
+        // Each image keeps its own media types, as ko never converts: an OCI index may list
+        // Docker schema 2 manifests, and the reverse.
+        let family = MediaFamily::of_manifest(&media_type).unwrap_or(*family);
+        let mut image = self.image_from_manifest(origin, name, digest, &bytes, family, Some(entry.clone())).await?;
         if let Some(p) = &entry.platform {
             image.platform = p.clone();
         }
@@ -273,14 +296,18 @@ impl BaseResolver {
 
 /// A single-image base, when it offers a platform that was asked for.
 fn single_image(image: &BaseImage, request: Option<&PlatformRequest>) -> Result<BaseSet, BaseError> {
-    let ok = match request {
-        None | Some(PlatformRequest::All) => true,
-        Some(PlatformRequest::List(list)) => list.iter().any(|p| p.matches(&image.platform)),
+    if image.platform.os == "windows" {
+        return Err(BaseError::Windows { reference: image.name.clone(), platform: image.platform.to_string() });
+    }
+    // Each platform asked for must be the base's: one it lacks is named, not dropped.
+    let missing = match request {
+        None | Some(PlatformRequest::All) => None,
+        Some(PlatformRequest::List(list)) => list.iter().find(|p| !p.matches(&image.platform)),
     };
-    if !ok {
+    if let Some(want) = missing {
         return Err(BaseError::NoPlatform {
             reference: image.name.clone(),
-            wanted: describe_request(request),
+            wanted: want.to_string(),
             offered: image.platform.to_string(),
         });
     }
@@ -302,27 +329,43 @@ fn choose_from_index<'a>(remote: &'a RemoteIndex, request: &PlatformRequest) -> 
     let list = match request {
         PlatformRequest::All => {
             let real = |p: &Platform| Platform::default().matches(p) && !p.os.is_empty();
-            return Ok(offered.iter().filter(|(_, p)| real(p)).map(|(d, _)| *d).collect());
+            let windows: Vec<String> =
+                offered.iter().filter(|(_, p)| p.os == "windows").map(|(_, p)| p.to_string()).collect();
+            if !windows.is_empty() {
+                crate::output::warn(format!(
+                    "--platform=all: skipping the Windows images of {name} ({}); kubectl ko builds Linux images only",
+                    windows.join(", ")
+                ));
+            }
+            let chosen: Vec<&Descriptor> =
+                offered.iter().filter(|(_, p)| real(p) && p.os != "windows").map(|(d, _)| *d).collect();
+            if chosen.is_empty() {
+                return Err(BaseError::NoPlatform {
+                    reference: name.clone(),
+                    wanted: "all (any Linux platform)".into(),
+                    offered: describe_offered(&offered),
+                });
+            }
+            return Ok(chosen);
         }
         PlatformRequest::List(list) => list,
     };
     if let Some(want) = list.iter().find(|want| !offered.iter().any(|(_, p)| want.matches(p))) {
-        let offered: Vec<String> =
-            offered.iter().filter(|(_, p)| p.os != "unknown").map(|(_, p)| p.to_string()).collect();
         return Err(BaseError::NoPlatform {
             reference: name.clone(),
             wanted: want.to_string(),
-            offered: offered.join(", "),
+            offered: describe_offered(&offered),
         });
     }
     Ok(offered.iter().filter(|(_, p)| list.iter().any(|w| w.matches(p))).map(|(d, _)| *d).collect())
 }
 
-fn describe_request(request: Option<&PlatformRequest>) -> String {
-    match request {
-        Some(PlatformRequest::List(list)) => list.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
-        _ => "all".into(),
-    }
+/// The platforms an index offers, as an error lists them: without attestation manifests
+/// (`unknown`) and entries that name no platform.
+fn describe_offered(offered: &[(&Descriptor, Platform)]) -> String {
+    let named: Vec<String> =
+        offered.iter().filter(|(_, p)| p.os != "unknown" && !p.os.is_empty()).map(|(_, p)| p.to_string()).collect();
+    if named.is_empty() { "no named platform".into() } else { named.join(", ") }
 }
 
 /// The built-in base serves any Linux platform Go targets; a bare `linux` means amd64.

@@ -223,6 +223,27 @@ fn a_shard_that_fails_as_go_starts_is_read_again_when_needed() {
     assert_eq!(cache_warnings(&second.stderr), 0, "{second}");
 }
 
+/// Some registries (Artifactory) answer 403, not 404, for a tag they do not have. A cold
+/// cache's shards read so are empty, not a failing registry: no warning, every output is
+/// stored, and a second machine compiles nothing.
+#[test]
+fn shards_a_registry_answers_403_for_are_new_ones() {
+    let src = tempfile::tempdir().unwrap();
+    app(src.path());
+    let forbidden = Fault::Status { code: 403, retry_after: None };
+    let proxy =
+        FaultProxy::start(&registry(), vec![Rule::new(Some("GET"), "/manifests/shard-v2-", forbidden).times(16)]);
+    let name = unique_name("gocache-403");
+    let (a, b) = (Machine::new(), Machine::new());
+    let first = a.go_build(src.path(), &format!("{}/{name}", proxy.host), "app").run();
+    first.assert_success();
+    assert_eq!(proxy.faulted().len(), 16, "each shard's first read was refused: {first}");
+    assert_eq!(cache_warnings(&first.stderr), 0, "{first}");
+    let second = b.go_build(src.path(), &format!("{}/{name}", registry()), "app").run();
+    second.assert_success();
+    assert_eq!(compiles(&second.stderr), 0, "machine B compiles nothing A built: {second}");
+}
+
 /// `kubectl ko build` keeps Go's output to itself when Go succeeds, but not the cache
 /// program's warning: a cache registry that is down is said once, and the image is built.
 #[test]

@@ -128,14 +128,13 @@ impl Remote {
     /// none yet); a manifest that is not a shard reads as an empty one.
     async fn read_shard(&self, index: usize) -> Result<(Option<bytes::Bytes>, Shard), RegistryError> {
         let reference = Reference { repository: self.repo.clone(), tag: Some(shard::tag(index)), digest: None };
-        match self.client.manifest(&reference).await {
-            Ok(fetched) => {
+        Ok(match self.client.manifest_if_present(&reference).await? {
+            Some(fetched) => {
                 let shard = Shard::parse(&fetched.bytes).unwrap_or_default();
-                Ok((Some(fetched.bytes), shard))
+                (Some(fetched.bytes), shard)
             }
-            Err(e) if e.status() == Some(404) => Ok((None, Shard::default())),
-            Err(e) => Err(e),
-        }
+            None => (None, Shard::default()),
+        })
     }
 
     /// Keeps an entry (its blob already pushed) to be written with its shard.
@@ -331,7 +330,7 @@ impl Remote {
             Err(RegistryError::WrongContent { expected, got, .. }) => {
                 Err(FetchError::Corrupt { output: expected.clone(), stored: expected, got })
             }
-            Err(e) if e.status() == Some(404) => Err(FetchError::Gone(blob.clone())),
+            Err(e) if e.is_absent() => Err(FetchError::Gone(blob.clone())),
             Err(e) => Err(FetchError::Registry(e)),
         }
     }

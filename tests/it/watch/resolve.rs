@@ -14,7 +14,7 @@ fn resolve_watch_prints_the_stream_again_after_each_change() {
     let elsewhere = tempfile::tempdir().unwrap();
     let ko_yaml = elsewhere.path().join("ko.yaml");
     std::fs::write(&ko_yaml, "defaultPlatforms: [linux/amd64]\n").unwrap();
-    let cmd = ko(&["resolve", "-f", ".", "--watch"])
+    let cmd = ko(&["resolve", "-f", ".", "--watch", "-v"])
         .cwd(dir)
         .env("KO_CONFIG_PATH", &ko_yaml)
         .env("KO_DOCKER_REPO", unique_repo("watch-resolve"))
@@ -22,6 +22,7 @@ fn resolve_watch_prints_the_stream_again_after_each_change() {
     let mut watch = Watching::start(&cmd);
     let first = watch.summary(1);
     assert!(first.contains("images rebuilt: 3 of 3") && first.contains("printed the stream"), "{first}");
+    watch.line("the polling notice (-v)", |l| l.contains("polling the files for changes every 500 ms"));
     config(dir, "unused", 3);
     let line = watch.summary(2);
     assert!(line.contains("images rebuilt: 0 of 3"), "{line}");

@@ -121,6 +121,10 @@ impl Events {
             Some(watcher) => (Box::new(watcher), false),
             None => (poller(sender.clone())?, true),
         };
+        if polling {
+            let why = if poll { "KUBECTL_KO_WATCH_POLL is set" } else { "inotify is not available" };
+            output::detail(format!("polling the files for changes every {} ms ({why})", POLL_INTERVAL.as_millis()));
+        }
         Ok(Events {
             watcher,
             polling,

@@ -462,7 +462,9 @@ impl Builder {
             }
         }
         let descriptors: Vec<_> = bases.images.iter().map(|b| b.descriptor.clone()).collect();
-        let mut index = IndexImage::new(first.family, images, annotations, &descriptors);
+        // The base index's media type; its entries may be of the other family.
+        let family = bases.index.as_ref().map_or(first.family, |(_, _, family)| *family);
+        let mut index = IndexImage::new(family, images, annotations, &descriptors);
         if let Some(format) = self.settings.sbom {
             let base =
                 bases.index.as_ref().map(|(name, digest, _)| BaseRef { name: name.clone(), digest: digest.clone() });

@@ -193,7 +193,11 @@ impl Platform {
     /// Whether `self`, used as a request, accepts `candidate` (a platform a base offers).
     /// Empty fields match anything; `unknown` entries (attestations) never match.
     pub fn matches(&self, candidate: &Platform) -> bool {
-        if candidate.os == "unknown" || candidate.arch == "unknown" {
+        if candidate.os == "unknown"
+            || candidate.arch == "unknown"
+            || candidate.os.is_empty()
+            || candidate.arch.is_empty()
+        {
             return false;
         }
         let field = |want: &str, have: &str| want.is_empty() || want == have;
@@ -320,6 +324,8 @@ mod tests {
         let empty: Platform = serde_json::from_str("{}").unwrap();
         assert_eq!(empty, Platform::default());
         assert!(!Platform::linux("amd64").matches(&empty) && !Platform::parse("linux").unwrap().matches(&empty));
+        let no_arch: Platform = serde_json::from_str(r#"{"os":"linux"}"#).unwrap();
+        assert!(!Platform::parse("linux").unwrap().matches(&no_arch) && !Platform::default().matches(&no_arch));
     }
 
     #[test]

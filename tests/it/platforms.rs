@@ -1,6 +1,8 @@
 //! Several platforms: indexes from the built-in base and from registry bases (an OCI index and
 //! a Docker manifest list), variants, the missing-platform error, and offline rebuilds.
 
+use std::process::Command;
+
 use serde_json::Value;
 
 use crate::util::*;
@@ -206,4 +208,46 @@ fn using_base_names_the_index_digest_once() {
         let line = run.stderr.lines().find(|l| l.starts_with("Using base ")).unwrap_or_default();
         assert_eq!(line, format!("Using base {shown} for example.com/hello"), "{run}");
     }
+}
+
+/// An OCI index may list Docker schema 2 manifests. The result is an index of the base
+/// index's type whose images keep their own (ko never converts either).
+#[test]
+fn an_oci_index_of_docker_manifests_keeps_both_media_types() {
+    let repo = unique_repo("mixed");
+    let base = ko(&["build", "./cmd/greeter", "-B", "--platform=linux/amd64,linux/arm64"])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", &repo)
+        .run();
+    base.assert_success();
+    let docker_list = format!("{repo}/docker-list:latest");
+    copy_as_docker_v2s2(&format!("{repo}/greeter:latest"), &docker_list);
+    let mut index = skopeo_inspect(&docker_list, true);
+    index["mediaType"] = "application/vnd.oci.image.index.v1+json".into();
+    let (host, path) = repo.split_once('/').unwrap();
+    let put = Command::new(tool("curl"))
+        .args(["-fsS", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.index.v1+json", "--data-binary"])
+        .arg(index.to_string())
+        .arg(format!("http://{host}/v2/{path}/docker-list/manifests/mixed"))
+        .output()
+        .unwrap();
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+
+    let run = ko(&["build", ".", "--platform=linux/amd64,linux/arm64"])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", &repo)
+        .env("KO_DEFAULTBASEIMAGE", format!("{repo}/docker-list:mixed"))
+        .run();
+    run.assert_success();
+    let reference = run.stdout.trim();
+    let built = skopeo_inspect(reference, true);
+    assert_eq!(built["mediaType"], "application/vnd.oci.image.index.v1+json", "{built}");
+    let docker_manifest = "application/vnd.docker.distribution.manifest.v2+json";
+    assert!(built["manifests"].as_array().unwrap().iter().all(|m| m["mediaType"] == docker_manifest), "{built}");
+    let name = reference.split('@').next().unwrap();
+    let child = format!("{name}@{}", built["manifests"][0]["digest"].as_str().unwrap());
+    let manifest = skopeo_inspect(&child, true);
+    assert_eq!(manifest["mediaType"], docker_manifest, "{manifest}");
+    assert!(manifest["layers"].as_array().unwrap().iter().all(|l| l["mediaType"].as_str().unwrap().contains("docker")));
+    assert_eq!(run_image(&child).value("kodata"), Some("hello from kodata"));
 }

@@ -35,7 +35,7 @@ pub enum BaseError {
     #[error("base image {reference} has no image for {wanted}; it offers: {offered}")]
     NoPlatform { reference: String, wanted: String, offered: String },
     #[error(
-        "base image {reference}: {platform} is a Windows platform, and kubectl ko builds Linux images only (ko's experimental Windows layout is not supported); drop it from --platform or defaultPlatforms"
+        "base image {reference}: {platform} is a Windows platform, and kubectl ko builds Linux images only (ko's experimental Windows layout is not supported); choose a Linux platform (--platform, defaultPlatforms, KO_DEFAULTPLATFORMS or GOOS)"
     )]
     Windows { reference: String, platform: String },
     #[error(transparent)]
@@ -328,7 +328,7 @@ fn choose_from_index<'a>(remote: &'a RemoteIndex, request: &PlatformRequest) -> 
     }
     let list = match request {
         PlatformRequest::All => {
-            let real = |p: &Platform| Platform::default().matches(p) && !p.os.is_empty();
+            let real = |p: &Platform| Platform::default().matches(p);
             let windows: Vec<String> =
                 offered.iter().filter(|(_, p)| p.os == "windows").map(|(_, p)| p.to_string()).collect();
             if !windows.is_empty() {

@@ -211,13 +211,15 @@ fn walk_value(value: &Value, path: &str, shape: Shape, findings: &mut Findings) 
             true
         }
         (Shape::TextOrList | Shape::Env, v) if scalar(v) => true,
-        (Shape::TextMap, Value::Object(m)) => {
+        (Shape::TextMap | Shape::Env, Value::Object(m)) => {
             if let Some((key, _)) = m.iter().find(|(_, v)| v.is_null()) {
-                set_error(findings, format!("{path}[{key}]: no value given; write one, or remove the key"));
+                set_error(
+                    findings,
+                    format!("{path}[{key}]: no value given; write one (\"\" for an empty one), or remove the key"),
+                );
             }
             m.values().all(|v| scalar(v) || v.is_null())
         }
-        (Shape::Env, Value::Object(m)) => m.values().all(|v| scalar(v) || v.is_null()),
         (Shape::Builds, Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 let here = format!("{path}[{i}]");
@@ -326,7 +328,7 @@ mod tests {
         assert_eq!(error("- a\n"), "the file must be a map of settings (defaultBaseImage, builds, ...), got a list");
         assert_eq!(
             error("baseImageOverrides:\n  example.com/app:\n"),
-            "baseImageOverrides[example.com/app]: no value given; write one, or remove the key"
+            "baseImageOverrides[example.com/app]: no value given; write one (\"\" for an empty one), or remove the key"
         );
         assert_eq!(
             error("builds:\n- flags:\n  - -v\n  -\n"),

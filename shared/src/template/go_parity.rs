@@ -23,6 +23,12 @@ fn rendered_by_go(cases: &str) -> Vec<String> {
         .current_dir(&dir)
         .env("GOFLAGS", "")
         .env("GO111MODULE", "off")
+        // Run on this machine, whatever the caller targets.
+        .env_remove("GOOS")
+        .env_remove("GOARCH")
+        .env_remove("GOARM")
+        .env_remove("GOAMD64")
+        .env_remove("GOEXPERIMENT")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -211,13 +211,31 @@ cargo test --workspace "$@"
 # --- benchmark smoke (scripts/bench.sh) ----------------------------------------
 # One run of every benchmark scenario with the debug binaries, so the script cannot rot.
 # It checks what each run prints and pushes, never how long it took. ko is built once into
-# ~/.cache/kubectl-ko-bench. Skipped only when an argument that is not a flag is given (a
-# test-name filter, or a flag's value such as `-p ko-core`); flags alone, such as
-# `-- --nocapture`, still run it.
+# ~/.cache/kubectl-ko-bench. Skipped only when the arguments select tests: a test-name
+# filter or --skip after `--`, a package or test target before it (-p ko-core,
+# --test=it, --lib). Other flags, such as `-- --nocapture --test-threads 2`, still run it.
 selects_tests() {
-	local arg
+	local arg after_dashes=0 skip_value=0
 	for arg in "$@"; do
-		[[ $arg == -* ]] || return 0
+		if ((skip_value)); then
+			skip_value=0
+		elif [[ $arg == -- ]]; then
+			after_dashes=1
+		elif ((after_dashes)); then
+			case $arg in
+			--test-threads | --color | --format | -Z | --logfile) skip_value=1 ;;
+			--skip | --skip=* | --exact) return 0 ;;
+			-*) ;;
+			*) return 0 ;;
+			esac
+		else
+			case $arg in
+			-j | --jobs | --features | -F | --target | --profile | --target-dir | --config | --manifest-path) skip_value=1 ;;
+			-p | --package | --package=* | --test | --test=* | --bin | --bin=* | --lib | --doc | --tests | --bins) return 0 ;;
+			-*) ;;
+			*) return 0 ;;
+			esac
+		fi
 	done
 	return 1
 }

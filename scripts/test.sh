@@ -80,9 +80,15 @@ fi
 # The SPDX project's validator (spdx-tools: pyspdxtools) and CycloneDX's JSON schema
 # validator (cyclonedx-python-lib), from PyPI, in a venv under the user's cache so later
 # runs reuse it. tests/validate_cyclonedx.py drives the CycloneDX one.
+# python3 that can make a venv: Debian splits venv and ensurepip into python3-venv, so a
+# machine with python3 alone cannot.
+ensure_python_venv() {
+	command -v python3 >/dev/null 2>&1 || ensure_debs python3
+	python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || ensure_debs python3-venv
+}
 SBOM_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-ko-test/sbom-venv"
 if ! "$SBOM_VENV/bin/python" -c 'import spdx_tools, cyclonedx.validation.json, jsonschema' >/dev/null 2>&1; then
-	command -v python3 >/dev/null 2>&1 || ensure_debs python3 python3-venv
+	ensure_python_venv
 	step "installing spdx-tools and cyclonedx-python-lib into $SBOM_VENV"
 	rm -rf "$SBOM_VENV"
 	python3 -m venv "$SBOM_VENV" || die "python3 -m venv failed (install python3-venv)"
@@ -98,7 +104,7 @@ export KO_TEST_SBOM_VENV="$SBOM_VENV"
 # pattern, which /etc/hosts maps to 127.0.0.1.
 CLOUD_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-ko-test/cloud-venv"
 if ! "$CLOUD_VENV/bin/python" -c 'import moto, flask, cryptography' >/dev/null 2>&1; then
-	command -v python3 >/dev/null 2>&1 || ensure_debs python3 python3-venv
+	ensure_python_venv
 	step "installing moto into $CLOUD_VENV"
 	rm -rf "$CLOUD_VENV"
 	python3 -m venv "$CLOUD_VENV" || die "python3 -m venv failed (install python3-venv)"

@@ -328,17 +328,16 @@ fn choose_from_index<'a>(remote: &'a RemoteIndex, request: &PlatformRequest) -> 
     }
     let list = match request {
         PlatformRequest::All => {
-            let real = |p: &Platform| Platform::default().matches(p);
-            let windows: Vec<String> =
-                offered.iter().filter(|(_, p)| p.os == "windows").map(|(_, p)| p.to_string()).collect();
+            let (windows, others): (Vec<_>, Vec<_>) = offered.iter().partition(|(_, p)| p.os == "windows");
             if !windows.is_empty() {
+                let names: Vec<String> = windows.iter().map(|(_, p)| p.to_string()).collect();
                 crate::output::warn(format!(
                     "--platform=all: skipping the Windows images of {name} ({}); kubectl ko builds Linux images only",
-                    windows.join(", ")
+                    names.join(", ")
                 ));
             }
             let chosen: Vec<&Descriptor> =
-                offered.iter().filter(|(_, p)| real(p) && p.os != "windows").map(|(d, _)| *d).collect();
+                others.iter().filter(|(_, p)| Platform::default().matches(p)).map(|(d, _)| *d).collect();
             if chosen.is_empty() {
                 return Err(BaseError::NoPlatform {
                     reference: name.clone(),

@@ -157,9 +157,8 @@ pub struct KoConfig {
     pub sign_key: Option<PathBuf>,
     /// Keys nobody reads, by path (`builds[0].flgs ...`); `load` prints them as warnings.
     pub warnings: Vec<String>,
-    /// Whether `default_base_image` came from `KO_DEFAULTBASEIMAGE`.
-    default_base_from_env: bool,
-    /// The `default*` keys that `KO_DEFAULTENV`, `KO_DEFAULTFLAGS` or `KO_DEFAULTLDFLAGS` set.
+    /// The `default*` keys that a `KO_*` variable set (`defaultBaseImage` by
+    /// `KO_DEFAULTBASEIMAGE`, ...), for errors to name the variable instead of the file.
     defaults_from_env: Vec<&'static str>,
 }
 
@@ -274,7 +273,6 @@ impl KoConfig {
             image: image_config(raw.image, "image")?,
             sign_key: raw.sign_key.filter(|s| !s.is_empty()).map(PathBuf::from),
             warnings,
-            default_base_from_env: false,
             defaults_from_env: Vec::new(),
         })
     }
@@ -284,7 +282,7 @@ impl KoConfig {
         let var = |name: &str| env.trimmed(name).map(str::to_string);
         if let Some(v) = var("KO_DEFAULTBASEIMAGE") {
             self.default_base_image = Some(v.trim().to_string());
-            self.default_base_from_env = true;
+            self.defaults_from_env.push("defaultBaseImage");
         }
         if let Some(v) = var("KO_DEFAULTPLATFORMS") {
             self.default_platforms = v
@@ -329,7 +327,7 @@ impl KoConfig {
         let origin = self.origin();
         let mut found = Vec::new();
         if let Some(base) = &self.default_base_image {
-            let place = if self.default_base_from_env {
+            let place = if self.defaults_from_env.contains(&"defaultBaseImage") {
                 "KO_DEFAULTBASEIMAGE".into()
             } else {
                 format!("defaultBaseImage in {origin}")

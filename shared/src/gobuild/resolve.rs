@@ -255,43 +255,53 @@ async fn entry_import_path(
     dir: &Path,
     main: &str,
 ) -> Result<String, GoBuildError> {
-    let error = match list(go, lists, dir, main).await {
-        Ok(listed) => return Ok(listed.import_path),
-        Err(e) => e,
-    };
-    match go.list_unchecked(dir, main).await {
-        Ok(listed) if !listed.import_path.starts_with(['.', '_', '/']) => Ok(listed.import_path),
-        _ => Err(error),
+    if let Some(lists) = lists
+        && let Some(listed) = lists.get(dir, main).await
+    {
+        return Ok(listed.import_path);
+    }
+    // One `go list`, read both ways: as `list` reads it, then for the name alone.
+    let listed = go.list_unchecked(dir, main).await?;
+    let named = listed.import_path.clone();
+    match buildable(listed, main) {
+        Ok(listed) => {
+            if let Some(lists) = lists {
+                lists.put(dir, main, &listed).await;
+            }
+            Ok(named)
+        }
+        Err(_) if !named.starts_with(['.', '_', '/']) => Ok(named),
+        Err(error) => Err(error),
     }
 }
 
-/// [`GoTool::list`], answered from the cache when it can be.
+/// `go list` of exactly one package main that Go can build, answered from the cache when it
+/// can be.
 async fn list(go: &GoTool, lists: Option<&ListCache>, dir: &Path, pattern: &str) -> Result<Listed, GoBuildError> {
     if let Some(lists) = lists
         && let Some(listed) = lists.get(dir, pattern).await
     {
         return Ok(listed);
     }
-    let listed = go.list(dir, pattern).await?;
+    let listed = buildable(go.list_unchecked(dir, pattern).await?, pattern)?;
     if let Some(lists) = lists {
         lists.put(dir, pattern, &listed).await;
     }
     Ok(listed)
 }
 
-impl GoTool {
-    /// `go list` of exactly one package main that Go can build.
-    async fn list(&self, dir: &Path, pattern: &str) -> Result<Listed, GoBuildError> {
-        let listed = self.list_unchecked(dir, pattern).await?;
-        if let Some(err) = &listed.error {
-            return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: first_line(&err.err) });
-        }
-        if listed.name.is_empty() {
-            return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: "no Go files there".into() });
-        }
-        Ok(listed)
+/// A listed package Go reported no error for and that has Go files.
+fn buildable(listed: Listed, pattern: &str) -> Result<Listed, GoBuildError> {
+    if let Some(err) = &listed.error {
+        return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: first_line(&err.err) });
     }
+    if listed.name.is_empty() {
+        return Err(GoBuildError::NotFound { path: pattern.to_string(), detail: "no Go files there".into() });
+    }
+    Ok(listed)
+}
 
+impl GoTool {
     /// `go list` of exactly one package, with the error Go found in it, if any.
     async fn list_unchecked(&self, dir: &Path, pattern: &str) -> Result<Listed, GoBuildError> {
         if pattern.contains("...") {
@@ -330,7 +340,7 @@ impl GoTool {
 impl GoTool {
     /// One `go list` of several patterns (none with `...`), run in `dir`. Returns the packages
     /// it could match to a pattern without doubt, with no error and with Go files; the rest
-    /// are left for [`GoTool::list`] to report.
+    /// are left for [`list`] to report.
     async fn list_many(&self, dir: &Path, patterns: &[String]) -> Vec<(String, Listed)> {
         let _span = crate::timing::span(|| format!("go list of {} packages", patterns.len()));
         let output = self

@@ -5,15 +5,8 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use super::{Value, render};
-
-fn data() -> Value {
-    Value::map([
-        ("Env", Value::map([("LDFLAGS", Value::Str(String::new())), ("VERSION", Value::Str("1.2.3".into()))])),
-        ("Git", Value::map([("ShortCommit", Value::Str("abc1234".into())), ("IsDirty", Value::Bool(false))])),
-        ("Timestamp", Value::Int(42)),
-    ])
-}
+use super::render;
+use super::tests::data;
 
 /// Go's answer for each case: its output as a JSON string, or `ERR`.
 fn rendered_by_go(cases: &str) -> Vec<String> {

@@ -45,7 +45,8 @@ pub fn render(template: &str, data: &Value) -> Result<String, TemplateError> {
 mod tests {
     use super::*;
 
-    fn data() -> Value {
+    /// The data of these tests and of `go_parity`'s (`testdata/render.go` holds the same).
+    pub(super) fn data() -> Value {
         Value::map([
             ("Env", Value::map([("LDFLAGS", Value::Str(String::new())), ("VERSION", Value::Str("1.2.3".into()))])),
             ("Git", Value::map([("ShortCommit", Value::Str("abc1234".into())), ("IsDirty", Value::Bool(false))])),

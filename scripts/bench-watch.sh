@@ -32,11 +32,7 @@ while [[ $# -gt 0 ]]; do
 	esac
 done
 [[ -x "$BIN_DIR/kubectl-ko" ]] || die "pass --bin-dir with a built kubectl-ko"
-KO_BIN="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-ko-bench/ko-$KO_VERSION/ko"
-if [[ ! -x "$KO_BIN" ]]; then
-	mkdir -p "$(dirname "$KO_BIN")"
-	(cd / && env -u GOFLAGS GOBIN="$(dirname "$KO_BIN")" go install "github.com/google/ko@$KO_VERSION") >&2
-fi
+KO_BIN=$(ensure_ko "$KO_VERSION")
 KUBECTL=$("$ROOT/scripts/test-cluster.sh" kubectl | tail -n 1)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-ko-bench-watch.XXXXXX")

@@ -143,17 +143,7 @@ ensure_debs docker-registry skopeo jq curl time gnuplot-nox
 command -v go >/dev/null 2>&1 || die "go not found on PATH (both tools run go build)"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time (GNU time) is missing"
 
-CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-ko-bench"
-KO_BIN="$CACHE_ROOT/ko-$KO_VERSION/ko"
-if [[ ! -x "$KO_BIN" ]]; then
-	step "go install github.com/google/ko@$KO_VERSION"
-	mkdir -p "$CACHE_ROOT"
-	staging=$(mktemp -d "$CACHE_ROOT/install.XXXXXX")
-	# Outside any module, so no go.mod of ours plays a part; installed whole or not at all.
-	(cd / && env -u GOFLAGS GOBIN="$staging" go install "github.com/google/ko@$KO_VERSION") >&2
-	rm -rf "$CACHE_ROOT/ko-$KO_VERSION"
-	mv "$staging" "$CACHE_ROOT/ko-$KO_VERSION"
-fi
+KO_BIN=$(ensure_ko "$KO_VERSION")
 
 if [[ -z "$BIN_DIR" ]]; then
 	# Built as scripts/package.sh builds the executable it ships (scripts/lib.sh).

@@ -93,3 +93,20 @@ release_rustflags() { # TARGET
 	*-linux-*) printf '%s' "-Crelocation-model=static" ;;
 	esac
 }
+
+# ko itself, the tool kubectl-ko is measured and checked against: `go install`ed once from
+# the Go module proxy (outside any module, so no go.mod of ours plays a part) into
+# ~/.cache/kubectl-ko-bench/ko-VERSION, whole or not at all. Prints the binary's path.
+ensure_ko() { # VERSION
+	local root="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-ko-bench" staging
+	if [[ ! -x "$root/ko-$1/ko" ]]; then
+		step "go install github.com/google/ko@$1"
+		mkdir -p "$root"
+		staging=$(mktemp -d "$root/install.XXXXXX")
+		(cd / && env -u GOFLAGS GOBIN="$staging" go install "github.com/google/ko@$1") >&2 ||
+			{ rm -rf "$staging"; die "go install github.com/google/ko@$1 failed"; }
+		rm -rf "${root:?}/ko-$1"
+		mv "$staging" "$root/ko-$1"
+	fi
+	echo "$root/ko-$1/ko"
+}

@@ -13,6 +13,7 @@
 #   KO_TEST_SBOM_VENV    Python venv with the SBOM validators (pyspdxtools, cyclonedx)
 #   KO_TEST_DOCKER_HOST  DOCKER_HOST of a throw-away Docker daemon (scripts/dockerd.sh)
 #   KO_TEST_COSIGN       the real cosign v3.1.1 (tests/it/sign.rs)
+#   KO_TEST_KO           ko v0.19.1 itself (tests/it/windows.rs)
 #   KO_TEST_ACTIONLINT, KO_TEST_VALIDATE_KREW_MANIFEST   release checks (scripts/release-tools.sh)
 set -euo pipefail
 
@@ -193,6 +194,10 @@ if [[ ! -x "$COSIGN_DIR/cosign" ]]; then
 	GOBIN="$COSIGN_DIR" go install github.com/sigstore/cosign/v3/cmd/cosign@v3.1.1 || die "go install cosign failed"
 fi
 export KO_TEST_COSIGN="$COSIGN_DIR/cosign"
+
+# --- ko v0.19.1 (tests/it/windows.rs): the reference for layouts no runtime here can run ---
+KO_TEST_KO=$(ensure_ko v0.19.1)
+export KO_TEST_KO
 
 # --- release checks (tests/it/release.rs): actionlint runs shellcheck over the workflows ---
 ensure_debs shellcheck

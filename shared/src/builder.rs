@@ -12,6 +12,7 @@ use tokio::sync::{OnceCell, Semaphore, SemaphorePermit, oneshot};
 
 use crate::assemble::image::{self as assemble, AddedLayer, ImageSettings};
 use crate::assemble::layer::{LayerCopy, LayerRecord};
+use crate::assemble::target::ImageOs;
 use crate::assemble::{app, kodata};
 use crate::base::{BaseError, BaseImage, BaseResolver, BaseSet, builtin};
 use crate::cache::Cache;
@@ -79,7 +80,14 @@ struct PackageParts<'a> {
     settings: ImageSettings,
     /// The `security.capability` value for the binary, if the build asks for capabilities.
     file_caps: Option<Vec<u8>>,
-    kodata: LayerRecord,
+    /// The kodata layer for each operating system the package's images are for.
+    kodata: Vec<(ImageOs, LayerRecord)>,
+}
+
+impl PackageParts<'_> {
+    fn kodata(&self, os: ImageOs) -> &LayerRecord {
+        &self.kodata.iter().find(|(o, _)| *o == os).expect("a kodata layer for each image's OS").1
+    }
 }
 
 /// What the sink is told once a streamed layer is complete.
@@ -228,7 +236,8 @@ impl Builder {
         if let Some(b) = &package.config {
             output::detail(format!("Using build config {} for {}", b.id, package.import_path));
         }
-        let parts = self.package_parts(package).await?;
+        let systems: Vec<ImageOs> = bases.images.iter().map(|b| ImageOs::of(&b.platform)).collect();
+        let parts = self.package_parts(package, &systems).await?;
         let images = try_join_all(
             bases
                 .images
@@ -245,18 +254,28 @@ impl Builder {
         Ok(Artifact::Index(index))
     }
 
-    /// The kodata layer and the image settings every platform image of `package` shares.
-    async fn package_parts<'a>(&self, package: &'a Package) -> Result<PackageParts<'a>, Error> {
+    /// The kodata layers (one per operating system in `systems`) and the image settings every
+    /// platform image of `package` shares.
+    async fn package_parts<'a>(&self, package: &'a Package, systems: &[ImageOs]) -> Result<PackageParts<'a>, Error> {
         let s = &self.settings;
         let kodata_mtime = s.kodata_date.unwrap_or(0).max(0) as u64;
-        let (cache, dir, root) = (s.cache.clone(), package.dir.clone(), s.kodata_root.clone());
-        let permit = self.slot().await;
-        let kodata =
-            tokio::task::spawn_blocking(move || kodata::build_layer(&cache, &dir, kodata_mtime, root.as_deref()))
-                .await
-                .expect("kodata task")?;
-        drop(permit);
-        self.sink.expect(&package.import_path, &[&kodata.digest]);
+        let mut layers = Vec::new();
+        for os in systems.iter().copied() {
+            if layers.iter().any(|(o, _)| *o == os) {
+                continue;
+            }
+            let (cache, dir, root) = (s.cache.clone(), package.dir.clone(), s.kodata_root.clone());
+            let permit = self.slot().await;
+            let layer = tokio::task::spawn_blocking(move || {
+                kodata::build_layer(&cache, &dir, kodata_mtime, root.as_deref(), os)
+            })
+            .await
+            .expect("kodata task")?;
+            drop(permit);
+            layers.push((os, layer));
+        }
+        let digests: Vec<&Digest> = layers.iter().map(|(_, l)| &l.digest).collect();
+        self.sink.expect(&package.import_path, &digests);
         let name = app::binary_name(&package.import_path);
         let file_caps = match package.config.as_ref().and_then(|b| b.linux_capabilities.as_ref()) {
             Some(terms) => FileCaps::parse(terms)?.xattr(),
@@ -268,7 +287,7 @@ impl Builder {
             settings: self.settings_for(package, &name),
             name,
             file_caps,
-            kodata,
+            kodata: layers,
         })
     }
 
@@ -370,9 +389,11 @@ impl Builder {
         let span = timing::span(|| format!("binary layer {} for {platform}", parts.package.import_path));
         let done: Arc<Mutex<Option<LayerDone>>> = Default::default();
         let start_copy = self.start_copy(&parts.package.import_path, done.clone());
-        let (cache, name) = (s.cache.clone(), parts.name.clone());
-        let layer =
-            tokio::task::spawn_blocking(move || app::built_binary_layer(&cache, &binary, &name, &xattrs, &start_copy));
+        let (cache, name, os) = (s.cache.clone(), parts.name.clone(), ImageOs::of(platform));
+        let layer = tokio::task::spawn_blocking(move || {
+            let entry = app::AppEntry { name: &name, os, xattrs: &xattrs };
+            app::built_binary_layer(&cache, &binary, entry, &start_copy)
+        });
         let (record, build_info) = tokio::join!(layer, build_info);
         let (record, build_info) = (record.expect("layer task")?, build_info?);
         drop(span);
@@ -407,13 +428,15 @@ impl Builder {
         app_layer: LayerRecord,
     ) -> Result<(Vec<AddedLayer>, ImageSettings), Error> {
         let s = &self.settings;
+        let os = ImageOs::of(platform);
         let mut settings = parts.settings.clone();
+        settings.entrypoint = vec![os.runtime_path(&app::entrypoint(&parts.name))];
         let app_date = || s.source_date.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into());
         let mut layers = vec![
             AddedLayer {
-                record: parts.kodata.clone(),
+                record: parts.kodata(os).clone(),
                 created_by: parts.created_by.clone(),
-                comment: format!("kodata contents, at $KO_DATA_PATH ({})", kodata::KO_DATA_PATH),
+                comment: format!("kodata contents, at $KO_DATA_PATH ({})", os.runtime_path(kodata::KO_DATA_PATH)),
                 created: s.kodata_date.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into()),
             },
             AddedLayer {

@@ -35,3 +35,4 @@ mod sign;
 mod token_server;
 mod util;
 mod watch;
+mod windows;

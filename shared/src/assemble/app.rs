@@ -7,6 +7,7 @@ use sha2::Digest as _;
 
 use super::layer::{EntryMeta, LayerCopy, LayerError, LayerRecord, LayerWriter};
 use super::reuse::{BlockIndex, BlockReuse};
+use super::target::ImageOs;
 use crate::cache::{Cache, CacheError};
 use crate::digest::digest_file;
 use crate::gobuild::Built;
@@ -26,9 +27,39 @@ pub fn entrypoint(name: &str) -> String {
     format!("/{APP_DIR}/{name}")
 }
 
-/// Builds (or finds in the cache) the layer holding `binary` as `/ko-app/<name>`.
+/// How a binary goes into its layer: its name in `/ko-app`, the image's operating system
+/// (the layout of the layer) and the extended attributes of the file (file capabilities).
+#[derive(Clone, Copy)]
+pub struct AppEntry<'a> {
+    pub name: &'a str,
+    pub os: ImageOs,
+    pub xattrs: &'a [(String, Vec<u8>)],
+}
+
+impl AppEntry<'_> {
+    /// A record key from the layout version, some parts and how the binary goes in.
+    fn key(&self, parts: &[&[u8]]) -> String {
+        let mut key = sha2::Sha256::new();
+        key.update(LAYOUT_VERSION.as_bytes());
+        key.update([0]);
+        for part in parts.iter().chain([&self.name.as_bytes(), &self.os.key()]) {
+            key.update(part);
+            key.update([0]);
+        }
+        for (k, v) in self.xattrs {
+            key.update(k.as_bytes());
+            key.update([0]);
+            key.update(v);
+            key.update([0]);
+        }
+        hex::encode(key.finalize())
+    }
+}
+
+/// Builds (or finds in the cache) the layer holding `binary` as `/ko-app/<name>` in a Linux
+/// image, with no extended attributes.
 pub fn binary_layer(cache: &Cache, binary: &Path, name: &str) -> Result<LayerRecord, LayerError> {
-    binary_layer_with_xattrs(cache, binary, name, &[])
+    entry_layer(cache, binary, AppEntry { name, os: ImageOs::Linux, xattrs: &[] })
 }
 
 /// What the layer of a binary in the cache was, with the file it was made from, so that a
@@ -40,20 +71,19 @@ struct SlotRecord {
     layer: LayerRecord,
 }
 
-/// [`binary_layer_with_xattrs`] for a binary `go build` left in the cache: when Go found it up
-/// to date, the layer made from it last time is used without reading the binary. A relinked
-/// binary is new (Go relinks only when the output changes), so it is compressed without
-/// first being hashed, and `start_copy` may give a sender for an upload that runs meanwhile.
+/// [`entry_layer`] for a binary `go build` left in the cache: when Go found it up to date,
+/// the layer made from it last time is used without reading the binary. A relinked binary is
+/// new (Go relinks only when the output changes), so it is compressed without first being
+/// hashed, and `start_copy` may give a sender for an upload that runs meanwhile.
 pub fn built_binary_layer(
     cache: &Cache,
     built: &Built,
-    name: &str,
-    xattrs: &[(String, Vec<u8>)],
+    entry: AppEntry<'_>,
     start_copy: &dyn Fn() -> Option<LayerCopy>,
 ) -> Result<LayerRecord, LayerError> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(&built.path).map_err(|source| CacheError { path: built.path.clone(), source })?;
-    let key = layer_key(&[b"slot", built.path.as_os_str().as_encoded_bytes(), name.as_bytes()], xattrs);
+    let key = entry.key(&[b"slot", built.path.as_os_str().as_encoded_bytes()]);
     if !built.relinked
         && let Some(slot) = cache.read_record::<SlotRecord>("layers", &key)
         && slot.inode == meta.ino()
@@ -64,56 +94,33 @@ pub fn built_binary_layer(
     }
     let layer = if built.relinked {
         // The last layer of this binary lends the blocks that did not change.
-        let index_key = layer_key(&[b"blocks", built.path.as_os_str().as_encoded_bytes(), name.as_bytes()], xattrs);
+        let index_key = entry.key(&[b"blocks", built.path.as_os_str().as_encoded_bytes()]);
         let reuse = cache
             .read_record::<BlockIndex>("layers", &index_key)
             .and_then(|i| BlockReuse::open(cache, &i))
             .map(std::sync::Arc::new);
-        let (layer, index) = write_binary_layer(cache, &built.path, meta.len(), name, xattrs, start_copy(), reuse)?;
+        let (layer, index) = write_binary_layer(cache, &built.path, meta.len(), entry, start_copy(), reuse)?;
         cache.write_record("layers", &index_key, &index)?;
         layer
     } else {
-        binary_layer_with_xattrs(cache, &built.path, name, xattrs)?
+        entry_layer(cache, &built.path, entry)?
     };
     let slot = SlotRecord { inode: meta.ino(), size: meta.len(), layer: layer.clone() };
     cache.write_record("layers", &key, &slot)?;
     Ok(layer)
 }
 
-/// A record key from the layout version, some parts and the extended attributes.
-fn layer_key(parts: &[&[u8]], xattrs: &[(String, Vec<u8>)]) -> String {
-    let mut key = sha2::Sha256::new();
-    key.update(LAYOUT_VERSION.as_bytes());
-    key.update([0]);
-    for part in parts {
-        key.update(part);
-        key.update([0]);
-    }
-    for (k, v) in xattrs {
-        key.update(k.as_bytes());
-        key.update([0]);
-        key.update(v);
-        key.update([0]);
-    }
-    hex::encode(key.finalize())
-}
-
-/// [`binary_layer`] with extended attributes on the binary (file capabilities).
-pub fn binary_layer_with_xattrs(
-    cache: &Cache,
-    binary: &Path,
-    name: &str,
-    xattrs: &[(String, Vec<u8>)],
-) -> Result<LayerRecord, LayerError> {
+/// The layer of `binary` as `entry` says, found in the cache by the binary's content.
+pub fn entry_layer(cache: &Cache, binary: &Path, entry: AppEntry<'_>) -> Result<LayerRecord, LayerError> {
     let io = |source| CacheError { path: binary.to_path_buf(), source };
     let (content, size) = digest_file(binary).map_err(io)?;
-    let key = layer_key(&[content.as_str().as_bytes(), name.as_bytes()], xattrs);
+    let key = entry.key(&[content.as_str().as_bytes()]);
     if let Some(record) = cache.read_record::<LayerRecord>("layers", &key)
         && cache.has_blob(&record.digest)
     {
         return Ok(record);
     }
-    let (record, _) = write_binary_layer(cache, binary, size, name, xattrs, None, None)?;
+    let (record, _) = write_binary_layer(cache, binary, size, entry, None, None)?;
     cache.write_record("layers", &key, &record)?;
     Ok(record)
 }
@@ -123,15 +130,21 @@ fn write_binary_layer(
     cache: &Cache,
     binary: &Path,
     size: u64,
-    name: &str,
-    xattrs: &[(String, Vec<u8>)],
+    entry: AppEntry<'_>,
     copy: Option<LayerCopy>,
     reuse: Option<std::sync::Arc<BlockReuse>>,
 ) -> Result<(LayerRecord, BlockIndex), LayerError> {
     let meta = EntryMeta::root(0o555, 0);
+    let os = entry.os;
     let mut layer = LayerWriter::with_copy(cache, copy, reuse)?;
-    layer.add_dir(APP_DIR, meta)?;
+    for dir in os.layer_roots() {
+        layer.add_dir(*dir, meta)?;
+    }
+    layer.add_dir(&os.entry(APP_DIR), meta)?;
     let file = std::fs::File::open(binary).map_err(|source| CacheError { path: binary.to_path_buf(), source })?;
-    layer.add_file_with_xattrs(&format!("{APP_DIR}/{name}"), meta, size, file, xattrs)?;
+    let mut records = os.file_records();
+    records.extend(entry.xattrs.iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.clone())));
+    let path = os.entry(&format!("{APP_DIR}/{}", entry.name));
+    layer.add_file_with_records(&path, meta, size, file, &records)?;
     layer.finish_with_index()
 }

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::kodata::KO_DATA_PATH;
 use super::layer::LayerRecord;
+use super::target::ImageOs;
 use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;
 use crate::image::BaseImage;
@@ -63,15 +64,24 @@ fn config_for(base: &BaseImage, layers: &[AddedLayer], settings: &ImageSettings)
         let c = object(&mut config, "config");
         c.insert("Entrypoint".into(), json!(settings.entrypoint));
         c.remove("Cmd");
+        let os = ImageOs::of(&base.platform);
+        let app_dir = os.runtime_path(&format!("/{}", super::app::APP_DIR));
         let env = array(c, "Env");
-        match env.iter().position(|e| e.as_str().is_some_and(|s| s.starts_with("PATH="))) {
+        // Windows names variables case-insensitively (`Path` is `PATH` there).
+        let is_path = |e: &Value| {
+            e.as_str().and_then(|s| s.split_once('=')).is_some_and(|(k, _)| match os {
+                ImageOs::Linux => k == "PATH",
+                ImageOs::Windows => k.eq_ignore_ascii_case("PATH"),
+            })
+        };
+        match env.iter().position(is_path) {
             Some(i) => {
                 let old = env[i].as_str().unwrap_or("PATH=").to_string();
-                env[i] = json!(format!("{old}:/ko-app"));
+                env[i] = json!(format!("{old}{}{app_dir}", os.path_list_separator()));
             }
-            None => env.push(json!("PATH=/ko-app")),
+            None => env.push(json!(format!("PATH={app_dir}"))),
         }
-        env.push(json!(format!("KO_DATA_PATH={KO_DATA_PATH}")));
+        env.push(json!(format!("KO_DATA_PATH={}", os.runtime_path(KO_DATA_PATH))));
         for (k, v) in &settings.env {
             let entry = json!(format!("{k}={v}"));
             let prefix = format!("{k}=");
@@ -214,5 +224,25 @@ mod tests {
         assert_eq!(c["WorkingDir"], "/srv");
         assert_eq!(c["User"], "1000");
         assert_eq!(c["Labels"], json!({"a": "1", "b": "2"}));
+    }
+
+    #[test]
+    fn windows_images_get_drive_c_paths_and_semicolons() {
+        let mut windows = base(json!({"config": {"Env": [r"Path=C:\Windows\system32;C:\Windows"]}}));
+        windows.platform = Platform::parse("windows/amd64:10.0.20348").unwrap();
+        let config = config_for(&windows, &[], &ImageSettings::default());
+        assert_eq!(
+            config["config"]["Env"],
+            json!([r"Path=C:\Windows\system32;C:\Windows;C:\ko-app", r"KO_DATA_PATH=C:\var\run\ko"])
+        );
+        let bare = base(json!({}));
+        let mut bare_windows = bare.clone();
+        bare_windows.platform = windows.platform.clone();
+        let config = config_for(&bare_windows, &[], &ImageSettings::default());
+        assert_eq!(config["config"]["Env"], json!([r"PATH=C:\ko-app", r"KO_DATA_PATH=C:\var\run\ko"]));
+        // On Linux a `Path` is another variable.
+        let linux = base(json!({"config": {"Env": ["Path=/x"]}}));
+        let config = config_for(&linux, &[], &ImageSettings::default());
+        assert_eq!(config["config"]["Env"], json!(["Path=/x", "PATH=/ko-app", "KO_DATA_PATH=/var/run/ko"]));
     }
 }

@@ -3,7 +3,8 @@
 //! `KO_DATA_PATH_ALLOWED_ROOT`), every entry with mode 0555, owner root and a fixed time.
 //! Only regular files and directories go in: a FIFO, socket or device is an error, and so is a
 //! directory that leads back to one above it (a symlink cycle such as `kodata/self -> .`).
-//! The walk is iterative, in name order, so the layer is the same for the same tree.
+//! The walk is iterative, in name order, so the layer is the same for the same tree. A
+//! Windows image gets the same tree under `Files/` (see [`super::target`]).
 
 use std::fs::DirEntry;
 use std::os::unix::ffi::OsStrExt as _;
@@ -11,6 +12,7 @@ use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
 use super::layer::{EntryMeta, LayerError, LayerRecord, LayerWriter};
+use super::target::ImageOs;
 use crate::cache::Cache;
 
 pub const KO_DATA_PATH: &str = "/var/run/ko";
@@ -61,18 +63,22 @@ pub fn build_layer(
     package_dir: &Path,
     mtime: u64,
     allowed_root: Option<&Path>,
+    os: ImageOs,
 ) -> Result<LayerRecord, KodataError> {
     let meta = EntryMeta::root(0o555, mtime);
     let mut layer = LayerWriter::new(cache)?;
+    for dir in os.layer_roots() {
+        layer.add_dir(*dir, meta)?;
+    }
     for dir in ["var", "var/run", "var/run/ko"] {
-        layer.add_dir(dir, meta)?;
+        layer.add_dir(&os.entry(dir), meta)?;
     }
     let kodata = package_dir.join("kodata");
     match std::fs::metadata(&kodata) {
         Ok(metadata) if metadata.is_dir() => {
             let kodata = std::fs::canonicalize(&kodata).map_err(io_error(&kodata))?;
             let root = self::allowed_root(&kodata, allowed_root);
-            walk(&mut layer, &kodata, &root, meta)?;
+            walk(&mut layer, &kodata, &root, meta, os)?;
         }
         Ok(metadata) => crate::output::warn(format!(
             "{} is {}, not a directory: nothing from it goes into the image under {KO_DATA_PATH}; make it a directory or remove it",
@@ -109,9 +115,10 @@ impl Level {
 /// Adds the tree under `kodata` depth first, each directory's entries in name order. The
 /// directories on the current path are kept by (device, inode), so a directory reached again
 /// below itself is a cycle, whatever the route (a symlink, a bind mount).
-fn walk(layer: &mut LayerWriter, kodata: &Path, root: &Path, meta: EntryMeta) -> Result<(), KodataError> {
+fn walk(layer: &mut LayerWriter, kodata: &Path, root: &Path, meta: EntryMeta, os: ImageOs) -> Result<(), KodataError> {
     let top = std::fs::metadata(kodata).map_err(io_error(kodata))?;
-    let mut stack = vec![Level::open(kodata, b"var/run/ko".to_vec(), (top.dev(), top.ino()))?];
+    let records = os.file_records();
+    let mut stack = vec![Level::open(kodata, os.entry("var/run/ko").into_bytes(), (top.dev(), top.ino()))?];
     while let Some(level) = stack.last_mut() {
         let Some(entry) = level.entries.next() else {
             stack.pop();
@@ -144,7 +151,7 @@ fn walk(layer: &mut LayerWriter, kodata: &Path, root: &Path, meta: EntryMeta) ->
             stack.push(Level::open(&target, name, id)?);
         } else if file_type.is_file() {
             let file = std::fs::File::open(&target).map_err(io_error(&target))?;
-            layer.add_file(&name, meta, metadata.len(), file)?;
+            layer.add_file_with_records(&name, meta, metadata.len(), file, &records)?;
         } else {
             return Err(KodataError::Special { path, kind: kind_of(&file_type) });
         }
@@ -185,7 +192,7 @@ mod tests {
         std::fs::write(tmp.path().join("shared.txt"), "s").unwrap();
         std::os::unix::fs::symlink("../../shared.txt", pkg.join("kodata/link.txt")).unwrap();
         let cache = Cache::at(tmp.path().join("cache")).unwrap();
-        let record = build_layer(&cache, &pkg, 0, None).unwrap();
+        let record = build_layer(&cache, &pkg, 0, None, ImageOs::Linux).unwrap();
         let file = std::fs::File::open(cache.blob_path(&record.digest)).unwrap();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
         let mut names = Vec::new();
@@ -200,7 +207,7 @@ mod tests {
         );
 
         std::fs::remove_dir(tmp.path().join(".git")).unwrap();
-        let err = build_layer(&cache, &pkg, 0, None).unwrap_err();
+        let err = build_layer(&cache, &pkg, 0, None, ImageOs::Linux).unwrap_err();
         assert!(matches!(err, KodataError::Escapes { .. }), "{err}");
     }
 
@@ -222,7 +229,7 @@ mod tests {
             std::fs::write(pkg.join("kodata").join(OsStr::from_bytes(name)), "x").unwrap();
         }
         let cache = Cache::at(tmp.path().join("cache")).unwrap();
-        let record = build_layer(&cache, &pkg, 0, None).unwrap();
+        let record = build_layer(&cache, &pkg, 0, None, ImageOs::Linux).unwrap();
         let file = std::fs::File::open(cache.blob_path(&record.digest)).unwrap();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
         let paths: Vec<Vec<u8>> =
@@ -239,7 +246,7 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join(".git")).unwrap();
         std::os::unix::fs::symlink("..", pkg.join("kodata/sub/up")).unwrap();
         let cache = Cache::at(tmp.path().join("cache")).unwrap();
-        let err = build_layer(&cache, &pkg, 0, None).unwrap_err();
+        let err = build_layer(&cache, &pkg, 0, None, ImageOs::Linux).unwrap_err();
         match &err {
             KodataError::Cycle { link, target } => {
                 assert!(link.ends_with("kodata/sub/up"), "{err}");
@@ -254,7 +261,7 @@ mod tests {
         std::fs::write(tmp.path().join("assets/a.txt"), "a").unwrap();
         std::os::unix::fs::symlink("../../assets", pkg.join("kodata/one")).unwrap();
         std::os::unix::fs::symlink("../../assets", pkg.join("kodata/two")).unwrap();
-        let record = build_layer(&cache, &pkg, 0, None).unwrap();
+        let record = build_layer(&cache, &pkg, 0, None, ImageOs::Linux).unwrap();
         assert_eq!(
             names(&cache, &record),
             [
@@ -272,7 +279,7 @@ mod tests {
         // A loop of symlinks (a -> b -> a) is named too.
         std::os::unix::fs::symlink("b", pkg.join("kodata/a")).unwrap();
         std::os::unix::fs::symlink("a", pkg.join("kodata/b")).unwrap();
-        let err = build_layer(&cache, &pkg, 0, None).unwrap_err();
+        let err = build_layer(&cache, &pkg, 0, None, ImageOs::Linux).unwrap_err();
         assert!(matches!(&err, KodataError::SymlinkLoop { link } if link.ends_with("kodata/a")), "{err}");
     }
 
@@ -284,7 +291,7 @@ mod tests {
         let status = std::process::Command::new("mkfifo").arg(pkg.join("kodata/pipe")).status().unwrap();
         assert!(status.success());
         let cache = Cache::at(tmp.path().join("cache")).unwrap();
-        let err = build_layer(&cache, &pkg, 0, None).unwrap_err();
+        let err = build_layer(&cache, &pkg, 0, None, ImageOs::Linux).unwrap_err();
         assert!(
             matches!(&err, KodataError::Special { path, kind: "a FIFO (named pipe)" } if path.ends_with("kodata/pipe")),
             "{err}"
@@ -292,7 +299,38 @@ mod tests {
 
         std::fs::remove_dir_all(pkg.join("kodata")).unwrap();
         std::fs::write(pkg.join("kodata"), "not a directory").unwrap();
-        let record = build_layer(&cache, &pkg, 0, None).unwrap();
+        let record = build_layer(&cache, &pkg, 0, None, ImageOs::Linux).unwrap();
         assert_eq!(names(&cache, &record), ["var/", "var/run/", "var/run/ko/"]);
+    }
+
+    #[test]
+    fn windows_kodata_goes_under_files_with_a_security_descriptor() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pkg = tmp.path().join("pkg");
+        std::fs::create_dir_all(pkg.join("kodata/sub")).unwrap();
+        std::fs::write(pkg.join("kodata/sub/a.txt"), "a").unwrap();
+        let cache = Cache::at(tmp.path().join("cache")).unwrap();
+        let record = build_layer(&cache, &pkg, 0, None, ImageOs::Windows).unwrap();
+        let file = std::fs::File::open(cache.blob_path(&record.digest)).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut seen = Vec::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let rawsd = e.pax_extensions().unwrap().map(|exts| {
+                exts.map(|x| x.unwrap())
+                    .any(|x| x.key() == Ok("MSWINDOWS.rawsd") && x.value_bytes().starts_with(b"AQAAgBQ"))
+            });
+            seen.push((e.path().unwrap().to_string_lossy().into_owned(), rawsd.unwrap_or(false)));
+        }
+        let want = [
+            ("Hives/", false),
+            ("Files/", false),
+            ("Files/var/", false),
+            ("Files/var/run/", false),
+            ("Files/var/run/ko/", false),
+            ("Files/var/run/ko/sub/", false),
+            ("Files/var/run/ko/sub/a.txt", true),
+        ];
+        assert_eq!(seen, want.map(|(n, r)| (n.to_string(), r)));
     }
 }

@@ -130,14 +130,22 @@ impl LayerWriter {
         header
     }
 
-    /// Writes the header, using a PAX `path` record for names too long for ustar. Names are
-    /// bytes: a file name that is not UTF-8 goes into the layer as it is on disk.
-    fn append(&mut self, mut header: tar::Header, path: &[u8], data: impl Read) -> Result<(), LayerError> {
+    /// Writes the header, with one PAX extension header before it for `records` and, when
+    /// the name is too long for ustar, a `path` record. Names are bytes: a file name that is
+    /// not UTF-8 goes into the layer as it is on disk.
+    fn append(
+        &mut self,
+        mut header: tar::Header,
+        path: &[u8],
+        data: impl Read,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), LayerError> {
         use std::os::unix::ffi::OsStrExt as _;
         let as_path = |bytes: &[u8]| std::path::Path::new(std::ffi::OsStr::from_bytes(bytes)).to_path_buf();
         let err = |source| LayerError::Entry { entry: String::from_utf8_lossy(path).into_owned(), source };
+        let mut pax: Vec<(&str, &[u8])> = records.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         if header.set_path(as_path(path)).is_err() {
-            self.tar.append_pax_extensions([("path", path)]).map_err(err)?;
+            pax.insert(0, ("path", path));
             // The ustar name keeps the last 90 bytes at most, cut where a UTF-8 character
             // starts (the PAX record above carries the real name).
             let mut start = path.len().saturating_sub(90);
@@ -151,6 +159,9 @@ impl LayerWriter {
                 header.set_path("ko-pax-named").map_err(err)?;
             }
         }
+        if !pax.is_empty() {
+            self.tar.append_pax_extensions(pax).map_err(err)?;
+        }
         header.set_cksum();
         self.tar.append(&header, data).map_err(err)
     }
@@ -160,7 +171,7 @@ impl LayerWriter {
         let path = path.as_ref();
         let mut with_slash = path[..path.len() - path.iter().rev().take_while(|b| **b == b'/').count()].to_vec();
         with_slash.push(b'/');
-        self.append(header, &with_slash, io::empty())
+        self.append(header, &with_slash, io::empty(), &[])
     }
 
     pub fn add_file(
@@ -170,27 +181,21 @@ impl LayerWriter {
         size: u64,
         data: impl Read,
     ) -> Result<(), LayerError> {
-        let header = Self::header(tar::EntryType::Regular, meta, size);
-        self.append(header, path.as_ref(), data)
+        self.add_file_with_records(path, meta, size, data, &[])
     }
 
-    /// A regular file with extended attributes (PAX `SCHILY.xattr.*` records).
-    pub fn add_file_with_xattrs(
+    /// A regular file with PAX records in its extension header (extended attributes as
+    /// `SCHILY.xattr.*`, a Windows security descriptor as `MSWINDOWS.rawsd`).
+    pub fn add_file_with_records(
         &mut self,
-        path: &str,
+        path: &(impl AsRef<[u8]> + ?Sized),
         meta: EntryMeta,
         size: u64,
         data: impl Read,
-        xattrs: &[(String, Vec<u8>)],
+        records: &[(String, Vec<u8>)],
     ) -> Result<(), LayerError> {
-        if !xattrs.is_empty() {
-            let records: Vec<(String, &[u8])> =
-                xattrs.iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice())).collect();
-            self.tar
-                .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
-                .map_err(|source| LayerError::Entry { entry: path.to_string(), source })?;
-        }
-        self.add_file(path, meta, size, data)
+        let header = Self::header(tar::EntryType::Regular, meta, size);
+        self.append(header, path.as_ref(), data, records)
     }
 
     pub fn add_bytes(

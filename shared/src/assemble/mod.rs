@@ -10,3 +10,4 @@ pub mod image;
 pub mod kodata;
 pub mod layer;
 pub mod reuse;
+pub mod target;

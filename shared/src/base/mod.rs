@@ -34,10 +34,6 @@ pub enum BaseError {
     Invalid { reference: String, detail: String },
     #[error("base image {reference} has no image for {wanted}; it offers: {offered}")]
     NoPlatform { reference: String, wanted: String, offered: String },
-    #[error(
-        "base image {reference}: {platform} is a Windows platform, and kubectl ko builds Linux images only (ko's experimental Windows layout is not supported); choose a Linux platform (--platform, defaultPlatforms, KO_DEFAULTPLATFORMS or GOOS)"
-    )]
-    Windows { reference: String, platform: String },
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error("building the built-in base: {0}")]
@@ -221,11 +217,6 @@ impl BaseResolver {
     /// The base images for `reference` on the requested platforms. `None` means no platform
     /// was asked for: a single-image base is used as it is, anything else means linux/amd64.
     pub async fn images(&self, reference: &str, request: Option<&PlatformRequest>) -> Result<BaseSet, BaseError> {
-        if let Some(PlatformRequest::List(list)) = request
-            && let Some(windows) = list.iter().find(|p| p.os == "windows")
-        {
-            return Err(BaseError::Windows { reference: reference.to_string(), platform: windows.to_string() });
-        }
         let resolved = self.resolve(reference).await?;
         match &*resolved {
             Resolved::Builtin => self.builtin_images(reference, request),
@@ -296,9 +287,6 @@ impl BaseResolver {
 
 /// A single-image base, when it offers a platform that was asked for.
 fn single_image(image: &BaseImage, request: Option<&PlatformRequest>) -> Result<BaseSet, BaseError> {
-    if image.platform.os == "windows" {
-        return Err(BaseError::Windows { reference: image.name.clone(), platform: image.platform.to_string() });
-    }
     // Each platform asked for must be the base's: one it lacks is named, not dropped.
     let missing = match request {
         None | Some(PlatformRequest::All) => None,
@@ -328,20 +316,12 @@ fn choose_from_index<'a>(remote: &'a RemoteIndex, request: &PlatformRequest) -> 
     }
     let list = match request {
         PlatformRequest::All => {
-            let (windows, others): (Vec<_>, Vec<_>) = offered.iter().partition(|(_, p)| p.os == "windows");
-            if !windows.is_empty() {
-                let names: Vec<String> = windows.iter().map(|(_, p)| p.to_string()).collect();
-                crate::output::warn(format!(
-                    "--platform=all: skipping the Windows images of {name} ({}); kubectl ko builds Linux images only",
-                    names.join(", ")
-                ));
-            }
             let chosen: Vec<&Descriptor> =
-                others.iter().filter(|(_, p)| Platform::default().matches(p)).map(|(d, _)| *d).collect();
+                offered.iter().filter(|(_, p)| Platform::default().matches(p)).map(|(d, _)| *d).collect();
             if chosen.is_empty() {
                 return Err(BaseError::NoPlatform {
                     reference: name.clone(),
-                    wanted: "all (any Linux platform)".into(),
+                    wanted: "all (any named platform)".into(),
                     offered: describe_offered(&offered),
                 });
             }

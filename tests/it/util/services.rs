@@ -19,6 +19,7 @@ const EXPORTED: &[(&str, &str)] = &[
     ("KO_TEST_KUBECONFIG", "starts kube-apiserver on 127.0.0.1 (scripts/test-cluster.sh) and exports its kubeconfig"),
     ("KO_TEST_KREW", "builds krew (scripts/krew.sh)"),
     ("KO_TEST_COSIGN", "installs cosign v3.1.1 with go install, cached"),
+    ("KO_TEST_KO", "installs ko v0.19.1 with go install, cached (scripts/lib.sh ensure_ko)"),
     ("KO_TEST_SBOM_VENV", "installs the SBOM validators"),
     ("KO_TEST_CLOUD_VENV", "installs moto (the AWS mock) and the Google and Azure harness's Python"),
     ("KO_TEST_CLOUD_HOSTS", "maps the cloud registry test names to 127.0.0.1 in /etc/hosts"),
@@ -63,6 +64,12 @@ pub fn krew() -> PathBuf {
 /// The real cosign that scripts/test.sh installed (pinned, cached).
 pub fn cosign() -> PathBuf {
     PathBuf::from(require("KO_TEST_COSIGN"))
+}
+
+/// ko v0.19.1 itself, which scripts/test.sh installed (pinned, cached): the reference for
+/// what kubectl ko must write where no runtime here can check it (Windows images).
+pub fn reference_ko() -> PathBuf {
+    PathBuf::from(require("KO_TEST_KO"))
 }
 
 /// The Python venv that scripts/test.sh fills with the SBOM validators.

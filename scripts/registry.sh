@@ -70,6 +70,13 @@ http:
   secret: kubectl-ko-test
   headers:
     X-Content-Type-Options: [nosniff]
+# Manifests may name foreign layers by URL (old Windows bases), as public registries allow;
+# distribution refuses them unless told which URLs are fine.
+validation:
+  manifests:
+    urls:
+      allow:
+        - ^https?://
 EOF
 }
 

@@ -171,8 +171,13 @@ impl Builder {
     /// Tells the sink, while Go builds, which base layers each image will hold.
     fn expect_base_layers(&self, packages: &[Package], bases: &[BaseSet]) {
         for (package, set) in packages.iter().zip(bases) {
-            let digests: Vec<&Digest> =
-                set.images.iter().flat_map(|b| &b.layers).map(|l| &l.descriptor.digest).collect();
+            let digests: Vec<&Digest> = set
+                .images
+                .iter()
+                .flat_map(|b| &b.layers)
+                .filter(|l| l.descriptor.is_distributable())
+                .map(|l| &l.descriptor.digest)
+                .collect();
             self.sink.expect(&package.import_path, &digests);
         }
     }

@@ -37,6 +37,8 @@ impl Layout {
     fn blob(&self, bytes: &[u8]) -> (String, usize) {
         let digest = sha256(bytes);
         std::fs::write(self.dir.join("blobs/sha256").join(&digest[7..]), bytes).unwrap();
+        // skopeo's `dir:` format keeps blobs by their hex digest at the top.
+        std::fs::write(self.dir.join(&digest[7..]), bytes).unwrap();
         (digest, bytes.len())
     }
 
@@ -74,6 +76,41 @@ impl Layout {
         json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size})
     }
 
+    /// An old-style Windows base in Docker's media types: a foreign layer (only its URL is
+    /// known; the directory does not hold it) under a layer of `files`. Written in skopeo's
+    /// `dir:` format (its OCI layouts hold OCI manifests only): `manifest.json`, blobs by hex.
+    fn foreign_image(&self, files: &[(&str, &str)], url: &str) {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, text) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_mode(0o644);
+            header.set_size(text.len() as u64);
+            tar.append_data(&mut header, name, text.as_bytes()).unwrap();
+        }
+        let tar = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let (layer, layer_size) = self.blob(&gz.finish().unwrap());
+        let foreign = sha256(b"a layer nobody here has");
+        let config = json!({
+            "architecture": "amd64", "os": "windows", "os.version": OS_VERSION,
+            "config": {"Env": [format!("PATH={BASE_PATH}")]},
+            "rootfs": {"type": "layers", "diff_ids": [foreign, sha256(&tar)]},
+        });
+        let (config_digest, config_size) = self.blob(config.to_string().as_bytes());
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config_digest, "size": config_size},
+            "layers": [
+                {"mediaType": FOREIGN, "digest": foreign, "size": 1234, "urls": [url]},
+                {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer, "size": layer_size},
+            ],
+        });
+        std::fs::write(self.dir.join("manifest.json"), manifest.to_string()).unwrap();
+        std::fs::write(self.dir.join("version"), "Directory Transport Version: 1.1\n").unwrap();
+    }
+
     fn tag(&mut self, mut descriptor: Value, tag: &str) {
         descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
         self.entries.push(descriptor);
@@ -85,9 +122,13 @@ impl Layout {
     }
 }
 
+const FOREIGN: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+const FOREIGN_URL: &str = "https://windows-layers.invalid/base-layer";
+
 /// Pushes a Windows base (tag `win`: one image, `windows/amd64` at [`OS_VERSION`], its
 /// files under `Files/`) and an index of it with a Linux image (tag `mixed`: linux/amd64
-/// first) to `REPO/base`; returns both references.
+/// first) to `REPO/base`; returns both references. Tag `foreign` is a Windows base whose
+/// first layer is foreign (skopeo leaves it out, as Docker does).
 fn push_bases(repo: &str) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut layout = Layout::new(dir.path());
@@ -130,6 +171,10 @@ fn push_bases(repo: &str) -> (String, String) {
         skopeo(&args).assert_success();
         format!("{repo}/base:{tag}")
     };
+    let old = Layout::new(&dir.path().join("old"));
+    old.foreign_image(&[("Files/Windows/update.txt", "an update")], FOREIGN_URL);
+    let to = format!("docker://{repo}/base:foreign");
+    skopeo(&["copy", "--dest-tls-verify=false", &format!("dir:{}", old.dir.display()), &to]).assert_success();
     (push("win", &[]), push("mixed", &["--all"]))
 }
 
@@ -326,6 +371,56 @@ fn a_base_with_linux_and_windows_images_gives_both() {
     assert_eq!(skopeo_inspect_config(one.stdout.trim())["os"], "windows");
     let other = build("--platform=windows/amd64:10.0.17763");
     crate::build_errors::assert_clear_error(&other, &["has no image for windows/amd64:10.0.17763", "windows/amd64"]);
+}
+
+#[test]
+fn a_foreign_base_layer_stays_at_its_url() {
+    let repo = unique_repo("windows-foreign");
+    push_bases(&repo);
+    let base = format!("{repo}/base:foreign");
+    let build = |program: KoCmd, to: &str| {
+        program
+            .args(["build", ".", "--platform=windows/amd64", "--sbom=none"])
+            .cwd(fixture("hello"))
+            .env("KO_DOCKER_REPO", to)
+            .env("KO_DEFAULTBASEIMAGE", &base)
+            .run()
+    };
+    let ours = build(KoCmd::new("kubectl-ko"), &repo);
+    ours.assert_success();
+    let theirs = build(KoCmd::program(reference_ko()), &format!("{repo}/by-ko"));
+    theirs.assert_success();
+    for reference in [ours.stdout.trim(), theirs.stdout.trim()] {
+        let manifest = skopeo_inspect(reference, true);
+        let layers = manifest["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 4, "{manifest}");
+        assert_eq!(layers[0]["mediaType"], FOREIGN, "{manifest}");
+        assert_eq!(layers[0]["urls"], json!([FOREIGN_URL]), "{manifest}");
+        assert_eq!(skopeo_inspect_config(reference)["config"]["Entrypoint"], json!([r"C:\ko-app\hello"]));
+    }
+    // The registry was never sent the foreign layer, nor asked for it.
+    let (host, path) = repo.split_once('/').unwrap();
+    let digest = skopeo_inspect(ours.stdout.trim(), true)["layers"][0]["digest"].as_str().unwrap().to_string();
+    let head = capture(
+        {
+            let mut c = Command::new(tool("curl"));
+            c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I"])
+                .arg(format!("http://{host}/v2/{path}/hello-124ec4359fcc3b362d8aa16b0f28dd36/blobs/{digest}"));
+            c
+        },
+        DEFAULT_TIMEOUT,
+    );
+    assert_eq!(head.stdout, "404", "{head}");
+
+    // A local medium needs every layer's bytes: the foreign one is named, nothing is written.
+    let layout = tempfile::tempdir().unwrap();
+    let local = ko(&["build", ".", "--platform=windows/amd64", "--push=false", "--oci-layout-path"])
+        .arg(layout.path())
+        .cwd(fixture("hello"))
+        .env("KO_DEFAULTBASEIMAGE", &base)
+        .run();
+    crate::build_errors::assert_clear_error(&local, &["foreign (non-distributable) layer", FOREIGN_URL]);
+    assert!(!layout.path().join("index.json").exists(), "{local}");
 }
 
 #[test]

@@ -79,6 +79,14 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
+    /// False for a layer that may not be copied into another registry (a Docker "foreign"
+    /// layer, an OCI "non-distributable" one: the old Windows base layers, served from the
+    /// descriptor's `urls`). Pushes leave such layers to their URLs, as Docker and ko do.
+    pub fn is_distributable(&self) -> bool {
+        !(self.media_type == "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+            || self.media_type.starts_with("application/vnd.oci.image.layer.nondistributable."))
+    }
+
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
         Descriptor {
             media_type: media_type.to_string(),

@@ -19,8 +19,18 @@ pub async fn local_path(client: &RegistryClient, cache: &Cache, blob: &Blob) -> 
         BlobSource::Cache => Err(MediaError::MissingBlob { digest: digest.to_string(), path: cache.blob_path(digest) }),
         BlobSource::Remote(repo) => {
             let temp = cache.temp_file()?;
-            client.fetch_blob(repo, digest, temp.path()).await?;
-            Ok(cache.commit_blob(temp, digest)?)
+            match client.fetch_blob(repo, digest, temp.path()).await {
+                Ok(_) => Ok(cache.commit_blob(temp, digest)?),
+                // The registry of a base may hold its foreign layers too; when it does not,
+                // they are the user's to fetch (their licence is why they are foreign).
+                Err(source) if !blob.descriptor.is_distributable() => Err(MediaError::Foreign {
+                    digest: digest.to_string(),
+                    repo: repo.to_string(),
+                    urls: blob.descriptor.urls.clone().unwrap_or_default().join(", "),
+                    source,
+                }),
+                Err(e) => Err(e.into()),
+            }
         }
     }
 }

@@ -31,6 +31,10 @@ pub enum MediaError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("OCI layout {path}: unreadable index.json ({detail}); point --oci-layout-path at an empty directory")]
     Layout { path: PathBuf, detail: String },
+    #[error(
+        "base layer {digest} is a foreign (non-distributable) layer that {repo} does not serve ({source}); it can only be pushed to a registry, where it stays at {urls}: publish to a registry (KO_DOCKER_REPO) or use a base without foreign layers"
+    )]
+    Foreign { digest: String, repo: String, urls: String, source: RegistryError },
     #[error("blob {digest} is missing from the cache at {path}; clear the cache and rebuild")]
     MissingBlob { digest: String, path: PathBuf },
     #[error(transparent)]

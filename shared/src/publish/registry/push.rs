@@ -83,8 +83,12 @@ impl RegistrySink {
             .filter(|image| self.fresh(repo, std::slice::from_ref(*image)))
             .map(|image| &image.config.descriptor.digest)
             .collect();
-        let blobs: Vec<&Blob> =
-            needed.iter().flat_map(|image| image.blobs()).filter(|blob| seen.insert(&blob.descriptor.digest)).collect();
+        // A foreign layer stays where its URLs say: it is neither checked nor copied.
+        let blobs: Vec<&Blob> = needed
+            .iter()
+            .flat_map(|image| image.blobs())
+            .filter(|blob| blob.descriptor.is_distributable() && seen.insert(&blob.descriptor.digest))
+            .collect();
         stream::iter(blobs)
             .map(|blob| self.push_blob(repo, blob, !new_configs.contains(&blob.descriptor.digest)))
             .buffer_unordered(self.jobs.max(1))

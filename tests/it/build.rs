@@ -289,6 +289,26 @@ fn builds_entries_pick_the_module_directory_env_and_ldflags() {
     assert_eq!(run_image(lines[1]).stdout.trim(), "bar");
 }
 
+/// `.GoEnv` is `go env` where the command runs, as in ko, not in the package's module: from
+/// the repository root above both modules, `GOMOD` is the root's (none), not foo's go.mod.
+#[test]
+fn go_env_in_templates_is_the_working_directorys() {
+    let root = fixture("multimod");
+    let mut go = std::process::Command::new(tool("go"));
+    go.args(["env", "GOMOD"]).current_dir(&root);
+    let expected = capture(go, DEFAULT_TIMEOUT);
+    expected.assert_success();
+    let expected = expected.stdout.trim().to_string();
+    assert!(!expected.ends_with("foo/go.mod"), "{expected}");
+    let repo = unique_repo("multimod-goenv");
+    let run = ko(&["build", "./foo/cmd/foo", "--ldflags=-X main.version={{.GoEnv.GOMOD}}", "--sbom=none"])
+        .cwd(&root)
+        .env("KO_DOCKER_REPO", &repo)
+        .run();
+    run.assert_success();
+    assert_eq!(run_image(run.stdout.trim()).stdout.trim(), format!("foo version={expected}"));
+}
+
 /// `resolve` names packages by import path. One in foo's module without an entry of its own
 /// is found through foo-app's directory, but built with the defaults, not foo-app's settings.
 #[test]

@@ -126,6 +126,7 @@ impl GoTool {
         GoBuildError::NoGo { go: self.go.display().to_string(), detail: e.to_string() }
     }
 
+    /// `go env` in `dir`, asked once per run (the first caller's `dir` counts).
     async fn go_env(&self, dir: &Path) -> Result<BTreeMap<String, String>, GoBuildError> {
         self.go_env
             .get_or_try_init(|| async {
@@ -293,10 +294,13 @@ impl GoTool {
         for (k, v) in env {
             env_value.insert(k.clone(), Value::Str(v.clone()));
         }
-        // `go env` as the build sees it, as in ko: each of its keys the build's environment
-        // sets (the platform's GOOS and GOARCH, CGO_ENABLED, the configured env) is that value.
+        // `go env` as the build sees it, as in ko: run where the command runs (not in the
+        // package's module: `GOMOD`, `GOWORK` and a `toolchain` line are the working
+        // directory's), and each of its keys the build's environment sets (the platform's
+        // GOOS and GOARCH, CGO_ENABLED, the configured env) is that value.
+        let here = std::env::current_dir().unwrap_or_else(|_| dir.to_path_buf());
         let mut go_env: BTreeMap<String, Value> =
-            self.go_env(dir).await?.into_iter().map(|(k, v)| (k, Value::Str(v))).collect();
+            self.go_env(&here).await?.into_iter().map(|(k, v)| (k, Value::Str(v))).collect();
         for (k, v) in env {
             if let Some(value) = go_env.get_mut(k) {
                 *value = Value::Str(v.clone());

@@ -209,7 +209,14 @@ impl Platform {
         };
         let version_ok = match (&self.os_version, &candidate.os_version) {
             (None, _) => true,
-            (Some(want), Some(have)) => want == have || (self.os == "windows" && have.starts_with(&format!("{want}."))),
+            // As in ko: on Windows, a version X.Y.Z matches X.Y.Z.N (any revision N).
+            (Some(want), Some(have)) => {
+                want == have
+                    || (self.os == "windows"
+                        && want.matches('.').count() == 2
+                        && have.matches('.').count() == 3
+                        && have.rsplit_once('.').is_some_and(|(release, _)| release == want))
+            }
             (Some(_), None) => false,
         };
         field(&self.os, &candidate.os) && field(&self.arch, &candidate.arch) && variant_ok && version_ok
@@ -306,6 +313,24 @@ mod tests {
         let w = Platform::parse("windows/amd64:10.0.20348").unwrap();
         assert_eq!(w.os_version.as_deref(), Some("10.0.20348"));
         assert_eq!(w.to_string(), "windows/amd64:10.0.20348");
+    }
+
+    #[test]
+    fn a_windows_release_matches_its_revisions_only() {
+        let base = Platform::parse("windows/amd64:10.0.20348.2113").unwrap();
+        for (want, matches) in [
+            ("windows/amd64:10.0.20348.2113", true),
+            ("windows/amd64:10.0.20348", true),
+            ("windows/amd64:10.0.2034", false),
+            ("windows/amd64:10.0", false),
+            ("windows/amd64:10", false),
+            ("windows/amd64:10.0.17763", false),
+            ("windows/amd64", true),
+        ] {
+            assert_eq!(Platform::parse(want).unwrap().matches(&base), matches, "{want}");
+        }
+        let linux = Platform { os_version: Some("5.15.1".into()), ..Platform::linux("amd64") };
+        assert!(!Platform { os_version: Some("5.15".into()), ..Platform::linux("amd64") }.matches(&linux));
     }
 
     #[test]

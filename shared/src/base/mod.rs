@@ -184,8 +184,11 @@ impl BaseResolver {
             }
             Origin::Layout(root) => {
                 // Layers are hashed while copied in: off the async threads.
+                // A foreign layer is left out of a layout as it is out of a registry push.
+                let layers =
+                    manifest.layers.iter().filter(|d| d.is_distributable() || layout::has_blob(root, &d.digest));
                 let digests: Vec<Digest> =
-                    std::iter::once(&config_digest).chain(manifest.layers.iter().map(|d| &d.digest)).cloned().collect();
+                    std::iter::once(&config_digest).chain(layers.map(|d| &d.digest)).cloned().collect();
                 let (name, cache, root) = (name.to_string(), self.cache.clone(), root.clone());
                 tokio::task::spawn_blocking(move || {
                     digests.iter().try_for_each(|d| layout::import_blob(&name, &cache, &root, d))

@@ -15,7 +15,15 @@ pub async fn local_path(client: &RegistryClient, cache: &Cache, blob: &Blob) -> 
     if cache.has_blob(digest) {
         return Ok(cache.blob_path(digest));
     }
+    let foreign = |detail: String| MediaError::Foreign {
+        digest: digest.to_string(),
+        urls: blob.descriptor.urls.clone().unwrap_or_default().join(", "),
+        detail,
+    };
     match &blob.source {
+        BlobSource::Cache if !blob.descriptor.is_distributable() => {
+            Err(foreign("the base's layout or daemon image does not hold".into()))
+        }
         BlobSource::Cache => Err(MediaError::MissingBlob { digest: digest.to_string(), path: cache.blob_path(digest) }),
         BlobSource::Remote(repo) => {
             let temp = cache.temp_file()?;
@@ -23,12 +31,7 @@ pub async fn local_path(client: &RegistryClient, cache: &Cache, blob: &Blob) -> 
                 Ok(_) => Ok(cache.commit_blob(temp, digest)?),
                 // The registry of a base may hold its foreign layers too; when it does not,
                 // they are the user's to fetch (their licence is why they are foreign).
-                Err(source) if !blob.descriptor.is_distributable() => Err(MediaError::Foreign {
-                    digest: digest.to_string(),
-                    repo: repo.to_string(),
-                    urls: blob.descriptor.urls.clone().unwrap_or_default().join(", "),
-                    source,
-                }),
+                Err(e) if !blob.descriptor.is_distributable() => Err(foreign(format!("{repo} does not serve ({e})"))),
                 Err(e) => Err(e.into()),
             }
         }

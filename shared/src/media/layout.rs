@@ -111,6 +111,11 @@ pub fn read_blob(reference: &str, root: &Path, digest: &Digest) -> Result<Vec<u8
     Ok(bytes)
 }
 
+/// Whether the layout holds the blob (a foreign layer's may be left out).
+pub fn has_blob(root: &Path, digest: &Digest) -> bool {
+    blob_path(root, digest).is_file()
+}
+
 fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
     root.join("blobs").join("sha256").join(digest.hex())
 }

@@ -32,9 +32,9 @@ pub enum MediaError {
     #[error("OCI layout {path}: unreadable index.json ({detail}); point --oci-layout-path at an empty directory")]
     Layout { path: PathBuf, detail: String },
     #[error(
-        "base layer {digest} is a foreign (non-distributable) layer that {repo} does not serve ({source}); it can only be pushed to a registry, where it stays at {urls}: publish to a registry (KO_DOCKER_REPO) or use a base without foreign layers"
+        "base layer {digest} is a foreign (non-distributable) layer that {detail}; it can only be pushed to a registry, where it stays at {urls}: publish to a registry (KO_DOCKER_REPO) or use a base without foreign layers"
     )]
-    Foreign { digest: String, repo: String, urls: String, source: RegistryError },
+    Foreign { digest: String, urls: String, detail: String },
     #[error("blob {digest} is missing from the cache at {path}; clear the cache and rebuild")]
     MissingBlob { digest: String, path: PathBuf },
     #[error(transparent)]

@@ -1,4 +1,5 @@
-//! One import path to one artifact: pick the base, build the kodata layer once, then for each
+//! One import path to one artifact: pick the base, build the kodata layer (once per operating
+//! system), then for each
 //! platform run `go build`, wrap the binary in its layer and assemble the image; several
 //! platforms make an index. Shared by every command that builds. Knows nothing of where
 //! images go: the publisher hears of layers while they are made through a [`LayerSink`].
@@ -324,9 +325,9 @@ impl Builder {
         let mut image = assemble::assemble(&self.settings.cache, base, &layers, &settings)?;
         if let (Some(format), Some(info)) = (self.settings.sbom, &build_info) {
             let base_ref = BaseRef { name: base.name.clone(), digest: base.digest.clone() };
-            let doc = image_sbom(format, &image, base_ref, info);
+            let doc = sbom::of_images::for_image(format, &image, base_ref, info);
             self.write_sbom(&parts.name, Some(&image), &doc)?;
-            image.sbom = Some(attached(doc));
+            image.sbom = Some(sbom::of_images::attached(doc));
         }
         if let Some(run) = &self.settings.provenance {
             image.provenance = Some(self.provenance(run, parts.package, base, plan, build_info.as_ref()).await);
@@ -496,9 +497,9 @@ impl Builder {
         if let Some(format) = self.settings.sbom {
             let base =
                 bases.index.as_ref().map(|(name, digest, _)| BaseRef { name: name.clone(), digest: digest.clone() });
-            let doc = index_sbom(format, &index, base);
+            let doc = sbom::of_images::for_index(format, &index, base);
             self.write_sbom(&parts.name, None, &doc)?;
-            index.sbom = Some(attached(doc));
+            index.sbom = Some(sbom::of_images::attached(doc));
         }
         let base = bases.index.as_ref().map(|(name, digest, _)| (name.as_str(), digest));
         let predicates: Vec<&serde_json::Value> = index.images.iter().filter_map(|i| i.provenance.as_ref()).collect();
@@ -578,43 +579,4 @@ fn group_by_plan<'a>(
         }
     }
     groups
-}
-
-/// An SBOM as the image model holds it.
-fn attached(doc: sbom::Sbom) -> crate::image::Sbom {
-    crate::image::Sbom { media_type: doc.media_type(), bytes: doc.bytes }
-}
-
-/// The config's `created`, which dates the SBOM as ko dates it.
-fn created_of(image: &Image) -> Option<String> {
-    let config: serde_json::Value = serde_json::from_slice(&image.config_bytes).ok()?;
-    config["created"].as_str().map(str::to_string)
-}
-
-fn image_sbom(format: SbomFormat, image: &Image, base: BaseRef, info: &sbom::buildinfo::BuildInfo) -> sbom::Sbom {
-    sbom::for_image(
-        format,
-        &sbom::ImageFacts {
-            digest: &image.digest,
-            media_type: &image.media_type,
-            created: created_of(image).as_deref(),
-            base: Some(base),
-            build_info: info,
-        },
-    )
-}
-
-fn index_sbom(format: SbomFormat, index: &IndexImage, base: Option<BaseRef>) -> sbom::Sbom {
-    let created = index.images.first().and_then(created_of);
-    let images = index.images.iter().map(|i| (&i.digest, i.media_type.as_str(), &i.platform)).collect();
-    sbom::for_index(
-        format,
-        &sbom::IndexFacts {
-            digest: &index.digest,
-            media_type: &index.media_type,
-            created: created.as_deref(),
-            base,
-            images,
-        },
-    )
 }

@@ -21,6 +21,28 @@ fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
+/// A layer of `dirs` and `files`: its tar and the tar gzipped.
+fn layer_of(dirs: &[&str], files: &[(&str, &str)]) -> (Vec<u8>, Vec<u8>) {
+    let mut tar = tar::Builder::new(Vec::new());
+    for dir in dirs {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        tar.append_data(&mut header, dir, std::io::empty()).unwrap();
+    }
+    for (name, text) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o644);
+        header.set_size(text.len() as u64);
+        tar.append_data(&mut header, name, text.as_bytes()).unwrap();
+    }
+    let tar = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    (tar, gz.finish().unwrap())
+}
+
 /// An OCI layout being written: blobs by digest, then `index.json`.
 struct Layout {
     dir: PathBuf,
@@ -45,24 +67,8 @@ impl Layout {
     /// An image with one layer of `dirs` and `files`, configured by `config` (os, platform,
     /// env); returns its manifest's descriptor.
     fn image(&self, dirs: &[&str], files: &[(&str, &str)], mut config: Value) -> Value {
-        let mut tar = tar::Builder::new(Vec::new());
-        for dir in dirs {
-            let mut header = tar::Header::new_ustar();
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(0o755);
-            header.set_size(0);
-            tar.append_data(&mut header, dir, std::io::empty()).unwrap();
-        }
-        for (name, text) in files {
-            let mut header = tar::Header::new_ustar();
-            header.set_mode(0o644);
-            header.set_size(text.len() as u64);
-            tar.append_data(&mut header, name, text.as_bytes()).unwrap();
-        }
-        let tar = tar.into_inner().unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut gz, &tar).unwrap();
-        let (layer, layer_size) = self.blob(&gz.finish().unwrap());
+        let (tar, gz) = layer_of(dirs, files);
+        let (layer, layer_size) = self.blob(&gz);
         config["rootfs"] = json!({"type": "layers", "diff_ids": [sha256(&tar)]});
         config["history"] = json!([{"created_by": "a test base"}]);
         let (config_digest, config_size) = self.blob(config.to_string().as_bytes());
@@ -80,17 +86,8 @@ impl Layout {
     /// known; the directory does not hold it) under a layer of `files`. Written in skopeo's
     /// `dir:` format (its OCI layouts hold OCI manifests only): `manifest.json`, blobs by hex.
     fn foreign_image(&self, files: &[(&str, &str)], url: &str) {
-        let mut tar = tar::Builder::new(Vec::new());
-        for (name, text) in files {
-            let mut header = tar::Header::new_ustar();
-            header.set_mode(0o644);
-            header.set_size(text.len() as u64);
-            tar.append_data(&mut header, name, text.as_bytes()).unwrap();
-        }
-        let tar = tar.into_inner().unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut gz, &tar).unwrap();
-        let (layer, layer_size) = self.blob(&gz.finish().unwrap());
+        let (tar, gz) = layer_of(&[], files);
+        let (layer, layer_size) = self.blob(&gz);
         let foreign = sha256(b"a layer nobody here has");
         let config = json!({
             "architecture": "amd64", "os": "windows", "os.version": OS_VERSION,

@@ -7,6 +7,7 @@
 pub mod buildinfo;
 mod cyclonedx;
 mod embedded;
+pub mod of_images;
 mod spdx;
 
 use std::path::PathBuf;

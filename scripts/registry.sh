@@ -44,6 +44,7 @@ registry_bin() {
 
 # --- config sections -------------------------------------------------------
 
+# Ends inside `http:`: config_tls continues that block.
 config_base() { # DIR PORT READONLY(true|false)
 	cat <<EOF
 version: 0.1
@@ -65,11 +66,6 @@ storage:
       enabled: false
     readonly:
       enabled: ${3:-false}
-http:
-  addr: 127.0.0.1:$2
-  secret: kubectl-ko-test
-  headers:
-    X-Content-Type-Options: [nosniff]
 # Manifests may name foreign layers by URL (old Windows bases), as public registries allow;
 # distribution refuses them unless told which URLs are fine.
 validation:
@@ -77,6 +73,11 @@ validation:
     urls:
       allow:
         - ^https?://
+http:
+  addr: 127.0.0.1:$2
+  secret: kubectl-ko-test
+  headers:
+    X-Content-Type-Options: [nosniff]
 EOF
 }
 

@@ -242,7 +242,12 @@ impl Builder {
         if let Some(b) = &package.config {
             output::detail(format!("Using build config {} for {}", b.id, package.import_path));
         }
-        let systems: Vec<ImageOs> = bases.images.iter().map(|b| ImageOs::of(&b.platform)).collect();
+        let mut systems: Vec<ImageOs> = Vec::new();
+        for os in bases.images.iter().map(|b| ImageOs::of(&b.platform)) {
+            if !systems.contains(&os) {
+                systems.push(os);
+            }
+        }
         let parts = self.package_parts(package, &systems).await?;
         let images = try_join_all(
             bases
@@ -260,16 +265,13 @@ impl Builder {
         Ok(Artifact::Index(index))
     }
 
-    /// The kodata layers (one per operating system in `systems`) and the image settings every
+    /// The kodata layers (one for each of the distinct `systems`) and the image settings every
     /// platform image of `package` shares.
     async fn package_parts<'a>(&self, package: &'a Package, systems: &[ImageOs]) -> Result<PackageParts<'a>, Error> {
         let s = &self.settings;
         let kodata_mtime = s.kodata_date.unwrap_or(0).max(0) as u64;
         let mut layers = Vec::new();
         for os in systems.iter().copied() {
-            if layers.iter().any(|(o, _)| *o == os) {
-                continue;
-            }
             let (cache, dir, root) = (s.cache.clone(), package.dir.clone(), s.kodata_root.clone());
             let permit = self.slot().await;
             let layer = tokio::task::spawn_blocking(move || {
@@ -290,7 +292,7 @@ impl Builder {
         Ok(PackageParts {
             package,
             created_by: format!("kubectl-ko build ko://{}", package.import_path),
-            settings: self.settings_for(package, &name),
+            settings: self.settings_for(package),
             name,
             file_caps,
             kodata: layers,
@@ -509,8 +511,9 @@ impl Builder {
     }
 
     /// Image settings for one package: `.ko.yaml`'s `image:` (top level, then the package's
-    /// build entry), then the flags.
-    fn settings_for(&self, package: &Package, name: &str) -> ImageSettings {
+    /// build entry), then the flags. The entrypoint depends on the platform: [`Self::layers`]
+    /// sets it.
+    fn settings_for(&self, package: &Package) -> ImageSettings {
         let s = &self.settings;
         let mut image = s.config.image.clone();
         if let Some(build) = &package.config {
@@ -519,7 +522,7 @@ impl Builder {
         image.labels.extend(s.image.labels.clone());
         image.annotations.extend(s.image.annotations.clone());
         ImageSettings {
-            entrypoint: vec![app::entrypoint(name)],
+            entrypoint: Vec::new(),
             env: image.env,
             working_dir: image.working_dir,
             labels: image.labels,

@@ -33,6 +33,9 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -x "$BIN_DIR/kubectl-ko" ]] || die "pass --bin-dir with a built kubectl-ko"
 KO_BIN=$(ensure_ko "$KO_VERSION")
+# The same registry as scripts/bench.sh's (scripts/lib.sh says why).
+KO_REGISTRY_BIN=$(ensure_bench_registry)
+export KO_REGISTRY_BIN
 KUBECTL=$("$ROOT/scripts/test-cluster.sh" kubectl | tail -n 1)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kubectl-ko-bench-watch.XXXXXX")

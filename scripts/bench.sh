@@ -137,13 +137,16 @@ fi
 # --- tools -----------------------------------------------------------------
 
 step "checking tools"
-# docker-registry: the registry; skopeo: pushes the base; jq: edits the base's JSON;
-# time: GNU time for the tree's peak memory; gnuplot-nox: the chart.
-ensure_debs docker-registry skopeo jq curl time gnuplot-nox
+# skopeo: pushes the base; jq: edits the base's JSON; time: GNU time for the tree's peak
+# memory; gnuplot-nox: the chart.
+ensure_debs skopeo jq curl time gnuplot-nox
 command -v go >/dev/null 2>&1 || die "go not found on PATH (both tools run go build)"
 [[ -x /usr/bin/time ]] || die "/usr/bin/time (GNU time) is missing"
 
 KO_BIN=$(ensure_ko "$KO_VERSION")
+# The registry both tools push to (scripts/lib.sh says why not Debian's); registry.sh runs it.
+KO_REGISTRY_BIN=$(ensure_bench_registry)
+export KO_REGISTRY_BIN
 
 if [[ -z "$BIN_DIR" ]]; then
 	# Built as scripts/package.sh builds the executable it ships (scripts/lib.sh).
@@ -1001,6 +1004,7 @@ EOF
 ours_version=$("$BIN_DIR/kubectl-ko" version 2>/dev/null | head -n 1 || echo unknown)
 ko_version=$("$KO_BIN" version 2>/dev/null | head -n 1 || echo unknown)
 go_version=$(go version)
+registry_version="registry $("$KO_REGISTRY_BIN" --version 2>/dev/null | awk '{ sub(/\+.*/, "", $3); print $2 " " $3 }')"
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem_gib=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -1047,7 +1051,7 @@ if [[ ${#TIME_SCENARIOS[@]} -gt 0 ]]; then
 		echo "| kubectl-ko | $ours_version, commit $commit, $(basename "$BIN_DIR") build |"
 		echo "| ko | $ko_version (\`go install github.com/google/ko@$KO_VERSION\`) |"
 		echo "| Go | $go_version |"
-		echo "| registry | $(docker-registry --version 2>/dev/null | head -n 1 || echo docker-registry) on 127.0.0.1 |"
+		echo "| registry | $registry_version on 127.0.0.1 |"
 		echo
 		cat "$TABLE"
 		echo
@@ -1059,7 +1063,7 @@ fi
 if [[ ${#MEASURED_RESOURCES[@]} -gt 0 ]]; then
 	{
 		echo "<!-- bench:resources — written by scripts/bench.sh; edits between these markers are overwritten -->"
-		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS counted run(s) per tool after $WARMUPS warm-up(s); kubectl-ko $ours_version, commit $commit, $(basename "$BIN_DIR") build; ko $ko_version; load average $LOAD_BEFORE before, $LOAD_AFTER after."
+		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS counted run(s) per tool after $WARMUPS warm-up(s); kubectl-ko $ours_version, commit $commit, $(basename "$BIN_DIR") build; ko $ko_version; $registry_version; load average $LOAD_BEFORE before, $LOAD_AFTER after."
 		echo
 		cat "$RESOURCE_TABLE"
 		echo "<!-- bench:resources-end -->"
@@ -1069,7 +1073,7 @@ fi
 if [[ ${#MEASURED_FLEETS[@]} -gt 0 ]]; then
 	{
 		echo "<!-- bench:fleet — written by scripts/bench.sh; edits between these markers are overwritten -->"
-		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS counted run(s) per tool after $WARMUPS warm-up(s), alternating kubectl-ko, ko, Go alone; kubectl-ko $ours_version, commit $commit, $(basename "$BIN_DIR") build; ko $ko_version; $go_version; load average $LOAD_BEFORE before, $LOAD_AFTER after."
+		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS counted run(s) per tool after $WARMUPS warm-up(s), alternating kubectl-ko, ko, Go alone; kubectl-ko $ours_version, commit $commit, $(basename "$BIN_DIR") build; ko $ko_version; $go_version; $registry_version; load average $LOAD_BEFORE before, $LOAD_AFTER after."
 		echo
 		cat "$FLEET_TABLE"
 		echo "<!-- bench:fleet-end -->"
@@ -1079,7 +1083,7 @@ fi
 if [[ ${#MEASURED_GOCACHE[@]} -gt 0 ]]; then
 	{
 		echo "<!-- bench:gocache — written by scripts/bench.sh; edits between these markers are overwritten -->"
-		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS counted round(s) after $WARMUPS warm-up(s), each round three fresh machines in turn (cold, A, B; A, B, cold in even rounds); kubectl-ko $ours_version, commit $commit, $(basename "$BIN_DIR") build; $go_version; the registry on the same machine; load average $LOAD_BEFORE before, $LOAD_AFTER after."
+		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC'), $RUNS counted round(s) after $WARMUPS warm-up(s), each round three fresh machines in turn (cold, A, B; A, B, cold in even rounds); kubectl-ko $ours_version, commit $commit, $(basename "$BIN_DIR") build; $go_version; $registry_version on the same machine; load average $LOAD_BEFORE before, $LOAD_AFTER after."
 		echo
 		cat "$GOCACHE_TABLE"
 		echo "<!-- bench:gocache-end -->"
@@ -1089,7 +1093,7 @@ fi
 if [[ -s "$WATCH_TABLE" ]]; then
 	{
 		echo "<!-- bench:watch — written by scripts/bench.sh; edits between these markers are overwritten -->"
-		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by scripts/bench-watch.sh, $RUNS counted run(s) after $WARMUPS warm-up(s); kubectl-ko $ours_version, commit $commit, $(basename "$BIN_DIR") build; ko $ko_version; $go_version; load average $LOAD_BEFORE before, $LOAD_AFTER after."
+		echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by scripts/bench-watch.sh, $RUNS counted run(s) after $WARMUPS warm-up(s); kubectl-ko $ours_version, commit $commit, $(basename "$BIN_DIR") build; ko $ko_version; $go_version; $registry_version; load average $LOAD_BEFORE before, $LOAD_AFTER after."
 		echo
 		cat "$WATCH_TABLE"
 		echo "<!-- bench:watch-end -->"

@@ -94,19 +94,33 @@ release_rustflags() { # TARGET
 	esac
 }
 
-# ko itself, the tool kubectl-ko is measured and checked against: `go install`ed once from
-# the Go module proxy (outside any module, so no go.mod of ours plays a part) into
-# ~/.cache/kubectl-ko-bench/ko-VERSION, whole or not at all. Prints the binary's path.
-ensure_ko() { # VERSION
-	local root="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-ko-bench" staging
-	if [[ ! -x "$root/ko-$1/ko" ]]; then
-		step "go install github.com/google/ko@$1"
+# A Go program `go install`ed once from the Go module proxy (outside any module, so no
+# go.mod of ours plays a part) into ~/.cache/kubectl-ko-bench/NAME-VERSION, whole or not at
+# all. Prints the binary's path.
+ensure_go_program() { # NAME PACKAGE VERSION
+	local root="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-ko-bench" dir staging
+	dir="$root/$1-$3"
+	if [[ ! -x "$dir/$1" ]]; then
+		step "go install $2@$3"
 		mkdir -p "$root"
 		staging=$(mktemp -d "$root/install.XXXXXX")
-		(cd / && env -u GOFLAGS GOBIN="$staging" go install "github.com/google/ko@$1") >&2 ||
-			{ rm -rf "$staging"; die "go install github.com/google/ko@$1 failed"; }
-		rm -rf "${root:?}/ko-$1"
-		mv "$staging" "$root/ko-$1"
+		(cd / && env -u GOFLAGS GOBIN="$staging" go install "$2@$3") >&2 ||
+			{ rm -rf "$staging"; die "go install $2@$3 failed"; }
+		rm -rf "$dir"
+		mv "$staging" "$dir"
 	fi
-	echo "$root/ko-$1/ko"
+	echo "$dir/$1"
+}
+
+# ko itself, the tool kubectl-ko is measured and checked against.
+ensure_ko() { # VERSION
+	ensure_go_program ko github.com/google/ko "$1"
+}
+
+# The registry the benchmarks push to: distribution's current release, built with this
+# machine's Go. Debian's docker-registry (distribution 2.8, built with Go 1.19) spends two to
+# nine times the CPU per request (no SHA-NI for the blobs it hashes, its URL router rebuilt
+# per request), and on a two-core machine that CPU is taken from the builds being measured.
+ensure_bench_registry() {
+	ensure_go_program registry github.com/distribution/distribution/v3/cmd/registry v3.0.0
 }

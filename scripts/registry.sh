@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start and stop a throw-away OCI registry (Debian's docker-registry, distribution 2.8)
-# on the loopback interface, for the end-to-end tests.
+# Start and stop a throw-away OCI registry (Debian's docker-registry, distribution 2.8, or
+# the binary KO_REGISTRY_BIN names) on the loopback interface, for the end-to-end tests and
+# the benchmarks.
 #
 #   scripts/registry.sh start DIR PORT [OPTIONS]   start; blobs under DIR/data
 #   scripts/registry.sh stop DIR                   stop the registry started in DIR
@@ -31,9 +32,12 @@ usage() {
 	exit 2
 }
 
-# The registry binary: Debian's package installs it as /usr/bin/docker-registry.
+# The registry binary: KO_REGISTRY_BIN (scripts/bench.sh sets it to distribution v3, whose
+# configuration file is the same), else Debian's package's /usr/bin/docker-registry.
 registry_bin() {
-	if [[ -x /usr/bin/docker-registry ]]; then
+	if [[ -n "${KO_REGISTRY_BIN:-}" ]]; then
+		echo "$KO_REGISTRY_BIN"
+	elif [[ -x /usr/bin/docker-registry ]]; then
 		echo /usr/bin/docker-registry
 	elif command -v docker-registry >/dev/null 2>&1; then
 		command -v docker-registry

@@ -246,4 +246,10 @@ fn a_failed_build_publishes_nothing() {
     assert!(run.stderr.contains("example.com/half/broken") && run.stderr.contains("undefined"), "{run}");
     // Its layer may have gone up while the other compiled, but no tag names it.
     assert_untagged(&format!("{repo}/half"));
+    // ...the repository the good app is published to, once nothing is broken.
+    fs::write(app.path().join("broken/main.go"), "package main\n\nfunc main() { println(\"fixed\") }\n").unwrap();
+    let run = ko(&["resolve", "-B", "-f", path.to_str().unwrap()]).cwd(app.path()).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_success();
+    let tags = registry_tags(&format!("{repo}/half"));
+    assert!(tags.iter().any(|t| t == "latest"), "{tags:?}: {run}");
 }

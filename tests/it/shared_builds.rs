@@ -71,6 +71,15 @@ fn a_compile_error_names_its_package_and_nothing_is_published() {
     assert!(run.stderr.contains("undefined"), "Go's message is shown: {run}");
     // Images of the two that compiled may have gone up while Go built, but no tag names them.
     assert_untagged(&repo);
+    // ...in the repository they are published to, once nothing is broken.
+    fs::write(dir.path().join("web/server/main.go"), "package main\n\nfunc main() { println(\"web\") }\n").unwrap();
+    let run = ko(&["build", "--bare", "./api/server", "./web/server", "./cmd/worker"])
+        .cwd(dir.path())
+        .env("KO_DOCKER_REPO", &repo)
+        .run();
+    run.assert_success();
+    let tags = registry_tags(&repo);
+    assert!(tags.iter().any(|t| t == "latest"), "{tags:?}: {run}");
 }
 
 /// Sets every file under `dir` as modified an hour ago (out of the window in which a file

@@ -60,10 +60,13 @@ fn a_compile_error_names_its_package_and_nothing_is_published() {
     let dir = tempfile::tempdir().unwrap();
     module(dir.path());
     fs::write(dir.path().join("web/server/main.go"), "package main\n\nfunc main() { undefined() }\n").unwrap();
-    let run = ko(&["build", "--bare", "./api/server", "./web/server", "./cmd/worker"])
-        .cwd(dir.path())
-        .env("KO_DOCKER_REPO", &repo)
-        .run();
+    let build = || {
+        ko(&["build", "--bare", "./api/server", "./web/server", "./cmd/worker"])
+            .cwd(dir.path())
+            .env("KO_DOCKER_REPO", &repo)
+            .run()
+    };
+    let run = build();
     run.assert_failure();
     assert!(run.stdout.is_empty(), "{run}");
     let last = run.stderr.lines().last().unwrap_or_default();
@@ -73,10 +76,7 @@ fn a_compile_error_names_its_package_and_nothing_is_published() {
     assert_untagged(&repo);
     // ...in the repository they are published to, once nothing is broken.
     fs::write(dir.path().join("web/server/main.go"), "package main\n\nfunc main() { println(\"web\") }\n").unwrap();
-    let run = ko(&["build", "--bare", "./api/server", "./web/server", "./cmd/worker"])
-        .cwd(dir.path())
-        .env("KO_DOCKER_REPO", &repo)
-        .run();
+    let run = build();
     run.assert_success();
     let tags = registry_tags(&repo);
     assert!(tags.iter().any(|t| t == "latest"), "{tags:?}: {run}");

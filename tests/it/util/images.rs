@@ -111,6 +111,13 @@ pub fn assert_untagged(repo: &str) {
     assert!(tags.is_empty(), "{repo} has tags {tags:?}");
 }
 
+/// The repository `repo` of the test registry holds `tag` (among others, such as SBOM tags).
+#[track_caller]
+pub fn assert_tagged(repo: &str, tag: &str) {
+    let tags = registry_tags(repo);
+    assert!(tags.iter().any(|t| t == tag), "{repo} has no tag {tag}, only {tags:?}");
+}
+
 /// `skopeo inspect [--raw]` of an image: with `raw`, the manifest or index exactly as
 /// stored; without, skopeo's summary (Digest, Layers, Env, Architecture...). Plain
 /// registry references get `docker://` and `--tls-verify=false`. Panics on failure.

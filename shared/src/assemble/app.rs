@@ -88,7 +88,7 @@ pub fn built_binary_layer(
         && let Some(slot) = cache.read_record::<SlotRecord>("layers", &key)
         && slot.inode == meta.ino()
         && slot.size == meta.len()
-        && cache.has_blob(&slot.layer.digest)
+        && cache.has_blob_of_size(&slot.layer.digest, slot.layer.size)
     {
         return Ok(slot.layer);
     }
@@ -116,7 +116,7 @@ pub fn entry_layer(cache: &Cache, binary: &Path, entry: AppEntry<'_>) -> Result<
     let (content, size) = digest_file(binary).map_err(io)?;
     let key = entry.key(&[content.as_str().as_bytes()]);
     if let Some(record) = cache.read_record::<LayerRecord>("layers", &key)
-        && cache.has_blob(&record.digest)
+        && cache.has_blob_of_size(&record.digest, record.size)
     {
         return Ok(record);
     }
@@ -147,4 +147,38 @@ fn write_binary_layer(
     let path = os.entry(&format!("{APP_DIR}/{}", entry.name));
     layer.add_file_with_records(&path, meta, size, file, &records)?;
     layer.finish_with_index()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_files(cache: &Cache) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(cache.root().join("layers")).unwrap().map(|e| e.unwrap().path()).collect()
+    }
+
+    #[test]
+    fn a_layer_blob_or_record_cut_short_is_a_miss_and_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().join("cache")).unwrap();
+        let binary = dir.path().join("app");
+        std::fs::write(&binary, b"\x7fELF not really a program".repeat(4096)).unwrap();
+        let first = binary_layer(&cache, &binary, "app").unwrap();
+        let blob = cache.blob_path(&first.digest);
+        let whole = std::fs::read(&blob).unwrap();
+
+        // What a power loss can leave of a file renamed into place before its data was written.
+        std::fs::write(&blob, &whole[..whole.len() / 2]).unwrap();
+        assert!(!cache.has_blob_of_size(&first.digest, first.size));
+        let again = binary_layer(&cache, &binary, "app").unwrap();
+        assert_eq!(again.digest, first.digest);
+        assert_eq!(std::fs::read(&blob).unwrap(), whole);
+
+        for record in record_files(&cache) {
+            std::fs::write(record, b"").unwrap();
+        }
+        let third = binary_layer(&cache, &binary, "app").unwrap();
+        assert_eq!(third.digest, first.digest);
+        assert!(cache.has_blob_of_size(&third.digest, third.size));
+    }
 }

@@ -172,7 +172,7 @@ impl BaseResolver {
         let repo = match origin {
             Origin::Registry(reference) => {
                 let repo = &reference.repository;
-                if !self.cache.has_blob(&config_digest) {
+                if !self.cache.has_blob_of_size(&config_digest, manifest.config.size) {
                     let temp = self.cache.temp_file()?;
                     self.client
                         .fetch_blob(repo, &config_digest, temp.path())
@@ -187,11 +187,11 @@ impl BaseResolver {
                 // A foreign layer is left out of a layout as it is out of a registry push.
                 let layers =
                     manifest.layers.iter().filter(|d| d.is_distributable() || layout::has_blob(root, &d.digest));
-                let digests: Vec<Digest> =
-                    std::iter::once(&config_digest).chain(layers.map(|d| &d.digest)).cloned().collect();
+                let blobs: Vec<(Digest, u64)> =
+                    std::iter::once(&manifest.config).chain(layers).map(|d| (d.digest.clone(), d.size)).collect();
                 let (name, cache, root) = (name.to_string(), self.cache.clone(), root.clone());
                 tokio::task::spawn_blocking(move || {
-                    digests.iter().try_for_each(|d| layout::import_blob(&name, &cache, &root, d))
+                    blobs.iter().try_for_each(|(d, size)| layout::import_blob(&name, &cache, &root, d, *size))
                 })
                 .await
                 .expect("layout import task")?;
@@ -209,7 +209,7 @@ impl BaseResolver {
             .map(|d| Blob {
                 descriptor: d.clone(),
                 source: match repo {
-                    Some(repo) if !self.cache.has_blob(&d.digest) => BlobSource::Remote(repo.clone()),
+                    Some(repo) if !self.cache.has_blob_of_size(&d.digest, d.size) => BlobSource::Remote(repo.clone()),
                     _ => BlobSource::Cache,
                 },
             })

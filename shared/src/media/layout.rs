@@ -196,8 +196,8 @@ pub fn find(reference: &str, layout: &LayoutRef) -> Result<Found, SourceError> {
 }
 
 /// Puts a blob of the layout into the cache (hard link when possible), checking its digest.
-pub fn import_blob(reference: &str, cache: &Cache, root: &Path, digest: &Digest) -> Result<(), SourceError> {
-    if cache.has_blob(digest) {
+pub fn import_blob(reference: &str, cache: &Cache, root: &Path, digest: &Digest, size: u64) -> Result<(), SourceError> {
+    if cache.has_blob_of_size(digest, size) {
         return Ok(());
     }
     let src = blob_path(root, digest);

@@ -10,8 +10,6 @@ use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sha2::Digest as _;
-
 use super::layer::LayerFormat;
 use crate::cache::Cache;
 use crate::digest::Digest;
@@ -19,20 +17,24 @@ use crate::digest::Digest;
 /// The key of a block: a hash of the format, the window before the block, and the block.
 pub(crate) type BlockKey = [u8; 16];
 
-fn half(hash: sha2::Sha256) -> [u8; 16] {
-    hash.finalize()[..16].try_into().expect("16 bytes")
-}
+/// What every key starts with: the layer format and this build of the compressor, so a block
+/// is only reused by the same code that made it and a layer never mixes two versions' output.
+static KEY_PREFIX: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let format = serde_json::to_string(&LayerFormat::default()).unwrap_or_default();
+    format!("{format}\0{}\0xxh3-128\0", env!("CARGO_PKG_VERSION")).into_bytes()
+});
 
+/// The key of `block` after `window`: a 128-bit XXH3 hash. A key only picks which piece of
+/// the same binary's last layer to copy, in a cache of the user's own (anyone who can choose
+/// the binary's bytes chooses the image anyway), so a fast non-cryptographic hash of this
+/// width serves, at a tenth of SHA-256's cost over the 1.25 times the binary it reads.
 pub(crate) fn block_key(window: &[u8], block: &[u8]) -> BlockKey {
-    let mut hash = sha2::Sha256::new();
-    // The format, and this build of the compressor: a block is only reused by the same code
-    // that made it, so a layer never mixes the output of two versions.
-    hash.update(serde_json::to_string(&LayerFormat::default()).unwrap_or_default().as_bytes());
-    hash.update(env!("CARGO_PKG_VERSION").as_bytes());
-    hash.update((window.len() as u64).to_le_bytes());
+    let mut hash = xxhash_rust::xxh3::Xxh3Default::new();
+    hash.update(&KEY_PREFIX);
+    hash.update(&(window.len() as u64).to_le_bytes());
     hash.update(window);
     hash.update(block);
-    half(hash)
+    hash.digest128().to_le_bytes()
 }
 
 /// A check of a stored piece against damage on disk (the piece's bytes are not trusted

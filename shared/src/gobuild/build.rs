@@ -140,12 +140,15 @@ impl GoTool {
             None => run.await?,
             Some(early) => {
                 tokio::pin!(run);
-                let mut tick = tokio::time::interval(WATCH_INTERVAL);
+                let changes = DirChanges::watch(dir.path());
+                let mut tick = tokio::time::interval(changes.look_every());
                 loop {
                     tokio::select! {
                         output = &mut run => break output?,
-                        _ = tick.tick() => hand_over_linked(dir.path(), &mut expected, early).map_err(|(p, e)| io(&p, e))?,
+                        () = changes.next() => {}
+                        _ = tick.tick() => {}
                     }
+                    hand_over_linked(dir.path(), &mut expected, early).map_err(|(p, e)| io(&p, e))?;
                 }
             }
         };
@@ -201,9 +204,50 @@ impl GoTool {
 /// built together, and the binary.
 pub type Early<'a> = dyn Fn(usize, Built) + Send + Sync + 'a;
 
-/// How often the output directory is looked at while Go links: a look is a `stat` per binary
-/// not yet handed over, and a binary waits at most this long after its link.
-const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
+/// How often the output directory is looked at while Go links when the system cannot tell
+/// of changes to it: a look is a `stat` per binary not yet handed over, and a binary waits at
+/// most this long after its link.
+const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// How often it is looked at anyway when the system tells of changes (inotify), in case a
+/// notice is lost: a queue that overflowed, a watch that stopped.
+const LOOK_ANYWAY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Notices of changes to the directory Go links into, from the system's file watcher; a
+/// look at the directory follows each. Where there is none (or it cannot start), the
+/// directory is polled every [`POLL_INTERVAL`]. Polling cost ten binaries' build about 600
+/// wake-ups and thousands of `stat`s, some 30 ms of CPU beside Go's links.
+struct DirChanges {
+    watch: Option<(notify::RecommendedWatcher, std::sync::Arc<tokio::sync::Notify>)>,
+}
+
+impl DirChanges {
+    fn watch(dir: &Path) -> DirChanges {
+        use notify::Watcher as _;
+        let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+        let tell = changed.clone();
+        // Any notice, even an error (an overflowed queue), is a reason to look.
+        let watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| tell.notify_one());
+        let watch = watcher.ok().and_then(|mut w| {
+            let kind = <notify::RecommendedWatcher as notify::Watcher>::kind();
+            let native = kind != notify::WatcherKind::PollWatcher && kind != notify::WatcherKind::NullWatcher;
+            (native && w.watch(dir, notify::RecursiveMode::NonRecursive).is_ok()).then_some((w, changed))
+        });
+        DirChanges { watch }
+    }
+
+    fn look_every(&self) -> std::time::Duration {
+        if self.watch.is_some() { LOOK_ANYWAY } else { POLL_INTERVAL }
+    }
+
+    /// The next notice; never, when polling.
+    async fn next(&self) {
+        match &self.watch {
+            Some((_, changed)) => changed.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+}
 
 /// One binary `go build -o DIR/` is expected to write.
 struct Expected {
@@ -403,6 +447,19 @@ mod tests {
         main("c", "package main\n\nfunc main() { println(1 + \"c\") }\n");
         std::fs::write(module.join("go.mod"), "module example.com/app\n\ngo 1.22\n").unwrap();
         module
+    }
+
+    #[tokio::test]
+    async fn a_rename_into_the_watched_directory_is_told_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let changes = DirChanges::watch(dir.path());
+        if cfg!(target_os = "linux") {
+            assert_eq!(changes.look_every(), LOOK_ANYWAY, "inotify watches the directory");
+        }
+        let outside = tempfile::NamedTempFile::new_in(dir.path().parent().unwrap()).unwrap();
+        outside.persist(dir.path().join("app")).unwrap();
+        let told = tokio::time::timeout(std::time::Duration::from_secs(10), changes.next()).await;
+        assert!(told.is_ok() || changes.look_every() == POLL_INTERVAL, "no notice of the rename");
     }
 
     #[tokio::test]

@@ -45,6 +45,11 @@ fn entities(name: &str, artifact: &Artifact) -> Vec<String> {
         .collect()
 }
 
+/// How many artifacts at least move their tags at once. A tag is one small `PUT` that waits
+/// on the registry, not on this machine, and all of them come after the last image is made:
+/// ten images and their SBOMs moved four at a time were six round trips after the build.
+const TAGS_AT_ONCE: usize = 10;
+
 /// Whether no two of these image names are the same.
 fn distinct<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> bool {
     let mut seen = std::collections::HashSet::new();
@@ -276,12 +281,13 @@ impl Publisher {
 
     /// Every artifact is pushed: now the tags, the SBOMs' first, so that a refused SBOM tag
     /// leaves every image tag where it was. Artifacts with names of their own move their tags
-    /// `-j` at once (each artifact's in order); artifacts that share a name, one after the
-    /// other, so that the last one named wins. Each line that says an artifact is published
-    /// is printed in order.
+    /// [`TAGS_AT_ONCE`] or `-j` at once, whichever is more (each artifact's in order);
+    /// artifacts that share a name, one after the other, so that the last one named wins.
+    /// Each line that says an artifact is published is printed in order.
     async fn move_tags(&self, published: &[Published]) -> Result<(), PublishError> {
         use futures_util::{StreamExt, TryStreamExt, stream};
-        let at_once = if distinct(published.iter().map(|p| p.name.as_str())) { self.settings.jobs.max(1) } else { 1 };
+        let at_once =
+            if distinct(published.iter().map(|p| p.name.as_str())) { self.settings.jobs.max(TAGS_AT_ONCE) } else { 1 };
         stream::iter(published.iter().map(|item| registry::apply(&self.client, &item.pending.sboms)))
             .buffered(at_once)
             .try_collect::<Vec<()>>()

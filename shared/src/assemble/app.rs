@@ -88,7 +88,7 @@ pub fn built_binary_layer(
         && let Some(slot) = cache.read_record::<SlotRecord>("layers", &key)
         && slot.inode == meta.ino()
         && slot.size == meta.len()
-        && cache.has_blob_of_size(&slot.layer.digest, slot.layer.size)
+        && cache.has_blob(&slot.layer.digest, slot.layer.size)
     {
         return Ok(slot.layer);
     }
@@ -116,7 +116,7 @@ pub fn entry_layer(cache: &Cache, binary: &Path, entry: AppEntry<'_>) -> Result<
     let (content, size) = digest_file(binary).map_err(io)?;
     let key = entry.key(&[content.as_str().as_bytes()]);
     if let Some(record) = cache.read_record::<LayerRecord>("layers", &key)
-        && cache.has_blob_of_size(&record.digest, record.size)
+        && cache.has_blob(&record.digest, record.size)
     {
         return Ok(record);
     }
@@ -169,7 +169,7 @@ mod tests {
 
         // What a power loss can leave of a file renamed into place before its data was written.
         std::fs::write(&blob, &whole[..whole.len() / 2]).unwrap();
-        assert!(!cache.has_blob_of_size(&first.digest, first.size));
+        assert!(!cache.has_blob(&first.digest, first.size));
         let again = binary_layer(&cache, &binary, "app").unwrap();
         assert_eq!(again.digest, first.digest);
         assert_eq!(std::fs::read(&blob).unwrap(), whole);
@@ -179,6 +179,6 @@ mod tests {
         }
         let third = binary_layer(&cache, &binary, "app").unwrap();
         assert_eq!(third.digest, first.digest);
-        assert!(cache.has_blob_of_size(&third.digest, third.size));
+        assert!(cache.has_blob(&third.digest, third.size));
     }
 }

@@ -83,7 +83,7 @@ fn entries() -> BTreeMap<String, Entry> {
 fn build_layer(cache: &Cache) -> Result<LayerRecord, BaseError> {
     let key = format!("builtin-{BUILTIN_VERSION}-{}", env!("CARGO_PKG_VERSION"));
     if let Some(record) = cache.read_record::<LayerRecord>("layers", &key)
-        && cache.has_blob_of_size(&record.digest, record.size)
+        && cache.has_blob(&record.digest, record.size)
     {
         return Ok(record);
     }

@@ -172,7 +172,7 @@ impl BaseResolver {
         let repo = match origin {
             Origin::Registry(reference) => {
                 let repo = &reference.repository;
-                if !self.cache.has_blob_of_size(&config_digest, manifest.config.size) {
+                if !self.cache.has_blob(&config_digest, manifest.config.size) {
                     let temp = self.cache.temp_file()?;
                     self.client
                         .fetch_blob(repo, &config_digest, temp.path())
@@ -209,7 +209,7 @@ impl BaseResolver {
             .map(|d| Blob {
                 descriptor: d.clone(),
                 source: match repo {
-                    Some(repo) if !self.cache.has_blob_of_size(&d.digest, d.size) => BlobSource::Remote(repo.clone()),
+                    Some(repo) if !self.cache.has_blob(&d.digest, d.size) => BlobSource::Remote(repo.clone()),
                     _ => BlobSource::Cache,
                 },
             })

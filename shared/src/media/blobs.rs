@@ -12,7 +12,7 @@ use super::MediaError;
 
 pub async fn local_path(client: &RegistryClient, cache: &Cache, blob: &Blob) -> Result<PathBuf, MediaError> {
     let digest = &blob.descriptor.digest;
-    if cache.has_blob_of_size(digest, blob.descriptor.size) {
+    if cache.has_blob(digest, blob.descriptor.size) {
         return Ok(cache.blob_path(digest));
     }
     let foreign = |detail: String| MediaError::Foreign {

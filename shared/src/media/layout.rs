@@ -197,7 +197,7 @@ pub fn find(reference: &str, layout: &LayoutRef) -> Result<Found, SourceError> {
 
 /// Puts a blob of the layout into the cache (hard link when possible), checking its digest.
 pub fn import_blob(reference: &str, cache: &Cache, root: &Path, digest: &Digest, size: u64) -> Result<(), SourceError> {
-    if cache.has_blob_of_size(digest, size) {
+    if cache.has_blob(digest, size) {
         return Ok(());
     }
     let src = blob_path(root, digest);

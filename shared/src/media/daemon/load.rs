@@ -124,7 +124,7 @@ fn gzip_layer(cache: &Cache, name: &str, path: &Path) -> Result<LayerRecord, Sou
         let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(path).map_err(io_err(name, path))?);
         std::io::copy(&mut gz, &mut plain).map_err(io_err(name, path))?;
         let (_, diff_id, _) = plain.finish();
-        if !cache.has_blob_of_size(&digest, size) {
+        if !cache.has_blob(&digest, size) {
             let temp = cache.temp_file()?;
             fs_err::copy(path, temp.path()).map_err(io_err(name, path))?;
             cache.commit_blob(temp, &digest)?;
@@ -134,7 +134,7 @@ fn gzip_layer(cache: &Cache, name: &str, path: &Path) -> Result<LayerRecord, Sou
     let (diff_id, _) = crate::digest::digest_file(path).map_err(io_err(name, path))?;
     let key = format!("daemon-{}", diff_id.hex());
     if let Some(record) = cache.read_record::<LayerRecord>("layers", &key)
-        && cache.has_blob_of_size(&record.digest, record.size)
+        && cache.has_blob(&record.digest, record.size)
     {
         return Ok(record);
     }

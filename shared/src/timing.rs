@@ -63,24 +63,25 @@ pub fn report_cpu() {
     if !clock().enabled {
         return;
     }
-    let Some(ticks) = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| cpu_ticks(&s)) else {
+    let Some((faults, ticks)) = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| cpu_ticks(&s)) else {
         return;
     };
     let [user, system, child_user, child_system] = ticks.map(|t| t * 10);
     crate::output::step(format!(
-        "timing: CPU of kubectl-ko: {} ms ({user} user, {system} system); of the programs it ran: {} ms",
+        "timing: CPU of kubectl-ko: {} ms ({user} user, {system} system, {faults} page faults); of the programs it ran: {} ms",
         user + system,
         child_user + child_system
     ));
 }
 
-/// utime, stime, cutime and cstime from a `/proc/PID/stat` line (fields 14 to 17; the name
-/// in field 2 may hold spaces, so fields are counted after its closing parenthesis).
-fn cpu_ticks(stat: &str) -> Option<[u64; 4]> {
+/// The page faults (minor and major, field 10 and 12) and utime, stime, cutime and cstime
+/// (fields 14 to 17) from a `/proc/PID/stat` line; the name in field 2 may hold spaces, so
+/// fields are counted after its closing parenthesis.
+fn cpu_ticks(stat: &str) -> Option<(u64, [u64; 4])> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
-    Some([field(14)?, field(15)?, field(16)?, field(17)?])
+    Some((field(10)? + field(12)?, [field(14)?, field(15)?, field(16)?, field(17)?]))
 }
 
 impl Drop for Span {
@@ -109,9 +110,9 @@ mod tests {
     }
 
     #[test]
-    fn cpu_ticks_are_read_after_the_command_name() {
+    fn cpu_ticks_and_faults_are_read_after_the_command_name() {
         let stat = "4242 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18";
-        assert_eq!(cpu_ticks(stat), Some([11, 12, 13, 14]));
+        assert_eq!(cpu_ticks(stat), Some((7 + 9, [11, 12, 13, 14])));
         assert_eq!(cpu_ticks("4242 (x) S 1 2"), None);
     }
 }

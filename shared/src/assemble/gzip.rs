@@ -8,6 +8,7 @@
 //! `layer.rs`) holds it.
 
 use std::io::{self, Write};
+use std::sync::{Arc, mpsc};
 
 use flate2::{Compress, Compression, Crc, FlushCompress};
 use sha2::Digest as _;
@@ -124,11 +125,78 @@ pub(crate) struct Finished<W> {
     pub blocks: Vec<BlockEntry>,
 }
 
+/// Blocks `first..first + count` of a batch to compress; the first block of the batch is
+/// primed with `window`, the others with what precedes them in the batch.
+struct Job {
+    batch: Arc<Vec<u8>>,
+    window: Arc<Vec<u8>>,
+    first: usize,
+    count: usize,
+}
+
+impl Job {
+    fn run(&self, compressor: &mut Compress, reuse: Option<&BlockReuse>) -> io::Result<Blocks> {
+        (self.first..self.first + self.count)
+            .map(|i| {
+                let block = &self.batch[i * BLOCK..self.batch.len().min((i + 1) * BLOCK)];
+                let window =
+                    if i == 0 { &self.window[..] } else { &self.batch[(i * BLOCK).saturating_sub(WINDOW)..i * BLOCK] };
+                compress_block(compressor, block, window, reuse)
+            })
+            .collect()
+    }
+}
+
+/// A thread that compresses the jobs it is sent, in order, for the life of one layer. One
+/// thread per layer and not per batch: a batch is 1 MiB, and starting threads for each cost
+/// ten images' fleet some 40 ms of CPU (stacks mapped, faulted in and given back).
+struct Worker {
+    jobs: Option<mpsc::Sender<Job>>,
+    results: mpsc::Receiver<io::Result<Blocks>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    fn start(reuse: Option<Arc<BlockReuse>>) -> io::Result<Worker> {
+        let (jobs, incoming) = mpsc::channel::<Job>();
+        let (done, results) = mpsc::channel();
+        let thread = std::thread::Builder::new().name("ko-gzip".into()).spawn(move || {
+            let mut compressor = Compress::new(Compression::new(LEVEL), false);
+            for job in incoming {
+                let blocks = job.run(&mut compressor, reuse.as_deref());
+                // Before the answer, so the batch's owner can take the batch back at once.
+                drop(job);
+                if done.send(blocks).is_err() {
+                    break;
+                }
+            }
+        })?;
+        Ok(Worker { jobs: Some(jobs), results, thread: Some(thread) })
+    }
+
+    fn send(&self, job: Job) {
+        self.jobs.as_ref().expect("worker jobs").send(job).expect("compression thread");
+    }
+
+    fn receive(&self) -> io::Result<Blocks> {
+        self.results.recv().expect("compression thread")
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A gzip writer that compresses in parallel and gives the same bytes for the same input
 /// whatever the thread count or the sizes of the writes. It also hashes its input (a layer's
-/// diff ID). Work is pipelined by batch: while one batch is compressed, its input is hashed
-/// and the previous batch's output is written, each on a thread of its own.
-pub(crate) struct BlockGzip<W: Write + Send> {
+/// diff ID). Work is pipelined by batch: while the worker threads compress one batch, the
+/// writing thread hashes its input and writes out the previous batch's output.
+pub(crate) struct BlockGzip<W: Write> {
     inner: W,
     /// Full blocks (and at the end a partial one) waiting to be compressed.
     pending: Vec<u8>,
@@ -136,14 +204,16 @@ pub(crate) struct BlockGzip<W: Write + Send> {
     window: Vec<u8>,
     crc: Crc,
     input: sha2::Sha256,
-    compressors: Vec<Compress>,
+    threads: usize,
+    /// Started with the first batch, as many as it has blocks, up to `threads`.
+    workers: Vec<Worker>,
     /// The compressed blocks of the last batch, written while the next one is compressed.
     unwritten: Blocks,
-    reuse: Option<std::sync::Arc<BlockReuse>>,
+    reuse: Option<Arc<BlockReuse>>,
     written: Vec<BlockEntry>,
 }
 
-impl<W: Write + Send> BlockGzip<W> {
+impl<W: Write> BlockGzip<W> {
     pub(crate) fn new(inner: W) -> io::Result<Self> {
         Self::with_threads(inner, THREADS)
     }
@@ -157,7 +227,8 @@ impl<W: Write + Send> BlockGzip<W> {
             window: Vec::new(),
             crc: Crc::new(),
             input: sha2::Sha256::new(),
-            compressors: (0..threads.max(1)).map(|_| Compress::new(Compression::new(LEVEL), false)).collect(),
+            threads: threads.max(1),
+            workers: Vec::new(),
             unwritten: Vec::new(),
             reuse: None,
             written: Vec::new(),
@@ -165,7 +236,7 @@ impl<W: Write + Send> BlockGzip<W> {
     }
 
     /// Copies blocks from an earlier layer where they are the same (see `reuse`).
-    pub(crate) fn reusing(mut self, reuse: Option<std::sync::Arc<BlockReuse>>) -> Self {
+    pub(crate) fn reusing(mut self, reuse: Option<Arc<BlockReuse>>) -> Self {
         self.reuse = reuse;
         self
     }
@@ -175,59 +246,47 @@ impl<W: Write + Send> BlockGzip<W> {
         if self.pending.is_empty() {
             return self.write_unwritten();
         }
-        let BlockGzip { inner, pending, window, crc, input, compressors, unwritten, reuse, .. } = self;
-        let reuse = reuse.as_deref();
-        let blocks: Vec<&[u8]> = pending.chunks(BLOCK).collect();
-        let windows: Vec<&[u8]> = (0..blocks.len())
-            .map(|i| {
-                if i == 0 {
-                    window.as_slice()
-                } else {
-                    let before = &pending[..i * BLOCK];
-                    &before[before.len().saturating_sub(WINDOW)..]
-                }
-            })
-            .collect();
-        let per_thread = blocks.len().div_ceil(compressors.len());
-        let previous = std::mem::take(unwritten);
-        let (pieces, written): (Vec<io::Result<Blocks>>, io::Result<()>) = std::thread::scope(|scope| {
-            let handles: Vec<_> = compressors
-                .iter_mut()
-                .zip(blocks.chunks(per_thread).zip(windows.chunks(per_thread)))
-                .map(|(compressor, (blocks, windows))| {
-                    scope.spawn(move || {
-                        blocks.iter().zip(windows).map(|(b, w)| compress_block(compressor, b, w, reuse)).collect()
-                    })
-                })
-                .collect();
-            let data: &[u8] = pending;
-            let hashing = scope.spawn(move || {
-                crc.update(data);
-                input.update(data);
-            });
-            let previous = &previous;
-            let writing = scope.spawn(move || previous.iter().try_for_each(|(_, block)| inner.write_all(block)));
-            let pieces = handles.into_iter().map(|h| h.join().expect("compression thread")).collect();
-            hashing.join().expect("hashing thread");
-            (pieces, writing.join().expect("writing thread"))
-        });
-        written?;
-        self.written.extend(previous.iter().map(|(entry, _)| *entry));
-        for piece in pieces {
-            self.unwritten.extend(piece?);
+        let blocks = self.pending.len().div_ceil(BLOCK);
+        while self.workers.len() < self.threads.min(blocks) {
+            self.workers.push(Worker::start(self.reuse.clone())?);
         }
-        let keep = self.pending.len().min(WINDOW);
-        let tail = &self.pending[self.pending.len() - keep..];
-        if keep < WINDOW {
-            let mut window = std::mem::take(&mut self.window);
+        let batch = Arc::new(std::mem::take(&mut self.pending));
+        let window = Arc::new(std::mem::take(&mut self.window));
+        let per_worker = blocks.div_ceil(self.workers.len());
+        let mut sent = 0;
+        for (worker, first) in self.workers.iter().zip((0..blocks).step_by(per_worker)) {
+            let count = per_worker.min(blocks - first);
+            worker.send(Job { batch: batch.clone(), window: window.clone(), first, count });
+            sent += 1;
+        }
+        // Meanwhile, here: the input's checksums, and the last batch's output written out.
+        self.crc.update(&batch);
+        self.input.update(&batch[..]);
+        let written = self.write_unwritten();
+        let mut compressed = Vec::with_capacity(blocks);
+        for worker in &self.workers[..sent] {
+            compressed.push(worker.receive());
+        }
+        written?;
+        for blocks in compressed {
+            self.unwritten.extend(blocks?);
+        }
+        // The workers dropped their shares of the batch and window before answering.
+        let mut batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| shared.to_vec());
+        let window = Arc::try_unwrap(window).unwrap_or_else(|shared| shared.to_vec());
+        let keep = batch.len().min(WINDOW);
+        let tail = &batch[batch.len() - keep..];
+        self.window = if keep < WINDOW {
+            let mut window = window;
             window.extend_from_slice(tail);
             let excess = window.len().saturating_sub(WINDOW);
             window.drain(..excess);
-            self.window = window;
+            window
         } else {
-            self.window = tail.to_vec();
-        }
-        self.pending.clear();
+            tail.to_vec()
+        };
+        batch.clear();
+        self.pending = batch;
         Ok(())
     }
 
@@ -248,11 +307,13 @@ impl<W: Write + Send> BlockGzip<W> {
         self.inner.write_all(&[1, 0, 0, 0xff, 0xff])?;
         self.inner.write_all(&self.crc.sum().to_le_bytes())?;
         self.inner.write_all(&self.crc.amount().to_le_bytes())?;
-        Ok(Finished { inner: self.inner, diff_id: Digest::from_hasher(self.input), blocks: self.written })
+        self.workers.clear();
+        let BlockGzip { inner, input, written, .. } = self;
+        Ok(Finished { inner, diff_id: Digest::from_hasher(input), blocks: written })
     }
 }
 
-impl<W: Write + Send> Write for BlockGzip<W> {
+impl<W: Write> Write for BlockGzip<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let room = BLOCK * BATCH - self.pending.len();
         let n = buf.len().min(room);

@@ -7,7 +7,7 @@
 //! number of threads, so the digest is the same on any machine; `layer_bytes_are_pinned` (in
 //! `layer.rs`) holds it.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::{Arc, mpsc};
 
 use flate2::{Compress, Compression, Crc, FlushCompress};
@@ -290,6 +290,24 @@ impl<W: Write> BlockGzip<W> {
         Ok(())
     }
 
+    /// Reads `reader` to its end straight into the pending batch (no buffer between, as
+    /// `io::copy` would have, and reads of up to a batch), compressing each full batch;
+    /// the same as writing what it reads. Returns how much it read.
+    pub(crate) fn read_from(&mut self, mut reader: impl Read) -> io::Result<u64> {
+        let mut total = 0;
+        loop {
+            let room = BLOCK * BATCH - self.pending.len();
+            let read = reader.by_ref().take(room as u64).read_to_end(&mut self.pending)?;
+            total += read as u64;
+            if self.pending.len() == BLOCK * BATCH {
+                self.compress_pending()?;
+            }
+            if read < room {
+                return Ok(total);
+            }
+        }
+    }
+
     fn write_unwritten(&mut self) -> io::Result<()> {
         for (entry, block) in std::mem::take(&mut self.unwritten) {
             self.inner.write_all(&block)?;
@@ -372,6 +390,31 @@ pub(crate) mod tests {
         flate2::read::GzDecoder::new(reference.as_slice()).read_to_end(&mut decoded).unwrap();
         assert!(decoded == data);
         assert!(reference.len() < data.len() * 3 / 5, "{} of {}", reference.len(), data.len());
+    }
+
+    /// Hands out at most 7777 bytes a read, as a pipe might.
+    struct Dribble<'a>(&'a [u8]);
+
+    impl Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(7777);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn reading_into_the_batch_gives_the_bytes_writing_gives() {
+        let data = [sample_data(), sample_data()].concat();
+        assert!(data.len() > BLOCK * BATCH);
+        let mut gz = BlockGzip::with_threads(Vec::new(), 2).unwrap();
+        gz.write_all(b"head").unwrap();
+        assert_eq!(gz.read_from(Dribble(&data)).unwrap(), data.len() as u64);
+        assert_eq!(gz.read_from(io::empty()).unwrap(), 0);
+        gz.write_all(b"tail").unwrap();
+        let expected = gzip(&[&b"head"[..], &data, b"tail"].concat(), 2, 64 * 1024);
+        assert!(gz.finish().unwrap().inner == expected);
     }
 
     #[test]

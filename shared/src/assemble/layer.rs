@@ -163,7 +163,13 @@ impl LayerWriter {
             self.tar.append_pax_extensions(pax).map_err(err)?;
         }
         header.set_cksum();
-        self.tar.append(&header, data).map_err(err)
+        // What `tar::Builder::append` writes (the header, the data, zeros to the next 512
+        // bytes), with the data read straight into the compressor's batch.
+        let sink = self.tar.get_mut();
+        sink.write_all(header.as_bytes()).map_err(err)?;
+        let len = sink.read_from(data).map_err(err)?;
+        let padding = (512 - len % 512) % 512;
+        sink.write_all(&[0u8; 512][..padding as usize]).map_err(err)
     }
 
     pub fn add_dir(&mut self, path: &(impl AsRef<[u8]> + ?Sized), meta: EntryMeta) -> Result<(), LayerError> {

@@ -165,9 +165,17 @@ impl LayerWriter {
         header.set_cksum();
         // What `tar::Builder::append` writes (the header, the data, zeros to the next 512
         // bytes), with the data read straight into the compressor's batch.
+        let expected = header.size().map_err(err)?;
         let sink = self.tar.get_mut();
         sink.write_all(header.as_bytes()).map_err(err)?;
         let len = sink.read_from(data).map_err(err)?;
+        // A file that grew or shrank since its size was taken would leave a broken archive.
+        if len != expected {
+            return Err(err(io::Error::other(format!(
+                "{len} bytes were read where its size was {expected} bytes when the layer began: it changed \
+                 while the image was built; build again once it stays put"
+            ))));
+        }
         let padding = (512 - len % 512) % 512;
         sink.write_all(&[0u8; 512][..padding as usize]).map_err(err)
     }
@@ -377,6 +385,21 @@ mod tests {
     fn records_of_another_format_are_not_read() {
         let old = r#"{"digest":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","diff_id":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","size":1}"#;
         assert!(serde_json::from_str::<LayerRecord>(old).is_err());
+    }
+
+    #[test]
+    fn a_file_that_changed_size_while_it_was_read_is_an_error_not_a_broken_archive() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().to_path_buf()).unwrap();
+        let meta = EntryMeta::root(0o644, 0);
+        for (size, data) in [(10, &b"short"[..]), (3, &b"longer"[..])] {
+            let mut layer = LayerWriter::new(&cache).unwrap();
+            let e = layer.add_file("var/run/ko/data.txt", meta, size, data).unwrap_err().to_string();
+            assert!(e.contains("var/run/ko/data.txt") && e.contains("changed while the image was built"), "{e}");
+        }
+        let mut layer = LayerWriter::new(&cache).unwrap();
+        layer.add_file("var/run/ko/data.txt", meta, 6, &b"stable"[..]).unwrap();
+        layer.finish().unwrap();
     }
 
     #[test]

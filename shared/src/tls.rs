@@ -1,8 +1,16 @@
-//! The roots every HTTPS client of the suite trusts (Mozilla's, so a bare container without a
-//! CA bundle still works) and the one rustls crypto provider they use. Shared by the registry
-//! client and the cloud credential sources, which sit side by side in the transport layer.
+//! The roots every HTTPS client of the suite trusts (the system's, and Mozilla's, so a bare
+//! container without a CA bundle still works) and the one rustls crypto provider they use.
+//! Shared by the registry client and the cloud credential sources, which sit side by side in
+//! the transport layer.
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// Installs ring as rustls's process-wide provider (once; later calls do nothing).
 pub fn install_crypto_provider() {
@@ -19,13 +27,96 @@ pub fn builtin_roots() -> Vec<reqwest::Certificate> {
 
 /// The PEM certificates in a file. The error is a short cause, without the path, for the
 /// caller to put in its own error naming the file and the setting it came from.
-pub fn load_pem(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+pub fn load_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let certs = reqwest::Certificate::from_pem_bundle(&bytes).map_err(|e| e.to_string())?;
+    let certs = CertificateDer::pem_slice_iter(&bytes).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
     if certs.is_empty() {
         return Err("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
     }
     Ok(certs)
+}
+
+/// A TLS configuration that checks servers as reqwest's own does (the system's verifier,
+/// `rustls-platform-verifier`, trusting the system's roots, Mozilla's and `extra`), except
+/// that the verifier is made at the first handshake: it reads the system's whole CA
+/// directory, a sixth of a run that finds nothing to build, and most runs against a
+/// registry on this machine never make a TLS connection.
+pub fn lazily_verifying(extra: Vec<CertificateDer<'static>>) -> Result<rustls::ClientConfig, rustls::Error> {
+    install_crypto_provider();
+    let provider =
+        CryptoProvider::get_default().cloned().unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let mut roots: Vec<CertificateDer<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS.to_vec();
+    roots.extend(extra);
+    let verifier = LazyVerifier { roots, provider: provider.clone(), made: OnceLock::new() };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    // As reqwest offers them over TCP with HTTP/2 on.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The system's verifier, made on first use; every check is its.
+#[derive(Debug)]
+struct LazyVerifier {
+    roots: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+    made: OnceLock<Result<rustls_platform_verifier::Verifier, rustls::Error>>,
+}
+
+impl LazyVerifier {
+    fn verifier(&self) -> Result<&rustls_platform_verifier::Verifier, rustls::Error> {
+        self.made
+            .get_or_init(|| {
+                rustls_platform_verifier::Verifier::new_with_extra_roots(
+                    self.roots.iter().cloned(),
+                    self.provider.clone(),
+                )
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl ServerCertVerifier for LazyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.verifier()?.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier()?.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier()?.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        match self.verifier() {
+            Ok(verifier) => verifier.supported_verify_schemes(),
+            // The handshake fails at the certificate with the error the verifier gave.
+            Err(_) => self.provider.signature_verification_algorithms.supported_schemes(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -33,5 +124,19 @@ mod tests {
     #[test]
     fn mozillas_roots_are_built_in() {
         assert!(super::builtin_roots().len() > 100);
+    }
+
+    #[test]
+    fn the_verifier_is_made_at_the_first_check_not_with_the_configuration() {
+        let config = super::lazily_verifying(Vec::new()).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        let verifier = super::LazyVerifier {
+            roots: Vec::new(),
+            provider: std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+            made: std::sync::OnceLock::new(),
+        };
+        assert!(verifier.made.get().is_none());
+        assert!(!rustls::client::danger::ServerCertVerifier::supported_verify_schemes(&verifier).is_empty());
+        assert!(verifier.made.get().is_some_and(|made| made.is_ok()));
     }
 }

@@ -70,7 +70,7 @@ pub struct RegistryClient {
 
 fn http_client(
     insecure: bool,
-    extra_roots: Vec<reqwest::Certificate>,
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     stall: Duration,
 ) -> Result<reqwest::Client, RegistryError> {
     crate::tls::install_crypto_provider();
@@ -90,7 +90,8 @@ fn http_client(
     builder = if insecure {
         builder.tls_danger_accept_invalid_certs(true)
     } else {
-        builder.tls_certs_merge(crate::tls::builtin_roots().into_iter().chain(extra_roots))
+        let tls = crate::tls::lazily_verifying(extra_roots).map_err(|e| RegistryError::Tls(e.to_string()))?;
+        builder.use_preconfigured_tls(tls)
     };
     builder.build().map_err(|e| RegistryError::Tls(e.to_string()))
 }

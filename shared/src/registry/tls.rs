@@ -18,7 +18,7 @@ pub fn ca_files_with_env(flag_files: &[PathBuf], env: &Environment) -> Vec<PathB
 
 /// Reads PEM certificates from a file; an unreadable file or one without a certificate is
 /// an error that names it.
-pub fn load_pem(path: &Path) -> Result<Vec<reqwest::Certificate>, RegistryError> {
+pub fn load_pem(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, RegistryError> {
     crate::tls::load_pem(path).map_err(|detail| RegistryError::CaFile { path: path.to_path_buf(), detail })
 }
 

@@ -45,7 +45,7 @@ impl CloudHttp {
         for (var, file) in &self.ca_files {
             let extra =
                 crate::tls::load_pem(file).map_err(|e| format!("{var} {}: {e}; fix or unset it", file.display()))?;
-            roots.extend(extra);
+            roots.extend(extra.iter().filter_map(|der| reqwest::Certificate::from_der(der).ok()));
         }
         reqwest::Client::builder()
             .user_agent(concat!("kubectl-ko/", env!("CARGO_PKG_VERSION")))

@@ -38,9 +38,9 @@ pub fn load_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 
 /// A TLS configuration that checks servers as reqwest's own does (the system's verifier,
 /// `rustls-platform-verifier`, trusting the system's roots, Mozilla's and `extra`), except
-/// that the verifier is made at the first handshake: it reads the system's whole CA
-/// directory, a sixth of a run that finds nothing to build, and most runs against a
-/// registry on this machine never make a TLS connection.
+/// that the verifier is made when the first certificate arrives: it reads the system's whole
+/// CA directory, a sixth of a run that finds nothing to build, and a run against a registry
+/// on this machine never gets a certificate (its HTTPS try meets a plain-HTTP answer).
 pub fn lazily_verifying(extra: Vec<CertificateDer<'static>>) -> Result<rustls::ClientConfig, rustls::Error> {
     install_crypto_provider();
     let provider =
@@ -110,12 +110,12 @@ impl ServerCertVerifier for LazyVerifier {
         self.verifier()?.verify_tls13_signature(message, cert, dss)
     }
 
+    /// The provider's, which is what the system's verifier answers on Linux (webpki's over the
+    /// same provider). Asked for every handshake's first message, so not a reason to make the
+    /// verifier: a registry on loopback is tried over HTTPS first and answers in plain HTTP,
+    /// ending the handshake before any certificate is seen.
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        match self.verifier() {
-            Ok(verifier) => verifier.supported_verify_schemes(),
-            // The handshake fails at the certificate with the error the verifier gave.
-            Err(_) => self.provider.signature_verification_algorithms.supported_schemes(),
-        }
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -127,7 +127,7 @@ mod tests {
     }
 
     #[test]
-    fn the_verifier_is_made_at_the_first_check_not_with_the_configuration() {
+    fn the_verifier_is_made_at_the_first_certificate_not_with_the_configuration() {
         let config = super::lazily_verifying(Vec::new()).unwrap();
         assert_eq!(config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
         let verifier = super::LazyVerifier {
@@ -135,8 +135,14 @@ mod tests {
             provider: std::sync::Arc::new(rustls::crypto::ring::default_provider()),
             made: std::sync::OnceLock::new(),
         };
+        use rustls::client::danger::ServerCertVerifier as _;
+        let made = rustls_platform_verifier::Verifier::new_with_extra_roots([], verifier.provider.clone()).unwrap();
+        assert_eq!(verifier.supported_verify_schemes(), made.supported_verify_schemes());
         assert!(verifier.made.get().is_none());
-        assert!(!rustls::client::danger::ServerCertVerifier::supported_verify_schemes(&verifier).is_empty());
+        let name = rustls::pki_types::ServerName::try_from("registry.example").unwrap();
+        let garbage = rustls::pki_types::CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+        let now = rustls::pki_types::UnixTime::now();
+        assert!(verifier.verify_server_cert(&garbage, &[], &name, &[], now).is_err());
         assert!(verifier.made.get().is_some_and(|made| made.is_ok()));
     }
 }

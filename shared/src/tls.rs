@@ -18,11 +18,8 @@ pub fn install_crypto_provider() {
 }
 
 /// Mozilla's roots.
-pub fn builtin_roots() -> Vec<reqwest::Certificate> {
-    webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
-        .collect()
+fn builtin_roots() -> Vec<CertificateDer<'static>> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS.to_vec()
 }
 
 /// The PEM certificates in a file. The error is a short cause, without the path, for the
@@ -45,7 +42,7 @@ pub fn lazily_verifying(extra: Vec<CertificateDer<'static>>) -> Result<rustls::C
     install_crypto_provider();
     let provider =
         CryptoProvider::get_default().cloned().unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-    let mut roots: Vec<CertificateDer<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS.to_vec();
+    let mut roots = builtin_roots();
     roots.extend(extra);
     let verifier = LazyVerifier { roots, provider: provider.clone(), made: OnceLock::new() };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)

@@ -40,18 +40,18 @@ impl CloudHttp {
     }
 
     fn build(&self) -> Result<reqwest::Client, String> {
-        crate::tls::install_crypto_provider();
-        let mut roots = crate::tls::builtin_roots();
+        let mut roots = Vec::new();
         for (var, file) in &self.ca_files {
             let extra =
                 crate::tls::load_pem(file).map_err(|e| format!("{var} {}: {e}; fix or unset it", file.display()))?;
-            roots.extend(extra.iter().filter_map(|der| reqwest::Certificate::from_der(der).ok()));
+            roots.extend(extra);
         }
+        let tls = crate::tls::lazily_verifying(roots).map_err(|e| format!("making an HTTPS client: {e}"))?;
         reqwest::Client::builder()
             .user_agent(concat!("kubectl-ko/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(TIMEOUT)
-            .tls_certs_merge(roots)
+            .use_preconfigured_tls(tls)
             .build()
             .map_err(|e| format!("making an HTTPS client: {e}"))
     }

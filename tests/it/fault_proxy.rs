@@ -369,7 +369,7 @@ fn handle(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
     let mut to_upstream = upstream.try_clone()?;
     let client_for_reset = client.try_clone()?;
     let upload = thread::spawn(move || -> std::io::Result<()> {
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
         let mut sent = 0usize;
         loop {
             let want = match &body_fault {

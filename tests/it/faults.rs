@@ -200,17 +200,20 @@ fn a_reset_in_the_middle_of_an_upload_starts_a_new_session() {
 
 #[test]
 fn a_slow_link_that_keeps_moving_never_times_out() {
-    // 4 MiB at 512 KiB/s: about eight seconds, well over the no-progress timeout.
+    // 4 MiB at 192 KiB/s: about 21 seconds, well over the no-progress timeout of 8 s. That
+    // timeout applies to every request of the run, so it stays long enough that a busy
+    // machine's pauses (a registry answering late under load) do not count as stalls.
     let app = hello_with_payload(4 << 20);
+    let throttle = Fault::Throttle { bytes_per_sec: 192 << 10 };
     let proxy = FaultProxy::start(
         &registry(),
         vec![
-            Rule::new(Some("PATCH"), "/blobs/uploads/", Fault::Throttle { bytes_per_sec: 512 << 10 }).times(usize::MAX),
-            Rule::new(Some("PUT"), "/blobs/uploads/", Fault::Throttle { bytes_per_sec: 512 << 10 }).times(usize::MAX),
+            Rule::new(Some("PATCH"), "/blobs/uploads/", throttle.clone()).times(usize::MAX),
+            Rule::new(Some("PUT"), "/blobs/uploads/", throttle).times(usize::MAX),
         ],
     );
     let repo = proxied(&proxy, "fault-slow");
-    let run = build_in(app.path(), &repo).env("KUBECTL_KO_STALL_TIMEOUT", "3").run();
+    let run = build_in(app.path(), &repo).env("KUBECTL_KO_STALL_TIMEOUT", "8").run();
     let reference = pushed(&run, &proxy.host, &registry());
     assert!(!run.stderr.contains("stopped answering"), "{run}");
     assert!(!run.stderr.contains("again in a new session"), "{run}");

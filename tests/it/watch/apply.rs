@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-/// Sends `signal` to the watch and asserts that it exits with 0 within three seconds.
+/// Sends `signal` to the watch and asserts that it exits with 0 (a watch that is still there
+/// after 30 s has not stopped: how quickly it stops is not timed here, a loaded machine would
+/// make that flaky).
 #[track_caller]
 fn stop(watch: &mut Watching, signal: &str) {
     let pid = watch.child.id().to_string();
@@ -20,11 +22,10 @@ fn stop(watch: &mut Watching, signal: &str) {
         if let Some(exit) = watch.child.try_wait().unwrap() {
             break exit;
         }
-        assert!(sent.elapsed() < Duration::from_secs(10), "the watch did not stop:\n{}", watch.output());
+        assert!(sent.elapsed() < Duration::from_secs(30), "the watch did not stop:\n{}", watch.output());
         thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(exit.code(), Some(0), "SIG{signal}: {}", watch.output());
-    assert!(sent.elapsed() < Duration::from_secs(3), "stopping on SIG{signal} took {:?}", sent.elapsed());
 }
 
 #[test]

@@ -15,7 +15,8 @@ fn digest_of(reference: &str) -> &str {
 #[test]
 fn builds_pushes_and_runs_the_app_on_the_builtin_base() {
     let repo = unique_repo("hello");
-    let run = ko(&["build", ".", "--ldflags=-X main.version=1.2.3"]).cwd(hello()).env("KO_DOCKER_REPO", &repo).run();
+    // The value as its own word, dash first, as CI scripts written for ko pass it.
+    let run = ko(&["build", ".", "--ldflags", "-X main.version=1.2.3"]).cwd(hello()).env("KO_DOCKER_REPO", &repo).run();
     run.assert_success();
     let lines = run.stdout_lines();
     assert_eq!(lines.len(), 1, "{run}");

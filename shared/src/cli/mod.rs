@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
+use clap::ArgAction;
 
 mod deploy;
 mod gocache;
@@ -14,6 +15,35 @@ mod login;
 pub use deploy::{ApplyCommand, CreateCommand, DeleteCommand, DeployArgs, KubeArgs, RunCommand, WatchArgs};
 pub use gocache::GocacheCommand;
 pub use login::{LoginCommand, LogoutCommand};
+
+/// Parses `args` (the program's name first) as the command `C`, with every flag that takes a
+/// value taking the next word even when it starts with a dash, as Go's pflag does (see
+/// [`with_pflag_values`]).
+pub fn parse<C, I, T>(args: I) -> Result<C, clap::Error>
+where
+    C: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = with_pflag_values(C::command());
+    let mut matches = command.try_get_matches_from_mut(args)?;
+    C::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
+}
+
+/// `command` with every flag that takes a value (`--ldflags "-s -w"`, `--image-user -1`,
+/// `-t -rc1`) taking the next word as it is, dash or not: ko's flags are Go's pflag flags,
+/// which do, where clap would read a word that starts with a dash as another flag. Boolean
+/// flags take their value only after `=`, so the word after them is never theirs.
+pub fn with_pflag_values(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let takes_value = !arg.is_positional()
+                && !arg.is_require_equals_set()
+                && matches!(arg.get_action(), ArgAction::Set | ArgAction::Append);
+            if takes_value { arg.allow_hyphen_values(true) } else { arg }
+        })
+        .mut_subcommands(with_pflag_values)
+}
 
 /// Flags of every command.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -205,4 +235,36 @@ pub enum CompletionShell {
     Zsh,
     Fish,
     Powershell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(args: &[&str]) -> Result<BuildCommand, clap::Error> {
+        parse(["kubectl-ko-build"].iter().chain(args))
+    }
+
+    #[test]
+    fn a_value_that_starts_with_a_dash_belongs_to_its_flag_as_in_pflag() {
+        let c = build(&["--ldflags", "-X main.version=1", "--image-user", "-1", "-t", "-rc1", "./cmd/app"]).unwrap();
+        assert_eq!(c.build.ldflags, Some(vec!["-X main.version=1".to_string()]));
+        assert_eq!(c.build.image_user.as_deref(), Some("-1"));
+        assert_eq!(c.publish.tags, ["-rc1"]);
+        assert_eq!(c.import_paths, ["./cmd/app"]);
+        let c = parse::<ResolveCommand, _, _>(["resolve", "-f", "-", "--ldflags", "-s -w"]).unwrap();
+        assert_eq!((c.files.filenames, c.build.ldflags), (vec!["-".to_string()], Some(vec!["-s -w".to_string()])));
+    }
+
+    #[test]
+    fn boolean_flags_and_unknown_flags_are_unchanged() {
+        // A boolean flag takes its value only after `=`: the next word is not its value.
+        let c = build(&["--push", "-t", "v1", "--bare"]).unwrap();
+        assert!(c.publish.push && c.publish.bare);
+        assert_eq!(c.publish.tags, ["v1"]);
+        let unknown = build(&["--nope", "."]).unwrap_err();
+        assert_eq!(unknown.kind(), clap::error::ErrorKind::UnknownArgument);
+        let missing = build(&["--ldflags"]).unwrap_err();
+        assert_eq!(missing.kind(), clap::error::ErrorKind::InvalidValue, "{missing}");
+    }
 }

@@ -376,7 +376,7 @@ where
     C: Parser,
     F: std::future::Future<Output = Result<(), crate::Error>>,
 {
-    let command = C::try_parse_from(args).unwrap_or_else(|e| parse_failed(e));
+    let command = cli::parse::<C, _, _>(args).unwrap_or_else(|e| parse_failed(e));
     output::init(verbose(&command));
     crate::run_main(run(command))
 }
@@ -406,8 +406,7 @@ fn run_command(args: Vec<OsString>) -> ExitCode {
 /// every delete to kubectl, so scripts pass them without `--`.
 fn delete(args: Vec<OsString>) -> ExitCode {
     let kubectl_flag = || {
-        use clap::Parser as _;
-        let parsed = cli::DeleteCommand::try_parse_from(&args);
+        let parsed = cli::parse::<cli::DeleteCommand, _, _>(&args);
         matches!(parsed, Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument)
     };
     let kubectl_args = super::delete::kubectl_form(&args[1..])

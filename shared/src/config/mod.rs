@@ -197,9 +197,14 @@ impl KoConfig {
 
     /// Parses YAML text; the error is one line naming the key (or the position).
     pub fn parse_str(text: &str) -> Result<KoConfig, String> {
+        // ko reads the first document of its configuration and ignores any after it.
+        let (text, empty) = match crate::yaml::first_document(text) {
+            Some((first, empty)) => (first, empty),
+            None => (text, text.trim().is_empty()),
+        };
         let canonical = diagnostics::canonical_keys(text);
         let text = canonical.as_deref().unwrap_or(text);
-        let raw: RawConfig = if text.trim().is_empty() {
+        let raw: RawConfig = if empty {
             RawConfig::default()
         } else {
             match serde_saphyr::from_str(text) {
@@ -211,11 +216,8 @@ impl KoConfig {
                 }
             }
         };
-        let mut warnings = if text.trim().is_empty() {
-            vec![]
-        } else {
-            diagnostics::check(text).map(|f| f.warnings).unwrap_or_default()
-        };
+        let mut warnings =
+            if empty { vec![] } else { diagnostics::check(text).map(|f| f.warnings).unwrap_or_default() };
         // `builds:` and `baseImageOverrides:` with every entry commented out are null: empty,
         // as ko reads them.
         let raw_builds = raw.builds.unwrap_or_default();
@@ -381,6 +383,20 @@ mod tests {
         assert_eq!(c.default_env, ["FOO=bar", "BAZ=qux"]);
         assert_eq!(c.default_flags, ["-tags", "netgo"]);
         assert_eq!(c.default_ldflags, ["-X main.v={{ .Env.V }} -s"]);
+    }
+
+    #[test]
+    fn only_the_first_document_is_read_as_ko_reads_it() {
+        let c =
+            KoConfig::parse_str("defaultPlatforms: [linux/arm64]\n---\ndefaultBaseImage: [5]\nbogusKey: 1\n").unwrap();
+        assert_eq!(c.default_platforms, ["linux/arm64"]);
+        assert_eq!(c.default_base_image, None);
+        let c = KoConfig::parse_str("---\ndefaultPlatforms: [linux/arm64]\n---\n").unwrap();
+        assert_eq!(c.default_platforms, ["linux/arm64"]);
+        for empty in ["---\n", "# nothing\n---\n---\ndefaultPlatforms: [linux/arm64]\n", "--- null\n"] {
+            let c = KoConfig::parse_str(empty).unwrap();
+            assert!(c.default_platforms.is_empty(), "{empty:?}");
+        }
     }
 
     #[test]

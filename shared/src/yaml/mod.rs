@@ -20,6 +20,15 @@ pub fn documents(text: &str) -> Result<Vec<(usize, &str)>, SyntaxError> {
     Ok(tree::parse(text)?.into_iter().map(|d| (d.root.line, &text[d.region.clone()])).collect())
 }
 
+/// The text up to the end of the first document of a stream, and whether that document is
+/// empty (only comments, a `---`, or `null`); `None` when the text holds no document or does
+/// not parse.
+pub fn first_document(text: &str) -> Option<(&str, bool)> {
+    let documents = tree::parse(text).ok()?;
+    let first = documents.first()?;
+    Some((&text[..first.region.end], first.root.is_null()))
+}
+
 /// A plain (unquoted) mapping key of a configuration file, where it is in the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlainKey {

@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use clap::builder::BoolishValueParser;
 use clap::ArgAction;
+use clap::builder::BoolishValueParser;
 
 mod deploy;
 mod gocache;

@@ -70,7 +70,7 @@ impl ManifestFile {
         let mut values: Vec<String> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut sites = Vec::new();
-        let mut parser = Parser::new_from_str(&text);
+        let mut parser = Parser::new_from_str_with_options(&text, tree::parser_options());
         while let Some(next) = parser.next_event() {
             let (event, span) = next.map_err(|e| syntax(tree::syntax_error(&e)))?;
             let Event::Scalar(value, style, ..) = event else { continue };
@@ -222,7 +222,8 @@ impl ManifestFile {
             at += piece.text.chars().count();
         }
         let mut expected = expected.into_iter().peekable();
-        let mut parser = Parser::new_from_iter(rendered.texts().flat_map(str::chars));
+        let chars = rendered.texts().flat_map(str::chars);
+        let mut parser = Parser::new_from_iter_with_options(chars, tree::parser_options());
         while let Some(next) = parser.next_event() {
             let (event, span) = next.map_err(|e| {
                 let e = tree::syntax_error(&e);
@@ -480,5 +481,39 @@ items:
     fn multibyte_text_before_a_reference_is_kept() {
         let text = "# überprüft ✓\nimage: ko://a\n";
         assert_eq!(render(text, None).unwrap(), "# überprüft ✓\nimage: reg.example/a@sha256:abc\n");
+    }
+
+    #[test]
+    fn deep_nesting_long_keys_and_a_bom_in_a_document_read_as_ko_reads_them() {
+        // In a thread with the stack a runtime's worker gets, since the walks recurse.
+        let deep = std::thread::Builder::new().stack_size(2 << 20).spawn(|| {
+            let depth = tree::MAX_NESTING - 1;
+            let flow = format!(
+                "kind: Pod\napiVersion: v1\nmetadata: {{labels: {{app: web}}}}\nx: {}ko://a{}\n",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            let mut block = String::from("kind: Pod\napiVersion: v1\nmetadata: {labels: {app: web}}\n");
+            for level in 0..depth {
+                block.push_str(&format!("{}k:\n", " ".repeat(level)));
+            }
+            block.push_str(&format!("{}image: ko://a\n", " ".repeat(depth)));
+            for text in [flow, block] {
+                let rendered = render(&text, Some("app=web")).unwrap();
+                assert_eq!(rendered, text.replace("ko://a", "reg.example/a@sha256:abc"));
+            }
+            let too_deep = format!("x: {}{}\n", "[".repeat(tree::MAX_NESTING + 1), "]".repeat(tree::MAX_NESTING + 1));
+            assert!(render(&too_deep, None).unwrap_err().to_string().contains("recursion limit"));
+        });
+        deep.unwrap().join().unwrap();
+
+        let key = "k".repeat(1100);
+        let json = format!("{{\"{key}\": \"v\", \"image\": \"ko://a\"}}\n");
+        assert_eq!(render(&json, None).unwrap(), json.replace("ko://a", "reg.example/a@sha256:abc"));
+        let bom = "a: ko://a\n---\n\u{feff}b: ko://b\n";
+        assert_eq!(
+            render(bom, None).unwrap(),
+            bom.replace("ko://", "reg.example/").replace("/a\n", "/a@sha256:abc\n").replace("/b\n", "/b@sha256:abc\n")
+        );
     }
 }

@@ -124,6 +124,24 @@ impl Builder {
     }
 }
 
+/// How the parser reads what users give `resolve`: as ko's YAML library does, where YAML's
+/// own limits would refuse it. Collections may nest 1000 deep (a generated schema or a JSON
+/// dump can pass the parser's default of 255; ko allows 10000, and the walks over a tree
+/// recurse, so this stays well inside a thread's stack), a mapping key may be as long as a
+/// JSON key can be (YAML limits implicit keys to 1024 characters), and a byte order mark
+/// inside a document is text, not an error.
+pub fn parser_options() -> granit_parser::Options {
+    granit_parser::options! {
+        flow_nesting_limit: MAX_NESTING,
+        block_nesting_limit: MAX_NESTING,
+        simple_key_max_lookahead: 64 * 1024,
+        bom_inside_document_as_content: true,
+    }
+}
+
+/// How deep collections may nest (see [`parser_options`]).
+pub const MAX_NESTING: usize = 1000;
+
 /// Parses a whole stream. Errors carry the 1-based line and column.
 pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
     let mut documents = Vec::new();
@@ -146,7 +164,7 @@ pub fn each_document<E: From<SyntaxError>>(
     text: &str,
     mut visit: impl FnMut(Document) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut parser = Parser::new_from_str(text);
+    let mut parser = Parser::new_from_str_with_options(text, parser_options());
     // The last document takes whatever follows it, so each one is handed over only when the
     // next one is complete (or the stream ends).
     let mut finished: Option<Document> = None;

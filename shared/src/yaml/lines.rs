@@ -83,3 +83,22 @@ pub(super) fn indicator_line(text: &str, item: usize) -> usize {
     }
     first
 }
+
+/// Where a sequence item's lines begin once the comment lines right above its `-` line (at
+/// `dash`, a line start) are counted as its own: `# the web server` above `- kind: ...`.
+/// Only whole-line comments indented no deeper than the `-` count, since deeper ones could be
+/// the text of a block scalar in the item before.
+pub(super) fn with_leading_comments(text: &str, dash: usize) -> usize {
+    let indent = |line: &str| line.len() - line.trim_start_matches([' ', '\t']).len();
+    let dash_indent = indent(text[dash..].split('\n').next().unwrap_or_default());
+    let mut start = dash;
+    while start > 0 {
+        let above = line_start(text, start - 1);
+        let line = text[above..start].trim_end_matches(['\n', '\r']);
+        if !line.trim_start().starts_with('#') || indent(line) > dash_indent {
+            break;
+        }
+        start = above;
+    }
+    start
+}

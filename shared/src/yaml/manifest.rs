@@ -390,6 +390,32 @@ items:
     }
 
     #[test]
+    fn a_dropped_item_takes_the_comments_above_it_along() {
+        let item = |name: &str, app: &str| {
+            format!("- apiVersion: v1\n  kind: ConfigMap\n  metadata: {{name: {name}, labels: {{app: {app}}}}}\n")
+        };
+        let script = "  data:\n    run: |\n      echo one\n      # a line of the script, not a comment\n";
+        // The script's last line, right above the third item's `-`, looks like a comment but
+        // belongs to the second item's block scalar.
+        let text = format!(
+            "apiVersion: v1\nkind: List\nitems:\n# first (db)\n{}# second (web)\n# more on the second\n{}{script}{}# fourth (web)\n{}",
+            item("a", "db"),
+            item("b", "web"),
+            item("c", "db"),
+            item("d", "web"),
+        );
+        let out = render(&text, Some("app=web")).unwrap();
+        assert_eq!(
+            out,
+            format!(
+                "apiVersion: v1\nkind: List\nitems:\n# second (web)\n# more on the second\n{}{script}# fourth (web)\n{}",
+                item("b", "web"),
+                item("d", "web")
+            )
+        );
+    }
+
+    #[test]
     fn flow_and_json_lists_keep_their_matching_items() {
         let item = |name: &str, app: &str| {
             format!(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use super::ManifestError;
-use super::lines::indicator_line;
+use super::lines::{indicator_line, with_leading_comments};
 use super::selector::Selector;
 use super::tree::{self, Document, Node, NodeKind, SyntaxError, line_start};
 
@@ -124,9 +124,11 @@ fn select_in(
         }
         return Ok(());
     }
-    // Where each item's lines begin: the line of its `-` indicator, which may sit above the
-    // item's first key (`-` alone on a line, or followed by a comment).
-    let starts: Vec<usize> = items.iter().map(|item| indicator_line(text, item.span.start)).collect();
+    // Where each item's lines begin: the comment lines right above the line of its `-`
+    // indicator, which may itself sit above the item's first key (`-` alone on a line, or
+    // followed by a comment). A dropped item takes its comments along.
+    let starts: Vec<usize> =
+        items.iter().map(|item| with_leading_comments(text, indicator_line(text, item.span.start))).collect();
     for index in 0..items.len() {
         if keep[index] {
             continue;

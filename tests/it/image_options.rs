@@ -28,6 +28,9 @@ fn flags_set_labels_annotations_and_user() {
         "--image-label=org.example.team=core,tier=web",
         "--image-label",
         "empty=",
+        // Quotes keep a comma in a value, as pflag's lists do.
+        "--image-label",
+        "\"org.example.description=small, fast\",size=s",
         "--image-annotation=org.opencontainers.image.source=https://example.com/src",
         "--image-user=1234:5678",
         "--platform=linux/amd64,linux/arm64",
@@ -44,7 +47,8 @@ fn flags_set_labels_annotations_and_user() {
     let manifest = skopeo_inspect(&child, true);
     assert_eq!(manifest["annotations"]["org.opencontainers.image.source"], "https://example.com/src");
     let config = skopeo_inspect_config(&child);
-    assert_eq!(config["config"]["Labels"], json!({"org.example.team": "core", "tier": "web", "empty": ""}));
+    let labels = json!({"org.example.team": "core", "tier": "web", "empty": "", "org.example.description": "small, fast", "size": "s"});
+    assert_eq!(config["config"]["Labels"], labels);
     assert_eq!(config["config"]["User"], "1234:5678");
 }
 

@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use clap::ArgAction;
 use clap::builder::BoolishValueParser;
 
+mod csv;
 mod deploy;
 mod gocache;
 mod login;
 
+pub use csv::{CsvList, csv_list, flatten};
 pub use deploy::{ApplyCommand, CreateCommand, DeleteCommand, DeployArgs, KubeArgs, RunCommand, WatchArgs};
 pub use gocache::GocacheCommand;
 pub use login::{LoginCommand, LogoutCommand};
@@ -57,8 +59,8 @@ pub struct GlobalArgs {
 #[derive(clap::Args, Clone, Debug)]
 pub struct PublishArgs {
     /// Which tags to use for the produced image instead of the default 'latest' tag
-    #[arg(short = 't', long = "tags", value_delimiter = ',', default_value = "latest")]
-    pub tags: Vec<String>,
+    #[arg(short = 't', long = "tags", value_parser = csv_list, default_value = "latest")]
+    pub tags: Vec<CsvList>,
     /// Include tags but not digests in resolved image references
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub tag_only: bool,
@@ -103,6 +105,13 @@ pub struct PublishArgs {
     pub sign_legacy_tags: bool,
 }
 
+impl PublishArgs {
+    /// The tags of every `-t`, in order.
+    pub fn tags(&self) -> Vec<String> {
+        flatten(&self.tags)
+    }
+}
+
 /// How images are built (ko's build flags).
 #[derive(clap::Args, Clone, Debug)]
 pub struct BuildArgs {
@@ -113,8 +122,8 @@ pub struct BuildArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub disable_optimizations: bool,
     /// ldflags to pass to go build (may be repeated)
-    #[arg(long, value_delimiter = ',')]
-    pub ldflags: Option<Vec<String>>,
+    #[arg(long, value_parser = csv_list)]
+    pub ldflags: Option<Vec<CsvList>>,
     /// The SBOM media type to use (none will disable SBOM synthesis and upload)
     #[arg(long, default_value = "spdx")]
     pub sbom: String,
@@ -122,20 +131,42 @@ pub struct BuildArgs {
     #[arg(long, value_name = "DIR")]
     pub sbom_dir: Option<PathBuf>,
     /// Which platform to use when pulling a multi-platform base. Format: all | <os>[/<arch>[/<variant>]][,platform]*
-    #[arg(long, value_delimiter = ',')]
-    pub platform: Vec<String>,
+    #[arg(long, value_parser = csv_list)]
+    pub platform: Vec<CsvList>,
     /// Which labels (key=value[,key=value]) to add to the image
-    #[arg(long, value_delimiter = ',')]
-    pub image_label: Vec<String>,
+    #[arg(long, value_parser = csv_list)]
+    pub image_label: Vec<CsvList>,
     /// Which annotations (key=value[,key=value]) to add to the OCI manifest
-    #[arg(long, value_delimiter = ',')]
-    pub image_annotation: Vec<String>,
+    #[arg(long, value_parser = csv_list)]
+    pub image_annotation: Vec<CsvList>,
     /// The default user the image should be run as
     #[arg(long)]
     pub image_user: Option<String>,
     /// Include Delve debugger into image and wrap around ko-app
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub debug: bool,
+}
+
+impl BuildArgs {
+    /// The ldflags of every `--ldflags`, in order; `None` when the flag was not given.
+    pub fn ldflags(&self) -> Option<Vec<String>> {
+        self.ldflags.as_deref().map(flatten)
+    }
+
+    /// The platforms of every `--platform`, in order.
+    pub fn platforms(&self) -> Vec<String> {
+        flatten(&self.platform)
+    }
+
+    /// The `key=value` pairs of every `--image-label`, in order.
+    pub fn labels(&self) -> Vec<String> {
+        flatten(&self.image_label)
+    }
+
+    /// The `key=value` pairs of every `--image-annotation`, in order.
+    pub fn annotations(&self) -> Vec<String> {
+        flatten(&self.image_annotation)
+    }
 }
 
 /// `kubectl ko build IMPORTPATH...`
@@ -167,14 +198,21 @@ pub struct BuildCommand {
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct FileArgs {
     /// Filename, directory, or - for stdin, of the YAML or JSON to use (may be repeated)
-    #[arg(short = 'f', long = "filename", value_delimiter = ',', value_name = "FILE")]
-    pub filenames: Vec<String>,
+    #[arg(short = 'f', long = "filename", value_parser = csv_list, value_name = "FILE")]
+    pub filenames: Vec<CsvList>,
     /// Process the directories given with -f recursively
     #[arg(short = 'R', long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub recursive: bool,
     /// Selector (label query) to filter on, supports '=', '==', '!=', 'in', 'notin' and existence (e.g. -l key1=value1,key2=value2)
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub selector: Option<String>,
+}
+
+impl FileArgs {
+    /// The files and directories of every `-f`, in order.
+    pub fn filenames(&self) -> Vec<String> {
+        flatten(&self.filenames)
+    }
 }
 
 /// `kubectl ko resolve -f FILE...`
@@ -248,12 +286,24 @@ mod tests {
     #[test]
     fn a_value_that_starts_with_a_dash_belongs_to_its_flag_as_in_pflag() {
         let c = build(&["--ldflags", "-X main.version=1", "--image-user", "-1", "-t", "-rc1", "./cmd/app"]).unwrap();
-        assert_eq!(c.build.ldflags, Some(vec!["-X main.version=1".to_string()]));
+        assert_eq!(c.build.ldflags(), Some(vec!["-X main.version=1".to_string()]));
         assert_eq!(c.build.image_user.as_deref(), Some("-1"));
-        assert_eq!(c.publish.tags, ["-rc1"]);
+        assert_eq!(c.publish.tags(), ["-rc1"]);
         assert_eq!(c.import_paths, ["./cmd/app"]);
         let c = parse::<ResolveCommand, _, _>(["resolve", "-f", "-", "--ldflags", "-s -w"]).unwrap();
-        assert_eq!((c.files.filenames, c.build.ldflags), (vec!["-".to_string()], Some(vec!["-s -w".to_string()])));
+        assert_eq!((c.files.filenames(), c.build.ldflags()), (vec!["-".to_string()], Some(vec!["-s -w".to_string()])));
+    }
+
+    #[test]
+    fn list_flags_split_each_occurrence_as_csv() {
+        let c = build(&["--image-label", "\"desc=a, b\",x=1", "--image-label=y=2", "-t", "v1,v2", "--tags="]).unwrap();
+        assert_eq!(c.build.labels(), ["desc=a, b", "x=1", "y=2"]);
+        assert_eq!(c.publish.tags(), ["v1", "v2"]);
+        assert_eq!(build(&[]).unwrap().publish.tags(), ["latest"]);
+        assert_eq!(build(&[]).unwrap().build.ldflags(), None);
+        let err = build(&["--image-annotation", "\"k=say hi"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("--image-annotation"), "{err}");
     }
 
     #[test]
@@ -261,7 +311,7 @@ mod tests {
         // A boolean flag takes its value only after `=`: the next word is not its value.
         let c = build(&["--push", "-t", "v1", "--bare"]).unwrap();
         assert!(c.publish.push && c.publish.bare);
-        assert_eq!(c.publish.tags, ["v1"]);
+        assert_eq!(c.publish.tags(), ["v1"]);
         let unknown = build(&["--nope", "."]).unwrap_err();
         assert_eq!(unknown.kind(), clap::error::ErrorKind::UnknownArgument);
         let missing = build(&["--ldflags"]).unwrap_err();

@@ -72,7 +72,7 @@ pub async fn deploy(deploy: Deploy<'_>) -> Result<(), Error> {
     let planned = unresolved_objects(&manifests)?;
     if planned.is_empty() {
         // As kubectl: a selector that matches nothing, or empty files, is not a success.
-        let files = args.files.filenames.join(", ");
+        let files = args.files.filenames().join(", ");
         let detail = format!("no objects passed to {verb} (in {files}); check the files and the --selector");
         return Err(Error::usage("-f", detail));
     }

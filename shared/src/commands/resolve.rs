@@ -17,7 +17,8 @@ use super::Session;
 /// Reads and parses every input, dropping what the selector does not match. Runs before any
 /// build so that a YAML mistake is reported at once.
 pub fn load(files: &FileArgs) -> Result<Vec<ManifestFile>, Error> {
-    if files.filenames.is_empty() {
+    let filenames = files.filenames();
+    if filenames.is_empty() {
         return Err(Error::usage("-f", "no input given; pass -f FILE, -f DIRECTORY or -f - for stdin"));
     }
     // As ko: an empty selector (`-l "$SELECTOR"` with the variable unset) selects nothing out
@@ -28,7 +29,7 @@ pub fn load(files: &FileArgs) -> Result<Vec<ManifestFile>, Error> {
         None => Selector::default(),
     };
     let mut manifests = Vec::new();
-    for input in read_inputs(&files.filenames, files.recursive)? {
+    for input in read_inputs(&filenames, files.recursive)? {
         let mut manifest = ManifestFile::parse(input.name, input.text)?;
         if wanted.is_some() {
             manifest.select(&selector)?;

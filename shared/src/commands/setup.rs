@@ -61,8 +61,8 @@ fn check_base_references(config: &KoConfig) -> Result<(), Error> {
 /// `defaultPlatforms` (already merged into `config`), then `GOOS`/`GOARCH`/`GOARM`, else none
 /// (the base decides).
 fn platforms(args: &BuildArgs, config: &KoConfig, env: &Environment) -> Result<Option<PlatformRequest>, Error> {
-    let (values, source) = if !args.platform.is_empty() {
-        (args.platform.clone(), "--platform")
+    let (values, source) = if !args.platforms().is_empty() {
+        (args.platforms(), "--platform")
     } else if !config.default_platforms.is_empty() {
         (config.default_platforms.clone(), "defaultPlatforms")
     } else {
@@ -194,7 +194,7 @@ impl Session {
         publisher.prepare().await?;
         let publisher = Arc::new(publisher);
         let flags = BuildFlags {
-            ldflags: build.ldflags.clone(),
+            ldflags: build.ldflags(),
             disable_optimizations: build.disable_optimizations,
             debug: build.debug,
         };
@@ -228,8 +228,8 @@ impl Session {
 /// `--image-label`, `--image-annotation` and `--image-user`, checked.
 fn image_flags(build: &BuildArgs) -> Result<ImageFlags, Error> {
     let image = ImageFlags {
-        labels: key_values("--image-label", "invalid label flag", &build.image_label)?,
-        annotations: key_values("--image-annotation", "missing '=' in annotation", &build.image_annotation)?,
+        labels: key_values("--image-label", "invalid label flag", &build.labels())?,
+        annotations: key_values("--image-annotation", "missing '=' in annotation", &build.annotations())?,
         user: build.image_user.clone().filter(|u| !u.is_empty()),
     };
     if let Some(user) = &image.user {
@@ -265,7 +265,7 @@ fn publish_settings(publish: &PublishArgs, jobs: usize, env: &Environment, docke
         docker_repo: var("KO_DOCKER_REPO")
             .map(|v| v.trim().trim_end_matches('/').to_string())
             .filter(|v| !v.is_empty()),
-        tags: publish.tags.clone(),
+        tags: publish.tags(),
         tag_only: publish.tag_only,
         push: publish.push,
         oci_layout_path: publish.oci_layout_path.clone(),
@@ -331,8 +331,10 @@ mod tests {
 
     #[test]
     fn an_empty_platform_is_named_by_where_it_was_set() {
-        let err = requested(&["--platform="], &[], "").unwrap_err();
+        let err = requested(&["--platform=,"], &[], "").unwrap_err();
         assert!(err.starts_with("--platform"), "{err}");
+        // An empty --platform is no platform at all, as in pflag: the defaults decide.
+        assert_eq!(requested(&["--platform="], &[], "defaultPlatforms: linux/s390x\n"), list(&["linux/s390x"]));
         let err = requested(&[], &[], "defaultPlatforms: ['']\n").unwrap_err();
         assert!(err.starts_with("defaultPlatforms in "), "{err}");
     }

@@ -44,7 +44,7 @@ pub(super) fn settings(
     let when = source_date.map(rfc3339);
     let facts = RunFacts {
         builder_id: format!("https://github.com/kubectl-ko/kubectl-ko@v{}", env!("CARGO_PKG_VERSION")),
-        tags: publish.tags.clone(),
+        tags: publish.tags(),
         goflags: env.text("GOFLAGS").filter(|v| !v.is_empty()).map(str::to_string),
         started: when.clone().unwrap_or_else(|| rfc3339(now_unix())),
         finished: when.unwrap_or_default(),

@@ -84,7 +84,7 @@ pub fn roots(files: &FileArgs, package_dirs: &[PathBuf], singles: &[PathBuf], cw
     }
     roots.extend(modules.into_iter().map(Root::tree));
     roots.extend(singles.iter().map(|c| Root::file(&absolute(cwd, c))));
-    for name in files.filenames.iter().filter(|n| n.as_str() != "-") {
+    for name in files.filenames().iter().filter(|n| n.as_str() != "-") {
         let path = absolute(cwd, Path::new(name));
         if path.is_dir() {
             roots.insert(Root { dir: path, recursive: files.recursive, only: None });
@@ -102,7 +102,7 @@ mod tests {
     use super::*;
 
     fn files(names: &[&str], recursive: bool) -> FileArgs {
-        FileArgs { filenames: names.iter().map(|s| s.to_string()).collect(), recursive, selector: None }
+        FileArgs { filenames: vec![names.iter().map(|s| s.to_string()).collect()], recursive, selector: None }
     }
 
     #[test]

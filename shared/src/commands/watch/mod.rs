@@ -31,7 +31,7 @@ use events::{Burst, Events};
 
 /// Runs the first cycle, then one per burst of changes, until the process is stopped.
 pub async fn run(inputs: Inputs<'_>, target: Target<'_>) -> Result<(), Error> {
-    if inputs.files.filenames.iter().any(|f| f == "-") {
+    if inputs.files.filenames().iter().any(|f| f == "-") {
         return Err(
             WatchError::Input { detail: "stdin (-f -) cannot be watched; pass files or directories".into() }.into()
         );

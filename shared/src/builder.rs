@@ -309,9 +309,10 @@ impl Builder {
     ) -> Result<Image, Error> {
         // The binary of a shared build, once linked; waited for without a slot, which the
         // shared build may need.
-        let prebuilt = match prebuilt {
-            Some(rx) => rx.await.ok(),
-            None => None,
+        // A binary the shared build announced but did not send (it failed) is built alone.
+        let (announced, prebuilt) = match prebuilt {
+            Some(rx) => (true, rx.await.ok()),
+            None => (false, None),
         };
         // One of the `-j` slots for the build and everything that holds files, pipes or
         // connections for this image (Go's build info, the layer and its upload), so that what
@@ -319,7 +320,7 @@ impl Builder {
         let permit = self.slot().await;
         let binary = match prebuilt {
             Some(built) => built,
-            None => self.go_build(parts.package, &base.platform, plan).await?,
+            None => self.go_build(parts.package, &base.platform, plan, announced).await?,
         };
         let (app_layer, build_info) = self.app_layer(parts, &base.platform, binary).await?;
         drop(permit);
@@ -363,9 +364,21 @@ impl Builder {
         provenance::predicate_now(run, &facts)
     }
 
-    /// `go build` of one package for one platform, alone.
-    async fn go_build(&self, package: &Package, platform: &Platform, plan: &BuildPlan) -> Result<Built, Error> {
-        output::step(format!("Building {} for {platform}", package.import_path));
+    /// `go build` of one package for one platform, alone; announced unless a shared build
+    /// already said it was building it.
+    async fn go_build(
+        &self,
+        package: &Package,
+        platform: &Platform,
+        plan: &BuildPlan,
+        announced: bool,
+    ) -> Result<Built, Error> {
+        let what = format!("{} for {platform}", package.import_path);
+        if announced {
+            output::detail(format!("building {what} alone, since the shared build failed"));
+        } else {
+            output::step(format!("Building {what}"));
+        }
         let _span = timing::span(|| format!("go build {} for {platform}", package.import_path));
         let (binary, cmdline) = self.settings.go.build(package, platform, plan, &self.settings.cache).await?;
         output::detail(format!("ran {} in {}", cmdline.join(" "), plan.dir.display()));

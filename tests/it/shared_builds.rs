@@ -72,6 +72,8 @@ fn a_compile_error_names_its_package_and_nothing_is_published() {
     let last = run.stderr.lines().last().unwrap_or_default();
     assert!(last.contains("example.com/fleet/web/server"), "the error names the broken package: {run}");
     assert!(run.stderr.contains("undefined"), "Go's message is shown: {run}");
+    // Built again alone to find its error, but announced once.
+    assert_eq!(run.stderr.matches("Building example.com/fleet/web/server for").count(), 1, "{run}");
     // Images of the two that compiled may have gone up while Go built, but no tag names them.
     assert_untagged(&repo);
     // ...in the repository they are published to, once nothing is broken.

@@ -50,11 +50,13 @@ fn replaces_each_reference_and_keeps_every_other_byte() {
 fn reads_stdin_and_json_and_joins_files_with_separators() {
     let repo = unique_repo("resolve-stdin");
     let json = manifest("configmap.json");
-    let run = ko(&["resolve", "-f", "-", "-f", &json])
-        .cwd(fixture("hello"))
-        .env("KO_DOCKER_REPO", &repo)
-        .stdin("a: ko://example.com/hello # from stdin\n")
-        .run();
+    // Stdin in UTF-16 with its byte order mark, as Windows PowerShell 5 pipes and saves text.
+    let utf16: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain("a: ko://example.com/hello # from stdin\n".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let run =
+        ko(&["resolve", "-f", "-", "-f", &json]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).stdin(utf16).run();
     run.assert_success();
     let (hello, _) = built_references(&repo);
     let json_text = fs::read_to_string(&json).unwrap().replace("ko://example.com/hello", &hello);

@@ -16,17 +16,28 @@ pub struct Input {
 
 fn read(path: &Path) -> Result<Input, ManifestError> {
     let bytes = fs_err::read(path).map_err(|e| ManifestError::Read { path: path.to_path_buf(), source: e })?;
-    let text = String::from_utf8(bytes).map_err(|_| ManifestError::NotText { path: path.to_path_buf() })?;
-    Ok(Input { name: path.display().to_string(), text: without_bom(text) })
+    let text = decode(bytes).ok_or_else(|| ManifestError::NotText { path: path.to_path_buf() })?;
+    Ok(Input { name: path.display().to_string(), text })
 }
 
-/// The text without a leading byte order mark (editors on Windows write one): it belongs to
-/// the file, not to the stream the files are joined into, where it would be invalid YAML.
-fn without_bom(text: String) -> String {
-    match text.strip_prefix('\u{feff}') {
+/// The text of a file: UTF-8, or UTF-16 with its byte order mark (what Windows PowerShell 5
+/// writes with `>`, and what ko's YAML library reads too), without the byte order mark (it
+/// belongs to the file, not to the stream the files are joined into, where it would be
+/// invalid YAML). `None` for anything else.
+fn decode(bytes: Vec<u8>) -> Option<String> {
+    let utf16 = |rest: &[u8], unit: fn([u8; 2]) -> u16| {
+        let units: Vec<u16> = rest.chunks(2).map(|c| <[u8; 2]>::try_from(c).ok().map(unit)).collect::<Option<_>>()?;
+        String::from_utf16(&units).ok()
+    };
+    let text = match bytes.as_slice() {
+        [0xff, 0xfe, rest @ ..] => utf16(rest, u16::from_le_bytes)?,
+        [0xfe, 0xff, rest @ ..] => utf16(rest, u16::from_be_bytes)?,
+        _ => String::from_utf8(bytes).ok()?,
+    };
+    Some(match text.strip_prefix('\u{feff}') {
         Some(rest) => rest.to_string(),
         None => text,
-    }
+    })
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -65,11 +76,12 @@ pub fn read_inputs(filenames: &[String], recursive: bool) -> Result<Vec<Input>, 
                 continue;
             }
             stdin_used = true;
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut text)
+                .read_to_end(&mut bytes)
                 .map_err(|e| ManifestError::Read { path: PathBuf::from("stdin"), source: e })?;
-            inputs.push(Input { name: "stdin".into(), text: without_bom(text) });
+            let text = decode(bytes).ok_or_else(|| ManifestError::NotText { path: PathBuf::from("stdin") })?;
+            inputs.push(Input { name: "stdin".into(), text });
             continue;
         }
         if name.contains("://") {
@@ -100,6 +112,20 @@ pub fn read_inputs(filenames: &[String], recursive: bool) -> Result<Vec<Input>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utf8_and_utf16_with_a_byte_order_mark_are_text() {
+        let text = "image: ko://example.com/ä\n";
+        let le: Vec<u8> = [0xff, 0xfe].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let be: Vec<u8> = [0xfe, 0xff].into_iter().chain(text.encode_utf16().flat_map(u16::to_be_bytes)).collect();
+        let bom8: Vec<u8> = "\u{feff}".bytes().chain(text.bytes()).collect();
+        for bytes in [text.as_bytes().to_vec(), bom8, le, be] {
+            assert_eq!(decode(bytes).as_deref(), Some(text));
+        }
+        assert_eq!(decode(vec![0xff, 0xfe, b'a']), None, "an odd number of bytes");
+        assert_eq!(decode(vec![0xff, 0xfe, 0x00, 0xd8]), None, "an unpaired surrogate");
+        assert_eq!(decode(vec![b'a', 0xff]), None);
+    }
 
     #[test]
     fn directories_are_walked_in_name_order_and_recursively_only_with_r() {

@@ -94,6 +94,6 @@ pub enum ManifestError {
     Input { path: PathBuf, detail: String },
     #[error("reading {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: the file is not UTF-8 text; Kubernetes YAML and JSON must be UTF-8")]
+    #[error("{path}: the file is neither UTF-8 nor UTF-16 text; save it as UTF-8")]
     NotText { path: PathBuf },
 }

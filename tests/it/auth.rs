@@ -284,6 +284,79 @@ fn login_build_logout() {
     assert!(run.stderr.contains(&registry.host) && run.stderr.contains("no credentials found"), "{run}");
 }
 
+/// A helper `docker-credential-vault` in `dir` that keeps one credential in `dir/kept`.
+fn keeping_helper(dir: &Path) {
+    let kept = dir.join("kept");
+    let script = format!(
+        r#"#!/bin/sh
+case "$1" in
+store) cat > "{kept}" ;;
+get) [ -f "{kept}" ] && cat "{kept}" && exit 0; echo "credentials not found in native keychain"; exit 1 ;;
+erase) [ -f "{kept}" ] || {{ echo "credentials not found in native keychain"; exit 1; }}; rm "{kept}" ;;
+esac
+"#,
+        kept = kept.display()
+    );
+    write_executable(&dir.join("docker-credential-vault"), &script);
+}
+
+#[test]
+fn login_and_logout_use_the_helper_the_config_already_names() {
+    let registry = AuthRegistry::htpasswd();
+    let home = tempfile::tempdir().unwrap();
+    let helpers = tempfile::tempdir().unwrap();
+    keeping_helper(helpers.path());
+    let path = path_with(helpers.path());
+    let kubectl_ko = |args: &[&str]| KoCmd::new("kubectl-ko").args(args).env("HOME", home.path()).env("PATH", &path);
+    let config = home.path().join(".docker/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let before = format!(r#"{{"credHelpers":{{"{}":"vault"}}}}"#, registry.host);
+    std::fs::write(&config, &before).unwrap();
+
+    let run = kubectl_ko(&["login", &registry.host, "-u", USER, "--password-stdin"])
+        .stdin(format!("{}\n", registry.password))
+        .run();
+    run.assert_success();
+    assert!(run.stderr.contains("docker-credential-vault"), "{run}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), before, "the config is left alone");
+    assert!(!home.path().join(".config/kubectl-ko/credentials.json").exists(), "{run}");
+    let kept: Value = serde_json::from_slice(&std::fs::read(helpers.path().join("kept")).unwrap()).unwrap();
+    assert_eq!(kept["Username"], USER);
+
+    let run = kubectl_ko(&["build", ".", "--sbom=none"])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", registry.repo("vault"))
+        .run();
+    assert_pushed(&registry, &reference(&run));
+
+    let run = kubectl_ko(&["logout", &registry.host]).run();
+    run.assert_success();
+    assert!(!helpers.path().join("kept").exists(), "logout erases through the helper: {run}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), before, "{run}");
+}
+
+#[test]
+fn login_to_an_unreachable_registry_stores_with_a_warning_and_replaces_an_old_auths_entry() {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join(".docker/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, r#"{"auths":{"127.0.0.1:1":{"auth":"b2xkOm9sZA=="}},"psFormat":"x"}"#).unwrap();
+    let run = KoCmd::new("kubectl-ko")
+        .args(["login", "127.0.0.1:1", "-u", "alice", "-p", "s3cret-login"])
+        .env("HOME", home.path())
+        .run();
+    run.assert_success();
+    assert!(run.stderr.contains("could not be checked") && run.stderr.contains("127.0.0.1:1"), "{run}");
+    assert_hidden(&run, "s3cret-login");
+    let docker: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(docker["credHelpers"]["127.0.0.1:1"], "ko", "{docker}");
+    assert!(docker["auths"].get("127.0.0.1:1").is_none(), "the old password is gone: {docker}");
+    assert_eq!(docker["psFormat"], "x");
+    let got = credential_helper(home.path(), "get", "127.0.0.1:1");
+    got.assert_success();
+    assert!(got.stdout.contains("s3cret-login"), "stored: {got}");
+}
+
 #[test]
 fn self_signed_tls_needs_the_ca_or_insecure_registry() {
     let registry = AuthRegistry::tls();
@@ -311,13 +384,19 @@ fn self_signed_tls_needs_the_ca_or_insecure_registry() {
         assert_eq!(manifest["annotations"]["org.opencontainers.image.base.name"], base.as_str(), "{manifest}");
     }
 
-    // login goes through the same TLS settings.
+    // login goes through the same TLS settings; like ko, which never asks the registry, it
+    // stores what it could not check, and says why and what to do.
+    let home = tempfile::tempdir().unwrap();
     let login = |extra: &[&str]| {
-        KoCmd::new("kubectl-ko-login").args([registry.host.as_str(), "-u", USER, "-p", "pw"]).args(extra).run()
+        KoCmd::new("kubectl-ko-login")
+            .args([registry.host.as_str(), "-u", USER, "-p", "pw"])
+            .args(extra)
+            .env("HOME", home.path())
+            .run()
     };
     let run = login(&[]);
-    run.assert_failure();
-    assert!(run.stderr.contains("--registry-ca-file"), "{run}");
+    run.assert_success();
+    assert!(run.stderr.contains("could not be checked") && run.stderr.contains("--registry-ca-file"), "{run}");
     let run = login(&["--registry-ca-file", ca.to_str().unwrap()]);
     run.assert_success();
     assert!(run.stderr.contains("asks for no credentials"), "{run}");

@@ -89,6 +89,47 @@ impl Helper {
         Ok(Some(Credential::from_helper(&answer.username, &answer.secret)))
     }
 
+    /// Hands `server`'s credentials to the helper to keep (`login` with a helper the Docker
+    /// config names for the server, as Docker and ko do). `source_desc` and `config` only
+    /// serve error messages.
+    pub async fn store(
+        &self,
+        server: &str,
+        username: &str,
+        secret: &str,
+        source_desc: &str,
+        config: &str,
+    ) -> Result<(), AuthError> {
+        let input = serde_json::json!({"ServerURL": server, "Username": username, "Secret": secret}).to_string();
+        self.change("store", server, input.as_bytes(), source_desc, config).await.map(drop)
+    }
+
+    /// Asks the helper to forget `server`'s credentials; false when it had none.
+    pub async fn erase(&self, server: &str, source_desc: &str, config: &str) -> Result<bool, AuthError> {
+        self.change("erase", server, server.as_bytes(), source_desc, config).await
+    }
+
+    async fn change(
+        &self,
+        action: &str,
+        server: &str,
+        input: &[u8],
+        source_desc: &str,
+        config: &str,
+    ) -> Result<bool, AuthError> {
+        match self.run(action, input).await {
+            Ok(_) => Ok(true),
+            Err(RunError::NotFound) => Ok(false),
+            Err(RunError::Missing) => Err(AuthError::HelperMissing {
+                registry: server.to_string(),
+                source_desc: source_desc.to_string(),
+                helper: self.program(),
+                config: config.to_string(),
+            }),
+            Err(RunError::Failed(detail)) => Err(self.failed(server, action, detail, source_desc)),
+        }
+    }
+
     fn failed(&self, registry: &str, action: &str, detail: String, source_desc: &str) -> AuthError {
         AuthError::HelperFailed {
             registry: registry.to_string(),
@@ -202,5 +243,24 @@ mod tests {
         let missing = Helper::in_dir("missing", dir.path());
         let err = missing.get("r.example", "r.example", "src", "/c.json").await.unwrap_err().to_string();
         assert!(err.contains("docker-credential-missing is not installed") && err.contains("/c.json"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn store_and_erase_hand_the_protocols_input_to_the_helper() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join("kept");
+        let body = format!(
+            r#"case "$1" in store) cat > {0} ;; erase) read s; [ -f {0} ] || {{ echo 'credentials not found in native keychain'; exit 1; }}; echo "$s" > {0}.erased; rm {0} ;; esac"#,
+            kept.display()
+        );
+        let helper = script(dir.path(), "keep", &body);
+        helper.store("r.example", "alice", "pw", "src", "cfg").await.unwrap();
+        let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+        assert_eq!(stored, serde_json::json!({"ServerURL": "r.example", "Username": "alice", "Secret": "pw"}));
+        assert!(helper.erase("r.example", "src", "cfg").await.unwrap());
+        assert_eq!(std::fs::read_to_string(dir.path().join("kept.erased")).unwrap(), "r.example\n");
+        assert!(!helper.erase("r.example", "src", "cfg").await.unwrap(), "nothing left to erase");
+        let err = Helper::in_dir("missing", dir.path()).store("r.example", "a", "b", "src", "/c.json").await;
+        assert!(err.unwrap_err().to_string().contains("docker-credential-missing is not installed"));
     }
 }

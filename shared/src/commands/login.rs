@@ -1,17 +1,21 @@
 //! `kubectl ko login`: check the credentials against the registry, store them with
-//! docker-credential-ko, point Docker's `credHelpers[SERVER]` at it, and make sure the helper
-//! can be found on PATH. A refused password stores nothing.
+//! docker-credential-ko, point Docker's `credHelpers[SERVER]` at it (dropping an `auths`
+//! entry it replaces), and make sure the helper can be found on PATH. A refused password
+//! stores nothing; a registry that cannot be reached is warned about, and the credentials are
+//! stored anyway, as ko (which never asks the registry) does. When the Docker config already
+//! names another helper for the server, the credentials go to that helper, as with Docker and
+//! ko, and the config is left alone.
 
 use std::io::Read;
 
 use crate::auth::{
-    Credential, CredentialStore, DockerConfigFile, FoundCredential, Keychain, Secret, config_path, helper_server,
-    normalise_host,
+    Credential, CredentialStore, DockerConfigFile, FoundCredential, Helper, Keychain, Secret, config_path,
+    helper_server, normalise_host,
 };
 use crate::cli::LoginCommand;
 use crate::error::Error;
 use crate::output;
-use crate::registry::{ClientOptions, Reference, RegistryClient};
+use crate::registry::{ClientOptions, Reference, RegistryClient, RegistryError};
 use crate::settings::Environment;
 
 use super::helper_link;
@@ -68,21 +72,42 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
     let options = ClientOptions::new(command.insecure_registry, &command.registry_ca_file, Environment::process())?;
     let client = RegistryClient::new(Keychain::with_sources(vec![Box::new(given)]), options)?;
     output::step(format!("Checking the credentials for {username} with {host}"));
-    if !client.check_login(&host).await? {
-        output::warn(format!("{host} asks for no credentials; storing them anyway"));
+    match client.check_login(&host).await {
+        Ok(true) => {}
+        Ok(false) => output::warn(format!("{host} asks for no credentials; storing them anyway")),
+        Err(RegistryError::Unreachable { detail, hint, .. }) => output::warn(format!(
+            "the credentials could not be checked: {host} cannot be reached ({detail}); storing them anyway ({hint})"
+        )),
+        Err(e) => return Err(e.into()),
     }
 
     let env = Environment::process();
+    let config_file = config_path(env);
+    let other = DockerConfigFile::load(&config_file)?.cred_helper(&server).filter(|h| h != HELPER);
+    if let Some(other) = other {
+        let source = format!("credHelpers[{server}] = \"{other}\" in {}", config_file.display());
+        let config = config_file.display().to_string();
+        Helper::new(&other).store(&server, &username, password.expose(), &source, &config).await?;
+        output::step(format!("Stored the credentials with docker-credential-{other} ({source})"));
+        output::step(format!("Login Succeeded: {host}"));
+        return Ok(());
+    }
     let store = CredentialStore::new(env);
     // One lock for both files: another login or logout at the same time waits its turn.
     let lock = store.lock()?;
     store.store_locked(&lock, &server, &username, &password)?;
-    let mut config = DockerConfigFile::load(&config_path(env))?;
+    let mut config = DockerConfigFile::load(&config_file)?;
     config.set_cred_helper(&server, HELPER)?;
+    // A password left in `auths` would be stale beside the helper (and read by tools that
+    // look there first).
+    let replaced = config.remove_auths(&server);
     config.save()?;
     drop(lock);
     output::step(format!("Stored the credentials in {} (docker-credential-ko)", store.path().display()));
     output::step(format!("Set credHelpers[{server}] = \"{HELPER}\" in {}", config.path().display()));
+    if replaced {
+        output::step(format!("Removed the old auths[{server}] entry from {}", config.path().display()));
+    }
     helper_link::ensure_on_path(env);
     output::step(format!("Login Succeeded: {host}"));
     Ok(())

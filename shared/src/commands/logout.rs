@@ -1,7 +1,9 @@
 //! `kubectl ko logout`: undo `login`: erase the stored credentials and remove the
 //! `credHelpers` entry that names docker-credential-ko, and any `auths` entry, for SERVER.
+//! When the Docker config names another helper for SERVER, that helper is asked to erase
+//! them, and its entry stays (as `docker logout` does).
 
-use crate::auth::{CredentialStore, DockerConfigFile, config_path, helper_server, normalise_host};
+use crate::auth::{CredentialStore, DockerConfigFile, Helper, config_path, helper_server, normalise_host};
 use crate::cli::LogoutCommand;
 use crate::error::Error;
 use crate::output;
@@ -36,13 +38,15 @@ pub async fn run(command: LogoutCommand) -> Result<(), Error> {
     if auths_removed {
         output::step(format!("Removed auths[{server}] from {}", config.path().display()));
     }
+    let mut erased_by_other = false;
     if let Some(other) = config.cred_helper(&server) {
-        output::warn(format!(
-            "credHelpers[{server}] = \"{other}\" in {} is not ours and stays; docker-credential-{other} may still hold credentials",
-            config.path().display()
-        ));
+        let source = format!("credHelpers[{server}] = \"{other}\" in {}", config.path().display());
+        erased_by_other = Helper::new(&other).erase(&server, &source, &config.path().display().to_string()).await?;
+        if erased_by_other {
+            output::step(format!("Erased the credentials for {host} with docker-credential-{other} ({source})"));
+        }
     }
-    if !(erased || helper_removed || auths_removed) {
+    if !(erased || helper_removed || auths_removed || erased_by_other) {
         output::step(format!("Not logged in to {host}"));
     } else {
         output::step(format!("Logged out of {host}"));

@@ -181,7 +181,7 @@ fn configmap_dir(name: &str, value: &str) -> tempfile::TempDir {
 }
 
 #[test]
-fn conflicts_need_force_and_dry_runs_change_nothing() {
+fn fields_others_own_are_taken_over_as_ko_does_unless_force_conflicts_is_false() {
     let name = unique_name("conflict");
     let repo = unique_repo("conflict");
     let theirs = configmap_dir(&name, "theirs");
@@ -190,17 +190,24 @@ fn conflicts_need_force_and_dry_runs_change_nothing() {
     run.assert_success();
 
     let ours = configmap_dir(&name, "ours");
-    let run = apply(ours.path(), &[], &repo);
+    let run = apply(ours.path(), &["--force-conflicts=false"], &repo);
     run.assert_failure();
-    assert!(run.stderr.contains(&format!("configmap/{name}")) && run.stderr.contains("--force-conflicts"), "{run}");
+    assert!(
+        run.stderr.contains(&format!("configmap/{name}")) && run.stderr.contains("--force-conflicts=false"),
+        "{run}"
+    );
     assert_eq!(get(&["configmap", &name], "{.data.key}"), "theirs");
 
-    let run = apply(ours.path(), &["--dry-run=server", "--force-conflicts"], &repo);
+    let run = apply(ours.path(), &["--dry-run=server"], &repo);
     run.assert_success();
     assert_eq!(run.stdout_lines(), [format!("configmap/{name} serverside-applied (server dry run)")], "{run}");
     assert_eq!(get(&["configmap", &name], "{.data.key}"), "theirs");
 
-    apply(ours.path(), &["--force-conflicts"], &repo).assert_success();
+    // As ko's client-side apply: what the manifest says wins, whoever set the field.
+    apply(ours.path(), &[], &repo).assert_success();
+    assert_eq!(get(&["configmap", &name], "{.data.key}"), "ours");
+    kubectl(&["patch", "configmap", &name, "--type=merge", "-p", r#"{"data":{"key":"by-hand"}}"#]).assert_success();
+    apply(ours.path(), &[], &repo).assert_success();
     assert_eq!(get(&["configmap", &name], "{.data.key}"), "ours");
 
     let run = ko(&["delete", "-f", ours.path().to_str().unwrap()]).env("KUBECONFIG", kubeconfig()).run();

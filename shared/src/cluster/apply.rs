@@ -67,7 +67,8 @@ impl DryRun {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApplyOptions {
     pub verb: Verb,
-    pub force_conflicts: bool,
+    /// `--force-conflicts` as given: forced unless `Some(false)`; passed to kubectl when `Some(true)`.
+    pub force_conflicts: Option<bool>,
     pub dry_run: DryRun,
 }
 
@@ -217,7 +218,7 @@ async fn apply_one(
     let failed = |e: kube::Error| {
         let mut detail = describe(&e);
         if options.verb == Verb::Apply && matches!(&e, kube::Error::Api(s) if s.code == 409) {
-            detail.push_str("; pass --force-conflicts to take ownership of those fields");
+            detail.push_str("; drop --force-conflicts=false to take ownership of those fields");
         }
         ClusterError::Api { name: format!("{}:{}: {}", object.file, object.line, object.display()), detail }
     };
@@ -241,7 +242,9 @@ async fn apply_one(
                 take_over_client_side_fields(&api, object).await.map_err(failed)?;
             }
             let mut params = PatchParams::apply(FIELD_MANAGER);
-            if options.force_conflicts {
+            // As ko's client-side apply, which sets what the manifest says whoever changed it
+            // last, unless --force-conflicts=false asks for server-side apply's conflicts.
+            if options.force_conflicts != Some(false) {
                 params = params.force();
             }
             if options.dry_run == DryRun::Server {

@@ -48,7 +48,8 @@ impl Deploy<'_> {
         if self.options.dry_run != DryRun::None {
             flags.push(format!("--dry-run={}", self.args.dry_run));
         }
-        if self.options.force_conflicts {
+        // Only when given: kubectl takes it with --server-side alone.
+        if self.options.force_conflicts == Some(true) {
             flags.push("--force-conflicts".into());
         }
         flags.extend(self.args.kubectl_args.iter().cloned());

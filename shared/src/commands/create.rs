@@ -9,6 +9,6 @@ use super::apply::{Deploy, deploy, dry_run};
 
 pub async fn run(command: CreateCommand) -> Result<(), Error> {
     let dry_run = dry_run(&command.deploy.dry_run)?;
-    let options = ApplyOptions { verb: Verb::Create, force_conflicts: false, dry_run };
+    let options = ApplyOptions { verb: Verb::Create, force_conflicts: None, dry_run };
     deploy(Deploy { args: &command.deploy, options }).await
 }

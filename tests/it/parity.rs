@@ -58,6 +58,13 @@ fn create_creates_once_then_names_what_exists() {
     assert!(again.stderr.contains("configmap/made") && again.stderr.contains("already exists"), "{again}");
     assert!(again.stderr.lines().last().unwrap_or_default().contains("1 of 1 objects could not be created"), "{again}");
     assert_eq!(get(&["configmap", "made", "-n", &namespace], "{.metadata.resourceVersion}"), version);
+
+    // A field the kind does not have is refused, as kubectl create refuses it, not dropped.
+    let dir = configmap_dir("unknown-field", &namespace, "bogusField: 1\n");
+    let run = ko_in_cluster(&["create"], dir.path());
+    run.assert_failure();
+    assert!(run.stderr.contains("bogusField"), "{run}");
+    assert_not_found(&["configmap", "unknown-field", "-n", &namespace]);
 }
 
 #[test]

@@ -232,7 +232,7 @@ async fn apply_one(
                 dry_run: options.dry_run == DryRun::Server,
                 field_manager: Some(FIELD_MANAGER.to_string()),
             };
-            let created = api.create(&params, &value).await.map_err(failed)?;
+            let created = create_strictly(&api, &params, &value).await.map_err(failed)?;
             if let Some(name) = created.metadata.name.filter(|_| object.generated) {
                 return Ok(Some(format!("{}/{name}", object.kind_name())));
             }
@@ -254,6 +254,26 @@ async fn apply_one(
         }
     }
     Ok(Some(object.display()))
+}
+
+/// `create` as kubectl makes it: the API server refuses a field the kind does not have
+/// (`fieldValidation=Strict`, kubectl's default `--validate=strict`) where it would otherwise
+/// drop it with a warning. kube's `PostParams` cannot say so, hence the request by hand.
+async fn create_strictly(
+    api: &Api<DynamicObject>,
+    params: &PostParams,
+    object: &DynamicObject,
+) -> Result<DynamicObject, kube::Error> {
+    let body = serde_json::to_vec(object).map_err(kube::Error::SerdeError)?;
+    let mut request =
+        kube::core::Request::new(api.resource_url()).create(params, body).map_err(kube::Error::BuildRequest)?;
+    let uri = format!("{}&fieldValidation=Strict", request.uri());
+    let uri_slot = request.uri_mut();
+    *uri_slot = match uri.parse() {
+        Ok(parsed) => parsed,
+        Err(invalid) => return Err(kube::Error::HttpError(From::from(invalid))),
+    };
+    api.clone().into_client().request(request).await
 }
 
 /// Moves the fields a client-side `kubectl apply` owns to our field manager (see

@@ -106,10 +106,15 @@ pub async fn connect(connection: impl Into<Connection>, env: &Environment) -> Re
 /// A kube error as one line: the API's own message when there is one, else the causes.
 pub fn describe(error: &kube::Error) -> String {
     if let kube::Error::Api(status) = error {
-        return if status.message.is_empty() {
-            format!("{} ({})", status.reason, status.code)
+        // The reason first, as kubectl's "Error from server (AlreadyExists): ..." has it, so
+        // that scripts looking for it find it.
+        let (reason, message) = (&status.reason, &status.message);
+        return if message.is_empty() {
+            format!("{reason} ({})", status.code)
+        } else if reason.is_empty() || message.eq_ignore_ascii_case(reason) {
+            message.clone()
         } else {
-            status.message.clone()
+            format!("{reason}: {message}")
         };
     }
     let mut text = error.to_string();

@@ -358,6 +358,44 @@ fn login_to_an_unreachable_registry_stores_with_a_warning_and_replaces_an_old_au
 }
 
 #[test]
+fn each_docker_config_keeps_its_own_logins() {
+    let home = tempfile::tempdir().unwrap();
+    let (a, b) = (home.path().join("config-a"), home.path().join("config-b"));
+    let login = |config: &Path, user: &str| {
+        let run = KoCmd::new("kubectl-ko")
+            .args(["login", "127.0.0.1:1", "-u", user, "-p", &format!("{user}-pw")])
+            .env("HOME", home.path())
+            .env("DOCKER_CONFIG", config)
+            .run();
+        run.assert_success();
+    };
+    let user_in = |config: &Path| {
+        let run = KoCmd::new("docker-credential-ko")
+            .arg("get")
+            .stdin("127.0.0.1:1")
+            .env("HOME", home.path())
+            .env("DOCKER_CONFIG", config)
+            .run();
+        serde_json::from_str::<Value>(&run.stdout).ok().map(|v| v["Username"].as_str().unwrap_or_default().to_string())
+    };
+    login(&a, "alice");
+    login(&b, "bob");
+    assert_eq!((user_in(&a).as_deref(), user_in(&b).as_deref()), (Some("alice"), Some("bob")));
+    assert!(a.join("kubectl-ko/credentials.json").exists() && !home.path().join(".config/kubectl-ko").exists());
+    let run = KoCmd::new("kubectl-ko")
+        .args(["logout", "127.0.0.1:1"])
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", &b)
+        .run();
+    run.assert_success();
+    assert_eq!(
+        (user_in(&a).as_deref(), user_in(&b)),
+        (Some("alice"), None),
+        "logging out of one config keeps the other"
+    );
+}
+
+#[test]
 fn self_signed_tls_needs_the_ca_or_insecure_registry() {
     let registry = AuthRegistry::tls();
     let ca = registry.ca.clone().unwrap();

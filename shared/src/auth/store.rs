@@ -1,6 +1,9 @@
-//! The suite's own credential store, behind `docker-credential-ko`: one JSON file under the
-//! user's config directory (`${XDG_CONFIG_HOME:-~/.config}/kubectl-ko/credentials.json`),
-//! mode 0600 in a 0700 directory, always replaced whole through a temp file and a rename.
+//! The suite's own credential store, behind `docker-credential-ko`: one JSON file beside the
+//! Docker config in use when `DOCKER_CONFIG` names one (`$DOCKER_CONFIG/kubectl-ko/
+//! credentials.json`: each config keeps its own logins, as the `auths` of ko's logins do),
+//! else under the user's config directory (`${XDG_CONFIG_HOME:-~/.config}/kubectl-ko/
+//! credentials.json`); mode 0600 in a 0700 directory, always replaced whole through a temp
+//! file and a rename.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -58,9 +61,17 @@ pub struct CredentialStore {
 }
 
 impl CredentialStore {
-    /// The user's store: `${XDG_CONFIG_HOME:-~/.config}/kubectl-ko/credentials.json`.
+    /// The store of the Docker config in use (see the module docs). A relative
+    /// `DOCKER_CONFIG` is taken from the working directory, as Docker takes it.
     pub fn new(env: &Environment) -> CredentialStore {
-        CredentialStore::at(env.config_home().join("kubectl-ko").join("credentials.json"))
+        let dir = match env.path("DOCKER_CONFIG") {
+            Some(config) if config.is_relative() => {
+                std::env::current_dir().map(|cwd| cwd.join(&config)).unwrap_or(config).join("kubectl-ko")
+            }
+            Some(config) => config.join("kubectl-ko"),
+            None => env.config_home().join("kubectl-ko"),
+        };
+        CredentialStore::at(dir.join("credentials.json"))
     }
 
     pub fn at(path: PathBuf) -> CredentialStore {
@@ -229,8 +240,15 @@ mod tests {
     }
 
     #[test]
-    fn the_store_is_under_xdg_config_home_else_home() {
-        let xdg = Environment::from_pairs([("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")]);
+    fn the_store_is_beside_docker_config_else_under_xdg_config_home_else_home() {
+        let docker = Environment::from_pairs([("DOCKER_CONFIG", "/d"), ("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")]);
+        assert_eq!(CredentialStore::new(&docker).path(), Path::new("/d/kubectl-ko/credentials.json"));
+        let relative = Environment::from_pairs([("DOCKER_CONFIG", "d"), ("HOME", "/h")]);
+        assert_eq!(
+            CredentialStore::new(&relative).path(),
+            std::env::current_dir().unwrap().join("d/kubectl-ko/credentials.json")
+        );
+        let xdg = Environment::from_pairs([("DOCKER_CONFIG", ""), ("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")]);
         assert_eq!(CredentialStore::new(&xdg).path(), Path::new("/x/kubectl-ko/credentials.json"));
         let home = Environment::from_pairs([("XDG_CONFIG_HOME", ""), ("HOME", "/h")]);
         assert_eq!(CredentialStore::new(&home).path(), Path::new("/h/.config/kubectl-ko/credentials.json"));

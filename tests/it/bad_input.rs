@@ -113,11 +113,15 @@ fn image_user_labels_and_annotations_are_checked() {
 }
 
 #[test]
-fn an_empty_platform_flag_is_refused() {
+fn a_platform_flag_that_names_no_platform_is_refused() {
     let repo = unique_repo("noplatform");
-    let run = hello_build(&repo).arg("--platform=").run();
+    let run = hello_build(&repo).arg("--platform=,").run();
     assert_clear_error(&run, &["--platform names no platform", "linux/amd64"]);
     assert_repo_empty(&repo);
+    // An empty --platform (`--platform="$UNSET"`) is no flag at all, as in ko: the defaults
+    // decide.
+    let run = hello_build(&repo).arg("--platform=").run();
+    run.assert_success();
 }
 
 #[test]

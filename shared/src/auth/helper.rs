@@ -61,18 +61,8 @@ impl Helper {
         source_desc: &str,
         config: &str,
     ) -> Result<Option<Credential>, AuthError> {
-        let output = match self.run("get", server.as_bytes()).await {
-            Ok(output) => output,
-            Err(RunError::NotFound) => return Ok(None),
-            Err(RunError::Missing) => {
-                return Err(AuthError::HelperMissing {
-                    registry: registry.to_string(),
-                    source_desc: source_desc.to_string(),
-                    helper: self.program(),
-                    config: config.to_string(),
-                });
-            }
-            Err(RunError::Failed(detail)) => return Err(self.failed(registry, "get", detail, source_desc)),
+        let Some(output) = self.answer("get", server.as_bytes(), registry, source_desc, config).await? else {
+            return Ok(None);
         };
         // The output holds the secret: never show it, even when it is malformed.
         let answer: HelperAnswer = serde_json::from_slice(&output).map_err(|_| {
@@ -101,32 +91,34 @@ impl Helper {
         config: &str,
     ) -> Result<(), AuthError> {
         let input = serde_json::json!({"ServerURL": server, "Username": username, "Secret": secret}).to_string();
-        self.change("store", server, input.as_bytes(), source_desc, config).await.map(drop)
+        self.answer("store", input.as_bytes(), server, source_desc, config).await.map(drop)
     }
 
     /// Asks the helper to forget `server`'s credentials; false when it had none.
     pub async fn erase(&self, server: &str, source_desc: &str, config: &str) -> Result<bool, AuthError> {
-        self.change("erase", server, server.as_bytes(), source_desc, config).await
+        Ok(self.answer("erase", server.as_bytes(), server, source_desc, config).await?.is_some())
     }
 
-    async fn change(
+    /// Runs `action` with `input`: its output, `None` when the helper has no credentials for
+    /// the server, or the error naming `registry`, `source_desc` and `config`.
+    async fn answer(
         &self,
         action: &str,
-        server: &str,
         input: &[u8],
+        registry: &str,
         source_desc: &str,
         config: &str,
-    ) -> Result<bool, AuthError> {
+    ) -> Result<Option<Vec<u8>>, AuthError> {
         match self.run(action, input).await {
-            Ok(_) => Ok(true),
-            Err(RunError::NotFound) => Ok(false),
+            Ok(output) => Ok(Some(output)),
+            Err(RunError::NotFound) => Ok(None),
             Err(RunError::Missing) => Err(AuthError::HelperMissing {
-                registry: server.to_string(),
+                registry: registry.to_string(),
                 source_desc: source_desc.to_string(),
                 helper: self.program(),
                 config: config.to_string(),
             }),
-            Err(RunError::Failed(detail)) => Err(self.failed(server, action, detail, source_desc)),
+            Err(RunError::Failed(detail)) => Err(self.failed(registry, action, detail, source_desc)),
         }
     }
 

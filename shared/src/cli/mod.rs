@@ -36,7 +36,7 @@ where
 /// `-t -rc1`) taking the next word as it is, dash or not: ko's flags are Go's pflag flags,
 /// which do, where clap would read a word that starts with a dash as another flag. Boolean
 /// flags take their value only after `=`, so the word after them is never theirs.
-pub fn with_pflag_values(command: clap::Command) -> clap::Command {
+fn with_pflag_values(command: clap::Command) -> clap::Command {
     command
         .mut_args(|arg| {
             let takes_value = !arg.is_positional()

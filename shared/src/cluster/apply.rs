@@ -268,8 +268,7 @@ async fn create_strictly(
     let mut request =
         kube::core::Request::new(api.resource_url()).create(params, body).map_err(kube::Error::BuildRequest)?;
     let uri = format!("{}&fieldValidation=Strict", request.uri());
-    let uri_slot = request.uri_mut();
-    *uri_slot = match uri.parse() {
+    *request.uri_mut() = match uri.parse() {
         Ok(parsed) => parsed,
         Err(invalid) => return Err(kube::Error::HttpError(From::from(invalid))),
     };

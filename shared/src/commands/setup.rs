@@ -61,8 +61,9 @@ fn check_base_references(config: &KoConfig) -> Result<(), Error> {
 /// `defaultPlatforms` (already merged into `config`), then `GOOS`/`GOARCH`/`GOARM`, else none
 /// (the base decides).
 fn platforms(args: &BuildArgs, config: &KoConfig, env: &Environment) -> Result<Option<PlatformRequest>, Error> {
-    let (values, source) = if !args.platforms().is_empty() {
-        (args.platforms(), "--platform")
+    let given = args.platforms();
+    let (values, source) = if !given.is_empty() {
+        (given, "--platform")
     } else if !config.default_platforms.is_empty() {
         (config.default_platforms.clone(), "defaultPlatforms")
     } else {

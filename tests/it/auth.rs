@@ -68,11 +68,6 @@ exit 1
     write_executable(&dir.join(format!("docker-credential-{suffix}")), &script);
 }
 
-fn write_executable(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// `dir` in front of the test's PATH.
 fn path_with(dir: &Path) -> String {
     format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())

@@ -102,8 +102,7 @@ fn machine_b_compiles_nothing_that_machine_a_built() {
     let image_repo = unique_repo("gocache-app");
     // `go build -x` of kubectl ko build's own go, logged by a wrapper.
     let wrapper = src.path().join("go-x.sh");
-    fs::write(&wrapper, "#!/bin/sh\nexec go \"$@\" 2>>\"$GO_X_LOG\"\n").unwrap();
-    fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_executable(&wrapper, "#!/bin/sh\nexec go \"$@\" 2>>\"$GO_X_LOG\"\n");
 
     let build = |machine: &Machine| {
         let cmd = machine

@@ -227,9 +227,7 @@ fn blocking_go(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         blocked.display(),
         release.display()
     );
-    std::fs::write(&script, text).unwrap();
-    let status = Command::new("chmod").arg("+x").arg(&script).status().unwrap();
-    assert!(status.success());
+    write_executable(&script, &text);
     (script, blocked, release)
 }
 

@@ -190,15 +190,27 @@ impl Helper {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
 
     use super::*;
     use crate::auth::Secret;
 
+    /// Writes an executable helper script. A child process writes it, never this one: a file
+    /// this process holds open for writing is inherited by every child another test forks
+    /// meanwhile, until that child execs, and running the script then fails with "Text file
+    /// busy".
     fn script(dir: &std::path::Path, suffix: &str, body: &str) -> Helper {
+        use std::io::Write;
         let path = dir.join(format!("docker-credential-{suffix}"));
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut writer = std::process::Command::new("sh")
+            .args(["-c", "cat > \"$0\" && chmod 755 \"$0\""])
+            .arg(&path)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = writer.stdin.take().unwrap();
+        stdin.write_all(format!("#!/bin/sh\n{body}\n").as_bytes()).unwrap();
+        drop(stdin);
+        assert!(writer.wait().unwrap().success(), "writing {}", path.display());
         Helper::in_dir(suffix, dir)
     }
 

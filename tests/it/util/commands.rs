@@ -407,6 +407,23 @@ pub fn go_pinned_env() -> &'static BTreeMap<String, String> {
     })
 }
 
+/// Writes an executable script (a fake `go`, a credential helper) for a test to run. A child
+/// process writes it, never the test process: a file the test process holds open for writing
+/// is inherited by every child another test forks meanwhile, until that child execs, and
+/// running the script then fails with "Text file busy".
+pub fn write_executable(path: &Path, text: &str) {
+    let mut writer = Command::new("sh")
+        .args(["-c", "cat > \"$0\" && chmod 755 \"$0\""])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+    drop(stdin);
+    assert!(writer.wait().unwrap().success(), "writing {}", path.display());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -353,6 +353,32 @@ fn login_to_an_unreachable_registry_stores_with_a_warning_and_replaces_an_old_au
 }
 
 #[test]
+fn a_password_alone_logs_in_as_in_ko_and_a_username_alone_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let login = |args: &[&str], stdin: &str| {
+        KoCmd::new("kubectl-ko").args(["login", "127.0.0.1:1"]).args(args).stdin(stdin).env("HOME", home.path()).run()
+    };
+    let config = home.path().join(".docker/config.json");
+    for (args, fix) in
+        [(&["-u", "alice"][..], "give -p or --password-stdin"), (&[][..], "username and password required")]
+    {
+        let run = login(args, "");
+        run.assert_failure();
+        let last = run.stderr.lines().last().unwrap_or_default();
+        assert!(last.starts_with("error: ") && last.contains(fix), "{run}");
+        assert!(!config.exists(), "a refused login stores nothing: {run}");
+    }
+    // A token with no username, as some registries take (ko stores it the same way).
+    let run = login(&["--password-stdin"], "t0ken-only\r\n");
+    run.assert_success();
+    assert_hidden(&run, "t0ken-only");
+    let got = credential_helper(home.path(), "get", "127.0.0.1:1");
+    got.assert_success();
+    let got: Value = serde_json::from_str(&got.stdout).unwrap();
+    assert_eq!((got["Username"].as_str(), got["Secret"].as_str()), (Some(""), Some("t0ken-only")));
+}
+
+#[test]
 fn each_docker_config_keeps_its_own_logins() {
     let home = tempfile::tempdir().unwrap();
     let (a, b) = (home.path().join("config-a"), home.path().join("config-b"));

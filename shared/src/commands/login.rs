@@ -23,31 +23,44 @@ use super::helper_link;
 /// The suffix Docker config uses for our helper: `credHelpers[SERVER] = "ko"`.
 pub const HELPER: &str = "ko";
 
-fn password(command: &LoginCommand) -> Result<Secret, Error> {
+/// The password, from `-p` or standard input. As in ko (crane's login), standard input loses
+/// one trailing newline and then one trailing carriage return, nothing more.
+fn password(command: &LoginCommand) -> Result<Option<Secret>, Error> {
     match (&command.password, command.password_stdin) {
         (Some(_), true) => Err(Error::usage("--password", "use either --password or --password-stdin, not both")),
-        (Some(p), false) => Ok(Secret::new(p.clone())),
+        (Some(p), false) => Ok(Some(Secret::new(p.clone()))),
         (None, true) => {
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
                 .map_err(|e| Error::usage("--password-stdin", format!("reading standard input: {e}")))?;
-            Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+            Ok(Some(Secret::new(trim_one_line_end(&text))))
         }
-        (None, false) => {
-            Err(Error::usage("--password", "username and password required (-u USER and -p or --password-stdin)"))
-        }
+        (None, false) => Ok(None),
     }
 }
 
+fn trim_one_line_end(text: &str) -> &str {
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    text.strip_suffix('\r').unwrap_or(text)
+}
+
 pub async fn run(command: LoginCommand) -> Result<(), Error> {
-    let username = command.username.clone().filter(|u| !u.is_empty()).ok_or_else(|| {
-        Error::usage("--username", "username and password required (-u USER and -p or --password-stdin)")
-    })?;
-    let password = password(&command)?;
-    if password.expose().is_empty() {
-        return Err(Error::usage("--password", "the password is empty"));
-    }
+    // A password alone is a login, as in ko: some registries take a token with no username.
+    let username = command.username.clone().unwrap_or_default();
+    let password = match password(&command)? {
+        None if username.is_empty() => {
+            return Err(Error::usage(
+                "--password",
+                "username and password required (-u USER and -p or --password-stdin)",
+            ));
+        }
+        None => {
+            return Err(Error::usage("--password", format!("no password for {username}; give -p or --password-stdin")));
+        }
+        Some(p) if p.expose().is_empty() => return Err(Error::usage("--password", "the password is empty")),
+        Some(p) => p,
+    };
     let host = normalise_host(&command.server);
     if host.is_empty() {
         return Err(Error::usage("SERVER", "name the registry, for example registry.example.com:5000"));
@@ -67,11 +80,16 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
 
     let given = FoundCredential {
         credential: Credential::Basic { username: username.clone(), password: password.clone() },
-        source: format!("`kubectl ko login -u {username}`"),
+        source: if username.is_empty() {
+            "`kubectl ko login -p`".to_string()
+        } else {
+            format!("`kubectl ko login -u {username}`")
+        },
     };
     let options = ClientOptions::new(command.insecure_registry, &command.registry_ca_file, Environment::process())?;
     let client = RegistryClient::new(Keychain::with_sources(vec![Box::new(given)]), options)?;
-    output::step(format!("Checking the credentials for {username} with {host}"));
+    let who = if username.is_empty() { "(no username)".to_string() } else { username.clone() };
+    output::step(format!("Checking the credentials for {who} with {host}"));
     match client.check_login(&host).await {
         Ok(true) => {}
         Ok(false) => output::warn(format!("{host} asks for no credentials; storing them anyway")),
@@ -111,4 +129,18 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
     helper_link::ensure_on_path(env);
     output::step(format!("Login Succeeded: {host}"));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trim_one_line_end;
+
+    #[test]
+    fn standard_input_loses_one_line_end_as_in_ko() {
+        assert_eq!(trim_one_line_end("s3cret\n"), "s3cret");
+        assert_eq!(trim_one_line_end("s3cret\r\n"), "s3cret");
+        assert_eq!(trim_one_line_end("s3cret"), "s3cret");
+        assert_eq!(trim_one_line_end("s3cret\n\n"), "s3cret\n");
+        assert_eq!(trim_one_line_end("s3cret \n"), "s3cret ");
+    }
 }

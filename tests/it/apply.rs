@@ -123,11 +123,11 @@ fn applies_a_mixed_directory_then_deletes_it() {
     assert_eq!(
         run.stdout_lines(),
         [
-            format!("namespace/{id} serverside-applied"),
-            format!("customresourcedefinition.apiextensions.k8s.io/widgets.{id}.example.com serverside-applied"),
-            "deployment.apps/hello serverside-applied".to_string(),
-            "configmap/settings serverside-applied".to_string(),
-            format!("widget.{id}.example.com/gadget serverside-applied"),
+            format!("namespace/{id} created"),
+            format!("customresourcedefinition.apiextensions.k8s.io/widgets.{id}.example.com created"),
+            "deployment.apps/hello created".to_string(),
+            "configmap/settings created".to_string(),
+            format!("widget.{id}.example.com/gadget created"),
         ],
         "{run}"
     );
@@ -146,12 +146,20 @@ fn applies_a_mixed_directory_then_deletes_it() {
     // The pushed image is the one that runs.
     run_image(&image).assert_success();
 
-    // Applying again changes nothing.
+    // Applying again changes nothing, and says so as kubectl does; a changed object is
+    // "configured".
     let version = get(&["deployment", "hello", "-n", &id], "{.metadata.resourceVersion}");
     let again = apply(dir.path(), &[], &repo);
     again.assert_success();
     assert_eq!(again.stdout_lines().len(), 5, "{again}");
+    assert!(again.stdout_lines().iter().all(|line| line.ends_with(" unchanged")), "{again}");
     assert_eq!(get(&["deployment", "hello", "-n", &id], "{.metadata.resourceVersion}"), version);
+    kubectl(&["patch", "configmap", "settings", "-n", &id, "--type=merge", "-p", r#"{"data":{"greeter":"x"}}"#])
+        .assert_success();
+    let changed = apply(dir.path(), &[], &repo);
+    changed.assert_success();
+    assert!(changed.stdout_lines().contains(&"configmap/settings configured"), "{changed}");
+    assert!(changed.stdout_lines().contains(&"deployment.apps/hello unchanged"), "{changed}");
 
     // No controller removes a namespace's finalizer here: the delete does not wait for it.
     let run = ko(&["delete", "-f", dir.path().to_str().unwrap(), "--wait=false"]).env("KUBECONFIG", kubeconfig()).run();
@@ -200,7 +208,7 @@ fn fields_others_own_are_taken_over_as_ko_does_unless_force_conflicts_is_false()
 
     let run = apply(ours.path(), &["--dry-run=server"], &repo);
     run.assert_success();
-    assert_eq!(run.stdout_lines(), [format!("configmap/{name} serverside-applied (server dry run)")], "{run}");
+    assert_eq!(run.stdout_lines(), [format!("configmap/{name} configured (server dry run)")], "{run}");
     assert_eq!(get(&["configmap", &name], "{.data.key}"), "theirs");
 
     // As ko's client-side apply: what the manifest says wins, whoever set the field.
@@ -265,7 +273,7 @@ fn kubectl_runs_apply_through_the_plugin_lookup() {
         .env("KO_DOCKER_REPO", unique_repo("plugin"))
         .run();
     run.assert_success();
-    assert_eq!(run.stdout_lines(), [format!("configmap/{name} serverside-applied")], "{run}");
+    assert_eq!(run.stdout_lines(), [format!("configmap/{name} created")], "{run}");
     assert!(get(&["configmap", &name], "{.data.image}").contains("@sha256:"));
 }
 
@@ -433,7 +441,8 @@ fn objects_of_a_version_or_kind_the_same_input_defines_are_applied() {
         fs::write(&path, gadget_crd(&id, "Cluster", &versions, Some(&version))).unwrap();
         let run = ko_apply(&["-n", "default"]);
         run.assert_success();
-        assert!(run.stdout.contains("gadget.") && run.stdout.contains("/g serverside-applied"), "{run}");
+        let outcomes: &[&str] = if round == 0 { &["created"] } else { &["configured", "unchanged"] };
+        assert!(outcomes.iter().any(|o| run.stdout.contains(&format!("/g {o}\n"))), "{run}");
     }
     kubectl(&["delete", "crd", &format!("gadgets.{id}.example.com"), "--wait=false"]);
 }

@@ -227,11 +227,7 @@ fn the_example_config_applies_and_deletes() {
     apply.assert_success();
     assert_eq!(
         apply.stdout_lines(),
-        [
-            "namespace/hello-ko serverside-applied",
-            "deployment.apps/hello serverside-applied",
-            "service/hello serverside-applied"
-        ],
+        ["namespace/hello-ko created", "deployment.apps/hello created", "service/hello created"],
         "{apply}"
     );
     let image = kubectl(&[

@@ -119,7 +119,7 @@ fn a_client_dry_run_sends_nothing() {
     let dir = configmap_dir("dry", &namespace, "");
     let run = ko_in_cluster(&["apply", "--dry-run=client"], dir.path());
     run.assert_success();
-    assert_eq!(run.stdout_lines(), ["configmap/dry serverside-applied (dry run)"], "{run}");
+    assert_eq!(run.stdout_lines(), ["configmap/dry created (dry run)"], "{run}");
     assert_not_found(&["configmap", "dry", "-n", &namespace]);
     let run = ko_in_cluster(&["apply", "--dry-run=sideways"], dir.path());
     run.assert_failure();
@@ -148,7 +148,7 @@ fn objects_applied_client_side_by_ko_are_taken_over_without_conflicts() {
     let ours = configmap_dir("moved", &namespace, "");
     let run = ko_in_cluster(&["apply"], ours.path());
     run.assert_success();
-    assert_eq!(run.stdout_lines(), ["configmap/moved serverside-applied"], "{run}");
+    assert_eq!(run.stdout_lines(), ["configmap/moved configured"], "{run}");
     assert!(get(&["configmap", "moved", "-n", &namespace], "{.data.image}").contains("/hello-124ec"));
     assert_eq!(managers().split_whitespace().collect::<Vec<_>>(), ["kubectl-ko"], "{}", managers());
     // Owning what kubectl owned, the fields the new YAML drops are pruned.

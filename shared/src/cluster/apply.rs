@@ -168,14 +168,55 @@ pub async fn prepare(
     Ok(cache)
 }
 
+/// What became of an object, in kubectl's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+impl Outcome {
+    fn word(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Configured => "configured",
+            Outcome::Unchanged => "unchanged",
+        }
+    }
+
+    /// An apply's outcome from the object before (`None`: it did not exist) and after. Only
+    /// the bookkeeping may differ in an unchanged object: an apply that owns no field (a bare
+    /// Namespace) still rewrites `managedFields`, and with it the resourceVersion.
+    fn of_apply(before: Option<&DynamicObject>, after: &DynamicObject) -> Outcome {
+        let content = |object: &DynamicObject| {
+            let mut object = object.clone();
+            object.metadata.resource_version = None;
+            object.metadata.managed_fields = None;
+            serde_json::to_value(object).ok()
+        };
+        match before {
+            None => Outcome::Created,
+            Some(before) if content(before) == content(after) => Outcome::Unchanged,
+            Some(_) => Outcome::Configured,
+        }
+    }
+
+    /// A dry run's: whether the object exists. A dry run's answer keeps the stored
+    /// resourceVersion whatever it would change, so "unchanged" cannot be told from it.
+    fn of_dry_run(exists: bool) -> Outcome {
+        if exists { Outcome::Configured } else { Outcome::Created }
+    }
+}
+
 /// Applies or creates one object: the name to print it by (a created object's may be the
-/// server's), or `None` when it was skipped.
+/// server's) and what became of it, or `None` when it was skipped.
 async fn apply_one(
     cluster: &Cluster,
     cache: &mut KindCache,
     object: &Object,
     options: ApplyOptions,
-) -> Result<Option<String>, ClusterError> {
+) -> Result<Option<(String, Outcome)>, ClusterError> {
     if object.generated && options.verb == Verb::Apply {
         return Err(ClusterError::Api {
             name: format!("{}:{}: {}", object.file, object.line, object.display()),
@@ -201,7 +242,8 @@ async fn apply_one(
             });
         }
         if options.dry_run == DryRun::Client {
-            return Ok(Some(object.display()));
+            // Its kind is not served yet, so neither is the object.
+            return Ok(Some((object.display(), Outcome::Created)));
         }
         // In a server dry run the defining CustomResourceDefinition was not created.
         output::warn(format!(
@@ -211,9 +253,6 @@ async fn apply_one(
         ));
         return Ok(None);
     };
-    if options.dry_run == DryRun::Client {
-        return Ok(Some(object.display()));
-    }
     let api = api_for(cluster, object, &resource, &caps);
     let failed = |e: kube::Error| {
         let mut detail = describe(&e);
@@ -222,6 +261,13 @@ async fn apply_one(
         }
         ClusterError::Api { name: format!("{}:{}: {}", object.file, object.line, object.display()), detail }
     };
+    if options.dry_run == DryRun::Client {
+        let outcome = match options.verb {
+            Verb::Create => Outcome::Created,
+            Verb::Apply => Outcome::of_dry_run(api.get_opt(&object.name).await.map_err(failed)?.is_some()),
+        };
+        return Ok(Some((object.display(), outcome)));
+    }
     match options.verb {
         Verb::Create => {
             let value: DynamicObject = serde_json::from_value(object.value.clone()).map_err(|e| ClusterError::Api {
@@ -234,13 +280,16 @@ async fn apply_one(
             };
             let created = create_strictly(&api, &params, &value).await.map_err(failed)?;
             if let Some(name) = created.metadata.name.filter(|_| object.generated) {
-                return Ok(Some(format!("{}/{name}", object.kind_name())));
+                return Ok(Some((format!("{}/{name}", object.kind_name()), Outcome::Created)));
             }
+            Ok(Some((object.display(), Outcome::Created)))
         }
         Verb::Apply => {
-            if options.dry_run == DryRun::None {
-                take_over_client_side_fields(&api, object).await.map_err(failed)?;
-            }
+            let before = if options.dry_run == DryRun::None {
+                take_over_client_side_fields(&api, object).await.map_err(failed)?
+            } else {
+                api.get_opt(&object.name).await.map_err(failed)?
+            };
             let mut params = PatchParams::apply(FIELD_MANAGER);
             // As ko's client-side apply, which sets what the manifest says whoever changed it
             // last, unless --force-conflicts=false asks for server-side apply's conflicts.
@@ -250,10 +299,14 @@ async fn apply_one(
             if options.dry_run == DryRun::Server {
                 params = params.dry_run();
             }
-            api.patch(&object.name, &params, &Patch::Apply(&object.value)).await.map_err(failed)?;
+            let after = api.patch(&object.name, &params, &Patch::Apply(&object.value)).await.map_err(failed)?;
+            let outcome = match options.dry_run {
+                DryRun::None => Outcome::of_apply(before.as_ref(), &after),
+                _ => Outcome::of_dry_run(before.is_some()),
+            };
+            Ok(Some((object.display(), outcome)))
         }
     }
-    Ok(Some(object.display()))
 }
 
 /// `create` as kubectl makes it: the API server refuses a field the kind does not have
@@ -278,24 +331,31 @@ async fn create_strictly(
 /// Moves the fields a client-side `kubectl apply` owns to our field manager (see
 /// `upgrade.rs`), so the apply that follows does not conflict with them. The patch names the
 /// resourceVersion it was computed from: if the object changed meanwhile, it is computed again.
-async fn take_over_client_side_fields(api: &Api<DynamicObject>, object: &Object) -> Result<(), kube::Error> {
+/// Returns the object as it was read (`None`: it does not exist).
+async fn take_over_client_side_fields(
+    api: &Api<DynamicObject>,
+    object: &Object,
+) -> Result<Option<DynamicObject>, kube::Error> {
+    let mut read = None;
     for _ in 0..3 {
-        let Some(live) = api.get_opt(&object.name).await? else { return Ok(()) };
-        let managed = serde_json::to_value(live.metadata.managed_fields.unwrap_or_default()).unwrap_or_default();
+        let Some(live) = api.get_opt(&object.name).await? else { return Ok(None) };
+        let managed =
+            serde_json::to_value(live.metadata.managed_fields.clone().unwrap_or_default()).unwrap_or_default();
         let entries = managed.as_array().map(Vec::as_slice).unwrap_or_default();
-        let Some(upgraded) = super::upgrade::upgraded(entries, FIELD_MANAGER) else { return Ok(()) };
+        let Some(upgraded) = super::upgrade::upgraded(entries, FIELD_MANAGER) else { return Ok(Some(live)) };
         output::detail(format!("{}: taking over the fields of client-side kubectl apply", object.display()));
         let patch = serde_json::json!({
             "metadata": {"managedFields": upgraded, "resourceVersion": live.metadata.resource_version}
         });
+        read = Some(live);
         match api.patch(&object.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(read),
             // Changed since it was read: read it again.
             Err(kube::Error::Api(status)) if status.code == 409 => continue,
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(read)
 }
 
 /// Asks discovery again for a kind a CustomResourceDefinition of this run defines, until it is
@@ -349,17 +409,13 @@ pub async fn apply(
     let crds: Vec<&Object> = objects.iter().filter(|o| o.is_crd()).collect();
     let rest: Vec<&Object> = objects.iter().filter(|o| !o.is_namespace() && !o.is_crd()).collect();
     let suffix = options.dry_run.suffix();
-    let done = match options.verb {
-        Verb::Apply => "serverside-applied",
-        Verb::Create => "created",
-    };
     let mut failures = 0;
     for (phase, group) in [namespaces, crds, rest].into_iter().enumerate() {
         let mut applied = Vec::new();
         for object in group {
             match apply_one(cluster, cache, object, options).await {
-                Ok(Some(shown)) => {
-                    output::result(format!("{shown} {done}{suffix}"));
+                Ok(Some((shown, outcome))) => {
+                    output::result(format!("{shown} {}{suffix}", outcome.word()));
                     applied.push(object);
                 }
                 Ok(None) => {}
@@ -501,5 +557,38 @@ async fn wait_gone(api: &Api<DynamicObject>, object: &Object, uid: Option<&str>)
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    fn object(version: &str, time: &str, data: &str) -> kube::api::DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "x",
+                "resourceVersion": version,
+                "managedFields": [{"manager": "kubectl-ko", "operation": "Apply", "time": time}],
+            },
+            "data": {"key": data},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn outcomes_are_told_by_the_content_not_the_bookkeeping() {
+        let before = object("7", "2026-12-03T18:00:00Z", "a");
+        assert_eq!(Outcome::of_apply(None, &before), Outcome::Created);
+        assert_eq!(Outcome::of_apply(Some(&before), &before), Outcome::Unchanged);
+        let rewritten = object("9", "2026-12-03T18:05:00Z", "a");
+        assert_eq!(Outcome::of_apply(Some(&before), &rewritten), Outcome::Unchanged);
+        let changed = object("9", "2026-12-03T18:05:00Z", "b");
+        assert_eq!(Outcome::of_apply(Some(&before), &changed), Outcome::Configured);
+        assert_eq!(Outcome::of_dry_run(true), Outcome::Configured);
+        assert_eq!(Outcome::of_dry_run(false), Outcome::Created);
+        assert_eq!(Outcome::Unchanged.word(), "unchanged");
     }
 }

@@ -167,9 +167,9 @@ fn applies_a_mixed_directory_then_deletes_it() {
     assert_eq!(
         run.stdout_lines(),
         [
-            "deployment.apps \"hello\" deleted".to_string(),
-            "configmap \"settings\" deleted".to_string(),
-            format!("widget.{id}.example.com \"gadget\" deleted"),
+            format!("deployment.apps \"hello\" deleted from {id} namespace"),
+            format!("configmap \"settings\" deleted from {id} namespace"),
+            format!("widget.{id}.example.com \"gadget\" deleted from {id} namespace"),
             format!("customresourcedefinition.apiextensions.k8s.io \"widgets.{id}.example.com\" deleted"),
             format!("namespace \"{id}\" deleted"),
         ],
@@ -483,7 +483,7 @@ fn delete_waits_until_the_objects_are_gone() {
     release();
     let run = running.join().unwrap();
     run.assert_success();
-    assert_eq!(run.stdout_lines(), ["configmap \"held\" deleted"], "{run}");
+    assert_eq!(run.stdout_lines(), [format!("configmap \"held\" deleted from {namespace} namespace")], "{run}");
     assert!(run.stderr.contains("waiting for configmap/held to be gone (finalizers: example.com/hold)"), "{run}");
     assert_not_found(&["configmap", "held", "-n", &namespace]);
 

@@ -255,7 +255,11 @@ fn the_example_config_applies_and_deletes() {
     deleted.assert_success();
     assert_eq!(
         deleted.stdout_lines(),
-        ["deployment.apps \"hello\" deleted", "service \"hello\" deleted", "namespace \"hello-ko\" deleted"],
+        [
+            "deployment.apps \"hello\" deleted from hello-ko namespace",
+            "service \"hello\" deleted from hello-ko namespace",
+            "namespace \"hello-ko\" deleted"
+        ],
         "{deleted}"
     );
     let gone = kubectl(&["get", "namespace", EXAMPLE_NS]);

@@ -476,7 +476,15 @@ pub async fn delete(
             continue;
         }
         let not_found = || format!("{} {:?} not found", object.kind_name(), object.name);
-        let result = match cache.lookup(cluster, object).await? {
+        let found = cache.lookup(cluster, object).await?;
+        // kubectl (1.34) names a namespaced object's namespace: `deleted from NS namespace`.
+        let from = match &found {
+            Some((_, caps)) if caps.scope == Scope::Namespaced => {
+                format!(" from {} namespace", object.namespace.as_deref().unwrap_or(&cluster.namespace))
+            }
+            _ => String::new(),
+        };
+        let result = match found {
             None => Err(not_found()),
             Some(_) if dry_run == DryRun::Client => Ok(()),
             Some((resource, caps)) => {
@@ -504,7 +512,7 @@ pub async fn delete(
             }
         };
         match result {
-            Ok(()) => output::result(format!("{} {:?} deleted{suffix}", object.kind_name(), object.name)),
+            Ok(()) => output::result(format!("{} {:?} deleted{from}{suffix}", object.kind_name(), object.name)),
             Err(_) if ignore_not_found => {}
             Err(message) => {
                 output::error(format!("{message} (pass --ignore-not-found to skip objects that do not exist)"));

@@ -4,11 +4,13 @@
 
 mod apply;
 mod connect;
+mod delete;
 mod objects;
 mod upgrade;
 
-pub use apply::{ApplyOptions, DeleteOptions, DryRun, KindCache, Verb, apply, delete, prepare};
+pub use apply::{ApplyOptions, DryRun, KindCache, Verb, apply, prepare};
 pub use connect::{Cluster, Connection, connect};
+pub use delete::{DeleteOptions, delete};
 pub use objects::{Object, objects};
 
 use std::path::PathBuf;

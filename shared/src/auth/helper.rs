@@ -190,7 +190,6 @@ impl Helper {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use crate::auth::Secret;
 

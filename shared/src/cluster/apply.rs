@@ -108,18 +108,23 @@ impl KindCache {
     }
 }
 
+/// The namespace an object is in: its own, else the context's; `None` for a cluster-scoped kind.
+pub(super) fn namespace_of<'a>(cluster: &'a Cluster, object: &'a Object, caps: &ApiCapabilities) -> Option<&'a str> {
+    match caps.scope {
+        Scope::Cluster => None,
+        Scope::Namespaced => Some(object.namespace.as_deref().unwrap_or(&cluster.namespace)),
+    }
+}
+
 pub(super) fn api_for(
     cluster: &Cluster,
     object: &Object,
     resource: &ApiResource,
     caps: &ApiCapabilities,
 ) -> Api<DynamicObject> {
-    match caps.scope {
-        Scope::Cluster => Api::all_with(cluster.client.clone(), resource),
-        Scope::Namespaced => {
-            let namespace = object.namespace.as_deref().unwrap_or(&cluster.namespace);
-            Api::namespaced_with(cluster.client.clone(), namespace, resource)
-        }
+    match namespace_of(cluster, object, caps) {
+        None => Api::all_with(cluster.client.clone(), resource),
+        Some(namespace) => Api::namespaced_with(cluster.client.clone(), namespace, resource),
     }
 }
 

@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, DynamicObject};
-use kube::discovery::Scope;
 
-use super::apply::{DryRun, KindCache, api_for};
+use super::apply::{DryRun, KindCache, api_for, namespace_of};
 use super::connect::describe;
 use super::{Cluster, ClusterError, Object};
 use crate::output;
@@ -55,12 +54,11 @@ pub async fn delete(
         let not_found = || format!("{} {:?} not found", object.kind_name(), object.name);
         let found = cache.lookup(cluster, object).await?;
         // kubectl (1.34) names a namespaced object's namespace: `deleted from NS namespace`.
-        let from = match &found {
-            Some((_, caps)) if caps.scope == Scope::Namespaced => {
-                format!(" from {} namespace", object.namespace.as_deref().unwrap_or(&cluster.namespace))
-            }
-            _ => String::new(),
-        };
+        let from = found
+            .as_ref()
+            .and_then(|(_, caps)| namespace_of(cluster, object, caps))
+            .map(|namespace| format!(" from {namespace} namespace"))
+            .unwrap_or_default();
         let result = match found {
             None => Err(not_found()),
             Some(_) if dry_run == DryRun::Client => Ok(()),

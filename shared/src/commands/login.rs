@@ -78,17 +78,17 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
     })?;
     let server = helper_server(&host);
 
+    let (who, source) = if username.is_empty() {
+        ("(no username)".to_string(), "`kubectl ko login -p`".to_string())
+    } else {
+        (username.clone(), format!("`kubectl ko login -u {username}`"))
+    };
     let given = FoundCredential {
         credential: Credential::Basic { username: username.clone(), password: password.clone() },
-        source: if username.is_empty() {
-            "`kubectl ko login -p`".to_string()
-        } else {
-            format!("`kubectl ko login -u {username}`")
-        },
+        source,
     };
     let options = ClientOptions::new(command.insecure_registry, &command.registry_ca_file, Environment::process())?;
     let client = RegistryClient::new(Keychain::with_sources(vec![Box::new(given)]), options)?;
-    let who = if username.is_empty() { "(no username)".to_string() } else { username.clone() };
     output::step(format!("Checking the credentials for {who} with {host}"));
     match client.check_login(&host).await {
         Ok(true) => {}

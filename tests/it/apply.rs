@@ -318,8 +318,8 @@ fn bad_clusters_and_kinds_fail_before_anything_is_built() {
 
 /// What kubectl does with the same YAML: `-n ""` is no `-n`, a cluster-scoped object's
 /// namespace means nothing to `-n`, an empty selection is an error, `create` takes
-/// `generateName`, `--dry-run=` is no mode, and `delete` goes on past a kind the cluster no
-/// longer serves.
+/// `generateName`, `--dry-run=` is no mode, and `delete` goes on past a kind the cluster does
+/// not serve, failing it even with `--ignore-not-found`.
 #[test]
 fn namespaces_selections_generated_names_and_unserved_kinds_as_kubectl_has_them() {
     let config = || kubeconfig();
@@ -370,7 +370,8 @@ fn namespaces_selections_generated_names_and_unserved_kinds_as_kubectl_has_them(
     run.assert_failure();
     assert!(run.stderr.contains("only created"), "{run}");
 
-    // delete goes on past a kind the cluster does not serve, and --ignore-not-found passes it.
+    // delete goes on past a kind the cluster does not serve, and fails it, with
+    // --ignore-not-found too (kubectl: "resource mapping not found").
     let gone_kind = write(
         "gone.yaml",
         &format!(
@@ -380,9 +381,10 @@ fn namespaces_selections_generated_names_and_unserved_kinds_as_kubectl_has_them(
     let run = ko(&["delete", "-f", &gone_kind]).env("KUBECONFIG", config()).run();
     run.assert_failure();
     assert!(run.stdout.contains(&format!("configmap \"{cm}\" deleted")), "{run}");
-    assert!(run.stderr.contains("\"v\" not found"), "{run}");
+    assert!(run.stderr.contains("does not serve kind Vanished in example.com/v1, so v cannot be deleted"), "{run}");
     let run = ko(&["delete", "-f", &gone_kind, "--ignore-not-found"]).env("KUBECONFIG", config()).run();
-    run.assert_success();
+    run.assert_failure();
+    assert!(run.stderr.contains("does not serve kind Vanished"), "{run}");
     // Nothing left to delete after a selector: kubectl's words.
     let run = ko(&["delete", "-f", &mixed, "-l", "app=none"]).env("KUBECONFIG", config()).run();
     run.assert_success();

@@ -2,6 +2,7 @@
 //! by scripts/test.sh, and images checked with skopeo and run with umoci + runc.
 
 mod apply;
+mod apply_inputs;
 mod auth;
 mod bad_input;
 mod build;

@@ -12,8 +12,10 @@ use super::{BuildArgs, FileArgs, GlobalArgs, PublishArgs};
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct KubeArgs {
     /// Path to the kubeconfig file to use (default: KUBECONFIG, else ~/.kube/config)
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    // An OsString, not a PathBuf: `--kubeconfig="$KC"` with the variable empty is no flag, as
+    // in kubectl, where clap's path parser would refuse the empty value.
+    #[arg(long, value_name = "FILE", value_parser = clap::value_parser!(std::ffi::OsString))]
+    pub kubeconfig: Option<std::ffi::OsString>,
     /// The name of the kubeconfig context to use
     #[arg(long)]
     pub context: Option<String>,
@@ -30,12 +32,14 @@ pub struct KubeArgs {
 
 impl From<&KubeArgs> for crate::cluster::Connection {
     fn from(args: &KubeArgs) -> Self {
+        // An empty value is no flag, as kubectl reads `--context="$CTX"` with the variable empty.
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
         crate::cluster::Connection {
-            kubeconfig: args.kubeconfig.clone(),
-            context: args.context.clone(),
-            cluster: args.cluster.clone(),
-            user: args.user.clone(),
-            namespace: args.namespace.clone(),
+            kubeconfig: args.kubeconfig.clone().filter(|p| !p.is_empty()).map(PathBuf::from),
+            context: given(&args.context),
+            cluster: given(&args.cluster),
+            user: given(&args.user),
+            namespace: given(&args.namespace),
         }
     }
 }

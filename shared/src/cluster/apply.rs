@@ -3,12 +3,14 @@
 //! then everything else in input order; and what apply and delete share (the kinds' lookup,
 //! the dry-run modes).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope, pinned_kind};
+use serde_json::Value;
 
 use super::connect::describe;
 use super::{Cluster, ClusterError, Object};
@@ -132,7 +134,8 @@ pub(super) fn api_for(
 /// be served (or defined by a CustomResourceDefinition among the objects), and a namespaced
 /// object's namespace must agree with `-n` (a cluster-scoped one's means nothing, as to
 /// kubectl). With `unserved_kinds_ok` (delete), a kind the cluster does not serve is left to
-/// the deletion, which counts its objects as not found and goes on with the rest.
+/// the deletion, which fails its objects (or, when a CustomResourceDefinition of the input
+/// defines it, counts them as not found) and goes on with the rest.
 pub async fn prepare(
     cluster: &Cluster,
     objects: &[Object],
@@ -262,7 +265,13 @@ async fn apply_one(
     let failed = |e: kube::Error| {
         let mut detail = describe(&e);
         if options.verb == Verb::Apply && matches!(&e, kube::Error::Api(s) if s.code == 409) {
-            detail.push_str("; drop --force-conflicts=false to take ownership of those fields");
+            if options.force_conflicts == Some(false) {
+                detail.push_str("; drop --force-conflicts=false to take ownership of those fields");
+            } else if let Some(version) = object.value["metadata"]["resourceVersion"].as_str() {
+                detail.push_str(&format!(
+                    "; the file pins metadata.resourceVersion {version:?}: remove it to apply over the object as it is now"
+                ));
+            }
         }
         ClusterError::Api { name: format!("{}:{}: {}", object.file, object.line, object.display()), detail }
     };
@@ -275,26 +284,25 @@ async fn apply_one(
     }
     match options.verb {
         Verb::Create => {
-            let value: DynamicObject = serde_json::from_value(object.value.clone()).map_err(|e| ClusterError::Api {
-                name: format!("{}:{}: {}", object.file, object.line, object.display()),
-                detail: format!("not a Kubernetes object: {e}"),
-            })?;
             let params = PostParams {
                 dry_run: options.dry_run == DryRun::Server,
                 field_manager: Some(FIELD_MANAGER.to_string()),
             };
-            let created = create_strictly(&api, &params, &value).await.map_err(failed)?;
+            // The object as written: a misspelt metadata key must reach the server's strict
+            // check, which kube's typed metadata would drop on the way.
+            let created = create_strictly(&api, &params, &object.value).await.map_err(failed)?;
             if let Some(name) = created.metadata.name.filter(|_| object.generated) {
                 return Ok(Some((format!("{}/{name}", object.kind_name()), Outcome::Created)));
             }
             Ok(Some((object.display(), Outcome::Created)))
         }
         Verb::Apply => {
-            let before = if options.dry_run == DryRun::None {
+            let (before, moved_to) = if options.dry_run == DryRun::None {
                 take_over_client_side_fields(&api, object).await.map_err(failed)?
             } else {
-                api.get_opt(&object.name).await.map_err(failed)?
+                (api.get_opt(&object.name).await.map_err(failed)?, None)
             };
+            let body = apply_body(object, before.as_ref(), moved_to);
             let mut params = PatchParams::apply(FIELD_MANAGER);
             // As ko's client-side apply, which sets what the manifest says whoever changed it
             // last, unless --force-conflicts=false asks for server-side apply's conflicts.
@@ -304,7 +312,7 @@ async fn apply_one(
             if options.dry_run == DryRun::Server {
                 params = params.dry_run();
             }
-            let after = api.patch(&object.name, &params, &Patch::Apply(&object.value)).await.map_err(failed)?;
+            let after = api.patch(&object.name, &params, &Patch::Apply(&*body)).await.map_err(failed)?;
             let outcome = match options.dry_run {
                 DryRun::None => Outcome::of_apply(before.as_ref(), &after),
                 _ => Outcome::of_dry_run(before.is_some()),
@@ -320,7 +328,7 @@ async fn apply_one(
 async fn create_strictly(
     api: &Api<DynamicObject>,
     params: &PostParams,
-    object: &DynamicObject,
+    object: &serde_json::Value,
 ) -> Result<DynamicObject, kube::Error> {
     let body = serde_json::to_vec(object).map_err(kube::Error::SerdeError)?;
     let mut request =
@@ -336,31 +344,56 @@ async fn create_strictly(
 /// Moves the fields a client-side `kubectl apply` owns to our field manager (see
 /// `upgrade.rs`), so the apply that follows does not conflict with them. The patch names the
 /// resourceVersion it was computed from: if the object changed meanwhile, it is computed again.
-/// Returns the object as it was read (`None`: it does not exist).
+/// Returns the object as it was read (`None`: it does not exist), and the resourceVersion our
+/// own patch moved it to, when there was one.
 async fn take_over_client_side_fields(
     api: &Api<DynamicObject>,
     object: &Object,
-) -> Result<Option<DynamicObject>, kube::Error> {
+) -> Result<(Option<DynamicObject>, Option<String>), kube::Error> {
     let mut read = None;
     for _ in 0..3 {
-        let Some(live) = api.get_opt(&object.name).await? else { return Ok(None) };
+        let Some(live) = api.get_opt(&object.name).await? else { return Ok((None, None)) };
         let managed =
             serde_json::to_value(live.metadata.managed_fields.clone().unwrap_or_default()).unwrap_or_default();
         let entries = managed.as_array().map(Vec::as_slice).unwrap_or_default();
-        let Some(upgraded) = super::upgrade::upgraded(entries, FIELD_MANAGER) else { return Ok(Some(live)) };
+        let Some(upgraded) = super::upgrade::upgraded(entries, FIELD_MANAGER) else { return Ok((Some(live), None)) };
         output::detail(format!("{}: taking over the fields of client-side kubectl apply", object.display()));
         let patch = serde_json::json!({
             "metadata": {"managedFields": upgraded, "resourceVersion": live.metadata.resource_version}
         });
         read = Some(live);
         match api.patch(&object.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => return Ok(read),
+            Ok(patched) => return Ok((read, patched.metadata.resource_version)),
             // Changed since it was read: read it again.
             Err(kube::Error::Api(status)) if status.code == 409 => continue,
             Err(e) => return Err(e),
         }
     }
-    Ok(read)
+    Ok((read, None))
+}
+
+/// What an apply sends: the object as written, less what a file exported with `kubectl get -o
+/// yaml` carries that an apply may not (`managedFields`, which the server refuses). A
+/// resourceVersion that pinned the object as it was before our own take-over (see above)
+/// follows it to the version that take-over made, as the user's pin meant "as it is now".
+fn apply_body<'a>(object: &'a Object, before: Option<&DynamicObject>, moved_to: Option<String>) -> Cow<'a, Value> {
+    let metadata = &object.value["metadata"];
+    let pinned = metadata["resourceVersion"].as_str();
+    let repin = match (pinned, before.and_then(|b| b.metadata.resource_version.as_deref()), moved_to) {
+        (Some(pinned), Some(read), Some(moved)) if pinned == read => Some(moved),
+        _ => None,
+    };
+    if metadata.get("managedFields").is_none() && repin.is_none() {
+        return Cow::Borrowed(&object.value);
+    }
+    let mut value = object.value.clone();
+    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("managedFields");
+        if let Some(moved) = repin {
+            metadata.insert("resourceVersion".into(), Value::String(moved));
+        }
+    }
+    Cow::Owned(value)
 }
 
 /// Asks discovery again for a kind a CustomResourceDefinition of this run defines, until it is
@@ -390,14 +423,26 @@ async fn wait_established(cluster: &Cluster, cache: &mut KindCache, crd: &Object
     loop {
         let current =
             api.get(&crd.name).await.map_err(|e| ClusterError::Api { name: crd.display(), detail: describe(&e) })?;
-        let established = current.data["status"]["conditions"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["type"] == "Established" && c["status"] == "True"));
-        if established {
+        let conditions = current.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let status_of = |kind: &str| conditions.iter().find(|c| c["type"] == kind);
+        if status_of("Established").is_some_and(|c| c["status"] == "True") {
             return Ok(());
         }
+        // A name another CustomResourceDefinition holds is never accepted: no use waiting.
+        if let Some(refused) = status_of("NamesAccepted").filter(|c| c["status"] == "False") {
+            return Err(ClusterError::NotEstablished {
+                name: crd.name.clone(),
+                why: format!(
+                    "its names were not accepted: {}",
+                    refused["message"].as_str().unwrap_or("no reason given")
+                ),
+            });
+        }
         if tokio::time::Instant::now() > deadline {
-            return Err(ClusterError::NotEstablished { name: crd.name.clone(), seconds: ESTABLISH_TIMEOUT.as_secs() });
+            return Err(ClusterError::NotEstablished {
+                name: crd.name.clone(),
+                why: format!("it was not established within {}s", ESTABLISH_TIMEOUT.as_secs()),
+            });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -431,8 +476,13 @@ pub async fn apply(
             }
         }
         if phase == 1 && options.dry_run == DryRun::None {
+            // One that never becomes established fails its own objects later ("not served"),
+            // not the others.
             for crd in applied {
-                wait_established(cluster, cache, crd).await?;
+                if let Err(e) = wait_established(cluster, cache, crd).await {
+                    output::error(e.to_string());
+                    failures += 1;
+                }
             }
         }
     }

@@ -72,19 +72,69 @@ fn read_kubeconfig(args: &Connection, env: &Environment) -> Result<(Kubeconfig, 
     Kubeconfig::read_from(&path).map(|k| (k, name.clone())).map_err(|e| fail(name, &e))
 }
 
+/// Whether this process runs in a pod whose service account kubectl would use when it finds no
+/// kubeconfig: the service's address in the environment and the account's token mounted.
+fn in_cluster(env: &Environment) -> bool {
+    env.non_empty("KUBERNETES_SERVICE_HOST").is_some()
+        && env.non_empty("KUBERNETES_SERVICE_PORT").is_some()
+        && std::path::Path::new(SERVICE_ACCOUNT_TOKEN).is_file()
+}
+
+/// Where a pod's service account token is mounted (kube reads it there).
+const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// A name `--context`, `--cluster` or `--user` gives must be in the kubeconfig: kube would
+/// otherwise go on without it (a missing user is no credentials at all).
+fn check_names(kubeconfig: &Kubeconfig, args: &Connection, source_name: &str) -> Result<(), ClusterError> {
+    let checks: [(&str, &str, &Option<String>, Vec<&str>); 3] = [
+        ("context", "--context", &args.context, kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect()),
+        ("cluster", "--cluster", &args.cluster, kubeconfig.clusters.iter().map(|c| c.name.as_str()).collect()),
+        ("user", "--user", &args.user, kubeconfig.auth_infos.iter().map(|u| u.name.as_str()).collect()),
+    ];
+    for (what, flag, wanted, names) in checks {
+        if let Some(wanted) = wanted
+            && !names.contains(&wanted.as_str())
+        {
+            let known = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+            return Err(ClusterError::Kubeconfig {
+                source_name: source_name.to_string(),
+                detail: format!("{what} {wanted:?} does not exist (its {what}s: {known}); fix {flag}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The client's configuration and the context's name (for messages): from the kubeconfig, or
+/// in a pod without one, from its service account, as kubectl does.
+async fn configure(args: &Connection, env: &Environment) -> Result<(Config, String), ClusterError> {
+    let (kubeconfig, source_name) = match read_kubeconfig(args, env) {
+        Err(ClusterError::NoKubeconfig { .. }) if args.kubeconfig.is_none() && in_cluster(env) => {
+            let config = Config::incluster().map_err(|e| ClusterError::Kubeconfig {
+                source_name: "the pod's service account (KUBERNETES_SERVICE_HOST)".into(),
+                detail: e.to_string(),
+            })?;
+            return Ok((config, "in-cluster".into()));
+        }
+        read => read?,
+    };
+    check_names(&kubeconfig, args, &source_name)?;
+    let context = args.context.clone().or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
+    let options =
+        KubeConfigOptions { context: args.context.clone(), cluster: args.cluster.clone(), user: args.user.clone() };
+    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| ClusterError::Kubeconfig { source_name, detail: e.to_string() })?;
+    Ok((config, context))
+}
+
 /// Connects and checks that the API server answers. `&KubeArgs` (the flags) converts into
 /// the [`Connection`]; `env` gives `KUBECONFIG` and `HOME`.
 pub async fn connect(connection: impl Into<Connection>, env: &Environment) -> Result<Cluster, ClusterError> {
     let args = &connection.into();
     // kube and reqwest share rustls; ring is the one provider compiled in.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (kubeconfig, source_name) = read_kubeconfig(args, env)?;
-    let context = args.context.clone().or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
-    let options =
-        KubeConfigOptions { context: args.context.clone(), cluster: args.cluster.clone(), user: args.user.clone() };
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|e| ClusterError::Kubeconfig { source_name, detail: e.to_string() })?;
+    let (mut config, context) = configure(args, env).await?;
     // `-n "$NS"` with the variable empty is no -n, as in kubectl.
     let flag = args.namespace.clone().filter(|n| !n.is_empty());
     if let Some(namespace) = &flag {
@@ -97,10 +147,12 @@ pub async fn connect(connection: impl Into<Connection>, env: &Environment) -> Re
         context: context.clone(),
         detail: e.to_string(),
     })?;
-    if let Err(e) = client.apiserver_version().await {
-        return Err(ClusterError::Unreachable { server, context, detail: describe(&e) });
+    match client.apiserver_version().await {
+        Ok(_) => Ok(Cluster { client, server, namespace, namespace_flag: flag }),
+        // Reached, but the credentials were refused.
+        Err(kube::Error::Api(status)) if status.code == 401 => Err(ClusterError::Unauthorized { server, context }),
+        Err(e) => Err(ClusterError::Unreachable { server, context, detail: describe(&e) }),
     }
-    Ok(Cluster { client, server, namespace, namespace_flag: flag })
 }
 
 /// A kube error as one line: the API's own message when there is one, else the causes.

@@ -40,6 +40,8 @@ pub async fn delete(
     let rest = objects.iter().filter(|o| !o.is_namespace() && !o.is_crd());
     let ordered: Vec<&Object> =
         rest.chain(objects.iter().filter(|o| o.is_crd())).chain(objects.iter().filter(|o| o.is_namespace())).collect();
+    // Kinds a CustomResourceDefinition of the input defines: once it is gone, so are they.
+    let defined: Vec<_> = objects.iter().flat_map(Object::defined_kinds).collect();
     let mut failures = 0;
     let mut going = Vec::new();
     for object in ordered {
@@ -60,7 +62,22 @@ pub async fn delete(
             .map(|namespace| format!(" from {namespace} namespace"))
             .unwrap_or_default();
         let result = match found {
-            None => Err(not_found()),
+            None if defined.contains(&object.gvk) => Err(not_found()),
+            // As kubectl: an error even with --ignore-not-found, for a misspelt kind would
+            // otherwise leave its objects behind unnoticed.
+            None => {
+                output::error(format!(
+                    "{}:{}: the cluster at {} does not serve kind {} in {}, so {} cannot be deleted; check the spelling, or whether its CustomResourceDefinition was deleted already",
+                    object.file,
+                    object.line,
+                    cluster.server,
+                    object.gvk.kind,
+                    object.gvk.api_version(),
+                    object.name
+                ));
+                failures += 1;
+                continue;
+            }
             Some(_) if dry_run == DryRun::Client => Ok(()),
             Some((resource, caps)) => {
                 let api = api_for(cluster, object, &resource, &caps);

@@ -27,6 +27,10 @@ pub enum ClusterError {
         "cannot reach the Kubernetes API server at {server}: {detail}; check that the cluster is running and that the context ({context}) is the one you meant"
     )]
     Unreachable { server: String, context: String, detail: String },
+    #[error(
+        "the Kubernetes API server at {server} refused the credentials of context {context} (Unauthorized); log in again, or check the context's user in the kubeconfig"
+    )]
+    Unauthorized { server: String, context: String },
     #[error("{file}:{line}: {detail}")]
     NotObject { file: String, line: usize, detail: String },
     #[error(
@@ -39,8 +43,8 @@ pub enum ClusterError {
     NamespaceMismatch { file: String, line: usize, object: String, flag: String },
     #[error("{name}: {detail}")]
     Api { name: String, detail: String },
-    #[error("customresourcedefinition {name} did not become established within {seconds}s")]
-    NotEstablished { name: String, seconds: u64 },
+    #[error("customresourcedefinition {name}: {why}")]
+    NotEstablished { name: String, why: String },
     #[error("{count} of {total} objects could not be {verb} (see the errors above)")]
     Failed { count: usize, total: usize, verb: &'static str },
 }

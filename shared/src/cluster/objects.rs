@@ -45,6 +45,11 @@ impl Object {
             },
         };
         let namespace = field("namespace");
+        // `namespace: 2024` is a number to YAML: taking it for no namespace would send the
+        // object to -n's or the context's namespace.
+        if let Some(other) = metadata.and_then(|m| m.get("namespace")).filter(|n| !n.is_null() && !n.is_string()) {
+            return Err(fail(&format!("the {kind}'s metadata.namespace {other} is not a string; quote it")));
+        }
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
             None => (String::new(), api_version.clone()),
@@ -212,6 +217,11 @@ mod tests {
         assert!(error.to_string().contains("has no metadata.name"), "{error}");
         let error = objects("f.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 1}\n").unwrap_err();
         assert!(error.to_string().contains("metadata.name 1 is not a string; quote it"), "{error}");
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: 2024}\n";
+        let error = objects("f.yaml", text).unwrap_err();
+        assert!(error.to_string().contains("metadata.namespace 2024 is not a string; quote it"), "{error}");
+        let quoted = objects("f.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: '2024'}\n");
+        assert_eq!(quoted.unwrap()[0].namespace.as_deref(), Some("2024"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn cluster_flags(kube: &KubeArgs) -> Vec<OsString> {
     let mut flags = Vec::new();
     if let Some(path) = &kube.kubeconfig {
         flags.push(OsString::from("--kubeconfig"));
-        flags.push(path.clone().into_os_string());
+        flags.push(path.clone());
     }
     for (flag, value) in [("--context", &kube.context), ("--cluster", &kube.cluster), ("--user", &kube.user)] {
         if let Some(value) = value {

@@ -17,7 +17,8 @@ fn get(args: &[&str], jsonpath: &str) -> Run {
 
 /// What kubectl does with them: an exported object (resourceVersion and managedFields in it)
 /// applies over the object, a misspelt metadata key fails `create`, a namespace YAML reads as
-/// a number is refused (it used to mean "no namespace"), and nothing is touched by either.
+/// a number is refused (it used to mean "no namespace") and nothing is touched by either, and
+/// a key given twice keeps its last value.
 #[test]
 fn exported_misspelt_and_mistyped_objects_as_kubectl_takes_them() {
     let (namespace, name) = (unique_name("inputs-ns"), unique_name("inputs-cm"));
@@ -67,6 +68,15 @@ fn exported_misspelt_and_mistyped_objects_as_kubectl_takes_them() {
         );
     }
     assert_eq!(get(&["configmap", &name, "-n", &namespace], "{.data.a}").stdout, "2");
+
+    // A key given twice keeps its last value, as kubectl's decoder has it.
+    let twice = write(
+        "twice.yaml",
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata:\n  a: '3'\n  a: '4'\n"),
+    );
+    let run = ko(&["apply", "-f", &twice, "-n", &namespace]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_success();
+    assert_eq!(get(&["configmap", &name, "-n", &namespace], "{.data.a}").stdout, "4");
     kubectl(&["delete", "namespace", &namespace, "--wait=false"]).assert_success();
 }
 

@@ -73,6 +73,18 @@ fn a_package_that_is_not_main_is_refused() {
     assert_repo_empty(&repo);
 }
 
+/// `go build main.go` works, but a file is no package to name an image after: refused before
+/// Go builds, with the directory to name instead.
+#[test]
+fn a_go_file_is_refused_with_its_directory() {
+    let repo = unique_repo("gofile");
+    for (arg, dir) in [("./main.go", "(.)"), ("main.go", "(.)"), ("ko://./main.go", "(.)")] {
+        let run = ko(&["build", arg]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
+        assert_clear_error(&run, &[arg, "names Go files, not a package", dir]);
+    }
+    assert_repo_empty(&repo);
+}
+
 #[test]
 fn a_path_that_does_not_exist_is_refused() {
     let run = ko(&["build", "./nope"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", unique_repo("x")).run();

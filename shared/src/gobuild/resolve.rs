@@ -208,6 +208,22 @@ impl PackageResolver {
         build_dir: PathBuf,
         config: Option<BuildConfig>,
     ) -> Result<Package, GoBuildError> {
+        // `go list ./cmd/app/main.go` makes a package of the files named, with no import path
+        // of its own, which `go build` cannot then find: refused now, with the way out.
+        if listed.import_path == "command-line-arguments" {
+            let given = arg.strip_prefix(SCHEME).unwrap_or(arg).trim();
+            let parent = Path::new(given).parent().filter(|p| !p.as_os_str().is_empty());
+            let dir = match parent.map(|p| p.display().to_string()) {
+                Some(p) if is_local(&p) => p,
+                // Go reads `cmd/app` as an import path: a directory needs its `./`.
+                Some(p) => format!("./{p}"),
+                None => ".".to_string(),
+            };
+            return Err(GoBuildError::NotFound {
+                path: arg.to_string(),
+                detail: format!("names Go files, not a package; name the package's directory instead ({dir})"),
+            });
+        }
         if listed.name != "main" {
             return Err(GoBuildError::NotMain {
                 path: arg.to_string(),

@@ -61,6 +61,12 @@ fn walk(dir: &Path, recursive: bool, found: &mut Vec<PathBuf>) -> Result<(), Man
             }
         } else if is_manifest(&path) && path.is_file() {
             found.push(path);
+        } else if is_manifest(&path) && is_link && !path.exists() {
+            // As ko and kubectl: a manifest whose link broke must not drop out unnoticed.
+            return Err(ManifestError::Input {
+                path,
+                detail: "a symbolic link to nothing (its target does not exist); fix the link or remove it".into(),
+            });
         }
     }
     Ok(())
@@ -152,5 +158,21 @@ mod tests {
         assert!(error.to_string().contains("/nonexistent/app.yaml"), "{error}");
         let error = read_inputs(&["https://example.com/a.yaml".into()], false).unwrap_err();
         assert!(error.to_string().contains("URLs are not supported"), "{error}");
+    }
+
+    #[test]
+    fn a_broken_link_to_a_manifest_in_a_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "a").unwrap();
+        std::os::unix::fs::symlink("nowhere", dir.path().join("b.yaml")).unwrap();
+        std::os::unix::fs::symlink("nowhere", dir.path().join("notes.txt")).unwrap();
+        let error = read_inputs(&[dir.path().display().to_string()], false).unwrap_err().to_string();
+        assert!(error.contains("b.yaml: a symbolic link to nothing"), "{error}");
+        std::fs::remove_file(dir.path().join("b.yaml")).unwrap();
+        assert_eq!(
+            read_inputs(&[dir.path().display().to_string()], false).unwrap().len(),
+            1,
+            "other files' links are not read"
+        );
     }
 }

@@ -123,6 +123,11 @@ items:
     assert_eq!(names("app in (db, web),tier"), ["web"]);
     assert_eq!(names("app notin (web)"), ["db", "plain", "list-db"]);
     assert_eq!(names("!app"), ["plain"]);
+    // A value no label can have is refused, as ko refuses it, not taken to match nothing.
+    let run = ko(&["resolve", "-f", &path, "-l", "app=-web"]).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("\"-web\" is not a label value"), "{run}");
+    assert!(run.stdout.is_empty(), "{run}");
 
     // An empty selector (`-l "$SELECTOR"` with the variable unset) selects everything and asks
     // nothing of the documents, as in ko.

@@ -112,11 +112,16 @@ impl PublishArgs {
     }
 }
 
+/// `-j N`: a count of builds, said plainly when it is not one (ko hangs on `-j -1`).
+fn parse_jobs(value: &str) -> Result<usize, String> {
+    value.trim().parse().map_err(|_| "give a whole number of builds at a time, such as 4 (0: one per CPU)".to_string())
+}
+
 /// How images are built (ko's build flags).
 #[derive(clap::Args, Clone, Debug)]
 pub struct BuildArgs {
     /// The maximum number of concurrent builds (default: number of CPUs)
-    #[arg(short = 'j', long, default_value_t = 0)]
+    #[arg(short = 'j', long, default_value_t = 0, value_parser = parse_jobs)]
     pub jobs: usize,
     /// Disable optimizations when building Go code
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]

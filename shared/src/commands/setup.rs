@@ -74,20 +74,20 @@ fn platforms(args: &BuildArgs, config: &KoConfig, env: &Environment) -> Result<O
         .filter_map(|k| env.text(k).filter(|v| !v.is_empty()).map(|v| format!("{k}={v}")))
         .collect();
     if !values.is_empty() {
+        let source = match source {
+            "--platform" => source.to_string(),
+            _ if env.trimmed("KO_DEFAULTPLATFORMS").is_some() => "KO_DEFAULTPLATFORMS".to_string(),
+            _ => format!("defaultPlatforms in {}", config.origin()),
+        };
         if !go_vars.is_empty() {
             return Err(Error::usage(
-                source,
+                &source,
                 format!(
                     "cannot be combined with {} in the environment; unset them or drop {source}",
                     go_vars.join(" ")
                 ),
             ));
         }
-        let source = match source {
-            "--platform" => source.to_string(),
-            _ if env.trimmed("KO_DEFAULTPLATFORMS").is_some() => "KO_DEFAULTPLATFORMS".to_string(),
-            _ => format!("defaultPlatforms in {}", config.origin()),
-        };
         return Ok(Some(PlatformRequest::parse_from(&source, &values)?));
     }
     let set = |key: &str| env.text(key).filter(|v| !v.is_empty()).map(str::to_string);
@@ -105,7 +105,9 @@ fn platforms(args: &BuildArgs, config: &KoConfig, env: &Environment) -> Result<O
     {
         spec.push_str(&format!("/v{arm}"));
     }
-    Ok(Some(PlatformRequest::List(vec![Platform::parse(&spec)?])))
+    // The platform comes from the environment: its error names the variables.
+    let platform = Platform::parse(&spec).map_err(|e| Error::usage(go_vars.join(" "), e.to_string()))?;
+    Ok(Some(PlatformRequest::List(vec![platform])))
 }
 
 /// What `go env KEY` says (`KO_GO_PATH`'s go, else go from PATH).
@@ -348,5 +350,11 @@ mod tests {
         assert!(err.contains("cannot be combined with GOOS=linux GOARCH=arm GOARM=7"), "{err}");
         let err = requested(&[], &go, "defaultPlatforms: [linux/amd64]\n").unwrap_err();
         assert!(err.starts_with("defaultPlatforms"), "{err}");
+        // Each error names where the platforms came from.
+        let from_env = [("KO_DEFAULTPLATFORMS", "linux/arm64"), ("GOARCH", "amd64")];
+        let err = requested(&[], &from_env, "").unwrap_err();
+        assert!(err.starts_with("KO_DEFAULTPLATFORMS: cannot be combined with GOARCH=amd64"), "{err}");
+        let err = requested(&[], &[("GOOS", "linux"), ("GOARCH", "bogus")], "").unwrap_err();
+        assert!(err.starts_with("GOOS=linux GOARCH=bogus: unknown platform"), "{err}");
     }
 }

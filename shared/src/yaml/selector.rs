@@ -39,6 +39,24 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')
 }
 
+/// A label value as Kubernetes allows it: empty, or at most 63 letters, digits, `-`, `_` and `.`
+/// that start and end with a letter or digit. One it cannot hold matches nothing, so it is
+/// refused as kubectl refuses it.
+fn check_value(value: &str) -> Result<String, String> {
+    let edges_ok = |c: Option<char>| c.is_none_or(|c| c.is_ascii_alphanumeric());
+    let ok = value.len() <= 63
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && edges_ok(value.chars().next())
+        && edges_ok(value.chars().last());
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "{value:?} is not a label value (empty, or up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)"
+        ))
+    }
+}
+
 struct Cursor<'a> {
     rest: &'a str,
 }
@@ -103,9 +121,9 @@ impl Selector {
             let op = if negated {
                 Op::NotExists
             } else if cursor.eat("==") || cursor.eat("=") {
-                Op::Equals(cursor.name().to_string())
+                Op::Equals(check_value(cursor.name()).map_err(fail)?)
             } else if cursor.eat("!=") {
-                Op::NotEquals(cursor.name().to_string())
+                Op::NotEquals(check_value(cursor.name()).map_err(fail)?)
             } else if cursor.eat(">") || cursor.eat("<") {
                 let greater = input[..input.len() - cursor.rest.len()].ends_with('>');
                 let raw = cursor.name();
@@ -135,7 +153,7 @@ impl Selector {
         }
         let mut values = Vec::new();
         loop {
-            values.push(cursor.name().to_string());
+            values.push(check_value(cursor.name())?);
             if cursor.eat(")") {
                 return Ok(values);
             }
@@ -208,5 +226,11 @@ mod tests {
             let error = Selector::parse(input).unwrap_err();
             assert!(error.to_string().contains(input), "{error}");
         }
+        // Values a label cannot have, as kubectl refuses them; an empty one is a value.
+        for input in ["app=-a", "app!=a.", "app in (a, _b)", &format!("app={}", "x".repeat(64))] {
+            let error = Selector::parse(input).unwrap_err();
+            assert!(error.to_string().contains("is not a label value"), "{input}: {error}");
+        }
+        assert!(Selector::parse("app=,tier=a-b.c_d").is_ok());
     }
 }

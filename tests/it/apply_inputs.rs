@@ -94,6 +94,10 @@ fn kubeconfig_names_and_credentials_as_kubectl_reads_them() {
         args.extend(extra);
         ko(&args).env("KUBECONFIG", kubeconfig()).run()
     };
+    // --prune is the watch's; kubectl's goes after --, and the error says so.
+    let run = dry(&["--prune"]);
+    run.assert_failure();
+    assert!(run.stderr.contains("needs --watch; for kubectl's prune, pass it after --"), "{run}");
     let run = dry(&["--context=", "--cluster=", "--user=", "--kubeconfig=", "--namespace="]);
     run.assert_success();
     assert!(run.stdout.ends_with("created (server dry run)\n"), "{run}");

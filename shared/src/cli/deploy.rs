@@ -60,7 +60,8 @@ pub struct ApplyCommand {
     #[command(flatten)]
     pub watch: WatchArgs,
     /// With --watch: delete the objects this watch applied once their documents are gone from the input
-    #[arg(long, requires = "watch", num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    // Checked by the command, whose error points a ko user to kubectl's own --prune.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub prune: bool,
     /// Take ownership of fields another field manager owns (kubectl scale, an autoscaler, a create), as ko's client-side apply overwrites them; =false fails on such conflicts instead
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]

@@ -113,5 +113,11 @@ pub async fn run(command: ApplyCommand) -> Result<(), Error> {
         let target = watch::Target::Apply { kube: &args.kube, options, prune: command.prune, kubectl };
         return watch::run(inputs, target).await;
     }
+    if command.prune {
+        return Err(Error::usage(
+            "--prune",
+            "prunes what a --watch applied, so it needs --watch; for kubectl's prune, pass it after --: kubectl ko apply -f DIR -- --prune -l LABEL=VALUE",
+        ));
+    }
     deploy(Deploy { args, options }).await
 }

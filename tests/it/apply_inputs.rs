@@ -193,3 +193,29 @@ exec \"$2\" -f \"$1/cm.yaml\"";
     assert_eq!(get(&["configmap", &cm, "-n", &namespace], "{.metadata.name}").stdout, cm);
     kubectl(&["delete", "namespace", &namespace, "--wait=false"]).assert_success();
 }
+
+/// An object that is being deleted (a finalizer holds it) is applied, with kubectl's warning
+/// that the change goes with it.
+#[test]
+fn applying_to_an_object_being_deleted_warns() {
+    let name = unique_name("held");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("held.yaml");
+    let write = |value: &str| {
+        let text = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, finalizers: [example.com/hold]}}\ndata: {{a: '{value}'}}\n"
+        );
+        fs::write(&file, text).unwrap();
+    };
+    write("1");
+    let path = file.to_str().unwrap();
+    kubectl(&["apply", "-f", path]).assert_success();
+    kubectl(&["delete", "-f", path, "--wait=false"]).assert_success();
+    write("2");
+    let run = ko(&["apply", "-f", path]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_success();
+    assert_eq!(run.stdout_lines(), [format!("configmap/{name} configured")], "{run}");
+    assert!(run.stderr.contains(&format!("configmap/{name} is being deleted")), "{run}");
+    kubectl(&["patch", "configmap", &name, "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#])
+        .assert_success();
+}

@@ -317,6 +317,13 @@ async fn apply_one(
                 DryRun::None => Outcome::of_apply(before.as_ref(), &after),
                 _ => Outcome::of_dry_run(before.is_some()),
             };
+            // As kubectl warns: what was applied goes away with the object (finalizers hold it).
+            if after.metadata.deletion_timestamp.is_some() {
+                output::warn(format!(
+                    "{} is being deleted: what was applied goes away with it once its finalizers are done",
+                    object.display()
+                ));
+            }
             Ok(Some((object.display(), outcome)))
         }
     }

@@ -1,6 +1,7 @@
 //! `--tarball` and `--image-refs` write where the path leads: through symlinks (the link stays
 //! a link), in place for a FIFO or /dev/stdout, atomically for regular files (0644 less the
-//! umask), and `--tarball -` to stdout with the references on stderr.
+//! umask; in place for a bind-mounted file), and `--tarball -` to stdout with the references
+//! on stderr.
 
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -158,4 +159,66 @@ fn a_device_is_written_in_place_never_replaced() {
     let run = unpushed_build(&repo).args(["--tarball", "/dev/null", "--image-refs", "/dev/null"]).run();
     run.assert_success();
     assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+}
+
+/// A file bind-mounted into a CI container cannot be renamed over: it is written in place, as
+/// ko writes it. The mount is made in a private mount namespace.
+#[test]
+fn a_bind_mounted_file_is_written_in_place() {
+    let repo = unique_repo("outbind");
+    let dir = tempfile::tempdir().unwrap();
+    let (host_tar, host_refs) = (dir.path().join("host.tar"), dir.path().join("host-refs.txt"));
+    std::fs::create_dir(dir.path().join("mnt")).unwrap();
+    let (tar, refs) = (dir.path().join("mnt/image.tar"), dir.path().join("mnt/refs.txt"));
+    for file in [&host_tar, &host_refs, &tar, &refs] {
+        std::fs::write(file, "old\n").unwrap();
+    }
+    let mut args = vec!["-m".to_string(), "--propagation".into(), "private".into(), "sh".into(), "-c".into()];
+    args.push(r#"mount --bind "$1" "$2" && mount --bind "$3" "$4" && shift 4 && exec "$@""#.into());
+    args.push("sh".into());
+    for path in [&host_tar, &tar, &host_refs, &refs] {
+        args.push(path.display().to_string());
+    }
+    args.push(bin("kubectl-ko-build").display().to_string());
+    args.extend([".", "--push=false", "-B", "--tarball"].map(String::from));
+    args.push(tar.display().to_string());
+    args.extend(["--image-refs".to_string(), refs.display().to_string()]);
+    let run = KoCmd::program("unshare").args(&args).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_success();
+    let reference = run.stdout_lines()[0].to_string();
+    assert_eq!(std::fs::read_to_string(&host_refs).unwrap(), format!("{reference}\n"));
+    let archive = skopeo(&["inspect", &format!("docker-archive:{}", host_tar.display())]);
+    assert!(archive.success(), "{archive}");
+}
+
+/// A directory that takes no new file is found before anything is built, naming the flag.
+#[test]
+fn an_output_directory_that_takes_no_file_is_refused_first() {
+    let run = unpushed_build(&unique_repo("outsys")).args(["--tarball", "/sys/image.tar"]).run();
+    crate::build_errors::assert_clear_error(&run, &["--tarball", "cannot make a file in /sys"]);
+    assert!(!run.stderr.contains("Building"), "{run}");
+}
+
+/// `--tarball "$TARBALL"` with the variable empty is no flag, as in ko, for every path flag.
+#[test]
+fn an_empty_output_path_is_no_flag() {
+    let run = unpushed_build(&unique_repo("outempty"))
+        .args(["--tarball=", "--oci-layout-path=", "--image-refs=", "--sbom-dir="])
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout_lines().len(), 1, "{run}");
+}
+
+/// A build that fails leaves no OCI layout without an index.json behind (ko leaves nothing).
+#[test]
+fn a_failed_build_leaves_no_half_made_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let run = ko(&["build", "./nope", "--push=false", "--oci-layout-path"])
+        .arg(&layout)
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", unique_repo("outlayout"))
+        .run();
+    run.assert_failure();
+    assert!(!layout.exists(), "{} was made: {run}", layout.display());
 }

@@ -77,13 +77,13 @@ pub struct PublishArgs {
     #[arg(long, value_name = "FILE")]
     pub registry_ca_file: Vec<PathBuf>,
     /// Path to save the OCI image layout of the built images
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = path_or_empty)]
     pub oci_layout_path: Option<PathBuf>,
     /// File to save images tarballs
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = path_or_empty)]
     pub tarball: Option<PathBuf>,
     /// Path to file where a list of the published image references will be written
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = path_or_empty)]
     pub image_refs: Option<PathBuf>,
     /// Whether to preserve the full import path after KO_DOCKER_REPO
     #[arg(short = 'P', long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
@@ -112,6 +112,13 @@ impl PublishArgs {
     }
 }
 
+/// A path flag's value, empty allowed: `--tarball "$TARBALL"` with the variable empty is no
+/// flag, as in ko (clap's path parser refuses an empty value). The empty path is dropped
+/// where the settings are made.
+fn path_or_empty(value: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(value))
+}
+
 /// `-j N`: a count of builds, said plainly when it is not one (ko hangs on `-j -1`).
 fn parse_jobs(value: &str) -> Result<usize, String> {
     value.trim().parse().map_err(|_| "give a whole number of builds at a time, such as 4 (0: one per CPU)".to_string())
@@ -133,7 +140,7 @@ pub struct BuildArgs {
     #[arg(long, default_value = "spdx")]
     pub sbom: String,
     /// Path to directory where the SBOM will be written
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = path_or_empty)]
     pub sbom_dir: Option<PathBuf>,
     /// Which platform to use when pulling a multi-platform base. Format: all | <os>[/<arch>[/<variant>]][,platform]*
     #[arg(long, value_parser = csv_list)]

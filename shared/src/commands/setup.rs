@@ -110,6 +110,11 @@ fn platforms(args: &BuildArgs, config: &KoConfig, env: &Environment) -> Result<O
     Ok(Some(PlatformRequest::List(vec![platform])))
 }
 
+/// A path flag as given: an empty value is no flag (see `cli::path_or_empty`).
+pub fn given_path(value: &Option<PathBuf>) -> Option<PathBuf> {
+    value.clone().filter(|p| !p.as_os_str().is_empty())
+}
+
 /// What `go env KEY` says (`KO_GO_PATH`'s go, else go from PATH).
 fn go_env(key: &str, env: &Environment) -> Result<String, Error> {
     let go = env.text("KO_GO_PATH").filter(|v| !v.is_empty()).unwrap_or("go");
@@ -271,9 +276,9 @@ fn publish_settings(publish: &PublishArgs, jobs: usize, env: &Environment, docke
         tags: publish.tags(),
         tag_only: publish.tag_only,
         push: publish.push,
-        oci_layout_path: publish.oci_layout_path.clone(),
-        tarball: publish.tarball.clone(),
-        image_refs: publish.image_refs.clone(),
+        oci_layout_path: given_path(&publish.oci_layout_path),
+        tarball: given_path(&publish.tarball),
+        image_refs: given_path(&publish.image_refs),
         naming,
         jobs: jobs.max(4),
         sbom_repository: var("COSIGN_REPOSITORY").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),

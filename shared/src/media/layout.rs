@@ -220,9 +220,12 @@ pub fn import_blob(reference: &str, cache: &Cache, root: &Path, digest: &Digest,
     Ok(())
 }
 
-/// An OCI layout written to: blobs are added, and each image is listed in `index.json`.
+/// An OCI layout written to: blobs are added, and each image is listed in `index.json`. Its
+/// directory is made with the first thing written, so a run that fails before (a Go build
+/// error, a signal) leaves no layout without an `index.json` behind, as ko leaves none.
 pub struct Layout {
     root: PathBuf,
+    made: std::sync::OnceLock<()>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MediaError + '_ {
@@ -254,13 +257,37 @@ fn link_or_copy(src: &Path, dest: &Path) -> Result<(), MediaError> {
 
 impl Layout {
     pub fn open(root: &Path) -> Result<Layout, MediaError> {
-        let blobs = root.join("blobs/sha256");
-        fs_err::create_dir_all(&blobs).map_err(io(&blobs))?;
-        let marker = root.join("oci-layout");
-        if !marker.exists() {
-            write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io(&marker))?;
+        if root.exists() && !root.is_dir() {
+            return Err(MediaError::Layout {
+                path: root.to_path_buf(),
+                detail: "is not a directory; name a directory for the OCI layout".into(),
+            });
         }
-        Ok(Layout { root: root.to_path_buf() })
+        Ok(Layout { root: root.to_path_buf(), made: std::sync::OnceLock::new() })
+    }
+
+    /// Makes the layout's directories and its `oci-layout` marker, once.
+    fn make(&self) -> Result<(), MediaError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        if self.made.get().is_some() {
+            return Ok(());
+        }
+        let blobs = self.root.join("blobs/sha256");
+        fs_err::create_dir_all(&blobs).map_err(io(&blobs))?;
+        // Made exclusively, never replaced: writers (other runs too) lock this file around
+        // their changes to index.json, so two of them must not each make their own.
+        let marker = self.root.join("oci-layout");
+        let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&marker);
+        match created {
+            Ok(mut file) => {
+                use std::io::Write as _;
+                file.write_all(br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io(&marker))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(&marker)(e)),
+        }
+        let _ = self.made.set(());
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -268,6 +295,7 @@ impl Layout {
     }
 
     fn put_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<(), MediaError> {
+        self.make()?;
         let path = blob_path(&self.root, digest);
         if !path.exists() {
             write_atomic(&path, bytes).map_err(io(&path))?;
@@ -276,6 +304,7 @@ impl Layout {
     }
 
     async fn put_image(&self, client: &RegistryClient, cache: &Cache, image: &Image) -> Result<(), MediaError> {
+        self.make()?;
         for blob in image.blobs() {
             let dest = blob_path(&self.root, &blob.descriptor.digest);
             if dest.exists() {
@@ -333,6 +362,7 @@ impl Layout {
     /// digest. Processes writing to one layout (two runs sharing the local store) take turns,
     /// through a lock on the `oci-layout` file, so that neither loses the other's entries.
     fn add_to_index(&self, descriptor: Descriptor) -> Result<(), MediaError> {
+        self.make()?;
         let marker = self.root.join("oci-layout");
         let lock = std::fs::File::open(&marker).map_err(io(&marker))?;
         lock.lock().map_err(io(&marker))?;
@@ -397,6 +427,23 @@ mod tests {
     }
 
     #[test]
+    fn a_layout_is_made_with_its_first_entry_and_never_half() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        let layout = Layout::open(&root).unwrap();
+        assert!(!root.exists(), "nothing is made before the first entry");
+        layout.add_to_index(named(&Digest::of(b"one"), None)).unwrap();
+        assert!(
+            root.join("oci-layout").is_file()
+                && root.join("index.json").is_file()
+                && root.join("blobs/sha256").is_dir()
+        );
+        std::fs::write(tmp.path().join("file"), "").unwrap();
+        let error = Layout::open(&tmp.path().join("file")).err().unwrap().to_string();
+        assert!(error.contains("is not a directory"), "{error}");
+    }
+
+    #[test]
     fn an_entry_replaces_only_its_own_name_and_unnamed_copies() {
         let tmp = tempfile::tempdir().unwrap();
         let layout = Layout::open(tmp.path()).unwrap();
@@ -417,7 +464,6 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
-        Layout::open(&root).unwrap();
         let writers: Vec<_> = (0..4)
             .map(|w| {
                 let root = root.clone();

@@ -2,7 +2,10 @@
 //! through to its target (the link stays a link); a special file (a FIFO, a device,
 //! `/dev/stdout`) is opened and written in place; only a regular file (or a new one) is
 //! replaced atomically, through a temporary sibling renamed over it, with the mode it had or,
-//! for a new file, 0644 less the umask. `-` (where allowed) is standard output.
+//! for a new file, 0644 less the umask. Where that cannot be done, an existing file is
+//! written in place, as ko writes it: a file bind-mounted into a CI container cannot be
+//! renamed over (`EBUSY`), and a file may be writable in a directory that is not. `-` (where
+//! allowed) is standard output.
 
 use std::io::{self, IsTerminal, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -91,12 +94,22 @@ pub fn check(flag: &'static str, path: &Path, allow_dash: bool) -> Result<(), Pu
         Target::Replace(file) => {
             let dir = parent(&file);
             match std::fs::metadata(dir) {
-                Ok(meta) if meta.is_dir() => Ok(()),
-                Ok(_) => Err(bad(format!("{} is not a directory", dir.display()))),
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return Err(bad(format!("{} is not a directory", dir.display()))),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    Err(bad(format!("the directory {} does not exist; create it first", dir.display())))
+                    return Err(bad(format!("the directory {} does not exist; create it first", dir.display())));
                 }
-                Err(e) => Err(bad(format!("{}: {e}", dir.display()))),
+                Err(e) => return Err(bad(format!("{}: {e}", dir.display()))),
+            }
+            // Found now, not after the build and the push: a file that cannot be written
+            // (opening it for writing changes nothing), or a new file in a directory that
+            // takes none.
+            if file.exists() {
+                std::fs::OpenOptions::new().write(true).open(&file).map(drop).map_err(|e| bad(e.to_string()))
+            } else {
+                crate::cache::temp_file_outside(dir, "probe", ".tmp")
+                    .map(drop)
+                    .map_err(|e| bad(format!("cannot make a file in {}: {e}", dir.display())))
             }
         }
     }
@@ -141,7 +154,12 @@ where
             let existing_mode = std::fs::metadata(&file).ok().map(|m| m.permissions().mode() & 0o7777);
             // A new file gets 0644 through open(2), so the umask applies, as for ko's files;
             // the temporary sibling goes even if a signal ends the process mid-write.
-            let (mut temp, _guard) = crate::cache::temp_file_outside(dir, &name, ".tmp").map_err(io_err(dir))?;
+            let (mut temp, _guard) = match crate::cache::temp_file_outside(dir, &name, ".tmp") {
+                Ok(made) => made,
+                // A directory that takes no new file may still hold a writable one.
+                Err(_) if existing_mode.is_some() => return write_in_place(&file, content),
+                Err(e) => return Err(io_err(dir)(e)),
+            };
             if let Some(mode) = existing_mode {
                 temp.as_file().set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io_err(&file))?;
             }
@@ -153,10 +171,33 @@ where
             if durable {
                 temp.as_file().sync_all().map_err(io_err(&file))?;
             }
-            temp.persist(&file).map_err(|e| PublishError::Io { path: file.clone(), source: e.error })?;
-            Ok(())
+            match temp.persist(&file) {
+                Ok(_) => Ok(()),
+                // A mount point (a bind-mounted file) cannot be renamed over: copy the bytes.
+                Err(e) if e.error.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) => {
+                    let mut written = e.file.reopen().map_err(io_err(&file))?;
+                    write_in_place(&file, |out| {
+                        io::copy(&mut written, out)
+                            .map(drop)
+                            .map_err(|source| PublishError::Io { path: file.clone(), source })
+                    })
+                }
+                Err(e) => Err(PublishError::Io { path: file.clone(), source: e.error }),
+            }
         }
     }
+}
+
+/// Writes an existing file from its start, as ko does (used where it cannot be replaced).
+fn write_in_place<F>(file: &Path, content: F) -> Result<(), PublishError>
+where
+    F: FnOnce(&mut dyn Write) -> Result<(), PublishError>,
+{
+    let io_err = |source| PublishError::Io { path: file.to_path_buf(), source };
+    let opened = std::fs::OpenOptions::new().write(true).truncate(true).open(file).map_err(io_err)?;
+    let mut out = io::BufWriter::new(opened);
+    content(&mut out)?;
+    out.flush().map_err(io_err)
 }
 
 #[cfg(test)]

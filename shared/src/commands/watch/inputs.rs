@@ -59,7 +59,12 @@ pub fn is_noise(path: &Path) -> bool {
 /// What a cycle writes itself, as absolute paths: its output files and directories.
 pub fn outputs(publish: &PublishArgs, build: &BuildArgs, cwd: &Path) -> Vec<PathBuf> {
     let named = [&publish.oci_layout_path, &publish.tarball, &publish.image_refs, &build.sbom_dir];
-    named.into_iter().flatten().filter(|p| p.as_os_str() != "-").map(|p| absolute(cwd, p)).collect()
+    named
+        .into_iter()
+        .filter_map(super::super::setup::given_path)
+        .filter(|p| p.as_os_str() != "-")
+        .map(|p| absolute(cwd, &p))
+        .collect()
 }
 
 /// The directory holding the `go.mod` that `dir` belongs to; `dir` itself when there is none.

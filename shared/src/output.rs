@@ -169,3 +169,35 @@ impl Drop for Progress {
         }
     }
 }
+
+/// The device and inode of the regular files behind stdout and stderr: what this process
+/// writes must not be read back as input (`resolve --watch > config/out.yaml`).
+#[cfg(unix)]
+pub fn stream_files() -> Vec<(u64, u64)> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let (out, err) = (std::io::stdout(), std::io::stderr());
+    [out.as_fd(), err.as_fd()]
+        .into_iter()
+        .filter_map(|fd| std::fs::File::from(fd.try_clone_to_owned().ok()?).metadata().ok())
+        .filter(|meta| meta.is_file())
+        .map(|meta| (meta.dev(), meta.ino()))
+        .collect()
+}
+
+#[cfg(not(unix))]
+pub fn stream_files() -> Vec<(u64, u64)> {
+    Vec::new()
+}
+
+/// Whether `path` is one of `streams`.
+#[cfg(unix)]
+pub fn is_stream(streams: &[(u64, u64)], path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    !streams.is_empty() && std::fs::metadata(path).is_ok_and(|meta| streams.contains(&(meta.dev(), meta.ino())))
+}
+
+#[cfg(not(unix))]
+pub fn is_stream(_: &[(u64, u64)], _: &std::path::Path) -> bool {
+    false
+}

@@ -44,7 +44,9 @@ fn is_manifest(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
 }
 
-fn walk(dir: &Path, recursive: bool, found: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
+/// The files of a directory to read, in name order. The file this process's output goes to is
+/// not one of them: `resolve --watch > config/out.yaml` would read its own output back in.
+fn walk(dir: &Path, recursive: bool, streams: &[(u64, u64)], found: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
     let read_error = |e: std::io::Error| ManifestError::Read { path: dir.to_path_buf(), source: e };
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(read_error)?
@@ -57,10 +59,12 @@ fn walk(dir: &Path, recursive: bool, found: &mut Vec<PathBuf>) -> Result<(), Man
         let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
         if path.is_dir() && !is_link {
             if recursive {
-                walk(&path, recursive, found)?;
+                walk(&path, recursive, streams, found)?;
             }
         } else if is_manifest(&path) && path.is_file() {
-            found.push(path);
+            if !crate::output::is_stream(streams, &path) {
+                found.push(path);
+            }
         } else if is_manifest(&path) && is_link && !path.exists() {
             // As ko and kubectl: a manifest whose link broke must not drop out unnoticed.
             return Err(ManifestError::Input {
@@ -99,7 +103,7 @@ pub fn read_inputs(filenames: &[String], recursive: bool) -> Result<Vec<Input>, 
         let path = Path::new(name);
         if path.is_dir() {
             let mut found = Vec::new();
-            walk(path, recursive, &mut found)?;
+            walk(path, recursive, &crate::output::stream_files(), &mut found)?;
             for file in found {
                 inputs.push(read(&file)?);
             }

@@ -44,37 +44,6 @@ pub struct Events {
     streams: Vec<(u64, u64)>,
 }
 
-/// The device and inode of the regular files behind stdout and stderr.
-#[cfg(unix)]
-fn stream_files() -> Vec<(u64, u64)> {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::MetadataExt;
-    let (out, err) = (std::io::stdout(), std::io::stderr());
-    [out.as_fd(), err.as_fd()]
-        .into_iter()
-        .filter_map(|fd| std::fs::File::from(fd.try_clone_to_owned().ok()?).metadata().ok())
-        .filter(|meta| meta.is_file())
-        .map(|meta| (meta.dev(), meta.ino()))
-        .collect()
-}
-
-#[cfg(not(unix))]
-fn stream_files() -> Vec<(u64, u64)> {
-    Vec::new()
-}
-
-/// Whether `path` is one of `streams`.
-#[cfg(unix)]
-fn is_stream(streams: &[(u64, u64)], path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    !streams.is_empty() && std::fs::metadata(path).is_ok_and(|meta| streams.contains(&(meta.dev(), meta.ino())))
-}
-
-#[cfg(not(unix))]
-fn is_stream(_: &[(u64, u64)], _: &Path) -> bool {
-    false
-}
-
 /// The files in `dir` (and its subdirectories when `recursive`, symlinks not followed) last
 /// modified at or after `since`.
 fn changed_since(dir: &Path, recursive: bool, since: SystemTime, found: &mut Vec<PathBuf>) {
@@ -133,7 +102,7 @@ impl Events {
             roots: Vec::new(),
             watched: BTreeMap::new(),
             ignored: Vec::new(),
-            streams: stream_files(),
+            streams: output::stream_files(),
         })
     }
 
@@ -198,7 +167,7 @@ impl Events {
         !is_noise(path)
             && !self.ignored.iter().any(|i| path.starts_with(i))
             && self.roots.iter().any(|r| r.covers(path))
-            && !is_stream(&self.streams, path)
+            && !output::is_stream(&self.streams, path)
     }
 
     /// Waits for a change that counts, then for the burst it starts to settle.

@@ -414,6 +414,16 @@ fn each_docker_config_keeps_its_own_logins() {
         (Some("alice"), None),
         "logging out of one config keeps the other"
     );
+    // A config.json that cannot be read changes nothing: the stored credentials stay.
+    std::fs::write(a.join("config.json"), "{\"auths\": {").unwrap();
+    let run = KoCmd::new("kubectl-ko")
+        .args(["logout", "127.0.0.1:1"])
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", &a)
+        .run();
+    run.assert_failure();
+    assert!(run.stderr.contains("config.json") && !run.stderr.contains("Removed"), "{run}");
+    assert!(std::fs::read_to_string(a.join("kubectl-ko/credentials.json")).unwrap().contains("127.0.0.1:1"), "{run}");
 }
 
 #[test]

@@ -21,11 +21,12 @@ pub async fn run(command: LogoutCommand) -> Result<(), Error> {
     let store = CredentialStore::new(env);
     // One lock for both files, as `login` takes it.
     let lock = store.lock()?;
+    // Read first: a config that cannot be read changes nothing, in either file.
+    let mut config = DockerConfigFile::load(&config_path(env))?;
     let erased = store.erase_locked(&lock, &server)?;
     if erased {
         output::step(format!("Removed the credentials for {host} from {}", store.path().display()));
     }
-    let mut config = DockerConfigFile::load(&config_path(env))?;
     let helper_removed = config.remove_cred_helper(&server, HELPER);
     let auths_removed = config.remove_auths(&server);
     if helper_removed || auths_removed {

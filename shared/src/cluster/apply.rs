@@ -12,7 +12,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope, pinned_kind};
 use serde_json::Value;
 
-use super::connect::describe;
+use super::connect::describe_call;
 use super::{Cluster, ClusterError, Object};
 use crate::output;
 
@@ -105,7 +105,7 @@ impl KindCache {
                 Ok(Some(found))
             }
             Err(e) if is_missing(&e) => Ok(None),
-            Err(e) => Err(ClusterError::Api { name: object.display(), detail: describe(&e) }),
+            Err(e) => Err(ClusterError::Api { name: object.display(), detail: describe_call(&e) }),
         }
     }
 }
@@ -263,7 +263,7 @@ async fn apply_one(
     };
     let api = api_for(cluster, object, &resource, &caps);
     let failed = |e: kube::Error| {
-        let mut detail = describe(&e);
+        let mut detail = describe_call(&e);
         if options.verb == Verb::Apply && matches!(&e, kube::Error::Api(s) if s.code == 409) {
             if options.force_conflicts == Some(false) {
                 detail.push_str("; drop --force-conflicts=false to take ownership of those fields");
@@ -428,8 +428,10 @@ async fn wait_established(cluster: &Cluster, cache: &mut KindCache, crd: &Object
     let api = api_for(cluster, crd, &resource, &caps);
     let deadline = tokio::time::Instant::now() + ESTABLISH_TIMEOUT;
     loop {
-        let current =
-            api.get(&crd.name).await.map_err(|e| ClusterError::Api { name: crd.display(), detail: describe(&e) })?;
+        let current = api
+            .get(&crd.name)
+            .await
+            .map_err(|e| ClusterError::Api { name: crd.display(), detail: describe_call(&e) })?;
         let conditions = current.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
         let status_of = |kind: &str| conditions.iter().find(|c| c["type"] == kind);
         if status_of("Established").is_some_and(|c| c["status"] == "True") {

@@ -155,6 +155,17 @@ pub async fn connect(connection: impl Into<Connection>, env: &Environment) -> Re
     }
 }
 
+/// A kube error of a call about one object, as one line: as [`describe`], and a cluster that
+/// went away since the run connected (a watch outlives it) is said to be unreachable.
+pub fn describe_call(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Service(_) | kube::Error::HyperError(_) => {
+            format!("cannot reach the Kubernetes API server ({}); check that the cluster is running", describe(error))
+        }
+        _ => describe(error),
+    }
+}
+
 /// A kube error as one line: the API's own message when there is one, else the causes.
 pub fn describe(error: &kube::Error) -> String {
     if let kube::Error::Api(status) = error {
@@ -180,4 +191,20 @@ pub fn describe(error: &kube::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_that_finds_no_server_says_so() {
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "tcp connect error: Connection refused");
+        let text = describe_call(&kube::Error::Service(Box::new(refused)));
+        assert!(text.starts_with("cannot reach the Kubernetes API server ("), "{text}");
+        assert!(text.contains("Connection refused") && text.ends_with("check that the cluster is running"), "{text}");
+        let status = kube::core::Status::failure("configmaps \"x\" not found", "NotFound").with_code(404);
+        assert_eq!(describe_call(&kube::Error::Api(Box::new(status))), "NotFound: configmaps \"x\" not found");
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use kube::api::{Api, DeleteParams, DynamicObject};
 
 use super::apply::{DryRun, KindCache, api_for, namespace_of};
-use super::connect::describe;
+use super::connect::describe_call;
 use super::{Cluster, ClusterError, Object};
 use crate::output;
 
@@ -96,7 +96,7 @@ pub async fn delete(
                     }
                     Err(e) if is_not_found(&e) => Err(not_found()),
                     Err(e) => {
-                        output::error(format!("{}: {}", object.display(), describe(&e)));
+                        output::error(format!("{}: {}", object.display(), describe_call(&e)));
                         failures += 1;
                         continue;
                     }
@@ -151,7 +151,7 @@ async fn wait_gone(api: &Api<DynamicObject>, object: &Object, uid: Option<&str>)
             }
             Err(e) if is_not_found(&e) => return true,
             Err(e) => {
-                output::error(format!("{}: waiting for it to be gone: {}", object.display(), describe(&e)));
+                output::error(format!("{}: waiting for it to be gone: {}", object.display(), describe_call(&e)));
                 return false;
             }
         }

@@ -59,8 +59,13 @@ fn answer(action: &str, input: &mut dyn Read, store: &CredentialStore, env: &Key
     let describe = |e: AuthError| e.to_string();
     match action {
         "store" => {
-            let payload: Payload = serde_json::from_str(server)
-                .map_err(|e| format!("store expects {{\"ServerURL\",\"Username\",\"Secret\"}} on stdin: {e}"))?;
+            let expects = "store expects {\"ServerURL\",\"Username\",\"Secret\"} on stdin";
+            // An object, not the array serde would also take for the struct, field by field.
+            let value: serde_json::Value = serde_json::from_str(server).map_err(|e| format!("{expects}: {e}"))?;
+            if !value.is_object() {
+                return Err(format!("{expects}: a JSON object, not {value}"));
+            }
+            let payload: Payload = serde_json::from_value(value).map_err(|e| format!("{expects}: {e}"))?;
             if payload.server_url.trim().is_empty() {
                 return Err("no server URL given (ServerURL is empty)".into());
             }
@@ -151,6 +156,8 @@ mod tests {
         let env = Keychain::with_sources(vec![Box::new(GithubToken::default())]);
         let (ok, out) = run("store", "not json", &store, &env);
         assert!(!ok && out.contains("store expects"), "{out}");
+        let (ok, out) = run("store", r#"["r.example","alice","pw"]"#, &store, &env);
+        assert!(!ok && out.contains("a JSON object, not [\"r.example\""), "{out}");
         let (ok, out) = run("frobnicate", "", &store, &env);
         assert!(!ok && out.contains("unknown action"), "{out}");
         assert!(run("version", "", &store, &env).1.starts_with("docker-credential-ko"));

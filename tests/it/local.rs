@@ -361,4 +361,13 @@ fn kind_local_imports_into_every_node_of_the_cluster() {
         "{missing}"
     );
     assert!(!missing.stderr.contains("Building"), "{missing}");
+
+    // Nodes that exist but are stopped (after a reboot): `kind create` would fail, so the
+    // error says to start them.
+    docker(&["stop", "-t", "1", &cluster.nodes[0], &cluster.nodes[1]]).assert_success();
+    let stopped = build_local(&["."]).env("KO_DOCKER_REPO", "kind.local").env("KIND_CLUSTER_NAME", &cluster.name).run();
+    stopped.assert_failure();
+    let start = format!("docker start {} {}", cluster.nodes[0], cluster.nodes[1]);
+    assert!(stopped.stderr.contains(&format!("the nodes of kind cluster {:?} are stopped", cluster.name)), "{stopped}");
+    assert!(stopped.stderr.contains(&start), "{stopped}");
 }

@@ -50,6 +50,8 @@ pub enum MediaError {
         label = daemon::kind::CLUSTER_LABEL
     )]
     NoKindCluster { cluster: String },
+    #[error("the nodes of kind cluster {cluster:?} are stopped; start them with `docker start {nodes}`")]
+    KindStopped { cluster: String, nodes: String },
 }
 
 /// Why reading a base image from a medium failed; `reference` is the base as the user wrote it.

@@ -49,15 +49,25 @@ impl Kind {
         let nodes = self
             .nodes
             .get_or_try_init(|| async {
-                let labelled =
-                    self.docker.containers_with_label(&format!("{CLUSTER_LABEL}={}", self.cluster), ROLE_LABEL).await?;
+                let label = format!("{CLUSTER_LABEL}={}", self.cluster);
                 // An HA cluster's load balancer carries the cluster label too, but runs no containerd.
-                let nodes: Vec<String> = labelled
-                    .into_iter()
-                    .filter(|(_, role)| role != "external-load-balancer")
-                    .map(|(name, _)| name)
-                    .collect();
+                let nodes_of = |labelled: Vec<(String, String)>| -> Vec<String> {
+                    labelled
+                        .into_iter()
+                        .filter(|(_, role)| role != "external-load-balancer")
+                        .map(|(name, _)| name)
+                        .collect()
+                };
+                let nodes = nodes_of(self.docker.containers_with_label(&label, ROLE_LABEL, false).await?);
                 if nodes.is_empty() {
+                    // Made but stopped (the machine restarted): `kind create` would fail.
+                    let stopped = nodes_of(self.docker.containers_with_label(&label, ROLE_LABEL, true).await?);
+                    if !stopped.is_empty() {
+                        return Err(MediaError::KindStopped {
+                            cluster: self.cluster.clone(),
+                            nodes: stopped.join(" "),
+                        });
+                    }
                     return Err(MediaError::NoKindCluster { cluster: self.cluster.clone() });
                 }
                 Ok(nodes)

@@ -35,6 +35,10 @@ pub enum DockerError {
         "cannot reach the Docker daemon at {host} ({detail}); start one (`systemctl start docker`, or `dockerd`) or point DOCKER_HOST at a running daemon"
     )]
     NoDaemon { host: String, detail: String },
+    #[error(
+        "the docker CLI cannot use its settings ({detail}); fix DOCKER_CONTEXT (`docker context ls`), DOCKER_CERT_PATH or DOCKER_TLS_VERIFY, or the context in the Docker config"
+    )]
+    ClientSettings { detail: String },
     #[error("`docker {command}` failed ({status}): {detail}")]
     Failed { command: String, status: String, detail: String },
 }
@@ -116,6 +120,9 @@ impl Docker {
     /// The daemon's own platform (`docker version`), which also proves it is reachable.
     pub async fn server_platform(&self) -> Result<Platform, DockerError> {
         let out = self.run(&["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"]).await.map_err(|e| match e {
+            // A context that does not exist, or TLS files that cannot be read: the daemon may
+            // be fine, the CLI's settings are not.
+            DockerError::Failed { detail, .. } if is_settings_error(&detail) => DockerError::ClientSettings { detail },
             DockerError::Failed { detail, .. } => DockerError::NoDaemon { host: self.host(), detail },
             other => other,
         })?;
@@ -132,10 +139,19 @@ impl Docker {
 
     /// The running containers that carry `label` (`key=value`), by name, each with the value
     /// of its label `other` (empty when it has none).
-    pub async fn containers_with_label(&self, label: &str, other: &str) -> Result<Vec<(String, String)>, DockerError> {
+    pub async fn containers_with_label(
+        &self,
+        label: &str,
+        other: &str,
+        stopped_too: bool,
+    ) -> Result<Vec<(String, String)>, DockerError> {
         let filter = format!("label={label}");
         let format = format!("{{{{.Names}}}}\t{{{{.Label \"{other}\"}}}}");
-        let out = self.run(&["ps", "--filter", &filter, "--format", &format]).await?;
+        let mut args = vec!["ps", "--filter", &filter, "--format", &format];
+        if stopped_too {
+            args.push("--all");
+        }
+        let out = self.run(&args).await?;
         let mut found: Vec<(String, String)> = out
             .lines()
             .map(str::trim)
@@ -205,9 +221,32 @@ impl Docker {
     }
 }
 
+/// Whether the docker CLI failed on its own settings rather than on the daemon.
+fn is_settings_error(detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    lower.contains("context not found")
+        || (lower.contains("context") && lower.contains("does not exist"))
+        || lower.contains("ca.pem")
+        || lower.contains("cert.pem")
+        || lower.contains("key.pem")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_errors_are_told_from_a_missing_daemon() {
+        assert!(is_settings_error(
+            "context \"nosuch\": context not found: open /root/.docker/contexts/meta/x/meta.json"
+        ));
+        assert!(is_settings_error(
+            "could not read CA certificate \"/nonexist/ca.pem\": open /nonexist/ca.pem: no such file"
+        ));
+        assert!(!is_settings_error(
+            "Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?"
+        ));
+    }
 
     #[test]
     fn daemon_errors_are_recognised() {

@@ -380,3 +380,41 @@ fn sigterm_stops_the_kubectl_that_run_started() {
     assert_no_process_left(&namespace);
     kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
+
+/// A signal while a large tarball is written: the file it would replace stays as it was, no
+/// reference is printed, and the temporary file goes. The app embeds 160 MiB of random bytes,
+/// so the tarball's write lasts long enough to be caught.
+#[test]
+fn sigterm_while_the_tarball_is_written_keeps_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(app.join("kodata")).unwrap();
+    std::fs::write(app.join("go.mod"), "module example.com/big\n\ngo 1.22\n").unwrap();
+    std::fs::write(app.join("main.go"), "package main\n\nfunc main() { println(\"big\") }\n").unwrap();
+    let random = Command::new("head").args(["-c", "167772160", "/dev/urandom"]).output().expect("run head");
+    std::fs::write(app.join("kodata/blob"), random.stdout).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let tarball = out.join("image.tar");
+    std::fs::write(&tarball, "old\n").unwrap();
+    let mut build = start(
+        &ko(&["build", ".", "--push=false", "--sbom=none", "--tarball"])
+            .arg(&tarball)
+            .cwd(&app)
+            .env("KO_DOCKER_REPO", unique_repo("interrupted-tarball"))
+            .env("KOCACHE", dir.path().join("cache")),
+    );
+    let deadline = Instant::now() + SETUP_BOUND;
+    while !entries(&out).iter().any(|name| name.ends_with(".tmp")) {
+        if build.exited() || Instant::now() >= deadline {
+            build.fail("writing the tarball");
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    send("TERM", &build.pid().to_string());
+    let run = build.wait(EXIT_BOUND);
+    assert_eq!(run.code(), Some(143), "{run}");
+    assert!(run.stdout.is_empty(), "{run}");
+    assert_eq!(std::fs::read_to_string(&tarball).unwrap(), "old\n", "{run}");
+    assert_eq!(entries(&out), ["image.tar"], "{run}");
+}

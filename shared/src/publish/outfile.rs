@@ -164,12 +164,16 @@ where
                 temp.as_file().set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io_err(&file))?;
             }
             {
-                let mut out = io::BufWriter::new(temp.as_file_mut());
+                let mut out = io::BufWriter::new(StopAware(temp.as_file_mut()));
                 content(&mut out)?;
                 out.flush().map_err(io_err(&file))?;
             }
             if durable {
                 temp.as_file().sync_all().map_err(io_err(&file))?;
+            }
+            // A signal while it was written: the old file stays, the temporary one goes.
+            if crate::interrupt::stopping().is_some() {
+                return Err(io_err(&file)(stopped()));
             }
             match temp.persist(&file) {
                 Ok(_) => Ok(()),
@@ -185,6 +189,29 @@ where
                 Err(e) => Err(PublishError::Io { path: file.clone(), source: e.error }),
             }
         }
+    }
+}
+
+/// The error of a write cut short by a signal. Not `ErrorKind::Interrupted`, which
+/// `write_all` would retry.
+fn stopped() -> io::Error {
+    io::Error::other("the run was stopped (a signal) before the file was written")
+}
+
+/// A writer that fails once the run is stopping, so that a long write (a tarball of large
+/// images) ends with the run instead of replacing the file after the signal.
+struct StopAware<W>(W);
+
+impl<W: Write> Write for StopAware<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if crate::interrupt::stopping().is_some() {
+            return Err(stopped());
+        }
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }
 

@@ -403,11 +403,14 @@ fn each_docker_config_keeps_its_own_logins() {
     login(&b, "bob");
     assert_eq!((user_in(&a).as_deref(), user_in(&b).as_deref()), (Some("alice"), Some("bob")));
     assert!(a.join("kubectl-ko/credentials.json").exists() && !home.path().join(".config/kubectl-ko").exists());
-    let run = KoCmd::new("kubectl-ko")
-        .args(["logout", "127.0.0.1:1"])
-        .env("HOME", home.path())
-        .env("DOCKER_CONFIG", &b)
-        .run();
+    let logout = |config: &Path| {
+        KoCmd::new("kubectl-ko")
+            .args(["logout", "127.0.0.1:1"])
+            .env("HOME", home.path())
+            .env("DOCKER_CONFIG", config)
+            .run()
+    };
+    let run = logout(&b);
     run.assert_success();
     assert_eq!(
         (user_in(&a).as_deref(), user_in(&b)),
@@ -416,11 +419,7 @@ fn each_docker_config_keeps_its_own_logins() {
     );
     // A config.json that cannot be read changes nothing: the stored credentials stay.
     std::fs::write(a.join("config.json"), "{\"auths\": {").unwrap();
-    let run = KoCmd::new("kubectl-ko")
-        .args(["logout", "127.0.0.1:1"])
-        .env("HOME", home.path())
-        .env("DOCKER_CONFIG", &a)
-        .run();
+    let run = logout(&a);
     run.assert_failure();
     assert!(run.stderr.contains("config.json") && !run.stderr.contains("Removed"), "{run}");
     assert!(std::fs::read_to_string(a.join("kubectl-ko/credentials.json")).unwrap().contains("127.0.0.1:1"), "{run}");

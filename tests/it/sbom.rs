@@ -395,3 +395,41 @@ fn a_failed_sbom_push_fails_the_command_before_any_tag() {
     assert!(manifests.iter().any(|r| r.contains("/manifests/sha256:")), "the image went up first: {requests:?}");
     assert!(!manifests.iter().any(|r| r.ends_with("/manifests/v1")), "no tag after a failed SBOM: {requests:?}");
 }
+
+/// A dependency replaced by a directory (`replace example.com/lib => ../lib`) is listed by the
+/// module path and version it is required by, as ko lists it: a directory is no module, and a
+/// purl or download URL made from `../lib` would name nothing. The document stays valid SPDX.
+#[test]
+fn a_dependency_replaced_by_a_directory_keeps_its_module_path() {
+    let work = tempfile::tempdir().unwrap();
+    let (lib, app) = (work.path().join("lib"), work.path().join("app"));
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(lib.join("go.mod"), "module example.com/lib\n\ngo 1.22\n").unwrap();
+    std::fs::write(lib.join("lib.go"), "package lib\n\nfunc X() string { return \"lib\" }\n").unwrap();
+    std::fs::write(
+        app.join("go.mod"),
+        "module example.com/repl\n\ngo 1.22\n\nrequire example.com/lib v1.2.3\n\nreplace example.com/lib => ../lib\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("main.go"),
+        "package main\n\nimport \"example.com/lib\"\n\nfunc main() { println(lib.X()) }\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = ko(&["build", ".", "--push=false", "--sbom-dir", dir.path().to_str().unwrap()])
+        .cwd(&app)
+        .env("KO_DOCKER_REPO", unique_repo("replaced"))
+        .run();
+    run.assert_success();
+    let file = dir.path().join("repl-linux-amd64.spdx.json");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}\n{run}", file.display()));
+    assert!(!text.contains("../lib"), "{text}");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let lib =
+        doc["packages"].as_array().unwrap().iter().find(|p| p["name"] == "example.com/lib").expect("the lib package");
+    assert_eq!(lib["versionInfo"], "v1.2.3");
+    assert_eq!(lib["externalRefs"][0]["referenceLocator"], "pkg:golang/example.com/lib@v1.2.3?type=module");
+    validate_spdx(&file);
+}

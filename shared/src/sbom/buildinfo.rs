@@ -21,9 +21,12 @@ pub struct Module {
 
 impl Module {
     /// The module actually compiled in: the replacement when it is another module version.
+    /// A replacement by a directory (`=> ../lib`) has no module path or version of its own,
+    /// so the module is named as required, as ko names it (and with no checksum: none was
+    /// downloaded).
     pub fn effective(&self) -> &Module {
         match &self.replace {
-            Some(r) if !r.version.is_empty() => r,
+            Some(r) if !r.version.is_empty() && !is_directory(&r.path) => r,
             _ => self,
         }
     }
@@ -34,6 +37,11 @@ impl Module {
         let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
         (raw.len() == 32).then(|| hex::encode(raw))
     }
+}
+
+/// Whether a replacement names a directory, as `go.mod` tells them from module paths.
+fn is_directory(path: &str) -> bool {
+    path.starts_with("./") || path.starts_with("../") || path.starts_with('/') || path == "." || path == ".."
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -150,6 +158,12 @@ mod tests {
             "348bda24330eb231c0f27d630212d2833ac0cf2d4782bfa136b6f9edefbde05d"
         );
         assert_eq!(info.deps[1].effective().path, "example.com/new");
+        // A directory is no module: the module keeps the path and version it was required by.
+        let local = parse(
+            "/tmp/app: go1.26.8\n\tpath\texample.com/app\n\tmod\texample.com/app\t(devel)\t\n\tdep\texample.com/lib\tv1.2.3\n\t=>\t../lib\t(devel)\t\n",
+        );
+        let lib = local.deps[0].effective();
+        assert_eq!((lib.path.as_str(), lib.version.as_str(), lib.sum.as_deref()), ("example.com/lib", "v1.2.3", None));
         assert_eq!(info.settings[1], ("GOOS".to_string(), "linux".to_string()));
     }
 

@@ -498,11 +498,11 @@ impl Builder {
         let mut annotations = parts.settings.annotations.clone();
         match &bases.index {
             Some((name, digest, _)) => {
-                annotations.insert(ANNOTATION_BASE_NAME.into(), name.clone());
+                annotations.insert(ANNOTATION_BASE_NAME.into(), crate::image::base_name(name));
                 annotations.insert(ANNOTATION_BASE_DIGEST.into(), digest.to_string());
             }
             None => {
-                annotations.insert(ANNOTATION_BASE_NAME.into(), first.name.clone());
+                annotations.insert(ANNOTATION_BASE_NAME.into(), crate::image::base_name(&first.name));
             }
         }
         let descriptors: Vec<_> = bases.images.iter().map(|b| b.descriptor.clone()).collect();

@@ -154,7 +154,7 @@ pub fn assemble(
     }
     let mut annotations = base.manifest.annotations.clone().unwrap_or_default();
     annotations.extend(settings.annotations.clone());
-    annotations.insert(ANNOTATION_BASE_NAME.into(), base.name.clone());
+    annotations.insert(ANNOTATION_BASE_NAME.into(), crate::image::base_name(&base.name));
     annotations.insert(ANNOTATION_BASE_DIGEST.into(), base.digest.to_string());
     let manifest = Manifest {
         schema_version: 2,

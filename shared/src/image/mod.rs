@@ -21,6 +21,23 @@ pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 /// The annotation holding the base's digest.
 pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
+/// The base's name for [`ANNOTATION_BASE_NAME`], as ko writes it: a reference with both a tag
+/// and a digest (`repo:v1@sha256:…`) is named by the digest alone (`repo@sha256:…`), since the
+/// digest is what was used.
+pub fn base_name(name: &str) -> String {
+    match name.split_once('@') {
+        Some((repository, digest)) => {
+            let slash = repository.rfind('/').map_or(0, |i| i + 1);
+            let untagged = match repository[slash..].find(':') {
+                Some(colon) => &repository[..slash + colon],
+                None => repository,
+            };
+            format!("{untagged}@{digest}")
+        }
+        None => name.to_string(),
+    }
+}
+
 /// Where a blob's bytes can be read from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BlobSource {
@@ -176,6 +193,23 @@ impl Artifact {
         match self {
             Artifact::Image(i) => vec![i],
             Artifact::Index(i) => i.images.iter().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_base_with_a_tag_and_a_digest_is_named_by_the_digest() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let cases = [
+            (format!("127.0.0.1:5000/lib/base:v1@{digest}"), format!("127.0.0.1:5000/lib/base@{digest}")),
+            (format!("127.0.0.1:5000/lib/base@{digest}"), format!("127.0.0.1:5000/lib/base@{digest}")),
+            ("cgr.dev/chainguard/static:latest".to_string(), "cgr.dev/chainguard/static:latest".to_string()),
+            ("registry:5000/base".to_string(), "registry:5000/base".to_string()),
+        ];
+        for (name, want) in cases {
+            assert_eq!(super::base_name(&name), want, "{name}");
         }
     }
 }

@@ -43,8 +43,8 @@ pub fn lazily_verifying(extra: Vec<CertificateDer<'static>>) -> Result<rustls::C
     let provider =
         CryptoProvider::get_default().cloned().unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
     let mut roots = builtin_roots();
-    roots.extend(extra);
-    let verifier = LazyVerifier { roots, provider: provider.clone(), made: OnceLock::new() };
+    roots.extend(extra.iter().cloned());
+    let verifier = LazyVerifier { roots, trusted: extra, provider: provider.clone(), made: OnceLock::new() };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
@@ -55,10 +55,13 @@ pub fn lazily_verifying(extra: Vec<CertificateDer<'static>>) -> Result<rustls::C
     Ok(config)
 }
 
-/// The system's verifier, made on first use; every check is its.
+/// The system's verifier, made on first use; every check is its, but for a server whose
+/// certificate is one the user trusts by name (see [`LazyVerifier::verify_server_cert`]).
 #[derive(Debug)]
 struct LazyVerifier {
     roots: Vec<CertificateDer<'static>>,
+    /// The certificates given with `--registry-ca-file` or `SSL_CERT_FILE`.
+    trusted: Vec<CertificateDer<'static>>,
     provider: Arc<CryptoProvider>,
     made: OnceLock<Result<rustls_platform_verifier::Verifier, rustls::Error>>,
 }
@@ -86,7 +89,20 @@ impl ServerCertVerifier for LazyVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.verifier()?.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        let verified = self.verifier()?.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        match verified {
+            // A self-signed registry certificate the user trusts itself, made as Docker's
+            // registry guide makes it (OpenSSL 3 marks it CA:TRUE, which webpki refuses as a
+            // server's certificate: CaUsedAsEndEntity): accepted, as Go (ko) accepts a leaf that
+            // is in the trusted pool, when it names the server. The handshake's signature is
+            // still checked against its key.
+            Err(_) if self.trusted.iter().any(|t| t.as_ref() == end_entity.as_ref()) => {
+                let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -129,6 +145,7 @@ mod tests {
         assert_eq!(config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
         let verifier = super::LazyVerifier {
             roots: Vec::new(),
+            trusted: Vec::new(),
             provider: std::sync::Arc::new(rustls::crypto::ring::default_provider()),
             made: std::sync::OnceLock::new(),
         };

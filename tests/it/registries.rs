@@ -74,6 +74,20 @@ impl AuthRegistry {
         Self::start(dir, String::new(), Some(ca), None, &["--tls", cert.to_str().unwrap(), key.to_str().unwrap()])
     }
 
+    /// HTTPS with a self-signed certificate made as Docker's registry guide makes one
+    /// (`openssl req -x509` with the SAN; OpenSSL 3 marks it `CA:TRUE`). `ca` is the
+    /// certificate itself, which is what the user trusts.
+    pub fn self_signed() -> AuthRegistry {
+        let dir = tempfile::Builder::new().prefix("ko-e2e-selfsigned-").tempdir().unwrap();
+        let args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.pem"];
+        let mut args = args.to_vec();
+        args.extend(["-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]);
+        openssl(dir.path(), &args);
+        let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+        let options = ["--tls", cert.to_str().unwrap(), key.to_str().unwrap()];
+        Self::start(dir, String::new(), Some(cert.clone()), None, &options)
+    }
+
     /// HTTPS under a host name (which /etc/hosts must map to 127.0.0.1: scripts/test.sh adds
     /// the cloud registry names), with basic auth for exactly `user` and `password`. The
     /// cloud tests use it as ECR, Artifact Registry or ACR: the credentials are the ones their
@@ -134,4 +148,23 @@ impl AuthRegistry {
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         serde_json::json!({"auths": {self.host.clone(): {"auth": auth}}}).to_string()
     }
+}
+
+/// A self-signed registry certificate that the user trusts (`--registry-ca-file`,
+/// `SSL_CERT_FILE`) is accepted even when it is marked as a CA, as ko (Go) accepts it; one
+/// not trusted is still refused.
+#[test]
+fn a_trusted_self_signed_certificate_marked_as_a_ca_is_accepted() {
+    let registry = AuthRegistry::self_signed();
+    let cert = registry.ca.clone().unwrap();
+    let text = KoCmd::program(tool("openssl")).args(["x509", "-noout", "-text", "-in"]).arg(&cert).run();
+    assert!(text.stdout.contains("CA:TRUE"), "the certificate is made as the guide makes it: {text}");
+    let build = |repo: &str| ko(&["build", ".", "--sbom=none"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", repo);
+    build(&registry.repo("untrusted")).run().assert_failure();
+    build(&registry.repo("ca-flag")).arg("--registry-ca-file").arg(&cert).run().assert_success();
+    let run = build(&registry.repo("ssl-cert-file")).env("SSL_CERT_FILE", &cert).run();
+    run.assert_success();
+    let pushed = run.stdout.trim();
+    let inspect = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{pushed}")]);
+    assert!(inspect.success(), "{inspect}");
 }

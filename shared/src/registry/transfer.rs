@@ -281,14 +281,22 @@ pub(super) async fn send(request: reqwest::RequestBuilder, limit: Duration) -> R
 pub(super) const MAX_ATTEMPTS: u32 = 4;
 
 pub(super) fn retry_delay(attempt: u32, response: Option<&reqwest::Response>) -> Duration {
-    let header = response
-        .and_then(|r| r.headers().get(RETRY_AFTER))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match header {
-        Some(secs) => Duration::from_secs(secs.min(30)),
+    let header = response.and_then(|r| r.headers().get(RETRY_AFTER)).and_then(|v| v.to_str().ok());
+    match header.and_then(|v| retry_after(v, jiff::Timestamp::now())) {
+        Some(wait) => wait.min(Duration::from_secs(30)),
         None => Duration::from_millis(250 * 2u64.pow(attempt.saturating_sub(1))),
     }
+}
+
+/// A `Retry-After` value: seconds, or an HTTP date (RFC 9110 allows both; a rate limiter may
+/// send either), as the time from `now` until then (none for a date already past).
+fn retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value).ok()?;
+    Some(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO))
 }
 
 pub(super) fn is_retryable(status: StatusCode) -> bool {
@@ -378,6 +386,15 @@ impl RegistryClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now: jiff::Timestamp = "2026-12-03T23:00:00Z".parse().unwrap();
+        assert_eq!(retry_after(" 3 ", now), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after("Thu, 03 Dec 2026 23:00:06 GMT", now), Some(Duration::from_secs(6)));
+        assert_eq!(retry_after("Thu, 03 Dec 2026 22:59:00 GMT", now), Some(Duration::ZERO), "a date past");
+        assert_eq!(retry_after("soon", now), None);
+    }
 
     #[test]
     fn the_stall_timeout_is_the_variable_s_seconds_or_the_default() {

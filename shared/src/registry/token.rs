@@ -20,7 +20,15 @@ use super::transfer::{self, Failure, MAX_ATTEMPTS, after_attempts, is_retryable,
 use super::{RegistryClient, Repository};
 use crate::auth::{Credential, FoundCredential};
 
-pub(super) type TokenSlot = std::sync::Arc<tokio::sync::Mutex<Option<CachedToken>>>;
+/// A scope's token, or how getting it failed: once a token service has failed every attempt,
+/// the requests that waited on it get that error instead of asking again, each in turn.
+pub(super) type TokenSlot = std::sync::Arc<tokio::sync::Mutex<Option<Result<CachedToken, TokenFailure>>>>;
+
+/// Why a token could not be had: the realm asked and what went wrong.
+pub(super) struct TokenFailure {
+    realm: String,
+    detail: String,
+}
 
 /// A bearer token and when it stops being worth sending.
 pub(super) struct CachedToken {
@@ -81,7 +89,12 @@ impl RegistryClient {
                 let key = (endpoint.registry.clone(), scope.to_string());
                 let slot = self.tokens.lock().expect("token lock").entry(key).or_default().clone();
                 let mut cached = slot.lock().await;
-                if let Some(header) = cached.as_ref().and_then(CachedToken::header).filter(|h| refused != Some(h)) {
+                if let Some(Err(TokenFailure { realm, detail })) = cached.as_ref() {
+                    let (realm, detail) = (realm.clone(), detail.clone());
+                    return Err(RegistryError::Token { registry: endpoint.registry.clone(), realm, detail });
+                }
+                let fresh = cached.as_ref().and_then(|c| c.as_ref().ok()).and_then(CachedToken::header);
+                if let Some(header) = fresh.filter(|h| refused != Some(h)) {
                     return Ok(Some(header));
                 }
                 // A token asked for a wider scope (a push token for a pull) serves as well: a
@@ -90,13 +103,20 @@ impl RegistryClient {
                     return Ok(Some(header));
                 }
                 let fetched_at = Instant::now();
-                let (token, expires_in) = self.fetch_token(endpoint, realm, service.as_deref(), scope).await?;
+                let (token, expires_in) = match self.fetch_token(endpoint, realm, service.as_deref(), scope).await {
+                    Ok(fetched) => fetched,
+                    Err(RegistryError::Token { registry, realm, detail }) => {
+                        *cached = Some(Err(TokenFailure { realm: realm.clone(), detail: detail.clone() }));
+                        return Err(RegistryError::Token { registry, realm, detail });
+                    }
+                    Err(e) => return Err(e),
+                };
                 // Renew a little before the service says the token expires.
                 // Renewed 10 s before it expires, or at half its life when it lives shorter
                 // than 20 s (the spec asks for 60 s at least; some services give less).
                 let renew_after = expires_in.map(|secs| fetched_at + renew_margin(secs));
                 let header = format!("Bearer {token}");
-                *cached = Some(CachedToken { value: token, renew_after });
+                *cached = Some(Ok(CachedToken { value: token, renew_after }));
                 Ok(Some(header))
             }
         }
@@ -109,7 +129,7 @@ impl RegistryClient {
         tokens
             .iter()
             .filter(|((r, s), _)| r == registry && s != scope && scope_covers(s, scope))
-            .find_map(|(_, slot)| slot.try_lock().ok()?.as_ref()?.header())
+            .find_map(|(_, slot)| slot.try_lock().ok()?.as_ref()?.as_ref().ok()?.header())
     }
 
     pub(super) async fn fetch_token(
@@ -344,6 +364,24 @@ mod tests {
         assert!(tokens[1].header("authorization").is_some_and(|a| a.starts_with("Basic ")), "{tokens:?}");
         let heads = fake.requests_to("HEAD", &format!("/v2/app/blobs/{digest}"));
         assert_eq!(heads[0].header("authorization"), Some("Bearer t1"));
+    }
+
+    /// A token service that fails every attempt is asked that many times in a run, not that
+    /// many times again for each request that waited on the first.
+    #[tokio::test]
+    async fn a_token_service_that_keeps_failing_is_not_asked_again_in_the_run() {
+        let fake = FakeRegistry::start().await;
+        let challenge = format!(r#"Bearer realm="{}/token",service="fake""#, fake.base());
+        fake.route("GET", "/v2/", [Reply::status(401).header("www-authenticate", &challenge)]);
+        fake.route("GET", "/token", [Reply::status(503)]);
+        let client = client_logged_in(&fake.host(), "user", "secret");
+        let repo = Repository::parse(&format!("{}/app", fake.host())).unwrap();
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        let (first, second) = tokio::join!(client.blob_exists(&repo, &a), client.blob_exists(&repo, &b));
+        for error in [first.unwrap_err(), second.unwrap_err()] {
+            assert!(error.to_string().contains("503") && error.to_string().contains("after 4 attempts"), "{error}");
+        }
+        assert_eq!(fake.requests_to("GET", "/token").len(), 4);
     }
 
     /// A pull after a push to the same repository sends the push token: no second token.

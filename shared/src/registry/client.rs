@@ -68,7 +68,7 @@ pub struct RegistryClient {
     pub(super) no_monolithic: Mutex<std::collections::HashSet<String>>,
 }
 
-fn http_client(
+pub(super) fn http_client(
     insecure: bool,
     extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     stall: Duration,

@@ -110,7 +110,8 @@ impl RegistryClient {
                     Err(failure) => {
                         let detail = format!("{base}: {}", failure.describe());
                         // Only the last candidate is tried again: the next one may answer.
-                        let give_up = matches!(failure, Failure::BadUrl(_)) || !last_candidate;
+                        // Nor is an answer in the wrong protocol, which the next try gets too.
+                        let give_up = matches!(failure, Failure::BadUrl(_) | Failure::PlainHttp) || !last_candidate;
                         failures.push(failure);
                         if attempt == tries || give_up {
                             errors.push(detail);

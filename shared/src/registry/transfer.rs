@@ -122,6 +122,17 @@ impl Activity {
     }
 }
 
+/// The rustls error in `error`, also inside io::Errors (whose `source()` skips the error they
+/// wrap, so walking the sources does not meet it).
+fn rustls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let io = error.downcast_ref::<std::io::Error>()?;
+    let inner: &(dyn std::error::Error + 'static) = io.get_ref()?;
+    rustls_error(inner)
+}
+
 /// Why a request or a transfer failed below HTTP, in the words a user can act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Failure {
@@ -131,6 +142,8 @@ pub(super) enum Failure {
     Dns(String),
     /// The TLS handshake failed (often a certificate the client does not trust).
     Tls(String),
+    /// The registry answered the TLS handshake in plain HTTP.
+    PlainHttp,
     /// The connection could not be set up in time.
     ConnectTimeout,
     /// The registry reset the connection.
@@ -149,7 +162,12 @@ impl Failure {
     pub(super) fn is_connect(&self) -> bool {
         matches!(
             self,
-            Failure::Refused | Failure::Dns(_) | Failure::Tls(_) | Failure::ConnectTimeout | Failure::BadUrl(_)
+            Failure::Refused
+                | Failure::Dns(_)
+                | Failure::Tls(_)
+                | Failure::PlainHttp
+                | Failure::ConnectTimeout
+                | Failure::BadUrl(_)
         )
     }
 
@@ -163,6 +181,7 @@ impl Failure {
             Failure::Refused => "connection refused".into(),
             Failure::Dns(cause) => format!("the host name does not resolve ({cause})"),
             Failure::Tls(cause) => format!("TLS handshake failed ({cause})"),
+            Failure::PlainHttp => "it answers in plain HTTP, not HTTPS".into(),
             Failure::ConnectTimeout => "no connection could be set up within 15 s".into(),
             Failure::Reset => "the registry reset the connection".into(),
             Failure::Closed => "the registry closed the connection before the transfer was complete".into(),
@@ -181,6 +200,9 @@ impl Failure {
             Failure::Dns(_) => "check the registry's host name and your DNS",
             Failure::Tls(_) => {
                 "trust the registry's CA with --registry-ca-file or SSL_CERT_FILE, or skip the check with --insecure-registry"
+            }
+            Failure::PlainHttp => {
+                "pass --insecure-registry to talk plain HTTP to it (kubectl ko does so by itself only for registries on this machine)"
             }
             Failure::ConnectTimeout => "check the address, and that no firewall drops the connection",
             Failure::BadUrl(_) => "check the registry name",
@@ -206,7 +228,10 @@ impl Failure {
                     _ => {}
                 }
             }
-            if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            if let Some(tls) = rustls_error(cause) {
+                if matches!(tls, rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) {
+                    return Failure::PlainHttp;
+                }
                 return Failure::Tls(tls.to_string());
             }
             match cause.source() {
@@ -386,6 +411,27 @@ impl RegistryClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that answers the TLS handshake in plain HTTP (a registry without TLS, asked
+    /// for HTTPS) is told apart from a certificate problem.
+    #[tokio::test]
+    async fn a_plain_http_answer_to_https_is_named() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::{Read as _, Write as _};
+            for stream in listener.incoming().take(1) {
+                let mut stream = stream.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+            }
+        });
+        let client = super::super::client::http_client(false, Vec::new(), Duration::from_secs(10)).unwrap();
+        let error = client.get(format!("https://127.0.0.1:{port}/v2/")).send().await.unwrap_err();
+        assert_eq!(Failure::of(&error), Failure::PlainHttp, "{error:?}");
+        assert!(Failure::PlainHttp.hint().contains("--insecure-registry"));
+    }
 
     #[test]
     fn retry_after_is_seconds_or_an_http_date() {

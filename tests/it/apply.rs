@@ -154,6 +154,14 @@ fn applies_a_mixed_directory_then_deletes_it() {
     assert_eq!(again.stdout_lines().len(), 5, "{again}");
     assert!(again.stdout_lines().iter().all(|line| line.ends_with(" unchanged")), "{again}");
     assert_eq!(get(&["deployment", "hello", "-n", &id], "{.metadata.resourceVersion}"), version);
+    // So do dry runs, as kubectl's say it.
+    for (mode, suffix) in
+        [("--dry-run=server", " unchanged (server dry run)"), ("--dry-run=client", " unchanged (dry run)")]
+    {
+        let dry = apply(dir.path(), &[mode], &repo);
+        dry.assert_success();
+        assert!(dry.stdout_lines().iter().all(|line| line.ends_with(suffix)), "{dry}");
+    }
     kubectl(&["patch", "configmap", "settings", "-n", &id, "--type=merge", "-p", r#"{"data":{"greeter":"x"}}"#])
         .assert_success();
     let changed = apply(dir.path(), &[], &repo);

@@ -210,10 +210,38 @@ impl Outcome {
         }
     }
 
-    /// A dry run's: whether the object exists. A dry run's answer keeps the stored
-    /// resourceVersion whatever it would change, so "unchanged" cannot be told from it.
-    fn of_dry_run(exists: bool) -> Outcome {
-        if exists { Outcome::Configured } else { Outcome::Created }
+    /// A client dry run's, where nothing is sent: created when the object does not exist,
+    /// unchanged when every field the file sets already has that value (what applying it
+    /// would leave as it is, but for fields an earlier apply set that the file drops),
+    /// configured otherwise.
+    fn of_client_dry_run(file: &Value, live: Option<&DynamicObject>) -> Outcome {
+        let Some(live) = live else { return Outcome::Created };
+        let live = serde_json::to_value(live).unwrap_or_default();
+        let mut wanted = file.clone();
+        if let Some(fields) = wanted.as_object_mut() {
+            // What the server keeps as it is whatever a file says.
+            fields.remove("status");
+            if let Some(metadata) = fields.get_mut("metadata").and_then(Value::as_object_mut) {
+                for bookkeeping in ["resourceVersion", "managedFields", "generation", "uid", "creationTimestamp"] {
+                    metadata.remove(bookkeeping);
+                }
+            }
+        }
+        if holds(&live, &wanted) { Outcome::Unchanged } else { Outcome::Configured }
+    }
+}
+
+/// Whether `live` has every field `wanted` sets, with its value (lists item by item).
+fn holds(live: &Value, wanted: &Value) -> bool {
+    match (live, wanted) {
+        (Value::Object(live), Value::Object(wanted)) => {
+            wanted.iter().all(|(key, value)| live.get(key).is_some_and(|l| holds(l, value)))
+        }
+        (Value::Array(live), Value::Array(wanted)) => {
+            live.len() == wanted.len() && live.iter().zip(wanted).all(|(l, w)| holds(l, w))
+        }
+        (Value::Number(l), Value::Number(w)) => l.as_f64() == w.as_f64(),
+        _ => live == wanted,
     }
 }
 
@@ -278,7 +306,9 @@ async fn apply_one(
     if options.dry_run == DryRun::Client {
         let outcome = match options.verb {
             Verb::Create => Outcome::Created,
-            Verb::Apply => Outcome::of_dry_run(api.get_opt(&object.name).await.map_err(failed)?.is_some()),
+            Verb::Apply => {
+                Outcome::of_client_dry_run(&object.value, api.get_opt(&object.name).await.map_err(failed)?.as_ref())
+            }
         };
         return Ok(Some((object.display(), outcome)));
     }
@@ -313,10 +343,8 @@ async fn apply_one(
                 params = params.dry_run();
             }
             let after = api.patch(&object.name, &params, &Patch::Apply(&*body)).await.map_err(failed)?;
-            let outcome = match options.dry_run {
-                DryRun::None => Outcome::of_apply(before.as_ref(), &after),
-                _ => Outcome::of_dry_run(before.is_some()),
-            };
+            // A server dry run's answer is the object as it would be stored: told the same way.
+            let outcome = Outcome::of_apply(before.as_ref(), &after);
             // As kubectl warns: what was applied goes away with the object (finalizers hold it).
             if after.metadata.deletion_timestamp.is_some() {
                 output::warn(format!(
@@ -532,8 +560,11 @@ mod tests {
         assert_eq!(Outcome::of_apply(Some(&before), &rewritten), Outcome::Unchanged);
         let changed = object("9", "2026-12-03T18:05:00Z", "b");
         assert_eq!(Outcome::of_apply(Some(&before), &changed), Outcome::Configured);
-        assert_eq!(Outcome::of_dry_run(true), Outcome::Configured);
-        assert_eq!(Outcome::of_dry_run(false), Outcome::Created);
         assert_eq!(Outcome::Unchanged.word(), "unchanged");
+        // A client dry run compares what the file sets with what is there.
+        let file = |data: &str| serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "resourceVersion": "1"}, "data": {"key": data}, "status": {}});
+        assert_eq!(Outcome::of_client_dry_run(&file("a"), None), Outcome::Created);
+        assert_eq!(Outcome::of_client_dry_run(&file("a"), Some(&before)), Outcome::Unchanged);
+        assert_eq!(Outcome::of_client_dry_run(&file("b"), Some(&before)), Outcome::Configured);
     }
 }

@@ -57,9 +57,11 @@ fn link_as(dir: &Path, name: &str) -> PathBuf {
 fn version_prints_the_version_the_commit_and_the_platform() {
     let commit = head_commit(&workspace());
     assert_eq!(commit.len(), 40, "{commit}");
-    let run = kubectl_ko(&["version"]).run();
-    run.assert_success();
-    assert_eq!(run.stdout, format!("{}\n", version_line(&commit)), "{run}");
+    for spelling in ["version", "--version", "-V"] {
+        let run = kubectl_ko(&[spelling]).run();
+        run.assert_success();
+        assert_eq!(run.stdout, format!("{}\n", version_line(&commit)), "{spelling}: {run}");
+    }
     for args in [&["version", "-o", "json"][..], &["version", "--output=json"]] {
         let run = kubectl_ko(args).run();
         run.assert_success();

@@ -276,7 +276,7 @@ fn dispatch(args: Vec<OsString>, build: BuildInfo) -> ExitCode {
     };
     let command = command.to_string_lossy().into_owned();
     match command.as_str() {
-        "version" | "--version" => {
+        "version" | "--version" | "-V" => {
             let parsed = VersionCommand::try_parse_from(std::iter::once(OsString::from("version")).chain(args))
                 .unwrap_or_else(|e| parse_failed(e));
             output::result(version_text(build, parsed.output == "json"));

@@ -27,7 +27,7 @@ impl DockerConfigFile {
                 _ => return Err(bad("it is not a JSON object".into())),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
-            Err(e) => return Err(bad(e.to_string())),
+            Err(e) => return Err(super::docker_config::unreadable(path, e)),
         };
         Ok(DockerConfigFile { path: path.to_path_buf(), root })
     }

@@ -63,7 +63,7 @@ impl DockerConfig {
         match std::fs::read(path) {
             Ok(bytes) => DockerConfig::parse(&bytes, &path.display().to_string()).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(AuthError::BadConfig { path: path.to_path_buf(), detail: e.to_string() }),
+            Err(e) => Err(unreadable(path, e)),
         }
     }
 
@@ -148,6 +148,19 @@ pub fn config_dir(env: &Environment) -> PathBuf {
     env.path("DOCKER_CONFIG").unwrap_or_else(|| env.path_or_empty("HOME").join(".docker"))
 }
 
+/// Why `config.json` at `path` could not be read. A config directory that is a file (usually
+/// `DOCKER_CONFIG` pointing at the config.json itself) is named as such.
+pub fn unreadable(path: &Path, error: std::io::Error) -> AuthError {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if error.kind() == std::io::ErrorKind::NotADirectory && dir.is_file() {
+        return AuthError::BadConfig {
+            path: dir.to_path_buf(),
+            detail: "is a file, not the directory that holds config.json (as DOCKER_CONFIG must name)".into(),
+        };
+    }
+    AuthError::BadConfig { path: path.to_path_buf(), detail: error.to_string() }
+}
+
 /// `config.json` in [`config_dir`].
 pub fn config_path(env: &Environment) -> PathBuf {
     config_dir(env).join("config.json")
@@ -156,6 +169,15 @@ pub fn config_path(env: &Environment) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_directory_that_is_a_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, "{}").unwrap();
+        let error = DockerConfig::from_file(&file.join("config.json")).err().unwrap().to_string();
+        assert!(error.contains(&format!("{}: is a file, not the directory", file.display())), "{error}");
+    }
 
     #[tokio::test]
     async fn finds_basic_auth_under_any_docker_hub_spelling() {

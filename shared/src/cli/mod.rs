@@ -113,10 +113,14 @@ impl PublishArgs {
 }
 
 /// A path flag's value, empty allowed: `--tarball "$TARBALL"` with the variable empty is no
-/// flag, as in ko (clap's path parser refuses an empty value). The empty path is dropped
-/// where the settings are made.
+/// flag, as in ko (clap's path parser refuses an empty value). [`given_path`] drops it.
 fn path_or_empty(value: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(value))
+}
+
+/// A path flag read with [`path_or_empty`], as given: an empty value is no flag.
+pub fn given_path(value: &Option<PathBuf>) -> Option<PathBuf> {
+    value.clone().filter(|p| !p.as_os_str().is_empty())
 }
 
 /// `-j N`: a count of builds, said plainly when it is not one (ko hangs on `-j -1`).

@@ -460,7 +460,7 @@ async fn wait_established(cluster: &Cluster, cache: &mut KindCache, crd: &Object
             .get(&crd.name)
             .await
             .map_err(|e| ClusterError::Api { name: crd.display(), detail: describe_call(&e) })?;
-        let conditions = current.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let conditions = current.data["status"]["conditions"].as_array().map(Vec::as_slice).unwrap_or_default();
         let status_of = |kind: &str| conditions.iter().find(|c| c["type"] == kind);
         if status_of("Established").is_some_and(|c| c["status"] == "True") {
             return Ok(());

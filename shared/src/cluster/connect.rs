@@ -11,7 +11,7 @@ use super::ClusterError;
 use crate::settings::Environment;
 
 /// Which cluster to talk to and as whom, in kubectl's terms; the command layer builds it from
-/// its flags (`--kubeconfig`, `--context`, `--cluster`, `--user`, `-n`).
+/// its flags (`--kubeconfig`, `--context`, `--cluster`, `--user`, `-n`), an empty one as none.
 #[derive(Clone, Debug, Default)]
 pub struct Connection {
     pub kubeconfig: Option<PathBuf>,
@@ -135,8 +135,8 @@ pub async fn connect(connection: impl Into<Connection>, env: &Environment) -> Re
     // kube and reqwest share rustls; ring is the one provider compiled in.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (mut config, context) = configure(args, env).await?;
-    // `-n "$NS"` with the variable empty is no -n, as in kubectl.
-    let flag = args.namespace.clone().filter(|n| !n.is_empty());
+    // Empty flags (`-n "$NS"` with the variable unset) were dropped with the conversion.
+    let flag = args.namespace.clone();
     if let Some(namespace) = &flag {
         config.default_namespace = namespace.clone();
     }

@@ -32,24 +32,22 @@ impl Object {
         let field = |key: &str| {
             metadata.and_then(|m| m.get(key)).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
         };
-        let (name, generated) = match field("name") {
+        // `name: 1` or `namespace: 2024` are numbers to YAML: taken for no name or namespace,
+        // the object would go to another (-n's namespace, say), so they are refused.
+        let string = |key: &str| match metadata.and_then(|m| m.get(key)) {
+            Some(other) if !other.is_null() && !other.is_string() => {
+                Err(fail(&format!("the {kind}'s metadata.{key} {other} is not a string; quote it")))
+            }
+            _ => Ok(field(key)),
+        };
+        let (name, generated) = match string("name")? {
             Some(name) => (name, false),
-            None => match metadata.and_then(|m| m.get("name")) {
-                Some(other) if !other.is_null() => {
-                    return Err(fail(&format!("the {kind}'s metadata.name {other} is not a string; quote it")));
-                }
-                _ => match field("generateName") {
-                    Some(prefix) => (prefix, true),
-                    None => return Err(fail(&format!("the {kind} has no metadata.name"))),
-                },
+            None => match field("generateName") {
+                Some(prefix) => (prefix, true),
+                None => return Err(fail(&format!("the {kind} has no metadata.name"))),
             },
         };
-        let namespace = field("namespace");
-        // `namespace: 2024` is a number to YAML: taking it for no namespace would send the
-        // object to -n's or the context's namespace.
-        if let Some(other) = metadata.and_then(|m| m.get("namespace")).filter(|n| !n.is_null() && !n.is_string()) {
-            return Err(fail(&format!("the {kind}'s metadata.namespace {other} is not a string; quote it")));
-        }
+        let namespace = string("namespace")?;
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
             None => (String::new(), api_version.clone()),

@@ -9,7 +9,7 @@ use crate::auth::Keychain;
 use crate::base::BaseResolver;
 use crate::builder::{Builder, BuilderSettings, ImageFlags};
 use crate::cache::Cache;
-use crate::cli::{BuildArgs, PublishArgs};
+use crate::cli::{self, BuildArgs, PublishArgs};
 use crate::config::{KoConfig, check_image_user, check_metadata_key};
 use crate::error::Error;
 use crate::gobuild::{BuildFlags, GoTool, Package, PackageResolver};
@@ -108,11 +108,6 @@ fn platforms(args: &BuildArgs, config: &KoConfig, env: &Environment) -> Result<O
     // The platform comes from the environment: its error names the variables.
     let platform = Platform::parse(&spec).map_err(|e| Error::usage(go_vars.join(" "), e.to_string()))?;
     Ok(Some(PlatformRequest::List(vec![platform])))
-}
-
-/// A path flag as given: an empty value is no flag (see `cli::path_or_empty`).
-pub fn given_path(value: &Option<PathBuf>) -> Option<PathBuf> {
-    value.clone().filter(|p| !p.as_os_str().is_empty())
 }
 
 /// What `go env KEY` says (`KO_GO_PATH`'s go, else go from PATH).
@@ -276,9 +271,9 @@ fn publish_settings(publish: &PublishArgs, jobs: usize, env: &Environment, docke
         tags: publish.tags(),
         tag_only: publish.tag_only,
         push: publish.push,
-        oci_layout_path: given_path(&publish.oci_layout_path),
-        tarball: given_path(&publish.tarball),
-        image_refs: given_path(&publish.image_refs),
+        oci_layout_path: cli::given_path(&publish.oci_layout_path),
+        tarball: cli::given_path(&publish.tarball),
+        image_refs: cli::given_path(&publish.image_refs),
         naming,
         jobs: jobs.max(4),
         sbom_repository: var("COSIGN_REPOSITORY").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
@@ -292,7 +287,7 @@ fn publish_settings(publish: &PublishArgs, jobs: usize, env: &Environment, docke
 /// `--sbom-dir`, made and checked before anything is built: a directory that cannot be
 /// written would otherwise fail the run after its images were pushed.
 fn sbom_dir(build: &BuildArgs) -> Result<Option<PathBuf>, Error> {
-    let Some(dir) = build.sbom_dir.clone().filter(|d| !d.as_os_str().is_empty()) else { return Ok(None) };
+    let Some(dir) = cli::given_path(&build.sbom_dir) else { return Ok(None) };
     let bad = |e: std::io::Error| {
         Error::usage("--sbom-dir", format!("{}: {e}; give a directory you can write to", dir.display()))
     };

@@ -61,7 +61,7 @@ pub fn outputs(publish: &PublishArgs, build: &BuildArgs, cwd: &Path) -> Vec<Path
     let named = [&publish.oci_layout_path, &publish.tarball, &publish.image_refs, &build.sbom_dir];
     named
         .into_iter()
-        .filter_map(super::super::setup::given_path)
+        .filter_map(crate::cli::given_path)
         .filter(|p| p.as_os_str() != "-")
         .map(|p| absolute(cwd, &p))
         .collect()

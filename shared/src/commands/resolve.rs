@@ -148,7 +148,7 @@ pub fn write_joined(files: &[Rendered], out: &mut impl Write) -> std::io::Result
             }
             if file.starts_with_directive() {
                 out.write_all(b"...\n")?;
-            } else if !file.starts_with("---") {
+            } else if !file.starts_with_document_marker() {
                 out.write_all(b"---\n")?;
             }
         }
@@ -251,6 +251,17 @@ mod tests {
         let mut out = Vec::new();
         write_joined(&rendered, &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "a: 1\n---\nb: 2\n---\nc: 3\n");
+    }
+
+    #[test]
+    fn a_file_opening_with_a_dashed_key_still_gets_a_separator() {
+        let texts = ["a: 1\n".to_string(), "----: 2\nb: 3\n".into(), "---\t# c\nd: 4\n".into()];
+        let files: Vec<_> = texts.iter().map(|t| ManifestFile::parse("t", t.clone()).unwrap()).collect();
+        let none = HashMap::new();
+        let rendered: Vec<_> = files.iter().map(|f| f.rendered(&none).unwrap()).collect();
+        let mut out = Vec::new();
+        write_joined(&rendered, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "a: 1\n---\n----: 2\nb: 3\n---\t# c\nd: 4\n");
     }
 
     #[test]

@@ -45,6 +45,16 @@ impl Rendered<'_> {
         rest.is_empty()
     }
 
+    /// Opens with a document marker: `---` followed by a space, a tab, a line break or nothing
+    /// (`----: 2` is a key, not a marker).
+    pub fn starts_with_document_marker(&self) -> bool {
+        let head: String = self.texts().flat_map(str::chars).take(4).collect();
+        match head.strip_prefix("---") {
+            Some(after) => after.is_empty() || after.starts_with([' ', '\t', '\n', '\r']),
+            None => false,
+        }
+    }
+
     /// Whether the first document opens with a directive (`%YAML 1.2`, `%TAG ...`), past
     /// any blank and comment lines: joined after another file, it must follow `...`.
     pub fn starts_with_directive(&self) -> bool {

@@ -57,6 +57,37 @@ fn check_value(value: &str) -> Result<String, String> {
     }
 }
 
+/// A label key as Kubernetes allows it: a name of at most 63 letters, digits, `-`, `_` and `.`
+/// that starts and ends with a letter or digit, optionally after a DNS subdomain prefix and `/`
+/// (`example.com/tier`). One it cannot hold matches nothing, so it is refused as kubectl does.
+fn check_key(key: &str) -> Result<(), String> {
+    let alnum_edges = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphanumeric()) && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    let name_ok = |name: &str| {
+        name.len() <= 63
+            && alnum_edges(name)
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let prefix_ok = |prefix: &str| {
+        prefix.len() <= 253
+            && prefix.split('.').all(|part| {
+                alnum_edges(part) && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
+    };
+    let ok = match key.split_once('/') {
+        Some((prefix, name)) => prefix_ok(prefix) && name_ok(name),
+        None => name_ok(key),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key:?} is not a label key (up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, optionally after a lowercase DNS prefix and '/')"
+        ))
+    }
+}
+
 struct Cursor<'a> {
     rest: &'a str,
 }
@@ -118,6 +149,7 @@ impl Selector {
             if key.is_empty() {
                 return Err(fail(format!("expected a label key at {:?}", cursor.rest)));
             }
+            check_key(&key).map_err(fail)?;
             let op = if negated {
                 Op::NotExists
             } else if cursor.eat("==") || cursor.eat("=") {
@@ -231,6 +263,11 @@ mod tests {
             let error = Selector::parse(input).unwrap_err();
             assert!(error.to_string().contains("is not a label value"), "{input}: {error}");
         }
+        for input in ["a/b/c=x", "Example.com/k=v", "exa_mple.com/k=v", "example.com/=v", "-app=x", &"k".repeat(64)] {
+            let error = Selector::parse(input).unwrap_err();
+            assert!(error.to_string().contains("is not a label key"), "{input}: {error}");
+        }
         assert!(Selector::parse("app=,tier=a-b.c_d").is_ok());
+        assert!(Selector::parse("app.kubernetes.io/name=web,!example.com/Tier_2,x in (a)").is_ok());
     }
 }

@@ -394,10 +394,11 @@ impl Builder {
         binary: Built,
     ) -> Result<(LayerRecord, Option<sbom::buildinfo::BuildInfo>), Error> {
         let s = &self.settings;
-        let binary_path = binary.path.clone();
+        // Held until Go's build info is read too (the layer's task drops its own).
+        let held = binary.clone();
         let build_info = async {
             if s.sbom.is_some() || s.provenance.is_some() {
-                sbom::buildinfo::read(s.go.program(), &binary_path).await.map(Some)
+                sbom::buildinfo::read(s.go.program(), held.path()).await.map(Some)
             } else {
                 Ok(None)
             }

@@ -82,8 +82,9 @@ pub fn built_binary_layer(
     start_copy: &dyn Fn() -> Option<LayerCopy>,
 ) -> Result<LayerRecord, LayerError> {
     use std::os::unix::fs::MetadataExt as _;
-    let meta = std::fs::metadata(&built.path).map_err(|source| CacheError { path: built.path.clone(), source })?;
-    let key = entry.key(&[b"slot", built.path.as_os_str().as_encoded_bytes()]);
+    let binary = built.path();
+    let meta = std::fs::metadata(binary).map_err(|source| CacheError { path: binary.to_path_buf(), source })?;
+    let key = entry.key(&[b"slot", built.slot.as_os_str().as_encoded_bytes()]);
     if !built.relinked
         && let Some(slot) = cache.read_record::<SlotRecord>("layers", &key)
         && slot.inode == meta.ino()
@@ -94,16 +95,16 @@ pub fn built_binary_layer(
     }
     let layer = if built.relinked {
         // The last layer of this binary lends the blocks that did not change.
-        let index_key = entry.key(&[b"blocks", built.path.as_os_str().as_encoded_bytes()]);
+        let index_key = entry.key(&[b"blocks", built.slot.as_os_str().as_encoded_bytes()]);
         let reuse = cache
             .read_record::<BlockIndex>("layers", &index_key)
             .and_then(|i| BlockReuse::open(cache, &i))
             .map(std::sync::Arc::new);
-        let (layer, index) = write_binary_layer(cache, &built.path, meta.len(), entry, start_copy(), reuse)?;
+        let (layer, index) = write_binary_layer(cache, binary, meta.len(), entry, start_copy(), reuse)?;
         cache.write_record("layers", &index_key, &index)?;
         layer
     } else {
-        entry_layer(cache, &built.path, entry)?
+        entry_layer(cache, binary, entry)?
     };
     let slot = SlotRecord { inode: meta.ino(), size: meta.len(), layer: layer.clone() };
     cache.write_record("layers", &key, &slot)?;

@@ -71,8 +71,9 @@ impl GoTool {
         };
         let slots: Vec<PathBuf> =
             items.iter().map(|(p, platform)| binary_slot(cache, p, platform, plan)).collect::<Result<_, _>>()?;
+        let held = cache.run_temp_dir()?;
         if let Some(snapshot) = &snapshot
-            && slots.iter().all(|slot| BuildRecord::read(cache, slot, plan).is_some_and(|r| r.matches(snapshot, slot)))
+            && let Some(built) = hold_recorded(cache, &slots, plan, snapshot, &held)
         {
             for (package, platform) in items {
                 crate::output::detail(format!(
@@ -80,12 +81,12 @@ impl GoTool {
                     package.import_path
                 ));
             }
-            return Ok(Ok(slots.into_iter().map(|path| Built { path, relinked: false }).collect()));
+            return Ok(Ok(built));
         }
-        let built = self.run_go_build(items, plan, cache, early).await?;
+        let built = self.run_go_build(items, plan, cache, &held, early).await?;
         if let (Some(snapshot), Ok(built)) = (&snapshot, &built) {
             for b in built {
-                BuildRecord::write(cache, &b.path, plan, snapshot);
+                BuildRecord::write(cache, &b.slot, b.path(), plan, snapshot);
             }
         }
         Ok(built)
@@ -105,6 +106,7 @@ impl GoTool {
         items: &[(&Package, &Platform)],
         plan: &BuildPlan,
         cache: &Cache,
+        held: &Path,
         early: Option<&Early<'_>>,
     ) -> Result<Result<Vec<Built>, (String, String)>, GoBuildError> {
         let dir = cache.temp_dir()?;
@@ -116,7 +118,7 @@ impl GoTool {
             let link = dir.path().join(&name);
             // Without the link (another filesystem), Go just relinks.
             let linked = std::fs::hard_link(&slot, &link).ok().and_then(|()| std::fs::metadata(&link).ok());
-            expected.push(Expected { name, slot, linked: linked.map(|m| m.ino()), handed: false });
+            expected.push(Expected { name, slot, linked: linked.map(|m| m.ino()), handed: None });
         }
         let mut cmd = self.command(&plan.dir);
         cmd.env_clear().envs(plan.env.iter().map(|(k, v)| (k, v)));
@@ -148,14 +150,14 @@ impl GoTool {
                         () = changes.next() => {}
                         _ = tick.tick() => {}
                     }
-                    hand_over_linked(dir.path(), &mut expected, early).map_err(|(p, e)| io(&p, e))?;
+                    hand_over_linked(dir.path(), held, &mut expected, early).map_err(|(p, e)| io(&p, e))?;
                 }
             }
         };
         if !output.status.success() {
             // What Go linked since the last look is whole too.
             if let Some(early) = early {
-                hand_over_linked(dir.path(), &mut expected, early).map_err(|(p, e)| io(&p, e))?;
+                hand_over_linked(dir.path(), held, &mut expected, early).map_err(|(p, e)| io(&p, e))?;
             }
             let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
             return Ok(Err((output.status.to_string(), text)));
@@ -182,7 +184,7 @@ impl GoTool {
             only.name.clone_from(file);
         }
         // Anything Go wrote under another name means the names were guessed wrong.
-        let found = |x: &Expected| x.handed || entries.iter().any(|(n, _)| *n == x.name);
+        let found = |x: &Expected| x.handed.is_some() || entries.iter().any(|(n, _)| *n == x.name);
         if written.iter().any(|f| !expected.iter().any(|x| x.name == **f)) || expected.iter().any(|x| !found(x)) {
             let names: Vec<&String> = entries.iter().map(|(n, _)| n).collect();
             let wanted: Vec<&String> = expected.iter().map(|x| &x.name).collect();
@@ -190,11 +192,17 @@ impl GoTool {
         }
         let mut built = Vec::with_capacity(expected.len());
         for x in expected {
-            let relinked = x.handed || written.contains(&&x.name);
-            if relinked && !x.handed {
-                std::fs::rename(dir.path().join(&x.name), &x.slot).map_err(|e| io(&x.slot, e))?;
-            }
-            built.push(Built { path: x.slot, relinked });
+            let b = match x.handed {
+                Some(b) => b,
+                None if written.contains(&&x.name) => x.keep(dir.path(), held).map_err(|(p, e)| io(&p, e))?,
+                // The link made before the build, to the binary Go left as it was.
+                None => {
+                    let path = held_path(held);
+                    std::fs::rename(dir.path().join(&x.name), &path).map_err(|e| io(&path, e))?;
+                    Built { slot: x.slot, relinked: false, held: std::sync::Arc::new(Held(path)) }
+                }
+            };
+            built.push(b);
         }
         Ok(Ok(built))
     }
@@ -258,22 +266,69 @@ struct Expected {
     /// The inode of the link to the stable place made before the build.
     linked: Option<u64>,
     /// Moved to the stable place and handed over while Go ran.
-    handed: bool,
+    handed: Option<Built>,
+}
+
+impl Expected {
+    /// Holds the binary Go wrote into `dir` for this run, then moves it to its stable place.
+    /// In that order: another run may rename its own binary onto the stable place at any
+    /// time, and this run must go on with the one its Go linked.
+    fn keep(&self, dir: &Path, held: &Path) -> Result<Built, (PathBuf, std::io::Error)> {
+        let written = dir.join(&self.name);
+        let path = held_path(held);
+        std::fs::hard_link(&written, &path).map_err(|e| (path.clone(), e))?;
+        let built = Built { slot: self.slot.clone(), relinked: true, held: std::sync::Arc::new(Held(path)) };
+        std::fs::rename(&written, &self.slot).map_err(|e| (self.slot.clone(), e))?;
+        Ok(built)
+    }
 }
 
 /// Moves each binary Go has finished to its stable place and hands it over.
-fn hand_over_linked(dir: &Path, expected: &mut [Expected], early: &Early<'_>) -> Result<(), (PathBuf, std::io::Error)> {
-    for (index, x) in expected.iter_mut().enumerate().filter(|(_, x)| !x.handed) {
+fn hand_over_linked(
+    dir: &Path,
+    held: &Path,
+    expected: &mut [Expected],
+    early: &Early<'_>,
+) -> Result<(), (PathBuf, std::io::Error)> {
+    for (index, x) in expected.iter_mut().enumerate().filter(|(_, x)| x.handed.is_none()) {
         let path = dir.join(&x.name);
         let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
         if !meta.is_file() || Some(meta.ino()) == x.linked {
             continue;
         }
-        std::fs::rename(&path, &x.slot).map_err(|e| (x.slot.clone(), e))?;
-        x.handed = true;
-        early(index, Built { path: x.slot.clone(), relinked: true });
+        let built = x.keep(dir, held)?;
+        x.handed = Some(built.clone());
+        early(index, built);
     }
     Ok(())
+}
+
+/// This run's own links to the binaries up to date in their stable places, when the records
+/// say nothing Go reads changed since they were built and each place still holds the file
+/// recorded (checked on the link, so that another run's relink in between is seen).
+fn hold_recorded(
+    cache: &Cache,
+    slots: &[PathBuf],
+    plan: &BuildPlan,
+    snapshot: &str,
+    held: &Path,
+) -> Option<Vec<Built>> {
+    slots
+        .iter()
+        .map(|slot| {
+            let record = BuildRecord::read(cache, slot, plan).filter(|r| r.snapshot == snapshot)?;
+            let path = held_path(held);
+            std::fs::hard_link(slot, &path).ok()?;
+            let built = Built { slot: slot.clone(), relinked: false, held: std::sync::Arc::new(Held(path)) };
+            (BuildRecord::file_of(built.path()) == Some(record.file)).then_some(built)
+        })
+        .collect()
+}
+
+/// A fresh name for one of this run's links to a binary, in the run's temporary directory.
+fn held_path(held: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    held.join(format!("binary-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
 }
 
 /// Whether Go, working in `work`, puts a finished binary into `dir` by renaming it, so that
@@ -312,25 +367,43 @@ impl BuildRecord {
         cache.read_record("builds", &Self::key(slot, plan))
     }
 
-    fn matches(&self, snapshot: &str, slot: &Path) -> bool {
-        self.snapshot == snapshot && Self::file_of(slot) == Some(self.file)
-    }
-
-    /// Best effort: a record that cannot be written is a later miss.
-    fn write(cache: &Cache, slot: &Path, plan: &BuildPlan, snapshot: &str) {
-        if let Some(file) = Self::file_of(slot) {
+    /// Best effort: a record that cannot be written is a later miss. The file is this run's
+    /// own (its stable place may hold another run's by now, which the record then misses).
+    fn write(cache: &Cache, slot: &Path, ours: &Path, plan: &BuildPlan, snapshot: &str) {
+        if let Some(file) = Self::file_of(ours) {
             let record = BuildRecord { snapshot: snapshot.to_string(), file };
             let _ = cache.write_record("builds", &Self::key(slot, plan), &record);
         }
     }
 }
 
-/// A binary `go build` left in the cache.
+/// A binary `go build` left in the cache, held for this run by a link of its own.
 #[derive(Clone, Debug)]
 pub struct Built {
-    pub path: PathBuf,
+    /// The binary's stable place in the cache, which records about it are keyed by. Another
+    /// run may put a binary of its own there at any time: read [`Built::path`] instead.
+    pub slot: PathBuf,
     /// False when Go found the binary up to date and left it as it was.
     pub relinked: bool,
+    held: std::sync::Arc<Held>,
+}
+
+impl Built {
+    /// This run's link to the binary, there until the last clone of this is dropped.
+    pub fn path(&self) -> &Path {
+        &self.held.0
+    }
+}
+
+/// A link removed when dropped, so that a long run (`--watch`) does not keep every binary
+/// it built alive.
+#[derive(Debug)]
+struct Held(PathBuf);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Where one package's binary for one platform, build directory and plan lives between runs.
@@ -403,26 +476,56 @@ mod tests {
             name: name.into(),
             slot: slots.join(name),
             linked: std::fs::metadata(dir.join(name)).ok().map(|m| m.ino()),
-            handed: false,
+            handed: None,
         };
         let mut expected = vec![expected("old"), expected("new")];
         let handed: Mutex<Vec<(usize, Built)>> = Default::default();
         let early = |i: usize, built: Built| handed.lock().unwrap().push((i, built));
 
-        hand_over_linked(&dir, &mut expected, &early).unwrap();
+        hand_over_linked(&dir, root.path(), &mut expected, &early).unwrap();
         assert!(handed.lock().unwrap().is_empty(), "the untouched link and a missing file are not binaries");
 
         std::fs::write(dir.join("new-go-tmp-umask"), "").unwrap();
         std::fs::write(root.path().join("linked"), "new binary").unwrap();
         std::fs::rename(root.path().join("linked"), dir.join("new")).unwrap();
-        hand_over_linked(&dir, &mut expected, &early).unwrap();
-        hand_over_linked(&dir, &mut expected, &early).unwrap();
+        hand_over_linked(&dir, root.path(), &mut expected, &early).unwrap();
+        hand_over_linked(&dir, root.path(), &mut expected, &early).unwrap();
         let handed = handed.into_inner().unwrap();
         assert_eq!(handed.len(), 1, "once");
-        assert_eq!((handed[0].0, &handed[0].1.path, handed[0].1.relinked), (1, &slots.join("new"), true));
+        assert_eq!((handed[0].0, &handed[0].1.slot, handed[0].1.relinked), (1, &slots.join("new"), true));
         assert_eq!(std::fs::read_to_string(slots.join("new")).unwrap(), "new binary");
         assert!(!dir.join("new").exists(), "moved to its stable place");
-        assert!(expected[1].handed && !expected[0].handed);
+        assert!(expected[1].handed.is_some() && expected[0].handed.is_none());
+
+        // Another run relinking the same package replaces the stable place, not this run's binary.
+        std::fs::write(root.path().join("theirs"), "their binary").unwrap();
+        std::fs::rename(root.path().join("theirs"), slots.join("new")).unwrap();
+        let ours = handed[0].1.path().to_path_buf();
+        assert_eq!(std::fs::read_to_string(&ours).unwrap(), "new binary");
+        drop(handed);
+        drop(expected);
+        assert!(!ours.exists(), "this run's link goes with the last of its holders");
+    }
+
+    #[test]
+    fn an_up_to_date_binary_is_held_only_while_its_place_holds_the_recorded_file() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path().join("cache")).unwrap();
+        let held = cache.run_temp_dir().unwrap();
+        let slot = cache.bin_dir("k").unwrap().join("out");
+        std::fs::write(&slot, "our binary").unwrap();
+        let plan = BuildPlan { dir: root.path().into(), args: vec![], env: vec![] };
+        BuildRecord::write(&cache, &slot, &slot, &plan, "inputs");
+
+        let built = hold_recorded(&cache, std::slice::from_ref(&slot), &plan, "inputs", &held).unwrap();
+        assert_eq!(std::fs::read_to_string(built[0].path()).unwrap(), "our binary");
+        assert!(hold_recorded(&cache, std::slice::from_ref(&slot), &plan, "changed", &held).is_none());
+
+        // Another run's relink in between: its binary is not the one recorded.
+        std::fs::write(root.path().join("theirs"), "their binary").unwrap();
+        std::fs::rename(root.path().join("theirs"), &slot).unwrap();
+        assert!(hold_recorded(&cache, std::slice::from_ref(&slot), &plan, "inputs", &held).is_none());
+        assert_eq!(std::fs::read_to_string(built[0].path()).unwrap(), "our binary", "still held");
     }
 
     #[test]
@@ -491,7 +594,7 @@ mod tests {
         assert_eq!(handed.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 2], "a and b, linked meanwhile");
         for (i, built) in handed {
             assert!(built.relinked);
-            let out = std::process::Command::new(&built.path).output().unwrap();
+            let out = std::process::Command::new(built.path()).output().unwrap();
             let name = ["a", "c", "b"][i];
             assert_eq!(String::from_utf8_lossy(&out.stderr), format!("{name}\n"));
         }

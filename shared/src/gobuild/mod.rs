@@ -9,6 +9,7 @@ mod fingerprint;
 mod git;
 mod listcache;
 mod resolve;
+mod slot;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::process::Command;
 
-pub use build::{Built, exec_name};
+pub use build::exec_name;
 pub use resolve::{Package, PackageResolver, normalize};
+pub use slot::Built;
 
 use crate::cache::CacheError;
 use crate::config::KoConfig;

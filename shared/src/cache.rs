@@ -125,19 +125,60 @@ impl Cache {
         tempfile::Builder::new().prefix(prefix).tempdir_in(&dir).map_err(|source| CacheError { path: dir, source })
     }
 
-    /// Moves a finished temporary file to the blob's place (a no-op if another process won).
+    /// Moves a finished temporary file, whose content the caller hashed, to the blob's place
+    /// (a no-op if another process won).
     pub fn commit_blob(&self, temp: tempfile::NamedTempFile, digest: &Digest) -> Result<PathBuf, CacheError> {
         let path = self.blob_path(digest);
         temp.persist(&path).map_err(|e| CacheError { path: path.clone(), source: e.error })?;
+        whole_blobs().insert(path.clone());
         Ok(path)
     }
 
+    /// Puts a small blob (a config, a manifest) into the cache, unless it is there with this
+    /// very content: one damaged on disk at the same size is replaced.
     pub fn put_blob_bytes(&self, bytes: &[u8]) -> Result<Digest, CacheError> {
         let digest = Digest::of(bytes);
-        if !self.has_blob(&digest, bytes.len() as u64) {
-            self.write_atomic(&self.blob_path(&digest), bytes)?;
+        let path = self.blob_path(&digest);
+        if !(self.has_blob(&digest, bytes.len() as u64) && std::fs::read(&path).is_ok_and(|b| b == bytes)) {
+            self.write_atomic(&path, bytes)?;
         }
+        whole_blobs().insert(path);
         Ok(digest)
+    }
+
+    /// The bytes of a small blob (a config) when the cache holds them whole. One whose content
+    /// no longer matches its digest (damaged on disk) is removed, and is a miss.
+    pub fn read_blob(&self, digest: &Digest) -> Option<Vec<u8>> {
+        let path = self.blob_path(digest);
+        let bytes = std::fs::read(&path).ok()?;
+        if &Digest::of(&bytes) != digest {
+            let _ = std::fs::remove_file(&path);
+            return None;
+        }
+        Some(bytes)
+    }
+
+    /// Checks a blob about to be copied out of the cache (uploaded, put into a layout or a
+    /// tarball) against its digest: a file damaged on disk but not in size would be published
+    /// as the blob, or refused by the registry on every push. Each blob is hashed once per
+    /// run; those this run wrote are known whole. A damaged blob is removed, so that it is
+    /// made or fetched again.
+    pub fn check_blob(&self, digest: &Digest, size: u64) -> Result<BlobState, CacheError> {
+        let path = self.blob_path(digest);
+        if !self.has_blob(digest, size) {
+            return Ok(BlobState::Missing);
+        }
+        if whole_blobs().contains(&path) {
+            return Ok(BlobState::Whole(path));
+        }
+        let (actual, _) =
+            crate::digest::digest_file(&path).map_err(|source| CacheError { path: path.clone(), source })?;
+        if &actual != digest {
+            let _ = std::fs::remove_file(&path);
+            return Ok(BlobState::Damaged(path));
+        }
+        whole_blobs().insert(path.clone());
+        Ok(BlobState::Whole(path))
     }
 
     /// Writes through a temporary file in this run's directory and renames it over `path`
@@ -267,6 +308,21 @@ impl RunDir {
     }
 }
 
+/// What [`Cache::check_blob`] found.
+#[derive(Debug, PartialEq)]
+pub enum BlobState {
+    Whole(PathBuf),
+    Missing,
+    /// Its content did not match its digest; it was removed.
+    Damaged(PathBuf),
+}
+
+/// The blobs this run wrote or checked against their digests.
+fn whole_blobs() -> MutexGuard<'static, HashSet<PathBuf>> {
+    static WHOLE: LazyLock<Mutex<HashSet<PathBuf>>> = LazyLock::new(Default::default);
+    WHOLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[derive(Default)]
 struct RunDirs {
     /// This process's run directories, by the `tmp/` they are in.
@@ -380,6 +436,34 @@ fn sweep(tmp: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blob_damaged_on_disk_at_its_size_is_found_out_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().join("cache")).unwrap();
+        let config = br#"{"config":{"Env":["A=1"]}}"#;
+        let digest = cache.put_blob_bytes(config).unwrap();
+        let path = cache.blob_path(&digest);
+        let damage = || std::fs::write(&path, vec![0; config.len()]).unwrap();
+
+        damage();
+        assert_eq!(cache.put_blob_bytes(config).unwrap(), digest);
+        assert_eq!(std::fs::read(&path).unwrap(), config, "put again over the damage");
+        damage();
+        assert_eq!(cache.read_blob(&digest), None);
+        assert!(!path.exists(), "removed, to be fetched again");
+
+        // A blob another run left: hashed before it is copied out.
+        std::fs::write(&path, config).unwrap();
+        let other = Cache::at(dir.path().join("cache")).unwrap();
+        let size = config.len() as u64;
+        assert_eq!(other.check_blob(&digest, size).unwrap(), BlobState::Whole(path.clone()));
+        whole_blobs().remove(&path);
+        damage();
+        assert_eq!(other.check_blob(&digest, size).unwrap(), BlobState::Damaged(path.clone()));
+        assert!(!path.exists());
+        assert_eq!(other.check_blob(&digest, size).unwrap(), BlobState::Missing);
+    }
 
     #[test]
     fn kocache_then_xdg_cache_home_then_home_then_tmpdir() {

@@ -172,7 +172,7 @@ impl BaseResolver {
         let repo = match origin {
             Origin::Registry(reference) => {
                 let repo = &reference.repository;
-                if !self.cache.has_blob(&config_digest, manifest.config.size) {
+                if self.cache.read_blob(&config_digest).is_none() {
                     let temp = self.cache.temp_file()?;
                     self.client
                         .fetch_blob(repo, &config_digest, temp.path())
@@ -183,6 +183,8 @@ impl BaseResolver {
                 Some(repo)
             }
             Origin::Layout(root) => {
+                // A config damaged in the cache goes, so that it is imported again.
+                let _ = self.cache.read_blob(&config_digest);
                 // Layers are hashed while copied in: off the async threads.
                 // A foreign layer is left out of a layout as it is out of a registry push.
                 let layers =
@@ -198,8 +200,10 @@ impl BaseResolver {
                 None
             }
         };
-        let config_bytes = std::fs::read(self.cache.blob_path(&config_digest))
-            .map_err(|source| CacheError { path: self.cache.blob_path(&config_digest), source })?;
+        let config_bytes = self
+            .cache
+            .read_blob(&config_digest)
+            .ok_or_else(|| invalid(format!("config {config_digest} does not match its digest")))?;
         let config: serde_json::Value =
             serde_json::from_slice(&config_bytes).map_err(|e| invalid(format!("unreadable config: {e}")))?;
         let platform = Platform::from_config(&config);

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::cache::Cache;
+use crate::cache::{BlobState, Cache};
 use crate::image::{Blob, BlobSource};
 use crate::registry::RegistryClient;
 
@@ -12,9 +12,11 @@ use super::MediaError;
 
 pub async fn local_path(client: &RegistryClient, cache: &Cache, blob: &Blob) -> Result<PathBuf, MediaError> {
     let digest = &blob.descriptor.digest;
-    if cache.has_blob(digest, blob.descriptor.size) {
-        return Ok(cache.blob_path(digest));
-    }
+    let damaged = match cache.check_blob(digest, blob.descriptor.size)? {
+        BlobState::Whole(path) => return Ok(path),
+        BlobState::Missing => None,
+        BlobState::Damaged(path) => Some(path),
+    };
     let foreign = |detail: String| MediaError::Foreign {
         digest: digest.to_string(),
         urls: blob.descriptor.urls.clone().unwrap_or_default().join(", "),
@@ -24,7 +26,10 @@ pub async fn local_path(client: &RegistryClient, cache: &Cache, blob: &Blob) -> 
         BlobSource::Cache if !blob.descriptor.is_distributable() => {
             Err(foreign("the base's layout or daemon image does not hold".into()))
         }
-        BlobSource::Cache => Err(MediaError::MissingBlob { digest: digest.to_string(), path: cache.blob_path(digest) }),
+        BlobSource::Cache => match damaged {
+            Some(path) => Err(MediaError::DamagedBlob { digest: digest.to_string(), path }),
+            None => Err(MediaError::MissingBlob { digest: digest.to_string(), path: cache.blob_path(digest) }),
+        },
         BlobSource::Remote(repo) => {
             let temp = cache.temp_file()?;
             match client.fetch_blob(repo, digest, temp.path()).await {

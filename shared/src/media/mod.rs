@@ -37,6 +37,10 @@ pub enum MediaError {
     Foreign { digest: String, urls: String, detail: String },
     #[error("blob {digest} is missing from the cache at {path}; clear the cache and rebuild")]
     MissingBlob { digest: String, path: PathBuf },
+    #[error(
+        "blob {digest} in the cache at {path} was damaged on disk (its content does not match its digest) and has been removed; run the command again to make it anew"
+    )]
+    DamagedBlob { digest: String, path: PathBuf },
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(transparent)]

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 
 use super::Value;
-use super::fmt::{plain, quote, sprint, sprintf, sprintln, text};
+use super::fmt::{is_print, plain, quote, sprint, sprintf, sprintln, text};
 use super::parse::{Arg, Node, Pipeline};
 
 /// The functions templates can call.
@@ -382,8 +382,8 @@ fn js(s: &str) -> String {
             '&' => out.push_str("\\u0026"),
             '=' => out.push_str("\\u003D"),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u00{:02X}", c as u32)),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
+            c if c.is_ascii() || is_print(c) => out.push(c),
+            c => out.push_str(&format!("\\u{:04X}", c as u32)),
         }
     }
     out

@@ -34,10 +34,29 @@ fn decode(bytes: Vec<u8>) -> Option<String> {
         [0xfe, 0xff, rest @ ..] => utf16(rest, u16::from_be_bytes)?,
         _ => String::from_utf8(bytes).ok()?,
     };
-    Some(match text.strip_prefix('\u{feff}') {
+    let text = match text.strip_prefix('\u{feff}') {
         Some(rest) => rest.to_string(),
         None => text,
-    })
+    };
+    Some(lone_returns_as_newlines(text))
+}
+
+/// A file with old Mac line ends (`\r` alone) with `\n` instead. YAML takes any of `\r`,
+/// `\n` and `\r\n` for a line break and reads one as the others, so the documents stay the
+/// same (ko writes its output with `\n` too); what works on the text by lines (`-l`, block
+/// scalars) then sees them.
+fn lone_returns_as_newlines(text: String) -> String {
+    let bytes = text.as_bytes();
+    let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    if !(0..bytes.len()).any(lone) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\r' && chars.peek() != Some(&'\n') { '\n' } else { c });
+    }
+    out
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -135,6 +154,14 @@ mod tests {
         assert_eq!(decode(vec![0xff, 0xfe, b'a']), None, "an odd number of bytes");
         assert_eq!(decode(vec![0xff, 0xfe, 0x00, 0xd8]), None, "an unpaired surrogate");
         assert_eq!(decode(vec![b'a', 0xff]), None);
+    }
+
+    #[test]
+    fn old_mac_line_ends_become_newlines_and_windows_ones_stay() {
+        let decoded = |text: &str| decode(text.as_bytes().to_vec()).unwrap();
+        assert_eq!(decoded("a: 1\rb: |\r  x\r"), "a: 1\nb: |\n  x\n");
+        assert_eq!(decoded("a: 1\r\nb: 2\r\n"), "a: 1\r\nb: 2\r\n");
+        assert_eq!(decoded("a: 1\r\nb: 2\rc: é\r"), "a: 1\r\nb: 2\nc: é\n");
     }
 
     #[test]

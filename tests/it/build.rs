@@ -330,7 +330,7 @@ fn a_package_without_an_entry_does_not_take_its_neighbours_settings() {
 }
 
 /// A builds[] entry whose package Go names but cannot build here (all its files are for
-/// Windows) does not stop other packages; building it fails naming it. An entry whose `dir`
+/// Windows, or it has none) does not stop other packages; building it fails naming it. An entry whose `dir`
 /// is not there is named, with where `dir` is taken from.
 #[test]
 fn builds_entries_are_checked_as_far_as_ko_checks_them() {
@@ -347,6 +347,14 @@ fn builds_entries_are_checked_as_far_as_ko_checks_them() {
     assert!(run.stdout.starts_with(&format!("{repo}/entries@sha256:")), "{run}");
     let win = ko(&["build", "./cmd/win"]).cwd(root).env("KO_DOCKER_REPO", &repo).run();
     crate::build_errors::assert_clear_error(&win, &["cmd/win", "build constraints exclude all Go files"]);
+
+    // Nor does an entry whose directory holds no Go files at all (ko keeps it too).
+    std::fs::create_dir_all(root.join("docs")).unwrap();
+    std::fs::write(root.join("docs/README.md"), "# docs\n").unwrap();
+    std::fs::write(root.join(".ko.yaml"), "builds:\n- id: docs\n  main: ./docs\n- id: docs-dir\n  dir: ./docs\n")
+        .unwrap();
+    let run = ko(&["build", ".", "-B"]).cwd(root).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_success();
 
     std::fs::write(root.join(".ko.yaml"), "builds:\n- id: typo\n  dir: ./fooo\n").unwrap();
     let typo = ko(&["build", "."]).cwd(root).env("KO_DOCKER_REPO", &repo).run();

@@ -49,8 +49,9 @@ pub struct PackageResolver {
     go: GoTool,
     lists: Option<ListCache>,
     cwd: PathBuf,
-    /// `builds[]` entries with their absolute directory and import path.
-    builds: Vec<(BuildConfig, PathBuf, String)>,
+    /// `builds[]` entries with their absolute directory and import path (none for a
+    /// directory without Go files, which then only places the paths under it).
+    builds: Vec<(BuildConfig, PathBuf, Option<String>)>,
 }
 
 pub fn is_local(path: &str) -> bool {
@@ -233,14 +234,18 @@ impl PackageResolver {
         }
         // The last entry for an import path wins, as in ko (its map of builds by path).
         let config = config.or_else(|| {
-            self.builds.iter().rev().find(|(_, _, ip)| ip == &listed.import_path).map(|(b, _, _)| b.clone())
+            self.builds
+                .iter()
+                .rev()
+                .find(|(_, _, ip)| ip.as_ref() == Some(&listed.import_path))
+                .map(|(b, _, _)| b.clone())
         });
         Ok(Package { import_path: listed.import_path, dir: listed.dir, build_dir, config })
     }
 
     /// Where to run `go list` for a path, and with which pattern.
     fn placement(&self, path: &str) -> (PathBuf, String, Option<BuildConfig>) {
-        if let Some((b, dir, _)) = self.builds.iter().rev().find(|(_, _, ip)| ip == path) {
+        if let Some((b, dir, _)) = self.builds.iter().rev().find(|(_, _, ip)| ip.as_deref() == Some(path)) {
             return (dir.clone(), path.to_string(), Some(b.clone()));
         }
         if is_local(path) {
@@ -263,18 +268,19 @@ impl PackageResolver {
 
 /// The import path of a builds[] entry's package. An entry whose package Go names but cannot
 /// build here (build constraints that exclude all its files on this machine, say) is kept,
-/// as ko keeps it: its error shows only when that package is built. A package Go cannot even
-/// name (a `main` that is not there) is an error now.
+/// as ko keeps it: its error shows only when that package is built. A directory with no Go
+/// files at all (docs, a placeholder) has no import path: ko keeps such an entry under a
+/// relative path that no package matches. A `main` that is not there is an error now.
 async fn entry_import_path(
     go: &GoTool,
     lists: Option<&ListCache>,
     dir: &Path,
     main: &str,
-) -> Result<String, GoBuildError> {
+) -> Result<Option<String>, GoBuildError> {
     if let Some(lists) = lists
         && let Some(listed) = lists.get(dir, main).await
     {
-        return Ok(listed.import_path);
+        return Ok(Some(listed.import_path));
     }
     // One `go list`, read both ways: as `list` reads it, then for the name alone.
     let listed = go.list_unchecked(dir, main).await?;
@@ -284,9 +290,10 @@ async fn entry_import_path(
             if let Some(lists) = lists {
                 lists.put(dir, main, &listed).await;
             }
-            Ok(named)
+            Ok(Some(named))
         }
-        Err(_) if !named.starts_with(['.', '_', '/']) => Ok(named),
+        Err(_) if !named.starts_with(['.', '_', '/']) => Ok(Some(named)),
+        Err(_) if dir.join(main).is_dir() => Ok(None),
         Err(error) => Err(error),
     }
 }

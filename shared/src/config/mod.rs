@@ -162,6 +162,15 @@ pub struct KoConfig {
     defaults_from_env: Vec<&'static str>,
 }
 
+/// `baseImageOverrides` as they are looked up: keys without `ko://` and in lower case (as
+/// ko's settings library keeps them), and no empty values (those mean the default base).
+fn overrides(map: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    map.into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.trim_start_matches("ko://").to_lowercase(), v))
+        .collect()
+}
+
 impl KoConfig {
     /// Loads the config for a command run in `cwd`, then applies `KO_*` overrides.
     pub fn load(cwd: &Path, env: &Environment) -> Result<KoConfig, ConfigError> {
@@ -173,7 +182,7 @@ impl KoConfig {
         for warning in &config.warnings {
             output::warn(format!("{}: {warning}", config.origin()));
         }
-        config.apply_env(env);
+        config.apply_env(env)?;
         Ok(config)
     }
 
@@ -256,13 +265,7 @@ impl KoConfig {
         Ok(KoConfig {
             path: None,
             default_base_image: raw.default_base_image.filter(|s| !s.is_empty()),
-            base_image_overrides: raw
-                .base_image_overrides
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| (k.trim_start_matches("ko://").to_lowercase(), v))
-                .collect(),
+            base_image_overrides: overrides(raw.base_image_overrides.unwrap_or_default()),
             // A single string is split on white space, as viper's GetStringSlice does in ko
             // (`defaultFlags: -tags netgo`, `defaultEnv: A=1 B=2`). Ldflags are joined into
             // one `-ldflags=` again, so theirs stays whole: the same flags, and a template
@@ -280,8 +283,20 @@ impl KoConfig {
     }
 
     /// The `KO_*` variables, each replacing its `.ko.yaml` key when set to more than blanks.
-    fn apply_env(&mut self, env: &Environment) {
+    fn apply_env(&mut self, env: &Environment) -> Result<(), ConfigError> {
         let var = |name: &str| env.trimmed(name).map(str::to_string);
+        // A JSON object, as ko's settings library reads a map from the environment.
+        if let Some(v) = var("KO_BASEIMAGEOVERRIDES") {
+            let map: BTreeMap<String, String> = serde_json::from_str(&v).map_err(|e| ConfigError::Env {
+                var: "KO_BASEIMAGEOVERRIDES",
+                value: v.clone(),
+                detail: format!(
+                    "not a JSON object of import paths to base images ({e}); write it as {{\"example.com/app/cmd/x\": \"registry.example.com/base:tag\"}}"
+                ),
+            })?;
+            self.base_image_overrides = overrides(map);
+            self.defaults_from_env.push("baseImageOverrides");
+        }
         if let Some(v) = var("KO_DEFAULTBASEIMAGE") {
             self.default_base_image = Some(v.trim().to_string());
             self.defaults_from_env.push("defaultBaseImage");
@@ -307,6 +322,7 @@ impl KoConfig {
             self.default_ldflags = vec![v];
             self.defaults_from_env.push("defaultLdflags");
         }
+        Ok(())
     }
 
     /// Where an error about `defaultEnv`, `defaultFlags` or `defaultLdflags` should point:
@@ -337,7 +353,12 @@ impl KoConfig {
             found.push((place, base.as_str()));
         }
         for (key, base) in &self.base_image_overrides {
-            found.push((format!("baseImageOverrides[{key}] in {origin}"), base.as_str()));
+            let place = if self.defaults_from_env.contains(&"baseImageOverrides") {
+                format!("KO_BASEIMAGEOVERRIDES[{key}]")
+            } else {
+                format!("baseImageOverrides[{key}] in {origin}")
+            };
+            found.push((place, base.as_str()));
         }
         found
     }
@@ -556,5 +577,19 @@ mod tests {
         assert_eq!(c.default_base_image.as_deref(), Some("from/env"));
         assert_eq!(c.base_references()[0].0, "KO_DEFAULTBASEIMAGE");
         assert_eq!(c.default_platforms, ["linux/s390x"]);
+    }
+
+    #[test]
+    fn ko_baseimageoverrides_is_a_json_object_replacing_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".ko.yaml"), "baseImageOverrides: {example.com/a: from/file}\n").unwrap();
+        let json = r#"{"ko://Example.com/B": "from/env", "example.com/c": ""}"#;
+        let c = KoConfig::load(dir.path(), &env(&[("KO_BASEIMAGEOVERRIDES", json)])).unwrap();
+        assert_eq!(c.base_image_overrides, BTreeMap::from([("example.com/b".into(), "from/env".into())]));
+        assert_eq!(c.base_references()[0].0, "KO_BASEIMAGEOVERRIDES[example.com/b]");
+
+        let err = KoConfig::load(dir.path(), &env(&[("KO_BASEIMAGEOVERRIDES", "example.com/b=x")])).unwrap_err();
+        let err = err.to_string();
+        assert!(err.starts_with("KO_BASEIMAGEOVERRIDES=\"example.com/b=x\": not a JSON object"), "{err}");
     }
 }

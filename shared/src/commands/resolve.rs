@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::cli::{BuildArgs, FileArgs, PublishArgs, ResolveCommand};
 use crate::error::Error;
+use crate::gobuild::Package;
 use crate::output;
 use crate::settings::Environment;
 use crate::yaml::{ManifestFile, Rendered, Selector, read_inputs};
@@ -120,19 +121,40 @@ pub async fn publish_references_seen(
         .map(|(i, p)| p.map_err(|e| at(i, e.into())))
         .collect::<Result<Vec<_>, _>>()?;
     seen.extend(wanted.iter().zip(&packages).map(|((value, _, _), p)| (value.clone(), p.dir.clone())));
+    // One build for each package, however its values spell it (`ko://./cmd/app`,
+    // `ko://./cmd/app/`, `ko://example.com/m/cmd/app`).
+    let (distinct, of_value) = distinct_packages(packages);
     // Every image name is checked before anything is built: early layer uploads would
     // otherwise reach the registry before a bad name is found.
-    let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();
+    let import_paths: Vec<&str> = distinct.iter().map(|p| p.import_path.as_str()).collect();
     session.publisher.check_names(&import_paths)?;
-    let references = session.build_and_publish(&packages).await.map_err(|(i, e)| match e {
+    let references = session.build_and_publish(&distinct).await.map_err(|(i, e)| match e {
         Error::Publish(_) => e,
-        e => at(i, e),
+        e => at(of_value.iter().position(|&d| d == i).unwrap_or(0), e),
     })?;
-    for ((value, _, _), reference) in wanted.iter().zip(references) {
-        replacements.insert(value.clone(), reference);
+    for ((value, _, _), d) in wanted.iter().zip(of_value) {
+        replacements.insert(value.clone(), references[d].clone());
     }
     session.publisher.close().await?;
     Ok(replacements)
+}
+
+/// The packages with each one built in the same place listed once, and for each of the
+/// given packages its index among those.
+fn distinct_packages(packages: Vec<Package>) -> (Vec<Package>, Vec<usize>) {
+    let mut distinct: Vec<Package> = Vec::new();
+    let mut of_value = Vec::with_capacity(packages.len());
+    for package in packages {
+        let same = |p: &Package| p.import_path == package.import_path && p.build_dir == package.build_dir;
+        match distinct.iter().position(same) {
+            Some(d) => of_value.push(d),
+            None => {
+                of_value.push(distinct.len());
+                distinct.push(package);
+            }
+        }
+    }
+    (distinct, of_value)
 }
 
 /// Writes the resolved files as one stream, without putting it together in memory: files are
@@ -221,10 +243,29 @@ mod tests {
 
     use clap::Parser as _;
 
-    use super::{require_registry, write_joined};
+    use super::{distinct_packages, require_registry, write_joined};
     use crate::cli::ResolveCommand;
+    use crate::gobuild::Package;
     use crate::settings::Environment;
     use crate::yaml::ManifestFile;
+
+    #[test]
+    fn a_package_spelled_several_ways_is_built_once() {
+        let package = |import_path: &str, build_dir: &str| Package {
+            import_path: import_path.into(),
+            dir: "/m/cmd".into(),
+            build_dir: build_dir.into(),
+            config: None,
+        };
+        let (distinct, of_value) = distinct_packages(vec![
+            package("example.com/m/cmd/a", "/m"),
+            package("example.com/m/cmd/b", "/m"),
+            package("example.com/m/cmd/a", "/m"),
+            package("example.com/m/cmd/a", "/other"),
+        ]);
+        assert_eq!(of_value, [0, 1, 0, 2]);
+        assert_eq!(distinct.len(), 3);
+    }
 
     #[test]
     fn a_registry_is_required_unless_nothing_is_pushed_or_it_goes_to_the_daemon() {

@@ -269,7 +269,7 @@ impl Builder {
     /// platform image of `package` shares.
     async fn package_parts<'a>(&self, package: &'a Package, systems: &[ImageOs]) -> Result<PackageParts<'a>, Error> {
         let s = &self.settings;
-        let kodata_mtime = s.kodata_date.unwrap_or(0).max(0) as u64;
+        let kodata_mtime = s.kodata_date.unwrap_or(0);
         let mut layers = Vec::new();
         for os in systems.iter().copied() {
             let (cache, dir, root) = (s.cache.clone(), package.dir.clone(), s.kodata_root.clone());

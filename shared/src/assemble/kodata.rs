@@ -61,7 +61,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KodataError + use<> {
 pub fn build_layer(
     cache: &Cache,
     package_dir: &Path,
-    mtime: u64,
+    mtime: i64,
     allowed_root: Option<&Path>,
     os: ImageOs,
 ) -> Result<LayerRecord, KodataError> {

@@ -82,13 +82,25 @@ pub struct EntryMeta {
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
-    pub mtime: u64,
+    /// Seconds since 1970; a time before it goes into a PAX `mtime` record, as Go's tar
+    /// writes it (the ustar field holds no sign).
+    pub mtime: i64,
 }
 
 impl EntryMeta {
-    pub fn root(mode: u32, mtime: u64) -> Self {
+    pub fn root(mode: u32, mtime: i64) -> Self {
         EntryMeta { mode, uid: 0, gid: 0, mtime }
     }
+}
+
+/// `records`, with an `mtime` record when the entry's time is before 1970.
+fn with_mtime(meta: EntryMeta, records: &[(String, Vec<u8>)]) -> std::borrow::Cow<'_, [(String, Vec<u8>)]> {
+    if meta.mtime >= 0 {
+        return records.into();
+    }
+    let mut all = records.to_vec();
+    all.push(("mtime".to_string(), meta.mtime.to_string().into_bytes()));
+    all.into()
 }
 
 pub struct LayerWriter {
@@ -125,7 +137,7 @@ impl LayerWriter {
         header.set_mode(meta.mode);
         header.set_uid(meta.uid);
         header.set_gid(meta.gid);
-        header.set_mtime(meta.mtime);
+        header.set_mtime(u64::try_from(meta.mtime).unwrap_or(0));
         header.set_size(size);
         header
     }
@@ -145,7 +157,7 @@ impl LayerWriter {
         let err = |source| LayerError::Entry { entry: String::from_utf8_lossy(path).into_owned(), source };
         let mut pax: Vec<(&str, &[u8])> = records.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
         if header.set_path(as_path(path)).is_err() {
-            pax.insert(0, ("path", path));
+            pax.push(("path", path));
             // The ustar name keeps the last 90 bytes at most, cut where a UTF-8 character
             // starts (the PAX record above carries the real name).
             let mut start = path.len().saturating_sub(90);
@@ -160,6 +172,8 @@ impl LayerWriter {
             }
         }
         if !pax.is_empty() {
+            // In key order, as Go's tar writes them.
+            pax.sort_by_key(|(k, _)| *k);
             self.tar.append_pax_extensions(pax).map_err(err)?;
         }
         header.set_cksum();
@@ -185,7 +199,7 @@ impl LayerWriter {
         let path = path.as_ref();
         let mut with_slash = path[..path.len() - path.iter().rev().take_while(|b| **b == b'/').count()].to_vec();
         with_slash.push(b'/');
-        self.append(header, &with_slash, io::empty(), &[])
+        self.append(header, &with_slash, io::empty(), &with_mtime(meta, &[]))
     }
 
     pub fn add_file(
@@ -209,7 +223,7 @@ impl LayerWriter {
         records: &[(String, Vec<u8>)],
     ) -> Result<(), LayerError> {
         let header = Self::header(tar::EntryType::Regular, meta, size);
-        self.append(header, path.as_ref(), data, records)
+        self.append(header, path.as_ref(), data, &with_mtime(meta, records))
     }
 
     pub fn add_bytes(
@@ -417,5 +431,32 @@ mod tests {
         assert_eq!(names[0], "ko-app/");
         assert_eq!(names[1], "ko-app/app");
         assert!(names[2].ends_with("/file.txt") && names[2].len() > 300, "{names:?}");
+    }
+
+    #[test]
+    fn a_time_before_1970_goes_into_a_pax_mtime_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().to_path_buf()).unwrap();
+        let mut layer = LayerWriter::new(&cache).unwrap();
+        layer.add_dir("var/run/ko", EntryMeta::root(0o555, -100_000_000)).unwrap();
+        layer.add_bytes("var/run/ko/a.txt", EntryMeta::root(0o555, 1_700_000_000), b"a").unwrap();
+        let record = layer.finish().unwrap();
+        let file = std::fs::File::open(cache.blob_path(&record.digest)).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let times: Vec<(u64, Option<String>)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let pax = e.pax_extensions().unwrap().map(|p| {
+                    p.map(|p| p.unwrap())
+                        .map(|p| format!("{}={}", p.key().unwrap(), p.value().unwrap()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                });
+                (e.header().mtime().unwrap(), pax)
+            })
+            .collect();
+        assert_eq!(times, [(0, Some("mtime=-100000000".into())), (1_700_000_000, None)]);
     }
 }

@@ -70,6 +70,12 @@ pub struct Platform {
     pub variant: Option<String>,
     #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
     pub os_version: Option<String>,
+    /// Kept from a base index's descriptors into ours, as ko copies them (`win32k` on
+    /// Windows); not used to match platforms.
+    #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
+    pub os_features: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +142,7 @@ impl PlatformRequest {
 
 impl Platform {
     pub fn linux(arch: &str) -> Self {
-        Platform { os: "linux".into(), arch: arch.into(), variant: None, os_version: None }
+        Platform { os: "linux".into(), arch: arch.into(), ..Platform::default() }
     }
 
     /// The platform an image config declares (`os`, `architecture`, `variant`, `os.version`),
@@ -148,6 +154,12 @@ impl Platform {
             arch: text("architecture").unwrap_or_else(|| "amd64".into()),
             variant: text("variant"),
             os_version: text("os.version"),
+            os_features: config
+                .get("os.features")
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
+            features: Vec::new(),
         }
     }
 
@@ -177,6 +189,7 @@ impl Platform {
             arch: parts.get(1).map(|s| s.to_string()).unwrap_or_default(),
             variant: parts.get(2).map(|s| s.to_string()),
             os_version,
+            ..Platform::default()
         };
         let known = if platform.arch.is_empty() {
             GO_TARGETS.iter().any(|t| t.split('/').next() == Some(platform.os.as_str()))
@@ -259,7 +272,7 @@ impl Platform {
             "loongarch64" => "loong64",
             other => other,
         };
-        Platform { os: std::env::consts::OS.to_string(), arch: arch.to_string(), variant: None, os_version: None }
+        Platform { os: std::env::consts::OS.to_string(), arch: arch.to_string(), ..Platform::default() }
     }
 
     /// The platform written into file names: `/` and `:` become `-`.
@@ -295,6 +308,16 @@ impl fmt::Display for Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn os_features_of_a_descriptor_are_kept() {
+        let json = r#"{"os":"windows","architecture":"amd64","os.version":"10.0.17763.1","os.features":["win32k"]}"#;
+        let platform: Platform = serde_json::from_str(json).unwrap();
+        assert_eq!(platform.os_features, ["win32k"]);
+        assert_eq!(serde_json::to_string(&platform).unwrap(), json);
+        let plain = serde_json::to_string(&Platform::linux("arm64")).unwrap();
+        assert_eq!(plain, r#"{"os":"linux","architecture":"arm64"}"#);
+    }
 
     #[test]
     fn an_empty_request_names_its_source() {

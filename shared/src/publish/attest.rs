@@ -104,7 +104,7 @@ pub async fn push(
                 if !indexed {
                     taggings.push(Tagging::Referrer {
                         repo: repo.clone(),
-                        subject: subject.descriptor.clone(),
+                        subject: Box::new(subject.descriptor.clone()),
                         artifact_type: attachment.artifact_type,
                         referrer: attachment.manifest,
                     });

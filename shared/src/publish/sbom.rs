@@ -170,7 +170,7 @@ pub async fn push(
     if !indexed {
         taggings.push(Tagging::Referrer {
             repo: repo.clone(),
-            subject: subject.clone(),
+            subject: Box::new(subject.clone()),
             artifact_type: sbom.media_type.to_string(),
             referrer: manifest,
         });

@@ -134,7 +134,7 @@ impl Docker {
                     detail: format!("`docker version` reported the platform {text:?}"),
                 }
             })?;
-        Ok(Platform { os: os.to_string(), arch: arch.to_string(), variant: None, os_version: None })
+        Ok(Platform { os: os.to_string(), arch: arch.to_string(), ..Platform::default() })
     }
 
     /// The running containers that carry `label` (`key=value`), by name, each with the value

@@ -201,7 +201,7 @@ pub enum Tagging {
     /// Point `tag` at the manifest `bytes` (pushed by digest already, or by this put).
     Tag { repo: Repository, tag: String, media_type: String, bytes: Bytes, done: Option<String> },
     /// Add an SBOM to its subject's OCI referrers fallback index (the tag `sha256-<hex>`).
-    Referrer { repo: Repository, subject: Descriptor, artifact_type: String, referrer: Bytes },
+    Referrer { repo: Repository, subject: Box<Descriptor>, artifact_type: String, referrer: Bytes },
 }
 
 /// Moves the tags, one after the other, and prints what each published.

@@ -14,7 +14,7 @@ pub struct KubeArgs {
     /// Path to the kubeconfig file to use (default: KUBECONFIG, else ~/.kube/config)
     // An OsString, not a PathBuf: `--kubeconfig="$KC"` with the variable empty is no flag, as
     // in kubectl, where clap's path parser would refuse the empty value.
-    #[arg(long, value_name = "FILE", value_parser = clap::value_parser!(std::ffi::OsString))]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath, value_parser = clap::value_parser!(std::ffi::OsString))]
     pub kubeconfig: Option<std::ffi::OsString>,
     /// The name of the kubeconfig context to use
     #[arg(long)]

@@ -36,7 +36,7 @@ pub struct LoginCommand {
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub insecure_registry: bool,
     /// A PEM file of CA certificates to trust for the registry (repeatable; SSL_CERT_FILE also works)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub registry_ca_file: Vec<PathBuf>,
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -74,16 +74,16 @@ pub struct PublishArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub insecure_registry: bool,
     /// A PEM file of CA certificates to trust for registries, besides the system's (repeatable; SSL_CERT_FILE also works)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub registry_ca_file: Vec<PathBuf>,
     /// Path to save the OCI image layout of the built images
-    #[arg(long, value_name = "DIR", value_parser = path_or_empty)]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath, value_parser = path_or_empty)]
     pub oci_layout_path: Option<PathBuf>,
     /// File to save images tarballs
-    #[arg(long, value_name = "FILE", value_parser = path_or_empty)]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath, value_parser = path_or_empty)]
     pub tarball: Option<PathBuf>,
     /// Path to file where a list of the published image references will be written
-    #[arg(long, value_name = "FILE", value_parser = path_or_empty)]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath, value_parser = path_or_empty)]
     pub image_refs: Option<PathBuf>,
     /// Whether to preserve the full import path after KO_DOCKER_REPO
     #[arg(short = 'P', long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
@@ -95,7 +95,7 @@ pub struct PublishArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub bare: bool,
     /// Sign every image and index with this key (cosign's format, password in COSIGN_PASSWORD, or a PKCS#8 P-256/Ed25519 PEM; also KO_SIGN_KEY, .ko.yaml signKey)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub sign_key: Option<PathBuf>,
     /// Attest SLSA provenance for every image (default: true with --sign-key)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
@@ -144,7 +144,7 @@ pub struct BuildArgs {
     #[arg(long, default_value = "spdx")]
     pub sbom: String,
     /// Path to directory where the SBOM will be written
-    #[arg(long, value_name = "DIR", value_parser = path_or_empty)]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath, value_parser = path_or_empty)]
     pub sbom_dir: Option<PathBuf>,
     /// Which platform to use when pulling a multi-platform base. Format: all | <os>[/<arch>[/<variant>]][,platform]*
     #[arg(long, value_parser = csv_list)]
@@ -214,7 +214,7 @@ pub struct BuildCommand {
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct FileArgs {
     /// Filename, directory, or - for stdin, of the YAML or JSON to use (may be repeated)
-    #[arg(short = 'f', long = "filename", value_parser = csv_list, value_name = "FILE")]
+    #[arg(short = 'f', long = "filename", value_parser = csv_list, value_name = "FILE", value_hint = clap::ValueHint::AnyPath)]
     pub filenames: Vec<CsvList>,
     /// Process the directories given with -f recursively
     #[arg(short = 'R', long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]

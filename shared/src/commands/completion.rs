@@ -318,7 +318,10 @@ mod tests {
     fn import_paths_complete_as_directories_and_flag_values_by_type() {
         assert_eq!(values_of("build ").1, directive::FILTER_DIRS);
         assert_eq!(values_of("build ./a --platform linux/amd64 ").1, directive::FILTER_DIRS);
-        assert_eq!(values_of("build --oci-layout-path ").1, directive::DEFAULT);
+        assert_eq!(values_of("build --oci-layout-path ").1, directive::FILTER_DIRS);
+        assert_eq!(values_of("build --tarball ").1, directive::DEFAULT);
+        assert_eq!(values_of("apply -f ").1, directive::DEFAULT, "a file or a directory");
+        assert_eq!(values_of("resolve --filename ").1, directive::DEFAULT);
         assert_eq!(values_of("build -t ").1, directive::NO_FILE_COMP);
         assert_eq!(values_of("build -vt ").1, directive::NO_FILE_COMP);
         assert_eq!(values_of("build -tv1 ").1, directive::FILTER_DIRS);

@@ -96,7 +96,7 @@ fn build_and_its_publish_alias_run_through_a_symlinked_dispatcher() {
 /// ko's persistent flag `-v/--verbose` may come before the command, as scripts write `ko -v build`.
 #[test]
 fn the_verbose_flag_may_come_before_the_command() {
-    for leading in [&["-v"][..], &["--verbose=false", "-v"][..]] {
+    for leading in [&["-v"][..], &["--verbose=false", "-v"][..], &["-vv"][..], &["-v=true"][..]] {
         let args: Vec<&str> = leading.iter().copied().chain(["publish", ".", "--push=false"]).collect();
         let run = kubectl_ko(&args).cwd(fixture("hello")).run();
         run.assert_success();
@@ -105,6 +105,12 @@ fn the_verbose_flag_may_come_before_the_command() {
     let version = kubectl_ko(&["--verbose", "version"]).run();
     version.assert_success();
     assert!(version.stdout.starts_with("kubectl-ko"), "{version}");
+    // After the commands that print without building too, as ko takes it anywhere.
+    for args in [&["version", "-v"][..], &["version", "--verbose"], &["help", "-v"], &["completion", "bash", "-v"]] {
+        kubectl_ko(args).run().assert_success();
+    }
+    let bad = kubectl_ko(&["-v=maybe", "version"]).run();
+    bad.assert_failure();
 }
 
 /// A flag given twice is no error: the last one wins, as with cobra (`ko build $FLAGS --push=false`).

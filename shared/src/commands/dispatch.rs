@@ -277,12 +277,13 @@ fn dispatch(args: Vec<OsString>, build: BuildInfo) -> ExitCode {
     let command = command.to_string_lossy().into_owned();
     match command.as_str() {
         "version" | "--version" | "-V" => {
+            let args = without_global_flags(args);
             let parsed = VersionCommand::try_parse_from(std::iter::once(OsString::from("version")).chain(args))
                 .unwrap_or_else(|e| parse_failed(e));
             output::result(version_text(build, parsed.output == "json"));
             ExitCode::SUCCESS
         }
-        "help" | "--help" | "-h" => match args.next() {
+        "help" | "--help" | "-h" => match without_global_flags(args).next() {
             // `kubectl ko help build` is `kubectl ko build --help`.
             Some(topic) if command == "help" => help_of(&topic.to_string_lossy()),
             _ => {
@@ -291,6 +292,7 @@ fn dispatch(args: Vec<OsString>, build: BuildInfo) -> ExitCode {
             }
         },
         "completion" => {
+            let args = without_global_flags(args);
             let parsed =
                 cli::CompletionCommand::try_parse_from(std::iter::once(OsString::from("completion")).chain(args))
                     .unwrap_or_else(|e| parse_failed(e));
@@ -312,10 +314,26 @@ fn dispatch(args: Vec<OsString>, build: BuildInfo) -> ExitCode {
     }
 }
 
-/// Whether `arg` is one of ko's persistent flags: `-v`, `--verbose`, `--verbose=<bool>`.
+/// Whether `arg` is one of ko's persistent flags as its flag library reads them: `-v` (also
+/// repeated, `-vv`), `--verbose`, and either with `=<bool>`. A value that is not a bool is
+/// left for the command to refuse.
 fn is_global_flag(arg: &OsStr) -> bool {
     let arg = arg.to_string_lossy();
-    arg == "-v" || arg == "--verbose" || arg.starts_with("--verbose=")
+    // Go's strconv.ParseBool.
+    let boolish = |v: &str| {
+        matches!(v, "1" | "t" | "T" | "TRUE" | "true" | "True" | "0" | "f" | "F" | "FALSE" | "false" | "False")
+    };
+    match arg.split_once('=') {
+        Some(("-v" | "--verbose", value)) => boolish(value),
+        Some(_) => false,
+        None => arg == "--verbose" || (arg.len() >= 2 && arg.starts_with('-') && arg[1..].bytes().all(|b| b == b'v')),
+    }
+}
+
+/// The arguments of a command that takes no verbosity (`version`, `help`, `completion`),
+/// without ko's persistent flags, which every command accepts.
+fn without_global_flags(args: impl Iterator<Item = OsString>) -> impl Iterator<Item = OsString> {
+    args.filter(|a| !is_global_flag(a))
 }
 
 /// The help of one command, or the dispatcher's for what it answers itself.

@@ -20,7 +20,13 @@ async fn git(dir: &Path, env: &Environment, args: &[&str]) -> Option<String> {
 pub async fn git_value(dir: &Path, env: &Environment) -> Value {
     let git = |args: &'static [&'static str]| git(dir, env, args);
     let inside = git(&["rev-parse", "--is-inside-work-tree"]).await.is_some_and(|s| s == "true");
-    if !inside {
+    // A repository without a commit yet gives the same as none, as in ko (it stops at the
+    // first git command that fails).
+    let full_commit = match inside {
+        true => git(&["show", "--format=%H", "-s", "HEAD", "--quiet"]).await,
+        false => None,
+    };
+    let Some(full_commit) = full_commit else {
         return Value::map([
             ("Branch", Value::Str(String::new())),
             ("Tag", Value::Str(String::new())),
@@ -32,14 +38,13 @@ pub async fn git_value(dir: &Path, env: &Environment) -> Value {
             ("IsClean", Value::Bool(true)),
             ("TreeState", Value::Str("clean".into())),
         ]);
-    }
+    };
     let commit_ts: i64 =
         git(&["show", "--format=%ct", "-s", "HEAD", "--quiet"]).await.and_then(|s| s.parse().ok()).unwrap_or(0);
     let dirty = git(&["status", "--porcelain"]).await.is_some_and(|s| !s.is_empty());
     let branch = git(&["rev-parse", "--abbrev-ref", "HEAD", "--quiet"]).await.unwrap_or_default();
     let tag = git(&["describe", "--tags", "--abbrev=0", "HEAD"]).await.unwrap_or_else(|| "v0.0.0".into());
     let short_commit = git(&["show", "--format=%h", "-s", "HEAD", "--quiet"]).await.unwrap_or_default();
-    let full_commit = git(&["show", "--format=%H", "-s", "HEAD", "--quiet"]).await.unwrap_or_default();
     Value::map([
         ("Branch", Value::Str(branch)),
         ("Tag", Value::Str(tag)),
@@ -68,7 +73,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn outside_a_repository_the_values_are_neutral_and_inside_they_are_git_s() {
+    async fn outside_a_repository_or_before_its_first_commit_the_values_are_neutral_and_then_git_s() {
         let env = Environment::process();
         let dir = tempfile::tempdir().unwrap();
         let outside = git_value(dir.path(), env).await;
@@ -81,8 +86,11 @@ mod tests {
             assert!(status.success(), "git {args:?}");
         };
         run(&["init", "-q", "-b", "trunk"]);
-        run(&["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "x"]);
         std::fs::write(dir.path().join("new.txt"), "x").unwrap();
+        let no_commit = git_value(dir.path(), env).await;
+        assert_eq!((field(&no_commit, "Tag"), field(&no_commit, "IsDirty")), (String::new(), "false".into()));
+        assert_eq!(field(&no_commit, "CommitDate"), "0001-01-01T00:00:00Z");
+        run(&["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "x"]);
         let inside = git_value(dir.path(), env).await;
         assert_eq!(field(&inside, "Branch"), "trunk");
         assert_eq!(field(&inside, "FullCommit").len(), 40);

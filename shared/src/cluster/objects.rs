@@ -101,12 +101,11 @@ impl Object {
 /// A YAML error of one document in the user's words: how many lines into the document it is,
 /// and what is wrong (at which column), without the parser's snippet and option names.
 fn plain_error(error: &serde_saphyr::Error) -> (usize, String) {
-    let mut message = error.without_snippet().to_string();
+    let mut message = error.without_snippet().render_with_formatter(&serde_saphyr::UserMessageFormatter);
     if let Some(at) = message.rfind(" at line ") {
         message.truncate(at);
     }
-    let message =
-        message.replace("rejected by the configured policy", "is not allowed (JSON has no infinities or NaN)");
+    let message = message.replace("is not a finite number", "is not a finite number, which JSON cannot hold");
     match error.location() {
         Some(location) => (
             usize::try_from(location.line()).unwrap_or(1).saturating_sub(1),
@@ -181,8 +180,10 @@ mod tests {
         let error = objects("inf.yaml", "apiVersion: v1\nkind: A\nmetadata: {name: a}\n---\nb: .inf\n")
             .unwrap_err()
             .to_string();
-        assert!(error.starts_with("inf.yaml:5: invalid YAML: column 4: non-finite float `.inf`"), "{error}");
-        assert!(!error.contains("configured policy"), "{error}");
+        assert_eq!(
+            error,
+            "inf.yaml:5: invalid YAML: column 4: value `.inf` is not a finite number, which JSON cannot hold"
+        );
     }
 
     #[test]

@@ -221,7 +221,9 @@ impl KoConfig {
                 Err(e) => {
                     // The walk words type errors by key; the parser's words are the fallback.
                     let worded = diagnostics::check(text).and_then(|f| f.error);
-                    return Err(worded.unwrap_or_else(|| one_line(&e.to_string())));
+                    // In the parser's words for users, without hints about its own options.
+                    let words = e.render_with_formatter(&serde_saphyr::UserMessageFormatter);
+                    return Err(worded.unwrap_or_else(|| one_line(&words)));
                 }
             }
         };

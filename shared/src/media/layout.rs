@@ -226,6 +226,8 @@ pub fn import_blob(reference: &str, cache: &Cache, root: &Path, digest: &Digest,
 pub struct Layout {
     root: PathBuf,
     made: std::sync::OnceLock<()>,
+    /// The way out of an unreadable `index.json`, which depends on whose layout it is.
+    fix: &'static str,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MediaError + '_ {
@@ -263,7 +265,15 @@ impl Layout {
                 detail: "is not a directory; name a directory for the OCI layout".into(),
             });
         }
-        Ok(Layout { root: root.to_path_buf(), made: std::sync::OnceLock::new() })
+        let fix = "point --oci-layout-path at an empty directory";
+        Ok(Layout { root: root.to_path_buf(), made: std::sync::OnceLock::new(), fix })
+    }
+
+    /// The local image store in the cache (`$KOCACHE/images`), where images go without
+    /// `KO_DOCKER_REPO`.
+    pub fn open_store(root: &Path) -> Result<Layout, MediaError> {
+        let fix = "it is the local image store in the cache: remove that index.json (the images it lists are forgotten) or set KO_DOCKER_REPO";
+        Ok(Layout { fix, ..Layout::open(root)? })
     }
 
     /// Makes the layout's directories and its `oci-layout` marker, once.
@@ -368,8 +378,10 @@ impl Layout {
         lock.lock().map_err(io(&marker))?;
         let path = self.root.join("index.json");
         let mut index = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Index>(&bytes)
-                .map_err(|e| MediaError::Layout { path: path.clone(), detail: e.to_string() })?,
+            Ok(bytes) => serde_json::from_slice::<Index>(&bytes).map_err(|e| MediaError::Layout {
+                path: path.clone(),
+                detail: format!("unreadable ({e}); {}", self.fix),
+            })?,
             Err(_) => {
                 Index { schema_version: 2, media_type: Some(OCI_INDEX.into()), manifests: vec![], annotations: None }
             }

@@ -29,7 +29,7 @@ pub enum MediaError {
     Registry(#[from] RegistryError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("OCI layout {path}: unreadable index.json ({detail}); point --oci-layout-path at an empty directory")]
+    #[error("OCI layout {path}: {detail}")]
     Layout { path: PathBuf, detail: String },
     #[error(
         "base layer {digest} is a foreign (non-distributable) layer that {detail}; it can only be pushed to a registry, where it stays at {urls}: publish to a registry (KO_DOCKER_REPO) or use a base without foreign layers"

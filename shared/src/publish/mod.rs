@@ -446,7 +446,7 @@ fn sinks(
         sinks.push(Sink::Registry { registry, sbom_repo });
     }
     if settings.push && repo.is_empty() {
-        sinks.push(Sink::LocalStore(Layout::open(&cache.image_store())?));
+        sinks.push(Sink::LocalStore(Layout::open_store(&cache.image_store())?));
     }
     Ok(sinks)
 }

@@ -403,11 +403,7 @@ impl Builder {
                 Ok(None)
             }
         };
-        // File capabilities are a Linux notion; other platforms get the plain binary.
-        let xattrs: Vec<(String, Vec<u8>)> = match &parts.file_caps {
-            Some(value) if platform.os == "linux" => vec![(caps::XATTR.to_string(), value.clone())],
-            _ => vec![],
-        };
+        let xattrs = file_xattrs(parts, platform);
         let span = timing::span(|| format!("binary layer {} for {platform}", parts.package.import_path));
         let done: Arc<Mutex<Option<LayerDone>>> = Default::default();
         let start_copy = self.start_copy(&parts.package.import_path, done.clone());
@@ -471,7 +467,7 @@ impl Builder {
         if !s.flags.debug {
             return Ok((layers, settings));
         }
-        match self.delve_layer(platform).await? {
+        match self.delve_layer(platform, file_xattrs(parts, platform)).await? {
             Some(record) => {
                 layers.push(AddedLayer {
                     record,
@@ -555,24 +551,42 @@ impl Builder {
         Ok(())
     }
 
-    /// The `/ko-app/dlv` layer for a platform Delve supports (built once per platform per run).
-    async fn delve_layer(&self, platform: &Platform) -> Result<Option<LayerRecord>, Error> {
+    /// The `/ko-app/dlv` layer for a platform Delve supports (built once per platform and
+    /// file capabilities per run). Delve gets the app's capabilities, as in ko.
+    async fn delve_layer(
+        &self,
+        platform: &Platform,
+        xattrs: Vec<(String, Vec<u8>)>,
+    ) -> Result<Option<LayerRecord>, Error> {
         if !delve::supports(platform) {
             return Ok(None);
         }
-        let cell = self.delve.lock().await.entry(platform.to_string()).or_default().clone();
+        let key = format!("{platform} {xattrs:?}");
+        let cell = self.delve.lock().await.entry(key).or_default().clone();
         let record = cell
             .get_or_try_init(|| async {
                 let _permit = self.slot().await;
                 let cache = self.settings.cache.clone();
                 let binary = self.settings.go.delve(&cache, platform).await?;
-                let record = tokio::task::spawn_blocking(move || app::binary_layer(&cache, &binary, "dlv"))
-                    .await
-                    .expect("layer task")?;
+                let os = ImageOs::of(platform);
+                let record = tokio::task::spawn_blocking(move || {
+                    app::entry_layer(&cache, &binary, app::AppEntry { name: "dlv", os, xattrs: &xattrs })
+                })
+                .await
+                .expect("layer task")?;
                 Ok::<_, Error>(record)
             })
             .await?;
         Ok(Some(record.clone()))
+    }
+}
+
+/// The extended attributes of the binaries in the image: the file capabilities the build asks
+/// for, on Linux (a Linux notion; other platforms get plain binaries).
+fn file_xattrs(parts: &PackageParts<'_>, platform: &Platform) -> Vec<(String, Vec<u8>)> {
+    match &parts.file_caps {
+        Some(value) if platform.os == "linux" => vec![(caps::XATTR.to_string(), value.clone())],
+        _ => vec![],
     }
 }
 

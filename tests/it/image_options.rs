@@ -145,6 +145,16 @@ fn linux_capabilities_become_the_binarys_security_capability_xattr() {
     assert_eq!(out.value("capprm"), Some("0000000000000400"), "{out}");
     assert_eq!(out.value("capeff"), Some("0000000000000000"), "{out}");
 
+    // With --debug, Delve (the last layer) gets them too, as in ko.
+    let debug = ko(&["build", ".", "--debug"])
+        .cwd(withdeps())
+        .env("KO_DOCKER_REPO", &repo)
+        .env("KO_CONFIG_PATH", &config)
+        .run();
+    debug.assert_success();
+    let dlv = layers::app_binary(debug.stdout_lines()[0], "dlv");
+    assert_eq!(dlv.pax.get("SCHILY.xattr.security.capability"), Some(&expected), "{:?}", dlv.pax.keys());
+
     // Without capabilities there is no xattr.
     let plain = ko(&["build", "."]).cwd(withdeps()).env("KO_DOCKER_REPO", &repo).run();
     plain.assert_success();

@@ -56,12 +56,6 @@ impl AppEntry<'_> {
     }
 }
 
-/// Builds (or finds in the cache) the layer holding `binary` as `/ko-app/<name>` in a Linux
-/// image, with no extended attributes.
-pub fn binary_layer(cache: &Cache, binary: &Path, name: &str) -> Result<LayerRecord, LayerError> {
-    entry_layer(cache, binary, AppEntry { name, os: ImageOs::Linux, xattrs: &[] })
-}
-
 /// What the layer of a binary in the cache was, with the file it was made from, so that a
 /// binary Go did not relink need not be read again.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -153,6 +147,11 @@ fn write_binary_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The layer holding `binary` as `/ko-app/<name>` in a Linux image.
+    fn binary_layer(cache: &Cache, binary: &Path, name: &str) -> Result<LayerRecord, LayerError> {
+        entry_layer(cache, binary, AppEntry { name, os: ImageOs::Linux, xattrs: &[] })
+    }
 
     fn record_files(cache: &Cache) -> Vec<std::path::PathBuf> {
         std::fs::read_dir(cache.root().join("layers")).unwrap().map(|e| e.unwrap().path()).collect()

@@ -57,6 +57,18 @@ pub struct ManifestFile {
     removed: Vec<Range<usize>>,
 }
 
+/// Whether a scalar with this tag is a string, as ko takes only strings for references: no
+/// tag, the non-specific `!`, or `!!str`; not an application's tag (`!secret ko://…`).
+fn is_string_tag(tag: Option<&granit_parser::Tag>) -> bool {
+    match tag {
+        None => true,
+        Some(tag) => {
+            (tag.handle() == "tag:yaml.org,2002:" && tag.suffix() == "str")
+                || (tag.handle().is_empty() && matches!(tag.suffix(), "!" | "tag:yaml.org,2002:str"))
+        }
+    }
+}
+
 impl ManifestFile {
     pub fn parse(name: impl Into<String>, text: String) -> Result<ManifestFile, ManifestError> {
         let name = name.into();
@@ -73,10 +85,10 @@ impl ManifestFile {
         let mut parser = Parser::new_from_str_with_options(&text, tree::parser_options());
         while let Some(next) = parser.next_event() {
             let (event, span) = next.map_err(|e| syntax(tree::syntax_error(&e)))?;
-            let Event::Scalar(value, style, ..) = event else { continue };
+            let Event::Scalar(value, style, _, tag) = event else { continue };
             // As ko: the value itself must start with `ko://`; what it names is the value
             // without the white space around it, and the replacement takes that too.
-            if !value.starts_with(KO_PREFIX) {
+            if !value.starts_with(KO_PREFIX) || !is_string_tag(tag.as_deref()) {
                 continue;
             }
             let trimmed = value.trim();
@@ -291,6 +303,12 @@ mod tests {
         assert_eq!(
             render(text, None).unwrap(),
             "a: |\n\n  ko://x\nb: |1\n   ko://x\nc: \" ko://x\"\nd: \"reg.example/x@sha256:abc\"\n"
+        );
+        // Only strings: an application's tag makes it something else.
+        let text = "a: !secret ko://x\nb: !!str ko://x\nc: ! ko://x\nd: !<tag:yaml.org,2002:str> ko://x\n";
+        assert_eq!(
+            render(text, None).unwrap(),
+            "a: !secret ko://x\nb: !!str reg.example/x@sha256:abc\nc: ! reg.example/x@sha256:abc\nd: !<tag:yaml.org,2002:str> reg.example/x@sha256:abc\n"
         );
     }
 

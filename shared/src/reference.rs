@@ -205,18 +205,39 @@ fn validate_host(host: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(format!("registry host {name:?} is not a valid host name")) }
 }
 
+/// The distribution spec's path component, `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`: what
+/// registries take. Looser checks let `a..b` or `a___b` through to a push the registry refuses.
+fn is_path_component(component: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = component.as_bytes();
+    if bytes.first().is_none_or(|&b| !alnum(b)) || bytes.last().is_none_or(|&b| !alnum(b)) {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if alnum(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let run = bytes[i..].iter().take_while(|&&b| !alnum(b)).count();
+        let separator = &bytes[i..i + run];
+        let ok = separator == b"." || separator == b"_" || separator == b"__" || separator.iter().all(|&b| b == b'-');
+        if !ok {
+            return false;
+        }
+        i += run;
+    }
+    true
+}
+
 fn validate_path(path: &str) -> Result<(), String> {
     if path.is_empty() {
         return Err("the repository path is empty".into());
     }
     for component in path.split('/') {
-        let ok = !component.is_empty()
-            && component.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-            && component.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-            && component.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
-        if !ok {
+        if !is_path_component(component) {
             return Err(format!(
-                "repository path element {component:?} must be lowercase letters and digits, separated by '.', '_' or '-'"
+                "repository path element {component:?} must be lowercase letters and digits, separated by one '.', one or two '_', or any number of '-'"
             ));
         }
     }
@@ -269,6 +290,12 @@ mod tests {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
         assert!(Repository::parse("ghcr.io/a:v1").is_err());
+        for bad in ["r.io/a..b", "r.io/a___b", "r.io/a.-b", "r.io/a_-b", "r.io/-ab", "r.io/ab_"] {
+            assert!(Repository::parse(bad).is_err(), "{bad}");
+        }
+        for good in ["r.io/a.b", "r.io/a__b", "r.io/a---b", "r.io/a_b-c.d/e"] {
+            assert!(Repository::parse(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ use crate::registry::{Reference, ReferenceError, RegistryClient, RegistryError, 
 /// An index's lines in `--image-refs`, as ko writes them: the index, then each image in index
 /// order, each as `<repository>@<digest>` with the repository normalised (`docker.io/x` is
 /// `index.docker.io/library/x`). None for an image.
-fn entities(name: &str, artifact: &Artifact) -> Vec<String> {
+pub(crate) fn entities(name: &str, artifact: &Artifact) -> Vec<String> {
     let Artifact::Index(index) = artifact else { return Vec::new() };
     let repository = Repository::parse(name).map(|r| r.to_string()).unwrap_or_else(|_| name.to_string());
     std::iter::once(&index.digest)
@@ -86,6 +86,8 @@ pub enum PublishError {
     BadOutput { flag: &'static str, path: PathBuf, detail: String },
     #[error("--tag-only needs exactly one tag other than latest (got {tags:?}); pass one with -t")]
     TagOnly { tags: Vec<String> },
+    #[error("--tag-only needs a tag to print in place of the digest (-t gave none); pass one with -t")]
+    TagOnlyWithoutTag,
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("{path}: {source}")]
@@ -426,6 +428,9 @@ fn sinks(
     let registry = settings.push && !repo.is_empty();
     if registry && settings.tag_only && (settings.tags.len() != 1 || settings.tags[0] == "latest") {
         return Err(PublishError::TagOnly { tags: settings.tags.clone() });
+    }
+    if settings.tag_only && settings.tags.is_empty() {
+        return Err(PublishError::TagOnlyWithoutTag);
     }
     let sbom_repo = match settings.sbom_repository.as_deref() {
         Some(value) => Some(

@@ -91,6 +91,9 @@ impl Sink {
                     super::attest::to_layout(layout, sign, name, artifact)?;
                 }
                 out.reference = format!("{}@{digest}", layout.root().display());
+                // An index's lines in `--image-refs` name the layout too, unless a registry
+                // publish after this one names them there.
+                out.entities = super::entities(&layout.root().display().to_string(), artifact);
             }
             Sink::Tarball { tarball, .. } => {
                 let repo_tags = item.tags.iter().map(|t| format!("{name}:{t}")).collect();
@@ -103,7 +106,10 @@ impl Sink {
                 // registry's.
                 out.reference = naming::registry_reference(name, item.tags, false, digest);
             }
-            Sink::Registry { registry, sbom_repo } => push(registry, sbom_repo.as_ref(), item, out).await?,
+            Sink::Registry { registry, sbom_repo } => {
+                out.entities = super::entities(name, artifact);
+                push(registry, sbom_repo.as_ref(), item, out).await?
+            }
             Sink::LocalStore(store) => {
                 // The containers-transport form (`oci:DIR:TAG`) that skopeo, podman and buildah
                 // take as it is, and that `oci-layout://` bases accept too.

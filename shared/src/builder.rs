@@ -28,10 +28,8 @@ use crate::output;
 use crate::platform::{Platform, PlatformRequest};
 use crate::sbom::{self, BaseRef, SbomFormat};
 use crate::sign::provenance;
-use crate::time::rfc3339;
+use crate::time::{ZERO_TIME, rfc3339};
 use crate::timing;
-
-const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// Image settings from flags that apply to every image of the run.
 #[derive(Clone, Debug, Default)]

@@ -52,10 +52,15 @@ impl Repository {
     pub fn parse(value: &str) -> Result<Repository, ReferenceError> {
         let reference = Reference::parse(value)?;
         if reference.tag.is_some() || reference.digest.is_some() {
-            return Err(ReferenceError {
-                value: value.to_string(),
-                reason: "a repository has no tag or digest".into(),
-            });
+            // `localhost:5000` reads as the image `localhost` at tag `5000`.
+            let host_and_port = !value.contains('/')
+                && value.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            let reason = if host_and_port {
+                "it names a registry (host:port) but no repository in it; add a path after the registry".into()
+            } else {
+                "a repository has no tag or digest".into()
+            };
+            return Err(ReferenceError { value: value.to_string(), reason });
         }
         Ok(reference.repository)
     }
@@ -290,6 +295,8 @@ mod tests {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
         assert!(Repository::parse("ghcr.io/a:v1").is_err());
+        let host_only = Repository::parse("127.0.0.1:5000").unwrap_err().reason;
+        assert!(host_only.contains("no repository"), "{host_only}");
         for bad in ["r.io/a..b", "r.io/a___b", "r.io/a.-b", "r.io/a_-b", "r.io/-ab", "r.io/ab_"] {
             assert!(Repository::parse(bad).is_err(), "{bad}");
         }

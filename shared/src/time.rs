@@ -4,6 +4,9 @@
 
 use crate::settings::Environment;
 
+/// Go's zero time as RFC 3339, what ko writes where no time is set.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
 /// The first second of year 1 (`0001-01-01T00:00:00Z`): RFC 3339 has no earlier year.
 pub const MIN_EPOCH: i64 = -62_135_596_800;
 /// The last second of year 9999 (`9999-12-31T23:59:59Z`): RFC 3339 has no later year.

@@ -109,8 +109,16 @@ fn config_for(base: &BaseImage, layers: &[AddedLayer], settings: &ImageSettings)
     }
     let top = config.as_object_mut().expect("configs are objects");
     top.insert("author".into(), json!("kubectl-ko"));
-    if let Some(created) = &settings.created {
-        top.insert("created".into(), json!(created));
+    match &settings.created {
+        Some(created) => {
+            top.insert("created".into(), json!(created));
+        }
+        // The base's time stays; a base without one gets Go's zero time, which ko writes
+        // (its config type always has the field).
+        None if top.get("created").is_none_or(|c| !c.is_string()) => {
+            top.insert("created".into(), json!(crate::time::ZERO_TIME));
+        }
+        None => {}
     }
     {
         let rootfs = object(&mut config, "rootfs");
@@ -224,6 +232,10 @@ mod tests {
         assert_eq!(c["WorkingDir"], "/srv");
         assert_eq!(c["User"], "1000");
         assert_eq!(c["Labels"], json!({"a": "1", "b": "2"}));
+        assert_eq!(config["created"], "0001-01-01T00:00:00Z", "a base without a time gets Go's zero, as in ko");
+
+        let dated = self::base(json!({"created": "2024-05-01T10:00:00Z", "config": {}}));
+        assert_eq!(config_for(&dated, &[], &ImageSettings::default())["created"], "2024-05-01T10:00:00Z");
     }
 
     #[test]

@@ -165,9 +165,11 @@ fn purl_encode(text: &str) -> String {
     utf8_percent_encode(text, PURL_UNRESERVED).to_string()
 }
 
+/// `?k=v&…` in key order, the purl spec's canonical form (and ko's).
 fn qualifiers(pairs: &[(&str, &str)]) -> String {
-    let parts: Vec<String> =
-        pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={}", purl_encode(v))).collect();
+    let mut pairs: Vec<&(&str, &str)> = pairs.iter().filter(|(_, v)| !v.is_empty()).collect();
+    pairs.sort_by_key(|(k, _)| *k);
+    let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", purl_encode(v))).collect();
     if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
 }
 

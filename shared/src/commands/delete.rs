@@ -26,15 +26,36 @@ fn at_dashes(args: &[OsString]) -> (&[OsString], &[OsString]) {
     (&args[..split], args.get(split + 1..).unwrap_or_default())
 }
 
+/// The values of the `-f` flags (`-f X`, `-fX`, `-f=X`, `--filename[=]X`), comma lists split.
+fn file_values(args: &[OsString]) -> Vec<String> {
+    let mut values = Vec::new();
+    let mut args = args.iter().map(|a| a.to_string_lossy());
+    while let Some(arg) = args.next() {
+        let inline =
+            arg.strip_prefix("--filename=").or_else(|| arg.strip_prefix("-f").filter(|_| !arg.starts_with("--")));
+        let value = match inline {
+            Some("") if arg == "-f" => args.next().map(|v| v.into_owned()),
+            Some(v) => Some(v.trim_start_matches('=').to_string()),
+            None if arg == "--filename" => args.next().map(|v| v.into_owned()),
+            None => None,
+        };
+        values.extend(value.iter().flat_map(|v| v.split(',').map(str::to_string)));
+    }
+    values
+}
+
 /// The arguments for `kubectl delete` when kubectl should handle this invocation: any form
-/// without `-f`, or one with flags after `--` (which is dropped). `None` when the objects of
-/// the files are deleted here. Our `-v` means nothing to kubectl and is left out.
+/// without `-f`, one with flags after `--` (which is dropped), or one naming a URL (kubectl
+/// reads those; ko's `delete` always runs kubectl, so `ko delete -f https://…/release.yaml`
+/// is a common way to uninstall). `None` when the objects of the files are deleted here.
+/// Our `-v` means nothing to kubectl and is left out.
 pub fn kubectl_form(args: &[OsString]) -> Option<Vec<OsString>> {
     let (before, after) = at_dashes(args);
     if before.iter().any(|a| is_help_flag(a)) {
         return None;
     }
-    if before.iter().any(|a| is_file_flag(a)) && after.is_empty() {
+    let url = file_values(before).iter().any(|f| f.starts_with("http://") || f.starts_with("https://"));
+    if before.iter().any(|a| is_file_flag(a)) && after.is_empty() && !url {
         return None;
     }
     Some(for_kubectl(args))
@@ -101,5 +122,11 @@ mod tests {
         assert_eq!(form("pods --all -v").as_deref(), Some("pods --all"));
         assert_eq!(form("-f x.yaml -- --wait=false -o name").as_deref(), Some("-f x.yaml --wait=false -o name"));
         assert_eq!(form("").as_deref(), Some(""));
+        // kubectl reads URLs; we do not.
+        let url = "-f https://example.com/release.yaml";
+        assert_eq!(form(url).as_deref(), Some(url));
+        assert_eq!(form("-f a.yaml,http://h/b.yaml").as_deref(), Some("-f a.yaml,http://h/b.yaml"));
+        assert_eq!(form("--filename=https://h/r.yaml -v").as_deref(), Some("--filename=https://h/r.yaml"));
+        assert_eq!(form("-fhttps://h/r.yaml").as_deref(), Some("-fhttps://h/r.yaml"));
     }
 }

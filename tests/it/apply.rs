@@ -397,6 +397,11 @@ fn namespaces_selections_generated_names_and_unserved_kinds_as_kubectl_has_them(
     let run = ko(&["delete", "-f", &mixed, "-l", "app=none"]).env("KUBECONFIG", config()).run();
     run.assert_success();
     assert!(run.stderr.contains("No resources found"), "{run}");
+    // A directory without manifests is likely a mistyped path: an error, as with kubectl.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("README.md"), "# not a manifest\n").unwrap();
+    let run = ko(&["delete", "-f", &empty.path().display().to_string()]).env("KUBECONFIG", config()).run();
+    crate::build_errors::assert_clear_error(&run, &["holds no .yaml, .yml or .json files"]);
 }
 
 /// A CustomResourceDefinition `id.example.com` of `Gadget` (scope `scope`) serving `versions`,

@@ -16,7 +16,7 @@ fn get(args: &[&str], jsonpath: &str) -> Run {
 }
 
 /// What kubectl does with them: an exported object (resourceVersion and managedFields in it)
-/// applies over the object, a misspelt metadata key fails `create`, a namespace YAML reads as
+/// applies over the object and creates it again once it is gone, a misspelt metadata key fails `create`, a namespace YAML reads as
 /// a number is refused (it used to mean "no namespace") and nothing is touched by either, and
 /// a key given twice keeps its last value.
 #[test]
@@ -41,6 +41,16 @@ fn exported_misspelt_and_mistyped_objects_as_kubectl_takes_them() {
     run.assert_success();
     assert_eq!(run.stdout_lines(), [format!("configmap/{name} configured")], "{run}");
     assert_eq!(get(&["configmap", &name, "-n", &namespace], "{.data.a}").stdout, "2");
+
+    // Once the object is gone (a restore, another cluster), the export creates it again with
+    // create and with apply, as with kubectl: its uid and resourceVersion name nothing now.
+    for verb in ["create", "apply"] {
+        kubectl(&["delete", "configmap", &name, "-n", &namespace]).assert_success();
+        let run = ko(&[verb, "-f", &changed]).env("KUBECONFIG", kubeconfig()).run();
+        run.assert_success();
+        assert_eq!(run.stdout_lines(), [format!("configmap/{name} created")], "{run}");
+        assert_eq!(get(&["configmap", &name, "-n", &namespace], "{.data.a}").stdout, "2");
+    }
 
     // create refuses a misspelt metadata key, as `kubectl create` does; nothing is made.
     let typo = format!("{name}-typo");

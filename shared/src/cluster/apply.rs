@@ -320,7 +320,7 @@ async fn apply_one(
             };
             // The object as written: a misspelt metadata key must reach the server's strict
             // check, which kube's typed metadata would drop on the way.
-            let created = create_strictly(&api, &params, &object.value).await.map_err(failed)?;
+            let created = create_strictly(&api, &params, &create_body(object)).await.map_err(failed)?;
             if let Some(name) = created.metadata.name.filter(|_| object.generated) {
                 return Ok(Some((format!("{}/{name}", object.kind_name()), Outcome::Created)));
             }
@@ -411,6 +411,9 @@ async fn take_over_client_side_fields(
 /// yaml` carries that an apply may not (`managedFields`, which the server refuses). A
 /// resourceVersion that pinned the object as it was before our own take-over (see above)
 /// follows it to the version that take-over made, as the user's pin meant "as it is now".
+/// For an object that does not exist (an export restored, or applied to another cluster), the
+/// exported `uid` and `resourceVersion` go, as kubectl's apply creates such an object without
+/// them: kept, they make the server refuse the apply as a conflict with nothing.
 fn apply_body<'a>(object: &'a Object, before: Option<&DynamicObject>, moved_to: Option<String>) -> Cow<'a, Value> {
     let metadata = &object.value["metadata"];
     let pinned = metadata["resourceVersion"].as_str();
@@ -418,7 +421,8 @@ fn apply_body<'a>(object: &'a Object, before: Option<&DynamicObject>, moved_to: 
         (Some(pinned), Some(read), Some(moved)) if pinned == read => Some(moved),
         _ => None,
     };
-    if metadata.get("managedFields").is_none() && repin.is_none() {
+    let exported = before.is_none() && (metadata.get("uid").is_some() || pinned.is_some());
+    if metadata.get("managedFields").is_none() && repin.is_none() && !exported {
         return Cow::Borrowed(&object.value);
     }
     let mut value = object.value.clone();
@@ -427,6 +431,24 @@ fn apply_body<'a>(object: &'a Object, before: Option<&DynamicObject>, moved_to: 
         if let Some(moved) = repin {
             metadata.insert("resourceVersion".into(), Value::String(moved));
         }
+        if exported {
+            metadata.remove("uid");
+            metadata.remove("resourceVersion");
+        }
+    }
+    Cow::Owned(value)
+}
+
+/// What a create sends: the object less a `resourceVersion`, which kubectl's create clears
+/// (the server refuses one), so that a file exported with `kubectl get -o yaml` creates as
+/// with kubectl.
+fn create_body(object: &Object) -> Cow<'_, Value> {
+    if object.value["metadata"].get("resourceVersion").is_none() {
+        return Cow::Borrowed(&object.value);
+    }
+    let mut value = object.value.clone();
+    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("resourceVersion");
     }
     Cow::Owned(value)
 }

@@ -84,6 +84,19 @@ pub async fn run(command: DeleteCommand) -> Result<(), Error> {
     let cluster = cluster::connect(&command.kube, crate::settings::Environment::process()).await?;
     let mut kinds = cluster::prepare(&cluster, &objects, true).await?;
     if objects.is_empty() {
+        // A directory with no manifest files in it is likely a mistyped path: kubectl (and so
+        // ko) fails on it, so a teardown script does not pass silently.
+        let filenames = command.files.filenames();
+        let named = |dir: &str| manifests.iter().any(|m| std::path::Path::new(m.name()).starts_with(dir));
+        if let Some(dir) = filenames.iter().find(|f| std::path::Path::new(f).is_dir() && !named(f)) {
+            let has_subdirectories =
+                std::fs::read_dir(dir).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().is_dir())));
+            let hint =
+                if has_subdirectories && !command.files.recursive { " (add -R for its subdirectories)" } else { "" };
+            let detail =
+                format!("{dir} holds no .yaml, .yml or .json files{hint}; name the directory of the manifests");
+            return Err(Error::usage("-f", detail));
+        }
         // As kubectl says when the files (or the selector) leave nothing.
         crate::output::step("No resources found");
         return Ok(());

@@ -6,6 +6,7 @@ mod apply;
 mod connect;
 mod delete;
 mod objects;
+mod request;
 mod upgrade;
 
 pub use apply::{ApplyOptions, DryRun, KindCache, Verb, apply, prepare};

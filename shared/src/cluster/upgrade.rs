@@ -58,11 +58,17 @@ fn merge_manager(entries: &mut Vec<Value>, client_side: &str, manager: &str) {
     entries.retain(|e| !is_entry(e, client_side, "Update"));
 }
 
+/// The manager of `kubectl create`: with `--save-config` (or a later client-side apply, which
+/// adds the annotation) its fields are what client-side apply deletes when the file drops them.
+pub const CREATE_MANAGER: &str = "kubectl-create";
+
 /// The managed fields with every client-side manager's fields owned by `manager`; `None` when
-/// there is nothing to take over.
-pub fn upgraded(managed_fields: &[Value], manager: &str) -> Option<Vec<Value>> {
+/// there is nothing to take over. `saved_config`: the object carries client-side apply's
+/// last-applied annotation, so that `kubectl create`'s fields are declared ones too.
+pub fn upgraded(managed_fields: &[Value], manager: &str, saved_config: bool) -> Option<Vec<Value>> {
     let mut entries = managed_fields.to_vec();
-    for client_side in CLIENT_SIDE_MANAGERS {
+    let create = saved_config.then_some(CREATE_MANAGER);
+    for client_side in CLIENT_SIDE_MANAGERS.iter().copied().chain(create) {
         merge_manager(&mut entries, client_side, manager);
     }
     (entries != managed_fields).then_some(entries)
@@ -83,7 +89,7 @@ mod tests {
         let fields =
             json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {"f:image": {}}}}}}});
         let before = vec![entry("kubectl-client-side-apply", "Update", fields.clone())];
-        let after = upgraded(&before, "kubectl-ko").unwrap();
+        let after = upgraded(&before, "kubectl-ko", false).unwrap();
         assert_eq!(after, vec![entry("kubectl-ko", "Apply", fields)]);
     }
 
@@ -94,7 +100,7 @@ mod tests {
             entry("kubectl-client-side-apply", "Update", json!({"f:spec": {"f:paused": {}}, "f:metadata": {}})),
             entry("kube-controller-manager", "Update", json!({"f:status": {}})),
         ];
-        let after = upgraded(&before, "kubectl-ko").unwrap();
+        let after = upgraded(&before, "kubectl-ko", false).unwrap();
         assert_eq!(
             after,
             vec![
@@ -107,8 +113,16 @@ mod tests {
     #[test]
     fn nothing_to_do_without_a_client_side_manager() {
         let before = vec![entry("kubectl-ko", "Apply", json!({})), entry("other", "Update", json!({}))];
-        assert_eq!(upgraded(&before, "kubectl-ko"), None);
+        assert_eq!(upgraded(&before, "kubectl-ko", false), None);
         let status = json!({"manager": "kubectl-client-side-apply", "operation": "Update", "subresource": "status"});
-        assert_eq!(upgraded(&[status], "kubectl-ko"), None);
+        assert_eq!(upgraded(&[status], "kubectl-ko", false), None);
+    }
+
+    #[test]
+    fn kubectl_create_fields_are_taken_over_only_with_the_saved_config() {
+        let fields = json!({"f:data": {"f:b": {}}});
+        let before = vec![entry("kubectl-create", "Update", fields.clone())];
+        assert_eq!(upgraded(&before, "kubectl-ko", false), None, "a plain create's fields stay its own");
+        assert_eq!(upgraded(&before, "kubectl-ko", true).unwrap(), vec![entry("kubectl-ko", "Apply", fields)]);
     }
 }

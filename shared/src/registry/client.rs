@@ -23,8 +23,10 @@ pub(super) use super::request::{location_of, with_query};
 pub struct ClientOptions {
     /// Allow plain HTTP and skip certificate checks for every registry.
     pub insecure: bool,
-    /// PEM files of extra trusted roots (`--registry-ca-file`, `SSL_CERT_FILE`).
+    /// PEM files of extra trusted roots (`--registry-ca-file`).
     pub ca_files: Vec<PathBuf>,
+    /// Those the environment names (`SSL_CERT_FILE`, `SSL_CERT_DIR`).
+    pub env_roots: super::tls::EnvRoots,
     /// How long a transfer may go silent (`KUBECTL_KO_STALL_TIMEOUT`); `None` for the default.
     pub stall: Option<Duration>,
 }
@@ -35,7 +37,8 @@ impl ClientOptions {
     pub fn new(insecure: bool, ca_flag_files: &[PathBuf], env: &Environment) -> Result<Self, RegistryError> {
         Ok(ClientOptions {
             insecure,
-            ca_files: super::tls::ca_files_with_env(ca_flag_files, env),
+            ca_files: ca_flag_files.to_vec(),
+            env_roots: super::tls::EnvRoots::from_env(env),
             stall: Some(super::transfer::stall_timeout(env)?),
         })
     }
@@ -104,6 +107,7 @@ impl RegistryClient {
         for file in &options.ca_files {
             roots.extend(super::tls::load_pem(file)?);
         }
+        roots.extend(options.env_roots.load());
         Ok(RegistryClient {
             secure: http_client(false, roots, stall)?,
             insecure: http_client(true, Vec::new(), stall)?,

@@ -7,13 +7,45 @@ use std::path::{Path, PathBuf};
 use super::RegistryError;
 use crate::settings::Environment;
 
-/// The CA files to trust: the flag's, then `SSL_CERT_FILE` when set.
-pub fn ca_files_with_env(flag_files: &[PathBuf], env: &Environment) -> Vec<PathBuf> {
-    let mut files = flag_files.to_vec();
-    if let Some(file) = env.path("SSL_CERT_FILE") {
-        files.push(file);
+/// The extra roots the environment names, as Go's TLS reads them: `SSL_CERT_FILE`, and the
+/// files in each directory of `SSL_CERT_DIR` (colon-separated). Unlike `--registry-ca-file`
+/// they are set for every program on the machine, so, as Go does, what cannot be read is
+/// left out rather than failing the run: with a warning for the file, silently for the
+/// directories (which hold other files too: hash links, revocation lists).
+#[derive(Clone, Debug, Default)]
+pub struct EnvRoots {
+    pub file: Option<PathBuf>,
+    pub dir_files: Vec<PathBuf>,
+}
+
+impl EnvRoots {
+    pub fn from_env(env: &Environment) -> EnvRoots {
+        let mut dir_files = Vec::new();
+        for dir in env.text("SSL_CERT_DIR").unwrap_or_default().split(':').filter(|d| !d.is_empty()) {
+            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            let mut found: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+            found.sort();
+            dir_files.extend(found);
+        }
+        EnvRoots { file: env.path("SSL_CERT_FILE"), dir_files }
     }
-    files
+
+    pub fn load(&self) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+        let mut roots = Vec::new();
+        if let Some(file) = &self.file {
+            match crate::tls::load_pem(file) {
+                Ok(certs) => roots.extend(certs),
+                Err(detail) => crate::output::warn(format!(
+                    "SSL_CERT_FILE={}: {detail}; left out, as Go's programs leave it out",
+                    file.display()
+                )),
+            }
+        }
+        for file in &self.dir_files {
+            roots.extend(crate::tls::load_pem(file).unwrap_or_default());
+        }
+        roots
+    }
 }
 
 /// Reads PEM certificates from a file; an unreadable file or one without a certificate is
@@ -36,5 +68,22 @@ mod tests {
         std::fs::write(&empty, "nothing here").unwrap();
         let err = load_pem(&empty).unwrap_err().to_string();
         assert!(err.contains("empty.pem") && err.contains("no PEM certificate"), "{err}");
+    }
+
+    #[test]
+    fn the_environments_roots_are_read_as_go_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        // PEM framing is all that is read here (the verifier checks the certificate).
+        std::fs::write(certs.join("ca.pem"), "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n")
+            .unwrap();
+        std::fs::write(certs.join("README"), "not a certificate").unwrap();
+        let missing = dir.path().join("missing.pem").display().to_string();
+        let dirs = format!("{}:/nonexistent", certs.display());
+        let env = Environment::from_pairs([("SSL_CERT_FILE", missing.as_str()), ("SSL_CERT_DIR", dirs.as_str())]);
+        let roots = EnvRoots::from_env(&env);
+        assert_eq!(roots.dir_files.len(), 2);
+        assert_eq!(roots.load().len(), 1, "the missing file and the README are left out");
     }
 }

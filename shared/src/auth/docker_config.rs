@@ -88,9 +88,8 @@ impl DockerConfig {
         if self.auths_only {
             return None;
         }
-        if let Some((key, name)) =
-            self.cred_helpers.iter().find(|(k, v)| !v.is_empty() && normalise_host(k) == registry)
-        {
+        let helpers = self.cred_helpers.iter().filter(|(_, v)| !v.is_empty());
+        if let Some((key, name)) = exact_first(helpers, registry) {
             let helper = Helper::new(name);
             let desc = format!("credHelpers[{key}] = {} in {}", helper.program(), self.origin);
             return Some((helper, desc));
@@ -111,7 +110,7 @@ impl DockerConfig {
     }
 
     fn lookup_auths(&self, registry: &str) -> Result<Option<FoundCredential>, AuthError> {
-        let Some((key, entry)) = self.auths.iter().find(|(k, _)| normalise_host(k) == registry) else {
+        let Some((key, entry)) = exact_first(self.auths.iter(), registry) else {
             return Ok(None);
         };
         let source = format!("auths[{key}] in {}", self.origin);
@@ -141,6 +140,18 @@ impl Source for DockerConfig {
     fn lookup<'a>(&'a self, registry: &'a str) -> BoxFuture<'a, Result<Option<FoundCredential>, AuthError>> {
         DockerConfig::lookup(self, registry).boxed()
     }
+}
+
+/// The entry for `registry`: the one whose key is written exactly so, else the first whose key
+/// names the same host another way (`https://r.example/v1/`), as Docker's lookup goes.
+fn exact_first<'a, V>(
+    entries: impl Iterator<Item = (&'a String, &'a V)> + Clone,
+    registry: &str,
+) -> Option<(&'a String, &'a V)> {
+    entries
+        .clone()
+        .find(|(k, _)| *k == registry)
+        .or_else(|| entries.into_iter().find(|(k, _)| normalise_host(k) == registry))
 }
 
 /// `$DOCKER_CONFIG`, else `~/.docker`.
@@ -188,6 +199,16 @@ mod tests {
             assert_eq!(found.credential, Credential::Basic { username: "user".into(), password: Secret::new("pass") });
         }
         assert!(config.lookup("ghcr.io").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_key_written_as_the_registry_wins_over_other_spellings_of_it() {
+        // base64 of stale:x and user:pass; the URL form sorts first.
+        let json =
+            br#"{"auths":{"http://localhost:5000/":{"auth":"c3RhbGU6eA=="},"localhost:5000":{"auth":"dXNlcjpwYXNz"}}}"#;
+        let found = DockerConfig::parse(json, "t").unwrap().lookup("localhost:5000").await.unwrap().unwrap();
+        assert_eq!(found.credential, Credential::Basic { username: "user".into(), password: Secret::new("pass") });
+        assert_eq!(found.source, "auths[localhost:5000] in t");
     }
 
     #[tokio::test]

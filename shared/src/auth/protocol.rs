@@ -63,7 +63,15 @@ fn answer(action: &str, input: &mut dyn Read, store: &CredentialStore, env: &Key
             // An object, not the array serde would also take for the struct, field by field.
             let value: serde_json::Value = serde_json::from_str(server).map_err(|e| format!("{expects}: {e}"))?;
             if !value.is_object() {
-                return Err(format!("{expects}: a JSON object, not {value}"));
+                // Its kind only: the value may hold the secret, and Docker shows our errors.
+                let kind = match value {
+                    serde_json::Value::Array(_) => "a list",
+                    serde_json::Value::String(_) => "a string",
+                    serde_json::Value::Number(_) => "a number",
+                    serde_json::Value::Bool(_) => "a boolean",
+                    _ => "null",
+                };
+                return Err(format!("{expects}: a JSON object, not {kind}"));
             }
             let payload: Payload = serde_json::from_value(value).map_err(|e| format!("{expects}: {e}"))?;
             if payload.server_url.trim().is_empty() {
@@ -157,7 +165,7 @@ mod tests {
         let (ok, out) = run("store", "not json", &store, &env);
         assert!(!ok && out.contains("store expects"), "{out}");
         let (ok, out) = run("store", r#"["r.example","alice","pw"]"#, &store, &env);
-        assert!(!ok && out.contains("a JSON object, not [\"r.example\""), "{out}");
+        assert!(!ok && out.contains("a JSON object, not a list") && !out.contains("pw"), "{out}");
         let (ok, out) = run("frobnicate", "", &store, &env);
         assert!(!ok && out.contains("unknown action"), "{out}");
         assert!(run("version", "", &store, &env).1.starts_with("docker-credential-ko"));

@@ -21,11 +21,18 @@ fn working_directory_names(cwd: &Path) -> impl Iterator<Item = PathBuf> + '_ {
     VIPER_EXTENSIONS.iter().map(move |e| cwd.join(format!(".ko.{e}")))
 }
 
+/// `KO_CONFIG_PATH` taken from `cwd`, with `.` and `..` resolved as written, as Go's
+/// `filepath.Join` in ko resolves them (and so that a watch knows the file by the same name
+/// its events give).
+fn config_path(cwd: &Path, value: &std::ffi::OsStr) -> PathBuf {
+    crate::gobuild::normalize(&cwd.join(value))
+}
+
 /// Every path the configuration could be read from, whether it exists or not.
 pub(super) fn candidates(cwd: &Path, env: &Environment) -> Vec<PathBuf> {
     match env.non_empty("KO_CONFIG_PATH") {
         Some(value) => {
-            let path = cwd.join(value);
+            let path = config_path(cwd, value);
             vec![path.join(".ko.yaml"), path]
         }
         None => working_directory_names(cwd).collect(),
@@ -35,7 +42,7 @@ pub(super) fn candidates(cwd: &Path, env: &Environment) -> Vec<PathBuf> {
 /// The configuration file, or `None` when there is none (which is fine).
 pub(super) fn find(cwd: &Path, env: &Environment) -> Result<Option<PathBuf>, ConfigError> {
     if let Some(value) = env.non_empty("KO_CONFIG_PATH") {
-        let path = cwd.join(value);
+        let path = config_path(cwd, value);
         let meta =
             std::fs::metadata(&path).map_err(|e| ConfigError::Missing { path: path.clone(), detail: e.to_string() })?;
         if meta.is_file() {
@@ -107,5 +114,12 @@ mod tests {
         assert_eq!(platforms(&[("KO_CONFIG_PATH", "other.yaml")]), ["linux/ppc64le"]);
         assert_eq!(platforms(&[("KO_CONFIG_PATH", "")]), ["linux/s390x"]);
         assert!(KoConfig::load(dir.path(), &env(&[("KO_CONFIG_PATH", "missing")])).is_err());
+
+        // `..` is resolved as written, so that a watch knows the file by its events' name.
+        let app = dir.path().join("app");
+        std::fs::create_dir(&app).unwrap();
+        let up = env(&[("KO_CONFIG_PATH", "../conf")]);
+        assert_eq!(KoConfig::load(&app, &up).unwrap().path, Some(dir.path().join("conf/.ko.yaml")));
+        assert_eq!(KoConfig::candidates(&app, &up)[0], dir.path().join("conf/.ko.yaml"));
     }
 }

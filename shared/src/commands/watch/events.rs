@@ -35,13 +35,39 @@ pub struct Events {
     receiver: UnboundedReceiver<PathBuf>,
     sender: UnboundedSender<PathBuf>,
     roots: Vec<Root>,
-    /// The directories the watcher has, each with whether its subdirectories are included.
-    watched: BTreeMap<PathBuf, bool>,
+    /// The directories the watcher has.
+    watched: BTreeMap<PathBuf, Watched>,
     /// What the cycles write themselves (`--image-refs`, `--oci-layout-path`, ...).
     ignored: Vec<PathBuf>,
     /// The files stdout and stderr go to, by device and inode: `resolve --watch > out.yaml`
     /// in the module must not start a cycle with every stream it prints.
     streams: Vec<(u64, u64)>,
+}
+
+/// A directory the watcher has: whether its subdirectories are included, and which directory
+/// it was (device and inode) when the watch began. One removed and made again is another
+/// directory, and the watch died with the first.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Watched {
+    recursive: bool,
+    identity: Option<(u64, u64)>,
+}
+
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The directory to watch for `dir`: itself, or, while it is not there, its nearest ancestor
+/// that is (its own files only), whose events tell when it is made again.
+fn watchable(dir: &Path, recursive: bool) -> (PathBuf, bool) {
+    if dir.is_dir() {
+        return (dir.to_path_buf(), recursive);
+    }
+    match dir.ancestors().skip(1).find(|a| a.is_dir()) {
+        Some(ancestor) => (ancestor.to_path_buf(), false),
+        None => (dir.to_path_buf(), recursive),
+    }
 }
 
 /// The files in `dir` (and its subdirectories when `recursive`, symlinks not followed) last
@@ -116,11 +142,16 @@ impl Events {
     pub fn set_roots(&mut self, roots: Vec<Root>, since: Option<SystemTime>) {
         let mut wanted: BTreeMap<PathBuf, bool> = BTreeMap::new();
         for root in &roots {
-            *wanted.entry(root.dir.clone()).or_default() |= root.recursive;
+            let (dir, recursive) = watchable(&root.dir, root.recursive);
+            *wanted.entry(dir).or_default() |= recursive;
         }
         self.roots = roots;
-        let stale: Vec<PathBuf> =
-            self.watched.iter().filter(|(dir, r)| wanted.get(*dir) != Some(r)).map(|(dir, _)| dir.clone()).collect();
+        let stale: Vec<PathBuf> = self
+            .watched
+            .iter()
+            .filter(|(dir, w)| wanted.get(*dir) != Some(&w.recursive) || identity(dir) != w.identity)
+            .map(|(dir, _)| dir.clone())
+            .collect();
         for dir in stale {
             let _ = self.watcher.unwatch(&dir);
             self.watched.remove(&dir);
@@ -141,7 +172,8 @@ impl Events {
         let mode = if recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
         match self.watcher.watch(&dir, mode) {
             Ok(()) => {
-                self.watched.insert(dir, recursive);
+                let identity = identity(&dir);
+                self.watched.insert(dir, Watched { recursive, identity });
             }
             Err(e) if !self.polling && !matches!(e.kind, notify::ErrorKind::PathNotFound) => {
                 output::warn(format!("watching {}: {e}; polling the files every 0.5 s instead", dir.display()));
@@ -151,7 +183,10 @@ impl Events {
                 }
                 self.polling = true;
                 let dirs = std::mem::take(&mut self.watched);
-                dirs.into_iter().chain([(dir, recursive)]).for_each(|(d, r)| self.watch(d, r));
+                dirs.into_iter()
+                    .map(|(d, w)| (d, w.recursive))
+                    .chain([(dir, recursive)])
+                    .for_each(|(d, r)| self.watch(d, r));
             }
             Err(e) => output::warn(WatchError::Watch { path: dir, source: e }.to_string()),
         }
@@ -225,6 +260,30 @@ mod tests {
         events.set_roots(vec![Root { dir: dir.join("lib"), recursive: true, only: None }], Some(since));
         let burst = tokio::time::timeout(Duration::from_secs(10), events.burst()).await.expect("no burst");
         assert_eq!(burst.paths.into_iter().collect::<Vec<_>>(), [dir.join("lib/greet/greet.go")]);
+    }
+
+    #[tokio::test]
+    async fn a_directory_removed_and_made_again_is_watched_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        let lib = dir.join("lib");
+        std::fs::create_dir(&lib).unwrap();
+        let mut events = Events::start(false).unwrap();
+        let roots = vec![Root { dir: lib.clone(), recursive: true, only: None }];
+        events.set_roots(roots.clone(), None);
+        std::fs::remove_dir(&lib).unwrap();
+        let burst = tokio::time::timeout(Duration::from_secs(10), events.burst()).await.expect("no burst");
+        assert!(burst.paths.contains(&lib), "{:?}", burst.paths);
+        // While it is gone, its parent tells when it is back.
+        events.set_roots(roots.clone(), None);
+        std::fs::create_dir(&lib).unwrap();
+        let burst = tokio::time::timeout(Duration::from_secs(10), events.burst()).await.expect("no burst");
+        assert!(burst.paths.contains(&lib), "{:?}", burst.paths);
+        // Then the new directory itself is watched.
+        events.set_roots(roots, None);
+        std::fs::write(lib.join("e.go"), "package lib\n").unwrap();
+        let burst = tokio::time::timeout(Duration::from_secs(10), events.burst()).await.expect("no burst");
+        assert!(burst.paths.contains(&lib.join("e.go")), "{:?}", burst.paths);
     }
 
     #[tokio::test]

@@ -31,8 +31,12 @@ impl Root {
         Root { dir, recursive: false, only: Some(path.to_path_buf()) }
     }
 
-    /// Whether a change at `path` (absolute) concerns this root.
+    /// Whether a change at `path` (absolute) concerns this root: one under it, or to its
+    /// directory or one above (removed, or made again).
     pub fn covers(&self, path: &Path) -> bool {
+        if self.dir.starts_with(path) {
+            return true;
+        }
         if let Some(only) = &self.only {
             return path == only;
         }

@@ -98,6 +98,12 @@ pub fn roots(files: &FileArgs, package_dirs: &[PathBuf], singles: &[PathBuf], cw
         if path.is_dir() {
             roots.insert(Root { dir: path, recursive: files.recursive, only: None });
         } else {
+            // A link's target changes without an event in the link's directory.
+            if path.is_symlink()
+                && let Ok(target) = path.canonicalize()
+            {
+                roots.insert(Root::file(&target));
+            }
             roots.insert(Root::file(&path));
         }
     }
@@ -164,6 +170,19 @@ mod tests {
         let config = found.iter().find(|r| r.dir == tmp.path().join("config")).unwrap();
         assert!(config.covers(&tmp.path().join("config/a.yaml")));
         assert!(!config.covers(&tmp.path().join("config/sub/b.yaml")));
+    }
+
+    #[test]
+    fn a_linked_file_is_watched_at_its_target_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("shared")).unwrap();
+        std::fs::create_dir_all(root.join("linked")).unwrap();
+        std::fs::write(root.join("shared/a.yaml"), "").unwrap();
+        std::os::unix::fs::symlink("../shared/a.yaml", root.join("linked/a.yaml")).unwrap();
+        let found = roots(&files(&["linked/a.yaml"], false), &[], &[], &root);
+        assert!(found.iter().any(|r| r.covers(&root.join("shared/a.yaml"))), "{found:?}");
+        assert!(found.iter().any(|r| r.covers(&root.join("linked/a.yaml"))), "{found:?}");
     }
 
     #[test]

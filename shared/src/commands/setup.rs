@@ -183,7 +183,8 @@ impl Session {
         let image = image_flags(build)?;
         let sbom = SbomFormat::parse(&build.sbom).map_err(|detail| Error::usage("--sbom", detail))?;
         let jobs = jobs(build);
-        let sbom_dir = sbom_dir(build)?;
+        // With --sbom=none no SBOM is written: the directory is neither made nor checked, as in ko.
+        let sbom_dir = if sbom.is_some() { sbom_dir(build)? } else { None };
 
         let cache = Cache::open(env)?;
         let keychain = Keychain::new(env)?;

@@ -20,7 +20,7 @@ use crate::cache::Cache;
 use crate::config::KoConfig;
 use crate::digest::Digest;
 use crate::error::Error;
-use crate::gobuild::{BuildFlags, BuildPlan, Built, GoTool, Package, delve, exec_name};
+use crate::gobuild::{BuildFlags, BuildPlan, Built, GoTool, Package, delve, exec_name, group_by_plan};
 use crate::image::caps::{self, FileCaps};
 use crate::image::sink::LayerSink;
 use crate::image::{ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, Artifact, Image, IndexImage};
@@ -143,7 +143,8 @@ impl Builder {
                 .map_err(|e| (i, e.into()))
         }))
         .await?;
-        let groups: Vec<_> = group_by_plan(packages, &bases, &plans).into_iter().filter(|(_, m)| m.len() > 1).collect();
+        let name_of = |i: usize, k: usize| exec_name(&packages[i].import_path, &bases[i].images[k].platform);
+        let groups: Vec<_> = group_by_plan(&plans, name_of).into_iter().filter(|(_, m)| m.len() > 1).collect();
         let (senders, receivers): (HashMap<_, _>, HashMap<_, _>) = groups
             .iter()
             .flat_map(|(_, members)| members.iter())
@@ -586,26 +587,4 @@ fn file_xattrs(parts: &PackageParts<'_>, platform: &Platform) -> Vec<(String, Ve
         Some(value) if platform.os == "linux" => vec![(caps::XATTR.to_string(), value.clone())],
         _ => vec![],
     }
-}
-
-/// The (package, platform) pairs that share a build plan, split so that no two members of a
-/// group share a binary name.
-fn group_by_plan<'a>(
-    packages: &[Package],
-    bases: &[BaseSet],
-    plans: &'a [Vec<BuildPlan>],
-) -> Vec<(&'a BuildPlan, Vec<(usize, usize)>)> {
-    let name_of = |i: usize, k: usize| exec_name(&packages[i].import_path, &bases[i].images[k].platform);
-    let mut groups: Vec<(&BuildPlan, Vec<(usize, usize)>)> = Vec::new();
-    for (i, plans) in plans.iter().enumerate() {
-        for (k, plan) in plans.iter().enumerate() {
-            let name = name_of(i, k);
-            let clash = |members: &Vec<(usize, usize)>| members.iter().any(|&(j, l)| name_of(j, l) == name);
-            match groups.iter_mut().find(|(p, members)| *p == plan && !clash(members)) {
-                Some((_, members)) => members.push((i, k)),
-                None => groups.push((plan, vec![(i, k)])),
-            }
-        }
-    }
-    groups
 }

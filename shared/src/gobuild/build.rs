@@ -315,6 +315,27 @@ fn renames_into(work: &Path, dir: &Path) -> bool {
     }
 }
 
+/// The (package, platform) pairs (`plans[package][platform]`) that share a build plan, split
+/// so that no two members of a group share a binary name (`name_of(package, platform)`): each
+/// group is one `go build -o DIR/`.
+pub fn group_by_plan(
+    plans: &[Vec<BuildPlan>],
+    name_of: impl Fn(usize, usize) -> String,
+) -> Vec<(&BuildPlan, Vec<(usize, usize)>)> {
+    let mut groups: Vec<(&BuildPlan, Vec<(usize, usize)>)> = Vec::new();
+    for (i, plans) in plans.iter().enumerate() {
+        for (k, plan) in plans.iter().enumerate() {
+            let name = name_of(i, k);
+            let clash = |members: &Vec<(usize, usize)>| members.iter().any(|&(j, l)| name_of(j, l) == name);
+            match groups.iter_mut().find(|(p, members)| *p == plan && !clash(members)) {
+                Some((_, members)) => members.push((i, k)),
+                None => groups.push((plan, vec![(i, k)])),
+            }
+        }
+    }
+    groups
+}
+
 /// The file name `go build -o DIR/` gives a command: the last element of its import path,
 /// or the one before a major version suffix (`/v2`), plus `.exe` for Windows.
 pub fn exec_name(import_path: &str, platform: &Platform) -> String {

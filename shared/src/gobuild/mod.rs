@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::process::Command;
 
-pub use build::exec_name;
+pub use build::{exec_name, group_by_plan};
 pub use resolve::{Package, PackageResolver, normalize};
 pub use slot::Built;
 

@@ -152,6 +152,9 @@ where
     runtime.shutdown_timeout(std::time::Duration::from_millis(300));
     interrupt::stop_children(interrupt::CHILD_GRACE);
     cache::remove_run_dirs();
+    if interrupt::stopping().is_none() {
+        cache::sweep_superseded(false);
+    }
     timing::report_cpu();
     if !interrupt::claim_exit() {
         // The watchdog is ending the process.

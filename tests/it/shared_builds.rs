@@ -217,3 +217,76 @@ fn images_are_made_while_go_links_the_other_binaries() {
         assert_eq!(run_image(reference).stdout.trim(), name, "{reference}");
     }
 }
+
+/// The layers in the cache at `cache` but those of `base`: its blobs of more than 64 KiB
+/// (configs are smaller).
+fn cached_layers(cache: &Path, base: &[String]) -> Vec<String> {
+    let mut layers: Vec<String> = fs::read_dir(cache.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.metadata().unwrap().len() > 64 * 1024)
+        .map(|e| format!("sha256:{}", e.file_name().to_string_lossy()))
+        .filter(|layer| !base.contains(layer))
+        .collect();
+    layers.sort();
+    layers
+}
+
+/// The layers of the image `reference`, as the registry has them: the base's, then the app's.
+fn layers_of(reference: &str) -> (Vec<String>, String) {
+    let manifest = skopeo_inspect(reference, true);
+    let mut layers: Vec<String> = manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect();
+    let app = layers.pop().unwrap();
+    (layers, app)
+}
+
+/// Each relink makes a new layer; the one it replaces leaves the cache at the end of the run
+/// (at most once every ten minutes), so a cache does not grow by a layer per rebuild.
+#[test]
+fn a_replaced_layer_leaves_the_cache_once_no_record_names_it() {
+    let repo = unique_repo("replaced");
+    let dir = tempfile::tempdir().unwrap();
+    module(dir.path());
+    let cache = tempfile::tempdir().unwrap();
+    let main = dir.path().join("cmd/worker/main.go");
+    let build = |says: &str| {
+        fs::write(&main, format!("package main\n\nimport \"fmt\"\n\nfunc main() {{ fmt.Println({says:?}) }}\n"))
+            .unwrap();
+        let run = ko(&["build", "./cmd/worker"])
+            .cwd(dir.path())
+            .env("KO_DOCKER_REPO", &repo)
+            .env("KOCACHE", cache.path())
+            .run();
+        run.assert_success();
+        let reference = run.stdout_lines()[0].to_string();
+        assert_eq!(run_image(&reference).stdout.trim(), says, "{reference}");
+        reference
+    };
+    let first = build("worker 1");
+    let (base, first_layer) = layers_of(&first);
+    assert_eq!(cached_layers(cache.path(), &base), std::slice::from_ref(&first_layer));
+
+    let second = build("worker 2");
+    let (_, second_layer) = layers_of(&second);
+    assert_ne!(second_layer, first_layer);
+    assert_eq!(
+        cached_layers(cache.path(), &base),
+        std::slice::from_ref(&second_layer),
+        "the first run's layer is gone"
+    );
+
+    // Back to the first text: the same image, its layer made again from the second's blocks.
+    // Within ten minutes of the last removal the replaced layer stays, noted for later.
+    let third = build("worker 1");
+    assert_eq!(third, first, "reproducible");
+    let mut both = vec![first_layer, second_layer.clone()];
+    both.sort();
+    assert_eq!(cached_layers(cache.path(), &base), both);
+    let noted = fs::read_to_string(cache.path().join("superseded")).unwrap();
+    assert_eq!(noted.trim(), second_layer);
+}

@@ -90,12 +90,16 @@ pub fn built_binary_layer(
     let layer = if built.relinked {
         // The last layer of this binary lends the blocks that did not change.
         let index_key = entry.key(&[b"blocks", built.slot.as_os_str().as_encoded_bytes()]);
-        let reuse = cache
-            .read_record::<BlockIndex>("layers", &index_key)
-            .and_then(|i| BlockReuse::open(cache, &i))
-            .map(std::sync::Arc::new);
+        let last = cache.read_record::<BlockIndex>("layers", &index_key);
+        let reuse = last.as_ref().and_then(|i| BlockReuse::open(cache, i)).map(std::sync::Arc::new);
         let (layer, index) = write_binary_layer(cache, binary, meta.len(), entry, start_copy(), reuse)?;
         cache.write_record("layers", &index_key, &index)?;
+        // The slot's last layer is named by nothing once its records below move on.
+        if let Some(last) = last
+            && *last.blob() != layer.digest
+        {
+            cache.supersede(last.blob());
+        }
         layer
     } else {
         entry_layer(cache, binary, entry)?

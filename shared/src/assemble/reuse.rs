@@ -78,6 +78,11 @@ impl BlockIndex {
             .collect();
         BlockIndex { blob, blocks }
     }
+
+    /// The layer whose blocks these are.
+    pub(crate) fn blob(&self) -> &Digest {
+        &self.blob
+    }
 }
 
 /// The blocks of an earlier layer, ready to be copied.

@@ -68,6 +68,8 @@ pub async fn run(inputs: Inputs<'_>, target: Target<'_>) -> Result<(), Error> {
         if let Err(e) = &outcome {
             output::error(e.to_string());
         }
+        // The layers this cycle replaced, once no other run uses the cache.
+        let _ = tokio::task::spawn_blocking(|| crate::cache::sweep_superseded(true)).await;
         burst = Some(events.burst().await);
     }
 }

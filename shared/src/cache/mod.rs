@@ -27,6 +27,8 @@ use serde::de::DeserializeOwned;
 use crate::digest::Digest;
 use crate::settings::Environment;
 
+mod gc;
+
 #[derive(Debug, thiserror::Error)]
 #[error("cache {path}: {source}")]
 pub struct CacheError {
@@ -54,9 +56,11 @@ impl Cache {
             cache.ensure_dir(&cache.root.join(sub))?;
         }
         let tmp = cache.root.join("tmp");
-        if run_dirs().swept.insert(tmp.clone()) {
+        let mut dirs = run_dirs();
+        if dirs.swept.insert(tmp.clone()) {
             sweep(&tmp);
         }
+        dirs.shared.entry(cache.root.clone()).or_insert_with(|| gc::hold_shared(&cache.root));
         Ok(cache)
     }
 
@@ -212,6 +216,12 @@ impl Cache {
         self.write_atomic(&dir.join(format!("{key}.json")), &bytes)
     }
 
+    /// Notes that the layer `digest`, which a slot's records named until now, is replaced by
+    /// a new one: see [`sweep_superseded`].
+    pub fn supersede(&self, digest: &Digest) {
+        gc::note(&self.root, digest);
+    }
+
     /// The OCI layout that holds images built without `KO_DOCKER_REPO`.
     pub fn image_store(&self) -> PathBuf {
         self.root.join("images")
@@ -333,6 +343,8 @@ struct RunDirs {
     swept: HashSet<PathBuf>,
     /// Set on the way out: no new run directory after the last one is removed.
     closed: bool,
+    /// The shared lock on each cache this process opened (see the `gc` module).
+    shared: HashMap<PathBuf, Option<File>>,
 }
 
 fn run_dirs() -> MutexGuard<'static, RunDirs> {
@@ -403,6 +415,26 @@ pub fn remove_run_dirs() {
                 continue;
             }
             break;
+        }
+    }
+}
+
+/// Removes the layers this run and others replaced that no record names any more, in each
+/// cache this process opened, when no other run uses it and the last removal is old enough
+/// (see the `gc` module). `goes_on`: the process keeps using the caches (a watch between
+/// cycles) and takes its shared locks again.
+pub fn sweep_superseded(goes_on: bool) {
+    let roots: Vec<PathBuf> = run_dirs().shared.keys().cloned().collect();
+    for root in roots {
+        let (mut shared, own) = {
+            let mut dirs = run_dirs();
+            let own: Vec<PathBuf> = dirs.live.values().map(|dir| dir.path.clone()).collect();
+            (dirs.shared.remove(&root).flatten(), own)
+        };
+        let _span = crate::timing::span(|| format!("removing replaced layers from {}", root.display()));
+        gc::sweep(&root, &mut shared, &own, goes_on);
+        if goes_on {
+            run_dirs().shared.insert(root, shared);
         }
     }
 }

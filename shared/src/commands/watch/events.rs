@@ -32,8 +32,8 @@ pub struct Burst {
 pub struct Events {
     watcher: Box<dyn Watcher + Send>,
     polling: bool,
-    receiver: UnboundedReceiver<PathBuf>,
-    sender: UnboundedSender<PathBuf>,
+    receiver: UnboundedReceiver<Change>,
+    sender: UnboundedSender<Change>,
     roots: Vec<Root>,
     /// The directories the watcher has.
     watched: BTreeMap<PathBuf, Watched>,
@@ -89,19 +89,23 @@ fn changed_since(dir: &Path, recursive: bool, since: SystemTime, found: &mut Vec
     }
 }
 
-fn handler(sender: UnboundedSender<PathBuf>) -> impl Fn(notify::Result<notify::Event>) + Send + 'static {
+/// A path that changed, and whether the change made it.
+type Change = (PathBuf, bool);
+
+fn handler(sender: UnboundedSender<Change>) -> impl Fn(notify::Result<notify::Event>) + Send + 'static {
     move |event| {
         let Ok(event) = event else { return };
         if matches!(event.kind, EventKind::Access(_)) {
             return;
         }
+        let made = matches!(event.kind, EventKind::Create(_));
         for path in event.paths {
-            let _ = sender.send(path);
+            let _ = sender.send((path, made));
         }
     }
 }
 
-fn poller(sender: UnboundedSender<PathBuf>) -> Result<Box<dyn Watcher + Send>, WatchError> {
+fn poller(sender: UnboundedSender<Change>) -> Result<Box<dyn Watcher + Send>, WatchError> {
     let watcher = Poller::start(handler(sender), POLL_INTERVAL)
         .map_err(|e| WatchError::Start { source: notify::Error::io(e) })?;
     Ok(Box::new(watcher))
@@ -161,7 +165,7 @@ impl Events {
                 if let Some(since) = since {
                     let mut changed = Vec::new();
                     changed_since(&dir, recursive, since, &mut changed);
-                    changed.into_iter().for_each(|path| drop(self.sender.send(path)));
+                    changed.into_iter().for_each(|path| drop(self.sender.send((path, false))));
                 }
                 self.watch(dir, recursive);
             }
@@ -205,22 +209,37 @@ impl Events {
             && !output::is_stream(&self.streams, path)
     }
 
-    /// Waits for a change that counts, then for the burst it starts to settle.
+    /// Waits for a change that counts, then for the burst it starts to settle. A file made
+    /// and gone again within the burst changed nothing: the temporary file of an editor that
+    /// saves by renaming a new file over the old one, or a probe of the directory (vim's
+    /// `4913`). A burst of only such files is no burst.
     pub async fn burst(&mut self) -> Burst {
-        let mut paths = BTreeSet::new();
-        let first = loop {
-            let Some(path) = self.receiver.recv().await else { return std::future::pending().await };
-            if self.counts(&path) {
+        loop {
+            let mut paths = BTreeSet::new();
+            let mut made = BTreeSet::new();
+            let mut add = |(path, created): Change, paths: &mut BTreeSet<PathBuf>| {
+                if created {
+                    made.insert(path.clone());
+                }
                 paths.insert(path);
-                break Instant::now();
+            };
+            let first = loop {
+                let Some(change) = self.receiver.recv().await else { return std::future::pending().await };
+                if self.counts(&change.0) {
+                    add(change, &mut paths);
+                    break Instant::now();
+                }
+            };
+            while let Ok(Some(change)) = tokio::time::timeout(SETTLE, self.receiver.recv()).await {
+                if self.counts(&change.0) {
+                    add(change, &mut paths);
+                }
             }
-        };
-        while let Ok(Some(path)) = tokio::time::timeout(SETTLE, self.receiver.recv()).await {
-            if self.counts(&path) {
-                paths.insert(path);
+            paths.retain(|path| !made.contains(path) || std::fs::symlink_metadata(path).is_ok());
+            if !paths.is_empty() {
+                return Burst { paths, first };
             }
         }
-        Burst { paths, first }
     }
 }
 
@@ -284,6 +303,29 @@ mod tests {
         std::fs::write(lib.join("e.go"), "package lib\n").unwrap();
         let burst = tokio::time::timeout(Duration::from_secs(10), events.burst()).await.expect("no burst");
         assert!(burst.paths.contains(&lib.join("e.go")), "{:?}", burst.paths);
+    }
+
+    /// An editor's save by rename: a new file written, then renamed over the old one.
+    async fn saved_by_rename(poll: bool) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        std::fs::write(dir.join("main.go"), "package main\n").unwrap();
+        let mut events = Events::start(poll).unwrap();
+        events.set_roots(vec![Root { dir: dir.clone(), recursive: true, only: None }], None);
+        tokio::time::sleep(Duration::from_millis(if poll { 700 } else { 50 })).await;
+        // A probe made and removed: no burst of its own.
+        std::fs::write(dir.join("4913"), "").unwrap();
+        std::fs::remove_file(dir.join("4913")).unwrap();
+        tokio::time::sleep(Duration::from_millis(if poll { 700 } else { 300 })).await;
+        std::fs::write(dir.join("sedAb12Cd"), "package main // 2\n").unwrap();
+        std::fs::rename(dir.join("sedAb12Cd"), dir.join("main.go")).unwrap();
+        let burst = tokio::time::timeout(Duration::from_secs(10), events.burst()).await.expect("no burst");
+        assert_eq!(burst.paths.into_iter().collect::<Vec<_>>(), [dir.join("main.go")]);
+    }
+
+    #[tokio::test]
+    async fn a_save_by_rename_is_a_change_of_the_file_alone() {
+        saved_by_rename(false).await;
     }
 
     #[tokio::test]

@@ -176,7 +176,11 @@ impl Platform {
             Some(_) => return Err(malformed()),
             None => (value, None),
         };
-        let parts: Vec<&str> = main.split('/').collect();
+        let mut parts: Vec<&str> = main.split('/').collect();
+        // A trailing empty part (`linux/`, `linux/arm/`) asks for nothing more, as in ko.
+        while parts.len() > 1 && parts.last() == Some(&"") {
+            parts.pop();
+        }
         if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
             return Err(malformed());
         }
@@ -358,7 +362,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs() {
-        for bad in ["linux/arm64/v3/z5", "linux//amd64", "", "linux/amd64:", "lin ux"] {
+        assert_eq!(Platform::parse("linux/").unwrap(), Platform::parse("linux").unwrap());
+        assert_eq!(Platform::parse("linux/arm64/").unwrap(), Platform::linux("arm64"));
+        assert_eq!(Platform::parse("linux/arm/v7/").unwrap(), Platform::parse("linux/arm/v7").unwrap());
+        for bad in ["linux/arm64/v3/z5", "linux//amd64", "/amd64", "/", "", "linux/amd64:", "lin ux"] {
             assert!(matches!(Platform::parse(bad), Err(PlatformError::Malformed { .. })), "{bad}");
         }
         for unknown in ["linux/amd46", "plan10", "darwin/s390x"] {

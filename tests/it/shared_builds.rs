@@ -245,8 +245,24 @@ fn layers_of(reference: &str) -> (Vec<String>, String) {
     (layers, app)
 }
 
-/// Each relink makes a new layer; the one it replaces leaves the cache at the end of the run
-/// (at most once every ten minutes), so a cache does not grow by a layer per rebuild.
+/// Makes what `superseded` notes, and the last removal, an hour old: as if the runs that
+/// could still use the noted layers had long ended.
+fn age_notes(cache: &Path) {
+    let list = cache.join("superseded");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let aged: String = fs::read_to_string(&list)
+        .unwrap()
+        .lines()
+        .map(|line| format!("{} {}\n", now - 3600, line.split_once(' ').unwrap().1))
+        .collect();
+    fs::write(&list, aged).unwrap();
+    let stamp = fs::File::options().write(true).open(cache.join("superseded.swept")).unwrap();
+    stamp.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600)).unwrap();
+}
+
+/// Each relink makes a new layer; the one it replaces leaves the cache at the end of a later
+/// run, once no run can be using it (noted ten minutes before, at most one removal every ten
+/// minutes), so a cache does not grow by a layer per rebuild.
 #[test]
 fn a_replaced_layer_leaves_the_cache_once_no_record_names_it() {
     let repo = unique_repo("replaced");
@@ -267,26 +283,30 @@ fn a_replaced_layer_leaves_the_cache_once_no_record_names_it() {
         assert_eq!(run_image(&reference).stdout.trim(), says, "{reference}");
         reference
     };
+    let sorted = |mut layers: Vec<String>| {
+        layers.sort();
+        layers
+    };
     let first = build("worker 1");
     let (base, first_layer) = layers_of(&first);
     assert_eq!(cached_layers(cache.path(), &base), std::slice::from_ref(&first_layer));
 
+    // Replaced moments ago: a run may still be using it, so it stays, noted.
     let second = build("worker 2");
     let (_, second_layer) = layers_of(&second);
     assert_ne!(second_layer, first_layer);
-    assert_eq!(
-        cached_layers(cache.path(), &base),
-        std::slice::from_ref(&second_layer),
-        "the first run's layer is gone"
-    );
-
-    // Back to the first text: the same image, its layer made again from the second's blocks.
-    // Within ten minutes of the last removal the replaced layer stays, noted for later.
-    let third = build("worker 1");
-    assert_eq!(third, first, "reproducible");
-    let mut both = vec![first_layer, second_layer.clone()];
-    both.sort();
-    assert_eq!(cached_layers(cache.path(), &base), both);
+    assert_eq!(cached_layers(cache.path(), &base), sorted(vec![first_layer.clone(), second_layer.clone()]));
     let noted = fs::read_to_string(cache.path().join("superseded")).unwrap();
-    assert_eq!(noted.trim(), second_layer);
+    assert!(noted.trim().ends_with(&format!(" {first_layer}")), "{noted}");
+
+    // Ten minutes on, the next run removes it.
+    age_notes(cache.path());
+    let third = build("worker 3");
+    let (_, third_layer) = layers_of(&third);
+    assert_eq!(cached_layers(cache.path(), &base), sorted(vec![second_layer.clone(), third_layer]));
+    let noted = fs::read_to_string(cache.path().join("superseded")).unwrap();
+    assert!(noted.trim().ends_with(&format!(" {second_layer}")) && noted.lines().count() == 1, "{noted}");
+
+    // Back to the first text: its layer is made again, the image the same.
+    assert_eq!(build("worker 1"), first, "reproducible");
 }

@@ -1,14 +1,16 @@
 //! Layers that nothing names any more. A relinked binary gets a new layer, and the layer its
 //! slot's records named until then is left behind: ten apps rebuilt after a change to a
 //! package they share leave some 50 MB per run, and a watch over them as much per cycle.
-//! The run that replaces a slot's layer notes the old one in `superseded`; at the end of a
-//! run (and between a watch's cycles) the noted layers that no layer record names are
-//! removed, at most once every [`INTERVAL`].
+//! The run that replaces a slot's layer notes the old one, with the time, in `superseded`; at
+//! the end of a run (and between a watch's cycles) the layers noted at least [`INTERVAL`] ago
+//! that no layer record names are removed, at most once every [`INTERVAL`].
 //!
-//! A layer another run still uses must stay, so removal waits until no other run uses the
-//! cache. Every run holds a shared lock on `lock` while it lives; the removal takes it
-//! exclusively, without waiting, and gives up when it cannot. Runs of versions before this
-//! lock are seen by their locked directories in `tmp/`. A run that starts during a removal
+//! A layer another run still uses must stay. The age alone keeps it for any run shorter than
+//! [`INTERVAL`], whatever that run is (one of a version that knows nothing of this); on top of
+//! it, removal waits until no other run uses the cache. Every run holds a shared lock on
+//! `lock` while it lives; the removal takes it exclusively, without waiting, and gives up when
+//! it cannot. Runs of versions before this lock are seen by their locked directories in
+//! `tmp/` (one that cannot be opened counts as live). A run that starts during a removal
 //! waits for it (at most [`WAIT`], then goes on).
 //!
 //! Everything else stays: bases, configs, content-keyed layers. A layer removed while a
@@ -23,11 +25,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::digest::Digest;
 
-/// The least time between two removals in one cache.
+/// The least time between two removals in one cache, and the least age of a note a removal
+/// acts on.
 pub(super) const INTERVAL: Duration = Duration::from_secs(600);
 /// How long a starting run waits for a removal under way.
 const WAIT: Duration = Duration::from_secs(5);
-/// The noted layers, one digest per line.
+/// The noted layers, one per line: the time noted (seconds since 1970), a space, the digest.
 const LIST: &str = "superseded";
 /// Its time is that of the last removal.
 const STAMP: &str = "superseded.swept";
@@ -36,7 +39,7 @@ const LOCK: &str = "lock";
 /// The shared lock a run holds on the cache at `root` while it lives; `None` where the
 /// filesystem has no locks (the run goes on, and no removal ever happens while it lives).
 pub(super) fn hold_shared(root: &Path) -> Option<File> {
-    let file = OpenOptions::new().create(true).truncate(false).write(true).open(root.join(LOCK)).ok()?;
+    let file = open_lock(root)?;
     let deadline = Instant::now() + WAIT;
     loop {
         match file.try_lock_shared() {
@@ -53,7 +56,7 @@ pub(super) fn hold_shared(root: &Path) -> Option<File> {
 pub(super) fn note(root: &Path, digest: &Digest) {
     // One short line appended at once: lines of runs writing together do not mix.
     if let Ok(mut list) = OpenOptions::new().create(true).append(true).open(root.join(LIST)) {
-        let _ = list.write_all(format!("{digest}\n").as_bytes());
+        let _ = list.write_all(format!("{} {digest}\n", now_secs()).as_bytes());
     }
 }
 
@@ -78,7 +81,7 @@ pub(super) fn sweep(root: &Path, shared: &mut Option<File>, own: &[PathBuf], aga
         if other_run_lives(&root.join("tmp"), own) {
             return None;
         }
-        Some(remove_unnamed(root, &list))
+        remove_unnamed(root, &list)
     });
     if again {
         *shared = hold_shared(root);
@@ -93,9 +96,26 @@ fn due(stamp: &Path) -> bool {
 
 /// The exclusive lock, when no other run holds the shared one.
 fn exclusive(root: &Path) -> Option<File> {
-    let file = OpenOptions::new().create(true).truncate(false).write(true).open(root.join(LOCK)).ok()?;
+    let file = open_lock(root)?;
     file.try_lock().ok()?;
     Some(file)
+}
+
+/// The lock file, made if need be; read-only when it is another user's.
+fn open_lock(root: &Path) -> Option<File> {
+    let path = root.join(LOCK);
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .or_else(|_| File::open(&path))
+        .ok()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Whether a run directory in `tmp`, other than `own`, is locked: a live run of a version
@@ -106,17 +126,28 @@ fn other_run_lives(tmp: &Path, own: &[PathBuf]) -> bool {
         let path = entry.path();
         entry.file_name().to_string_lossy().starts_with("run-")
             && !own.contains(&path)
-            && File::open(&path).is_ok_and(|dir| dir.try_lock().is_err())
+            && File::open(&path).map_or(true, |dir| dir.try_lock().is_err())
     })
 }
 
-fn remove_unnamed(root: &Path, list: &Path) -> Swept {
-    let noted = std::fs::read_to_string(list).unwrap_or_default();
-    let named = named_by_layer_records(&root.join("layers"));
+/// Removes the layers noted at least [`INTERVAL`] ago that no record names, and keeps the
+/// younger notes for a later removal. Nothing is removed when a record cannot be read.
+fn remove_unnamed(root: &Path, list: &Path) -> Option<Swept> {
+    let noted = std::fs::read_to_string(list).ok()?;
+    let named = named_by_layer_records(&root.join("layers"))?;
+    let old_enough = now_secs().saturating_sub(INTERVAL.as_secs());
     let mut swept = Swept::default();
     let mut seen = HashSet::new();
+    let mut young = String::new();
     for line in noted.lines() {
-        let Ok(digest) = Digest::parse(line.trim()) else { continue };
+        let Some((Ok(at), Ok(digest))) = line.split_once(' ').map(|(t, d)| (t.parse::<u64>(), Digest::parse(d))) else {
+            continue;
+        };
+        if at > old_enough {
+            young.push_str(line);
+            young.push('\n');
+            continue;
+        }
         if named.contains(digest.as_str()) || !seen.insert(digest.clone()) {
             continue;
         }
@@ -127,17 +158,21 @@ fn remove_unnamed(root: &Path, list: &Path) -> Swept {
             swept.bytes += size;
         }
     }
-    let _ = std::fs::remove_file(list);
+    // Rewritten under the exclusive lock: no run of this version appends meanwhile.
+    let _ = if young.is_empty() {
+        std::fs::remove_file(list)
+    } else {
+        super::write_atomic_unsynced(list, young.as_bytes())
+    };
     let _ = File::create(root.join(STAMP));
-    swept
+    Some(swept)
 }
 
-/// Every `sha256:…` digest in the records under `dir`.
-fn named_by_layer_records(dir: &Path) -> HashSet<String> {
+/// Every `sha256:…` digest in the records under `dir`; `None` when one cannot be read.
+fn named_by_layer_records(dir: &Path) -> Option<HashSet<String>> {
     let mut named = HashSet::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return named };
-    for entry in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+    for entry in std::fs::read_dir(dir).ok()? {
+        let text = std::fs::read_to_string(entry.ok()?.path()).ok()?;
         let mut rest = text.as_str();
         while let Some(at) = rest.find("sha256:") {
             let candidate = rest[at..].get(..7 + 64).unwrap_or_default();
@@ -147,7 +182,7 @@ fn named_by_layer_records(dir: &Path) -> HashSet<String> {
             rest = &rest[at + 7..];
         }
     }
-    named
+    Some(named)
 }
 
 #[cfg(test)]
@@ -180,43 +215,64 @@ mod tests {
             self.root.join("blobs/sha256").join(digest.hex())
         }
 
+        /// A note made `ago` before now, as [`note`] writes it.
+        fn note_made(&self, digest: &Digest, ago: Duration) {
+            let mut list = OpenOptions::new().create(true).append(true).open(self.root.join(LIST)).unwrap();
+            writeln!(list, "{} {digest}", now_secs() - ago.as_secs()).unwrap();
+        }
+
         fn sweep(&self) -> Option<Swept> {
             let mut shared = hold_shared(&self.root);
             sweep(&self.root, &mut shared, &[], false)
         }
     }
 
+    const AN_HOUR: Duration = Duration::from_secs(3600);
+
     #[test]
-    fn noted_layers_no_record_names_go_and_the_rest_stay() {
+    fn old_notes_of_layers_no_record_names_go_and_the_rest_stay() {
         let f = Fixture::new();
         let old = f.blob(0xaa, 1000);
         let current = f.blob(0xbb, 2000);
         let unnoted = f.blob(0xcc, 3000);
+        let young = f.blob(0xdd, 4000);
         std::fs::write(f.root.join("layers/slot.json"), format!(r#"{{"layer":{{"digest":"{current}"}}}}"#)).unwrap();
-        note(&f.root, &old);
-        note(&f.root, &current);
-        note(&f.root, &old);
+        f.note_made(&old, AN_HOUR);
+        f.note_made(&current, AN_HOUR);
+        f.note_made(&old, AN_HOUR);
+        note(&f.root, &young);
 
         assert_eq!(f.sweep(), Some(Swept { blobs: 1, bytes: 1000 }));
         assert!(!f.path(&old).exists());
         assert!(f.path(&current).exists(), "a record names it");
         assert!(f.path(&unnoted).exists(), "never noted");
-        assert!(!f.root.join(LIST).exists(), "the list starts again");
+        assert!(f.path(&young).exists(), "noted too recently: a run may still use it");
+        let left = std::fs::read_to_string(f.root.join(LIST)).unwrap();
+        assert!(left.trim().ends_with(&format!(" {young}")) && left.lines().count() == 1, "{left}");
 
         // Not again before the interval is over.
-        note(&f.root, &current);
+        std::fs::write(f.root.join(LIST), "").unwrap();
+        f.note_made(&young, AN_HOUR);
+        assert_eq!(f.sweep(), None);
+        assert!(f.path(&young).exists());
+        std::fs::remove_file(f.root.join(STAMP)).unwrap();
+        assert_eq!(f.sweep(), Some(Swept { blobs: 1, bytes: 4000 }));
+        assert!(!f.root.join(LIST).exists(), "nothing left to note");
+
+        // A record that cannot be read might name anything: nothing goes.
+        f.note_made(&current, AN_HOUR);
+        std::fs::create_dir(f.root.join("layers/unreadable.json")).unwrap();
         std::fs::remove_file(f.root.join("layers/slot.json")).unwrap();
+        std::fs::remove_file(f.root.join(STAMP)).unwrap();
         assert_eq!(f.sweep(), None);
         assert!(f.path(&current).exists());
-        std::fs::remove_file(f.root.join(STAMP)).unwrap();
-        assert_eq!(f.sweep(), Some(Swept { blobs: 1, bytes: 2000 }));
     }
 
     #[test]
     fn nothing_goes_while_another_run_uses_the_cache() {
         let f = Fixture::new();
         let old = f.blob(0xaa, 1000);
-        note(&f.root, &old);
+        f.note_made(&old, AN_HOUR);
 
         // A run of this version: its shared lock.
         let other = hold_shared(&f.root).expect("locks work here");
@@ -230,10 +286,8 @@ mod tests {
         assert_eq!(f.sweep(), None);
         // This run's own directory does not count.
         let mut shared = hold_shared(&f.root);
-        assert_eq!(
-            sweep(&f.root, &mut shared, &[f.root.join("tmp/run-7-live")], true),
-            Some(Swept { blobs: 1, bytes: 1000 })
-        );
+        let own = [f.root.join("tmp/run-7-live")];
+        assert_eq!(sweep(&f.root, &mut shared, &own, true), Some(Swept { blobs: 1, bytes: 1000 }));
         assert!(shared.is_some(), "the run goes on with its shared lock");
         assert!(!f.path(&old).exists());
         drop(live);

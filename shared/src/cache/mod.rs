@@ -56,11 +56,15 @@ impl Cache {
             cache.ensure_dir(&cache.root.join(sub))?;
         }
         let tmp = cache.root.join("tmp");
-        let mut dirs = run_dirs();
-        if dirs.swept.insert(tmp.clone()) {
+        if run_dirs().swept.insert(tmp.clone()) {
             sweep(&tmp);
         }
-        dirs.shared.entry(cache.root.clone()).or_insert_with(|| gc::hold_shared(&cache.root));
+        // Taken outside the lock of this process's run directories: it may wait for another
+        // run's removal, and a signal's way out needs that lock.
+        if !run_dirs().shared.contains_key(&cache.root) {
+            let lock = gc::hold_shared(&cache.root);
+            run_dirs().shared.entry(cache.root.clone()).or_insert(lock);
+        }
         Ok(cache)
     }
 

@@ -209,18 +209,18 @@ impl Events {
             && !output::is_stream(&self.streams, path)
     }
 
-    /// Waits for a change that counts, then for the burst it starts to settle. A file made
-    /// and gone again within the burst changed nothing: the temporary file of an editor that
-    /// saves by renaming a new file over the old one, or a probe of the directory (vim's
-    /// `4913`). A burst of only such files is no burst.
+    /// Waits for a change that counts, then for the burst it starts to settle. A file the
+    /// burst made (its first event in the burst is its creation) and that is gone again
+    /// changed nothing: the temporary file of an editor that saves by renaming a new file over
+    /// the old one, or a probe of the directory (vim's `4913`). A burst of only such files is
+    /// no burst. A file that was there before the burst and is gone after it is a change,
+    /// whatever happened in between.
     pub async fn burst(&mut self) -> Burst {
         loop {
             let mut paths = BTreeSet::new();
-            let mut made = BTreeSet::new();
+            let mut made: BTreeMap<PathBuf, bool> = BTreeMap::new();
             let mut add = |(path, created): Change, paths: &mut BTreeSet<PathBuf>| {
-                if created {
-                    made.insert(path.clone());
-                }
+                made.entry(path.clone()).or_insert(created);
                 paths.insert(path);
             };
             let first = loop {
@@ -235,7 +235,7 @@ impl Events {
                     add(change, &mut paths);
                 }
             }
-            paths.retain(|path| !made.contains(path) || std::fs::symlink_metadata(path).is_ok());
+            paths.retain(|path| !made.get(path).copied().unwrap_or(false) || std::fs::symlink_metadata(path).is_ok());
             if !paths.is_empty() {
                 return Burst { paths, first };
             }
@@ -312,20 +312,35 @@ mod tests {
         std::fs::write(dir.join("main.go"), "package main\n").unwrap();
         let mut events = Events::start(poll).unwrap();
         events.set_roots(vec![Root { dir: dir.clone(), recursive: true, only: None }], None);
-        tokio::time::sleep(Duration::from_millis(if poll { 700 } else { 50 })).await;
-        // A probe made and removed: no burst of its own.
+        let settle = Duration::from_millis(if poll { 1500 } else { 700 });
+        tokio::time::sleep(settle).await;
+        // A probe made and removed: no burst.
         std::fs::write(dir.join("4913"), "").unwrap();
         std::fs::remove_file(dir.join("4913")).unwrap();
-        tokio::time::sleep(Duration::from_millis(if poll { 700 } else { 300 })).await;
+        assert!(tokio::time::timeout(settle, events.burst()).await.is_err(), "a burst of a probe alone");
         std::fs::write(dir.join("sedAb12Cd"), "package main // 2\n").unwrap();
         std::fs::rename(dir.join("sedAb12Cd"), dir.join("main.go")).unwrap();
         let burst = tokio::time::timeout(Duration::from_secs(10), events.burst()).await.expect("no burst");
         assert_eq!(burst.paths.into_iter().collect::<Vec<_>>(), [dir.join("main.go")]);
+        // A file that was there, made again and removed within one burst: a change.
+        std::fs::write(dir.join("util.go"), "package main\n").unwrap();
+        let burst = tokio::time::timeout(Duration::from_secs(10), events.burst()).await.expect("no burst");
+        assert!(burst.paths.contains(&dir.join("util.go")), "{:?}", burst.paths);
+        std::fs::remove_file(dir.join("util.go")).unwrap();
+        std::fs::write(dir.join("util.go"), "package main // 2\n").unwrap();
+        std::fs::remove_file(dir.join("util.go")).unwrap();
+        let burst = tokio::time::timeout(Duration::from_secs(10), events.burst()).await.expect("no burst");
+        assert_eq!(burst.paths.into_iter().collect::<Vec<_>>(), [dir.join("util.go")]);
     }
 
     #[tokio::test]
     async fn a_save_by_rename_is_a_change_of_the_file_alone() {
         saved_by_rename(false).await;
+    }
+
+    #[tokio::test]
+    async fn the_polling_fallback_sees_a_save_by_rename_alike() {
+        saved_by_rename(true).await;
     }
 
     #[tokio::test]

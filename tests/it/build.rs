@@ -138,6 +138,17 @@ fn tags_naming_flags_and_printed_references_follow_ko() {
     }
     let several = build(&["-t", "a,b"]);
     assert!(several.starts_with(&format!("{repo}/{md5}@sha256:")), "{several}");
+    // stderr says the first tag with `Publishing` and each other one with `Tagging`, as ko.
+    let run = ko(&["build", ".", "-t", "c,d,e"]).cwd(hello()).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_success();
+    let said: Vec<&str> =
+        run.stderr.lines().filter(|l| l.starts_with("Publishing ") || l.starts_with("Tagging ")).collect();
+    let name = format!("{repo}/{md5}");
+    assert_eq!(
+        said,
+        [format!("Publishing {name}:c"), format!("Tagging {name}:d"), format!("Tagging {name}:e")],
+        "{run}"
+    );
     assert!(build(&["-B"]).starts_with(&format!("{repo}/hello@sha256:")));
     assert!(build(&["--bare"]).starts_with(&format!("{repo}@sha256:")));
     assert!(build(&["-P"]).starts_with(&format!("{repo}/example.com/hello@sha256:")));

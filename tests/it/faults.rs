@@ -72,14 +72,15 @@ fn assert_tagged(reference: &str) {
     assert!(tags.iter().any(|t| t == "latest"), "{reference}: tags {tags:?}");
 }
 
-/// Every repository the run started publishing to (`Publishing NAME` on stderr), moved from
-/// `from` (a proxy) to the registry itself, holds no tag.
+/// Every repository the run started publishing to (`Publishing NAME:TAG` on stderr), moved
+/// from `from` (a proxy) to the registry itself, holds no tag.
 #[track_caller]
 fn assert_nothing_tagged(run: &Run, from: &str) {
     let names: Vec<String> = run
         .stderr
         .lines()
         .filter_map(|l| l.strip_prefix("Publishing "))
+        .map(|n| n.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(n, |(name, _)| name))
         .map(|n| if from.is_empty() { n.to_string() } else { n.replacen(from, &registry(), 1) })
         .collect();
     assert!(!names.is_empty(), "nothing was being published: {run}");

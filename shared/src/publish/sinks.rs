@@ -177,7 +177,10 @@ async fn push(
             source,
         })?
         .repository;
-    output::step(format!("Publishing {name}"));
+    match item.tags.first() {
+        Some(tag) => output::step(format!("Publishing {name}:{tag}")),
+        None => output::step(format!("Publishing {name}")),
+    }
     let target = Target { repo: &repo, sbom_repo: sbom_repo.unwrap_or(&repo), sign: item.sign };
     out.pending = registry.push(&target, item.artifact, item.tags).await?;
     out.reference = naming::registry_reference(name, item.tags, item.tag_only, item.artifact.digest());

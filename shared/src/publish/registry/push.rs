@@ -182,14 +182,17 @@ impl RegistrySink {
                 sboms
             }
         };
+        // The first tag is the one `Publishing` names; the others are said as they move, as ko
+        // says them.
         let tags = tags
             .iter()
-            .map(|tag| Tagging::Tag {
+            .enumerate()
+            .map(|(i, tag)| Tagging::Tag {
                 repo: repo.clone(),
                 tag: tag.clone(),
                 media_type: artifact.media_type().to_string(),
                 bytes: artifact.manifest_bytes().clone(),
-                done: None,
+                done: (i > 0).then(|| format!("Tagging {repo}:{tag}")),
             })
             .collect();
         Ok(Pending { sboms, tags })

@@ -78,7 +78,8 @@ pub(super) fn sweep(root: &Path, shared: &mut Option<File>, own: &[PathBuf], aga
     }
     *shared = None;
     let swept = exclusive(root).and_then(|_lock| {
-        if other_run_lives(&root.join("tmp"), own) {
+        // A live run of a version that takes no shared lock holds its run directory.
+        if super::other_run_lives(&root.join("tmp"), own) {
             return None;
         }
         remove_unnamed(root, &list)
@@ -116,18 +117,6 @@ fn open_lock(root: &Path) -> Option<File> {
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Whether a run directory in `tmp`, other than `own`, is locked: a live run of a version
-/// that takes no shared lock.
-fn other_run_lives(tmp: &Path, own: &[PathBuf]) -> bool {
-    let Ok(entries) = std::fs::read_dir(tmp) else { return false };
-    entries.flatten().any(|entry| {
-        let path = entry.path();
-        entry.file_name().to_string_lossy().starts_with("run-")
-            && !own.contains(&path)
-            && File::open(&path).map_or(true, |dir| dir.try_lock().is_err())
-    })
 }
 
 /// Removes the layers noted at least [`INTERVAL`] ago that no record names, and keeps the

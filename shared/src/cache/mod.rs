@@ -443,6 +443,27 @@ pub fn sweep_superseded(goes_on: bool) {
     }
 }
 
+/// Whether `entry` of `tmp/` is a run's directory.
+fn is_run_dir(entry: &std::fs::DirEntry) -> bool {
+    entry.file_name().to_string_lossy().starts_with("run-") && entry.file_type().is_ok_and(|t| t.is_dir())
+}
+
+/// The lock of a run directory whose run is gone; `None` while a run holds it (or when the
+/// directory cannot be opened, which is taken for the same).
+fn lock_if_dead(dir: &Path) -> Option<File> {
+    let lock = File::open(dir).ok()?;
+    lock.try_lock().ok()?;
+    Some(lock)
+}
+
+/// Whether a run directory in `tmp`, other than `own`, belongs to a live run.
+fn other_run_lives(tmp: &Path, own: &[PathBuf]) -> bool {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return false };
+    entries
+        .flatten()
+        .any(|entry| is_run_dir(&entry) && !own.contains(&entry.path()) && lock_if_dead(&entry.path()).is_none())
+}
+
 /// Removes from `tmp/` what no live run holds: run directories whose lock is free, and loose
 /// entries older than [`LOOSE_ENTRY_AGE`]. Best effort: what cannot be removed stays.
 fn sweep(tmp: &Path) {
@@ -450,11 +471,10 @@ fn sweep(tmp: &Path) {
     for entry in entries.flatten() {
         let path = entry.path();
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if entry.file_name().to_string_lossy().starts_with("run-") && is_dir {
-            let Ok(lock) = File::open(&path) else { continue };
+        if is_run_dir(&entry) {
             // Locked: a live run's. Free: its run died; remove it while holding the lock, so
             // that another sweeping run skips it.
-            if lock.try_lock().is_ok() {
+            if let Some(_lock) = lock_if_dead(&path) {
                 let _ = std::fs::remove_dir_all(&path);
             }
             continue;

@@ -217,25 +217,25 @@ impl Events {
     /// whatever happened in between.
     pub async fn burst(&mut self) -> Burst {
         loop {
-            let mut paths = BTreeSet::new();
-            let mut made: BTreeMap<PathBuf, bool> = BTreeMap::new();
-            let mut add = |(path, created): Change, paths: &mut BTreeSet<PathBuf>| {
-                made.entry(path.clone()).or_insert(created);
-                paths.insert(path);
-            };
+            // Each path, and whether its first event in the burst made it.
+            let mut changes: BTreeMap<PathBuf, bool> = BTreeMap::new();
             let first = loop {
-                let Some(change) = self.receiver.recv().await else { return std::future::pending().await };
-                if self.counts(&change.0) {
-                    add(change, &mut paths);
+                let Some((path, made)) = self.receiver.recv().await else { return std::future::pending().await };
+                if self.counts(&path) {
+                    changes.insert(path, made);
                     break Instant::now();
                 }
             };
-            while let Ok(Some(change)) = tokio::time::timeout(SETTLE, self.receiver.recv()).await {
-                if self.counts(&change.0) {
-                    add(change, &mut paths);
+            while let Ok(Some((path, made))) = tokio::time::timeout(SETTLE, self.receiver.recv()).await {
+                if self.counts(&path) {
+                    changes.entry(path).or_insert(made);
                 }
             }
-            paths.retain(|path| !made.get(path).copied().unwrap_or(false) || std::fs::symlink_metadata(path).is_ok());
+            let paths: BTreeSet<PathBuf> = changes
+                .into_iter()
+                .filter(|(path, made)| !made || std::fs::symlink_metadata(path).is_ok())
+                .map(|(path, _)| path)
+                .collect();
             if !paths.is_empty() {
                 return Burst { paths, first };
             }

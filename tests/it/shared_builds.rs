@@ -310,3 +310,46 @@ fn a_replaced_layer_leaves_the_cache_once_no_record_names_it() {
     // Back to the first text: its layer is made again, the image the same.
     assert_eq!(build("worker 1"), first, "reproducible");
 }
+
+/// A change under `kodata/` replaces the package's kodata layer, and the one it replaces
+/// leaves the cache as a relinked binary's does; the image serves the new file.
+#[test]
+fn a_replaced_kodata_layer_leaves_the_cache_too() {
+    let repo = unique_repo("kodata-replaced");
+    let dir = tempfile::tempdir().unwrap();
+    module(dir.path());
+    let pkg = dir.path().join("cmd/worker");
+    fs::write(
+        pkg.join("main.go"),
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() {\n\tb, err := os.ReadFile(os.Getenv(\"KO_DATA_PATH\") + \"/page.txt\")\n\tif err != nil {\n\t\tpanic(err)\n\t}\n\tfmt.Print(string(b))\n}\n",
+    )
+    .unwrap();
+    fs::create_dir_all(pkg.join("kodata")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let blob = |digest: &str| cache.path().join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let build = |page: &str| {
+        fs::write(pkg.join("kodata/page.txt"), page).unwrap();
+        let run = ko(&["build", "./cmd/worker"])
+            .cwd(dir.path())
+            .env("KO_DOCKER_REPO", &repo)
+            .env("KOCACHE", cache.path())
+            .run();
+        run.assert_success();
+        let reference = run.stdout_lines()[0].to_string();
+        assert_eq!(run_image(&reference).stdout, page, "{reference}");
+        // The base's layers, then kodata's, then the binary's.
+        let (mut layers, _) = layers_of(&reference);
+        layers.pop().unwrap()
+    };
+    let first = build("page 1");
+    let second = build("page 2");
+    assert_ne!(first, second);
+    assert!(blob(&first).exists(), "replaced moments ago, so kept");
+    let noted = fs::read_to_string(cache.path().join("superseded")).unwrap();
+    assert!(noted.trim().ends_with(&format!(" {first}")), "{noted}");
+
+    age_notes(cache.path());
+    let third = build("page 3");
+    assert!(!blob(&first).exists(), "{first} should have left the cache");
+    assert!(blob(&second).exists() && blob(&third).exists());
+}

@@ -92,7 +92,32 @@ pub fn build_layer(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_error(&kodata)(e)),
     }
-    Ok(layer.finish()?)
+    let record = layer.finish()?;
+    record_slot(cache, package_dir, os, &record)?;
+    Ok(record)
+}
+
+/// Records `layer` as the kodata layer of the package in `package_dir` for `os`, and notes the
+/// one recorded before it, when it differs, as replaced: after a change under `kodata/` the
+/// old layer is named by nothing and leaves the cache as a relinked binary's does (see
+/// [`crate::cache::gc`]). A layer another package's record names stays.
+fn record_slot(cache: &Cache, package_dir: &Path, os: ImageOs, layer: &LayerRecord) -> Result<(), KodataError> {
+    use sha2::Digest as _;
+    let mut key = sha2::Sha256::new();
+    for part in [b"kodata-slot-v1".as_slice(), package_dir.as_os_str().as_bytes(), os.key()] {
+        key.update(part);
+        key.update([0]);
+    }
+    let key = hex::encode(key.finalize());
+    let last = cache.read_record::<LayerRecord>("layers", &key);
+    if last.as_ref().is_some_and(|last| last.digest == layer.digest) {
+        return Ok(());
+    }
+    cache.write_record("layers", &key, layer).map_err(LayerError::from)?;
+    if let Some(last) = last {
+        cache.supersede(&last.digest);
+    }
+    Ok(())
 }
 
 /// One directory being walked: its remaining entries in name order, where they go in the
@@ -209,6 +234,35 @@ mod tests {
         std::fs::remove_dir(tmp.path().join(".git")).unwrap();
         let err = build_layer(&cache, &pkg, 0, None, ImageOs::Linux).unwrap_err();
         assert!(matches!(err, KodataError::Escapes { .. }), "{err}");
+    }
+
+    /// A change under kodata/ notes the package's previous kodata layer as replaced, once; an
+    /// unchanged tree, or another package's, notes nothing.
+    #[test]
+    fn a_changed_kodata_notes_the_layer_it_replaces() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+        for pkg in [&one, &two] {
+            std::fs::create_dir_all(pkg.join("kodata")).unwrap();
+            std::fs::write(pkg.join("kodata/page.html"), "v1").unwrap();
+        }
+        let cache = Cache::at(tmp.path().join("cache")).unwrap();
+        let noted = || std::fs::read_to_string(cache.root().join("superseded")).unwrap_or_default();
+        let first = build_layer(&cache, &one, 0, None, ImageOs::Linux).unwrap();
+        assert_eq!(build_layer(&cache, &one, 0, None, ImageOs::Linux).unwrap().digest, first.digest);
+        assert_eq!(build_layer(&cache, &two, 0, None, ImageOs::Linux).unwrap().digest, first.digest);
+        assert_eq!(noted(), "");
+
+        std::fs::write(one.join("kodata/page.html"), "v2").unwrap();
+        let second = build_layer(&cache, &one, 0, None, ImageOs::Linux).unwrap();
+        assert_ne!(second.digest, first.digest);
+        build_layer(&cache, &one, 0, None, ImageOs::Linux).unwrap();
+        let lines: Vec<String> = noted().lines().map(str::to_string).collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].ends_with(&format!(" {}", first.digest)), "{lines:?}");
+        // Another slot: the Windows layer of the same package is recorded apart.
+        build_layer(&cache, &one, 0, None, ImageOs::Windows).unwrap();
+        assert_eq!(noted().lines().count(), 1);
     }
 
     fn names(cache: &Cache, record: &LayerRecord) -> Vec<String> {

@@ -3,7 +3,9 @@
 //! package they share leave some 50 MB per run, and a watch over them as much per cycle.
 //! The run that replaces a slot's layer notes the old one, with the time, in `superseded`; at
 //! the end of a run (and between a watch's cycles) the layers noted at least [`INTERVAL`] ago
-//! that no layer record names are removed, at most once every [`INTERVAL`].
+//! that no layer record names are removed, at most once every [`INTERVAL`]. A package's
+//! kodata layer has such a slot too (see `assemble::kodata`): a change under `kodata/` leaves
+//! the old layer named by nothing in the same way.
 //!
 //! A layer another run still uses must stay. The age alone keeps it for any run shorter than
 //! [`INTERVAL`], whatever that run is (one of a version that knows nothing of this); on top of

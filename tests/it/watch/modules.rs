@@ -1,6 +1,7 @@
 //! `--watch` beyond one module's own files: an image that imports a package of another module
-//! of its `go.work` workspace is rebuilt when that package changes, and the stream printed into
-//! a file inside the watched module does not start a cycle of its own.
+//! of its `go.work` workspace is rebuilt when that package changes, so is one whose `kodata`
+//! links to a file outside the module when that file changes, and the stream printed into a
+//! file inside the watched module does not start a cycle of its own.
 
 use std::path::Path;
 use std::time::Duration;
@@ -52,6 +53,48 @@ fn a_change_in_another_module_of_the_workspace_rebuilds_the_image_that_imports_i
     let line = watch.summary(2);
     assert!(line.contains("images rebuilt: 1 of 1 (example.com/app/cmd/hello)"), "{line}");
     assert!(!line.contains("unchanged"), "the new greeting makes a new image: {line}");
+}
+
+/// A file `kodata` links to, outside the module: a watch on the package's directory sees no
+/// event when it changes, yet the image serves it.
+#[test]
+fn a_change_to_a_file_kodata_links_to_rebuilds_the_image() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    write_all(
+        dir,
+        &[
+            ("site/page.txt", "first page"),
+            ("app/go.mod", "module example.com/app\n\ngo 1.21\n"),
+            (
+                "app/cmd/page/main.go",
+                "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() {\n\tb, _ := os.ReadFile(os.Getenv(\"KO_DATA_PATH\") + \"/page.txt\")\n\tfmt.Print(string(b))\n}\n",
+            ),
+            (
+                "app/page.yaml",
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: page\nspec:\n  containers:\n  - name: page\n    image: ko://example.com/app/cmd/page\n",
+            ),
+        ],
+    );
+    std::fs::create_dir_all(dir.join("app/cmd/page/kodata")).unwrap();
+    std::os::unix::fs::symlink(dir.join("site/page.txt"), dir.join("app/cmd/page/kodata/page.txt")).unwrap();
+    let cmd = ko(&["resolve", "-f", "page.yaml", "--watch"])
+        .cwd(dir.join("app"))
+        .env("KO_DATA_PATH_ALLOWED_ROOT", dir)
+        .env("KO_DOCKER_REPO", unique_repo("watch-kodata-link"));
+    let mut watch = Watching::start(&cmd);
+    let first = watch.summary(1);
+    assert!(first.contains("images rebuilt: 1 of 1"), "{}", watch.output());
+
+    write(&dir.join("site/page.txt"), "second page");
+    let line = watch.summary(2);
+    assert!(line.contains("images rebuilt: 1 of 1 (example.com/app/cmd/page)"), "{line}");
+    assert!(!line.contains("unchanged"), "the new page makes a new image: {line}");
+    let image = watch.wait_out("the second image", |lines| {
+        let images: Vec<&String> = lines.iter().filter(|l| l.trim().starts_with("image: ")).collect();
+        images.get(1).map(|l| l.trim().trim_start_matches("image: ").to_string())
+    });
+    assert_eq!(run_image(&image).stdout, "second page", "{image}");
 }
 
 /// `resolve -f . --watch > resolved.yaml`: the stream's file is neither a change nor an input

@@ -52,14 +52,21 @@ impl State {
     /// The directories to watch besides the inputs: the images' packages, and the modules
     /// used in place of versions (`go.work`, `replace`) that their imports were looked up in.
     pub fn package_dirs(&self) -> Vec<PathBuf> {
-        let modules = self.reads.values().flatten().flat_map(|r| r.watched().0);
+        let modules = self.reads.values().flatten().flat_map(|r| r.watched().modules);
         self.packages.values().cloned().chain(modules).collect()
     }
 
-    /// The files to watch besides the inputs: the `go.work` of each image, with its sum.
+    /// The files to watch besides the inputs: the `go.work` of each image, with its sum, and
+    /// the files that links in its `kodata` lead to.
     pub fn module_files(&self) -> Vec<PathBuf> {
-        let files: BTreeSet<PathBuf> = self.reads.values().flatten().flat_map(|r| r.watched().1).collect();
+        let files: BTreeSet<PathBuf> = self.reads.values().flatten().flat_map(|r| r.watched().files).collect();
         files.into_iter().collect()
+    }
+
+    /// The directories outside the modules that links in the images' `kodata` lead to.
+    pub fn linked_trees(&self) -> Vec<PathBuf> {
+        let trees: BTreeSet<PathBuf> = self.reads.values().flatten().flat_map(|r| r.watched().trees).collect();
+        trees.into_iter().collect()
     }
 
     /// Whether `value`'s image must be built again after `changed` (and the changes of failed

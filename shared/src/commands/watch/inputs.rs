@@ -83,8 +83,15 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
 /// Everything to watch: the modules of the packages (and the working directory's, whose
 /// `go.mod` decides the versions of images from the module cache; before `go list` has ever
 /// answered, the working directory's module or the directory itself), single files (where
-/// `.ko.yaml` can be read from, a `go.work`), and the `-f` inputs.
-pub fn roots(files: &FileArgs, package_dirs: &[PathBuf], singles: &[PathBuf], cwd: &Path) -> Vec<Root> {
+/// `.ko.yaml` can be read from, a `go.work`), whole `trees` (what `kodata` links lead to),
+/// and the `-f` inputs.
+pub fn roots(
+    files: &FileArgs,
+    package_dirs: &[PathBuf],
+    singles: &[PathBuf],
+    trees: &[PathBuf],
+    cwd: &Path,
+) -> Vec<Root> {
     let mut roots = BTreeSet::new();
     let own = module_root(cwd);
     let mut modules: BTreeSet<PathBuf> = package_dirs.iter().map(|d| module_root(&absolute(cwd, d))).collect();
@@ -93,6 +100,7 @@ pub fn roots(files: &FileArgs, package_dirs: &[PathBuf], singles: &[PathBuf], cw
     }
     roots.extend(modules.into_iter().map(Root::tree));
     roots.extend(singles.iter().map(|c| Root::file(&absolute(cwd, c))));
+    roots.extend(trees.iter().map(|t| Root::tree(absolute(cwd, t))));
     for name in files.filenames().iter().filter(|n| n.as_str() != "-") {
         let path = absolute(cwd, Path::new(name));
         if path.is_dir() {
@@ -129,7 +137,7 @@ mod tests {
         std::fs::create_dir_all(root.join("config/sub")).unwrap();
         std::fs::write(root.join("one.yaml"), "").unwrap();
         let configs = [root.join(".ko.yaml"), root.join("conf/ko.yaml")];
-        let found = roots(&files(&["config", "one.yaml"], true), &[root.join("mod/cmd/app")], &configs, root);
+        let found = roots(&files(&["config", "one.yaml"], true), &[root.join("mod/cmd/app")], &configs, &[], root);
         let module = found.iter().find(|r| r.dir == root.join("mod")).unwrap();
         assert!(module.recursive);
         assert!(module.covers(&root.join("mod/cmd/app/kodata/index.html")));
@@ -151,12 +159,12 @@ mod tests {
         std::fs::create_dir_all(&app).unwrap();
         std::fs::write(tool.join("go.mod"), "module example.com/tool\n").unwrap();
         std::fs::write(app.join("go.mod"), "module example.com/app\n").unwrap();
-        let found = roots(&files(&[], false), &[tool.join("cmd/tool")], &[], &app);
+        let found = roots(&files(&[], false), &[tool.join("cmd/tool")], &[], &[], &app);
         let dirs: Vec<(&Path, bool)> = found.iter().map(|r| (r.dir.as_path(), r.recursive)).collect();
         assert_eq!(dirs, [(app.as_path(), true), (tool.as_path(), true)]);
         // Without a go.mod, the working directory is watched only until the packages are known.
         std::fs::remove_file(app.join("go.mod")).unwrap();
-        let found = roots(&files(&[], false), &[tool.join("cmd/tool")], &[], &app);
+        let found = roots(&files(&[], false), &[tool.join("cmd/tool")], &[], &[], &app);
         assert_eq!(found.iter().map(|r| r.dir.as_path()).collect::<Vec<_>>(), [tool.as_path()]);
     }
 
@@ -166,7 +174,7 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join("config")).unwrap();
         std::fs::create_dir_all(tmp.path().join("mod/app")).unwrap();
         std::fs::write(tmp.path().join("mod/go.mod"), "module example.com/m\n").unwrap();
-        let found = roots(&files(&["config"], false), &[tmp.path().join("mod/app")], &[], tmp.path());
+        let found = roots(&files(&["config"], false), &[tmp.path().join("mod/app")], &[], &[], tmp.path());
         let config = found.iter().find(|r| r.dir == tmp.path().join("config")).unwrap();
         assert!(config.covers(&tmp.path().join("config/a.yaml")));
         assert!(!config.covers(&tmp.path().join("config/sub/b.yaml")));
@@ -180,7 +188,7 @@ mod tests {
         std::fs::create_dir_all(root.join("linked")).unwrap();
         std::fs::write(root.join("shared/a.yaml"), "").unwrap();
         std::os::unix::fs::symlink("../shared/a.yaml", root.join("linked/a.yaml")).unwrap();
-        let found = roots(&files(&["linked/a.yaml"], false), &[], &[], &root);
+        let found = roots(&files(&["linked/a.yaml"], false), &[], &[], &[], &root);
         assert!(found.iter().any(|r| r.covers(&root.join("shared/a.yaml"))), "{found:?}");
         assert!(found.iter().any(|r| r.covers(&root.join("linked/a.yaml"))), "{found:?}");
     }

@@ -46,7 +46,7 @@ pub async fn run(inputs: Inputs<'_>, target: Target<'_>) -> Result<(), Error> {
     let mut events = Events::start(poll)?;
     events.ignore(inputs::outputs(inputs.publish, inputs.build, &cwd));
     // Watching from the start, so that a change during the first cycle queues the next.
-    events.set_roots(inputs::roots(inputs.files, &[], &configs, &cwd), None);
+    events.set_roots(inputs::roots(inputs.files, &[], &configs, &[], &cwd), None);
     let mut state = State::default();
     let mut burst: Option<Burst> = None;
     loop {
@@ -63,7 +63,8 @@ pub async fn run(inputs: Inputs<'_>, target: Target<'_>) -> Result<(), Error> {
         // Watching what the cycle found before saying it is done: an edit made once the
         // summary line is out must be seen.
         let files: Vec<PathBuf> = configs.iter().cloned().chain(state.module_files()).collect();
-        events.set_roots(inputs::roots(inputs.files, &state.package_dirs(), &files, &cwd), Some(since));
+        let roots = inputs::roots(inputs.files, &state.package_dirs(), &files, &state.linked_trees(), &cwd);
+        events.set_roots(roots, Some(since));
         output::step(summary(&outcome, burst.as_ref(), started, &cwd));
         if let Err(e) = &outcome {
             output::error(e.to_string());

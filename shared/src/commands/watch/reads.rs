@@ -37,7 +37,25 @@ pub struct Reads {
     work: Option<PathBuf>,
     /// The image's package and every package of those modules it imports.
     dirs: BTreeSet<PathBuf>,
+    /// Where the symlinks under the package's `kodata` lead, outside the package directory.
+    /// The layer follows them, and a change there makes no event in the package (a watch on
+    /// a directory sees its entries, not the files they link to).
+    linked: BTreeSet<PathBuf>,
 }
+
+/// What a watch must see for an image besides its module.
+#[derive(Debug, PartialEq)]
+pub struct Watched {
+    /// The directories of the modules its imports are looked up in (`go.work`, `replace`).
+    pub modules: Vec<PathBuf>,
+    /// The `go.work` in effect with its `go.work.sum`, and files its `kodata` links to.
+    pub files: Vec<PathBuf>,
+    /// Directories its `kodata` links to, with everything under them.
+    pub trees: Vec<PathBuf>,
+}
+
+/// The most entries of a `kodata` tree looked at for symlinks.
+const MAX_KODATA_ENTRIES: usize = 20_000;
 
 /// What the packages in `package_dir` import from the file system, itself included; `None`
 /// when that cannot be told (no `go.mod`, an unreadable one).
@@ -77,7 +95,36 @@ pub fn reads(package_dir: &Path) -> Option<Reads> {
             todo.extend(local_dir(&root, &modules, &import));
         }
     }
-    Some(Reads { root, modules, work, dirs })
+    let linked = kodata_links(package_dir);
+    Some(Reads { root, modules, work, dirs, linked })
+}
+
+/// Where the symlinks under `package_dir/kodata` (`kodata` itself included) lead, for those
+/// that lead outside `package_dir`; directories are walked through their links, as the
+/// kodata layer walks them, each once.
+fn kodata_links(package_dir: &Path) -> BTreeSet<PathBuf> {
+    let inside = std::fs::canonicalize(package_dir).unwrap_or_else(|_| package_dir.to_path_buf());
+    let mut linked = BTreeSet::new();
+    let mut walked = BTreeSet::new();
+    let mut budget = MAX_KODATA_ENTRIES;
+    let mut todo = vec![package_dir.join("kodata")];
+    while let Some(path) = todo.pop() {
+        let Ok(canonical) = std::fs::canonicalize(&path) else { continue };
+        if path.is_symlink() && !canonical.starts_with(&inside) {
+            linked.insert(canonical.clone());
+        }
+        if !canonical.is_dir() || !walked.insert(canonical) {
+            continue;
+        }
+        for entry in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+            let Some(left) = budget.checked_sub(1) else { return linked };
+            budget = left;
+            if entry.file_type().is_ok_and(|t| t.is_dir() || t.is_symlink()) {
+                todo.push(entry.path());
+            }
+        }
+    }
+    linked
 }
 
 impl Reads {
@@ -100,6 +147,9 @@ impl Reads {
         if name == "modules.txt" && path.parent() == Some(self.root.join("vendor").as_path()) {
             return true;
         }
+        if self.linked.iter().any(|target| path.starts_with(target) || target.starts_with(path)) {
+            return true;
+        }
         self.dirs.iter().any(|dir| {
             // The path is a package directory or holds one: a directory moved or removed.
             if dir.starts_with(path) {
@@ -118,11 +168,14 @@ impl Reads {
         })
     }
 
-    /// The directories of the modules the image's imports are looked up in, and the
-    /// `go.work` with its `go.work.sum`: what a watch must see besides the image's module.
-    pub fn watched(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
-        let dirs = self.modules.iter().map(|m| m.dir.clone()).collect();
-        (dirs, self.work_files().collect())
+    /// What a watch must see besides the image's module.
+    pub fn watched(&self) -> Watched {
+        let (trees, files) = self.linked.iter().cloned().partition(|target| target.is_dir());
+        Watched {
+            modules: self.modules.iter().map(|m| m.dir.clone()).collect(),
+            files: self.work_files().chain(files).collect(),
+            trees,
+        }
     }
 
     /// The `go.work` in effect and its `go.work.sum`.
@@ -425,6 +478,33 @@ func main() { import_ := "x"; _ = import_ }
     }
 
     #[test]
+    fn what_kodata_links_to_outside_the_package_counts_and_is_watched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("mod");
+        write(&root, "go.mod", "module example.com/m\n");
+        write(&root, "cmd/a/main.go", "package main\n");
+        write(&root, "cmd/a/kodata/own.txt", "own");
+        write(tmp.path(), "site/page.html", "page");
+        write(tmp.path(), "assets/css/main.css", "css");
+        write(tmp.path(), "assets/more/logo.svg", "svg");
+        let link = |target: &Path, at: &str| std::os::unix::fs::symlink(target, root.join(at)).unwrap();
+        link(&tmp.path().join("site/page.html"), "cmd/a/kodata/page.html");
+        link(&tmp.path().join("assets"), "cmd/a/kodata/assets");
+        link(&root.join("cmd/a/kodata/own.txt"), "cmd/a/kodata/again.txt");
+        link(&root.join("cmd/a/kodata"), "cmd/a/kodata/loop");
+        std::os::unix::fs::symlink(tmp.path().join("site/page.html"), tmp.path().join("assets/more/page.html"))
+            .unwrap();
+        let site = std::fs::canonicalize(tmp.path()).unwrap();
+        let a = reads(&root.join("cmd/a")).unwrap();
+        let watched = a.watched();
+        assert_eq!(watched.files, [site.join("site/page.html")]);
+        assert_eq!(watched.trees, [site.join("assets")]);
+        assert!(a.touched_by(&site.join("site/page.html")) && a.touched_by(&site.join("assets/css/main.css")));
+        assert!(a.touched_by(&site.join("assets")), "the linked directory replaced");
+        assert!(!a.touched_by(&site.join("site/other.html")));
+    }
+
+    #[test]
     fn directives_are_read_in_blocks_and_alone() {
         let text = "go 1.22\nuse ./a // first\nuse (\n\t./b\n\t\"./c d\"\n)\nreplace x => ../y\nreplace (\n\tz v1.0.0 => /abs/z\n\tw => w.example/w v1.2.0\n)\nuser ./no\n";
         assert_eq!(directives(text, "use"), ["./a", "./b", "\"./c d\""]);
@@ -453,9 +533,10 @@ func main() { import_ := "x"; _ = import_ }
         for file in ["go.work", "go.work.sum", "lib/go.mod", "util/go.sum", "svc/go.mod"] {
             assert!(a.touched_by(&r(file)), "{file}");
         }
-        let (dirs, files) = a.watched();
-        assert_eq!(dirs, [r("svc"), r("lib"), r("util")]);
-        assert_eq!(files, [r("go.work"), r("go.work.sum")]);
+        let watched = a.watched();
+        assert_eq!(watched.modules, [r("svc"), r("lib"), r("util")]);
+        assert_eq!(watched.files, [r("go.work"), r("go.work.sum")]);
+        assert!(watched.trees.is_empty());
     }
 
     #[test]

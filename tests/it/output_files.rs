@@ -222,3 +222,16 @@ fn a_failed_build_leaves_no_half_made_layout() {
     run.assert_failure();
     assert!(!layout.exists(), "{} was made: {run}", layout.display());
 }
+
+/// An `--oci-layout-path` whose `index.json` does not read is refused before the build, and
+/// nothing is added to the directory.
+#[test]
+fn a_layout_with_an_unreadable_index_is_refused_first() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.json"), "not json").unwrap();
+    let run = unpushed_build(&unique_repo("outbadindex")).arg("--oci-layout-path").arg(dir.path()).run();
+    crate::build_errors::assert_clear_error(&run, &["index.json: unreadable", "--oci-layout-path"]);
+    assert!(!run.stderr.contains("Building"), "{run}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["index.json"], "{run}");
+}

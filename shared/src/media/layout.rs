@@ -265,15 +265,40 @@ impl Layout {
                 detail: "is not a directory; name a directory for the OCI layout".into(),
             });
         }
-        let fix = "point --oci-layout-path at an empty directory";
-        Ok(Layout { root: root.to_path_buf(), made: std::sync::OnceLock::new(), fix })
+        Layout::checked(root, "point --oci-layout-path at an empty directory")
     }
 
     /// The local image store in the cache (`$KOCACHE/images`), where images go without
     /// `KO_DOCKER_REPO`.
     pub fn open_store(root: &Path) -> Result<Layout, MediaError> {
         let fix = "it is the local image store in the cache: remove that index.json (the images it lists are forgotten) or set KO_DOCKER_REPO";
-        Ok(Layout { fix, ..Layout::open(root)? })
+        Layout::checked(root, fix)
+    }
+
+    /// The layout at `root`, once its `index.json` (if it has one) reads: one that does not
+    /// is an error before anything is built or written, not after.
+    fn checked(root: &Path, fix: &'static str) -> Result<Layout, MediaError> {
+        let layout = Layout { root: root.to_path_buf(), made: std::sync::OnceLock::new(), fix };
+        layout.read_index()?;
+        Ok(layout)
+    }
+
+    /// The layout's `index.json`, or an empty index when it has none yet.
+    fn read_index(&self) -> Result<Index, MediaError> {
+        let path = self.root.join("index.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Index>(&bytes).map_err(|e| MediaError::Layout {
+                path: path.clone(),
+                detail: format!("unreadable ({e}); {}", self.fix),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index {
+                schema_version: 2,
+                media_type: Some(OCI_INDEX.into()),
+                manifests: vec![],
+                annotations: None,
+            }),
+            Err(e) => Err(MediaError::Layout { path, detail: format!("unreadable ({e}); {}", self.fix) }),
+        }
     }
 
     /// Makes the layout's directories and its `oci-layout` marker, once.
@@ -377,15 +402,7 @@ impl Layout {
         let lock = std::fs::File::open(&marker).map_err(io(&marker))?;
         lock.lock().map_err(io(&marker))?;
         let path = self.root.join("index.json");
-        let mut index = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Index>(&bytes).map_err(|e| MediaError::Layout {
-                path: path.clone(),
-                detail: format!("unreadable ({e}); {}", self.fix),
-            })?,
-            Err(_) => {
-                Index { schema_version: 2, media_type: Some(OCI_INDEX.into()), manifests: vec![], annotations: None }
-            }
-        };
+        let mut index = self.read_index()?;
         let name = descriptor.annotations.as_ref().and_then(|a| a.get(REF_NAME)).cloned();
         index.manifests.retain(|d| {
             let theirs = d.annotations.as_ref().and_then(|a| a.get(REF_NAME));
@@ -453,6 +470,16 @@ mod tests {
         std::fs::write(tmp.path().join("file"), "").unwrap();
         let error = Layout::open(&tmp.path().join("file")).err().unwrap().to_string();
         assert!(error.contains("is not a directory"), "{error}");
+
+        // An index.json that does not read is refused when the layout is opened.
+        let bad = tmp.path().join("bad");
+        std::fs::create_dir_all(bad.join("index.json")).unwrap();
+        let error = Layout::open(&bad).err().unwrap().to_string();
+        assert!(error.contains("index.json: unreadable") && error.contains("empty directory"), "{error}");
+        std::fs::remove_dir(bad.join("index.json")).unwrap();
+        std::fs::write(bad.join("index.json"), "not json").unwrap();
+        let error = Layout::open_store(&bad).err().unwrap().to_string();
+        assert!(error.contains("index.json: unreadable") && error.contains("local image store"), "{error}");
     }
 
     #[test]

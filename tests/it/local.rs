@@ -371,3 +371,37 @@ fn kind_local_imports_into_every_node_of_the_cluster() {
     assert!(stopped.stderr.contains(&format!("the nodes of kind cluster {:?} are stopped", cluster.name)), "{stopped}");
     assert!(stopped.stderr.contains(&start), "{stopped}");
 }
+
+/// A node whose `ctr` cannot run: the error says why, as `docker exec` told it (on its
+/// stdout), not "no output".
+#[test]
+fn kind_local_says_why_a_node_cannot_import() {
+    let name = unique_name("kind-noctr");
+    let node = format!("{name}-node0");
+    let cluster = Cluster { name: name.clone(), nodes: vec![node.clone()] };
+    // The node's ctr replaced by a file that cannot be run (exec finds no program there).
+    let dir = tempfile::tempdir().unwrap();
+    let ctr = dir.path().join("ctr");
+    std::fs::write(&ctr, "not a program").unwrap();
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &node,
+        "--network=none",
+        "--cap-add=SYS_ADMIN",
+        "--security-opt=seccomp=unconfined",
+        "--security-opt=apparmor=unconfined",
+        "--tmpfs=/var/lib/containerd",
+        "-v",
+        &format!("{}:/usr/bin/ctr:ro", ctr.display()),
+        "--label",
+        &format!("io.x-k8s.kind.cluster={name}"),
+        "--label",
+        "io.x-k8s.kind.role=control-plane",
+        node_image(),
+    ])
+    .assert_success();
+    let run = build_local(&["."]).env("KO_DOCKER_REPO", "kind.local").env("KIND_CLUSTER_NAME", &cluster.name).run();
+    crate::build_errors::assert_clear_error(&run, &["ctr", "executable file not found"]);
+}

@@ -100,13 +100,17 @@ impl Docker {
             tokio::task::spawn_blocking(move || crate::interrupt::output_std(&mut cmd)).await.expect("docker task");
         let output = output.map_err(|e| self.no_cli(e))?;
         if !output.status.success() {
-            return Err(self.failure(command, &output.status, &output.stderr));
+            return Err(self.failure(command, &output.status, &output.stderr, &output.stdout));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
-    fn failure(&self, command: String, status: &std::process::ExitStatus, stderr: &[u8]) -> DockerError {
-        let detail = last_line(stderr);
+    /// The error of a failed `docker` command, from the last line of its stderr, or of its
+    /// stdout when stderr is empty (`docker exec` prints the runtime's "executable file not
+    /// found" there).
+    fn failure(&self, command: String, status: &std::process::ExitStatus, stderr: &[u8], stdout: &[u8]) -> DockerError {
+        let said = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().is_empty();
+        let detail = last_line(if said(stderr) { stdout } else { stderr });
         // Only the CLI's own words: a command run inside a container may fail with
         // "connection refused" about something else entirely.
         if detail.contains("Cannot connect to the Docker daemon")
@@ -215,7 +219,7 @@ impl Docker {
         .expect("docker task");
         let status = status.map_err(|e| self.no_cli(e))?;
         if !status.success() {
-            return Err(self.failure(command, &status, &err));
+            return Err(self.failure(command, &status, &err, &out));
         }
         Ok(fed.map(|()| String::from_utf8_lossy(&out).into_owned()))
     }
@@ -256,16 +260,22 @@ mod tests {
             "load".into(),
             &status,
             b"Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?\n",
+            b"",
         );
         assert!(matches!(e, DockerError::NoDaemon { .. }), "{e}");
-        let e = docker.failure("load".into(), &status, b"Error response from daemon: bad archive\n");
+        let e = docker.failure("load".into(), &status, b"Error response from daemon: bad archive\n", b"out\n");
         assert_eq!(e.to_string(), format!("`docker load` failed ({status}): bad archive"));
         let e = docker.failure(
             "load".into(),
             &status,
             b"Error response from daemon: ApplyLayer duplicates of file paths not supported stdout: {\"layerSize\":6}\n stderr: \n",
+            b"",
         );
         assert!(e.to_string().contains("ApplyLayer duplicates of file paths not supported"), "{e}");
+        // `docker exec` says why the command did not start on stdout.
+        let why = b"OCI runtime exec failed: exec failed: unable to start container process: exec: \"ctr\": executable file not found in $PATH: unknown\r\n";
+        let e = docker.failure("exec -i node ctr".into(), &status, b"", why);
+        assert!(e.to_string().ends_with("executable file not found in $PATH: unknown"), "{e}");
     }
 
     #[tokio::test]

@@ -113,6 +113,35 @@ fn flags_after_a_double_dash_go_to_kubectl() {
     assert!(run.stderr.contains("NotFound") || run.stderr.contains("not found"), "{run}");
 }
 
+/// kubectl's `-v 6` is a log level, never the name of an object: handed to kubectl with
+/// `delete KIND NAME`, our own `-v` with `delete -f`.
+#[test]
+fn a_delete_log_level_is_not_an_object() {
+    let namespace = namespace();
+    for name in ["web", "6"] {
+        kubectl(&["create", "configmap", name, "-n", &namespace]).assert_success();
+    }
+    let run = ko(&["delete", "configmap", "web", "-n", &namespace, "-v", "6"]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_success();
+    assert_eq!(
+        run.stdout_lines(),
+        ["configmap \"web\" deleted from ".to_string() + &namespace + " namespace"],
+        "{run}"
+    );
+    assert!(
+        run.stderr.contains("GET https://") || run.stderr.contains("round_trippers"),
+        "kubectl logs at level 6: {run}"
+    );
+    assert_eq!(get(&["configmap", "6", "-n", &namespace], "{.metadata.name}"), "6");
+
+    let dir = configmap_dir("files", &namespace, "");
+    ko_in_cluster(&["apply"], dir.path()).assert_success();
+    let run = ko(&["delete", "-f", dir.path().to_str().unwrap(), "-v", "6"]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_success();
+    assert_not_found(&["configmap", "files", "-n", &namespace]);
+    assert_eq!(get(&["configmap", "6", "-n", &namespace], "{.metadata.name}"), "6");
+}
+
 #[test]
 fn a_client_dry_run_sends_nothing() {
     let namespace = namespace();

@@ -61,12 +61,46 @@ pub fn kubectl_form(args: &[OsString]) -> Option<Vec<OsString>> {
     Some(for_kubectl(args))
 }
 
+/// Whether `arg` is a log level: kubectl's `-v` takes one (`-v 6`), ours takes none.
+fn is_level(arg: &OsStr) -> bool {
+    let arg = arg.to_string_lossy();
+    !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// All of `args` for `kubectl delete`: without the `--` and our `-v`, which means nothing to
-/// kubectl.
+/// kubectl. A `-v` followed by a number is kubectl's log level, and goes to it whole (ko hands
+/// every argument of `delete` to kubectl), never a level taken for the name of an object.
 pub fn for_kubectl(args: &[OsString]) -> Vec<OsString> {
     let (before, after) = at_dashes(args);
-    let ours = |a: &&OsString| *a != "-v" && *a != "--verbose";
-    before.iter().filter(ours).chain(after).cloned().collect()
+    let mut kept = Vec::new();
+    let mut before = before.iter().peekable();
+    while let Some(arg) = before.next() {
+        if arg == "-v" && before.peek().is_some_and(|next| is_level(next)) {
+            kept.push(arg.clone());
+            kept.extend(before.next().cloned());
+        } else if arg != "-v" && arg != "--verbose" {
+            kept.push(arg.clone());
+        }
+    }
+    kept.into_iter().chain(after.iter().cloned()).collect()
+}
+
+/// `args` for our own `delete` of the files' objects: kubectl's `-v N` becomes our `-v`, so
+/// that the level is not taken for an argument.
+pub fn without_levels(args: &[OsString]) -> Vec<OsString> {
+    let mut kept = Vec::new();
+    let mut args = args.iter().peekable();
+    while let Some(arg) = args.next() {
+        kept.push(arg.clone());
+        if arg == "--" {
+            kept.extend(args.cloned());
+            break;
+        }
+        if arg == "-v" && args.peek().is_some_and(|next| is_level(next)) {
+            args.next();
+        }
+    }
+    kept
 }
 
 /// Runs `kubectl delete ARGS…`.
@@ -141,5 +175,21 @@ mod tests {
         assert_eq!(form("-f a.yaml,http://h/b.yaml").as_deref(), Some("-f a.yaml,http://h/b.yaml"));
         assert_eq!(form("--filename=https://h/r.yaml -v").as_deref(), Some("--filename=https://h/r.yaml"));
         assert_eq!(form("-fhttps://h/r.yaml").as_deref(), Some("-fhttps://h/r.yaml"));
+        // kubectl's log level stays kubectl's, never the name of an object.
+        assert_eq!(form("cm web -n a -v 6").as_deref(), Some("cm web -n a -v 6"));
+        assert_eq!(form("cm web -v6 -v=7 -v").as_deref(), Some("cm web -v6 -v=7"));
+        assert_eq!(form("-f x.yaml -v 6 -- --wait=false").as_deref(), Some("-f x.yaml -v 6 --wait=false"));
+    }
+
+    #[test]
+    fn a_log_level_becomes_our_verbose_flag_when_the_files_are_ours() {
+        let strip = |line: &str| {
+            let args: Vec<OsString> = line.split_whitespace().map(OsString::from).collect();
+            let out = super::without_levels(&args);
+            out.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+        };
+        assert_eq!(strip("-f x.yaml -v 6 -n a"), "-f x.yaml -v -n a");
+        assert_eq!(strip("-f x.yaml -v"), "-f x.yaml -v");
+        assert_eq!(strip("-f x.yaml -v -- -v 6"), "-f x.yaml -v -- -v 6");
     }
 }

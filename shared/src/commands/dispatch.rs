@@ -423,8 +423,10 @@ fn run_command(args: Vec<OsString>) -> ExitCode {
 /// a `delete -f` with a kubectl flag of its own (`--grace-period=0`, `-o name`): ko hands
 /// every delete to kubectl, so scripts pass them without `--`.
 fn delete(args: Vec<OsString>) -> ExitCode {
+    // kubectl's `-v 6` is our `-v` when the files' objects are deleted here.
+    let ours = super::delete::without_levels(&args);
     let kubectl_flag = || {
-        let parsed = cli::parse::<cli::DeleteCommand, _, _>(&args);
+        let parsed = cli::parse::<cli::DeleteCommand, _, _>(&ours);
         matches!(parsed, Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument)
     };
     let kubectl_args = super::delete::kubectl_form(&args[1..])
@@ -433,7 +435,7 @@ fn delete(args: Vec<OsString>) -> ExitCode {
         output::init(false);
         return crate::run_main(super::delete::hand_over(kubectl_args));
     }
-    launch(args, |c: &cli::DeleteCommand| c.global.verbose, super::delete::run)
+    launch(ours, |c: &cli::DeleteCommand| c.global.verbose, super::delete::run)
 }
 
 fn gocache(args: Vec<OsString>) -> ExitCode {

@@ -512,3 +512,54 @@ fn delete_waits_until_the_objects_are_gone() {
     release();
     kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
+
+/// What kubectl applies in its stride: a `List` of many objects that share one anchored label
+/// set, and a custom resource nested a hundred levels deep (the YAML reader's defaults stop
+/// at 64 levels and ten aliases per anchor). One too deep to be read back is refused first.
+#[test]
+fn large_aliased_and_deep_inputs_apply_as_with_kubectl() {
+    let id = unique_name("deep");
+    let namespace = unique_name("aliased");
+    kubectl(&["create", "namespace", &namespace]).assert_success();
+    let dir = tempfile::tempdir().unwrap();
+    let mut list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: ConfigMap, metadata: {{name: c0, namespace: {namespace}, labels: &l {{app: web}}}}}}\n"
+    );
+    for i in 1..=120 {
+        list.push_str(&format!(
+            "- {{apiVersion: v1, kind: ConfigMap, metadata: {{name: c{i}, namespace: {namespace}, labels: *l}}}}\n"
+        ));
+    }
+    let deep = format!(
+        "{}---\napiVersion: {id}.example.com/v1\nkind: Gadget\nmetadata: {{name: g}}\nspec: {}1{}\n",
+        gadget_crd(&id, "Cluster", &["v1"], None),
+        "{a: ".repeat(100),
+        "}".repeat(100)
+    );
+    fs::write(dir.path().join("list.yaml"), list).unwrap();
+    fs::write(dir.path().join("deep.yaml"), deep).unwrap();
+    let run = ko(&["apply", "-f", dir.path().to_str().unwrap()]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_success();
+    assert_eq!(get(&["configmap", "c120", "-n", &namespace], "{.metadata.labels.app}"), "web");
+    let gadget = kubectl(&["get", &format!("gadgets.{id}.example.com"), "g", "-o", "json"]);
+    let gadget: serde_json::Value = serde_json::from_str(&gadget.assert_success().stdout).unwrap();
+    let mut at = &gadget["spec"];
+    for _ in 0..100 {
+        at = &at["a"];
+    }
+    assert_eq!(at, &serde_json::json!(1), "{gadget}");
+
+    // Deeper than the answer can be read back: refused before anything is sent.
+    let deeper = tempfile::tempdir().unwrap();
+    let text = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: first, namespace: {namespace}}}\n---\napiVersion: {id}.example.com/v1\nkind: Gadget\nmetadata: {{name: too-deep}}\nspec: {}1{}\n",
+        "{a: ".repeat(130),
+        "}".repeat(130)
+    );
+    fs::write(deeper.path().join("deeper.yaml"), text).unwrap();
+    let run = ko(&["apply", "-f", deeper.path().to_str().unwrap()]).env("KUBECONFIG", kubeconfig()).run();
+    crate::build_errors::assert_clear_error(&run, &["deeper.yaml:8", "nested deeper than 120 levels"]);
+    assert_not_found(&["configmap", "first", "-n", &namespace]);
+    kubectl(&["delete", "crd", &format!("gadgets.{id}.example.com"), "--wait=false"]);
+    kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}

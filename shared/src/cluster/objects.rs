@@ -106,6 +106,12 @@ fn plain_error(error: &serde_saphyr::Error) -> (usize, String) {
         message.truncate(at);
     }
     let message = message.replace("is not a finite number", "is not a finite number, which JSON cannot hold");
+    let message = match error.without_snippet() {
+        serde_saphyr::Error::Budget { breach: serde_saphyr::budget::BudgetBreach::Depth { .. }, .. } => format!(
+            "nested deeper than {MAX_DEPTH} levels, more than `kubectl ko apply` can read back from the API server; pipe `kubectl ko resolve` into `kubectl apply -f -` for such objects"
+        ),
+        _ => message,
+    };
     match error.location() {
         Some(location) => (
             usize::try_from(location.line()).unwrap_or(1).saturating_sub(1),
@@ -113,6 +119,43 @@ fn plain_error(error: &serde_saphyr::Error) -> (usize, String) {
         ),
         None => (0, message),
     }
+}
+
+/// How deep an object may nest. The API server's answer to an apply is read back (and JSON
+/// readers stop at 128 levels), so an object deeper than this would be applied and then
+/// reported as failed: it is refused before anything is sent.
+pub const MAX_DEPTH: usize = 120;
+
+/// What one document may hold. The parser's defaults are made for untrusted input (nesting to
+/// 64, 250,000 nodes, keys of 1,024 characters, at most ten aliases per anchor) and refuse
+/// what kubectl applies: a `List` of a cluster's objects, a deeply nested custom resource, a
+/// label set named once and used by many objects. Here objects nest to [`MAX_DEPTH`], keys
+/// are as long as `resolve` takes them, and lists may hold millions of nodes; the expansion
+/// of aliases stays bounded (a million replayed events), so a "billion laughs" is an error.
+fn limits() -> Option<serde_saphyr::Budget> {
+    serde_saphyr::budget! {
+        max_depth: MAX_DEPTH,
+        flow_nesting_limit: MAX_DEPTH,
+        simple_key_max_lookahead: crate::yaml::MAX_KEY_LOOKAHEAD,
+        max_nodes: 10_000_000,
+        max_events: 40_000_000,
+        max_total_scalar_bytes: usize::MAX,
+        enforce_alias_anchor_ratio: false,
+    }
+}
+
+/// The stack a document is read on: the deserializer recurses once per level of nesting, with
+/// frames of up to some 25 KiB (unoptimized), so [`MAX_DEPTH`] levels need more than a
+/// thread's usual 2 MiB. Only what is touched is committed.
+const DEEP_STACK: usize = 64 << 20;
+
+/// Runs `read` on a thread of its own with a [`DEEP_STACK`].
+fn on_a_deep_stack<T: Send>(read: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new().name("yaml".into()).stack_size(DEEP_STACK);
+        let handle = thread.spawn_scoped(scope, read).expect("a thread to read YAML on");
+        handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// The objects of one file, in order; null documents are skipped.
@@ -126,11 +169,15 @@ pub fn objects(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
     for (line, source) in parts {
         // YAML 1.1 numbers, as kubectl reads them: `defaultMode: 0644` is octal, 420. A key
         // given twice keeps its last value, as kubectl's (and ko's resolve's) decoder does.
-        let options = serde_saphyr::options! {
-            legacy_octal_numbers: true,
-            duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
-        };
-        let value: Value = serde_saphyr::from_str_with_options(source, options).map_err(|e| {
+        let value = on_a_deep_stack(|| {
+            let options = serde_saphyr::options! {
+                legacy_octal_numbers: true,
+                duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+                budget: limits(),
+            };
+            serde_saphyr::from_str_with_options::<Value>(source, options)
+        })
+        .map_err(|e| {
             // The document's text may start before its first node (`---`, comments).
             let offset = source.as_ptr() as usize - text.as_ptr() as usize;
             let first_line = text[..offset].matches('\n').count() + 1;
@@ -184,6 +231,51 @@ mod tests {
             error,
             "inf.yaml:5: invalid YAML: column 4: value `.inf` is not a finite number, which JSON cannot hold"
         );
+    }
+
+    /// What kubectl applies is read: a list of many objects sharing one anchored label set,
+    /// nesting deeper than 64, a long JSON key. A "billion laughs" stays an error.
+    #[test]
+    fn large_and_deep_documents_are_read_as_kubectl_reads_them() {
+        let mut list = String::from(
+            "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: c0, labels: &l {app: web}}}\n",
+        );
+        for i in 1..=150 {
+            list.push_str(&format!("- {{apiVersion: v1, kind: ConfigMap, metadata: {{name: c{i}, labels: *l}}}}\n"));
+        }
+        let found = objects("aliases.yaml", &list).unwrap();
+        assert_eq!(found.len(), 151);
+        assert_eq!(found[150].value["metadata"]["labels"], serde_json::json!({"app": "web"}));
+
+        let items: Vec<serde_json::Value> = (0..16_000)
+            .map(|i| serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i}")}, "data": {"a": "x", "b": "y", "c": "z"}}))
+            .collect();
+        let big = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string();
+        assert_eq!(objects("big.json", &big).unwrap().len(), 16_000);
+
+        let deep = |levels: usize| {
+            format!(
+                "apiVersion: v1\nkind: Thing\nmetadata: {{name: d}}\nspec: {}1{}\n",
+                "{a: ".repeat(levels),
+                "}".repeat(levels)
+            )
+        };
+        assert!(objects("deep.yaml", &deep(MAX_DEPTH - 1)).is_ok());
+        let error = objects("deep.yaml", &deep(MAX_DEPTH)).unwrap_err().to_string();
+        assert!(error.starts_with("deep.yaml:4: invalid YAML: column 483: nested deeper than 120 levels"), "{error}");
+        let key = "k".repeat(2_000);
+        let long = format!(
+            "{{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {{\"name\": \"k\"}}, \"data\": {{\"{key}\": \"v\"}}}}"
+        );
+        assert!(objects("long.json", &long).is_ok());
+
+        let mut laughs = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for (level, prev) in
+            ["b", "c", "d", "e", "f", "g", "h", "i"].iter().zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+        {
+            laughs.push_str(&format!("{level}: &{level} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        assert!(objects("laughs.yaml", &laughs).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub use files::read_inputs;
 pub use manifest::ManifestFile;
 pub use rendered::Rendered;
 pub use selector::Selector;
-pub use tree::SyntaxError;
+pub use tree::{MAX_KEY_LOOKAHEAD, SyntaxError};
 
 /// Each document of a stream as (line of its first node, its text).
 pub fn documents(text: &str) -> Result<Vec<(usize, &str)>, SyntaxError> {

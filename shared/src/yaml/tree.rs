@@ -134,13 +134,16 @@ pub fn parser_options() -> granit_parser::Options {
     granit_parser::options! {
         flow_nesting_limit: MAX_NESTING,
         block_nesting_limit: MAX_NESTING,
-        simple_key_max_lookahead: 64 * 1024,
+        simple_key_max_lookahead: MAX_KEY_LOOKAHEAD,
         bom_inside_document_as_content: true,
     }
 }
 
 /// How deep collections may nest (see [`parser_options`]).
 pub const MAX_NESTING: usize = 1000;
+/// How long a key written without `?` may be, in characters (YAML says 1,024; JSON has no
+/// such limit).
+pub const MAX_KEY_LOOKAHEAD: usize = 64 * 1024;
 
 /// Parses a whole stream. Errors carry the 1-based line and column.
 pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {

@@ -46,6 +46,25 @@ fn replaces_each_reference_and_keeps_every_other_byte() {
     assert_eq!(out.value("uid"), Some("65532"), "{out}");
 }
 
+/// A registry named by an IPv6 address: its references start with `[`, which plain YAML would
+/// read as a list, so they are written quoted (as ko's encoder writes them).
+#[test]
+fn an_ipv6_registry_gives_quoted_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.yaml");
+    fs::write(&path, "image: ko://example.com/hello\nargs: [ko://example.com/hello]\n").unwrap();
+    let run = ko(&["resolve", "--push=false", "-f", path.to_str().unwrap()])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", "[::1]:5000/team")
+        .run();
+    run.assert_success();
+    let lines = run.stdout_lines();
+    let reference =
+        lines[0].strip_prefix("image: '").and_then(|r| r.strip_suffix('\'')).unwrap_or_else(|| panic!("{run}"));
+    assert!(reference.starts_with("[::1]:5000/team/hello-") && reference.contains("@sha256:"), "{run}");
+    assert_eq!(lines[1], format!("args: ['{reference}']"), "{run}");
+}
+
 #[test]
 fn reads_stdin_and_json_and_joins_files_with_separators() {
     let repo = unique_repo("resolve-stdin");

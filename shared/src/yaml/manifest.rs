@@ -204,6 +204,9 @@ impl ManifestFile {
                     let quote = match site.style {
                         ScalarStyle::SingleQuoted => "'",
                         ScalarStyle::DoubleQuoted => "\"",
+                        // A reference that would not read back as plain text (`[::1]:5000/…`,
+                        // an OCI layout path with `, ` or ` #`) is written quoted.
+                        ScalarStyle::Plain if !plain_safe(new) => "'",
                         _ => "",
                     };
                     pieces.push(text(quote));
@@ -269,6 +272,22 @@ impl ManifestFile {
 }
 
 /// The ranges of one document that `selector` drops.
+/// Whether `value` reads back as itself when written as a plain scalar, in block and in flow
+/// context alike: no indicator first, no `: `, ` #` or flow punctuation inside, no space at
+/// either end. References and paths only ever hold characters a single-quoted scalar takes
+/// as they are (a quote would be doubled, but none can occur).
+fn plain_safe(value: &str) -> bool {
+    let starts_badly = value
+        .starts_with(['[', ']', '{', '}', '!', '&', '*', '#', '|', '>', '\'', '"', '%', '@', '`', ',', '?', '-', ':']);
+    !value.is_empty()
+        && !starts_badly
+        && !value.contains(": ")
+        && !value.contains(" #")
+        && !value.ends_with(':')
+        && !value.contains(['[', ']', '{', '}', ',', '\'', '\n'])
+        && value.trim() == value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,11 +509,29 @@ items:
 
     #[test]
     fn a_replacement_that_does_not_read_as_itself_is_caught() {
-        let file = ManifestFile::parse("t.yaml", "a: ko://x\nb: [ko://x]\n".to_string()).unwrap();
-        // Plain in a flow sequence, a comma splits the value: the check must see it.
-        let replacements = HashMap::from([("ko://x".to_string(), "y, z".to_string())]);
+        let file = ManifestFile::parse("t.yaml", "a: ko://x\nb: [\"ko://x\"]\n".to_string()).unwrap();
+        // Inside double quotes, a quote ends the value early: the check must see it.
+        let replacements = HashMap::from([("ko://x".to_string(), "y\", z".to_string())]);
         let error = file.render(&replacements).unwrap_err();
         assert!(matches!(error, ManifestError::Check { line: 2, .. }), "{error:?}");
+    }
+
+    /// A reference plain text cannot hold (an IPv6 registry, a layout path with `, ` or ` #`)
+    /// is written single-quoted where the value was plain; other styles keep theirs.
+    #[test]
+    fn a_reference_that_plain_text_cannot_hold_is_quoted() {
+        let text = "a: ko://x\nb: [ko://x, ko://y]\nc: {k: ko://x}\nd: \"ko://x\"\ne: ko://y\n";
+        let file = ManifestFile::parse("t.yaml", text.to_string()).unwrap();
+        let v6 = "[::1]:5000/app@sha256:00".to_string();
+        let path = "oci:/tmp/a #1, b:x".to_string();
+        let replacements = HashMap::from([("ko://x".to_string(), v6), ("ko://y".to_string(), path)]);
+        assert_eq!(
+            file.render(&replacements).unwrap(),
+            "a: '[::1]:5000/app@sha256:00'\nb: ['[::1]:5000/app@sha256:00', 'oci:/tmp/a #1, b:x']\nc: {k: '[::1]:5000/app@sha256:00'}\nd: \"[::1]:5000/app@sha256:00\"\ne: 'oci:/tmp/a #1, b:x'\n"
+        );
+        let plain = HashMap::from([("ko://x".to_string(), "r.example/app@sha256:00".to_string())]);
+        let file = ManifestFile::parse("t.yaml", "a: ko://x\n".to_string()).unwrap();
+        assert_eq!(file.render(&plain).unwrap(), "a: r.example/app@sha256:00\n");
     }
 
     #[test]

@@ -224,3 +224,22 @@ fn unknown_flags_exit_1_as_in_ko_and_help_exits_0() {
     assert_eq!(help.code(), Some(0), "{help}");
     assert!(help.stdout.contains("Usage:"), "{help}");
 }
+
+/// An image name that is no repository says what to change: an import path with capitals
+/// under `--push=false -P` (a push lowercases it; ko does not without one), an empty name.
+#[test]
+fn an_image_name_that_is_no_repository_says_what_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("go.mod"), "module github.com/Acme/m\n\ngo 1.22\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("cmd/a")).unwrap();
+    std::fs::write(dir.path().join("cmd/a/main.go"), "package main\n\nfunc main() {}\n").unwrap();
+    let run = ko(&["build", "-P", "--push=false", "./cmd/a"])
+        .cwd(dir.path())
+        .env("KO_DOCKER_REPO", unique_repo("capitals"))
+        .run();
+    assert_clear_error(&run, &["github.com/Acme/m/cmd/a", "\"Acme\" must be lowercase", "add -B or --bare"]);
+    assert_nothing_built(&run);
+    let run = ko(&["build", "--bare", "--push=false", "./cmd/a"]).cwd(dir.path()).env_remove("KO_DOCKER_REPO").run();
+    assert_clear_error(&run, &["it is empty", "set KO_DOCKER_REPO"]);
+    assert_nothing_built(&run);
+}

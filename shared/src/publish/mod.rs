@@ -73,10 +73,10 @@ pub enum PublishError {
     )]
     BadSbomRepo { value: String, source: ReferenceError },
     #[error(
-        "the image name {} for {import_path} is not a valid repository: {}; shorten KO_DOCKER_REPO or choose other naming flags (-B, --bare)",
+        "the image name {} for {import_path} is not a valid repository: {}; {fix}",
         quoted(name), source.reason
     )]
-    BadName { name: String, import_path: String, source: ReferenceError },
+    BadName { name: String, import_path: String, source: ReferenceError, fix: &'static str },
     #[error(
         "--tags: {} {reason}; a tag is letters, digits, '_', '.' and '-', at most 128 characters, not starting with '.' or '-'",
         quoted(tag)
@@ -98,6 +98,20 @@ pub enum PublishError {
     Media(#[from] MediaError),
     #[error(transparent)]
     Sign(#[from] crate::sign::SignError),
+}
+
+impl PublishError {
+    /// An image name that is no repository, with the way out its fault calls for.
+    pub(crate) fn bad_name(name: &str, import_path: &str, source: ReferenceError) -> PublishError {
+        let fix = if name.is_empty() {
+            "set KO_DOCKER_REPO to the registry and repository to push to"
+        } else if name.chars().any(|c| c.is_ascii_uppercase()) {
+            "import paths keep their case with --push=false, as in ko (a push lowercases them); add -B or --bare, or push"
+        } else {
+            "shorten KO_DOCKER_REPO or choose other naming flags (-B, --bare)"
+        };
+        PublishError::BadName { name: name.to_string(), import_path: import_path.to_string(), source, fix }
+    }
 }
 
 /// Publishing settings from the command line and environment.
@@ -202,11 +216,7 @@ impl Publisher {
     pub fn check_names(&self, import_paths: &[&str]) -> Result<(), PublishError> {
         for import_path in import_paths {
             let name = self.name_for(import_path);
-            Repository::parse(&name).map_err(|source| PublishError::BadName {
-                name: name.clone(),
-                import_path: import_path.to_string(),
-                source,
-            })?;
+            Repository::parse(&name).map_err(|source| PublishError::bad_name(&name, import_path, source))?;
         }
         Ok(())
     }

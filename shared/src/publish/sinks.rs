@@ -170,13 +170,8 @@ async fn push(
     out: &mut Published,
 ) -> Result<(), PublishError> {
     let name = item.name;
-    let repo = Reference::parse(name)
-        .map_err(|source| PublishError::BadName {
-            name: name.to_string(),
-            import_path: item.import_path.to_string(),
-            source,
-        })?
-        .repository;
+    let repo =
+        Reference::parse(name).map_err(|source| PublishError::bad_name(name, item.import_path, source))?.repository;
     match item.tags.first() {
         Some(tag) => output::step(format!("Publishing {name}:{tag}")),
         None => output::step(format!("Publishing {name}")),

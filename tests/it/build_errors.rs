@@ -142,6 +142,32 @@ fn an_unknown_platform_is_refused() {
     assert_clear_error(&run, &["--platform", "GOOS=linux"]);
 }
 
+/// GOOS, GOARCH, GOARM or GOAMD64 set apart from the platform would put a binary for another
+/// platform into an image labelled with this one (ko does): refused, naming where it is set;
+/// the same values as the platform's are no conflict.
+#[test]
+fn a_platform_variable_that_contradicts_the_platform_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join(".ko.yaml");
+    let repo = unique_repo("platformenv");
+    let build = |args: &[&str]| {
+        let mut all = vec!["build", "."];
+        all.extend(args);
+        ko(&all).cwd(fixture("hello")).env("KO_CONFIG_PATH", &config).env("KO_DOCKER_REPO", &repo)
+    };
+    std::fs::write(&config, "defaultEnv: [GOARCH=arm64]\n").unwrap();
+    let run = build(&["--platform=linux/amd64"]).run();
+    assert_clear_error(&run, &["GOARCH=arm64 (defaultEnv in ", ".ko.yaml)", "linux/amd64"]);
+    std::fs::write(&config, "builds:\n- id: hello\n  main: .\n  env: [GOOS=darwin]\n").unwrap();
+    let run = build(&["--platform=linux/amd64"]).run();
+    assert_clear_error(&run, &["GOOS=darwin (env of build hello in "]);
+    std::fs::write(&config, "defaultEnv: [GOOS=linux, GOARCH=amd64]\n").unwrap();
+    let run = build(&["--platform=linux/amd64/v3"]).env("GOAMD64", "v1").run();
+    assert_clear_error(&run, &["GOAMD64=v1 (in the environment)", "linux/amd64/v3"]);
+    assert_repo_empty(&repo);
+    build(&["--platform=linux/amd64"]).env("GOAMD64", "v2").run().assert_success();
+}
+
 #[test]
 fn a_broken_config_file_is_named_with_its_line() {
     let dir = tempfile::tempdir().unwrap();

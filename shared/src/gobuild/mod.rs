@@ -43,6 +43,10 @@ pub enum GoBuildError {
     Template { place: String, source: template::TemplateError },
     #[error("invalid environment variable entry {entry:?} in {place}: write it as NAME=value")]
     EnvEntry { entry: String, place: String },
+    #[error(
+        "{var}={value} ({place}) would make a binary for another platform than {platform}, the one its image is labelled with; remove it and choose platforms with --platform or defaultPlatforms"
+    )]
+    PlatformEnv { var: String, value: String, place: String, platform: String },
     #[error("building {import_path} for {platform}: go build failed ({status}); its output is above")]
     Failed { import_path: String, platform: String, status: String },
     #[error(
@@ -219,8 +223,16 @@ impl GoTool {
         };
 
         let mut env: Vec<(String, String)> = vec![("CGO_ENABLED".into(), "0".into())];
-        env.extend(platform.go_env().unwrap_or_default());
+        let platform_env = platform.go_env().unwrap_or_default();
+        env.extend(platform_env.iter().cloned());
         env.extend(self.env.text_vars().map(|(k, v)| (k.to_string(), v.to_string())));
+        // Where each of the platform's variables is set again: Go takes the last.
+        let mut overrides: Vec<(String, String, String)> = self
+            .env
+            .text_vars()
+            .filter(|(k, _)| platform_env.iter().any(|(p, _)| p == k))
+            .map(|(k, v)| (k.to_string(), v.to_string(), "in the environment".to_string()))
+            .collect();
         if let Some(program) = &self.cache_prog {
             env.push(("GOCACHEPROG".into(), program.clone()));
             // Go starts the program in its own directory (a build's `dir`): the program is
@@ -238,7 +250,24 @@ impl GoTool {
             let Some((k, v)) = entry.split_once('=') else {
                 return Err(GoBuildError::EnvEntry { entry: entry.clone(), place: env_place });
             };
+            if platform_env.iter().any(|(p, _)| p == k) {
+                overrides.push((k.to_string(), v.to_string(), env_place.clone()));
+            }
             env.push((k.to_string(), v.to_string()));
+        }
+        // ko builds with them and labels the image with the platform all the same: an arm64
+        // binary in an image that says amd64 (or a GOAMD64=v4 one that says v3).
+        for (var, wanted) in &platform_env {
+            if let Some((_, value, place)) = overrides.iter().rev().find(|(k, _, _)| k == var)
+                && value != wanted
+            {
+                return Err(GoBuildError::PlatformEnv {
+                    var: var.clone(),
+                    value: value.clone(),
+                    place: place.clone(),
+                    platform: platform.to_string(),
+                });
+            }
         }
         let mut env_map: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in &env {

@@ -199,3 +199,19 @@ fn a_registry_that_refuses_the_push_is_reported() {
     registry.stop();
     assert_clear_error(&run, &[&registry.host, "ro/hello-"]);
 }
+
+/// An artifact named as the base (here the SBOM pushed beside an image) is no image to build
+/// on: refused, and nothing is pushed (ko builds on it and pushes an image nothing runs).
+#[test]
+fn an_artifact_named_as_the_base_is_refused() {
+    let first = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", unique_repo("sbombase")).run();
+    first.assert_success();
+    let reference = first.stdout.trim();
+    let (name, hex) = reference.split_once("@sha256:").unwrap();
+    let sbom = format!("{name}:sha256-{hex}.sbom");
+    let repo = unique_repo("onsbom");
+    let run =
+        ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &repo).env("KO_DEFAULTBASEIMAGE", &sbom).run();
+    assert_clear_error(&run, &[&sbom, "artifactType text/spdx+json", "not a container image"]);
+    assert_repo_empty(&repo);
+}

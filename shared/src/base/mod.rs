@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 use crate::assemble::layer::LayerError;
 use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;
-use crate::image::manifest::{Descriptor, Index, Manifest, MediaFamily, is_index};
+use crate::image::manifest::{DOCKER_CONFIG, Descriptor, Index, Manifest, MediaFamily, OCI_CONFIG, is_index};
 use crate::image::{Blob, BlobSource};
 use crate::media::SourceError;
 use crate::media::daemon::{self, Docker};
@@ -168,6 +168,11 @@ impl BaseResolver {
         let invalid = |detail: String| BaseError::Invalid { reference: name.to_string(), detail };
         let manifest: Manifest =
             serde_json::from_slice(bytes).map_err(|e| invalid(format!("unreadable manifest: {e}")))?;
+        if let Some(why) = not_an_image(&manifest) {
+            return Err(invalid(format!(
+                "{why}: an artifact (an SBOM, a signature, ...), not a container image to build on; name an image"
+            )));
+        }
         let config_digest = manifest.config.digest.clone();
         let repo = match origin {
             Origin::Registry(reference) => {
@@ -293,6 +298,23 @@ impl BaseResolver {
 }
 
 /// A single-image base, when it offers a platform that was asked for.
+/// Why `manifest` is not a container image, when it is not: an `artifactType`, a config that
+/// is no image configuration, or a layer that is no filesystem (an SBOM's document, say).
+fn not_an_image(manifest: &Manifest) -> Option<String> {
+    if let Some(kind) = &manifest.artifact_type {
+        return Some(format!("its manifest has artifactType {kind}"));
+    }
+    let config = &manifest.config.media_type;
+    if config != OCI_CONFIG && config != DOCKER_CONFIG {
+        return Some(format!("its config is {config}"));
+    }
+    let filesystem = |t: &str| {
+        t.starts_with("application/vnd.oci.image.layer.") || t.starts_with("application/vnd.docker.image.rootfs.")
+    };
+    let other = manifest.layers.iter().find(|layer| !filesystem(&layer.media_type))?;
+    Some(format!("its layer {} is {}", other.digest, other.media_type))
+}
+
 fn single_image(image: &BaseImage, request: Option<&PlatformRequest>) -> Result<BaseSet, BaseError> {
     // Each platform asked for must be the base's: one it lacks is named, not dropped.
     let missing = match request {

@@ -204,6 +204,11 @@ fn validate_host(host: &str) -> Result<(), String> {
     {
         return Err(format!("registry port {port:?} is not a number"));
     }
+    if let Some(port) = port
+        && port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Err(format!("registry port {port} is out of range (1 to 65535)"));
+    }
     let ok = !name.is_empty()
         && (name.starts_with('[') && name.ends_with(']')
             || name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
@@ -329,7 +334,7 @@ mod tests {
     fn registry_names_for_login() {
         assert!(validate_registry("localhost:5000").is_ok());
         assert!(validate_registry("[::1]:5000").is_ok());
-        for bad in ["a b", "", "host:", "host:port", "a/b"] {
+        for bad in ["a b", "", "host:", "host:port", "a/b", "host:99999", "host:0", "host:123456789012345678901"] {
             assert!(validate_registry(bad).is_err(), "{bad}");
         }
     }

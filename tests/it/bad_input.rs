@@ -243,3 +243,14 @@ fn an_image_name_that_is_no_repository_says_what_to_change() {
     assert_clear_error(&run, &["it is empty", "set KO_DOCKER_REPO"]);
     assert_nothing_built(&run);
 }
+
+/// A `KOCACHE` that cannot be a directory says so, and how to choose another.
+#[test]
+fn a_cache_that_cannot_be_made_names_kocache() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let run = hello_build(&unique_repo("badcache")).env("KOCACHE", &file).run();
+    assert_clear_error(&run, &["a-file", "Not a directory", "point KOCACHE at a directory"]);
+    assert_nothing_built(&run);
+}

@@ -103,6 +103,9 @@ fn one_bad_path_among_good_ones_publishes_nothing() {
 fn an_unparsable_ko_docker_repo_is_refused() {
     let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", "Not A/Repo!").run();
     assert_clear_error(&run, &["KO_DOCKER_REPO", "Not A/Repo!"]);
+    let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", "127.0.0.1:99999/x").run();
+    assert_clear_error(&run, &["KO_DOCKER_REPO", "port 99999 is out of range"]);
+    assert!(!run.stderr.contains("Building"), "{run}");
 }
 
 #[test]

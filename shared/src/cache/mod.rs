@@ -43,9 +43,13 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Opens the user's cache, at [`root_in`] `env`.
+    /// Opens the user's cache, at [`root_in`] `env`; an error says how to choose another.
     pub fn open(env: &Environment) -> Result<Cache, CacheError> {
-        Cache::at(root_in(env))
+        let root = root_in(env);
+        Cache::at(root.clone()).map_err(|e| {
+            let hint = "point KOCACHE at a directory this user can write";
+            CacheError { path: root, source: io::Error::new(e.source.kind(), format!("{}; {hint}", e.source)) }
+        })
     }
 
     /// Opens the cache at `root`, making its directories, and removes what killed runs left

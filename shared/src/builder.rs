@@ -99,6 +99,10 @@ impl Builder {
         Builder { settings, jobs, delve: Default::default(), sink }
     }
 
+    pub fn sbom_dir(&self) -> Option<&std::path::Path> {
+        self.settings.sbom_dir.as_deref()
+    }
+
     pub fn base_reference(&self, import_path: &str) -> String {
         self.settings.config.base_for(import_path).unwrap_or(builtin::BUILTIN_BASE).to_string()
     }

@@ -254,3 +254,28 @@ fn a_cache_that_cannot_be_made_names_kocache() {
     assert_clear_error(&run, &["a-file", "Not a directory", "point KOCACHE at a directory"]);
     assert_nothing_built(&run);
 }
+
+/// `--sbom-dir` names files after the binary: two packages whose binaries share a name would
+/// overwrite each other's SBOMs (ko loses one silently), so the run is refused before it builds.
+#[test]
+fn sbom_dir_refuses_two_binaries_of_one_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("go.mod"), "module example.com/m\n\ngo 1.22\n").unwrap();
+    for pkg in ["svc1/server", "svc2/server"] {
+        std::fs::create_dir_all(dir.path().join(pkg)).unwrap();
+        std::fs::write(dir.path().join(pkg).join("main.go"), "package main\n\nfunc main() {}\n").unwrap();
+    }
+    let sboms = dir.path().join("sboms");
+    let run = ko(&["build", "--push=false", "./svc1/server", "./svc2/server", "--sbom-dir"])
+        .arg(&sboms)
+        .cwd(dir.path())
+        .env("KO_DOCKER_REPO", unique_repo("sbomnames"))
+        .run();
+    assert_clear_error(
+        &run,
+        &["--sbom-dir", "example.com/m/svc1/server and example.com/m/svc2/server", "named server"],
+    );
+    assert_nothing_built(&run);
+    // The directory is made (and checked) up front; nothing is written into it.
+    assert_eq!(std::fs::read_dir(&sboms).unwrap().count(), 0, "{run}");
+}

@@ -136,6 +136,9 @@ impl Session {
     /// index; a publishing error is an [`Error::Publish`].
     pub async fn build_and_publish(&self, packages: &[Package]) -> Result<Vec<String>, (usize, Error)> {
         let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();
+        if self.builder.sbom_dir().is_some() {
+            check_sbom_names(&import_paths).map_err(|e| (0, e))?;
+        }
         let unindexed = |e: crate::publish::PublishError| (0, Error::from(e));
         if !self.publisher.publishes_as_built(&import_paths) {
             let artifacts = self.builder.build_all(packages).await?;
@@ -227,6 +230,28 @@ impl Session {
         let builder = Builder::new(settings, publisher.clone());
         Ok(Session { builder, publisher, packages })
     }
+}
+
+/// `--sbom-dir` names its files after the binary (`<name>-<platform>.<ext>`), as ko does: two
+/// packages whose binaries share a name (`svc1/cmd/server`, `svc2/cmd/server`) would write the
+/// same files and lose one SBOM (ko loses it silently), so that is refused before any build.
+fn check_sbom_names(import_paths: &[&str]) -> Result<(), Error> {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for import_path in import_paths {
+        let name = crate::assemble::app::binary_name(import_path);
+        match seen.insert(name.clone(), import_path) {
+            Some(other) if other != *import_path => {
+                return Err(Error::usage(
+                    "--sbom-dir",
+                    format!(
+                        "{other} and {import_path} both make a binary named {name}, so their SBOMs would go to the same files ({name}-<platform>.*) and one would be lost; build them in separate runs, each with its own --sbom-dir"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `--image-label`, `--image-annotation` and `--image-user`, checked.

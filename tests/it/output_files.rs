@@ -197,6 +197,12 @@ fn an_output_directory_that_takes_no_file_is_refused_first() {
     let run = unpushed_build(&unique_repo("outsys")).args(["--tarball", "/sys/image.tar"]).run();
     crate::build_errors::assert_clear_error(&run, &["--tarball", "cannot make a file in /sys"]);
     assert!(!run.stderr.contains("Building"), "{run}");
+    // A descriptor that is not open, a file /proc cannot hold: found before the build too.
+    for (flag, path) in [("--image-refs", "/dev/fd/97"), ("--tarball", "/proc/image.tar")] {
+        let run = unpushed_build(&unique_repo("outproc")).args([flag, path]).run();
+        crate::build_errors::assert_clear_error(&run, &[flag, path, "does not exist"]);
+        assert!(!run.stderr.contains("Building"), "{run}");
+    }
 }
 
 /// `--tarball "$TARBALL"` with the variable empty is no flag, as in ko, for every path flag.

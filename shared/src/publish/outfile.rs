@@ -90,7 +90,14 @@ pub fn check(flag: &'static str, path: &Path, allow_dash: bool) -> Result<(), Pu
         Target::Stdout if allow_dash && is_stdout(path) && io::stdout().is_terminal() => {
             Err(bad("standard output is a terminal; redirect it to a file or pipe it to `docker load`".into()))
         }
-        Target::Stdout | Target::Stderr | Target::InPlace(_) => Ok(()),
+        Target::Stdout | Target::Stderr => Ok(()),
+        // Not opened (a FIFO's reader would see the end of its input): only looked at, so that
+        // a descriptor that is not open (`/dev/fd/7`) or a `/proc` file that cannot be made is
+        // found before the build.
+        Target::InPlace(special) => std::fs::metadata(&special).map(drop).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => bad(format!("{} does not exist, and cannot be made there", special.display())),
+            _ => bad(format!("{}: {e}", special.display())),
+        }),
         Target::Replace(file) => {
             let dir = parent(&file);
             match std::fs::metadata(dir) {

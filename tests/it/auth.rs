@@ -328,6 +328,27 @@ fn login_and_logout_use_the_helper_the_config_already_names() {
     run.assert_success();
     assert!(!helpers.path().join("kept").exists(), "logout erases through the helper: {run}");
     assert_eq!(std::fs::read_to_string(&config).unwrap(), before, "{run}");
+
+    // The same with the helper as the credsStore (the desktop's keychain): the password goes
+    // there, never into a file of ours, and `auths` lists the server without it.
+    std::fs::write(&config, r#"{"credsStore":"vault"}"#).unwrap();
+    let run = kubectl_ko(&["login", &registry.host, "-u", USER, "-p", &registry.password]).run();
+    run.assert_success();
+    assert!(run.stderr.contains("credsStore = \"vault\""), "{run}");
+    assert!(!home.path().join(".config/kubectl-ko/credentials.json").exists(), "{run}");
+    let docker: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(docker["auths"][&registry.host], serde_json::json!({}), "{docker}");
+    assert!(docker.get("credHelpers").is_none(), "{docker}");
+    let run = kubectl_ko(&["build", ".", "--sbom=none"])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", registry.repo("vault-store"))
+        .run();
+    assert_pushed(&registry, &reference(&run));
+    let run = kubectl_ko(&["logout", &registry.host]).run();
+    run.assert_success();
+    assert!(!helpers.path().join("kept").exists(), "logout erases through the credsStore: {run}");
+    let docker: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert!(docker["auths"].get(&registry.host).is_none(), "{docker}");
 }
 
 #[test]

@@ -60,6 +60,29 @@ impl DockerConfigFile {
         helpers.iter().find(|(k, _)| normalise_host(k) == host).and_then(|(_, v)| v.as_str().map(str::to_string))
     }
 
+    /// The helper `credsStore` names for every server without a `credHelpers` entry, if any.
+    pub fn creds_store(&self) -> Option<String> {
+        self.root.get("credsStore")?.as_str().filter(|s| !s.is_empty()).map(str::to_string)
+    }
+
+    /// The helper that holds this server's credentials instead of docker-credential-ko, as
+    /// Docker picks it: `credHelpers[server]`, else `credsStore`; `None` when that is `ours`.
+    pub fn other_helper(&self, server: &str, ours: &str) -> Option<(String, String)> {
+        let (helper, key) = match self.cred_helper(server) {
+            Some(helper) => (helper, format!("credHelpers[{server}]")),
+            None => (self.creds_store()?, "credsStore".to_string()),
+        };
+        (helper != ours).then(|| (helper.clone(), format!("{key} = \"{helper}\" in {}", self.path.display())))
+    }
+
+    /// Lists `server` in `auths` with no credentials, as Docker does for a login kept by a
+    /// helper, after removing every entry of the same host (a password there would be stale).
+    pub fn set_empty_auths(&mut self, server: &str) -> Result<(), AuthError> {
+        self.remove_auths(server);
+        self.object("auths")?.insert(server.to_string(), Value::Object(Map::new()));
+        Ok(())
+    }
+
     /// Removes `credHelpers[server]` when it names `helper`; `true` when it did.
     pub fn remove_cred_helper(&mut self, server: &str, helper: &str) -> bool {
         let host = normalise_host(server);

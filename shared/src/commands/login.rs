@@ -4,7 +4,9 @@
 //! stores nothing; a registry that cannot be reached is warned about, and the credentials are
 //! stored anyway, as ko (which never asks the registry) does. When the Docker config already
 //! names another helper for the server, the credentials go to that helper, as with Docker and
-//! ko, and the config is left alone.
+//! ko, and the config is left alone; so do they when its `credsStore` names another helper
+//! (`osxkeychain`, `pass`, `desktop`), and `auths` lists the server with no password, as
+//! Docker and ko write it.
 
 use std::io::Read;
 
@@ -101,15 +103,20 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
 
     let env = Environment::process();
     let config_file = config_path(env);
-    let other = DockerConfigFile::load(&config_file)?.cred_helper(&server).filter(|h| h != HELPER);
-    if let Some(other) = other {
-        let source = format!("credHelpers[{server}] = \"{other}\" in {}", config_file.display());
-        let config = config_file.display().to_string();
-        Helper::new(&other).store(&server, &username, password.expose(), &source, &config).await?;
+    let mut config = DockerConfigFile::load(&config_file)?;
+    if let Some((other, source)) = config.other_helper(&server, HELPER) {
+        let shown = config_file.display().to_string();
+        Helper::new(&other).store(&server, &username, password.expose(), &source, &shown).await?;
         output::step(format!("Stored the credentials with docker-credential-{other} ({source})"));
+        // As Docker records a login its credsStore keeps: the server, with no password.
+        if config.cred_helper(&server).is_none() {
+            config.set_empty_auths(&server)?;
+            config.save()?;
+        }
         output::step(format!("Login Succeeded: {host}"));
         return Ok(());
     }
+    drop(config);
     let store = CredentialStore::new(env);
     // One lock for both files: another login or logout at the same time waits its turn.
     let lock = store.lock()?;

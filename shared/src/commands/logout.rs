@@ -1,7 +1,8 @@
 //! `kubectl ko logout`: undo `login`: erase the stored credentials and remove the
 //! `credHelpers` entry that names docker-credential-ko, and any `auths` entry, for SERVER.
-//! When the Docker config names another helper for SERVER, that helper is asked to erase
-//! them, and its entry stays (as `docker logout` does).
+//! When the Docker config names another helper for SERVER (in `credHelpers`, or as its
+//! `credsStore`), that helper is asked to erase them, and its entry stays (as `docker logout`
+//! does).
 
 use crate::auth::{CredentialStore, DockerConfigFile, Helper, config_path, helper_server, normalise_host};
 use crate::cli::LogoutCommand;
@@ -40,8 +41,7 @@ pub async fn run(command: LogoutCommand) -> Result<(), Error> {
         output::step(format!("Removed auths[{server}] from {}", config.path().display()));
     }
     let mut erased_by_other = false;
-    if let Some(other) = config.cred_helper(&server) {
-        let source = format!("credHelpers[{server}] = \"{other}\" in {}", config.path().display());
+    if let Some((other, source)) = config.other_helper(&server, HELPER) {
         erased_by_other = Helper::new(&other).erase(&server, &source, &config.path().display().to_string()).await?;
         if erased_by_other {
             output::step(format!("Erased the credentials for {host} with docker-credential-{other} ({source})"));

@@ -177,6 +177,21 @@ fn docker_auth_config_and_podman_auth_files() {
     let run = hello_build(&registry.repo("podman")).env("REGISTRY_AUTH_FILE", &auth_file).run();
     assert_pushed(&registry, &reference(&run));
     assert!(run.stderr.contains(auth_file.to_str().unwrap()), "{run}");
+
+    // A broken podman file found on its own is skipped with a warning (the push needs
+    // nothing from it); one REGISTRY_AUTH_FILE names is an error.
+    let runtime = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(runtime.path().join("containers")).unwrap();
+    let broken = runtime.path().join("containers/auth.json");
+    std::fs::write(&broken, "not json").unwrap();
+    let run = hello_build(&registry.repo("skipped"))
+        .env("DOCKER_AUTH_CONFIG", &json)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .run();
+    assert_pushed(&registry, &reference(&run));
+    assert!(run.stderr.contains(&format!("warning: reading {}", broken.display())), "{run}");
+    let run = hello_build(&registry.repo("named")).env("REGISTRY_AUTH_FILE", &broken).run();
+    crate::build_errors::assert_clear_error(&run, &[broken.to_str().unwrap()]);
 }
 
 fn credential_helper(home: &Path, action: &str, input: &str) -> Run {

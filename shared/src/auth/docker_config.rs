@@ -20,9 +20,9 @@ const ENV_VAR: &str = "DOCKER_AUTH_CONFIG";
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct DockerConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nulls_as_empty")]
     auths: BTreeMap<String, AuthEntry>,
-    #[serde(default, rename = "credHelpers")]
+    #[serde(default, rename = "credHelpers", deserialize_with = "nulls_as_empty")]
     cred_helpers: BTreeMap<String, String>,
     #[serde(default, rename = "credsStore")]
     creds_store: Option<String>,
@@ -32,6 +32,16 @@ pub struct DockerConfig {
     /// `DOCKER_AUTH_CONFIG` only contributes `auths`.
     #[serde(skip)]
     auths_only: bool,
+}
+
+/// A map where Go's decoder (Docker's, ko's) takes `null`, for the map or a value, as empty.
+fn nulls_as_empty<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Default + Deserialize<'de>,
+{
+    let map: Option<BTreeMap<String, Option<V>>> = Option::deserialize(deserializer)?;
+    Ok(map.unwrap_or_default().into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -180,6 +190,15 @@ pub fn config_path(env: &Environment) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nulls_read_as_go_reads_them() {
+        for json in
+            [r#"{"auths":null}"#, r#"{"credHelpers":null}"#, r#"{"auths":{"h":null}}"#, r#"{"credHelpers":{"h":null}}"#]
+        {
+            assert!(DockerConfig::parse(json.as_bytes(), "config.json").is_ok(), "{json}");
+        }
+    }
 
     #[test]
     fn a_config_directory_that_is_a_file_is_named() {

@@ -27,11 +27,18 @@ fn candidates(env: &Environment) -> Vec<PathBuf> {
 
 impl PodmanAuthFile {
     /// The first of the candidate files that exists; an explicit `REGISTRY_AUTH_FILE` that
-    /// does not exist is skipped like the others (podman does the same).
+    /// does not exist is skipped like the others (podman does the same). One that cannot be
+    /// read is an error when `REGISTRY_AUTH_FILE` names it, and otherwise skipped with a
+    /// warning: a podman login's leftover must not stop a push that needs nothing from it
+    /// (ko reads these files only without a Docker config).
     pub fn find(env: &Environment) -> Result<Option<PodmanAuthFile>, AuthError> {
+        let explicit = env.path("REGISTRY_AUTH_FILE");
         for path in candidates(env) {
-            if let Some(config) = DockerConfig::from_file(&path)? {
-                return Ok(Some(PodmanAuthFile { config }));
+            match DockerConfig::from_file(&path) {
+                Ok(Some(config)) => return Ok(Some(PodmanAuthFile { config })),
+                Ok(None) => {}
+                Err(e) if explicit.as_ref() == Some(&path) => return Err(e),
+                Err(e) => crate::output::warn(format!("{e} (skipped: set REGISTRY_AUTH_FILE to use another)")),
             }
         }
         Ok(None)

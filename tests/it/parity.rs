@@ -123,11 +123,8 @@ fn a_delete_log_level_is_not_an_object() {
     }
     let run = ko(&["delete", "configmap", "web", "-n", &namespace, "-v", "6"]).env("KUBECONFIG", kubeconfig()).run();
     run.assert_success();
-    assert_eq!(
-        run.stdout_lines(),
-        ["configmap \"web\" deleted from ".to_string() + &namespace + " namespace"],
-        "{run}"
-    );
+    // Some kubectl versions add " from NS namespace".
+    assert!(run.stdout.starts_with("configmap \"web\" deleted") && run.stdout_lines().len() == 1, "{run}");
     assert!(
         run.stderr.contains("GET https://") || run.stderr.contains("round_trippers"),
         "kubectl logs at level 6: {run}"

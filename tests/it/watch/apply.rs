@@ -284,3 +284,57 @@ fn a_dry_run_prune_deletes_nothing() {
     assert!(exists("a"));
     kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
+
+/// What `--prune` must never delete: an object whose `namespace:` is written (or dropped) and
+/// means the one it was applied into, everything when the files are emptied for a moment,
+/// and, with kubectl's own `--prune` after `--`, the objects a cycle did not change.
+#[test]
+fn prune_deletes_only_what_left_the_inputs() {
+    let work = tempfile::tempdir().unwrap();
+    let namespace = unique_name("watch-keep");
+    kubectl(&["create", "namespace", &namespace]).assert_success();
+    let file = work.path().join("cm.yaml");
+    let configmap = |name: &str, value: &str, written: bool| {
+        let ns = if written { format!("\n  namespace: {namespace}") } else { String::new() };
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{ns}\n  labels: {{app: keep}}\ndata:\n  v: \"{value}\"\n"
+        )
+    };
+    let exists = |name: &str| kubectl(&["get", "configmap", name, "-n", &namespace]).success();
+    std::fs::write(&file, configmap("keep", "1", false)).unwrap();
+    let cmd = ko(&["apply", "-f", "cm.yaml", "-n", &namespace, "--watch", "--prune"])
+        .cwd(work.path())
+        .env("KUBECONFIG", kubeconfig());
+    let mut watch = Watching::start(&cmd);
+    assert!(watch.summary(1).contains("applied: configmap/keep"), "{}", watch.output());
+
+    std::fs::write(&file, configmap("keep", "2", true)).unwrap();
+    let line = watch.summary(2);
+    assert!(line.contains("applied: configmap/keep") && !line.contains("gone"), "{line}");
+    assert!(exists("keep"), "{}", watch.output());
+
+    std::fs::write(&file, "").unwrap();
+    let line = watch.summary(3);
+    assert!(line.contains("failed"), "{line}");
+    watch.line("the cycle's error", |l| l.contains("no objects passed to apply"));
+    assert!(exists("keep"), "{}", watch.output());
+    drop(watch);
+
+    // kubectl's --prune after --: every object goes to kubectl each cycle, so it prunes only
+    // what left the files.
+    std::fs::write(&file, format!("{}---\n{}", configmap("one", "1", true), configmap("two", "1", true))).unwrap();
+    let cmd = ko(&["apply", "-f", "cm.yaml", "--watch", "--", "--prune", "-l", "app=keep"])
+        .cwd(work.path())
+        .env("KUBECONFIG", kubeconfig());
+    let mut watch = Watching::start(&cmd);
+    watch.summary(1);
+    std::fs::write(&file, format!("{}---\n{}", configmap("one", "2", true), configmap("two", "1", true))).unwrap();
+    watch.summary(2);
+    assert!(exists("one") && exists("two"), "{}", watch.output());
+    std::fs::write(&file, configmap("one", "2", true)).unwrap();
+    let line = watch.summary(3);
+    assert!(line.contains("gone: configmap/two (deleted)"), "{line}");
+    assert!(exists("one") && !exists("two"), "kubectl prunes what left the files: {}", watch.output());
+    drop(watch);
+    kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}

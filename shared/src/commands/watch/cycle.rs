@@ -123,6 +123,23 @@ fn identity(object: &Object) -> String {
     format!("{}/{}/{}/{}", object.gvk.group, object.gvk.kind, ns, object.name)
 }
 
+/// Whether `a` and `b` may be one object in the cluster: the same group, kind and name, and
+/// the same namespace or one left unwritten. Without the cluster's word on the kind's scope
+/// and the default namespace, `namespace: team` added to an object applied into `-n team`
+/// (or a stray namespace on a cluster-scoped kind) must not make it look gone.
+fn may_be_one(a: &Object, b: &Object) -> bool {
+    a.gvk.group == b.gvk.group
+        && a.gvk.kind == b.gvk.kind
+        && a.name == b.name
+        && (a.namespace.is_none() || b.namespace.is_none() || a.namespace == b.namespace)
+}
+
+/// Whether kubectl's own `--prune` is among the flags after `--`: it deletes whatever the
+/// objects piped to it leave out, so it must be given them all.
+fn kubectl_prunes(flags: &[String]) -> bool {
+    flags.iter().any(|f| f == "--prune" || (f.starts_with("--prune=") && f != "--prune=false"))
+}
+
 /// Runs one cycle: the first (`changed` is `None`) builds every image, a later one only those
 /// `changed` touches. After an error the changes are kept, so the next cycle builds what they
 /// touched as well as its own.
@@ -195,6 +212,12 @@ async fn apply_changed(
     report: &mut Report,
 ) -> Result<(), Error> {
     let Target::Apply { kube, options, prune, kubectl } = target else { return Ok(()) };
+    if objects.is_empty() {
+        // As a plain apply (and kubectl) refuses it: emptied files or a selector that matches
+        // nothing any more is far likelier a moment of an edit than a wish to delete it all.
+        let detail = "no objects passed to apply; nothing was applied or deleted, and the next change that brings objects back goes on";
+        return Err(Error::usage("-f", detail));
+    }
     let current: Vec<(String, String, Object)> =
         objects.into_iter().map(|o| (identity(&o), serde_json::to_string(&o.value).unwrap_or_default(), o)).collect();
     let changed: Vec<Object> = current
@@ -205,13 +228,19 @@ async fn apply_changed(
     let gone: Vec<Object> = state
         .applied
         .iter()
-        .filter(|(id, _)| !current.iter().any(|(c, _, _)| c == *id))
+        .filter(|(id, (_, applied))| !current.iter().any(|(c, _, o)| c == *id || may_be_one(o, applied)))
         .map(|(_, (_, o))| o.clone())
         .collect();
     report.gone = gone.iter().map(Object::display).collect();
-    let prune = if *prune { gone.as_slice() } else { &[] };
+    // kubectl's own --prune (after --) deletes what is gone, given every object.
+    let kubectl_prune = kubectl.as_deref().is_some_and(kubectl_prunes);
+    let prune = if *prune || kubectl_prune { gone.as_slice() } else { &[] };
     if !changed.is_empty() || !prune.is_empty() {
         match kubectl {
+            Some(flags) if kubectl_prunes(flags) => {
+                let all: Vec<Object> = current.iter().map(|(_, _, o)| o.clone()).collect();
+                pipe(kube, flags, &all).await?
+            }
             Some(flags) => pipe(kube, flags, &changed).await?,
             None => send_to_cluster(state, kube, *options, &changed, prune).await?,
         }
@@ -219,7 +248,10 @@ async fn apply_changed(
     report.applied = changed.iter().map(Object::display).collect();
     report.pruned = prune.iter().map(Object::display).collect();
     report.dry_run = options.dry_run != cluster::DryRun::None;
-    // Reported once; without --prune a gone object is no longer this watch's business.
+    // Reported once; without --prune a gone object is no longer this watch's business. One
+    // whose namespace was written or dropped is known by its new spelling.
+    let respelled = |id: &String, applied: &Object| current.iter().any(|(c, _, o)| c != id && may_be_one(o, applied));
+    state.applied.retain(|id, (_, o)| !respelled(id, o));
     gone.iter().for_each(|o| drop(state.applied.remove(&identity(o))));
     for (id, content, object) in current {
         state.applied.insert(id, (content, object));
@@ -291,5 +323,20 @@ mod tests {
         .unwrap();
         assert_eq!(identity(&objects[0]), "apps/Deployment//a");
         assert_eq!(identity(&objects[1]), "/Service/x/a");
+    }
+
+    #[test]
+    fn an_unwritten_namespace_may_be_any_and_kubectl_prune_is_seen() {
+        let objects = cluster::objects(
+            "t.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: z}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: a}\n",
+        )
+        .unwrap();
+        assert!(may_be_one(&objects[0], &objects[1]) && may_be_one(&objects[2], &objects[0]));
+        assert!(!may_be_one(&objects[1], &objects[2]), "two written namespaces are two objects");
+        assert!(!may_be_one(&objects[0], &objects[3]), "another kind");
+        let flags = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(kubectl_prunes(&flags(&["--prune", "-l", "a=b"])) && kubectl_prunes(&flags(&["--prune=true"])));
+        assert!(!kubectl_prunes(&flags(&["--prune=false"])) && !kubectl_prunes(&flags(&["--prune-allowlist=x"])));
     }
 }

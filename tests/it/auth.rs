@@ -459,6 +459,23 @@ fn each_docker_config_keeps_its_own_logins() {
     run.assert_failure();
     assert!(run.stderr.contains("config.json") && !run.stderr.contains("Removed"), "{run}");
     assert!(std::fs::read_to_string(a.join("kubectl-ko/credentials.json")).unwrap().contains("127.0.0.1:1"), "{run}");
+
+    // DOCKER_CONFIG set to the default directory is the default config: a login made
+    // without the variable is found with it (CI jobs and IDEs often export it), and back.
+    let default = home.path().join(".docker");
+    let run = KoCmd::new("kubectl-ko")
+        .args(["login", "127.0.0.1:2", "-u", "carol", "-p", "carol-pw"])
+        .env("HOME", home.path())
+        .env_remove("DOCKER_CONFIG")
+        .run();
+    run.assert_success();
+    let run = KoCmd::new("docker-credential-ko")
+        .arg("get")
+        .stdin("127.0.0.1:2")
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", format!("{}/", default.display()))
+        .run();
+    assert!(run.stdout.contains("\"carol\""), "{run}");
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! The suite's own credential store, behind `docker-credential-ko`: one JSON file beside the
 //! Docker config in use when `DOCKER_CONFIG` names one (`$DOCKER_CONFIG/kubectl-ko/
-//! credentials.json`: each config keeps its own logins, as the `auths` of ko's logins do),
-//! else under the user's config directory (`${XDG_CONFIG_HOME:-~/.config}/kubectl-ko/
-//! credentials.json`); mode 0600 in a 0700 directory, always replaced whole through a temp
-//! file and a rename.
+//! credentials.json`: each config keeps its own logins, as the `auths` of ko's logins do;
+//! `DOCKER_CONFIG=~/.docker` is the default config), else under the user's config directory
+//! (`${XDG_CONFIG_HOME:-~/.config}/kubectl-ko/credentials.json`); mode 0600 in a 0700
+//! directory, always replaced whole through a temp file and a rename.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -58,24 +58,33 @@ pub struct StoreLock(#[allow(dead_code)] std::fs::File);
 #[derive(Clone, Debug)]
 pub struct CredentialStore {
     path: PathBuf,
+    /// Where logins made with `DOCKER_CONFIG` set to the default directory were kept before
+    /// that meant the default store: read when `path` has no entry, erased with it.
+    earlier: Option<PathBuf>,
 }
 
 impl CredentialStore {
     /// The store of the Docker config in use (see the module docs). A relative
-    /// `DOCKER_CONFIG` is taken from the working directory, as Docker takes it.
+    /// `DOCKER_CONFIG` is taken from the working directory, as Docker takes it; one that names
+    /// the default directory (`~/.docker`, as CI jobs and IDEs often export it) is the default
+    /// config, with the default store, so that a login is found with the variable set or not.
     pub fn new(env: &Environment) -> CredentialStore {
-        let dir = match env.path("DOCKER_CONFIG") {
-            Some(config) if config.is_relative() => {
-                std::env::current_dir().map(|cwd| cwd.join(&config)).unwrap_or(config).join("kubectl-ko")
-            }
-            Some(config) => config.join("kubectl-ko"),
-            None => env.config_home().join("kubectl-ko"),
+        let default = env.config_home().join("kubectl-ko/credentials.json");
+        let Some(config) = env.path("DOCKER_CONFIG") else { return CredentialStore::at(default) };
+        let config = match config.is_relative() {
+            true => std::env::current_dir().map(|cwd| cwd.join(&config)).unwrap_or(config),
+            false => config,
         };
-        CredentialStore::at(dir.join("credentials.json"))
+        let beside = config.join("kubectl-ko/credentials.json");
+        let home_docker = env.home().map(|home| home.join(".docker"));
+        if home_docker.is_some_and(|d| same_dir(&d, &config)) {
+            return CredentialStore { path: default, earlier: Some(beside) };
+        }
+        CredentialStore::at(beside)
     }
 
     pub fn at(path: PathBuf) -> CredentialStore {
-        CredentialStore { path }
+        CredentialStore { path, earlier: None }
     }
 
     pub fn path(&self) -> &Path {
@@ -132,11 +141,15 @@ impl CredentialStore {
 
     pub fn get(&self, server: &str) -> Result<Option<StoredCredential>, AuthError> {
         let file = self.read()?;
-        Ok(file.credentials.get(&normalise_host(server)).map(|e| StoredCredential {
+        let found = file.credentials.get(&normalise_host(server)).map(|e| StoredCredential {
             server_url: e.server_url.clone(),
             username: e.username.clone(),
             secret: Secret::new(e.secret.clone()),
-        }))
+        });
+        match (found, &self.earlier) {
+            (None, Some(earlier)) => CredentialStore::at(earlier.clone()).get(server),
+            (found, _) => Ok(found),
+        }
     }
 
     pub fn store(&self, server_url: &str, username: &str, secret: &Secret) -> Result<(), AuthError> {
@@ -172,9 +185,13 @@ impl CredentialStore {
 
     /// [`CredentialStore::erase`] under a lock the caller holds.
     pub fn erase_locked(&self, _lock: &StoreLock, server: &str) -> Result<bool, AuthError> {
+        let erased_earlier = match &self.earlier {
+            Some(earlier) if earlier.exists() => CredentialStore::at(earlier.clone()).erase(server)?,
+            _ => false,
+        };
         let mut file = self.read()?;
         if file.credentials.remove(&normalise_host(server)).is_none() {
-            return Ok(false);
+            return Ok(erased_earlier);
         }
         self.write(&file)?;
         Ok(true)
@@ -182,7 +199,21 @@ impl CredentialStore {
 
     /// Server URL → username, for the helper's `list`.
     pub fn list(&self) -> Result<BTreeMap<String, String>, AuthError> {
-        Ok(self.read()?.credentials.into_values().map(|e| (e.server_url, e.username)).collect())
+        let mut listed = match &self.earlier {
+            Some(earlier) => CredentialStore::at(earlier.clone()).list()?,
+            None => BTreeMap::new(),
+        };
+        listed.extend(self.read()?.credentials.into_values().map(|e| (e.server_url, e.username)));
+        Ok(listed)
+    }
+}
+
+/// Whether two directory paths name one directory: the same files when both exist, else the
+/// same spelling once `.` and trailing slashes are left out.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a.components().eq(b.components()),
     }
 }
 
@@ -252,6 +283,29 @@ mod tests {
         assert_eq!(CredentialStore::new(&xdg).path(), Path::new("/x/kubectl-ko/credentials.json"));
         let home = Environment::from_pairs([("XDG_CONFIG_HOME", ""), ("HOME", "/h")]);
         assert_eq!(CredentialStore::new(&home).path(), Path::new("/h/.config/kubectl-ko/credentials.json"));
+        // DOCKER_CONFIG naming the default directory is the default config, and store.
+        for spelled in ["/h/.docker", "/h/.docker/", "/h/./.docker"] {
+            let default = Environment::from_pairs([("DOCKER_CONFIG", spelled), ("HOME", "/h")]);
+            let store = CredentialStore::new(&default);
+            assert_eq!(store.path(), Path::new("/h/.config/kubectl-ko/credentials.json"), "{spelled}");
+        }
+    }
+
+    #[test]
+    fn a_login_kept_beside_the_default_docker_config_is_still_found_and_erased() {
+        let home = tempfile::tempdir().unwrap();
+        let docker = home.path().join(".docker");
+        let earlier = CredentialStore::at(docker.join("kubectl-ko/credentials.json"));
+        earlier.store("r.example", "alice", &Secret::new("s")).unwrap();
+        let env = Environment::from_pairs([
+            ("DOCKER_CONFIG", docker.to_str().unwrap()),
+            ("HOME", home.path().to_str().unwrap()),
+        ]);
+        let store = CredentialStore::new(&env);
+        assert_eq!(store.path(), home.path().join(".config/kubectl-ko/credentials.json"));
+        assert_eq!(store.get("r.example").unwrap().unwrap().username, "alice");
+        assert!(store.erase("r.example").unwrap());
+        assert!(store.get("r.example").unwrap().is_none() && earlier.get("r.example").unwrap().is_none());
     }
 
     #[test]

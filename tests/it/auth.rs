@@ -231,6 +231,22 @@ fn docker_credential_ko_speaks_the_helper_protocol() {
     run.assert_success();
     let got: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!((got["Username"].as_str(), got["Secret"].as_str()), (Some("octocat"), Some("ghp_test")), "{run}");
+
+    // Docker's web login stores Docker Hub's tokens beside the login: each is its own entry.
+    for suffix in ["", "refresh-token", "access-token"] {
+        let input = format!(
+            r#"{{"ServerURL":"https://index.docker.io/v1/{suffix}","Username":"alice","Secret":"S-{suffix}"}}"#
+        );
+        credential_helper(home.path(), "store", &input).assert_success();
+    }
+    let secret_of = |server: &str| {
+        let run = credential_helper(home.path(), "get", server);
+        serde_json::from_str::<Value>(&run.stdout).ok().map(|v| v["Secret"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(secret_of("https://index.docker.io/v1/").as_deref(), Some("S-"));
+    assert_eq!(secret_of("https://index.docker.io/v1/access-token").as_deref(), Some("S-access-token"));
+    credential_helper(home.path(), "erase", "https://index.docker.io/v1/access-token").assert_success();
+    assert_eq!(secret_of("https://index.docker.io/v1/").as_deref(), Some("S-"), "erasing a token keeps the login");
 }
 
 /// A PATH with `dir` first and no directory that already holds docker-credential-ko.

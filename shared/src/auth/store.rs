@@ -141,7 +141,7 @@ impl CredentialStore {
 
     pub fn get(&self, server: &str) -> Result<Option<StoredCredential>, AuthError> {
         let file = self.read()?;
-        let found = file.credentials.get(&normalise_host(server)).map(|e| StoredCredential {
+        let found = file.credentials.get(&store_key(server)).map(|e| StoredCredential {
             server_url: e.server_url.clone(),
             username: e.username.clone(),
             secret: Secret::new(e.secret.clone()),
@@ -167,7 +167,7 @@ impl CredentialStore {
     ) -> Result<(), AuthError> {
         let mut file = self.read()?;
         file.credentials.insert(
-            normalise_host(server_url),
+            store_key(server_url),
             Entry {
                 server_url: server_url.to_string(),
                 username: username.to_string(),
@@ -190,7 +190,7 @@ impl CredentialStore {
             _ => false,
         };
         let mut file = self.read()?;
-        if file.credentials.remove(&normalise_host(server)).is_none() {
+        if file.credentials.remove(&store_key(server)).is_none() {
             return Ok(erased_earlier);
         }
         self.write(&file)?;
@@ -205,6 +205,21 @@ impl CredentialStore {
         };
         listed.extend(self.read()?.credentials.into_values().map(|e| (e.server_url, e.username)));
         Ok(listed)
+    }
+}
+
+/// The key of a server's entry: its host as every spelling of it normalises, so that
+/// `https://r.example/v2/` and `r.example` are one login; a server URL with a path of its own
+/// beyond the API's root (Docker Hub's `…/v1/access-token` and `…/v1/refresh-token`, which
+/// Docker's web login stores beside the login itself) keeps that path, and its own entry.
+fn store_key(server: &str) -> String {
+    let host = normalise_host(server);
+    let trimmed = server.trim();
+    let rest = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://")).unwrap_or(trimmed);
+    let path = rest.split_once('/').map_or("", |(_, path)| path.trim_matches('/'));
+    match path {
+        "" | "v1" | "v2" => host,
+        path => format!("{host}/{path}"),
     }
 }
 
@@ -306,6 +321,27 @@ mod tests {
         assert_eq!(store.get("r.example").unwrap().unwrap().username, "alice");
         assert!(store.erase("r.example").unwrap());
         assert!(store.get("r.example").unwrap().is_none() && earlier.get("r.example").unwrap().is_none());
+    }
+
+    #[test]
+    fn docker_hubs_token_entries_are_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CredentialStore::at(dir.path().join("credentials.json"));
+        for suffix in ["", "refresh-token", "access-token"] {
+            store
+                .store(&format!("https://index.docker.io/v1/{suffix}"), "alice", &Secret::new(format!("S-{suffix}")))
+                .unwrap();
+        }
+        assert_eq!(store.get("https://index.docker.io/v1/").unwrap().unwrap().secret.expose(), "S-");
+        assert_eq!(store.get("docker.io").unwrap().unwrap().secret.expose(), "S-");
+        assert_eq!(
+            store.get("https://index.docker.io/v1/access-token").unwrap().unwrap().secret.expose(),
+            "S-access-token"
+        );
+        assert_eq!(store.list().unwrap().len(), 3);
+        assert!(store.erase("https://index.docker.io/v1/access-token").unwrap());
+        assert_eq!(store.get("https://index.docker.io/v1/").unwrap().unwrap().secret.expose(), "S-");
+        assert_eq!(store_key("https://R.example:5000/v2/"), "r.example:5000");
     }
 
     #[test]

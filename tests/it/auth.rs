@@ -612,6 +612,23 @@ fn bearer_tokens_from_the_token_service() {
     let run = login(&registry.password);
     run.assert_success();
     assert_eq!(run.stdout, "", "login prints nothing on stdout");
+
+    // A registry token (`registrytoken`, as Docker's and ko's clients read it) is sent as it
+    // is: no token service is asked.
+    let repo = registry.repo("regtoken");
+    let name = repo.split_once('/').unwrap().1;
+    let challenge = KoCmd::program(tool("curl")).args(["-si", &format!("http://{}/v2/", registry.host)]).run();
+    let service = challenge.stdout.split("service=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
+    let url = format!("{}?service={service}&scope=repository:{name}:pull,push", tokens.realm);
+    let issued = KoCmd::program(tool("curl")).args(["-sf", "-u", &format!("{USER}:{}", registry.password), &url]).run();
+    let token: Value = serde_json::from_str(issued.assert_success().stdout.trim()).unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let before = tokens.requests().len();
+    let cmd = hello_build(&repo).args(["--sbom=none", "--bare"]);
+    write_docker_config(&cmd, &format!(r#"{{"auths":{{"{}":{{"registrytoken":"{token}"}}}}}}"#, registry.host));
+    let run = cmd.run();
+    assert_eq!(tokens.requests().len(), before, "no token was asked for: {:?}", &tokens.requests()[before - 1..]);
+    assert_pushed(&registry, &reference(&run));
 }
 
 /// The real `docker` CLI stores credentials through docker-credential-ko (`credsStore: ko`;

@@ -1,6 +1,7 @@
 //! Docker's `config.json` as a credential source, with Docker CLI's precedence for a host:
 //! `credHelpers[host]` (that helper only), else `credsStore` (the native store), else
-//! `auths[host]` (`auth` as base64 `user:password`, or `identitytoken`). Docker Hub's keys are
+//! `auths[host]` (`registrytoken`, sent as the bearer token itself; `identitytoken`; or `auth`
+//! as base64 `user:password`). Docker Hub's keys are
 //! normalised. `DOCKER_AUTH_CONFIG` holds the same JSON in the environment (its `auths` only).
 
 use std::collections::BTreeMap;
@@ -54,6 +55,8 @@ struct AuthEntry {
     password: Option<String>,
     #[serde(default, rename = "identitytoken")]
     identity_token: Option<String>,
+    #[serde(default, rename = "registrytoken")]
+    registry_token: Option<String>,
 }
 
 impl DockerConfig {
@@ -124,6 +127,10 @@ impl DockerConfig {
             return Ok(None);
         };
         let source = format!("auths[{key}] in {}", self.origin);
+        // As Docker's and ko's clients read an entry: a registry token first, as it is.
+        if let Some(token) = entry.registry_token.as_deref().filter(|t| !t.is_empty()) {
+            return Ok(Some(FoundCredential { credential: Credential::RegistryToken(Secret::new(token)), source }));
+        }
         if let Some(token) = entry.identity_token.as_deref().filter(|t| !t.is_empty()) {
             return Ok(Some(FoundCredential { credential: Credential::IdentityToken(Secret::new(token)), source }));
         }

@@ -58,6 +58,9 @@ pub enum Credential {
     Basic { username: String, password: Secret },
     /// An OAuth2 refresh token (`identitytoken` in Docker's config, `<token>` from a helper).
     IdentityToken(Secret),
+    /// A bearer token for the registry itself (`registrytoken` in Docker's config), sent as
+    /// it is, with no token service asked.
+    RegistryToken(Secret),
 }
 
 impl Credential {

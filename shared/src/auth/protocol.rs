@@ -95,6 +95,8 @@ fn answer(action: &str, input: &mut dyn Read, store: &CredentialStore, env: &Key
                     Some(found) => match found.credential {
                         super::Credential::Basic { username, password } => (username, password),
                         super::Credential::IdentityToken(token) => ("<token>".to_string(), token),
+                        // Docker's helpers have no word for it.
+                        super::Credential::RegistryToken(_) => return Err(NOT_FOUND.into()),
                     },
                     None => return Err(NOT_FOUND.into()),
                 },

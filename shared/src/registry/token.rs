@@ -83,8 +83,14 @@ impl RegistryClient {
                     let raw = format!("{username}:{}", password.expose());
                     Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)))
                 }
+                Some(Credential::RegistryToken(token)) => Some(format!("Bearer {}", token.expose())),
                 _ => None,
             }),
+            Challenge::Bearer { .. }
+                if let Some(Credential::RegistryToken(token)) = endpoint.credential.as_ref().map(|c| &c.credential) =>
+            {
+                Ok(Some(format!("Bearer {}", token.expose())))
+            }
             Challenge::Bearer { realm, service } => {
                 let key = (endpoint.registry.clone(), scope.to_string());
                 let slot = self.tokens.lock().expect("token lock").entry(key).or_default().clone();

@@ -101,6 +101,7 @@ fn missing_or_refused_credentials_name_the_registry_and_source() {
     run.assert_failure();
     let source = format!("refused the credentials from auths[{}] in {}", registry.host, config.display());
     assert!(run.stderr.contains(&source), "{run}");
+    assert!(run.stderr.contains(&format!("log in again with `kubectl ko login {}`", registry.host)), "{run}");
     assert_hidden(&run, wrong);
 }
 
@@ -402,6 +403,15 @@ fn login_to_an_unreachable_registry_stores_with_a_warning_and_replaces_an_old_au
     let got = credential_helper(home.path(), "get", "127.0.0.1:1");
     got.assert_success();
     assert!(got.stdout.contains("s3cret-login"), "stored: {got}");
+
+    // A config that cannot take the credHelpers entry stores nothing.
+    std::fs::write(&config, r#"{"credHelpers":[]}"#).unwrap();
+    let run = KoCmd::new("kubectl-ko")
+        .args(["login", "127.0.0.1:3", "-u", "alice", "-p", "s3cret-other"])
+        .env("HOME", home.path())
+        .run();
+    crate::build_errors::assert_clear_error(&run, &["credHelpers is not a JSON object"]);
+    credential_helper(home.path(), "get", "127.0.0.1:3").assert_failure();
 }
 
 #[test]

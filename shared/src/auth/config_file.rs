@@ -109,7 +109,7 @@ impl DockerConfigFile {
         };
         // A config.json that is a symlink (dotfile managers) is written where it points, and
         // stays a symlink.
-        let target = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let target = std::fs::canonicalize(&self.path).unwrap_or_else(|_| link_target(&self.path));
         let dir = target.parent().unwrap_or(Path::new("."));
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
         let mode = std::fs::metadata(&target).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o600);
@@ -121,6 +121,20 @@ impl DockerConfigFile {
         temp.persist(&target).map_err(|e| AuthError::Io { path: target.clone(), source: e.error })?;
         Ok(())
     }
+}
+
+/// Where a symlink that leads nowhere yet (a dotfile manager's link to a file not made yet)
+/// points, followed link by link; the path itself when it is no link.
+fn link_target(path: &Path) -> PathBuf {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        let Ok(link) = std::fs::read_link(&current) else { break };
+        current = match current.parent() {
+            Some(parent) if link.is_relative() => parent.join(link),
+            _ => link,
+        };
+    }
+    current
 }
 
 #[cfg(test)]
@@ -139,6 +153,16 @@ mod tests {
         config.save().unwrap();
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert!(std::fs::read_to_string(&real).unwrap().contains("\"r.example\": \"ko\""));
+
+        // A link to a file not made yet: the file is made where it points, the link stays.
+        let dangling = dir.path().join("other/config.json");
+        std::fs::create_dir_all(dangling.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink("../dotfiles/new-config.json", &dangling).unwrap();
+        let mut config = DockerConfigFile::load(&dangling).unwrap();
+        config.set_cred_helper("r.example", "ko").unwrap();
+        config.save().unwrap();
+        assert!(std::fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink());
+        assert!(std::fs::read_to_string(dir.path().join("dotfiles/new-config.json")).unwrap().contains("r.example"));
     }
 
     #[test]

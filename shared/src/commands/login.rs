@@ -120,12 +120,14 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
     let store = CredentialStore::new(env);
     // One lock for both files: another login or logout at the same time waits its turn.
     let lock = store.lock()?;
-    store.store_locked(&lock, &server, &username, &password)?;
+    // The config is edited first, in memory: one that cannot take the entry (a credHelpers
+    // that is no object) stores nothing.
     let mut config = DockerConfigFile::load(&config_file)?;
     config.set_cred_helper(&server, HELPER)?;
     // A password left in `auths` would be stale beside the helper (and read by tools that
     // look there first).
     let replaced = config.remove_auths(&server);
+    store.store_locked(&lock, &server, &username, &password)?;
     config.save()?;
     drop(lock);
     output::step(format!("Stored the credentials in {} (docker-credential-ko)", store.path().display()));

@@ -243,7 +243,10 @@ impl RegistryClient {
 /// What to tell a user whose credentials a registry refused, naming where they came from.
 pub(super) fn credential_hint(registry: &str, credential: Option<&FoundCredential>) -> String {
     match credential {
-        Some(c) => format!("the registry refused the credentials from {}", c.source),
+        Some(c) => format!(
+            "the registry refused the credentials from {}; check them, or log in again with `kubectl ko login {registry}`",
+            c.source
+        ),
         None => format!("no credentials found for {registry}; log in with `kubectl ko login {registry}`"),
     }
 }

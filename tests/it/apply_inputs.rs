@@ -229,3 +229,30 @@ fn applying_to_an_object_being_deleted_warns() {
     kubectl(&["patch", "configmap", &name, "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#])
         .assert_success();
 }
+
+/// Every object the cluster cannot take is named in one run, as kubectl names them, and
+/// nothing is sent while any is wrong.
+#[test]
+fn every_unknown_kind_is_named_and_nothing_is_sent() {
+    let namespace = unique_name("unknown-kinds");
+    kubectl(&["create", "namespace", &namespace]).assert_success();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unknown.yaml");
+    fs::write(
+        &path,
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n---\napiVersion: v1\nkind: ConfigMapp\nmetadata: {name: w2}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\n",
+    )
+    .unwrap();
+    let run = ko(&["apply", "-f", path.to_str().unwrap(), "-n", &namespace]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_failure();
+    assert!(run.stderr.contains("unknown.yaml:1: ") && run.stderr.contains("kind Widget"), "{run}");
+    assert!(run.stderr.contains("unknown.yaml:5: ") && run.stderr.contains("kind ConfigMapp"), "{run}");
+    assert!(
+        run.stderr
+            .trim_end()
+            .ends_with("error: 2 of 3 objects cannot go to the cluster (see the errors above); nothing was sent"),
+        "{run}"
+    );
+    get(&["configmap", "fine", "-n", &namespace], "{.metadata.name}").assert_failure();
+    kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+}

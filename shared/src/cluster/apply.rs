@@ -146,6 +146,9 @@ pub async fn prepare(
     let defined_cluster_scoped: Vec<GroupVersionKind> =
         objects.iter().filter(|o| o.defines_cluster_scoped()).flat_map(Object::defined_kinds).collect();
     let mut cache = KindCache::default();
+    // Every object is looked at, so that all that are wrong are named at once, as kubectl
+    // names them; nothing is sent while any is.
+    let mut refused = Vec::new();
     for object in objects {
         let found = cache.lookup(cluster, object).await?;
         let cluster_scoped = match &found {
@@ -156,15 +159,14 @@ pub async fn prepare(
             && flag != own
             && !cluster_scoped
         {
-            return Err(ClusterError::NamespaceMismatch {
+            refused.push(ClusterError::NamespaceMismatch {
                 file: object.file.clone(),
                 line: object.line,
                 object: own.clone(),
                 flag: flag.clone(),
             });
-        }
-        if found.is_none() && !defined.contains(&object.gvk) && !unserved_kinds_ok {
-            return Err(ClusterError::UnknownKind {
+        } else if found.is_none() && !defined.contains(&object.gvk) && !unserved_kinds_ok {
+            refused.push(ClusterError::UnknownKind {
                 file: object.file.clone(),
                 line: object.line,
                 kind: object.gvk.kind.clone(),
@@ -172,6 +174,14 @@ pub async fn prepare(
                 server: cluster.server.clone(),
             });
         }
+    }
+    if refused.len() > 1 {
+        let count = refused.len();
+        refused.iter().for_each(|e| crate::output::error(e.to_string()));
+        return Err(ClusterError::Refused { count, total: objects.len() });
+    }
+    if let Some(only) = refused.pop() {
+        return Err(only);
     }
     Ok(cache)
 }

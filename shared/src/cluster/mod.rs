@@ -48,4 +48,6 @@ pub enum ClusterError {
     NotEstablished { name: String, why: String },
     #[error("{count} of {total} objects could not be {verb} (see the errors above)")]
     Failed { count: usize, total: usize, verb: &'static str },
+    #[error("{count} of {total} objects cannot go to the cluster (see the errors above); nothing was sent")]
+    Refused { count: usize, total: usize },
 }

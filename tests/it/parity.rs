@@ -187,9 +187,11 @@ fn run_starts_a_pod_with_the_image_labels_and_arguments() {
     let repo = unique_repo("run");
     // No kubelet runs in the test cluster: the pod is created and stays Pending, so the test
     // does not attach and keeps the pod to look at it.
+    // Named twice, one package: one pod, as ko keys its images by import path.
     let run = ko(&[
         "run",
         ".",
+        "example.com/hello",
         "--",
         "-n",
         &namespace,
@@ -205,6 +207,7 @@ fn run_starts_a_pod_with_the_image_labels_and_arguments() {
     .env("KO_DOCKER_REPO", &repo)
     .run();
     run.assert_success();
+    assert_eq!(run.stderr.matches("Running \"ko://example.com/hello\"").count(), 1, "{run}");
     let pod = "hello-124ec4359fcc3b362d8aa16b0f28dd36";
     let image = get(&["pod", pod, "-n", &namespace], "{.spec.containers[0].image}");
     assert!(image.starts_with(&format!("{repo}/{pod}@sha256:")), "{image}");

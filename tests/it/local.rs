@@ -251,31 +251,12 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// Starts `count` nodes labelled as kind labels them, each running containerd.
     pub(crate) fn start(count: usize) -> Cluster {
-        let image = node_image();
         let name = unique_name("kind");
         let mut cluster = Cluster { name: name.clone(), nodes: vec![] };
         for i in 0..count {
             let node = format!("{name}-node{i}");
             let role = if i == 0 { "control-plane" } else { "worker" };
-            // Not --privileged: the sandbox this runs in may not grant every capability;
-            // containerd needs only mounts for its snapshots.
-            docker(&[
-                "run",
-                "-d",
-                "--name",
-                &node,
-                "--network=none",
-                "--cap-add=SYS_ADMIN",
-                "--security-opt=seccomp=unconfined",
-                "--security-opt=apparmor=unconfined",
-                "--tmpfs=/var/lib/containerd",
-                "--label",
-                &format!("io.x-k8s.kind.cluster={name}"),
-                "--label",
-                &format!("io.x-k8s.kind.role={role}"),
-                image,
-            ])
-            .assert_success();
+            start_node(&name, &node, role, &[]);
             cluster.nodes.push(node.clone());
             let ready = (0..100).any(|_| {
                 std::thread::sleep(std::time::Duration::from_millis(100));
@@ -299,6 +280,20 @@ impl Cluster {
             })
             .collect()
     }
+}
+
+/// Starts the container `node` of kind cluster `cluster` with `role`, `extra` docker flags
+/// before the image. Not --privileged: the sandbox this runs in may not grant every
+/// capability; containerd needs only mounts for its snapshots.
+fn start_node(cluster: &str, node: &str, role: &str, extra: &[&str]) {
+    let (cluster_label, role_label) =
+        (format!("io.x-k8s.kind.cluster={cluster}"), format!("io.x-k8s.kind.role={role}"));
+    let mut args = vec!["run", "-d", "--name", node, "--network=none", "--cap-add=SYS_ADMIN"];
+    args.extend(["--security-opt=seccomp=unconfined", "--security-opt=apparmor=unconfined"]);
+    args.extend(["--tmpfs=/var/lib/containerd", "--label", &cluster_label, "--label", &role_label]);
+    args.extend(extra);
+    args.push(node_image());
+    docker(&args).assert_success();
 }
 
 impl Drop for Cluster {
@@ -383,25 +378,8 @@ fn kind_local_says_why_a_node_cannot_import() {
     let dir = tempfile::tempdir().unwrap();
     let ctr = dir.path().join("ctr");
     std::fs::write(&ctr, "not a program").unwrap();
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &node,
-        "--network=none",
-        "--cap-add=SYS_ADMIN",
-        "--security-opt=seccomp=unconfined",
-        "--security-opt=apparmor=unconfined",
-        "--tmpfs=/var/lib/containerd",
-        "-v",
-        &format!("{}:/usr/bin/ctr:ro", ctr.display()),
-        "--label",
-        &format!("io.x-k8s.kind.cluster={name}"),
-        "--label",
-        "io.x-k8s.kind.role=control-plane",
-        node_image(),
-    ])
-    .assert_success();
+    let mount = format!("{}:/usr/bin/ctr:ro", ctr.display());
+    start_node(&name, &node, "control-plane", &["-v", &mount]);
     let run = build_local(&["."]).env("KO_DOCKER_REPO", "kind.local").env("KIND_CLUSTER_NAME", &cluster.name).run();
     crate::build_errors::assert_clear_error(&run, &["ctr", "executable file not found"]);
 }

@@ -245,6 +245,13 @@ fn layers_of(reference: &str) -> (Vec<String>, String) {
     (layers, app)
 }
 
+/// `kubectl ko build ./cmd/worker` in `dir` to `repo` with the cache at `cache`: its reference.
+fn build_worker(dir: &Path, repo: &str, cache: &Path) -> String {
+    let run = ko(&["build", "./cmd/worker"]).cwd(dir).env("KO_DOCKER_REPO", repo).env("KOCACHE", cache).run();
+    run.assert_success();
+    run.stdout_lines()[0].to_string()
+}
+
 /// Makes what `superseded` notes, and the last removal, an hour old: as if the runs that
 /// could still use the noted layers had long ended.
 fn age_notes(cache: &Path) {
@@ -273,13 +280,7 @@ fn a_replaced_layer_leaves_the_cache_once_no_record_names_it() {
     let build = |says: &str| {
         fs::write(&main, format!("package main\n\nimport \"fmt\"\n\nfunc main() {{ fmt.Println({says:?}) }}\n"))
             .unwrap();
-        let run = ko(&["build", "./cmd/worker"])
-            .cwd(dir.path())
-            .env("KO_DOCKER_REPO", &repo)
-            .env("KOCACHE", cache.path())
-            .run();
-        run.assert_success();
-        let reference = run.stdout_lines()[0].to_string();
+        let reference = build_worker(dir.path(), &repo, cache.path());
         assert_eq!(run_image(&reference).stdout.trim(), says, "{reference}");
         reference
     };
@@ -329,13 +330,7 @@ fn a_replaced_kodata_layer_leaves_the_cache_too() {
     let blob = |digest: &str| cache.path().join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
     let build = |page: &str| {
         fs::write(pkg.join("kodata/page.txt"), page).unwrap();
-        let run = ko(&["build", "./cmd/worker"])
-            .cwd(dir.path())
-            .env("KO_DOCKER_REPO", &repo)
-            .env("KOCACHE", cache.path())
-            .run();
-        run.assert_success();
-        let reference = run.stdout_lines()[0].to_string();
+        let reference = build_worker(dir.path(), &repo, cache.path());
         assert_eq!(run_image(&reference).stdout, page, "{reference}");
         // The base's layers, then kodata's, then the binary's.
         let (mut layers, _) = layers_of(&reference);

@@ -383,3 +383,21 @@ fn kind_local_says_why_a_node_cannot_import() {
     let run = build_local(&["."]).env("KO_DOCKER_REPO", "kind.local").env("KIND_CLUSTER_NAME", &cluster.name).run();
     crate::build_errors::assert_clear_error(&run, &["ctr", "executable file not found"]);
 }
+
+/// A tarball's images get the fully qualified names containerd keeps as given (`ctr images
+/// import`, `kind load image-archive`), the names the kubelet looks images up by.
+#[test]
+fn a_tarball_imported_into_containerd_has_the_names_the_kubelet_looks_up() {
+    let cluster = Cluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("app.tar");
+    let run = build_local(&[".", "--push=false", "-B", "--tarball", tar.to_str().unwrap()])
+        .env("KO_DOCKER_REPO", "team")
+        .run();
+    run.assert_success();
+    let node = &cluster.nodes[0];
+    docker(&["cp", tar.to_str().unwrap(), &format!("{node}:/app.tar")]).assert_success();
+    docker(&["exec", node, "ctr", "-n", "k8s.io", "images", "import", "--all-platforms", "/app.tar"]).assert_success();
+    let names: Vec<String> = cluster.images(node).into_iter().map(|(name, _)| name).collect();
+    assert!(names.contains(&"docker.io/team/hello:latest".to_string()), "{names:?}");
+}

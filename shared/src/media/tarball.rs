@@ -89,8 +89,11 @@ impl Tarball {
                 );
                 if let Some(tag) = tag {
                     d.annotations = Some(
-                        [("io.containerd.image.name".to_string(), tag.clone()), (REF_NAME.to_string(), tag.clone())]
-                            .into(),
+                        [
+                            ("io.containerd.image.name".to_string(), containerd_name(tag)),
+                            (REF_NAME.to_string(), tag.clone()),
+                        ]
+                        .into(),
                     );
                 }
                 index.manifests.push(d);
@@ -124,6 +127,19 @@ impl Tarball {
         inline.push(("index.json".into(), serde_json::to_vec(&index).expect("json")));
         inline.push(("manifest.json".into(), serde_json::to_vec(&docker_manifest).expect("json")));
         Ok(Archive { files, inline })
+    }
+}
+
+/// `tag` as containerd must be told it: containerd (so `ctr images import`, `kind load
+/// image-archive`, Docker's containerd image store) keeps the name it finds in `index.json`
+/// as written, and the kubelet looks images up fully qualified, as `docker save` writes them:
+/// `hello:latest` → `docker.io/library/hello:latest`, `team/app:v1` → `docker.io/team/app:v1`.
+fn containerd_name(tag: &str) -> String {
+    let is_host = |s: &str| s.contains('.') || s.contains(':') || s == "localhost";
+    match tag.split_once('/') {
+        Some((first, _)) if is_host(first) => tag.to_string(),
+        Some(_) => format!("docker.io/{tag}"),
+        None => format!("docker.io/library/{tag}"),
     }
 }
 
@@ -178,5 +194,19 @@ impl Archive {
             tar.append_data(&mut header(bytes.len() as u64), name, bytes.as_slice()).map_err(ArchiveError::Dest)?;
         }
         tar.into_inner().map_err(ArchiveError::Dest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::containerd_name;
+
+    #[test]
+    fn containerd_gets_fully_qualified_names() {
+        assert_eq!(containerd_name("hello:latest"), "docker.io/library/hello:latest");
+        assert_eq!(containerd_name("team/app:v1"), "docker.io/team/app:v1");
+        assert_eq!(containerd_name("127.0.0.1:5000/team/app:v1"), "127.0.0.1:5000/team/app:v1");
+        assert_eq!(containerd_name("localhost/app:v1"), "localhost/app:v1");
+        assert_eq!(containerd_name("ko.local/app:v1"), "ko.local/app:v1");
     }
 }

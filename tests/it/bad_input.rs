@@ -237,7 +237,7 @@ fn an_image_name_that_is_no_repository_says_what_to_change() {
         .cwd(dir.path())
         .env("KO_DOCKER_REPO", unique_repo("capitals"))
         .run();
-    assert_clear_error(&run, &["github.com/Acme/m/cmd/a", "\"Acme\" must be lowercase", "add -B or --bare"]);
+    assert_clear_error(&run, &["github.com/Acme/m/cmd/a", "\"Acme\" must be lowercase", "push, or use --bare"]);
     assert_nothing_built(&run);
     let run = ko(&["build", "--bare", "--push=false", "./cmd/a"]).cwd(dir.path()).env_remove("KO_DOCKER_REPO").run();
     assert_clear_error(&run, &["it is empty", "set KO_DOCKER_REPO"]);

@@ -127,6 +127,11 @@ fn no_daemon_is_one_clear_error_before_building() {
         assert!(line.contains(&sock) && line.contains("DOCKER_HOST"), "{run}");
         assert!(!run.stderr.contains("Building"), "the daemon is checked before building: {run}");
     }
+    // A KO_DOCKER_REPO that is no repository is named as such for the daemon and kind too.
+    for repo in ["ko.local/MyTeam", "kind.local/a b"] {
+        let run = build_local(&[".", "--bare"]).env("KO_DOCKER_REPO", repo).run();
+        crate::build_errors::assert_clear_error(&run, &[&format!("KO_DOCKER_REPO={repo:?} is not a valid repository")]);
+    }
 }
 
 #[test]

@@ -106,7 +106,7 @@ impl PublishError {
         let fix = if name.is_empty() {
             "set KO_DOCKER_REPO to the registry and repository to push to"
         } else if name.chars().any(|c| c.is_ascii_uppercase()) {
-            "import paths keep their case with --push=false, as in ko (a push lowercases them); add -B or --bare, or push"
+            "import paths keep their case with --push=false, as in ko (a push lowercases them); push, or use --bare"
         } else {
             "shorten KO_DOCKER_REPO or choose other naming flags (-B, --bare)"
         };
@@ -171,7 +171,10 @@ impl Publisher {
         }
         let repo = settings.docker_repo.clone().unwrap_or_default();
         let (repo, sinks) = match local_sink(&settings, &repo) {
-            Some(sink) => (if repo.is_empty() { LOCAL_DOMAIN.to_string() } else { repo }, vec![sink]),
+            Some(sink) => {
+                check_repo(&repo)?;
+                (if repo.is_empty() { LOCAL_DOMAIN.to_string() } else { repo }, vec![sink])
+            }
             None => {
                 let sinks = sinks(&settings, &repo, &client, &cache)?;
                 // Without KO_DOCKER_REPO names stay bare as in ko (`hello-<md5>:latest@…`),

@@ -499,3 +499,38 @@ fn provenance_without_a_key_is_refused_and_a_missing_password_is_named() {
     run.assert_failure();
     assert!(run.stderr.contains("set COSIGN_PASSWORD"), "{run}");
 }
+
+/// With `COSIGN_REPOSITORY`, the signature and attestations go there, beside the SBOMs, where
+/// cosign (which reads the same variable) looks for them, and name the image all the same.
+#[test]
+fn cosign_repository_holds_the_signature_and_attestations() {
+    let (_keys, key, public) = key_pair();
+    let store = unique_repo("sign-store");
+    let run = ko(&["build", ".", "--sign-key", key.to_str().unwrap()])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", unique_repo("sign-elsewhere"))
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .env("COSIGN_REPOSITORY", &store)
+        .run();
+    run.assert_success();
+    let reference = run.stdout_lines()[0].to_string();
+    let verify_with = |subcommand: &str, extra: &[&str], repository: Option<&str>| {
+        let mut cmd = Command::new(cosign());
+        cmd.arg(subcommand)
+            .arg("--key")
+            .arg(&public)
+            .args(["--insecure-ignore-tlog=true", "--allow-insecure-registry"]);
+        cmd.args(extra).arg(&reference);
+        let home = tempfile::tempdir().unwrap();
+        cmd.env("HOME", home.path());
+        if let Some(repository) = repository {
+            cmd.env("COSIGN_REPOSITORY", repository);
+        }
+        capture(cmd, Duration::from_secs(120))
+    };
+    let verified = verify_with("verify", &[], Some(&store));
+    assert!(verified.success(), "cosign verify with COSIGN_REPOSITORY failed:\n{verified}");
+    let attested = verify_with("verify-attestation", &["--type", "slsaprovenance1"], Some(&store));
+    assert!(attested.success(), "cosign verify-attestation failed:\n{attested}");
+    assert_refused(&verify_with("verify", &[], None), "the signature is not beside the image");
+}

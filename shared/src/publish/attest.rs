@@ -67,15 +67,20 @@ pub fn to_layout(
     Ok(())
 }
 
-/// Signs `subject` in `repo`, attests its provenance and SBOM, pushes it all by digest and
-/// returns the tags still to move.
+/// Signs `subject`, an image of `image_repo`, attests its provenance and SBOM, pushes it all
+/// by digest into `repo` (the image's own, or `COSIGN_REPOSITORY`, where cosign looks for
+/// them) and returns the tags still to move.
 pub async fn push(
     client: &RegistryClient,
+    image_repo: &Repository,
     repo: &Repository,
     settings: &SignSettings,
     subject: Subject<'_>,
 ) -> Result<Vec<Tagging>, PublishError> {
-    let name = if repo.path.is_empty() { repo.registry.clone() } else { format!("{}/{}", repo.registry, repo.path) };
+    let full =
+        |r: &Repository| if r.path.is_empty() { r.registry.clone() } else { format!("{}/{}", r.registry, r.path) };
+    // The signature names the image it is for, wherever it is kept.
+    let name = full(image_repo);
     let attachments = sign::attachments(settings, &name, &subject.descriptor, subject.provenance, subject.sbom)?;
     let mut taggings = Vec::new();
     let what: Vec<&str> = attachments.iter().filter(|a| a.tag.is_none()).map(|a| a.what).collect();
@@ -93,7 +98,7 @@ pub async fn push(
         match attachment.tag {
             Some(tag) => {
                 client.put_manifest(repo, &digest, OCI_MANIFEST, &attachment.manifest).await?;
-                let done = Some(format!("Published {} {name}:{tag}", attachment.what));
+                let done = Some(format!("Published {} {}:{tag}", attachment.what, full(repo)));
                 let (media_type, bytes) = (OCI_MANIFEST.to_string(), attachment.manifest);
                 taggings.push(Tagging::Tag { repo: repo.clone(), tag, media_type, bytes, done });
             }

@@ -23,7 +23,8 @@ use crate::registry::{BlobBody, RegistryClient, Repository};
 pub struct Target<'a> {
     pub repo: &'a Repository,
     pub sbom_repo: &'a Repository,
-    /// `--sign-key`: signatures and attestations go into `repo`, beside the image.
+    /// `--sign-key`: signatures and attestations go beside the SBOMs (`sbom_repo`), where
+    /// cosign looks for them: the image's repository, or `COSIGN_REPOSITORY`.
     pub sign: Option<&'a crate::sign::SignSettings>,
 }
 
@@ -127,7 +128,7 @@ impl RegistrySink {
     ) -> Result<Vec<Tagging>, PublishError> {
         let Some(settings) = target.sign else { return Ok(Vec::new()) };
         let subject = attest::Subject { descriptor, provenance, sbom };
-        attest::push(&self.client, target.repo, settings, subject).await
+        attest::push(&self.client, target.repo, target.sbom_repo, settings, subject).await
     }
 
     /// Pushes images together: their blobs (each once), then their manifests (unless

@@ -225,6 +225,15 @@ fn a_wrong_password_is_one_line_and_nothing_is_pushed() {
     assert_eq!(errors.len(), 1, "{run}");
     assert!(!run.stderr.contains("Building"), "the key is checked before any build:\n{run}");
     assert!(tags(&repo).is_empty(), "something was pushed");
+
+    // Nothing published, nothing signed: said, not left to be found out.
+    let run = ko(&["build", ".", "--push=false", "--sign-key", key.to_str().unwrap()])
+        .cwd(fixture("withdeps"))
+        .env("KO_DOCKER_REPO", &repo)
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run();
+    run.assert_success();
+    assert!(run.stderr.contains("warning: --sign-key: --push=false publishes nothing, so nothing is signed"), "{run}");
 }
 
 /// An unencrypted PKCS#8 key pair made by openssl with these `genpkey` arguments.

@@ -394,6 +394,9 @@ fn local_sink(settings: &PublishSettings, repo: &str) -> Option<Sink> {
 
 /// Says once which destinations of a signed run cannot hold signatures and attestations.
 fn warn_unsigned(sinks: &[Sink]) {
+    if sinks.is_empty() {
+        output::warn("--sign-key: --push=false publishes nothing, so nothing is signed");
+    }
     for sink in sinks {
         let place = match sink {
             Sink::Daemon(_) => "the Docker daemon",

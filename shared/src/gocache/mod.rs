@@ -164,6 +164,9 @@ pub struct GoCache {
     corrupt: Mutex<HashSet<Digest>>,
     /// Corrupt blobs already warned about.
     warned: Mutex<HashSet<Digest>>,
+    /// Set once a failure to record an entry on disk was warned about (a full disk fails
+    /// every put the same way).
+    disk_warned: AtomicBool,
 }
 
 impl GoCache {
@@ -181,6 +184,7 @@ impl GoCache {
             read_only: AtomicBool::new(false),
             corrupt: Mutex::new(HashSet::new()),
             warned: Mutex::new(HashSet::new()),
+            disk_warned: AtomicBool::new(false),
         }
     }
 
@@ -338,8 +342,10 @@ impl GoCache {
         let Put { action_id, output_id, body, path } = put;
         let size = body.len() as u64;
         let entry = Entry { output_id: output_id.clone(), size };
-        if let Err(e) = self.disk.record(&action_id, &entry) {
-            output::warn(format!("Go build cache: {e}"));
+        if let Err(e) = self.disk.record(&action_id, &entry)
+            && !self.disk_warned.swap(true, Ordering::Relaxed)
+        {
+            output::warn(format!("Go build cache: {e} (further such errors of this build are not shown)"));
         }
         let Some(remote) = self.remote() else { return };
         let digest = Digest::of(&body);

@@ -1,6 +1,7 @@
 //! Facts about YAML read from the text's lines rather than from the parser: where a block
 //! scalar's header is and how to make it strip its final line break, a line without its
-//! comment, and the line holding a sequence item's `-`. The parser's spans do not say these.
+//! comment, the line holding a sequence item's `-`, and whether a value can be written plain.
+//! The parser's spans do not say these.
 
 use std::ops::Range;
 
@@ -101,4 +102,20 @@ pub(super) fn with_leading_comments(text: &str, dash: usize) -> usize {
         start = above;
     }
     start
+}
+
+/// Whether `value` reads back as itself when written as a plain scalar, in block and in flow
+/// context alike: no indicator first, no `: `, ` #` or flow punctuation inside, no space at
+/// either end. References and paths only ever hold characters a single-quoted scalar takes
+/// as they are (a quote would be doubled, but none can occur).
+pub(super) fn plain_safe(value: &str) -> bool {
+    let starts_badly = value
+        .starts_with(['[', ']', '{', '}', '!', '&', '*', '#', '|', '>', '\'', '"', '%', '@', '`', ',', '?', '-', ':']);
+    !value.is_empty()
+        && !starts_badly
+        && !value.contains(": ")
+        && !value.contains(" #")
+        && !value.ends_with(':')
+        && !value.contains(['[', ']', '{', '}', ',', '\'', '\n'])
+        && value.trim() == value
 }

@@ -206,7 +206,7 @@ impl ManifestFile {
                         ScalarStyle::DoubleQuoted => "\"",
                         // A reference that would not read back as plain text (`[::1]:5000/…`,
                         // an OCI layout path with `, ` or ` #`) is written quoted.
-                        ScalarStyle::Plain if !plain_safe(new) => "'",
+                        ScalarStyle::Plain if !super::lines::plain_safe(new) => "'",
                         _ => "",
                     };
                     pieces.push(text(quote));
@@ -269,23 +269,6 @@ impl ManifestFile {
             None => Ok(()),
         }
     }
-}
-
-/// The ranges of one document that `selector` drops.
-/// Whether `value` reads back as itself when written as a plain scalar, in block and in flow
-/// context alike: no indicator first, no `: `, ` #` or flow punctuation inside, no space at
-/// either end. References and paths only ever hold characters a single-quoted scalar takes
-/// as they are (a quote would be doubled, but none can occur).
-fn plain_safe(value: &str) -> bool {
-    let starts_badly = value
-        .starts_with(['[', ']', '{', '}', '!', '&', '*', '#', '|', '>', '\'', '"', '%', '@', '`', ',', '?', '-', ':']);
-    !value.is_empty()
-        && !starts_badly
-        && !value.contains(": ")
-        && !value.contains(" #")
-        && !value.ends_with(':')
-        && !value.contains(['[', ']', '{', '}', ',', '\'', '\n'])
-        && value.trim() == value
 }
 
 #[cfg(test)]

@@ -146,7 +146,7 @@ impl fmt::Display for Reference {
 }
 
 /// Splits off the registry: the first element names a host when it has a `.` or `:` or is `localhost`.
-fn split_registry(name: &str) -> (&str, &str) {
+pub(crate) fn split_registry(name: &str) -> (&str, &str) {
     match name.split_once('/') {
         Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => (first, rest),
         _ => ("", name),

@@ -5,10 +5,15 @@
 /// The key Docker uses for Docker Hub in `config.json` and with helpers.
 pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
 
+/// A key without its surrounding space and `https://` or `http://`: the host, then any path.
+pub fn without_scheme(key: &str) -> &str {
+    let key = key.trim();
+    key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key)
+}
+
 /// `https://r.example:5000/v2/` → `r.example:5000`; every Docker Hub spelling → `index.docker.io`.
 pub fn normalise_host(key: &str) -> String {
-    let key = key.trim();
-    let without_scheme = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
+    let without_scheme = without_scheme(key);
     let host = without_scheme.split('/').next().unwrap_or(without_scheme).to_ascii_lowercase();
     match host.as_str() {
         "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {

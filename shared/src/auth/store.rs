@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::keys::normalise_host;
+use super::keys::{normalise_host, without_scheme};
 use super::{AuthError, Secret};
 use crate::settings::Environment;
 
@@ -91,6 +91,11 @@ impl CredentialStore {
         &self.path
     }
 
+    /// The store logins were kept in before this one (see `earlier`).
+    fn earlier(&self) -> Option<CredentialStore> {
+        self.earlier.clone().map(CredentialStore::at)
+    }
+
     fn read(&self) -> Result<StoreFile, AuthError> {
         match std::fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
@@ -146,8 +151,8 @@ impl CredentialStore {
             username: e.username.clone(),
             secret: Secret::new(e.secret.clone()),
         });
-        match (found, &self.earlier) {
-            (None, Some(earlier)) => CredentialStore::at(earlier.clone()).get(server),
+        match (found, self.earlier()) {
+            (None, Some(earlier)) => earlier.get(server),
             (found, _) => Ok(found),
         }
     }
@@ -185,8 +190,8 @@ impl CredentialStore {
 
     /// [`CredentialStore::erase`] under a lock the caller holds.
     pub fn erase_locked(&self, _lock: &StoreLock, server: &str) -> Result<bool, AuthError> {
-        let erased_earlier = match &self.earlier {
-            Some(earlier) if earlier.exists() => CredentialStore::at(earlier.clone()).erase(server)?,
+        let erased_earlier = match self.earlier() {
+            Some(earlier) if earlier.path.exists() => earlier.erase(server)?,
             _ => false,
         };
         let mut file = self.read()?;
@@ -199,8 +204,8 @@ impl CredentialStore {
 
     /// Server URL → username, for the helper's `list`.
     pub fn list(&self) -> Result<BTreeMap<String, String>, AuthError> {
-        let mut listed = match &self.earlier {
-            Some(earlier) => CredentialStore::at(earlier.clone()).list()?,
+        let mut listed = match self.earlier() {
+            Some(earlier) => earlier.list()?,
             None => BTreeMap::new(),
         };
         listed.extend(self.read()?.credentials.into_values().map(|e| (e.server_url, e.username)));
@@ -214,9 +219,7 @@ impl CredentialStore {
 /// Docker's web login stores beside the login itself) keeps that path, and its own entry.
 fn store_key(server: &str) -> String {
     let host = normalise_host(server);
-    let trimmed = server.trim();
-    let rest = trimmed.strip_prefix("https://").or_else(|| trimmed.strip_prefix("http://")).unwrap_or(trimmed);
-    let path = rest.split_once('/').map_or("", |(_, path)| path.trim_matches('/'));
+    let path = without_scheme(server).split_once('/').map_or("", |(_, path)| path.trim_matches('/'));
     match path {
         "" | "v1" | "v2" => host,
         path => format!("{host}/{path}"),

@@ -144,7 +144,7 @@ fn limits() -> Option<serde_saphyr::Budget> {
     }
 }
 
-/// The stack a document is read on: the deserializer recurses once per level of nesting, with
+/// The stack a file's documents are read on: the deserializer recurses once per level of nesting, with
 /// frames of up to some 25 KiB (unoptimized), so [`MAX_DEPTH`] levels need more than a
 /// thread's usual 2 MiB. Only what is touched is committed.
 const DEEP_STACK: usize = 64 << 20;
@@ -160,6 +160,12 @@ fn on_a_deep_stack<T: Send>(read: impl FnOnce() -> T + Send) -> T {
 
 /// The objects of one file, in order; null documents are skipped.
 pub fn objects(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
+    // One thread for all the file's documents.
+    on_a_deep_stack(|| objects_on_this_stack(file, text))
+}
+
+/// [`objects`], read on the calling thread's stack.
+fn objects_on_this_stack(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
     let mut found = Vec::new();
     let parts = documents(text).map_err(|e| ClusterError::NotObject {
         file: file.to_string(),
@@ -169,15 +175,12 @@ pub fn objects(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
     for (line, source) in parts {
         // YAML 1.1 numbers, as kubectl reads them: `defaultMode: 0644` is octal, 420. A key
         // given twice keeps its last value, as kubectl's (and ko's resolve's) decoder does.
-        let value = on_a_deep_stack(|| {
-            let options = serde_saphyr::options! {
-                legacy_octal_numbers: true,
-                duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
-                budget: limits(),
-            };
-            serde_saphyr::from_str_with_options::<Value>(source, options)
-        })
-        .map_err(|e| {
+        let options = serde_saphyr::options! {
+            legacy_octal_numbers: true,
+            duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+            budget: limits(),
+        };
+        let value = serde_saphyr::from_str_with_options::<Value>(source, options).map_err(|e| {
             // The document's text may start before its first node (`---`, comments).
             let offset = source.as_ptr() as usize - text.as_ptr() as usize;
             let first_line = text[..offset].matches('\n').count() + 1;

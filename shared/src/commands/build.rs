@@ -15,11 +15,8 @@ pub async fn run(command: BuildCommand) -> Result<(), Error> {
         paths.push(".".into());
     }
     let args: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let mut packages = session.packages.resolve_all(&args).await.into_iter().collect::<Result<Vec<_>, _>>()?;
-    // One image, and one line, per package however it was named (`./cmd/a` and its import
-    // path), as ko keys its results by import path.
-    let mut seen = std::collections::HashSet::new();
-    packages.retain(|p| seen.insert(p.import_path.clone()));
+    // One image, and one line, per package however it was named.
+    let packages = session.distinct_packages(&args).await?;
     let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();
     session.publisher.check_names(&import_paths)?;
     let references = session.build_and_publish(&packages).await.map_err(|(_, e)| e)?;

@@ -45,11 +45,8 @@ pub async fn run(command: RunCommand) -> Result<(), Error> {
     kubectl::program("`kubectl ko run`")?;
     let session = Session::new(&command.publish, &command.build).await?;
     let args: Vec<&str> = command.import_paths.iter().map(String::as_str).collect();
-    let mut packages = session.packages.resolve_all(&args).await.into_iter().collect::<Result<Vec<_>, _>>()?;
-    // One pod per package however it was named (`./cmd/app` and its import path), as ko keys
-    // its images by import path.
-    let mut seen = std::collections::HashSet::new();
-    packages.retain(|p| seen.insert(p.import_path.clone()));
+    // One pod per package however it was named.
+    let packages = session.distinct_packages(&args).await?;
     let references = session.build_and_publish(&packages).await.map_err(|(_, e)| e)?;
     session.publisher.close().await?;
     for (package, reference) in packages.iter().zip(references) {

@@ -134,6 +134,15 @@ impl Session {
     /// while the others build; tags move only once every artifact is pushed, so a failure
     /// leaves no tag pointing at anything new. An error of a build comes with its package's
     /// index; a publishing error is an [`Error::Publish`].
+    /// The packages `args` name, one per import path however each was named (`./cmd/a` and
+    /// its import path), in argument order, as ko keys its results by import path.
+    pub async fn distinct_packages(&self, args: &[&str]) -> Result<Vec<Package>, Error> {
+        let mut packages = self.packages.resolve_all(args).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let mut seen = std::collections::HashSet::new();
+        packages.retain(|p| seen.insert(p.import_path.clone()));
+        Ok(packages)
+    }
+
     pub async fn build_and_publish(&self, packages: &[Package]) -> Result<Vec<String>, (usize, Error)> {
         let import_paths: Vec<&str> = packages.iter().map(|p| p.import_path.as_str()).collect();
         if self.builder.sbom_dir().is_some() {

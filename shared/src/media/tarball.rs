@@ -135,11 +135,10 @@ impl Tarball {
 /// as written, and the kubelet looks images up fully qualified, as `docker save` writes them:
 /// `hello:latest` → `docker.io/library/hello:latest`, `team/app:v1` → `docker.io/team/app:v1`.
 fn containerd_name(tag: &str) -> String {
-    let is_host = |s: &str| s.contains('.') || s.contains(':') || s == "localhost";
-    match tag.split_once('/') {
-        Some((first, _)) if is_host(first) => tag.to_string(),
-        Some(_) => format!("docker.io/{tag}"),
-        None => format!("docker.io/library/{tag}"),
+    match crate::reference::split_registry(tag) {
+        ("", path) if path.contains('/') => format!("docker.io/{path}"),
+        ("", path) => format!("docker.io/library/{path}"),
+        _ => tag.to_string(),
     }
 }
 

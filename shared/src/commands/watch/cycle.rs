@@ -227,9 +227,9 @@ async fn apply_changed(
         .collect();
     let gone: Vec<Object> = state
         .applied
-        .iter()
-        .filter(|(id, (_, applied))| !current.iter().any(|(c, _, o)| c == *id || may_be_one(o, applied)))
-        .map(|(_, (_, o))| o.clone())
+        .values()
+        .filter(|(_, applied)| !current.iter().any(|(_, _, o)| may_be_one(o, applied)))
+        .map(|(_, o)| o.clone())
         .collect();
     report.gone = gone.iter().map(Object::display).collect();
     // kubectl's own --prune (after --) deletes what is gone, given every object.
@@ -237,7 +237,7 @@ async fn apply_changed(
     let prune = if *prune || kubectl_prune { gone.as_slice() } else { &[] };
     if !changed.is_empty() || !prune.is_empty() {
         match kubectl {
-            Some(flags) if kubectl_prunes(flags) => {
+            Some(flags) if kubectl_prune => {
                 let all: Vec<Object> = current.iter().map(|(_, _, o)| o.clone()).collect();
                 pipe(kube, flags, &all).await?
             }

@@ -377,6 +377,71 @@ fn a_corrupt_pack_costs_one_warning_and_its_outputs_are_rebuilt_and_healed() {
     assert_eq!(cache_warnings(&third.stderr), 0, "{third}");
 }
 
+/// Shards whose entries are wrong (a pack offset past the pack's end, inline bytes that are
+/// not the output's; a tool or an older writer may leave such) cost one warning, not the
+/// registry tier: what they named is compiled, the rest still comes from the registry, and the
+/// entries are written again so that a third machine gets them whole.
+#[test]
+fn wrong_entries_cost_one_warning_and_are_written_again() {
+    let OwnRegistry { state: _state, own, src, repo } = OwnRegistry::start();
+    let (a, b, c) = (Machine::new(), Machine::new(), Machine::new());
+    let first = a.go_build(src.path(), &repo, "app").run();
+    first.assert_success();
+
+    let (mut packed, mut inline) = (0, 0);
+    for digit in "0123456789abcdef".chars() {
+        let url = format!("http://{}/v2/gocache/manifests/shard-v2-{digit}", own.host);
+        let media_type = "application/vnd.oci.image.manifest.v1+json";
+        let got = Command::new("curl").args(["-fsS", "-H", &format!("Accept: {media_type}"), &url]).output().unwrap();
+        let Ok(mut manifest) = serde_json::from_slice::<serde_json::Value>(&got.stdout) else { continue };
+        let key = "dev.kubectl-ko.gocache.entries";
+        let entries = manifest["annotations"][key].as_str().unwrap().to_string();
+        let spoilt: Vec<String> = entries
+            .lines()
+            .map(|line| {
+                let mut fields: Vec<String> = line.split(' ').map(str::to_string).collect();
+                let form = fields.last_mut().unwrap();
+                if form.starts_with("p:") && packed < 3 {
+                    // p:<hex>:<size>:<offset>, the offset moved past any pack's end.
+                    packed += 1;
+                    let (head, _) = form.rsplit_once(':').unwrap();
+                    *form = format!("{head}:999999999");
+                } else if form.starts_with("i:") && inline < 1 {
+                    inline += 1;
+                    *form = "i:bm90IHRoZSBvdXRwdXQ=".to_string();
+                }
+                fields.join(" ")
+            })
+            .collect();
+        manifest["annotations"][key] = spoilt.join("\n").into();
+        let put = Command::new("curl")
+            .args(["-fsS", "-X", "PUT", "-H", &format!("Content-Type: {media_type}"), "--data-binary", "@-", &url])
+            .stdin(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(manifest.to_string().as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert!(put.status.success(), "PUT {url}: {}", String::from_utf8_lossy(&put.stderr));
+    }
+    assert!(packed >= 1 && inline == 1, "the first build wrote packed and inline entries ({packed}, {inline})");
+
+    let second = b.go_build(src.path(), &repo, "app").run();
+    second.assert_success();
+    let warnings: Vec<&str> = second.stderr.lines().filter(|l| l.contains("warning: the shared Go build")).collect();
+    assert_eq!(warnings.len(), 1, "one warning: {second}");
+    assert!(warnings[0].contains("entries that do not give their outputs"), "{second}");
+    let rebuilt = compiles(&second.stderr);
+    assert!(rebuilt >= 1 && rebuilt < compiles(&first.stderr), "the tier stays on for the rest: {second}");
+    assert_eq!(sha256_of(&a.path("app")), sha256_of(&b.path("app")), "the same binary");
+    let third = c.go_build(src.path(), &repo, "app").run();
+    third.assert_success();
+    assert_eq!(compiles(&third.stderr), 0, "the entries are written again: {third}");
+    assert_eq!(cache_warnings(&third.stderr), 0, "{third}");
+}
+
 /// The blobs the shards of `host`'s repository `gocache` name: shard, media type, size, digest.
 fn shard_layers(host: &str) -> Vec<(char, String, u64, String)> {
     let mut layers = Vec::new();

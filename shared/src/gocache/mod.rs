@@ -167,6 +167,8 @@ pub struct GoCache {
     /// Set once a failure to record an entry on disk was warned about (a full disk fails
     /// every put the same way).
     disk_warned: AtomicBool,
+    /// Set once a wrong entry was warned about (a shard spoilt once holds many).
+    entry_warned: AtomicBool,
 }
 
 impl GoCache {
@@ -185,6 +187,7 @@ impl GoCache {
             corrupt: Mutex::new(HashSet::new()),
             warned: Mutex::new(HashSet::new()),
             disk_warned: AtomicBool::new(false),
+            entry_warned: AtomicBool::new(false),
         }
     }
 
@@ -285,6 +288,7 @@ impl GoCache {
                 Ok(Err(FetchError::Corrupt { output, stored, got })) => {
                     return self.corrupt_found(remote, action_id, output, stored, got);
                 }
+                Ok(Err(FetchError::BadEntry { output, got })) => return self.bad_entry(remote, action_id, output, got),
                 Ok(Err(FetchError::Gone(_))) => return None,
                 Ok(Err(FetchError::Registry(e))) => return self.failed(e),
                 Ok(Err(e @ FetchError::File { .. })) => return self.failed(e),
@@ -320,6 +324,23 @@ impl GoCache {
                 "the shared Go build cache in {}/{} holds a corrupt blob {stored} (its bytes hash to {got}; action {}): \
                  not used; Go builds it here and this build pushes the entry again in another form. The registry keeps \
                  the bad blob; to remove it, delete the repository (the next builds fill it again)",
+                repo.registry,
+                repo.path,
+                hex::encode(action_id)
+            ));
+        }
+        None
+    }
+
+    /// A miss, with one warning per build for entries whose inline bytes, or pack offset or
+    /// size, do not give their output. Go builds the output here and its entry is written
+    /// again (in whatever form fits it) when the shards are.
+    fn bad_entry<T>(&self, remote: &Remote, action_id: &[u8], output: Digest, got: Digest) -> Option<T> {
+        if !self.entry_warned.swap(true, Ordering::Relaxed) {
+            let repo = remote.repository();
+            output::warn(format!(
+                "the shared Go build cache in {}/{} has entries that do not give their outputs (the first: action {}, \
+                 output {output}, got {got}): not used; Go builds them here and this build writes their entries again",
                 repo.registry,
                 repo.path,
                 hex::encode(action_id)

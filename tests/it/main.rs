@@ -33,6 +33,7 @@ mod resolve;
 mod sbom;
 mod shared_builds;
 mod sign;
+mod sign_again;
 mod token_server;
 mod util;
 mod watch;

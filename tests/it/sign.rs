@@ -14,10 +14,10 @@ use serde_json::Value;
 
 use crate::util::*;
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// `cosign generate-key-pair` in a new directory: `(dir, cosign.key, cosign.pub)`.
-fn key_pair() -> (tempfile::TempDir, PathBuf, PathBuf) {
+pub(crate) fn key_pair() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(cosign());
     cmd.arg("generate-key-pair").current_dir(dir.path()).env("COSIGN_PASSWORD", PASSWORD);
@@ -56,16 +56,16 @@ fn assert_refused(run: &Run, what: &str) {
     );
 }
 
-fn verify(public: &Path, reference: &str) -> Run {
+pub(crate) fn verify(public: &Path, reference: &str) -> Run {
     cosign_check("verify", public, &[], reference)
 }
 
-fn verify_attestation(public: &Path, kind: &str, reference: &str) -> Run {
+pub(crate) fn verify_attestation(public: &Path, kind: &str, reference: &str) -> Run {
     cosign_check("verify-attestation", public, &["--type", kind], reference)
 }
 
 /// The in-toto statements `cosign verify-attestation` printed, decoded.
-fn statements(run: &Run) -> Vec<Value> {
+pub(crate) fn statements(run: &Run) -> Vec<Value> {
     run.stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -77,7 +77,7 @@ fn statements(run: &Run) -> Vec<Value> {
         .collect()
 }
 
-fn build_signed(dir: &Path, repo: &str, key: &Path, extra: &[&str]) -> Run {
+pub(crate) fn build_signed(dir: &Path, repo: &str, key: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["build", ".", "--sign-key", key.to_str().unwrap()];
     args.extend_from_slice(extra);
     ko(&args)

@@ -197,7 +197,10 @@ impl KoConfig {
             .map_err(|e| ConfigError::Read { path: path.to_path_buf(), detail: e.to_string() })?;
         let mut config =
             Self::parse_str(&text).map_err(|detail| ConfigError::Invalid { path: path.to_path_buf(), detail })?;
-        if let (Some(key), Some(dir)) = (&config.sign_key, path.parent()) {
+        // Relative to the file; `~/` is the home directory, made so where the key is opened.
+        if let (Some(key), Some(dir)) = (&config.sign_key, path.parent())
+            && key.strip_prefix("~").is_err()
+        {
             config.sign_key = Some(dir.join(key));
         }
         config.path = Some(path.to_path_buf());

@@ -4,9 +4,12 @@
 //! the legacy `.sig`/`.att` forms their tags: both are tags, so both are returned as
 //! [`Tagging`]s that move with the SBOMs', before any image tag.
 
+use std::collections::BTreeSet;
+
 use super::PublishError;
 use super::registry::Tagging;
 use super::sbom::ensure_blob;
+use crate::digest::Digest;
 use crate::image::manifest::{Descriptor, Manifest, OCI_MANIFEST};
 use crate::image::{Artifact, Sbom};
 use crate::media::layout::Layout;
@@ -81,10 +84,21 @@ pub async fn push(
         |r: &Repository| if r.path.is_empty() { r.registry.clone() } else { format!("{}/{}", r.registry, r.path) };
     // The signature names the image it is for, wherever it is kept.
     let name = full(image_repo);
-    let attachments = sign::attachments(settings, &name, &subject.descriptor, subject.provenance, subject.sbom)?;
+    let digest = &subject.descriptor.digest;
+    let signed = signed_already(client, repo, &*settings.signer, digest).await;
+    let (attachments, already): (Vec<Attachment>, Vec<Attachment>) =
+        sign::attachments(settings, &name, &subject.descriptor, subject.provenance, subject.sbom)?
+            .into_iter()
+            .partition(|a| a.predicate_type.as_ref().is_none_or(|p| !signed.contains(p)));
+    if !already.is_empty() {
+        let what: Vec<&str> = already.iter().map(|a| a.what).collect();
+        crate::output::step(format!("Already signed with this key: {name}@{digest} ({})", what.join(", ")));
+    }
     let mut taggings = Vec::new();
     let what: Vec<&str> = attachments.iter().filter(|a| a.tag.is_none()).map(|a| a.what).collect();
-    crate::output::step(format!("Signing {name}@{} ({})", subject.descriptor.digest, what.join(", ")));
+    if !what.is_empty() {
+        crate::output::step(format!("Signing {name}@{digest} ({})", what.join(", ")));
+    }
     for attachment in attachments {
         let attachment = match &attachment.tag {
             Some(tag) => onto_tag(client, repo, tag.clone(), attachment, &*settings.signer).await?,
@@ -118,6 +132,46 @@ pub async fn push(
         }
     }
     Ok(taggings)
+}
+
+/// How many of a subject's bundle referrers are read to find this key's own.
+const REFERRERS_READ: usize = 32;
+
+/// The predicate types `signer` has signed already for `subject` in `repo` (a signature's
+/// is cosign's sign predicate): building an unchanged image again leaves its referrers as
+/// they are instead of adding another copy of each. Best-effort: what cannot be read is
+/// signed again.
+async fn signed_already(
+    client: &RegistryClient,
+    repo: &Repository,
+    signer: &dyn Signer,
+    subject: &Digest,
+) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let referrers = match client.referrers(repo, subject).await {
+        Ok(referrers) => referrers,
+        Err(e) => {
+            crate::output::detail(format!("{e}; signing {subject} again"));
+            return found;
+        }
+    };
+    let bundles = referrers.iter().filter(|d| d.artifact_type.as_deref() == Some(bundle::BUNDLE_V03));
+    for referrer in bundles.take(REFERRERS_READ) {
+        let reference = Reference { repository: repo.clone(), tag: None, digest: Some(referrer.digest.clone()) };
+        let Ok(Some(fetched)) = client.manifest_if_present(&reference).await else { continue };
+        let Ok(manifest) = serde_json::from_slice::<Manifest>(&fetched.bytes) else { continue };
+        let Some(layer) = manifest.layers.first().filter(|l| l.media_type == bundle::BUNDLE_V03 && l.size < 1 << 22)
+        else {
+            continue;
+        };
+        let Ok(temp) = tempfile::NamedTempFile::new() else { continue };
+        if client.fetch_blob(repo, &layer.digest, temp.path()).await.is_err() {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(temp.path()) else { continue };
+        found.extend(bundle::signed_predicate(&bytes, signer, subject));
+    }
+    found
 }
 
 /// A legacy `.sig`/`.att` attachment merged with what its tag holds already, so that other

@@ -9,6 +9,7 @@
 //! - `blobs.rs`: blob `HEAD`, `GET` and cross-repository mounts
 //! - `upload.rs`: blob uploads in sessions, retried in new sessions
 //! - `manifests.rs`: manifest `GET`, `HEAD` and `PUT` (by digest or tag)
+//! - `referrers.rs`: what refers to a manifest (the referrers API, else its fallback tag)
 //! - `tls.rs`: trusted roots; `error.rs`: [`RegistryError`]
 //! - `testing.rs`: an in-process fake registry for the unit tests of these files
 //! - `stream.rs`: an upload whose body streams in as a layer is made, committed by digest
@@ -21,6 +22,7 @@ mod client;
 mod endpoint;
 mod error;
 mod manifests;
+mod referrers;
 mod request;
 mod stream;
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::Signer;
 use super::dsse::Envelope;
 use crate::digest::Digest;
 use crate::image::manifest::{self, Descriptor, Manifest, OCI_CONFIG, OCI_MANIFEST};
@@ -28,6 +29,8 @@ pub struct Attachment {
     pub tag: Option<String>,
     /// What the run says once it is in place, e.g. `signature` or `SLSA provenance`.
     pub what: &'static str,
+    /// A referrer's predicate type (a signature's is [`super::statement::COSIGN_SIGN`]).
+    pub predicate_type: Option<String>,
 }
 
 impl Attachment {
@@ -71,6 +74,7 @@ pub fn referrer(bundle: Bytes, predicate_type: &str, subject: &Descriptor, what:
         blobs: vec![(config, empty), (layer, bundle)],
         tag: None,
         what,
+        predicate_type: Some(predicate_type.to_string()),
     }
 }
 
@@ -130,6 +134,7 @@ fn legacy(subject: &Digest, suffix: &str, layers: Vec<Layer>, what: &'static str
         blobs,
         tag: Some(format!("{}.{suffix}", subject.as_str().replacen(':', "-", 1))),
         what,
+        predicate_type: None,
     }
 }
 
@@ -174,6 +179,31 @@ pub fn onto_existing(ours: Attachment, existing: &Manifest, replaced: impl Fn(&D
     Attachment { manifest, blobs, ..ours }
 }
 
+/// The predicate type of the statement `bundle` (a referrer's one layer) holds, when it is
+/// `signer`'s and about `subject`: the same verification material, the subject's digest in
+/// the statement, and an envelope signature this key verifies.
+pub fn signed_predicate(bundle: &[u8], signer: &dyn Signer, subject: &Digest) -> Option<String> {
+    use base64::Engine as _;
+    let b64 = |v: &Value| v.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
+    let bundle = serde_json::from_slice::<Value>(bundle).ok()?;
+    if bundle["verificationMaterial"] != signer.verification_material() {
+        return None;
+    }
+    let envelope = &bundle["dsseEnvelope"];
+    let (payload_type, payload) = (envelope["payloadType"].as_str()?, b64(&envelope["payload"])?);
+    let statement = serde_json::from_slice::<Value>(&payload).ok()?;
+    let subjects = statement["subject"].as_array()?;
+    if !subjects.iter().any(|s| s["digest"]["sha256"].as_str() == Some(subject.hex())) {
+        return None;
+    }
+    let message = super::dsse::pae(payload_type, &payload);
+    let signatures = envelope["signatures"].as_array()?;
+    if !signatures.iter().filter_map(|s| b64(&s["sig"])).any(|sig| signer.verifies(&message, &sig)) {
+        return None;
+    }
+    statement["predicateType"].as_str().map(str::to_string)
+}
+
 /// The base64 signature a legacy `.sig` layer carries in its annotation, decoded.
 pub fn legacy_signature_of(layer: &Descriptor) -> Option<Vec<u8>> {
     use base64::Engine as _;
@@ -197,6 +227,27 @@ mod tests {
         assert_eq!(m["annotations"]["dev.sigstore.bundle.predicateType"], "https://slsa.dev/provenance/v1");
         assert_eq!(a.blobs.len(), 2);
         assert!(a.tag.is_none());
+    }
+
+    #[test]
+    fn a_bundle_is_found_to_be_this_keys_for_this_subject_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cosign.key");
+        std::fs::write(&path, include_str!("testdata/cosign.key")).unwrap();
+        let signer = super::super::key::KeySigner::load(&path, Some("pw")).unwrap();
+        let (subject, other) = (Digest::of(b"image"), Digest::of(b"other"));
+        let payload = super::super::statement::statement(None, &subject, "https://slsa.dev/provenance/v1", json!({}));
+        let envelope = super::super::dsse::sign(&signer, super::super::dsse::IN_TOTO, &payload).unwrap();
+        let bundle = bundle_json(&envelope, signer.verification_material());
+        assert_eq!(signed_predicate(&bundle, &signer, &subject).as_deref(), Some("https://slsa.dev/provenance/v1"));
+        assert_eq!(signed_predicate(&bundle, &signer, &other), None, "about another image");
+        let hinted = bundle_json(&envelope, json!({"publicKey": {"hint": "another key"}}));
+        assert_eq!(signed_predicate(&hinted, &signer, &subject), None, "another key's material");
+        let mut forged = envelope.clone();
+        forged.signatures[0].sig = "bm90IGEgc2lnbmF0dXJl".into();
+        let forged = bundle_json(&forged, signer.verification_material());
+        assert_eq!(signed_predicate(&forged, &signer, &subject), None, "a signature the key does not verify");
+        assert_eq!(signed_predicate(b"not json", &signer, &subject), None);
     }
 
     #[test]

@@ -23,12 +23,15 @@ use bundle::Attachment;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
-    #[error("--sign-key {path}: {detail}")]
+    #[error("{path}: {detail}")]
     BadKey { path: PathBuf, detail: String },
-    #[error("--sign-key {path}: wrong password (COSIGN_PASSWORD does not open this key)")]
+    #[error("{path}: wrong password (COSIGN_PASSWORD does not open this key)")]
     WrongPassword { path: PathBuf },
-    #[error("--sign-key {path}: the key is encrypted; set COSIGN_PASSWORD to its password")]
+    #[error("{path}: the key is encrypted; set COSIGN_PASSWORD to its password")]
     NoPassword { path: PathBuf },
+    /// A key error with where the key was named: `--sign-key`, `KO_SIGN_KEY` or `.ko.yaml`.
+    #[error("{origin} {source}")]
+    Key { origin: String, source: Box<SignError> },
     #[error("signing failed")]
     Signing,
 }

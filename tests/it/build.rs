@@ -248,6 +248,12 @@ fn without_ko_docker_repo_the_image_goes_to_the_local_store() {
         .filter(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
         .count();
     assert_eq!(named, 1, "{index}");
+    assert!(!again.stderr.contains("--tags"), "{again}");
+    // Tags are a registry's: the store says it does not use them, and names the image as ever.
+    let tagged = ko(&["build", ".", "-t", "v1"]).cwd(hello()).run();
+    tagged.assert_success();
+    assert_eq!(tagged.stdout.trim(), reference, "{tagged}");
+    assert!(tagged.stderr.contains("warning: -t/--tags and --tag-only name tags in a registry"), "{tagged}");
 
     // A multi-platform image's --image-refs line is the store's reference too (no per-image
     // lines naming a registry), and a --tarball beside the store tags bare names, as with

@@ -234,6 +234,25 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MediaError + '_ {
     move |source| MediaError::Io { path: path.to_path_buf(), source }
 }
 
+/// Fails unless the layout at `root` can be made: the directory nearest to it that exists
+/// (`root` itself, or an ancestor) takes a new directory, tried and removed at once, so that
+/// a place nothing can be written to (`/proc`, a read-only mount) is said before the build,
+/// not after it; the layout itself is still made with its first entry.
+fn writable(root: &Path) -> Result<(), MediaError> {
+    let absolute = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    let existing = absolute.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+    let refused = |detail: String| MediaError::Layout { path: root.to_path_buf(), detail };
+    if !existing.is_dir() {
+        return Err(refused(format!("cannot be made: {} is not a directory", existing.display())));
+    }
+    tempfile::Builder::new().prefix(".kubectl-ko-check").tempdir_in(existing).map(drop).map_err(|e| {
+        refused(format!(
+            "cannot be written ({e} in {}); point --oci-layout-path at a directory you can write",
+            existing.display()
+        ))
+    })
+}
+
 /// Hard-links `src` (a blob of the cache) to `dest`, or copies it through a temporary sibling
 /// of its own (another process may be copying the same blob) that is removed if the copy
 /// fails or a signal ends the process.
@@ -265,6 +284,7 @@ impl Layout {
                 detail: "is not a directory; name a directory for the OCI layout".into(),
             });
         }
+        writable(root)?;
         Layout::checked(root, "point --oci-layout-path at an empty directory")
     }
 
@@ -480,6 +500,14 @@ mod tests {
         std::fs::write(bad.join("index.json"), "not json").unwrap();
         let error = Layout::open_store(&bad).err().unwrap().to_string();
         assert!(error.contains("index.json: unreadable") && error.contains("local image store"), "{error}");
+
+        // Places no layout can be made are said when it is opened; nothing is left behind.
+        let error = Layout::open(&tmp.path().join("file/under")).err().unwrap().to_string();
+        assert!(error.contains("file is not a directory"), "{error}");
+        let error = Layout::open(Path::new("/proc/kubectl-ko-layout")).err().unwrap().to_string();
+        assert!(error.contains("cannot be written") && error.contains("--oci-layout-path"), "{error}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left.len(), 3, "{left:?}");
     }
 
     #[test]

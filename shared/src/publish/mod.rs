@@ -467,6 +467,13 @@ fn sinks(
         sinks.push(Sink::Registry { registry, sbom_repo });
     }
     if settings.push && repo.is_empty() {
+        // A tarball beside the store takes the tags; the store names each image itself.
+        let tagged = settings.tag_only || settings.tags.iter().any(|t| t != "latest");
+        if tagged && settings.tarball.is_none() {
+            output::warn(
+                "-t/--tags and --tag-only name tags in a registry: with KO_DOCKER_REPO unset, the local store tags each image <name>-<digest>; set KO_DOCKER_REPO to push under those tags",
+            );
+        }
         sinks.push(Sink::LocalStore(Layout::open_store(&cache.image_store())?));
     }
     Ok(sinks)

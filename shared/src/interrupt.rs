@@ -40,6 +40,8 @@ pub enum Stop {
     Interrupt,
     /// SIGTERM (`timeout`, CI runners, `kill`).
     Terminate,
+    /// SIGHUP (the terminal or SSH session went away).
+    Hangup,
     /// stdout was closed (`kubectl ko resolve | head`): not an error.
     StdoutClosed,
 }
@@ -54,6 +56,7 @@ impl Stop {
         match self {
             Stop::Interrupt => 130,
             Stop::Terminate => 143,
+            Stop::Hangup => 129,
             Stop::StdoutClosed => 0,
         }
     }
@@ -70,6 +73,7 @@ impl Stop {
             Stop::Terminate => {
                 Some("terminated (SIGTERM): stopped the programs it ran and removed its temporary files")
             }
+            Stop::Hangup => Some("hung up (SIGHUP): stopped the programs it ran and removed its temporary files"),
             Stop::StdoutClosed => None,
         }
     }
@@ -347,19 +351,22 @@ pub fn listen() -> io::Result<()> {
         };
         runtime.block_on(async move {
             use tokio::signal::unix::{SignalKind, signal};
-            let (mut interrupt, mut terminate) =
-                match signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?))) {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
+            // SIGHUP (the terminal or the SSH session closed) ends the run as SIGTERM does.
+            let signals = signal(SignalKind::interrupt())
+                .and_then(|i| Ok((i, signal(SignalKind::terminate())?, signal(SignalKind::hangup())?)));
+            let (mut interrupt, mut terminate, mut hangup) = match signals {
+                Ok(all) => all,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
             let _ = ready_tx.send(Ok(()));
             loop {
                 let stop = tokio::select! {
                     _ = interrupt.recv() => Stop::Interrupt,
                     _ = terminate.recv() => Stop::Terminate,
+                    _ = hangup.recv() => Stop::Hangup,
                 };
                 if request_stop(stop) {
                     let _ = std::thread::Builder::new().name("ko-watchdog".into()).spawn(move || {
@@ -383,6 +390,7 @@ mod tests {
     fn exit_codes_follow_the_shell_convention() {
         assert_eq!(Stop::Interrupt.exit_code(), 130);
         assert_eq!(Stop::Terminate.exit_code(), 143);
+        assert_eq!(Stop::Hangup.exit_code(), 129);
         assert_eq!(Stop::StdoutClosed.exit_code(), 0);
         assert!(Stop::StdoutClosed.message().is_none());
     }

@@ -41,6 +41,8 @@ pub enum Fault {
     /// Forward everything, but write the response's `Location` relative to the request's
     /// URL (`<uuid>?_state=...` for an upload), as RFC 3986 allows and some registries do.
     RelativeLocation,
+    /// Answer this status with a chunked body that never ends (until the client hangs up).
+    Endless { code: u16 },
 }
 
 /// Which requests a fault applies to, and how often.
@@ -334,6 +336,18 @@ fn handle(shared: &Shared, client: TcpStream) -> std::io::Result<()> {
                 body.len()
             );
             return client.write_all(text.as_bytes());
+        }
+        Some(Fault::Endless { code }) => {
+            read_body(&mut reader, &head)?;
+            let head = format!(
+                "HTTP/1.1 {code} Endless\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            );
+            client.write_all(head.as_bytes())?;
+            let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
+            while !shared.stop.load(Ordering::Relaxed) {
+                client.write_all(chunk.as_bytes())?;
+            }
+            return Ok(());
         }
         Some(Fault::Silent) => {
             // Take whatever the client sends, answer nothing, until it gives up.

@@ -497,3 +497,29 @@ fn a_tagged_image_without_attachments_is_put_once_by_its_tag() {
     assert_tagged(&reference);
     assert_pulls(&reference, &[]);
 }
+
+/// Answers that never end (a broken proxy, a hostile server) cost bounded memory and one
+/// short line: an error's body is read to 64 KiB, and a manifest that goes on past 100 MiB
+/// (as ko bounds it) is refused at once, not fetched again.
+#[test]
+fn answers_that_never_end_are_cut_off_with_one_line() {
+    let rule = Rule::new(Some("PUT"), "/manifests/latest", Fault::Endless { code: 500 }).times(usize::MAX);
+    let proxy = FaultProxy::start(&registry(), vec![rule]);
+    let run = hello_build(&proxied(&proxy, "endless-error")).run();
+    run.assert_failure();
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: pushing manifest latest on ") && last.contains("answered 500"), "{run}");
+    assert!(last.len() < 400, "{run}");
+
+    let (base, _) = base_in_registry();
+    let (base_repo, _) = base.split_once('@').unwrap();
+    let path = base_repo.split_once('/').unwrap().1;
+    let rule = Rule::new(Some("GET"), &format!("/{path}/manifests/"), Fault::Endless { code: 200 }).times(usize::MAX);
+    let proxy = FaultProxy::start(&registry(), vec![rule]);
+    let run = hello_build(&unique_repo("endless-base"))
+        .env("KO_DEFAULTBASEIMAGE", base.replacen(&registry(), &proxy.host, 1))
+        .run();
+    run.assert_failure();
+    assert!(run.stderr.contains("the answer went on past 100 MiB"), "{run}");
+    assert_eq!(proxy.faulted().len(), 1, "not fetched again: {run}");
+}

@@ -1,5 +1,5 @@
 //! Stopping a build with a signal to the tool's own PID (what `timeout` and CI runners do)
-//! while `go build` compiles: exit 143 after SIGTERM, 130 after SIGINT, no `go` or `compile`
+//! while `go build` compiles: exit 143 after SIGTERM, 130 after SIGINT, 129 after SIGHUP, no `go` or `compile`
 //! process of the run left, no temporary file left (in the cache's `tmp/` or in `TMPDIR`).
 //! And what a SIGKILLed run leaves in the cache is removed by the next run, while the
 //! temporary directory of a run still going on is left alone.
@@ -216,6 +216,12 @@ fn sigterm_stops_go_build_and_exits_143() {
 #[test]
 fn sigint_stops_go_build_and_exits_130() {
     signal_stops_the_build("INT", 130);
+}
+
+/// A closed terminal or SSH session: the run stops as for SIGTERM, `go build` with it.
+#[test]
+fn sighup_stops_go_build_and_exits_129() {
+    signal_stops_the_build("HUP", 129);
 }
 
 /// A `go` that, for `go build`, says so in a file and waits for another file first: a run

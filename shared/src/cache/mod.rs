@@ -37,6 +37,11 @@ pub struct CacheError {
     pub source: io::Error,
 }
 
+/// `source` with the way out of a cache this user cannot write.
+fn with_kocache_hint(source: io::Error) -> io::Error {
+    io::Error::new(source.kind(), format!("{source}; point KOCACHE at a directory this user can write"))
+}
+
 #[derive(Clone, Debug)]
 pub struct Cache {
     root: PathBuf,
@@ -46,10 +51,7 @@ impl Cache {
     /// Opens the user's cache, at [`root_in`] `env`; an error says how to choose another.
     pub fn open(env: &Environment) -> Result<Cache, CacheError> {
         let root = root_in(env);
-        Cache::at(root.clone()).map_err(|e| {
-            let hint = "point KOCACHE at a directory this user can write";
-            CacheError { path: root, source: io::Error::new(e.source.kind(), format!("{}; {hint}", e.source)) }
-        })
+        Cache::at(root.clone()).map_err(|e| CacheError { path: root, source: with_kocache_hint(e.source) })
     }
 
     /// Opens the cache at `root`, making its directories, and removes what killed runs left
@@ -109,7 +111,13 @@ impl Cache {
         if let Some(dir) = dirs.live.get(&tmp) {
             return Ok(dir.path.clone());
         }
-        let dir = RunDir::create(&tmp).map_err(|source| CacheError { path: tmp.clone(), source })?;
+        let dir = RunDir::create(&tmp).map_err(|source| {
+            let source = match source.kind() {
+                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => with_kocache_hint(source),
+                _ => source,
+            };
+            CacheError { path: tmp.clone(), source }
+        })?;
         let path = dir.path.clone();
         dirs.live.insert(tmp, dir);
         Ok(path)

@@ -160,7 +160,7 @@ impl RegistryClient {
         if status.is_success() {
             return Ok(true);
         }
-        let body = transfer::read_body(response, self.stall).await.unwrap_or_default();
+        let body = transfer::read_error_body(response, self.stall).await;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(RegistryError::Unauthorized {
                 registry: registry.to_string(),

@@ -92,8 +92,17 @@ pub fn body_message(body: &[u8]) -> String {
         #[serde(default)]
         message: String,
     }
+    // One line of a readable length, whatever the registry sent.
+    const MESSAGE_MAX: usize = 300;
     match serde_json::from_slice::<Errors>(body) {
-        Ok(e) if !e.errors.is_empty() => format!(": {}: {}", e.errors[0].code, e.errors[0].message),
+        Ok(e) if !e.errors.is_empty() => {
+            let message = e.errors[0].message.split_whitespace().collect::<Vec<_>>().join(" ");
+            let message = match message.char_indices().nth(MESSAGE_MAX) {
+                Some((cut, _)) => format!("{}…", &message[..cut]),
+                None => message,
+            };
+            format!(": {}: {message}", e.errors[0].code)
+        }
         _ => {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
@@ -124,5 +133,15 @@ mod tests {
         assert!(denied(403, ": MANIFEST_UNKNOWN: not found").is_absent());
         assert!(!denied(403, ": DENIED: requested access to the resource is denied").is_absent());
         assert!(!denied(401, ": UNAUTHORIZED: authentication required").is_absent());
+    }
+
+    #[test]
+    fn a_registry_message_is_one_line_of_a_readable_length() {
+        let body = |message: &str| format!(r#"{{"errors":[{{"code":"UNKNOWN","message":{message:?}}}]}}"#);
+        assert_eq!(body_message(body("two\nlines").as_bytes()), ": UNKNOWN: two lines");
+        let long = body_message(body(&"é".repeat(5000)).as_bytes());
+        assert_eq!(long.chars().count(), ": UNKNOWN: ".len() + 300 + 1, "{long}");
+        assert!(long.ends_with('…'));
+        assert_eq!(body_message(&[b'x'; 500]), "", "a long plain body says nothing");
     }
 }

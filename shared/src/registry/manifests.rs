@@ -4,7 +4,7 @@
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use super::client::Access;
-use super::transfer::{TryError, jitter, read_body, retry_delay};
+use super::transfer::{MANIFEST_MAX, TryError, jitter, read_body, retry_delay};
 use super::upload::MAX_SESSIONS;
 use super::{Reference, RegistryClient, RegistryError, Repository};
 use crate::digest::Digest;
@@ -36,9 +36,9 @@ impl RegistryClient {
                 return Err(self.fail(repo, operation, response, attempts).await.into());
             }
             let header_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-            let bytes = read_body(response, self.stall)
+            let bytes = read_body(response, self.stall, MANIFEST_MAX)
                 .await
-                .map_err(|f| TryError::Again { detail: f.describe(), failure: Some(f) })?;
+                .map_err(|f| TryError::from_body(repo, operation, f))?;
             let digest = Digest::of(&bytes);
             if let Some(expected) = &reference.digest
                 && expected != &digest

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 
 use super::client::Access;
-use super::transfer::{TryError, read_body};
+use super::transfer::{MANIFEST_MAX, TryError, read_body};
 use super::{Reference, RegistryClient, RegistryError, Repository};
 use crate::digest::Digest;
 use crate::image::manifest::{Descriptor, Index, OCI_INDEX};
@@ -32,9 +32,9 @@ impl RegistryClient {
                     StatusCode::NOT_FOUND => return Ok(None),
                     _ => return Err(self.fail(repo, operation, response, attempts).await.into()),
                 }
-                let bytes = read_body(response, self.stall)
+                let bytes = read_body(response, self.stall, MANIFEST_MAX)
                     .await
-                    .map_err(|f| TryError::Again { detail: f.describe(), failure: Some(f) })?;
+                    .map_err(|f| TryError::from_body(repo, operation, f))?;
                 Ok(Some(bytes))
             })
             .await?;

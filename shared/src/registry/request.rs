@@ -17,7 +17,7 @@ use super::challenge::Challenge;
 use super::endpoint::Endpoint;
 use super::error::body_message;
 use super::token::credential_hint;
-use super::transfer::{Activity, Failure, MAX_ATTEMPTS, is_retryable, read_body, retry_delay};
+use super::transfer::{Activity, Failure, MAX_ATTEMPTS, is_retryable, read_error_body, retry_delay};
 use super::{RegistryClient, RegistryError, Repository};
 use crate::output;
 
@@ -138,7 +138,7 @@ impl RegistryClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.send_following(&endpoint, scope, operation, refused.as_deref(), build).await? {
+            match self.send_following(&endpoint, repository, scope, operation, refused.as_deref(), build).await? {
                 Err(failure) => {
                     if attempt >= MAX_ATTEMPTS || !retry_failures {
                         return Err(self.transport_error(repository, operation, &failure, attempt));
@@ -177,6 +177,7 @@ impl RegistryClient {
     async fn send_following(
         &self,
         endpoint: &Endpoint,
+        repository: &Repository,
         scope: &str,
         operation: &str,
         refused: Option<&str>,
@@ -190,7 +191,7 @@ impl RegistryClient {
             let (http, request) = build(client, &endpoint.base, &activity).build_split();
             let mut request = request.map_err(|e| RegistryError::Protocol {
                 registry: endpoint.registry.clone(),
-                repository: String::new(),
+                repository: repository.path.clone(),
                 operation: operation.to_string(),
                 detail: format!("cannot make the request: {e}"),
             })?;
@@ -244,7 +245,7 @@ impl RegistryClient {
         }
         Err(RegistryError::Protocol {
             registry: endpoint.registry.clone(),
-            repository: String::new(),
+            repository: repository.path.clone(),
             operation: operation.to_string(),
             detail: format!("more than {MAX_REDIRECTS} redirects"),
         })
@@ -258,7 +259,7 @@ impl RegistryClient {
         attempts: u32,
     ) -> RegistryError {
         let status = response.status().as_u16();
-        let body = read_body(response, self.stall).await.unwrap_or_default();
+        let body = read_error_body(response, self.stall).await;
         let message = body_message(&body);
         if status == 401 || status == 403 {
             let endpoint = self.endpoint(&repository.registry).await.ok();

@@ -207,13 +207,15 @@ impl RegistryClient {
                 }
                 Ok(response) => {
                     let status = response.status();
-                    transfer::read_body(response, self.stall).await.map(|body| (status, body))
+                    transfer::read_body(response, self.stall, transfer::TOKEN_MAX).await.map(|body| (status, body))
                 }
                 Err(failure) => Err(failure),
             };
             match outcome {
                 Ok(answer) => break answer,
-                Err(failure) if attempt < MAX_ATTEMPTS && !matches!(failure, Failure::BadUrl(_)) => {
+                Err(failure)
+                    if attempt < MAX_ATTEMPTS && !matches!(failure, Failure::BadUrl(_) | Failure::TooLarge(_)) =>
+                {
                     tokio::time::sleep(retry_delay(attempt, None)).await;
                     attempt += 1;
                 }

@@ -154,6 +154,8 @@ pub(super) enum Failure {
     Stalled(Duration),
     /// The request could not even be made (an invalid URL): retrying cannot help.
     BadUrl(String),
+    /// The body went on past what such an answer can be (bytes): not read further.
+    TooLarge(usize),
     Other(String),
 }
 
@@ -189,6 +191,9 @@ impl Failure {
                 format!("the registry stopped answering (nothing moved for {})", seconds(*limit))
             }
             Failure::BadUrl(cause) => format!("not a valid address ({cause})"),
+            Failure::TooLarge(max) => {
+                format!("the answer went on past {} MiB, more than such an answer can be", max >> 20)
+            }
             Failure::Other(cause) => cause.clone(),
         }
     }
@@ -283,14 +288,39 @@ where
     }
 }
 
-/// A whole (small) response body, with the same stall rule.
-pub(super) async fn read_body(response: reqwest::Response, limit: Duration) -> Result<Bytes, Failure> {
+/// The most a manifest, an index or a referrers list is read to (as ko reads them).
+pub(super) const MANIFEST_MAX: usize = 100 << 20;
+/// The most a token answer is read to.
+pub(super) const TOKEN_MAX: usize = 4 << 20;
+/// What is read of an error's body: enough for any message, however long the body goes on.
+pub(super) const ERROR_BODY_MAX: usize = 64 << 10;
+
+/// A whole (small) response body of at most `max` bytes, with the same stall rule; a body
+/// that goes on past it fails (a registry that sends without end would fill the memory).
+pub(super) async fn read_body(response: reqwest::Response, limit: Duration, max: usize) -> Result<Bytes, Failure> {
     let mut stream = response.bytes_stream();
     let mut out = bytes::BytesMut::new();
     while let Some(chunk) = next_chunk(&mut stream, limit).await? {
+        if out.len() + chunk.len() > max {
+            return Err(Failure::TooLarge(max));
+        }
         out.extend_from_slice(&chunk);
     }
     Ok(out.freeze())
+}
+
+/// The first [`ERROR_BODY_MAX`] bytes of an error's body; what follows is not read.
+pub(super) async fn read_error_body(response: reqwest::Response, limit: Duration) -> Bytes {
+    let mut stream = response.bytes_stream();
+    let mut out = bytes::BytesMut::new();
+    while let Ok(Some(chunk)) = next_chunk(&mut stream, limit).await {
+        let room = ERROR_BODY_MAX - out.len();
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() == ERROR_BODY_MAX {
+            break;
+        }
+    }
+    out.freeze()
 }
 
 /// Sends a request with no streamed body, bounded by `limit` until its headers arrive.
@@ -343,6 +373,21 @@ pub(super) enum TryError {
     WrongContent { expected: Digest, got: Digest },
     /// Final: the registry answered an error, or the local file failed.
     Final(RegistryError),
+}
+
+impl TryError {
+    /// A body that broke off is fetched again; one past its limit fails for good.
+    pub(super) fn from_body(repo: &Repository, operation: &str, failure: Failure) -> TryError {
+        match failure {
+            Failure::TooLarge(_) => TryError::Final(RegistryError::Protocol {
+                registry: repo.registry.clone(),
+                repository: repo.path.clone(),
+                operation: operation.to_string(),
+                detail: failure.describe(),
+            }),
+            failure => TryError::Again { detail: failure.describe(), failure: Some(failure) },
+        }
+    }
 }
 
 impl From<RegistryError> for TryError {

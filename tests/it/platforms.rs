@@ -251,3 +251,35 @@ fn an_oci_index_of_docker_manifests_keeps_both_media_types() {
     assert!(manifest["layers"].as_array().unwrap().iter().all(|l| l["mediaType"].as_str().unwrap().contains("docker")));
     assert_eq!(run_image(&child).value("kodata"), Some("hello from kodata"));
 }
+
+/// A single-image base of another platform than linux/amd64, with no platform asked for: as
+/// in ko, refused (the target is linux/amd64), with the flag that builds for the base's
+/// platform; with that flag, built and labelled as the base.
+#[test]
+fn a_single_image_base_of_another_platform_needs_the_platform_asked_for() {
+    let base_repo = unique_repo("arm64-base");
+    let base = ko(&["build", ".", "--bare"])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", &base_repo)
+        .env("GOARCH", "arm64")
+        .run();
+    base.assert_success();
+    let base = base.stdout.trim().to_string();
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "."];
+        args.extend_from_slice(extra);
+        ko(&args)
+            .cwd(fixture("hello"))
+            .env("KO_DOCKER_REPO", unique_repo("on-arm64"))
+            .env("KO_DEFAULTBASEIMAGE", &base)
+            .run()
+    };
+    let run = build(&[]);
+    run.assert_failure();
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("has no image for linux/amd64") && last.contains("--platform=linux/arm64"), "{run}");
+    assert!(run.stdout.is_empty(), "{run}");
+    let run = build(&["--platform=linux/arm64"]);
+    run.assert_success();
+    assert_eq!(elf_machine(run.stdout.trim()), EM_AARCH64);
+}

@@ -227,7 +227,7 @@ impl BaseResolver {
     }
 
     /// The base images for `reference` on the requested platforms. `None` means no platform
-    /// was asked for: a single-image base is used as it is, anything else means linux/amd64.
+    /// was asked for: linux/amd64, which a single-image base must be.
     pub async fn images(&self, reference: &str, request: Option<&PlatformRequest>) -> Result<BaseSet, BaseError> {
         let resolved = self.resolve(reference).await?;
         match &*resolved {
@@ -316,17 +316,24 @@ fn not_an_image(manifest: &Manifest) -> Option<String> {
 }
 
 fn single_image(image: &BaseImage, request: Option<&PlatformRequest>) -> Result<BaseSet, BaseError> {
-    // Each platform asked for must be the base's: one it lacks is named, not dropped.
+    // Each platform asked for must be the base's: one it lacks is named, not dropped. With
+    // none asked for, the target is linux/amd64, as in ko: a base of another platform is
+    // refused with the flag that takes it, not built for its platform unasked.
+    let default = [Platform::linux("amd64")];
     let missing = match request {
-        None | Some(PlatformRequest::All) => None,
+        Some(PlatformRequest::All) => None,
+        None => default.iter().find(|p| !p.matches(&image.platform)),
         Some(PlatformRequest::List(list)) => list.iter().find(|p| !p.matches(&image.platform)),
     };
     if let Some(want) = missing {
-        return Err(BaseError::NoPlatform {
-            reference: image.name.clone(),
-            wanted: want.to_string(),
-            offered: image.platform.to_string(),
-        });
+        let offered = image.platform.to_string();
+        let offered = match request {
+            None => format!(
+                "{offered} (no platform was asked for, so the target is linux/amd64; pass --platform={offered} to build for the base's)"
+            ),
+            Some(_) => offered,
+        };
+        return Err(BaseError::NoPlatform { reference: image.name.clone(), wanted: want.to_string(), offered });
     }
     Ok(BaseSet { images: vec![image.clone()], index: None, shown: shown(&image.name, &image.digest) })
 }

@@ -207,12 +207,15 @@ fn base_purl(base: &BaseRef) -> String {
 }
 
 fn platform_qualifiers(p: &Platform) -> Vec<(&'static str, String)> {
-    vec![
+    let mut qualifiers = vec![
         ("arch", p.arch.clone()),
         ("os", p.os.clone()),
         ("variant", p.variant.clone().unwrap_or_default()),
         ("os-version", p.os_version.clone().unwrap_or_default()),
-    ]
+    ];
+    // One qualifier per feature, in the platform's order, as ko writes them.
+    qualifiers.extend(p.os_features.iter().map(|f| ("os-feature", f.clone())));
+    qualifiers
 }
 
 fn to_json(value: &serde_json::Value) -> Vec<u8> {
@@ -224,6 +227,22 @@ fn to_json(value: &serde_json::Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_platforms_os_features_are_qualifiers_of_its_purl() {
+        let platform = Platform {
+            os_version: Some("10.0.20348.2113".into()),
+            os_features: vec!["win32k".into()],
+            ..Platform::linux("amd64")
+        };
+        let platform = Platform { os: "windows".into(), ..platform };
+        let quals = platform_qualifiers(&platform);
+        let pairs: Vec<(&str, &str)> = quals.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(
+            oci_purl("image", &Digest::of(b"x"), &pairs).split_once('?').unwrap().1,
+            "arch=amd64&os=windows&os-feature=win32k&os-version=10.0.20348.2113"
+        );
+    }
 
     #[test]
     fn purls_are_encoded_like_ko() {

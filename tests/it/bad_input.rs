@@ -166,6 +166,22 @@ fn ko_yaml_type_errors_name_the_key_and_duplicate_ids_are_a_warning() {
     assert!(run.stderr.contains("builds[1].id \"app\" is also the id of builds[0]"), "{run}");
 }
 
+/// A config ko reads leniently builds as with ko: `builds:` as one map (a list of one, its
+/// ldflags applied) and a top-level setting of the wrong type (unset, with a warning).
+#[test]
+fn ko_yaml_that_ko_reads_leniently_builds_as_with_ko() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join(".ko.yaml");
+    let text = "defaultEnv:\n  CGO_ENABLED: \"1\"\nbuilds:\n  main: .\n  ldflags: -X main.version=one-map\n";
+    std::fs::write(&config, text).unwrap();
+    let run = hello_build(&unique_repo("lenient")).env("KO_CONFIG_PATH", &config).run();
+    run.assert_success();
+    let warned = "defaultEnv: expected a list of strings or a string, got a map; it is ignored, as ko ignores it";
+    assert!(run.stderr.contains(warned), "{run}");
+    let out = run_image(run.stdout.trim());
+    assert!(out.stdout.contains("version=one-map"), "{out}");
+}
+
 #[test]
 fn unknown_ko_yaml_keys_warn_with_the_nearest_key_and_still_build() {
     let dir = tempfile::tempdir().unwrap();

@@ -49,6 +49,10 @@ const TOP: &[(&str, Shape)] = &[
     ("signKey", Shape::Text),
 ];
 
+/// The top-level keys ko reads leniently (a value of the wrong type is no value).
+const LENIENT: &[&str] =
+    &["defaultBaseImage", "baseImageOverrides", "defaultPlatforms", "defaultEnv", "defaultFlags", "defaultLdflags"];
+
 /// Keys of a `builds[]` entry that ko reads, plus kubectl-ko's `image`.
 const BUILD: &[(&str, Shape)] = &[
     ("id", Shape::Text),
@@ -122,11 +126,25 @@ pub(super) fn canonical_keys(text: &str) -> Option<String> {
     Some(text)
 }
 
+/// The document without its top-level settings of the wrong type (which ko reads as unset),
+/// as JSON text for the typed parse; `None` when it has none, or has other errors.
+pub(super) fn without_ignored(text: &str) -> Option<String> {
+    let findings = check(text)?;
+    if findings.error.is_some() || findings.ignored.is_empty() {
+        return None;
+    }
+    let Value::Object(mut doc) = serde_saphyr::from_str::<Value>(text).ok()? else { return None };
+    doc.retain(|key, _| !findings.ignored.contains(key));
+    Some(Value::Object(doc).to_string())
+}
+
 /// What the walk found: warnings for keys nobody reads, and the first error.
 #[derive(Debug, Default)]
 pub(super) struct Findings {
     pub warnings: Vec<String>,
     pub error: Option<String>,
+    /// Top-level keys (as written) whose values are of the wrong type: ignored, as ko does.
+    pub ignored: Vec<String>,
 }
 
 /// Walks the document. `None` when it cannot be read generically (the typed parse reports).
@@ -178,7 +196,19 @@ fn walk_map(map: &Value, path: &str, known: &[(&str, Shape)], unknown: Unknown, 
         let found = known.iter().find(|(name, _)| key == name || *key == name.to_lowercase());
         let here = join(path, key);
         match found {
-            Some((_, shape)) => walk_value(value, &here, *shape, findings),
+            // ko's configuration library reads a top-level setting of the wrong type as
+            // unset, so a config that works with ko may hold one: said, not refused.
+            Some((name, shape)) if path.is_empty() && LENIENT.contains(name) => {
+                if let Err(mismatch) = walk_value(value, &here, *shape, findings) {
+                    findings.warnings.push(format!("{mismatch}; it is ignored, as ko ignores it"));
+                    findings.ignored.push(key.clone());
+                }
+            }
+            Some((_, shape)) => {
+                if let Err(mismatch) = walk_value(value, &here, *shape, findings) {
+                    set_error(findings, mismatch);
+                }
+            }
             None if unknown == Unknown::WarnBuild && GORELEASER_IGNORED.contains(&key.as_str()) => {
                 findings.warnings.push(format!("{here} is a GoReleaser setting that ko does not use; it is ignored"))
             }
@@ -199,7 +229,9 @@ fn walk_map(map: &Value, path: &str, known: &[(&str, Shape)], unknown: Unknown, 
     }
 }
 
-fn walk_value(value: &Value, path: &str, shape: Shape, findings: &mut Findings) {
+/// Checks a value against its shape: `Err` says how its type is wrong; what is wrong inside
+/// a value of the right type goes into `findings`.
+fn walk_value(value: &Value, path: &str, shape: Shape, findings: &mut Findings) -> Result<(), String> {
     let scalar = |v: &Value| matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_));
     let ok = match (shape, value) {
         (_, Value::Null) => true,
@@ -219,6 +251,11 @@ fn walk_value(value: &Value, path: &str, shape: Shape, findings: &mut Findings) 
                 );
             }
             m.values().all(|v| scalar(v) || v.is_null())
+        }
+        // One build without the list around it, which ko reads as a list of one.
+        (Shape::Builds, Value::Object(_)) => {
+            walk_map(value, path, BUILD, Unknown::WarnBuild, findings);
+            true
         }
         (Shape::Builds, Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
@@ -243,8 +280,9 @@ fn walk_value(value: &Value, path: &str, shape: Shape, findings: &mut Findings) 
             Value::Object(m) if m.values().any(|v| !scalar(v)) => "a map holding maps or lists".to_string(),
             other => kind(other).to_string(),
         };
-        set_error(findings, format!("{path}: expected {}, got {got}", shape.expected()));
+        return Err(format!("{path}: expected {}, got {got}", shape.expected()));
     }
+    Ok(())
 }
 
 fn set_error(findings: &mut Findings, message: String) {
@@ -314,11 +352,16 @@ mod tests {
             error("builds:\n- flags: {a: b}\n"),
             "builds[0].flags: expected a list of strings or a string, got a map"
         );
+        // Top-level settings ko reads leniently: a warning, and the key is left out.
+        let f = check("defaultEnv: [[A]]\n").unwrap();
+        assert!(f.error.is_none() && f.ignored == ["defaultEnv"], "{f:?}");
         assert_eq!(
-            error("defaultEnv: [[A]]\n"),
-            "defaultEnv: expected a list of strings or a string, got a list holding maps or lists"
+            f.warnings,
+            [
+                "defaultEnv: expected a list of strings or a string, got a list holding maps or lists; it is ignored, as ko ignores it"
+            ]
         );
-        assert_eq!(error("builds: {id: a}\n"), format!("builds: expected {}, got a map", Shape::Builds.expected()));
+        assert_eq!(error("builds: id\n"), format!("builds: expected {}, got a string", Shape::Builds.expected()));
         assert_eq!(error("builds: [x]\n"), "builds[0]: expected a map (a build), got a string");
         assert_eq!(
             error("defaultFlags: 1.5\n"),

@@ -523,3 +523,25 @@ fn answers_that_never_end_are_cut_off_with_one_line() {
     assert!(run.stderr.contains("the answer went on past 100 MiB"), "{run}");
     assert_eq!(proxy.faulted().len(), 1, "not fetched again: {run}");
 }
+
+/// The files a run writes come before its tags: an `--image-refs` (or `--tarball`) that
+/// cannot be written fails the run, named by its flag, with no tag moved. A tag the registry
+/// refuses after others moved fails the run, which names those that moved.
+#[test]
+fn files_are_written_before_tags_move_and_a_late_failure_names_the_moved_tags() {
+    let repo = unique_repo("refs-full");
+    let run = hello_build(&repo).args(["--image-refs", "/dev/full"]).run();
+    run.assert_failure();
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("--image-refs /dev/full: cannot be written") && last.contains("no tag was moved"), "{run}");
+    assert_nothing_tagged(&run, "");
+
+    // The image's tag is refused once its SBOM's tag has moved.
+    let rule = Rule::new(Some("PUT"), "/manifests/latest", Fault::Status { code: 400, retry_after: None });
+    let proxy = FaultProxy::start(&registry(), vec![rule.times(usize::MAX)]);
+    let run = hello_build(&proxied(&proxy, "late-failure")).run();
+    run.assert_failure();
+    let warned = run.stderr.lines().find(|l| l.contains("these tags moved before the run failed")).unwrap_or_default();
+    assert!(warned.contains(".sbom"), "the SBOM's tag is named: {run}");
+    assert!(!warned.contains(":latest"), "{run}");
+}

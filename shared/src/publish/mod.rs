@@ -281,15 +281,30 @@ impl Publisher {
     }
 
     /// Once every artifact is pushed: moves the tags and returns the references, in order.
+    /// The files (a tarball, `--image-refs`) are written first: one that cannot be written
+    /// (a full disk, `/dev/full`) fails the run before any tag moves.
     pub async fn finish(&self, published: Vec<Published>) -> Result<Vec<String>, PublishError> {
-        self.move_tags(&published).await?;
-        let mut refs = self.refs.lock().await;
-        for item in &published {
-            if item.entities.is_empty() {
-                refs.push(item.reference.clone());
-            } else {
-                refs.extend(item.entities.iter().cloned());
+        {
+            let mut refs = self.refs.lock().await;
+            for item in &published {
+                if item.entities.is_empty() {
+                    refs.push(item.reference.clone());
+                } else {
+                    refs.extend(item.entities.iter().cloned());
+                }
             }
+        }
+        self.write_out().await?;
+        let moved = std::sync::Mutex::new(Vec::new());
+        if let Err(e) = self.move_tags(&published, &moved).await {
+            let moved = moved.into_inner().expect("the moved tags are never poisoned");
+            if !moved.is_empty() {
+                output::warn(format!(
+                    "these tags moved before the run failed (each names a complete image, SBOM or signature): {}",
+                    moved.join(", ")
+                ));
+            }
+            return Err(e);
         }
         Ok(published.into_iter().map(|p| p.reference).collect())
     }
@@ -299,21 +314,24 @@ impl Publisher {
     /// [`TAGS_AT_ONCE`] or `-j` at once, whichever is more (each artifact's in order);
     /// artifacts that share a name, one after the other, so that the last one named wins.
     /// Each line that says an artifact is published is printed in order.
-    async fn move_tags(&self, published: &[Published]) -> Result<(), PublishError> {
+    async fn move_tags(
+        &self,
+        published: &[Published],
+        moved: &std::sync::Mutex<Vec<String>>,
+    ) -> Result<(), PublishError> {
         use futures_util::{StreamExt, TryStreamExt, stream};
         let at_once =
             if distinct(published.iter().map(|p| p.name.as_str())) { self.settings.jobs.max(TAGS_AT_ONCE) } else { 1 };
-        stream::iter(published.iter().map(|item| registry::apply(&self.client, &item.pending.sboms)))
+        stream::iter(published.iter().map(|item| registry::apply(&self.client, &item.pending.sboms, moved)))
             .buffered(at_once)
             .try_collect::<Vec<()>>()
             .await?;
-        let mut moved = stream::iter(
-            published
-                .iter()
-                .map(|item| async move { registry::apply(&self.client, &item.pending.tags).await.map(|()| item) }),
-        )
-        .buffered(at_once);
-        while let Some(item) = moved.try_next().await? {
+        let mut tagged =
+            stream::iter(published.iter().map(|item| async move {
+                registry::apply(&self.client, &item.pending.tags, moved).await.map(|()| item)
+            }))
+            .buffered(at_once);
+        while let Some(item) = tagged.try_next().await? {
             if let Some(done) = &item.done {
                 output::step(done);
             }
@@ -341,10 +359,22 @@ impl Publisher {
         Ok(published)
     }
 
-    /// Finishes what is written at the end of a run: the tarball and the `--image-refs` file.
-    pub async fn close(&self) -> Result<(), PublishError> {
+    /// Writes what is written once the images are made: the tarball and the `--image-refs`
+    /// file (each replaced whole; see `outfile`).
+    async fn write_out(&self) -> Result<(), PublishError> {
+        // A file that cannot be written is named by its flag; no tag has moved yet.
+        let named = |flag: &'static str| {
+            move |e: PublishError| match e {
+                PublishError::Io { path, source } => PublishError::BadOutput {
+                    flag,
+                    path,
+                    detail: format!("cannot be written ({source}); no tag was moved"),
+                },
+                other => other,
+            }
+        };
         for sink in &self.sinks {
-            sink.write_out(&self.client, &self.cache).await?;
+            sink.write_out(&self.client, &self.cache).await.map_err(named("--tarball"))?;
         }
         if let Some(path) = &self.settings.image_refs {
             let refs = self.refs.lock().await;
@@ -354,8 +384,14 @@ impl Publisher {
             }
             outfile::write(path, false, true, |out| {
                 out.write_all(text.as_bytes()).map_err(|source| PublishError::Io { path: path.clone(), source })
-            })?;
+            })
+            .map_err(named("--image-refs"))?;
         }
+        Ok(())
+    }
+
+    /// Ends a run: says where the local store put the images.
+    pub async fn close(&self) -> Result<(), PublishError> {
         for sink in &self.sinks {
             sink.report();
         }

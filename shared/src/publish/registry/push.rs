@@ -208,18 +208,30 @@ pub enum Tagging {
     Referrer { repo: Repository, subject: Box<Descriptor>, artifact_type: String, referrer: Bytes },
 }
 
-/// Moves the tags, one after the other, and prints what each published.
-pub async fn apply(client: &RegistryClient, taggings: &[Tagging]) -> Result<(), PublishError> {
+/// Moves the tags, one after the other, prints what each published and notes each tag moved
+/// in `moved` (for a run that fails later to say which did).
+pub async fn apply(
+    client: &RegistryClient,
+    taggings: &[Tagging],
+    moved: &std::sync::Mutex<Vec<String>>,
+) -> Result<(), PublishError> {
+    let note = |repo: &Repository, tag: &str| {
+        let name =
+            if repo.path.is_empty() { repo.registry.clone() } else { format!("{}/{}", repo.registry, repo.path) };
+        moved.lock().expect("the moved tags are never poisoned").push(format!("{name}:{tag}"));
+    };
     for tagging in taggings {
         match tagging {
             Tagging::Tag { repo, tag, media_type, bytes, done } => {
                 client.put_manifest(repo, tag, media_type, bytes).await?;
+                note(repo, tag);
                 if let Some(done) = done {
                     output::step(done);
                 }
             }
             Tagging::Referrer { repo, subject, artifact_type, referrer } => {
-                sbom::add_to_fallback_index(client, repo, subject, artifact_type, referrer).await?
+                sbom::add_to_fallback_index(client, repo, subject, artifact_type, referrer).await?;
+                note(repo, &subject.digest.as_str().replacen(':', "-", 1));
             }
         }
     }

@@ -101,7 +101,7 @@ impl KeySigner {
         let pair = match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &rng) {
             Ok(pair) => Pair::Ecdsa(pair),
             Err(e) => Pair::Ed25519(Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).map_err(|_| {
-                bad(path, format!("not an ECDSA P-256 or Ed25519 PKCS#8 key ({e}); those are the keys cosign verifies"))
+                bad(path, format!("not an ECDSA P-256 or Ed25519 PKCS#8 key ({e}); kubectl-ko signs with those only (cosign generate-key-pair makes a P-256 key)"))
             })?),
         };
         Ok(KeySigner { pair, rng })

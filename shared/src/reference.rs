@@ -67,8 +67,9 @@ impl Repository {
 }
 
 impl fmt::Display for Repository {
+    /// `registry/path`, or the registry alone for a bare registry (`KO_DOCKER_REPO=ghcr.io`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.registry, self.path)
+        if self.path.is_empty() { write!(f, "{}", self.registry) } else { write!(f, "{}/{}", self.registry, self.path) }
     }
 }
 

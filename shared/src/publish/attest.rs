@@ -80,10 +80,8 @@ pub async fn push(
     settings: &SignSettings,
     subject: Subject<'_>,
 ) -> Result<Vec<Tagging>, PublishError> {
-    let full =
-        |r: &Repository| if r.path.is_empty() { r.registry.clone() } else { format!("{}/{}", r.registry, r.path) };
     // The signature names the image it is for, wherever it is kept.
-    let name = full(image_repo);
+    let name = image_repo.to_string();
     let digest = &subject.descriptor.digest;
     let signed = signed_already(client, repo, &*settings.signer, digest).await;
     let (attachments, already): (Vec<Attachment>, Vec<Attachment>) =
@@ -112,7 +110,7 @@ pub async fn push(
         match attachment.tag {
             Some(tag) => {
                 client.put_manifest(repo, &digest, OCI_MANIFEST, &attachment.manifest).await?;
-                let done = Some(format!("Published {} {}:{tag}", attachment.what, full(repo)));
+                let done = Some(format!("Published {} {}:{tag}", attachment.what, repo));
                 let (media_type, bytes) = (OCI_MANIFEST.to_string(), attachment.manifest);
                 taggings.push(Tagging::Tag { repo: repo.clone(), tag, media_type, bytes, done });
             }

@@ -158,7 +158,7 @@ pub async fn push(
             Err(e) => return Err(e.into()),
         }
     };
-    let name = if repo.path.is_empty() { repo.registry.clone() } else { format!("{}/{}", repo.registry, repo.path) };
+    let name = repo.to_string();
     let mut taggings = vec![Tagging::Tag {
         repo: repo.clone(),
         tag: tag.clone(),

@@ -216,9 +216,7 @@ pub async fn apply(
     moved: &std::sync::Mutex<Vec<String>>,
 ) -> Result<(), PublishError> {
     let note = |repo: &Repository, tag: &str| {
-        let name =
-            if repo.path.is_empty() { repo.registry.clone() } else { format!("{}/{}", repo.registry, repo.path) };
-        moved.lock().expect("the moved tags are never poisoned").push(format!("{name}:{tag}"));
+        moved.lock().expect("the moved tags are never poisoned").push(format!("{repo}:{tag}"));
     };
     for tagging in taggings {
         match tagging {

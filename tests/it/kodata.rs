@@ -129,3 +129,36 @@ fn names_that_are_not_utf8_reach_the_container_unchanged() {
         assert!(names.lines().any(|l| l == expected), "{expected} is not in the container:\n{names}");
     }
 }
+
+/// A `kodata` that is itself a link is held to the same root as the links inside it: one to
+/// a directory outside the module (a home directory's secrets) is refused naming the link,
+/// with nothing pushed; one to a directory inside `KO_DATA_PATH_ALLOWED_ROOT` is followed.
+#[test]
+fn a_kodata_link_leading_out_of_the_allowed_root_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = module(dir.path());
+    let secret = dir.path().join("secret");
+    std::fs::create_dir(&secret).unwrap();
+    std::fs::write(secret.join("id_rsa"), "TOPSECRET\n").unwrap();
+    std::fs::remove_dir_all(module.join("kodata")).unwrap();
+    std::os::unix::fs::symlink(&secret, module.join("kodata")).unwrap();
+    let repo = unique_repo("kodata-link-out");
+    let run = build(&module, dir.path(), &repo);
+    assert_refused(&run, &["kodata", "outside the allowed root", "KO_DATA_PATH_ALLOWED_ROOT"]);
+    assert_repo_empty(&repo);
+
+    // Allowed where the user says so.
+    let repo = unique_repo("kodata-link-allowed");
+    let run = ko(&["build", "--bare", ".", "--push=false", "--oci-layout-path"])
+        .arg(dir.path().join("layout"))
+        .cwd(&module)
+        .env("KO_DOCKER_REPO", &repo)
+        .env("KOCACHE", dir.path().join("cache"))
+        .env("KO_DATA_PATH_ALLOWED_ROOT", dir.path())
+        .run();
+    run.assert_success();
+    // The file is in one of the layout's layers.
+    let script = "for b in \"$1\"/blobs/sha256/*; do tar xzOf \"$b\" 2>/dev/null; done | grep -c TOPSECRET";
+    let found = Command::new("sh").args(["-c", script, "sh"]).arg(dir.path().join("layout")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&found.stdout).trim(), "1", "{run}");
+}

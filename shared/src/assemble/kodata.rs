@@ -76,9 +76,16 @@ pub fn build_layer(
     let kodata = package_dir.join("kodata");
     match std::fs::metadata(&kodata) {
         Ok(metadata) if metadata.is_dir() => {
-            let kodata = std::fs::canonicalize(&kodata).map_err(io_error(&kodata))?;
-            let root = self::allowed_root(&kodata, allowed_root);
-            walk(&mut layer, &kodata, &root, meta, os)?;
+            // The root comes from where `kodata` is, not from where a link named kodata
+            // leads: a `kodata` that is itself a link to a directory outside it is refused as
+            // any other link leading out.
+            let package = std::fs::canonicalize(package_dir).map_err(io_error(package_dir))?;
+            let root = self::allowed_root(&package.join("kodata"), allowed_root);
+            let resolved = std::fs::canonicalize(&kodata).map_err(io_error(&kodata))?;
+            if !resolved.starts_with(&root) {
+                return Err(KodataError::Escapes { link: kodata, target: resolved, root });
+            }
+            walk(&mut layer, &resolved, &root, meta, os)?;
         }
         Ok(metadata) => crate::output::warn(format!(
             "{} is {}, not a directory: nothing from it goes into the image under {KO_DATA_PATH}; make it a directory or remove it",

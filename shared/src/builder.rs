@@ -103,6 +103,10 @@ impl Builder {
         self.settings.sbom_dir.as_deref()
     }
 
+    pub fn debug(&self) -> bool {
+        self.settings.flags.debug
+    }
+
     pub fn base_reference(&self, import_path: &str) -> String {
         self.settings.config.base_for(import_path).unwrap_or(builtin::BUILTIN_BASE).to_string()
     }

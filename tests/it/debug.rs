@@ -58,10 +58,15 @@ impl Drop for Container {
 fn debug_images_carry_delve_and_wrap_the_app() {
     let repo = unique_repo("debug");
     let cache = tempfile::tempdir().unwrap();
+    // GOFLAGS from `go env -w` (a GOENV file) are the app's, not Delve's: -mod=vendor would
+    // fail Delve's download.
+    let goenv = cache.path().join("goenv");
+    std::fs::write(&goenv, "GOFLAGS=-mod=vendor\n").unwrap();
     let run = ko(&["build", ".", "-B", "--debug", "--platform=linux/amd64,linux/arm/v7"])
         .cwd(fixture("hello"))
         .env("KO_DOCKER_REPO", &repo)
         .env("KOCACHE", cache.path())
+        .env("GOENV", &goenv)
         .run();
     run.assert_success();
     assert!(run.stderr.contains("Building Delve v"), "{run}");
@@ -167,4 +172,21 @@ fn delve_runs_in_the_image_and_starts_the_app() {
     let _app = Container(name.clone());
     let logs = wait_for_log(&name, "kodata=hello from kodata");
     assert!(logs.stdout.contains("uid=65532"), "{logs}");
+}
+
+/// Delve is `/ko-app/dlv` in a debug image: an app whose binary has that name would be
+/// replaced by it, so `--debug` refuses it before anything is built.
+#[test]
+fn an_app_named_dlv_is_refused_under_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("dlv");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join("go.mod"), "module example.com/dlv\n\ngo 1.22\n").unwrap();
+    std::fs::write(app.join("main.go"), "package main\n\nfunc main() { println(\"app\") }\n").unwrap();
+    let repo = unique_repo("debug-dlv");
+    let run = ko(&["build", ".", "--debug"]).cwd(&app).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_failure();
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("--debug") && last.contains("binary named dlv"), "{run}");
+    assert!(!run.stderr.contains("Building"), "refused before any build: {run}");
 }

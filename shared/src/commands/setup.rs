@@ -148,6 +148,9 @@ impl Session {
         if self.builder.sbom_dir().is_some() {
             check_sbom_names(&import_paths).map_err(|e| (0, e))?;
         }
+        if self.builder.debug() {
+            check_debug_names(&import_paths).map_err(|e| (0, e))?;
+        }
         let unindexed = |e: crate::publish::PublishError| (0, Error::from(e));
         if !self.publisher.publishes_as_built(&import_paths) {
             let artifacts = self.builder.build_all(packages).await?;
@@ -261,6 +264,21 @@ fn check_sbom_names(import_paths: &[&str]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// `--debug` puts Delve at `/ko-app/dlv` beside the app (as ko does): an app whose binary is
+/// named `dlv` would be replaced by it, and the image would debug Delve. Refused up front.
+fn check_debug_names(import_paths: &[&str]) -> Result<(), Error> {
+    let delve = crate::gobuild::delve::PATH_IN_IMAGE.rsplit('/').next().unwrap_or_default();
+    match import_paths.iter().find(|p| crate::assemble::app::binary_name(p) == delve) {
+        Some(import_path) => Err(Error::usage(
+            "--debug",
+            format!(
+                "{import_path} makes a binary named {delve}, the name Delve has in a debug image (/ko-app/{delve}); rename the package's directory to build it with --debug"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `--image-label`, `--image-annotation` and `--image-user`, checked.

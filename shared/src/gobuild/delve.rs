@@ -65,7 +65,8 @@ impl GoTool {
             let mut cmd = self.command(work.path());
             // The user's GOFLAGS (-mod=vendor...) and workspace are for their code, not Delve's.
             // Nor do their GOAMD64, GOARM or GOEXPERIMENT: the cache key is the platform alone.
-            cmd.env_remove("GOFLAGS").env("GOWORK", "off").env("CGO_ENABLED", "0");
+            // GOFLAGS is set, not removed: Go would read it from the `go env -w` file otherwise.
+            cmd.env("GOFLAGS", "-mod=mod").env("GOWORK", "off").env("CGO_ENABLED", "0");
             cmd.env_remove("GOAMD64").env_remove("GOARM").env_remove("GOEXPERIMENT");
             cmd.env("GOTMPDIR", work.path());
             if args[0] == "build" {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the whole kubectl-ko suite from this checkout: the one kubectl-ko executable and
-# every other name of the suite (its kubectl-ko-* commands, kubectl_complete-ko,
-# docker-credential-ko) as a symlink to it: kubectl-ko runs the command its name says.
+# every other name of the suite (its kubectl-ko-* commands, kubectl_complete-ko and a
+# kubectl_complete-ko-* for each command, docker-credential-ko) as a symlink to it: kubectl-ko runs the command its name says.
 #
 #   scripts/install.sh [--profile PROFILE] [--bin-dir DIR] [PREFIX]
 #
@@ -66,6 +66,13 @@ elif [[ -n "$bin_dir" ]]; then
 else
 	die "cargo is not on PATH: install Rust (https://rustup.rs), or pass --bin-dir with a kubectl-ko built elsewhere"
 fi
+# kubectl completes `kubectl ko build <TAB>` with the completer of the longest plugin name on
+# PATH, kubectl_complete-ko-build once kubectl-ko-build is installed: one for each command.
+for name in $names; do
+	case "$name" in
+	kubectl-ko-*) names+=$'\n'"kubectl_complete-ko-${name#kubectl-ko-}" ;;
+	esac
+done
 # (No mapfile: macOS ships bash 3.2.)
 sorted=()
 while IFS= read -r name; do

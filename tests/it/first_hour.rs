@@ -108,8 +108,22 @@ fn install_sh_puts_every_binary_into_prefix_bin() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
+    // And a completer for each command: kubectl asks the longest plugin name's.
+    let completers: Vec<String> = expected
+        .iter()
+        .filter_map(|n| n.strip_prefix("kubectl-ko-"))
+        .map(|c| format!("kubectl_complete-ko-{c}"))
+        .collect();
+    expected.extend(completers);
     expected.sort();
     assert_eq!(installed, expected, "{run}");
+    // kubectl completes a command's flags through them (`kubectl ko build --pl<TAB>`).
+    let complete = KoCmd::program(tool("kubectl"))
+        .args(["__complete", "ko", "build", "--pl"])
+        .env("PATH", format!("{}:{path}", bin.display()))
+        .run();
+    complete.assert_success();
+    assert!(complete.stdout.lines().any(|l| l.starts_with("--platform")), "{complete}");
     let printed: Vec<PathBuf> = run.stdout_lines().iter().map(PathBuf::from).collect();
     assert_eq!(printed, expected.iter().map(|b| bin.join(b)).collect::<Vec<_>>(), "{run}");
     assert!(run.stderr.contains(&format!("installed {} programs into {}", expected.len(), bin.display())), "{run}");

@@ -113,8 +113,8 @@ fn flags_after_a_double_dash_go_to_kubectl() {
     assert!(run.stderr.contains("NotFound") || run.stderr.contains("not found"), "{run}");
 }
 
-/// kubectl's `-v 6` is a log level, never the name of an object: handed to kubectl with
-/// `delete KIND NAME`, our own `-v` with `delete -f`.
+/// kubectl's `-v 6` (or `-v=6`) is a log level, never the name of an object: a kubectl flag,
+/// so the delete goes to kubectl with it, `delete -f` too, as ko hands every delete to kubectl.
 #[test]
 fn a_delete_log_level_is_not_an_object() {
     let namespace = namespace();
@@ -132,11 +132,16 @@ fn a_delete_log_level_is_not_an_object() {
     assert_eq!(get(&["configmap", "6", "-n", &namespace], "{.metadata.name}"), "6");
 
     let dir = configmap_dir("files", &namespace, "");
-    ko_in_cluster(&["apply"], dir.path()).assert_success();
-    let run = ko(&["delete", "-f", dir.path().to_str().unwrap(), "-v", "6"]).env("KUBECONFIG", kubeconfig()).run();
-    run.assert_success();
-    assert_not_found(&["configmap", "files", "-n", &namespace]);
-    assert_eq!(get(&["configmap", "6", "-n", &namespace], "{.metadata.name}"), "6");
+    for level in [["-v", "6"].as_slice(), ["-v=6"].as_slice()] {
+        ko_in_cluster(&["apply"], dir.path()).assert_success();
+        let mut args = vec!["delete", "-f", dir.path().to_str().unwrap()];
+        args.extend_from_slice(level);
+        let run = ko(&args).env("KUBECONFIG", kubeconfig()).run();
+        run.assert_success();
+        assert!(run.stderr.contains("GET https://") || run.stderr.contains("round_trippers"), "kubectl logs: {run}");
+        assert_not_found(&["configmap", "files", "-n", &namespace]);
+        assert_eq!(get(&["configmap", "6", "-n", &namespace], "{.metadata.name}"), "6");
+    }
 }
 
 #[test]

@@ -67,6 +67,20 @@ fn is_level(arg: &OsStr) -> bool {
     !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether `args` give kubectl's log level (`-v 6`, `-v=6`, `--v=6`, `--v 6`) before any
+/// `--`: a kubectl flag, so the delete goes to kubectl, as ko hands every delete to it.
+pub fn has_level(args: &[OsString]) -> bool {
+    let (before, _) = at_dashes(args);
+    before.iter().enumerate().any(|(i, arg)| {
+        let text = arg.to_string_lossy();
+        let inline = text.strip_prefix("-v=").or_else(|| text.strip_prefix("--v="));
+        match inline {
+            Some(level) => is_level(OsStr::new(level)),
+            None => (text == "-v" || text == "--v") && before.get(i + 1).is_some_and(|next| is_level(next)),
+        }
+    })
+}
+
 /// All of `args` for `kubectl delete`: without the `--` and our `-v`, which means nothing to
 /// kubectl. A `-v` followed by a number is kubectl's log level, and goes to it whole (ko hands
 /// every argument of `delete` to kubectl), never a level taken for the name of an object.
@@ -191,5 +205,19 @@ mod tests {
         assert_eq!(strip("-f x.yaml -v 6 -n a"), "-f x.yaml -v -n a");
         assert_eq!(strip("-f x.yaml -v"), "-f x.yaml -v");
         assert_eq!(strip("-f x.yaml -v -- -v 6"), "-f x.yaml -v -- -v 6");
+    }
+
+    #[test]
+    fn a_log_level_in_any_spelling_is_kubectls() {
+        let level = |line: &str| {
+            let args: Vec<OsString> = line.split_whitespace().map(OsString::from).collect();
+            super::has_level(&args)
+        };
+        for line in ["-f x.yaml -v 6", "-f x.yaml -v=5", "-f x.yaml --v=5", "-f x.yaml --v 5"] {
+            assert!(level(line), "{line}");
+        }
+        for line in ["-f x.yaml -v", "-f x.yaml -v -n 6", "-f x.yaml -v=yes", "-f x.yaml -- -v 6"] {
+            assert!(!level(line), "{line}");
+        }
     }
 }

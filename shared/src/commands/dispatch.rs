@@ -184,6 +184,9 @@ enum Program {
     Command(&'static Subcommand),
     CredentialHelper,
     Completer,
+    /// `kubectl_complete-ko-<name>`: what kubectl runs to complete `kubectl ko <name> <TAB>`
+    /// when a `kubectl-ko-<name>` plugin is on PATH (it asks the longest plugin's completer).
+    CompleterOf(&'static Subcommand),
 }
 
 impl PartialEq for Subcommand {
@@ -210,9 +213,10 @@ fn program(argv0: &OsStr) -> Program {
     match base {
         CREDENTIAL_HELPER => Program::CredentialHelper,
         COMPLETER => Program::Completer,
-        _ => match base.strip_prefix("kubectl-ko-").and_then(subcommand) {
-            Some(command) => Program::Command(command),
-            None => Program::Dispatcher,
+        _ => match (base.strip_prefix("kubectl-ko-"), base.strip_prefix("kubectl_complete-ko-")) {
+            (Some(name), _) if let Some(command) = subcommand(name) => Program::Command(command),
+            (_, Some(name)) if let Some(command) = subcommand(name) => Program::CompleterOf(command),
+            _ => Program::Dispatcher,
         },
     }
 }
@@ -225,6 +229,9 @@ pub fn program_names() -> Vec<String> {
         .chain(ALIASES.iter().map(|(alias, _)| *alias))
         .map(|name| format!("{DISPATCHER}-{name}"))
         .collect();
+    let completers: Vec<String> =
+        names.iter().map(|n| n.replacen(&format!("{DISPATCHER}-"), &format!("{COMPLETER}-"), 1)).collect();
+    names.extend(completers);
     names.extend([CREDENTIAL_HELPER.to_string(), COMPLETER.to_string()]);
     names.sort();
     names
@@ -260,6 +267,7 @@ fn run(program: Program, argv0: OsString, args: Vec<OsString>, build: BuildInfo)
         Program::Command(command) => (command.run)(std::iter::once(argv0).chain(args).collect()),
         Program::CredentialHelper => credential_helper(args),
         Program::Completer => complete(args),
+        Program::CompleterOf(command) => complete(std::iter::once(OsString::from(command.name)).chain(args).collect()),
     }
 }
 
@@ -423,11 +431,12 @@ fn run_command(args: Vec<OsString>) -> ExitCode {
 /// a `delete -f` with a kubectl flag of its own (`--grace-period=0`, `-o name`): ko hands
 /// every delete to kubectl, so scripts pass them without `--`.
 fn delete(args: Vec<OsString>) -> ExitCode {
-    // kubectl's `-v 6` is our `-v` when the files' objects are deleted here.
+    // kubectl's log level (`-v 6`, `-v=6`) is a kubectl flag: the delete goes to kubectl.
     let ours = super::delete::without_levels(&args);
     let kubectl_flag = || {
         let parsed = cli::parse::<cli::DeleteCommand, _, _>(&ours);
-        matches!(parsed, Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument)
+        super::delete::has_level(&args[1..])
+            || matches!(parsed, Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument)
     };
     let kubectl_args = super::delete::kubectl_form(&args[1..])
         .or_else(|| kubectl_flag().then(|| super::delete::for_kubectl(&args[1..])));
@@ -466,6 +475,8 @@ mod tests {
         assert_eq!(program_of("kubectl-ko-delete"), Program::Command(subcommand("delete").unwrap()));
         assert_eq!(program_of("/x/docker-credential-ko"), Program::CredentialHelper);
         assert_eq!(program_of("kubectl_complete-ko"), Program::Completer);
+        assert!(matches!(program_of("kubectl_complete-ko-build"), Program::CompleterOf(c) if c.name == "build"));
+        assert!(matches!(program_of("kubectl_complete-ko-publish"), Program::CompleterOf(c) if c.name == "build"));
         // Another name (an alias such as `ko`, or a command it does not have) is the dispatcher.
         assert_eq!(program_of("ko"), Program::Dispatcher);
         assert_eq!(program_of("kubectl-ko-nope"), Program::Dispatcher);

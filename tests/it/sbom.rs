@@ -433,3 +433,37 @@ fn a_dependency_replaced_by_a_directory_keeps_its_module_path() {
     assert_eq!(lib["externalRefs"][0]["referenceLocator"], "pkg:golang/example.com/lib@v1.2.3?type=module");
     validate_spdx(&file);
 }
+
+/// Modules whose names meet once cleaned for SPDX (`lib_x` and `lib-x`, local replacements)
+/// get identifiers of their own: the document passes the SPDX validator.
+#[test]
+fn modules_whose_spdx_names_meet_still_get_unique_identifiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for lib in ["lib_x", "lib-x"] {
+        let path = root.join(lib);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("go.mod"), format!("module example.com/{lib}\n\ngo 1.22\n")).unwrap();
+        std::fs::write(path.join("lib.go"), "package lib\n\nfunc Name() string { return \"lib\" }\n").unwrap();
+    }
+    let app = root.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let go_mod = "module example.com/app\n\ngo 1.22\n\nrequire (\n\texample.com/lib_x v0.0.0\n\texample.com/lib-x v0.0.0\n)\n\n\
+                  replace example.com/lib_x => ../lib_x\n\nreplace example.com/lib-x => ../lib-x\n";
+    std::fs::write(app.join("go.mod"), go_mod).unwrap();
+    let main = "package main\n\nimport (\n\ta \"example.com/lib_x\"\n\tb \"example.com/lib-x\"\n)\n\n\
+                func main() { println(a.Name(), b.Name()) }\n";
+    std::fs::write(app.join("main.go"), main).unwrap();
+    let sboms = root.join("sboms");
+    std::fs::create_dir(&sboms).unwrap();
+    let run = ko(&["build", ".", "--push=false", "--sbom-dir", sboms.to_str().unwrap()])
+        .cwd(&app)
+        .env("KO_DOCKER_REPO", unique_repo("spdx-ids"))
+        .run();
+    run.assert_success();
+    let file = sboms.join("app-linux-amd64.spdx.json");
+    validate_spdx(&file);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let names: Vec<&str> = doc["packages"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(names.contains(&"example.com/lib_x") && names.contains(&"example.com/lib-x"), "{names:?}");
+}

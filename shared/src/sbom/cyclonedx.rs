@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    BaseRef, ImageFacts, IndexFacts, base_purl, go_purl, oci_purl, platform_qualifiers, timestamp, to_json,
-    tool_version,
+    BaseRef, ImageFacts, IndexFacts, base_purl, go_purl, module_download, oci_purl, platform_qualifiers, timestamp,
+    to_json, tool_version,
 };
 use crate::digest::Digest;
 
@@ -88,7 +88,7 @@ pub fn image(facts: &ImageFacts) -> Vec<u8> {
                 "purl": purl,
                 "externalReferences": [{
                     "type": "distribution",
-                    "url": format!("https://proxy.golang.org/{}/@v/{}.zip", m.path, m.version),
+                    "url": module_download(&m.path, &m.version),
                 }],
             });
             if let Some(hex) = m.sha256_hex() {

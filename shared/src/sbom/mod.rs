@@ -178,15 +178,35 @@ fn oci_purl(name: &str, digest: &Digest, pairs: &[(&str, &str)]) -> String {
     format!("pkg:oci/{}@{}{}", purl_encode(name), purl_encode(digest.as_str()), qualifiers(pairs))
 }
 
-/// `pkg:golang/<path>@<version>?type=module`, with the first two path elements lowercased as ko does.
+/// `pkg:golang/<path>@<version>?type=module`, with the first two path elements lowercased
+/// when there are more than two, as ko does (`example.com/App` stays as it is).
 fn go_purl(path: &str, version: &str) -> String {
+    let lower = path.split('/').count() > 2;
     let segments: Vec<String> = path
         .split('/')
         .enumerate()
-        .map(|(i, s)| purl_encode(&if i < 2 { s.to_lowercase() } else { s.to_string() }))
+        .map(|(i, s)| purl_encode(&if i < 2 && lower { s.to_lowercase() } else { s.to_string() }))
         .collect();
     let version = if version.is_empty() { String::new() } else { format!("@{}", purl_encode(version)) };
     format!("pkg:golang/{}{version}?type=module", segments.join("/"))
+}
+
+/// Where the Go module proxy serves a module's zip: path and version case-encoded as the
+/// proxy protocol asks (`github.com/BurntSushi/toml` is `github.com/!burnt!sushi/toml`), so
+/// the address answers for modules with capitals too.
+fn module_download(path: &str, version: &str) -> String {
+    let escape = |text: &str| {
+        text.chars().fold(String::new(), |mut out, c| {
+            if c.is_ascii_uppercase() {
+                out.push('!');
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+            out
+        })
+    };
+    format!("https://proxy.golang.org/{}/@v/{}.zip", escape(path), escape(version))
 }
 
 /// A base reference split for its purl: last path element, repository, tag.
@@ -245,9 +265,26 @@ mod tests {
     }
 
     #[test]
+    fn download_addresses_are_case_encoded_as_the_proxy_asks() {
+        assert_eq!(
+            module_download("github.com/BurntSushi/toml", "v1.6.0"),
+            "https://proxy.golang.org/github.com/!burnt!sushi/toml/@v/v1.6.0.zip"
+        );
+        assert_eq!(
+            module_download("github.com/google/uuid", "v1.6.0"),
+            "https://proxy.golang.org/github.com/google/uuid/@v/v1.6.0.zip"
+        );
+    }
+
+    #[test]
     fn purls_are_encoded_like_ko() {
         assert_eq!(go_purl("github.com/Foo/Bar/baz", "v1.0.0"), "pkg:golang/github.com/foo/Bar/baz@v1.0.0?type=module");
         assert_eq!(go_purl("example.com/app", "(devel)"), "pkg:golang/example.com/app@%28devel%29?type=module");
+        assert_eq!(
+            go_purl("Example.com/App", "v1"),
+            "pkg:golang/Example.com/App@v1?type=module",
+            "two elements: as they are"
+        );
         let d = Digest::of(b"x");
         let base = BaseRef { name: "127.0.0.1:5000/lib/base:v1".into(), digest: d.clone() };
         assert_eq!(

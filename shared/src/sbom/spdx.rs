@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    BaseRef, ImageFacts, IndexFacts, base_purl, go_purl, oci_purl, platform_qualifiers, timestamp, to_json,
-    tool_version,
+    BaseRef, ImageFacts, IndexFacts, base_purl, go_purl, module_download, oci_purl, platform_qualifiers, timestamp,
+    to_json, tool_version,
 };
 use crate::digest::Digest;
 
@@ -106,10 +106,18 @@ pub fn image(facts: &ImageFacts) -> Vec<u8> {
         packages.push(Value::Object(p));
         rels.push(relationship(&image_id, "CONTAINS", &main_id));
 
+        // Identifiers made of cleaned names can meet (`lib_x` and `lib-x`, `a.b` and `a/b`);
+        // SPDX wants them unique, so a later one that meets an earlier gets a hash of its own.
+        let mut ids = std::collections::HashSet::from([image_id.clone(), main_id.clone()]);
         for dep in &info.deps {
             let m = dep.effective();
-            let id = module_id(&m.path, &m.version);
-            let download = format!("https://proxy.golang.org/{}/@v/{}.zip", m.path, m.version);
+            let mut id = module_id(&m.path, &m.version);
+            if !ids.insert(id.clone()) {
+                let hash = Digest::of(format!("{}@{}", m.path, m.version).as_bytes());
+                id = format!("{id}-{}", &hash.hex()[..12]);
+                ids.insert(id.clone());
+            }
+            let download = module_download(&m.path, &m.version);
             let mut p = package(&id, &m.path, &m.version, &download);
             if let Some(hex) = m.sha256_hex() {
                 p.insert("checksums".into(), sha256(&hex));
@@ -184,5 +192,27 @@ mod tests {
         let kinds: Vec<&str> =
             doc["relationships"].as_array().unwrap().iter().map(|r| r["relationshipType"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["DESCRIBES", "DESCENDANT_OF", "CONTAINS", "DEPENDS_ON"]);
+    }
+
+    #[test]
+    fn identifiers_that_meet_once_cleaned_are_kept_apart() {
+        let info = buildinfo::parse(
+            "x: go1.22\n\tpath\texample.com/app\n\tmod\texample.com/app\t(devel)\t\n\tdep\texample.com/lib_x\tv0.0.0\t\n\tdep\texample.com/lib-x\tv0.0.0\t\n",
+        );
+        let digest = Digest::of(b"image");
+        let facts = ImageFacts { digest: &digest, media_type: "m", created: None, base: None, build_info: &info };
+        let doc: Value = serde_json::from_slice(&image(&facts)).unwrap();
+        let ids: Vec<&str> =
+            doc["packages"].as_array().unwrap().iter().map(|p| p["SPDXID"].as_str().unwrap()).collect();
+        let unique: std::collections::HashSet<&&str> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{ids:?}");
+        assert_eq!(ids[2], "SPDXRef-Package-example.com.lib-x-v0.0.0", "the first keeps ko's form");
+        let related: Vec<&str> = doc["relationships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["relatedSpdxElement"].as_str().unwrap())
+            .collect();
+        assert!(related.contains(&ids[3]), "the relationship names the kept-apart id: {related:?}");
     }
 }

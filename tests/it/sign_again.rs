@@ -78,7 +78,7 @@ fn a_key_is_named_where_it_was_given_and_a_home_path_is_expanded() {
     };
     let run = build(Some("signKey: ~/cosign.key\n"), None, &[]);
     run.assert_success();
-    let verified = verify(&public, &run.stdout_lines()[0]);
+    let verified = verify(&public, run.stdout_lines()[0]);
     assert!(verified.success(), "the key of signKey: ~/cosign.key did not sign:\n{run}\n{verified}");
 
     let run = build(Some("signKey: missing.key\n"), None, &[]);

@@ -1,6 +1,6 @@
 //! Stopping a run early and leaving nothing behind. A run stops early on SIGINT or SIGTERM
-//! (what a terminal, `timeout` and CI runners send to the tool's own PID) or when stdout is
-//! closed (`| head`). This module owns the three things that takes:
+//! (what a terminal, `timeout` and CI runners send to the tool's own PID), on SIGHUP unless it
+//! was started with that ignored (`nohup`), or when stdout is closed (`| head`). This module owns the three things that takes:
 //!
 //! - the registry of child process groups: every program the tool runs (`go list`, `go
 //!   build`, `go version -m`, git, the docker CLI) starts in a process group of its own
@@ -336,6 +336,16 @@ fn exit_now(stop: Stop) {
     std::process::exit(i32::from(stop.exit_code()));
 }
 
+/// Whether this process started with SIGHUP ignored (`nohup`, some supervisors): read from
+/// `/proc/self/status` (the workspace forbids the unsafe `sigaction` query). Where there is no
+/// `/proc`, SIGHUP is taken as ignored, so its disposition is left as the process got it.
+fn hangup_ignored() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return true };
+    let ignored = status.lines().find_map(|l| l.strip_prefix("SigIgn:"));
+    // Bit 0 is signal 1, SIGHUP.
+    ignored.and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok()).is_none_or(|mask| mask & 1 == 1)
+}
+
 /// Starts listening for SIGINT and SIGTERM on a thread of its own; returns once the handlers
 /// are in place. The first signal asks the run to stop (see [`request_stop`]) and starts the
 /// watchdog; a second one ends the process at once.
@@ -351,9 +361,11 @@ pub fn listen() -> io::Result<()> {
         };
         runtime.block_on(async move {
             use tokio::signal::unix::{SignalKind, signal};
-            // SIGHUP (the terminal or the SSH session closed) ends the run as SIGTERM does.
-            let signals = signal(SignalKind::interrupt())
-                .and_then(|i| Ok((i, signal(SignalKind::terminate())?, signal(SignalKind::hangup())?)));
+            // SIGHUP (the terminal or the SSH session closed) ends the run as SIGTERM does,
+            // unless the run was started with it ignored (`nohup`), which stays so.
+            let hangup = || if hangup_ignored() { Ok(None) } else { signal(SignalKind::hangup()).map(Some) };
+            let signals =
+                signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?, hangup()?)));
             let (mut interrupt, mut terminate, mut hangup) = match signals {
                 Ok(all) => all,
                 Err(e) => {
@@ -366,7 +378,12 @@ pub fn listen() -> io::Result<()> {
                 let stop = tokio::select! {
                     _ = interrupt.recv() => Stop::Interrupt,
                     _ = terminate.recv() => Stop::Terminate,
-                    _ = hangup.recv() => Stop::Hangup,
+                    _ = async {
+                        match &mut hangup {
+                            Some(hangup) => hangup.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => Stop::Hangup,
                 };
                 if request_stop(stop) {
                     let _ = std::thread::Builder::new().name("ko-watchdog".into()).spawn(move || {

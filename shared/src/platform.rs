@@ -148,7 +148,8 @@ impl Platform {
     /// The platform an image config declares (`os`, `architecture`, `variant`, `os.version`),
     /// linux/amd64 where it says nothing, as Docker assumes.
     pub fn from_config(config: &serde_json::Value) -> Self {
-        let text = |k: &str| config.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        // An empty value is no value (ko reads an empty os or architecture as linux/amd64).
+        let text = |k: &str| config.get(k).and_then(|v| v.as_str()).filter(|v| !v.is_empty()).map(str::to_string);
         Platform {
             os: text("os").unwrap_or_else(|| "linux".into()),
             arch: text("architecture").unwrap_or_else(|| "amd64".into()),
@@ -312,6 +313,12 @@ impl fmt::Display for Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_os_or_architecture_in_a_config_is_linux_amd64_as_in_ko() {
+        let p = Platform::from_config(&serde_json::json!({"os": "", "architecture": "", "variant": ""}));
+        assert_eq!(p, Platform::linux("amd64"));
+    }
 
     #[test]
     fn os_features_of_a_descriptor_are_kept() {

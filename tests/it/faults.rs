@@ -541,7 +541,7 @@ fn files_are_written_before_tags_move_and_a_late_failure_names_the_moved_tags() 
     let proxy = FaultProxy::start(&registry(), vec![rule.times(usize::MAX)]);
     let run = hello_build(&proxied(&proxy, "late-failure")).run();
     run.assert_failure();
-    let warned = run.stderr.lines().find(|l| l.contains("these tags moved before the run failed")).unwrap_or_default();
+    let warned = run.stderr.lines().find(|l| l.contains("tags moved before the run failed")).unwrap_or_default();
     assert!(warned.contains(".sbom"), "the SBOM's tag is named: {run}");
     assert!(!warned.contains(":latest"), "{run}");
 }

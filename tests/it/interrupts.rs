@@ -224,6 +224,31 @@ fn sighup_stops_go_build_and_exits_129() {
     signal_stops_the_build("HUP", 129);
 }
 
+/// A run started with SIGHUP ignored (`nohup`) keeps it ignored: it builds to the end.
+#[test]
+fn sighup_is_left_ignored_under_nohup() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmpdir = dir.path().join("tmpdir");
+    std::fs::create_dir_all(&tmpdir).unwrap();
+    // `trap '' HUP` is what nohup does before it execs the program.
+    let nohup = KoCmd::program("sh")
+        .args(["-c", "trap '' HUP; exec \"$0\" \"$@\""])
+        .arg(bin("kubectl-ko-build"))
+        .arg(".")
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", unique_repo("nohup"))
+        .env("KOCACHE", dir.path().join("cache"))
+        .env("GOCACHE", dir.path().join("gocache"))
+        .env("TMPDIR", tmpdir);
+    let mut run = start(&nohup);
+    wait_for_compile(&mut run);
+    send("HUP", &run.pid().to_string());
+    // It goes on compiling the standard library (a fresh GOCACHE): minutes on a busy machine.
+    let run = run.wait(Duration::from_secs(600));
+    run.assert_success();
+    assert!(!run.stderr.contains("SIGHUP"), "{run}");
+}
+
 /// A `go` that, for `go build`, says so in a file and waits for another file first: a run
 /// that is still going on, for as long as the test wants.
 fn blocking_go(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {

@@ -22,7 +22,8 @@ fn fallback_referrers(reference: &str) -> Vec<String> {
 
 /// An unchanged image built again with the same key is not signed again: its signature,
 /// provenance and SBOM attestation are there already (the fallback index stays as it was,
-/// where it used to grow by three entries per build). Another key adds its own.
+/// where it used to grow by three entries per build). A claim that changed (another SBOM)
+/// is attested anew; another key adds its own.
 #[test]
 fn an_unchanged_image_is_not_signed_again_with_the_same_key() {
     let (_keys, key, public) = key_pair();
@@ -42,11 +43,18 @@ fn an_unchanged_image_is_not_signed_again_with_the_same_key() {
     let verified = verify(&public, &reference);
     assert!(verified.success(), "cosign verify after the second build failed:\n{verified}");
 
+    // Another SBOM of the same image is another claim: attested, the rest left as it is.
+    let cyclonedx = build_signed(&fixture("hello"), &repo, &key, &["--sbom=cyclonedx"]);
+    cyclonedx.assert_success();
+    assert_eq!(cyclonedx.stdout_lines()[0], reference, "the same image: {cyclonedx}");
+    assert!(cyclonedx.stderr.contains("(signature, SLSA provenance)"), "{cyclonedx}");
+    assert_eq!(bundles(&fallback_referrers(&reference)), 4, "the CycloneDX attestation is added: {cyclonedx}");
+
     let (_other_keys, other, other_public) = key_pair();
     let third = build_signed(&fixture("hello"), &repo, &other, &[]);
     third.assert_success();
     assert!(!third.stderr.contains("Already signed"), "{third}");
-    assert_eq!(bundles(&fallback_referrers(&reference)), 6, "another key's three are added: {third}");
+    assert_eq!(bundles(&fallback_referrers(&reference)), 7, "another key's three are added: {third}");
     let verified = verify(&other_public, &reference);
     assert!(verified.success(), "cosign verify with the other key failed:\n{verified}");
     assert!(verify(&public, &reference).success(), "the first key's signature stays");

@@ -20,7 +20,7 @@ pub const KO_DATA_PATH: &str = "/var/run/ko";
 #[derive(Debug, thiserror::Error)]
 pub enum KodataError {
     #[error(
-        "kodata symlink {link} resolves to {target}, which is outside the allowed root {root}; copy the file into kodata/ or set KO_DATA_PATH_ALLOWED_ROOT to a directory that holds both"
+        "kodata symlink {link} resolves to {target}, which is outside the allowed root {root} (the git checkout that holds kodata, else kodata itself, unless KO_DATA_PATH_ALLOWED_ROOT names one); copy what it points to into kodata/ or set KO_DATA_PATH_ALLOWED_ROOT to a directory that holds both"
     )]
     Escapes { link: PathBuf, target: PathBuf, root: PathBuf },
     #[error(

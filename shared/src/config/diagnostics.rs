@@ -126,16 +126,29 @@ pub(super) fn canonical_keys(text: &str) -> Option<String> {
     Some(text)
 }
 
-/// The document without its top-level settings of the wrong type (which ko reads as unset),
-/// as JSON text for the typed parse; `None` when it has none, or has other errors.
+/// The document with its top-level settings of the wrong type (which ko reads as unset)
+/// renamed to keys nobody reads, for the typed parse; the rest of the text is as written, so
+/// every value keeps its spelling (`1.10`). `None` when it has none, or has other errors.
 pub(super) fn without_ignored(text: &str) -> Option<String> {
     let findings = check(text)?;
     if findings.error.is_some() || findings.ignored.is_empty() {
         return None;
     }
-    let Value::Object(mut doc) = serde_saphyr::from_str::<Value>(text).ok()? else { return None };
-    doc.retain(|key, _| !findings.ignored.contains(key));
-    Some(Value::Object(doc).to_string())
+    let mut edits: Vec<(std::ops::Range<usize>, String)> = crate::yaml::root_keys(text)
+        .into_iter()
+        .filter(|(key, _)| findings.ignored.contains(key))
+        .map(|(key, span)| {
+            let quote = text[span.clone()].chars().next().filter(|c| *c == '"' || *c == '\'').map(String::from);
+            let quote = quote.unwrap_or_default();
+            (span, format!("{quote}ignored-{key}{quote}"))
+        })
+        .collect();
+    edits.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
+    let mut text = text.to_string();
+    for (span, key) in edits {
+        text.replace_range(span, &key);
+    }
+    Some(text)
 }
 
 /// What the walk found: warnings for keys nobody reads, and the first error.

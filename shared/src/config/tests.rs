@@ -142,10 +142,27 @@ fn numbers_in_lists_and_env_maps_keep_their_text() {
 }
 
 #[test]
+fn a_wrong_typed_setting_leaves_the_rest_as_written() {
+    for text in [
+        "defaultPlatforms: {linux: amd64}\nimage: {env: {V: 1.10}, labels: {ver: 1.20}}\n",
+        "{\"defaultPlatforms\": {\"linux\": \"amd64\"}, \"image\": {\"env\": {\"V\": 1.10}}}\n",
+    ] {
+        let c = KoConfig::parse_str(text).unwrap();
+        assert!(c.default_platforms.is_empty(), "{text}");
+        assert_eq!(c.image.env, [("V".into(), "1.10".into())], "{text}");
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    }
+}
+
+#[test]
 fn builds_as_one_map_is_a_list_of_one_as_ko_reads_it() {
     let c = KoConfig::parse_str("builds:\n  main: ./cmd/b\n  ldflags: -X main.V=1\n").unwrap();
     assert_eq!(c.builds.len(), 1);
     assert_eq!((c.builds[0].main.as_str(), c.builds[0].ldflags.clone()), ("./cmd/b", Some(vec!["-X main.V=1".into()])));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // Its keys are read whatever their case, as in a list.
+    let c = KoConfig::parse_str("builds:\n  main: .\n  ldFlags: -X main.V=case\n").unwrap();
+    assert_eq!(c.builds[0].ldflags, Some(vec!["-X main.V=case".into()]));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let err = KoConfig::parse_str("builds:\n  main: ./cmd/b\n  flags: {x: y}\n").unwrap_err();
     assert_eq!(err, "builds.flags: expected a list of strings or a string, got a map");

@@ -83,11 +83,11 @@ pub async fn push(
     // The signature names the image it is for, wherever it is kept.
     let name = image_repo.to_string();
     let digest = &subject.descriptor.digest;
-    let signed = signed_already(client, repo, &*settings.signer, digest).await;
+    let made = sign::attachments(settings, &name, &subject.descriptor, subject.provenance, subject.sbom)?;
+    let wanted: BTreeSet<bundle::Claim> = made.iter().filter_map(bundle::claim_of).collect();
+    let signed = signed_already(client, repo, &*settings.signer, digest, &wanted).await;
     let (attachments, already): (Vec<Attachment>, Vec<Attachment>) =
-        sign::attachments(settings, &name, &subject.descriptor, subject.provenance, subject.sbom)?
-            .into_iter()
-            .partition(|a| a.predicate_type.as_ref().is_none_or(|p| !signed.contains(p)));
+        made.into_iter().partition(|a| bundle::claim_of(a).is_none_or(|c| !signed.contains(&c)));
     if !already.is_empty() {
         let what: Vec<&str> = already.iter().map(|a| a.what).collect();
         crate::output::step(format!("Already signed with this key: {name}@{digest} ({})", what.join(", ")));
@@ -135,16 +135,18 @@ pub async fn push(
 /// How many of a subject's bundle referrers are read to find this key's own.
 const REFERRERS_READ: usize = 32;
 
-/// The predicate types `signer` has signed already for `subject` in `repo` (a signature's
-/// is cosign's sign predicate): building an unchanged image again leaves its referrers as
-/// they are instead of adding another copy of each. Best-effort: what cannot be read is
-/// signed again.
+/// Which of the `wanted` claims `signer` has signed already for `subject` in `repo` (the
+/// signature, an SBOM attestation of the same SBOM, provenance of the same build): building
+/// an unchanged image again leaves its referrers as they are instead of adding another copy
+/// of each, while a claim that changed (another SBOM, another Go) is attested anew.
+/// Best-effort: what cannot be read is signed again.
 async fn signed_already(
     client: &RegistryClient,
     repo: &Repository,
     signer: &dyn Signer,
     subject: &Digest,
-) -> BTreeSet<String> {
+    wanted: &BTreeSet<bundle::Claim>,
+) -> BTreeSet<bundle::Claim> {
     let mut found = BTreeSet::new();
     let referrers = match client.referrers(repo, subject).await {
         Ok(referrers) => referrers,
@@ -155,6 +157,9 @@ async fn signed_already(
     };
     let bundles = referrers.iter().filter(|d| d.artifact_type.as_deref() == Some(bundle::BUNDLE_V03));
     for referrer in bundles.take(REFERRERS_READ) {
+        if found.len() == wanted.len() {
+            break;
+        }
         let reference = Reference { repository: repo.clone(), tag: None, digest: Some(referrer.digest.clone()) };
         let Ok(Some(fetched)) = client.manifest_if_present(&reference).await else { continue };
         let Ok(manifest) = serde_json::from_slice::<Manifest>(&fetched.bytes) else { continue };
@@ -167,7 +172,7 @@ async fn signed_already(
             continue;
         }
         let Ok(bytes) = std::fs::read(temp.path()) else { continue };
-        found.extend(bundle::signed_predicate(&bytes, signer, subject));
+        found.extend(bundle::signed_claim(&bytes, signer, subject).filter(|c| wanted.contains(c)));
     }
     found
 }

@@ -300,7 +300,7 @@ impl Publisher {
             let moved = moved.into_inner().expect("the moved tags are never poisoned");
             if !moved.is_empty() {
                 output::warn(format!(
-                    "these tags moved before the run failed (each names a complete image, SBOM or signature): {}",
+                    "tags moved before the run failed (at least these; each names a complete image, SBOM or signature): {}",
                     moved.join(", ")
                 ));
             }

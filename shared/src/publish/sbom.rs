@@ -179,13 +179,14 @@ pub async fn push(
 }
 
 /// The OCI 1.1 referrers tag schema: an index at `sha256-<hex>` listing the subject's referrers.
+/// Returns whether the index changed (false when it listed the referrer already).
 pub(super) async fn add_to_fallback_index(
     client: &RegistryClient,
     repo: &Repository,
     subject: &Descriptor,
     artifact_type: &str,
     referrer: &Bytes,
-) -> Result<(), PublishError> {
+) -> Result<bool, PublishError> {
     let tag = referrers_tag(&subject.digest);
     output::detail(format!(
         "{} does not index referrers; adding {artifact_type} to the fallback tag {tag}",
@@ -201,14 +202,14 @@ pub(super) async fn add_to_fallback_index(
     });
     let digest = Digest::of(referrer);
     if index.manifests.iter().any(|d| d.digest == digest) {
-        return Ok(());
+        return Ok(false);
     }
     let mut entry = Descriptor::new(OCI_MANIFEST, digest, referrer.len() as u64);
     entry.artifact_type = Some(artifact_type.to_string());
     index.manifests.push(entry);
     index.media_type = Some(OCI_INDEX.to_string());
     client.put_manifest(repo, &tag, OCI_INDEX, &Bytes::from(manifest::to_bytes(&index))).await?;
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -29,8 +29,6 @@ pub struct Attachment {
     pub tag: Option<String>,
     /// What the run says once it is in place, e.g. `signature` or `SLSA provenance`.
     pub what: &'static str,
-    /// A referrer's predicate type (a signature's is [`super::statement::COSIGN_SIGN`]).
-    pub predicate_type: Option<String>,
 }
 
 impl Attachment {
@@ -74,7 +72,6 @@ pub fn referrer(bundle: Bytes, predicate_type: &str, subject: &Descriptor, what:
         blobs: vec![(config, empty), (layer, bundle)],
         tag: None,
         what,
-        predicate_type: Some(predicate_type.to_string()),
     }
 }
 
@@ -134,7 +131,6 @@ fn legacy(subject: &Digest, suffix: &str, layers: Vec<Layer>, what: &'static str
         blobs,
         tag: Some(format!("{}.{suffix}", subject.as_str().replacen(':', "-", 1))),
         what,
-        predicate_type: None,
     }
 }
 
@@ -179,29 +175,59 @@ pub fn onto_existing(ours: Attachment, existing: &Manifest, replaced: impl Fn(&D
     Attachment { manifest, blobs, ..ours }
 }
 
-/// The predicate type of the statement `bundle` (a referrer's one layer) holds, when it is
-/// `signer`'s and about `subject`: the same verification material, the subject's digest in
-/// the statement, and an envelope signature this key verifies.
-pub fn signed_predicate(bundle: &[u8], signer: &dyn Signer, subject: &Digest) -> Option<String> {
+/// What an attestation claims, to tell whether one is there already: its predicate type and
+/// its statement, except that for SLSA provenance only what was built and how counts (the
+/// subject and `buildDefinition`), not when the build ran.
+pub type Claim = (String, String);
+
+fn claim(statement: &Value) -> Option<Claim> {
+    let predicate_type = statement["predicateType"].as_str()?.to_string();
+    let what = if predicate_type == super::statement::SLSA_PROVENANCE_V1 {
+        json!([statement["subject"], statement["predicate"]["buildDefinition"]])
+    } else {
+        statement.clone()
+    };
+    Some((predicate_type, what.to_string()))
+}
+
+/// The envelope of a bundle and its decoded statement payload.
+fn envelope_of(bundle: &Value) -> Option<(&Value, Vec<u8>)> {
     use base64::Engine as _;
-    let b64 = |v: &Value| v.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
+    let envelope = &bundle["dsseEnvelope"];
+    let payload = base64::engine::general_purpose::STANDARD.decode(envelope["payload"].as_str()?).ok()?;
+    Some((envelope, payload))
+}
+
+/// The claim of an attachment this run made (its bundle is the second blob).
+pub fn claim_of(attachment: &Attachment) -> Option<Claim> {
+    let (_, bytes) = attachment.blobs.iter().find(|(d, _)| d.media_type == BUNDLE_V03)?;
+    let bundle = serde_json::from_slice::<Value>(bytes).ok()?;
+    let (_, payload) = envelope_of(&bundle)?;
+    claim(&serde_json::from_slice(&payload).ok()?)
+}
+
+/// The claim of `bundle` (a referrer's one layer), when it is `signer`'s and about `subject`:
+/// the same verification material, the subject's digest in the statement, and an envelope
+/// signature this key verifies.
+pub fn signed_claim(bundle: &[u8], signer: &dyn Signer, subject: &Digest) -> Option<Claim> {
+    use base64::Engine as _;
     let bundle = serde_json::from_slice::<Value>(bundle).ok()?;
     if bundle["verificationMaterial"] != signer.verification_material() {
         return None;
     }
-    let envelope = &bundle["dsseEnvelope"];
-    let (payload_type, payload) = (envelope["payloadType"].as_str()?, b64(&envelope["payload"])?);
+    let (envelope, payload) = envelope_of(&bundle)?;
     let statement = serde_json::from_slice::<Value>(&payload).ok()?;
     let subjects = statement["subject"].as_array()?;
     if !subjects.iter().any(|s| s["digest"]["sha256"].as_str() == Some(subject.hex())) {
         return None;
     }
-    let message = super::dsse::pae(payload_type, &payload);
+    let message = super::dsse::pae(envelope["payloadType"].as_str()?, &payload);
+    let b64 = |v: &Value| v.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
     let signatures = envelope["signatures"].as_array()?;
     if !signatures.iter().filter_map(|s| b64(&s["sig"])).any(|sig| signer.verifies(&message, &sig)) {
         return None;
     }
-    statement["predicateType"].as_str().map(str::to_string)
+    claim(&statement)
 }
 
 /// The base64 signature a legacy `.sig` layer carries in its annotation, decoded.
@@ -236,18 +262,43 @@ mod tests {
         std::fs::write(&path, include_str!("testdata/cosign.key")).unwrap();
         let signer = super::super::key::KeySigner::load(&path, Some("pw")).unwrap();
         let (subject, other) = (Digest::of(b"image"), Digest::of(b"other"));
-        let payload = super::super::statement::statement(None, &subject, "https://slsa.dev/provenance/v1", json!({}));
-        let envelope = super::super::dsse::sign(&signer, super::super::dsse::IN_TOTO, &payload).unwrap();
-        let bundle = bundle_json(&envelope, signer.verification_material());
-        assert_eq!(signed_predicate(&bundle, &signer, &subject).as_deref(), Some("https://slsa.dev/provenance/v1"));
-        assert_eq!(signed_predicate(&bundle, &signer, &other), None, "about another image");
+        let provenance = |started: &str, go: &str| json!({"buildDefinition": {"goVersion": go}, "runDetails": {"metadata": {"startedOn": started}}});
+        let bundle_of = |predicate: Value| {
+            let payload = super::super::statement::statement(
+                None,
+                &subject,
+                super::super::statement::SLSA_PROVENANCE_V1,
+                predicate,
+            );
+            let envelope = super::super::dsse::sign(&signer, super::super::dsse::IN_TOTO, &payload).unwrap();
+            (envelope.clone(), bundle_json(&envelope, signer.verification_material()))
+        };
+        let (envelope, bundle) = bundle_of(provenance("monday", "go1.26"));
+        let found = signed_claim(&bundle, &signer, &subject).unwrap();
+        assert_eq!(found.0, "https://slsa.dev/provenance/v1");
+        // Another run of the same build is the same claim; another Go is not.
+        let again = referrer(
+            bundle_of(provenance("tuesday", "go1.26")).1,
+            &found.0,
+            &Descriptor::new("m", subject.clone(), 1),
+            "p",
+        );
+        assert_eq!(claim_of(&again), Some(found.clone()));
+        let other_go = referrer(
+            bundle_of(provenance("monday", "go1.27")).1,
+            &found.0,
+            &Descriptor::new("m", subject.clone(), 1),
+            "p",
+        );
+        assert_ne!(claim_of(&other_go), Some(found));
+        assert_eq!(signed_claim(&bundle, &signer, &other), None, "about another image");
         let hinted = bundle_json(&envelope, json!({"publicKey": {"hint": "another key"}}));
-        assert_eq!(signed_predicate(&hinted, &signer, &subject), None, "another key's material");
+        assert_eq!(signed_claim(&hinted, &signer, &subject), None, "another key's material");
         let mut forged = envelope.clone();
         forged.signatures[0].sig = "bm90IGEgc2lnbmF0dXJl".into();
         let forged = bundle_json(&forged, signer.verification_material());
-        assert_eq!(signed_predicate(&forged, &signer, &subject), None, "a signature the key does not verify");
-        assert_eq!(signed_predicate(b"not json", &signer, &subject), None);
+        assert_eq!(signed_claim(&forged, &signer, &subject), None, "a signature the key does not verify");
+        assert_eq!(signed_claim(b"not json", &signer, &subject), None);
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub struct PlainKey {
 }
 
 /// The plain keys of the first document's root mapping and of the maps in the lists it holds
-/// (a `.ko.yaml`'s settings and its `builds[]` entries). Empty when the text does not parse:
+/// (a `.ko.yaml`'s settings and its `builds[]` entries, or its one `builds:` map). Empty when the text does not parse:
 /// the caller's own parse reports that.
 pub fn plain_keys(text: &str) -> Vec<PlainKey> {
     use granit_parser::ScalarStyle;
@@ -55,19 +55,32 @@ pub fn plain_keys(text: &str) -> Vec<PlainKey> {
     let tree::NodeKind::Mapping { entries, .. } = &document.root.kind else { return found };
     for (key, value) in entries {
         let Some(name) = plain(key) else { continue };
-        if let tree::NodeKind::Sequence { items, .. } = &value.kind {
-            for item in items {
-                let tree::NodeKind::Mapping { entries, .. } = &item.kind else { continue };
-                for (inner, _) in entries {
-                    if let Some(key) = plain(inner) {
-                        found.push(PlainKey { span: inner.span.clone(), key, under: Some(name.clone()) });
-                    }
+        // The maps of a list (`builds: [...]`), or the one map given instead of a list.
+        let maps: Vec<&tree::Node> = match &value.kind {
+            tree::NodeKind::Sequence { items, .. } => items.iter().collect(),
+            tree::NodeKind::Mapping { .. } => vec![value],
+            _ => Vec::new(),
+        };
+        for map in maps {
+            let tree::NodeKind::Mapping { entries, .. } = &map.kind else { continue };
+            for (inner, _) in entries {
+                if let Some(key) = plain(inner) {
+                    found.push(PlainKey { span: inner.span.clone(), key, under: Some(name.clone()) });
                 }
             }
         }
         found.push(PlainKey { span: key.span.clone(), key: name, under: None });
     }
     found
+}
+
+/// The keys of the first document's root mapping, as written (quotes included in the span):
+/// `(key, span of its token)`. Empty when the text does not parse.
+pub fn root_keys(text: &str) -> Vec<(String, std::ops::Range<usize>)> {
+    let Ok(documents) = tree::parse(text) else { return Vec::new() };
+    let Some(document) = documents.first() else { return Vec::new() };
+    let tree::NodeKind::Mapping { entries, .. } = &document.root.kind else { return Vec::new() };
+    entries.iter().filter_map(|(key, _)| Some((key.as_str()?.to_string(), key.span.clone()))).collect()
 }
 
 use std::path::PathBuf;

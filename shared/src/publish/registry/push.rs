@@ -228,8 +228,9 @@ pub async fn apply(
                 }
             }
             Tagging::Referrer { repo, subject, artifact_type, referrer } => {
-                sbom::add_to_fallback_index(client, repo, subject, artifact_type, referrer).await?;
-                note(repo, &subject.digest.as_str().replacen(':', "-", 1));
+                if sbom::add_to_fallback_index(client, repo, subject, artifact_type, referrer).await? {
+                    note(repo, &subject.digest.as_str().replacen(':', "-", 1));
+                }
             }
         }
     }

@@ -41,6 +41,12 @@ impl Digest {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The digest as a tag can hold it, `sha256-<hex>`: the OCI referrers fallback tag, and
+    /// the stem of cosign's `.sig`/`.att`/`.sbom` tags.
+    pub fn as_tag(&self) -> String {
+        format!("sha256-{}", self.hex())
+    }
 }
 
 impl fmt::Display for Digest {

@@ -434,9 +434,8 @@ fn delete(args: Vec<OsString>) -> ExitCode {
     // kubectl's log level (`-v 6`, `-v=6`) is a kubectl flag: the delete goes to kubectl.
     let ours = super::delete::without_levels(&args);
     let kubectl_flag = || {
-        let parsed = cli::parse::<cli::DeleteCommand, _, _>(&ours);
         super::delete::has_level(&args[1..])
-            || matches!(parsed, Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument)
+            || matches!(cli::parse::<cli::DeleteCommand, _, _>(&ours), Err(e) if e.kind() == clap::error::ErrorKind::UnknownArgument)
     };
     let kubectl_args = super::delete::kubectl_form(&args[1..])
         .or_else(|| kubectl_flag().then(|| super::delete::for_kubectl(&args[1..])));

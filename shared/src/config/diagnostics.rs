@@ -115,22 +115,24 @@ pub(super) fn canonical_keys(text: &str) -> Option<String> {
             (!spelled).then_some((found.span, *name))
         })
         .collect();
-    if edits.is_empty() {
-        return None;
-    }
-    edits.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
-    let mut text = text.to_string();
-    for (span, name) in edits {
-        text.replace_range(span, name);
-    }
-    Some(text)
+    (!edits.is_empty()).then(|| edited(text, &mut edits))
 }
 
-/// The document with its top-level settings of the wrong type (which ko reads as unset)
-/// renamed to keys nobody reads, for the typed parse; the rest of the text is as written, so
-/// every value keeps its spelling (`1.10`). `None` when it has none, or has other errors.
-pub(super) fn without_ignored(text: &str) -> Option<String> {
-    let findings = check(text)?;
+/// `text` with each span replaced by its text.
+fn edited(text: &str, edits: &mut [(std::ops::Range<usize>, impl AsRef<str>)]) -> String {
+    edits.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
+    let mut text = text.to_string();
+    for (span, with) in edits.iter() {
+        text.replace_range(span.clone(), with.as_ref());
+    }
+    text
+}
+
+/// The document with its top-level settings of the wrong type (which ko reads as unset, and
+/// `findings`, its walk, found) renamed to keys nobody reads, for the typed parse; the rest of
+/// the text is as written, so every value keeps its spelling (`1.10`). `None` when it has
+/// none, or has other errors.
+pub(super) fn without_ignored(text: &str, findings: &Findings) -> Option<String> {
     if findings.error.is_some() || findings.ignored.is_empty() {
         return None;
     }
@@ -143,12 +145,7 @@ pub(super) fn without_ignored(text: &str) -> Option<String> {
             (span, format!("{quote}ignored-{key}{quote}"))
         })
         .collect();
-    edits.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
-    let mut text = text.to_string();
-    for (span, key) in edits {
-        text.replace_range(span, &key);
-    }
-    Some(text)
+    Some(edited(text, &mut edits))
 }
 
 /// What the walk found: warnings for keys nobody reads, and the first error.

@@ -251,6 +251,7 @@ impl KoConfig {
         };
         let canonical = diagnostics::canonical_keys(text);
         let text = canonical.as_deref().unwrap_or(text);
+        let findings = if empty { None } else { diagnostics::check(text) }.unwrap_or_default();
         let raw: RawConfig = if empty {
             RawConfig::default()
         } else {
@@ -260,21 +261,19 @@ impl KoConfig {
                 // (`diagnostics` warns about each), the rest is read.
                 Err(_)
                     if let Some(raw) =
-                        diagnostics::without_ignored(text).and_then(|t| serde_saphyr::from_str(&t).ok()) =>
+                        diagnostics::without_ignored(text, &findings).and_then(|t| serde_saphyr::from_str(&t).ok()) =>
                 {
                     raw
                 }
                 Err(e) => {
-                    // The walk words type errors by key; the parser's words are the fallback.
-                    let worded = diagnostics::check(text).and_then(|f| f.error);
-                    // In the parser's words for users, without hints about its own options.
+                    // In the parser's words for users, without hints about its own options;
+                    // the walk's, which name the key, first.
                     let words = e.render_with_formatter(&serde_saphyr::UserMessageFormatter);
-                    return Err(worded.unwrap_or_else(|| one_line(&words)));
+                    return Err(findings.error.unwrap_or_else(|| one_line(&words)));
                 }
             }
         };
-        let findings = if empty { None } else { diagnostics::check(text) };
-        let (mut warnings, error) = findings.map(|f| (f.warnings, f.error)).unwrap_or_default();
+        let diagnostics::Findings { mut warnings, error, .. } = findings;
         if let Some(error) = error {
             return Err(error);
         }

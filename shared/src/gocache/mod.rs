@@ -339,10 +339,8 @@ impl GoCache {
         if !self.entry_warned.swap(true, Ordering::Relaxed) {
             let repo = remote.repository();
             output::warn(format!(
-                "the shared Go build cache in {}/{} has entries that do not give their outputs (the first: action {}, \
+                "the shared Go build cache in {repo} has entries that do not give their outputs (the first: action {}, \
                  output {output}, got {got}): not used; Go builds them here and this build writes their entries again",
-                repo.registry,
-                repo.path,
                 hex::encode(action_id)
             ));
         }

@@ -24,12 +24,7 @@ use crate::registry::{BlobBody, Reference, RegistryClient, Repository};
 
 /// The SBOM tag of a subject: `sha256-<hex>.sbom`.
 pub fn sbom_tag(subject: &Digest) -> String {
-    format!("{}.sbom", referrers_tag(subject))
-}
-
-/// The OCI referrers fallback tag of a subject: `sha256-<hex>`.
-fn referrers_tag(subject: &Digest) -> String {
-    subject.as_str().replacen(':', "-", 1)
+    format!("{}.sbom", subject.as_tag())
 }
 
 /// The attachment's config: an empty image config whose one layer is the SBOM.
@@ -187,7 +182,7 @@ pub(super) async fn add_to_fallback_index(
     artifact_type: &str,
     referrer: &Bytes,
 ) -> Result<bool, PublishError> {
-    let tag = referrers_tag(&subject.digest);
+    let tag = subject.digest.as_tag();
     output::detail(format!(
         "{} does not index referrers; adding {artifact_type} to the fallback tag {tag}",
         repo.registry

@@ -41,8 +41,7 @@ impl RegistryClient {
         let bytes = match listed {
             Some(bytes) => bytes,
             None => {
-                let tag = format!("sha256-{}", subject.hex());
-                let reference = Reference { repository: repo.clone(), tag: Some(tag), digest: None };
+                let reference = Reference { repository: repo.clone(), tag: Some(subject.as_tag()), digest: None };
                 match self.manifest_if_present(&reference).await? {
                     Some(found) => found.bytes,
                     None => return Ok(Vec::new()),

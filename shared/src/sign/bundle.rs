@@ -129,7 +129,7 @@ fn legacy(subject: &Digest, suffix: &str, layers: Vec<Layer>, what: &'static str
         artifact_type: OCI_MANIFEST.to_string(),
         manifest,
         blobs,
-        tag: Some(format!("{}.{suffix}", subject.as_str().replacen(':', "-", 1))),
+        tag: Some(format!("{}.{suffix}", subject.as_tag())),
         what,
     }
 }

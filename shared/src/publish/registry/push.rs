@@ -229,7 +229,7 @@ pub async fn apply(
             }
             Tagging::Referrer { repo, subject, artifact_type, referrer } => {
                 if sbom::add_to_fallback_index(client, repo, subject, artifact_type, referrer).await? {
-                    note(repo, &subject.digest.as_str().replacen(':', "-", 1));
+                    note(repo, &subject.digest.as_tag());
                 }
             }
         }

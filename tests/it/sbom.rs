@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::fault_proxy::FaultProxy;
+use crate::fault_proxy::{Fault, FaultProxy, Rule};
 use crate::layers;
 use crate::util::*;
 
@@ -202,7 +202,7 @@ fn an_index_and_each_platform_image_get_their_own_sbom() {
 }
 
 /// The first SBOM of a run in a registry is put by digest, which shows how the registry takes
-/// a subject; the others go up once, with their tags. Each still has its tag, its subject and
+/// a subject; the others, even those pushed side by side with it, go up once, with their tags. Each still has its tag, its subject and
 /// its entry in the referrers fallback index.
 #[test]
 fn after_a_runs_first_sbom_each_manifest_goes_up_once_with_its_tag() {
@@ -214,13 +214,13 @@ fn after_a_runs_first_sbom_each_manifest_goes_up_once_with_its_tag() {
         let main = format!("package main\n\nimport \"fmt\"\n\nfunc main() {{ fmt.Println({name:?}) }}\n");
         std::fs::write(pkg.join("main.go"), main).unwrap();
     }
-    let proxy = FaultProxy::start(&registry(), vec![]);
+    // Manifests by digest go up slowly, so that the other SBOMs are ready while the first is
+    // still on its way: they wait for its answer rather than each going up by digest too.
+    let slow = Rule::new(Some("PUT"), "/manifests/sha256:", Fault::Throttle { bytes_per_sec: 1000 }).times(usize::MAX);
+    let proxy = FaultProxy::start(&registry(), vec![slow]);
     let repo = format!("{}/{}", proxy.host, unique_name("sbom-once"));
-    // One artifact at a time, so that the first SBOM is pushed before the others start.
-    let run = ko(&["build", "-j", "1", "./cmd/one", "./cmd/two", "./cmd/three"])
-        .cwd(dir.path())
-        .env("KO_DOCKER_REPO", &repo)
-        .run();
+    let run =
+        ko(&["build", "./cmd/one", "./cmd/two", "./cmd/three"]).cwd(dir.path()).env("KO_DOCKER_REPO", &repo).run();
     run.assert_success();
     let references: Vec<String> = run.stdout_lines().iter().map(|r| r.replacen(&proxy.host, &registry(), 1)).collect();
     assert_eq!(references.len(), 3, "{run}");

@@ -10,7 +10,7 @@
 //! by their tag, when tags move.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -77,19 +77,38 @@ enum Subjects {
     Refused,
 }
 
-/// What this run learned, per registry, from its first SBOM there.
+/// What this run learned, per registry, from its first SBOM there. SBOMs pushed side by side
+/// wait for the first one's answer rather than each asking by digest.
 #[derive(Default)]
 pub struct SubjectSupport {
-    learned: Mutex<HashMap<String, Subjects>>,
+    learned: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Subjects>>>>,
 }
 
 impl SubjectSupport {
-    fn get(&self, registry: &str) -> Option<Subjects> {
-        self.learned.lock().expect("subject support lock").get(registry).copied()
+    fn cell(&self, registry: &str) -> Arc<tokio::sync::OnceCell<Subjects>> {
+        let mut learned = self.learned.lock().expect("subject support lock");
+        learned.entry(registry.to_string()).or_default().clone()
     }
+}
 
-    fn learn(&self, registry: &str, subjects: Subjects) {
-        self.learned.lock().expect("subject support lock").insert(registry.to_string(), subjects);
+/// Puts the first SBOM manifest with a subject for its registry by digest, and tells how the
+/// registry took it.
+async fn learn_subjects(
+    client: &RegistryClient,
+    repo: &Repository,
+    referrer: &Bytes,
+) -> Result<Subjects, PublishError> {
+    let digest = Digest::of(referrer).to_string();
+    match client.put_manifest_with_subject(repo, &digest, OCI_MANIFEST, referrer).await {
+        Ok(indexed) => Ok(Subjects::Taken { indexed }),
+        Err(e) if e.status().is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403) => {
+            output::detail(format!(
+                "{} refused an SBOM manifest with a subject ({e}); pushing it by tag only",
+                repo.registry
+            ));
+            Ok(Subjects::Refused)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -127,30 +146,14 @@ pub async fn push(
     let tag = sbom_tag(&subject.digest);
     let referrer = attachment(sbom, &config, &layer, Some(subject));
     let plain = || attachment(sbom, &config, &layer, None);
-    let by_digest = |bytes: &Bytes| Digest::of(bytes).to_string();
     // The manifest the tag will name, and whether the registry indexes its subject.
     let (manifest, indexed) = if repo != subject_repo {
         (plain(), true)
-    } else if let Some(known) = support.get(&repo.registry) {
-        match known {
-            Subjects::Taken { indexed } => (referrer, indexed),
-            Subjects::Refused => (plain(), true),
-        }
     } else {
-        match client.put_manifest_with_subject(repo, &by_digest(&referrer), OCI_MANIFEST, &referrer).await {
-            Ok(indexed) => {
-                support.learn(&repo.registry, Subjects::Taken { indexed });
-                (referrer, indexed)
-            }
-            Err(e) if e.status().is_some_and(|s| (400..500).contains(&s) && s != 401 && s != 403) => {
-                output::detail(format!(
-                    "{} refused an SBOM manifest with a subject ({e}); pushing it by tag only",
-                    repo.registry
-                ));
-                support.learn(&repo.registry, Subjects::Refused);
-                (plain(), true)
-            }
-            Err(e) => return Err(e.into()),
+        let cell = support.cell(&repo.registry);
+        match cell.get_or_try_init(|| learn_subjects(client, repo, &referrer)).await? {
+            Subjects::Taken { indexed } => (referrer, *indexed),
+            Subjects::Refused => (plain(), true),
         }
     };
     let name = repo.to_string();

@@ -283,3 +283,39 @@ fn a_single_image_base_of_another_platform_needs_the_platform_asked_for() {
     run.assert_success();
     assert_eq!(elf_machine(run.stdout.trim()), EM_AARCH64);
 }
+
+/// With `--platform=all`, an entry of the base index that names no platform is built too, as
+/// ko does, for the platform its config gives; the built index names that platform.
+#[test]
+fn all_platforms_builds_an_index_entry_that_names_no_platform() {
+    let repo = unique_repo("unnamed-entry");
+    let base = ko(&["build", "./cmd/greeter", "-B", "--platform=linux/amd64,linux/arm64"])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", &repo)
+        .run();
+    base.assert_success();
+    let mut index = skopeo_inspect(base.stdout.trim(), true);
+    index["manifests"][1].as_object_mut().unwrap().remove("platform");
+    let (host, path) = repo.split_once('/').unwrap();
+    let put = Command::new(tool("curl"))
+        .args(["-fsS", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.index.v1+json", "--data-binary"])
+        .arg(index.to_string())
+        .arg(format!("http://{host}/v2/{path}/greeter/manifests/unnamed"))
+        .output()
+        .unwrap();
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+
+    let run = ko(&["build", ".", "--platform=all"])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", &repo)
+        .env("KO_DEFAULTBASEIMAGE", format!("{repo}/greeter:unnamed"))
+        .run();
+    run.assert_success();
+    let reference = run.stdout.trim();
+    let built = skopeo_inspect(reference, true);
+    assert_eq!(platforms_of(&built), ["linux/amd64", "linux/arm64"], "{built}");
+    let name = reference.split('@').next().unwrap();
+    let child = |i: usize| format!("{name}@{}", built["manifests"][i]["digest"].as_str().unwrap());
+    assert_eq!(elf_machine(&child(0)), EM_X86_64);
+    assert_eq!(elf_machine(&child(1)), EM_AARCH64);
+}

@@ -338,8 +338,9 @@ fn single_image(image: &BaseImage, request: Option<&PlatformRequest>) -> Result<
     Ok(BaseSet { images: vec![image.clone()], index: None, shown: shown(&image.name, &image.digest) })
 }
 
-/// The entries of a base index that `request` picks: with `all`, every entry with a real
-/// platform; with a list, every entry matching one of them, and each one listed must match.
+/// The entries of a base index that `request` picks: with `all`, every entry but attestations
+/// (an entry naming no platform is built for its config's, as ko does); with a list, every
+/// entry matching one of them, and each one listed must match.
 fn choose_from_index<'a>(remote: &'a RemoteIndex, request: &PlatformRequest) -> Result<Vec<&'a Descriptor>, BaseError> {
     let name = &remote.name;
     let offered: Vec<(&Descriptor, Platform)> =
@@ -352,8 +353,11 @@ fn choose_from_index<'a>(remote: &'a RemoteIndex, request: &PlatformRequest) -> 
     }
     let list = match request {
         PlatformRequest::All => {
-            let chosen: Vec<&Descriptor> =
-                offered.iter().filter(|(_, p)| Platform::default().matches(p)).map(|(d, _)| *d).collect();
+            let chosen: Vec<&Descriptor> = offered
+                .iter()
+                .filter(|(d, p)| d.platform.is_none() || Platform::default().matches(p))
+                .map(|(d, _)| *d)
+                .collect();
             if chosen.is_empty() {
                 return Err(BaseError::NoPlatform {
                     reference: name.clone(),

@@ -23,6 +23,7 @@ mod layers;
 mod layout_base;
 mod limits;
 mod local;
+mod login;
 mod output_files;
 mod package;
 mod parity;

@@ -23,7 +23,8 @@ fn read(path: &Path) -> Result<Input, ManifestError> {
 /// The text of a file: UTF-8, or UTF-16 with its byte order mark (what Windows PowerShell 5
 /// writes with `>`, and what ko's YAML library reads too), without the byte order mark (it
 /// belongs to the file, not to the stream the files are joined into, where it would be
-/// invalid YAML). `None` for anything else.
+/// invalid YAML), and with a block scalar that ends it unbroken marked as such (see
+/// `eof_scalar.rs`). `None` for anything else.
 fn decode(bytes: Vec<u8>) -> Option<String> {
     let utf16 = |rest: &[u8], unit: fn([u8; 2]) -> u16| {
         let units: Vec<u16> = rest.chunks(2).map(|c| <[u8; 2]>::try_from(c).ok().map(unit)).collect::<Option<_>>()?;
@@ -38,7 +39,7 @@ fn decode(bytes: Vec<u8>) -> Option<String> {
         Some(rest) => rest.to_string(),
         None => text,
     };
-    Some(lone_returns_as_newlines(text))
+    Some(super::eof_scalar::strip_final_block_scalar(lone_returns_as_newlines(text)))
 }
 
 /// A file with old Mac line ends (`\r` alone) with `\n` instead. YAML takes any of `\r`,

@@ -1,6 +1,7 @@
 //! Kubernetes YAML as users write it: reading `-f` inputs, selecting documents, finding the
 //! `ko://` strings and replacing them without disturbing anything else.
 
+mod eof_scalar;
 mod files;
 mod lines;
 mod manifest;

@@ -236,6 +236,16 @@ fn fields_others_own_are_taken_over_as_ko_does_unless_force_conflicts_is_false()
         .run();
     run.assert_success();
     assert!(run.stdout.is_empty(), "{run}");
+    // With a selector, as in kubectl, objects already gone are no error unless asked to be.
+    let delete = |extra: &[&str]| {
+        let mut args = vec!["delete", "-l", "!absent", "-f", ours.path().to_str().unwrap()];
+        args.extend_from_slice(extra);
+        ko(&args).env("KUBECONFIG", kubeconfig()).run()
+    };
+    delete(&[]).assert_success();
+    let run = delete(&["--ignore-not-found=false"]);
+    run.assert_failure();
+    assert!(run.stderr.contains(&format!("configmap \"{name}\" not found")), "{run}");
 }
 
 #[test]

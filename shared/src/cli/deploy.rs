@@ -115,9 +115,9 @@ are handed to kubectl delete, as ko does."
 pub struct DeleteCommand {
     #[command(flatten)]
     pub files: FileArgs,
-    /// Treat objects that do not exist as deleted
-    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
-    pub ignore_not_found: bool,
+    /// Treat objects that do not exist as deleted (the default with -l, as in kubectl)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub ignore_not_found: Option<bool>,
     /// Wait until the objects are gone (their finalizers done), as kubectl delete does
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub wait: bool,

@@ -150,7 +150,8 @@ pub async fn run(command: DeleteCommand) -> Result<(), Error> {
         return Ok(());
     }
     let options = cluster::DeleteOptions {
-        ignore_not_found: command.ignore_not_found,
+        // kubectl's default: objects picked by a selector may well be gone already.
+        ignore_not_found: command.ignore_not_found.unwrap_or(command.files.selector.is_some()),
         dry_run: cluster::DryRun::None,
         wait: command.wait,
     };

@@ -256,3 +256,54 @@ fn every_unknown_kind_is_named_and_nothing_is_sent() {
     get(&["configmap", "fine", "-n", &namespace], "{.metadata.name}").assert_failure();
     kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
 }
+
+/// A block scalar that ends a file without a line break has none in its value (as kubectl
+/// and ko read it), also when another file is joined after it, in `apply` as in `resolve`.
+#[test]
+fn a_block_scalar_ending_a_file_unbroken_keeps_its_value() {
+    let (first, second) = (unique_name("unbroken"), unique_name("after"));
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {first}}}\ndata:\n  token: |\n    abc");
+    fs::write(dir.path().join("a.yaml"), text).unwrap();
+    fs::write(dir.path().join("b.yaml"), format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {second}}}\n"))
+        .unwrap();
+    let path = dir.path().to_str().unwrap();
+    let run = ko(&["resolve", "-f", path]).run();
+    run.assert_success();
+    // kubectl reads the joined stream back.
+    let read = KoCmd::program(kubectl_program()).args(["apply", "--dry-run=client", "-o", "json", "-f", "-"]);
+    let read = read.stdin(run.stdout.as_bytes()).env("KUBECONFIG", kubeconfig()).run();
+    read.assert_success();
+    let list: serde_json::Value = serde_json::from_str(&read.stdout).unwrap();
+    assert_eq!(list["items"][0]["data"]["token"], "abc", "{run}");
+
+    ko(&["apply", "-f", path]).env("KUBECONFIG", kubeconfig()).run().assert_success();
+    let live = kubectl(&["get", "configmap", &first, "-o", "json"]);
+    let live: serde_json::Value = serde_json::from_str(&live.stdout).unwrap();
+    assert_eq!(live["data"]["token"], "abc", "{live}");
+    ko(&["delete", "-f", path]).env("KUBECONFIG", kubeconfig()).run().assert_success();
+}
+
+/// As kubectl: a document that is no object fails `delete`, named by its line, after the
+/// objects of the other documents are deleted.
+#[test]
+fn delete_goes_past_a_document_that_is_no_object() {
+    let (first, second) = (unique_name("past-a"), unique_name("past-b"));
+    for name in [&first, &second] {
+        kubectl(&["create", "configmap", name]).assert_success();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mixed.yaml");
+    let object = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n");
+    fs::write(&file, format!("{}---\nfoo: bar\n---\n{}", object(&first), object(&second))).unwrap();
+    let run = ko(&["delete", "-f", file.to_str().unwrap()]).env("KUBECONFIG", kubeconfig()).run();
+    run.assert_failure();
+    let deleted = |name: &str| format!("configmap {name:?} deleted from default namespace");
+    assert_eq!(run.stdout_lines(), [deleted(&first), deleted(&second)], "{run}");
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains(&format!("{}:5: ", file.display())) && last.contains("no apiVersion"), "{run}");
+    for name in [&first, &second] {
+        let gone = kubectl(&["get", "configmap", name]);
+        assert!(gone.stderr.contains("NotFound"), "{gone}");
+    }
+}

@@ -12,7 +12,7 @@ mod upgrade;
 pub use apply::{ApplyOptions, DryRun, KindCache, Verb, apply, prepare};
 pub use connect::{Cluster, Connection, connect};
 pub use delete::{DeleteOptions, delete};
-pub use objects::{Object, objects};
+pub use objects::{Object, objects, objects_and_rejected};
 
 use std::path::PathBuf;
 

@@ -160,13 +160,25 @@ fn on_a_deep_stack<T: Send>(read: impl FnOnce() -> T + Send) -> T {
 
 /// The objects of one file, in order; null documents are skipped.
 pub fn objects(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
+    let (found, mut rejected) = objects_and_rejected(file, text)?;
+    match rejected.is_empty() {
+        true => Ok(found),
+        false => Err(rejected.swap_remove(0)),
+    }
+}
+
+/// The objects of one file, in order, and why each document that is valid YAML but no
+/// Kubernetes object (no apiVersion, kind or name; not a mapping) is not one. YAML that does
+/// not parse is the error.
+pub fn objects_and_rejected(file: &str, text: &str) -> Result<(Vec<Object>, Vec<ClusterError>), ClusterError> {
     // One thread for all the file's documents.
     on_a_deep_stack(|| objects_on_this_stack(file, text))
 }
 
-/// [`objects`], read on the calling thread's stack.
-fn objects_on_this_stack(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
+/// [`objects_and_rejected`], read on the calling thread's stack.
+fn objects_on_this_stack(file: &str, text: &str) -> Result<(Vec<Object>, Vec<ClusterError>), ClusterError> {
     let mut found = Vec::new();
+    let mut rejected = Vec::new();
     let parts = documents(text).map_err(|e| ClusterError::NotObject {
         file: file.to_string(),
         line: e.line,
@@ -201,20 +213,24 @@ fn objects_on_this_stack(file: &str, text: &str) -> Result<Vec<Object>, ClusterE
             {
                 let items = value.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
                 for item in items {
-                    found.push(Object::new(item, file, line)?);
+                    match Object::new(item, file, line) {
+                        Ok(object) => found.push(object),
+                        Err(e) => rejected.push(e),
+                    }
                 }
             }
-            Value::Object(_) => found.push(Object::new(value, file, line)?),
-            _ => {
-                return Err(ClusterError::NotObject {
-                    file: file.to_string(),
-                    line,
-                    detail: "the document is not a mapping, so it is not a Kubernetes object".into(),
-                });
-            }
+            Value::Object(_) => match Object::new(value, file, line) {
+                Ok(object) => found.push(object),
+                Err(e) => rejected.push(e),
+            },
+            _ => rejected.push(ClusterError::NotObject {
+                file: file.to_string(),
+                line,
+                detail: "the document is not a mapping, so it is not a Kubernetes object".into(),
+            }),
         }
     }
-    Ok(found)
+    Ok((found, rejected))
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 use std::ffi::{OsStr, OsString};
 
 use crate::cli::DeleteCommand;
-use crate::cluster;
+use crate::cluster::{self, ClusterError, Object};
 use crate::error::Error;
+use crate::yaml::ManifestFile;
 
-use super::apply::unresolved_objects;
 use super::{kubectl, resolve};
 
 fn is_file_flag(arg: &OsStr) -> bool {
@@ -122,16 +122,52 @@ pub async fn hand_over(args: Vec<OsString>) -> Result<(), Error> {
     kubectl::run(std::iter::once(OsString::from("delete")).chain(args).collect(), None).await
 }
 
+/// The objects the files name, as written, and why each document that is no object is not
+/// one: as kubectl does, delete goes on with the others and fails at the end.
+fn objects_to_delete(manifests: &[ManifestFile]) -> Result<(Vec<Object>, Vec<ClusterError>), Error> {
+    let (mut objects, mut rejected) = (Vec::new(), Vec::new());
+    for manifest in manifests {
+        let text = manifest.render(&Default::default())?;
+        let (found, bad) = cluster::objects_and_rejected(manifest.name(), &text)?;
+        objects.extend(found.into_iter().map(|mut object| {
+            object.line = manifest.original_line(object.line);
+            object
+        }));
+        rejected.extend(bad.into_iter().map(|e| match e {
+            ClusterError::NotObject { file, line, detail } => {
+                ClusterError::NotObject { file, line: manifest.original_line(line), detail }
+            }
+            other => other,
+        }));
+    }
+    Ok((objects, rejected))
+}
+
+/// The end of a delete that had documents which are no objects: each is said, and the run
+/// fails (with that document's error alone when it is the only thing that went wrong).
+fn with_rejected(deleted: Result<(), ClusterError>, total: usize, mut rejected: Vec<ClusterError>) -> Error {
+    let failed = match deleted {
+        Ok(()) if rejected.len() == 1 => return rejected.swap_remove(0).into(),
+        Ok(()) => 0,
+        Err(ClusterError::Failed { count, .. }) => count,
+        Err(other) => return other.into(),
+    };
+    for e in &rejected {
+        crate::output::error(e.to_string());
+    }
+    ClusterError::Failed { count: failed + rejected.len(), total: total + rejected.len(), verb: "deleted" }.into()
+}
+
 pub async fn run(command: DeleteCommand) -> Result<(), Error> {
     if !command.kubectl_args.is_empty() {
         let args: Vec<OsString> = std::env::args_os().skip(1).collect();
         return hand_over(kubectl_form(&args).unwrap_or(args)).await;
     }
     let manifests = resolve::load(&command.files)?;
-    let objects = unresolved_objects(&manifests)?;
+    let (objects, rejected) = objects_to_delete(&manifests)?;
     let cluster = cluster::connect(&command.kube, crate::settings::Environment::process()).await?;
     let mut kinds = cluster::prepare(&cluster, &objects, true).await?;
-    if objects.is_empty() {
+    if objects.is_empty() && rejected.is_empty() {
         // A directory with no manifest files in it is likely a mistyped path: kubectl (and so
         // ko) fails on it, so a teardown script does not pass silently.
         let filenames = command.files.filenames();
@@ -155,8 +191,14 @@ pub async fn run(command: DeleteCommand) -> Result<(), Error> {
         dry_run: cluster::DryRun::None,
         wait: command.wait,
     };
-    cluster::delete(&cluster, &mut kinds, &objects, options).await?;
-    Ok(())
+    let deleted = match objects.is_empty() {
+        true => Ok(()),
+        false => cluster::delete(&cluster, &mut kinds, &objects, options).await,
+    };
+    match rejected.is_empty() {
+        true => Ok(deleted?),
+        false => Err(with_rejected(deleted, objects.len(), rejected)),
+    }
 }
 
 #[cfg(test)]

@@ -60,8 +60,10 @@ fn lone_returns_as_newlines(text: String) -> String {
     out
 }
 
+/// Named `*.yaml`, `*.yml` or `*.json`, as kubectl and ko pick them (`.yaml` alone too).
 fn is_manifest(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    [".yaml", ".yml", ".json"].iter().any(|ext| name.ends_with(ext))
 }
 
 /// The files of a directory to read, in name order. The file this process's output goes to is
@@ -170,16 +172,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir(root.join("sub")).unwrap();
-        for (name, text) in [("b.yaml", "b"), ("a.yml", "a"), ("c.json", "c"), ("notes.txt", "x"), ("sub/d.yaml", "d")]
-        {
+        let files =
+            [("b.yaml", "b"), ("a.yml", "a"), (".yaml", "0"), ("c.json", "c"), ("notes.txt", "x"), ("sub/d.yaml", "d")];
+        for (name, text) in files {
             std::fs::write(root.join(name), text).unwrap();
         }
         let dir_arg = root.display().to_string();
         let flat: Vec<_> =
             read_inputs(std::slice::from_ref(&dir_arg), false).unwrap().into_iter().map(|i| i.text).collect();
-        assert_eq!(flat, ["a", "b", "c"]);
+        assert_eq!(flat, ["0", "a", "b", "c"]);
         let deep: Vec<_> = read_inputs(&[dir_arg], true).unwrap().into_iter().map(|i| i.text).collect();
-        assert_eq!(deep, ["a", "b", "c", "d"]);
+        assert_eq!(deep, ["0", "a", "b", "c", "d"]);
         let single = read_inputs(&[root.join("notes.txt").display().to_string()], false).unwrap();
         assert_eq!(single[0].text, "x", "a named file is read whatever its extension");
     }

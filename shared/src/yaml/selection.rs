@@ -41,16 +41,27 @@ fn labels(document: &Document, object: &Node) -> BTreeMap<String, String> {
         return labels;
     };
     for (key, value) in entries {
-        if let (Some(k), Some(v)) = (document.resolve(key).as_str(), document.resolve(value).as_str()) {
-            labels.insert(k.to_string(), v.to_string());
+        let value = document.resolve(value);
+        // As ko reads them: a label with nothing after it is "", and the first of a key given
+        // twice is the one.
+        let text = if value.span.is_empty() { Some("") } else { value.as_str() };
+        if let (Some(k), Some(v)) = (document.resolve(key).as_str(), text) {
+            labels.entry(k.to_string()).or_insert_with(|| v.to_string());
         }
     }
     labels
 }
 
-fn is_object(document: &Document, node: &Node) -> bool {
-    let field = |key| document.get(node, key).and_then(Node::as_str).is_some_and(|s| !s.is_empty());
-    field("apiVersion") && field("kind")
+/// A field's text, when it is a string (not null).
+fn string_field<'a>(document: &'a Document, node: &'a Node, key: &str) -> Option<&'a str> {
+    document.get(node, key).filter(|n| !n.is_null()).and_then(Node::as_str)
+}
+
+/// The document's `kind` when it is a Kubernetes object (`apiVersion` and `kind` strings); the
+/// kind may be empty.
+fn kind_of<'a>(document: &'a Document, node: &'a Node) -> Option<&'a str> {
+    string_field(document, node, "apiVersion").filter(|v| !v.is_empty())?;
+    string_field(document, node, "kind")
 }
 
 /// What stops a walk over the documents: the parser or a rule of the selection.
@@ -78,10 +89,15 @@ fn select_in(
         removed.push(document.region.clone());
         return Ok(());
     }
-    if !is_object(document, root) {
+    let Some(kind) = kind_of(document, root) else {
         return Err(not_object(root.line));
+    };
+    // As in ko: an object of no kind is no match.
+    if kind.is_empty() {
+        removed.push(document.region.clone());
+        return Ok(());
     }
-    if document.get(root, "kind").and_then(Node::as_str) != Some("List") {
+    if kind != "List" {
         if !selector.matches(&labels(document, root)) {
             removed.push(document.region.clone());
         }
@@ -96,7 +112,7 @@ fn select_in(
     let mut keep = Vec::with_capacity(items.len());
     for item in items {
         let item = document.resolve(item);
-        if !is_object(document, item) {
+        if kind_of(document, item).is_none() {
             return Err(not_object(item.line));
         }
         keep.push(selector.matches(&labels(document, item)));
@@ -142,4 +158,45 @@ fn select_in(
         removed.push(start..end);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documents `selector` keeps, by their `metadata.name`.
+    fn kept(text: &str, selector: &str) -> Vec<String> {
+        let removed = removed("t.yaml", text, &Selector::parse(selector).unwrap()).unwrap();
+        let mut rest = String::new();
+        let mut at = 0;
+        for range in removed {
+            rest.push_str(&text[at..range.start]);
+            at = range.end;
+        }
+        rest.push_str(&text[at..]);
+        rest.lines().filter_map(|l| l.trim().strip_prefix("name: ")).map(str::to_string).collect()
+    }
+
+    /// As ko reads labels: nothing after `app:` is the empty value, and of a key given twice
+    /// the first counts. An object whose kind is empty matches nothing.
+    #[test]
+    fn labels_and_kinds_as_ko_reads_them() {
+        let object = |name: &str, kind: &str, labels: &str| {
+            format!("apiVersion: v1\nkind: {kind}\nmetadata:\n  name: {name}\n  labels:\n{labels}---\n")
+        };
+        let text = [
+            object("empty", "A", "    app:\n"),
+            object("quoted", "A", "    app: \"\"\n"),
+            object("twice", "A", "    app: first\n    app: second\n"),
+            object("kindless", "\"\"", "    app: first\n"),
+            object("tilde", "A", "    app: ~\n"),
+        ]
+        .concat();
+        assert_eq!(kept(&text, "app="), ["empty", "quoted"]);
+        assert_eq!(kept(&text, "app=first"), ["twice"]);
+        assert_eq!(kept(&text, "app=second"), Vec::<String>::new());
+        assert_eq!(kept(&text, "app"), ["empty", "quoted", "twice", "tilde"]);
+        let error = removed("t.yaml", "apiVersion: v1\nkind:\n", &Selector::parse("a=b").unwrap()).unwrap_err();
+        assert!(matches!(error, ManifestError::NotObject { line: 1, .. }), "{error:?}");
+    }
 }

@@ -47,6 +47,8 @@ pub enum DockerError {
 #[derive(Clone, Debug)]
 pub struct Docker {
     program: PathBuf,
+    /// The program came from `$DOCKER`, which messages then name.
+    from_env: bool,
     /// `DOCKER_HOST`, for messages.
     host: Option<String>,
 }
@@ -70,8 +72,15 @@ impl Default for Docker {
 impl Docker {
     /// The CLI `env` names: `$DOCKER` or `docker`, talking to `$DOCKER_HOST` or the default.
     pub fn new(env: &Environment) -> Docker {
-        let program = env.path("DOCKER").unwrap_or("docker".into());
-        Docker { program, host: env.text("DOCKER_HOST").filter(|h| !h.is_empty()).map(str::to_string) }
+        let from_env = env.path("DOCKER");
+        let host = env.text("DOCKER_HOST").filter(|h| !h.is_empty()).map(str::to_string);
+        Docker { from_env: from_env.is_some(), program: from_env.unwrap_or("docker".into()), host }
+    }
+
+    /// The CLI as messages name it: `docker`, or `podman, named by the DOCKER variable`.
+    fn cli(&self) -> String {
+        let program = self.program.display();
+        if self.from_env { format!("{program}, named by the DOCKER variable") } else { program.to_string() }
     }
 
     /// Where the CLI will connect, for messages.
@@ -89,7 +98,7 @@ impl Docker {
     }
 
     fn no_cli(&self, source: std::io::Error) -> DockerError {
-        DockerError::NoCli { program: self.program.display().to_string(), source }
+        DockerError::NoCli { program: self.cli(), source }
     }
 
     /// Runs `docker ARGS` to completion off the async runtime and returns its stdout.
@@ -135,7 +144,7 @@ impl Docker {
             text.split_once('/').filter(|(os, arch)| !os.is_empty() && !arch.is_empty()).ok_or_else(|| {
                 DockerError::NoDaemon {
                     host: self.host(),
-                    detail: format!("`docker version` reported the platform {text:?}"),
+                    detail: format!("`docker version` ({}) reported the platform {text:?}", self.cli()),
                 }
             })?;
         Ok(Platform { os: os.to_string(), arch: arch.to_string(), ..Platform::default() })
@@ -254,7 +263,7 @@ mod tests {
 
     #[test]
     fn daemon_errors_are_recognised() {
-        let docker = Docker { program: "docker".into(), host: None };
+        let docker = Docker { program: "docker".into(), from_env: false, host: None };
         let status = std::process::Command::new("false").status().unwrap();
         let e = docker.failure(
             "load".into(),
@@ -280,8 +289,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_cli_says_how_to_get_one() {
-        let docker = Docker { program: "/nonexistent/docker".into(), host: None };
+        let docker = Docker { program: "/nonexistent/docker".into(), from_env: true, host: None };
         let e = docker.server_platform().await.unwrap_err();
         assert!(e.to_string().contains("install it"), "{e}");
+        assert!(e.to_string().contains("named by the DOCKER variable"), "{e}");
     }
 }

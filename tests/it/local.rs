@@ -175,6 +175,42 @@ fn ko_local_base_images_are_read_from_the_daemon() {
     );
 }
 
+/// With no docker CLI installed, `ko.local` speaks the daemon's API over `DOCKER_HOST`, as ko
+/// does: images are loaded (and run), `ko.local` bases read back, and a daemon that does not
+/// answer is one clear error.
+#[test]
+fn ko_local_without_a_docker_cli_speaks_the_daemons_api() {
+    let bin = tempfile::tempdir().unwrap();
+    for program in ["go", "git"] {
+        std::os::unix::fs::symlink(tool(program), bin.path().join(program)).unwrap();
+    }
+    let no_cli = |cmd: KoCmd| cmd.env("PATH", bin.path());
+    let prefix = unique_name("no-cli");
+    let run = no_cli(build_local(&[".", "-B", "-t", "v1"])).env("KO_DOCKER_REPO", format!("ko.local/{prefix}")).run();
+    run.assert_success();
+    let reference = run.stdout.trim();
+    assert!(reference.starts_with(&format!("ko.local/{prefix}/hello:")), "{run}");
+    assert_eq!(docker_run(&[reference]).value("kodata"), Some("hello from kodata"));
+
+    let base = format!("ko.local/{prefix}/hello:v1");
+    let on_base = no_cli(build_local(&["./cmd/greeter", "-B"]))
+        .env("KO_DOCKER_REPO", unique_repo("no-cli-base"))
+        .env("KO_DEFAULTBASEIMAGE", &base)
+        .run();
+    on_base.assert_success();
+    assert!(on_base.stderr.contains(&format!("Using base {base}@sha256:")), "{on_base}");
+    let config = skopeo_inspect_config(on_base.stdout.trim());
+    let history: Vec<&str> =
+        config["history"].as_array().unwrap().iter().filter_map(|h| h["comment"].as_str()).collect();
+    assert!(history.iter().any(|c| c.contains("/ko-app/hello")), "the base's layers are kept: {history:?}");
+
+    let sock = format!("unix://{}/nothing.sock", bin.path().display());
+    let run = no_cli(build_local(&["."])).env("KO_DOCKER_REPO", "ko.local").env("DOCKER_HOST", &sock).run();
+    run.assert_failure();
+    let line = run.stderr.lines().last().unwrap_or_default();
+    assert!(line.starts_with(&format!("error: cannot reach the Docker daemon at {sock}")), "{run}");
+}
+
 #[test]
 fn a_multi_platform_tarball_is_an_oci_layout_that_docker_loads_and_runs() {
     let repo = unique_repo("tarball-load");

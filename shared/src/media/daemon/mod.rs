@@ -5,8 +5,10 @@
 //! This file is the driver they share, the Docker CLI: the daemon's platform, `docker load`
 //! and `docker exec` fed from a stream, `docker save`, and containers by label. Going through
 //! the CLI honours `DOCKER_HOST`, contexts and TLS settings exactly as the user's own `docker`
-//! does, and adds no HTTP stack. The driver runs commands; it knows nothing about images.
+//! does. Without a CLI on PATH, `ko.local` speaks the daemon's API itself ([`api`]), as ko
+//! does; kind needs the CLI, as kind itself does. The driver knows nothing about images.
 
+pub mod api;
 pub mod kind;
 pub mod load;
 pub mod publish;
@@ -43,7 +45,8 @@ pub enum DockerError {
     Failed { command: String, status: String, detail: String },
 }
 
-/// The docker CLI on PATH (or `$DOCKER` when set, e.g. a podman shim).
+/// The docker CLI on PATH (or `$DOCKER` when set, e.g. a podman shim); without one, the
+/// daemon's API when `DOCKER_HOST` needs nothing only the CLI knows.
 #[derive(Clone, Debug)]
 pub struct Docker {
     program: PathBuf,
@@ -51,6 +54,8 @@ pub struct Docker {
     from_env: bool,
     /// `DOCKER_HOST`, for messages.
     host: Option<String>,
+    /// No CLI was found, and the API can be reached without one.
+    api: Option<api::Api>,
 }
 
 fn last_line(bytes: &[u8]) -> String {
@@ -74,7 +79,11 @@ impl Docker {
     pub fn new(env: &Environment) -> Docker {
         let from_env = env.path("DOCKER");
         let host = env.text("DOCKER_HOST").filter(|h| !h.is_empty()).map(str::to_string);
-        Docker { from_env: from_env.is_some(), program: from_env.unwrap_or("docker".into()), host }
+        let api = match from_env.is_none() && !on_path("docker", env) {
+            true => api::Api::from_env(env).ok(),
+            false => None,
+        };
+        Docker { from_env: from_env.is_some(), program: from_env.unwrap_or("docker".into()), host, api }
     }
 
     /// The CLI as messages name it: `docker`, or `podman, named by the DOCKER variable`.
@@ -132,6 +141,9 @@ impl Docker {
 
     /// The daemon's own platform (`docker version`), which also proves it is reachable.
     pub async fn server_platform(&self) -> Result<Platform, DockerError> {
+        if let Some(api) = &self.api {
+            return api.server_platform().await;
+        }
         let out = self.run(&["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"]).await.map_err(|e| match e {
             // A context that does not exist, or TLS files that cannot be read: the daemon may
             // be fine, the CLI's settings are not.
@@ -180,6 +192,9 @@ impl Docker {
 
     /// `docker save -o DEST REFERENCE`.
     pub async fn save(&self, reference: &str, dest: &Path) -> Result<(), DockerError> {
+        if let Some(api) = &self.api {
+            return api.save(reference, dest).await;
+        }
         let dest = dest.to_string_lossy().into_owned();
         self.run(&["save", "-o", &dest, reference]).await.map(drop)
     }
@@ -189,6 +204,18 @@ impl Docker {
         let mut all = vec!["exec", container];
         all.extend_from_slice(args);
         self.run(&all).await
+    }
+
+    /// `docker load` of the archive `feed` writes; see [`Docker::pipe`].
+    pub async fn load<E, F>(&self, feed: F) -> Result<Result<String, E>, DockerError>
+    where
+        E: Send + 'static,
+        F: FnOnce(&mut dyn Write) -> Result<(), E> + Send + 'static,
+    {
+        match &self.api {
+            Some(api) => api.load(feed).await,
+            None => self.pipe(&["load"], feed).await,
+        }
     }
 
     /// Runs `docker ARGS` with `feed` writing its standard input (on a blocking thread), and
@@ -234,6 +261,15 @@ impl Docker {
     }
 }
 
+/// Whether `program` is an executable file in one of `PATH`'s directories.
+fn on_path(program: &str, env: &Environment) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let path = env.get("PATH").unwrap_or_default();
+    std::env::split_paths(path).any(|dir| {
+        std::fs::metadata(dir.join(program)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
 /// Whether the docker CLI failed on its own settings rather than on the daemon.
 fn is_settings_error(detail: &str) -> bool {
     let lower = detail.to_ascii_lowercase();
@@ -263,7 +299,7 @@ mod tests {
 
     #[test]
     fn daemon_errors_are_recognised() {
-        let docker = Docker { program: "docker".into(), from_env: false, host: None };
+        let docker = Docker { program: "docker".into(), from_env: false, host: None, api: None };
         let status = std::process::Command::new("false").status().unwrap();
         let e = docker.failure(
             "load".into(),
@@ -289,7 +325,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_cli_says_how_to_get_one() {
-        let docker = Docker { program: "/nonexistent/docker".into(), from_env: true, host: None };
+        let docker = Docker { program: "/nonexistent/docker".into(), from_env: true, host: None, api: None };
         let e = docker.server_platform().await.unwrap_err();
         assert!(e.to_string().contains("install it"), "{e}");
         assert!(e.to_string().contains("named by the DOCKER variable"), "{e}");

@@ -69,7 +69,7 @@ impl Daemon {
         tarball.add(Artifact::Image(image.clone()), names);
         let archive = tarball.archive(client, cache, platform).await?;
         output::step(format!("Loading {reference}"));
-        let out = self.docker.pipe(&["load"], move |w| archive.write_to(w).map(drop)).await?;
+        let out = self.docker.load(move |w| archive.write_to(w).map(drop)).await?;
         out.map_err(|e| e.at(Path::new("the stdin of docker load")))?;
         for tag in tags {
             output::detail(format!("Added tag {name}:{tag}"));

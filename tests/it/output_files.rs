@@ -241,3 +241,19 @@ fn a_layout_with_an_unreadable_index_is_refused_first() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["index.json"], "{run}");
 }
+
+/// `--tag-only` with no tag (`-t ""`) needs something to print unless a tarball is written,
+/// whose reference then keeps its digest, as in ko.
+#[test]
+fn tag_only_without_a_tag_is_refused_unless_a_tarball_is_written() {
+    let repo = unique_repo("tagonly-none");
+    let run = unpushed_build(&repo).args(["--tag-only", "--tags="]).run();
+    crate::build_errors::assert_clear_error(&run, &["--tag-only needs a tag"]);
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = dir.path().join("image.tar");
+    let run = unpushed_build(&repo).args(["--tag-only", "--tags=", "--tarball"]).arg(&tarball).run();
+    run.assert_success();
+    let reference = run.stdout.trim();
+    assert!(reference.starts_with(&format!("{repo}/hello")) && reference.contains("@sha256:"), "{run}");
+    assert!(skopeo(&["inspect", &format!("docker-archive:{}", tarball.display())]).success());
+}

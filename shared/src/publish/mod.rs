@@ -481,7 +481,10 @@ fn sinks(
     if registry && settings.tag_only && (settings.tags.len() != 1 || settings.tags[0] == "latest") {
         return Err(PublishError::TagOnly { tags: settings.tags.clone() });
     }
-    if settings.tag_only && settings.tags.is_empty() {
+    // With nothing but the printed reference, --tag-only needs a tag to print; a tarball or
+    // layout is written anyway, and its reference keeps the digest (as in ko).
+    let written = settings.tarball.is_some() || settings.oci_layout_path.is_some();
+    if settings.tag_only && settings.tags.is_empty() && !written {
         return Err(PublishError::TagOnlyWithoutTag);
     }
     let sbom_repo = match settings.sbom_repository.as_deref() {

@@ -41,6 +41,21 @@ const EM_X86_64: u16 = 62;
 const EM_ARM: u16 = 40;
 const EM_AARCH64: u16 = 183;
 
+/// Puts `index` as an OCI index at `reference` (`host/path:tag`) in the test registry, with
+/// curl (not ours), and returns the reference.
+fn put_oci_index(index: &Value, reference: &str) -> String {
+    let (host, rest) = reference.split_once('/').unwrap();
+    let (path, tag) = rest.rsplit_once(':').unwrap();
+    let put = Command::new(tool("curl"))
+        .args(["-fsS", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.index.v1+json", "--data-binary"])
+        .arg(index.to_string())
+        .arg(format!("http://{host}/v2/{path}/manifests/{tag}"))
+        .output()
+        .unwrap();
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    reference.to_string()
+}
+
 fn platforms_of(index: &Value) -> Vec<String> {
     index["manifests"]
         .as_array()
@@ -224,19 +239,12 @@ fn an_oci_index_of_docker_manifests_keeps_both_media_types() {
     copy_as_docker_v2s2(&format!("{repo}/greeter:latest"), &docker_list);
     let mut index = skopeo_inspect(&docker_list, true);
     index["mediaType"] = "application/vnd.oci.image.index.v1+json".into();
-    let (host, path) = repo.split_once('/').unwrap();
-    let put = Command::new(tool("curl"))
-        .args(["-fsS", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.index.v1+json", "--data-binary"])
-        .arg(index.to_string())
-        .arg(format!("http://{host}/v2/{path}/docker-list/manifests/mixed"))
-        .output()
-        .unwrap();
-    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    let base = put_oci_index(&index, &format!("{repo}/docker-list:mixed"));
 
     let run = ko(&["build", ".", "--platform=linux/amd64,linux/arm64"])
         .cwd(fixture("hello"))
         .env("KO_DOCKER_REPO", &repo)
-        .env("KO_DEFAULTBASEIMAGE", format!("{repo}/docker-list:mixed"))
+        .env("KO_DEFAULTBASEIMAGE", base)
         .run();
     run.assert_success();
     let reference = run.stdout.trim();
@@ -296,19 +304,12 @@ fn all_platforms_builds_an_index_entry_that_names_no_platform() {
     base.assert_success();
     let mut index = skopeo_inspect(base.stdout.trim(), true);
     index["manifests"][1].as_object_mut().unwrap().remove("platform");
-    let (host, path) = repo.split_once('/').unwrap();
-    let put = Command::new(tool("curl"))
-        .args(["-fsS", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.index.v1+json", "--data-binary"])
-        .arg(index.to_string())
-        .arg(format!("http://{host}/v2/{path}/greeter/manifests/unnamed"))
-        .output()
-        .unwrap();
-    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    let base = put_oci_index(&index, &format!("{repo}/greeter:unnamed"));
 
     let run = ko(&["build", ".", "--platform=all"])
         .cwd(fixture("hello"))
         .env("KO_DOCKER_REPO", &repo)
-        .env("KO_DEFAULTBASEIMAGE", format!("{repo}/greeter:unnamed"))
+        .env("KO_DEFAULTBASEIMAGE", base)
         .run();
     run.assert_success();
     let reference = run.stdout.trim();

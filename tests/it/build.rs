@@ -406,3 +406,35 @@ fn a_registry_image_can_be_the_base_in_either_media_type_family() {
         assert_eq!(out.value("kodata"), Some("hello from kodata"), "{out}");
     }
 }
+
+/// An import path of the module a builds[] `dir` holds is built from that checkout, as ko
+/// builds it, even when the working directory's module requires another copy of it (here a
+/// `replace` to an older one).
+#[test]
+fn an_import_path_of_a_build_dirs_module_is_built_from_that_checkout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let write = |path: &str, text: &str| {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    let tool =
+        |says: &str| format!("package main\n\nimport \"fmt\"\n\nfunc main() {{ fmt.Println(\"tool={says}\") }}\n");
+    write(
+        "go.mod",
+        "module example.com/top\n\ngo 1.21\n\nrequire example.com/lib v0.0.0\n\nreplace example.com/lib => ./oldlib\n",
+    );
+    write("top.go", "package top\n");
+    for (checkout, says) in [("oldlib", "old"), ("libsrc", "new")] {
+        write(&format!("{checkout}/go.mod"), "module example.com/lib\n\ngo 1.21\n");
+        write(&format!("{checkout}/cmd/tool/main.go"), &tool(says));
+    }
+    write("libsrc/cmd/other/main.go", &tool("other"));
+    write(".ko.yaml", "builds:\n- id: lib\n  dir: ./libsrc\n  main: ./cmd/other\n");
+    let repo = unique_repo("build-dir-module");
+    let run = ko(&["build", "example.com/lib/cmd/tool", "-B"]).cwd(root).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_success();
+    let out = run_image(run.stdout.trim());
+    assert_eq!(out.value("tool"), Some("new"), "{out}");
+}

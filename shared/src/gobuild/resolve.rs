@@ -261,9 +261,48 @@ impl PackageResolver {
                 let pattern = if rel.as_os_str().is_empty() { ".".to_string() } else { format!("./{}", rel.display()) };
                 return (dir.clone(), pattern, None);
             }
+        } else if let Some(dir) = self.owning_build_dir(path) {
+            // An import path of the module a builds[] directory holds is built there, from
+            // that checkout (as ko builds it), not from the copy the working directory's
+            // module may require.
+            return (dir, path.to_string(), None);
         }
         (self.cwd.clone(), path.to_string(), None)
     }
+
+    /// The builds[] directory whose module owns `import_path` (the longest module path that is
+    /// the import path or a prefix of it), when that module is not the working directory's.
+    fn owning_build_dir(&self, import_path: &str) -> Option<PathBuf> {
+        if self.builds.is_empty() {
+            return None;
+        }
+        let owns = |module: &str| import_path == module || import_path.starts_with(&format!("{module}/"));
+        let (root, dir, _) = self
+            .builds
+            .iter()
+            .filter_map(|(_, dir, _)| module_of(dir).map(|(root, module)| (root, dir, module)))
+            .filter(|(_, _, module)| owns(module))
+            .max_by_key(|(_, _, module)| module.len())?;
+        match module_of(&self.cwd) {
+            Some((here, _)) if here == root => None,
+            _ => Some(dir.clone()),
+        }
+    }
+}
+
+/// The root directory and path of the module `dir` is in (the nearest `go.mod` above it).
+fn module_of(dir: &Path) -> Option<(PathBuf, String)> {
+    let root = dir.ancestors().find(|d| d.join("go.mod").is_file())?;
+    let text = std::fs::read_to_string(root.join("go.mod")).ok()?;
+    let module = text.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("module")?;
+        if !rest.starts_with([' ', '\t', '"']) {
+            return None;
+        }
+        let rest = rest.split("//").next()?.trim();
+        Some(rest.trim_matches(['"', '`']).to_string()).filter(|m| !m.is_empty())
+    })?;
+    Some((root.to_path_buf(), module))
 }
 
 /// The import path of a builds[] entry's package. An entry whose package Go names but cannot

@@ -4,7 +4,8 @@
 //! clause and imports, all that `go list` reads of them) and, in every directory
 //! from it and from where `go list` ran up to the root, the content of `go.mod`, `go.work`
 //! and `vendor/modules.txt` or their absence. Contents, not times, so an edit within one
-//! clock tick is still seen. Only module-mode answers are kept. The reads of a fingerprint
+//! clock tick is still seen. Only module-mode answers are kept, and none when a setting names a
+//! module file elsewhere (`GOWORK=<file>`, `-modfile`). The reads of a fingerprint
 //! run on tokio's blocking threads ([`ListCache::get`], [`ListCache::put`] are async).
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,19 @@ struct Record {
 pub(crate) struct ListCache {
     cache: Cache,
     environment: String,
+    /// Go reads a module file that a setting names (`GOWORK=<file>`, `-modfile` in
+    /// `GOFLAGS`), which the fingerprint does not follow: no answer is remembered.
+    follows_settings: bool,
+}
+
+/// Whether a `GOWORK` or `GOFLAGS` setting (`value`, from the environment or Go's env file)
+/// names a module file of its own.
+fn names_module_file(name: &str, value: &str) -> bool {
+    match name {
+        "GOWORK" => !matches!(value.trim(), "" | "off" | "auto"),
+        "GOFLAGS" => value.contains("-modfile"),
+        _ => false,
+    }
 }
 
 impl ListCache {
@@ -44,7 +58,9 @@ impl ListCache {
         let mut hash = sha2::Sha256::new();
         hash.update(VERSION.as_bytes());
         hash.update(program.as_os_str().as_encoded_bytes());
+        let mut follows_settings = false;
         for (k, v) in vars {
+            follows_settings |= names_module_file(k, v);
             hash.update([0]);
             hash.update(k.as_bytes());
             hash.update([b'=']);
@@ -55,11 +71,16 @@ impl ListCache {
             hash.update(files.program.as_os_str().as_encoded_bytes());
             let goroot = files.goroot.iter().flat_map(|r| [r.join("go.env"), r.join("VERSION")]);
             for file in files.env_file.into_iter().chain(goroot) {
+                let bytes = std::fs::read(&file).unwrap_or_default();
+                // The env file's settings count unless the environment sets them.
+                for (k, v) in String::from_utf8_lossy(&bytes).lines().filter_map(|l| l.split_once('=')) {
+                    follows_settings |= env.text(k.trim()).is_none_or(str::is_empty) && names_module_file(k.trim(), v);
+                }
                 hash.update([0]);
-                hash.update(std::fs::read(&file).unwrap_or_default());
+                hash.update(bytes);
             }
         }
-        ListCache { cache, environment: hex::encode(hash.finalize()) }
+        ListCache { cache, environment: hex::encode(hash.finalize()), follows_settings }
     }
 
     fn key(&self, dir: &Path, pattern: &str) -> String {
@@ -97,12 +118,15 @@ impl ListCache {
     }
 
     fn get_blocking(&self, dir: &Path, pattern: &str) -> Option<Listed> {
+        if self.follows_settings {
+            return None;
+        }
         let record: Record = self.cache.read_record(KIND, &self.key(dir, pattern))?;
         (fingerprint(dir, &record.listed.dir)? == record.fingerprint).then_some(record.listed)
     }
 
     fn put_blocking(&self, dir: &Path, pattern: &str, listed: &Listed) {
-        if listed.error.is_some() || listed.name.is_empty() || !in_module(dir) {
+        if self.follows_settings || listed.error.is_some() || listed.name.is_empty() || !in_module(dir) {
             return;
         }
         if let Some(fingerprint) = fingerprint(dir, &listed.dir) {
@@ -233,6 +257,35 @@ mod tests {
         // `go env -w GOFLAGS=-tags=foo` can make another file the package.
         std::fs::write(&env_file, "GOFLAGS=-tags=foo\n").unwrap();
         assert!(ListCache::new(cache, Path::new("sh"), &env).get(&module, ".").await.is_none());
+    }
+
+    /// A workspace file or modfile named by a setting can change which directory a package is
+    /// in without a change the fingerprint sees: nothing is remembered then.
+    #[tokio::test]
+    async fn nothing_is_kept_when_a_setting_names_a_module_file() {
+        let (root, cache, module) = module();
+        let env_file = root.path().join("goenv");
+        for (name, value, in_file) in [
+            ("GOWORK", "/elsewhere/go.work", false),
+            ("GOFLAGS", "-modfile=alt.mod", false),
+            ("GOWORK", "/elsewhere/go.work", true),
+        ] {
+            let mut vars = vec![("PATH", "/bin".to_string()), ("GOENV", env_file.display().to_string())];
+            match in_file {
+                true => std::fs::write(&env_file, format!("{name}={value}\n")).unwrap(),
+                false => {
+                    std::fs::write(&env_file, "").unwrap();
+                    vars.push((name, value.to_string()));
+                }
+            }
+            let lists = ListCache::new(cache.clone(), Path::new("sh"), &Environment::from_pairs(vars));
+            lists.put(&module, ".", &listed(&module)).await;
+            assert!(lists.get(&module, ".").await.is_none(), "{name}={value} (in the env file: {in_file})");
+        }
+        let off = Environment::from_pairs([("GOWORK", "off"), ("GOENV", "/nonexistent")]);
+        let lists = ListCache::new(cache, Path::new("sh"), &off);
+        lists.put(&module, ".", &listed(&module)).await;
+        assert!(lists.get(&module, ".").await.is_some());
     }
 
     #[test]

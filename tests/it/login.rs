@@ -96,7 +96,8 @@ fn login_build_logout() {
 
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
     std::fs::write(&config, r#"{"psFormat":"table {{.ID}}","credHelpers":{"gcr.io":"gcloud"}}"#).unwrap();
-    let run = kubectl_ko(&["login", &registry.host, "-u", USER, "--password-stdin", "-v"])
+    // Standard input wins over -p, as in ko.
+    let run = kubectl_ko(&["login", &registry.host, "-u", USER, "-p", wrong, "--password-stdin", "-v"])
         .stdin(format!("{}\n", registry.password))
         .run();
     run.assert_success();

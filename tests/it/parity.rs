@@ -250,11 +250,23 @@ fn help_of_a_command_and_powershell_completion() {
     let run = kubectl_ko(&["help", "run"]).run();
     run.assert_success();
     assert!(run.stdout.contains("KUBECTL_RUN_FLAGS"), "{run}");
+    // As ko (cobra) answers them: an unknown help topic, a completion without a shell, and a
+    // version with arguments are no errors; a script asking for no descriptions gets one.
     let run = kubectl_ko(&["help", "nope"]).run();
-    run.assert_failure();
+    run.assert_success();
+    assert!(run.stdout.starts_with("Unknown help topic [`nope`]") && run.stdout.contains("resolve"), "{run}");
+    let run = kubectl_ko(&["completion"]).run();
+    run.assert_success();
+    assert!(run.stdout.contains("kubectl ko completion bash"), "{run}");
+    let run = kubectl_ko(&["version", "extra"]).run();
+    run.assert_success();
+    assert!(run.stdout.starts_with("kubectl-ko v"), "{run}");
     let run = kubectl_ko(&["completion", "powershell"]).run();
     run.assert_success();
     assert!(run.stdout.contains("Register-ArgumentCompleter") && run.stdout.contains("kubectl-ko-run"), "{run}");
+    let bare = kubectl_ko(&["completion", "powershell", "--no-descriptions"]).run();
+    bare.assert_success();
+    assert!(bare.stdout.contains("kubectl-ko-run") && bare.stdout.len() < run.stdout.len(), "{bare}");
 }
 
 #[test]

@@ -305,11 +305,18 @@ fn cosign_repository_takes_the_sboms_by_tag() {
     assert_eq!(doc["name"], format!("sbom-{digest}"));
 }
 
+/// An unknown format is an error; an empty one (`--sbom="$UNSET"`) is the default, as in ko.
 #[test]
 fn an_unknown_sbom_format_is_an_error() {
     let run = ko(&["build", ".", "--push=false", "--sbom=go.version-m"]).cwd(withdeps()).run();
     run.assert_failure();
     assert!(run.stderr.contains("--sbom") && run.stderr.contains("spdx, cyclonedx or none"), "{run}");
+    let dir = tempfile::tempdir().unwrap();
+    let run = ko(&["build", ".", "--push=false", "--sbom=", "--sbom-dir", dir.path().to_str().unwrap()])
+        .cwd(withdeps())
+        .run();
+    run.assert_success();
+    assert!(dir.path().join("withdeps-linux-amd64.spdx.json").is_file(), "{run}");
 }
 
 /// A registry that takes everything but SBOM manifests, and records what it was sent.

@@ -277,9 +277,12 @@ your PATH under that name, for example:\n\n  \
 ln -sf \"$(command -v kubectl-ko)\" ~/.local/bin/kubectl_complete-ko"
 )]
 pub struct CompletionCommand {
-    /// The shell to print the script for
+    /// The shell to print the script for (none: this help, as ko prints it)
     #[arg(value_enum)]
-    pub shell: CompletionShell,
+    pub shell: Option<CompletionShell>,
+    /// Leave the descriptions of commands and flags out of the script
+    #[arg(long)]
+    pub no_descriptions: bool,
 }
 
 /// The shells `kubectl ko completion` writes scripts for.

@@ -32,13 +32,24 @@ pub fn suite() -> Command {
 
 /// The completion script for a shell: the dispatcher, then each sibling binary with a CLI, so
 /// that `kubectl-ko-build <TAB>` completes as well as `kubectl-ko build <TAB>`.
-pub fn script(shell: CompletionShell) -> Vec<u8> {
+/// Without `descriptions` (`--no-descriptions`), the help of commands and flags is left out.
+pub fn script(shell: CompletionShell, descriptions: bool) -> Vec<u8> {
+    let described = |command: Command| if descriptions { command } else { undescribed(command) };
     let mut out = Vec::new();
-    write_script(shell, &mut suite(), "kubectl-ko", &mut out);
+    write_script(shell, &mut described(suite()), "kubectl-ko", &mut out);
     for command in COMMANDS {
-        write_script(shell, &mut (command.cli)(), &format!("kubectl-ko-{}", command.name), &mut out);
+        write_script(shell, &mut described((command.cli)()), &format!("kubectl-ko-{}", command.name), &mut out);
     }
     out
+}
+
+/// `command` and everything under it without help texts.
+fn undescribed(command: Command) -> Command {
+    command
+        .about(None::<&str>)
+        .long_about(None::<&str>)
+        .mut_args(|arg| arg.help(None::<&str>).long_help(None::<&str>))
+        .mut_subcommands(undescribed)
 }
 
 fn write_script(shell: CompletionShell, command: &mut Command, bin: &str, out: &mut Vec<u8>) {
@@ -354,16 +365,28 @@ mod tests {
     #[test]
     fn scripts_name_the_dispatcher_and_the_siblings() {
         for shell in [CompletionShell::Bash, CompletionShell::Zsh, CompletionShell::Fish, CompletionShell::Powershell] {
-            let text = String::from_utf8(script(shell)).unwrap();
+            let text = String::from_utf8(script(shell, true)).unwrap();
             assert!(text.contains("kubectl-ko-build"), "{shell:?}");
             assert!(text.contains("platform"), "{shell:?}");
             assert!(text.contains("resolve"), "{shell:?}");
         }
     }
 
+    /// `--no-descriptions`, as in ko: the same words to complete, without their help.
+    #[test]
+    fn scripts_without_descriptions_keep_the_words() {
+        for shell in [CompletionShell::Zsh, CompletionShell::Fish, CompletionShell::Powershell] {
+            let (with, without) = (script(shell, true), script(shell, false));
+            let (with, without) = (String::from_utf8(with).unwrap(), String::from_utf8(without).unwrap());
+            let help = "Which platform to use when pulling";
+            assert!(with.contains(help) && !without.contains(help), "{shell:?}");
+            assert!(without.contains("platform") && without.contains("kubectl-ko-build"), "{shell:?}");
+        }
+    }
+
     #[test]
     fn the_bash_script_registers_the_real_program_names() {
-        let text = String::from_utf8(script(CompletionShell::Bash)).unwrap();
+        let text = String::from_utf8(script(CompletionShell::Bash, true)).unwrap();
         let registered: Vec<&str> = text
             .lines()
             .filter(|l| l.trim_start().starts_with("complete -F "))

@@ -148,6 +148,9 @@ struct VersionCommand {
     /// Output format: text (one line) or json
     #[arg(short = 'o', long = "output", value_name = "FORMAT", value_parser = ["text", "json"], default_value = "text")]
     output: String,
+    /// Arguments, ignored as ko ignores them
+    #[arg(hide = true)]
+    ignored: Vec<String>,
 }
 
 /// The version as `kubectl ko version` prints it: one line for people, or one JSON object.
@@ -304,7 +307,11 @@ fn dispatch(args: Vec<OsString>, build: BuildInfo) -> ExitCode {
             let parsed =
                 cli::CompletionCommand::try_parse_from(std::iter::once(OsString::from("completion")).chain(args))
                     .unwrap_or_else(|e| parse_failed(e));
-            output::result_bytes(&super::completion::script(parsed.shell));
+            match parsed.shell {
+                Some(shell) => output::result_bytes(&super::completion::script(shell, !parsed.no_descriptions)),
+                // As ko: no shell is a request for this help.
+                None => output::result(cli::CompletionCommand::command().render_long_help().to_string()),
+            }
             ExitCode::SUCCESS
         }
         // Cobra's name for the completion request; kubectl_complete-ko answers the same.
@@ -359,9 +366,11 @@ fn help_of(topic: &str) -> ExitCode {
         }
         _ => match subcommand(topic) {
             Some(sub) => topic_help((sub.cli)()),
+            // As ko (cobra): the topic is named, the general help follows, and all is well.
             None => {
-                output::error(DispatchError::Unknown(topic.to_string()).to_string());
-                ExitCode::FAILURE
+                output::result(format!("Unknown help topic [`{topic}`]"));
+                output::result_bytes(help().as_bytes());
+                ExitCode::SUCCESS
             }
         },
     }

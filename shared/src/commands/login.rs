@@ -25,13 +25,13 @@ use super::helper_link;
 /// The suffix Docker config uses for our helper: `credHelpers[SERVER] = "ko"`.
 pub const HELPER: &str = "ko";
 
-/// The password, from `-p` or standard input. As in ko (crane's login), standard input loses
-/// one trailing newline and then one trailing carriage return, nothing more.
+/// The password, from `-p` or standard input (which wins when both are given, as in ko). As
+/// in ko (crane's login), standard input loses one trailing newline and then one trailing
+/// carriage return, nothing more.
 fn password(command: &LoginCommand) -> Result<Option<Secret>, Error> {
     match (&command.password, command.password_stdin) {
-        (Some(_), true) => Err(Error::usage("--password", "use either --password or --password-stdin, not both")),
         (Some(p), false) => Ok(Some(Secret::new(p.clone()))),
-        (None, true) => {
+        (_, true) => {
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)

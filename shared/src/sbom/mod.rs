@@ -41,10 +41,11 @@ pub enum SbomFormat {
 }
 
 impl SbomFormat {
-    /// `None` for `--sbom=none`; an unknown value is an error (ko quietly uses SPDX).
+    /// `None` for `--sbom=none`; an unknown value is an error (ko quietly uses SPDX). An empty
+    /// one (`--sbom="$UNSET"`) is the default, SPDX, as for ko.
     pub fn parse(value: &str) -> Result<Option<SbomFormat>, String> {
         match value {
-            "spdx" => Ok(Some(SbomFormat::Spdx)),
+            "spdx" | "" => Ok(Some(SbomFormat::Spdx)),
             "cyclonedx" => Ok(Some(SbomFormat::CycloneDx)),
             "none" => Ok(None),
             other => Err(format!("unknown value {other:?}; use spdx, cyclonedx or none")),

@@ -18,7 +18,8 @@ pub(super) fn strip_final_block_scalar(text: String) -> String {
         return text;
     }
     let Some((value, span)) = last_block_scalar(&text) else { return text };
-    if span.end < content_end {
+    // An empty scalar reads the same either way (and its span sits on its header's line).
+    if value.is_empty() || span.end < content_end {
         return text;
     }
     let Some(indicator) = header_indicator(&text, span.start) else { return text };
@@ -27,12 +28,36 @@ pub(super) fn strip_final_block_scalar(text: String) -> String {
     rewritten.push_str(&text[indicator.start..indicator.end].replace(['+', '-'], ""));
     rewritten.push('-');
     rewritten.push_str(&text[indicator.end..]);
-    // Kept only when it reads as meant: the same scalar, without the line break added at the end.
-    let meant = value.strip_suffix('\n').unwrap_or(&value);
-    match last_block_scalar(&rewritten) {
-        Some((new, _)) if new == meant => rewritten,
-        _ => text,
+    // Kept only when it reads as meant: every other scalar the same, and the last one without
+    // the line break the parsers add at the end.
+    let mut meant = scalars(&text);
+    if let Some(last) = meant.last_mut() {
+        last.pop();
     }
+    match scalars(&rewritten) == meant {
+        true => rewritten,
+        false => text,
+    }
+}
+
+/// The values of every scalar of every document, in order (empty when the text does not parse).
+fn scalars(text: &str) -> Vec<String> {
+    fn walk(node: &Node, out: &mut Vec<String>) {
+        match &node.kind {
+            NodeKind::Scalar { value, .. } => out.push(value.clone()),
+            NodeKind::Sequence { items, .. } => items.iter().for_each(|n| walk(n, out)),
+            NodeKind::Mapping { entries, .. } => entries.iter().for_each(|(k, v)| {
+                walk(k, out);
+                walk(v, out);
+            }),
+            NodeKind::Alias(_) => {}
+        }
+    }
+    let mut out = Vec::new();
+    for document in tree::parse(text).unwrap_or_default() {
+        walk(&document.root, &mut out);
+    }
+    out
 }
 
 /// The value and content span of the last node of the last document, when it is a block scalar.
@@ -128,6 +153,9 @@ mod tests {
             "",
             "a: |\n  abc\n---\nb: c",
             "a: {b: |",
+            // An empty scalar at the end: the `|` of the line above is no header.
+            "spec:\n  args: echo x | tee y\n  extra: |",
+            "data:\n  run: |\n    a > b\n  empty: >",
         ] {
             assert_eq!(stripped(text), text);
         }

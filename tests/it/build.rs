@@ -437,4 +437,13 @@ fn an_import_path_of_a_build_dirs_module_is_built_from_that_checkout() {
     run.assert_success();
     let out = run_image(run.stdout.trim());
     assert_eq!(out.value("tool"), Some("new"), "{out}");
+
+    // A module nested in a builds[] one, run from: its own paths are its own.
+    write("libsrc/nested/go.mod", "module example.com/lib/nested\n\ngo 1.21\n");
+    write("libsrc/nested/cmd/tool/main.go", &tool("nested"));
+    write("libsrc/nested/.ko.yaml", "builds:\n- id: up\n  dir: ..\n  main: ./cmd/other\n");
+    let nested = root.join("libsrc/nested");
+    let run = ko(&["build", "example.com/lib/nested/cmd/tool", "-B"]).cwd(&nested).env("KO_DOCKER_REPO", &repo).run();
+    run.assert_success();
+    assert_eq!(run_image(run.stdout.trim()).value("tool"), Some("nested"), "{run}");
 }

@@ -133,10 +133,12 @@ impl PackageResolver {
             Ok(l) => l,
             Err(first) if !is_local(path) => {
                 // A full import path may belong to another module of a multi-module repository:
-                // it is built from the first builds[] directory that finds it, with the entry
-                // for its own import path (none: the defaults), not that directory's entry.
+                // it is built from the first other builds[] directory that finds it, with the
+                // entry for its own import path (none: the defaults), not that directory's entry.
+                // The working directory too, when the path was placed in a builds[] directory.
                 let mut found = None;
-                for (_, build_dir, _) in &self.builds {
+                let here = (dir != self.cwd).then_some(&self.cwd);
+                for build_dir in self.builds.iter().map(|(_, d, _)| d).chain(here).filter(|d| **d != dir) {
                     if let Ok(l) = list(&self.go, self.lists.as_ref(), build_dir, path).await {
                         found = Some((l, build_dir.clone(), None));
                         break;
@@ -277,14 +279,15 @@ impl PackageResolver {
             return None;
         }
         let owns = |module: &str| import_path == module || import_path.starts_with(&format!("{module}/"));
-        let (root, dir, _) = self
+        let (root, dir, module) = self
             .builds
             .iter()
             .filter_map(|(_, dir, _)| module_of(dir).map(|(root, module)| (root, dir, module)))
             .filter(|(_, _, module)| owns(module))
             .max_by_key(|(_, _, module)| module.len())?;
         match module_of(&self.cwd) {
-            Some((here, _)) if here == root => None,
+            // The working directory's module owns it as closely (a nested module): listed here.
+            Some((here, own)) if here == root || (owns(&own) && own.len() >= module.len()) => None,
             _ => Some(dir.clone()),
         }
     }

@@ -6,6 +6,9 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -34,6 +37,9 @@ pub struct Api {
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
+/// How long connecting to the daemon may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Why the API cannot be used without the CLI, when it cannot: the setting to change.
 fn needs_cli(env: &Environment) -> Option<&'static str> {
     let set = |name| env.non_empty(name).is_some();
@@ -57,7 +63,13 @@ impl Api {
         }
         let host = env.text("DOCKER_HOST").filter(|h| !h.is_empty());
         let endpoint = match host {
-            Some(h) if h.starts_with("tcp://") => Endpoint::Tcp(h["tcp://".len()..].trim_end_matches('/').to_string()),
+            Some(h) if h.starts_with("tcp://") => {
+                // `tcp://host[:port][/path]`: the port defaults to Docker's plain-HTTP one.
+                let authority = h["tcp://".len()..].split('/').next().unwrap_or_default();
+                let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+                    && !authority.ends_with(']');
+                Endpoint::Tcp(if has_port { authority.to_string() } else { format!("{authority}:2375") })
+            }
             Some(h) => Endpoint::Unix(h["unix://".len()..].to_string()),
             None => Endpoint::Unix("/var/run/docker.sock".into()),
         };
@@ -83,14 +95,17 @@ impl Api {
             .header(hyper::header::CONTENT_TYPE, "application/x-tar")
             .body(body)
             .expect("a valid request");
+        let timed_out = || self.unreachable(format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()));
         let sent = match &self.endpoint {
             Endpoint::Unix(socket) => {
-                let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| self.unreachable(e))?;
-                exchange(stream, request).await
+                let connect = tokio::net::UnixStream::connect(socket);
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect).await.map_err(|_| timed_out())?;
+                exchange(stream.map_err(|e| self.unreachable(e))?, request).await
             }
             Endpoint::Tcp(address) => {
-                let stream = tokio::net::TcpStream::connect(address).await.map_err(|e| self.unreachable(e))?;
-                exchange(stream, request).await
+                let connect = tokio::net::TcpStream::connect(address);
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect).await.map_err(|_| timed_out())?;
+                exchange(stream.map_err(|e| self.unreachable(e))?, request).await
             }
         };
         sent.map_err(|e| self.unreachable(e))
@@ -103,7 +118,8 @@ impl Api {
         response: hyper::Response<hyper::body::Incoming>,
     ) -> Result<Bytes, DockerError> {
         let status = response.status();
-        let body = response.into_body().collect().await.map_err(|e| self.unreachable(e))?.to_bytes();
+        let body = response.into_body().collect().await;
+        let body = body.map_err(|e| failed(command, status.as_u16(), format!("reading the answer: {e}")))?.to_bytes();
         if !status.is_success() {
             let detail = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
@@ -134,20 +150,37 @@ impl Api {
         E: Send + 'static,
         F: FnOnce(&mut dyn Write) -> Result<(), E> + Send + 'static,
     {
-        let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(8);
+        let (sender, receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+        let closed = Arc::new(AtomicBool::new(false));
+        let writer = ChannelWriter { sender: sender.clone(), closed: closed.clone() };
         let fed = tokio::task::spawn_blocking(move || {
-            let mut writer = std::io::BufWriter::with_capacity(256 << 10, ChannelWriter(sender));
+            let mut writer = std::io::BufWriter::with_capacity(256 << 10, writer);
             let fed = feed(&mut writer);
             let flushed = writer.flush();
+            // A feed that failed on its own ends the body with an error, so that the daemon
+            // does not take what was sent for a whole archive.
+            if fed.is_err() {
+                let _ = sender.blocking_send(Err(std::io::Error::other("the archive could not be written")));
+            }
             (fed, flushed)
         });
         let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
             let chunk = receiver.recv().await?;
-            Some((Ok::<_, std::io::Error>(Frame::data(chunk)), receiver))
+            Some((chunk.map(Frame::data), receiver))
         });
         let sent = self.send("POST", "/images/load?quiet=1", BodyExt::boxed(StreamBody::new(stream))).await;
-        let (fed, flushed) = fed.await.expect("docker load feed");
-        let body = self.answer("load", sent?).await?;
+        // The answer is read while the archive still goes out: a daemon that speaks early is
+        // heard, and its words are the error.
+        let (fed, body) = match sent {
+            Ok(response) => tokio::join!(fed, self.answer("load", response)),
+            Err(e) => (fed.await, Err(e)),
+        };
+        let (fed, flushed) = fed.expect("docker load feed");
+        // The feed's own failure (not the daemon hanging up on it) is the one to tell.
+        if fed.is_err() && !closed.load(Ordering::Relaxed) {
+            return Ok(fed.map(|()| String::new()));
+        }
+        let body = body?;
         // The answer is a stream of JSON messages; an error comes as one of them.
         let mut printed = String::new();
         for message in serde_json::Deserializer::from_slice(&body).into_iter::<serde_json::Value>().flatten() {
@@ -169,7 +202,11 @@ impl Api {
         if !response.status().is_success() {
             return self.answer("save", response).await.map(drop);
         }
-        let write_error = |e: std::io::Error| failed("save", 200, format!("writing {}: {e}", dest.display()));
+        let write_error = |e: std::io::Error| DockerError::Failed {
+            command: "save (Docker API)".into(),
+            status: format!("writing {}", dest.display()),
+            detail: e.to_string(),
+        };
         let mut file = tokio::fs::File::create(dest).await.map_err(write_error)?;
         let mut body = response.into_body();
         while let Some(frame) = body.frame().await {
@@ -214,14 +251,19 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
-/// A writer whose bytes go, chunk by chunk, to the request body.
-struct ChannelWriter(tokio::sync::mpsc::Sender<Bytes>);
+/// A writer whose bytes go, chunk by chunk, to the request body; `closed` once the body is
+/// no longer read.
+struct ChannelWriter {
+    sender: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    closed: Arc<AtomicBool>,
+}
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(Bytes::copy_from_slice(buf))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the Docker daemon stopped reading"))?;
+        if self.sender.blocking_send(Ok(Bytes::copy_from_slice(buf))).is_err() {
+            self.closed.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the Docker daemon stopped reading"));
+        }
         Ok(buf.len())
     }
 
@@ -244,6 +286,10 @@ mod tests {
         assert_eq!(api.endpoint, Endpoint::Unix("/var/run/docker.sock".into()));
         let api = Api::from_env(&env(&[("DOCKER_HOST", "tcp://docker:2375")])).unwrap();
         assert_eq!(api.endpoint, Endpoint::Tcp("docker:2375".into()));
+        let api = Api::from_env(&env(&[("DOCKER_HOST", "tcp://docker/")])).unwrap();
+        assert_eq!(api.endpoint, Endpoint::Tcp("docker:2375".into()));
+        let api = Api::from_env(&env(&[("DOCKER_HOST", "tcp://10.0.0.1:4243/path")])).unwrap();
+        assert_eq!(api.endpoint, Endpoint::Tcp("10.0.0.1:4243".into()));
         let api = Api::from_env(&env(&[("DOCKER_HOST", "unix:///run/d.sock")])).unwrap();
         assert_eq!(api.endpoint, Endpoint::Unix("/run/d.sock".into()));
         assert!(Api::from_env(&env(&[("DOCKER_HOST", "ssh://me@host")])).is_err());

@@ -30,9 +30,9 @@ pub const LOCAL_DOMAIN: &str = "ko.local";
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     #[error(
-        "cannot run the docker CLI ({program}): {source}; install it (Debian: apt-get install docker.io) or put docker on PATH"
+        "cannot run the docker CLI ({program}): {source}; install it (Debian: apt-get install docker.io) or put docker on PATH{why_cli}"
     )]
-    NoCli { program: String, source: std::io::Error },
+    NoCli { program: String, source: std::io::Error, why_cli: String },
     #[error(
         "cannot reach the Docker daemon at {host} ({detail}); start one (`systemctl start docker`, or `dockerd`) or point DOCKER_HOST at a running daemon"
     )]
@@ -56,6 +56,8 @@ pub struct Docker {
     host: Option<String>,
     /// No CLI was found, and the API can be reached without one.
     api: Option<api::Api>,
+    /// No CLI was found, and why the API cannot be used instead (a TLS setting, say).
+    api_refused: Option<&'static str>,
 }
 
 fn last_line(bytes: &[u8]) -> String {
@@ -79,11 +81,14 @@ impl Docker {
     pub fn new(env: &Environment) -> Docker {
         let from_env = env.path("DOCKER");
         let host = env.text("DOCKER_HOST").filter(|h| !h.is_empty()).map(str::to_string);
-        let api = match from_env.is_none() && !on_path("docker", env) {
-            true => api::Api::from_env(env).ok(),
-            false => None,
+        let (api, api_refused) = match from_env.is_none() && !on_path("docker", env) {
+            true => match api::Api::from_env(env) {
+                Ok(api) => (Some(api), None),
+                Err(why) => (None, Some(why)),
+            },
+            false => (None, None),
         };
-        Docker { from_env: from_env.is_some(), program: from_env.unwrap_or("docker".into()), host, api }
+        Docker { from_env: from_env.is_some(), program: from_env.unwrap_or("docker".into()), host, api, api_refused }
     }
 
     /// The CLI as messages name it: `docker`, or `podman, named by the DOCKER variable`.
@@ -107,7 +112,15 @@ impl Docker {
     }
 
     fn no_cli(&self, source: std::io::Error) -> DockerError {
-        DockerError::NoCli { program: self.cli(), source }
+        let why_cli = self
+            .api_refused
+            .map(|why| {
+                format!(
+                    " (without it, the daemon's API is spoken only when no TLS, SSH or context is set; here {why} is)"
+                )
+            })
+            .unwrap_or_default();
+        DockerError::NoCli { program: self.cli(), source, why_cli }
     }
 
     /// Runs `docker ARGS` to completion off the async runtime and returns its stdout.
@@ -261,10 +274,11 @@ impl Docker {
     }
 }
 
-/// Whether `program` is an executable file in one of `PATH`'s directories.
+/// Whether `program` is an executable file in one of `PATH`'s directories (assumed, with no
+/// `PATH` to look in).
 fn on_path(program: &str, env: &Environment) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    let path = env.get("PATH").unwrap_or_default();
+    let Some(path) = env.non_empty("PATH") else { return true };
     std::env::split_paths(path).any(|dir| {
         std::fs::metadata(dir.join(program)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     })
@@ -299,7 +313,7 @@ mod tests {
 
     #[test]
     fn daemon_errors_are_recognised() {
-        let docker = Docker { program: "docker".into(), from_env: false, host: None, api: None };
+        let docker = Docker { program: "docker".into(), from_env: false, host: None, api: None, api_refused: None };
         let status = std::process::Command::new("false").status().unwrap();
         let e = docker.failure(
             "load".into(),
@@ -325,9 +339,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_cli_says_how_to_get_one() {
-        let docker = Docker { program: "/nonexistent/docker".into(), from_env: true, host: None, api: None };
+        let docker =
+            Docker { program: "/nonexistent/docker".into(), from_env: true, host: None, api: None, api_refused: None };
         let e = docker.server_platform().await.unwrap_err();
         assert!(e.to_string().contains("install it"), "{e}");
         assert!(e.to_string().contains("named by the DOCKER variable"), "{e}");
+        // With no CLI on PATH and TLS set, the reason the API is not used is given.
+        let env = Environment::from_pairs([("PATH", "/nonexistent"), ("DOCKER_TLS_VERIFY", "1")]);
+        let docker = Docker { program: "/nonexistent/docker".into(), ..Docker::new(&env) };
+        let e = docker.server_platform().await.unwrap_err();
+        assert!(e.to_string().contains("here DOCKER_TLS_VERIFY/DOCKER_CERT_PATH (TLS) is"), "{e}");
     }
 }

@@ -70,7 +70,7 @@ impl Daemon {
         let archive = tarball.archive(client, cache, platform).await?;
         output::step(format!("Loading {reference}"));
         let out = self.docker.load(move |w| archive.write_to(w).map(drop)).await?;
-        out.map_err(|e| e.at(Path::new("the stdin of docker load")))?;
+        out.map_err(|e| e.at(Path::new("the archive for docker load")))?;
         for tag in tags {
             output::detail(format!("Added tag {name}:{tag}"));
         }

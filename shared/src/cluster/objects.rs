@@ -160,11 +160,8 @@ fn on_a_deep_stack<T: Send>(read: impl FnOnce() -> T + Send) -> T {
 
 /// The objects of one file, in order; null documents are skipped.
 pub fn objects(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
-    let (found, mut rejected) = objects_and_rejected(file, text)?;
-    match rejected.is_empty() {
-        true => Ok(found),
-        false => Err(rejected.swap_remove(0)),
-    }
+    // The first error in the file's order, whether the YAML or the object is wrong.
+    on_a_deep_stack(|| objects_on_this_stack(file, text, true)).map(|(found, _)| found)
 }
 
 /// The objects of one file, in order, and why each document that is valid YAML but no
@@ -172,11 +169,16 @@ pub fn objects(file: &str, text: &str) -> Result<Vec<Object>, ClusterError> {
 /// not parse is the error.
 pub fn objects_and_rejected(file: &str, text: &str) -> Result<(Vec<Object>, Vec<ClusterError>), ClusterError> {
     // One thread for all the file's documents.
-    on_a_deep_stack(|| objects_on_this_stack(file, text))
+    on_a_deep_stack(|| objects_on_this_stack(file, text, false))
 }
 
-/// [`objects_and_rejected`], read on the calling thread's stack.
-fn objects_on_this_stack(file: &str, text: &str) -> Result<(Vec<Object>, Vec<ClusterError>), ClusterError> {
+/// [`objects_and_rejected`], read on the calling thread's stack; `strict`, the first document
+/// that is no object is the error.
+fn objects_on_this_stack(
+    file: &str,
+    text: &str,
+    strict: bool,
+) -> Result<(Vec<Object>, Vec<ClusterError>), ClusterError> {
     let mut found = Vec::new();
     let mut rejected = Vec::new();
     let parts = documents(text).map_err(|e| ClusterError::NotObject {
@@ -228,6 +230,9 @@ fn objects_on_this_stack(file: &str, text: &str) -> Result<(Vec<Object>, Vec<Clu
                 line,
                 detail: "the document is not a mapping, so it is not a Kubernetes object".into(),
             }),
+        }
+        if strict && !rejected.is_empty() {
+            return Err(rejected.swap_remove(0));
         }
     }
     Ok((found, rejected))

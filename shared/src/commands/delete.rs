@@ -146,15 +146,17 @@ fn objects_to_delete(manifests: &[ManifestFile]) -> Result<(Vec<Object>, Vec<Clu
 /// The end of a delete that had documents which are no objects: each is said, and the run
 /// fails (with that document's error alone when it is the only thing that went wrong).
 fn with_rejected(deleted: Result<(), ClusterError>, total: usize, mut rejected: Vec<ClusterError>) -> Error {
+    if deleted.is_ok() && rejected.len() == 1 {
+        return rejected.swap_remove(0).into();
+    }
+    for e in &rejected {
+        crate::output::error(e.to_string());
+    }
     let failed = match deleted {
-        Ok(()) if rejected.len() == 1 => return rejected.swap_remove(0).into(),
         Ok(()) => 0,
         Err(ClusterError::Failed { count, .. }) => count,
         Err(other) => return other.into(),
     };
-    for e in &rejected {
-        crate::output::error(e.to_string());
-    }
     ClusterError::Failed { count: failed + rejected.len(), total: total + rejected.len(), verb: "deleted" }.into()
 }
 

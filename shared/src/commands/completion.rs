@@ -44,7 +44,9 @@ pub fn script(shell: CompletionShell, descriptions: bool) -> Vec<u8> {
 }
 
 /// `command` and everything under it without help texts.
-fn undescribed(command: Command) -> Command {
+fn undescribed(mut command: Command) -> Command {
+    // Built first, so that the flags clap adds (--help, --version) are there to clear.
+    command.build();
     command
         .about(None::<&str>)
         .long_about(None::<&str>)
@@ -378,8 +380,9 @@ mod tests {
         for shell in [CompletionShell::Zsh, CompletionShell::Fish, CompletionShell::Powershell] {
             let (with, without) = (script(shell, true), script(shell, false));
             let (with, without) = (String::from_utf8(with).unwrap(), String::from_utf8(without).unwrap());
-            let help = "Which platform to use when pulling";
-            assert!(with.contains(help) && !without.contains(help), "{shell:?}");
+            for help in ["Which platform to use when pulling", "Print help"] {
+                assert!(with.contains(help) && !without.contains(help), "{shell:?}: {help}");
+            }
             assert!(without.contains("platform") && without.contains("kubectl-ko-build"), "{shell:?}");
         }
     }

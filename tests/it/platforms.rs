@@ -56,6 +56,17 @@ fn put_oci_index(index: &Value, reference: &str) -> String {
     reference.to_string()
 }
 
+/// The hello fixture built on `base` for `platforms` into `repo`, which must succeed.
+fn hello_on(base: &str, platforms: &str, repo: &str) -> Run {
+    let run = ko(&["build", ".", &format!("--platform={platforms}")])
+        .cwd(fixture("hello"))
+        .env("KO_DOCKER_REPO", repo)
+        .env("KO_DEFAULTBASEIMAGE", base)
+        .run();
+    run.assert_success();
+    run
+}
+
 fn platforms_of(index: &Value) -> Vec<String> {
     index["manifests"]
         .as_array()
@@ -241,12 +252,7 @@ fn an_oci_index_of_docker_manifests_keeps_both_media_types() {
     index["mediaType"] = "application/vnd.oci.image.index.v1+json".into();
     let base = put_oci_index(&index, &format!("{repo}/docker-list:mixed"));
 
-    let run = ko(&["build", ".", "--platform=linux/amd64,linux/arm64"])
-        .cwd(fixture("hello"))
-        .env("KO_DOCKER_REPO", &repo)
-        .env("KO_DEFAULTBASEIMAGE", base)
-        .run();
-    run.assert_success();
+    let run = hello_on(&base, "linux/amd64,linux/arm64", &repo);
     let reference = run.stdout.trim();
     let built = skopeo_inspect(reference, true);
     assert_eq!(built["mediaType"], "application/vnd.oci.image.index.v1+json", "{built}");
@@ -306,12 +312,7 @@ fn all_platforms_builds_an_index_entry_that_names_no_platform() {
     index["manifests"][1].as_object_mut().unwrap().remove("platform");
     let base = put_oci_index(&index, &format!("{repo}/greeter:unnamed"));
 
-    let run = ko(&["build", ".", "--platform=all"])
-        .cwd(fixture("hello"))
-        .env("KO_DOCKER_REPO", &repo)
-        .env("KO_DEFAULTBASEIMAGE", base)
-        .run();
-    run.assert_success();
+    let run = hello_on(&base, "all", &repo);
     let reference = run.stdout.trim();
     let built = skopeo_inspect(reference, true);
     assert_eq!(platforms_of(&built), ["linux/amd64", "linux/arm64"], "{built}");

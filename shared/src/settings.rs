@@ -98,6 +98,11 @@ impl Environment {
     pub fn path_or_empty(&self, name: &str) -> PathBuf {
         self.get(name).map(PathBuf::from).unwrap_or_default()
     }
+
+    /// The first file named `program` in a directory of `PATH` (a dangling link is none).
+    pub fn find_on_path(&self, program: &str) -> Option<PathBuf> {
+        std::env::split_paths(self.get("PATH")?).map(|dir| dir.join(program)).find(|p| p.is_file())
+    }
 }
 
 /// The home directory of user `uid` in `/etc/passwd`.

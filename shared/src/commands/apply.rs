@@ -13,19 +13,41 @@ use super::{kubectl, resolve, watch};
 pub fn objects_of(manifests: &[ManifestFile], texts: &[String]) -> Result<Vec<Object>, Error> {
     let mut all = Vec::new();
     for (manifest, text) in manifests.iter().zip(texts) {
-        for mut object in cluster::objects(manifest.name(), text)? {
-            object.line = manifest.original_line(object.line);
-            all.push(object);
-        }
+        all.extend(cluster::objects(manifest.name(), text)?.into_iter().map(|o| as_written(manifest, o)));
     }
     Ok(all)
 }
 
+fn as_written(manifest: &ManifestFile, mut object: Object) -> Object {
+    object.line = manifest.original_line(object.line);
+    object
+}
+
 /// The selected objects as written, `ko://` strings still in place: enough to check kinds
-/// against the cluster (before any build) or to delete.
+/// against the cluster (before any build).
 pub fn unresolved_objects(manifests: &[ManifestFile]) -> Result<Vec<Object>, Error> {
     let texts: Vec<String> = manifests.iter().map(|m| m.render(&Default::default())).collect::<Result<_, _>>()?;
     objects_of(manifests, &texts)
+}
+
+/// [`unresolved_objects`], with the documents that are no objects set apart (with why)
+/// instead of failing the read: what `delete` goes on without, as kubectl does.
+pub fn unresolved_objects_and_rejected(
+    manifests: &[ManifestFile],
+) -> Result<(Vec<Object>, Vec<cluster::ClusterError>), Error> {
+    let (mut objects, mut rejected) = (Vec::new(), Vec::new());
+    for manifest in manifests {
+        let text = manifest.render(&Default::default())?;
+        let (found, bad) = cluster::objects_and_rejected(manifest.name(), &text)?;
+        objects.extend(found.into_iter().map(|o| as_written(manifest, o)));
+        rejected.extend(bad.into_iter().map(|e| match e {
+            cluster::ClusterError::NotObject { file, line, detail } => {
+                cluster::ClusterError::NotObject { file, line: manifest.original_line(line), detail }
+            }
+            other => other,
+        }));
+    }
+    Ok((objects, rejected))
 }
 
 /// What `apply` and `create` are given: their shared flags and what to send.

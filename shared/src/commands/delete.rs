@@ -5,10 +5,10 @@
 use std::ffi::{OsStr, OsString};
 
 use crate::cli::DeleteCommand;
-use crate::cluster::{self, ClusterError, Object};
+use crate::cluster::{self, ClusterError};
 use crate::error::Error;
-use crate::yaml::ManifestFile;
 
+use super::apply::unresolved_objects_and_rejected;
 use super::{kubectl, resolve};
 
 fn is_file_flag(arg: &OsStr) -> bool {
@@ -122,27 +122,6 @@ pub async fn hand_over(args: Vec<OsString>) -> Result<(), Error> {
     kubectl::run(std::iter::once(OsString::from("delete")).chain(args).collect(), None).await
 }
 
-/// The objects the files name, as written, and why each document that is no object is not
-/// one: as kubectl does, delete goes on with the others and fails at the end.
-fn objects_to_delete(manifests: &[ManifestFile]) -> Result<(Vec<Object>, Vec<ClusterError>), Error> {
-    let (mut objects, mut rejected) = (Vec::new(), Vec::new());
-    for manifest in manifests {
-        let text = manifest.render(&Default::default())?;
-        let (found, bad) = cluster::objects_and_rejected(manifest.name(), &text)?;
-        objects.extend(found.into_iter().map(|mut object| {
-            object.line = manifest.original_line(object.line);
-            object
-        }));
-        rejected.extend(bad.into_iter().map(|e| match e {
-            ClusterError::NotObject { file, line, detail } => {
-                ClusterError::NotObject { file, line: manifest.original_line(line), detail }
-            }
-            other => other,
-        }));
-    }
-    Ok((objects, rejected))
-}
-
 /// The end of a delete that had documents which are no objects: each is said, and the run
 /// fails (with that document's error alone when it is the only thing that went wrong).
 fn with_rejected(deleted: Result<(), ClusterError>, total: usize, mut rejected: Vec<ClusterError>) -> Error {
@@ -166,7 +145,8 @@ pub async fn run(command: DeleteCommand) -> Result<(), Error> {
         return hand_over(kubectl_form(&args).unwrap_or(args)).await;
     }
     let manifests = resolve::load(&command.files)?;
-    let (objects, rejected) = objects_to_delete(&manifests)?;
+    // As kubectl: documents that are no objects fail the run after the others are deleted.
+    let (objects, rejected) = unresolved_objects_and_rejected(&manifests)?;
     let cluster = cluster::connect(&command.kube, crate::settings::Environment::process()).await?;
     let mut kinds = cluster::prepare(&cluster, &objects, true).await?;
     if objects.is_empty() && rejected.is_empty() {

@@ -10,15 +10,9 @@ use super::dispatch::{CREDENTIAL_HELPER, DISPATCHER};
 use crate::output;
 use crate::settings::Environment;
 
-/// The first `name` on PATH that runs (a dangling symlink does not).
-fn on_path(env: &Environment, name: &str) -> Option<PathBuf> {
-    let path = env.get("PATH")?;
-    std::env::split_paths(path).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
-
 /// The PATH directory that holds `kubectl-ko` (krew's bin directory, or wherever the user put it).
 fn dispatcher_dir(env: &Environment) -> Option<PathBuf> {
-    on_path(env, DISPATCHER).and_then(|p| p.parent().map(Path::to_path_buf))
+    env.find_on_path(DISPATCHER).and_then(|p| p.parent().map(Path::to_path_buf))
 }
 
 /// Links `dir/docker-credential-ko` to `kubectl-ko` in the same directory, replacing a dangling
@@ -34,7 +28,7 @@ fn link_helper(dir: &Path) -> std::io::Result<PathBuf> {
 
 /// Says what it found or did; problems are warnings, since the credentials are stored.
 pub fn ensure_on_path(env: &Environment) {
-    if let Some(found) = on_path(env, CREDENTIAL_HELPER) {
+    if let Some(found) = env.find_on_path(CREDENTIAL_HELPER) {
         output::detail(format!("{CREDENTIAL_HELPER} is on PATH at {}", found.display()));
         return;
     }
@@ -71,11 +65,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(DISPATCHER), "").unwrap();
         let env = env_with_path(dir.path());
-        assert_eq!(on_path(&env, CREDENTIAL_HELPER), None);
+        assert_eq!(env.find_on_path(CREDENTIAL_HELPER), None);
         ensure_on_path(&env);
         let link = dir.path().join(CREDENTIAL_HELPER);
         assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(DISPATCHER));
-        assert_eq!(on_path(&env, CREDENTIAL_HELPER), Some(link));
+        assert_eq!(env.find_on_path(CREDENTIAL_HELPER), Some(link));
     }
 
     #[test]

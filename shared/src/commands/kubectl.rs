@@ -16,11 +16,7 @@ use crate::settings::Environment;
 
 /// kubectl from PATH; `why` says what needs it, for the error.
 pub fn program(why: &str) -> Result<PathBuf, KubectlError> {
-    let path = Environment::process().path_or_empty("PATH");
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("kubectl"))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| KubectlError::Missing { why: why.to_string() })
+    Environment::process().find_on_path("kubectl").ok_or_else(|| KubectlError::Missing { why: why.to_string() })
 }
 
 /// `--kubeconfig`, `--context`, `--cluster`, `--user` and `-n`, spelled for kubectl.

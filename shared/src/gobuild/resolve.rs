@@ -52,6 +52,10 @@ pub struct PackageResolver {
     /// `builds[]` entries with their absolute directory and import path (none for a
     /// directory without Go files, which then only places the paths under it).
     builds: Vec<(BuildConfig, PathBuf, Option<String>)>,
+    /// The modules of the builds[] directories (root, path, directory), and of the working
+    /// directory (root, path), read once: which one owns a full import path.
+    build_modules: Vec<(PathBuf, String, PathBuf)>,
+    cwd_module: Option<(PathBuf, String)>,
 }
 
 pub fn is_local(path: &str) -> bool {
@@ -115,7 +119,12 @@ impl PackageResolver {
                 entry_import_path(&go, lists.as_ref(), &dir, &main).await.map_err(|e| entry_error(e.to_string()))?;
             builds.push((build.clone(), dir, import_path));
         }
-        Ok(PackageResolver { go, lists, cwd, builds })
+        let build_modules = builds
+            .iter()
+            .filter_map(|(_, dir, _)| module_of(dir).map(|(root, module)| (root, module, dir.clone())))
+            .collect();
+        let cwd_module = if builds.is_empty() { None } else { module_of(&cwd) };
+        Ok(PackageResolver { go, lists, cwd, builds, build_modules, cwd_module })
     }
 
     pub fn go(&self) -> &GoTool {
@@ -275,19 +284,15 @@ impl PackageResolver {
     /// The builds[] directory whose module owns `import_path` (the longest module path that is
     /// the import path or a prefix of it), when that module is not the working directory's.
     fn owning_build_dir(&self, import_path: &str) -> Option<PathBuf> {
-        if self.builds.is_empty() {
-            return None;
-        }
         let owns = |module: &str| import_path == module || import_path.starts_with(&format!("{module}/"));
-        let (root, dir, module) = self
-            .builds
+        let (root, module, dir) = self
+            .build_modules
             .iter()
-            .filter_map(|(_, dir, _)| module_of(dir).map(|(root, module)| (root, dir, module)))
-            .filter(|(_, _, module)| owns(module))
-            .max_by_key(|(_, _, module)| module.len())?;
-        match module_of(&self.cwd) {
+            .filter(|(_, module, _)| owns(module))
+            .max_by_key(|(_, module, _)| module.len())?;
+        match &self.cwd_module {
             // The working directory's module owns it as closely (a nested module): listed here.
-            Some((here, own)) if here == root || (owns(&own) && own.len() >= module.len()) => None,
+            Some((here, own)) if here == root || (owns(own) && own.len() >= module.len()) => None,
             _ => Some(dir.clone()),
         }
     }

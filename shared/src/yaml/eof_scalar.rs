@@ -7,7 +7,7 @@
 
 use granit_parser::ScalarStyle;
 
-use super::tree::{self, Node, NodeKind};
+use super::tree::{self, Document, Node, NodeKind};
 
 /// `text` with the header of a block scalar that ends the file without a line break made
 /// `|-` or `>-`; `text` itself in every other case (and when it does not parse: its reader
@@ -17,7 +17,8 @@ pub(super) fn strip_final_block_scalar(text: String) -> String {
     if content_end == 0 || text[..content_end].ends_with('\n') {
         return text;
     }
-    let Some((value, span)) = last_block_scalar(&text) else { return text };
+    let Ok(documents) = tree::parse(&text) else { return text };
+    let Some((value, span)) = last_block_scalar(&documents) else { return text };
     // An empty scalar reads the same either way (and its span sits on its header's line).
     if value.is_empty() || span.end < content_end {
         return text;
@@ -30,39 +31,27 @@ pub(super) fn strip_final_block_scalar(text: String) -> String {
     rewritten.push_str(&text[indicator.end..]);
     // Kept only when it reads as meant: every other scalar the same, and the last one without
     // the line break the parsers add at the end.
-    let mut meant = scalars(&text);
+    let mut meant = scalars(&documents);
     if let Some(last) = meant.last_mut() {
         last.pop();
     }
-    match scalars(&rewritten) == meant {
+    match tree::parse(&rewritten).is_ok_and(|new| scalars(&new) == meant) {
         true => rewritten,
         false => text,
     }
 }
 
-/// The values of every scalar of every document, in order (empty when the text does not parse).
-fn scalars(text: &str) -> Vec<String> {
-    fn walk(node: &Node, out: &mut Vec<String>) {
-        match &node.kind {
-            NodeKind::Scalar { value, .. } => out.push(value.clone()),
-            NodeKind::Sequence { items, .. } => items.iter().for_each(|n| walk(n, out)),
-            NodeKind::Mapping { entries, .. } => entries.iter().for_each(|(k, v)| {
-                walk(k, out);
-                walk(v, out);
-            }),
-            NodeKind::Alias(_) => {}
-        }
-    }
+/// The values of every scalar of every document, in order.
+fn scalars(documents: &[Document]) -> Vec<String> {
     let mut out = Vec::new();
-    for document in tree::parse(text).unwrap_or_default() {
-        walk(&document.root, &mut out);
+    for document in documents {
+        document.root.scalars(&mut |node| out.extend(node.as_str().map(str::to_string)));
     }
     out
 }
 
 /// The value and content span of the last node of the last document, when it is a block scalar.
-fn last_block_scalar(text: &str) -> Option<(String, std::ops::Range<usize>)> {
-    let documents = tree::parse(text).ok()?;
+fn last_block_scalar(documents: &[Document]) -> Option<(String, std::ops::Range<usize>)> {
     let mut node: &Node = &documents.last()?.root;
     loop {
         node = match &node.kind {

@@ -58,7 +58,6 @@ impl Node {
     }
 
     /// Visits every scalar (keys included), depth first in document order.
-    #[cfg(test)]
     pub fn scalars<'a>(&'a self, visit: &mut impl FnMut(&'a Node)) {
         match &self.kind {
             NodeKind::Scalar { .. } => visit(self),

@@ -81,7 +81,9 @@ impl Docker {
     pub fn new(env: &Environment) -> Docker {
         let from_env = env.path("DOCKER");
         let host = env.text("DOCKER_HOST").filter(|h| !h.is_empty()).map(str::to_string);
-        let (api, api_refused) = match from_env.is_none() && !on_path("docker", env) {
+        // No PATH at all (a bare test environment): the CLI is assumed.
+        let no_cli = env.non_empty("PATH").is_some() && env.find_on_path("docker").is_none();
+        let (api, api_refused) = match from_env.is_none() && no_cli {
             true => match api::Api::from_env(env) {
                 Ok(api) => (Some(api), None),
                 Err(why) => (None, Some(why)),
@@ -272,16 +274,6 @@ impl Docker {
         }
         Ok(fed.map(|()| String::from_utf8_lossy(&out).into_owned()))
     }
-}
-
-/// Whether `program` is an executable file in one of `PATH`'s directories (assumed, with no
-/// `PATH` to look in).
-fn on_path(program: &str, env: &Environment) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let Some(path) = env.non_empty("PATH") else { return true };
-    std::env::split_paths(path).any(|dir| {
-        std::fs::metadata(dir.join(program)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    })
 }
 
 /// Whether the docker CLI failed on its own settings rather than on the daemon.

@@ -2,7 +2,8 @@
 //! `cosign verify-attestation` accept what a build pushes (one platform and an index), the
 //! decoded SLSA provenance names the base digest, the Go version and the modules, another key
 //! or a moved tag fails, a wrong password is one line with nothing tagged, plain PKCS#8 P-256
-//! and Ed25519 keys work, `--provenance=false` leaves provenance out, and `--sign-legacy-tags` adds the tags
+//! and Ed25519 keys work, RSA and P-384 keys (plain, or imported with `cosign import-key-pair`)
+//! verify in both cosign's bundle and legacy forms, `--provenance=false` leaves provenance out, and `--sign-legacy-tags` adds the tags
 //! older cosigns read.
 
 use std::path::{Path, PathBuf};
@@ -289,6 +290,42 @@ fn an_ed25519_key_signs_and_attests_too() {
     assert_eq!(predicate["buildDefinition"]["externalParameters"]["importPath"], "example.com/withdeps");
     let (_ecdsa_keys, _, ecdsa_public) = key_pair();
     assert_refused(&verify(&ecdsa_public, &reference), "another key verified the image");
+}
+
+/// A key imported into cosign's encrypted format with `cosign import-key-pair`: `(key, pub)`.
+fn cosign_import(dir: &Path, pem: &Path, prefix: &str) -> (PathBuf, PathBuf) {
+    let mut cmd = Command::new(cosign());
+    cmd.args(["import-key-pair", "--key"])
+        .arg(pem)
+        .args(["--output-key-prefix", prefix])
+        .current_dir(dir)
+        .env("COSIGN_PASSWORD", PASSWORD);
+    let run = capture(cmd, Duration::from_secs(60));
+    assert!(run.success(), "cosign import-key-pair failed:\n{run}");
+    (dir.join(format!("{prefix}.key")), dir.join(format!("{prefix}.pub")))
+}
+
+#[test]
+fn rsa_and_p384_keys_sign_as_cosign_verifies_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rsa, _) = openssl_key_pair(dir.path(), "rsa", &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"]);
+    let imported = cosign_import(dir.path(), &rsa, "imported-rsa");
+    let p384 = openssl_key_pair(dir.path(), "p384", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"]);
+    for (name, (key, public)) in [("rsa", imported), ("p384", p384)] {
+        let run = ko(&["build", ".", "--sign-key", key.to_str().unwrap(), "--sign-legacy-tags"])
+            .cwd(fixture("withdeps"))
+            .env("KO_DOCKER_REPO", unique_repo(&format!("sign-{name}")))
+            .env("COSIGN_PASSWORD", PASSWORD)
+            .run();
+        run.assert_success();
+        let reference = run.stdout_lines()[0].to_string();
+        let verified = verify(&public, &reference);
+        assert!(verified.success(), "cosign verify of the {name} key's signature failed:\n{verified}");
+        let legacy = cosign_check("verify", &public, &["--new-bundle-format=false"], &reference);
+        assert!(legacy.success(), "cosign's legacy verify of the {name} key failed:\n{legacy}");
+        let slsa = verify_attestation(&public, "slsaprovenance1", &reference);
+        assert!(slsa.success(), "the {name} key's provenance did not verify:\n{slsa}");
+    }
 }
 
 #[test]

@@ -148,6 +148,42 @@ fn go_is_skipped_only_when_nothing_it_reads_changed() {
     assert!(!skipped, "a changed GOFLAGS is seen");
 }
 
+/// Go takes an output whose header holds the right build ID as up to date, whatever the rest
+/// holds: a cached binary swapped for a damaged copy, or truncated, must be relinked, never
+/// put in the image (or fail every later run).
+#[test]
+fn a_cached_binary_changed_behind_our_back_is_relinked() {
+    let repo = unique_repo("damaged-bin");
+    let dir = tempfile::tempdir().unwrap();
+    module(dir.path());
+    age(dir.path());
+    let cache = tempfile::tempdir().unwrap();
+    let build = || {
+        let run = ko(&["build", "./cmd/worker"])
+            .cwd(dir.path())
+            .env("KO_DOCKER_REPO", &repo)
+            .env("KOCACHE", cache.path())
+            .run();
+        run.assert_success();
+        run.stdout_lines()[0].to_string()
+    };
+    let first = build();
+    let bins: Vec<_> = fs::read_dir(cache.path().join("bin")).unwrap().map(|e| e.unwrap().path().join("out")).collect();
+    let [binary] = bins.as_slice() else { panic!("one cached binary expected: {bins:?}") };
+    let zeroed = |bytes: &mut Vec<u8>| bytes[0x2000..0x2000 + 400_000].fill(0);
+    let truncated = |bytes: &mut Vec<u8>| bytes.truncate(1_000_000);
+    for damage in [&zeroed as &dyn Fn(&mut Vec<u8>), &truncated] {
+        let mut bytes = fs::read(binary).unwrap();
+        damage(&mut bytes);
+        let copy = binary.with_file_name("copy");
+        fs::write(&copy, &bytes).unwrap();
+        fs::rename(&copy, binary).unwrap();
+        let again = build();
+        assert_eq!(again, first, "the same sources give the same image");
+        assert_eq!(run_image(&again).stdout.trim(), "worker");
+    }
+}
+
 /// When Go's work directory is on another filesystem than the cache, Go copies the new
 /// binary instead of renaming it; the relinked binary must still be seen as new (a
 /// same-size edit must not leave the old layer in the image).

@@ -83,9 +83,9 @@ impl GoTool {
             return Ok(Ok(built));
         }
         let built = self.run_go_build(items, plan, cache, &held, early).await?;
-        if let (Some(snapshot), Ok(built)) = (&snapshot, &built) {
+        if let Ok(built) = &built {
             for b in built {
-                BuildRecord::write(cache, &b.slot, b.path(), plan, snapshot);
+                BuildRecord::write(cache, &b.slot, b.path(), plan, snapshot.as_deref());
             }
         }
         Ok(built)
@@ -115,9 +115,9 @@ impl GoTool {
             let slot = binary_slot(cache, package, platform, plan)?;
             let name = exec_name(&package.import_path, platform);
             let link = dir.path().join(&name);
-            // Without the link (another filesystem, or damage Go would refuse to write over),
-            // Go just relinks.
-            let linked = looks_like_a_program(&slot)
+            // Without the link (another filesystem, damage Go would refuse to write over, or a
+            // file this cache's records do not vouch for), Go just relinks.
+            let linked = (looks_like_a_program(&slot) && BuildRecord::vouches_for(cache, &slot, plan))
                 .then(|| std::fs::hard_link(&slot, &link).ok().and_then(|()| std::fs::metadata(&link).ok()))
                 .flatten();
             expected.push(Expected { name, slot, linked: linked.map(|m| m.ino()), handed: None });

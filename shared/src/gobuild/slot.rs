@@ -42,7 +42,7 @@ pub(super) fn hold_recorded(
     slots
         .iter()
         .map(|slot| {
-            let record = BuildRecord::read(cache, slot, plan).filter(|r| r.snapshot == snapshot)?;
+            let record = BuildRecord::read(cache, slot, plan).filter(|r| r.snapshot.as_deref() == Some(snapshot))?;
             let path = held_path(held);
             std::fs::hard_link(slot, &path).ok()?;
             let built = Built::held(slot.clone(), false, path);
@@ -57,11 +57,12 @@ pub(super) fn held_path(held: &Path) -> PathBuf {
     held.join(format!("binary-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
 }
 
-/// What a binary in the cache was built from: the snapshot of its inputs before the build,
-/// and the file as Go left it (a changed file means another build replaced it since).
+/// What a binary in the cache was built from: the snapshot of its inputs before the build
+/// (none when they could not be listed), and the file as Go left it (a changed file means
+/// another build replaced it since, or something else wrote it).
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(super) struct BuildRecord {
-    snapshot: String,
+    snapshot: Option<String>,
     file: (u64, u64, i64, i64),
 }
 
@@ -85,11 +86,19 @@ impl BuildRecord {
 
     /// Best effort: a record that cannot be written is a later miss. The file is this run's
     /// own (its stable place may hold another run's by now, which the record then misses).
-    pub(super) fn write(cache: &Cache, slot: &Path, ours: &Path, plan: &BuildPlan, snapshot: &str) {
+    pub(super) fn write(cache: &Cache, slot: &Path, ours: &Path, plan: &BuildPlan, snapshot: Option<&str>) {
         if let Some(file) = Self::file_of(ours) {
-            let record = BuildRecord { snapshot: snapshot.to_string(), file };
+            let record = BuildRecord { snapshot: snapshot.map(str::to_string), file };
             let _ = cache.write_record("builds", &Self::key(slot, plan), &record);
         }
+    }
+
+    /// Whether the binary in `slot` is the file a build with `plan` left there, untouched
+    /// since. Go takes an output whose header holds the right build ID as up to date
+    /// whatever the rest of the file holds, so a binary swapped, truncated or written over
+    /// in the cache would otherwise go into the image as it is.
+    pub(super) fn vouches_for(cache: &Cache, slot: &Path, plan: &BuildPlan) -> bool {
+        Self::read(cache, slot, plan).is_some_and(|r| Self::file_of(slot) == Some(r.file))
     }
 }
 
@@ -183,7 +192,7 @@ mod tests {
         let slot = cache.bin_dir("k").unwrap().join("out");
         std::fs::write(&slot, "our binary").unwrap();
         let plan = BuildPlan { dir: root.path().into(), args: vec![], env: vec![] };
-        BuildRecord::write(&cache, &slot, &slot, &plan, "inputs");
+        BuildRecord::write(&cache, &slot, &slot, &plan, Some("inputs"));
 
         let built = hold_recorded(&cache, std::slice::from_ref(&slot), &plan, "inputs", &held).unwrap();
         assert_eq!(std::fs::read_to_string(built[0].path()).unwrap(), "our binary");

@@ -99,10 +99,11 @@ const IMAGE: &[(&str, Shape)] = &[
 ];
 
 /// ko reads its keys whatever their case (viper for the top level, mapstructure for `builds[]`
-/// entries), so `defaultLdFlags` and `ldFlags` work there. The text with each such key spelled
-/// as the typed parse knows it; `None` when every key already is.
+/// entries), so `defaultLdFlags` and `ldFlags` work there, quoted or not (`{"Builds": [{"ID":
+/// ...}]}`, which is how Go's JSON writes ko's own config type). The text with each such key
+/// spelled as the typed parse knows it; `None` when every key already is.
 pub(super) fn canonical_keys(text: &str) -> Option<String> {
-    let mut edits: Vec<(std::ops::Range<usize>, &str)> = crate::yaml::plain_keys(text)
+    let mut edits: Vec<(std::ops::Range<usize>, String)> = crate::yaml::plain_keys(text)
         .into_iter()
         .filter_map(|found| {
             let known = match found.under.as_deref() {
@@ -112,7 +113,8 @@ pub(super) fn canonical_keys(text: &str) -> Option<String> {
             };
             let (name, _) = known.iter().find(|(name, _)| found.key.eq_ignore_ascii_case(name))?;
             let spelled = found.key == *name || found.key == name.to_lowercase();
-            (!spelled).then_some((found.span, *name))
+            let quote = found.quote.map(String::from).unwrap_or_default();
+            (!spelled).then(|| (found.span, format!("{quote}{name}{quote}")))
         })
         .collect();
     (!edits.is_empty()).then(|| edited(text, &mut edits))

@@ -111,6 +111,24 @@ fn keys_are_read_whatever_their_case_as_ko_reads_them() {
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
 }
 
+/// JSON's keys are all quoted; Go's `json.Marshal` of ko's own config type writes `Builds`,
+/// `ID`, `Ldflags`. Quoted YAML keys are read whatever their case too.
+#[test]
+fn quoted_keys_are_read_whatever_their_case() {
+    let c = KoConfig::parse_str(
+        r#"{"Builds":[{"ID":"app","Dir":".","Main":"./cmd/app","Ldflags":["-X main.version=json"]}],"DefaultPlatforms":["linux/arm64"]}"#,
+    )
+    .unwrap();
+    assert_eq!((c.builds[0].id.as_str(), c.builds[0].main.as_str()), ("app", "./cmd/app"));
+    assert_eq!(c.builds[0].ldflags.as_deref(), Some(&["-X main.version=json".to_string()][..]));
+    assert_eq!(c.default_platforms, ["linux/arm64"]);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = KoConfig::parse_str("'DefaultLdflags': [-s]\n\"builds\": [{'MAIN': ./cmd/app}]\n").unwrap();
+    assert_eq!(c.default_ldflags, ["-s"]);
+    assert_eq!(c.builds[0].main, "./cmd/app");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
 #[test]
 fn keys_whose_entries_are_all_commented_out_are_empty() {
     let c =

@@ -30,32 +30,45 @@ pub fn first_document(text: &str) -> Option<(&str, bool)> {
     Some((&text[..first.region.end], first.root.is_null()))
 }
 
-/// A plain (unquoted) mapping key of a configuration file, where it is in the text.
+/// A mapping key of a configuration file written as its text (plain, or quoted without
+/// escapes, as every key of a JSON file is), where it is in the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlainKey {
+    /// The key's token, quotes included.
     pub span: std::ops::Range<usize>,
     pub key: String,
+    /// The quote around it, if any.
+    pub quote: Option<char>,
     /// The root key whose list of maps holds this key (`builds`); `None` at the root.
     pub under: Option<String>,
 }
 
-/// The plain keys of the first document's root mapping and of the maps in the lists it holds
+/// The keys written as their text of the first document's root mapping and of the maps in the lists it holds
 /// (a `.ko.yaml`'s settings and its `builds[]` entries, or its one `builds:` map). Empty when the text does not parse:
 /// the caller's own parse reports that.
 pub fn plain_keys(text: &str) -> Vec<PlainKey> {
     use granit_parser::ScalarStyle;
     let Ok(documents) = tree::parse(text) else { return Vec::new() };
     let Some(document) = documents.first() else { return Vec::new() };
-    let plain = |node: &tree::Node| match &node.kind {
-        tree::NodeKind::Scalar { value, style: ScalarStyle::Plain } if text.get(node.span.clone()) == Some(value) => {
-            Some(value.clone())
-        }
-        _ => None,
+    let plain = |node: &tree::Node| {
+        let tree::NodeKind::Scalar { value, style } = &node.kind else { return None };
+        let quote = match style {
+            ScalarStyle::Plain => None,
+            ScalarStyle::SingleQuoted => Some('\''),
+            ScalarStyle::DoubleQuoted => Some('"'),
+            _ => return None,
+        };
+        let written = match quote {
+            None => value.clone(),
+            Some(_) if value.contains(['\\', '\'', '"']) => return None,
+            Some(q) => format!("{q}{value}{q}"),
+        };
+        (text.get(node.span.clone()) == Some(written.as_str())).then(|| (value.clone(), quote))
     };
     let mut found = Vec::new();
     let tree::NodeKind::Mapping { entries, .. } = &document.root.kind else { return found };
     for (key, value) in entries {
-        let Some(name) = plain(key) else { continue };
+        let Some((name, quote)) = plain(key) else { continue };
         // The maps of a list (`builds: [...]`), or the one map given instead of a list.
         let maps: Vec<&tree::Node> = match &value.kind {
             tree::NodeKind::Sequence { items, .. } => items.iter().collect(),
@@ -65,12 +78,12 @@ pub fn plain_keys(text: &str) -> Vec<PlainKey> {
         for map in maps {
             let tree::NodeKind::Mapping { entries, .. } = &map.kind else { continue };
             for (inner, _) in entries {
-                if let Some(key) = plain(inner) {
-                    found.push(PlainKey { span: inner.span.clone(), key, under: Some(name.clone()) });
+                if let Some((key, quote)) = plain(inner) {
+                    found.push(PlainKey { span: inner.span.clone(), key, quote, under: Some(name.clone()) });
                 }
             }
         }
-        found.push(PlainKey { span: key.span.clone(), key: name, under: None });
+        found.push(PlainKey { span: key.span.clone(), key: name, quote, under: None });
     }
     found
 }

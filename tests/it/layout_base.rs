@@ -151,3 +151,54 @@ fn oci_layout_base_errors_name_what_is_missing() {
     let run = build_on(&format!("oci-layout://{root}:nope"), &[]);
     assert!(run.stderr.contains("tags: multi, single"), "{run}");
 }
+
+/// A layout ko v0.19.1 wrote (`--oci-layout-path`) serves as a base: go-containerregistry lists
+/// an image's entry with its config's media type as `artifactType`, which is no referrer. Our
+/// own layouts and indexes list images the same way.
+#[test]
+fn a_layout_ko_wrote_is_a_base_and_ours_lists_images_as_ko_does() {
+    // ko takes the layout's path for a repository name: lower case only.
+    let name = unique_repo("ko-layout").rsplit('/').next().unwrap().to_string();
+    let dir = tempfile::Builder::new().prefix(&name).rand_bytes(0).tempdir().unwrap();
+    let (theirs, ours) = (dir.path().join("by-ko"), dir.path().join("by-us"));
+    // ko cannot reach its default base here: both build on one in the test registry.
+    let base = ko(&["build", "./cmd/greeter", "-B", "--platform=linux/amd64", "--sbom=none"])
+        .cwd(hello())
+        .env("KO_DOCKER_REPO", unique_repo("ko-layout-base"))
+        .run();
+    base.assert_success();
+    let layout_of = |program: KoCmd, root: &Path, platform: &str| {
+        let run = program
+            .args(["build", ".", "--push=false", "--sbom=none", platform, "--oci-layout-path"])
+            .arg(root)
+            .cwd(fixture("withdeps"))
+            .env("KO_DOCKER_REPO", unique_repo("layout-entries"))
+            .env("KO_DEFAULTBASEIMAGE", base.stdout.trim())
+            .run();
+        run.assert_success();
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(root.join("index.json")).unwrap()).unwrap();
+        index["manifests"][0].clone()
+    };
+    let ko_entry = layout_of(KoCmd::program(reference_ko()), &theirs, "--platform=linux/amd64");
+    let our_entry = layout_of(ko(&[]), &ours, "--platform=linux/amd64");
+    assert_eq!(ko_entry["artifactType"], "application/vnd.oci.image.config.v1+json", "{ko_entry}");
+    assert_eq!(our_entry["artifactType"], ko_entry["artifactType"], "{our_entry}");
+    assert!(our_entry.get("platform").is_none(), "{our_entry}");
+
+    let run = build_on(&format!("oci-layout://{}", theirs.display()), &["--platform=linux/amd64"]);
+    run.assert_success();
+    let out = run_image(run.stdout.trim());
+    assert_eq!(out.value("kodata"), Some("hello from kodata"), "{out}");
+
+    // An index's entries carry the artifactType too.
+    let run = ko(&["build", ".", "--platform=linux/amd64,linux/arm64", "--sbom=none"])
+        .cwd(fixture("withdeps"))
+        .env("KO_DOCKER_REPO", unique_repo("index-entries"))
+        .run();
+    run.assert_success();
+    let index = skopeo_inspect(run.stdout.trim(), true);
+    for entry in index["manifests"].as_array().unwrap() {
+        assert_eq!(entry["artifactType"], "application/vnd.oci.image.config.v1+json", "{index}");
+    }
+}

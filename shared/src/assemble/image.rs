@@ -151,7 +151,10 @@ pub fn assemble(
     let family = base.family;
     let config_bytes = Bytes::from(serde_json::to_vec(&config_for(base, layers, settings)).expect("json"));
     let config_digest = cache.put_blob_bytes(&config_bytes)?;
-    let config_desc = Descriptor::new(&base.manifest.config.media_type, config_digest, config_bytes.len() as u64);
+    // The base's config descriptor with the new config's digest and size: its media type
+    // and any annotations stay, as in ko.
+    let config_desc =
+        Descriptor { digest: config_digest, size: config_bytes.len() as u64, ..base.manifest.config.clone() };
 
     let mut layer_blobs = base.layers.clone();
     for l in layers {

@@ -87,6 +87,13 @@ impl Descriptor {
             || self.media_type.starts_with("application/vnd.oci.image.layer.nondistributable."))
     }
 
+    /// An entry of an index or layout that is no image to run: a signature, an attestation or
+    /// an SBOM, told by its `artifactType`. An image's entry has none, or (as go-containerregistry
+    /// writes it, so ko and crane) its config's media type.
+    pub fn is_referrer(&self) -> bool {
+        self.artifact_type.as_deref().is_some_and(|t| t != OCI_CONFIG && t != DOCKER_CONFIG)
+    }
+
     pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
         Descriptor {
             media_type: media_type.to_string(),

@@ -92,9 +92,12 @@ pub struct Image {
 }
 
 impl Image {
+    /// The image's entry in an index: with its platform, and its config's media type as the
+    /// `artifactType` (what go-containerregistry, so ko, writes for an image).
     pub fn descriptor(&self) -> Descriptor {
         let mut d = Descriptor::new(&self.media_type, self.digest.clone(), self.manifest_bytes.len() as u64);
         d.platform = Some(self.platform.clone());
+        d.artifact_type = Some(self.config.descriptor.media_type.clone());
         d
     }
 

@@ -147,8 +147,8 @@ pub fn find(reference: &str, layout: &LayoutRef) -> Result<Found, SourceError> {
             .collect();
         if names.is_empty() { "no tagged entries".to_string() } else { format!("tags: {}", names.join(", ")) }
     };
-    // Referrers (signatures, attestations: entries with an artifactType) are not images.
-    let images: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.artifact_type.is_none()).collect();
+    // Referrers (signatures, attestations) are not images.
+    let images: Vec<&Descriptor> = index.manifests.iter().filter(|d| !d.is_referrer()).collect();
     let descriptor = match &layout.selector {
         Selector::Only => match images.as_slice() {
             [only] => Some((*only).clone()),
@@ -386,8 +386,14 @@ impl Layout {
         if let Artifact::Index(index) = artifact {
             self.put_bytes(&index.digest, &index.bytes)?;
         }
-        let mut descriptor =
-            Descriptor::new(artifact.media_type(), artifact.digest().clone(), artifact.manifest_bytes().len() as u64);
+        let mut descriptor = match artifact {
+            Artifact::Image(image) => image.descriptor(),
+            Artifact::Index(index) => {
+                Descriptor::new(&index.media_type, index.digest.clone(), index.bytes.len() as u64)
+            }
+        };
+        // An image's own entry names no platform (as ko's), only its artifactType.
+        descriptor.platform = None;
         if let Some(name) = ref_name {
             descriptor.annotations = Some(BTreeMap::from([(REF_NAME.to_string(), name.to_string())]));
         }

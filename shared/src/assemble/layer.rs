@@ -32,7 +32,7 @@ pub struct LayerRecord {
 pub enum LayerError {
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("writing layer entry {entry}: {source}")]
+    #[error("writing layer entry {entry}: {source}{}", crate::cache::advice(source))]
     Entry { entry: String, source: io::Error },
 }
 

@@ -30,15 +30,33 @@ use crate::settings::Environment;
 mod gc;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cache {path}: {source}")]
+#[error("cache {path}: {source}{}", advice(source))]
 pub struct CacheError {
     pub path: PathBuf,
     #[source]
     pub source: io::Error,
 }
 
-/// `source` with the way out of a cache this user cannot write.
+/// The way out of a cache error of this kind, where there is one beyond the error itself.
+pub(crate) fn advice(source: &io::Error) -> &'static str {
+    match source.kind() {
+        // A directory where a file belongs, or the other way round: not something a run of
+        // ours leaves (entries are renamed into place whole).
+        io::ErrorKind::IsADirectory | io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => {
+            "; something else changed this cache entry: remove it (or all of KOCACHE, which holds nothing that cannot be made again) and run again"
+        }
+        io::ErrorKind::StorageFull => {
+            "; free space on the filesystem of the cache (KOCACHE) or point KOCACHE at another"
+        }
+        _ => "",
+    }
+}
+
+/// `source` with the way out of a cache this user cannot write, when that is what it says.
 fn with_kocache_hint(source: io::Error) -> io::Error {
+    if !matches!(source.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem) {
+        return source;
+    }
     io::Error::new(source.kind(), format!("{source}; point KOCACHE at a directory this user can write"))
 }
 
@@ -111,10 +129,7 @@ impl Cache {
         if let Some(dir) = dirs.live.get(&tmp) {
             return Ok(dir.path.clone());
         }
-        let dir = RunDir::create(&tmp).map_err(|e| {
-            let denied = matches!(e.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem);
-            CacheError { path: tmp.clone(), source: if denied { with_kocache_hint(e) } else { e } }
-        })?;
+        let dir = RunDir::create(&tmp).map_err(|e| CacheError { path: tmp.clone(), source: with_kocache_hint(e) })?;
         let path = dir.path.clone();
         dirs.live.insert(tmp, dir);
         Ok(path)

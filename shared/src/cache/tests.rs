@@ -94,3 +94,21 @@ fn a_dead_runs_directory_is_swept_and_a_live_ones_is_not() {
     assert!(File::open(&own).unwrap().try_lock().is_err(), "the run's directory is locked");
     drop(live);
 }
+
+#[test]
+fn errors_of_a_damaged_or_full_cache_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the cache's directories belong: not a permission problem.
+    std::fs::write(dir.path().join("cache"), "").unwrap();
+    let text = Cache::at(dir.path().join("cache")).unwrap_err().to_string();
+    assert!(text.contains("remove it (or all of KOCACHE") && !text.contains("this user can write"), "{text}");
+    // A directory where a file belongs.
+    let read = std::fs::read(dir.path()).unwrap_err();
+    let text = CacheError { path: dir.path().into(), source: read }.to_string();
+    assert!(text.contains("Is a directory") && text.contains("remove it"), "{text}");
+    let full = io::Error::from(io::ErrorKind::StorageFull);
+    let text = CacheError { path: dir.path().into(), source: full }.to_string();
+    assert!(text.contains("free space"), "{text}");
+    let denied = with_kocache_hint(io::Error::from(io::ErrorKind::PermissionDenied));
+    assert!(denied.to_string().contains("this user can write"));
+}

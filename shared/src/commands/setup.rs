@@ -187,7 +187,9 @@ impl Session {
 
     async fn create(publish: &PublishArgs, build: &BuildArgs) -> Result<Session, Error> {
         let _span = crate::timing::span(|| "session setup".to_string());
-        let cwd = std::env::current_dir().map_err(|e| Error::usage("working directory", e.to_string()))?;
+        let cwd = std::env::current_dir().map_err(|e| {
+            Error::usage("working directory", format!("{e}; run from a directory that exists (was it removed?)"))
+        })?;
         // Every setting is read here, once, and checked before anything is built or sent.
         let env = Environment::process();
         let source_date = epoch(env, "SOURCE_DATE_EPOCH")?;

@@ -36,6 +36,7 @@ mod shared_builds;
 mod sign;
 mod sign_again;
 mod token_server;
+mod unprivileged;
 mod util;
 mod watch;
 mod windows;

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -63,19 +63,48 @@ fn with_kocache_hint(source: io::Error) -> io::Error {
 #[derive(Clone, Debug)]
 pub struct Cache {
     root: PathBuf,
+    /// Set when the default cache could not be written and this run's cache is a temporary
+    /// directory removed when the run ends: why the default could not be used.
+    instead_of: Option<Arc<CacheError>>,
 }
 
 impl Cache {
     /// Opens the user's cache, at [`root_in`] `env`; an error says how to choose another.
+    ///
+    /// Where the default place cannot be written (a container whose user has no writable
+    /// home, as `runAsUser` pods and `docker run --user` often have) and `KOCACHE` is unset,
+    /// the run builds with a cache in a temporary directory, removed when it ends, and says
+    /// so: ko keeps no cache by default, so such a build works with ko.
     pub fn open(env: &Environment) -> Result<Cache, CacheError> {
         let root = root_in(env);
-        Cache::at(root.clone()).map_err(|e| CacheError { path: root, source: with_kocache_hint(e.source) })
+        let error = match Cache::at(root.clone()) {
+            Ok(cache) => return Ok(cache),
+            Err(e) => CacheError { path: root.clone(), source: with_kocache_hint(e.source) },
+        };
+        let unwritable =
+            matches!(error.source.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem);
+        if !unwritable || env.path("KOCACHE").is_some() {
+            return Err(error);
+        }
+        let Ok(temp) = tempfile::Builder::new().prefix("kubectl-ko-cache-").tempdir_in(temp_dir(env)) else {
+            return Err(error);
+        };
+        let path = temp.keep();
+        run_dirs().throwaway.insert(path.clone());
+        let mut cache = Cache::at(path)?;
+        crate::output::warn(format!(
+            "cannot keep a cache in {} ({}); this run caches in a temporary directory removed when it ends: set KOCACHE to a directory this user can write to keep one between runs",
+            root.display(),
+            io::Error::from(error.source.kind()),
+        ));
+        cache.instead_of = Some(Arc::new(error));
+        Ok(cache)
     }
 
     /// Opens the cache at `root`, making its directories, and removes what killed runs left
     /// in its `tmp/`.
     pub fn at(root: PathBuf) -> Result<Cache, CacheError> {
-        let cache = Cache { root };
+        let cache = Cache { root, instead_of: None };
         for sub in ["blobs/sha256", "bin", "layers", "tmp"] {
             cache.ensure_dir(&cache.root.join(sub))?;
         }
@@ -250,9 +279,22 @@ impl Cache {
         gc::note(&self.root, digest);
     }
 
-    /// The OCI layout that holds images built without `KO_DOCKER_REPO`.
-    pub fn image_store(&self) -> PathBuf {
-        self.root.join("images")
+    /// The OCI layout that holds images built without `KO_DOCKER_REPO`: it must outlive the
+    /// run, so a run whose cache is a temporary directory has none.
+    pub fn image_store(&self) -> Result<PathBuf, CacheError> {
+        match &self.instead_of {
+            None => Ok(self.root.join("images")),
+            Some(unusable) => Err(CacheError {
+                path: unusable.path.clone(),
+                source: io::Error::new(
+                    unusable.source.kind(),
+                    format!(
+                        "{}; with KO_DOCKER_REPO unset the image is kept there, so set one of them",
+                        unusable.source
+                    ),
+                ),
+            }),
+        }
     }
 }
 
@@ -373,6 +415,8 @@ struct RunDirs {
     closed: bool,
     /// The shared lock on each cache this process opened (see the `gc` module).
     shared: HashMap<PathBuf, Option<File>>,
+    /// Caches made for this process alone (see [`Cache::open`]), removed on the way out.
+    throwaway: HashSet<PathBuf>,
 }
 
 fn run_dirs() -> MutexGuard<'static, RunDirs> {
@@ -428,10 +472,14 @@ pub fn temp_file_outside(dir: &Path, prefix: &str, suffix: &str) -> io::Result<(
 /// a run (also after a signal, when destructors may not run); later attempts to make a
 /// temporary file fail.
 pub fn remove_run_dirs() {
-    let (dirs, outside): (Vec<RunDir>, Vec<PathBuf>) = {
+    let (dirs, outside, throwaway): (Vec<RunDir>, Vec<PathBuf>, Vec<PathBuf>) = {
         let mut dirs = run_dirs();
         dirs.closed = true;
-        (dirs.live.drain().map(|(_, dir)| dir).collect(), dirs.outside.drain().collect())
+        let throwaway: Vec<PathBuf> = dirs.throwaway.drain().collect();
+        for root in &throwaway {
+            dirs.shared.remove(root);
+        }
+        (dirs.live.drain().map(|(_, dir)| dir).collect(), dirs.outside.drain().collect(), throwaway)
     };
     for file in outside {
         let _ = std::fs::remove_file(file);
@@ -444,6 +492,9 @@ pub fn remove_run_dirs() {
             }
             break;
         }
+    }
+    for root in throwaway {
+        let _ = std::fs::remove_dir_all(root);
     }
 }
 

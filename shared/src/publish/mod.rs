@@ -513,7 +513,7 @@ fn sinks(
                 "-t/--tags and --tag-only name tags in a registry: with KO_DOCKER_REPO unset, the local store tags each image <name>-<digest>; set KO_DOCKER_REPO to push under those tags",
             );
         }
-        sinks.push(Sink::LocalStore(Layout::open_store(&cache.image_store())?));
+        sinks.push(Sink::LocalStore(Layout::open_store(&cache.image_store()?)?));
     }
     Ok(sinks)
 }

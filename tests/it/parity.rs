@@ -315,6 +315,21 @@ fn ko_docker_repo_spellings_print_what_ko_prints() {
     let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", format!("{repo}/")).run();
     run.assert_success();
     assert!(run.stdout.starts_with(&format!("{repo}/hello-124ec4359fcc3b362d8aa16b0f28dd36@sha256:")), "{run}");
+    // Empty, `.` and `..` path elements are cleaned as ko's path.Join cleans them, and the
+    // image is pushed under the clean name; --bare takes the value as it is, so it is refused.
+    let registry = registry();
+    let name = unique_name("clean");
+    for spelling in [format!("{registry}//{name}/a/./b"), format!("{registry}/{name}/x/../a//b/")] {
+        let run = ko(&["build", "."]).cwd(fixture("hello")).env("KO_DOCKER_REPO", &spelling).run();
+        run.assert_success();
+        let reference = run.stdout.trim();
+        let clean = format!("{registry}/{name}/a/b/hello-124ec4359fcc3b362d8aa16b0f28dd36@sha256:");
+        assert!(reference.starts_with(&clean), "{spelling}: {run}");
+        skopeo_inspect(reference, false);
+    }
+    let run =
+        ko(&["build", ".", "--bare"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", format!("{registry}//{name}")).run();
+    crate::build_errors::assert_clear_error(&run, &["KO_DOCKER_REPO", "path element \"\""]);
     // Unset, with nothing pushed: the bare name, as ko prints it.
     let run = ko(&["build", ".", "--push=false"]).cwd(fixture("hello")).env("KO_DOCKER_REPO", "").run();
     run.assert_success();

@@ -319,9 +319,10 @@ fn publish_settings(publish: &PublishArgs, jobs: usize, env: &Environment, docke
     };
     let var = |key: &str| env.text(key);
     PublishSettings {
-        // A trailing slash (`registry/team/`) is accepted, as ko accepts it.
+        // A trailing slash (`registry/team/`) is accepted, and so are empty and `.` path
+        // elements (`registry//team`), as ko accepts them.
         docker_repo: var("KO_DOCKER_REPO")
-            .map(|v| v.trim().trim_end_matches('/').to_string())
+            .map(|v| crate::publish::naming::clean_repo(v.trim(), naming))
             .filter(|v| !v.is_empty()),
         tags: publish.tags(),
         tag_only: publish.tag_only,

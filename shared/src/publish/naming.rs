@@ -32,6 +32,27 @@ pub fn image_name(repo: &str, import_path: &str, naming: Naming) -> String {
     }
 }
 
+/// `KO_DOCKER_REPO` as ko names images under it: ko joins it with each image's name as Go's
+/// `path.Join` does, which drops empty and `.` elements and resolves `..`, so
+/// `registry//team/./x` names `registry/team/x/...`. `--bare` takes the value as it is.
+pub fn clean_repo(repo: &str, naming: Naming) -> String {
+    if naming == Naming::Bare {
+        return repo.trim_end_matches('/').to_string();
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    for element in repo.split('/') {
+        match element {
+            "" | "." => {}
+            ".." if kept.last().is_some_and(|last| *last != "..") => {
+                kept.pop();
+            }
+            _ => kept.push(element),
+        }
+    }
+    let cleaned = kept.join("/");
+    if repo.starts_with('/') { format!("/{cleaned}") } else { cleaned }
+}
+
 /// What a registry (or tarball) publish prints: `name@digest`, `name:tag@digest` for one tag
 /// other than `latest`, or `name:tag` with `--tag-only` (which a tarball ignores).
 pub fn registry_reference(name: &str, tags: &[String], tag_only: bool, digest: &Digest) -> String {
@@ -91,6 +112,20 @@ mod tests {
             image_name("r", "github.com/google/ko/test", Naming::Md5),
             "r/test-46c4b272b3716c422d5ff6dfc7547fa9"
         );
+    }
+
+    #[test]
+    fn repositories_are_cleaned_as_go_joins_paths() {
+        let clean = |r: &str| clean_repo(r, Naming::Md5);
+        assert_eq!(clean("reg:5000//x"), "reg:5000/x");
+        assert_eq!(clean("reg/a/./x/"), "reg/a/x");
+        assert_eq!(clean("reg/a/../x"), "reg/x");
+        assert_eq!(clean("ko.local//x"), "ko.local/x");
+        assert_eq!(clean("reg/team"), "reg/team");
+        // What is left is checked as a repository afterwards: these stay invalid.
+        assert_eq!(clean("reg/../.."), "..");
+        assert_eq!(clean("/reg/x"), "/reg/x");
+        assert_eq!(clean_repo("reg//x/", Naming::Bare), "reg//x");
     }
 
     #[test]

@@ -268,6 +268,8 @@ fn a_cache_that_cannot_be_made_names_kocache() {
     std::fs::write(&file, "").unwrap();
     let run = hello_build(&unique_repo("badcache")).env("KOCACHE", &file).run();
     assert_clear_error(&run, &["a-file", "Not a directory", "point KOCACHE at a directory"]);
+    // The file is the user's, not a damaged cache entry: nothing tells them to remove it.
+    assert!(!run.stderr.contains("remove it"), "{run}");
     assert_nothing_built(&run);
 }
 

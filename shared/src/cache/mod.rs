@@ -52,12 +52,25 @@ pub(crate) fn advice(source: &io::Error) -> &'static str {
     }
 }
 
+/// Whether `source` says this user may not write there.
+fn is_unwritable(source: &io::Error) -> bool {
+    matches!(source.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem)
+}
+
 /// `source` with the way out of a cache this user cannot write, when that is what it says.
 fn with_kocache_hint(source: io::Error) -> io::Error {
-    if !matches!(source.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem) {
+    if !is_unwritable(&source) {
         return source;
     }
     io::Error::new(source.kind(), format!("{source}; point KOCACHE at a directory this user can write"))
+}
+
+/// An error opening the cache at `root`, where `root` itself is no directory and cannot be
+/// made one (a file, or under one): the way out is another place, not removing an entry.
+fn not_a_place_for_a_cache(root: PathBuf, source: io::Error) -> CacheError {
+    // Of kind `Other`, so no advice about damaged entries is added.
+    let source = io::Error::other(format!("{source}; point KOCACHE at a directory this user can write"));
+    CacheError { path: root, source }
 }
 
 #[derive(Clone, Debug)]
@@ -79,11 +92,12 @@ impl Cache {
         let root = root_in(env);
         let error = match Cache::at(root.clone()) {
             Ok(cache) => return Ok(cache),
+            Err(e) if !is_unwritable(&e.source) && !root.is_dir() => {
+                return Err(not_a_place_for_a_cache(root, e.source));
+            }
             Err(e) => CacheError { path: root.clone(), source: with_kocache_hint(e.source) },
         };
-        let unwritable =
-            matches!(error.source.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem);
-        if !unwritable || env.path("KOCACHE").is_some() {
+        if !is_unwritable(&error.source) || env.path("KOCACHE").is_some() {
             return Err(error);
         }
         let Ok(temp) = tempfile::Builder::new().prefix("kubectl-ko-cache-").tempdir_in(temp_dir(env)) else {

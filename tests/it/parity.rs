@@ -350,7 +350,7 @@ fn a_block_scalar_resolves_to_the_bare_reference() {
     assert!(reference.starts_with(&format!("{repo}/hello-")), "{run}");
     assert_eq!(
         run.stdout,
-        format!("{head}  image: |-\n    {reference}\n  other: >-  # folded\n    {reference}\n\n  last: x\n"),
+        format!("{head}  image: |-\n    {reference}\n  other: >-  # folded\n    {reference}\n\n  last: x\n---\n"),
         "only the chomping indicators change"
     );
     // kubectl reads each value as the reference alone.

@@ -35,7 +35,8 @@ fn replaces_each_reference_and_keeps_every_other_byte() {
         .replace("ko://example.com/hello/cmd/greeter", &greeter)
         .replace("ko://example.com/hello", &hello)
         .replace("  script: |\n", "  script: |-\n");
-    assert_eq!(run.stdout, expected, "{run}");
+    // The stream ends with `---`, as ko's does.
+    assert_eq!(run.stdout, format!("{expected}---\n"), "{run}");
 
     // Each distinct reference was built once, however often it appears.
     assert_eq!(run.stderr.matches("Building example.com/hello for").count(), 1, "{run}");
@@ -79,7 +80,7 @@ fn reads_stdin_and_json_and_joins_files_with_separators() {
     run.assert_success();
     let (hello, _) = built_references(&repo);
     let json_text = fs::read_to_string(&json).unwrap().replace("ko://example.com/hello", &hello);
-    assert_eq!(run.stdout, format!("a: {hello} # from stdin\n---\n{json_text}"), "{run}");
+    assert_eq!(run.stdout, format!("a: {hello} # from stdin\n---\n{json_text}---\n"), "{run}");
     let parsed: serde_json::Value = serde_json::from_str(&json_text).expect("the JSON file stays JSON");
     assert_eq!(parsed["data"]["image"], hello.as_str());
 }
@@ -101,10 +102,10 @@ fn walks_directories_in_name_order_and_recurses_only_with_r() {
     let dir_arg = root.display().to_string();
     let run = ko(&["resolve", "-f", &dir_arg]).run();
     run.assert_success();
-    assert_eq!(run.stdout, "a: 1\n---\nb: 1\n---\n{\"c\": 1}\n");
+    assert_eq!(run.stdout, "a: 1\n---\nb: 1\n---\n{\"c\": 1}\n---\n");
     let run = ko(&["resolve", "-R", "-f", &dir_arg]).run();
     run.assert_success();
-    assert_eq!(run.stdout, "a: 1\n---\nb: 1\n---\n{\"c\": 1}\n---\nd: 1\n");
+    assert_eq!(run.stdout, "a: 1\n---\nb: 1\n---\n{\"c\": 1}\n---\nd: 1\n---\n");
 }
 
 #[test]
@@ -126,6 +127,7 @@ items:
   - apiVersion: v1
     kind: ConfigMap
     metadata: {name: list-web, labels: {app: web}}
+---
 ";
     assert_eq!(run.stdout, expected, "{run}");
 
@@ -159,7 +161,7 @@ items:
     fs::write(dir.path().join("plain.yaml"), "just: data\n").unwrap();
     let plain = ko(&["resolve", "-f", dir.path().join("plain.yaml").to_str().unwrap(), "-l", ""]).run();
     plain.assert_success();
-    assert_eq!(plain.stdout, "just: data\n", "{plain}");
+    assert_eq!(plain.stdout, "just: data\n---\n", "{plain}");
 
     // A List as `kubectl get -o json` writes it (flow style): the matching items stay, and
     // the output is still JSON.
@@ -200,10 +202,29 @@ fn joined_files_make_one_valid_stream() {
     let directive = write("directive.yaml", "%YAML 1.2\n---\nc: 3\n");
     let run = ko(&["resolve", "-f", &a, "-f", &bom, "-f", &directive]).run();
     run.assert_success();
-    assert_eq!(run.stdout, "a: 1\n---\nb: 2\n...\n%YAML 1.2\n---\nc: 3\n", "{run}");
+    assert_eq!(run.stdout, "a: 1\n---\nb: 2\n...\n%YAML 1.2\n---\nc: 3\n---\n", "{run}");
     // kubectl-ko reads its own output back.
     let joined = write("joined.yaml", &run.stdout);
     ko(&["resolve", "-f", &joined]).run().assert_success();
+
+    // Outputs appended to one file (`resolve -f one >> all; resolve -f two >> all`, as release
+    // scripts written for ko do) stay two objects for kubectl, also from a file without a
+    // final line break.
+    let one = write("one.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}");
+    let two = write("two.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: two}\n");
+    let mut all = String::new();
+    for file in [&one, &two] {
+        let run = ko(&["resolve", "-f", file]).run();
+        run.assert_success();
+        all.push_str(&run.stdout);
+    }
+    let names = KoCmd::program("kubectl")
+        .args(["create", "--dry-run=client", "-f", "-", "-o", "name"])
+        .env("KUBECONFIG", kubeconfig())
+        .stdin(all)
+        .run();
+    names.assert_success();
+    assert_eq!(names.stdout, "configmap/one\nconfigmap/two\n", "{names}");
 
     // A stream that cannot be written (a full disk) fails the run instead of leaving a cut-off
     // file behind a success.

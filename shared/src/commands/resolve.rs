@@ -160,10 +160,15 @@ fn distinct_packages(packages: Vec<Package>) -> (Vec<Package>, Vec<usize>) {
 /// Writes the resolved files as one stream, without putting it together in memory: files are
 /// separated by `---` unless one already starts a document with it, or by `...` before one
 /// that opens with a directive (`%YAML 1.2`); files a selector emptied contribute nothing.
+/// The stream ends with a `---` line, as ko's does, so outputs appended to one file
+/// (`resolve -f a >> all.yaml; resolve -f b >> all.yaml`) stay separate documents; only a
+/// stream of one JSON file ends as the file does, so that it stays JSON.
 pub fn write_joined(files: &[Rendered], out: &mut impl Write) -> std::io::Result<()> {
     let mut first = true;
     let mut ended_with_newline = true;
-    for file in files.iter().filter(|f| !f.is_blank()) {
+    let mut printed = files.iter().filter(|f| !f.is_blank()).peekable();
+    let one_json = printed.clone().count() == 1 && printed.peek().is_some_and(|f| f.opens_with_flow_collection());
+    for file in printed {
         if !first {
             if !ended_with_newline {
                 out.write_all(b"\n")?;
@@ -177,6 +182,9 @@ pub fn write_joined(files: &[Rendered], out: &mut impl Write) -> std::io::Result
         file.write_to(out)?;
         first = false;
         ended_with_newline = file.ends_with_newline();
+    }
+    if !first && !one_json {
+        out.write_all(if ended_with_newline { b"---\n" } else { b"\n---\n" })?;
     }
     Ok(())
 }
@@ -291,7 +299,24 @@ mod tests {
         let rendered: Vec<_> = files.iter().map(|f| f.rendered(&none).unwrap()).collect();
         let mut out = Vec::new();
         write_joined(&rendered, &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "a: 1\n---\nb: 2\n---\nc: 3\n");
+        assert_eq!(String::from_utf8(out).unwrap(), "a: 1\n---\nb: 2\n---\nc: 3\n---\n");
+    }
+
+    #[test]
+    fn the_stream_ends_with_a_separator_unless_it_is_one_json_file() {
+        let joined = |texts: &[&str]| {
+            let files: Vec<_> = texts.iter().map(|t| ManifestFile::parse("t", t.to_string()).unwrap()).collect();
+            let none = HashMap::new();
+            let rendered: Vec<_> = files.iter().map(|f| f.rendered(&none).unwrap()).collect();
+            let mut out = Vec::new();
+            write_joined(&rendered, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(joined(&["a: 1"]), "a: 1\n---\n");
+        assert_eq!(joined(&["\n {\"a\": 1}\n"]), "\n {\"a\": 1}\n");
+        assert_eq!(joined(&["[1]", ""]), "[1]");
+        assert_eq!(joined(&["{\"a\": 1}\n", "b: 2\n"]), "{\"a\": 1}\n---\nb: 2\n---\n");
+        assert_eq!(joined(&["", " \n"]), "");
     }
 
     #[test]
@@ -302,7 +327,7 @@ mod tests {
         let rendered: Vec<_> = files.iter().map(|f| f.rendered(&none).unwrap()).collect();
         let mut out = Vec::new();
         write_joined(&rendered, &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "a: 1\n---\n----: 2\nb: 3\n---\t# c\nd: 4\n");
+        assert_eq!(String::from_utf8(out).unwrap(), "a: 1\n---\n----: 2\nb: 3\n---\t# c\nd: 4\n---\n");
     }
 
     #[test]
@@ -314,7 +339,7 @@ mod tests {
         let mut out = Vec::new();
         write_joined(&rendered, &mut out).unwrap();
         let out = String::from_utf8(out).unwrap();
-        assert_eq!(out, "a: 1\n...\n# c\n%YAML 1.2\n---\nb: 2\n");
+        assert_eq!(out, "a: 1\n...\n# c\n%YAML 1.2\n---\nb: 2\n---\n");
         ManifestFile::parse("joined", out).expect("the joined stream is valid YAML");
     }
 }

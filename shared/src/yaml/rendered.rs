@@ -24,6 +24,12 @@ impl Rendered<'_> {
         self.pieces.iter().map(|p| p.text).filter(|t| !t.is_empty())
     }
 
+    /// Whether the text opens with a flow collection (`{` or `[`), as a JSON file does.
+    pub fn opens_with_flow_collection(&self) -> bool {
+        let mut rest = self.texts().flat_map(str::chars).skip_while(|c| c.is_whitespace() || *c == '\u{feff}');
+        matches!(rest.next(), Some('{' | '['))
+    }
+
     /// Whether nothing but white space is left (a selector dropped everything).
     pub fn is_blank(&self) -> bool {
         self.texts().all(|t| t.trim().is_empty())

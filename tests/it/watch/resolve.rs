@@ -26,11 +26,14 @@ fn resolve_watch_prints_the_stream_again_after_each_change() {
     config(dir, "unused", 3);
     let line = watch.summary(2);
     assert!(line.contains("images rebuilt: 0 of 3"), "{line}");
-    // The first stream, the separator, then the second with the new field.
-    watch.wait_out("the second stream", |lines| lines.iter().find(|l| l.contains("replicas: 3")).cloned());
+    // Two streams of four files (a namespace, three apps), each file followed by `---`, the
+    // second with the new field.
+    let separators = |lines: &[String]| lines.iter().filter(|l| l.as_str() == "---").count();
+    watch.wait_out("the second stream", |lines| {
+        (separators(lines) >= 2 * 4).then(|| lines.iter().find(|l| l.contains("replicas: 3")).cloned()).flatten()
+    });
     let out = watch.stdout.lock().unwrap().clone();
-    let separators = out.iter().filter(|l| l.as_str() == "---").count();
-    assert_eq!(separators, 2 * 3 + 1, "{out:?}");
+    assert_eq!(separators(&out), 2 * 4, "{out:?}");
     assert!(!out.iter().any(|l| l.contains("ko://")), "{out:?}");
 
     // The configuration named by KO_CONFIG_PATH: every image is built again, with its platforms.

@@ -187,9 +187,7 @@ async fn run_cycle(
     match target {
         Target::Print => {
             let rendered = manifests.iter().map(|m| m.rendered(&replacements)).collect::<Result<Vec<_>, _>>()?;
-            if state.cycles > 1 {
-                crate::output::result_bytes(b"---\n");
-            }
+            // Each stream ends with `---`, which separates it from the next.
             resolve::print_joined(&rendered);
             report.printed = true;
         }

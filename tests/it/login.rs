@@ -34,6 +34,15 @@ fn docker_credential_ko_speaks_the_helper_protocol() {
     let run = credential_helper(home.path(), "list", "");
     assert_eq!(serde_json::from_str::<Value>(&run.stdout).unwrap(), serde_json::json!({"r.example:5000": "alice"}));
     assert!(credential_helper(home.path(), "version", "").stdout.contains(env!("CARGO_PKG_VERSION")));
+    // As Docker's own helpers: -v and --help succeed, anything but one action is a usage error,
+    // and a request without a server gets the text Docker's client recognises.
+    credential_helper(home.path(), "--version", "").assert_success();
+    credential_helper(home.path(), "--help", "").assert_success();
+    for args in [&[][..], &["get", "extra"][..]] {
+        let run = KoCmd::new("docker-credential-ko").args(args).env("HOME", home.path()).run();
+        assert_eq!((run.code(), run.stdout.starts_with("Usage: docker-credential-ko")), (Some(1), true), "{run}");
+    }
+    assert_eq!(credential_helper(home.path(), "get", "\n").stdout, "no credentials server URL\n");
     credential_helper(home.path(), "erase", "r.example:5000").assert_success();
     assert_eq!(credential_helper(home.path(), "get", "r.example:5000").code(), Some(1));
 
@@ -229,6 +238,20 @@ fn login_to_an_unreachable_registry_stores_with_a_warning_and_replaces_an_old_au
         .run();
     crate::build_errors::assert_clear_error(&run, &["credHelpers is not a JSON object"]);
     credential_helper(home.path(), "get", "127.0.0.1:3").assert_failure();
+
+    // An empty credHelpers entry names no helper (Docker reads auths then): login takes the
+    // server over, and logout gives it back.
+    std::fs::write(&config, r#"{"credHelpers":{"127.0.0.1:4":""}}"#).unwrap();
+    let session = |args: &[&str]| KoCmd::new("kubectl-ko").args(args).env("HOME", home.path()).run();
+    session(&["login", "127.0.0.1:4", "-u", "alice", "-p", "s3cret-empty"]).assert_success();
+    let docker: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(docker["credHelpers"]["127.0.0.1:4"], "ko", "{docker}");
+    credential_helper(home.path(), "get", "127.0.0.1:4").assert_success();
+    std::fs::write(&config, r#"{"credHelpers":{"127.0.0.1:4":""}}"#).unwrap();
+    let run = session(&["logout", "127.0.0.1:4"]);
+    run.assert_success();
+    assert!(run.stderr.contains("Logged out of 127.0.0.1:4"), "{run}");
+    credential_helper(home.path(), "get", "127.0.0.1:4").assert_failure();
 }
 
 #[test]

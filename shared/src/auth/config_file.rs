@@ -69,6 +69,8 @@ impl DockerConfigFile {
     /// Docker picks it: `credHelpers[server]`, else `credsStore`; `None` when that is `ours`.
     pub fn other_helper(&self, server: &str, ours: &str) -> Option<(String, String)> {
         let (helper, key) = match self.cred_helper(server) {
+            // An empty entry names no helper: Docker keeps that server's login in `auths`.
+            Some(helper) if helper.is_empty() => return None,
             Some(helper) => (helper, format!("credHelpers[{server}]")),
             None => (self.creds_store()?, "credsStore".to_string()),
         };

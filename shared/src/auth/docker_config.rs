@@ -101,8 +101,12 @@ impl DockerConfig {
         if self.auths_only {
             return None;
         }
-        let helpers = self.cred_helpers.iter().filter(|(_, v)| !v.is_empty());
-        if let Some((key, name)) = exact_first(helpers, registry) {
+        if let Some((key, name)) = exact_first(self.cred_helpers.iter(), registry) {
+            // An empty entry names no helper, and Docker then reads this server's `auths`,
+            // not the `credsStore`.
+            if name.is_empty() {
+                return None;
+            }
             let helper = Helper::new(name);
             let desc = format!("credHelpers[{key}] = {} in {}", helper.program(), self.origin);
             return Some((helper, desc));
@@ -267,6 +271,18 @@ mod tests {
             .unwrap();
         let err = store.lookup("r").await.unwrap_err().to_string();
         assert!(err.contains("credsStore = docker-credential-surely-missing-store"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_empty_cred_helpers_entry_means_auths_as_in_docker() {
+        for helper in ["\"\"", "null"] {
+            let json = format!(
+                r#"{{"credsStore":"surely-missing","credHelpers":{{"r":{helper}}},"auths":{{"r":{{"auth":"dTpw"}}}}}}"#
+            );
+            let config = DockerConfig::parse(json.as_bytes(), "c.json").unwrap();
+            let found = config.lookup("r").await.unwrap().unwrap();
+            assert_eq!(found.source, "auths[r] in c.json", "{json}");
+        }
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ pub use error::AuthError;
 pub use helper::Helper;
 pub use keys::{helper_server, normalise_host};
 pub use podman::PodmanAuthFile;
-pub use protocol::serve;
+pub use protocol::{USAGE as HELPER_USAGE, serve};
 pub use store::CredentialStore;
 
 /// A secret that never prints itself.

@@ -17,6 +17,14 @@ use crate::settings::Environment;
 /// What Docker's helpers say for an unknown server.
 pub const NOT_FOUND: &str = "credentials not found in native keychain";
 
+/// What Docker's helpers say for a request without a server, and for credentials without a
+/// user name: Docker's client recognises these texts.
+const MISSING_SERVER: &str = "no credentials server URL";
+const MISSING_USERNAME: &str = "no credentials username";
+
+/// The usage line, for `--help` and for a call without exactly one action.
+pub const USAGE: &str = "Usage: docker-credential-ko <store|get|erase|list|version>";
+
 #[derive(Deserialize, Serialize)]
 struct Payload {
     #[serde(rename = "ServerURL", default)]
@@ -52,7 +60,7 @@ pub fn serve_with(
 
 fn answer(action: &str, input: &mut dyn Read, store: &CredentialStore, env: &Keychain) -> Result<String, String> {
     let mut raw = String::new();
-    if action != "list" && action != "version" {
+    if matches!(action, "store" | "get" | "erase") {
         input.read_to_string(&mut raw).map_err(|e| format!("reading standard input: {e}"))?;
     }
     let server = raw.trim();
@@ -75,10 +83,11 @@ fn answer(action: &str, input: &mut dyn Read, store: &CredentialStore, env: &Key
             }
             let payload: Payload = serde_json::from_value(value).map_err(|e| format!("{expects}: {e}"))?;
             if payload.server_url.trim().is_empty() {
-                return Err("no server URL given (ServerURL is empty)".into());
+                return Err(MISSING_SERVER.into());
             }
-            if payload.secret.is_empty() {
-                return Err("no secret given (Secret is empty)".into());
+            // Docker always sends a user name; `kubectl ko login -p TOKEN` stores a token alone.
+            if payload.username.is_empty() && payload.secret.is_empty() {
+                return Err(MISSING_USERNAME.into());
             }
             store
                 .store(payload.server_url.trim(), &payload.username, &Secret::new(payload.secret))
@@ -87,7 +96,7 @@ fn answer(action: &str, input: &mut dyn Read, store: &CredentialStore, env: &Key
         }
         "get" => {
             if server.is_empty() {
-                return Err("no server URL given on stdin".into());
+                return Err(MISSING_SERVER.into());
             }
             let (username, secret) = match store.get(server).map_err(describe)? {
                 Some(stored) => (stored.username, stored.secret),
@@ -106,13 +115,16 @@ fn answer(action: &str, input: &mut dyn Read, store: &CredentialStore, env: &Key
         }
         "erase" => {
             if server.is_empty() {
-                return Err("no server URL given on stdin".into());
+                return Err(MISSING_SERVER.into());
             }
             if store.erase(server).map_err(describe)? { Ok(String::new()) } else { Err(NOT_FOUND.into()) }
         }
         "list" => Ok(serde_json::to_string(&store.list().map_err(describe)?).expect("the list serialises")),
-        "version" => Ok(format!("docker-credential-ko (kubectl-ko) {}", env!("CARGO_PKG_VERSION"))),
-        other => Err(format!("unknown action {other:?}; usage: docker-credential-ko store|get|erase|list|version")),
+        "version" | "-v" | "--version" => {
+            Ok(format!("docker-credential-ko (kubectl-ko) {}", env!("CARGO_PKG_VERSION")))
+        }
+        "-h" | "--help" => Ok(USAGE.to_string()),
+        other => Err(format!("unknown action {other:?}; {USAGE}")),
     }
 }
 
@@ -171,5 +183,17 @@ mod tests {
         let (ok, out) = run("frobnicate", "", &store, &env);
         assert!(!ok && out.contains("unknown action"), "{out}");
         assert!(run("version", "", &store, &env).1.starts_with("docker-credential-ko"));
+        assert!(run("--version", "", &store, &env).1.starts_with("docker-credential-ko"));
+        assert_eq!(run("--help", "", &store, &env), (true, format!("{USAGE}\n")));
+        // The texts Docker's client recognises.
+        assert_eq!(run("get", "\n", &store, &env), (false, "no credentials server URL\n".into()));
+        assert_eq!(run("erase", "", &store, &env), (false, "no credentials server URL\n".into()));
+        let (ok, out) = run("store", r#"{"ServerURL":"","Username":"u","Secret":"s"}"#, &store, &env);
+        assert_eq!((ok, out.as_str()), (false, "no credentials server URL\n"));
+        let (ok, out) = run("store", r#"{"ServerURL":"r.example"}"#, &store, &env);
+        assert_eq!((ok, out.as_str()), (false, "no credentials username\n"));
+        // A user name with an empty secret is stored, as Docker's helpers store it.
+        let (ok, out) = run("store", r#"{"ServerURL":"r.example","Username":"u","Secret":""}"#, &store, &env);
+        assert!(ok && out.is_empty(), "{out}");
     }
 }

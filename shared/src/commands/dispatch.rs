@@ -376,9 +376,14 @@ fn help_of(topic: &str) -> ExitCode {
     }
 }
 
-/// `docker-credential-ko ACTION`: Docker's credential-helper protocol.
+/// `docker-credential-ko ACTION`: Docker's credential-helper protocol. Anything but one
+/// argument is a usage error on stdout, as Docker's own helpers answer it.
 fn credential_helper(args: Vec<OsString>) -> ExitCode {
-    let action = args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let [action] = args.as_slice() else {
+        output::result_bytes(format!("{}\n", crate::auth::HELPER_USAGE).as_bytes());
+        return ExitCode::FAILURE;
+    };
+    let action = action.to_string_lossy().into_owned();
     let ok = crate::credential_helper(
         &action,
         crate::Environment::process(),

@@ -100,6 +100,7 @@ fn login_build_logout() {
     let run = kubectl_ko(&["login", &registry.host, "-u", USER, "--password-stdin"]).stdin(format!("{wrong}\n")).run();
     run.assert_failure();
     assert!(run.stderr.contains("unauthorized") && run.stderr.contains(&registry.host), "{run}");
+    assert!(run.stderr.contains("check the user name and password") && !run.stderr.contains("log in again"), "{run}");
     assert_hidden(&run, wrong);
     assert!(!store.exists() && !config.exists(), "a refused login stores nothing");
 
@@ -238,6 +239,23 @@ fn login_to_an_unreachable_registry_stores_with_a_warning_and_replaces_an_old_au
         .run();
     crate::build_errors::assert_clear_error(&run, &["credHelpers is not a JSON object"]);
     credential_helper(home.path(), "get", "127.0.0.1:3").assert_failure();
+
+    // A web server that is no registry (404 on /v2/) is named as such, not as a registry that
+    // asks for no credentials.
+    let rules = vec![
+        crate::fault_proxy::Rule::new(
+            Some("GET"),
+            "/v2/",
+            crate::fault_proxy::Fault::Status { code: 404, retry_after: None },
+        )
+        .times(usize::MAX),
+    ];
+    let web = crate::fault_proxy::FaultProxy::start(&registry(), rules);
+    std::fs::write(&config, "{}").unwrap();
+    let run =
+        KoCmd::new("kubectl-ko").args(["login", &web.host, "-u", "alice", "-p", "pw"]).env("HOME", home.path()).run();
+    run.assert_success();
+    assert!(run.stderr.contains("answered 404 Not Found: no registry API answers there"), "{run}");
 
     // An empty credHelpers entry names no helper (Docker reads auths then): login takes the
     // server over, and logout gives it back.

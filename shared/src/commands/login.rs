@@ -17,7 +17,7 @@ use crate::auth::{
 use crate::cli::LoginCommand;
 use crate::error::Error;
 use crate::output;
-use crate::registry::{ClientOptions, Reference, RegistryClient, RegistryError};
+use crate::registry::{ClientOptions, LoginCheck, Reference, RegistryClient, RegistryError};
 use crate::settings::Environment;
 
 use super::helper_link;
@@ -93,8 +93,11 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
     let client = RegistryClient::new(Keychain::with_sources(vec![Box::new(given)]), options)?;
     output::step(format!("Checking the credentials for {who} with {host}"));
     match client.check_login(&host).await {
-        Ok(true) => {}
-        Ok(false) => output::warn(format!("{host} asks for no credentials; storing them anyway")),
+        Ok(LoginCheck::Accepted) => {}
+        Ok(LoginCheck::NotAsked) => output::warn(format!("{host} asks for no credentials; storing them anyway")),
+        Ok(LoginCheck::NoRegistryApi(status)) => output::warn(format!(
+            "{host}/v2/ answered {status}: no registry API answers there (is the name right?); storing the credentials anyway"
+        )),
         Err(RegistryError::Unreachable { detail, hint, .. }) => output::warn(format!(
             "the credentials could not be checked: {host} cannot be reached ({detail}); storing them anyway ({hint})"
         )),

@@ -25,6 +25,17 @@ pub(super) struct Endpoint {
     pub(super) credential: Option<FoundCredential>,
 }
 
+/// What [`RegistryClient::check_login`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginCheck {
+    /// The registry accepted the credentials.
+    Accepted,
+    /// The registry asks for no credentials.
+    NotAsked,
+    /// `/v2/` answered this status without asking for credentials: no registry API there.
+    NoRegistryApi(String),
+}
+
 impl RegistryClient {
     pub(super) async fn endpoint(&self, registry: &str) -> Result<Arc<Endpoint>, RegistryError> {
         let cell = self.endpoints.lock().expect("endpoint lock").entry(registry.to_string()).or_default().clone();
@@ -135,11 +146,20 @@ impl RegistryClient {
     }
 
     /// Checks that the registry accepts the keychain's credentials (`GET /v2/` with them, after
-    /// a token exchange when the registry uses tokens). `false` when it asks for none.
-    pub async fn check_login(&self, registry: &str) -> Result<bool, RegistryError> {
+    /// a token exchange when the registry uses tokens).
+    pub async fn check_login(&self, registry: &str) -> Result<LoginCheck, RegistryError> {
         let endpoint = self.endpoint(registry).await?;
         let authorization = match &endpoint.challenge {
-            Challenge::None => return Ok(false),
+            Challenge::None => {
+                // No challenge: a registry open to all answers `/v2/` with 200; anything else
+                // (a web server's 404) is no registry API at all.
+                let request = self.client(&endpoint).get(format!("{}/v2/", endpoint.base));
+                let status = transfer::send(request, self.stall).await.map(|r| r.status());
+                return Ok(match status {
+                    Ok(status) if !status.is_success() => LoginCheck::NoRegistryApi(status.to_string()),
+                    _ => LoginCheck::NotAsked,
+                });
+            }
             Challenge::Basic => self.authorization(&endpoint, "", None).await?,
             Challenge::Bearer { realm, service } => {
                 let (token, _) = self.fetch_token(&endpoint, realm, service.as_deref(), "").await?;
@@ -158,7 +178,7 @@ impl RegistryClient {
         })?;
         let status = response.status();
         if status.is_success() {
-            return Ok(true);
+            return Ok(LoginCheck::Accepted);
         }
         let body = transfer::read_error_body(response, self.stall).await;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {

@@ -34,6 +34,7 @@ pub(crate) use transfer::jitter;
 mod upload;
 
 pub use client::{Access, BlobBody, ClientOptions, RegistryClient};
+pub use endpoint::LoginCheck;
 pub use error::RegistryError;
 pub use manifests::FetchedManifest;
 // The image-name grammar lives in `crate::reference`; re-exported here for the callers that

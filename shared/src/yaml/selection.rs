@@ -112,6 +112,11 @@ fn select_in(
     let mut keep = Vec::with_capacity(items.len());
     for item in items {
         let item = document.resolve(item);
+        // As in ko: a null item is an object without labels, as a null document is no object.
+        if item.is_null() {
+            keep.push(selector.matches(&BTreeMap::new()));
+            continue;
+        }
         if kind_of(document, item).is_none() {
             return Err(not_object(item.line));
         }
@@ -198,5 +203,16 @@ mod tests {
         assert_eq!(kept(&text, "app"), ["empty", "quoted", "twice", "tilde"]);
         let error = removed("t.yaml", "apiVersion: v1\nkind:\n", &Selector::parse("a=b").unwrap()).unwrap_err();
         assert!(matches!(error, ManifestError::NotObject { line: 1, .. }), "{error:?}");
+    }
+
+    /// A null item of a List is an object without labels, as in ko.
+    #[test]
+    fn a_null_list_item_has_no_labels() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: A\n  metadata:\n    name: a\n- ~\n";
+        let cut = |selector: &str| removed("t.yaml", text, &Selector::parse(selector).unwrap()).unwrap();
+        assert_eq!(cut("!app"), Vec::<Range<usize>>::new());
+        let dropped = cut("x!=y");
+        assert!(dropped.is_empty(), "{dropped:?}");
+        assert_eq!(cut("app").len(), 1, "neither item has app: the whole List goes");
     }
 }

@@ -208,6 +208,19 @@ fn login_and_logout_use_the_helper_the_config_already_names() {
     assert!(!helpers.path().join("kept").exists(), "logout erases through the credsStore: {run}");
     let docker: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
     assert!(docker["auths"].get(&registry.host).is_none(), "{docker}");
+
+    // Logins at the same time through the credsStore each keep their auths entry.
+    let logins: Vec<_> = (0..8)
+        .map(|i| {
+            let cmd = kubectl_ko(&["login", &format!("127.0.0.1:{}", 2 + i), "-u", "u", "-p", "p"]);
+            std::thread::spawn(move || cmd.run())
+        })
+        .collect();
+    for login in logins {
+        login.join().unwrap().assert_success();
+    }
+    let docker: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(docker["auths"].as_object().map(|a| a.len()), Some(8), "{docker}");
 }
 
 #[test]

@@ -106,15 +106,21 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
 
     let env = Environment::process();
     let config_file = config_path(env);
-    let mut config = DockerConfigFile::load(&config_file)?;
+    let config = DockerConfigFile::load(&config_file)?;
     if let Some((other, source)) = config.other_helper(&server, HELPER) {
         let shown = config_file.display().to_string();
         Helper::new(&other).store(&server, &username, password.expose(), &source, &shown).await?;
         output::step(format!("Stored the credentials with docker-credential-{other} ({source})"));
-        // As Docker records a login its credsStore keeps: the server, with no password.
+        // As Docker records a login its credsStore keeps: the server, with no password. Under
+        // the lock `login` and `logout` take, read again: logins at the same time each keep
+        // their entry.
         if config.cred_helper(&server).is_none() {
+            drop(config);
+            let lock = CredentialStore::new(env).lock()?;
+            let mut config = DockerConfigFile::load(&config_file)?;
             config.set_empty_auths(&server)?;
             config.save()?;
+            drop(lock);
         }
         output::step(format!("Login Succeeded: {host}"));
         return Ok(());

@@ -89,9 +89,15 @@ impl Environment {
     }
 
     /// The user's configuration directory: `XDG_CONFIG_HOME`, else `~/.config` (relative, so
-    /// refused for writing, when no home directory is known at all).
+    /// refused for writing, when no home directory is known at all). A relative
+    /// `XDG_CONFIG_HOME` is ignored, as the XDG Base Directory specification says.
     pub fn config_home(&self) -> PathBuf {
-        self.path("XDG_CONFIG_HOME").unwrap_or_else(|| self.path_or_empty("HOME").join(".config"))
+        self.absolute_path("XDG_CONFIG_HOME").unwrap_or_else(|| self.path_or_empty("HOME").join(".config"))
+    }
+
+    /// The variable as a path, when it is set and absolute.
+    pub fn absolute_path(&self, name: &str) -> Option<PathBuf> {
+        self.path(name).filter(|p| p.is_absolute())
     }
 
     /// The variable as a path, empty when unset (the old `var_os(..).unwrap_or_default()`).

@@ -20,7 +20,7 @@ fn candidates(env: &Environment) -> Vec<PathBuf> {
     let mut candidates = Vec::new();
     candidates.extend(env.path("REGISTRY_AUTH_FILE"));
     candidates.extend(env.path("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json")));
-    let config_home = env.path("XDG_CONFIG_HOME").or_else(|| env.home().map(|h| h.join(".config")));
+    let config_home = env.absolute_path("XDG_CONFIG_HOME").or_else(|| env.home().map(|h| h.join(".config")));
     candidates.extend(config_home.map(|d| d.join("containers/auth.json")));
     candidates
 }

@@ -300,6 +300,8 @@ mod tests {
         let xdg = Environment::from_pairs([("DOCKER_CONFIG", ""), ("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")]);
         assert_eq!(CredentialStore::new(&xdg).path(), Path::new("/x/kubectl-ko/credentials.json"));
         let home = Environment::from_pairs([("XDG_CONFIG_HOME", ""), ("HOME", "/h")]);
+        let relative = Environment::from_pairs([("XDG_CONFIG_HOME", "rel"), ("HOME", "/h")]);
+        assert_eq!(CredentialStore::new(&relative).path(), Path::new("/h/.config/kubectl-ko/credentials.json"));
         assert_eq!(CredentialStore::new(&home).path(), Path::new("/h/.config/kubectl-ko/credentials.json"));
         // DOCKER_CONFIG naming the default directory is the default config, and store.
         for spelled in ["/h/.docker", "/h/.docker/", "/h/./.docker"] {

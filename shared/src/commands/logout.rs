@@ -24,12 +24,21 @@ pub async fn run(command: LogoutCommand) -> Result<(), Error> {
     let lock = store.lock()?;
     // Read first: a config that cannot be read changes nothing, in either file.
     let mut config = DockerConfigFile::load(&config_path(env))?;
+    let helper_removed = config.remove_cred_helper(&server, HELPER);
+    let auths_removed = config.remove_auths(&server);
+    // The helper Docker would ask once our entries are gone erases first: one that fails (not
+    // installed, say) leaves both files as they were.
+    let mut erased_by_other = false;
+    if let Some((other, source)) = config.other_helper(&server, HELPER) {
+        erased_by_other = Helper::new(&other).erase(&server, &source, &config.path().display().to_string()).await?;
+        if erased_by_other {
+            output::step(format!("Erased the credentials for {host} with docker-credential-{other} ({source})"));
+        }
+    }
     let erased = store.erase_locked(&lock, &server)?;
     if erased {
         output::step(format!("Removed the credentials for {host} from {}", store.path().display()));
     }
-    let helper_removed = config.remove_cred_helper(&server, HELPER);
-    let auths_removed = config.remove_auths(&server);
     if helper_removed || auths_removed {
         config.save()?;
     }
@@ -39,13 +48,6 @@ pub async fn run(command: LogoutCommand) -> Result<(), Error> {
     }
     if auths_removed {
         output::step(format!("Removed auths[{server}] from {}", config.path().display()));
-    }
-    let mut erased_by_other = false;
-    if let Some((other, source)) = config.other_helper(&server, HELPER) {
-        erased_by_other = Helper::new(&other).erase(&server, &source, &config.path().display().to_string()).await?;
-        if erased_by_other {
-            output::step(format!("Erased the credentials for {host} with docker-credential-{other} ({source})"));
-        }
     }
     if !(erased || helper_removed || auths_removed || erased_by_other) {
         output::step(format!("Not logged in to {host}"));

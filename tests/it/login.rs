@@ -283,6 +283,13 @@ fn login_to_an_unreachable_registry_stores_with_a_warning_and_replaces_an_old_au
     run.assert_success();
     assert!(run.stderr.contains("Logged out of 127.0.0.1:4"), "{run}");
     credential_helper(home.path(), "get", "127.0.0.1:4").assert_failure();
+
+    // A helper that is not installed fails the logout before anything changes.
+    let before = r#"{"credHelpers":{"127.0.0.1:5":"surely-missing"},"auths":{"127.0.0.1:5":{"auth":"dTpw"}}}"#;
+    std::fs::write(&config, before).unwrap();
+    let run = session(&["logout", "127.0.0.1:5"]);
+    crate::build_errors::assert_clear_error(&run, &["docker-credential-surely-missing", "is not installed"]);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
 }
 
 #[test]

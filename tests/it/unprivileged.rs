@@ -27,6 +27,8 @@ fn build_as_nobody(scratch: &Path, args: &[&str]) -> KoCmd {
     fs::create_dir_all(&bin_dir).unwrap();
     let exe = bin_dir.join("kubectl-ko-build");
     fs::copy(bin("kubectl-ko-build"), &exe).unwrap();
+    // The dispatcher beside it serves Go's cache program (`kubectl-ko gocache`).
+    fs::copy(bin("kubectl-ko"), bin_dir.join("kubectl-ko")).unwrap();
     let module = scratch.join("hello");
     let mut copy = std::process::Command::new(tool("cp"));
     copy.arg("-a").arg(fixture("hello")).arg(&module);
@@ -79,6 +81,25 @@ fn a_user_without_a_writable_home_and_no_repository_is_told_what_to_set() {
     let scratch = tempfile::tempdir().unwrap();
     let run = build_as_nobody(scratch.path(), &["."]).env_remove("KO_DOCKER_REPO").run();
     assert_clear_error(&run, &["Permission denied", "KO_DOCKER_REPO", "KOCACHE"]);
+    let left: Vec<_> = fs::read_dir(scratch.path().join("tmp")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "the run's cache must be removed: {left:?}");
+}
+
+/// With the shared Go build cache on (`KO_GOCACHE_REPO`), Go's cache program is told the
+/// run's cache too: the build works, and the cache's shards reach the registry.
+#[test]
+fn a_user_without_a_writable_home_shares_the_go_build_cache() {
+    let scratch = tempfile::tempdir().unwrap();
+    let repo = unique_repo("nobody");
+    let cache_repo = unique_repo("nobody-gocache");
+    let run = build_as_nobody(scratch.path(), &["--bare", "."])
+        .env("KO_DOCKER_REPO", &repo)
+        .env("KO_GOCACHE_REPO", &cache_repo)
+        .run();
+    run.assert_success();
+    assert!(!run.stderr.contains("shared Go build cache"), "the shared cache stays on: {run}");
+    let tags = registry_tags(&cache_repo);
+    assert!(tags.iter().any(|t| t.starts_with("shard-")), "no shards in {cache_repo}: {tags:?}\n{run}");
     let left: Vec<_> = fs::read_dir(scratch.path().join("tmp")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "the run's cache must be removed: {left:?}");
 }

@@ -222,7 +222,7 @@ impl Session {
         let exe = std::env::current_exe();
         let go = GoTool::new(env);
         let cache_prog = super::gocache::program_for_builds(&go, &cwd, publish, exe, env).await?;
-        let go = go.with_cache_prog(cache_prog);
+        let go = go.with_cache_prog(cache_prog, cache.root());
         let packages = PackageResolver::new(go.clone(), cwd, &config, Some(cache.clone())).await?;
         let bases = BaseResolver::new(client, cache.clone(), docker);
         let settings = BuilderSettings {

@@ -70,8 +70,9 @@ pub struct GoTool {
     env: Environment,
     go_env: Arc<tokio::sync::OnceCell<BTreeMap<String, String>>>,
     git: Memo<Value>,
-    /// `GOCACHEPROG` for `go build` (the suite's `gocache`), when the shared cache is on.
-    cache_prog: Option<String>,
+    /// `GOCACHEPROG` for `go build` (the suite's `gocache`), when the shared cache is on, and
+    /// the cache (`KOCACHE`) it is to use: this run's.
+    cache_prog: Option<(String, PathBuf)>,
 }
 
 /// `KO_GO_PATH` when set and not empty, else `go` (found on PATH).
@@ -93,8 +94,9 @@ impl GoTool {
 
     /// The same tool, with `GOCACHEPROG=program` in the environment of `go build` (not of
     /// `go list` or `go env`, which would start a cache program for nothing).
-    pub fn with_cache_prog(mut self, program: Option<String>) -> GoTool {
-        self.cache_prog = program;
+    pub fn with_cache_prog(mut self, program: Option<String>, cache_root: &Path) -> GoTool {
+        let root = std::path::absolute(cache_root).unwrap_or_else(|_| cache_root.to_path_buf());
+        self.cache_prog = program.map(|program| (program, root));
         self
     }
 
@@ -233,11 +235,12 @@ impl GoTool {
             .filter(|(k, _)| platform_env.iter().any(|(p, _)| p == k))
             .map(|(k, v)| (k.to_string(), v.to_string(), "in the environment".to_string()))
             .collect();
-        if let Some(program) = &self.cache_prog {
+        if let Some((program, cache_root)) = &self.cache_prog {
             env.push(("GOCACHEPROG".into(), program.clone()));
             // Go starts the program in its own directory (a build's `dir`): the program is
-            // told the cache this process uses, not left to resolve a relative `KOCACHE`.
-            env.push(("KOCACHE".into(), crate::cache::root_in(&self.env).display().to_string()));
+            // told the cache this process uses (absolute; the run's own when the default
+            // cannot be written), not left to resolve `KOCACHE` itself.
+            env.push(("KOCACHE".into(), cache_root.display().to_string()));
         }
         // As ko (`len(...) == 0`): an empty list in a build falls back to the defaults.
         let given = |list: Option<&Vec<String>>| list.filter(|l| !l.is_empty()).cloned();

@@ -57,20 +57,15 @@ fn is_unwritable(source: &io::Error) -> bool {
     matches!(source.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem)
 }
 
+/// The way out of a cache in a place this user cannot use.
+const KOCACHE_HINT: &str = "point KOCACHE at a directory this user can write";
+
 /// `source` with the way out of a cache this user cannot write, when that is what it says.
 fn with_kocache_hint(source: io::Error) -> io::Error {
     if !is_unwritable(&source) {
         return source;
     }
-    io::Error::new(source.kind(), format!("{source}; point KOCACHE at a directory this user can write"))
-}
-
-/// An error opening the cache at `root`, where `root` itself is no directory and cannot be
-/// made one (a file, or under one): the way out is another place, not removing an entry.
-fn not_a_place_for_a_cache(root: PathBuf, source: io::Error) -> CacheError {
-    // Of kind `Other`, so no advice about damaged entries is added.
-    let source = io::Error::other(format!("{source}; point KOCACHE at a directory this user can write"));
-    CacheError { path: root, source }
+    io::Error::new(source.kind(), format!("{source}; {KOCACHE_HINT}"))
 }
 
 #[derive(Clone, Debug)]
@@ -90,14 +85,19 @@ impl Cache {
     /// so: ko keeps no cache by default, so such a build works with ko.
     pub fn open(env: &Environment) -> Result<Cache, CacheError> {
         let root = root_in(env);
-        let error = match Cache::at(root.clone()) {
+        let source = match Cache::at(root.clone()) {
             Ok(cache) => return Ok(cache),
-            Err(e) if !is_unwritable(&e.source) && !root.is_dir() => {
-                return Err(not_a_place_for_a_cache(root, e.source));
-            }
-            Err(e) => CacheError { path: root.clone(), source: with_kocache_hint(e.source) },
+            Err(e) => e.source,
         };
-        if !is_unwritable(&error.source) || env.path("KOCACHE").is_some() {
+        if !is_unwritable(&source) {
+            // The root itself no directory and none to be made (a file, or under one): the
+            // way out is another place, not removing an entry, so the error is of kind
+            // `Other`, which adds no advice about damaged entries.
+            let source = if root.is_dir() { source } else { io::Error::other(format!("{source}; {KOCACHE_HINT}")) };
+            return Err(CacheError { path: root, source });
+        }
+        let error = CacheError { path: root.clone(), source: with_kocache_hint(source) };
+        if env.path("KOCACHE").is_some() {
             return Err(error);
         }
         let Ok(temp) = tempfile::Builder::new().prefix("kubectl-ko-cache-").tempdir_in(temp_dir(env)) else {

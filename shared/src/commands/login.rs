@@ -87,7 +87,7 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
     };
     let given = FoundCredential {
         credential: Credential::Basic { username: username.clone(), password: password.clone() },
-        source,
+        source: source.clone(),
     };
     let options = ClientOptions::new(command.insecure_registry, &command.registry_ca_file, Environment::process())?;
     let client = RegistryClient::new(Keychain::with_sources(vec![Box::new(given)]), options)?;
@@ -101,6 +101,12 @@ pub async fn run(command: LoginCommand) -> Result<(), Error> {
         Err(RegistryError::Unreachable { detail, hint, .. }) => output::warn(format!(
             "the credentials could not be checked: {host} cannot be reached ({detail}); storing them anyway ({hint})"
         )),
+        // Logging in again is what failed: the way out is other credentials.
+        Err(RegistryError::Unauthorized { registry, detail, .. }) => {
+            let hint =
+                format!("the registry refused the credentials given to {source}; check the user name and password");
+            return Err(RegistryError::Unauthorized { registry, detail, hint }.into());
+        }
         Err(e) => return Err(e.into()),
     }
 

@@ -166,8 +166,8 @@ fn distinct_packages(packages: Vec<Package>) -> (Vec<Package>, Vec<usize>) {
 pub fn write_joined(files: &[Rendered], out: &mut impl Write) -> std::io::Result<()> {
     let mut first = true;
     let mut ended_with_newline = true;
-    let mut printed = files.iter().filter(|f| !f.is_blank()).peekable();
-    let one_json = printed.clone().count() == 1 && printed.peek().is_some_and(|f| f.opens_with_flow_collection());
+    let printed: Vec<&Rendered> = files.iter().filter(|f| !f.is_blank()).collect();
+    let one_json = matches!(printed.as_slice(), [only] if only.opens_with_flow_collection());
     for file in printed {
         if !first {
             if !ended_with_newline {

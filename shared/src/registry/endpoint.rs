@@ -22,6 +22,8 @@ pub(super) struct Endpoint {
     pub(super) base: String,
     pub(super) insecure_tls: bool,
     pub(super) challenge: Challenge,
+    /// What `GET /v2/` answered when the registry was found.
+    pub(super) ping: StatusCode,
     pub(super) credential: Option<FoundCredential>,
 }
 
@@ -86,7 +88,8 @@ impl RegistryClient {
                         tokio::time::sleep(retry_delay(attempt, Some(&response))).await;
                     }
                     Ok(response) => {
-                        let challenge = if response.status() == StatusCode::UNAUTHORIZED {
+                        let ping = response.status();
+                        let challenge = if ping == StatusCode::UNAUTHORIZED {
                             response
                                 .headers()
                                 .get(WWW_AUTHENTICATE)
@@ -115,6 +118,7 @@ impl RegistryClient {
                             base,
                             insecure_tls,
                             challenge,
+                            ping,
                             credential,
                         }));
                     }
@@ -150,16 +154,10 @@ impl RegistryClient {
     pub async fn check_login(&self, registry: &str) -> Result<LoginCheck, RegistryError> {
         let endpoint = self.endpoint(registry).await?;
         let authorization = match &endpoint.challenge {
-            Challenge::None => {
-                // No challenge: a registry open to all answers `/v2/` with 200; anything else
-                // (a web server's 404) is no registry API at all.
-                let request = self.client(&endpoint).get(format!("{}/v2/", endpoint.base));
-                let status = transfer::send(request, self.stall).await.map(|r| r.status());
-                return Ok(match status {
-                    Ok(status) if !status.is_success() => LoginCheck::NoRegistryApi(status.to_string()),
-                    _ => LoginCheck::NotAsked,
-                });
-            }
+            // No challenge: a registry open to all answered `/v2/` with 200; anything else (a
+            // web server's 404) is no registry API at all.
+            Challenge::None if endpoint.ping.is_success() => return Ok(LoginCheck::NotAsked),
+            Challenge::None => return Ok(LoginCheck::NoRegistryApi(endpoint.ping.to_string())),
             Challenge::Basic => self.authorization(&endpoint, "", None).await?,
             Challenge::Bearer { realm, service } => {
                 let (token, _) = self.fetch_token(&endpoint, realm, service.as_deref(), "").await?;

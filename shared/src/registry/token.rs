@@ -245,10 +245,6 @@ impl RegistryClient {
 /// What to tell a user whose credentials a registry refused, naming where they came from.
 pub(super) fn credential_hint(registry: &str, credential: Option<&FoundCredential>) -> String {
     match credential {
-        // The credentials being checked by a login: logging in again is what failed.
-        Some(c) if c.source.starts_with("`kubectl ko login") => {
-            format!("the registry refused the credentials given to {}; check the user name and password", c.source)
-        }
         Some(c) => format!(
             "the registry refused the credentials from {}; check them, or log in again with `kubectl ko login {registry}`",
             c.source
